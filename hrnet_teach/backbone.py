@@ -1,0 +1,125 @@
+"""HRNet, the backbone: stem, layer1, then three multi-resolution stages.
+
+The paper (Section 3, Figure 1): "Our network connects high-to-low resolution
+convolution streams in parallel ... maintains high-resolution representations
+through the whole process." Concretely:
+
+- stem: two 3x3 stride-2 convs, 3 -> 64 channels, image to 1/4 resolution;
+- ``layer1`` (stage 1): Bottleneck blocks at 1/4;
+- ``transition1``, ``stage2``: branches at 1/4 and 1/8;
+- ``transition2``, ``stage3``: adds 1/16;
+- ``transition3``, ``stage4``: adds 1/32.
+
+``forward`` returns the list of stage-4 branch outputs, finest first. The
+attribute names are the official ones: they are the state-dict keys of every
+official checkpoint and of timm's weights.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import BLOCKS, BN_MOMENTUM, NormLayer, make_layer
+from .config import HRNetConfig, StageConfig, get_config
+from .module import HighResolutionModule
+from .transition import Transition
+
+STEM_CHANNELS = 64
+
+
+class HRNet(nn.Module):
+    """The HRNet backbone built from an :class:`HRNetConfig` (or a variant name).
+
+    ``upsample``/``align_corners``: how fusion enlarges coarser branches (see
+    :class:`HighResolutionModule`). ``multi_scale_output=False`` makes the last
+    module of stage 4 output only the highest-resolution branch (the pose model).
+    """
+
+    def __init__(
+        self,
+        config: HRNetConfig | str = "w18",
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        upsample: str = "bilinear",
+        align_corners: bool = True,
+        multi_scale_output: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = get_config(config)
+        self.upsample = upsample
+        self.align_corners = align_corners
+        self._norm_layer = norm_layer
+
+        # stem: 3 x H x W -> 64 x H/4 x W/4
+        self.conv1 = nn.Conv2d(3, STEM_CHANNELS, kernel_size=3, stride=2, padding=1, bias=False)
+        self.bn1 = norm_layer(STEM_CHANNELS, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, kernel_size=3, stride=2, padding=1, bias=False)
+        self.bn2 = norm_layer(STEM_CHANNELS, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+
+        # stage 1: one branch of residual blocks at 1/4 (256 channels for W18..W64)
+        s1 = self.config.stage1
+        self.layer1 = make_layer(BLOCKS[s1.block], STEM_CHANNELS, s1.num_channels[0], s1.num_blocks[0], norm_layer=norm_layer)
+
+        channels = s1.out_channels
+        self.transition1, self.stage2, channels = self._make_stage(self.config.stage2, channels)
+        self.transition2, self.stage3, channels = self._make_stage(self.config.stage3, channels)
+        self.transition3, self.stage4, channels = self._make_stage(self.config.stage4, channels, multi_scale_output)
+        self.out_channels = channels  # per stage-4 output branch
+
+    def _make_stage(self, stage: StageConfig, pre_channels, multi_scale_output: bool = True):
+        """A transition into the stage, then ``num_modules`` HighResolutionModules."""
+        transition = Transition(pre_channels, stage.out_channels, self._norm_layer)
+        modules, channels = [], stage.out_channels
+        for index in range(stage.num_modules):
+            last = index == stage.num_modules - 1
+            module = HighResolutionModule(
+                stage.num_branches,
+                BLOCKS[stage.block],
+                stage.num_blocks,
+                channels,
+                stage.num_channels,
+                multi_scale_output=multi_scale_output or not last,  # only the last module can drop outputs
+                norm_layer=self._norm_layer,
+                upsample=self.upsample,
+                align_corners=self.align_corners,
+                fusion=self.config.fusion,
+            )
+            modules.append(module)
+            channels = module.out_channels
+        if not multi_scale_output:
+            channels = channels[:1]
+        return transition, nn.Sequential(*modules), channels
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))  # B x 64 x H/2 x W/2
+        return self.relu(self.bn2(self.conv2(x)))  # B x 64 x H/4 x W/4
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Fail early, with a clear message, on input the network cannot take."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"HRNet expects a tensor of shape (B, 3, H, W), got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; "
+                "add a batch dimension with x.unsqueeze(0) or convert the image to RGB"
+            )
+        height, width = x.shape[-2:]
+        if self.upsample == "nearest" and (height % 32 or width % 32):
+            raise ValueError(
+                f"Input {height}x{width}: this model fuses branches with nearest upsampling by "
+                "fixed factors (as the official classification/pose code does), so height and "
+                "width must be multiples of 32. Resize or pad the image, e.g. to "
+                f"{-(-height // 32) * 32}x{-(-width // 32) * 32}, or build the model with "
+                "upsample='bilinear'."
+            )
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Image -> the list of stage-4 branch outputs (finest first)."""
+        self.check_input(x)
+        x = self.layer1(self.stem(x))  # B x 256 x H/4 x W/4 (W18..W64)
+        y_list = self.stage2(self.transition1([x]))
+        y_list = self.stage3(self.transition2(y_list))
+        return self.stage4(self.transition3(y_list))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_features(x)

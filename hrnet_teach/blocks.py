@@ -1,0 +1,125 @@
+"""Residual blocks, exactly as in ResNet (He et al., 2016), which HRNet reuses.
+
+HRNet's stage 1 is four Bottleneck blocks, like ResNet-50's first stage; the
+branches of stages 2-4 are BasicBlocks (the paper, Section 3: "each branch in
+multi-resolution parallel convolution contains 4 residual units"). The
+official code and timm name the layers ``conv1``, ``bn1``, ... ``downsample``;
+those names are state-dict keys, so they stay.
+
+``norm_layer`` replaces the official module-level ``BatchNorm2d = SyncBatchNorm``:
+pass ``nn.SyncBatchNorm`` for multi-GPU training; the default works anywhere.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Type, Union
+
+import torch
+from torch import nn
+
+BN_MOMENTUM = 0.1  # the official value (also PyTorch's default)
+
+NormLayer = Callable[..., nn.Module]
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding 1: keeps the size at stride 1, halves it (rounding up) at stride 2."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs and a shortcut: out = relu(bn2(conv2(relu(bn1(conv1(x))))) + x).
+
+    ``expansion = 1``: the block outputs ``planes`` channels.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: Optional[nn.Module] = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = norm_layer(planes, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = norm_layer(planes, momentum=BN_MOMENTUM)
+        self.downsample = downsample  # adapts the shortcut when shapes change
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + residual)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand, and a shortcut.
+
+    ``expansion = 4``: the block outputs ``4 * planes`` channels, so HRNet's
+    layer1 (planes 64) turns the 64-channel stem into 256 channels.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: Optional[nn.Module] = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
+        self.bn1 = norm_layer(planes, momentum=BN_MOMENTUM)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = norm_layer(planes, momentum=BN_MOMENTUM)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
+        self.bn3 = norm_layer(planes * self.expansion, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + residual)
+
+
+Block = Type[Union[BasicBlock, Bottleneck]]
+BLOCKS: dict[str, Block] = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}
+
+
+def make_layer(
+    block: Block,
+    inplanes: int,
+    planes: int,
+    num_blocks: int,
+    stride: int = 1,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> nn.Sequential:
+    """``num_blocks`` blocks in a row, as ResNet's ``_make_layer``.
+
+    Only the first block can change the shape (``inplanes`` -> ``planes * expansion``
+    channels, or a stride); it then gets a 1x1 conv + BN on its shortcut.
+    Used for layer1, for each branch of a HighResolutionModule and for the
+    classification head's ``incre_modules``.
+    """
+    downsample = None
+    if stride != 1 or inplanes != planes * block.expansion:
+        downsample = nn.Sequential(
+            nn.Conv2d(inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
+            norm_layer(planes * block.expansion, momentum=BN_MOMENTUM),
+        )
+    layers = [block(inplanes, planes, stride, downsample, norm_layer=norm_layer)]
+    for _ in range(1, num_blocks):
+        layers.append(block(planes * block.expansion, planes, norm_layer=norm_layer))
+    return nn.Sequential(*layers)

@@ -1,0 +1,64 @@
+"""Transitions: how a stage's branches become the next stage's, and how a branch is born.
+
+The paper (Section 3, "Parallel multi-resolution subnetworks"): "We start from a
+high-resolution subnetwork as the first stage, gradually add high-to-low
+resolution subnetworks one by one to form more stages." Between two stages the
+official ``_make_transition_layer`` gives each output branch ``i`` one of:
+
+- nothing (``None``): branch ``i`` existed and already has the right channels;
+- a 3x3 conv + BN + ReLU at stride 1: branch ``i`` existed with other channels
+  (only after stage 1, whose 256 channels become C);
+- a chain of stride-2 3x3 conv + BN + ReLU from the lowest-resolution branch: a
+  new branch, one step per halving (one step in every published variant).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .blocks import BN_MOMENTUM, NormLayer
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int, norm_layer: NormLayer) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False),
+        norm_layer(cout, momentum=BN_MOMENTUM),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Transition(nn.ModuleList):
+    """One entry per output branch (None where the branch passes through).
+
+    A ModuleList, as in the official code, so the state-dict keys are the same
+    (``transition1.0.0.weight``, ``transition2.2.0.0.weight``); ``forward`` is the
+    loop the official network writes out by hand after each stage.
+    """
+
+    def __init__(self, pre_channels: Sequence[int], cur_channels: Sequence[int], norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.pre_channels = tuple(pre_channels)
+        self.cur_channels = tuple(cur_channels)
+        for i, cout in enumerate(self.cur_channels):
+            if i < len(self.pre_channels):
+                cin = self.pre_channels[i]
+                self.append(None if cin == cout else _conv_bn_relu(cin, cout, 1, norm_layer))
+            else:
+                self.append(self._new_branch(i, norm_layer))
+
+    def _new_branch(self, i: int, norm_layer: NormLayer) -> nn.Sequential:
+        """Branch i, born from the last (lowest-resolution) existing branch."""
+        cin = self.pre_channels[-1]
+        steps = i + 1 - len(self.pre_channels)
+        return nn.Sequential(
+            *(_conv_bn_relu(cin, self.cur_channels[i] if s == steps - 1 else cin, 2, norm_layer) for s in range(steps))
+        )
+
+    def forward(self, y_list: list[torch.Tensor]) -> list[torch.Tensor]:
+        x_list = []
+        for i, op in enumerate(self):
+            source = y_list[i] if i < len(y_list) else y_list[-1]
+            x_list.append(source if op is None else op(source))
+        return x_list

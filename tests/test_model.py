@@ -1,0 +1,198 @@
+"""The model itself: shapes, heads, purity, the meta device, errors."""
+import time
+
+import pytest
+import torch
+
+import hrnet_teach as ht
+
+
+@pytest.fixture(scope="module")
+def small_seg():
+    torch.manual_seed(0)
+    return ht.create_model("w18_small_v1", head="segmentation", num_classes=5).eval()
+
+
+def test_variants_and_configs():
+    assert ht.VARIANTS == ("w18_small_v1", "w18_small_v2", "w18", "w30", "w32", "w40", "w44", "w48", "w64")
+    w48 = ht.get_config("w48")
+    assert w48.stage4.num_channels == (48, 96, 192, 384)
+    assert w48.stage3.num_modules == 4 and w48.stage4.num_modules == 3
+    assert ht.get_config("w18_small_v2").stage3.num_modules == 3
+    assert ht.get_config("hrnet_w18_small") == ht.get_config("w18_small_v1")  # timm's name
+
+
+def test_unknown_variant_and_head_name_what_exists():
+    with pytest.raises(ValueError, match="w19.*w18_small_v1.*w64"):
+        ht.get_config("w19")
+    with pytest.raises(ValueError, match="'detection'.*'segmentation'"):
+        ht.create_model("w18", head="detection")
+
+
+def test_inconsistent_config_names_stage_and_field():
+    s = ht.get_config("w18")
+    bad = ht.StageConfig(4, 3, "BASIC", (4, 4, 4), (18, 36))
+    with pytest.raises(ValueError, match=r"stage3\.num_channels.*2 entries.*num_branches is 3"):
+        ht.HRNetConfig(s.stage1, s.stage2, bad, s.stage4)
+    with pytest.raises(ValueError, match=r"stage2\.block"):
+        ht.HRNetConfig(s.stage1, ht.StageConfig(1, 2, "DENSE", (4, 4), (18, 36)), s.stage3, s.stage4)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 160)])
+def test_segmentation_output_shape(small_seg, size):
+    with torch.no_grad():
+        out = small_seg(torch.randn(2, 3, *size))
+    assert out.shape == (2, 5, size[0] // 4, size[1] // 4)
+
+
+def test_segmentation_takes_any_size(small_seg):
+    with torch.no_grad():
+        out = small_seg(torch.randn(1, 3, 250, 333))
+    assert out.shape == (1, 5, 63, 84)
+
+
+def test_heads_shapes():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        cls = ht.create_model("w18_small_v1", head="classification", num_classes=10).eval()(x)
+        pose = ht.create_model("w18_small_v1", head="pose", num_joints=17).eval()(x)
+        pyramid = ht.create_model("w18_small_v1", head="pyramid").eval()(x)
+        backbone = ht.create_model("w18_small_v1", head=None).eval()(x)
+    assert cls.shape == (1, 10)
+    assert pose.shape == (1, 17, 16, 24)
+    assert [tuple(p.shape) for p in pyramid] == [(1, 256, 16 // 2**i, 24 // 2**i) for i in range(5)]
+    assert [tuple(b.shape) for b in backbone] == [(1, 16, 16, 24), (1, 32, 8, 12), (1, 64, 4, 6), (1, 128, 2, 3)]
+
+
+def test_pose_last_module_fuses_into_one_branch():
+    pose = ht.create_model("w32", head="pose")
+    last, before = pose.stage4[-1], pose.stage4[-2]
+    assert len(last.fuse_layers) == 1 and len(last.fuse_layers[0]) == 4
+    assert len(before.fuse_layers) == 4
+    assert pose.final_layer.in_channels == 32
+
+
+def test_nearest_heads_reject_sizes_not_multiple_of_32():
+    model = ht.create_model("w18_small_v1", head="classification").eval()
+    with pytest.raises(ValueError, match="multiples of 32.*224x256"):
+        model(torch.randn(1, 3, 200, 250))
+
+
+def test_bad_input_gets_clear_error(small_seg):
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*unsqueeze"):
+        small_seg(torch.randn(3, 64, 64))
+    with pytest.raises(TypeError, match="tensor"):
+        small_seg([torch.randn(1, 3, 64, 64)])
+
+
+def test_module_forward_does_not_mutate_its_input():
+    model = ht.create_model("w18_small_v1", head=None).eval()
+    module = model.stage3[0]
+    inputs = [torch.randn(1, c, 16 // 2**b, 16 // 2**b) for b, c in enumerate((16, 32, 64))]
+    before = list(inputs)
+    with torch.no_grad():
+        out = module(inputs)
+    assert all(a is b for a, b in zip(inputs, before))
+    assert all(o is not i for o, i in zip(out, inputs))
+
+
+def test_fuse_layers_structure_w48():
+    model = ht.create_model("w48", head=None)
+    fuse = model.stage4[0].fuse_layers
+    assert len(fuse) == 4 and all(len(row) == 4 for row in fuse)
+    assert fuse[2][2] is None
+    up = fuse[0][3]  # 1x1 conv 384 -> 48, then BN; upsampling happens in forward
+    assert up[0].kernel_size == (1, 1) and (up[0].in_channels, up[0].out_channels) == (384, 48)
+    down = fuse[3][0]  # three stride-2 convs; ReLU after all but the last
+    assert len(down) == 3
+    assert [s[0].out_channels for s in down] == [48, 48, 384]
+    assert [isinstance(s[-1], torch.nn.ReLU) for s in down] == [True, True, False]
+    with pytest.raises(IndexError):
+        fuse[3][4]
+
+
+def test_transitions_w48():
+    model = ht.create_model("w48", head=None)
+    t1 = model.transition1
+    assert t1[0][0].stride == (1, 1) and (t1[0][0].in_channels, t1[0][0].out_channels) == (256, 48)
+    assert t1[1][0][0].stride == (2, 2) and t1[1][0][0].out_channels == 96
+    assert list(model.transition2)[:2] == [None, None]
+    assert model.transition3[3][0][0].in_channels == 192 and model.transition3[3][0][0].out_channels == 384
+
+
+def test_state_dict_key_samples():
+    keys = ht.create_model("w48", head="segmentation", num_classes=19).state_dict().keys()
+    for key in (
+        "conv1.weight", "bn2.running_var", "layer1.0.downsample.0.weight",
+        "transition1.0.0.weight", "transition1.1.0.0.weight", "transition2.2.0.0.weight",
+        "stage2.0.branches.1.3.conv2.weight", "stage3.3.fuse_layers.2.0.1.0.weight",
+        "stage4.2.fuse_layers.0.3.1.running_mean", "last_layer.0.bias", "last_layer.3.weight",
+    ):
+        assert key in keys, key
+    cls = ht.create_model("w18", head="classification").state_dict().keys()
+    for key in ("incre_modules.3.0.downsample.0.weight", "downsamp_modules.2.0.bias", "final_layer.0.weight", "classifier.bias"):
+        assert key in cls, key
+
+
+def test_meta_device_builds_w64_instantly():
+    start = time.perf_counter()
+    with torch.device("meta"):
+        model = ht.create_model("w64", head="segmentation", num_classes=19)
+    assert time.perf_counter() - start < 5
+    assert next(model.parameters()).device.type == "meta"
+
+
+def test_stage_shapes_match_a_real_forward():
+    model = ht.create_model("w18_small_v1", head=None).eval()
+    for size in [(64, 64), (250, 333), (37, 41)]:
+        with torch.no_grad():
+            out = model(torch.randn(1, 3, *size))
+        shapes = ht.inspect.stage_shapes(model, image_size=size)
+        assert shapes["stage4"] == [tuple(t.shape[1:]) for t in out]
+        assert len(shapes["stage2"]) == 2 and len(shapes["stage3"]) == 3
+
+
+def test_stage_shapes_w48_fast():
+    ht.inspect.stage_shapes("w48", image_size=(64, 64))  # first call warms the meta kernels
+    start = time.perf_counter()
+    shapes = ht.inspect.stage_shapes(ht.get_config("w48"), image_size=(1024, 2048))
+    assert time.perf_counter() - start < 0.5
+    assert shapes["stage4"] == [(48, 256, 512), (96, 128, 256), (192, 64, 128), (384, 32, 64)]
+    with pytest.raises(ValueError, match="image_size"):
+        ht.inspect.stage_shapes("w48", image_size=512)
+
+
+def test_fusion_switch_removes_fuse_layers():
+    cfg = ht.get_config("w18_small_v1").replace(fusion=False)
+    model = ht.create_model(cfg, head="segmentation", num_classes=3).eval()
+    assert all(m.fuse_layers is None for m in model.stage4)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 16, 16)
+
+
+def test_from_yaml_reads_authors_file(tmp_path):
+    text = """
+MODEL:
+  NAME: seg_hrnet
+  EXTRA:
+    FINAL_CONV_KERNEL: 1
+    STAGE1: {NUM_MODULES: 1, NUM_RANCHES: 1, BLOCK: BOTTLENECK, NUM_BLOCKS: [4], NUM_CHANNELS: [64], FUSE_METHOD: SUM}
+    STAGE2: {NUM_MODULES: 1, NUM_BRANCHES: 2, BLOCK: BASIC, NUM_BLOCKS: [4, 4], NUM_CHANNELS: [48, 96], FUSE_METHOD: SUM}
+    STAGE3: {NUM_MODULES: 4, NUM_BRANCHES: 3, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4], NUM_CHANNELS: [48, 96, 192], FUSE_METHOD: SUM}
+    STAGE4: {NUM_MODULES: 3, NUM_BRANCHES: 4, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4, 4], NUM_CHANNELS: [48, 96, 192, 384], FUSE_METHOD: SUM}
+"""
+    path = tmp_path / "seg_hrnet_w48.yaml"
+    path.write_text(text)
+    cfg = ht.HRNetConfig.from_yaml(path)
+    assert cfg.stages == ht.get_config("w48").stages
+    path.write_text(text.replace("NUM_CHANNELS: [48, 96, 192], FUSE", "NUM_CHANNELS: [48, 96], FUSE"))
+    with pytest.raises(ValueError, match=r"stage3\.num_channels"):
+        ht.HRNetConfig.from_yaml(path)
+
+
+def test_sync_batchnorm_is_an_argument_not_global_state():
+    model = ht.HRNet("w18_small_v1", norm_layer=torch.nn.SyncBatchNorm)
+    assert isinstance(model.bn1, torch.nn.SyncBatchNorm)
+    assert isinstance(ht.HRNet("w18_small_v1").bn1, torch.nn.BatchNorm2d)
+    assert not isinstance(ht.HRNet("w18_small_v1").bn1, torch.nn.SyncBatchNorm)
