@@ -10,10 +10,17 @@ import sys
 
 REPO_URL = "https://github.com/hrnet-teach/hrnet-teach"
 
-SETUP_CELL = f'''# Setup: on Colab this installs the course; locally it does nothing slow.
-import sys
+CLONE_DIR = "/content/hrnet-teach"
+
+SETUP_CELL = f'''# Setup: on Colab this fetches the course and picks the GPU; locally it does nothing slow.
+import os, sys
 if "google.colab" in sys.modules:
-    %pip install -q "git+{REPO_URL}"
+    if not os.path.isdir("{CLONE_DIR}"):
+        !git clone -q --depth 1 {REPO_URL} {CLONE_DIR}
+        %pip install -q -r {CLONE_DIR}/requirements.txt
+    sys.path.insert(0, "{CLONE_DIR}")
+elif os.path.isdir("../hrnet_teach"):
+    sys.path.insert(0, os.path.abspath(".."))  # run from notebooks/ without installing
 from hrnet_teach.colab import setup
 device = setup()'''
 

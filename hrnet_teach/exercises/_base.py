@@ -81,6 +81,9 @@ class Exercise:
     reference: Any
     hints: Sequence[str] = field(default_factory=list)
     solution_text: str = ""
+    # Typical mistakes and a piece of the message each must get: (answer, expected text).
+    # The test suite checks every one, so the feedback stays specific.
+    wrong_answers: Sequence[tuple[Any, str]] = field(default_factory=list, repr=False)
     _hints_shown: int = field(default=0, repr=False)
 
     def check(self, answer: Any = BLANK) -> CheckResult:

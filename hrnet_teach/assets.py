@@ -1,0 +1,72 @@
+"""Files the lessons use: the sample photo and small checkpoints under ``assets/``.
+
+``assets/`` sits beside the package in the repository (a clone, or the Colab setup
+cell's clone). The sample photo is also found in matplotlib's own sample data, so
+it is there even when the package was installed without the repository.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_PHOTO = "grace_hopper.jpg"
+
+# ImageNet statistics: every official HRNet model expects inputs normalised this way.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def asset_path(name: str) -> Path:
+    """The path of ``assets/<name>``, or a FileNotFoundError that says where it was looked for."""
+    path = ASSETS_DIR / name
+    if path.exists():
+        return path
+    raise FileNotFoundError(
+        f"{name} is not in {ASSETS_DIR}. The assets ship with the repository: run the course "
+        "from a clone of it (on Colab, the notebook's first cell makes one)."
+    )
+
+
+def _photo_file() -> Path:
+    try:
+        return asset_path(SAMPLE_PHOTO)
+    except FileNotFoundError:
+        import matplotlib
+
+        return Path(matplotlib.get_data_path()) / "sample_data" / SAMPLE_PHOTO
+
+
+def sample_photo(size: tuple[int, int] | None = (256, 256)):
+    """The sample photo as an RGB PIL image, resized to (height, width) when given."""
+    from PIL import Image
+
+    image = Image.open(_photo_file()).convert("RGB")
+    if size is not None:
+        height, width = size
+        image = image.resize((width, height), Image.BILINEAR)
+    return image
+
+
+def to_tensor(image) -> torch.Tensor:
+    """A PIL image (or H x W x 3 uint8 array) -> a 1 x 3 x H x W float tensor, ImageNet-normalised."""
+    import numpy as np
+
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
+    x = torch.from_numpy(array).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+def to_image(x: torch.Tensor):
+    """Undo :func:`to_tensor`: a (1 x) 3 x H x W normalised tensor -> an H x W x 3 float array in [0, 1]."""
+    x = x.detach().float().cpu()
+    if x.dim() == 4:
+        x = x[0]
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
