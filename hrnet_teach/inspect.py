@@ -1,19 +1,36 @@
-"""Plain data about a model: shapes per stage and branch (computed on the meta device)."""
+"""Plain data about a model: shapes, the fuse matrix, transitions, features and costs.
+
+Everything here reads the real modules (a model you pass, or a weightless one
+built on the meta device from a variant name or a config) and returns plain
+data; nothing draws. ``hrnet_teach.viz`` and ``hrnet_teach.widgets`` draw it.
+
+Wherever an argument is called ``model_or_variant`` it takes a variant name
+(``"w48"``), an :class:`HRNetConfig` or a model. Names and configs become a
+meta-device backbone, built once per config: instant, whatever the width or
+the input size.
+"""
 from __future__ import annotations
 
-from typing import Union
+import html
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
 
 from .backbone import HRNet
 from .config import HRNetConfig, get_config
+from .module import HighResolutionModule
+from .transition import Transition
 
 ModelLike = Union[str, HRNetConfig, nn.Module]
 
 STAGES = ("stage2", "stage3", "stage4")
+FEATURE_KEYS = ("stem", "layer1") + STAGES
+STEM = ("conv1", "bn1", "conv2", "bn2", "relu")  # the backbone's stem modules
 
 
+# ------------------------------------------------------------- what was given
 def as_config(model_or_variant: ModelLike) -> HRNetConfig:
     """The HRNetConfig behind a variant name, a config or a model."""
     if isinstance(model_or_variant, nn.Module):
@@ -68,3 +85,619 @@ def _meta_backbone(config: HRNetConfig) -> HRNet:
         with torch.device("meta"):
             _META_CACHE[config] = HRNet(config).eval()
     return _META_CACHE[config]
+
+
+_META_MODELS: dict[tuple, nn.Module] = {}
+
+
+def meta_model(model_or_variant: ModelLike, head: Optional[str] = None, multi_scale_output: bool = True) -> nn.Module:
+    """A weightless model on the meta device, built once per (config, head).
+
+    ``head=None`` is the bare backbone; ``multi_scale_output=False`` makes the last
+    stage-4 module fuse into branch 0 only (as the pose model does).
+    """
+    config = as_config(model_or_variant)
+    if head is None and multi_scale_output:
+        return _meta_backbone(config)
+    key = (config, head, multi_scale_output)
+    if key not in _META_MODELS:
+        from .models import create_model
+
+        with torch.device("meta"):
+            if head is None:
+                model = HRNet(config, multi_scale_output=False)
+            else:
+                if not multi_scale_output:
+                    raise ValueError("multi_scale_output=False applies to the bare backbone (head=None); the pose head sets it itself")
+                model = create_model(config, head=head)
+        _META_MODELS[key] = model.eval()
+    return _META_MODELS[key]
+
+
+def _backbone(model_or_variant: ModelLike) -> HRNet:
+    """The model itself when one is given (read its real modules), else a meta backbone."""
+    if isinstance(model_or_variant, nn.Module):
+        if not isinstance(model_or_variant, HRNet):
+            raise TypeError(
+                f"{type(model_or_variant).__name__} is not an HRNet model; pass a model from "
+                "hrnet_teach.create_model, a variant name such as 'w18', or an HRNetConfig"
+            )
+        return model_or_variant
+    return _meta_backbone(as_config(model_or_variant))
+
+
+def stage_number(stage: Union[str, int]) -> int:
+    """2, 3 or 4 from ``"stage3"``, ``3`` or ``"3"``; a ValueError for anything else."""
+    text = str(stage).lower().removeprefix("stage")
+    if text in ("2", "3", "4"):
+        return int(text)
+    raise ValueError(f"stage must be one of {STAGES} (or 2, 3, 4), got {stage!r}")
+
+
+def _hr_module(backbone: HRNet, stage, module: int) -> tuple[str, int, HighResolutionModule]:
+    name = f"stage{stage_number(stage)}"
+    modules = getattr(backbone, name)
+    if not isinstance(module, int) or not -len(modules) <= module < len(modules):
+        raise ValueError(f"{name} has {len(modules)} module(s): module must be 0..{len(modules) - 1} (or negative from the end), got {module!r}")
+    index = module % len(modules)
+    return name, index, modules[index]
+
+
+# ---------------------------------------------------------- layers as words
+_NORM_NAMES = {"BatchNorm2d": "BN", "SyncBatchNorm": "SyncBN"}
+
+
+def _conv_text(conv: nn.Conv2d) -> str:
+    kh, kw = conv.kernel_size
+    text = f"conv{kh}x{kw}"
+    if conv.stride != (1, 1):
+        text += f" stride {conv.stride[0]}" if conv.stride[0] == conv.stride[1] else f" stride {conv.stride}"
+    return f"{text}, {conv.in_channels}→{conv.out_channels}"
+
+
+def describe_layers(module: nn.Module) -> tuple[list[str], list[bool]]:
+    """One line per conv with the norm and ReLU that follow it, read from the modules.
+
+    ``(["conv3x3 stride 2, 48→96, BN, ReLU", "conv3x3 stride 2, 96→192, BN"], [True, False])``
+    """
+    lines: list[str] = []
+    relu: list[bool] = []
+    for leaf in module.modules():
+        if next(leaf.children(), None) is not None:
+            continue  # containers: their leaves come next, in order
+        if isinstance(leaf, nn.Conv2d):
+            lines.append(_conv_text(leaf))
+            relu.append(False)
+        elif not lines:
+            raise ValueError(f"cannot describe {type(module).__name__}: {type(leaf).__name__} comes before any conv")
+        elif isinstance(leaf, nn.ReLU):
+            lines[-1] += ", ReLU"
+            relu[-1] = True
+        else:
+            name = type(leaf).__name__
+            lines[-1] += ", " + _NORM_NAMES.get(name, name)
+    return lines, relu
+
+
+def _convs(module: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+# -------------------------------------------------------------- fuse matrix
+@dataclass
+class FuseEntry:
+    """``fuse_layers[i][j]``: how input branch ``j`` reaches output branch ``i``.
+
+    ``kind``: ``"identity"`` (i == j), ``"upsample"`` (j > i: 1x1 conv + BN, then
+    enlarged by ``scale = 2**(j-i)`` in forward) or ``"downsample"`` (j < i: i-j
+    stride-2 3x3 convs, ``scale = 0.5**(i-j)``). ``layers``: one line per layer,
+    ``relu_after``: whether a ReLU follows each line (never after the last: the
+    module applies one ReLU after the sum).
+    """
+
+    i: int
+    j: int
+    kind: str
+    in_channels: int
+    out_channels: int
+    scale: float
+    layers: list[str] = field(default_factory=list)
+    relu_after: list[bool] = field(default_factory=list)
+    path: str = ""
+
+    @property
+    def steps(self) -> int:
+        """Stride-2 convs in the chain (0 unless downsampling)."""
+        return sum(" stride 2" in line for line in self.layers)
+
+    @property
+    def label(self) -> str:
+        """A short name: ``"identity"``, ``"1x1 conv, ↑×2"``, ``"2 × conv3x3 s2"``."""
+        if self.kind == "identity":
+            return "identity"
+        if self.kind == "upsample":
+            return f"1x1 conv, ↑×{int(self.scale)}"
+        return f"{self.steps} × conv3x3 s2" if self.steps > 1 else "conv3x3 s2"
+
+    def __str__(self) -> str:
+        text = f"{self.path or f'fuse_layers[{self.i}][{self.j}]'}: {self.kind}, {self.in_channels}→{self.out_channels} ch, scale {_scale_text(self.scale)}"
+        return "\n".join([text] + [f"  {line}" for line in self.layers])
+
+
+def _scale_text(scale: float) -> str:
+    return f"×{int(scale)}" if scale >= 1 else f"×1/{round(1 / scale)}"
+
+
+def fuse_matrix(model_or_variant: ModelLike, stage="stage3", module: int = 0) -> list[list[FuseEntry]]:
+    """The ``fuse_layers`` of one HighResolutionModule, as rows of :class:`FuseEntry`.
+
+    ``result[i][j]`` describes ``fuse_layers[i][j]``: row ``i`` is output branch
+    ``i``, column ``j`` input branch ``j``. A module with ``multi_scale_output=False``
+    (the pose model's last) has one row. A module without fusion (one branch, or
+    built with ``fusion=False``) has none: the result is ``[]``.
+    """
+    backbone = _backbone(model_or_variant)
+    name, index, hr = _hr_module(backbone, stage, module)
+    if hr.fuse_layers is None:
+        return []
+    rows = []
+    for i, row in enumerate(hr.fuse_layers):
+        entries = []
+        for j, op in enumerate(row):
+            path = f"{name}[{index}].fuse_layers[{i}][{j}]"
+            entries.append(_fuse_entry(hr, i, j, op, path))
+        rows.append(entries)
+    return rows
+
+
+def _fuse_entry(hr: HighResolutionModule, i: int, j: int, op: Optional[nn.Module], path: str) -> FuseEntry:
+    if op is None:
+        channels = hr.out_channels[j]
+        return FuseEntry(i, j, "identity", channels, channels, 1, [], [], path)
+    convs = _convs(op)
+    layers, relu = describe_layers(op)
+    if j > i:
+        factor = 2 ** (j - i)
+        how = "bilinear to branch {}'s size, align_corners={}".format(i, hr.align_corners) if hr.upsample == "bilinear" else "nearest"
+        layers.append(f"upsample ×{factor} ({how}; in forward, no weights)")
+        relu.append(False)
+        return FuseEntry(i, j, "upsample", convs[0].in_channels, convs[-1].out_channels, factor, layers, relu, path)
+    return FuseEntry(i, j, "downsample", convs[0].in_channels, convs[-1].out_channels, 0.5 ** (i - j), layers, relu, path)
+
+
+def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module: int = 0, i: int = 0, j: int = 0, image_size=(512, 512)) -> "Table":
+    """The tensor shapes through ``fuse_layers[i][j]`` at an input size (on the meta device).
+
+    One row per layer line of the :class:`FuseEntry`, with the (C, H, W) after it,
+    starting from branch ``j``'s output and ending at the term added into output
+    branch ``i``'s sum.
+    """
+    backbone = _backbone(model_or_variant)
+    name, index, hr = _hr_module(backbone, stage, module)
+    rows = fuse_matrix(backbone, name, index)
+    if not rows:
+        raise ValueError(f"{name}[{index}] has no fuse_layers (one branch, or built with fusion=False)")
+    if not (isinstance(i, int) and 0 <= i < len(rows)) or not (isinstance(j, int) and 0 <= j < len(rows[0])):
+        raise ValueError(f"{name}[{index}].fuse_layers is {len(rows)}x{len(rows[0])}: i must be 0..{len(rows) - 1} and j 0..{len(rows[0]) - 1}, got i={i!r}, j={j!r}")
+    entry = rows[i][j]
+    sizes = [(h, w) for _, h, w in stage_shapes(backbone.config, image_size)[name]]
+    x = torch.empty(1, hr.out_channels[j], *sizes[j], device="meta")
+    table = Table([{"step": f"{name}[{index}].branches[{j}] output (x[{j}])", "shape": tuple(x.shape[1:])}])
+    op = hr.fuse_layers[i][j]
+    steps = [] if op is None else (list(op) if j < i else [op])  # a chain step or the 1x1 conv + BN
+    with torch.no_grad():
+        for line, step in zip(entry.layers, steps):
+            x = _meta_call(step, x)
+            table.append({"step": line, "shape": tuple(x.shape[1:])})
+        if j > i:
+            like = torch.empty(1, hr.out_channels[i], *sizes[i], device="meta")
+            x = hr._enlarge(x, like=like, factor=2 ** (j - i))
+            table.append({"step": entry.layers[-1], "shape": tuple(x.shape[1:])})
+    table.append({"step": f"added into the sum for branch {i} (a ReLU follows the sum)", "shape": tuple(x.shape[1:])})
+    return table
+
+
+# -------------------------------------------------------------- transitions
+@dataclass
+class TransitionEntry:
+    """Output branch ``branch`` of a transition: ``"pass"`` (nothing to do),
+    ``"adapt"`` (a 3x3 conv at stride 1 changes the channels) or ``"new"`` (born
+    from input branch ``source`` by stride-2 3x3 convs)."""
+
+    branch: int
+    kind: str
+    source: int
+    in_channels: int
+    out_channels: int
+    layers: list[str] = field(default_factory=list)
+    relu_after: list[bool] = field(default_factory=list)
+    path: str = ""
+
+    def __str__(self) -> str:
+        head = f"{self.path}: {self.kind} from branch {self.source}, {self.in_channels}→{self.out_channels} ch"
+        return "\n".join([head] + [f"  {line}" for line in self.layers])
+
+
+def transitions(model_or_variant: ModelLike, stage="stage3") -> list[TransitionEntry]:
+    """The transition into ``stage`` (``transition{k-1}`` before ``stage{k}``), per output branch."""
+    backbone = _backbone(model_or_variant)
+    number = stage_number(stage)
+    name = f"transition{number - 1}"
+    transition: Transition = getattr(backbone, name)
+    entries = []
+    for branch, op in enumerate(transition):
+        existed = branch < len(transition.pre_channels)
+        source = branch if existed else len(transition.pre_channels) - 1  # as Transition.forward picks it
+        path = f"{name}[{branch}]"
+        if op is None:
+            channels = transition.pre_channels[branch]
+            entries.append(TransitionEntry(branch, "pass", source, channels, channels, [], [], path))
+            continue
+        convs = _convs(op)
+        layers, relu = describe_layers(op)
+        kind = "adapt" if existed else "new"
+        entries.append(TransitionEntry(branch, kind, source, convs[0].in_channels, convs[-1].out_channels, layers, relu, path))
+    return entries
+
+
+# ----------------------------------------------------------------- features
+def capture_features(model: nn.Module, image) -> dict[str, list[torch.Tensor]]:
+    """Feature maps per stage and branch for one image, by forward hooks.
+
+    ``{"stem": [t], "layer1": [t], "stage2": [t0, t1], "stage3": [...], "stage4": [...]}``,
+    each tensor detached, cloned (the model's ReLUs work in place) and on the CPU.
+    ``image``: a (B,) 3, H, W tensor (ImageNet-normalised) or a PIL image. The
+    model runs once in eval mode without gradients; its mode is restored and its
+    hooks removed afterwards, so it is left exactly as it was.
+    """
+    if not isinstance(model, HRNet):
+        raise TypeError(f"capture_features needs an hrnet_teach model (from create_model), got {type(model).__name__}")
+    x = _image_tensor(image)
+    parameter = next(model.parameters(), None)
+    if parameter is not None:
+        if parameter.device.type == "meta":
+            raise ValueError("this model is on the meta device and has no weights; build it on a real device to see features")
+        x = x.to(parameter.device, parameter.dtype)
+
+    features: dict[str, list[torch.Tensor]] = {}
+
+    def keep(key):
+        def hook(_module, _inputs, output):
+            tensors = output if isinstance(output, (list, tuple)) else [output]
+            features[key] = [t.detach().clone().cpu() for t in tensors]
+        return hook
+
+    def keep_stem(_module, inputs):  # layer1's input is the stem's output
+        features["stem"] = [inputs[0].detach().clone().cpu()]
+
+    handles = [model.layer1.register_forward_pre_hook(keep_stem), model.layer1.register_forward_hook(keep("layer1"))]
+    handles += [getattr(model, name).register_forward_hook(keep(name)) for name in STAGES]
+    modes = {m: m.training for m in model.modules()}  # restored one by one: some may differ
+    try:
+        model.eval()  # batch norm uses its running statistics and updates nothing
+        with torch.no_grad():
+            model(x)
+    finally:
+        for m, training in modes.items():
+            m.training = training
+        for handle in handles:
+            handle.remove()
+    return {key: features[key] for key in FEATURE_KEYS}
+
+
+def _image_tensor(image) -> torch.Tensor:
+    if isinstance(image, torch.Tensor):
+        x = image.detach()
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"image must be a 3 x H x W or B x 3 x H x W tensor, got shape {tuple(image.shape)}")
+        return x.float() if not x.is_floating_point() else x
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        from .assets import to_tensor
+
+        return to_tensor(image.convert("RGB"))
+    raise TypeError(f"image must be a tensor or a PIL image, got {type(image).__name__}")
+
+
+# -------------------------------------------------------------------- costs
+@dataclass(frozen=True)
+class CostRow:
+    """One part of the network: its parameters and multiply-adds (MACs) for one image."""
+
+    part: str
+    params: int
+    macs: int
+    group: str = ""  # stem, layer1, transition2, stage3, head
+    branch: Optional[int] = None  # for a stage's branches; None for fusion and the rest
+    modules: tuple[str, ...] = ()  # the module paths counted in this row
+
+
+_COST_CACHE: dict[tuple, list[CostRow]] = {}
+
+
+def cost_breakdown(model_or_variant: ModelLike, image_size=(512, 512), head: Optional[str] = None) -> "Table":
+    """Parameters and MACs per part: stem, layer1, each transition, each stage's
+    branches (summed over its modules) and fusion, and the head.
+
+    MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on the meta
+    device (its FLOPs / 2), per module, so the rows add up to the whole model's
+    parameters and FlopCounterMode's total. ``head`` ("segmentation", "pose", ...)
+    applies to a variant name or config; a model is counted as it is.
+    """
+    height, width = _check_size(image_size)
+    if isinstance(model_or_variant, nn.Module):
+        if head is not None:
+            raise ValueError("head applies to a variant name or config; a model is counted with the head it has")
+        model = model_or_variant
+        if not isinstance(model, HRNet):
+            raise TypeError(f"cost_breakdown needs an hrnet_teach model, got {type(model).__name__}")
+        return Table(_count_parts(model, height, width))
+    key = (as_config(model_or_variant), head, height, width)
+    if key not in _COST_CACHE:
+        _COST_CACHE[key] = _count_parts(meta_model(model_or_variant, head), height, width)
+    return Table(_COST_CACHE[key])
+
+
+def _parts(model: HRNet) -> list[tuple[str, str, Optional[int], list[str]]]:
+    """(part, group, branch, module paths) for every part of the model, in forward order."""
+    parts = [("stem", "stem", None, [m for m in STEM if getattr(model, m, None) is not None]), ("layer1", "layer1", None, ["layer1"])]
+    for number, name in enumerate(STAGES, start=2):
+        parts.append((f"transition{number - 1}", f"transition{number - 1}", None, [f"transition{number - 1}"]))
+        stage = getattr(model, name)
+        for branch in range(stage[0].num_branches):
+            paths = [f"{name}.{m}.branches.{branch}" for m in range(len(stage))]
+            parts.append((f"{name} branch {branch}", name, branch, paths))
+        fusion = [f"{name}.{m}.fuse_layers" for m, hr in enumerate(stage) if hr.fuse_layers is not None]
+        parts.append((f"{name} fusion", name, None, fusion))
+    backbone = {"layer1", "transition1", "transition2", "transition3", *STEM, *STAGES}
+    head = [n for n, _ in model.named_children() if n not in backbone]
+    if head:
+        parts.append((f"head ({', '.join(head)})", "head", None, head))
+    return parts
+
+
+def _count_parts(model: HRNet, height: int, width: int) -> list[CostRow]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        _meta_call(model, torch.empty(1, 3, height, width, device="meta"))
+    own = _own_flops({name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}, type(model).__name__)
+    modules = dict(model.named_modules())
+    rows, macs_seen, params_seen = [], 0, 0
+    for part, group, branch, paths in _parts(model):
+        params = sum(p.numel() for path in paths for p in modules[path].parameters())
+        flops = sum(f for name, f in own.items() if any(name == p or name.startswith(p + ".") for p in paths))
+        rows.append(CostRow(part, params, flops // 2, group, branch, tuple(paths)))
+        macs_seen += flops // 2
+        params_seen += params
+    # Whatever ran outside every part (nothing, for the models of this package)
+    # gets its own row, so the rows always add up to the totals.
+    total_macs = counter.get_total_flops() // 2
+    total_params = sum(p.numel() for p in model.parameters())
+    if total_macs != macs_seen or total_params != params_seen:
+        rows.append(CostRow("other", total_params - params_seen, total_macs - macs_seen, "other"))
+    return rows
+
+
+def _own_flops(counts: dict[str, int], root: str) -> dict[str, int]:
+    """FLOPs each module ran itself, not in a submodule, keyed by its path in the model.
+
+    FlopCounterMode counts an op in every module on the call stack, so a module's
+    count includes its children's; and a fuse op is called by its
+    HighResolutionModule, not by the ``fuse_layers`` list that holds it. So each
+    module's own share is its count less that of the modules it called directly.
+    """
+    own = {name: count for name, count in counts.items() if name == root or name.startswith(root + ".")}
+    for name in list(own):
+        parent = name
+        while "." in parent:
+            parent = parent.rsplit(".", 1)[0]
+            if parent in own:
+                own[parent] -= counts[name]
+                break
+    return {name[len(root) + 1:]: count for name, count in own.items() if name != root and count}
+
+
+def _meta_call(module: nn.Module, *args):
+    """Run ``module`` on meta tensors: instant, whatever its size and wherever its weights live.
+
+    A model with real weights runs with meta stand-ins for its parameters and
+    buffers (``torch.func.functional_call``), so nothing of it is read or changed.
+    """
+    tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+    if all(t.device.type == "meta" for t in tensors.values()):
+        return module(*args)
+    from torch.func import functional_call
+
+    stand_ins = {name: torch.empty_like(t, device="meta") for name, t in tensors.items()}
+    return functional_call(module, stand_ins, args)
+
+
+# ------------------------------------------------------------- shape tables
+def branch_table(model_or_variant: ModelLike, image_size=(512, 512)) -> "Table":
+    """One row per stage and branch: channels, height, width, resolution, parameters.
+
+    ``resolution`` is the paper's name for the branch ("1/4", "1/8", ...);
+    ``params`` counts the branch's residual blocks over all the stage's modules
+    (fusion is counted apart, see :func:`cost_breakdown`); ``blocks`` how many
+    residual blocks that is.
+    """
+    backbone = _backbone(model_or_variant)
+    height, width = _check_size(image_size)
+    stem = torch.empty(1, 3, height, width, device="meta")
+    for conv in (backbone.conv1, backbone.conv2):  # the stem's two stride-2 convs
+        stem = _meta_call(conv, stem)
+    layer1_channels = _convs(backbone.layer1[-1])[-1].out_channels  # after the last block's expansion
+    rows = Table([{
+        "stage": "stage1", "branch": 0, "channels": layer1_channels, "height": stem.shape[-2], "width": stem.shape[-1],
+        "resolution": "1/4", "params": sum(p.numel() for p in backbone.layer1.parameters()), "blocks": len(backbone.layer1),
+    }])
+    for name, shapes in stage_shapes(backbone.config, (height, width)).items():
+        stage = getattr(backbone, name)
+        for branch, (channels, h, w) in enumerate(shapes):
+            blocks = [hr.branches[branch] for hr in stage]
+            rows.append({
+                "stage": name, "branch": branch, "channels": channels, "height": h, "width": w,
+                "resolution": f"1/{2 ** (branch + 2)}",
+                "params": sum(p.numel() for b in blocks for p in b.parameters()),
+                "blocks": sum(len(b) for b in blocks),
+            })
+    return rows
+
+
+def shape_summary(module: nn.Module, input_size, depth: int = 2):
+    """Input and output shapes of a module and its parts.
+
+    For a module that takes and returns one tensor (a block, a head model),
+    ``torchinfo.summary``. For one that takes or returns a list of branches (a
+    HighResolutionModule, a Transition, the backbone), our own table, because
+    torchinfo shows only the first tensor of a list. ``input_size``: a shape
+    ``(1, C, H, W)``, or a list of them for a list input. Runs on the meta device.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"shape_summary needs a torch module, got {type(module).__name__}")
+    if not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+    takes_list = _is_list_of_shapes(input_size)
+    shapes = [tuple(s) for s in input_size] if takes_list else [tuple(input_size)]
+    for shape in shapes:
+        if len(shape) != 4 or not all(isinstance(v, int) and v > 0 for v in shape):
+            raise ValueError(f"input sizes must be (batch, channels, height, width), got {shape!r}")
+    inputs = [torch.empty(*s, device="meta") for s in shapes]
+    arg = inputs if takes_list else inputs[0]
+    rows = _shape_rows(module, arg, depth)
+    if takes_list or rows[0]["output"].count("[") > 1:
+        return rows
+    import torchinfo
+
+    return torchinfo.summary(
+        module, input_size=shapes[0], depth=depth, device="meta", verbose=0,
+        col_names=("input_size", "output_size", "num_params"), row_settings=("var_names",),
+    )
+
+
+def _is_list_of_shapes(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, (list, tuple)) for v in value)
+
+
+def _shapes_text(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return str(list(value.shape))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shapes_text(v) for v in value if v is not None)
+    return ""
+
+
+def _shape_rows(module: nn.Module, arg, depth: int) -> "Table":
+    """Every call of a module up to ``depth`` below ``module``, in the order they ran."""
+    rows = Table()
+    handles = []
+    for name, sub in module.named_modules():
+        level = _call_depth(module, name)
+        if level > depth or type(sub) is nn.ModuleList:  # plain ModuleLists are never called
+            continue
+
+        def hook(m, inputs, output, name=name, level=level):
+            rows.append({
+                "layer": ("  " * level) + (name or type(module).__name__), "type": type(m).__name__,
+                "input": _shapes_text(list(inputs)), "output": _shapes_text(output),
+                "params": sum(p.numel() for p in m.parameters()),
+            })
+        handles.append(sub.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            _meta_call(module, arg)
+    finally:
+        for handle in handles:
+            handle.remove()
+    # the module itself finishes last; show it first, as torchinfo does
+    rows.insert(0, rows.pop())
+    return rows
+
+
+def _call_depth(root: nn.Module, name: str) -> int:
+    """How deep ``name`` sits, not counting plain ModuleLists (``fuse_layers.2.0`` is depth 1)."""
+    level, module = 0, root
+    for part in name.split(".") if name else []:
+        module = getattr(module, part) if not part.isdigit() else module[int(part)]
+        level += type(module) is not nn.ModuleList
+    return level
+
+
+# ------------------------------------------------------------------- tables
+class Table(list):
+    """A list of rows (dicts or dataclasses) that prints as a table and shows as HTML in a notebook."""
+
+    def columns(self) -> list[str]:
+        names: list[str] = []
+        for row in self:
+            for key in _row_dict(row):
+                if key not in names and key != "modules":
+                    names.append(key)
+        return names
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        columns = self.columns()
+        body = [[_cell(_row_dict(row).get(c)) for c in columns] for row in self]
+        return columns, body
+
+    def to_text(self) -> str:
+        columns, body = self._cells()
+        if not columns:
+            return "(empty table)"
+        widths = [max(len(c), *(len(r[k]) for r in body)) if body else len(c) for k, c in enumerate(columns)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths)) for r in body]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        columns, body = self._cells()
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        rows = "".join(
+            "<tr>" + "".join(
+                f'<td style="text-align:{"right" if _numeric(v) else "left"};white-space:pre">{html.escape(v)}</td>' for v in r
+            ) + "</tr>" for r in body
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    __str__ = __repr__
+
+
+def _row_dict(row: Any) -> dict:
+    if is_dataclass(row):
+        return {f.name: getattr(row, f.name) for f in fields(row)}
+    return dict(row)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return " x ".join(str(v) for v in value)
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(",", "").replace(".", "").lstrip("-").isdigit()
+
+
+__all__ = [
+    "as_config", "stage_shapes", "meta_model", "stage_number", "describe_layers",
+    "FuseEntry", "fuse_matrix", "fuse_shapes", "TransitionEntry", "transitions",
+    "capture_features", "CostRow", "cost_breakdown", "branch_table", "shape_summary", "Table",
+]
