@@ -11,9 +11,10 @@ from ._base import Exercise, Wrong
 
 # ------------------------------------------------ 1. what the silent partial load drops
 
-# A segmentation model of w18 for 19 classes, and a checkpoint saved from the seed's code
-# with upscale=2 (last_layer reads 270 + 64 = 334 channels), along with the loss's class
-# weights. A few keys of each, with their shapes.
+# A segmentation model of w18 for 19 classes, and a checkpoint trained with the seed's code
+# with upscale=2 (last_layer reads 270 + 64 = 334 channels) by the official trainer, which
+# saves its FullModel: the network under "model." (stripped here) and the loss, with its
+# class weights, under "loss.". A few keys of each, with their shapes.
 MODEL_SHAPES = {
     "conv1.weight": (64, 3, 3, 3),
     "stage4.2.fuse_layers.0.3.0.weight": (18, 144, 1, 1),
@@ -29,7 +30,7 @@ CHECKPOINT_SHAPES = {
     "last_layer.1.weight": (334,),
     "last_layer.3.weight": (19, 334, 1, 1),
     "last_layer.3.bias": (19,),
-    "criterion.weight": (19,),
+    "loss.criterion.weight": (19,),
 }
 
 
@@ -50,7 +51,7 @@ def _check_dropped_keys(answer) -> str:
     keys = _as_keys(answer)
     dropped = set(CHECKPOINT_SHAPES) - set(official_filter(CHECKPOINT_SHAPES, MODEL_SHAPES))
     if keys == dropped:
-        return ("Right: the three reshaped last_layer tensors and criterion.weight vanish without a word, while "
+        return ("Right: the three reshaped last_layer tensors and loss.criterion.weight vanish without a word, while "
                 "last_layer.3.bias (19,) fits and loads: a classifier half loaded, and nothing tells you. "
                 "hrnet_teach.weights.load_weights lists each of them.")
     unknown = sorted(keys - set(CHECKPOINT_SHAPES))
@@ -63,9 +64,9 @@ def _check_dropped_keys(answer) -> str:
     if kept_but_named:
         raise Wrong(f"{', '.join(kept_but_named)}: same key and same shape in both, so the filter keeps it.")
     missed = sorted(dropped - keys)
-    if "criterion.weight" in missed and len(missed) == 1:
-        raise Wrong("You missed criterion.weight: the model has no such key, so `k in model_dict` drops it too.")
-    if "criterion.weight" not in missed:
+    if "loss.criterion.weight" in missed and len(missed) == 1:
+        raise Wrong("You missed loss.criterion.weight: the model has no such key, so `k in model_dict` drops it too.")
+    if "loss.criterion.weight" not in missed:
         raise Wrong(f"You missed {', '.join(missed)}: the shapes differ (334 channels against 270), so the shape "
                     "test drops them.")
     raise Wrong(f"You missed {', '.join(missed)}: a key is dropped when the model lacks it or its shape differs.")
@@ -79,17 +80,17 @@ dropped_keys = Exercise(
               "shapes in `ex.MODEL_SHAPES` and `ex.CHECKPOINT_SHAPES`, which checkpoint keys does it drop? "
               "Answer a list of keys."),
     checker=_check_dropped_keys,
-    reference=["last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight", "criterion.weight"],
+    reference=["last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight", "loss.criterion.weight"],
     hints=["Go through the checkpoint's keys one by one: is it in the model? Is its shape the same?",
            "Look closely at last_layer.3.bias: (19,) in both."],
     solution_text=("`answer = ['last_layer.0.weight', 'last_layer.1.weight', 'last_layer.3.weight', "
-                   "'criterion.weight']`: three by shape, one by name; last_layer.3.bias loads."),
+                   "'loss.criterion.weight']`: three by shape, one by name; last_layer.3.bias loads."),
     wrong_answers=[
         (["last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight", "last_layer.3.bias",
-          "criterion.weight"], "filter keeps it"),
-        (["last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight"], "missed criterion.weight"),
-        (["criterion.weight"], "the shapes differ"),
-        (["conv1.weight", "criterion.weight", "last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight"],
+          "loss.criterion.weight"], "filter keeps it"),
+        (["last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight"], "missed loss.criterion.weight"),
+        (["loss.criterion.weight"], "the shapes differ"),
+        (["conv1.weight", "loss.criterion.weight", "last_layer.0.weight", "last_layer.1.weight", "last_layer.3.weight"],
          "same key and same shape"),
         (["classifier.weight"], "not a key of the checkpoint"),
         (["last_layer.0.weight"], "You missed"),
