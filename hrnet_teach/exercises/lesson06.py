@@ -65,15 +65,19 @@ def _segmentation_model() -> HRNetSegmentation:
 
 
 @lru_cache(maxsize=None)
-def _head_cases() -> tuple:
-    """((height, width), features, the model's logits) for each size: the backbone runs once per size."""
+def _head_case(index: int) -> tuple:
+    """((height, width), features, the model's logits) for HEAD_SIZES[index]: the backbone runs once per size."""
     model = _segmentation_model()
-    cases = []
+    batch, height, width = HEAD_SIZES[index]
+    x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(10 + index))
     with torch.no_grad():
-        for seed, (batch, height, width) in enumerate(HEAD_SIZES):
-            x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(10 + seed))
-            cases.append(((height, width), tuple(model.forward_features(x)), model(x)))
-    return tuple(cases)
+        return (height, width), tuple(model.forward_features(x)), model(x)
+
+
+def _head_cases():
+    """The cases one by one, computed when first needed (an unsolved cell answers at once)."""
+    for index in range(len(HEAD_SIZES)):
+        yield _head_case(index)
 
 
 def _reference_v2_head(features, last_layer):
