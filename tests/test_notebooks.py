@@ -1,0 +1,225 @@
+"""Every lesson notebook: stored clean, starts with the setup cell, runs top to bottom in a
+fresh kernel without errors, with exercise cells that start unsolved. Also the setup cell
+itself, on a fake Colab and locally.
+
+Execution times are printed (``pytest -s`` shows them) and written to
+``notebook_times.json`` in pytest's base temporary directory.
+"""
+import json
+import os
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from hrnet_teach import colab
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 300  # seconds per cell
+MAX_CELL_OUTPUT = 8000  # characters of text per cell: outputs stay small
+
+UNSOLVED = re.compile(r"^answer = \.\.\.|raise NotImplementedError\s+# your code here", re.MULTILINE)
+
+
+def _read(path: Path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, f"no notebooks in {NOTEBOOK_DIR}"
+    for path in NOTEBOOKS:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), f"{path.name}: name lessons NN_topic.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_clean(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec must be python3"
+    assert "widgets" not in nb.metadata, f"{path.name}: stored with widget state"
+    for index, cell in enumerate(nb.cells):
+        assert "widgets" not in cell.get("metadata", {}), f"{path.name} cell {index}: widget state in its metadata"
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {index}: stored with outputs"
+            assert cell.execution_count is None, f"{path.name} cell {index}: stored with an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_first_code_cell_is_the_setup_cell(path):
+    cells = _code_cells(_read(path))
+    assert cells, f"{path.name} has no code cell"
+    assert cells[0].source == colab.SETUP_CELL, f"{path.name}: run `python -m hrnet_teach.colab` to refresh its setup cell"
+
+
+def _cell_text(cell) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif "data" in output:
+            parts.append(output["data"].get("text/plain", ""))
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def times(tmp_path_factory):
+    """Execution time per notebook, printed and saved as JSON when the module ends."""
+    measured: dict[str, float] = {}
+    yield measured
+    if measured:
+        path = tmp_path_factory.getbasetemp() / "notebook_times.json"
+        path.write_text(json.dumps(measured, indent=1))
+        print("\nnotebook execution times (s):", ", ".join(f"{k} {v:.1f}" for k, v in measured.items()),
+              f"; total {sum(measured.values()):.1f}; saved to {path}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    # The kernel inherits this environment: no network, the inline matplotlib backend.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    nb = _read(path)
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT, startup_timeout=120, kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        first_lines = "\n".join(str(error).splitlines()[-15:])
+        pytest.fail(f"{path.name} failed in a cell:\n{first_lines}", pytrace=False)
+    elapsed = time.perf_counter() - start
+    times[path.name] = round(elapsed, 1)
+    record_property("seconds", round(elapsed, 1))
+    print(f"\n{path.name}: executed in {elapsed:.1f} s")
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        assert not errors, f"{path.name} cell {index} raised {errors[0].get('ename')}"
+        text = _cell_text(cell)
+        assert len(text) <= MAX_CELL_OUTPUT, f"{path.name} cell {index} prints {len(text)} characters; keep outputs small"
+        if UNSOLVED.search(cell.source):  # an exercise cell as stored: it must run, unsolved
+            assert "Not yet" in text, f"{path.name} cell {index}: an unsolved exercise cell should show 'Not yet', got {text[:200]!r}"
+
+
+# ------------------------------------------------------------------ the setup cell
+
+
+class FakeShell:
+    """Stands in for IPython: records the shell commands and magics the setup cell runs."""
+
+    def __init__(self):
+        self.calls = []
+
+    def system(self, command):
+        self.calls.append(("!", command))
+
+    def run_line_magic(self, name, line, *args, **kwargs):
+        self.calls.append(("%" + name, line))
+
+
+def _setup_code() -> str:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(colab.SETUP_CELL)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the setup cell tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def clean_sys_path(monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def _run_setup_cell(shell: FakeShell) -> dict:
+    namespace = {"get_ipython": lambda: shell}
+    exec(compile(_setup_code(), "<setup cell>", "exec"), namespace)
+    return namespace
+
+
+def test_setup_cell_magics_become_calls():
+    code = _setup_code()
+    assert "get_ipython().system(" in code and "git clone" in code
+    assert "run_line_magic('pip'" in code or 'run_line_magic("pip"' in code
+    assert colab.REPO_URL in colab.SETUP_CELL and colab.CLONE_DIR in colab.SETUP_CELL
+
+
+def test_setup_cell_on_colab_clones_when_missing(monkeypatch, capsys, no_network, clean_sys_path):
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == colab.CLONE_DIR else real_isdir(p))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    shell = FakeShell()
+    namespace = _run_setup_cell(shell)
+    assert shell.calls[0][0] == "!" and f"git clone -q --depth 1 {colab.REPO_URL} {colab.CLONE_DIR}" in shell.calls[0][1]
+    assert shell.calls[1][0] == "%pip" and f"install -q -r {colab.CLONE_DIR}/requirements.txt" in shell.calls[1][1]
+    assert len(shell.calls) == 2
+    assert sys.path[0] == colab.CLONE_DIR
+    assert namespace["device"] == torch.device("cpu")
+    out = capsys.readouterr().out
+    assert "(Colab)" in out and "No GPU" in out
+
+
+def test_setup_cell_on_colab_reuses_the_clone(monkeypatch, capsys, no_network, clean_sys_path):
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: True if p == colab.CLONE_DIR else real_isdir(p))
+    shell = FakeShell()
+    _run_setup_cell(shell)
+    assert shell.calls == [], f"a second run must not clone or install again: {shell.calls}"
+    assert sys.path[0] == colab.CLONE_DIR
+
+
+def test_setup_cell_locally_does_nothing_slow(monkeypatch, capsys, no_network, clean_sys_path):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.chdir(NOTEBOOK_DIR)
+    shell = FakeShell()
+    start = time.perf_counter()
+    namespace = _run_setup_cell(shell)
+    assert time.perf_counter() - start < 10
+    assert shell.calls == [], f"outside Colab the setup cell must not run shell commands: {shell.calls}"
+    assert sys.path[0] == str(ROOT)  # run from notebooks/: the repository, without installing
+    assert isinstance(namespace["device"], torch.device)
+    out = capsys.readouterr().out
+    assert "(local)" in out and "No GPU" not in out
+
+
+def test_setup_function_with_and_without_colab(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    assert colab.in_colab()
+    assert colab.setup() == torch.device("cpu")
+    out = capsys.readouterr().out
+    assert "(Colab)" in out and "Runtime > Change runtime type > GPU" in out
+
+    monkeypatch.delitem(sys.modules, "google.colab")
+    assert not colab.in_colab()
+    assert colab.setup() == torch.device("cpu")
+    out = capsys.readouterr().out
+    assert "(local)" in out and "No GPU" not in out
+    assert colab.setup(verbose=False) == torch.device("cpu")
+    assert capsys.readouterr().out == ""
