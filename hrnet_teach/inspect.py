@@ -238,16 +238,20 @@ def fuse_matrix(model_or_variant: ModelLike, stage="stage3", module: int = 0) ->
     """
     backbone = _backbone(model_or_variant)
     name, index, hr = _hr_module(backbone, stage, module)
+    return fuse_matrix_of(hr, f"{name}[{index}]")
+
+
+def fuse_matrix_of(hr: HighResolutionModule, prefix: str = "") -> list[list[FuseEntry]]:
+    """:func:`fuse_matrix` of a HighResolutionModule you hold (``prefix`` names it in ``path``)."""
+    if not isinstance(hr, HighResolutionModule):
+        raise TypeError(f"expected a HighResolutionModule, got {type(hr).__name__}")
     if hr.fuse_layers is None:
         return []
-    rows = []
-    for i, row in enumerate(hr.fuse_layers):
-        entries = []
-        for j, op in enumerate(row):
-            path = f"{name}[{index}].fuse_layers[{i}][{j}]"
-            entries.append(_fuse_entry(hr, i, j, op, path))
-        rows.append(entries)
-    return rows
+    dot = "." if prefix else ""
+    return [
+        [_fuse_entry(hr, i, j, op, f"{prefix}{dot}fuse_layers[{i}][{j}]") for j, op in enumerate(row)]
+        for i, row in enumerate(hr.fuse_layers)
+    ]
 
 
 def _fuse_entry(hr: HighResolutionModule, i: int, j: int, op: Optional[nn.Module], path: str) -> FuseEntry:
@@ -321,9 +325,14 @@ class TransitionEntry:
 def transitions(model_or_variant: ModelLike, stage="stage3") -> list[TransitionEntry]:
     """The transition into ``stage`` (``transition{k-1}`` before ``stage{k}``), per output branch."""
     backbone = _backbone(model_or_variant)
-    number = stage_number(stage)
-    name = f"transition{number - 1}"
-    transition: Transition = getattr(backbone, name)
+    name = f"transition{stage_number(stage) - 1}"
+    return transitions_of(getattr(backbone, name), name)
+
+
+def transitions_of(transition: Transition, name: str = "transition") -> list[TransitionEntry]:
+    """:func:`transitions` of a Transition you hold (``name`` names it in ``path``)."""
+    if not isinstance(transition, Transition):
+        raise TypeError(f"expected a Transition, got {type(transition).__name__}")
     entries = []
     for branch, op in enumerate(transition):
         existed = branch < len(transition.pre_channels)
@@ -698,6 +707,6 @@ def _numeric(text: str) -> bool:
 
 __all__ = [
     "as_config", "stage_shapes", "meta_model", "stage_number", "describe_layers",
-    "FuseEntry", "fuse_matrix", "fuse_shapes", "TransitionEntry", "transitions",
+    "FuseEntry", "fuse_matrix", "fuse_matrix_of", "fuse_shapes", "TransitionEntry", "transitions", "transitions_of",
     "capture_features", "CostRow", "cost_breakdown", "branch_table", "shape_summary", "Table",
 ]

@@ -1,0 +1,417 @@
+"""Module graphs with graphviz: a block, a HighResolutionModule, a transition, the whole network.
+
+``module_graph(module, depth)`` returns a ``graphviz.Digraph`` whose DOT source
+(``graph.source``) is always there; drawing it needs Graphviz's ``dot`` program.
+Graphs are built from the modules themselves (their classes, channels and
+strides) and laid out for a notebook's width: repeated blocks collapse into
+one node ("4 × BasicBlock"), the branches of a stage sit side by side, finest
+first, each in its own colour.
+
+``depth``: for the whole network, 1 shows stages and transitions (one cell per
+branch), 2 every HighResolutionModule, 3 the stem's and layer1's layers too.
+For a HighResolutionModule, 1 shows each ``fuse_layers[i][j]`` as one node, 2
+each of its stride-2 steps and each run of blocks. A block is always drawn
+layer by layer.
+"""
+from __future__ import annotations
+
+import html
+import shutil
+from typing import Optional
+
+import graphviz
+from torch import nn
+
+from .. import inspect as hi
+from ..backbone import HRNet
+from ..blocks import BasicBlock, Bottleneck
+from ..module import HighResolutionModule
+from ..transition import Transition
+from .style import Theme, get_theme
+
+INSTALL_DOT = (
+    "Graphviz's `dot` program is not installed, so this graph cannot be drawn; its DOT source is "
+    "in `graph.source`. The Python package `graphviz` alone is not enough: install the program "
+    "with `sudo apt-get install graphviz` (Debian/Ubuntu), `conda install graphviz` (conda) or "
+    "`brew install graphviz` (macOS); Colab has it already."
+)
+FONT = "Helvetica,Arial,sans-serif"
+CELL_WIDTH = 160  # points: every branch cell at least this wide, so lanes line up
+
+
+class DotUnavailableError(RuntimeError):
+    """Raised when a graph must be drawn and Graphviz's ``dot`` program is missing."""
+
+
+def has_dot() -> bool:
+    """Whether Graphviz's ``dot`` program is on the PATH (needed to draw, not to build, a graph)."""
+    return shutil.which("dot") is not None
+
+
+def render_svg(graph: graphviz.Digraph) -> str:
+    """The graph drawn as SVG text; a :class:`DotUnavailableError` naming what to install without ``dot``."""
+    if not isinstance(graph, graphviz.Digraph):
+        raise TypeError(f"render_svg needs a graphviz.Digraph (from module_graph), got {type(graph).__name__}")
+    if not has_dot():
+        raise DotUnavailableError(INSTALL_DOT)
+    return graph.pipe(format="svg", encoding="utf-8")
+
+
+class ModuleGraph(graphviz.Digraph):
+    """A Digraph that shows itself in a notebook drawn when ``dot`` exists, and as
+    its DOT source with what to install when it does not."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        if has_dot():
+            return super()._repr_mimebundle_(include, exclude, **kwargs)
+        return {"text/plain": INSTALL_DOT + "\n\n" + self.source}
+
+
+def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="light") -> ModuleGraph:
+    """A graphviz graph of ``module`` (a model, a stage's module, a transition, a block,
+    or a variant name / config for the bare backbone) down to ``depth``."""
+    if isinstance(module, (str, hi.HRNetConfig)):
+        module = hi.meta_model(module)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module_graph needs a torch module (or a variant name), got {type(module).__name__}")
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive integer (1 = the module's direct parts), got {depth!r}")
+    th = get_theme(theme)
+    graph = ModuleGraph(name=type(module).__name__)
+    graph.attr(bgcolor=th.face, fontname=FONT, fontcolor=th.text, labelloc="t", labeljust="l", fontsize="16",
+               nodesep="0.25", ranksep="0.35", pad="0.2")
+    graph.attr("node", shape="box", style="rounded,filled", fillcolor=th.face, color=th.edge, fontname=FONT,
+               fontcolor=th.text, fontsize="12", margin="0.12,0.05")
+    graph.attr("edge", color=th.muted, arrowsize="0.7", penwidth="1.2")
+    builder = _Builder(graph, th)
+    if isinstance(module, HRNet):
+        graph.attr(rankdir="TB")
+        builder.hrnet(module, depth)
+        default = f"{type(module).__name__} ({module.config.name}), depth {depth}"
+    elif isinstance(module, HighResolutionModule):
+        graph.attr(rankdir="LR")
+        builder.hr_module(graph, module, depth, [builder.node(graph, f"x[{b}]", shape="ellipse") for b in range(module.num_branches)])
+        default = f"HighResolutionModule: {module.num_branches} branches, then fuse_layers"
+    elif isinstance(module, Transition):
+        graph.attr(rankdir="LR")
+        inputs = [builder.node(graph, f"x[{b}]  {c} ch", shape="ellipse") for b, c in enumerate(module.pre_channels)]
+        outs = builder.transition(graph, module, depth, inputs)
+        for b, out in enumerate(outs):
+            builder.edge(graph, out, builder.node(graph, f"y[{b}]  {module.cur_channels[b]} ch", shape="ellipse"))
+        default = f"Transition: {len(module.pre_channels)} branches → {len(module.cur_channels)}"
+    else:
+        graph.attr(rankdir="TB")
+        x = builder.node(graph, "x", shape="ellipse")
+        out = builder.any(graph, module, depth, x, type(module).__name__, root=True)
+        builder.edge(graph, out, builder.node(graph, "out", shape="ellipse"))
+        if isinstance(module, (BasicBlock, Bottleneck)):
+            default = _block_text(module) + (" (with a downsample shortcut)" if module.downsample is not None else "")
+        else:
+            default = f"{type(module).__name__}, depth {depth}"
+    graph.attr(label=html.escape(title if title is not None else default))
+    return graph
+
+
+def _esc(text: str) -> str:
+    return html.escape(text).replace("\n", "<BR/>")
+
+
+def _leaf_text(module: nn.Module) -> str:
+    if isinstance(module, nn.Conv2d):
+        return hi._conv_text(module).replace(" stride ", " s")
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return f"{hi._NORM_NAMES.get(type(module).__name__, type(module).__name__)}({module.num_features})"
+    if isinstance(module, nn.ReLU):
+        return "ReLU"
+    if isinstance(module, nn.Linear):
+        return f"Linear {module.in_features}→{module.out_features}"
+    return type(module).__name__
+
+
+def _block_text(module: nn.Module) -> str:
+    """``Bottleneck 64→256`` for a block: its type and its input → output channels."""
+    convs = hi._convs(module)
+    if not convs:
+        return type(module).__name__
+    stride = max(c.stride[0] for c in convs)
+    return f"{type(module).__name__} {convs[0].in_channels}→{convs[-1].out_channels}" + (f" s{stride}" if stride > 1 else "")
+
+
+def _runs(modules: list[nn.Module]) -> list[list[nn.Module]]:
+    """Consecutive modules that are alike (same class, same layers): each run is drawn once."""
+    runs: list[list[nn.Module]] = []
+    for m in modules:
+        if runs and repr(runs[-1][0]) == repr(m):
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    return runs
+
+
+def _seq_text(seq: nn.Module) -> str:
+    """``4 × BasicBlock 18→18`` (or ``BasicBlock 64→18 + 3 × BasicBlock 18→18``)."""
+    parts = []
+    for run in _runs(list(seq)):
+        parts.append(("" if len(run) == 1 else f"{len(run)} × ") + _block_text(run[0]))
+    return " + ".join(parts)
+
+
+class _Builder:
+    """Adds nodes and edges; every ``add`` returns the node ids the data leaves by."""
+
+    def __init__(self, graph: graphviz.Digraph, theme: Theme) -> None:
+        self.graph = graph
+        self.theme = theme
+        self.count = 0
+        self.edges: set[tuple[str, str]] = set()
+
+    def tint(self, branch: int) -> str:
+        return self.theme.tints[branch % len(self.theme.tints)]
+
+    def node(self, g, label: str, html_label: bool = False, **attrs) -> str:
+        self.count += 1
+        name = f"n{self.count}"
+        g.node(name, label=f"<{label}>" if html_label else label, **attrs)
+        return name
+
+    def edge(self, g, a: str, b: str, **attrs) -> None:
+        if (a, b) not in self.edges:
+            self.edges.add((a, b))
+            g.edge(a, b, **attrs)
+
+    def table(self, g, title: str, cells: list[tuple[int, str]]) -> str:
+        """A node with a title cell and one coloured cell per branch (ports ``p0``, ``p1``, ...)."""
+        row = f'<TD WIDTH="120" BGCOLOR="{self.theme.face}"><B>{_esc(title)}</B></TD>'
+        row += "".join(f'<TD PORT="p{b}" WIDTH="{CELL_WIDTH}" BGCOLOR="{self.tint(b)}">{_esc(text)}</TD>' for b, text in cells)
+        label = f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="5" COLOR="{self.theme.muted}"><TR>{row}</TR></TABLE>'
+        return self.node(g, label, html_label=True, shape="plain", style="")
+
+    # ------------------------------------------------------------ the network
+    def hrnet(self, model: HRNet, depth: int) -> None:
+        g = self.graph
+        x = self.node(g, "image  3 ch", shape="ellipse")
+        if depth >= 3:
+            for name in ("conv1", "bn1", "relu", "conv2", "bn2", "relu"):
+                x = self.chain(g, x, self.node(g, f"{name}: {_leaf_text(getattr(model, name))}"))
+            y = self.any(g, model.layer1, 1, x, "layer1")
+        else:
+            stem = self.node(g, f"stem: 2 × (conv3x3 s2, BN, ReLU)\n3→{model.conv2.out_channels} ch, 1/4")
+            self.edge(g, x, stem)
+            y = self.node(g, f"layer1: {_seq_text(model.layer1)}")
+            self.edge(g, stem, y)
+        outs = [y]
+        for number, name in enumerate(hi.STAGES, start=2):
+            outs = self.transition_table(g, getattr(model, f"transition{number - 1}"), f"transition{number - 1}", outs)
+            stage = getattr(model, name)
+            if depth == 1:
+                cells = [(b, f"{_seq_text(stage[0].branches[b])}\n{stage[0].out_channels[b]} ch · 1/{2 ** (b + 2)}")
+                         for b in range(stage[0].num_branches)]
+                each = "blocks, then fuse" if stage[0].fuse_layers is not None else "blocks, no fusion"
+                node = self.table(g, f"{name}: {len(stage)} module{'s' if len(stage) > 1 else ''}\neach: {each}", cells)
+                outs = self.lanes(g, outs, node, stage[-1])
+            else:
+                with g.subgraph(name=f"cluster_{name}") as c:
+                    c.attr(label=name, style="dashed", color=self.theme.muted)
+                    for index, hr in enumerate(stage):
+                        cells = [(b, f"{_seq_text(hr.branches[b])}\n{hr.out_channels[b]} ch") for b in range(hr.num_branches)]
+                        if hr.fuse_layers is None:
+                            fuse = "no fusion"
+                        elif len(hr.fuse_layers) < hr.num_branches:
+                            fuse = "fuse all into y[0]"
+                        else:
+                            fuse = f"fuse {hr.num_branches}×{hr.num_branches}"
+                        node = self.table(c, f"{name}[{index}]\n{fuse}", cells)
+                        outs = self.lanes(c, outs, node, hr)
+        self.head(g, model, outs)
+
+    def lanes(self, g, inputs: list[str], node: str, last: HighResolutionModule) -> list[str]:
+        """Connect each branch into its cell of ``node``; return the ports the branches leave by."""
+        for b, source in enumerate(inputs):
+            self.edge(g, source, f"{node}:p{b}:n")
+        if last.fuse_layers is not None and len(last.fuse_layers) < last.num_branches:
+            return [f"{node}:p0:s"]  # multi_scale_output=False: only branch 0 leaves
+        return [f"{node}:p{b}:s" for b in range(last.num_branches)]
+
+    def transition_table(self, g, transition: Transition, name: str, inputs: list[str]) -> list[str]:
+        entries = hi.transitions_of(transition, name)
+        cells = []
+        for e in entries:
+            if e.kind == "pass":
+                cells.append((e.branch, f"pass\n{e.out_channels} ch"))
+            elif e.kind == "adapt":
+                cells.append((e.branch, f"adapt: conv3x3\n{e.in_channels}→{e.out_channels}"))
+            else:
+                steps = len(e.layers)
+                cells.append((e.branch, f"new from {e.source}:\n{'' if steps == 1 else f'{steps} × '}conv3x3 s2\n{e.in_channels}→{e.out_channels}"))
+        node = self.table(g, name, cells)
+        for e in entries:
+            self.edge(g, inputs[e.source], f"{node}:p{e.branch}:n", **({"style": "dashed"} if e.kind == "new" else {}))
+        return [f"{node}:p{b}:s" for b in range(len(entries))]
+
+    def head(self, g, model: HRNet, outs: list[str]) -> None:
+        children = dict(model.named_children())
+        if "last_layer" in children:  # HRNetV2, segmentation
+            cat = self.node(g, f"upsample all to 1/4, concat\n{' + '.join(map(str, model.out_channels))} = {sum(model.out_channels)} ch")
+            for o in outs:
+                self.edge(g, o, cat)
+            y = self.any(g, model.last_layer, 1, cat, "last_layer")
+            self.chain(g, y, self.node(g, "logits, 1/4", shape="ellipse"))
+        elif "final_layer" in children and "classifier" not in children:  # HRNetV1, pose
+            y = self.chain(g, outs[0], self.node(g, f"final_layer: {_leaf_text(model.final_layer)}"))
+            self.chain(g, y, self.node(g, "heatmaps, 1/4", shape="ellipse"))
+        elif "classifier" in children:
+            cells = [(b, _seq_text(m)) for b, m in enumerate(model.incre_modules)]
+            incre = self.table(g, "incre_modules", cells)
+            for b, o in enumerate(outs):
+                self.edge(g, o, f"{incre}:p{b}:n")
+            down = self.node(g, "downsamp_modules: conv3x3 s2 carries the running sum\n" + " → ".join(
+                str(hi._convs(m)[0].out_channels) for m in model.downsamp_modules))
+            for b in range(len(outs)):
+                self.edge(g, f"{incre}:p{b}:s", down)
+            y = self.chain(g, down, self.node(g, f"final_layer: {_leaf_text(hi._convs(model.final_layer)[0])}, BN, ReLU"))
+            y = self.chain(g, y, self.node(g, "global average pool"))
+            y = self.chain(g, y, self.node(g, f"classifier: {_leaf_text(model.classifier)}"))
+            self.chain(g, y, self.node(g, "class scores", shape="ellipse"))
+        elif "reduction_conv" in children:  # HRNetV2p
+            cat = self.node(g, f"upsample all to 1/4, concat ({sum(model.out_channels)} ch)")
+            for o in outs:
+                self.edge(g, o, cat)
+            y = self.chain(g, cat, self.node(g, f"reduction_conv: {_leaf_text(hi._convs(model.reduction_conv)[0])}"))
+            y = self.chain(g, y, self.node(g, f"average pools: {len(model.fpn_conv)} levels"))
+            y = self.chain(g, y, self.node(g, f"fpn_conv: {len(model.fpn_conv)} × {_leaf_text(model.fpn_conv[0])}"))
+            self.chain(g, y, self.node(g, f"{len(model.fpn_conv)} maps, 1/4 … 1/{4 * 2 ** (len(model.fpn_conv) - 1)}", shape="ellipse"))
+        else:
+            extra = [n for n in children if n not in ("conv1", "bn1", "conv2", "bn2", "relu", "layer1") and not n.startswith(("transition", "stage"))]
+            if extra:
+                y = self.node(g, f"head: {', '.join(extra)}")
+                for o in outs:
+                    self.edge(g, o, y)
+            else:
+                for b, o in enumerate(outs):
+                    self.edge(g, o, self.node(g, f"y[{b}]", shape="ellipse"))
+
+    def chain(self, g, a: str, b: str) -> str:
+        self.edge(g, a, b)
+        return b
+
+    # ----------------------------------------------- a HighResolutionModule
+    def hr_module(self, g, hr: HighResolutionModule, depth: int, inputs: list[str]) -> list[str]:
+        """Inputs, branches, every ``fuse_layers[i][j]`` grouped by output branch i, then the sums.
+
+        Each column is one rank, kept in branch order by invisible edges, so the
+        picture reads like the fuse matrix turned on its side.
+        """
+        self.ordered(g, inputs)
+        branch_out = []
+        for b in range(hr.num_branches):
+            g.node(inputs[b], style="filled", fillcolor=self.tint(b))
+            if depth >= 2:
+                out = inputs[b]
+                for run in _runs(list(hr.branches[b])):
+                    count = "" if len(run) == 1 else f"{len(run)} × "
+                    out = self.chain(g, out, self.node(g, f"branches[{b}]: {count}{_block_text(run[0])}", fillcolor=self.tint(b)))
+            else:
+                out = self.chain(g, inputs[b], self.node(g, f"branches[{b}]\n{_seq_text(hr.branches[b])}", fillcolor=self.tint(b)))
+            branch_out.append(out)
+        self.ordered(g, branch_out)
+        matrix = hi.fuse_matrix_of(hr)
+        if not matrix:
+            return branch_out
+        ops, sums = [], []
+        for i, row in enumerate(matrix):
+            for j, entry in enumerate(row):
+                if entry.kind == "identity":
+                    op = self.node(g, f"identity [{i}][{i}]", shape="plain", fontcolor=self.theme.muted, fontsize="10")
+                else:
+                    lines = [line.replace(" stride 2", " s2") for line in entry.layers]
+                    if entry.kind == "upsample":
+                        lines[-1] = f"then ↑×{int(entry.scale)} ({hr.upsample})"
+                    fill = self.theme.upsample if entry.kind == "upsample" else self.theme.downsample
+                    op = self.node(g, f"fuse_layers[{i}][{j}]\n" + "\n".join(lines), fillcolor=fill, fontsize="11")
+                self.edge(g, branch_out[j], op)
+                ops.append(op)
+            sums.append(self.node(g, f"Σ, ReLU\ny[{i}]", shape="circle", margin="0.02", style="filled", fillcolor=self.tint(i)))
+            for op in ops[-len(row):]:
+                self.edge(g, op, sums[i])
+        self.ordered(g, ops)
+        self.ordered(g, sums)
+        return sums
+
+    def ordered(self, g, nodes: list[str]) -> None:
+        """Put nodes in one rank, in this order (finest branch first)."""
+        with g.subgraph() as same:
+            same.attr(rank="same")
+            for a, b in zip(nodes, nodes[1:]):
+                same.edge(a, b, style="invis")
+            for node in nodes:
+                same.node(node)
+
+    # --------------------------------------------------------- a transition
+    def transition(self, g, transition: Transition, depth: int, inputs: list[str]) -> list[str]:
+        outs = []
+        for e in hi.transitions_of(transition, "transition"):
+            if e.kind == "pass":
+                outs.append(inputs[e.branch])
+                continue
+            what = "adapt channels" if e.kind == "adapt" else f"new branch from {e.source}"
+            fill = self.tint(e.branch)
+            if depth >= 2:
+                y = inputs[e.source]
+                for k, line in enumerate(e.layers):
+                    y = self.chain(g, y, self.node(g, f"[{e.branch}][{k}] {line}", fillcolor=fill))
+            else:
+                y = self.chain(g, inputs[e.source], self.node(g, f"[{e.branch}]: {what}\n" + "\n".join(e.layers), fillcolor=fill))
+            outs.append(y)
+        return outs
+
+    # -------------------------------------------------------- anything else
+    def any(self, g, module: nn.Module, depth: int, x: str, name: str, root: bool = False) -> str:
+        """Blocks layer by layer; sequences as runs of alike modules; others child by child."""
+        if isinstance(module, (BasicBlock, Bottleneck)):
+            return self.block(g, module, x, name, cluster=not root)
+        children = list(module.named_children())
+        if not children:
+            return self.chain(g, x, self.node(g, f"{name}: {_leaf_text(module)}"))
+        if isinstance(module, (nn.Sequential, nn.ModuleList)) and not isinstance(module, Transition):
+            index = 0
+            for run in _runs([m for _, m in children]):
+                label = f"{name}[{index}]" if len(run) == 1 else f"{name}[{index}..{index + len(run) - 1}]"
+                if depth <= 1 or not next(run[0].children(), None):
+                    text = (f"{len(run)} × " if len(run) > 1 else "") + (_block_text(run[0]) if hi._convs(run[0]) and next(run[0].children(), None) else _leaf_text(run[0]))
+                    x = self.chain(g, x, self.node(g, f"{label}: {text}"))
+                elif isinstance(run[0], (BasicBlock, Bottleneck)):
+                    x = self.block(g, run[0], x, label + (f" ({len(run)} alike, one shown)" if len(run) > 1 else ""))
+                else:
+                    with g.subgraph(name=f"cluster_{self.count}") as c:
+                        c.attr(label=label + (f" ({len(run)} alike, one shown)" if len(run) > 1 else ""), style="dashed", color=self.theme.muted)
+                        x = self.any(c, run[0], depth - 1, x, label)
+                index += len(run)
+            return x
+        for child_name, child in children:  # a generic module: its children in registration order
+            if depth <= 1:
+                x = self.chain(g, x, self.node(g, f"{child_name}: {_block_text(child) if hi._convs(child) and next(child.children(), None) else _leaf_text(child)}"))
+            else:
+                x = self.any(g, child, depth - 1, x, child_name)
+        return x
+
+    def block(self, g, block: nn.Module, x: str, name: str, cluster: bool = True) -> str:
+        """A residual block: its layers in forward order, and the shortcut into the sum."""
+        names = ["conv1", "bn1", "relu", "conv2", "bn2"]
+        if isinstance(block, Bottleneck):
+            names += ["relu", "conv3", "bn3"]
+        with g.subgraph(name=f"cluster_block_{self.count}" if cluster else None) as c:
+            if cluster:
+                c.attr(label=f"{name}: {_block_text(block)}", style="dashed", color=self.theme.muted)
+            y = x
+            for layer in names:
+                y = self.chain(c, y, self.node(c, f"{layer}: {_leaf_text(getattr(block, layer))}"))
+            add = self.node(c, "+", shape="circle", margin="0.02")
+            self.edge(c, y, add)
+            if block.downsample is not None:
+                short = x
+                for k, layer in enumerate(block.downsample):
+                    short = self.chain(c, short, self.node(c, f"downsample[{k}]: {_leaf_text(layer)}", fillcolor=self.theme.identity))
+                self.edge(c, short, add, style="dashed")
+            else:
+                self.edge(c, x, add, style="dashed", label="identity", fontsize="10", fontcolor=self.theme.muted)
+            return self.chain(c, add, self.node(c, "relu: ReLU"))

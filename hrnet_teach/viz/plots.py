@@ -1,0 +1,558 @@
+"""Figures of HRNet drawn from the data in :mod:`hrnet_teach.inspect`.
+
+Every function returns a matplotlib ``Figure`` that pyplot does not track: a
+notebook cell that ends with the call shows it once; elsewhere use
+``display(fig)`` or ``fig.savefig(path)``. Every figure sets its own colours
+(``theme="light"`` or ``"dark"``), so it reads in a dark JupyterLab too.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon, Rectangle
+
+from .. import inspect as hi
+from ..inspect import STAGES, ModelLike
+from .style import WIDTH, Theme, branch_color, new_figure, themed
+
+# ------------------------------------------------------------------ helpers
+
+
+def _name(model_or_variant: ModelLike) -> str:
+    """``HRNet-W48``, ``HRNet-W18-Small-v1``, or ``HRNet (my_config)``."""
+    name = hi.as_config(model_or_variant).name
+    match = re.fullmatch(r"w(\d+)(_small_v(\d))?", name)
+    if match is None:
+        return f"HRNet ({name})"
+    return f"HRNet-W{match.group(1)}" + (f"-Small-v{match.group(3)}" if match.group(2) else "")
+
+
+def _size_text(height: int, width: int) -> str:
+    return f"{height}×{width}"
+
+
+def _short(line: str) -> str:
+    """A layer line from inspect, shortened to fit a cell."""
+    line = line.replace(" stride 2", " s2")
+    match = re.match(r"upsample ×(\d+) \((\w+)", line)
+    if match:
+        return f"↑×{match.group(1)} {match.group(2)}"
+    return line
+
+
+def _two_lines(line: str) -> list[str]:
+    """``"conv3x3 s2, 48→48, BN, ReLU"`` -> ``["conv3x3 s2, 48→48", "BN, ReLU"]``."""
+    parts = line.split(", ")
+    if len(parts) > 2 and parts[0].startswith("conv"):
+        return [", ".join(parts[:2]), ", ".join(parts[2:])]
+    return [line]
+
+
+def _box(ax, x, y, width, height, face, edge, text="", theme: Optional[Theme] = None, gid=None, fontsize=8, **kw):
+    patch = FancyBboxPatch((x, y), width, height, boxstyle="round,pad=0,rounding_size=0.06", facecolor=face,
+                           edgecolor=edge, linewidth=1.0, gid=gid, **kw)
+    ax.add_patch(patch)
+    if text:
+        ax.text(x + width / 2, y + height / 2, text, ha="center", va="center", fontsize=fontsize,
+                color=theme.text if theme else None)
+    return patch
+
+
+def _arrow(ax, start, end, color, gid=None, width=1.4, style="-|>", **kw):
+    arrow = FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=11, color=color, linewidth=width, gid=gid,
+                            shrinkA=0, shrinkB=0, **kw)
+    ax.add_patch(arrow)
+    return arrow
+
+
+def _label_bbox(theme: Theme) -> dict:
+    return dict(boxstyle="round,pad=0.2", facecolor=theme.face, edgecolor="none", alpha=0.9)
+
+
+# ------------------------------------------------------------- architecture
+def _band(branch: int) -> float:
+    """Band thickness: thinner for lower resolutions."""
+    return 0.6 * 0.55**branch
+
+
+def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512), theme="light") -> Figure:
+    """The network as parallel streams (the paper's Figure 1, computed).
+
+    One horizontal stream per branch at its resolution (1/4 at the top), from
+    the transition that creates it to the end; one block per HighResolutionModule;
+    grey bars where the module fuses its branches; arrows where a transition
+    creates a branch or adapts its channels. Channels and sizes come from the
+    model (or the meta-device model of a variant or config) at ``image_size``.
+    """
+    backbone = hi._backbone(model_or_variant)
+    height, width = hi._check_size(image_size)
+    table = hi.branch_table(backbone, (height, width))
+    shapes = {(row["stage"], row["branch"]): row for row in table}
+    stages = [getattr(backbone, name) for name in STAGES]
+    total_modules = sum(len(s) for s in stages)
+    module_w = min(1.1, 11.0 / max(total_modules, 1))
+    gap = 1.0  # a transition's width
+
+    with themed(theme) as th:
+        n_out = stages[-1][0].num_branches
+        fig = new_figure(WIDTH, 1.6 + 1.05 * n_out, th, layout="constrained")
+        ax = fig.add_subplot()
+        stem_c = backbone.conv2.out_channels
+        top = 0.95
+        # input image and stem
+        _box(ax, -0.1, -0.45, 1.05, 0.9, th.face, th.edge, f"image\n3 ch\n{_size_text(height, width)}", th, gid="input")
+        stem_h, stem_w = shapes[("stage1", 0)]["height"], shapes[("stage1", 0)]["width"]
+        ax.add_patch(Polygon([(1.25, 0.42), (2.2, _band(0) / 2), (2.2, -_band(0) / 2), (1.25, -0.42)], closed=True,
+                             facecolor=th.identity, edgecolor=th.edge, gid="stem"))
+        ax.text(1.72, 0.0, "stem", ha="center", va="center", fontsize=8)
+        ax.text(1.72, -0.47, f"2 × conv3x3 s2\n{stem_c} ch\n{_size_text(stem_h, stem_w)}", ha="center", va="top", fontsize=7.5)
+        _arrow(ax, (0.95, 0), (1.25, 0), th.edge)
+        headers = []
+
+        # layer1 (stage 1) on branch 0
+        x = 2.2
+        layer1_end = x + 1.8
+        row = shapes[("stage1", 0)]
+        headers.append(((x + layer1_end) / 2, f"stage 1\n(layer1)"))
+        _stage_label(ax, x + 0.05, 0, f"{row['channels']} ch\n{_size_text(row['height'], row['width'])}", th)
+        ax.add_patch(Rectangle((x + 0.04, -_band(0) / 2), layer1_end - x - 0.12, _band(0), facecolor=branch_color(th, 0),
+                               edgecolor="none", gid="layer1", zorder=3))
+        births = {0: 2.2}
+        x = layer1_end
+        fusions = 0
+        separators = [2.2, layer1_end]
+        for number, (name, stage) in enumerate(zip(STAGES, stages), start=2):
+            # the transition into this stage
+            for entry in hi.transitions(backbone, name):
+                b = entry.branch
+                if entry.kind == "new":
+                    births[b] = x + gap * 0.6
+                    _arrow(ax, (x + 0.12, -entry.source - _band(entry.source) / 2), (x + gap * 0.6, -b + _band(b) / 2),
+                           branch_color(th, b), gid="transition-new", width=1.6)
+                    steps = len(entry.layers)
+                    # left of the arrow: branch b does not exist yet there, so the row is free
+                    ax.text(x + 0.06, -(entry.source + b) / 2 - 0.08, ("conv3x3 s2" if steps == 1 else f"{steps}× conv3x3 s2") +
+                            f"\n{entry.in_channels}→{entry.out_channels}", ha="right", va="center", fontsize=7, color=th.muted)
+                elif entry.kind == "adapt":
+                    ax.plot([x + gap / 2], [-b], marker="D", markersize=7, color=th.edge, markerfacecolor=th.face,
+                            linestyle="none", gid="transition-adapt", zorder=5)
+                    ax.text(x + gap / 2, -b + _band(b) / 2 + 0.04, f"conv3x3\n{entry.in_channels}→{entry.out_channels}",
+                            ha="center", va="bottom", fontsize=7, color=th.muted)
+            ax.text(x + gap / 2, top, f"transition{number - 1}", ha="center", va="bottom", fontsize=7.5, color=th.muted)
+            x += gap
+            start = x
+            separators.append(start)
+            for b in range(stage[0].num_branches):
+                row = shapes[(name, b)]
+                _stage_label(ax, start + 0.05, b, f"{row['channels']} ch\n{_size_text(row['height'], row['width'])}", th)
+            for index, hr in enumerate(stage):
+                x_end = x + module_w
+                for b in range(hr.num_branches):  # the module's blocks on each branch
+                    ax.add_patch(Rectangle((x + 0.04, -b - _band(b) / 2), module_w - 0.22, _band(b), facecolor=branch_color(th, b),
+                                           edgecolor="none", alpha=0.95, gid=f"module-{name}-{index}-{b}", zorder=3))
+                if hr.fuse_layers is not None:
+                    rows_out = len(hr.fuse_layers)
+                    low = -(hr.num_branches - 1) - _band(hr.num_branches - 1) / 2 - 0.05
+                    ax.add_patch(Rectangle((x_end - 0.16, low), 0.11, _band(0) / 2 + 0.05 - low, facecolor=th.fusion, alpha=0.55,
+                                           edgecolor="none", gid="fusion", zorder=4))
+                    if rows_out < hr.num_branches:  # multi_scale_output=False: everything flows into branch 0
+                        for b in range(1, hr.num_branches):
+                            _arrow(ax, (x_end - 0.1, -b), (x_end - 0.1, -_band(0) / 2), th.fusion, width=1.0)
+                    fusions += 1
+                x = x_end
+            headers.append(((start + x) / 2, f"stage {number}\n{len(stage)} module{'s' if len(stage) > 1 else ''}"))
+        end = x
+        # one stream per branch, behind the module blocks
+        last = stages[-1][-1]
+        outputs = len(last.fuse_layers) if last.fuse_layers is not None else (last.num_branches if last.multi_scale_output else 1)
+        for b, born in births.items():
+            stream_end = end if b < outputs else end - 0.16
+            ax.add_patch(Rectangle((born, -b - _band(b) / 2), stream_end - born, _band(b), facecolor=branch_color(th, b), alpha=0.3,
+                                   edgecolor="none", gid=f"stream-{b}", zorder=2))
+            if b < outputs:
+                row = shapes[("stage4", b)]
+                ax.text(end + 0.12, -b, f"y[{b}]: {row['channels']}×{_size_text(row['height'], row['width'])}", ha="left",
+                        va="center", fontsize=8, color=branch_color(th, b) if th.name == "dark" else th.text)
+        if outputs < len(births):
+            ax.text(end + 0.12, -0.45, "only y[0] leaves:\nthe last module fuses\nevery branch into it\n(multi_scale_output=False)",
+                    ha="left", va="top", fontsize=7.5, color=th.muted)
+        for sep in separators:
+            ax.axvline(sep, color=th.muted, linewidth=0.6, linestyle=(0, (2, 3)), zorder=1)
+        for hx, text in headers:
+            ax.text(hx, top + 0.22, text, ha="center", va="bottom", fontsize=8.5, fontweight="bold")
+        n = len(births)
+        ax.set_yticks([-b for b in range(n)], [f"1/{2 ** (b + 2)}" for b in range(n)])
+        ax.set_ylabel("branch resolution")
+        ax.set_xticks([])
+        ax.set_xlabel("depth →")
+        ax.set_xlim(-0.2, end + 2.1)
+        ax.set_ylim(-(n - 1) - 0.6, top + 0.75)
+        for spine in ("top", "right", "bottom"):
+            ax.spines[spine].set_visible(False)
+        ax.set_title(f"{_name(backbone)} at {_size_text(height, width)}: {n} parallel streams, {fusions} fusions", loc="left")
+        handles = [
+            Patch(facecolor=th.fusion, alpha=0.55, label="fusion (fuse_layers) after a module"),
+            Line2D([], [], color=th.edge, marker=r"$\nearrow$", linestyle="none", markersize=10, label="transition: new branch (conv3x3 s2)"),
+            Line2D([], [], color=th.edge, marker="D", markerfacecolor=th.face, linestyle="none", label="transition: channels adapted"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+def _stage_label(ax, x, branch, text, theme: Theme):
+    ax.text(x, -branch + _band(branch) / 2 + 0.04, text, ha="left", va="bottom", fontsize=7.2, color=theme.text,
+            linespacing=1.1, zorder=6)
+
+
+# ------------------------------------------------------ resolution over depth
+def _hrnet_depths(backbone) -> list[tuple[int, float, float]]:
+    """(branch, start depth, end depth) per branch, depth counted in conv layers on the main path."""
+    depth = 2  # the stem's two convs
+    depth += len(backbone.layer1) * 3  # Bottlenecks: 3 convs each
+    births = {0: 2.0}
+    spans = []
+    for name in STAGES:
+        stage = getattr(backbone, name)
+        depth += 1  # the transition's conv
+        for b in range(stage[0].num_branches):
+            births.setdefault(b, depth)
+        for hr in stage:
+            depth += 2 * len(hr.branches[0]) + (1 if hr.fuse_layers is not None else 0)
+    for b, born in births.items():
+        spans.append((b, born, depth))
+    return spans
+
+
+# (conv layers, at resolution 1/r): ResNet-50's conv1 (then max pooling) and its four stages of
+# 3, 4, 6, 3 Bottlenecks; U-Net's two convs per level down, then an up-conv and two convs per level up.
+RESNET50 = [(1, 2), (9, 4), (12, 8), (18, 16), (9, 32)]
+UNET = [(2, 1), (2, 2), (2, 4), (2, 8), (2, 16), (3, 8), (3, 4), (3, 2), (4, 1)]
+
+
+def _steps(stages):
+    """A staircase starting from the image (resolution 1) at depth 0."""
+    xs, ys, depth = [0], [1], 0
+    for convs, r in stages:
+        xs += [depth, depth + convs]
+        ys += [r, r]
+        depth += convs
+    return xs, ys, depth
+
+
+def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light") -> Figure:
+    """Resolution against depth for a ResNet-style, a U-Net-style network and HRNet.
+
+    ResNet-50 halves its resolution stage by stage down to 1/32; U-Net goes down
+    to 1/16 and back up, passing details across by skip connections; HRNet keeps
+    its 1/4 stream the whole way and adds lower resolutions beside it, exchanging
+    information at every fusion. Depth counts convolution layers on the main path.
+    """
+    backbone = hi._backbone(model_or_variant)
+    spans = _hrnet_depths(backbone)
+    with themed(theme) as th:
+        fig = new_figure(WIDTH, 7.2, th, layout="constrained")
+        axes = fig.subplots(3, 1, sharex=True, sharey=True)
+        levels = [1, 2, 4, 8, 16, 32]
+        ax = axes[0]
+        xs, ys, total = _steps(RESNET50)
+        ax.plot(xs, ys, color=th.branches[3], linewidth=2.4, drawstyle="default", gid="resnet")
+        ax.set_title("ResNet-50 style: resolution falls stage by stage; the output is at 1/32", loc="left")
+        ax.annotate("output 1/32", (total, 32), xytext=(total + 3, 22), fontsize=8, color=th.text,
+                    arrowprops=dict(arrowstyle="-", color=th.muted))
+        ax = axes[1]
+        xs, ys, total = _steps(UNET)
+        ax.plot(xs, ys, color=th.branches[2], linewidth=2.4, gid="unet")
+        depth = 0
+        downs = {}
+        for convs, r in UNET:
+            if r not in downs:
+                downs[r] = depth + convs
+            elif r != 16:  # skip connection from the way down to the way up at the same resolution
+                ax.annotate("", (depth + 1, r), xytext=(downs[r], r),
+                            arrowprops=dict(arrowstyle="->", linestyle=(0, (3, 2)), color=th.muted, linewidth=1))
+            depth += convs
+        ax.set_title("U-Net style: down to 1/16, then upsampled back; skip connections (dashed) carry details across", loc="left")
+        ax = axes[2]
+        end = max(e for _, _, e in spans)
+        for b, start, stop in spans:
+            ax.plot([start, stop], [2 ** (b + 2)] * 2, color=branch_color(th, b), linewidth=3, gid=f"hrnet-branch-{b}",
+                    solid_capstyle="butt")
+        ax.plot([0, 1, 1, 2, 2], [1, 1, 2, 2, 4], color=branch_color(th, 0), linewidth=3)  # the stem: two stride-2 convs
+        depth = 2 + len(backbone.layer1) * 3
+        for name in STAGES:
+            stage = getattr(backbone, name)
+            depth += 1
+            for hr in stage:
+                depth += 2 * len(hr.branches[0])
+                if hr.fuse_layers is not None:
+                    depth += 1
+                    ax.plot([depth, depth], [4, 2 ** (hr.num_branches + 1)], color=th.fusion, linewidth=1, alpha=0.8, gid="fusion")
+        ax.set_title(f"{_name(backbone)}: the 1/4 stream is kept the whole way; lower ones join; grey lines: fusions", loc="left")
+        ax.annotate("output 1/4 (and 1/8, 1/16, 1/32)", (end, 4), xytext=(end - 38, 1.3), fontsize=8, color=th.text,
+                    arrowprops=dict(arrowstyle="-", color=th.muted))
+        for ax in axes:
+            ax.set_yscale("log", base=2)
+            ax.set_yticks(levels, ["1"] + [f"1/{r}" for r in levels[1:]])
+            ax.minorticks_off()
+            ax.set_ylim(48, 0.75)  # high resolution at the top
+            ax.set_ylabel("resolution")
+            ax.grid(axis="y")
+            for spine in ("top", "right"):
+                ax.spines[spine].set_visible(False)
+        axes[-1].set_xlabel("depth (convolution layers on the main path)")
+        axes[-1].set_xlim(-2, end + 6)
+        fig.suptitle("Resolution over depth: keep high resolution the whole way", x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+# -------------------------------------------------------------- fuse matrix
+def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module: int = 0, highlight=None, theme="light") -> Figure:
+    """``fuse_layers[i][j]`` as a grid: row i = output branch, column j = input branch.
+
+    Each cell names its operation, channels and scale, read from the module:
+    identity on the diagonal, 1x1 conv + BN then upsampling above it, chains of
+    stride-2 3x3 convs below it. A module with ``multi_scale_output=False`` has
+    one row. ``highlight=(i, j)`` outlines one cell.
+    """
+    backbone = hi._backbone(model_or_variant)
+    name, index, hr = hi._hr_module(backbone, stage, module)
+    matrix = hi.fuse_matrix(backbone, name, index)
+    with themed(theme) as th:
+        if not matrix:
+            fig = new_figure(WIDTH, 2.0, th, layout="constrained")
+            ax = fig.add_subplot()
+            ax.axis("off")
+            why = "it has one branch" if hr.num_branches == 1 else "it was built with fusion=False: the branches exchange nothing"
+            ax.text(0.5, 0.5, f"{name}[{index}] has no fuse_layers: {why}", ha="center", va="center", fontsize=11)
+            ax.set_title(f"{_name(backbone)} {name}[{index}].fuse_layers", loc="left")
+            return fig
+        rows, cols = len(matrix), len(matrix[0])
+        colors = {"identity": th.identity, "upsample": th.upsample, "downsample": th.downsample}
+        cell_h = 1.55 if cols >= 4 else 1.35
+        fig = new_figure(WIDTH, 1.9 + cell_h * rows, th, layout="constrained")
+        ax = fig.add_subplot()
+        texts = {}
+        for i, row in enumerate(matrix):
+            for j, entry in enumerate(row):
+                if entry.kind == "identity":
+                    texts[i, j] = ("identity", [f"x[{j}] as it is", "(the entry is None)"])
+                elif entry.kind == "upsample":
+                    texts[i, j] = (f"upsample ×{int(entry.scale)}", [_short(line) for line in entry.layers])
+                else:
+                    texts[i, j] = (f"downsample ×1/{round(1 / entry.scale)}", [_short(line) for line in entry.layers])
+        cell_inches = (WIDTH - 1.5) / (cols + 0.75)
+
+        def fitting(lines):  # the font size at which the longest line fills 90% of a cell
+            return min(8.5, cell_inches * 72 * 0.9 / (0.59 * max(len(line) for line in lines)))  # DejaVu Sans: ~0.59 em a character
+
+        every = [line for _, lines in texts.values() for line in lines]
+        if fitting(every) < 7.5:  # too narrow: each step on two lines, the conv, then its BN and ReLU
+            texts = {key: (head, [part for line in lines for part in _two_lines(line)]) for key, (head, lines) in texts.items()}
+            every = [line for _, lines in texts.values() for line in lines]
+        size = fitting(every)
+        for i, row in enumerate(matrix):
+            for j, entry in enumerate(row):
+                ax.add_patch(Rectangle((j + 0.03, i + 0.03), 0.94, 0.94, facecolor=colors[entry.kind], edgecolor=th.muted,
+                                       linewidth=0.8, gid=f"fuse-cell-{i}-{j}"))
+                head, lines = texts[i, j]
+                ax.text(j + 0.5, i + 0.1, head, ha="center", va="top", fontsize=9, fontweight="bold", gid=f"fuse-head-{i}-{j}")
+                ax.text(j + 0.5, i + 0.25, "\n".join(lines), ha="center", va="top", fontsize=size, linespacing=1.35,
+                        gid=f"fuse-text-{i}-{j}")
+                ax.text(j + 0.5, i + 0.955, f"{entry.in_channels}→{entry.out_channels} ch", ha="center", va="bottom",
+                        fontsize=7.5, color=th.muted)
+            ax.text(cols + 0.05, i + 0.5, f"Σ → ReLU\n→ y[{i}]", ha="left", va="center", fontsize=8.5)
+        if highlight is not None:
+            hi_i, hi_j = highlight
+            if 0 <= hi_i < rows and 0 <= hi_j < cols:
+                ax.add_patch(Rectangle((hi_j + 0.03, hi_i + 0.03), 0.94, 0.94, facecolor="none", edgecolor=th.text, linewidth=2.8,
+                                       gid="fuse-highlight", zorder=5))
+        out = hr.out_channels
+        ax.set_xticks([j + 0.5 for j in range(cols)], [f"in j={j}\n{out[j]} ch · 1/{2 ** (j + 2)}" for j in range(cols)])
+        ax.set_yticks([i + 0.5 for i in range(rows)], [f"out i={i}\n{out[i]} ch · 1/{2 ** (i + 2)}" for i in range(rows)])
+        ax.xaxis.tick_top()
+        ax.xaxis.set_label_position("top")
+        ax.tick_params(length=0)
+        ax.set_xlabel("input branch j (x[j], the branch outputs)")
+        ax.set_ylabel("output branch i")
+        ax.set_xlim(0, cols + 0.75)
+        ax.set_ylim(rows, 0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        note = "" if rows == cols else " (multi_scale_output=False: one row, into branch 0 only)"
+        fig.suptitle(f"{_name(backbone)} {name}[{index}].fuse_layers[i][j]{note}", x=0.01, ha="left", fontweight="bold")
+        handles = [Patch(facecolor=th.identity, edgecolor=th.muted, label="identity (diagonal)"),
+                   Patch(facecolor=th.upsample, edgecolor=th.muted, label="upsample: 1x1 conv + BN, then ×2^(j−i) (above it)"),
+                   Patch(facecolor=th.downsample, edgecolor=th.muted, label="downsample: i−j stride-2 convs (below it)")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------- transition
+def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_size=(512, 512), theme="light") -> Figure:
+    """The transition into ``stage``: which branches pass, which adapt their
+    channels and which are born (from which branch, by which layers)."""
+    backbone = hi._backbone(model_or_variant)
+    number = hi.stage_number(stage)
+    entries = hi.transitions(backbone, stage)
+    table = hi.branch_table(backbone, image_size)
+    before = [r for r in table if r["stage"] == f"stage{number - 1}"]
+    after = [r for r in table if r["stage"] == f"stage{number}"]
+    with themed(theme) as th:
+        n = len(entries)
+        fig = new_figure(WIDTH, 1.3 + 1.0 * n, th, layout="constrained")
+        ax = fig.add_subplot()
+        box_w, box_h = 2.0, 0.6
+        left, right = 0.0, 6.2
+        for row in before:
+            b = row["branch"]
+            _box(ax, left, -b - box_h / 2, box_w, box_h, th.face, branch_color(th, b),
+                 f"branch {b}: {row['channels']} ch\n{_size_text(row['height'], row['width'])} ({row['resolution']})", th, gid=f"in-{b}")
+        for row in after:
+            b = row["branch"]
+            entry = entries[b]
+            face = branch_color(th, b)
+            _box(ax, right, -b - box_h / 2, box_w, box_h, face, branch_color(th, b), "", th, gid=f"out-{b}", alpha=0.3)
+            ax.text(right + box_w / 2, -b, f"branch {b}: {entry.out_channels} ch\n{_size_text(row['height'], row['width'])} ({row['resolution']})",
+                    ha="center", va="center", fontsize=8)
+        for entry in entries:
+            b, s = entry.branch, entry.source
+            start, end = (left + box_w, -s), (right, -b)
+            color = th.muted if entry.kind == "pass" else branch_color(th, b)
+            _arrow(ax, start, end, color, gid=f"transition-{entry.kind}-{b}", width=1.2 if entry.kind == "pass" else 2.0,
+                   linestyle="--" if entry.kind == "pass" else "-")
+            if entry.kind == "pass":
+                text = f"{entry.path}: None (passes)"
+            else:
+                word = "adapt channels" if entry.kind == "adapt" else f"new branch from branch {s}"
+                text = f"{entry.path}: {word}\n" + "\n".join(entry.layers)
+            mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+            ax.text(*mid, text, ha="center", va="center", fontsize=7.8, bbox=_label_bbox(th), zorder=6)
+        ax.set_xlim(-0.1, right + box_w + 0.1)
+        ax.set_ylim(-(n - 1) - 0.6, 0.6)
+        ax.axis("off")
+        ax.text(left + box_w / 2, 0.5, f"stage{number - 1}" + (" (layer1)" if number == 2 else "") + " outputs", ha="center", va="bottom",
+                fontsize=9, fontweight="bold")
+        ax.text(right + box_w / 2, 0.5, f"stage{number} inputs", ha="center", va="bottom", fontsize=9, fontweight="bold")
+        kinds = [e.kind for e in entries]
+        fig.suptitle(f"{_name(backbone)} transition{number - 1}: {kinds.count('pass')} pass, {kinds.count('adapt')} adapt, "
+                     f"{kinds.count('new')} new (at {_size_text(*hi._check_size(image_size))})", x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+# ------------------------------------------------------------- feature maps
+def _feature_image(t: torch.Tensor, channel: Optional[int], sample: int = 0) -> np.ndarray:
+    t = t[sample].float()
+    return (t.mean(0) if channel is None else t[channel]).numpy()
+
+
+def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, channel: Optional[int] = None, image=None,
+                      sample: int = 0, branches: Optional[Sequence[int]] = None, theme="light") -> Figure:
+    """Feature maps per stage (rows) and branch (columns), from :func:`inspect.capture_features`.
+
+    Each map is the mean over its channels, or ``channel`` where the map has it.
+    Every panel spans the same area, so a 1/32 map shows its few coarse cells
+    beside the fine 1/4 ones. Colours are scaled per panel (2nd to 98th
+    percentile). ``image``: the input (a PIL image or array), shown first;
+    ``branches``: which branches to show (default: all).
+    """
+    if not isinstance(features, dict) or not features:
+        raise TypeError("features must be the dict from hrnet_teach.inspect.capture_features(model, image)")
+    stages = list(features) if stages is None else [stages] if isinstance(stages, str) else list(stages)
+    unknown = [s for s in stages if s not in features]
+    if unknown:
+        raise ValueError(f"no features for {unknown}; available: {list(features)}")
+    if channel is not None and (not isinstance(channel, int) or channel < 0):
+        raise ValueError(f"channel must be a non-negative integer or None (the mean), got {channel!r}")
+    shown = {s: list(range(len(features[s]))) if branches is None else [b for b in branches if 0 <= b < len(features[s])] for s in stages}
+    if branches is not None and not any(shown.values()):
+        raise ValueError(f"branches {list(branches)} do not exist in {stages}")
+    columns = max(len(b) for b in shown.values()) + (image is not None)
+    with themed(theme) as th:
+        fig = new_figure(WIDTH, 0.7 + (1.9 if columns > 4 else 2.3) * len(stages), th, layout="constrained")
+        axes = np.atleast_2d(fig.subplots(len(stages), columns, squeeze=False))
+        for r, stage in enumerate(stages):
+            offset = 0
+            if image is not None:
+                ax = axes[r, 0]
+                if r == 0:
+                    ax.imshow(np.asarray(image))
+                    ax.set_title("input", fontsize=9)
+                ax.axis("off")
+                offset = 1
+            for k in range(columns - offset):
+                ax = axes[r, k + offset]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if k >= len(shown[stage]):
+                    ax.axis("off")
+                    continue
+                b = shown[stage][k]
+                t = features[stage][b]
+                c, h, w = t.shape[1:]
+                if channel is not None and channel >= c:
+                    ax.text(0.5, 0.5, f"no channel {channel}\n({c} channels)", ha="center", va="center", fontsize=8,
+                            transform=ax.transAxes)
+                else:
+                    data = _feature_image(t, channel, sample)
+                    low, high = np.percentile(data, [2, 98]) if data.size > 1 else (data.min(), data.max() + 1)
+                    ax.imshow(data, cmap=th.cmap, vmin=low, vmax=high if high > low else low + 1e-6, interpolation="nearest",
+                              extent=(0, 1, 1, 0), aspect="auto", gid=f"map-{stage}-{b}")
+                ax.set_xlim(0, 1)
+                ax.set_ylim(1, 0)
+                ax.set_aspect(h / w)
+                ax.set_title(f"branch {b}: {c}×{h}×{w}", fontsize=8.5,
+                             color=branch_color(th, b) if th.name == "dark" else th.text)
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(branch_color(th, b))
+                    spine.set_linewidth(2)
+                if k == 0:
+                    ax.set_ylabel(stage, fontsize=10, fontweight="bold")
+        what = "channel means" if channel is None else f"channel {channel}"
+        fig.suptitle(f"Feature maps per stage and branch ({what}; each panel scaled to its own range)", x=0.01, ha="left",
+                     fontweight="bold")
+    return fig
+
+
+# -------------------------------------------------------------------- costs
+def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head: Optional[str] = None, theme="light") -> Figure:
+    """Parameters and multiply-adds per part (:func:`inspect.cost_breakdown`) as bar charts.
+
+    Branch rows take their branch's colour, fusion rows are grey: the low
+    resolution branches hold most of the parameters, the high resolution ones
+    cost as many multiply-adds with far fewer.
+    """
+    rows = hi.cost_breakdown(model_or_variant, image_size, head=head)
+    height, width = hi._check_size(image_size)
+    with themed(theme) as th:
+        fig = new_figure(WIDTH, 1.4 + 0.27 * len(rows), th, layout="constrained")
+        ax_p, ax_m = fig.subplots(1, 2, sharey=True)
+        labels = [r.part for r in rows]
+        ys = np.arange(len(rows))
+        colors = [branch_color(th, r.branch) if r.branch is not None else (th.fusion if r.part.endswith("fusion") else th.muted)
+                  for r in rows]
+        params = np.array([r.params / 1e6 for r in rows])
+        macs = np.array([r.macs / 1e9 for r in rows])
+        for ax, values, unit, total in ((ax_p, params, "M", params.sum()), (ax_m, macs, "G", macs.sum())):
+            bars = ax.barh(ys, values, color=colors, edgecolor="none", height=0.72)
+            for bar, v in zip(bars, values):
+                ax.text(bar.get_width() + total * 0.008, bar.get_y() + bar.get_height() / 2, f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}",
+                        va="center", ha="left", fontsize=7.2)
+            ax.set_xlim(0, values.max() * 1.28 if values.max() > 0 else 1)
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
+            for spine in ("top", "right"):
+                ax.spines[spine].set_visible(False)
+        ax_p.set_yticks(ys, labels, fontsize=8)
+        ax_p.invert_yaxis()
+        ax_p.set_xlabel(f"parameters (millions; total {params.sum():.2f} M)")
+        ax_m.set_xlabel(f"multiply-adds (billions; total {macs.sum():.2f} G)")
+        ax_p.set_title("parameters", loc="left")
+        ax_m.set_title(f"multiply-adds for one {height}×{width} image", loc="left")
+        what = _name(model_or_variant) + (f" with the {head} head" if head else "")
+        fig.suptitle(f"Where the parameters and the computation go: {what}", x=0.01, ha="left", fontweight="bold")
+    return fig

@@ -1,0 +1,264 @@
+"""hrnet_teach.viz: figures rendered headless (Agg) and checked for what they show; graphs as DOT and SVG."""
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+
+import hrnet_teach as ht  # noqa: E402
+from hrnet_teach import inspect as hi  # noqa: E402
+from hrnet_teach import viz  # noqa: E402
+from hrnet_teach.viz import graphs  # noqa: E402
+from hrnet_teach.viz.style import DARK, LIGHT  # noqa: E402
+
+
+def render(fig):
+    """Draw the figure as a notebook would (PNG, tight box) and return the renderer."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    assert buffer.getvalue()[:4] == b"\x89PNG"
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def gids(fig, prefix):
+    return [a.get_gid() for ax in fig.axes for a in ax.get_children() if (a.get_gid() or "").startswith(prefix)]
+
+
+def texts(fig):
+    """Every text drawn: annotations, titles, and the tick labels of the ticks actually drawn."""
+    found = [t for ax in fig.axes for t in ax.texts] + list(fig.texts)
+    found += [title for ax in fig.axes for title in (ax.title, ax._left_title, ax._right_title)]
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            found += [label for tick in axis._update_ticks() for label in (tick.label1, tick.label2) if label.get_visible()]
+    unique = list({id(t): t for t in found}.values())
+    return [t for t in unique if t.get_text().strip() and t.get_visible()]
+
+
+def all_text(fig):
+    return "\n".join(t.get_text() for t in texts(fig))
+
+
+def overlaps(fig):
+    """Pairs of texts whose drawn boxes overlap, and texts reaching outside the figure."""
+    renderer = render(fig)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts(fig)]
+    clashes = [(a, b) for k, (a, box_a) in enumerate(boxes) for b, box_b in boxes[k + 1:] if box_a.overlaps(box_b)]
+    width, height = fig.bbox.width, fig.bbox.height
+    outside = [a for a, box in boxes if box.x0 < -1 or box.y0 < -1 or box.x1 > width + 1 or box.y1 > height + 1]
+    return clashes, outside
+
+
+# ------------------------------------------------------------------- architecture
+@pytest.mark.parametrize("variant, size", [("w18_small_v1", (500, 300)), ("w48", (1024, 2048))])
+def test_architecture_has_one_stream_per_branch(variant, size):
+    fig = viz.plot_architecture(variant, size)
+    assert sorted(gids(fig, "stream-")) == ["stream-0", "stream-1", "stream-2", "stream-3"]
+    modules = [len(getattr(hi.meta_model(variant), s)) for s in hi.STAGES]
+    assert len(gids(fig, "fusion")) == sum(modules)
+    assert len(gids(fig, "module-")) == sum(m * b for m, b in zip(modules, (2, 3, 4)))
+    assert len(gids(fig, "transition-new")) == 3 and len(gids(fig, "transition-adapt")) == 1
+    shapes = hi.stage_shapes(variant, size)
+    text = all_text(fig)
+    for c, h, w in shapes["stage4"]:
+        assert f"{c} ch\n{h}×{w}" in text and f"{c}×{h}×{w}" in text
+    assert f"{size[0]}×{size[1]}" in fig.axes[0].get_title(loc="left")
+    assert overlaps(fig) == ([], [])
+
+
+def test_architecture_of_the_pose_model_shows_one_output():
+    with torch.device("meta"):
+        pose = ht.create_model("w32", head="pose")
+    fig = viz.plot_architecture(pose, (256, 192))
+    text = all_text(fig)
+    assert "y[0]: 32×64×48" in text and "y[1]" not in text and "multi_scale_output=False" in text
+    assert overlaps(fig) == ([], [])
+
+
+def test_resolution_over_depth_compares_three_networks():
+    fig = viz.plot_resolution_over_depth("w18")
+    assert len(fig.axes) == 3
+    resnet = next(line for line in fig.axes[0].lines if line.get_gid() == "resnet")
+    assert resnet.get_ydata()[-1] == 32 and resnet.get_ydata()[0] == 1
+    unet = next(line for line in fig.axes[1].lines if line.get_gid() == "unet")
+    assert max(unet.get_ydata()) == 16 and unet.get_ydata()[-1] == 1
+    branches = sorted(line.get_gid() for line in fig.axes[2].lines if (line.get_gid() or "").startswith("hrnet-branch"))
+    assert branches == [f"hrnet-branch-{b}" for b in range(4)]
+    assert len([line for line in fig.axes[2].lines if line.get_gid() == "fusion"]) == 8  # W18: 1 + 4 + 3 modules
+    assert all(ax.get_ylabel() == "resolution" for ax in fig.axes) and fig.axes[2].get_xlabel()
+    assert overlaps(fig)[1] == []
+
+
+# -------------------------------------------------------------------- fuse matrix
+@pytest.mark.parametrize("variant, stage, n", [("w18", "stage2", 2), ("w18", "stage3", 3), ("w48", "stage4", 4)])
+def test_fuse_grid_has_n_by_n_labelled_cells(variant, stage, n):
+    fig = viz.plot_fuse_matrix(variant, stage, highlight=(n - 1, 0))
+    cells = gids(fig, "fuse-cell-")
+    assert sorted(cells) == sorted(f"fuse-cell-{i}-{j}" for i in range(n) for j in range(n))
+    heads = {t.get_gid(): t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("fuse-head")}
+    bodies = {t.get_gid(): t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("fuse-text")}
+    matrix = hi.fuse_matrix(variant, stage)
+    for i in range(n):
+        for j in range(n):
+            head, body = heads[f"fuse-head-{i}-{j}"], bodies[f"fuse-text-{i}-{j}"]
+            entry = matrix[i][j]
+            if i == j:
+                assert head == "identity"
+            elif j > i:
+                assert head == f"upsample ×{2 ** (j - i)}" and f"conv1x1, {entry.in_channels}→{entry.out_channels}" in body
+                assert f"↑×{2 ** (j - i)} bilinear" in body
+            else:
+                assert head == f"downsample ×1/{2 ** (i - j)}" and body.count("conv3x3 s2") == i - j
+                assert body.count("ReLU") == i - j - 1  # none after the last step
+                assert f"→{entry.out_channels}" in body
+    assert gids(fig, "fuse-highlight") == ["fuse-highlight"]
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[0].startswith("in j=0") and f"{matrix[0][n - 1].in_channels} ch" in labels[-1]
+    assert overlaps(fig) == ([], [])
+
+
+def test_fuse_grid_one_row_and_no_fusion():
+    with torch.device("meta"):
+        pose = ht.create_model("w32", head="pose")
+    fig = viz.plot_fuse_matrix(pose, "stage4", -1)
+    assert sorted(gids(fig, "fuse-cell-")) == [f"fuse-cell-0-{j}" for j in range(4)]
+    assert "multi_scale_output=False" in fig._suptitle.get_text()
+    fig = viz.plot_fuse_matrix(ht.get_config("w18").replace(fusion=False), "stage3")
+    assert gids(fig, "fuse-cell-") == [] and "fusion=False" in all_text(fig)
+
+
+def test_transition_figure_shows_pass_adapt_and_new():
+    fig = viz.plot_transition("w18", "stage2")
+    assert sorted(gids(fig, "transition-")) == ["transition-adapt-0", "transition-new-1"]
+    text = all_text(fig)
+    assert "conv3x3 stride 2, 256→36, BN, ReLU" in text and "branch 0: 256 ch" in text
+    fig = viz.plot_transition("w48", "stage4", image_size=(512, 512))
+    assert sorted(gids(fig, "transition-")) == ["transition-new-3", "transition-pass-0", "transition-pass-1", "transition-pass-2"]
+    assert "branch 3: 384 ch\n16×16 (1/32)" in all_text(fig)
+    assert overlaps(fig) == ([], [])
+
+
+# ------------------------------------------------------------------------ features
+@pytest.fixture(scope="module")
+def features():
+    torch.manual_seed(0)
+    model = ht.create_model("w18_small_v1", head=None)
+    return hi.capture_features(model, torch.randn(1, 3, 64, 64))
+
+
+def test_feature_maps_one_panel_per_branch(features):
+    fig = viz.plot_feature_maps(features)
+    maps = gids(fig, "map-")
+    assert len(maps) == 1 + 1 + 2 + 3 + 4
+    image = next(im for ax in fig.axes for im in ax.images if im.get_gid() == "map-stage4-3")
+    expected = features["stage4"][3][0].mean(0).numpy()
+    assert image.get_array().shape == expected.shape == (2, 2)
+    assert abs(image.get_array() - expected).max() < 1e-6
+    assert all(tuple(im.get_extent()) == (0, 1, 1, 0) for ax in fig.axes for im in ax.images)  # a common scale
+    render(fig)
+
+
+def test_feature_maps_choices_and_errors(features):
+    fig = viz.plot_feature_maps(features, stages=["stage3"], channel=20, branches=[1, 2], image=torch.zeros(8, 8, 3).numpy())
+    assert sorted(gids(fig, "map-")) == ["map-stage3-1", "map-stage3-2"]
+    fig = viz.plot_feature_maps(features, stages="stage4", channel=20)
+    assert "no channel 20\n(16 channels)" in all_text(fig)  # branch 0 has 16 channels
+    with pytest.raises(ValueError, match="no features for"):
+        viz.plot_feature_maps(features, stages=["stage5"])
+    with pytest.raises(TypeError, match="capture_features"):
+        viz.plot_feature_maps([1, 2])
+
+
+# --------------------------------------------------------------------------- costs
+def test_cost_bars_match_the_breakdown():
+    fig = viz.plot_costs("w18", (256, 256))
+    rows = hi.cost_breakdown("w18", (256, 256))
+    params_ax, macs_ax = fig.axes
+    assert [t.get_text() for t in params_ax.get_yticklabels()] == [r.part for r in rows]
+    assert [round(p.get_width() * 1e6) for p in params_ax.patches] == [r.params for r in rows]
+    assert [round(p.get_width() * 1e9) for p in macs_ax.patches] == [r.macs for r in rows]
+    assert params_ax.get_xlabel().startswith("parameters") and macs_ax.get_xlabel().startswith("multiply-adds")
+    assert overlaps(fig)[1] == []
+
+
+# -------------------------------------------------------------------------- themes
+def test_figures_set_their_own_colours():
+    with plt.style.context("dark_background"):  # a notebook's dark style must not leak in
+        fig = viz.plot_fuse_matrix("w18_small_v1", "stage2")
+    assert to_rgba(fig.get_facecolor()) == to_rgba(LIGHT.face)
+    assert to_rgba(fig._suptitle.get_color()) == to_rgba(LIGHT.text)
+    fig = viz.plot_costs("w18_small_v1", (128, 128), theme="dark")
+    assert to_rgba(fig.get_facecolor()) == to_rgba(DARK.face)
+    assert to_rgba(fig.axes[0].get_facecolor()) == to_rgba(DARK.face)
+    assert to_rgba(fig.axes[0].xaxis.label.get_color()) == to_rgba(DARK.text)
+    with pytest.raises(ValueError, match="theme must be one of"):
+        viz.plot_costs("w18_small_v1", theme="blue")
+
+
+# -------------------------------------------------------------------------- graphs
+def test_graph_of_the_network_at_two_depths():
+    g = viz.module_graph("w18", depth=1)
+    source = g.source
+    for name in ("stem", "layer1", "transition1", "transition3", "stage2", "stage4: 3 modules", "y[3]"):
+        assert name in source
+    assert source.count('PORT="p3"') == 2  # transition3 and stage4 have a fourth branch
+    assert "4 × BasicBlock 144→144" in source and "new from 2" in source
+    deeper = viz.module_graph(ht.get_config("w18"), depth=2).source
+    assert all(f"stage3[{m}]" in deeper for m in range(4)) and "fuse 4×4" in deeper
+    assert "conv1: conv3x3 s2, 3→64" in viz.module_graph("w18", depth=3).source
+
+
+def test_graph_of_a_high_resolution_module():
+    hr = hi.meta_model("w18").stage4[0]
+    source = viz.module_graph(hr).source
+    for i in range(4):
+        for j in range(4):
+            assert (f"fuse_layers[{i}][{j}]" in source) == (i != j)
+        assert f"identity [{i}][{i}]" in source and f"y[{i}]" in source
+    assert "fuse_layers[3][0]\nconv3x3 s2, 18→18, BN, ReLU\nconv3x3 s2, 18→18, BN, ReLU\nconv3x3 s2, 18→144, BN" in source
+    assert "then ↑×8 (bilinear)" in source
+    assert "branches[3]: 4 × BasicBlock 144→144" in viz.module_graph(hr, depth=2).source
+
+
+def test_graphs_of_blocks_transitions_and_heads():
+    source = viz.module_graph(ht.BasicBlock(18, 18)).source
+    assert all(f"{name}:" in source for name in ("conv1", "bn1", "conv2", "bn2")) and "identity" in source
+    block = hi.meta_model("w18").layer1[0]
+    assert "downsample[0]: conv1x1, 64→256" in viz.module_graph(block).source
+    transition = viz.module_graph(hi.meta_model("w18").transition1).source
+    assert "adapt channels" in transition and "new branch from 0" in transition
+    assert "last_layer" in viz.module_graph(hi.meta_model("w18", "segmentation")).source
+    assert "classifier: Linear 2048→1000" in viz.module_graph(hi.meta_model("w18", "classification")).source
+    assert "final_layer: conv1x1, 32→17" in viz.module_graph(hi.meta_model("w32", "pose")).source
+    layer1 = viz.module_graph(hi.meta_model("w18").layer1, depth=2).source
+    assert "3 alike, one shown" in layer1
+    with pytest.raises(ValueError, match="depth must be"):
+        viz.module_graph("w18", depth=0)
+
+
+@pytest.mark.skipif(not graphs.has_dot(), reason="Graphviz's dot is not installed (CI installs Debian's graphviz)")
+def test_graphs_render_to_svg():
+    svg = viz.render_svg(viz.module_graph(hi.meta_model("w18").stage3[0], title="stage3[0]"))
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "fuse_layers[2][0]" in svg and "stage3[0]" in svg
+    bundle = viz.module_graph("w18_small_v1")._repr_mimebundle_()
+    assert "<svg" in bundle["image/svg+xml"]
+
+
+def test_graphs_without_dot_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(graphs.shutil, "which", lambda name: None)
+    graph = viz.module_graph(ht.BasicBlock(8, 8))
+    assert not viz.has_dot()
+    with pytest.raises(viz.DotUnavailableError, match="apt-get install graphviz"):
+        viz.render_svg(graph)
+    bundle = graph._repr_mimebundle_()
+    assert list(bundle) == ["text/plain"] and "conda install graphviz" in bundle["text/plain"] and "digraph" in bundle["text/plain"]
