@@ -1,0 +1,276 @@
+"""Explorers: small ipywidgets apps over :mod:`hrnet_teach.inspect` and :mod:`hrnet_teach.viz`.
+
+Each function returns a widget (a ``VBox``) to display: controls on top, then
+outputs. The controls and outputs are attributes (``explorer.variant``,
+``explorer.output``...), so a notebook or a test can drive an explorer by
+setting ``.value``; ``explorer.figure`` and ``explorer.text`` hold what it
+shows last. Shapes come from weightless meta-device models, built once per
+variant and kept, so moving a slider never rebuilds a W64.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import ipywidgets as widgets
+import torch
+from IPython.display import HTML, display
+from torch import nn
+
+from . import inspect as hi
+from . import viz
+from .config import VARIANTS
+
+SIZES = {"512×512": (512, 512), "1024×2048 (Cityscapes)": (1024, 2048), "256×192 (pose)": (256, 192),
+         "224×224 (ImageNet)": (224, 224), "480×480 (PASCAL-Context)": (480, 480)}
+
+
+def _show(output: widgets.Output, *objects) -> None:
+    """Replace what ``output`` shows (``wait=True``: no flicker while the new picture is drawn)."""
+    with output:
+        output.clear_output(wait=True)
+        for obj in objects:
+            display(obj)
+
+
+def _size_box(description: str, value: int) -> widgets.BoundedIntText:
+    return widgets.BoundedIntText(value=value, min=32, max=4096, step=32, description=description,
+                                  layout=widgets.Layout(width="170px"), style={"description_width": "50px"})
+
+
+class ArchitectureExplorer(widgets.VBox):
+    """Variant and input size → the architecture drawn as streams, and the per-branch shape table."""
+
+    def __init__(self, variant: str = "w18", image_size=(512, 512)) -> None:
+        height, width = hi._check_size(image_size)
+        self.variant = widgets.Dropdown(options=list(VARIANTS), value=hi.as_config(variant).name, description="variant")
+        self.height = _size_box("height", height)
+        self.width = _size_box("width", width)
+        self.output = widgets.Output()
+        self.figure = None
+        self.rows: list[dict] = []
+        self.text = ""
+        super().__init__([widgets.HBox([self.variant, self.height, self.width]), self.output])
+        for control in (self.variant, self.height, self.width):
+            control.observe(self.render, names="value")
+        self.render()
+
+    def render(self, _change=None) -> None:
+        size = (self.height.value, self.width.value)
+        self.figure = viz.plot_architecture(self.variant.value, size)
+        self.rows = hi.branch_table(self.variant.value, size)
+        self.text = f"{self.variant.value} at {size[0]}×{size[1]}\n{self.rows.to_text()}"
+        _show(self.output, self.figure, self.rows)
+
+
+def architecture_explorer(variant: str = "w18", image_size=(512, 512)) -> ArchitectureExplorer:
+    """An explorer of the whole network: pick a variant and an input size."""
+    return ArchitectureExplorer(variant, image_size)
+
+
+class FuseExplorer(widgets.VBox):
+    """Variant, stage, module, i, j → ``fuse_layers[i][j]``: the operation, its layers and the
+    tensor shapes through it at the chosen input size, and where it sits in the fuse matrix.
+
+    ``multi_scale_output`` off shows the pose model's last stage-4 module, which fuses into branch 0 only.
+    """
+
+    def __init__(self, variant: str = "w18", stage: str = "stage3", image_size=(512, 512)) -> None:
+        slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="260px"))
+        self.variant = widgets.Dropdown(options=list(VARIANTS), value=hi.as_config(variant).name, description="variant",
+                                        layout=widgets.Layout(width="220px"))
+        self.stage = widgets.Dropdown(options=list(hi.STAGES), value=f"stage{hi.stage_number(stage)}", description="stage",
+                                      layout=widgets.Layout(width="200px"))
+        self.module = widgets.IntSlider(value=0, min=0, max=0, description="module", **slider)
+        self.i = widgets.IntSlider(value=0, min=0, max=0, description="i (out)", **slider)
+        self.j = widgets.IntSlider(value=0, min=0, max=0, description="j (in)", **slider)
+        self.multi_scale_output = widgets.Checkbox(value=True, description="multi_scale_output", indent=False)
+        labels = {v: k for k, v in SIZES.items()}
+        size = hi._check_size(image_size)
+        self.size = widgets.Dropdown(options=list(SIZES) if size in labels else [f"{size[0]}×{size[1]}"] + list(SIZES),
+                                     value=labels.get(size, f"{size[0]}×{size[1]}"), description="input",
+                                     layout=widgets.Layout(width="280px"))
+        self._custom = {f"{size[0]}×{size[1]}": size}
+        self.info = widgets.Output()  # the operation and the shapes, as text
+        self.output = widgets.Output()  # the fuse matrix with the cell outlined
+        self.figure = None
+        self.entry: Optional[hi.FuseEntry] = None
+        self.shapes: list[dict] = []
+        self.text = ""
+        self._busy = False
+        controls = widgets.VBox([
+            widgets.HBox([self.variant, self.stage, self.size, self.multi_scale_output]),
+            widgets.HBox([self.module, self.i, self.j]),
+        ])
+        super().__init__([controls, self.info, self.output])
+        for control in (self.variant, self.stage, self.multi_scale_output):
+            control.observe(self._ranges_then_render, names="value")
+        for control in (self.module, self.i, self.j, self.size):
+            control.observe(self.render, names="value")
+        self._busy = True
+        self._fit_ranges()
+        self.i.value = min(2, self.i.max)  # a first view with something to see: a chain of stride-2 convs
+        self._busy = False
+        self.render()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return SIZES.get(self.size.value) or self._custom[self.size.value]
+
+    def model(self) -> nn.Module:
+        return hi.meta_model(self.variant.value, multi_scale_output=self.multi_scale_output.value)
+
+    def _fit_ranges(self) -> None:
+        stage = getattr(self.model(), self.stage.value)
+        self.module.max = len(stage) - 1
+        hr = stage[self.module.value]
+        rows = len(hr.fuse_layers) if hr.fuse_layers is not None else hr.num_branches
+        self.i.max = max(rows - 1, 0)
+        self.j.max = hr.num_branches - 1
+
+    def _ranges_then_render(self, _change=None) -> None:
+        """New variant, stage or output mode: fit the sliders to the matrix, then draw once."""
+        self._busy = True
+        try:
+            self._fit_ranges()
+        finally:
+            self._busy = False
+        self.render()
+
+    def render(self, _change=None) -> None:
+        if self._busy:
+            return
+        model, stage, module = self.model(), self.stage.value, self.module.value
+        hr = getattr(model, stage)[module]
+        rows = len(hr.fuse_layers) if hr.fuse_layers is not None else hr.num_branches
+        if self.i.max != max(rows - 1, 0):  # the module changed to one with fewer rows (the pose model's last)
+            self._ranges_then_render()
+            return
+        i, j = self.i.value, self.j.value
+        self.figure = viz.plot_fuse_matrix(model, stage, module, highlight=(i, j))
+        matrix = hi.fuse_matrix(model, stage, module)
+        if not matrix:
+            self.entry, self.shapes = None, []
+            self.text = f"{stage}[{module}] has no fuse_layers (fusion=False or one branch)."
+            _show(self.info, HTML(f"<p>{self.text}</p>"))
+        else:
+            self.entry = matrix[i][j]
+            self.shapes = hi.fuse_shapes(model, stage, module, i, j, self.image_size)
+            self.text = self._describe()
+            _show(self.info, HTML(self._html()))
+        _show(self.output, self.figure)
+
+    def _describe(self) -> str:
+        e = self.entry
+        size = "×".join(map(str, self.image_size))
+        head = f"{e.path}: {e.kind} (scale ×{e.scale:g}), {e.in_channels}→{e.out_channels} channels ({self.variant.value}, input {size})"
+        layers = "\n".join(f"  {line}" for line in e.layers) or "  (none: x[j] is added as it is)"
+        return f"{head}\nlayers:\n{layers}\nshapes:\n{self.shapes.to_text()}"
+
+    def _html(self) -> str:
+        import html
+
+        e = self.entry
+        size = "×".join(map(str, self.image_size))
+        layers = "".join(f"<li><code>{html.escape(line)}</code></li>" for line in e.layers) or "<li>none: x[j] is added as it is</li>"
+        return (f"<b><code>{html.escape(e.path)}</code></b>: {e.kind} (scale ×{e.scale:g}), "
+                f"{e.in_channels}→{e.out_channels} channels · {self.variant.value}, input {size}"
+                f"<ul style='margin:2px 0'>{layers}</ul>{self.shapes._repr_html_()}")
+
+
+def fuse_explorer(variant: str = "w18", stage: str = "stage3", image_size=(512, 512)) -> FuseExplorer:
+    """An explorer of ``fuse_layers[i][j]``: pick a variant, stage, module, i and j."""
+    return FuseExplorer(variant, stage, image_size)
+
+
+class FeatureExplorer(widgets.VBox):
+    """Stage, branch, channel → the feature map (the channel mean at channel -1), beside the image.
+
+    The features are captured once, when the explorer is built; the sliders only pick among them.
+    """
+
+    def __init__(self, model: Optional[nn.Module] = None, image=None) -> None:
+        from .assets import sample_photo
+
+        self.model = model if model is not None else _default_model()
+        self.image = image if image is not None else sample_photo((256, 256))
+        self.features = hi.capture_features(self.model, self.image)
+        slider = dict(continuous_update=False, style={"description_width": "110px"}, layout=widgets.Layout(width="330px"))
+        self.stage = widgets.Dropdown(options=list(self.features), value="stage4", description="stage")
+        self.branch = widgets.IntSlider(value=0, min=0, max=len(self.features["stage4"]) - 1, description="branch", **slider)
+        self.channel = widgets.IntSlider(value=-1, min=-1, max=self.features["stage4"][0].shape[1] - 1,
+                                         description="channel (-1: mean)", **slider)
+        self.info = widgets.Output()
+        self.output = widgets.Output()
+        self.figure = None
+        self.text = ""
+        self._busy = False
+        super().__init__([widgets.HBox([self.stage, self.branch, self.channel]), self.info, self.output])
+        self.stage.observe(self._ranges_then_render, names="value")
+        for control in (self.branch, self.channel):
+            control.observe(self.render, names="value")
+        self.render()
+
+    def _ranges_then_render(self, _change=None) -> None:
+        self._busy = True
+        try:
+            maps = self.features[self.stage.value]
+            self.branch.max = len(maps) - 1
+            self.channel.max = maps[self.branch.value].shape[1] - 1
+        finally:
+            self._busy = False
+        self.render()
+
+    def render(self, _change=None) -> None:
+        if self._busy:
+            return
+        t = self.features[self.stage.value][self.branch.value]
+        if self.channel.max != t.shape[1] - 1:  # another branch, other channels
+            self._ranges_then_render()
+            return
+        channel = None if self.channel.value < 0 else self.channel.value
+        self.figure = viz.plot_feature_maps(self.features, stages=[self.stage.value], branches=[self.branch.value], channel=channel,
+                                            image=_as_array(self.image))
+        data = t[0].mean(0) if channel is None else t[0, channel]
+        what = "mean over channels" if channel is None else f"channel {channel}"
+        self.text = (f"{self.stage.value}, branch {self.branch.value}: {tuple(t.shape[1:])} (C, H, W); {what}: "
+                     f"min {data.min().item():.3g}, max {data.max().item():.3g}, mean {data.mean().item():.3g}")
+        _show(self.info, HTML(f"<code>{self.text}</code>"))
+        _show(self.output, self.figure)
+
+
+def _as_array(image):
+    if isinstance(image, torch.Tensor):
+        from .assets import to_image
+
+        return to_image(image)
+    return image
+
+
+def _default_model() -> nn.Module:
+    """The course's small trained model when it ships with the repository, else a small random one."""
+    try:
+        from .train import load_shapes_model
+
+        return load_shapes_model()
+    except (ImportError, OSError):
+        from .models import create_model
+
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(0)
+        try:
+            return create_model("w18_small_v1", head=None).eval()
+        finally:
+            torch.random.set_rng_state(generator_state)
+
+
+def feature_explorer(model: Optional[nn.Module] = None, image=None) -> FeatureExplorer:
+    """An explorer of feature maps: pick a stage, a branch and a channel.
+
+    ``model``: any hrnet_teach model (default: the course's small trained model,
+    or a small random one); ``image``: a PIL image or a normalised tensor
+    (default: the sample photo at 256×256).
+    """
+    return FeatureExplorer(model, image)
+
+
+__all__ = ["architecture_explorer", "fuse_explorer", "feature_explorer", "ArchitectureExplorer", "FuseExplorer", "FeatureExplorer"]

@@ -1,0 +1,129 @@
+"""hrnet_teach.widgets: explorers built, driven by setting their controls, and their output checked."""
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import ipywidgets  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import hrnet_teach as ht  # noqa: E402
+from hrnet_teach import inspect as hi  # noqa: E402
+from hrnet_teach import widgets  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cells(fig):
+    return sorted(p.get_gid() for p in fig.axes[0].patches if (p.get_gid() or "").startswith("fuse-cell-"))
+
+
+def test_architecture_explorer_follows_variant_and_size():
+    explorer = widgets.architecture_explorer("w18")
+    assert isinstance(explorer, ipywidgets.VBox) and explorer.output in explorer.children
+    assert "HRNet-W18 at 512×512" in explorer.figure.axes[0].get_title(loc="left")
+    explorer.variant.value = "w48"
+    assert "HRNet-W48" in explorer.figure.axes[0].get_title(loc="left")
+    assert [r["channels"] for r in explorer.rows if r["stage"] == "stage4"] == [48, 96, 192, 384]
+    start = time.perf_counter()
+    explorer.height.value = 1024
+    explorer.width.value = 2048
+    moved = time.perf_counter() - start
+    assert [(r["height"], r["width"]) for r in explorer.rows if r["stage"] == "stage4"] == [(256, 512), (128, 256), (64, 128), (32, 64)]
+    assert "1024×2048" in explorer.figure.axes[0].get_title(loc="left") and "384" in explorer.text
+    assert moved < 20, f"two size changes took {moved:.1f} s"  # generous: a shared, busy machine
+
+
+def test_fuse_explorer_shows_the_operation_and_its_shapes():
+    explorer = widgets.fuse_explorer("w18")
+    # the first view: a chain of stride-2 convs in stage 3
+    assert explorer.entry.path == "stage3[0].fuse_layers[2][0]" and explorer.entry.kind == "downsample"
+    assert "18 x 128 x 128" in explorer.text and "72 x 32 x 32" in explorer.text
+    assert (explorer.module.max, explorer.i.max, explorer.j.max) == (3, 2, 2)
+
+    explorer.stage.value = "stage4"
+    assert (explorer.module.max, explorer.i.max, explorer.j.max) == (2, 3, 3)
+    explorer.i.value, explorer.j.value = 3, 0
+    assert explorer.entry.steps == 3 and explorer.entry.out_channels == 144
+    assert [row["shape"] for row in explorer.shapes][-1] == (144, 16, 16)
+    assert cells(explorer.figure) == sorted(f"fuse-cell-{i}-{j}" for i in range(4) for j in range(4))
+    highlight = next(p for p in explorer.figure.axes[0].patches if p.get_gid() == "fuse-highlight")
+    assert highlight.get_xy() == (0.03, 3.03)  # column j=0, row i=3
+
+    explorer.size.value = "1024×2048 (Cityscapes)"
+    assert [row["shape"] for row in explorer.shapes][0] == (18, 256, 512)
+    explorer.variant.value = "w32"
+    assert explorer.entry.in_channels == 32 and explorer.entry.out_channels == 256 and "w32" in explorer.text
+
+    explorer.i.value, explorer.j.value = 0, 3
+    assert explorer.entry.kind == "upsample" and "upsample ×8" in explorer.text
+    explorer.multi_scale_output.value = False
+    explorer.module.value = 2  # the last module fuses into branch 0 only
+    assert explorer.i.max == 0 and cells(explorer.figure) == [f"fuse-cell-0-{j}" for j in range(4)]
+    explorer.stage.value = "stage2"
+    assert (explorer.module.max, explorer.i.max, explorer.j.max) == (0, 1, 1)
+    assert explorer.entry.path.startswith("stage2[0].fuse_layers")
+
+
+def test_fuse_explorer_does_not_rebuild_models():
+    explorer = widgets.fuse_explorer("w64", stage="stage4")
+    model = explorer.model()
+    explorer.i.value = 1
+    explorer.module.value = 1
+    assert explorer.model() is model is hi.meta_model("w64")
+    assert next(model.parameters()).device.type == "meta"
+
+
+def test_feature_explorer_picks_maps():
+    torch.manual_seed(0)
+    model = ht.create_model("w18_small_v1", head=None)
+    explorer = widgets.feature_explorer(model, torch.randn(1, 3, 64, 64))
+    assert explorer.stage.value == "stage4" and explorer.branch.max == 3
+    assert explorer.channel.max == 15 and "(16, 16, 16)" in explorer.text and "mean over channels" in explorer.text
+    explorer.branch.value = 3
+    assert explorer.channel.max == 127 and "(128, 2, 2)" in explorer.text
+    explorer.channel.value = 100
+    data = explorer.features["stage4"][3][0, 100]
+    assert f"max {data.max().item():.3g}" in explorer.text
+    maps = [im for ax in explorer.figure.axes for im in ax.images if im.get_gid()]
+    assert [im.get_gid() for im in maps] == ["map-stage4-3"]
+    assert abs(maps[0].get_array() - data.numpy()).max() < 1e-6
+    explorer.stage.value = "stem"
+    assert explorer.branch.max == 0 and explorer.branch.value == 0 and explorer.channel.max == 63
+    assert "stem, branch 0: (64, 16, 16)" in explorer.text
+
+
+def test_feature_explorer_defaults_to_a_model_and_the_sample_photo():
+    explorer = widgets.feature_explorer()
+    assert isinstance(explorer.model, ht.HRNet) and explorer.image.size == (256, 256)
+    assert explorer.features["stem"][0].shape[-2:] == (64, 64)
+
+
+def test_explorers_fill_their_outputs_in_a_kernel(tmp_path):
+    """In a real kernel the explorers write into their Output widgets (what a browser shows)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    code = [
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\nimport torch\nimport hrnet_teach as ht\nfrom hrnet_teach import widgets",
+        "f = widgets.fuse_explorer('w18_small_v1')\nf",
+        "f.stage.value = 'stage4'",
+        "widgets.feature_explorer(ht.create_model('w18_small_v1', head=None), torch.zeros(1, 3, 64, 64))",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's own inline backend
+    client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=True,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)
+    for cell in notebook.cells:
+        assert not [o for o in cell.outputs if o.output_type == "error"], cell.outputs
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    outputs = [m["state"].get("outputs", []) for m in state.values() if m["model_name"] == "OutputModel"]
+    kinds = [sorted(o.get("data", {})) for out in outputs for o in out]
+    assert len(outputs) == 4  # fuse explorer: info and matrix; feature explorer: info and maps
+    assert kinds.count(["image/png", "text/plain"]) == 2 and kinds.count(["text/html", "text/plain"]) == 2
+    html = [o["data"]["text/html"] for out in outputs for o in out if "text/html" in o.get("data", {})]
+    assert any("stage4[0].fuse_layers[" in h for h in html)  # updated after the stage changed
