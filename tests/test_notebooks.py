@@ -25,6 +25,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell
 MAX_CELL_OUTPUT = 8000  # characters of text per cell: outputs stay small
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in kernel tracebacks
 UNSOLVED = re.compile(r"^answer = \.\.\.|raise NotImplementedError\s+# your code here", re.MULTILINE)
 
 
@@ -98,12 +99,18 @@ def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
     )
     start = time.perf_counter()
+    failure = None
     try:
         client.execute()
     except CellExecutionError as error:
-        first_lines = "\n".join(str(error).splitlines()[-15:])
-        pytest.fail(f"{path.name} failed in a cell:\n{first_lines}", pytrace=False)
+        failure = error
     elapsed = time.perf_counter() - start
+    if failure is not None:  # outside the except block, so pytest does not print the kernel's traceback twice
+        index, source = next(((k, c.source) for k, c in enumerate(nb.cells) if c.cell_type == "code" and any(
+            o.get("output_type") == "error" for o in c.get("outputs", []))), (None, ""))
+        snippet = "\n".join("    " + line for line in source.splitlines()[:6])
+        pytest.fail(f"{path.name}, cell {index}, raised {failure.ename}: {ANSI.sub('', str(failure.evalue))}\n{snippet}",
+                    pytrace=False)
     times[path.name] = round(elapsed, 1)
     record_property("seconds", round(elapsed, 1))
     print(f"\n{path.name}: executed in {elapsed:.1f} s")
