@@ -27,7 +27,7 @@ from ..backbone import HRNet
 from ..blocks import BasicBlock, Bottleneck
 from ..module import HighResolutionModule
 from ..transition import Transition
-from .style import Theme, get_theme
+from .style import Theme, get_theme, model_name
 
 INSTALL_DOT = (
     "Graphviz's `dot` program is not installed, so this graph cannot be drawn; its DOT source is "
@@ -87,7 +87,7 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
     if isinstance(module, HRNet):
         graph.attr(rankdir="TB")
         builder.hrnet(module, depth)
-        default = f"{type(module).__name__} ({module.config.name}), depth {depth}"
+        default = f"{model_name(module)}" + ("" if type(module) is HRNet else f" ({type(module).__name__})") + f", depth {depth}"
     elif isinstance(module, HighResolutionModule):
         graph.attr(rankdir="LR")
         builder.hr_module(graph, module, depth, [builder.node(graph, f"x[{b}]", shape="ellipse") for b in range(module.num_branches)])

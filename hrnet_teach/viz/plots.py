@@ -18,18 +18,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon, 
 
 from .. import inspect as hi
 from ..inspect import STAGES, ModelLike
-from .style import WIDTH, Theme, branch_color, new_figure, themed
+from .style import WIDTH, Theme, branch_color, model_name as _name, new_figure, themed
 
 # ------------------------------------------------------------------ helpers
-
-
-def _name(model_or_variant: ModelLike) -> str:
-    """``HRNet-W48``, ``HRNet-W18-Small-v1``, or ``HRNet (my_config)``."""
-    name = hi.as_config(model_or_variant).name
-    match = re.fullmatch(r"w(\d+)(_small_v(\d))?", name)
-    if match is None:
-        return f"HRNet ({name})"
-    return f"HRNet-W{match.group(1)}" + (f"-Small-v{match.group(3)}" if match.group(2) else "")
 
 
 def _size_text(height: int, width: int) -> str:
@@ -105,7 +96,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
         stem_c = backbone.conv2.out_channels
         top = 0.95
         # input image and stem
-        _box(ax, -0.1, -0.45, 1.05, 0.9, th.face, th.edge, f"image\n3 ch\n{_size_text(height, width)}", th, gid="input")
+        _box(ax, -0.1, -0.4, 1.05, 0.8, th.face, th.edge, "image\n3 ch", th, gid="input")
+        ax.text(0.42, 0.45, _size_text(height, width), ha="center", va="bottom", fontsize=7.5)
         stem_h, stem_w = shapes[("stage1", 0)]["height"], shapes[("stage1", 0)]["width"]
         ax.add_patch(Polygon([(1.25, 0.42), (2.2, _band(0) / 2), (2.2, -_band(0) / 2), (1.25, -0.42)], closed=True,
                              facecolor=th.identity, edgecolor=th.edge, gid="stem"))
@@ -206,7 +198,7 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
 
 def _stage_label(ax, x, branch, text, theme: Theme):
     ax.text(x, -branch + _band(branch) / 2 + 0.04, text, ha="left", va="bottom", fontsize=7.2, color=theme.text,
-            linespacing=1.1, zorder=6)
+            linespacing=1.1, zorder=6, bbox=dict(boxstyle="square,pad=0.08", facecolor=theme.face, edgecolor="none", alpha=0.85))
 
 
 # ------------------------------------------------------ resolution over depth
@@ -537,10 +529,10 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
                   for r in rows]
         params = np.array([r.params / 1e6 for r in rows])
         macs = np.array([r.macs / 1e9 for r in rows])
-        for ax, values, unit, total in ((ax_p, params, "M", params.sum()), (ax_m, macs, "G", macs.sum())):
+        for ax, values, unit in ((ax_p, params, "M"), (ax_m, macs, "G")):
             bars = ax.barh(ys, values, color=colors, edgecolor="none", height=0.72)
             for bar, v in zip(bars, values):
-                ax.text(bar.get_width() + total * 0.008, bar.get_y() + bar.get_height() / 2, f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}",
+                ax.text(bar.get_width() + values.max() * 0.012, bar.get_y() + bar.get_height() / 2, f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}",
                         va="center", ha="left", fontsize=7.2)
             ax.set_xlim(0, values.max() * 1.28 if values.max() > 0 else 1)
             ax.grid(axis="x")

@@ -56,6 +56,19 @@ def get_theme(theme: "str | Theme") -> Theme:
     return THEMES[theme]
 
 
+def model_name(model_or_variant) -> str:
+    """``HRNet-W48``, ``HRNet-W18-Small-v1``, or ``HRNet (my_config)`` for a variant, config or model."""
+    import re
+
+    from ..inspect import as_config
+
+    name = as_config(model_or_variant).name
+    match = re.fullmatch(r"w(\d+)(_small_v(\d))?", name)
+    if match is None:
+        return f"HRNet ({name})"
+    return f"HRNet-W{match.group(1)}" + (f"-Small-v{match.group(3)}" if match.group(2) else "")
+
+
 def branch_color(theme: Theme, branch: int) -> str:
     return theme.branches[branch % len(theme.branches)]
 
