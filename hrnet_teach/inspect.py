@@ -667,7 +667,8 @@ class Table(list):
 
     def _repr_html_(self) -> str:
         columns, body = self._cells()
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        numeric = [bool(body) and all(_numeric(r[k]) or not r[k] for r in body) for k in range(len(columns))]
+        head = "".join(f'<th style="text-align:{"right" if n else "left"}">{html.escape(c)}</th>' for c, n in zip(columns, numeric))
         rows = "".join(
             "<tr>" + "".join(
                 f'<td style="text-align:{"right" if _numeric(v) else "left"};white-space:pre">{html.escape(v)}</td>' for v in r
