@@ -1,0 +1,473 @@
+"""Loading checkpoints: the authors', timm's, and our own, with a report instead of silence.
+
+The official repositories load pretrained weights by keeping only the entries whose
+names exist in the model (``{k: v for k, v in pretrained.items() if k in model_dict}``)
+and never say what was dropped, so a checkpoint of the wrong variant or head can
+load "successfully" while leaving most of the network at its random initialisation.
+Here a load is strict by default and always produces a :class:`LoadReport`: every
+missing, unexpected and shape-mismatched key, grouped by module, with a guess of
+which variant and head the checkpoint was made for.
+
+Key names need no translation: this package uses the official names, and timm's
+``hrnet_w*`` models use the same ones (checked key by key for all nine variants).
+Only wrappers are removed: ``model.`` (the official segmentation trainer saves its
+``FullModel``, whose ``loss.*`` entries belong to the loss, not the network),
+``module.`` (DataParallel / DistributedDataParallel), and ``backbone.`` / ``neck.``
+(mmdetection, where the authors' HRFPN lives).
+"""
+from __future__ import annotations
+
+import html
+import os
+import pickle
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from .config import VARIANTS, HRNetConfig, get_config
+
+WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "neck.")
+LOSS_PREFIX = "loss."  # the official segmentation trainer's FullModel.loss
+CHECKPOINT_ENTRIES = ("state_dict", "model")  # where training checkpoints keep the weights
+MAX_MISMATCHED_SHOWN = 8
+HUB_TIMEOUT_S = 2.0
+
+# timm's names for our variants; the files are model.safetensors with the official keys.
+_TIMM_NAMES = {"w18_small_v1": "hrnet_w18_small", "w18_small_v2": "hrnet_w18_small_v2"}
+_HEAD_PARTS = {
+    "last_layer": "segmentation",
+    "incre_modules": "classification (ImageNet)",
+    "classifier": "classification (ImageNet)",
+    "reduction_conv": "pyramid (HRFPN)",
+}
+
+
+class WeightsMismatchError(ValueError):
+    """A strict load found keys that do not fit; the message is the full report."""
+
+    def __init__(self, report: "LoadReport") -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+class WeightsUnavailableError(OSError):
+    """Pretrained weights cannot be obtained here (offline, or the hub is unreachable)."""
+
+
+# --------------------------------------------------------------------- report
+@dataclass
+class LoadReport:
+    """What a load did: ``loaded`` tensors, and every key that did not fit.
+
+    ``mismatched`` holds ``(key, checkpoint_shape, model_shape)``. ``ignored`` are
+    entries that are not part of any network (the trainer's loss weights).
+    """
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    loaded: int = 0
+    total: int = 0  # tensors in the model's state dict
+    ignored: list[str] = field(default_factory=list)
+    stripped: dict[str, int] = field(default_factory=dict)  # prefix -> how many keys had it
+    filled: int = 0  # num_batches_tracked counters absent from the checkpoint, set by BatchNorm itself
+    model_name: str = "model"
+    model_variant: Optional[str] = None
+    checkpoint_guess: Optional[str] = None
+    source: str = "state dict"
+    applied: bool = False  # whether the weights were copied into the model
+    _missing_groups: list[tuple[str, int]] = field(default_factory=list, repr=False)
+    _unexpected_groups: list[tuple[str, int]] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    # -------------------------------------------------------------- text
+    def title(self) -> str:
+        what = f"{self.model_name}" + (f" ({self.model_variant})" if self.model_variant else "")
+        verb = "loaded" if self.applied else "would load"
+        head = f"{verb} {self.loaded} of {self.total} tensors into {what} from {self.source}"
+        return f"OK: {head}: every key and shape matches." if self.ok else f"NOT A FULL MATCH: {head}."
+
+    def notes(self) -> list[str]:
+        """What was adjusted on the way (prefixes, absent counters, the trainer's loss)."""
+        out = []
+        if self.stripped:
+            out.append("prefixes removed: " + ", ".join(f"'{p}' ({n} keys)" for p, n in self.stripped.items()))
+        if self.filled:
+            out.append(f"{self.filled} BatchNorm num_batches_tracked counters were absent (old or InPlaceABN "
+                       "checkpoint); BatchNorm sets them to 0, which changes nothing in eval mode.")
+        if self.ignored:
+            out.append(f"ignored {len(self.ignored)} entries of the trainer's loss (not part of the network): "
+                       + ", ".join(self.ignored[:4]) + (" ..." if len(self.ignored) > 4 else ""))
+        return out
+
+    def lines(self) -> list[str]:
+        out = [self.title()]
+        if self.hint():  # first: it usually explains everything below
+            out.append("  " + self.hint())
+        out += ["  " + note for note in self.notes()]
+        if self.mismatched:
+            out.append(f"  shape-mismatched ({len(self.mismatched)}): in both, but the checkpoint's shape differs; "
+                       "not loaded:")
+            for key, ckpt, mine in self.mismatched[:MAX_MISMATCHED_SHOWN]:
+                out.append(f"    {key}: checkpoint {_shape(ckpt)}, model {_shape(mine)}")
+            if len(self.mismatched) > MAX_MISMATCHED_SHOWN:
+                out.append(f"    ... and {len(self.mismatched) - MAX_MISMATCHED_SHOWN} more (report.mismatched)")
+        if self.unexpected:
+            out.append(f"  unexpected ({len(self.unexpected)}): in the checkpoint, not in the model; dropped:")
+            out += [f"    {name} ({n} tensor{'s' * (n != 1)})" for name, n in self._unexpected_groups]
+        if self.missing:
+            out.append(f"  missing ({len(self.missing)}): in the model, not in the checkpoint; "
+                       "left as initialised:")
+            out += [f"    {name} ({n} tensor{'s' * (n != 1)})" for name, n in self._missing_groups]
+        return out
+
+    def hint(self) -> str:
+        if self.ok or not self.checkpoint_guess:
+            return ""
+        text = f"This checkpoint looks like {self.checkpoint_guess}"
+        if self.model_variant:
+            text += f"; the model is {self.model_variant}"
+        return text + "."
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.ok else "#b35900"
+        rows = []
+        for label, count, items in (
+            ("shape-mismatched (not loaded)", len(self.mismatched),
+             [f"{k}: checkpoint {_shape(c)}, model {_shape(m)}" for k, c, m in self.mismatched]),
+            ("unexpected (dropped)", len(self.unexpected), [f"{n} ({c})" for n, c in self._unexpected_groups]),
+            ("missing (left as initialised)", len(self.missing), [f"{n} ({c})" for n, c in self._missing_groups]),
+        ):
+            if items:
+                body = "<br>".join(html.escape(i) for i in items)
+                rows.append(f"<tr><th style='text-align:left;vertical-align:top'>{label}: {count}</th>"
+                            f"<td style='text-align:left'><code>{body}</code></td></tr>")
+        notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes())
+        table = f"<table>{''.join(rows)}</table>" if rows else ""
+        hint = f"<div><b>{html.escape(self.hint())}</b></div>" if self.hint() else ""
+        return (f"<div style='border-left:4px solid {colour};padding-left:8px'>"
+                f"<b>{html.escape(self.title())}</b>{hint}{notes}{table}</div>")
+
+    def __repr__(self) -> str:
+        return (f"LoadReport(ok={self.ok}, loaded={self.loaded}/{self.total}, missing={len(self.missing)}, "
+                f"unexpected={len(self.unexpected)}, mismatched={len(self.mismatched)})")
+
+
+def _shape(shape) -> str:
+    return str(tuple(shape))
+
+
+# ---------------------------------------------------------------- reading
+def read_state_dict(source: Any) -> tuple[dict[str, torch.Tensor], str]:
+    """A path, a state dict or a training checkpoint -> (flat state dict, description)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"No checkpoint file at {path}")
+        return _unwrap(_read_file(path)), path.name
+    if isinstance(source, Mapping):
+        return _unwrap(source), "state dict"
+    raise TypeError(
+        f"source must be a file path or a state dict (a mapping of names to tensors), got {type(source).__name__}"
+    )
+
+
+def _read_file(path: Path) -> Mapping[str, Any]:
+    if path.name.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path.name} holds Python objects besides tensors, so it was not loaded "
+            f"(torch.load(weights_only=True) refuses them: they can run code). If you trust the file, "
+            f"load it yourself with torch.load(path, weights_only=False) and pass its state dict to "
+            f"load_weights. Details: {error}"
+        ) from None
+
+
+def _unwrap(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Take the weights out of a training checkpoint ({"state_dict": ...} or {"model": ...})."""
+    for _ in range(3):  # e.g. {"model": {"state_dict": ...}} at worst
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        inner = next((obj[k] for k in CHECKPOINT_ENTRIES if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            entries = ", ".join(repr(k) for k in list(obj)[:8])
+            raise ValueError(
+                f"Cannot find the weights in this checkpoint: its entries are {entries}. Expected a state dict "
+                f"(names -> tensors) or a training checkpoint with a {' or '.join(map(repr, CHECKPOINT_ENTRIES))} entry."
+            )
+        obj = inner
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise ValueError("The checkpoint holds no tensors")
+    return state
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, int], list[str]]:
+    """Remove wrapper prefixes; set aside the trainer's loss entries.
+
+    Returns (state, {prefix: count}, ignored keys).
+    """
+    out, stripped, ignored = {}, {}, []
+    for key, value in state.items():
+        name = key
+        while True:
+            prefix = next((p for p in WRAPPER_PREFIXES if name.startswith(p)), None)
+            if prefix is None:
+                break
+            stripped[prefix] = stripped.get(prefix, 0) + 1
+            name = name[len(prefix):]
+        if name.startswith(LOSS_PREFIX):
+            ignored.append(key)
+            continue
+        if name in out:
+            raise ValueError(f"Two checkpoint entries become {name!r} once prefixes are removed; "
+                             "pass the state dict you mean explicitly")
+        out[name] = value
+    return out, stripped, ignored
+
+
+# --------------------------------------------------------------- guessing
+def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """Which published variant (and head) a state dict was made for, from its widths."""
+    try:
+        width = state["transition1.0.0.weight"].shape[0]  # C: the first branch of stage 2
+    except KeyError:
+        return None
+    layer1_blocks = _count(state, "layer1.")
+    stage3_modules = _count(state, "stage3.")
+    stage4_modules = _count(state, "stage4.")
+    name = None
+    for variant in VARIANTS:
+        cfg = get_config(variant)
+        if (cfg.width, cfg.stage1.num_blocks[0], cfg.stage3.num_modules, cfg.stage4.num_modules) == (
+            width, layer1_blocks, stage3_modules, stage4_modules
+        ):
+            name = variant
+            break
+    text = name or f"a custom HRNet (C = {width}, {stage3_modules} stage-3 and {stage4_modules} stage-4 modules)"
+    head = _guess_head(state)
+    return f"{text}, {head} weights" if head else text
+
+
+def _count(state: Mapping[str, Any], prefix: str) -> int:
+    return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
+
+
+def _guess_head(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    for part, head in _HEAD_PARTS.items():
+        if any(k.startswith(part + ".") for k in state):
+            return head
+    weight = state.get("final_layer.weight")
+    if weight is not None and weight.dim() == 4:
+        return "pose"
+    return "backbone only"
+
+
+def _group(keys: list[str], universe: list[str]) -> list[tuple[str, int]]:
+    """Compress keys into whole modules: 'incre_modules.*' when every key under it is listed."""
+    listed = set(keys)
+    total: dict[str, int] = {}  # prefix -> keys of the universe under it
+    hits: dict[str, int] = {}  # prefix -> listed keys under it
+    for key in universe:
+        parts = key.split(".")
+        for depth in range(1, len(parts)):
+            prefix = ".".join(parts[:depth])
+            total[prefix] = total.get(prefix, 0) + 1
+            hits[prefix] = hits.get(prefix, 0) + (key in listed)
+    groups: dict[str, int] = {}
+    for key in keys:
+        parts = key.split(".")
+        name = key
+        for depth in range(1, len(parts)):  # the shortest prefix that is entirely listed
+            prefix = ".".join(parts[:depth])
+            if total.get(prefix) and hits[prefix] == total[prefix]:
+                name = prefix + ".*"
+                break
+        groups[name] = groups.get(name, 0) + 1
+    return list(groups.items())
+
+
+# ---------------------------------------------------------------- loading
+def compare(model: nn.Module, state: Mapping[str, torch.Tensor]) -> LoadReport:
+    """The report of loading ``state`` into ``model``, without changing the model."""
+    own = model.state_dict()
+    report = LoadReport(total=len(own), model_name=type(model).__name__)
+    config = getattr(model, "config", None)
+    if isinstance(config, HRNetConfig):
+        report.model_variant = config.name
+    for key, value in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif tuple(value.shape) != tuple(own[key].shape):
+            report.mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
+    for key in own:
+        if key in state:
+            continue
+        if key.endswith("num_batches_tracked") and key.rsplit(".", 1)[0] + ".running_mean" in state:
+            report.filled += 1  # BatchNorm's own loader sets it when a checkpoint lacks it
+        else:
+            report.missing.append(key)
+    report.loaded = sum(1 for k in state if k in own) - len(report.mismatched)
+    report._missing_groups = _group(report.missing, list(own))
+    report._unexpected_groups = _group(report.unexpected, list(state))
+    if not report.ok:
+        report.checkpoint_guess = guess_variant(state)
+    return report
+
+
+def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bool = True) -> LoadReport:
+    """Load a checkpoint into ``model`` and report what happened.
+
+    ``source``: a ``.pth`` / ``.pt`` / ``.pth.tar`` file (read with
+    ``torch.load(weights_only=True)``), a ``.safetensors`` file, a state dict, or a
+    training checkpoint with a ``"state_dict"`` or ``"model"`` entry.
+    ``strict=True``: anything missing, unexpected or of another shape raises
+    :class:`WeightsMismatchError` (whose message is the report) and the model is
+    left untouched. ``strict=False``: loads every tensor that fits, prints the
+    report (``verbose``) and returns it.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    raw, description = read_state_dict(source)
+    state, stripped, ignored = strip_prefixes(raw)
+    report = compare(model, state)
+    report.source, report.stripped, report.ignored = description, stripped, ignored
+    if strict and not report.ok:
+        raise WeightsMismatchError(report)
+    bad = {k for k, _, _ in report.mismatched}
+    fitting = {k: v for k, v in state.items() if k not in bad and k not in report.unexpected}
+    model.load_state_dict(fitting, strict=False)
+    report.applied = True
+    if verbose:
+        print(report)
+    return report
+
+
+# ------------------------------------------------------------------- timm
+def timm_hub_id(variant: str) -> str:
+    """The Hugging Face hub id of timm's ImageNet weights, e.g. ``timm/hrnet_w18_small.ms_in1k``."""
+    name = get_config(variant).name
+    if name not in VARIANTS:
+        raise ValueError(f"timm has weights for the published variants only ({', '.join(VARIANTS)}), got {variant!r}")
+    return f"timm/{_TIMM_NAMES.get(name, 'hrnet_' + name)}.ms_in1k"
+
+
+def load_timm_imagenet(variant: str, model: Optional[nn.Module] = None, cache_dir: Optional[str] = None) -> nn.Module:
+    """timm's ImageNet-1k weights for ``variant``, loaded into ``model`` (default: a new
+    1000-class classification model).
+
+    A classification model is loaded strictly. Any other head (segmentation, pose,
+    pyramid, backbone) takes the backbone part: the load is non-strict and its
+    report, listing every dropped and missing key, is printed. Downloads
+    ``model.safetensors`` with ``huggingface_hub``; offline, uses the local cache or
+    raises :class:`WeightsUnavailableError` at once, saying what to do.
+    """
+    from .heads import HRNetClassification
+    from .models import create_model
+
+    hub_id = timm_hub_id(variant)
+    if model is None:
+        model = create_model(variant, head="classification", num_classes=1000)
+    _check_same_variant(model, variant)
+    path = _download(hub_id, cache_dir)
+    strict = isinstance(model, HRNetClassification)
+    load_weights(model, path, strict=strict, verbose=True)
+    return model
+
+
+def _check_same_variant(model: nn.Module, variant: str) -> None:
+    config = getattr(model, "config", None)
+    if not isinstance(config, HRNetConfig):
+        raise TypeError(f"model must be an hrnet_teach model (from create_model), got {type(model).__name__}")
+    wanted = get_config(variant)
+    if config.stages != wanted.stages:
+        raise ValueError(f"The model is {config.name} but variant={variant!r}; build the model with "
+                         f"create_model({wanted.name!r}, ...) or ask for its own variant's weights")
+
+
+def _download(hub_id: str, cache_dir: Optional[str]) -> str:
+    from huggingface_hub import hf_hub_download
+
+    endpoint = _hub_endpoint()
+    why = None
+    if _offline_flag():
+        why = "HF_HUB_OFFLINE is set"
+    elif not _reachable(endpoint):
+        why = f"{urlparse(endpoint).hostname} cannot be reached from this machine"
+    if why is None:
+        try:
+            return hf_hub_download(hub_id, "model.safetensors", cache_dir=cache_dir, endpoint=endpoint)
+        except Exception as error:  # network errors, missing repo, ...: say what to do
+            why = f"the download failed ({type(error).__name__}: {error})"
+    try:  # offline: a copy downloaded earlier is fine
+        return hf_hub_download(hub_id, "model.safetensors", cache_dir=cache_dir, local_files_only=True)
+    except Exception:
+        pass
+    raise WeightsUnavailableError(
+        f"Cannot get timm's ImageNet weights {hub_id}: {why}, and there is no copy in the local "
+        f"Hugging Face cache. Either run this on a machine with internet access (e.g. Google Colab), "
+        f"or download model.safetensors from https://huggingface.co/{hub_id}/tree/main, copy it here "
+        f"and load it with hrnet_teach.weights.load_weights(model, 'path/to/model.safetensors')."
+    )
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def _offline_flag() -> bool:
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is not None:
+        return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _reachable(endpoint: str, timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Does the hub answer an HTTP request within ``timeout`` seconds (DNS included)?
+
+    huggingface_hub itself retries for most of a minute before giving up when
+    offline; this answers in ``timeout`` seconds at most. Any HTTP answer counts
+    (even an error status): only "no answer" means unreachable. A bare TCP connect
+    is not enough, since some networks accept every connection and then drop it.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not urlparse(endpoint).hostname:
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        request = urllib.request.Request(endpoint.rstrip("/") + "/api/models", method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                result.append(True)
+        except urllib.error.HTTPError:
+            result.append(True)  # the hub answered
+        except (OSError, ValueError):
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # name resolution has no timeout of its own
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
