@@ -1,0 +1,408 @@
+"""``python -m hrnet_teach.bench``: what each variant costs, measured on this machine.
+
+Per variant and input size: parameters, GFLOPs (the papers' unit: multiply-adds
+/ 2**30, for one image, counted by ``torch.utils.flop_counter`` on the meta
+device), latency (median of ``--repeats`` forward passes after warm-up, eval
+mode, ``torch.no_grad``) and peak memory:
+
+- CUDA: ``torch.cuda.max_memory_allocated`` during the timed passes (weights,
+  activations and workspace, as PyTorch's allocator sees them);
+- CPU: each row runs in a fresh Python process, and the table shows that
+  process's peak resident memory (``ru_maxrss``, which includes PyTorch itself)
+  and, in brackets, how far the forward passes raised it above the resident
+  memory measured just before them.
+
+``--course`` instead runs every lesson notebook top to bottom in a fresh kernel
+and prints how long each took.
+
+Examples::
+
+    python -m hrnet_teach.bench --quick
+    python -m hrnet_teach.bench --variants w18,w48 --sizes 512x1024 --head segmentation
+    python -m hrnet_teach.bench --course
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .config import VARIANTS, get_config
+
+HEAD_NAMES = ("segmentation", "classification", "pose", "pyramid", "backbone")
+HEAD_KWARGS = {
+    "segmentation": {"num_classes": 19},
+    "classification": {"num_classes": 1000},
+    "pose": {"num_joints": 17},
+    "pyramid": {},
+    "backbone": {},
+}
+NEAREST_HEADS = ("classification", "pose", "pyramid", "backbone")  # fuse with fixed x2 steps: sides % 32 == 0
+QUICK = {"variants": ("w18_small_v1", "w18_small_v2"), "sizes": ((224, 224),), "repeats": 5, "warmup": 2}
+MIB = 2**20
+
+
+@dataclass
+class Row:
+    """One measurement: a variant, a head, an input size on a device."""
+
+    variant: str
+    head: str
+    height: int
+    width: int
+    batch_size: int
+    device: str
+    params: int
+    gflops: float  # multiply-adds / 2**30 for one image
+    latency_ms: Optional[float] = None  # median
+    latencies_ms: list[float] = field(default_factory=list)
+    peak_memory_mib: Optional[float] = None
+    forward_memory_mib: Optional[float] = None  # CPU: peak RSS minus RSS before the forward passes
+    memory_method: str = "n/a"
+    error: Optional[str] = None
+
+
+# ------------------------------------------------------------------ parsing
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"224x224,512x1024"`` -> [(224, 224), (512, 1024)] (height x width); ``"256"`` is square."""
+    sizes = []
+    for part in str(text).split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        pieces = part.split("x")
+        try:
+            values = [int(p) for p in pieces]
+        except ValueError:
+            raise ValueError(f"size {part!r}: write HEIGHTxWIDTH, e.g. 512x1024, or one number for a square") from None
+        if len(values) == 1:
+            values = values * 2
+        if len(values) != 2 or min(values) < 32:
+            raise ValueError(f"size {part!r}: need HEIGHTxWIDTH with both sides at least 32")
+        sizes.append((values[0], values[1]))
+    if not sizes:
+        raise ValueError("no input size given; e.g. --sizes 224x224,512x1024")
+    return sizes
+
+
+def parse_variants(text: str) -> list[str]:
+    if text.strip().lower() == "all":
+        return list(VARIANTS)
+    return [get_config(v.strip()).name for v in text.split(",") if v.strip()]
+
+
+def check_size_for_head(head: str, size: tuple[int, int]) -> None:
+    if head in NEAREST_HEADS and (size[0] % 32 or size[1] % 32):
+        raise ValueError(
+            f"size {size[0]}x{size[1]}: the {head} model fuses branches with nearest upsampling by fixed "
+            "factors, so both sides must be multiples of 32 (the segmentation head takes any size)"
+        )
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ------------------------------------------------------------------ counting
+def build(variant: str, head: str, device=None) -> torch.nn.Module:
+    from .models import create_model
+
+    name = None if head == "backbone" else head
+    if device is None:
+        return create_model(variant, head=name, **HEAD_KWARGS[head])
+    with torch.device(device):
+        return create_model(variant, head=name, **HEAD_KWARGS[head])
+
+
+def count(variant: str, head: str, size: tuple[int, int]) -> tuple[int, float]:
+    """(parameters, GFLOPs for one image), on the meta device: instant, no memory."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build(variant, head, device="meta").eval()
+    params = sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(1, 3, *size, device="meta"))
+    return params, counter.get_total_flops() / 2 / 2**30  # FLOPs count 2 per multiply-add
+
+
+# ------------------------------------------------------------------ timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_mib() -> Optional[float]:
+    """Resident memory of this process now (Linux /proc), in MiB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _peak_rss_mib() -> Optional[float]:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / MIB if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def measure(variant: str, head: str, size: tuple[int, int], batch_size: int = 1, repeats: int = 10,
+            warmup: int = 2, device: str = "cpu", threads: Optional[int] = None) -> Row:
+    """Measure one row in this process (CPU memory: see :func:`measure_isolated`).
+
+    ``threads``: CPU threads for this measurement (default: PyTorch's setting).
+    """
+    if threads:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return measure(variant, head, size, batch_size, repeats, warmup, device)
+        finally:
+            torch.set_num_threads(previous)
+    dev = torch.device(device)
+    params, gflops = count(variant, head, size)
+    row = Row(variant, head, size[0], size[1], batch_size, str(dev), params, round(gflops, 3))
+    model = build(variant, head).to(dev).eval()
+    x = torch.randn(batch_size, 3, *size, device=dev)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+    rss_before = _rss_mib()
+    times = []
+    with torch.no_grad():
+        for step in range(warmup + repeats):
+            _sync(dev)
+            start = time.perf_counter()
+            model(x)
+            _sync(dev)
+            if step >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    row.latencies_ms = [round(t, 3) for t in times]
+    row.latency_ms = round(statistics.median(times), 3)
+    if dev.type == "cuda":
+        row.peak_memory_mib = round(torch.cuda.max_memory_allocated(dev) / MIB, 1)
+        row.memory_method = "torch.cuda.max_memory_allocated"
+    elif dev.type == "cpu":
+        peak = _peak_rss_mib()
+        if peak is not None:
+            row.peak_memory_mib = round(peak, 1)
+            row.forward_memory_mib = round(max(0.0, peak - rss_before), 1) if rss_before is not None else None
+            row.memory_method = "peak RSS of this process (ru_maxrss)"
+    return row
+
+
+def measure_isolated(variant: str, head: str, size: tuple[int, int], batch_size: int, repeats: int,
+                     warmup: int, device: str, threads: Optional[int] = None) -> Row:
+    """:func:`measure` in a fresh Python process, so its peak RSS belongs to this row alone."""
+    spec = dict(variant=variant, head=head, size=list(size), batch_size=batch_size, repeats=repeats,
+                warmup=warmup, device=device, threads=threads)
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    done = subprocess.run([sys.executable, "-m", "hrnet_teach.bench", "--_measure", json.dumps(spec)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring {variant} {head} {size[0]}x{size[1]} failed:\n{done.stderr[-2000:]}")
+    row = Row(**json.loads(done.stdout.strip().splitlines()[-1]))
+    row.memory_method = "peak RSS of a fresh process per row (ru_maxrss; includes PyTorch itself)"
+    return row
+
+
+def _measure_child(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    spec["size"] = tuple(spec["size"])
+    print(json.dumps(asdict(measure(**spec))))
+
+
+def run(variants: Sequence[str], sizes: Sequence[tuple[int, int]], head: str = "segmentation",
+        batch_size: int = 1, repeats: int = 10, warmup: int = 2, device: Optional[str] = None,
+        isolate: Optional[bool] = None, threads: Optional[int] = None, progress: bool = True) -> list[Row]:
+    """Every variant at every size. ``isolate`` (default: on CPU) measures each row in a fresh process."""
+    from tqdm.auto import tqdm
+
+    device = device or default_device()
+    if isolate is None:
+        isolate = torch.device(device).type == "cpu"
+    for size in sizes:
+        check_size_for_head(head, size)
+    jobs = [(v, s) for v in variants for s in sizes]
+    rows = []
+    bar = tqdm(jobs, desc="bench", unit="row", disable=not progress)
+    for variant, size in bar:
+        bar.set_postfix_str(f"{variant} {size[0]}x{size[1]}")
+        how = measure_isolated if isolate else measure
+        rows.append(how(variant, head, size, batch_size, repeats, warmup, device, threads))
+    return rows
+
+
+# ------------------------------------------------------------------ output
+def describe_device(device: str, threads: Optional[int] = None) -> str:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"CUDA {torch.cuda.get_device_name(dev)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"CPU {name}, {threads or torch.get_num_threads()} threads"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    header = ("variant", "head", "input", "batch", "params (M)", "GFLOPs/img", "latency ms (median)", "peak memory MiB")
+    lines = []
+    for r in rows:
+        memory = "n/a" if r.peak_memory_mib is None else f"{r.peak_memory_mib:,.0f}"
+        if r.forward_memory_mib is not None:
+            memory += f" (+{r.forward_memory_mib:,.0f})"
+        latency = "n/a" if r.latency_ms is None else f"{r.latency_ms:,.1f}"
+        lines.append((r.variant, r.head, f"{r.height}x{r.width}", str(r.batch_size), f"{r.params / 1e6:.2f}",
+                      f"{r.gflops:.2f}", latency, memory))
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    out = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(line) for line in lines]
+    return "\n".join(out)
+
+
+def notes(rows: Sequence[Row], repeats: int, warmup: int, threads: Optional[int] = None) -> list[str]:
+    out = [f"torch {torch.__version__}; device: {describe_device(rows[0].device, threads) if rows else 'none'}",
+           f"latency: median of {repeats} forward passes after {warmup} warm-up, eval mode, torch.no_grad, "
+           "random input; GFLOPs: multiply-adds / 2**30 for one image (torch.utils.flop_counter)"]
+    if rows:
+        out.append(f"memory: {rows[0].memory_method}" + (
+            "; (+N): how much the forward passes raised it" if rows[0].forward_memory_mib is not None else ""))
+    out.append("Timings depend on what else runs on the machine: compare rows measured together. On a busy "
+               "CPU, --threads 1 is often faster and steadier than several threads waiting for each other.")
+    return out
+
+
+# ------------------------------------------------------------------ the course
+def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, progress: bool = True) -> list[dict]:
+    """Execute every ``*.ipynb`` in ``notebook_dir`` in a fresh python3 kernel (cwd: that folder).
+
+    Returns one dict per notebook: name, seconds, error (None when it ran through).
+    Nothing is written back to the notebooks.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from tqdm.auto import tqdm
+
+    folder = Path(notebook_dir).resolve()
+    paths = sorted(folder.glob("*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"No notebooks (*.ipynb) in {folder}")
+    results = []
+    bar = tqdm(paths, desc="course", unit="notebook", disable=not progress)
+    for path in bar:
+        bar.set_postfix_str(path.name)
+        nb = nbformat.read(str(path), as_version=4)
+        client = NotebookClient(nb, timeout=timeout, startup_timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(folder)}})
+        start = time.perf_counter()
+        error = None
+        try:
+            client.execute()
+        except Exception as exc:  # report and go on with the next notebook
+            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        results.append({"name": path.name, "seconds": round(time.perf_counter() - start, 1), "error": error})
+    return results
+
+
+def format_course(results: Sequence[dict]) -> str:
+    width = max(len(r["name"]) for r in results)
+    lines = [f"{r['name'].ljust(width)}  {r['seconds']:8.1f} s  " + ("ok" if r["error"] is None else f"FAILED: {r['error']}")
+             for r in results]
+    lines.append(f"{'total'.ljust(width)}  {sum(r['seconds'] for r in results):8.1f} s  "
+                 f"{sum(r['error'] is None for r in results)}/{len(results)} ran through")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ command line
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hrnet_teach.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", default="all", help=f"comma-separated, or 'all' (default): {', '.join(VARIANTS)}")
+    p.add_argument("--sizes", default=None, help="HEIGHTxWIDTH, comma-separated (default 256x256 on CPU, 512x1024 on CUDA)")
+    p.add_argument("--head", default="segmentation", choices=HEAD_NAMES)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=None, help="timed passes per row (default 5 on CPU, 20 on CUDA)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--quick", action="store_true", help="two small variants, 224x224, 5 repeats: under a minute on a CPU")
+    p.add_argument("--json", metavar="OUT", help="also write the rows (and how they were measured) to this JSON file")
+    p.add_argument("--course", action="store_true", help="run every notebook headless instead, and time each")
+    p.add_argument("--notebooks", default=None, help="the folder --course runs (default: the course's notebooks/)")
+    p.add_argument("--timeout", type=int, default=1200, help="--course: seconds allowed per cell")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--_measure", help=argparse.SUPPRESS)  # internal: one row in a fresh process
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args._measure:
+        _measure_child(args._measure)
+        return 0
+    progress = not args.no_progress
+    if args.course:
+        folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
+        try:
+            results = run_course(folder, timeout=args.timeout, progress=progress)
+        except FileNotFoundError as error:
+            parser.error(str(error))
+        print(format_course(results))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"course": results}, indent=1))
+        return 0 if all(r["error"] is None for r in results) else 1
+
+    device = args.device or default_device()
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        parser.error(f"--device {device}: not usable here ({error})")
+    on_cpu = torch.device(device).type == "cpu"
+    try:
+        if args.quick:
+            variants, sizes = list(QUICK["variants"]), list(QUICK["sizes"])
+            repeats, warmup = args.repeats or QUICK["repeats"], QUICK["warmup"]
+        else:
+            variants = parse_variants(args.variants)
+            sizes = parse_sizes(args.sizes or ("256x256" if on_cpu else "512x1024"))
+            repeats, warmup = args.repeats or (5 if on_cpu else 20), args.warmup
+        if args.batch_size < 1 or repeats < 1 or warmup < 0 or (args.threads is not None and args.threads < 1):
+            raise ValueError("--batch-size, --repeats and --threads must be at least 1, --warmup at least 0")
+        for size in sizes:
+            check_size_for_head(args.head, size)
+    except ValueError as error:
+        parser.error(str(error))
+    rows = run(variants, sizes, args.head, args.batch_size, repeats, warmup, device, threads=args.threads,
+               progress=progress)
+    print(format_table(rows))
+    for line in notes(rows, repeats, warmup, args.threads):
+        print(line)
+    if args.json:
+        meta = {"torch": torch.__version__, "device": describe_device(device, args.threads), "repeats": repeats,
+                "warmup": warmup, "threads": args.threads,
+                "python": platform.python_version(), "cpu_count": os.cpu_count()}
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

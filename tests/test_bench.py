@@ -1,0 +1,119 @@
+"""python -m hrnet_teach.bench: quick mode, its numbers, the JSON, argument errors, --course."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import hrnet_teach as ht
+from hrnet_teach import bench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One real run of the command line (one thread: steady on a shared, busy CPU)."""
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    argv = ["--quick", "--threads", "1", "--json", str(out), "--no-progress"]
+    done = subprocess.run([sys.executable, "-m", "hrnet_teach.bench", *argv],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, json.loads(out.read_text())
+
+
+def test_quick_prints_a_table(quick):
+    stdout, _ = quick
+    lines = stdout.splitlines()
+    assert lines[0].split()[:3] == ["variant", "head", "input"]
+    assert "peak memory MiB" in lines[0]
+    for variant in bench.QUICK["variants"]:
+        assert any(line.startswith(variant) and "224x224" in line for line in lines), variant
+    assert "median of 5 forward passes" in stdout and "peak RSS" in stdout
+
+
+def test_quick_numbers_are_the_models(quick):
+    _, data = quick
+    rows = data["rows"]
+    assert [r["variant"] for r in rows] == list(bench.QUICK["variants"])
+    for r in rows:
+        with torch.device("meta"):
+            model = ht.create_model(r["variant"], head="segmentation", num_classes=19).eval()
+        assert r["params"] == sum(p.numel() for p in model.parameters())
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, r["height"], r["width"], device="meta"))
+        assert r["gflops"] == pytest.approx(counter.get_total_flops() / 2 / 2**30, abs=1e-3)
+        assert len(r["latencies_ms"]) == bench.QUICK["repeats"]
+        assert 0 < min(r["latencies_ms"]) <= r["latency_ms"] <= max(r["latencies_ms"]) < 60_000
+        # a fresh process holding PyTorch and a small model: more than 50 MiB, less than 8 GiB
+        assert 50 < r["peak_memory_mib"] < 8192
+        assert 0 <= r["forward_memory_mib"] < r["peak_memory_mib"]
+    assert rows[1]["gflops"] > rows[0]["gflops"] and rows[1]["params"] > rows[0]["params"]
+    assert data["meta"]["repeats"] == bench.QUICK["repeats"] and data["meta"]["threads"] == 1
+
+
+def test_measure_in_process_other_head():
+    threads = torch.get_num_threads()
+    row = bench.measure("w18_small_v1", "classification", (64, 96), batch_size=2, repeats=2, warmup=1, threads=1)
+    assert torch.get_num_threads() == threads  # restored
+    assert row.params == 13_187_464  # the published count
+    assert row.batch_size == 2 and len(row.latencies_ms) == 2 and row.latency_ms > 0
+    assert bench.format_table([row]).splitlines()[2].startswith("w18_small_v1  classification  64x96")
+
+
+def test_parse_sizes():
+    assert bench.parse_sizes("224x224,512x1024") == [(224, 224), (512, 1024)]
+    assert bench.parse_sizes(" 256 ") == [(256, 256)]
+    for bad in ("", "axb", "16x16", "1x2x3"):
+        with pytest.raises(ValueError, match="size|no input"):
+            bench.parse_sizes(bad)
+
+
+def test_bad_arguments_are_explained(capsys):
+    for argv, needle in (
+        (["--sizes", "100x100", "--head", "pose"], "multiples of 32"),
+        (["--variants", "w99"], "Known variants"),
+        (["--sizes", "12"], "at least 32"),
+        (["--head", "detector"], "invalid choice"),
+        (["--device", "nonsense"], "--device nonsense"),
+        (["--threads", "0"], "--threads must be at least 1"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            bench.main(argv)
+        assert stopped.value.code == 2
+        assert needle in capsys.readouterr().err, argv
+
+
+def _notebook(path: Path, *sources: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, str(path))
+
+
+def test_course_runs_each_notebook_in_its_folder(tmp_path, capsys):
+    _notebook(tmp_path / "00_ok.ipynb", "import pathlib\npathlib.Path('ran_here.txt').write_text('yes')", "x = 1 + 1")
+    _notebook(tmp_path / "01_broken.ipynb", "raise RuntimeError('lesson bug')")
+    out = tmp_path / "course.json"
+    code = bench.main(["--course", "--notebooks", str(tmp_path), "--json", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 1  # one notebook failed
+    assert (tmp_path / "ran_here.txt").read_text() == "yes"  # the kernel's cwd was the notebook folder
+    results = json.loads(out.read_text())["course"]
+    assert [r["name"] for r in results] == ["00_ok.ipynb", "01_broken.ipynb"]
+    assert results[0]["error"] is None and "lesson bug" in results[1]["error"]
+    assert all(r["seconds"] > 0 for r in results)
+    assert "total" in printed and "1/2 ran through" in printed and "FAILED" in printed
+    assert nbformat.read(str(tmp_path / "00_ok.ipynb"), as_version=4).cells[0].outputs == []  # not written back
+
+
+def test_course_on_an_empty_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--course", "--notebooks", str(tmp_path)])
+    assert "No notebooks" in capsys.readouterr().err
