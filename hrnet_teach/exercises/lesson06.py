@@ -45,7 +45,7 @@ def _as_names(answer) -> set[str]:
 HEAD_VARIANT = "w18_small_v1"
 HEAD_CLASSES = 5
 # (batch, height, width): a size divisible by 32, then sizes where fixed factors fail.
-HEAD_SIZES = [(1, 64, 64), (2, 96, 160), (1, 100, 76), (1, 72, 130)]
+HEAD_SIZES = [(1, 64, 64), (2, 64, 96), (1, 36, 52), (1, 40, 72)]
 
 
 @lru_cache(maxsize=None)
