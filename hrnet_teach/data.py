@@ -1,0 +1,334 @@
+"""Data for training: generated scenes of shapes (offline) and Oxford-IIIT Pets (download on request).
+
+``ShapesDataset`` draws each scene from its own random generator, seeded by
+``(seed, split, index)``: item 417 is the same scene whoever asks for it, in
+whatever order, without generating items 0..416 first, and the ``"val"`` split
+never repeats a ``"train"`` scene. Nothing is downloaded.
+
+The four classes are chosen so that a segmentation network needs the two
+things HRNet is built to keep (the paper, Section 1: "strong semantics" and
+"spatially precise" at once):
+
+- ``thin line`` (class 3): strokes about 2-3 pixels wide at 64 x 64. A network
+  that works at low resolution and upsamples at the end loses them, so this
+  class needs the high-resolution branch.
+- ``small shape`` (1) vs ``large shape`` (2): discs and squares with the same
+  colours and the same look, told apart only by their size. In the middle of a
+  large disc every nearby pixel looks the same; the answer is in how far the
+  object extends, so this class needs wide context, which the low-resolution
+  branches carry, and fusion brings it back to the high-resolution one.
+
+Boundaries are drawn anti-aliased: a pixel that an edge crosses mixes the
+object's colour with what lies below, so it has no single right class. Those
+pixels, a band about one pixel wide around every object, get ``IGNORE_INDEX``
+(255), as in PASCAL VOC's void border and the Pets trimap's "border" class:
+the loss skips them and the metrics do not count them.
+"""
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .assets import IMAGENET_MEAN, IMAGENET_STD
+
+IGNORE_INDEX = 255
+CLASS_NAMES = ("background", "small shape", "large shape", "thin line")
+NUM_CLASSES = len(CLASS_NAMES)
+# A colour per class for pictures of masks (RGB in [0, 1]); ignored pixels are drawn white.
+CLASS_COLOURS = ((0.15, 0.15, 0.15), (0.20, 0.60, 1.00), (1.00, 0.55, 0.10), (0.95, 0.20, 0.60))
+IGNORE_COLOUR = (1.0, 1.0, 1.0)
+
+SPLITS = {"train": 0, "val": 1, "test": 2}  # each split its own stream of scenes
+DATASETS = ("shapes", "pets")
+
+# Object sizes as fractions of the image side, so the classes mean the same at any image size.
+SMALL_RADIUS = (0.065, 0.10)
+LARGE_RADIUS = (0.17, 0.26)  # a gap between the two ranges: size alone decides the class
+LINE_WIDTH = (0.055, 0.07)
+LINE_LENGTH = (0.45, 0.95)
+PLACEMENT_TRIES = 20
+
+Size = Union[int, Tuple[int, int], Sequence[int]]
+
+
+def _image_size(image_size: Size) -> tuple[int, int]:
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    try:
+        height, width = (int(s) for s in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}") from None
+    if height < 16 or width < 16:
+        raise ValueError(f"image_size {height}x{width} is too small: use at least 16x16 (the network works at 1/4, then 1/32)")
+    return height, width
+
+
+def normalize(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 floats in [0, 1] -> a 3 x H x W tensor normalised with the ImageNet mean and std."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def colorize(mask: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
+    """A mask of class indices (H x W) -> an H x W x 3 picture (ignored pixels white)."""
+    mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+    palette = np.array(CLASS_COLOURS + (IGNORE_COLOUR,), dtype=np.float32)
+    index = np.where(mask == IGNORE_INDEX, len(CLASS_COLOURS), mask)
+    return palette[np.clip(index, 0, len(CLASS_COLOURS))]
+
+
+# ---------------------------------------------------------------- signed distances
+# Each returns, for every pixel centre, the distance in pixels to the shape's edge:
+# negative inside, positive outside. Coverage of a pixel is then clip(0.5 - d, 0, 1).
+
+def _disc(y: np.ndarray, x: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
+    return np.hypot(y - cy, x - cx) - r
+
+
+def _square(y: np.ndarray, x: np.ndarray, cy: float, cx: float, half: float, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    u = np.abs(c * (x - cx) + s * (y - cy)) - half
+    v = np.abs(-s * (x - cx) + c * (y - cy)) - half
+    outside = np.hypot(np.maximum(u, 0), np.maximum(v, 0))
+    return outside + np.minimum(np.maximum(u, v), 0)
+
+
+def _segment(y: np.ndarray, x: np.ndarray, p: np.ndarray, q: np.ndarray, width: float) -> np.ndarray:
+    d = q - p
+    t = np.clip(((y - p[0]) * d[0] + (x - p[1]) * d[1]) / max(float(d @ d), 1e-9), 0, 1)
+    return np.hypot(y - (p[0] + t * d[0]), x - (p[1] + t * d[1])) - width / 2
+
+
+def _bright_colour(rng: np.random.Generator) -> np.ndarray:
+    """A saturated, bright colour: objects stand out from the duller background."""
+    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.55, 1.0), rng.uniform(0.75, 1.0)))
+
+
+def _window(height: int, width: int, cy: float, cx: float, reach: float) -> tuple[slice, slice]:
+    """The rows and columns an object of centre (cy, cx) and extent ``reach`` can touch."""
+    top, bottom = max(int(cy - reach) - 1, 0), min(int(cy + reach) + 2, height)
+    left, right = max(int(cx - reach) - 1, 0), min(int(cx + reach) + 2, width)
+    return slice(top, max(bottom, top)), slice(left, max(right, left))
+
+
+def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: an H x W x 3 float image in [0, 1] and an H x W uint8 mask.
+
+    Shapes first (large, then small; they never touch each other), then lines
+    on top, which may cross them; each object's label covers what it hides,
+    and its anti-aliased edge is ignored.
+    Only the window around each object is computed, so a scene costs about a millisecond.
+    """
+    side = min(height, width)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32) + np.float32(0.5)  # pixel centres
+
+    # Background: a dull colour with a gentle gradient and a little noise.
+    base = rng.uniform(0.15, 0.55, size=3).astype(np.float32)
+    slope = (rng.uniform(-0.25, 0.25, size=(2, 3)) / side).astype(np.float32)
+    image = base + (y - height / 2)[..., None] * slope[0] + (x - width / 2)[..., None] * slope[1]
+    mask = np.zeros((height, width), dtype=np.uint8)
+    ambiguous = np.zeros((height, width), dtype=bool)
+
+    def draw(window: tuple[slice, slice], distance: np.ndarray, label: int) -> None:
+        coverage = np.clip(0.5 - distance, 0.0, 1.0)
+        inside, edge = coverage >= 1.0, (coverage > 0.0) & (coverage < 1.0)
+        colour = _bright_colour(rng).astype(np.float32)
+        patch = image[window]
+        patch += (colour - patch) * coverage[..., None]  # alpha blending, in place
+        mask[window][distance <= 0] = label
+        ambiguous[window][inside] = False  # fully hidden: whatever was mixed below is gone
+        ambiguous[window][edge] = True
+
+    def centre(margin: float) -> tuple[float, float]:
+        return rng.uniform(margin, height - margin), rng.uniform(margin, width - margin)
+
+    placed: list[tuple[float, float, float]] = []  # (cy, cx, reach) of the shapes so far
+
+    def free_centre(reach: float) -> Optional[tuple[float, float]]:
+        # Shapes do not touch: each one's size is there to be seen whole (or cut by the border).
+        for _ in range(PLACEMENT_TRIES):
+            cy, cx = centre(0.5 * reach)  # may be cut by the border: size must still be read from what shows
+            if all(np.hypot(cy - py, cx - px) > reach + pr + 2 for py, px, pr in placed):
+                placed.append((cy, cx, reach))
+                return cy, cx
+        return None
+
+    for label, radius_range, count in ((2, LARGE_RADIUS, rng.integers(1, 3)), (1, SMALL_RADIUS, rng.integers(1, 4))):
+        for _ in range(count):
+            r = rng.uniform(*radius_range) * side
+            reach = 1.3 * r  # covers the rotated square of the same area too
+            spot = free_centre(reach)
+            if spot is None:
+                continue
+            cy, cx = spot
+            window = _window(height, width, cy, cx, reach)
+            if rng.random() < 0.5:
+                distance = _disc(y[window], x[window], cy, cx, r)
+            else:  # a square of the same area as the disc of radius r
+                half = r * np.sqrt(np.pi) / 2
+                distance = _square(y[window], x[window], cy, cx, half, rng.uniform(0, np.pi / 2))
+            draw(window, distance, label)
+
+    for _ in range(rng.integers(1, 4)):
+        length = rng.uniform(*LINE_LENGTH) * side
+        angle = rng.uniform(0, np.pi)
+        cy, cx = centre(0.1 * side)
+        half = 0.5 * length * np.array([np.sin(angle), np.cos(angle)])
+        p, q = np.array([cy, cx]) - half, np.array([cy, cx]) + half
+        width_px = rng.uniform(*LINE_WIDTH) * side
+        window = _window(height, width, cy, cx, 0.5 * length + width_px)
+        draw(window, _segment(y[window], x[window], p, q, width_px), 3)
+
+    image += rng.normal(0.0, 0.03, size=image.shape).astype(np.float32)  # sensor noise
+    mask[ambiguous] = IGNORE_INDEX
+    return np.clip(image, 0.0, 1.0), mask
+
+
+class ShapesDataset(Dataset):
+    """Generated scenes of discs, squares and thin lines, labelled per pixel.
+
+    Items: ``(image, mask)``, ``image`` a float 3 x H x W tensor normalised like
+    ImageNet, ``mask`` a long H x W tensor of class indices (``CLASS_NAMES``)
+    with ``IGNORE_INDEX`` on anti-aliased edges. Deterministic: the item at
+    ``index`` depends only on ``(seed, split, index)`` and ``image_size``.
+    """
+
+    num_classes = NUM_CLASSES
+    class_names = CLASS_NAMES
+
+    def __init__(self, length: int, image_size: Size = (64, 64), seed: int = 0, split: str = "train") -> None:
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive integer (how many scenes), got {length!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.length = length
+        self.image_size = _image_size(image_size)
+        self.seed = seed
+        self.split = split
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, SPLITS[self.split], index])
+
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The scene at ``index`` before normalisation: (H x W x 3 floats in [0, 1], H x W uint8 mask)."""
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} is out of range for a dataset of {self.length} scenes")
+        index %= self.length
+        return render_scene(self._rng(index), *self.image_size)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, mask = self.render(index)
+        return normalize(rgb), torch.from_numpy(mask.astype(np.int64))
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        return f"ShapesDataset(length={self.length}, image_size=({h}, {w}), seed={self.seed}, split={self.split!r})"
+
+
+# ---------------------------------------------------------------- a real dataset (Colab)
+PETS_CLASS_NAMES = ("background", "pet")
+
+
+class DatasetUnavailableError(OSError):
+    """The dataset cannot be loaded here (no torchvision, no network, no local copy)."""
+
+
+def _import_torchvision():
+    try:
+        import torchvision  # noqa: F401  (imported only when the real dataset is asked for)
+        from torchvision.datasets import OxfordIIITPet
+    except ImportError as error:
+        raise DatasetUnavailableError(
+            f"--dataset pets needs torchvision, which cannot be imported here ({error}). "
+            "Install the torchvision that matches your torch (`pip install torchvision`; Colab has it), "
+            "or train offline with --dataset shapes."
+        ) from None
+    return OxfordIIITPet
+
+
+class PetsDataset(Dataset):
+    """Oxford-IIIT Pet (Parkhi et al., 2012) as two-class segmentation: pet vs background.
+
+    Loaded through torchvision's ``OxfordIIITPet`` (about 800 MB, downloaded to
+    ``root`` only when ``download=True``). The trimap's third value, the
+    "border" band around each animal, becomes ``IGNORE_INDEX``. Images are
+    resized to ``image_size`` (bilinear), masks with nearest neighbour.
+    ``length`` keeps the first scenes of the split when given.
+    """
+
+    num_classes = len(PETS_CLASS_NAMES)
+    class_names = PETS_CLASS_NAMES
+
+    def __init__(
+        self,
+        split: str = "train",
+        image_size: Size = (128, 128),
+        root: Union[str, Path] = "data",
+        download: bool = False,
+        length: Optional[int] = None,
+    ) -> None:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        OxfordIIITPet = _import_torchvision()
+        self.image_size = _image_size(image_size)
+        tv_split = "trainval" if split == "train" else "test"
+        try:
+            self.base = OxfordIIITPet(str(root), split=tv_split, target_types="segmentation", download=download)
+        except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+            raise DatasetUnavailableError(
+                f"Oxford-IIIT Pet is not in {Path(root).resolve()} ({error}). "
+                "Pass download=True (the CLI does with --dataset pets) to fetch it, about 800 MB."
+            ) from None
+        except OSError as error:  # no network: URLError is an OSError
+            raise DatasetUnavailableError(
+                f"Could not download Oxford-IIIT Pet ({error}). You seem to be offline: "
+                "connect (e.g. on Colab), or train offline with --dataset shapes."
+            ) from None
+        self.length = len(self.base) if length is None else min(int(length), len(self.base))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} is out of range for {self.length} images")
+        image, trimap = self.base[index]
+        height, width = self.image_size
+        image = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
+        trimap = np.asarray(trimap.resize((width, height), Image.NEAREST), dtype=np.int64)
+        # trimap: 1 pet, 2 background, 3 border (undecided)
+        mask = np.full(trimap.shape, IGNORE_INDEX, dtype=np.int64)
+        mask[trimap == 1] = 1
+        mask[trimap == 2] = 0
+        return normalize(image), torch.from_numpy(mask)
+
+
+def make_dataset(
+    name: str,
+    split: str,
+    length: Optional[int],
+    image_size: Size,
+    seed: int = 0,
+    root: Union[str, Path] = "data",
+    download: bool = False,
+) -> Dataset:
+    """The dataset called ``name`` (``"shapes"`` or ``"pets"``) for ``split`` (``"train"``/``"val"``)."""
+    if name == "shapes":
+        return ShapesDataset(length or 1000, image_size=image_size, seed=seed, split=split)
+    if name == "pets":
+        return PetsDataset(split, image_size=image_size, root=root, download=download, length=length)
+    raise ValueError(f"Unknown dataset {name!r}: use one of {DATASETS}")

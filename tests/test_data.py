@@ -1,0 +1,135 @@
+"""The offline shapes dataset (deterministic, per index, fast) and the Pets loader's error path."""
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hrnet_teach import data
+from hrnet_teach.assets import IMAGENET_MEAN, IMAGENET_STD
+from hrnet_teach.data import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, ShapesDataset
+
+
+def test_items_have_the_promised_types_shapes_and_values():
+    ds = ShapesDataset(8, image_size=(48, 80), seed=3)
+    image, mask = ds[5]
+    assert image.dtype == torch.float32 and image.shape == (3, 48, 80)
+    assert mask.dtype == torch.long and mask.shape == (48, 80)
+    values = set(mask.unique().tolist())
+    assert values <= set(range(NUM_CLASSES)) | {IGNORE_INDEX}
+    assert len(CLASS_NAMES) == NUM_CLASSES == ds.num_classes == 4
+    # ImageNet normalisation: undoing it gives pixels in [0, 1]
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    rgb = image * std + mean
+    assert rgb.min() >= -1e-5 and rgb.max() <= 1 + 1e-5
+    assert torch.allclose(rgb.permute(1, 2, 0), torch.from_numpy(ds.render(5)[0]), atol=1e-5)
+
+
+def test_deterministic_per_index_and_independent_of_order():
+    a = ShapesDataset(100, seed=7)
+    b = ShapesDataset(100, seed=7)
+    x_late, m_late = a[63]  # asked first, without items 0..62
+    for i in (0, 1, 2):
+        b[i]
+    x, m = b[63]
+    assert torch.equal(x_late, x) and torch.equal(m_late, m)
+    assert torch.equal(a[-1][1], a[99][1])
+    # other seeds and the held-out split give other scenes
+    assert not torch.equal(ShapesDataset(100, seed=8)[63][1], m)
+    val = ShapesDataset(100, seed=7, split="val")
+    assert not any(torch.equal(val[i][1], a[i][1]) for i in range(10))
+
+
+def test_every_class_occurs_and_the_ignore_band_is_thin():
+    ds = ShapesDataset(64, image_size=64)
+    masks = torch.stack([ds[i][1] for i in range(64)])
+    counts = torch.bincount(masks[masks != IGNORE_INDEX].flatten(), minlength=NUM_CLASSES)
+    assert (counts > 0).all(), counts
+    assert counts[0] > counts[2] > counts[1]  # background, then large shapes, then small ones
+    ignored = (masks == IGNORE_INDEX).float().mean().item()
+    assert 0.02 < ignored < 0.15, ignored
+    # a thin band: nearly every ignored pixel has a labelled pixel among its 8 neighbours
+    labelled = torch.nn.functional.pad((masks != IGNORE_INDEX).float()[:, None], (1, 1, 1, 1))
+    near_label = torch.nn.functional.max_pool2d(labelled, 3, stride=1)[:, 0] > 0
+    assert near_label[masks == IGNORE_INDEX].float().mean() > 0.99
+
+
+def test_sizes_tell_small_from_large_and_lines_are_thin():
+    ds = ShapesDataset(200, image_size=64, seed=1)
+    masks = np.stack([ds.render(i)[1] for i in range(200)])
+    small = (masks == 1).sum(axis=(1, 2))
+    large = (masks == 2).sum(axis=(1, 2))
+    # each scene has at least one of each shape class unless hidden; large ones are several times bigger
+    assert np.median(large[large > 0]) > 4 * np.median(small[small > 0])
+    # a thin line: eroding its mask by one pixel (4-neighbourhood) removes most of it
+    line = masks == 3
+    eroded = line[:, 1:-1, 1:-1] & line[:, :-2, 1:-1] & line[:, 2:, 1:-1] & line[:, 1:-1, :-2] & line[:, 1:-1, 2:]
+    eroded2 = eroded[:, 1:-1, 1:-1] & eroded[:, :-2, 1:-1] & eroded[:, 2:, 1:-1] & eroded[:, 1:-1, :-2] & eroded[:, 1:-1, 2:]
+    assert eroded2.sum() < 0.1 * line.sum()
+
+
+def test_fast_enough_to_generate_on_the_fly():
+    ds = ShapesDataset(200, image_size=64)
+    ds[0]
+    start = time.perf_counter()
+    for i in range(200):
+        ds[i]
+    per_item = (time.perf_counter() - start) / 200
+    assert per_item < 0.01, f"{per_item * 1000:.1f} ms per 64x64 scene"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"length": 0}, "length must be a positive integer"),
+        ({"length": 4, "split": "validation"}, "split must be one of"),
+        ({"length": 4, "image_size": 8}, "too small"),
+        ({"length": 4, "image_size": "big"}, "image_size must be an int"),
+        ({"length": 4, "seed": -1}, "seed must be a non-negative"),
+    ],
+)
+def test_bad_arguments_say_what_to_do(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ShapesDataset(**kwargs)
+
+
+def test_out_of_range_index_raises_index_error():
+    with pytest.raises(IndexError, match="out of range"):
+        ShapesDataset(3)[3]
+
+
+def test_colorize_marks_ignored_pixels_white():
+    mask = np.array([[0, 1], [3, IGNORE_INDEX]])
+    picture = data.colorize(mask)
+    assert picture.shape == (2, 2, 3)
+    assert np.allclose(picture[1, 1], data.IGNORE_COLOUR)
+    assert np.allclose(picture[0, 1], data.CLASS_COLOURS[1])
+
+
+def test_pets_without_torchvision_gives_a_clear_message(monkeypatch):
+    # Never imports the real torchvision: a None entry makes `import torchvision` fail.
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    with pytest.raises(data.DatasetUnavailableError, match="needs torchvision.*pip install torchvision.*--dataset shapes"):
+        data.PetsDataset("train", download=False)
+    with pytest.raises(OSError):  # DatasetUnavailableError is an OSError: the CLI reports it plainly
+        data.make_dataset("pets", "train", 10, 64)
+
+
+def test_pets_offline_download_gives_a_clear_message(monkeypatch, tmp_path):
+    # A stand-in for torchvision's class whose download fails as it does with no network.
+    class OfflinePets:
+        def __init__(self, root, split, target_types, download):
+            import urllib.error
+
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(data, "_import_torchvision", lambda: OfflinePets)
+    with pytest.raises(data.DatasetUnavailableError, match="offline.*--dataset shapes"):
+        data.PetsDataset("train", root=tmp_path, download=True)
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="Unknown dataset 'cityscapes'"):
+        data.make_dataset("cityscapes", "train", 10, 64)

@@ -1,0 +1,207 @@
+"""The training loop: its pieces, the CLI end to end, --resume, torchrun with gloo, the shipped checkpoint."""
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from hrnet_teach import train as T
+from hrnet_teach.data import IGNORE_INDEX, NUM_CLASSES, ShapesDataset
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--epochs", "1", "--train-size", "32", "--val-size", "16", "--batch-size", "8", "--image-size", "32"]
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+# ------------------------------------------------------------------ pieces
+def test_poly_lr_is_the_official_schedule():
+    assert T.poly_lr(0.01, 0, 1000) == 0.01
+    assert math.isclose(T.poly_lr(0.01, 500, 1000), 0.01 * 0.5**0.9)
+    assert T.poly_lr(0.01, 1000, 1000) == 0.0
+    assert T.poly_lr(0.01, 250, 1000) > T.poly_lr(0.01, 500, 1000) > 0.01 * 0.5  # above linear decay
+    with pytest.raises(ValueError, match="max_steps"):
+        T.poly_lr(0.01, 0, 0)
+
+
+def test_loss_upsamples_and_skips_ignored_pixels():
+    torch.manual_seed(0)
+    logits = torch.randn(2, NUM_CLASSES, 4, 4)
+    mask = torch.randint(0, NUM_CLASSES, (2, 16, 16))
+    up = nn.functional.interpolate(logits, size=(16, 16), mode="bilinear", align_corners=False)
+    full = T.segmentation_loss(logits, mask, align_corners=False)
+    assert torch.allclose(full, nn.functional.cross_entropy(up, mask))
+    # ignore all but one pixel: the loss is that pixel's cross-entropy, not diluted by the others
+    only = torch.full_like(mask, IGNORE_INDEX)
+    only[1, 5, 7] = 2
+    single = T.segmentation_loss(logits, only, align_corners=False)
+    expected = -torch.log_softmax(up[1, :, 5, 7], 0)[2]
+    assert torch.allclose(single, expected, atol=1e-6)
+
+
+def test_confusion_matrix_and_scores_by_hand():
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, IGNORE_INDEX, 1]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 1]])
+    cm = T.confusion_matrix(pred, target, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
+    s = T.scores(cm)
+    # IoU: class 0: 1/(2+2-1)=1/3, class 1: 3/(3+4-3)=3/4, class 2: 1/(2+1-1)=1/2
+    assert math.isclose(s["miou"], (1 / 3 + 3 / 4 + 1 / 2) / 3)
+    assert math.isclose(s["pixel_acc"], 5 / 7)
+    # a class absent from labels and predictions does not pull the mean down
+    s4 = T.scores(T.confusion_matrix(pred, target, 4))
+    assert math.isclose(s4["miou"], s["miou"]) and s4["per_class_iou"][3] is None
+
+
+def test_no_fusion_keeps_branches_and_head_but_drops_fuse_layers():
+    with torch.device("meta"):
+        fused = T.build_model("w18_small_v1", NUM_CLASSES)
+        alone = T.build_model("w18_small_v1", NUM_CLASSES, fusion=False)
+    assert all(m.fuse_layers is not None for m in fused.stage4)
+    assert all(m.fuse_layers is None for m in alone.stage4)
+    assert alone.last_layer[0].in_channels == fused.last_layer[0].in_channels == 16 + 32 + 64 + 128
+    assert alone.config.fusion is False and fused.config.fusion is True
+
+
+def test_config_round_trips_through_a_dict():
+    for fusion in (True, False):
+        config = T.get_config("w18_small_v2").replace(fusion=fusion)
+        assert T.config_from_dict(T.config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"variant": "w19"}, "Unknown HRNet variant 'w19'"),
+        ({"dataset": "cityscapes"}, "dataset must be one of"),
+        ({"optimizer": "adam"}, "optimizer must be one of"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"train_size": 4, "batch_size": 8}, "smaller than one batch"),
+    ],
+)
+def test_bad_settings_fail_early_and_clearly(kwargs, message):
+    settings = dict(epochs=1, train_size=16, val_size=8, batch_size=8, image_size=32, progress=False, device="cpu")
+    settings.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        T.train(**settings)
+
+
+# ------------------------------------------------------------------ the CLI end to end
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = subprocess.run(
+        [sys.executable, "-m", "hrnet_teach.train", *TINY, "--out", str(out), "--device", "cpu", "--amp", "--seed", "3"],
+        capture_output=True, text=True, env=_env(), cwd=REPO, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_cli_writes_metrics_json(cli_run):
+    out, result = cli_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("loss", "miou", "pixel_acc"):
+        assert len(metrics[key]) == 1 and math.isfinite(metrics[key][0])
+    assert 0 <= metrics["final_miou"] <= 1 and metrics["final_miou"] == metrics["miou"][-1]
+    assert 0 <= metrics["pixel_acc"][0] <= 1
+    assert metrics["settings"]["seed"] == 3 and metrics["settings"]["world_size"] == 1
+    # --amp on the CPU says it is ignored and runs in float32
+    assert "mixed precision is for CUDA" in result.stdout and metrics["settings"]["amp"] is False
+    assert "val mIoU" in result.stdout
+
+
+def test_cli_checkpoint_loads_strictly(cli_run):
+    out, _ = cli_run
+    checkpoint = T.read_checkpoint(out / "checkpoint.pt")
+    assert {"model", "optimizer", "epoch", "config", "metrics"} <= set(checkpoint)
+    assert checkpoint["epoch"] == 1 and isinstance(checkpoint["config"], dict)
+    model = T.model_from_checkpoint(out / "checkpoint.pt")
+    assert not model.training
+    # the weights module takes the checkpoint dict too (its "model" entry), strictly
+    fresh = T.build_model("w18_small_v1", NUM_CLASSES)
+    T.load_model_weights(fresh, checkpoint, strict=True)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, checkpoint["model"][key]), key
+    # and it scores what the metrics file says, on the same held-out scenes
+    val = ShapesDataset(16, image_size=32, seed=3, split="val")
+    assert math.isclose(T.evaluate(model, val, "cpu")["miou"], checkpoint["metrics"]["final_miou"], abs_tol=1e-6)
+
+
+def test_resume_continues_where_it_stopped(cli_run, tmp_path):
+    out, _ = cli_run
+    first = json.loads((out / "metrics.json").read_text())
+    metrics = T.main([*TINY[:1], "2", *TINY[2:], "--out", str(tmp_path), "--device", "cpu", "--seed", "3",
+                      "--resume", str(out / "checkpoint.pt"), "--quiet"])
+    assert metrics["epoch"] == 2 and len(metrics["miou"]) == 2
+    assert metrics["miou"][0] == first["miou"][0] and metrics["loss"][0] == first["loss"][0]
+    assert T.read_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
+
+
+# ------------------------------------------------------------------ several processes
+def test_torchrun_two_processes_with_gloo_agree(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "hrnet_teach.train", *TINY, "--batch-size", "4", "--out", str(tmp_path), "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, env=_env(), cwd=REPO, timeout=240,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    lines = re.findall(r"rank (\d)/2: final miou (\S+) pixel_acc (\S+) weights (\S+)", result.stdout)
+    assert sorted(rank for rank, *_ in lines) == ["0", "1"], result.stdout[-2000:]
+    assert lines[0][1:] == lines[1][1:]  # the same scores and the same weights on both ranks
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["settings"]["world_size"] == 2 and metrics["settings"]["backend"] == "gloo"
+    assert math.isclose(metrics["final_miou"], float(lines[0][1]), abs_tol=1e-6)
+    checkpoint = T.read_checkpoint(tmp_path / "checkpoint.pt")
+    assert not any(k.startswith("module.") for k in checkpoint["model"])  # rank 0 saved the bare model
+    model = T.model_from_checkpoint(checkpoint)  # strict
+    # on CPU/gloo BatchNorm stays BatchNorm2d (SyncBatchNorm has no CPU kernels)
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    val = ShapesDataset(16, image_size=32, seed=0, split="val")
+    assert math.isclose(T.evaluate(model, val, "cpu")["miou"], metrics["final_miou"], abs_tol=1e-6)
+
+
+def test_batchnorm_stays_plain_on_gloo_and_syncs_on_nccl():
+    def model():
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+    gloo = T.prepare_batchnorm(model(), T.Distributed(rank=0, world_size=2, backend="gloo"))
+    assert isinstance(gloo[1], nn.BatchNorm2d) and not isinstance(gloo[1], nn.SyncBatchNorm)
+    nccl = T.prepare_batchnorm(model(), T.Distributed(rank=0, world_size=2, backend="nccl"))
+    assert isinstance(nccl[1], nn.SyncBatchNorm)
+    single = T.prepare_batchnorm(model(), T.Distributed())
+    assert not isinstance(single[1], nn.SyncBatchNorm)
+
+
+# ------------------------------------------------------------------ the shipped checkpoint
+def test_shipped_checkpoint_loads_strictly_and_scores_as_claimed():
+    path = REPO / "assets" / T.SHAPES_CHECKPOINT
+    assert path.stat().st_size < 5 * 2**20
+    info = T.shapes_checkpoint_info()
+    claimed = info["metrics"]["shipped_miou"]
+    assert claimed >= 0.90
+    model = T.load_shapes_model()
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    args = info["args"]
+    held_out = ShapesDataset(args["val_size"], image_size=args["image_size"], seed=args["seed"], split="val")
+    measured = T.evaluate(model, held_out, "cpu")
+    assert abs(measured["miou"] - claimed) < 0.005, (measured, claimed)
+    assert info["command"].startswith("python -m hrnet_teach.train")
+
+
+def test_pretrained_or_shipped_falls_back_offline(capsys):
+    model, source = T.pretrained_or_shipped("w18_small_v1")
+    if source == "imagenet":  # pragma: no cover - only with a warm hub cache
+        pytest.skip("timm's ImageNet weights are cached here, so there is nothing to fall back from")
+    assert source == "shapes" and hasattr(model, "last_layer")
+    assert "shipped W18-small-v1" in capsys.readouterr().out
