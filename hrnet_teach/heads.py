@@ -93,6 +93,7 @@ class HRNetPose(HRNet):
         kernel = final_conv_kernel or self.config.final_conv_kernel
         self.final_layer = nn.Conv2d(self.out_channels[0], num_joints, kernel_size=kernel, padding=kernel // 2)
         init_weights(self, "normal")
+        nn.init.zeros_(self.final_layer.bias)  # pose_hrnet's init_weights also zeroes conv biases
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_layer(self.forward_features(x)[0])
@@ -167,6 +168,9 @@ class HRNetPyramid(HRNet):
             nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1) for _ in range(num_outs)
         )
         init_weights(self, "kaiming")
+        for conv in (self.reduction_conv[0], *self.fpn_conv):  # HRFPN.init_weights: kaiming_normal_(a=1), bias 0
+            nn.init.kaiming_normal_(conv.weight, a=1)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.forward_features(x)
