@@ -115,6 +115,8 @@ def test_explorers_fill_their_outputs_in_a_kernel(tmp_path):
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's own inline backend
+    # One thread: the kernel does little, and idle OpenMP threads spinning on a busy shared machine can slow it a lot.
+    env["OMP_NUM_THREADS"] = "1"
     client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=True,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)
