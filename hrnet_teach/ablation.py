@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -93,6 +94,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--amp", action="store_true")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the runs and the summary here")
+    p.add_argument("--note", default="", help="free text stored in the JSON, e.g. the machine and its load")
     return p.parse_args(argv)
 
 
@@ -111,7 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     result = run_ablation(range(args.seeds), **settings)
     print(format_summary(result["summary"]))
     result.update(
-        command="python -m hrnet_teach.ablation " + " ".join(sys.argv[1:] if argv is None else argv),
+        command="python -m hrnet_teach.ablation " + shlex.join(sys.argv[1:] if argv is None else argv),
+        note=args.note,
         settings=settings,
         seconds=round(time.perf_counter() - started, 1),
         machine={"torch": torch.__version__, "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine()},

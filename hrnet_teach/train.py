@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import random
+import shlex
 import sys
 import time
 from contextlib import nullcontext
@@ -118,14 +119,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """mIoU and pixel accuracy of ``model`` on a dataset (or a DataLoader of (image, mask)).
 
+    ``device``: where the model is (default: where its weights are).
     Predictions are the argmax of logits upsampled to the mask size. In a
     distributed run every process passes its own share of the data and the
     confusion matrices are summed (``all_reduce``), so all ranks return the
     same numbers: the score of the whole split (``reduce=False`` keeps this
     process's own count, e.g. when only rank 0 evaluates).
     """
-    device = pick_device(device)
     core = _unwrap(model)
+    device = next(core.parameters()).device if device is None else torch.device(device)
     num_classes = _num_classes(core)
     loader = loader_or_dataset
     if isinstance(loader_or_dataset, Dataset):
@@ -262,13 +264,8 @@ def config_from_dict(data: dict[str, Any]) -> HRNetConfig:
 
 def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: bool = True) -> nn.Module:
     """Load a state dict or a training checkpoint into ``model`` with the weights module."""
-    try:
-        from .weights import load_weights
-    except ImportError:  # until hrnet_teach.weights exists: the same strict load, by hand
-        state = source if isinstance(source, dict) else torch.load(source, map_location="cpu", weights_only=True)
-        state = state.get("model", state)
-        model.load_state_dict(state, strict=strict)
-        return model
+    from .weights import load_weights
+
     load_weights(model, source, strict=strict, verbose=False)
     return model
 
@@ -316,13 +313,9 @@ def pretrained_or_shipped(variant: str = "w18_small_v1", verbose: bool = True) -
     model of ``variant``) or ``"shapes"`` (the shipped W18-small-v1 segmentation
     model). Both have the same backbone attributes, so feature maps work alike.
     """
+    from .weights import WeightsUnavailableError, load_timm_imagenet
+
     try:
-        from .weights import WeightsUnavailableError, load_timm_imagenet
-    except ImportError:  # the weights module is missing: behave as offline
-        WeightsUnavailableError, load_timm_imagenet = OSError, None
-    try:
-        if load_timm_imagenet is None:
-            raise WeightsUnavailableError("hrnet_teach.weights is not available")
         return load_timm_imagenet(variant).eval(), "imagenet"
     except WeightsUnavailableError as error:
         if verbose:
@@ -416,7 +409,6 @@ def train(
     batch_size: int = 16,
     image_size: int = 64,
     lr: Optional[float] = None,
-    optimizer: str = "adamw",
     device: Union[str, torch.device, None] = None,
     amp: bool = False,
     out: Optional[PathLike] = None,
@@ -424,6 +416,7 @@ def train(
     seed: int = 0,
     fusion: bool = True,
     progress: bool = True,
+    optimizer: str = "adamw",
     align_corners: bool = False,
     train_size: int = 2000,
     val_size: int = 256,
@@ -642,7 +635,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python -m hrnet_teach.train " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m hrnet_teach.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         metrics = train(
             variant=args.variant, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
