@@ -83,6 +83,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m hrnet_teach.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     p.add_argument("--variant", default="w18_small_v1")
+    p.add_argument("--head", default="segmentation", choices=("segmentation", "pose"),
+                   help="pose: read out branch 0 alone (HRNetV1), so only fusion brings it context")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--image-size", type=int, default=64)
@@ -105,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = dict(
-        variant=args.variant, dataset="shapes", epochs=args.epochs, batch_size=args.batch_size,
+        variant=args.variant, head=args.head, dataset="shapes", epochs=args.epochs, batch_size=args.batch_size,
         image_size=args.image_size, lr=args.lr, optimizer=args.optimizer, device=args.device, amp=args.amp,
         train_size=args.train_size, val_size=args.val_size,
     )

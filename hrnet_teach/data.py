@@ -6,17 +6,19 @@ whatever order, without generating items 0..416 first, and the ``"val"`` split
 never repeats a ``"train"`` scene. Nothing is downloaded.
 
 The four classes are chosen so that a segmentation network needs the two
-things HRNet is built to keep (the paper, Section 1: "strong semantics" and
-"spatially precise" at once):
+things HRNet is built to give at once (the paper's abstract: a representation
+"semantically richer and spatially more precise"):
 
-- ``thin line`` (class 3): strokes about 2-3 pixels wide at 64 x 64. A network
-  that works at low resolution and upsamples at the end loses them, so this
+- ``thin line`` (class 3): strokes 3.5-4.5 pixels wide at 64 x 64, about one
+  cell of the 1/4 grid. At 1/8 and coarser they fall between cells, so this
   class needs the high-resolution branch.
 - ``small shape`` (1) vs ``large shape`` (2): discs and squares with the same
   colours and the same look, told apart only by their size. In the middle of a
   large disc every nearby pixel looks the same; the answer is in how far the
   object extends, so this class needs wide context, which the low-resolution
   branches carry, and fusion brings it back to the high-resolution one.
+  Shapes never touch each other (lines may cross them), so each shape's size
+  is there to be seen.
 
 Boundaries are drawn anti-aliased: a pixel that an edge crosses mixes the
 object's colour with what lies below, so it has no single right class. Those

@@ -9,8 +9,8 @@ tiny CPU runs it gets there in fewer steps.
 
 Run it::
 
-    python -m hrnet_teach.train --epochs 8 --out runs/shapes
-    torchrun --nproc_per_node 2 -m hrnet_teach.train --epochs 8 --out runs/ddp
+    python -m hrnet_teach.train --epochs 6 --out runs/shapes
+    torchrun --nproc_per_node 2 -m hrnet_teach.train --epochs 6 --out runs/ddp
 
 With ``torchrun`` every process trains a copy of the model on its own share of
 each epoch (``DistributedSampler``), ``DistributedDataParallel`` averages the
@@ -40,9 +40,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from .assets import ASSETS_DIR
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
 from .data import DATASETS, IGNORE_INDEX, NUM_CLASSES, ShapesDataset, make_dataset
+from .heads import HRNetPose, HRNetSegmentation
 from .models import create_model
 
 OPTIMIZERS = ("adamw", "sgd")
+TRAIN_HEADS = ("segmentation", "pose")
 DEFAULT_LR = {"adamw": 5e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official value
 POLY_POWER = 0.9
@@ -98,10 +100,17 @@ def scores(cm: torch.Tensor) -> dict[str, Any]:
 
 
 def _num_classes(model: nn.Module) -> int:
-    last = getattr(model, "last_layer", None)
-    if last is None:
-        raise TypeError(f"evaluate expects a segmentation model (HRNetSegmentation), got {type(model).__name__}")
-    return last[-1].out_channels
+    if isinstance(model, HRNetSegmentation):
+        return model.last_layer[-1].out_channels
+    if isinstance(model, HRNetPose):  # the V1 readout used as a per-pixel classifier
+        return model.final_layer.out_channels
+    raise TypeError(f"evaluate expects a segmentation model (HRNetSegmentation), got {type(model).__name__}")
+
+
+def _resize_align_corners(model: nn.Module) -> bool:
+    """How to enlarge this model's logits to the mask: as its own bilinear fusion does
+    (HRNetSegmentation), or without corner alignment (the V1 readout, which fuses by nearest)."""
+    return model.align_corners if isinstance(model, HRNetSegmentation) else False
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -139,7 +148,7 @@ def evaluate(
         images, masks = images.to(device), masks.to(device)
         with _autocast(device, amp):
             logits = core(_memory_format(images, device))
-        logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=core.align_corners)
+        logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=_resize_align_corners(core))
         cm += confusion_matrix(logits.argmax(1), masks, num_classes)
     if reduce and dist.is_available() and dist.is_initialized():
         dist.all_reduce(cm)
@@ -284,9 +293,9 @@ def model_from_checkpoint(checkpoint: Union[PathLike, dict]) -> nn.Module:
         checkpoint = read_checkpoint(checkpoint)
     if "config" not in checkpoint or "num_classes" not in checkpoint:
         raise ValueError("not a checkpoint of hrnet_teach.train: it has no 'config' / 'num_classes' entries")
-    model = create_model(
-        config_from_dict(checkpoint["config"]), head="segmentation", num_classes=checkpoint["num_classes"],
-        align_corners=checkpoint.get("align_corners", True),
+    model = build_model(
+        config_from_dict(checkpoint["config"]), checkpoint["num_classes"],
+        align_corners=checkpoint.get("align_corners", True), head=checkpoint.get("head", "segmentation"),
     )
     return load_model_weights(model, checkpoint).eval()
 
@@ -372,9 +381,17 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 def build_model(
-    variant: Union[str, HRNetConfig], num_classes: int, fusion: bool = True, align_corners: bool = False
+    variant: Union[str, HRNetConfig],
+    num_classes: int,
+    fusion: bool = True,
+    align_corners: bool = False,
+    head: str = "segmentation",
 ) -> nn.Module:
     """HRNetV2 segmentation model of ``variant``; ``fusion=False`` for the ablation.
+
+    ``head="pose"``: the HRNetV1 readout instead (the highest-resolution branch
+    alone, then a 1x1 conv to ``num_classes``), which the ablation uses to ask
+    what fusion does when nothing else brings context to that branch.
 
     ``align_corners=False`` by default here, unlike the official Cityscapes setting
     (True). The 1/4 grid's cell k is centred on image pixel 4k + 1.5; resizing
@@ -384,9 +401,12 @@ def build_model(
     pixels at 64 x 64), which no convolution can undo. At 1024 x 2048 that is
     invisible; at 64 x 64 it cost several points of mIoU in our runs.
     """
+    _check_choice("head", head, TRAIN_HEADS)
     config = get_config(variant)
     if not fusion:
         config = config.replace(fusion=False)
+    if head == "pose":
+        return create_model(config, head="pose", num_joints=num_classes)
     return create_model(config, head="segmentation", num_classes=num_classes, align_corners=align_corners)
 
 
@@ -405,7 +425,7 @@ def _atomic_write_json(path: Path, data: dict) -> None:
 def train(
     variant: str = "w18_small_v1",
     dataset: str = "shapes",
-    epochs: int = 8,
+    epochs: int = 6,
     batch_size: int = 16,
     image_size: int = 64,
     lr: Optional[float] = None,
@@ -418,6 +438,7 @@ def train(
     progress: bool = True,
     optimizer: str = "adamw",
     align_corners: bool = False,
+    head: str = "segmentation",
     train_size: int = 2000,
     val_size: int = 256,
     weight_decay: Optional[float] = None,
@@ -437,6 +458,7 @@ def train(
     """
     config = get_config(variant)  # a ValueError naming the known variants if unknown
     _check_choice("dataset", dataset, DATASETS)
+    _check_choice("head", head, TRAIN_HEADS)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
     for name in ("epochs", "batch_size", "image_size", "train_size", "val_size"):
         _positive_int(name, locals()[name])
@@ -457,9 +479,14 @@ def train(
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
         _seed_everything(seed)
 
-        # ---- data: every process builds the same datasets; the sampler splits the work
+        # ---- data: every process builds the same datasets; the sampler splits the work.
+        # A real dataset is downloaded by rank 0 alone while the others wait at the barrier.
+        if ctx.enabled and not ctx.is_main:
+            dist.barrier()
         train_set = make_dataset(dataset, "train", train_size, image_size, seed=seed, root=data_root, download=True)
         val_set = make_dataset(dataset, "val", val_size, image_size, seed=seed, root=data_root, download=True)
+        if ctx.enabled and ctx.is_main:
+            dist.barrier()
         num_classes = train_set.num_classes
         workers = (2 if device.type == "cuda" else 0) if workers is None else workers
         if ctx.enabled:
@@ -479,7 +506,7 @@ def train(
         val_loader = DataLoader(_shard(val_set, ctx), batch_size=max(batch_size, 32), num_workers=workers)
 
         # ---- model, optimizer
-        model = build_model(config, num_classes, fusion, align_corners).to(device)
+        model = build_model(config, num_classes, fusion, align_corners, head).to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         opt = _make_optimizer(optimizer, model, lr, weight_decay)
@@ -504,7 +531,7 @@ def train(
         settings = {
             "variant": config.name, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
             "image_size": image_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
-            "amp": amp, "seed": seed, "fusion": fusion, "align_corners": align_corners, "train_size": train_size, "val_size": val_size,
+            "amp": amp, "seed": seed, "fusion": fusion, "align_corners": align_corners, "head": head, "train_size": train_size, "val_size": val_size,
             "device": str(device), "world_size": ctx.world_size, "backend": ctx.backend,
         }
         steps_per_epoch = len(train_loader)
@@ -530,7 +557,7 @@ def train(
                 masks = masks.to(device, non_blocking=True)
                 with _autocast(device, amp):
                     logits = net(images)
-                loss = segmentation_loss(logits, masks, align_corners=model.align_corners)
+                loss = segmentation_loss(logits, masks, align_corners=_resize_align_corners(model))
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -561,7 +588,7 @@ def train(
                 checkpoint = {
                     "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
                     "epoch": epoch + 1, "config": config_to_dict(model.config), "num_classes": num_classes,
-                    "align_corners": align_corners, "head": "segmentation", "metrics": metrics, "args": settings, "command": command,
+                    "align_corners": align_corners, "head": head, "metrics": metrics, "args": settings, "command": command,
                 }
                 torch.save(checkpoint, out_dir / "checkpoint.pt")
                 _atomic_write_json(out_dir / "metrics.json", metrics)
@@ -608,7 +635,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--variant", default="w18_small_v1", choices=VARIANTS)
     p.add_argument("--dataset", default="shapes", choices=DATASETS, help="shapes: generated, no download; pets: downloads about 800 MB")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=16, help="per process")
     p.add_argument("--image-size", type=int, default=64, help="square side in pixels")
     p.add_argument("--lr", type=float, default=None, help=f"base learning rate (default {DEFAULT_LR})")
@@ -617,9 +644,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt and metrics.json")
-    p.add_argument("--resume", default=None, help="a checkpoint.pt to continue from (up to --epochs in all)")
+    p.add_argument("--resume", default=None, help="a checkpoint.pt to continue from, up to --epochs in all "
+                   "(the same --epochs as the first run continues its schedule exactly; more extends it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-fusion", action="store_true", help="ablation: branches exchange nothing (the head still concatenates)")
+    p.add_argument("--head", default="segmentation", choices=TRAIN_HEADS,
+                   help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation")
     p.add_argument("--align-corners", action="store_true", help="resize as the official Cityscapes config does (see build_model)")
     p.add_argument("--train-size", type=int, default=2000, help="training scenes (pets: the first N images)")
     p.add_argument("--val-size", type=int, default=256, help="held-out scenes")
@@ -640,7 +670,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         metrics = train(
             variant=args.variant, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             image_size=args.image_size, lr=args.lr, optimizer=args.optimizer, device=args.device, amp=args.amp,
-            out=args.out, resume=args.resume, seed=args.seed, fusion=not args.no_fusion, align_corners=args.align_corners, progress=not args.quiet,
+            out=args.out, resume=args.resume, seed=args.seed, fusion=not args.no_fusion, align_corners=args.align_corners, head=args.head, progress=not args.quiet,
             train_size=args.train_size, val_size=args.val_size, weight_decay=args.weight_decay,
             workers=args.workers, data_root=args.data_root, export=args.export, command=command,
         )

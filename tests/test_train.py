@@ -205,3 +205,48 @@ def test_pretrained_or_shipped_falls_back_offline(capsys):
         pytest.skip("timm's ImageNet weights are cached here, so there is nothing to fall back from")
     assert source == "shapes" and hasattr(model, "last_layer")
     assert "shipped W18-small-v1" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ the fusion ablation
+def test_ablation_summary_is_mean_and_sample_std():
+    from hrnet_teach.ablation import summarize
+
+    runs = [{"arm": arm, "miou": m, "per_class_iou": [m, m, m, m]}
+            for arm, m in (("fusion", 0.90), ("fusion", 0.92), ("fusion", 0.94), ("no_fusion", 0.80), ("no_fusion", 0.84))]
+    summary = summarize(runs)
+    assert math.isclose(summary["fusion"]["miou_mean"], 0.92) and math.isclose(summary["fusion"]["miou_std"], 0.02)
+    assert summary["no_fusion"]["n"] == 2 and math.isclose(summary["no_fusion"]["miou_std"], 0.04 / math.sqrt(2))
+    assert math.isclose(summary["fusion"]["class_iou_mean"]["thin line"], 0.92)
+
+
+def test_ablation_cli_trains_both_arms(tmp_path):
+    from hrnet_teach import ablation
+
+    out = tmp_path / "ablation.json"
+    result = ablation.main(["--seeds", "1", "--epochs", "1", "--train-size", "16", "--val-size", "8", "--head", "pose",
+                            "--batch-size", "8", "--image-size", "32", "--device", "cpu", "--json", str(out)])
+    written = json.loads(out.read_text())
+    assert [(r["arm"], r["seed"]) for r in written["runs"]] == [("fusion", 0), ("no_fusion", 0)]
+    assert set(written["summary"]) == {"fusion", "no_fusion"} and written["command"].startswith("python -m hrnet_teach.ablation")
+    for run in result["runs"]:
+        assert 0 <= run["miou"] <= 1 and len(run["miou_per_epoch"]) == 1
+        assert result["summary"][run["arm"]]["miou_mean"] == run["miou"] and result["summary"][run["arm"]]["miou_std"] == 0
+
+
+def test_v1_readout_trains_and_reloads_as_what_it_was(tmp_path):
+    metrics = T.train(head="pose", epochs=1, train_size=16, val_size=8, batch_size=8, image_size=32,
+                      out=tmp_path, progress=False, device="cpu")
+    model = T.model_from_checkpoint(tmp_path / "checkpoint.pt")
+    assert isinstance(model, T.HRNetPose) and model.final_layer.out_channels == NUM_CLASSES
+    val = ShapesDataset(8, image_size=32, seed=0, split="val")
+    assert math.isclose(T.evaluate(model, val)["miou"], metrics["final_miou"], abs_tol=1e-6)
+
+
+def test_shipped_ablation_results_are_complete():
+    results = json.loads((REPO / "assets" / "ablation_results.json").read_text())
+    assert results["command"].startswith("python -m hrnet_teach.ablation --seeds 3")
+    for arm in ("fusion", "no_fusion"):
+        runs = [r for r in results["runs"] if r["arm"] == arm]
+        assert sorted(r["seed"] for r in runs) == [0, 1, 2]
+        mean = sum(r["miou"] for r in runs) / 3
+        assert math.isclose(results["summary"][arm]["miou_mean"], mean)
