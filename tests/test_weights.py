@@ -248,18 +248,25 @@ def test_no_route_to_the_hub_fails_fast(tmp_path, monkeypatch):
 
 def test_a_hub_that_never_answers_fails_fast(tmp_path, monkeypatch):
     """Packets silently dropped (or DNS hanging): the probe gives up after about 2 s."""
+    import threading
     import urllib.request
 
+    released = threading.Event()
+
     def hang(*args, **kwargs):
-        time.sleep(30)
+        released.wait(30)
+        raise OSError("no answer")
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid")
     monkeypatch.setattr(urllib.request, "urlopen", hang)
     start = time.perf_counter()
-    with pytest.raises(WeightsUnavailableError, match="cannot be reached"):
-        load_timm_imagenet(SMALL, cache_dir=str(tmp_path))
-    assert 1.5 < time.perf_counter() - start < 5
+    try:
+        with pytest.raises(WeightsUnavailableError, match="cannot be reached"):
+            load_timm_imagenet(SMALL, cache_dir=str(tmp_path))
+        assert 1.5 < time.perf_counter() - start < 5
+    finally:
+        released.set()  # let the abandoned probe thread finish
 
 
 def _fake_hub_cache(cache_dir: Path, hub_id: str, state: dict) -> None:
