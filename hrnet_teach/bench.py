@@ -30,7 +30,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -299,7 +298,7 @@ def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, prog
     Nothing is written back to the notebooks.
     """
     import nbformat
-    from nbclient import NotebookClient
+    from .runner import make_client
     from tqdm.auto import tqdm
 
     folder = Path(notebook_dir).resolve()
@@ -311,30 +310,15 @@ def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, prog
     for path in bar:
         bar.set_postfix_str(path.name)
         nb = nbformat.read(str(path), as_version=4)
-        with tempfile.TemporaryDirectory() as sockets:
-            client = NotebookClient(nb, km=_kernel_manager(sockets), timeout=timeout, startup_timeout=120,
-                                    kernel_name="python3", resources={"metadata": {"path": str(folder)}})
-            start = time.perf_counter()
-            error = None
-            try:
-                client.execute()
-            except Exception as exc:  # report and go on with the next notebook
-                error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        client = make_client(nb, folder, timeout=timeout)
+        start = time.perf_counter()
+        error = None
+        try:
+            client.execute()
+        except Exception as exc:  # report and go on with the next notebook
+            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
         results.append({"name": path.name, "seconds": round(time.perf_counter() - start, 1), "error": error})
     return results
-
-
-def _kernel_manager(folder: str):
-    """A python3 kernel talking over Unix sockets in ``folder`` where possible.
-
-    With TCP, kernels started at the same moment by other programs can pick the
-    same free ports, and a notebook then waits forever for a reply sent elsewhere.
-    """
-    from jupyter_client.manager import KernelManager
-
-    if os.name == "posix":
-        return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
-    return KernelManager(kernel_name="python3")
 
 
 def format_course(results: Sequence[dict]) -> str:

@@ -121,9 +121,14 @@ class HRNetConfig:
         stages = {}
         for index in (1, 2, 3, 4):
             key = f"STAGE{index}"
-            if key not in extra:
+            if key in extra:
+                stages[f"stage{index}"] = _stage_from_yaml(extra[key], f"stage{index}")
+            elif index == 1:
+                # The pose repository's files have no STAGE1: pose_hrnet.py hard-codes
+                # layer1 as four Bottlenecks of 64 planes, the stage 1 of W18 ... W64.
+                stages["stage1"] = StageConfig(1, 1, "BOTTLENECK", (4,), (64,))
+            else:
                 raise ValueError(f"stage{index}: the config has no {key} section under MODEL.EXTRA")
-            stages[f"stage{index}"] = _stage_from_yaml(extra[key], f"stage{index}")
         return cls(**stages, name=name, final_conv_kernel=int(extra.get("FINAL_CONV_KERNEL", 1)))
 
     @classmethod

@@ -191,6 +191,25 @@ MODEL:
         ht.HRNetConfig.from_yaml(path)
 
 
+def test_from_yaml_pose_file_without_stage1(tmp_path):
+    """The pose repository's files have no STAGE1: pose_hrnet.py hard-codes layer1."""
+    path = tmp_path / "w32_256x192.yaml"
+    path.write_text("""
+MODEL:
+  NAME: pose_hrnet
+  NUM_JOINTS: 17
+  EXTRA:
+    FINAL_CONV_KERNEL: 1
+    STAGE2: {NUM_MODULES: 1, NUM_BRANCHES: 2, BLOCK: BASIC, NUM_BLOCKS: [4, 4], NUM_CHANNELS: [32, 64], FUSE_METHOD: SUM}
+    STAGE3: {NUM_MODULES: 4, NUM_BRANCHES: 3, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4], NUM_CHANNELS: [32, 64, 128], FUSE_METHOD: SUM}
+    STAGE4: {NUM_MODULES: 3, NUM_BRANCHES: 4, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4, 4], NUM_CHANNELS: [32, 64, 128, 256], FUSE_METHOD: SUM}
+""")
+    assert ht.HRNetConfig.from_yaml(path).stages == ht.get_config("w32").stages
+    path.write_text("MODEL:\n  EXTRA:\n    STAGE1: {NUM_MODULES: 1, BLOCK: BOTTLENECK, NUM_BLOCKS: [4], NUM_CHANNELS: [64]}\n")
+    with pytest.raises(ValueError, match="stage2.*no STAGE2"):
+        ht.HRNetConfig.from_yaml(path)
+
+
 def test_sync_batchnorm_is_an_argument_not_global_state():
     model = ht.HRNet("w18_small_v1", norm_layer=torch.nn.SyncBatchNorm)
     assert isinstance(model.bn1, torch.nn.SyncBatchNorm)

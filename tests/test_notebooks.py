@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from hrnet_teach import colab
+from hrnet_teach.runner import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -87,17 +88,13 @@ def times(tmp_path_factory):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     # The kernel inherits this environment: no network, the inline matplotlib backend.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = _read(path)
-    client = NotebookClient(
-        nb, timeout=CELL_TIMEOUT, startup_timeout=120, kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
-    )
+    client = make_client(nb, NOTEBOOK_DIR, timeout=CELL_TIMEOUT)  # see hrnet_teach/runner.py for why
     start = time.perf_counter()
     failure = None
     try:

@@ -115,8 +115,9 @@ def test_explorers_fill_their_outputs_in_a_kernel(tmp_path):
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's own inline backend
-    client = nbclient.NotebookClient(notebook, timeout=30, kernel_name="python3", store_widget_state=True,
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    from hrnet_teach.runner import make_client  # polls the shell channel (nbclient#312)
+
+    client = make_client(notebook, tmp_path, timeout=60, store_widget_state=True)
     client.execute(env=env)
     for cell in notebook.cells:
         assert not [o for o in cell.outputs if o.output_type == "error"], cell.outputs

@@ -1,0 +1,60 @@
+"""Running notebooks headless, reliably: used by ``bench --course`` and the tests.
+
+Two workarounds, each for a failure seen on this project's machines:
+
+- kernels talk over Unix sockets where possible: with TCP, a kernel started at
+  the same moment as another program's could pick the same free ports, and the
+  notebook then waited forever for a reply sent elsewhere;
+- the shell channel is polled in short steps: after a cell that shows widgets,
+  nbclient sometimes received the kernel's reply only when the cell's whole
+  timeout had passed (jupyter/nbclient#312), which turned 15 s lessons into 300 s.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from queue import Empty
+
+from nbclient import NotebookClient
+
+POLL_S = 0.5
+
+
+def kernel_manager(folder: str):
+    """A python3 kernel whose sockets live in ``folder`` (Unix sockets on POSIX)."""
+    from jupyter_client.manager import AsyncKernelManager as KernelManager  # nbclient drives it asynchronously
+
+    if os.name == "posix":
+        return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
+    return KernelManager(kernel_name="python3")
+
+
+class PollingClient(NotebookClient):
+    """An nbclient client that asks the shell channel for the reply every POLL_S seconds."""
+
+    async def async_start_new_kernel_client(self):
+        client = await super().async_start_new_kernel_client()
+        channel = client.shell_channel
+        original = channel.get_msg
+
+        async def get_msg(timeout=None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                step = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+                try:
+                    return await original(timeout=step)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+        channel.get_msg = get_msg
+        return client
+
+
+def make_client(nb, cwd: str | Path, timeout: int = 300, **kwargs) -> PollingClient:
+    """A client for ``nb`` running in ``cwd`` on a fresh Unix-socket kernel."""
+    sockets = tempfile.mkdtemp(prefix="ht-kernel-")  # short path: Unix socket paths are limited
+    return PollingClient(nb, km=kernel_manager(sockets), timeout=timeout, startup_timeout=120,
+                         kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, **kwargs)
