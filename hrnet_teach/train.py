@@ -603,7 +603,7 @@ def train(
                        "settings": settings}
         if ctx.enabled:
             checksum = sum(p.detach().double().sum().item() for p in model.parameters())
-            _print(f"rank {ctx.rank}/{ctx.world_size}: final miou {metrics['final_miou']:.6f} "
+            _print_line(f"rank {ctx.rank}/{ctx.world_size}: final miou {metrics['final_miou']:.6f} "
                    f"pixel_acc {metrics.get('final_pixel_acc', float('nan')):.6f} weights {checksum:.6f}")
         return metrics
     finally:
@@ -617,6 +617,13 @@ def _progress(iterable, show: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _print_line(message: str) -> None:
+    # One write per line: the processes of a torchrun job share one stdout, and a line
+    # written in pieces can be cut by another process's line.
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 def _print(message: str) -> None:

@@ -156,7 +156,7 @@ def test_torchrun_two_processes_with_gloo_agree(tmp_path):
         capture_output=True, text=True, env=_env(), cwd=REPO, timeout=240,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    lines = re.findall(r"rank (\d)/2: final miou (\S+) pixel_acc (\S+) weights (\S+)", result.stdout)
+    lines = re.findall(r"rank (\d)/2: final miou ([\d.]+) pixel_acc ([\d.]+) weights (-?[\d.]+)", result.stdout)
     assert sorted(rank for rank, *_ in lines) == ["0", "1"], result.stdout[-2000:]
     assert lines[0][1:] == lines[1][1:]  # the same scores and the same weights on both ranks
     metrics = json.loads((tmp_path / "metrics.json").read_text())
