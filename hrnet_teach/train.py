@@ -37,9 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .assets import ASSETS_DIR
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
-from .data import DATASETS, IGNORE_INDEX, NUM_CLASSES, ShapesDataset, make_dataset
+from .data import DATASETS, IGNORE_INDEX, make_dataset
 from .heads import HRNetPose, HRNetSegmentation
 from .models import create_model
 
