@@ -398,7 +398,7 @@ def build_model(
     shift the convolutions learn to absorb), while align_corners=True stretches
     the grid to the corners, so the error grows across the image (up to 3
     pixels at 64 x 64), which no convolution can undo. At 1024 x 2048 that is
-    invisible; at 64 x 64 it cost several points of mIoU in our runs.
+    invisible; in a 3-epoch run at 64 x 64, True scored 0.795 mIoU and False 0.803.
     """
     _check_choice("head", head, TRAIN_HEADS)
     config = get_config(variant)
