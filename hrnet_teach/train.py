@@ -398,7 +398,8 @@ def build_model(
     shift the convolutions learn to absorb), while align_corners=True stretches
     the grid to the corners, so the error grows across the image (up to 3
     pixels at 64 x 64), which no convolution can undo. At 1024 x 2048 that is
-    invisible; in a 3-epoch run at 64 x 64, True scored 0.795 mIoU and False 0.803.
+    invisible; in one 3-epoch run at 64 x 64 (on an earlier draft of the shapes),
+    True scored 0.795 mIoU and False 0.803.
     """
     _check_choice("head", head, TRAIN_HEADS)
     config = get_config(variant)
