@@ -74,6 +74,11 @@ def test_architecture_has_one_stream_per_branch(variant, size):
         assert f"{c} ch\n{h}×{w}" in text and f"{c}×{h}×{w}" in text
     assert f"{size[0]}×{size[1]}" in fig.axes[0].get_title(loc="left")
     assert overlaps(fig) == ([], [])
+    # the dotted stage separators stop below the stage headers and transition names (a short stage's header is wider than it)
+    separators = [line for line in fig.axes[0].lines if line.get_gid() == "separator"]
+    headings = [t for t in fig.axes[0].texts if t.get_text().startswith(("stage ", "transition"))]
+    assert len(separators) == 5 and len(headings) == 7
+    assert max(max(line.get_ydata()) for line in separators) < min(t.get_position()[1] for t in headings)
 
 
 def test_architecture_of_the_pose_model_shows_one_output():
@@ -124,6 +129,8 @@ def test_fuse_grid_has_n_by_n_labelled_cells(variant, stage, n):
     assert gids(fig, "fuse-highlight") == ["fuse-highlight"]
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels[0].startswith("in j=0") and f"{matrix[0][n - 1].in_channels} ch" in labels[-1]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(legend) == 3 and ", ".join(f"×{2 ** k}" for k in range(1, n)) + " (above it)" in legend[1]  # the scales drawn
     assert overlaps(fig) == ([], [])
 
 
@@ -133,6 +140,8 @@ def test_fuse_grid_one_row_and_no_fusion():
     fig = viz.plot_fuse_matrix(pose, "stage4", -1)
     assert sorted(gids(fig, "fuse-cell-")) == [f"fuse-cell-0-{j}" for j in range(4)]
     assert "multi_scale_output=False" in fig._suptitle.get_text()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # only the kinds drawn: one row has no downsampling
+    assert [t.split()[0] for t in legend] == ["identity", "upsample:"]
     fig = viz.plot_fuse_matrix(ht.get_config("w18").replace(fusion=False), "stage3")
     assert gids(fig, "fuse-cell-") == [] and "fusion=False" in all_text(fig)
 

@@ -173,8 +173,9 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
         if outputs < len(births):
             ax.text(end + 0.12, -0.45, "only y[0] leaves:\nthe last module fuses\nevery branch into it\n(multi_scale_output=False)",
                     ha="left", va="top", fontsize=7.5, color=th.muted)
-        for sep in separators:
-            ax.axvline(sep, color=th.muted, linewidth=0.6, linestyle=(0, (2, 3)), zorder=1)
+        low = -(len(births) - 1) - 0.6
+        for sep in separators:  # below the headers, which may be wider than a short stage
+            ax.plot([sep, sep], [low, top - 0.02], color=th.muted, linewidth=0.6, linestyle=(0, (2, 3)), zorder=1, gid="separator")
         for hx, text in headers:
             ax.text(hx, top + 0.22, text, ha="center", va="bottom", fontsize=8.5, fontweight="bold")
         n = len(births)
@@ -377,10 +378,13 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
             spine.set_visible(False)
         note = "" if rows == cols else " (multi_scale_output=False: one row, into branch 0 only)"
         fig.suptitle(f"{_name(backbone)} {name}[{index}].fuse_layers[i][j]{note}", x=0.01, ha="left", fontweight="bold")
-        handles = [Patch(facecolor=th.identity, edgecolor=th.muted, label="identity (diagonal)"),
-                   Patch(facecolor=th.upsample, edgecolor=th.muted, label="upsample: 1x1 conv + BN, then ×2^(j−i) (above it)"),
-                   Patch(facecolor=th.downsample, edgecolor=th.muted, label="downsample: i−j stride-2 convs (below it)")]
-        fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+        scales = sorted({int(e.scale) for row in matrix for e in row if e.kind == "upsample"})
+        labels = {"identity": "identity (diagonal)",
+                  "upsample": "upsample: 1x1 conv + BN, then " + ", ".join(f"×{k}" for k in scales) + " (above it)",
+                  "downsample": "downsample: i−j stride-2 convs (below it)"}
+        present = {entry.kind for row in matrix for entry in row}  # a one-row matrix has no downsample cells
+        handles = [Patch(facecolor=colors[kind], edgecolor=th.muted, label=label) for kind, label in labels.items() if kind in present]
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     return fig
 
 
