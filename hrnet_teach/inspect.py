@@ -584,10 +584,14 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
         return rows
     import torchinfo
 
-    return torchinfo.summary(
+    stats = torchinfo.summary(
         module, input_size=shapes[0], depth=depth, device="meta", verbose=0,
         col_names=("input_size", "output_size", "num_params"), row_settings=("var_names",),
     )
+    # Print multiply-adds as a plain count: torchinfo 1.8 on Python 3.11 labels its
+    # scaled value "(Units.MEGABYTES)", which reads as a memory size.
+    stats.formatting.macs_units = torchinfo.Units.NONE
+    return stats
 
 
 def _is_list_of_shapes(value) -> bool:

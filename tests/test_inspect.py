@@ -238,5 +238,6 @@ def test_shape_summary_uses_torchinfo_for_one_tensor():
 
     stats = hi.shape_summary(ht.BasicBlock(18, 18), (1, 18, 32, 32))
     assert isinstance(stats, torchinfo.ModelStatistics) and stats.total_params == 2 * (18 * 18 * 9 + 36)
+    assert "Total mult-adds: " in str(stats) and "Units." not in str(stats)  # a count, not "(Units.MEGABYTES)"
     with pytest.raises(ValueError, match="batch, channels, height, width"):
         hi.shape_summary(ht.BasicBlock(18, 18), (18, 32))
