@@ -1,24 +1,14 @@
 """Lesson 00, welcome: one warm-up exercise to see how checking works."""
 from __future__ import annotations
 
+from ._answers import as_ints
 from ._base import Exercise, Wrong
 
 PHOTO_SIZE = (256, 384)  # (height, width) of the photo in the question
 
 
-def _as_pair(answer) -> tuple[int, int]:
-    """(height, width) from a tuple/list of two ints, or a Wrong that says what to give."""
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-        raise Wrong(f"You gave one number ({answer}); give two, (height, width), e.g. (100, 200).")
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise Wrong(f"Give the size as a pair (height, width), e.g. (100, 200); you gave {type(answer).__name__} {answer!r}.")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Sizes are whole numbers of pixels; you gave {answer!r}.")
-    return tuple(answer)
-
-
 def _check_highres_size(answer) -> str:
-    height, width = _as_pair(answer)
+    height, width = as_ints(answer, 2, "the size (height, width) in pixels", "(100, 200)")
     expected = (PHOTO_SIZE[0] // 4, PHOTO_SIZE[1] // 4)
     if (height, width) == expected:
         return (f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} -> {expected[0]}x{expected[1]}: two stride-2 convs, "

@@ -1,63 +1,11 @@
 """Lesson 01, the stem and the residual blocks: predict shapes, write a BasicBlock's forward."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
-from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck, make_layer
+from ._answers import as_function, as_indices, as_int, as_ints, one_thread, random_bn
 from ._base import Exercise, Wrong
-
-# ---------------------------------------------------------------- helpers
-
-
-def _as_shape(answer, length: int, example: str) -> tuple[int, ...]:
-    """A tuple of ``length`` ints from a tuple, list or torch.Size, or a Wrong saying what to give."""
-    if isinstance(answer, torch.Size):
-        answer = tuple(answer)
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-        raise Wrong(f"You gave one number ({answer}); give the whole shape, {length} numbers like {example}.")
-    if not isinstance(answer, (tuple, list)):
-        raise Wrong(f"Give the shape as a tuple of {length} integers like {example}; you gave a {type(answer).__name__}.")
-    if len(answer) != length:
-        raise Wrong(f"Your shape has {len(answer)} numbers; a feature map here has {length}: {example}.")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Shapes are whole numbers; you gave {answer!r}.")
-    return tuple(answer)
-
-
-def _as_count(answer, what: str) -> int:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        if isinstance(answer, float) and answer.is_integer():
-            return int(answer)
-        raise Wrong(f"Give {what} as one whole number; you gave {type(answer).__name__} {answer!r}.")
-    return answer
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run a check's tiny tensors on one thread: on a busy CPU, two threads that wait for
-    each other make each small op a hundred times slower. Restores the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def random_bn(module: nn.Module, seed: int) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics (so leaving one out shows); eval mode."""
-    generator = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=generator) * 0.2)
-            m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            m.weight.data.copy_(torch.randn(n, generator=generator))
-            m.bias.data.copy_(torch.randn(n, generator=generator))
-    return module.eval()
 
 
 # ------------------------------------------------------- 1. the stem's shape
@@ -66,7 +14,7 @@ STEM_INPUT = (2, 3, 224, 320)
 
 
 def _check_stem_shape(answer) -> str:
-    shape = _as_shape(answer, 4, "(B, C, H, W)")
+    shape = as_ints(answer, 4, "the shape (B, C, H, W)", "(1, 3, 32, 32)")
     b, _, h, w = STEM_INPUT
     expected = (b, 64, h // 4, w // 4)
     if shape == expected:
@@ -150,13 +98,12 @@ def _describe(inplanes, planes, stride, h, w) -> str:
 
 
 def _check_basic_block_forward(fn) -> str:
+    as_function(fn, "my_forward")
     with one_thread():
         return _run_basic_block_cases(fn)
 
 
 def _run_basic_block_cases(fn) -> str:
-    if not callable(fn) or isinstance(fn, nn.Module):
-        raise Wrong(f"Pass your function itself (the name, no brackets), e.g. `check(my_forward)`; you gave a {type(fn).__name__}.")
     for seed, (inplanes, planes, stride, h, w) in enumerate(_BLOCK_CASES):
         block = _block_case(inplanes, planes, stride, seed)
         x = torch.randn(1, inplanes, h, w, generator=torch.Generator().manual_seed(100 + seed))
@@ -239,7 +186,7 @@ BOTTLENECK_ARGS = dict(inplanes=64, planes=32)
 
 
 def _check_bottleneck_channels(answer) -> str:
-    n = _as_count(answer, "the number of channels")
+    n = as_int(answer, "the number of channels", floats=True)
     expected = BOTTLENECK_ARGS["planes"] * Bottleneck.expansion
     if n == expected:
         return (f"planes x expansion = {BOTTLENECK_ARGS['planes']} x {Bottleneck.expansion} = {expected} "
@@ -272,11 +219,7 @@ LAYER1_VARIANT = "w48"  # layer1 = make_layer(Bottleneck, 64, 64, 4)
 
 
 def _check_layer1_downsample(answer) -> str:
-    if isinstance(answer, int) and not isinstance(answer, bool):
-        answer = [answer]
-    if not isinstance(answer, (list, tuple, set)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Give a list of block indices (0 to 3), e.g. [1, 2]; you gave {type(answer).__name__} {answer!r}.")
-    indices = sorted(set(answer))
+    indices = as_indices(answer, "block indices (0 to 3)")
     if any(i < 0 or i > 3 for i in indices):
         raise Wrong("layer1 of w48 has 4 blocks, numbered 0 to 3.")
     if indices == [0]:

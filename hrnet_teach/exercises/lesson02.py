@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..config import get_config
+from ._answers import as_choice, as_int, choices_text
 from ._base import Exercise, Wrong
 
 # ------------------------------------------ 1. stage-4 shapes, odd input size
@@ -104,8 +105,7 @@ WIDTH_BRANCH = 3
 
 
 def _check_branch_channels(answer) -> str:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"Give one whole number of channels; you gave {type(answer).__name__} {answer!r}.")
+    answer = as_int(answer, "the number of channels")
     channels = get_config(WIDTH_VARIANT).stage4.num_channels
     c = channels[0]
     if answer == channels[WIDTH_BRANCH]:
@@ -141,18 +141,8 @@ STRIDE_CHOICES = {
 }
 
 
-def _as_choice(answer, choices) -> str:
-    letters = ", ".join(choices)
-    if not isinstance(answer, str):
-        raise Wrong(f"Answer with one letter as a string, one of {letters}; you gave {type(answer).__name__} {answer!r}.")
-    letter = answer.strip().strip("()").strip().lower()
-    if letter not in choices:
-        raise Wrong(f"Answer with one letter, one of {letters}; you gave {answer!r}.")
-    return letter
-
-
 def _check_stride2_rule(answer) -> str:
-    letter = _as_choice(answer, STRIDE_CHOICES)
+    letter = as_choice(answer, STRIDE_CHOICES)
     if letter == "b":
         return ("Output side = floor((n + 2*padding - kernel) / stride) + 1 = floor((n - 1) / 2) + 1 = ceil(n / 2). "
                 "The padding lets the last window start on the last pixel, so odd sides round up.")
@@ -167,7 +157,7 @@ stride2_rule = Exercise(
     name="stride2_rule",
     lesson="02",
     question="A 3x3 conv with stride 2 and padding 1 gets a side of n pixels. How many come out?\n" +
-             "\n".join(f"({k}) {v}" for k, v in STRIDE_CHOICES.items()),
+             choices_text(STRIDE_CHOICES),
     checker=_check_stride2_rule,
     reference="b",
     hints=["PyTorch's rule: out = floor((n + 2*padding - kernel_size) / stride) + 1.", "Try n = 7 and n = 8."],

@@ -11,47 +11,14 @@ from torch import nn
 from ..blocks import BN_MOMENTUM, BasicBlock
 from ..config import get_config
 from ..module import HighResolutionModule
+from ._answers import as_choice, as_function, as_int, as_ints, choices_text, layer_summary, one_thread, random_bn
 from ._base import Exercise, Wrong
-from .lesson01 import one_thread, random_bn
 
 # ---------------------------------------------------------------- helpers
 
 
-def layer_summary(module: nn.Module) -> list[str]:
-    """The leaf layers of ``module`` in order, one short line each (used to compare structures)."""
-    lines = []
-    for m in module.modules():
-        if list(m.children()):
-            continue
-        if isinstance(m, nn.Conv2d):
-            k, s = m.kernel_size[0], m.stride[0]
-            bias = ", bias" if m.bias is not None else ""
-            lines.append(f"Conv2d {m.in_channels}->{m.out_channels} {k}x{k} stride {s}{bias}")
-        elif isinstance(m, nn.BatchNorm2d):
-            lines.append(f"BatchNorm2d {m.num_features}")
-        else:
-            lines.append(type(m).__name__)
-    return lines
-
-
 def _stride2_convs(module: nn.Module) -> list[nn.Conv2d]:
     return [m for m in module.modules() if isinstance(m, nn.Conv2d) and m.stride[0] == 2]
-
-
-def _as_int(answer, what: str) -> int:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"Give {what} as one whole number; you gave {type(answer).__name__} {answer!r}.")
-    return answer
-
-
-def _as_choice(answer, choices) -> str:
-    letters = ", ".join(choices)
-    if not isinstance(answer, str):
-        raise Wrong(f"Answer with one letter as a string, one of {letters}; you gave {type(answer).__name__} {answer!r}.")
-    letter = answer.strip().strip("()").strip().lower()
-    if letter not in choices:
-        raise Wrong(f"Answer with one letter, one of {letters}; you gave {answer!r}.")
-    return letter
 
 
 # ----------------------------------------------- 1. which entries are None
@@ -117,7 +84,7 @@ none_entries = Exercise(
 
 
 def _check_steps_3_0(answer) -> str:
-    n = _as_int(answer, "the number of stride-2 convs")
+    n = as_int(answer, "the number of stride-2 convs")
     if n == 3:
         return "Three: 1/4 -> 1/8 -> 1/16 -> 1/32, one halving per conv (i - j = 3 - 0)."
     if n == 1:
@@ -267,8 +234,7 @@ def _check_one_fuse_op(fn, i: int, j: int, channels) -> None:
 
 
 def _check_make_fuse_op(fn) -> str:
-    if not callable(fn) or isinstance(fn, nn.Module):
-        raise Wrong(f"Pass your function itself, e.g. `check(make_fuse_op)`; you gave a {type(fn).__name__}.")
+    as_function(fn, "make_fuse_op")
     with one_thread():
         return _run_fuse_op_cases(fn)
 
@@ -424,8 +390,7 @@ def _fuse_cases():
 
 
 def _check_fuse_by_hand(fn) -> str:
-    if not callable(fn) or isinstance(fn, nn.Module):
-        raise Wrong(f"Pass your function itself, e.g. `check(fuse_by_hand)`; you gave a {type(fn).__name__}.")
+    as_function(fn, "fuse_by_hand")
     with one_thread():
         return _run_fuse_sum_cases(fn)
 
@@ -541,7 +506,7 @@ K_CHOICES = {
 
 
 def _check_k_line(answer) -> str:
-    letter = _as_choice(answer, K_CHOICES)
+    letter = as_choice(answer, K_CHOICES)
     if letter == "b":
         return ("k runs over range(i - j), so k == i - j - 1 is the last step: the one that switches to "
                 "num_inchannels[i] channels and leaves out the ReLU. Ours names it `last`.")
@@ -556,7 +521,7 @@ k_line = Exercise(
     name="k_line",
     lesson="03",
     question="In the official `_make_fuse_layers`, `if k == i - j - 1:` is true for:\n" +
-             "\n".join(f"({k}) {v}" for k, v in K_CHOICES.items()),
+             choices_text(K_CHOICES),
     checker=_check_k_line,
     reference="b",
     hints=["The loop is `for k in range(i - j):`. What values does k take when i = 3, j = 0?"],
@@ -569,10 +534,7 @@ k_line = Exercise(
 
 
 def _check_multi_scale(answer) -> str:
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2 or \
-            not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Give two whole numbers: (rows, entries per row), e.g. (2, 3); you gave {answer!r}.")
-    rows, per_row = answer
+    rows, per_row = as_ints(answer, 2, "(rows, entries per row)", "(2, 3)")
     if (rows, per_row) == (1, 4):
         return ("One row of four: with multi_scale_output=False the outer loop runs `range(1)`, so only output 0 "
                 "(1/4) is built, and it still takes all 4 inputs. The pose head reads only that branch.")
@@ -606,10 +568,7 @@ NEAREST_SIZES = {"branch0": (63, 94), "branch1": (32, 47)}  # w32 on a 250x375 i
 
 
 def _check_nearest_size(answer) -> str:
-    if not isinstance(answer, (tuple, list, torch.Size)) or len(answer) != 2 or \
-            not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Give the size as (height, width), two whole numbers; you gave {answer!r}.")
-    h, w = answer
+    h, w = as_ints(answer, 2, "the size (height, width)", "(10, 20)")
     h1, w1 = NEAREST_SIZES["branch1"]
     if (h, w) == (2 * h1, 2 * w1):
         return (f"({2 * h1}, {2 * w1}): a scale factor doubles exactly, so the sum with branch 0's "

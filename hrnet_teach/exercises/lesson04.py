@@ -7,9 +7,8 @@ from torch import nn
 from ..blocks import BN_MOMENTUM
 from ..config import get_config
 from ..transition import Transition
+from ._answers import as_function, as_indices, as_int, layer_summary, one_thread
 from ._base import Exercise, Wrong
-from .lesson01 import one_thread
-from .lesson03 import layer_summary
 
 # ------------------------------------------------- 1. build a transition
 
@@ -140,8 +139,7 @@ def _check_one_transition(fn, pre, cur) -> None:
 
 
 def _check_make_transition(fn) -> str:
-    if not callable(fn) or isinstance(fn, nn.Module):
-        raise Wrong(f"Pass your function itself, e.g. `check(make_transition)`; you gave a {type(fn).__name__}.")
+    as_function(fn, "make_transition")
     with one_thread():
         for pre, cur in TRANSITION_CASES:
             _check_one_transition(fn, pre, cur)
@@ -277,11 +275,7 @@ NONE_VARIANT = "w48"
 
 
 def _check_transition2_none(answer) -> str:
-    if isinstance(answer, int) and not isinstance(answer, bool):
-        answer = [answer]
-    if not isinstance(answer, (list, tuple, set)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Give a list of entry indices, e.g. [1, 2] (or [] for none); you gave {type(answer).__name__} {answer!r}.")
-    indices = sorted(set(answer))
+    indices = as_indices(answer, "entry indices")
     cfg = get_config(NONE_VARIANT)
     n = cfg.stage3.num_branches
     if indices == [0, 1]:
@@ -314,8 +308,7 @@ transition2_none = Exercise(
 
 
 def _check_branch4_source(answer) -> str:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"Give the index of the stage-3 output (one whole number, -1 allowed); you gave {answer!r}.")
+    answer = as_int(answer, "the index k of the stage-3 output (-1 allowed)")
     if answer in (2, -1):
         return ("y_list[-1], that is branch 2 (1/16), the lowest resolution stage 3 has: one stride-2 conv takes "
                 "it to 1/32. There is no fuse_layers entry for it: branches are born in transitions, not in fusion.")

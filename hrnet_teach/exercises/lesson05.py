@@ -10,6 +10,7 @@ from torch import nn
 from ..backbone import HRNet
 from ..config import get_config
 from ..transition import Transition
+from ._answers import as_function, as_int
 from ._base import Exercise, Wrong
 
 # ---------------------------------------------------------------- helpers
@@ -20,14 +21,6 @@ def _as_number(answer, what: str) -> float:
     if isinstance(answer, bool) or not isinstance(answer, (int, float)):
         raise Wrong(f"Give {what} as a number; you gave {type(answer).__name__} {answer!r}.")
     return float(answer)
-
-
-def _as_count(answer, what: str) -> int:
-    if isinstance(answer, float) and answer.is_integer():
-        return int(answer)
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"Give {what} as one whole number; you gave {type(answer).__name__} {answer!r}.")
-    return answer
 
 
 def _params(module: nn.Module) -> int:
@@ -47,7 +40,7 @@ CONCAT_VARIANT = "w32"
 
 
 def _check_concat_channels(answer) -> str:
-    n = _as_count(answer, "the number of channels")
+    n = as_int(answer, "the number of channels", floats=True)
     c = get_config(CONCAT_VARIANT).width
     expected = c + 2 * c + 4 * c + 8 * c
     if n == expected:
@@ -317,8 +310,7 @@ def _call(fn, transition, y_list, where: str):
 
 
 def _check_transition_forward(fn) -> str:
-    if not callable(fn) or isinstance(fn, nn.Module):
-        raise Wrong(f"Pass your function itself (its name, no brackets), e.g. `check(transition_forward)`; you gave a {type(fn).__name__}.")
+    as_function(fn, "transition_forward")
     with torch.no_grad():
         for where, transition, y_list in _transition_cases():
             expected = transition(y_list)

@@ -10,32 +10,23 @@ from torch import nn
 
 from ..config import get_config
 from ..heads import HRNetPose, HRNetSegmentation
+from ._answers import as_choice, as_function, as_int, as_strings, choices_text
 from ._base import Exercise, Wrong
 
 # ---------------------------------------------------------------- helpers
 
 
-def _as_count(answer, what: str) -> int:
-    if isinstance(answer, float) and answer.is_integer():
-        return int(answer)
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"Give {what} as one whole number; you gave {type(answer).__name__} {answer!r}.")
-    return answer
-
-
 def _as_pair(answer, what: str, example: str) -> tuple[int, int]:
+    """Two whole numbers; unlike as_ints, 720.0 counts (a channel count computed with / is a float)."""
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         raise Wrong(f"Give two whole numbers, {what}, e.g. {example}; you gave {type(answer).__name__} {answer!r}.")
-    return _as_count(answer[0], "each number"), _as_count(answer[1], "each number")
+    return as_int(answer[0], "each number", floats=True), as_int(answer[1], "each number", floats=True)
 
 
 def _as_names(answer) -> set[str]:
     """A set of top-level names from a string, or a list/tuple/set of strings ('last_layer.*' allowed)."""
-    if isinstance(answer, str):
-        answer = [answer]
-    if not isinstance(answer, (list, tuple, set, frozenset)) or not all(isinstance(a, str) for a in answer):
-        raise Wrong(f"Give the names as a list of strings, e.g. ['conv1', 'layer1']; you gave {type(answer).__name__} {answer!r}.")
-    names = {a.strip().removesuffix(".*").removesuffix(".").split(".")[0] for a in answer}
+    answer = as_strings(answer, "the names", "['conv1', 'layer1']")
+    names = {a.removesuffix(".*").removesuffix(".").split(".")[0] for a in answer}
     names.discard("")
     return names
 
@@ -106,8 +97,7 @@ def _v2_mistakes(features, last_layer) -> dict[str, torch.Tensor]:
 
 
 def _check_v2_head(fn) -> str:
-    if not callable(fn) or isinstance(fn, nn.Module):
-        raise Wrong(f"Pass your function itself (its name, no brackets), e.g. `check(v2_head)`; you gave a {type(fn).__name__}.")
+    as_function(fn, "v2_head")
     model = _segmentation_model()
     concat_channels = sum(model.out_channels)
     with torch.no_grad():
@@ -358,9 +348,7 @@ LOSS_CHOICES = {
 
 
 def _check_logsoftmax_loss(answer) -> str:
-    if not isinstance(answer, str) or answer.strip().lower().strip("()") not in LOSS_CHOICES:
-        raise Wrong(f"Answer with one letter, 'a' to 'd'; you gave {type(answer).__name__} {answer!r}.")
-    choice = answer.strip().lower().strip("()")
+    choice = as_choice(answer, LOSS_CHOICES)
     if choice == "b":
         return ("b: the seed's last_layer ends in LogSoftmax, so it outputs log-probabilities, and NLLLoss takes "
                 "-log p[target]: that is the cross-entropy. The official code outputs logits and uses "
@@ -380,7 +368,7 @@ logsoftmax_loss = Exercise(
     lesson="06",
     question=("The seed's last_layer ends with nn.LogSoftmax(dim=1); ours, like the official code, returns logits. "
               "Which line computes the usual cross-entropy loss correctly and without doing anything twice?\n"
-              + "\n".join(f"{k}) {v}" for k, v in LOSS_CHOICES.items())),
+              + choices_text(LOSS_CHOICES)),
     checker=_check_logsoftmax_loss,
     reference="b",
     hints=["CrossEntropyLoss(z, t) = NLLLoss(log_softmax(z), t): it expects logits.",

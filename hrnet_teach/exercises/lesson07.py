@@ -9,13 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import IGNORE_INDEX
+from ._answers import as_function, one_thread
 from ._base import Exercise, Wrong
-from .lesson01 import one_thread
-
-
-def _callable(fn) -> None:
-    if not callable(fn) or isinstance(fn, (nn.Module, type)):
-        raise Wrong(f"Pass your function itself (its name, no brackets), e.g. `check(my_function)`; you gave {fn!r:.60}.")
 
 
 def _number(value, what: str) -> float:
@@ -38,7 +33,7 @@ def _poly_reference(base_lr, step, max_steps):
 
 
 def _check_poly_lr(fn) -> str:
-    _callable(fn)
+    as_function(fn, "poly_lr")
     for base, step, total in POLY_CASES:
         got = _number(fn(base, step, total), "the learning rate")
         expected = _poly_reference(base, step, total)
@@ -140,7 +135,7 @@ def _loss_mistakes(logits, mask) -> dict[str, torch.Tensor]:
 
 
 def _check_segmentation_loss(fn) -> str:
-    _callable(fn)
+    as_function(fn, "seg_loss")
     with one_thread():
         for logits, mask in _loss_cases():
             shapes = f"logits {tuple(logits.shape)}, mask {tuple(mask.shape)}"
@@ -257,7 +252,7 @@ def _miou_mistakes(cm) -> dict[str, float]:
 
 
 def _check_miou(fn) -> str:
-    _callable(fn)
+    as_function(fn, "miou")
     for cm in MIOU_CASES:
         got = fn(cm.clone())
         got = _number(got, "the mIoU")
@@ -329,7 +324,7 @@ def _norm_reference(device_type, world_size):
 
 
 def _check_norm_for(fn) -> str:
-    _callable(fn)
+    as_function(fn, "norm_for")
     for device_type, world_size in NORM_CASES:
         got = fn(device_type, world_size)
         where = f"norm_for({device_type!r}, {world_size})"

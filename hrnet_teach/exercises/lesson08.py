@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..inspect import stage_shapes
+from ._answers import as_choice, as_ints, as_strings, choices_text
 from ._base import Exercise, Wrong
 
 # ------------------------------------------------ 1. what the silent partial load drops
@@ -40,11 +41,7 @@ def official_filter(checkpoint: dict, model: dict) -> dict:
 
 
 def _as_keys(answer) -> set[str]:
-    if isinstance(answer, str):
-        answer = [answer]
-    if not isinstance(answer, (list, tuple, set, frozenset)) or not all(isinstance(a, str) for a in answer):
-        raise Wrong(f"Give the keys as a list of strings, e.g. ['conv1.weight']; you gave {type(answer).__name__} {answer!r}.")
-    return {a.strip() for a in answer}
+    return set(as_strings(answer, "the keys", "['conv1.weight']"))
 
 
 def _check_dropped_keys(answer) -> str:
@@ -105,11 +102,7 @@ ODD_VARIANT = "w18"
 
 
 def _check_size_mismatch(answer) -> str:
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise Wrong(f"Give the size as (height, width), e.g. (10, 20); you gave {type(answer).__name__} {answer!r}.")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in answer):
-        raise Wrong(f"Sizes are whole numbers of pixels; you gave {answer!r}.")
-    height, width = answer
+    height, width = as_ints(answer, 2, "the size (height, width)", "(10, 20)")
     branches = stage_shapes(ODD_VARIANT, ODD_SIZE)["stage4"]
     (_, h0, w0), (_, h1, w1) = branches[0], branches[1]
     expected = (2 * h1, 2 * w1)
@@ -207,9 +200,7 @@ MUTATION_CHOICES = {
 
 
 def _check_list_mutation(answer) -> str:
-    if not isinstance(answer, str) or answer.strip().lower().strip("()") not in MUTATION_CHOICES:
-        raise Wrong(f"Answer with one letter, 'a' to 'd'; you gave {type(answer).__name__} {answer!r}.")
-    choice = answer.strip().lower().strip("()")
+    choice = as_choice(answer, MUTATION_CHOICES)
     if choice == "b":
         return ("b: `x[i] = self.branches[i](x[i])` writes each branch's output into the caller's list; the fused "
                 "outputs go into a new list, x_fuse. Keep your inputs (to plot them, or reuse them) and they are gone. "
@@ -228,7 +219,7 @@ list_mutation = Exercise(
     lesson="08",
     question=("The official HighResolutionModule.forward(x) starts with `for i in range(self.num_branches): "
               "x[i] = self.branches[i](x[i])`, then builds `x_fuse`. After `out = module(inputs)`, what is in "
-              "`inputs`?\n" + "\n".join(f"{k}) {v}" for k, v in MUTATION_CHOICES.items())),
+              "`inputs`?\n" + choices_text(MUTATION_CHOICES)),
     checker=_check_list_mutation,
     reference="b",
     hints=["Python passes the list object itself; `x[i] = ...` writes into it.",

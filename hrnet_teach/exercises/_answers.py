@@ -1,0 +1,130 @@
+"""Reading a learner's answer, and running a function answer: the helpers every lesson shares.
+
+Each reader turns an answer into the value a checker compares (an int, a tuple, a
+letter, a set of names) or raises :class:`Wrong` saying what was given and what is
+expected, so a checker's own code deals only with the lesson's mistakes.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ._base import Wrong
+
+_COUNTS = {2: "two", 3: "three", 4: "four"}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not to a learner
+
+
+def as_int(answer, what: str, *, floats: bool = False) -> int:
+    """``answer`` as one whole number; with ``floats=True`` a float such as 128.0 counts too."""
+    if floats and isinstance(answer, float) and answer.is_integer():
+        return int(answer)
+    if not _is_int(answer):
+        raise Wrong(f"Give {what} as one whole number; you gave {type(answer).__name__} {answer!r}.")
+    return answer
+
+
+def as_ints(answer, length: int, what: str, example: str) -> tuple[int, ...]:
+    """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair)."""
+    if isinstance(answer, torch.Size):
+        answer = tuple(answer)
+    count = _COUNTS.get(length, str(length))
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        raise Wrong(f"You gave one number ({answer}); give {count} whole numbers, {what}, e.g. {example}.")
+    if not isinstance(answer, (tuple, list)):
+        raise Wrong(f"Give {count} whole numbers, {what}, e.g. {example}; you gave {type(answer).__name__} {answer!r}.")
+    if len(answer) != length:
+        plural = "number" if len(answer) == 1 else "numbers"
+        raise Wrong(f"Your answer has {len(answer)} {plural}; give {count} whole numbers, {what}, e.g. {example}.")
+    if not all(_is_int(v) for v in answer):
+        raise Wrong(f"Give {count} whole numbers, {what}; you gave {answer!r}.")
+    return tuple(answer)
+
+
+def as_indices(answer, what: str) -> list[int]:
+    """A sorted list of distinct indices from a list, tuple or set of ints (one int counts as a list of one)."""
+    if _is_int(answer):
+        answer = [answer]
+    if not isinstance(answer, (list, tuple, set)) or not all(_is_int(v) for v in answer):
+        raise Wrong(f"Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type(answer).__name__} {answer!r}.")
+    return sorted(set(answer))
+
+
+def as_strings(answer, what: str, example: str) -> list[str]:
+    """Stripped strings from a list, tuple or set of strings (one string counts as a list of one)."""
+    if isinstance(answer, str):
+        answer = [answer]
+    if not isinstance(answer, (list, tuple, set, frozenset)) or not all(isinstance(a, str) for a in answer):
+        raise Wrong(f"Give {what} as a list of strings, e.g. {example}; you gave {type(answer).__name__} {answer!r}.")
+    return [a.strip() for a in answer]
+
+
+def as_choice(answer, choices: Mapping[str, str]) -> str:
+    """The letter of a multiple-choice answer: 'b', 'B', ' b ' and '(b)' all give 'b'."""
+    letters = ", ".join(choices)
+    if not isinstance(answer, str):
+        raise Wrong(f"Answer with one letter as a string, one of {letters}; you gave {type(answer).__name__} {answer!r}.")
+    letter = answer.strip().strip("()").strip().lower()
+    if letter not in choices:
+        raise Wrong(f"Answer with one letter, one of {letters}; you gave {answer!r}.")
+    return letter
+
+
+def choices_text(choices: Mapping[str, str]) -> str:
+    """The options of a multiple-choice question, one ``(letter) text`` per line."""
+    return "\n".join(f"({k}) {v}" for k, v in choices.items())
+
+
+def as_function(fn, name: str) -> None:
+    """Fail unless ``fn`` is a function to call: not a layer, a class, or a value it might return."""
+    if not callable(fn) or isinstance(fn, (nn.Module, type)):
+        raise Wrong(f"Pass your function itself (its name, no brackets), e.g. `check({name})`; "
+                    f"you gave a value of type {type(fn).__name__}.")
+
+
+def layer_summary(module: nn.Module) -> list[str]:
+    """The leaf layers of ``module`` in order, one short line each (to compare a built module with the official one)."""
+    lines = []
+    for m in module.modules():
+        if list(m.children()):
+            continue
+        if isinstance(m, nn.Conv2d):
+            k, s = m.kernel_size[0], m.stride[0]
+            bias = ", bias" if m.bias is not None else ""
+            lines.append(f"Conv2d {m.in_channels}->{m.out_channels} {k}x{k} stride {s}{bias}")
+        elif isinstance(m, nn.BatchNorm2d):
+            lines.append(f"BatchNorm2d {m.num_features}")
+        else:
+            lines.append(type(m).__name__)
+    return lines
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run a check's tiny tensors on one thread: on a busy CPU, two threads that wait for
+    each other make each small op a hundred times slower. Restores the setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def random_bn(module: nn.Module, seed: int) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics (so leaving one out shows); eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=generator) * 0.2)
+            m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            m.weight.data.copy_(torch.randn(n, generator=generator))
+            m.bias.data.copy_(torch.randn(n, generator=generator))
+    return module.eval()
