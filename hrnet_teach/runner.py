@@ -32,7 +32,12 @@ def kernel_manager(folder: str):
 
 
 class PollingClient(NotebookClient):
-    """An nbclient client that asks the shell channel for the reply every POLL_S seconds."""
+    """An nbclient client on a Unix-socket kernel that asks the shell channel for
+    the reply every POLL_S seconds. It owns its kernel and shuts it down at the end."""
+
+    def create_kernel_manager(self):
+        self.km = kernel_manager(tempfile.mkdtemp(prefix="ht-kernel-"))  # short path: socket paths are limited
+        return self.km
 
     async def async_start_new_kernel_client(self):
         client = await super().async_start_new_kernel_client()
@@ -55,6 +60,5 @@ class PollingClient(NotebookClient):
 
 def make_client(nb, cwd: str | Path, timeout: int = 300, **kwargs) -> PollingClient:
     """A client for ``nb`` running in ``cwd`` on a fresh Unix-socket kernel."""
-    sockets = tempfile.mkdtemp(prefix="ht-kernel-")  # short path: Unix socket paths are limited
-    return PollingClient(nb, km=kernel_manager(sockets), timeout=timeout, startup_timeout=120,
-                         kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, **kwargs)
+    return PollingClient(nb, timeout=timeout, startup_timeout=120, kernel_name="python3",
+                         resources={"metadata": {"path": str(cwd)}}, **kwargs)
