@@ -31,9 +31,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
@@ -298,8 +299,9 @@ def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, prog
     Nothing is written back to the notebooks.
     """
     import nbformat
-    from .runner import make_client
     from tqdm.auto import tqdm
+
+    from .runner import make_client
 
     folder = Path(notebook_dir).resolve()
     paths = sorted(folder.glob("*.ipynb"))

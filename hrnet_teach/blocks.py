@@ -11,7 +11,7 @@ pass ``nn.SyncBatchNorm`` for multi-GPU training; the default works anywhere.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Type, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -94,7 +94,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + residual)
 
 
-Block = Type[Union[BasicBlock, Bottleneck]]
+Block = type[Union[BasicBlock, Bottleneck]]
 BLOCKS: dict[str, Block] = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}
 
 

@@ -8,9 +8,10 @@ channels) of the convolutions of the four resolutions are C, 2C, 4C, and 8C").
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 BLOCKS = ("BASIC", "BOTTLENECK")
 FUSE_METHODS = ("SUM",)
@@ -111,12 +112,12 @@ class HRNetConfig:
         """C, the channels of the highest-resolution branch in stages 2-4."""
         return self.stage2.num_channels[0]
 
-    def replace(self, **changes: Any) -> "HRNetConfig":
+    def replace(self, **changes: Any) -> HRNetConfig:
         """A copy with some fields changed, e.g. ``cfg.replace(fusion=False)``."""
         return replace(self, **changes)
 
     @classmethod
-    def from_dict(cls, extra: Mapping[str, Any], name: str = "custom") -> "HRNetConfig":
+    def from_dict(cls, extra: Mapping[str, Any], name: str = "custom") -> HRNetConfig:
         """Build from the authors' ``MODEL.EXTRA`` mapping (keys STAGE1..STAGE4)."""
         stages = {}
         for index in (1, 2, 3, 4):
@@ -132,7 +133,7 @@ class HRNetConfig:
         return cls(**stages, name=name, final_conv_kernel=int(extra.get("FINAL_CONV_KERNEL", 1)))
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "HRNetConfig":
+    def from_yaml(cls, path: str | Path) -> HRNetConfig:
         """Read one of the authors' experiment files (``MODEL.EXTRA.STAGE1..4``)."""
         import yaml
 

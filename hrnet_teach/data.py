@@ -29,8 +29,9 @@ the loss skips them and the metrics do not count them.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ LINE_WIDTH = (0.055, 0.07)
 LINE_LENGTH = (0.45, 0.95)
 PLACEMENT_TRIES = 20
 
-Size = Union[int, Tuple[int, int], Sequence[int]]
+Size = Union[int, tuple[int, int], Sequence[int]]
 
 
 def _image_size(image_size: Size) -> tuple[int, int]:

@@ -13,7 +13,7 @@ concatenation (detection). ImageNet classification adds a fourth.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -262,14 +262,14 @@ def _fuse_entry(hr: HighResolutionModule, i: int, j: int, op: Optional[nn.Module
     layers, relu = describe_layers(op)
     if j > i:
         factor = 2 ** (j - i)
-        how = "bilinear to branch {}'s size, align_corners={}".format(i, hr.align_corners) if hr.upsample == "bilinear" else "nearest"
+        how = f"bilinear to branch {i}'s size, align_corners={hr.align_corners}" if hr.upsample == "bilinear" else "nearest"
         layers.append(f"upsample ×{factor} ({how}; in forward, no weights)")
         relu.append(False)
         return FuseEntry(i, j, "upsample", convs[0].in_channels, convs[-1].out_channels, factor, layers, relu, path)
     return FuseEntry(i, j, "downsample", convs[0].in_channels, convs[-1].out_channels, 0.5 ** (i - j), layers, relu, path)
 
 
-def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module: int = 0, i: int = 0, j: int = 0, image_size=(512, 512)) -> "Table":
+def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module: int = 0, i: int = 0, j: int = 0, image_size=(512, 512)) -> Table:
     """The tensor shapes through ``fuse_layers[i][j]`` at an input size (on the meta device).
 
     One row per layer line of the :class:`FuseEntry`, with the (C, H, W) after it,
@@ -429,7 +429,7 @@ class CostRow:
 _COST_CACHE: dict[tuple, list[CostRow]] = {}
 
 
-def cost_breakdown(model_or_variant: ModelLike, image_size=(512, 512), head: Optional[str] = None) -> "Table":
+def cost_breakdown(model_or_variant: ModelLike, image_size=(512, 512), head: Optional[str] = None) -> Table:
     """Parameters and MACs per part: stem, layer1, each transition, each stage's
     branches (summed over its modules) and fusion, and the head.
 
@@ -528,7 +528,7 @@ def _meta_call(module: nn.Module, *args):
 
 
 # ------------------------------------------------------------- shape tables
-def branch_table(model_or_variant: ModelLike, image_size=(512, 512)) -> "Table":
+def branch_table(model_or_variant: ModelLike, image_size=(512, 512)) -> Table:
     """One row per stage and branch: channels, height, width, resolution, parameters.
 
     ``resolution`` is the paper's name for the branch ("1/4", "1/8", ...);
@@ -606,7 +606,7 @@ def _shapes_text(value) -> str:
     return ""
 
 
-def _shape_rows(module: nn.Module, arg, depth: int) -> "Table":
+def _shape_rows(module: nn.Module, arg, depth: int) -> Table:
     """Every call of a module up to ``depth`` below ``module``, in the order they ran."""
     rows = Table()
     handles = []

@@ -13,7 +13,7 @@ official ``_make_transition_layer`` gives each output branch ``i`` one of:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -21,9 +21,10 @@ import html
 import os
 import pickle
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 import torch
@@ -50,7 +51,7 @@ _HEAD_PARTS = {
 class WeightsMismatchError(ValueError):
     """A strict load found keys that do not fit; the message is the full report."""
 
-    def __init__(self, report: "LoadReport") -> None:
+    def __init__(self, report: LoadReport) -> None:
         super().__init__(str(report))
         self.report = report
 

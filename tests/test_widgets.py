@@ -106,7 +106,7 @@ def test_feature_explorer_defaults_to_a_model_and_the_sample_photo():
 def test_explorers_fill_their_outputs_in_a_kernel(tmp_path):
     """In a real kernel the explorers write into their Output widgets (what a browser shows)."""
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     code = [
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\nimport torch\nimport hrnet_teach as ht\nfrom hrnet_teach import widgets",
         # one cell: nbclient sometimes waits out a cell's whole timeout after a cell that shows widgets

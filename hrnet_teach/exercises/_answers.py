@@ -7,7 +7,7 @@ expected, so a checker's own code deals only with the lesson's mistakes.
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 BLANK = ...  # notebook cells start with ``answer = ...``
 

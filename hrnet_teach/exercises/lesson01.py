@@ -7,7 +7,6 @@ from ..blocks import BasicBlock, Bottleneck, make_layer
 from ._answers import as_function, as_indices, as_int, as_ints, one_thread, random_bn
 from ._base import Exercise, Wrong
 
-
 # ------------------------------------------------------- 1. the stem's shape
 
 STEM_INPUT = (2, 3, 224, 320)

@@ -67,7 +67,7 @@ def _check_odd_branch_shapes(answer) -> str:
         n = _first_odd_side()
         raise Wrong("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = ceil(n / 2): "
                     f"{n} -> {math.ceil(n / 2)}, not {n // 2}.")
-    for b, ((c, h, w), (ec, eh, ew)) in enumerate(zip(got, expected)):
+    for b, ((_c, h, w), (_ec, eh, ew)) in enumerate(zip(got, expected)):
         if (h, w) != (eh, ew):
             raise Wrong(f"Branch {b} (1/{4 * 2 ** b}) is {eh}x{ew}, not {h}x{w}: halve {ODD_SIZE[0]}x{ODD_SIZE[1]} "
                         f"{2 + b} times, rounding up each time.")

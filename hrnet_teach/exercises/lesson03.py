@@ -139,7 +139,7 @@ FUSE_CHANNELS = [(48, 96, 192, 384), (18, 36, 72, 144), (16, 32, 64, 128), (32, 
 _BASE = 16  # branch b of the test inputs is (16 >> b) pixels wide
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _official_fuse_layers(channels: tuple[int, ...]) -> nn.ModuleList:
     """The package's fuse_layers for these widths (built on the meta device: only the structure matters)."""
     with torch.device("meta"):

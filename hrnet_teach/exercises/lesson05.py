@@ -2,7 +2,7 @@
 FLOPs go, and the transitions' list handling written by hand."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _meta_backbone(variant: str) -> HRNet:
     """A weightless backbone: parameters counted and shapes run without memory or arithmetic."""
     with torch.device("meta"):
@@ -81,7 +81,7 @@ _PARTS = ("layer1", "stage2", "stage3", "stage4")
 _ALIASES = {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _part_params(variant: str) -> dict[str, int]:
     backbone = _meta_backbone(variant)
     return {part: _params(getattr(backbone, part)) for part in _PARTS}
@@ -142,7 +142,7 @@ COST_VARIANT = "w48"
 COST_IMAGE = (512, 1024)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _branch_costs(variant: str, image_size: tuple[int, int]) -> tuple[tuple[int, int], ...]:
     """(parameters, conv multiply-adds) of each branch of the first stage-4 module."""
     backbone = _meta_backbone(variant)
@@ -242,7 +242,7 @@ def _random_stats(module: nn.Module, seed: int) -> None:
             nn.init.kaiming_normal_(m.weight, generator=generator)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _small_backbone() -> HRNet:
     torch.manual_seed(0)
     model = HRNet("w18_small_v1")

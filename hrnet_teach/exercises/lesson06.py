@@ -2,7 +2,7 @@
 multi_scale_output leaves of the last module, checkpoint keys, and which loss."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,7 @@ HEAD_CLASSES = 5
 HEAD_SIZES = [(1, 64, 64), (2, 64, 96), (1, 36, 52), (1, 40, 72)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _segmentation_model() -> HRNetSegmentation:
     """A small segmentation model with weights and BN statistics of size 1, so every slip shows in the numbers
     (the official N(0, 0.001) initialisation would make all outputs nearly equal)."""
@@ -55,7 +55,7 @@ def _segmentation_model() -> HRNetSegmentation:
     return model.eval()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _head_case(index: int) -> tuple:
     """((height, width), features, the model's logits) for HEAD_SIZES[index]: the backbone runs once per size."""
     model = _segmentation_model()
@@ -251,7 +251,7 @@ last_layer_channels = Exercise(
 POSE_VARIANT = "w32"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pose_rows(variant: str) -> tuple[int, int]:
     with torch.device("meta"):
         pose = HRNetPose(variant)

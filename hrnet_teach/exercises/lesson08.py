@@ -3,7 +3,6 @@ exercises (the silent partial load, sizes not divisible by 32, SyncBatchNorm on
 CPU, the in-place list)."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..inspect import stage_shapes

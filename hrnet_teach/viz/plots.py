@@ -8,7 +8,8 @@ notebook cell that ends with the call shows it once; elsewhere use
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon, 
 
 from .. import inspect as hi
 from ..inspect import STAGES, ModelLike
-from .style import WIDTH, Theme, branch_color, model_name as _name, new_figure, themed
+from .style import WIDTH, Theme, branch_color, new_figure, themed
+from .style import model_name as _name
 
 # ------------------------------------------------------------------ helpers
 
@@ -110,7 +112,7 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
         x = 2.2
         layer1_end = x + 1.8
         row = shapes[("stage1", 0)]
-        headers.append(((x + layer1_end) / 2, f"stage 1\n(layer1)"))
+        headers.append(((x + layer1_end) / 2, "stage 1\n(layer1)"))
         _stage_label(ax, x + 0.05, 0, f"{row['channels']} ch\n{_size_text(row['height'], row['width'])}", th)
         ax.add_patch(Rectangle((x + 0.04, -_band(0) / 2), layer1_end - x - 0.12, _band(0), facecolor=branch_color(th, 0),
                                edgecolor="none", gid="layer1", zorder=3))

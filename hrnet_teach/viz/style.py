@@ -48,7 +48,7 @@ THEMES = {"light": LIGHT, "dark": DARK}
 WIDTH = 9.5  # inches: about a notebook's width at 100 dpi
 
 
-def get_theme(theme: "str | Theme") -> Theme:
+def get_theme(theme: str | Theme) -> Theme:
     if isinstance(theme, Theme):
         return theme
     if theme not in THEMES:
@@ -89,7 +89,7 @@ def _rc(theme: Theme) -> dict:
 
 
 @contextmanager
-def themed(theme: "str | Theme"):
+def themed(theme: str | Theme):
     """rcParams for one figure's drawing; yields the :class:`Theme`."""
     theme = get_theme(theme)
     with matplotlib.rc_context(_rc(theme)):
