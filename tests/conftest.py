@@ -4,6 +4,31 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+# Markers by where a test lives, so `pytest -m "not slow"` is the fast inner loop and the
+# full suite (the README's test command) still runs everything.
+#   notebook: executes lessons in a kernel; browser: drives JupyterLab in Chromium;
+#   slow: anything that takes more than a few seconds on a 2-core CPU (both of the above,
+#   plus the tests listed below, measured with `pytest --durations=0`).
+NOTEBOOK_FILES = {"test_notebooks.py", "test_widgets_kernel.py"}
+BROWSER_FILES = {"test_browser.py"}
+SLOW_TESTS = (
+    # file name, and a piece of the test name ("" for the whole file)
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        file = item.path.name
+        if (file in NOTEBOOK_FILES and "execute" in item.name) or file in BROWSER_FILES:
+            item.add_marker(pytest.mark.slow)
+        if file in NOTEBOOK_FILES:
+            item.add_marker(pytest.mark.notebook)
+        if file in BROWSER_FILES:
+            item.add_marker(pytest.mark.browser)
+        if any(file == f and part in item.name for f, part in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
