@@ -18,6 +18,8 @@ NOTEBOOK_FILES = {"test_notebooks.py", "test_widgets_kernel.py"}
 BROWSER_FILES = {"test_browser.py"}
 SLOW_TESTS = (
     # file name, and a piece of the test name ("" for the whole file)
+    ("test_course.py", "really_starts"),  # a real JupyterLab server
+    ("test_course.py", "open_run_save"),  # runs lesson 00 in a kernel
 )
 
 

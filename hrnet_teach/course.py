@@ -1,0 +1,98 @@
+"""Open the course in a working copy of the lessons, so taking it never changes the repository.
+
+    python -m hrnet_teach.course                 # copies the lessons to ./my-hrnet-course/, opens JupyterLab there
+    python -m hrnet_teach.course ~/hrnet         # the same, in a folder of your choice
+    python -m hrnet_teach.course --print-command # copy, then print the JupyterLab command instead of running it
+
+The lessons in ``notebooks/`` are stored without outputs, and the tests check that they stay so.
+JupyterLab saves a notebook with its outputs (and autosaves it) as soon as you run a cell, so
+the course opens a copy: d2l hands out its notebooks the same way. A lesson that is already in
+the working copy is never overwritten (it may hold your answers); delete it to get a fresh one.
+The lessons find their photo and checkpoint through the package (``hrnet_teach.assets``), so
+they run from any folder.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DEFAULT_FOLDER = "my-hrnet-course"
+
+
+def lessons_dir() -> Path:
+    """Where the stored lessons are: the repository's ``notebooks/``, or the copy a wheel carries."""
+    package = Path(__file__).resolve().parent
+    for folder in (package.parent / "notebooks", package / "_course" / "notebooks"):
+        if any(folder.glob("*.ipynb")):
+            return folder
+    raise FileNotFoundError(
+        f"no lessons found next to the package ({package.parent / 'notebooks'}) or inside it "
+        f"({package / '_course' / 'notebooks'}). Install the course from a clone of the repository "
+        "(pip install -e .) or from its wheel (python -m hrnet_teach.colab --wheel).")
+
+
+def make_working_copy(folder: str | os.PathLike, source: Path | None = None) -> tuple[list[str], list[str]]:
+    """Copy every lesson that ``folder`` lacks; return (copied, kept) file names. Never overwrites."""
+    source = lessons_dir() if source is None else Path(source)
+    folder = Path(folder)
+    if folder.resolve() == source.resolve():
+        raise ValueError(f"{folder} is where the stored lessons live; pick another folder for your working copy")
+    folder.mkdir(parents=True, exist_ok=True)
+    copied, kept = [], []
+    for lesson in sorted(source.glob("*.ipynb")):
+        target = folder / lesson.name
+        if target.exists():
+            kept.append(lesson.name)
+        else:
+            shutil.copyfile(lesson, target)
+            copied.append(lesson.name)
+    return copied, kept
+
+
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def jupyter_command(folder: str | os.PathLike, extra: list[str] = ()) -> list[str]:
+    """The command that starts JupyterLab in ``folder``; as root it needs --allow-root (containers, CI images)."""
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={Path(folder).resolve()}"]
+    if running_as_root():
+        command.append("--allow-root")
+    return command + list(extra)
+
+
+def _say_what_was_done(folder: Path, copied: list[str], kept: list[str]) -> None:
+    if copied:
+        print(f"Copied {len(copied)} lesson(s) to {folder}/: {', '.join(copied)}")
+    if kept:
+        print(f"Kept your own copy of {len(kept)} lesson(s) in {folder}/ (not overwritten; delete a file "
+              f"to get a fresh one): {', '.join(kept)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.course", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", default=DEFAULT_FOLDER, help=f"working copy (default ./{DEFAULT_FOLDER})")
+    parser.add_argument("--print-command", action="store_true",
+                        help="make the working copy, then print the JupyterLab command instead of running it")
+    args, extra = parser.parse_known_args(argv)  # anything else goes to JupyterLab (--no-browser, --port 8890)
+    folder = Path(args.folder)
+    copied, kept = make_working_copy(folder)
+    _say_what_was_done(folder, copied, kept)
+    command = jupyter_command(folder, extra)
+    if args.print_command:
+        print(shlex.join(command))
+        return 0
+    print("Starting:", shlex.join(command))
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

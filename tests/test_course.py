@@ -1,0 +1,116 @@
+"""The README's first command, `python -m hrnet_teach.course`: a working copy of the lessons, then
+JupyterLab there, for root and non-root alike. And the whole path a learner takes: open, run a
+lesson, save it with its outputs; the repository's lessons stay as committed and the notebook
+checks of the test command still pass.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hrnet_teach import course
+from hrnet_teach.runner import make_client
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_notebooks import NOTEBOOKS, committed, stored_clean_problems  # noqa: E402
+
+LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_working_copy_copies_every_lesson_and_never_overwrites(tmp_path, capsys):
+    folder = tmp_path / "course"
+    copied, kept = course.make_working_copy(folder)
+    assert copied == LESSONS and kept == []
+    mine = folder / LESSONS[0]
+    mine.write_text(mine.read_text().replace('"cells": [', '"cells": [ ', 1))  # a learner's edit
+    edited = mine.read_text()
+    (folder / LESSONS[1]).unlink()  # a learner who wants a fresh copy of one lesson deletes it
+
+    assert course.main([str(folder), "--print-command"]) == 0
+    out = capsys.readouterr().out
+    assert mine.read_text() == edited, "the launcher overwrote a learner's lesson"
+    assert f"Copied 1 lesson(s) to {folder}/: {LESSONS[1]}" in out
+    assert "Kept your own copy" in out and "not overwritten" in out and LESSONS[0] in out
+
+
+def test_working_copy_refuses_the_stored_lessons_folder():
+    with pytest.raises(ValueError, match="where the stored lessons live"):
+        course.make_working_copy(ROOT / "notebooks")
+
+
+@pytest.mark.parametrize("uid", [0, 1000], ids=["root", "user"])
+def test_command_line_adds_allow_root_only_for_root(monkeypatch, tmp_path, capsys, uid):
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    assert course.main([str(tmp_path / "c"), "--print-command", "--no-browser"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert " -m jupyter lab " in line and f"--notebook-dir={(tmp_path / 'c').resolve()}" in line
+    assert line.endswith("--no-browser"), "extra arguments go to JupyterLab"
+    assert ("--allow-root" in line) == (uid == 0)
+
+
+def test_launcher_really_starts_jupyterlab(tmp_path):
+    """The real command, as whoever runs the tests (root in containers and CI): it must not stop."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
+    log = open(tmp_path / "lab.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hrnet_teach.course", str(tmp_path / "course"), "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", "--ServerApp.token="], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, answered = time.time() + 120, False
+        while time.time() < deadline and process.poll() is None and not answered:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=2) as response:
+                    listing = response.read().decode()
+                    answered = True
+            except OSError:
+                time.sleep(0.5)
+        text = (tmp_path / "lab.log").read_text()
+        assert answered, f"JupyterLab did not start (exit code {process.poll()}):\n{text[-2000:]}"
+        assert all(name in listing for name in LESSONS), "JupyterLab does not serve the working copy"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _repo_notebook_state() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in NOTEBOOKS}
+
+
+def test_open_run_save_leaves_the_repository_clean(tmp_path, monkeypatch):
+    """A learner's session: working copy, run lesson 00, save it with outputs. The repository's
+    lessons are untouched and still pass the stored-clean check; the saved copy would not."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    before = _repo_notebook_state()
+    folder = tmp_path / "my-hrnet-course"
+    course.make_working_copy(folder)
+    lesson = folder / "00_welcome.ipynb"
+    nb = nbformat.read(str(lesson), as_version=4)
+    make_client(nb, folder, timeout=300).execute()  # runs where the learner runs it: in the working copy
+    nbformat.write(nb, str(lesson))  # what JupyterLab's save (and autosave) does
+
+    saved = nbformat.read(str(lesson), as_version=4)
+    assert stored_clean_problems(saved, lesson.name), "the run produced no outputs: the check could not fail"
+    text = "".join(o.get("text", "") for c in saved.cells if c.cell_type == "code" for o in c.outputs)
+    assert "hrnet_teach ready" in text, "the lesson did not find the package from the working copy"
+    assert _repo_notebook_state() == before, "running the course changed the repository's notebooks"
+    for path in NOTEBOOKS:
+        nb, _ = committed(path)
+        assert stored_clean_problems(nb, path.name) == []
