@@ -8,13 +8,38 @@ channels) of the convolutions of the four resolutions are C, 2C, 4C, and 8C").
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import operator
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 BLOCKS = ("BASIC", "BOTTLENECK")
 FUSE_METHODS = ("SUM",)
+
+# The authors' model files (MODEL.NAME in their experiment YAMLs) and the head each one is.
+MODEL_NAMES = {
+    "seg_hrnet": "segmentation",  # HRNet-Semantic-Segmentation lib/models/seg_hrnet.py (HRNetV2)
+    "seg_hrnet_ocr": "ocr",  # the same repository, branch HRNet-OCR, lib/models/seg_hrnet_ocr.py
+    "cls_hrnet": "classification",  # HRNet-Image-Classification lib/models/cls_hrnet.py
+    "pose_hrnet": "pose",  # deep-high-resolution-net.pytorch lib/models/pose_hrnet.py (HRNetV1)
+}
+HEAD_NAMES = ("segmentation", "ocr", "classification", "pose", "pyramid")
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as a Python int if it is a positive whole number (numpy and 0-d torch integers
+    included, e.g. ``num_classes=len(classes)``); otherwise a ValueError that names ``name``."""
+    if isinstance(value, bool) or getattr(value, "ndim", 0) != 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        number = operator.index(value)  # int, numpy integers, integer tensors; not floats or strings
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})") from None
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,13 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         # Accept lists (as YAML gives them) but store tuples, so configs are hashable.
+        for field_name in ("num_blocks", "num_channels"):
+            value = getattr(self, field_name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise ValueError(
+                    f"{field_name}: expected a list with one entry per branch (e.g. [4, 4] for two "
+                    f"branches), got {value!r}"
+                )
         object.__setattr__(self, "num_blocks", tuple(self.num_blocks))
         object.__setattr__(self, "num_channels", tuple(self.num_channels))
         object.__setattr__(self, "block", str(self.block).upper())
@@ -75,7 +107,18 @@ class StageConfig:
 class HRNetConfig:
     """The whole backbone: four stages. Stage 1 is one branch (``layer1``); stage k
     has k branches. ``fusion=False`` is the course's ablation switch: modules keep
-    their branches but exchange nothing (no ``fuse_layers``)."""
+    their branches but exchange nothing (no ``fuse_layers``).
+
+    A config read from an official experiment file also knows the file's own model:
+    ``head`` (from ``MODEL.NAME``: ``seg_hrnet`` -> ``"segmentation"``, ``seg_hrnet_ocr`` ->
+    ``"ocr"``, ``cls_hrnet`` -> ``"classification"``, ``pose_hrnet`` -> ``"pose"``) and
+    ``head_options``, that model's ``create_model`` arguments (``num_classes``,
+    ``align_corners``, the OCR sizes ...), so ``create_model(cfg)`` builds it.
+    ``ignored_fields`` lists what the file says that does not change the model
+    (training settings, paths, fields the official code never reads);
+    ``pretrained_layers`` is the pose files' ``PRETRAINED_LAYERS`` (which parts the
+    official pose code takes from an ImageNet checkpoint).
+    """
 
     stage1: StageConfig
     stage2: StageConfig
@@ -84,8 +127,19 @@ class HRNetConfig:
     name: str = "custom"
     final_conv_kernel: int = 1
     fusion: bool = True
+    head: Optional[str] = None
+    head_options: tuple[tuple[str, Any], ...] = ()
+    pretrained_layers: tuple[str, ...] = field(default=("*",), compare=False)
+    ignored_fields: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.head_options, Mapping):
+            object.__setattr__(self, "head_options", tuple(sorted(self.head_options.items())))
+        object.__setattr__(self, "head_options", tuple(tuple(item) for item in self.head_options))
+        object.__setattr__(self, "pretrained_layers", tuple(self.pretrained_layers))
+        object.__setattr__(self, "ignored_fields", tuple(self.ignored_fields))
+        if self.head is not None and self.head not in HEAD_NAMES:
+            raise ValueError(f"head: {self.head!r} is not a head; use one of {HEAD_NAMES} or None")
         for index, stage in enumerate(self.stages, start=1):
             if not isinstance(stage, StageConfig):
                 raise ValueError(f"stage{index}: expected a StageConfig, got {type(stage).__name__}")
@@ -100,8 +154,16 @@ class HRNetConfig:
                     f"stage{index - 1}'s {previous.num_branches}; a stage keeps every branch "
                     "it receives and may add new lower-resolution ones"
                 )
-        if self.final_conv_kernel not in (1, 3):
-            raise ValueError(f"final_conv_kernel: must be 1 or 3, got {self.final_conv_kernel!r}")
+        if isinstance(self.final_conv_kernel, bool) or self.final_conv_kernel not in (1, 3):
+            raise ValueError(
+                f"final_conv_kernel: must be 1 or 3, got {self.final_conv_kernel!r} (the official code pads "
+                "1 for a 3x3 kernel and 0 otherwise, so other sizes would shrink the output map)"
+            )
+
+    @property
+    def head_kwargs(self) -> dict[str, Any]:
+        """``head_options`` as a dict of ``create_model`` keyword arguments."""
+        return dict(self.head_options)
 
     @property
     def stages(self) -> tuple[StageConfig, StageConfig, StageConfig, StageConfig]:
@@ -117,37 +179,170 @@ class HRNetConfig:
         return replace(self, **changes)
 
     @classmethod
-    def from_dict(cls, extra: Mapping[str, Any], name: str = "custom") -> HRNetConfig:
-        """Build from the authors' ``MODEL.EXTRA`` mapping (keys STAGE1..STAGE4)."""
-        stages = {}
-        for index in (1, 2, 3, 4):
-            key = f"STAGE{index}"
-            if key in extra:
-                stages[f"stage{index}"] = _stage_from_yaml(extra[key], f"stage{index}")
-            elif index == 1:
-                # The pose repository's files have no STAGE1: pose_hrnet.py hard-codes
-                # layer1 as four Bottlenecks of 64 planes, the stage 1 of W18 ... W64.
-                stages["stage1"] = StageConfig(1, 1, "BOTTLENECK", (4,), (64,))
-            else:
-                raise ValueError(f"stage{index}: the config has no {key} section under MODEL.EXTRA")
-        return cls(**stages, name=name, final_conv_kernel=int(extra.get("FINAL_CONV_KERNEL", 1)))
+    def from_dict(cls, document: Mapping[str, Any], name: str = "custom") -> HRNetConfig:
+        """Build from an experiment file already loaded as a mapping: the whole document
+        (``MODEL``, ``DATASET`` ...), or only its ``MODEL.EXTRA`` section (keys STAGE1..STAGE4)."""
+        return _config_from_document(cls, document, name, source=name)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> HRNetConfig:
-        """Read one of the authors' experiment files (``MODEL.EXTRA.STAGE1..4``)."""
+    def from_yaml(cls, path: str | os.PathLike) -> HRNetConfig:
+        """Read one of the authors' experiment files: the backbone (``MODEL.EXTRA``) and the
+        file's own model (``MODEL.NAME`` and the fields that shape it); see the class docstring."""
         import yaml
 
+        if isinstance(path, Mapping):
+            raise TypeError(
+                "from_yaml takes the path of a YAML file; for a mapping you have already loaded, "
+                "use HRNetConfig.from_dict(document)"
+            )
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"from_yaml takes the path of a YAML file (str or Path), got {type(path).__name__}")
         path = Path(path)
+        if path.is_dir():
+            found = sorted(p.name for p in path.glob("*.yaml"))[:3]
+            some = f" (it holds e.g. {', '.join(found)})" if found else ""
+            raise IsADirectoryError(f"{path} is a directory; pass the path of one experiment .yaml file{some}")
         if not path.is_file():
             raise FileNotFoundError(f"No such config file: {path}")
-        document = yaml.safe_load(path.read_text()) or {}
-        extra = document.get("MODEL", {}).get("EXTRA") if isinstance(document, dict) else None
-        if extra is None:
-            if isinstance(document, dict) and "STAGE1" in document:
-                extra = document  # a bare EXTRA section
-            else:
-                raise ValueError(f"{path}: expected MODEL.EXTRA with STAGE1..STAGE4, found none")
-        return cls.from_dict(extra, name=path.stem)
+        try:
+            document = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
+        try:
+            return _config_from_document(cls, document, path.stem, source=str(path))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+
+def _yaml_problem(error: Exception) -> str:
+    """PyYAML's message without its '<unicode string>' stream name: line, column, problem."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    return where + (f"{problem} ({context})" if context else problem)
+
+
+def _is_extra(section: Any) -> bool:
+    return isinstance(section, Mapping) and any(f"STAGE{i}" in section for i in (1, 2, 3, 4))
+
+
+def _config_from_document(cls, document: Any, name: str, source: str) -> HRNetConfig:
+    if not isinstance(document, Mapping):
+        raise ValueError(
+            f"expected a mapping with a MODEL section (MODEL.EXTRA.STAGE1..STAGE4), got "
+            f"{type(document).__name__}{' (an empty file?)' if document is None else ''}"
+        )
+    if "MODEL" not in document:
+        if _is_extra(document):  # a bare EXTRA section
+            return cls(**_backbone_from_extra(document, "EXTRA"), name=name)
+        keys = ", ".join(map(str, list(document)[:8])) or "none"
+        raise ValueError(f"expected MODEL.EXTRA with STAGE1..STAGE4, found no MODEL section (top-level keys: {keys})")
+    model = document["MODEL"]
+    if not isinstance(model, Mapping):
+        raise ValueError(
+            f"MODEL has no sections (it is {model!r}); an experiment file's MODEL holds NAME and "
+            "EXTRA (STAGE1..STAGE4), indented under it"
+        )
+    model_name = model.get("NAME")
+    extra = model.get("EXTRA")
+    if model_name not in MODEL_NAMES and not _is_extra(extra):
+        raise ValueError(
+            f"this is not an HRNet config (MODEL.NAME: {model_name}): its MODEL.EXTRA has no STAGE sections. "
+            f"hrnet_teach reads the authors' HRNet files ({', '.join(MODEL_NAMES)})"
+        )
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"MODEL.EXTRA is {'missing' if extra is None else repr(extra)}; it must hold STAGE1..STAGE4")
+    head, options, used = _head_from_document(document, model_name)
+    backbone = _backbone_from_extra(extra, "MODEL.EXTRA")
+    if head in ("segmentation", "pose"):
+        used.add("MODEL.EXTRA.FINAL_CONV_KERNEL")
+    pretrained = extra.get("PRETRAINED_LAYERS", ["*"])
+    if head == "pose":
+        used.add("MODEL.EXTRA.PRETRAINED_LAYERS")
+    return cls(
+        **backbone, name=name, head=head, head_options=options,
+        pretrained_layers=tuple(pretrained) if isinstance(pretrained, (list, tuple)) else ("*",),
+        ignored_fields=_unused_fields(document, used),
+    )
+
+
+def _head_from_document(document: Mapping[str, Any], model_name: Any) -> tuple[Optional[str], dict, set]:
+    """The file's own model: the head, its create_model arguments, and the fields they came from.
+
+    Each value is what the official code reads, with the official default when the file
+    leaves it out (seg: DATASET.NUM_CLASSES 19, MODEL.ALIGN_CORNERS True, MODEL.OCR.* 512/256;
+    pose: MODEL.NUM_JOINTS 17). cls_hrnet.py hard-codes 1000 classes.
+    """
+    model = document["MODEL"]
+    dataset = document.get("DATASET") if isinstance(document.get("DATASET"), Mapping) else {}
+    head = MODEL_NAMES.get(model_name)
+    used = {"MODEL.NAME"} if head else set()
+    options: dict[str, Any] = {}
+    if head in ("segmentation", "ocr"):
+        options["num_classes"] = positive_int("DATASET.NUM_CLASSES", dataset.get("NUM_CLASSES", 19))
+        align = model.get("ALIGN_CORNERS", True)
+        if not isinstance(align, bool):
+            raise ValueError(f"MODEL.ALIGN_CORNERS must be true or false, got {align!r}")
+        options["align_corners"] = align
+        used |= {"DATASET.NUM_CLASSES", "MODEL.ALIGN_CORNERS"}
+    if head == "ocr":
+        ocr = model.get("OCR") or {}
+        if not isinstance(ocr, Mapping):
+            raise ValueError(f"MODEL.OCR must be a section (MID_CHANNELS, KEY_CHANNELS ...), got {ocr!r}")
+        options["mid_channels"] = positive_int("MODEL.OCR.MID_CHANNELS", ocr.get("MID_CHANNELS", 512))
+        options["key_channels"] = positive_int("MODEL.OCR.KEY_CHANNELS", ocr.get("KEY_CHANNELS", 256))
+        # MODEL.OCR.DROPOUT and SCALE: seg_hrnet_ocr.py never reads them (it hard-codes 0.05 and 1).
+        used |= {"MODEL.OCR.MID_CHANNELS", "MODEL.OCR.KEY_CHANNELS"}
+    if head == "classification":
+        options["num_classes"] = 1000  # cls_hrnet.py: nn.Linear(2048, 1000), whatever the file says
+    if head == "pose":
+        options["num_joints"] = positive_int("MODEL.NUM_JOINTS", model.get("NUM_JOINTS", 17))
+        used.add("MODEL.NUM_JOINTS")
+    return head, options, used
+
+
+def _leaves(section: Any, prefix: str) -> list[str]:
+    if isinstance(section, Mapping) and section:
+        return [leaf for key, value in section.items() for leaf in _leaves(value, f"{prefix}.{key}")]
+    return [prefix]
+
+
+def _unused_fields(document: Mapping[str, Any], used: set[str]) -> tuple[str, ...]:
+    """Every field of MODEL and DATASET that did not shape the model, then the other top-level sections."""
+    stage_keys = {f"MODEL.EXTRA.STAGE{i}.{key}" for i in (1, 2, 3, 4) for key in (*_YAML_FIELDS.values(), "FUSE_METHOD")}
+    out = []
+    for key, value in document.items():
+        if key in ("MODEL", "DATASET"):
+            out += [leaf for leaf in _leaves(value, key) if leaf not in used and leaf not in stage_keys]
+        else:
+            out.append(str(key))
+    return tuple(out)
+
+
+def _backbone_from_extra(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """STAGE1..STAGE4 and FINAL_CONV_KERNEL of a ``MODEL.EXTRA`` section, as HRNetConfig arguments."""
+    stages = {}
+    for index in (1, 2, 3, 4):
+        key = f"STAGE{index}"
+        if key in extra:
+            section = extra[key]
+            if not isinstance(section, Mapping):
+                raise ValueError(
+                    f"stage{index}: {where}.{key} is {section!r}, not a section; it needs NUM_MODULES, "
+                    "NUM_BRANCHES, BLOCK, NUM_BLOCKS and NUM_CHANNELS indented under it"
+                )
+            stages[f"stage{index}"] = _stage_from_yaml(section, f"stage{index}")
+        elif index == 1:
+            # The pose repository's files have no STAGE1: pose_hrnet.py hard-codes layer1 as
+            # four Bottlenecks of 64 planes, the stage 1 of W18 ... W64.
+            stages["stage1"] = StageConfig(1, 1, "BOTTLENECK", (4,), (64,))
+        else:
+            raise ValueError(f"stage{index}: the config has no {key} section under {where}")
+    kernel = extra.get("FINAL_CONV_KERNEL", 1)
+    if isinstance(kernel, bool) or kernel not in (1, 3):
+        raise ValueError(f"{where}.FINAL_CONV_KERNEL must be 1 or 3, got {kernel!r}")
+    return {**stages, "final_conv_kernel": int(kernel)}
 
 
 _YAML_FIELDS = {
@@ -164,6 +359,11 @@ def _stage_from_yaml(section: Mapping[str, Any], name: str) -> StageConfig:
     for field_name, key in _YAML_FIELDS.items():
         if key in section:
             values[field_name] = section[key]
+            if field_name in ("num_blocks", "num_channels") and not isinstance(section[key], (list, tuple)):
+                raise ValueError(
+                    f"{name}.{field_name}: {name.upper()}.{key} must be a list with one entry per branch "
+                    f"(e.g. [4, 4] for two branches), got {section[key]!r}"
+                )
         elif key == "NUM_BRANCHES" and name == "stage1":
             # The authors' files spell this key NUM_RANCHES in STAGE1; stage 1 always
             # has exactly one branch, so the value is never needed.

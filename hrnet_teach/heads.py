@@ -21,7 +21,7 @@ from torch import nn
 
 from .backbone import HRNet
 from .blocks import BN_MOMENTUM, Bottleneck, NormLayer, make_layer
-from .config import HRNetConfig
+from .config import HRNetConfig, positive_int
 
 
 def concat_branches(features: Sequence[torch.Tensor], align_corners: bool | None) -> torch.Tensor:
@@ -36,10 +36,18 @@ def concat_branches(features: Sequence[torch.Tensor], align_corners: bool | None
     return torch.cat(resized, dim=1)
 
 
-def _positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+FINAL_CONV_KERNELS = (1, 3)  # official: padding=1 if FINAL_CONV_KERNEL == 3 else 0, so only these keep the size
+
+
+def final_kernel(value: int | None, config: HRNetConfig) -> int:
+    """The classifier's kernel: the argument if given, else the config's ``FINAL_CONV_KERNEL``."""
+    kernel = config.final_conv_kernel if value is None else value
+    if isinstance(kernel, bool) or kernel not in FINAL_CONV_KERNELS:
+        raise ValueError(
+            f"final_conv_kernel must be 1 or 3, got {kernel!r}: the official code pads 1 for a 3x3 kernel and "
+            "0 otherwise, so any other size would shrink the H/4 x W/4 map"
+        )
+    return int(kernel)
 
 
 class HRNetSegmentation(HRNet):
@@ -58,8 +66,8 @@ class HRNetSegmentation(HRNet):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(config, norm_layer, upsample="bilinear", align_corners=align_corners)
-        _positive(num_classes, "num_classes")
-        kernel = final_conv_kernel or self.config.final_conv_kernel
+        num_classes = positive_int("num_classes", num_classes)
+        kernel = final_kernel(final_conv_kernel, self.config)
         last_inp_channels = sum(self.out_channels)  # 15C: 270 for W18, 720 for W48
         self.last_layer = nn.Sequential(
             nn.Conv2d(last_inp_channels, last_inp_channels, kernel_size=1),  # with bias, as official
@@ -89,8 +97,8 @@ class HRNetPose(HRNet):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(config, norm_layer, upsample="nearest", multi_scale_output=False)
-        _positive(num_joints, "num_joints")
-        kernel = final_conv_kernel or self.config.final_conv_kernel
+        num_joints = positive_int("num_joints", num_joints)
+        kernel = final_kernel(final_conv_kernel, self.config)
         self.final_layer = nn.Conv2d(self.out_channels[0], num_joints, kernel_size=kernel, padding=kernel // 2)
         init_weights(self, "normal")
         nn.init.zeros_(self.final_layer.bias)  # pose_hrnet's init_weights also zeroes conv biases
@@ -113,7 +121,7 @@ class HRNetClassification(HRNet):
 
     def __init__(self, config: HRNetConfig | str, num_classes: int = 1000, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__(config, norm_layer, upsample="nearest")
-        _positive(num_classes, "num_classes")
+        num_classes = positive_int("num_classes", num_classes)
         expanded = [c * Bottleneck.expansion for c in HEAD_CHANNELS]
         self.incre_modules = nn.ModuleList(
             make_layer(Bottleneck, cin, planes, 1, norm_layer=norm_layer)
@@ -161,8 +169,8 @@ class HRNetPyramid(HRNet):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(config, norm_layer, upsample="nearest")
-        _positive(out_channels, "out_channels")
-        self.num_outs = _positive(num_outs, "num_outs")
+        out_channels = positive_int("out_channels", out_channels)
+        self.num_outs = positive_int("num_outs", num_outs)
         self.reduction_conv = nn.Sequential(nn.Conv2d(sum(self.out_channels), out_channels, kernel_size=1))
         self.fpn_conv = nn.ModuleList(
             nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1) for _ in range(num_outs)

@@ -1,6 +1,7 @@
 """``create_model``: a variant name (or config) and a head name to a model."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 from torch import nn
@@ -8,29 +9,48 @@ from torch import nn
 from .backbone import HRNet
 from .config import HRNetConfig, get_config
 from .heads import HRNetClassification, HRNetPose, HRNetPyramid, HRNetSegmentation
+from .ocr import HRNetOCR
 
 HEADS: dict[Optional[str], type[HRNet]] = {
     None: HRNet,
     "segmentation": HRNetSegmentation,
+    "ocr": HRNetOCR,
     "classification": HRNetClassification,
     "pose": HRNetPose,
     "pyramid": HRNetPyramid,
 }
+AUTO = "auto"  # create_model's default head: the config's own (from an experiment file), else DEFAULT_HEAD
+DEFAULT_HEAD = "segmentation"
 
 
-def create_model(variant: str | HRNetConfig = "w18", head: Optional[str] = "segmentation", **kwargs: Any) -> nn.Module:
+def create_model(variant: str | HRNetConfig = "w18", head: Optional[str] = AUTO, **kwargs: Any) -> nn.Module:
     """Build an HRNet.
 
-    ``head``: ``"segmentation"`` (HRNetV2, ``num_classes``), ``"classification"``
+    ``head``: ``"segmentation"`` (HRNetV2, ``num_classes``), ``"ocr"`` (HRNetV2 + OCR,
+    ``num_classes``; returns ``[aux_logits, ocr_logits]``), ``"classification"``
     (``num_classes``), ``"pose"`` (HRNetV1, ``num_joints``), ``"pyramid"`` (HRNetV2p),
     or ``None`` for the bare backbone (returns the list of stage-4 branch maps).
+    The default, ``"auto"``, builds a config's own model when it came from an official
+    experiment file (``HRNetConfig.from_yaml``: its ``MODEL.NAME``, classes,
+    ``ALIGN_CORNERS``, OCR sizes), and ``"segmentation"`` otherwise. An explicit head
+    wins over the file's; the file's arguments that head takes still apply, and
+    keyword arguments given here win over the file's.
     Works under ``with torch.device("meta"):`` for instant shapes and counts.
     """
+    config = get_config(variant)
+    if head == AUTO:
+        head = config.head or DEFAULT_HEAD
     if head not in HEADS:
         known = ", ".join(repr(h) for h in HEADS)
         raise ValueError(f"Unknown head {head!r}. Known heads: {known}")
-    config = get_config(variant)
+    arguments = {**_file_arguments(HEADS[head], config), **kwargs}
     try:
-        return HEADS[head](config, **kwargs)
+        return HEADS[head](config, **arguments)
     except TypeError as error:  # an argument this head does not take
         raise TypeError(f"create_model(head={head!r}): {error}") from None
+
+
+def _file_arguments(model_class: type[HRNet], config: HRNetConfig) -> dict[str, Any]:
+    """The config's head options (from its experiment file) that this model class takes."""
+    accepted = inspect.signature(model_class.__init__).parameters
+    return {name: value for name, value in config.head_options if name in accepted}

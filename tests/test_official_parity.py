@@ -109,7 +109,7 @@ HEADS = sorted(KEYS["heads"])
 
 
 def test_recorded_data_covers_every_variant_and_head():
-    assert set(HEADS) >= {"segmentation", "classification", "classification_timm", "pose", "pyramid"}
+    assert set(HEADS) >= {"segmentation", "ocr", "classification", "classification_timm", "pose", "pyramid"}
     for head in HEADS:
         assert set(KEYS["heads"][head]["sha256"]) == set(ht.VARIANTS), head
 

@@ -1,0 +1,226 @@
+"""HRNet + OCR: object-contextual representations, as the authors' HRNet-OCR branch builds it.
+
+Yuan, Chen and Wang, "Object-Contextual Representations for Semantic Segmentation"
+(ECCV 2020), Section 3: "the class label assigned to one pixel is the category of the
+object that the pixel belongs to", so each pixel is augmented with a representation
+of the *object* it probably belongs to, in three steps (the paper's Figure 3):
+
+1. **soft object regions**: a coarse segmentation, one map per class, predicted from
+   the backbone (here the HRNetV2 concatenation) and supervised by the ground truth
+   (``aux_head``, the first output, weighted 0.4 in the official loss);
+2. **object region representations**: for each class k, the pixel features averaged
+   with weights softmax(region k) over the image (``ocr_gather_head``);
+3. **object contextual representation**: each pixel attends to the K region
+   representations (a key/query/value attention, Section 3.3), and the result,
+   concatenated with the pixel's own feature, gives the **augmented representation**
+   that the classifier reads (``ocr_distri_head``, then ``cls_head``).
+
+The model is ``lib/models/seg_hrnet_ocr.py`` of HRNet/HRNet-Semantic-Segmentation
+(branch HRNet-OCR). Attribute names are the official ones, registered in the official
+order, so the state-dict keys and their order equal those of the official class and
+official HRNet-OCR checkpoints load strictly. Two official quirks are kept because the
+keys depend on them: every ``ModuleHelper.BNReLU`` is a Sequential of its own (hence
+keys such as ``f_pixel.1.0.weight``), and the auxiliary head is registered last
+although it runs first. The official module-level ``BatchNorm2d = SyncBatchNorm`` is
+the ``norm_layer`` argument here, as in the rest of the package.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import HRNet
+from .blocks import BN_MOMENTUM, NormLayer
+from .config import HRNetConfig, positive_int
+from .heads import concat_branches, init_weights
+
+# The official sizes (lib/config/default.py: MODEL.OCR.MID_CHANNELS, KEY_CHANNELS). The
+# official seg_hrnet_ocr.py hard-codes the dropout (0.05) and the scale (1) instead of
+# reading MODEL.OCR.DROPOUT and MODEL.OCR.SCALE, so those two are arguments here only.
+MID_CHANNELS = 512
+KEY_CHANNELS = 256
+DROPOUT = 0.05
+SCALE = 1
+
+
+def bn_relu(channels: int, norm_layer: NormLayer) -> nn.Sequential:
+    """The official ``ModuleHelper.BNReLU``: norm then ReLU, as a Sequential of its own.
+
+    (Its ReLU is not in place, unlike the backbone's; the result is the same.)
+    """
+    return nn.Sequential(norm_layer(channels, momentum=BN_MOMENTUM), nn.ReLU())
+
+
+def conv1x1_bn_relu(in_channels: int, out_channels: int, norm_layer: NormLayer) -> list[nn.Module]:
+    """A 1x1 conv without bias, then BNReLU: the unit every OCR transform is made of."""
+    return [nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False), bn_relu(out_channels, norm_layer)]
+
+
+class SpatialGather(nn.Module):
+    """Object region representations (Section 3.3, Eq. 2; official ``SpatialGather_Module``).
+
+    "We aggregate the representations of all the pixels weighted by their degrees
+    belonging to the kth object region": f_k = sum_i softmax(m_k)_i x_i, where the
+    softmax runs over the pixels i of the soft region map m_k. No parameters.
+    """
+
+    def __init__(self, cls_num: int = 0, scale: float = 1) -> None:
+        super().__init__()
+        self.cls_num = cls_num
+        self.scale = scale  # a softmax temperature; always 1 in the official model
+
+    def forward(self, feats: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        batch_size, k = probs.shape[:2]
+        probs = probs.view(batch_size, k, -1)  # B x K x HW: one soft region per class
+        feats = feats.view(batch_size, feats.size(1), -1).permute(0, 2, 1)  # B x HW x C
+        probs = F.softmax(self.scale * probs, dim=2)  # each region's weights sum to 1 over the pixels
+        regions = torch.matmul(probs, feats)  # B x K x C: one C-vector per region
+        return regions.permute(0, 2, 1).unsqueeze(3)  # B x C x K x 1, a "K x 1 image" for the 1x1 convs
+
+
+class ObjectAttentionBlock(nn.Module):
+    """The pixel-region relation and the object contextual representation (Section 3.3,
+    Eqs. 3-4; official ``_ObjectAttentionBlock`` / ``ObjectAttentionBlock2D``).
+
+    "w_ik = exp(kappa(x_i, f_k)) / sum_j exp(kappa(x_i, f_j))", with
+    kappa(x, f) = phi(x)^T psi(f) the "unnormalized relation function": ``f_pixel`` is
+    phi (the query, per pixel), ``f_object`` is psi (the key, per region); the context of
+    pixel i is y_i = rho(sum_k w_ik delta(f_k)), with ``f_down`` as delta (the value) and
+    ``f_up`` as rho. Each transform is "1x1 conv -> BN -> ReLU" (twice for phi and psi).
+    ``scale > 1`` max-pools the pixels first to save memory (the official model uses 1).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        key_channels: int,
+        scale: int = 1,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        align_corners: bool = True,
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.in_channels = in_channels
+        self.key_channels = key_channels
+        self.align_corners = align_corners  # only used when scale > 1
+        self.pool = nn.MaxPool2d(kernel_size=(scale, scale))
+        self.f_pixel = nn.Sequential(  # phi: the query of every pixel
+            *conv1x1_bn_relu(in_channels, key_channels, norm_layer),
+            *conv1x1_bn_relu(key_channels, key_channels, norm_layer),
+        )
+        self.f_object = nn.Sequential(  # psi: the key of every region
+            *conv1x1_bn_relu(in_channels, key_channels, norm_layer),
+            *conv1x1_bn_relu(key_channels, key_channels, norm_layer),
+        )
+        self.f_down = nn.Sequential(*conv1x1_bn_relu(in_channels, key_channels, norm_layer))  # delta: the value
+        self.f_up = nn.Sequential(*conv1x1_bn_relu(key_channels, in_channels, norm_layer))  # rho: back to C
+
+    def forward(self, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
+        """x: pixels, B x C x H x W; proxy: regions, B x C x K x 1 -> context, B x C x H x W."""
+        batch_size, h, w = x.size(0), x.size(2), x.size(3)
+        if self.scale > 1:
+            x = self.pool(x)
+        query = self.f_pixel(x).view(batch_size, self.key_channels, -1).permute(0, 2, 1)  # B x HW x Ck
+        key = self.f_object(proxy).view(batch_size, self.key_channels, -1)  # B x Ck x K
+        value = self.f_down(proxy).view(batch_size, self.key_channels, -1).permute(0, 2, 1)  # B x K x Ck
+
+        sim_map = torch.matmul(query, key)  # B x HW x K: kappa(x_i, f_k)
+        sim_map = (self.key_channels**-0.5) * sim_map  # scaled as in dot-product attention
+        sim_map = F.softmax(sim_map, dim=-1)  # w_ik: each pixel's weights over the K regions sum to 1
+
+        context = torch.matmul(sim_map, value)  # B x HW x Ck
+        context = context.permute(0, 2, 1).contiguous().view(batch_size, self.key_channels, *x.shape[2:])
+        context = self.f_up(context)  # B x C x H x W
+        if self.scale > 1:
+            context = F.interpolate(context, size=(h, w), mode="bilinear", align_corners=self.align_corners)
+        return context
+
+
+class SpatialOCR(nn.Module):
+    """The augmented representation (Section 3.3, Eq. 5; official ``SpatialOCR_Module``).
+
+    "z_i = g([x_i^T y_i^T]^T)": the pixel's own feature concatenated with its object
+    contextual representation, through g = 1x1 conv -> BN -> ReLU (then dropout).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        key_channels: int,
+        out_channels: int,
+        scale: int = 1,
+        dropout: float = 0.1,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        align_corners: bool = True,
+    ) -> None:
+        super().__init__()
+        self.object_context_block = ObjectAttentionBlock(in_channels, key_channels, scale, norm_layer, align_corners)
+        self.conv_bn_dropout = nn.Sequential(
+            *conv1x1_bn_relu(2 * in_channels, out_channels, norm_layer),
+            nn.Dropout2d(dropout),
+        )
+
+    def forward(self, feats: torch.Tensor, proxy_feats: torch.Tensor) -> torch.Tensor:
+        context = self.object_context_block(feats, proxy_feats)  # y: B x C x H x W
+        return self.conv_bn_dropout(torch.cat([context, feats], 1))  # [y, x]: B x 2C -> z: B x C_out
+
+
+class HRNetOCR(HRNet):
+    """HRNetV2 + OCR for semantic segmentation (official ``seg_hrnet_ocr.py``).
+
+    Output: the list ``[aux_logits, ocr_logits]``, in the official order, each
+    B x num_classes x H/4 x W/4. ``aux_logits`` are the soft object regions (trained
+    with weight 0.4 in the official loss, ``LOSS.BALANCE_WEIGHTS: [0.4, 1]``);
+    ``ocr_logits`` are the prediction (the official test code reads output -1).
+    """
+
+    def __init__(
+        self,
+        config: HRNetConfig | str,
+        num_classes: int = 19,
+        mid_channels: int = MID_CHANNELS,
+        key_channels: int = KEY_CHANNELS,
+        dropout: float = DROPOUT,
+        scale: int = SCALE,
+        align_corners: bool = True,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__(config, norm_layer, upsample="bilinear", align_corners=align_corners)
+        positive_int("num_classes", num_classes)
+        positive_int("mid_channels", mid_channels)
+        positive_int("key_channels", key_channels)
+        positive_int("scale", scale)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        # The official init_weights draws N(0, 0.001) for the backbone's convs and skips
+        # every module named *cls*, *aux* or *ocr*: the head keeps PyTorch's default init.
+        init_weights(self, "normal")
+        last_inp_channels = sum(self.out_channels)  # 15C: 270 for W18, 720 for W48
+
+        # Registered in the official order (the state dict follows it), not in the order they run.
+        self.conv3x3_ocr = nn.Sequential(  # the pixel representations x_i: 15C -> mid_channels
+            nn.Conv2d(last_inp_channels, mid_channels, kernel_size=3, padding=1),  # with bias, as official
+            norm_layer(mid_channels, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True),
+        )
+        self.ocr_gather_head = SpatialGather(num_classes)
+        self.ocr_distri_head = SpatialOCR(
+            mid_channels, key_channels, mid_channels, scale, dropout, norm_layer, align_corners
+        )
+        self.cls_head = nn.Conv2d(mid_channels, num_classes, kernel_size=1)
+        self.aux_head = nn.Sequential(  # the soft object regions: HRNetV2's last_layer under another name
+            nn.Conv2d(last_inp_channels, last_inp_channels, kernel_size=1),
+            norm_layer(last_inp_channels, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(last_inp_channels, num_classes, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = concat_branches(self.forward_features(x), self.align_corners)  # B x 15C x H/4 x W/4
+        out_aux = self.aux_head(feats)  # soft object regions: B x K x H/4 x W/4
+        feats = self.conv3x3_ocr(feats)  # pixel representations: B x 512 x H/4 x W/4
+        context = self.ocr_gather_head(feats, out_aux)  # region representations: B x 512 x K x 1
+        feats = self.ocr_distri_head(feats, context)  # augmented representations: B x 512 x H/4 x W/4
+        out = self.cls_head(feats)  # B x K x H/4 x W/4
+        return [out_aux, out]
