@@ -5,15 +5,22 @@ exposes each one as a module attribute named after it, so a notebook writes::
 
     from hrnet_teach.exercises import lesson03 as ex
     ex.fuse_shape.check(answer)
+
+A lesson declares its exercises with the kinds in ``_kinds`` (ValueExercise,
+ChoiceExercise, FunctionExercise, ModuleExercise). Your code runs under a time limit per
+call (``TIME_LIMIT_S`` in ``_base``, 5 s unless HRNET_TEACH_TIME_LIMIT says otherwise);
+change it with ``set_time_limit(seconds)``.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from ._base import BLANK, CheckResult, Exercise, NotAttempted, Wrong
+from ._base import BLANK, CheckResult, Exercise, NotAttempted, Wrong, set_time_limit
+from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise
 
-__all__ = ["BLANK", "CheckResult", "Exercise", "NotAttempted", "Wrong", "all_exercises", "get"]
+__all__ = ["BLANK", "Case", "CheckResult", "ChoiceExercise", "Exercise", "FunctionExercise", "Mistake",
+           "ModuleExercise", "NotAttempted", "ValueExercise", "Wrong", "all_exercises", "get", "set_time_limit"]
 
 
 def _lesson_modules():

@@ -1,24 +1,45 @@
-"""The machinery behind every exercise: check, hint, solution, and friendly results.
+"""The machinery behind every exercise: check, hint, solution, and the time limit.
 
 An exercise is an object (as in Kaggle's learntools): ``ex.check(answer)`` returns a
-:class:`CheckResult` (``passed``, ``message``) that renders green or red in a
-notebook; ``ex.hint()`` shows the next hint; ``ex.solution()`` shows the answer.
-``check`` never raises: a blank answer, an answer of the wrong type, a function
-that raises or returns the wrong shape each get their own message.
+:class:`CheckResult` (``passed``, ``message``); ``ex.hint()`` shows the next hint;
+``ex.solution()`` shows the answer. ``check`` never raises: a blank answer, an answer of
+the wrong type, a function that raises, loops or returns the wrong shape each get their
+own message. How results, hints and solutions look lives in ``_view``; the kinds of
+exercise a lesson declares (value, choice, function, module) live in ``_kinds``.
 """
 from __future__ import annotations
 
-import html
+import os
+import threading
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
+
+from . import _view
+
 BLANK = ...  # notebook cells start with ``answer = ...``
+
+# Seconds one call of the learner's code may take (a function answer, or a module it built).
+# Set HRNET_TEACH_TIME_LIMIT before the import, or call set_time_limit(); an exercise's own
+# ``time_limit`` wins over both.
+TIME_LIMIT_S = float(os.environ.get("HRNET_TEACH_TIME_LIMIT", "5"))
+
+
+def set_time_limit(seconds: float) -> None:
+    """Change the default time limit of every exercise (seconds per call of your code)."""
+    global TIME_LIMIT_S
+    if not seconds > 0:
+        raise ValueError(f"The time limit is a number of seconds above 0; you gave {seconds!r}.")
+    TIME_LIMIT_S = float(seconds)
 
 
 @dataclass
 class CheckResult:
+    """The outcome of a check: plain data (the notebook look is ``_view.result_html``)."""
+
     passed: bool
     message: str
     exercise: str = ""
@@ -27,39 +48,12 @@ class CheckResult:
         return self.passed
 
     def __str__(self) -> str:
-        mark = "Correct" if self.passed else "Not yet"
-        return f"{mark}: {self.message}"
+        return _view.result_text(self.passed, self.message)
 
     __repr__ = __str__
 
-    def _repr_html_(self) -> str:
-        colour, mark = ("#1a7f37", "✔ Correct") if self.passed else ("#b35900", "✘ Not yet")
-        return (
-            f'<div style="border-left:4px solid {colour};padding:4px 10px;">'
-            f'<b style="color:{colour}">{mark}</b> {html.escape(self.message)}</div>'
-        )
-
-
-class Shown(str):
-    """Text that was already displayed: returned by hint() and solution() so the
-    notebook does not show it a second time when it is the cell's last value."""
-
-    def _ipython_display_(self) -> None:  # already shown
-        pass
-
-
-def _show(title: str, text: str) -> Shown:
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-
-        if get_ipython() is not None:
-            display(Markdown(f"**{title}** {text}"))
-            return Shown(text)
-    except ImportError:
-        pass
-    print(f"{title} {text}")
-    return Shown(text)
+    def _repr_html_(self) -> str:  # the notebook's display hook; the drawing is the view's
+        return _view.result_html(self.passed, self.message)
 
 
 class Wrong(Exception):
@@ -70,28 +64,90 @@ class NotAttempted(Exception):
     """Raised inside a checker when the answer is still the blank."""
 
 
-@dataclass
-class Exercise:
-    """One exercise. Subclasses (or instances) give ``checker(answer)``, which
-    returns a success message or raises :class:`Wrong` with what is wrong."""
+class TimeLimit(Wrong):
+    """The learner's code did not return within the time limit."""
 
-    name: str
-    lesson: str
-    question: str
-    checker: Callable[[Any], str]
-    reference: Any
-    hints: Sequence[str] = field(default_factory=list)
-    solution_text: str = ""
-    # Typical mistakes and a piece of the message each must get: (answer, expected text).
-    # The test suite checks every one, so the feedback stays specific.
-    wrong_answers: Sequence[tuple[Any, str]] = field(default_factory=list, repr=False)
-    _hints_shown: int = field(default=0, repr=False)
+
+def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "") -> Any:
+    """``fn(*args)`` under a time limit (and without autograd), in a daemon thread.
+
+    After ``limit`` seconds the check stops waiting and raises :class:`TimeLimit`. A Python
+    thread cannot be killed: the call goes on in the background until it returns (a daemon
+    thread does not keep the kernel from exiting). Exceptions from ``fn`` are raised here.
+    """
+    limit = TIME_LIMIT_S if limit is None else limit
+    outcome: dict[str, Any] = {}
+
+    def run():
+        try:
+            with torch.no_grad():  # grad mode is per thread
+                outcome["value"] = fn(*args)
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="hrnet-teach-answer", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        on = f" on {where}" if where else ""
+        raise TimeLimit(f"Your function did not return within {limit:g} s{on}: does it loop forever or wait "
+                        "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
+                        "(restart the kernel if the notebook slows down).")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def where_raised(error: BaseException) -> str:
+    """'line N in name' of the frame that raised ``error``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "no traceback"
+    return f"line {frames[-1].lineno} in {frames[-1].name}"
+
+
+class Exercise:
+    """One exercise: the question, the reference answer, hints, a solution, and typical
+    wrong answers with a piece of the message each must get (the test suite checks them
+    all). Give ``checker(answer)``, which returns a success message or raises
+    :class:`Wrong`, or use a kind from ``_kinds``, which implements ``_check``."""
+
+    def __init__(self, *, name: str, lesson: str, question: str, reference: Any = None,
+                 checker: Callable[[Any], str] | None = None, hints: Sequence[str] = (), solution_text: str = "",
+                 wrong_answers: Sequence[tuple[Any, str]] = (), time_limit: float | None = None):
+        self.name, self.lesson, self.question = name, lesson, question
+        self._reference, self.checker = reference, checker
+        self.hints, self.solution_text = list(hints), solution_text
+        self._wrong_answers, self.time_limit = list(wrong_answers), time_limit
+        self._hints_shown = 0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.lesson}/{self.name}>"
+
+    @property
+    def reference(self) -> Any:
+        return self._reference
+
+    @property
+    def wrong_answers(self) -> list[tuple[Any, str]]:
+        """The catalogued mistakes: those given, then those the kind derives from its tables."""
+        return self._wrong_answers + self._derived_wrong_answers()
+
+    def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
+        return []
+
+    def call(self, fn: Callable, *args, where: str = "") -> Any:
+        """Call the learner's ``fn`` under this exercise's time limit."""
+        return call_learner(fn, *args, limit=self.time_limit, where=where)
+
+    def _check(self, answer: Any) -> str:
+        return self.checker(answer)
 
     def check(self, answer: Any = BLANK) -> CheckResult:
         if answer is BLANK:
             return self._result(False, "You have not answered yet: replace the `...` with your answer and run the cell again.")
         try:
-            message = self.checker(answer)
+            message = self._check(answer)
         except NotAttempted as blank:
             return self._result(False, str(blank) or "You have not answered yet.")
         except Wrong as wrong:
@@ -99,30 +155,26 @@ class Exercise:
         except NotImplementedError:
             return self._result(False, "Your function still raises NotImplementedError: fill in its body and run the cell again.")
         except Exception as error:  # the learner's code raised: say where, never crash
-            return self._result(False, f"Your answer raised {type(error).__name__}: {error} ({_where(error)})")
+            return self._result(False, f"Your answer raised {type(error).__name__}: {error} ({where_raised(error)})")
         return self._result(True, message or "Well done.")
 
     def _result(self, passed: bool, message: str) -> CheckResult:
         return CheckResult(passed, message, self.name)
 
-    def hint(self, level: int | None = None) -> Shown:
-        """The next hint (or hint number ``level``, from 1)."""
-        if not self.hints:
-            return _show("Hint:", "No hint for this one; try `solution()`.")
+    def _hint_level(self, level: int | None) -> int:
         if level is None:
-            level = min(self._hints_shown + 1, len(self.hints))
+            level = self._hints_shown + 1
         level = max(1, min(int(level), len(self.hints)))
         self._hints_shown = max(self._hints_shown, level)
+        return level
+
+    def hint(self, level: int | None = None) -> _view.Shown:
+        """Show the next hint (or hint number ``level``, from 1)."""
+        if not self.hints:
+            return _view.show("Hint:", "No hint for this one; try `solution()`.")
+        level = self._hint_level(level)
         suffix = f" (hint {level} of {len(self.hints)})" if len(self.hints) > 1 else ""
-        return _show(f"Hint{suffix}:", self.hints[level - 1])
+        return _view.show(f"Hint{suffix}:", self.hints[level - 1])
 
-    def solution(self) -> Shown:
-        return _show("Solution:", self.solution_text)
-
-
-def _where(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return "no traceback"
-    last = frames[-1]
-    return f"line {last.lineno} in {last.name}"
+    def solution(self) -> _view.Shown:
+        return _view.show("Solution:", self.solution_text)

@@ -1,0 +1,385 @@
+"""The kinds of exercise a lesson declares: a lesson file is a list of these, plus the few
+checks that are truly its own.
+
+- :class:`ValueExercise`: a number, shape, list or name. ``read`` normalises the answer
+  (or raises :class:`Wrong` about its type), ``mistakes`` maps a normalised wrong answer
+  to its message, ``explain(got, expected)`` covers what a table cannot.
+- :class:`ChoiceExercise`: a multiple-choice question, with a message per wrong choice.
+- :class:`FunctionExercise`: the learner's function runs on ``cases`` under a time limit
+  and is compared with a reference function (type, shape, values); the first difference
+  becomes the message of the :class:`Mistake` that explains it.
+- :class:`ModuleExercise`: the learner's function builds an ``nn.Module``, compared with
+  the official one by None-ness, state-dict keys and shapes, then outputs.
+
+Messages may be text or functions: ``ValueExercise``'s take ``(got, expected)``, a
+``Mistake``'s take ``(case, got, expected)``. A zero-argument lambda as ``reference``,
+``mistakes`` or ``cases`` is computed on first use, so importing a lesson stays cheap.
+Each kind adds its tables' entries to ``wrong_answers``, so the test suite checks them.
+"""
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn
+from ._base import Exercise, Wrong, where_raised
+
+Message = Any  # a str, or a function returning one
+
+
+def _lazy(value: Any) -> Any:
+    """A zero-argument lambda or function stands for the value it returns."""
+    if isinstance(value, types.FunctionType) and value.__code__.co_argcount == 0:
+        return value()
+    return value
+
+
+def _say(message: Message, *args) -> str:
+    return message(*args) if callable(message) else message
+
+
+def _key(value: Any) -> Any:
+    """A hashable form of a normalised answer (lists become tuples, sets frozensets)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_key(v) for v in value)
+    if isinstance(value, set):
+        return frozenset(value)
+    return value
+
+
+class ValueExercise(Exercise):
+    """An answer that is a value: ``read(answer)`` == ``read(reference)`` passes."""
+
+    def __init__(self, *, read: Callable[[Any], Any], reference: Any, success: Message = "",
+                 mistakes: Mapping[Any, Message] | Callable[[], Mapping] = (), explain: Callable | None = None,
+                 otherwise: Message = None, same: Callable[[Any, Any], bool] | None = None, **common):
+        super().__init__(reference=reference, **common)
+        self.read, self.success, self.explain, self.otherwise = read, success, explain, otherwise
+        self._mistakes, self.same = mistakes, same or (lambda got, expected: got == expected)
+
+    @property
+    def reference(self) -> Any:
+        if not hasattr(self, "_resolved"):
+            self._resolved = _lazy(self._reference)
+        return self._resolved
+
+    @property
+    def mistakes(self) -> dict:
+        if not hasattr(self, "_mistake_table"):
+            self._mistake_table = {_key(k): v for k, v in dict(_lazy(self._mistakes)).items()}
+        return self._mistake_table
+
+    def _check(self, answer: Any) -> str:
+        got, expected = _key(self.read(answer)), _key(self.read(self.reference))
+        if self.same(got, expected):
+            return _say(self.success, got, expected)
+        try:
+            message = self.mistakes.get(got)
+        except TypeError:  # an unhashable reading: no table entry
+            message = None
+        if message is None and self.explain is not None:
+            message = self.explain(got, expected)
+        if message is None:
+            message = _say(self.otherwise, got, expected) if self.otherwise else f"Not {got!r}: try again, or ask for a hint."
+        raise Wrong(_say(message, got, expected))
+
+    def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
+        expected = _key(self.read(self.reference))
+        return [(k, _say(m, k, expected)) for k, m in self.mistakes.items() if _readable(self.read, k)]
+
+
+def _readable(read: Callable, key: Any) -> bool:
+    """Whether ``key`` is itself an answer that reads as ``key`` (then it is a wrong answer to test)."""
+    try:
+        return _key(read(key)) == key
+    except Wrong:
+        return False
+
+
+class ChoiceExercise(ValueExercise):
+    """Multiple choice: ``choices`` {letter: text}, the right ``answer``, and ``why`` each
+    other letter is wrong. The choices are listed under the question."""
+
+    def __init__(self, *, question: str, choices: Mapping[str, str], answer: str, why: Mapping[str, Message],
+                 success: Message, **common):
+        missing = set(choices) - set(why) - {answer}
+        if missing or answer not in choices:
+            raise ValueError(f"{common.get('name')}: give the right answer among the choices and a `why` for each of "
+                             f"the others (missing {sorted(missing)})")
+        super().__init__(question=f"{question}\n{choices_text(choices)}", read=lambda a: as_choice(a, choices),
+                         reference=answer, mistakes=why, success=success, **common)
+        self.choices = dict(choices)
+
+
+class Case:
+    """One call of the learner's function: its arguments, how to name it in a message,
+    and optionally the expected result (else the exercise computes it)."""
+
+    _UNSET = object()
+
+    def __init__(self, *args, where: str = "", expected: Any = _UNSET):
+        self.args, self.where, self._expected = args, where, expected
+
+    @property
+    def has_expected(self) -> bool:
+        return self._expected is not Case._UNSET
+
+
+class Mistake:
+    """A typical slip: a ``name``, its ``message``, and how to recognise it: ``like``, a
+    wrong implementation whose result the answer matches (or whose exception type it
+    raises on the same case), or ``when(case, got, expected)``, a detector (got may be the
+    exception the answer raised). ``like`` implementations are also tested as wrong
+    answers, with ``fragment`` (default: the whole message) to find in the message."""
+
+    def __init__(self, name: str, message: Message, *, like: Callable | None = None,
+                 when: Callable[..., bool] | None = None, fragment: str | None = None):
+        if (like is None) == (when is None):
+            raise ValueError(f"Mistake {name!r}: give exactly one of like= and when=")
+        self.name, self.message, self.like, self.when, self.fragment = name, message, like, when, fragment
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return "tensor " + "x".join(map(str, value.shape))
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+        return f"[{', '.join(_short(v) for v in value)}]"
+    return repr(value)
+
+
+def _fresh(value: Any) -> Any:
+    """Copies of the tensors in an argument, so an answer that works in place harms no other call."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_fresh(v) for v in value)
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:160]}" if text else type(error).__name__
+
+
+class FunctionExercise(Exercise):
+    """The answer is a function, run on ``cases`` (argument tuples or :class:`Case`) and
+    compared with ``expected(*args)`` (default: the reference) by type, shape and value."""
+
+    def __init__(self, *, fn_name: str, reference: Callable, cases: Iterable | Callable[[], Iterable],
+                 mistakes: Sequence[Mistake] = (), expected: Callable | None = None, success: Message = "",
+                 returns: str = "the result", against: str = "the reference", call: Callable | None = None,
+                 where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5,
+                 after: Callable[[Callable], None] | None = None, **common):
+        super().__init__(reference=reference, **common)
+        self.fn_name, self._cases, self.mistakes, self.success = fn_name, cases, list(mistakes), success
+        self.expected_fn, self.returns, self.against = expected or reference, returns, against
+        self.call_fn, self.where_fn, self.atol, self.rtol, self.after = call, where, atol, rtol, after
+
+    # ---------------------------------------------------------------- the cases
+    def cases(self) -> Iterable[Case]:
+        for case in _lazy(self._cases):
+            case = case if isinstance(case, Case) else Case(*case)
+            if not case.where:
+                case.where = self.where_fn(*case.args) if self.where_fn else \
+                    f"{self.fn_name}({', '.join(_short(a) for a in case.args)})"
+            yield case
+
+    def expected(self, case: Case) -> Any:
+        return case._expected if case.has_expected else self._invoke(self.expected_fn, case)
+
+    def _invoke(self, fn: Callable, case: Case) -> Any:
+        args = _fresh(case.args)
+        return self.call_fn(fn, *args) if self.call_fn else fn(*args)
+
+    def _run(self, fn: Callable, case: Case) -> Any:
+        """The learner's result on ``case``, or the exception it raised (Wrong and a
+        NotImplementedError of an unsolved cell propagate)."""
+        try:
+            return self.call(self._invoke, fn, case, where=case.where)
+        except Wrong:
+            raise
+        except NotImplementedError as error:
+            if _unsolved(error, fn):
+                raise
+            return error
+        except Exception as error:
+            return error
+
+    # ---------------------------------------------------------------- checking
+    def _check(self, fn: Any) -> str:
+        as_function(fn, self.fn_name)
+        count = 0
+        with one_thread(), torch.no_grad():
+            for case in self.cases():
+                expected = self.expected(case)
+                got = self._run(fn, case)
+                if not isinstance(got, BaseException) and self.compare(got, expected, case) is None:
+                    count += 1
+                    continue
+                raise Wrong(self._explain(case, got, expected))
+            if self.after is not None:
+                self.after(fn)
+        return _say(self.success, count) or f"Your {self.fn_name} matches {self.against} on all {count} cases."
+
+    def _explain(self, case: Case, got: Any, expected: Any) -> str:
+        raised = isinstance(got, BaseException)
+        for mistake in self.mistakes:
+            if self._matches(mistake, case, got, expected):
+                message = _say(mistake.message, case, got, expected)
+                if raised:
+                    return f"On {case.where} your function raised {_first_line(got)}. {message}"
+                return f"{message} (on {case.where})"
+        if raised:
+            return f"On {case.where} your function raised {_first_line(got)} ({where_raised(got)})."
+        return f"On {case.where}: {self.compare(got, expected, case)}"
+
+    def _matches(self, mistake: Mistake, case: Case, got: Any, expected: Any) -> bool:
+        if mistake.when is not None:
+            try:  # a detector may assume a tensor: any exception means "not this one"
+                return bool(mistake.when(case, got, expected))
+            except Exception:
+                return False
+        try:
+            value = self._invoke(mistake.like, case)
+        except Exception as error:  # the slip raises here: does the answer raise the same way?
+            return isinstance(got, BaseException) and type(got) is type(error)
+        return not isinstance(got, BaseException) and self.compare(got, value, case) is None
+
+    def compare(self, got: Any, expected: Any, case: Case | None = None) -> str | None:
+        """None when ``got`` matches ``expected``; else what differs, in a sentence."""
+        return self._compare_values(got, expected)
+
+    def _compare_values(self, got: Any, expected: Any) -> str | None:
+        if got is None and expected is not None:
+            return f"Your function returned None: did you forget `return`? It should return {self.returns}."
+        if isinstance(expected, torch.Tensor) and expected.dim() > 0:
+            return self._compare_tensors(got, expected)
+        if _number(expected) is not None:
+            value = _number(got)
+            if value is None:
+                return f"Your function returned a {type(got).__name__}; it should return {self.returns} (one number)."
+            if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
+                return f"you return {value:.6g}; {self.against} gives {_number(expected):.6g}."
+            return None
+        if isinstance(expected, (list, tuple)):
+            return self._compare_lists(got, expected)
+        if got is expected or _equal(got, expected):
+            return None
+        return f"you return {_short(got)}; {self.against} gives {_short(expected)}."
+
+    def _compare_tensors(self, got: Any, expected: torch.Tensor) -> str | None:
+        if not isinstance(got, torch.Tensor):
+            return f"Your function returned a {type(got).__name__}; it should return {self.returns}."
+        if got.shape != expected.shape:
+            return f"your output has shape {tuple(got.shape)}; {self.against} gives {tuple(expected.shape)}."
+        a, b = got.detach().double(), expected.detach().double()
+        if not torch.allclose(a, b, atol=self.atol, rtol=self.rtol):
+            diff = (a - b).abs().nan_to_num(nan=math.inf).max().item()
+            return f"your values differ from {self.against}'s (largest difference {diff:.3g})."
+        return None
+
+    def _compare_lists(self, got: Any, expected: Sequence) -> str | None:
+        if not isinstance(got, (list, tuple)):
+            return f"Your function returned a {type(got).__name__}; it should return {self.returns}."
+        if len(got) != len(expected):
+            return f"your list has {len(got)} entries; {self.against} gives {len(expected)}."
+        for i, (g, e) in enumerate(zip(got, expected)):
+            problem = self._compare_values(g, e)
+            if problem is not None:
+                return f"entry {i}: {problem}"
+        return None
+
+    def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
+        given = [answer for answer, _ in self._wrong_answers]
+        return [(m.like, m.fragment or m.message) for m in self.mistakes
+                if m.like is not None and isinstance(m.fragment or m.message, str)
+                and not any(m.like is answer for answer in given)]
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _unsolved(error: NotImplementedError, fn: Callable) -> bool:
+    """A NotImplementedError raised by the answer's own body (`raise NotImplementedError  # your
+    code here`), not by something it called (e.g. an nn.ModuleList that has no forward)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = getattr(fn, "__code__", None)
+    return not error.args or (tb is not None and tb.tb_frame.f_code is code)
+
+
+class ModuleExercise(FunctionExercise):
+    """The answer builds a module: ``official(*args)`` is the package's module for the same
+    arguments. Compared in order: None or not, a list against an nn.ModuleList, state-dict
+    keys and shapes, then outputs on ``inputs(*args)`` once the official module holds the
+    answer's weights (with non-trivial BatchNorm statistics)."""
+
+    def __init__(self, *, official: Callable, inputs: Callable[..., tuple], run: Callable | None = None, **kwargs):
+        super().__init__(expected=official, **kwargs)
+        self.inputs, self.run = inputs, run or (lambda module, *xs: module(*xs))
+
+    def compare(self, got: Any, official: Any, case: Case | None = None) -> str | None:
+        if official is None:
+            return None if got is None else "this entry should be None (nothing to do)."
+        if got is None:
+            return "you return None; the official code has a module here."
+        if isinstance(official, nn.ModuleList) and isinstance(got, (list, tuple)):
+            return (f"you return a plain {type(got).__name__}. Return an nn.ModuleList: a list does not register its "
+                    "layers, so they would have no parameters in the model and no state-dict keys.")
+        if not isinstance(got, nn.Module):
+            return f"you return a {type(got).__name__}; return an nn.Module."
+        return self._compare_keys(got, official) or self._compare_outputs(got, official, case)
+
+    @staticmethod
+    def _compare_keys(got: nn.Module, official: nn.Module) -> str | None:
+        ours = [(k, tuple(v.shape)) for k, v in got.state_dict().items()]
+        theirs = [(k, tuple(v.shape)) for k, v in official.state_dict().items()]
+        if ours == theirs:
+            return None
+        if sorted(s for _, s in ours) == sorted(s for _, s in theirs):
+            return (f"the layers are right but nested differently, so official checkpoints would not load: your keys "
+                    f"start {[k for k, _ in ours[:4]]}, the official {[k for k, _ in theirs[:4]]}.")
+        for (k, s), (k2, s2) in zip(ours + [("(none)", ())] * len(theirs), theirs + [("(none)", ())] * len(ours)):
+            if (k, s) != (k2, s2):
+                return (f"the state dict differs from the official one: yours has {k} {s} where the official has "
+                        f"{k2} {s2}. Your layers: {layer_summary(got)}; the official: {layer_summary(official)}.")
+        return None  # unreachable: the lists differ somewhere
+
+    def _compare_outputs(self, got: nn.Module, official: nn.Module, case: Case | None) -> str | None:
+        """Both modules with the answer's weights on the same input: same shapes and values?"""
+        random_bn(got, 0)
+        official.load_state_dict(got.state_dict())
+        official.eval()
+        xs = self.inputs(*case.args) if case is not None else ()
+        try:
+            ours = self.call(self.run, got, *xs, where=case.where if case else "")
+        except Wrong:
+            raise
+        except Exception as error:
+            return f"your module fails on the input {_short(list(xs))}: {_first_line(error)} ({where_raised(error)})."
+        theirs = self.run(official, *xs)
+        problem = self._compare_values(ours, theirs)
+        if problem is None:
+            return None
+        return (f"with the same weights your module's output differs from the official one ({problem}) Your layers: "
+                f"{layer_summary(got)}; the official: {layer_summary(official)}.")

@@ -1,0 +1,41 @@
+"""How an exercise shows itself in a notebook: the green or red result box, and hints and
+solutions as Markdown. Nothing here decides whether an answer is right (that is
+``_base`` and ``_kinds``), as learntools keeps ``Problem`` apart from ``ProblemView``.
+"""
+from __future__ import annotations
+
+import html
+
+
+class Shown(str):
+    """Text that was already displayed: returned by hint() and solution() so the
+    notebook does not show it a second time when it is the cell's last value."""
+
+    def _ipython_display_(self) -> None:  # already shown
+        pass
+
+
+def result_html(passed: bool, message: str) -> str:
+    """A check's outcome as a coloured box (what a notebook shows for a CheckResult)."""
+    colour, mark = ("#1a7f37", "✔ Correct") if passed else ("#b35900", "✘ Not yet")
+    return (f'<div style="border-left:4px solid {colour};padding:4px 10px;">'
+            f'<b style="color:{colour}">{mark}</b> {html.escape(message)}</div>')
+
+
+def result_text(passed: bool, message: str) -> str:
+    return f"{'Correct' if passed else 'Not yet'}: {message}"
+
+
+def show(title: str, text: str) -> Shown:
+    """Display ``title text`` as Markdown in a notebook, or print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        if get_ipython() is not None:
+            display(Markdown(f"**{title}** {text}"))
+            return Shown(text)
+    except ImportError:
+        pass
+    print(f"{title} {text}")
+    return Shown(text)
