@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 
 from ..config import get_config
-from ._answers import as_choice, as_int, choices_text
-from ._base import Exercise, Wrong
+from ._answers import as_int
+from ._base import Wrong
+from ._kinds import ChoiceExercise, ValueExercise
 
 # ------------------------------------------ 1. stage-4 shapes, odd input size
 
@@ -36,57 +37,47 @@ def _first_odd_side() -> int:
     return ODD_SIZE[0]
 
 
-def _as_triples(answer) -> list[tuple[int, int, int]]:
-    example = "[(18, 64, 96), (36, 32, 48), ...]"
-    if not isinstance(answer, (list, tuple)) or isinstance(answer, str):
-        raise Wrong(f"Give a list of (C, H, W) tuples, one per branch, like {example}; you gave a {type(answer).__name__}.")
-    triples = []
+def _read_triples(answer) -> list[tuple[int, int, int]]:
+    if not isinstance(answer, (list, tuple)):
+        raise Wrong("Give a list of (C, H, W) tuples, one per branch, like [(18, 64, 96), (36, 32, 48), ...]; "
+                    f"you gave a {type(answer).__name__}.")
     for b, item in enumerate(answer):
         if not isinstance(item, (list, tuple)) or len(item) != 3:
             raise Wrong(f"Entry {b} is {item!r}; each entry is one branch's (C, H, W), three numbers.")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in item):
             raise Wrong(f"Branch {b}: {item!r}; channels and sizes are whole numbers (a conv cannot output half a pixel).")
-        triples.append(tuple(item))
-    return triples
+    return [tuple(item) for item in answer]
 
 
-def _check_odd_branch_shapes(answer) -> str:
-    got = _as_triples(answer)
-    expected = _expected_shapes()
-    if len(got) != len(expected):
-        raise Wrong(f"Stage 4 has {len(expected)} branches; your list has {len(got)} entries.")
-    if got == expected:
-        return ("Right: " + ", ".join(f"{c}x{h}x{w}" for c, h, w in expected) +
-                ". Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round up.")
-    for b, ((c, h, w), (ec, eh, ew)) in enumerate(zip(got, expected)):
+def _explain_odd_shapes(got, want):
+    if len(got) != len(want):
+        return f"Stage 4 has {len(want)} branches; your list has {len(got)} entries."
+    for b, ((c, h, w), (ec, eh, ew)) in enumerate(zip(got, want)):
         if c != ec:
-            raise Wrong(f"Branch {b} has {ec} channels, not {c}: the widths are C, 2C, 4C, 8C with C = {expected[0][0]}.")
+            return f"Branch {b} has {ec} channels, not {c}: the widths are C, 2C, 4C, 8C with C = {want[0][0]}."
         if (h, w) == (ew, eh) and h != w:
-            raise Wrong(f"Branch {b}: height and width are swapped; the input is {ODD_SIZE[0]} high and {ODD_SIZE[1]} wide.")
-    if got == _expected_shapes(math.floor):
+            return f"Branch {b}: height and width are swapped; the input is {ODD_SIZE[0]} high and {ODD_SIZE[1]} wide."
+    if list(got) == _expected_shapes(math.floor):
         n = _first_odd_side()
-        raise Wrong("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = ceil(n / 2): "
-                    f"{n} -> {math.ceil(n / 2)}, not {n // 2}.")
-    for b, ((_c, h, w), (_ec, eh, ew)) in enumerate(zip(got, expected)):
-        if (h, w) != (eh, ew):
-            raise Wrong(f"Branch {b} (1/{4 * 2 ** b}) is {eh}x{ew}, not {h}x{w}: halve {ODD_SIZE[0]}x{ODD_SIZE[1]} "
-                        f"{2 + b} times, rounding up each time.")
-    raise Wrong("Not quite.")  # unreachable: some entry differs above
+        return ("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = ceil(n / 2): "
+                f"{n} -> {math.ceil(n / 2)}, not {n // 2}.")
+    b, (_, eh, ew) = next((b, e) for b, (g, e) in enumerate(zip(got, want)) if g != e)
+    return (f"Branch {b} (1/{4 * 2 ** b}) is {eh}x{ew}, not {got[b][1]}x{got[b][2]}: halve {ODD_SIZE[0]}x{ODD_SIZE[1]} "
+            f"{2 + b} times, rounding up each time.")
 
 
-odd_branch_shapes = Exercise(
-    name="odd_branch_shapes",
-    lesson="02",
+odd_branch_shapes = ValueExercise(
+    name="odd_branch_shapes", lesson="02",
     question=(f"An image of {ODD_SIZE[0]}x{ODD_SIZE[1]} (height x width) goes into {ODD_VARIANT}. Give the "
               "(C, H, W) of each of the four stage-4 branches, as a list from branch 0 to branch 3."),
-    checker=_check_odd_branch_shapes,
-    reference=_expected_shapes(),
-    hints=[
-        "Channels: C, 2C, 4C, 8C with C = 18. Sizes: 1/4, 1/8, 1/16, 1/32 of the input.",
-        "Every halving is a 3x3 stride-2 conv with padding 1: a side n becomes ceil(n / 2). "
-        f"So {ODD_SIZE[0]} -> {math.ceil(ODD_SIZE[0] / 2)} -> ...",
-        "Check yourself with `ht.inspect.stage_shapes(...)` only after answering!",
-    ],
+    read=_read_triples, reference=_expected_shapes(),
+    success=lambda got, want: ("Right: " + ", ".join(f"{c}x{h}x{w}" for c, h, w in want) + ". Each stride-2 conv with "
+                               "padding 1 turns a side n into ceil(n / 2), so odd sides round up."),
+    explain=_explain_odd_shapes,
+    hints=["Channels: C, 2C, 4C, 8C with C = 18. Sizes: 1/4, 1/8, 1/16, 1/32 of the input.",
+           "Every halving is a 3x3 stride-2 conv with padding 1: a side n becomes ceil(n / 2). "
+           f"So {ODD_SIZE[0]} -> {math.ceil(ODD_SIZE[0] / 2)} -> ...",
+           "Check yourself with `ht.inspect.stage_shapes(...)` only after answering!"],
     solution_text=f"`answer = {_expected_shapes()}`",
     wrong_answers=[
         (_expected_shapes(math.floor), "You rounded down"),
@@ -95,74 +86,50 @@ odd_branch_shapes = Exercise(
         (_expected_shapes()[:3], "has 4 branches"),
         ([(18, 62.5, 93.75)], "whole numbers"),
         ([(18, 63, 94), (36, 32, 47), (72, 16, 24), (144, 7, 12)], "Branch 3 (1/32) is 8x12"),
+        ([18, 36, 72, 144], "three numbers"),
     ],
 )
 
 # --------------------------------------------------- 2. channels of a branch
 
-WIDTH_VARIANT = "w40"
-WIDTH_BRANCH = 3
+WIDTH_VARIANT, WIDTH_BRANCH = "w40", 3
+_CHANNELS = get_config(WIDTH_VARIANT).stage4.num_channels
+_C = _CHANNELS[0]
 
-
-def _check_branch_channels(answer) -> str:
-    answer = as_int(answer, "the number of channels")
-    channels = get_config(WIDTH_VARIANT).stage4.num_channels
-    c = channels[0]
-    if answer == channels[WIDTH_BRANCH]:
-        return f"8C = 8 x {c} = {answer}: the channels double each time the resolution halves ({', '.join(map(str, channels))})."
-    if answer == channels[WIDTH_BRANCH - 1]:
-        raise Wrong(f"{answer} is branch {WIDTH_BRANCH - 1} (4C). Branches are counted from 0, as in the code: "
-                    f"branch {WIDTH_BRANCH} is the fourth, at 1/32.")
-    if answer == c * (WIDTH_BRANCH + 1) or answer == c * WIDTH_BRANCH:
-        raise Wrong("The channels double from branch to branch (C, 2C, 4C, 8C); they do not grow by C each time.")
-    if answer == c:
-        raise Wrong(f"{c} is C, the width of branch 0; lower-resolution branches get more channels.")
-    raise Wrong(f"Not {answer}: the name {WIDTH_VARIANT} gives C = {c}; branch b carries C x 2**b channels.")
-
-
-branch_channels = Exercise(
-    name="branch_channels",
-    lesson="02",
+branch_channels = ValueExercise(
+    name="branch_channels", lesson="02",
     question=f"How many channels does branch {WIDTH_BRANCH} (counting from 0) of {WIDTH_VARIANT} carry in stage 4?",
-    checker=_check_branch_channels,
-    reference=get_config(WIDTH_VARIANT).stage4.num_channels[WIDTH_BRANCH],
+    read=lambda a: as_int(a, "the number of channels"),
+    reference=_CHANNELS[WIDTH_BRANCH],
+    success=(f"8C = 8 x {_C} = {_CHANNELS[WIDTH_BRANCH]}: the channels double each time the resolution halves "
+             f"({', '.join(map(str, _CHANNELS))})."),
+    mistakes={_CHANNELS[WIDTH_BRANCH - 1]: (f"{_CHANNELS[WIDTH_BRANCH - 1]} is branch {WIDTH_BRANCH - 1} (4C). Branches "
+                                            f"are counted from 0, as in the code: branch {WIDTH_BRANCH} is the fourth, at 1/32."),
+              _C * WIDTH_BRANCH: "The channels double from branch to branch (C, 2C, 4C, 8C); they do not grow by C each time.",
+              _C: f"{_C} is C, the width of branch 0; lower-resolution branches get more channels."},
+    otherwise=lambda n, want: f"Not {n}: the name {WIDTH_VARIANT} gives C = {_C}; branch b carries C x 2**b channels.",
     hints=["The number in the name is C, the width of branch 0.", "Branch b carries C x 2**b channels."],
     solution_text="`answer = 320`: C = 40, and branch 3 carries 8C.",
-    wrong_answers=[(160, "counted from 0"), (120, "double"), (40, "width of branch 0"), (320.0, "one whole number")],
+    wrong_answers=[(160, "counted from 0"), (120, "double"), (40, "width of branch 0"), (320.0, "one whole number"),
+                   (7, "Not 7")],
 )
 
 # ------------------------------------------ 3. the size rule of a stride-2 conv
 
-STRIDE_CHOICES = {
-    "a": "n // 2 (round down)",
-    "b": "(n + 1) // 2, that is ceil(n / 2) (round up)",
-    "c": "n / 2 (may be fractional)",
-    "d": "n // 2 - 1 (the border is lost)",
-}
-
-
-def _check_stride2_rule(answer) -> str:
-    letter = as_choice(answer, STRIDE_CHOICES)
-    if letter == "b":
-        return ("Output side = floor((n + 2*padding - kernel) / stride) + 1 = floor((n - 1) / 2) + 1 = ceil(n / 2). "
-                "The padding lets the last window start on the last pixel, so odd sides round up.")
-    raise Wrong({
-        "a": "Try n = 7: floor((7 + 2 - 3) / 2) + 1 = 4, not 7 // 2 = 3. The padding keeps the last pixel in play.",
-        "c": "A conv outputs a whole number of positions: try n = 7 in floor((n + 2*padding - kernel) / stride) + 1.",
-        "d": "With padding 1 nothing is lost at the border: try n = 7 in floor((n + 2*padding - kernel) / stride) + 1.",
-    }[letter])
-
-
-stride2_rule = Exercise(
-    name="stride2_rule",
-    lesson="02",
-    question="A 3x3 conv with stride 2 and padding 1 gets a side of n pixels. How many come out?\n" +
-             choices_text(STRIDE_CHOICES),
-    checker=_check_stride2_rule,
-    reference="b",
+stride2_rule = ChoiceExercise(
+    name="stride2_rule", lesson="02",
+    question="A 3x3 conv with stride 2 and padding 1 gets a side of n pixels. How many come out?",
+    choices={"a": "n // 2 (round down)", "b": "(n + 1) // 2, that is ceil(n / 2) (round up)",
+             "c": "n / 2 (may be fractional)", "d": "n // 2 - 1 (the border is lost)"},
+    answer="b",
+    why={"a": "Try n = 7: floor((7 + 2 - 3) / 2) + 1 = 4, not 7 // 2 = 3. The padding keeps the last pixel in play.",
+         "c": "A conv outputs a whole number of positions: try n = 7 in floor((n + 2*padding - kernel) / stride) + 1.",
+         "d": "With padding 1 nothing is lost at the border: try n = 7 in floor((n + 2*padding - kernel) / stride) + 1."},
+    success=("Output side = floor((n + 2*padding - kernel) / stride) + 1 = floor((n - 1) / 2) + 1 = ceil(n / 2). "
+             "The padding lets the last window start on the last pixel, so odd sides round up."),
     hints=["PyTorch's rule: out = floor((n + 2*padding - kernel_size) / stride) + 1.", "Try n = 7 and n = 8."],
     solution_text="`answer = \"b\"`: floor((n - 1) / 2) + 1 = ceil(n / 2); 7 -> 4, 8 -> 4.",
-    wrong_answers=[("a", "n = 7"), ("c", "whole number"), ("d", "nothing is lost"), ("e", "one letter"), (2, "as a string")],
+    wrong_answers=[("e", "one letter"), (2, "as a string")],
 )
 
 EXERCISES = [odd_branch_shapes, branch_channels, stride2_rule]
