@@ -10,12 +10,35 @@ from pathlib import Path
 
 import torch
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+_PACKAGE = Path(__file__).resolve().parent
+# The repository's assets/ (a clone, an editable install); else the copy a wheel carries
+# (python -m hrnet_teach.colab --wheel puts it in hrnet_teach/_course/assets).
+ASSETS_DIR = next((d for d in (_PACKAGE.parent / "assets", _PACKAGE / "_course" / "assets") if d.is_dir()),
+                  _PACKAGE.parent / "assets")
 SAMPLE_PHOTO = "grace_hopper.jpg"
 
 # ImageNet statistics: every official HRNet model expects inputs normalised this way.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _imagenet_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std shaped (3, 1, 1), on ``x``'s device and dtype, to broadcast over (B,) 3 x H x W."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return mean, std
+
+
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """(B,) 3 x H x W values in [0, 1] -> normalised with the ImageNet mean and std."""
+    mean, std = _imagenet_stats(x)
+    return (x - mean) / std
+
+
+def imagenet_denormalize(x: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`imagenet_normalize` (values back in [0, 1], not clamped)."""
+    mean, std = _imagenet_stats(x)
+    return x * std + mean
 
 
 def asset_path(name: str) -> Path:
@@ -56,10 +79,7 @@ def to_tensor(image) -> torch.Tensor:
     array = np.asarray(image, dtype=np.float32) / 255.0
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
-    x = torch.from_numpy(array).permute(2, 0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)
+    return imagenet_normalize(torch.from_numpy(array).permute(2, 0, 1)).unsqueeze(0)
 
 
 def to_image(x: torch.Tensor):
@@ -67,6 +87,4 @@ def to_image(x: torch.Tensor):
     x = x.detach().float().cpu()
     if x.dim() == 4:
         x = x[0]
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    return imagenet_denormalize(x).clamp(0, 1).permute(1, 2, 0).numpy()

@@ -1,28 +1,81 @@
 """Setting up a notebook: on Colab, install the course and pick the GPU.
 
 The repository address lives here and only here. Every notebook's first code
-cell is :data:`SETUP_CELL` (a test checks they match); run
-``python -m hrnet_teach.colab`` after changing it to rewrite the notebooks.
+cell is :data:`SETUP_CELL` (a test checks they match), and the README's "Open in
+Colab" badges are made from it. After changing it, run
+
+    python -m hrnet_teach.colab          # rewrite every notebook's first cell and the README's badges
+    python -m hrnet_teach.colab --wheel  # build dist/hrnet_teach-*.whl with the lessons and assets
+
+The wheel is the offline route to Colab: when the clone cannot be made (no address set yet,
+no network), upload the wheel with Colab's Files panel and run the first cell again.
 """
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 REPO_URL = "https://github.com/hrnet-teach/hrnet-teach"
+BRANCH = "main"
 
 CLONE_DIR = "/content/hrnet-teach"
+CONTENT_DIR = "/content"  # where Colab's Files panel puts uploads
+WHEEL_GLOB = f"{CONTENT_DIR}/hrnet_teach-*.whl"
+
+NO_CLONE_HELP = (
+    f"Could not fetch the course from {REPO_URL} (is the address set and is there network?). "
+    "Offline route: on a computer with the repository run `python -m hrnet_teach.colab --wheel`, "
+    "upload the file it writes (dist/hrnet_teach-...whl) with Colab's Files panel (the folder icon), "
+    "then run this cell again."
+)
 
 SETUP_CELL = f'''# Setup: on Colab this fetches the course and picks the GPU; locally it does nothing slow.
-import os, sys
+import os, sys, glob
 if "google.colab" in sys.modules:
-    if not os.path.isdir("{CLONE_DIR}"):
+    wheels = sorted(glob.glob("{WHEEL_GLOB}"))  # the offline route: an uploaded wheel
+    if wheels:
+        wheel = wheels[-1]
+        %pip install -q {{wheel}}
+    elif not os.path.isdir("{CLONE_DIR}"):
         !git clone -q --depth 1 {REPO_URL} {CLONE_DIR}
-        %pip install -q -r {CLONE_DIR}/requirements.txt
+        if os.path.isdir("{CLONE_DIR}"):
+            %pip install -q -r {CLONE_DIR}/requirements.txt
+        else:
+            raise RuntimeError("{NO_CLONE_HELP}")
     sys.path.insert(0, "{CLONE_DIR}")
 elif os.path.isdir("../hrnet_teach"):
     sys.path.insert(0, os.path.abspath(".."))  # run from notebooks/ without installing
 from hrnet_teach.colab import setup
 device = setup()'''
+
+BADGE_START = "<!-- colab-badges: made by `python -m hrnet_teach.colab` from REPO_URL; do not edit -->"
+BADGE_END = "<!-- /colab-badges -->"
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def colab_url(notebook: str) -> str:
+    """The address that opens ``notebooks/<notebook>`` of the repository in Colab."""
+    path = REPO_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{notebook}"
+
+
+def badges_markdown(notebooks: list[str]) -> str:
+    """One line per lesson: its name and an "Open in Colab" badge."""
+    lines = []
+    for name in notebooks:
+        title = name.removesuffix(".ipynb").replace("_", " ")
+        lines.append(f"- [![Open In Colab]({BADGE_IMAGE})]({colab_url(name)}) `{title}`")
+    return "\n".join(lines)
+
+
+def readme_with_badges(readme: str, notebooks: list[str]) -> str:
+    """``readme`` with the block between the badge markers made from REPO_URL and ``notebooks``."""
+    pattern = re.compile(re.escape(BADGE_START) + r".*?" + re.escape(BADGE_END), re.DOTALL)
+    if not pattern.search(readme):
+        raise ValueError(f"README.md has no badge block: add a line {BADGE_START!r} and one {BADGE_END!r}")
+    block = f"{BADGE_START}\n{badges_markdown(notebooks)}\n{BADGE_END}"
+    return pattern.sub(lambda _: block, readme, count=1)
 
 
 def in_colab() -> bool:
@@ -60,5 +113,56 @@ def rewrite_notebooks(folder: str = "notebooks") -> list[str]:
     return changed
 
 
+def refresh_readme(readme: str = "README.md", folder: str = "notebooks") -> bool:
+    """Rewrite the README's badge block; True when it changed."""
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    new = readme_with_badges(text, sorted(p.name for p in Path(folder).glob("*.ipynb")))
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def build_wheel(out: str = "dist", root: str | None = None) -> Path:
+    """A wheel of the package that also carries the lessons and assets (``hrnet_teach/_course/``).
+
+    Installed from this wheel, ``hrnet_teach.assets`` and ``hrnet_teach.course`` find them there, so
+    the course works without the repository (Colab's offline route). Built with pip and setuptools
+    from a temporary copy, so the repository itself is not changed.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    root_dir = Path(root) if root else Path(__file__).resolve().parent.parent
+    out_dir = Path(out).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "src"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+        shutil.copytree(root_dir / "hrnet_teach", work / "hrnet_teach", ignore=ignore)
+        shutil.copytree(root_dir / "notebooks", work / "hrnet_teach" / "_course" / "notebooks", ignore=ignore)
+        shutil.copytree(root_dir / "assets", work / "hrnet_teach" / "_course" / "assets", ignore=ignore)
+        for name in ("pyproject.toml", "README.md", "requirements.txt"):
+            shutil.copy(root_dir / name, work / name)
+        (work / "MANIFEST.in").write_text("recursive-include hrnet_teach/_course *\n")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        before = set(out_dir.glob("hrnet_teach-*.whl"))
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(out_dir), str(work)], check=True)
+    made = sorted(set(out_dir.glob("hrnet_teach-*.whl")) - before) or sorted(out_dir.glob("hrnet_teach-*.whl"))
+    return made[-1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if "--wheel" in args:
+        wheel = build_wheel()
+        print(f"{wheel}: upload it to Colab (Files panel), then run a lesson's first cell")
+        return
+    changed = rewrite_notebooks()
+    print("\n".join(changed) or "all notebooks up to date")
+    print("README.md badges " + ("refreshed" if refresh_readme() else "up to date"))
+
+
 if __name__ == "__main__":
-    print("\n".join(rewrite_notebooks()) or "all notebooks up to date")
+    main()

@@ -20,6 +20,7 @@ SLOW_TESTS = (
     # file name, and a piece of the test name ("" for the whole file)
     ("test_course.py", "really_starts"),  # a real JupyterLab server
     ("test_course.py", "open_run_save"),  # runs lesson 00 in a kernel
+    ("test_notebooks.py", "wheel_carries"),  # builds and installs a wheel
 )
 
 

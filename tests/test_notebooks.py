@@ -164,13 +164,20 @@ def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
 
 
 class FakeShell:
-    """Stands in for IPython: records the shell commands and magics the setup cell runs."""
+    """Stands in for IPython: records the shell commands and magics the setup cell runs.
 
-    def __init__(self):
+    ``clone_works``: whether ``!git clone`` makes the clone folder (False: no address, no network).
+    """
+
+    def __init__(self, clone_works: bool = True):
         self.calls = []
+        self.clone_works = clone_works
+        self.made = set()
 
     def system(self, command):
         self.calls.append(("!", command))
+        if "git clone" in command and self.clone_works:
+            self.made.add(colab.CLONE_DIR)
 
     def run_line_magic(self, name, line, *args, **kwargs):
         self.calls.append(("%" + name, line))
@@ -202,6 +209,19 @@ def _run_setup_cell(shell: FakeShell) -> dict:
     return namespace
 
 
+def _fake_colab(monkeypatch, shell: FakeShell, clone_exists=False, wheels=()):
+    """A Colab runtime: google.colab imported, the clone folder and uploaded wheels as given."""
+    import glob
+
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    if clone_exists:
+        shell.made.add(colab.CLONE_DIR)
+    real_isdir, real_glob = os.path.isdir, glob.glob
+    monkeypatch.setattr(os.path, "isdir", lambda p: p in shell.made if p == colab.CLONE_DIR else real_isdir(p))
+    monkeypatch.setattr(glob, "glob", lambda p, **k: list(wheels) if p == colab.WHEEL_GLOB else real_glob(p, **k))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 def test_setup_cell_magics_become_calls():
     code = _setup_code()
     assert "get_ipython().system(" in code and "git clone" in code
@@ -210,11 +230,8 @@ def test_setup_cell_magics_become_calls():
 
 
 def test_setup_cell_on_colab_clones_when_missing(monkeypatch, capsys, no_network, clean_sys_path):
-    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
-    real_isdir = os.path.isdir
-    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == colab.CLONE_DIR else real_isdir(p))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     shell = FakeShell()
+    _fake_colab(monkeypatch, shell)
     namespace = _run_setup_cell(shell)
     assert shell.calls[0][0] == "!" and f"git clone -q --depth 1 {colab.REPO_URL} {colab.CLONE_DIR}" in shell.calls[0][1]
     assert shell.calls[1][0] == "%pip" and f"install -q -r {colab.CLONE_DIR}/requirements.txt" in shell.calls[1][1]
@@ -226,13 +243,55 @@ def test_setup_cell_on_colab_clones_when_missing(monkeypatch, capsys, no_network
 
 
 def test_setup_cell_on_colab_reuses_the_clone(monkeypatch, capsys, no_network, clean_sys_path):
-    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
-    real_isdir = os.path.isdir
-    monkeypatch.setattr(os.path, "isdir", lambda p: True if p == colab.CLONE_DIR else real_isdir(p))
     shell = FakeShell()
+    _fake_colab(monkeypatch, shell, clone_exists=True)
     _run_setup_cell(shell)
     assert shell.calls == [], f"a second run must not clone or install again: {shell.calls}"
     assert sys.path[0] == colab.CLONE_DIR
+
+
+def test_setup_cell_when_the_clone_fails_says_what_to_do(monkeypatch, no_network, clean_sys_path):
+    """No address set yet, or no network: a clear error with the offline route, not a bare ImportError."""
+    shell = FakeShell(clone_works=False)
+    _fake_colab(monkeypatch, shell)
+    with pytest.raises(RuntimeError) as caught:
+        _run_setup_cell(shell)
+    message = str(caught.value)
+    assert colab.REPO_URL in message and "python -m hrnet_teach.colab --wheel" in message
+    assert "upload" in message and "run this cell again" in message
+    assert [kind for kind, _ in shell.calls] == ["!"], f"only the clone was tried: {shell.calls}"
+
+
+def test_setup_cell_installs_an_uploaded_wheel(monkeypatch, capsys, no_network, clean_sys_path):
+    """The offline route: a wheel in /content is installed, and nothing is cloned."""
+    wheel = f"{colab.CONTENT_DIR}/hrnet_teach-0.1.0-py3-none-any.whl"
+    shell = FakeShell(clone_works=False)
+    _fake_colab(monkeypatch, shell, wheels=[wheel])
+    namespace = _run_setup_cell(shell)
+    assert shell.calls == [("%pip", "install -q {wheel}")], shell.calls  # IPython expands {wheel}
+    assert namespace["wheel"] == wheel
+    assert namespace["device"] == torch.device("cpu")
+    assert "(Colab)" in capsys.readouterr().out
+
+
+def test_the_wheel_carries_lessons_and_assets(tmp_path):
+    """`python -m hrnet_teach.colab --wheel`, installed elsewhere: lessons and assets come from the wheel."""
+    wheel = colab.build_wheel(out=str(tmp_path / "dist"))
+    assert wheel.name.startswith("hrnet_teach-") and wheel.suffix == ".whl"
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
+                    str(target), str(wheel)], check=True)
+    probe = ("import hrnet_teach, hrnet_teach.assets as a, hrnet_teach.course as c;"
+             "print(hrnet_teach.__file__); print(a.asset_path('checkpoints/shapes_w18_small_v1.pt'));"
+             "print(a.asset_path('grace_hopper.jpg')); print(c.lessons_dir())")
+    shown = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(target)))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    package, checkpoint, photo, lessons = shown.stdout.split()
+    assert package.startswith(str(target)), f"imported {package}, not the installed wheel"
+    for found in (checkpoint, photo, lessons):
+        assert found.startswith(str(target / "hrnet_teach" / "_course")), found
+    assert sorted(p.name for p in Path(lessons).glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
 
 
 def test_setup_cell_locally_does_nothing_slow(monkeypatch, capsys, no_network, clean_sys_path):

@@ -1,0 +1,89 @@
+"""Every ```python block in README.md (and assets/checkpoints/README.md) runs as pasted, from the
+repository root; and the README's Colab badges are those made from hrnet_teach.colab.REPO_URL.
+
+A block may be marked by an HTML comment on the line before it:
+``<!-- readme-test: meta (why) -->`` runs it with the meta device as the default (shapes only, no
+arithmetic: for blocks that only build models), ``<!-- readme-test: skip (why) -->`` does not run it;
+a skip must say why, and the test reports each skip with its reason.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrnet_teach import colab
+
+ROOT = Path(__file__).resolve().parent.parent
+READMES = [ROOT / "README.md", ROOT / "assets" / "checkpoints" / "README.md"]
+BLOCK = re.compile(r"(?:<!-- readme-test: (?P<mode>\w+)(?P<why>[^>]*)-->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
+
+
+def python_blocks(path: Path) -> list[tuple[str, str, str, str]]:
+    """(id, mode, reason, code) of every python block; mode is run, meta or skip."""
+    text = path.read_text(encoding="utf-8")
+    blocks = []
+    for match in BLOCK.finditer(text):
+        line = text.count("\n", 0, match.start("code"))
+        mode = match.group("mode") or "run"
+        blocks.append((f"{path.relative_to(ROOT)}:{line}", mode, (match.group("why") or "").strip(" ()"), match.group("code")))
+    return blocks
+
+
+BLOCKS = [b for path in READMES for b in python_blocks(path)]
+
+
+def test_the_readmes_have_python_blocks():
+    assert len(python_blocks(ROOT / "README.md")) >= 2
+    for block_id, mode, why, _ in BLOCKS:
+        assert mode in ("run", "meta", "skip"), f"{block_id}: unknown readme-test mode {mode!r}"
+        if mode == "skip":
+            assert why, f"{block_id}: a skipped block must say why"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b[0] for b in BLOCKS])
+def test_block_runs_as_pasted(block, monkeypatch):
+    block_id, mode, why, code = block
+    if mode == "skip":
+        warnings.warn(f"{block_id} not run: {why}", stacklevel=1)
+        return
+    monkeypatch.chdir(ROOT)  # the README says: from the repository root
+    namespace = {"__name__": "__readme__"}
+    compiled = compile(code, block_id, "exec")
+    if mode == "meta":
+        with torch.device("meta"):
+            exec(compiled, namespace)
+    else:
+        exec(compiled, namespace)
+    if "logits" in namespace and "report" in namespace:  # the checkpoint block: it did what its comments say
+        assert tuple(namespace["logits"].shape) == (1, 4, 16, 16)
+        assert namespace["report"].ok, namespace["report"]
+
+
+def test_readme_names_only_files_that_exist():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in sorted(set(re.findall(r"(?<![\w/.])(assets/[\w./-]+\.(?:yaml|pt|png|svg|json|jpg))", text))):
+        assert (ROOT / name).exists(), f"README.md names {name}, which is not in the repository"
+
+
+def test_colab_badges_are_current():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lessons = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert colab.readme_with_badges(text, lessons) == text, "run `python -m hrnet_teach.colab` to refresh the badges"
+    for name in lessons:
+        assert f"({colab.colab_url(name)})" in text
+    assert colab.colab_url("00_welcome.ipynb").startswith("https://colab.research.google.com/github/")
+    assert colab.REPO_URL.removeprefix("https://github.com/") in colab.colab_url("00_welcome.ipynb")
+
+
+def test_badge_block_is_rebuilt_from_the_address(monkeypatch):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    monkeypatch.setattr(colab, "REPO_URL", "https://github.com/someone/fork")
+    rebuilt = colab.readme_with_badges(text, ["00_welcome.ipynb"])
+    assert "github/someone/fork/blob/main/notebooks/00_welcome.ipynb" in rebuilt
+    assert rebuilt != text
+    with pytest.raises(ValueError, match="no badge block"):
+        colab.readme_with_badges("# no markers", ["00_welcome.ipynb"])
