@@ -1,0 +1,610 @@
+"""The capstone's staged check: a learner's own HRNet (or one piece of it) against the
+shipped checkpoint and the package's model, in the order one debugs a port.
+
+1. key names: the learner's ``state_dict()`` keys against the checkpoint's, the
+   missing and unexpected ones grouped by module (``stage3.0.fuse_layers: 4 keys missing``);
+2. shapes: which tensor, the checkpoint's shape and the learner's;
+3. outputs, module by module: both models run on held-out scenes with forward hooks
+   on the same names; the first module whose input or output differs, and by how much;
+4. forward details: at that module, what the usual slips compute (no ReLU after the
+   fuse sum, a ReLU on each term, the in-place list, the upsampling mode,
+   ``align_corners``), so the message names the slip, not just the place.
+
+Every stage raises :class:`Wrong` with its message; the exercises in ``lesson11.py``
+call :func:`check_module` for the whole network and for single pieces.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import ShapesDataset
+from ..module import HighResolutionModule
+from ._answers import one_thread
+from ._base import Exercise, NotAttempted, Wrong
+
+VARIANT = "w18_small_v1"
+SCENES = 2  # held-out scenes per check: enough to see a difference, quick on a CPU
+SCENE_SEED = 3
+ATOL = 1e-4  # the same operations in the same order agree to ~1e-6; real slips differ by far more
+MAX_LISTED = 4
+
+# What the package's forward does between two watched modules (for "the input of X differs").
+BETWEEN = {
+    "conv2": "self.relu after bn1",
+    "layer1": "self.relu after bn2",
+    "last_layer": "the V2 head: every stage-4 branch upsampled to branch 0's size, then torch.cat along dim 1",
+}
+
+
+# ---------------------------------------------------------------- the checkpoint and the package's model
+def _checkpoint_module():
+    """``read_checkpoint`` / ``load_shapes_model`` live in ``weights`` or (before the move) ``train``."""
+    from .. import weights
+
+    if hasattr(weights, "read_checkpoint") and hasattr(weights, "load_shapes_model"):
+        return weights
+    from .. import train
+
+    return train
+
+
+@cache
+def checkpoint() -> dict[str, Any]:
+    """The shipped shapes checkpoint: its entries, with the state dict as float32 (it is stored as float16)."""
+    from ..assets import asset_path
+
+    loader = _checkpoint_module()
+    path = asset_path(getattr(loader, "SHAPES_CHECKPOINT", "checkpoints/shapes_w18_small_v1.pt"))
+    data = dict(loader.read_checkpoint(path))
+    data["model"] = OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in data["model"].items())
+    return data
+
+
+def checkpoint_align_corners() -> bool:
+    """How the shipped network was trained to upsample (the checkpoint stores it; the package's model reads it)."""
+    return bool(checkpoint().get("align_corners", True))
+
+
+def trained_image_size() -> int:
+    return int(checkpoint().get("args", {}).get("image_size", 64))
+
+
+@cache
+def package_model() -> nn.Module:
+    return _checkpoint_module().load_shapes_model().eval()
+
+
+@cache
+def scenes() -> tuple[torch.Tensor, torch.Tensor]:
+    """(images B x 3 x H x W, masks B x H x W): held-out scenes of the size the network was trained at."""
+    data = ShapesDataset(SCENES, image_size=trained_image_size(), seed=SCENE_SEED, split="val")
+    images, masks = zip(*(data[i] for i in range(len(data))))
+    return torch.stack(images), torch.stack(masks)
+
+
+def watched_names(model: nn.Module) -> list[str]:
+    """The modules compared one by one: the stem's layers, layer1's blocks, every transition entry,
+    every module of a stage and its branches, the head, and the model itself ('')."""
+    pattern = re.compile(r"(conv1|bn1|conv2|bn2|layer1|last_layer|layer1\.\d+|transition\d\.\d+"
+                         r"|stage\d\.\d+|stage\d\.\d+\.branches\.\d+|stage\d)")
+    return [name for name, _ in model.named_modules() if name == "" or pattern.fullmatch(name)]
+
+
+# ---------------------------------------------------------------- recording a run
+@dataclass
+class Call:
+    inputs: tuple
+    output: Any = None
+    done: bool = False
+    given: Any = None  # (the list passed in, the ids of its tensors): to see whether forward changed it
+
+
+@dataclass
+class Record:
+    calls: dict[str, Call] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # names in the order their forward finished
+    entered: list[str] = field(default_factory=list)  # names in the order their forward started
+    mutated: set[str] = field(default_factory=set)  # modules that changed the list they were given
+    error: BaseException | None = None
+
+
+def _clone(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clone(v) for v in value) if isinstance(value, list) else tuple(_clone(v) for v in value)
+    return value
+
+
+def run_hooked(model: nn.Module, names: Sequence[str], inputs: tuple,
+               call: Callable = lambda fn, *args: fn(*args)) -> tuple[Any, Record]:
+    """Run ``model(*inputs)`` with hooks on ``names``; an exception is kept in the record, not raised
+    (except NotImplementedError: the learner has not written that part yet)."""
+    record = Record()
+    modules = dict(model.named_modules())
+    handles = []
+
+    def pre(name):
+        def hook(module, args):
+            if name in record.calls:  # a module called twice: keep the first call
+                return
+            record.calls[name] = Call(_clone(args))
+            record.entered.append(name)
+            given = args[0] if args else None
+            if isinstance(given, list):
+                record.calls[name].given = (given, [id(t) for t in given])
+        return hook
+
+    def post(name):
+        def hook(module, args, output):
+            call = record.calls.get(name)
+            if call is None or call.done:
+                return
+            call.output, call.done = _clone(output), True
+            record.order.append(name)
+            given = call.given
+            if given is not None and [id(t) for t in given[0]] != given[1]:
+                record.mutated.add(name)
+        return hook
+
+    for name in names:
+        if name in modules:
+            handles.append(modules[name].register_forward_pre_hook(pre(name)))
+            handles.append(modules[name].register_forward_hook(post(name)))
+    output = None
+    try:
+        with torch.no_grad():
+            output = call(model, *_clone(inputs))
+    except (NotImplementedError, Wrong):  # unwritten, or out of time
+        raise
+    except Exception as error:  # the learner's code: kept to be explained
+        record.error = error
+    finally:
+        for handle in handles:
+            handle.remove()
+    return output, record
+
+
+@cache
+def reference_run() -> Record:
+    """The package's model on the scenes, every watched module recorded."""
+    model = package_model()
+    _, record = run_hooked(model, watched_names(model), (scenes()[0],))
+    if record.error is not None:
+        raise record.error
+    return record
+
+
+# ---------------------------------------------------------------- comparing values
+def difference(got, expected) -> tuple[bool, str, float]:
+    """(equal, what differs, largest |difference|) for tensors or lists of tensors."""
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return False, f"a {type(got).__name__} instead of a tensor", float("inf")
+        if got.shape != expected.shape:
+            return False, f"shape {tuple(got.shape)} instead of {tuple(expected.shape)}", float("inf")
+        diff = (got.float() - expected.float()).abs().max().item() if got.numel() else 0.0
+        return diff <= ATOL + ATOL * expected.abs().max().item(), f"largest difference {diff:.3g}", diff
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)):
+            return False, f"a {type(got).__name__} instead of a list of {len(expected)} tensors", float("inf")
+        if len(got) != len(expected):
+            return False, f"{len(got)} maps instead of {len(expected)}", float("inf")
+        for index, (g, e) in enumerate(zip(got, expected)):
+            same, what, diff = difference(g, e)
+            if not same:
+                return False, f"branch {index}: {what}", diff
+        return True, "equal", max((difference(g, e)[2] for g, e in zip(got, expected)), default=0.0)
+    return got == expected, repr(got), 0.0
+
+
+# ---------------------------------------------------------------- stage 1: key names
+def _group_name(key: str) -> str:
+    """The module a key belongs to, at the depth a learner thinks in: stage3.0.fuse_layers,
+    stage3.0.branches.1, transition2.2, layer1.0.downsample, last_layer."""
+    parts = key.split(".")
+    if re.fullmatch(r"stage\d", parts[0]) and len(parts) > 3:
+        return ".".join(parts[:4] if parts[2] == "branches" and len(parts) > 4 else parts[:3])
+    if parts[0].startswith("transition") and len(parts) > 2:
+        return ".".join(parts[:2])
+    if parts[0] == "layer1" and len(parts) > 3:
+        return ".".join(parts[:3] if parts[2] == "downsample" else parts[:2])
+    return parts[0] if len(parts) > 1 else key
+
+
+def _keys(n: int) -> str:
+    return f"{n} key" if n == 1 else f"{n} keys"
+
+
+def group_keys(keys: Sequence[str], prefix: str, how: str) -> list[str]:
+    """'stage3.0.fuse_layers: 4 keys missing (e.g. stage3.0.fuse_layers.0.1.0.weight)', one per module."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(_group_name(prefix + key), []).append(prefix + key)
+    return [f"{name}: {_keys(len(members))} {how} ({'' if len(members) == 1 else 'e.g. '}{members[0]})"
+            for name, members in groups.items()]
+
+
+def _swap_fuse(key: str) -> str:
+    return re.sub(r"fuse_layers\.(\d+)\.(\d+)", lambda m: f"fuse_layers.{m.group(2)}.{m.group(1)}", key)
+
+
+def _shifted(key: str, other: str) -> bool:
+    """Keys equal but for one number that is one apart (an nn.Sequential that dropped or added a layer)."""
+    a, b = key.split("."), other.split(".")
+    if len(a) != len(b):
+        return False
+    diffs = [(x, y) for x, y in zip(a, b) if x != y]
+    return len(diffs) == 1 and diffs[0][0].isdigit() and diffs[0][1].isdigit() and abs(int(diffs[0][0]) - int(diffs[0][1])) == 1
+
+
+def _key_diagnosis(missing: list[str], unexpected: list[str], expected: dict, got: dict, prefix: str) -> str:
+    fuse_missing = {k for k in missing if "fuse_layers" in k}
+    fuse_unexpected = {k for k in unexpected if "fuse_layers" in k}
+    if fuse_unexpected and {_swap_fuse(k) for k in fuse_unexpected} == fuse_missing:
+        row, col = next((m.group(1), m.group(2)) for k in sorted(fuse_unexpected)
+                        for m in [re.search(r"fuse_layers\.(\d+)\.(\d+)", k)] if m.group(1) != m.group(2))
+        return (f" Your fuse_layers look transposed: your fuse_layers[{row}][{col}] holds what belongs in "
+                f"fuse_layers[{col}][{row}]. The index is [i][j] = [output branch][input branch]: row i collects "
+                "every input j into output i (lesson 03).")
+    for key in unexpected:
+        stem = key.rsplit(".", 1)[0]
+        if key.endswith(".bias") and f"{stem}.weight" in expected and expected[f"{stem}.weight"].dim() == 4:
+            return (f" {prefix}{key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
+                    "each), except the two convs of last_layer.")
+    for key in unexpected:
+        partner = next((m for m in missing if _shifted(key, m)), None)
+        if partner is not None:
+            return (f" Your {prefix}{key} is the checkpoint's {prefix}{partner}: an nn.Sequential numbers every layer, "
+                    "ReLUs included, so leaving one out (or adding one) shifts the names of all that follow.")
+    blocks = {k.split(".downsample.")[0] for k in missing if ".downsample." in k}
+    if blocks and any(k.startswith(b + ".") for b in blocks for k in got) and not any("downsample" in k for k in unexpected):
+        return (" A block whose input and output shapes differ needs a `downsample` shortcut (1x1 conv + BN), "
+                "as make_layer builds it for the first block (lesson 01).")
+    return ""
+
+
+def stage_keys(got: dict, expected: dict, prefix: str = "") -> None:
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    if not missing and not unexpected:
+        return
+    if len(missing) == len(expected):
+        raise Wrong(f"Stage 1 (key names): none of the checkpoint's {len(expected)} keys is in your module's state_dict() "
+                    f"(yours: {', '.join(list(got)[:3]) or 'none'}{', ...' if len(got) > 3 else ''}). Name the "
+                    "attributes as the official code does; `ex.checkpoint_outline()` lists them.")
+    groups = group_keys(missing, prefix, "missing") + group_keys(unexpected, prefix, "unexpected")
+    listed = "; ".join(groups[:2 * MAX_LISTED]) + ("; ..." if len(groups) > 2 * MAX_LISTED else "")
+    counts = [f"{_keys(len(missing))} of the checkpoint missing from yours"] if missing else []
+    counts += [f"{_keys(len(unexpected))} of yours not in the checkpoint"] if unexpected else []
+    raise Wrong(f"Stage 1 (key names): {' and '.join(counts)}: {listed}." + _key_diagnosis(missing, unexpected, expected, got, prefix)
+                + " Your module and attribute names must give the official state-dict keys.")
+
+
+# ---------------------------------------------------------------- stage 2: shapes
+@cache
+def _pre_channels() -> dict[str, tuple[int, ...]]:
+    """The branches' channels before each transition of the checkpoint's network."""
+    from ..config import get_config
+
+    stages = get_config(VARIANT).stages
+    return {f"transition{k}": stages[k - 1].out_channels for k in (1, 2, 3)}
+
+
+def _shape_diagnosis(key: str, want: tuple, got: tuple) -> str:
+    match = re.fullmatch(r"(transition\d)\.(\d+)\.\d+\.\d+\.weight", key)
+    if match and len(want) == 4:
+        name, i = match.group(1), int(match.group(2))
+        pre = _pre_channels()[name]
+        if i >= len(pre):
+            if got[1] != want[1] and got[1] == pre[0] and pre[0] != pre[-1]:
+                return (f" {name}[{i}] creates the new branch {i} from {got[1]} channels, the channels of branch 0; "
+                        f"a new branch is born from the last, lowest-resolution branch ({pre[-1]} channels), "
+                        "y_list[-1] (lesson 04).")
+            if got[0] != want[0]:
+                return (f" The new branch {i} must carry {want[0]} channels (the next stage's num_channels[{i}]); "
+                        f"yours makes {got[0]}. Its channels come from cur_channels[{i}], not from the branch it grows from.")
+    if key.endswith("running_mean") or key.endswith(".bias") or key.endswith(".weight") and len(want) == 1:
+        return " A BatchNorm must have as many features as the conv before it outputs channels."
+    return ""
+
+
+def stage_shapes(got: dict, expected: dict, prefix: str = "") -> None:
+    wrong = [(k, tuple(expected[k].shape), tuple(got[k].shape)) for k in expected
+             if tuple(got[k].shape) != tuple(expected[k].shape)]
+    if not wrong:
+        return
+    listed = "; ".join(f"{prefix}{k}: checkpoint {want}, yours {have}" for k, want, have in wrong[:MAX_LISTED])
+    more = f" (and {len(wrong) - MAX_LISTED} more)" if len(wrong) > MAX_LISTED else ""
+    key, want, have = wrong[0]
+    raise Wrong(f"Stage 2 (shapes): every key is there, but {len(wrong)} tensor{'s' if len(wrong) > 1 else ''} "
+                f"{'have' if len(wrong) > 1 else 'has'} another shape: {listed}{more}."
+                + _shape_diagnosis(prefix + key, want, have))
+
+
+# ---------------------------------------------------------------- stage 3 and 4: outputs and forward details
+def _single(inputs: tuple):
+    """A module's positional inputs: the one input itself when there is one."""
+    return inputs[0] if len(inputs) == 1 else list(inputs)
+
+
+def _kind(module: nn.Module) -> str:
+    return type(module).__name__
+
+
+def _failure(record: Record, prefix: str) -> str:
+    """Where the learner's forward raised and what that usually means."""
+    error = record.error
+    text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+    running = [n for n in record.entered if not record.calls[n].done and n]
+    inside = running[-1] if running else None
+    finished = [n for n in record.order if n]
+    after = finished[-1] if finished else None
+    where = (f"inside {prefix}{inside}" if inside else
+             f"in your own forward, after {prefix}{after} finished" if after else "before any watched module ran")
+    message = f"Stage 3 (outputs): your network raised {type(error).__name__} {where}: {text}."
+    if inside and re.fullmatch(r"(stage\d\.)?\d+|", inside.split(".branches")[0]) and "channels" in text:
+        message += (" In a HighResolutionModule the term that flows from input branch j into output branch i is "
+                    "fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
+    elif inside and inside.startswith("transition") and "channels" in text:
+        message += (" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
+                    "not y_list[0] (lesson 05).")
+    elif "Sizes of tensors must match" in text and not inside:
+        message += (" The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
+                    "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
+    return message
+
+
+def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool) -> dict[str, list[torch.Tensor]]:
+    """What a HighResolutionModule's fusion gives with each typical slip, from its branch outputs ``xs``."""
+
+    def term(i, j, x, mode="bilinear", align=align_corners):
+        if j == i:
+            return x[j]
+        t = module.fuse_layers[i][j](x[j])
+        if j > i:
+            kwargs = {"align_corners": align} if mode == "bilinear" else {}
+            t = F.interpolate(t, size=x[i].shape[-2:], mode=mode, **kwargs)
+        return t
+
+    def fused(relu_after=True, relu_terms=False, in_place=False, **kw):
+        x, out = list(xs), []
+        for i in range(len(module.fuse_layers)):
+            terms = [term(i, j, x, **kw) for j in range(len(x))]
+            y = sum(torch.relu(t) if relu_terms else t for t in terms[1:]) + (torch.relu(terms[0]) if relu_terms else terms[0])
+            y = torch.relu(y) if relu_after else y
+            out.append(y)
+            if in_place:
+                x[i] = y
+        return out
+
+    checkpoint_setting = checkpoint_align_corners()
+    return {
+        "you left out the ReLU after the fuse sum: each output branch is relu(sum over j of the terms), "
+        "one ReLU after the sum (lesson 03)": fused(relu_after=False),
+        "you put the ReLU in the wrong place: on each term before the sum; the module applies one ReLU after the "
+        "sum (that is also why the last stride-2 step of a fuse chain has no ReLU, lesson 03)": fused(relu_after=False, relu_terms=True),
+        "you wrote the fused outputs back into the list (x[i] = ...) while later rows still read it, so "
+        "output 1 was fused from the already fused output 0. Collect the outputs in a new list (lessons 03 and 08)": fused(in_place=True),
+        f"you upsample with align_corners={not align_corners}; the shipped checkpoint was trained with "
+        f"align_corners={checkpoint_setting} (checkpoint['align_corners'], the package's model.align_corners): "
+        "pass it down to every module and to the head": fused(align=not align_corners),
+        "you upsample with mode='nearest'; the segmentation network enlarges coarser branches bilinearly to "
+        "branch i's exact size": fused(mode="nearest"),
+    }
+
+
+def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str, torch.Tensor]:
+    """What the V2 head's concatenation (last_layer's input) is with each typical slip."""
+    size = features[0].shape[-2:]
+
+    def concat(mode="bilinear", align=align_corners, order=1):
+        kwargs = {"align_corners": align} if mode == "bilinear" else {}
+        resized = [features[0]] + [F.interpolate(f, size=size, mode=mode, **kwargs) for f in features[1:]]
+        return torch.cat(resized[::order], dim=1)
+
+    return {
+        f"your head upsamples with align_corners={not align_corners}; the shipped checkpoint was trained with "
+        f"align_corners={checkpoint_align_corners()} (checkpoint['align_corners']): lesson 06's v2_head used the "
+        "official Cityscapes setting, True, so pass align_corners in": concat(align=not align_corners),
+        "your head upsamples with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size": concat(mode="nearest"),
+        "you concatenated the branches in reverse order; last_layer's weights expect branch 0 first": concat(order=-1),
+    }
+
+
+def _detail(name: str, side: str, learner: nn.Module, record: Record, ref_call: Call, reference_module: nn.Module,
+            previous: str | None, prefix: str) -> str:
+    """Stage 4: at the first difference, which slip explains it."""
+    align = checkpoint_align_corners()
+    if side == "output" and isinstance(reference_module, HighResolutionModule):
+        mine = record.calls[name].output
+        branches = [record.calls[f"{name}.branches.{b}" if name else f"branches.{b}"].output
+                    for b in range(reference_module.num_branches)]
+        with torch.no_grad():
+            for message, value in fuse_variants(reference_module, branches, align).items():
+                if difference(mine, value)[0]:
+                    return f" Stage 4 (forward details): its branches match, but {message}."
+        return (" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
+                "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
+    if side == "input" and name == "last_layer":
+        stage4 = [n for n in record.order if re.fullmatch(r"stage4\.\d+", n)]
+        features = record.calls[stage4[-1]].output if stage4 else None
+        mine = record.calls[name].inputs[0]
+        if features is not None:
+            with torch.no_grad():
+                for message, value in head_variants(list(features), align).items():
+                    if difference(mine, value)[0]:
+                        return f" Stage 4 (forward details): stage 4 matches, but {message}."
+        return f" Stage 4 (forward details): stage 4 matches, so look at the head: {BETWEEN['last_layer']}."
+    if side == "input":
+        between = BETWEEN.get(name)
+        after = f"up to {prefix}{previous}" if previous else "before it"
+        return (f" Everything {after} matches, so the difference comes from your forward between them"
+                + (f" (the package applies {between})." if between else "."))
+    if side == "output" and name == "":
+        return (" Every module matches, so what your forward does after last_layer differs: return last_layer's "
+                "logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or LogSoftmax.")
+    return (f" Its input matches, so {prefix}{name} ({_kind(learner.get_submodule(name))}) computes something else "
+            "inside: compare its forward with the package's.")
+
+
+def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
+                  call: Callable = lambda fn, *args: fn(*args)) -> tuple[float, Record]:
+    """Run the learner's module with hooks; raise Wrong at the first watched module that differs."""
+    reference = reference_run()
+    full = watched_names(package_model())
+    if prefix:
+        base = prefix.rstrip(".")
+        names = [n[len(prefix):] for n in full if n.startswith(prefix)] + [""]
+        ref_name = {n: (prefix + n if n else base) for n in names}
+    else:
+        names = full
+        ref_name = {n: n for n in names}
+    names.sort(key=lambda n: reference.order.index(ref_name[n]))
+    output, record = run_hooked(learner, names, inputs, call)
+    if record.error is not None:
+        raise Wrong(_failure(record, prefix))
+    record.calls.setdefault("", Call(inputs, output, True))
+    if "" not in record.order:
+        record.order.append("")
+    for index, name in enumerate(names):
+        ref_call = reference.calls[ref_name[name]]
+        mine = record.calls.get(name)
+        label = f"{prefix}{name}" if name else (base if prefix else "your network's output")
+        if mine is None or not mine.done:
+            raise Wrong(f"Stage 3 (outputs): your forward never calls {label}; the package's calls it after "
+                        f"{prefix}{names[index - 1] if index else 'the start'}.")
+        if name != "":  # the whole model's inputs are ours
+            same, what, diff = difference(_single(mine.inputs), _single(ref_call.inputs))
+            if not same:
+                previous = names[index - 1] if index else None
+                raise Wrong(f"Stage 3 (outputs): {label} gets another input than in the package's model ({what})."
+                            + _detail(name, "input", learner, record, ref_call, reference_module.get_submodule(name) if name else reference_module,
+                                      previous, prefix))
+        same, what, diff = difference(mine.output, ref_call.output)
+        if not same:
+            module = reference_module.get_submodule(name) if name else reference_module
+            kind = f" ({_kind(module)})" if name else ""
+            raise Wrong(f"Stage 3 (outputs): {label}{kind} gives other numbers than the package's ({what})."
+                        + _detail(name, "output", learner, record, ref_call, module, None, prefix))
+    final = difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2]
+    return final, record
+
+
+# ---------------------------------------------------------------- the whole check
+def as_module(make: Callable[[], Any], what: str) -> nn.Module:
+    """The learner's module from ``make()``; an unwritten piece (NotImplementedError) says which."""
+    try:
+        module = make()
+    except NotImplementedError as error:
+        raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write it, run "
+                           "its cell, then this one again.") from None
+    if isinstance(module, (list, tuple)):
+        raise Wrong(f"{what} gave a Python {type(module).__name__}; return an nn.Module (an nn.Sequential of the "
+                    "modules) so its parameters are registered and appear in state_dict().")
+    if not isinstance(module, nn.Module):
+        raise Wrong(f"{what} gave a {type(module).__name__}; it should give an nn.Module.")
+    return module
+
+
+def _unwritten(error: BaseException) -> str:
+    """The learner's function or method that raised: the last frame outside the package and torch."""
+    frames, tb = [], error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    mine = [c for c in frames if "hrnet_teach" not in c.co_filename and "torch" not in c.co_filename]
+    code = (mine or frames)[-1]
+    name = getattr(code, "co_qualname", code.co_name)  # Python 3.11+: HighResolutionModule.__init__
+    return f"`{name}`" if "<" not in name else "a piece of your network"
+
+
+def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
+                 call: Callable = lambda fn, *args: fn(*args)) -> str:
+    """Stages 1-4 for ``learner`` against the checkpoint's tensors under ``prefix`` (e.g. 'stage3.0.', '' for all).
+    ``call(fn, *args)`` runs the learner's forward (an exercise passes its time-limited call)."""
+    expected = OrderedDict((k[len(prefix):], v) for k, v in checkpoint()["model"].items() if k.startswith(prefix))
+    got = learner.state_dict()
+    stage_keys(got, expected, prefix)
+    stage_shapes(got, expected, prefix)
+    try:
+        learner.load_state_dict(expected, strict=True)
+    except RuntimeError as error:  # keys and shapes agree, so this is rare (a custom _load_from_state_dict)
+        raise Wrong(f"Keys and shapes match, but loading strictly failed: {str(error).splitlines()[0]}") from None
+    learner.eval()
+    diff, record = stage_outputs(learner, prefix, inputs, reference_module, call)
+    note = ""
+    mutated = sorted(n for n in record.mutated if n)
+    if mutated:
+        note = (f" Note: {prefix}{mutated[0]} writes into the list it is given (as the official module does); "
+                "harmless here, but lesson 08 shows where it bites.")
+    return f"{len(expected)} tensors load strictly; outputs equal the package's (largest difference {diff:.2g}).{note}"
+
+
+class CheckpointExercise(Exercise):
+    """The answer builds a module (a class or function, called with ``args``; or a module) that must hold
+    the checkpoint's tensors under ``prefix`` and compute what the package's module there computes.
+
+    A sibling of ``_kinds.ModuleExercise``: that one compares a built module with the package's on the
+    answer's own weights; this one loads the shipped trained weights into the answer and compares
+    module by module on real scenes, in the four stages above. Building and running the learner's
+    code go through ``Exercise.call``, under the time limit.
+    """
+
+    def __init__(self, *, prefix: str, args: tuple = (), what: str, prepare: Callable | None = None, **common):
+        super().__init__(**common)
+        self.prefix, self.args, self.what, self.prepare = prefix, tuple(args), what, prepare
+
+    def build(self, answer: Any) -> nn.Module:
+        if isinstance(answer, nn.Module):
+            return answer
+        if not callable(answer):
+            raise Wrong(f"Pass your {self.what} itself (its name, no brackets); you gave {type(answer).__name__} "
+                        f"{answer!r}.")
+
+        def make():
+            try:
+                return answer(*self.args)
+            except TypeError as error:
+                if "argument" in str(error):
+                    raise Wrong(f"Calling {self.what} as the notebook's stub does failed: {error}. Keep the stub's "
+                                "parameters.") from None
+                raise
+
+        module = as_module(lambda: self.call(make, where=f"building your {self.what}"), self.what)
+        return self.prepare(module) if self.prepare else module
+
+    def inputs(self) -> tuple:
+        base = self.prefix.rstrip(".")
+        return reference_run().calls[base].inputs if base else (scenes()[0],)
+
+    def compare(self, module: nn.Module) -> str:
+        base = self.prefix.rstrip(".")
+        reference = package_model().get_submodule(base) if base else package_model()
+
+        def call(fn, *args):
+            return self.call(fn, *args, where=f"running your {self.what}")
+
+        result = check_module(module, self.prefix, self.inputs(), reference, call)
+        return f"Your {self.what} matches the checkpoint's {base or 'network'}: {result}"
+
+    def _check(self, answer: Any) -> str:
+        with one_thread():
+            module = self.build(answer)
+            try:
+                return self.compare(module)
+            except NotImplementedError as error:
+                if "forward" in str(error):  # torch's words for a module without forward, e.g. an nn.ModuleList
+                    raise Wrong(f"Running your {self.what} called a module that has no forward: {error}. A ModuleList "
+                                "only holds modules: loop over it, or use nn.Sequential to chain them.") from None
+                raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write "
+                                   "it, run its cell, then this one again.") from None

@@ -1,0 +1,598 @@
+"""Lesson 11, the capstone: your own HRNet W18-small-v1, piece by piece, loads the shipped
+checkpoint strictly and segments as the package's model does.
+
+The reference below is what a learner writes in ``notebooks/11_capstone.ipynb``, in the
+same words (``solution()`` shows it). Each exercise checks one piece, or the whole
+network, with the staged check of ``capstone.py``: key names, shapes, outputs module by
+module, then the forward's details.
+"""
+from __future__ import annotations
+
+import inspect
+import types
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..blocks import BasicBlock, Bottleneck
+from ..config import get_config
+from . import capstone
+from ._kinds import Case, FunctionExercise, Mistake
+from .capstone import CheckpointExercise
+
+# ====================================================================== the reference
+# The learner's pieces, in the notebook's order. Names and nesting give the official keys.
+
+
+def make_layer(block, inplanes, planes, num_blocks, stride=1):
+    """Lesson 01: num_blocks blocks in a row; the first gets a 1x1 conv + BN shortcut when shapes change."""
+    downsample = None
+    if stride != 1 or inplanes != planes * block.expansion:
+        downsample = nn.Sequential(
+            nn.Conv2d(inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(planes * block.expansion),
+        )
+    layers = [block(inplanes, planes, stride, downsample)]
+    for _ in range(1, num_blocks):
+        layers.append(block(planes * block.expansion, planes))
+    return nn.Sequential(*layers)
+
+
+def make_fuse_op(i, j, channels):
+    """Lesson 03: fuse_layers[i][j], what brings input branch j into output branch i."""
+    if j == i:
+        return None
+    if j > i:  # coarser: 1x1 conv to branch i's channels; upsampled in forward
+        return nn.Sequential(nn.Conv2d(channels[j], channels[i], 1, bias=False), nn.BatchNorm2d(channels[i]))
+    steps = []
+    for k in range(i - j):  # finer: i - j stride-2 convs; the last switches channels and has no ReLU
+        last = k == i - j - 1
+        cout = channels[i] if last else channels[j]
+        layers = [nn.Conv2d(channels[j], cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)]
+        if not last:
+            layers.append(nn.ReLU(inplace=True))
+        steps.append(nn.Sequential(*layers))
+    return nn.Sequential(*steps)
+
+
+class HighResolutionModule(nn.Module):
+    """Branches of blocks, then fuse_layers[i][j]; forward: output i = relu(sum over j of the terms)."""
+
+    def __init__(self, num_branches, block, num_blocks, num_inchannels, num_channels,
+                 multi_scale_output=True, align_corners=False):
+        super().__init__()
+        self.align_corners = align_corners
+        self.branches = nn.ModuleList(
+            make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) for b in range(num_branches)
+        )
+        channels = [c * block.expansion for c in num_channels]
+        rows = num_branches if multi_scale_output else 1
+        self.fuse_layers = nn.ModuleList(
+            nn.ModuleList(make_fuse_op(i, j, channels) for j in range(num_branches)) for i in range(rows)
+        )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = [branch(xi) for branch, xi in zip(self.branches, x)]  # a new list: never x[i] = ...
+        return [self.relu(self.fuse(x, i)) for i in range(len(self.fuse_layers))]
+
+    def fuse(self, x, i):
+        """Lesson 03's fuse_by_hand: the sum over j of branch j brought to branch i."""
+        y = None
+        for j, xj in enumerate(x):
+            if j == i:
+                term = xj
+            else:
+                term = self.fuse_layers[i][j](xj)
+                if j > i:
+                    term = F.interpolate(term, size=x[i].shape[-2:], mode="bilinear",
+                                         align_corners=self.align_corners)
+            y = term if y is None else y + term
+        return y
+
+
+def make_transition(pre_channels, cur_channels):
+    """Lesson 04: None (pass), a stride-1 conv (adapt), or stride-2 steps from the last branch (new)."""
+    layers = []
+    for i, cout in enumerate(cur_channels):
+        if i < len(pre_channels):
+            cin = pre_channels[i]
+            layers.append(None if cin == cout else nn.Sequential(
+                nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)))
+        else:
+            cin, steps = pre_channels[-1], i + 1 - len(pre_channels)
+            chain = []
+            for s in range(steps):
+                out = cout if s == steps - 1 else cin
+                chain.append(nn.Sequential(nn.Conv2d(cin, out, 3, 2, 1, bias=False),
+                                           nn.BatchNorm2d(out), nn.ReLU(inplace=True)))
+            layers.append(nn.Sequential(*chain))
+    return nn.ModuleList(layers)
+
+
+def transition_forward(transition, y_list):
+    """Lesson 05: one output per entry; a new branch grows from y_list[-1]."""
+    x_list = []
+    for i, op in enumerate(transition):
+        source = y_list[i] if i < len(y_list) else y_list[-1]
+        x_list.append(source if op is None else op(source))
+    return x_list
+
+
+BLOCKS = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}
+
+
+def make_stage(stage, num_inchannels, align_corners=False):
+    """A stage: stage.num_modules HighResolutionModules in an nn.Sequential (keys stageK.M....)."""
+    block = BLOCKS[stage.block]
+    modules = []
+    for _ in range(stage.num_modules):
+        modules.append(HighResolutionModule(stage.num_branches, block, stage.num_blocks, num_inchannels,
+                                            stage.num_channels, align_corners=align_corners))
+        num_inchannels = [c * block.expansion for c in stage.num_channels]
+    return nn.Sequential(*modules)
+
+
+def v2_head(features, last_layer, align_corners=False):
+    """Lesson 06, with align_corners passed in: upsample every branch to branch 0's size, concatenate, classify."""
+    size = features[0].shape[-2:]
+    resized = [features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=align_corners)
+                               for f in features[1:]]
+    return last_layer(torch.cat(resized, dim=1))
+
+
+class MyHRNet(nn.Module):
+    """HRNet W18-small-v1 with the HRNetV2 segmentation head, assembled from the pieces above."""
+
+    def __init__(self, num_classes=4, align_corners=False):
+        super().__init__()
+        cfg = get_config("w18_small_v1")
+        self.align_corners = align_corners
+        # stem (lesson 01): two stride-2 3x3 convs, 3 -> 64 channels, to 1/4
+        self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        # stage 1 (lesson 01): Bottlenecks at 1/4; 32 x 4 = 128 channels for W18-small-v1
+        self.layer1 = make_layer(Bottleneck, 64, cfg.stage1.num_channels[0], cfg.stage1.num_blocks[0])
+        pre = [cfg.stage1.num_channels[0] * Bottleneck.expansion]
+        # transitions (lesson 04) and stages (lessons 02-03)
+        self.transition1 = make_transition(pre, cfg.stage2.num_channels)
+        self.stage2 = make_stage(cfg.stage2, cfg.stage2.num_channels, align_corners)
+        self.transition2 = make_transition(cfg.stage2.num_channels, cfg.stage3.num_channels)
+        self.stage3 = make_stage(cfg.stage3, cfg.stage3.num_channels, align_corners)
+        self.transition3 = make_transition(cfg.stage3.num_channels, cfg.stage4.num_channels)
+        self.stage4 = make_stage(cfg.stage4, cfg.stage4.num_channels, align_corners)
+        # the V2 head (lesson 06): 1x1 conv (with bias) + BN + ReLU over the 15C concatenation, then the classifier
+        width = sum(cfg.stage4.num_channels)
+        self.last_layer = nn.Sequential(
+            nn.Conv2d(width, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, num_classes, 1),
+        )
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        y = [self.layer1(x)]
+        y = self.stage2(transition_forward(self.transition1, y))
+        y = self.stage3(transition_forward(self.transition2, y))
+        y = self.stage4(transition_forward(self.transition3, y))
+        return v2_head(y, self.last_layer, self.align_corners)
+
+
+# ====================================================================== shared by the checks
+
+
+def _solution(*pieces) -> str:
+    return "```python\n" + "\n\n".join(inspect.getsource(p).strip() for p in pieces) + "\n```"
+
+
+def _patched(build, **methods):
+    """The reference network with some modules' methods replaced: one deliberate slip each."""
+    def make():
+        net = build()
+        for target, (attr, fn) in methods.items():
+            for module in _find(net, target):
+                setattr(module, attr, types.MethodType(fn, module))
+        return net
+    return make
+
+
+def _find(net, target):
+    if target == "net":
+        return [net]
+    return [m for m in net.modules() if type(m).__name__ == target]
+
+
+# ====================================================================== 1. layer1
+
+
+def _layer1_no_downsample(block, inplanes, planes, num_blocks, stride=1):
+    layers = [block(inplanes, planes, stride, None)] + [block(planes * block.expansion, planes) for _ in range(1, num_blocks)]
+    return nn.Sequential(*layers)
+
+
+def _layer1_downsample_without_bn(block, inplanes, planes, num_blocks, stride=1):
+    layer = make_layer(block, inplanes, planes, num_blocks, stride)
+    layer[0].downsample = nn.Sequential(layer[0].downsample[0])
+    return layer
+
+
+def _layer1_plain_list(block, inplanes, planes, num_blocks, stride=1):
+    return list(make_layer(block, inplanes, planes, num_blocks, stride))
+
+
+layer1 = CheckpointExercise(
+    name="layer1", lesson="11", prefix="layer1.", args=(Bottleneck, 64, 32, 1), what="make_layer",
+    question=("Write `make_layer(block, inplanes, planes, num_blocks, stride=1)` (lesson 01): num_blocks blocks in an "
+              "nn.Sequential; the first gets `downsample` = 1x1 conv + BN when the shape changes. The check builds "
+              "layer1 = make_layer(Bottleneck, 64, 32, 1) and loads the checkpoint's layer1 into it."),
+    reference=make_layer,
+    hints=["block(inplanes, planes, stride, downsample) for the first block, block(planes * block.expansion, planes) "
+           "for the others; all in one nn.Sequential.",
+           "The shortcut needs a downsample when stride != 1 or inplanes != planes * block.expansion: "
+           "nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(...))."],
+    solution_text=_solution(make_layer),
+    wrong_answers=[
+        (_layer1_no_downsample, "needs a `downsample` shortcut"),
+        (_layer1_downsample_without_bn, "layer1.0.downsample: 5 keys missing"),
+        (_layer1_plain_list, "return an nn.Module"),
+    ],
+)
+
+# ====================================================================== 2. the HighResolutionModule
+
+MODULE_ARGS = (3, BasicBlock, (2, 2, 2), (16, 32, 64), (16, 32, 64), True, False)  # stage3.0 of W18-small-v1
+
+
+def _module_without_relu(module, x):
+    x = [branch(xi) for branch, xi in zip(module.branches, x)]
+    return [module.fuse(x, i) for i in range(len(module.fuse_layers))]
+
+
+def _module_in_place(module, x):
+    x = [branch(xi) for branch, xi in zip(module.branches, x)]
+    for i in range(len(module.fuse_layers)):
+        x[i] = module.relu(module.fuse(x, i))
+    return x
+
+
+def _module_official_in_place(module, x):
+    for i, branch in enumerate(module.branches):  # the official loop: harmless, but the caller's list changes
+        x[i] = branch(x[i])
+    return [module.relu(module.fuse(x, i)) for i in range(len(module.fuse_layers))]
+
+
+def _module_nearest(module, x, i):
+    y = None
+    for j, xj in enumerate(x):
+        term = xj if j == i else module.fuse_layers[i][j](xj)
+        if j > i:
+            term = F.interpolate(term, size=x[i].shape[-2:], mode="nearest")
+        y = term if y is None else y + term
+    return y
+
+
+def _transpose_fuse(module):
+    n = len(module.fuse_layers)
+    module.fuse_layers = nn.ModuleList(nn.ModuleList(module.fuse_layers[j][i] for j in range(n)) for i in range(n))
+    return module
+
+
+def _module_patched(attr, fn):
+    def make(*args):
+        module = HighResolutionModule(*args)
+        setattr(module, attr, types.MethodType(fn, module))
+        return module
+    return make
+
+
+hr_module = CheckpointExercise(
+    name="hr_module", lesson="11", prefix="stage3.0.", args=MODULE_ARGS, what="HighResolutionModule",
+    question=("Write `class HighResolutionModule(nn.Module)` with `__init__(self, num_branches, block, num_blocks, "
+              "num_inchannels, num_channels, multi_scale_output=True, align_corners=False)`: `self.branches` "
+              "(make_layer per branch), `self.fuse_layers` (make_fuse_op, lesson 03), `self.relu`, and forward(x) "
+              "(a list of maps -> a list of fused maps). The check builds stage3.0 of W18-small-v1 and loads the "
+              "checkpoint's stage3.0 into it."),
+    reference=HighResolutionModule,
+    hints=["self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
+           "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...).",
+           "forward: run every branch into a NEW list; output i = relu(sum over j of fuse_layers[i][j](x[j]), "
+           "bilinearly resized to x[i]'s size when j > i; x[i] itself when j == i).",
+           "Upsample with align_corners=self.align_corners: the shipped checkpoint was trained with False."],
+    solution_text=_solution(HighResolutionModule),
+    wrong_answers=[
+        (_module_patched("forward", _module_without_relu), "left out the ReLU after the fuse sum"),
+        (_module_patched("forward", _module_in_place), "wrote the fused outputs back into the list"),
+        (_module_patched("fuse", _module_nearest), "mode='nearest'"),
+        (lambda *args: _transpose_fuse(HighResolutionModule(*args)), "transposed"),
+        (lambda *args: HighResolutionModule(*args[:-1], align_corners=True), "align_corners=True"),
+    ],
+)
+
+# ====================================================================== 3. a stage
+
+
+def _stage_module_list(stage, num_inchannels, align_corners=False):
+    return nn.ModuleList(make_stage(stage, num_inchannels, align_corners))
+
+
+def _stage_plain_list(stage, num_inchannels, align_corners=False):
+    return list(make_stage(stage, num_inchannels, align_corners))
+
+
+stage = CheckpointExercise(
+    name="stage", lesson="11", prefix="stage3.", args=(get_config(capstone.VARIANT).stage3, [16, 32, 64], False),
+    what="make_stage",
+    question=("Write `make_stage(stage, num_inchannels, align_corners=False)`: `stage` is a StageConfig "
+              "(`get_config('w18_small_v1').stage3`); return stage.num_modules HighResolutionModules in an "
+              "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it."),
+    reference=make_stage,
+    hints=["BLOCKS[stage.block] gives the block class; the modules take stage.num_branches, the block, "
+           "stage.num_blocks, num_inchannels, stage.num_channels.",
+           "After the first module the inputs carry stage.num_channels x expansion channels; wrap all in nn.Sequential."],
+    solution_text=_solution(make_stage),
+    wrong_answers=[
+        (_stage_module_list, "use nn.Sequential"),
+        (_stage_plain_list, "Python list"),
+    ],
+)
+
+# ====================================================================== 4. the V2 head
+
+
+def _head_cases():
+    """The package's stage-4 maps of the held-out scenes, with the checkpoint's last_layer and setting."""
+    reference = capstone.reference_run()
+    features = list(reference.calls["stage4"].output)
+    sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
+    yield Case(features, capstone.package_model().last_layer, capstone.checkpoint_align_corners(),
+               where=f"the package's stage-4 maps of {capstone.SCENES} held-out scenes ({sizes})",
+               expected=reference.calls["last_layer"].output)
+
+
+def _head_align_flipped(features, last_layer, align_corners=False):
+    return v2_head(features, last_layer, not align_corners)
+
+
+def _head_lesson06(features, last_layer):
+    return v2_head(features, last_layer, True)
+
+
+def _head_nearest(features, last_layer, align_corners=False):
+    size = features[0].shape[-2:]
+    return last_layer(torch.cat([features[0]] + [F.interpolate(f, size=size, mode="nearest") for f in features[1:]], 1))
+
+
+def _head_cat_first(features, last_layer, align_corners=False):
+    return last_layer(torch.cat(features, dim=1))
+
+
+head = FunctionExercise(
+    name="head", lesson="11", fn_name="v2_head",
+    question=("Write `v2_head(features, last_layer, align_corners=False)` (lesson 06, with align_corners passed "
+              "in): every branch bilinearly resized to branch 0's size, concatenated along the channels, then "
+              "last_layer. The check runs it on the package's stage-4 maps with the checkpoint's last_layer."),
+    reference=v2_head, cases=_head_cases, returns="the logits tensor", against="the package's model",
+    mistakes=[
+        Mistake("align_corners", lambda case, got, want: (
+            f"You upsample with align_corners={not case.args[2]}; the shipped checkpoint was trained with "
+            f"align_corners={case.args[2]} (checkpoint['align_corners']). Use the argument."),
+            like=_head_align_flipped, fragment="the shipped checkpoint was trained with align_corners=False"),
+        Mistake("two_arguments", "Lesson 06's v2_head took two arguments; here it takes a third, align_corners "
+                "(the shipped checkpoint was trained with False).",
+                when=lambda case, got, want: isinstance(got, TypeError) and "positional argument" in str(got)),
+        Mistake("nearest", "You upsample with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size.",
+                like=_head_nearest),
+        Mistake("cat_first", "The branches have different sizes, so torch.cat cannot join them: upsample every "
+                "branch to branch 0's size first, then concatenate along dim 1.",
+                when=lambda case, got, want: isinstance(got, RuntimeError) and "Sizes of tensors must match" in str(got)),
+    ],
+    success=lambda n: (f"Your head gives the package's logits on {capstone.SCENES} held-out scenes, from the "
+                       "checkpoint's last_layer and its align_corners."),
+    wrong_answers=[(_head_lesson06, "takes a third, align_corners"), (_head_cat_first, "upsample every branch")],
+    hints=["F.interpolate(f, size=features[0].shape[-2:], mode='bilinear', align_corners=align_corners) "
+           "for branches 1, 2, 3; branch 0 as it is.",
+           "torch.cat(resized, dim=1), then last_layer."],
+    solution_text=_solution(v2_head),
+)
+
+# ====================================================================== 5. the whole network
+
+
+class NetworkExercise(CheckpointExercise):
+    """The capstone: the whole network, then how many pixels it labels as the package's model does."""
+
+    def compare(self, module: nn.Module) -> str:
+        result = super().compare(module)
+        images, _ = capstone.scenes()
+        with torch.no_grad():
+            mine = self.call(module, images, where="running your network").argmax(1)
+            agree = (mine == capstone.package_model()(images).argmax(1)).float().mean().item()
+        return (f"{result} Your own HRNet W18-small-v1 loads the shipped checkpoint strictly; its pixel predictions "
+                f"agree with the package's on {agree:.0%} of {len(images)} held-out scenes.")
+
+
+def _net_no_relu_after_sum(self, x):
+    return _module_without_relu(self, x)
+
+
+def _net_relu_on_terms(self, x, i):
+    y = None
+    for j, xj in enumerate(x):
+        term = xj if j == i else self.fuse_layers[i][j](xj)
+        if j > i:
+            term = F.interpolate(term, size=x[i].shape[-2:], mode="bilinear", align_corners=self.align_corners)
+        y = torch.relu(term) if y is None else y + torch.relu(term)
+    return y
+
+
+def _net_fuse_ji(self, x, i):
+    y = None
+    for j, xj in enumerate(x):
+        term = xj if j == i else self.fuse_layers[j][i](xj)
+        if j > i:
+            term = F.interpolate(term, size=x[i].shape[-2:], mode="bilinear", align_corners=self.align_corners)
+        y = term if y is None else y + term
+    return y
+
+
+def _net_forward_with(transition_fn=transition_forward, head_fn=v2_head):
+    def forward(self, x):
+        x = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+        y = [self.layer1(x)]
+        y = self.stage2(transition_fn(self.transition1, y))
+        y = self.stage3(transition_fn(self.transition2, y))
+        y = self.stage4(transition_fn(self.transition3, y))
+        return head_fn(y, self.last_layer, self.align_corners)
+    return forward
+
+
+def _net_transposed():
+    net = MyHRNet()
+    for module in _find(net, "HighResolutionModule"):
+        _transpose_fuse(module)
+    return net
+
+
+def _new_branch(cin, cout):
+    return nn.Sequential(nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()))
+
+
+def _net_new_branch_from_first():
+    net = MyHRNet()
+    net.transition2[2] = _new_branch(16, 64)  # from branch 0's 16 channels, not the last branch's 32
+    return net
+
+
+def _net_new_branch_channels():
+    net = MyHRNet()
+    net.transition2[2] = _new_branch(32, 32)  # keeps the 32 channels it grows from; stage 3's branch 2 has 64
+    return net
+
+
+def _net_conv_bias():
+    net = MyHRNet()
+    net.conv1 = nn.Conv2d(3, 64, 3, 2, 1)
+    return net
+
+
+def _net_stem_without_relu():
+    net = MyHRNet()
+    net.relu = nn.Identity()
+    return net
+
+
+def _net_last_layer_without_relu_module():
+    net = MyHRNet()
+    conv, bn, _, classifier = net.last_layer
+    net.last_layer = nn.Sequential(conv, bn, classifier)
+    return net
+
+
+def _transition_from_first(transition, y_list):
+    return [(y_list[i] if i < len(y_list) else y_list[0]) if op is None
+            else op(y_list[i] if i < len(y_list) else y_list[0]) for i, op in enumerate(transition)]
+
+
+def _head_align_true(features, last_layer, align_corners):
+    return v2_head(features, last_layer, True)  # the head only: the modules keep False
+
+
+def _logsoftmax_head(features, last_layer, align_corners):
+    return torch.log_softmax(v2_head(features, last_layer, align_corners), dim=1)
+
+
+# name: (the wrong network, a fragment of the message it must get): the slips of assembling HRNet
+NETWORK_MISTAKES = {
+    "no ReLU after the fuse sum": (_patched(MyHRNet, HighResolutionModule=("forward", _net_no_relu_after_sum)),
+                                   "left out the ReLU after the fuse sum"),
+    "a ReLU on each term": (_patched(MyHRNet, HighResolutionModule=("fuse", _net_relu_on_terms)),
+                            "ReLU in the wrong place"),
+    "fuse_layers built [j][i]": (_net_transposed, "fuse_layers look transposed"),
+    "fuse_layers used [j][i] in forward": (_patched(MyHRNet, HighResolutionModule=("fuse", _net_fuse_ji)),
+                                           "fuse_layers[i][j](x[j])"),
+    "fused outputs written back into the list": (_patched(MyHRNet, HighResolutionModule=("forward", _module_in_place)),
+                                                 "wrote the fused outputs back into the list"),
+    "new branch built from branch 0": (_net_new_branch_from_first, "born from the last, lowest-resolution branch"),
+    "new branch fed from branch 0": (_patched(MyHRNet, net=("forward", _net_forward_with(_transition_from_first))),
+                                     "not y_list[0]"),
+    "new branch with the wrong channels": (_net_new_branch_channels, "must carry 64 channels"),
+    "head concatenates before upsampling": (_patched(MyHRNet, net=("forward", _net_forward_with(
+        head_fn=lambda y, last_layer, align: _head_cat_first(y, last_layer)))), "upsample every branch to branch 0's size first"),
+    "align_corners flipped": (lambda: MyHRNet(align_corners=True), "trained with align_corners=False"),
+    "align_corners flipped in the head only": (_patched(MyHRNet, net=("forward", _net_forward_with(head_fn=_head_align_true))),
+                                               "your head upsamples with align_corners=True"),
+    "a conv with a bias": (_net_conv_bias, "bias=False"),
+    "no ReLU in the stem": (_net_stem_without_relu, "self.relu after bn1"),
+    "last_layer without its ReLU module": (_net_last_layer_without_relu_module, "numbers every layer"),
+    "LogSoftmax at the end": (_patched(MyHRNet, net=("forward", _net_forward_with(head_fn=_logsoftmax_head))),
+                              "no softmax or LogSoftmax"),
+}
+
+
+capstone_network = NetworkExercise(
+    name="capstone_network", lesson="11", prefix="", what="MyHRNet",
+    question=("Assemble `class MyHRNet(nn.Module)` (`__init__(self, num_classes=4, align_corners=False)`): the stem "
+              "(conv1, bn1, conv2, bn2, relu), layer1, transition1-3, stage2-4 and last_layer, with the official "
+              "attribute names, for W18-small-v1; forward(x) returns the logits (B, 4, H/4, W/4). The check loads "
+              "the shipped shapes checkpoint strictly into it and compares it with the package's model, module by "
+              "module."),
+    reference=MyHRNet,
+    hints=["Start from the key names: `ex.checkpoint_outline()` lists the checkpoint's modules; your attributes "
+           "must be named exactly so (conv1, bn1, ..., layer1, transition1, stage2, ..., last_layer).",
+           "Channels: layer1 gives 32 x 4 = 128; transition1 maps [128] to [16, 32], transition2 [16, 32] to "
+           "[16, 32, 64], transition3 [16, 32, 64] to [16, 32, 64, 128]; last_layer works on 16+32+64+128 = 240.",
+           "forward: stem, layer1, then three times transition_forward + stage, then v2_head with "
+           "self.align_corners (False for the shipped checkpoint)."],
+    solution_text=_solution(make_layer, make_fuse_op, HighResolutionModule, make_transition, transition_forward,
+                            make_stage, v2_head, MyHRNet),
+    wrong_answers=[*NETWORK_MISTAKES.values(), (nn.Linear(3, 3), "none of the checkpoint's 435 keys")],
+)
+
+EXERCISES = [layer1, hr_module, stage, head, capstone_network]
+
+
+# ====================================================================== for the notebook
+
+
+def checkpoint_outline() -> str:
+    """The checkpoint's modules as a learner builds them: top-level names, with their key counts."""
+    keys = list(capstone.checkpoint()["model"])
+    groups: dict[str, int] = {}
+    for key in keys:
+        groups[capstone._group_name(key)] = groups.get(capstone._group_name(key), 0) + 1
+    lines = [f"{len(keys)} keys; align_corners={capstone.checkpoint_align_corners()}"]
+    lines += [f"  {name:28s} {count:3d} keys" for name, count in groups.items()]
+    return "\n".join(lines)
+
+
+def show_segmentation(answer, index: int = 0):
+    """The learner's segmentation of a held-out scene beside the true mask and the package's; if the network
+    does not load yet, say what to do instead of failing."""
+    import matplotlib.pyplot as plt
+
+    from ..assets import to_image
+    from ..data import colorize
+
+    result = capstone_network.check(answer)
+    if not result.passed:
+        print("Your network does not load and match yet, so there is nothing of yours to show.\n"
+              f"The check says: {result.message}\nFix that, run the check cell again, then this one.")
+        return None
+    net = capstone_network.build(answer).eval()
+    net.load_state_dict(capstone.checkpoint()["model"], strict=True)
+    images, masks = capstone.scenes()
+    with torch.no_grad():
+        size = images.shape[-2:]
+        mine = F.interpolate(net(images[index:index + 1]), size=size, mode="bilinear",
+                             align_corners=capstone.checkpoint_align_corners()).argmax(1)[0]
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
+    for ax, picture, title in zip(axes, (to_image(images[index]), colorize(masks[index]), colorize(mine)),
+                                  ("held-out scene", "true mask", "your HRNet's segmentation")):
+        ax.imshow(picture)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
