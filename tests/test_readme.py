@@ -87,3 +87,23 @@ def test_badge_block_is_rebuilt_from_the_address(monkeypatch):
     assert rebuilt != text
     with pytest.raises(ValueError, match="no badge block"):
         colab.readme_with_badges("# no markers", ["00_welcome.ipynb"])
+
+
+def test_shipped_records_name_no_machine_paths():
+    """Commands recorded in shipped files must be runnable elsewhere: no paths of the machine that made them."""
+    machine = re.compile(r"(?<![\w.])/(?:work|tmp|home|root|Users|content)/")
+    records = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "assets").glob("*.json")}
+    checkpoint = torch.load(ROOT / "assets/checkpoints/shapes_w18_small_v1.pt", map_location="cpu", weights_only=True)
+    records["shapes_w18_small_v1.pt command"] = checkpoint["command"]
+    for name, text in records.items():
+        found = machine.search(text)
+        assert not found, f"{name} records a path of the machine that made it: ...{text[max(0, found.start() - 60):found.end() + 40]}..."
+
+
+def test_readme_states_the_checkpoint_as_recorded():
+    checkpoint = torch.load(ROOT / "assets/checkpoints/shapes_w18_small_v1.pt", map_location="cpu", weights_only=True)
+    size = (ROOT / "assets/checkpoints/shapes_w18_small_v1.pt").stat().st_size
+    for readme in READMES:
+        text = " ".join(readme.read_text(encoding="utf-8").split())
+        assert checkpoint["command"] in text, f"{readme.name} must quote the command the checkpoint records"
+        assert f"{size:,} bytes" in text, f"{readme.name} must give the checkpoint's size, {size:,} bytes"
