@@ -7,7 +7,7 @@ load with the package; the heavier parts (``viz``, ``widgets``, ``weights``,
 """
 import importlib
 
-from . import inspect
+from . import inspect  # noqa: F401  (hrnet_teach.inspect; kept out of __all__, see below)
 from .backbone import HRNet
 from .blocks import BasicBlock, Bottleneck, conv3x3, make_layer
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
@@ -34,9 +34,11 @@ def load_weights(model, source, strict=True, verbose=True):
     return _load(model, source, strict=strict, verbose=verbose)
 
 
+# ``inspect`` stays out of __all__: ``from hrnet_teach import *`` must not replace the
+# standard library's ``inspect`` in the caller's namespace (use ``hrnet_teach.inspect``).
 __all__ = [
     "VARIANTS", "HEADS", "HRNetConfig", "StageConfig", "get_config", "create_model", "load_weights", "HRNet",
     "HRNetSegmentation", "HRNetClassification", "HRNetPose", "HRNetPyramid",
-    "HighResolutionModule", "Transition", "BasicBlock", "Bottleneck", "conv3x3", "make_layer", "inspect",
+    "HighResolutionModule", "Transition", "BasicBlock", "Bottleneck", "conv3x3", "make_layer",
     *_LAZY,
 ]

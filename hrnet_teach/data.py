@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .assets import IMAGENET_MEAN, IMAGENET_STD
+from ._validate import positive_int
+from .assets import imagenet_normalize
 
 IGNORE_INDEX = 255
 CLASS_NAMES = ("background", "small shape", "large shape", "thin line")
@@ -60,12 +61,13 @@ Size = Union[int, tuple[int, int], Sequence[int]]
 
 
 def _image_size(image_size: Size) -> tuple[int, int]:
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
+    if getattr(image_size, "ndim", None) == 0 or isinstance(image_size, (int, float)):  # one number: a square
         image_size = (image_size, image_size)
     try:
-        height, width = (int(s) for s in image_size)
+        height, width = image_size
     except (TypeError, ValueError):
         raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}") from None
+    height, width = positive_int("image_size height", height), positive_int("image_size width", width)
     if height < 16 or width < 16:
         raise ValueError(f"image_size {height}x{width} is too small: use at least 16x16 (the network works at 1/4, then 1/32)")
     return height, width
@@ -73,10 +75,7 @@ def _image_size(image_size: Size) -> tuple[int, int]:
 
 def normalize(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 floats in [0, 1] -> a 3 x H x W tensor normalised with the ImageNet mean and std."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
+    return imagenet_normalize(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1))
 
 
 def colorize(mask: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
@@ -207,12 +206,10 @@ class ShapesDataset(Dataset):
     class_names = CLASS_NAMES
 
     def __init__(self, length: int, image_size: Size = (64, 64), seed: int = 0, split: str = "train") -> None:
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"length must be a positive integer (how many scenes), got {length!r}")
+        length = positive_int("length", length)  # how many scenes
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        seed = positive_int("seed", seed, minimum=0)
         self.length = length
         self.image_size = _image_size(image_size)
         self.seed = seed

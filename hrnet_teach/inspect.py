@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from ._validate import image_size_hw
 from .backbone import HRNet
 from .config import HRNetConfig, get_config
 from .module import HighResolutionModule
@@ -27,7 +28,8 @@ ModelLike = Union[str, HRNetConfig, nn.Module]
 
 STAGES = ("stage2", "stage3", "stage4")
 FEATURE_KEYS = ("stem", "layer1") + STAGES
-STEM = ("conv1", "bn1", "conv2", "bn2", "relu")  # the backbone's stem modules
+STEM_ORDER = ("conv1", "bn1", "relu", "conv2", "bn2", "relu")  # the stem in forward order (one ReLU, used twice)
+STEM = tuple(dict.fromkeys(STEM_ORDER))  # the stem's module names, each once
 
 
 # ------------------------------------------------------------- what was given
@@ -41,14 +43,9 @@ def as_config(model_or_variant: ModelLike) -> HRNetConfig:
     return get_config(model_or_variant)
 
 
-def _check_size(image_size) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be (height, width), got {image_size!r}") from None
-    if height < 1 or width < 1:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
-    return height, width
+def check_image_size(image_size) -> tuple[int, int]:
+    """``(height, width)`` as two positive ints; floats such as 224.7 are refused, not truncated."""
+    return image_size_hw(image_size)
 
 
 def stage_shapes(model_or_variant: ModelLike, image_size=(512, 512)) -> dict[str, list[tuple[int, int, int]]]:
@@ -63,8 +60,8 @@ def stage_shapes(model_or_variant: ModelLike, image_size=(512, 512)) -> dict[str
     milliseconds).
     """
     config = as_config(model_or_variant)
-    height, width = _check_size(image_size)
-    backbone = _meta_backbone(config)
+    height, width = check_image_size(image_size)
+    backbone = meta_backbone(config)
     y = [backbone.layer1(backbone.stem(torch.empty(1, 3, height, width, device="meta")))]
     shapes = {}
     for number, name in enumerate(STAGES, start=2):
@@ -79,8 +76,9 @@ def stage_shapes(model_or_variant: ModelLike, image_size=(512, 512)) -> dict[str
 _META_CACHE: dict[HRNetConfig, HRNet] = {}
 
 
-def _meta_backbone(config: HRNetConfig) -> HRNet:
-    """A weightless backbone, built once per config (configs are frozen and hashable)."""
+def meta_backbone(model_or_variant: ModelLike) -> HRNet:
+    """A weightless backbone on the meta device, built once per config (configs are frozen and hashable)."""
+    config = as_config(model_or_variant)
     if config not in _META_CACHE:
         with torch.device("meta"):
             _META_CACHE[config] = HRNet(config).eval()
@@ -98,7 +96,7 @@ def meta_model(model_or_variant: ModelLike, head: Optional[str] = None, multi_sc
     """
     config = as_config(model_or_variant)
     if head is None and multi_scale_output:
-        return _meta_backbone(config)
+        return meta_backbone(config)
     key = (config, head, multi_scale_output)
     if key not in _META_MODELS:
         from .models import create_model
@@ -114,7 +112,7 @@ def meta_model(model_or_variant: ModelLike, head: Optional[str] = None, multi_sc
     return _META_MODELS[key]
 
 
-def _backbone(model_or_variant: ModelLike) -> HRNet:
+def backbone_of(model_or_variant: ModelLike) -> HRNet:
     """The model itself when one is given (read its real modules), else a meta backbone."""
     if isinstance(model_or_variant, nn.Module):
         if not isinstance(model_or_variant, HRNet):
@@ -123,7 +121,7 @@ def _backbone(model_or_variant: ModelLike) -> HRNet:
                 "hrnet_teach.create_model, a variant name such as 'w18', or an HRNetConfig"
             )
         return model_or_variant
-    return _meta_backbone(as_config(model_or_variant))
+    return meta_backbone(as_config(model_or_variant))
 
 
 def stage_number(stage: Union[str, int]) -> int:
@@ -134,20 +132,28 @@ def stage_number(stage: Union[str, int]) -> int:
     raise ValueError(f"stage must be one of {STAGES} (or 2, 3, 4), got {stage!r}")
 
 
-def _hr_module(backbone: HRNet, stage, module: int) -> tuple[str, int, HighResolutionModule]:
+def hr_module(backbone: HRNet, stage, module_index: int) -> tuple[str, int, HighResolutionModule]:
+    """``(stage name, index, module)`` for ``backbone.stage{k}[module_index]`` (negative counts from the end)."""
     name = f"stage{stage_number(stage)}"
     modules = getattr(backbone, name)
-    if not isinstance(module, int) or not -len(modules) <= module < len(modules):
-        raise ValueError(f"{name} has {len(modules)} module(s): module must be 0..{len(modules) - 1} (or negative from the end), got {module!r}")
-    index = module % len(modules)
+    if isinstance(module_index, bool) or not isinstance(module_index, int) or not -len(modules) <= module_index < len(modules):
+        raise ValueError(f"{name} has {len(modules)} module(s): module_index must be 0..{len(modules) - 1} "
+                         f"(or negative from the end), got {module_index!r}")
+    index = module_index % len(modules)
     return name, index, modules[index]
 
 
+def _module_index(module_index: int, module: Optional[int]) -> int:
+    """``module=`` is the older name of ``module_index=``, still accepted (the lessons use it)."""
+    return module_index if module is None else module
+
+
 # ---------------------------------------------------------- layers as words
-_NORM_NAMES = {"BatchNorm2d": "BN", "SyncBatchNorm": "SyncBN"}
+NORM_NAMES = {"BatchNorm2d": "BN", "SyncBatchNorm": "SyncBN"}
 
 
-def _conv_text(conv: nn.Conv2d) -> str:
+def conv_text(conv: nn.Conv2d) -> str:
+    """``"conv3x3 stride 2, 48→96"``: a conv in words."""
     kh, kw = conv.kernel_size
     text = f"conv{kh}x{kw}"
     if conv.stride != (1, 1):
@@ -166,7 +172,7 @@ def describe_layers(module: nn.Module) -> tuple[list[str], list[bool]]:
         if next(leaf.children(), None) is not None:
             continue  # containers: their leaves come next, in order
         if isinstance(leaf, nn.Conv2d):
-            lines.append(_conv_text(leaf))
+            lines.append(conv_text(leaf))
             relu.append(False)
         elif not lines:
             raise ValueError(f"cannot describe {type(module).__name__}: {type(leaf).__name__} comes before any conv")
@@ -175,11 +181,12 @@ def describe_layers(module: nn.Module) -> tuple[list[str], list[bool]]:
             relu[-1] = True
         else:
             name = type(leaf).__name__
-            lines[-1] += ", " + _NORM_NAMES.get(name, name)
+            lines[-1] += ", " + NORM_NAMES.get(name, name)
     return lines, relu
 
 
-def _convs(module: nn.Module) -> list[nn.Conv2d]:
+def convs_of(module: nn.Module) -> list[nn.Conv2d]:
+    """Every Conv2d inside ``module`` (itself included), in registration order."""
     return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
 
 
@@ -228,16 +235,17 @@ def _scale_text(scale: float) -> str:
     return f"×{int(scale)}" if scale >= 1 else f"×1/{round(1 / scale)}"
 
 
-def fuse_matrix(model_or_variant: ModelLike, stage="stage3", module: int = 0) -> list[list[FuseEntry]]:
+def fuse_matrix(model_or_variant: ModelLike, stage="stage3", module_index: int = 0, *,
+                module: Optional[int] = None) -> list[list[FuseEntry]]:
     """The ``fuse_layers`` of one HighResolutionModule, as rows of :class:`FuseEntry`.
 
     ``result[i][j]`` describes ``fuse_layers[i][j]``: row ``i`` is output branch
-    ``i``, column ``j`` input branch ``j``. A module with ``multi_scale_output=False``
+    ``i``, column ``j`` input branch ``j``, of ``stage[module_index]``. A module with ``multi_scale_output=False``
     (the pose model's last) has one row. A module without fusion (one branch, or
     built with ``fusion=False``) has none: the result is ``[]``.
     """
-    backbone = _backbone(model_or_variant)
-    name, index, hr = _hr_module(backbone, stage, module)
+    backbone = backbone_of(model_or_variant)
+    name, index, hr = hr_module(backbone, stage, _module_index(module_index, module))
     return fuse_matrix_of(hr, f"{name}[{index}]")
 
 
@@ -258,7 +266,7 @@ def _fuse_entry(hr: HighResolutionModule, i: int, j: int, op: Optional[nn.Module
     if op is None:
         channels = hr.out_channels[j]
         return FuseEntry(i, j, "identity", channels, channels, 1, [], [], path)
-    convs = _convs(op)
+    convs = convs_of(op)
     layers, relu = describe_layers(op)
     if j > i:
         factor = 2 ** (j - i)
@@ -269,15 +277,16 @@ def _fuse_entry(hr: HighResolutionModule, i: int, j: int, op: Optional[nn.Module
     return FuseEntry(i, j, "downsample", convs[0].in_channels, convs[-1].out_channels, 0.5 ** (i - j), layers, relu, path)
 
 
-def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module: int = 0, i: int = 0, j: int = 0, image_size=(512, 512)) -> Table:
+def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module_index: int = 0, i: int = 0, j: int = 0,
+                image_size=(512, 512), *, module: Optional[int] = None) -> Table:
     """The tensor shapes through ``fuse_layers[i][j]`` at an input size (on the meta device).
 
     One row per layer line of the :class:`FuseEntry`, with the (C, H, W) after it,
     starting from branch ``j``'s output and ending at the term added into output
     branch ``i``'s sum.
     """
-    backbone = _backbone(model_or_variant)
-    name, index, hr = _hr_module(backbone, stage, module)
+    backbone = backbone_of(model_or_variant)
+    name, index, hr = hr_module(backbone, stage, _module_index(module_index, module))
     rows = fuse_matrix(backbone, name, index)
     if not rows:
         raise ValueError(f"{name}[{index}] has no fuse_layers (one branch, or built with fusion=False)")
@@ -291,7 +300,7 @@ def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module: int = 0, i:
     steps = [] if op is None else (list(op) if j < i else [op])  # a chain step or the 1x1 conv + BN
     with torch.no_grad():
         for line, step in zip(entry.layers, steps):
-            x = _meta_call(step, x)
+            x = meta_call(step, x)
             table.append({"step": line, "shape": tuple(x.shape[1:])})
         if j > i:
             like = torch.empty(1, hr.out_channels[i], *sizes[i], device="meta")
@@ -324,7 +333,7 @@ class TransitionEntry:
 
 def transitions(model_or_variant: ModelLike, stage="stage3") -> list[TransitionEntry]:
     """The transition into ``stage`` (``transition{k-1}`` before ``stage{k}``), per output branch."""
-    backbone = _backbone(model_or_variant)
+    backbone = backbone_of(model_or_variant)
     name = f"transition{stage_number(stage) - 1}"
     return transitions_of(getattr(backbone, name), name)
 
@@ -342,7 +351,7 @@ def transitions_of(transition: Transition, name: str = "transition") -> list[Tra
             channels = transition.pre_channels[branch]
             entries.append(TransitionEntry(branch, "pass", source, channels, channels, [], [], path))
             continue
-        convs = _convs(op)
+        convs = convs_of(op)
         layers, relu = describe_layers(op)
         kind = "adapt" if existed else "new"
         entries.append(TransitionEntry(branch, kind, source, convs[0].in_channels, convs[-1].out_channels, layers, relu, path))
@@ -438,7 +447,7 @@ def cost_breakdown(model_or_variant: ModelLike, image_size=(512, 512), head: Opt
     parameters and FlopCounterMode's total. ``head`` ("segmentation", "pose", ...)
     applies to a variant name or config; a model is counted as it is.
     """
-    height, width = _check_size(image_size)
+    height, width = check_image_size(image_size)
     if isinstance(model_or_variant, nn.Module):
         if head is not None:
             raise ValueError("head applies to a variant name or config; a model is counted with the head it has")
@@ -474,7 +483,7 @@ def _count_parts(model: HRNet, height: int, width: int) -> list[CostRow]:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        _meta_call(model, torch.empty(1, 3, height, width, device="meta"))
+        meta_call(model, torch.empty(1, 3, height, width, device="meta"))
     own = _own_flops({name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}, type(model).__name__)
     modules = dict(model.named_modules())
     rows, macs_seen, params_seen = [], 0, 0
@@ -512,7 +521,7 @@ def _own_flops(counts: dict[str, int], root: str) -> dict[str, int]:
     return {name[len(root) + 1:]: count for name, count in own.items() if name != root and count}
 
 
-def _meta_call(module: nn.Module, *args):
+def meta_call(module: nn.Module, *args):
     """Run ``module`` on meta tensors: instant, whatever its size and wherever its weights live.
 
     A model with real weights runs with meta stand-ins for its parameters and
@@ -536,12 +545,12 @@ def branch_table(model_or_variant: ModelLike, image_size=(512, 512)) -> Table:
     (fusion is counted apart, see :func:`cost_breakdown`); ``blocks`` how many
     residual blocks that is.
     """
-    backbone = _backbone(model_or_variant)
-    height, width = _check_size(image_size)
+    backbone = backbone_of(model_or_variant)
+    height, width = check_image_size(image_size)
     stem = torch.empty(1, 3, height, width, device="meta")
     for conv in (backbone.conv1, backbone.conv2):  # the stem's two stride-2 convs
-        stem = _meta_call(conv, stem)
-    layer1_channels = _convs(backbone.layer1[-1])[-1].out_channels  # after the last block's expansion
+        stem = meta_call(conv, stem)
+    layer1_channels = convs_of(backbone.layer1[-1])[-1].out_channels  # after the last block's expansion
     rows = Table([{
         "stage": "stage1", "branch": 0, "channels": layer1_channels, "height": stem.shape[-2], "width": stem.shape[-1],
         "resolution": "1/4", "params": sum(p.numel() for p in backbone.layer1.parameters()), "blocks": len(backbone.layer1),
@@ -624,7 +633,7 @@ def _shape_rows(module: nn.Module, arg, depth: int) -> Table:
         handles.append(sub.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            _meta_call(module, arg)
+            meta_call(module, arg)
     finally:
         for handle in handles:
             handle.remove()

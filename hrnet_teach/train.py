@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ._validate import positive_int
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
 from .data import DATASETS, IGNORE_INDEX, make_dataset
 from .heads import HRNetPose, HRNetSegmentation
@@ -374,12 +375,6 @@ def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def build_model(
     variant: Union[str, HRNetConfig],
     num_classes: int,
@@ -462,7 +457,7 @@ def train(
     _check_choice("head", head, TRAIN_HEADS)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
     for name in ("epochs", "batch_size", "image_size", "train_size", "val_size"):
-        _positive_int(name, locals()[name])
+        positive_int(name, locals()[name])
     lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
     weight_decay = DEFAULT_WEIGHT_DECAY[optimizer] if weight_decay is None else float(weight_decay)
 

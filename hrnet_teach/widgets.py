@@ -41,7 +41,7 @@ class ArchitectureExplorer(widgets.VBox):
     """Variant and input size → the architecture drawn as streams, and the per-branch shape table."""
 
     def __init__(self, variant: str = "w18", image_size=(512, 512)) -> None:
-        height, width = hi._check_size(image_size)
+        height, width = hi.check_image_size(image_size)
         self.variant = widgets.Dropdown(options=list(VARIANTS), value=hi.as_config(variant).name, description="variant")
         self.height = _size_box("height", height)
         self.width = _size_box("width", width)
@@ -85,7 +85,7 @@ class FuseExplorer(widgets.VBox):
         self.j = widgets.IntSlider(value=0, min=0, max=0, description="j (in)", **slider)
         self.multi_scale_output = widgets.Checkbox(value=True, description="multi_scale_output", indent=False)
         labels = {v: k for k, v in SIZES.items()}
-        size = hi._check_size(image_size)
+        size = hi.check_image_size(image_size)
         self.size = widgets.Dropdown(options=list(SIZES) if size in labels else [f"{size[0]}×{size[1]}"] + list(SIZES),
                                      value=labels.get(size, f"{size[0]}×{size[1]}"), description="input",
                                      layout=widgets.Layout(width="280px"))

@@ -1,4 +1,6 @@
 """hrnet_teach.inspect: data read from the real modules, checked against those modules."""
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -163,7 +165,7 @@ def test_capture_features_takes_a_pil_image_and_rejects_bad_input():
 # ------------------------------------------------------------------------ costs
 def totals(model, size):
     with FlopCounterMode(display=False) as counter:
-        hi._meta_call(model, torch.empty(1, 3, *size, device="meta"))
+        hi.meta_call(model, torch.empty(1, 3, *size, device="meta"))
     return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
 
 
@@ -241,3 +243,42 @@ def test_shape_summary_uses_torchinfo_for_one_tensor():
     assert "Total mult-adds: " in str(stats) and "Units." not in str(stats)  # a count, not "(Units.MEGABYTES)"
     with pytest.raises(ValueError, match="batch, channels, height, width"):
         hi.shape_summary(ht.BasicBlock(18, 18), (18, 32))
+
+
+def test_star_import_keeps_the_standard_inspect():
+    import inspect as std_inspect
+
+    namespace = {"inspect": std_inspect}
+    exec("from hrnet_teach import *", namespace)
+    assert namespace["inspect"] is std_inspect
+    assert ht.inspect is hi  # still reachable by its full name
+
+
+def test_positive_int_takes_numpy_and_torch_integers_refuses_floats_and_bools():
+    import numpy as np
+
+    from hrnet_teach._validate import positive_int
+
+    assert positive_int("num_classes", np.int64(19)) == 19
+    assert positive_int("num_classes", torch.tensor(19)) == 19
+    assert type(positive_int("num_classes", np.int32(3))) is int
+    for bad, fragment in [(224.7, "got 224.7 (float)"), (True, "got True"), (0, "got 0"), ("19", "got '19' (str)"),
+                          (torch.tensor([1, 2]), "must be a positive integer")]:
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            positive_int("num_classes", bad)
+
+
+def test_image_size_floats_are_refused_not_truncated():
+    with pytest.raises(ValueError, match=r"image_size height must be a positive integer, got 224\.7 \(float\)"):
+        hi.stage_shapes("w18_small_v1", image_size=(224.7, 224))
+    with pytest.raises(ValueError, match=r"image_size must be \(height, width\)"):
+        hi.branch_table("w18_small_v1", image_size=224)
+    import numpy as np
+
+    assert hi.stage_shapes("w18_small_v1", (np.int64(64), 64)) == hi.stage_shapes("w18_small_v1", (64, 64))
+
+
+def test_module_index_and_its_older_name():
+    assert hi.fuse_matrix("w18", "stage3", module_index=1) == hi.fuse_matrix("w18", "stage3", module=1)
+    with pytest.raises(ValueError, match="module_index must be 0..0"):
+        hi.fuse_matrix("w18", "stage2", module_index=1)

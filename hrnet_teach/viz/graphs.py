@@ -118,9 +118,9 @@ def _esc(text: str) -> str:
 
 def _leaf_text(module: nn.Module) -> str:
     if isinstance(module, nn.Conv2d):
-        return hi._conv_text(module).replace(" stride ", " s")
+        return hi.conv_text(module).replace(" stride ", " s")
     if isinstance(module, nn.modules.batchnorm._NormBase):
-        return f"{hi._NORM_NAMES.get(type(module).__name__, type(module).__name__)}({module.num_features})"
+        return f"{hi.NORM_NAMES.get(type(module).__name__, type(module).__name__)}({module.num_features})"
     if isinstance(module, nn.ReLU):
         return "ReLU"
     if isinstance(module, nn.Linear):
@@ -130,7 +130,7 @@ def _leaf_text(module: nn.Module) -> str:
 
 def _block_text(module: nn.Module) -> str:
     """``Bottleneck 64→256`` for a block: its type and its input → output channels."""
-    convs = hi._convs(module)
+    convs = hi.convs_of(module)
     if not convs:
         return type(module).__name__
     stride = max(c.stride[0] for c in convs)
@@ -191,7 +191,7 @@ class _Builder:
         g = self.graph
         x = self.node(g, "image  3 ch", shape="ellipse")
         if depth >= 3:
-            for name in ("conv1", "bn1", "relu", "conv2", "bn2", "relu"):
+            for name in hi.STEM_ORDER:
                 x = self.chain(g, x, self.node(g, f"{name}: {_leaf_text(getattr(model, name))}"))
             y = self.any(g, model.layer1, 1, x, "layer1")
         else:
@@ -265,10 +265,10 @@ class _Builder:
             for b, o in enumerate(outs):
                 self.edge(g, o, f"{incre}:p{b}:n")
             down = self.node(g, "downsamp_modules: conv3x3 s2 carries the running sum\n" + " → ".join(
-                str(hi._convs(m)[0].out_channels) for m in model.downsamp_modules))
+                str(hi.convs_of(m)[0].out_channels) for m in model.downsamp_modules))
             for b in range(len(outs)):
                 self.edge(g, f"{incre}:p{b}:s", down)
-            y = self.chain(g, down, self.node(g, f"final_layer: {_leaf_text(hi._convs(model.final_layer)[0])}, BN, ReLU"))
+            y = self.chain(g, down, self.node(g, f"final_layer: {_leaf_text(hi.convs_of(model.final_layer)[0])}, BN, ReLU"))
             y = self.chain(g, y, self.node(g, "global average pool"))
             y = self.chain(g, y, self.node(g, f"classifier: {_leaf_text(model.classifier)}"))
             self.chain(g, y, self.node(g, "class scores", shape="ellipse"))
@@ -276,12 +276,12 @@ class _Builder:
             cat = self.node(g, f"upsample all to 1/4, concat ({sum(model.out_channels)} ch)")
             for o in outs:
                 self.edge(g, o, cat)
-            y = self.chain(g, cat, self.node(g, f"reduction_conv: {_leaf_text(hi._convs(model.reduction_conv)[0])}"))
+            y = self.chain(g, cat, self.node(g, f"reduction_conv: {_leaf_text(hi.convs_of(model.reduction_conv)[0])}"))
             y = self.chain(g, y, self.node(g, f"average pools: {len(model.fpn_conv)} levels"))
             y = self.chain(g, y, self.node(g, f"fpn_conv: {len(model.fpn_conv)} × {_leaf_text(model.fpn_conv[0])}"))
             self.chain(g, y, self.node(g, f"{len(model.fpn_conv)} maps, 1/4 … 1/{4 * 2 ** (len(model.fpn_conv) - 1)}", shape="ellipse"))
         else:
-            extra = [n for n in children if n not in ("conv1", "bn1", "conv2", "bn2", "relu", "layer1") and not n.startswith(("transition", "stage"))]
+            extra = [n for n in children if n not in (*hi.STEM, "layer1") and not n.startswith(("transition", "stage"))]
             if extra:
                 y = self.node(g, f"head: {', '.join(extra)}")
                 for o in outs:
@@ -377,7 +377,7 @@ class _Builder:
             for run in _runs([m for _, m in children]):
                 label = f"{name}[{index}]" if len(run) == 1 else f"{name}[{index}..{index + len(run) - 1}]"
                 if depth <= 1 or not next(run[0].children(), None):
-                    text = (f"{len(run)} × " if len(run) > 1 else "") + (_block_text(run[0]) if hi._convs(run[0]) and next(run[0].children(), None) else _leaf_text(run[0]))
+                    text = (f"{len(run)} × " if len(run) > 1 else "") + (_block_text(run[0]) if hi.convs_of(run[0]) and next(run[0].children(), None) else _leaf_text(run[0]))
                     x = self.chain(g, x, self.node(g, f"{label}: {text}"))
                 elif isinstance(run[0], (BasicBlock, Bottleneck)):
                     x = self.block(g, run[0], x, label + (f" ({len(run)} alike, one shown)" if len(run) > 1 else ""))
@@ -389,7 +389,7 @@ class _Builder:
             return x
         for child_name, child in children:  # a generic module: its children in registration order
             if depth <= 1:
-                x = self.chain(g, x, self.node(g, f"{child_name}: {_block_text(child) if hi._convs(child) and next(child.children(), None) else _leaf_text(child)}"))
+                x = self.chain(g, x, self.node(g, f"{child_name}: {_block_text(child) if hi.convs_of(child) and next(child.children(), None) else _leaf_text(child)}"))
             else:
                 x = self.any(g, child, depth - 1, x, child_name)
         return x

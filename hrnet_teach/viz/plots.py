@@ -82,8 +82,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
     creates a branch or adapts its channels. Channels and sizes come from the
     model (or the meta-device model of a variant or config) at ``image_size``.
     """
-    backbone = hi._backbone(model_or_variant)
-    height, width = hi._check_size(image_size)
+    backbone = hi.backbone_of(model_or_variant)
+    height, width = hi.check_image_size(image_size)
     table = hi.branch_table(backbone, (height, width))
     shapes = {(row["stage"], row["branch"]): row for row in table}
     stages = [getattr(backbone, name) for name in STAGES]
@@ -247,7 +247,7 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
     its 1/4 stream the whole way and adds lower resolutions beside it, exchanging
     information at every fusion. Depth counts convolution layers on the main path.
     """
-    backbone = hi._backbone(model_or_variant)
+    backbone = hi.backbone_of(model_or_variant)
     spans = _hrnet_depths(backbone)
     with themed(theme) as th:
         fig = new_figure(WIDTH, 7.2, th, layout="constrained")
@@ -314,8 +314,8 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
     stride-2 3x3 convs below it. A module with ``multi_scale_output=False`` has
     one row. ``highlight=(i, j)`` outlines one cell.
     """
-    backbone = hi._backbone(model_or_variant)
-    name, index, hr = hi._hr_module(backbone, stage, module)
+    backbone = hi.backbone_of(model_or_variant)
+    name, index, hr = hi.hr_module(backbone, stage, module)
     matrix = hi.fuse_matrix(backbone, name, index)
     with themed(theme) as th:
         if not matrix:
@@ -394,7 +394,7 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
 def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_size=(512, 512), theme="light") -> Figure:
     """The transition into ``stage``: which branches pass, which adapt their
     channels and which are born (from which branch, by which layers)."""
-    backbone = hi._backbone(model_or_variant)
+    backbone = hi.backbone_of(model_or_variant)
     number = hi.stage_number(stage)
     entries = hi.transitions(backbone, stage)
     table = hi.branch_table(backbone, image_size)
@@ -438,7 +438,7 @@ def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_s
         ax.text(right + box_w / 2, 0.5, f"stage{number} inputs", ha="center", va="bottom", fontsize=9, fontweight="bold")
         kinds = [e.kind for e in entries]
         fig.suptitle(f"{_name(backbone)} transition{number - 1}: {kinds.count('pass')} pass, {kinds.count('adapt')} adapt, "
-                     f"{kinds.count('new')} new (at {_size_text(*hi._check_size(image_size))})", x=0.01, ha="left", fontweight="bold")
+                     f"{kinds.count('new')} new (at {_size_text(*hi.check_image_size(image_size))})", x=0.01, ha="left", fontweight="bold")
     return fig
 
 
@@ -525,7 +525,7 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
     cost as many multiply-adds with far fewer.
     """
     rows = hi.cost_breakdown(model_or_variant, image_size, head=head)
-    height, width = hi._check_size(image_size)
+    height, width = hi.check_image_size(image_size)
     with themed(theme) as th:
         fig = new_figure(WIDTH, 1.4 + 0.27 * len(rows), th, layout="constrained")
         ax_p, ax_m = fig.subplots(1, 2, sharey=True)

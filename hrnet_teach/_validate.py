@@ -1,0 +1,38 @@
+"""Argument checks shared by the package: one definition, one wording.
+
+A learner passes ``num_classes=len(classes)``, ``np.int64(19)`` or a 0-d torch
+integer as readily as ``19``; all are whole numbers and are accepted. A float
+(``224.7``, even ``224.0``) or a bool is refused rather than silently truncated:
+``int(224.7)`` would quietly run a different experiment than the one asked for.
+"""
+from __future__ import annotations
+
+import math
+import operator
+
+
+def positive_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` as a Python int if it is a whole number ``>= minimum``; else a ValueError naming ``name``.
+
+    Python, numpy and 0-d torch integers pass; bools, floats, strings and arrays do not.
+    """
+    wanted = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
+    if isinstance(value, bool) or getattr(value, "ndim", 0) != 0:
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    try:
+        number = operator.index(value)  # int, numpy integers, integer tensors; not floats or strings
+    except TypeError:
+        hint = f" (use {round(value)} or {int(value)} if you meant a whole number)" if isinstance(value, float) and math.isfinite(value) else ""
+        raise ValueError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__}){hint}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be {wanted}, got {number}")
+    return number
+
+
+def image_size_hw(image_size: object, name: str = "image_size") -> tuple[int, int]:
+    """``(height, width)`` as two positive ints, or a ValueError that says what was wrong."""
+    try:
+        height, width = image_size  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (height, width), got {image_size!r}") from None
+    return positive_int(f"{name} height", height), positive_int(f"{name} width", width)
