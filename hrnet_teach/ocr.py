@@ -187,10 +187,10 @@ class HRNetOCR(HRNet):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(config, norm_layer, upsample="bilinear", align_corners=align_corners)
-        positive_int("num_classes", num_classes)
-        positive_int("mid_channels", mid_channels)
-        positive_int("key_channels", key_channels)
-        positive_int("scale", scale)
+        num_classes = positive_int("num_classes", num_classes)
+        mid_channels = positive_int("mid_channels", mid_channels)
+        key_channels = positive_int("key_channels", key_channels)
+        scale = positive_int("scale", scale)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         # The official init_weights draws N(0, 0.001) for the backbone's convs and skips

@@ -41,6 +41,7 @@ HUB_TIMEOUT_S = 2.0
 # timm's names for our variants; the files are model.safetensors with the official keys.
 _TIMM_NAMES = {"w18_small_v1": "hrnet_w18_small", "w18_small_v2": "hrnet_w18_small_v2"}
 _HEAD_PARTS = {
+    "conv3x3_ocr": "OCR (HRNet-OCR)",
     "last_layer": "segmentation",
     "incre_modules": "classification (ImageNet)",
     "classifier": "classification (ImageNet)",

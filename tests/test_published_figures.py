@@ -59,3 +59,16 @@ def test_pose_figures(variant, mparams, gflops):
     params, measured = count(variant, "pose", (256, 192), num_joints=17)
     assert round(params / 1e6, 1) == mparams
     assert round(measured, 1) == gflops
+
+
+@pytest.mark.parametrize(
+    "variant, params, gflops",
+    [("w48", 70_372_678, 1208.7), ("w18_small_v2", 6_379_278, 331.0)],
+)
+def test_ocr_figures(variant, params, gflops):
+    """HRNetV2 + OCR at 1024x2048, 19 classes. The parameter counts equal the official
+    seg_hrnet_ocr.py's (tests/data/official_yaml.json records 70,372,678 for W48 on
+    Cityscapes); GFLOPs count the attention's matrix products too."""
+    measured_params, measured = count(variant, "ocr", (1024, 2048), num_classes=19)
+    assert measured_params == params
+    assert round(measured, 1) == gflops

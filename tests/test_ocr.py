@@ -1,0 +1,175 @@
+"""The OCR head: structure, shapes, what it returns, and what it refuses.
+
+Equality with the official seg_hrnet_ocr.py (keys, order, outputs) is in
+tests/test_official_parity.py (head "ocr"); the published-style figures in
+tests/test_published_figures.py.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hrnet_teach as ht
+from hrnet_teach.ocr import HRNetOCR, ObjectAttentionBlock, SpatialGather
+from hrnet_teach.weights import WeightsMismatchError, load_weights
+
+OCR_PARTS = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")
+
+
+@pytest.fixture(scope="module")
+def small_ocr():
+    torch.manual_seed(0)
+    return ht.create_model("w18_small_v1", head="ocr", num_classes=5).eval()
+
+
+def test_returns_aux_then_ocr_at_quarter_resolution(small_ocr):
+    seen = {}
+    small_ocr.aux_head.register_forward_hook(lambda m, i, o: seen.setdefault("aux", o))
+    small_ocr.cls_head.register_forward_hook(lambda m, i, o: seen.setdefault("ocr", o))
+    with torch.no_grad():
+        out = small_ocr(torch.randn(2, 3, 130, 163))
+    assert isinstance(out, list) and len(out) == 2
+    assert [tuple(o.shape) for o in out] == [(2, 5, 33, 41)] * 2
+    assert out[0] is seen["aux"] and out[1] is seen["ocr"]  # the official order: [aux, ocr]
+
+
+def test_every_variant_builds_with_official_part_names():
+    for variant in ht.VARIANTS:
+        with torch.device("meta"):
+            model = ht.create_model(variant, head="ocr", num_classes=19)
+        tops = list(dict.fromkeys(k.split(".")[0] for k in model.state_dict()))
+        # the backbone, then the head parts in the official registration order (ocr_gather_head has no tensors)
+        assert tops[-4:] == ["conv3x3_ocr", "ocr_distri_head", "cls_head", "aux_head"], variant
+        assert model.aux_head[0].in_channels == sum(model.out_channels)
+
+
+def test_sizes_are_arguments(small_ocr):
+    with torch.device("meta"):
+        model = ht.create_model("w18_small_v2", head="ocr", num_classes=3, mid_channels=64, key_channels=16)
+    block = model.ocr_distri_head.object_context_block
+    assert model.conv3x3_ocr[0].out_channels == 64 and block.key_channels == 16
+    assert block.f_pixel[0].weight.shape == (16, 64, 1, 1)
+    assert model.ocr_distri_head.conv_bn_dropout[0].in_channels == 128  # [context, pixel]: 2 x mid
+    assert small_ocr.ocr_distri_head.conv_bn_dropout[-1].p == 0.05  # the official hard-coded dropout
+
+
+def test_spatial_gather_is_a_softmax_weighted_average():
+    feats = torch.randn(2, 6, 4, 5)
+    probs = torch.randn(2, 3, 4, 5)
+    regions = SpatialGather(3)(feats, probs)
+    assert regions.shape == (2, 6, 3, 1)
+    weights = probs.flatten(2).softmax(dim=2)  # B x K x HW
+    expected = torch.einsum("bkn,bcn->bck", weights, feats.flatten(2))
+    torch.testing.assert_close(regions[..., 0], expected)
+
+
+def test_attention_rows_sum_to_one_and_scale_pools():
+    block = ObjectAttentionBlock(8, 4).eval()
+    seen = {}
+    original = torch.nn.functional.softmax
+
+    def spy(x, dim=None, **kw):
+        seen["w"] = original(x, dim=dim, **kw)
+        return seen["w"]
+
+    torch.nn.functional.softmax = spy
+    try:
+        with torch.no_grad():
+            out = block(torch.randn(1, 8, 6, 7), torch.randn(1, 8, 5, 1))
+    finally:
+        torch.nn.functional.softmax = original
+    assert out.shape == (1, 8, 6, 7)
+    assert seen["w"].shape == (1, 42, 5)  # every pixel over the 5 regions
+    torch.testing.assert_close(seen["w"].sum(-1), torch.ones(1, 42))
+    pooled = ObjectAttentionBlock(8, 4, scale=2).eval()
+    with torch.no_grad():
+        assert pooled(torch.randn(1, 8, 6, 8), torch.randn(1, 8, 5, 1)).shape == (1, 8, 6, 8)
+
+
+def test_align_corners_is_honoured():
+    """The recorded official case with ALIGN_CORNERS False differs from the same weights with True:
+    so the parity test would catch a model that ignored the argument."""
+    from test_official_parity import OUTPUTS, deterministic_input, deterministic_state, summarise
+
+    case = next(c for c in OUTPUTS["cases"] if c["id"].endswith("align_corners_false"))
+    model = ht.create_model(case["variant"], head="ocr", num_classes=19).eval()  # align_corners True
+    model.load_state_dict(deterministic_state(model, seed=OUTPUTS["weight_seed"]))
+    with torch.no_grad():
+        got = summarise(model(deterministic_input(case["input"], seed=OUTPUTS["input_seed"])))
+    assert abs(got[1]["sum"] - case["outputs"][1]["sum"]) > 1e-3 * case["outputs"][1]["abs_sum"]
+
+
+# ----------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_classes": 0}, "num_classes must be a positive integer, got 0"),
+        ({"num_classes": 2.5}, r"num_classes must be a positive integer, got 2\.5 \(float\)"),
+        ({"mid_channels": 0}, "mid_channels must be a positive integer, got 0"),
+        ({"key_channels": "256"}, r"key_channels must be a positive integer, got '256' \(str\)"),
+        ({"dropout": 1.5}, r"dropout must be a probability in \[0, 1\), got 1\.5"),
+        ({"scale": 0}, "scale must be a positive integer, got 0"),
+    ],
+)
+def test_bad_sizes_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message), torch.device("meta"):
+        ht.create_model("w18_small_v1", head="ocr", **kwargs)
+
+
+def test_bad_variant_and_arguments():
+    with pytest.raises(ValueError, match="Unknown HRNet variant 'w19'.*w18_small_v1"):
+        ht.create_model("w19", head="ocr")
+    with pytest.raises(TypeError, match=r"create_model\(head='ocr'\).*num_joints"):
+        ht.create_model("w18_small_v1", head="ocr", num_joints=17)
+    with pytest.raises(ValueError, match="Unknown head 'OCR'"):
+        ht.create_model("w18_small_v1", head="OCR")
+
+
+def test_numpy_and_torch_class_counts(small_ocr):
+    count = torch.tensor([0, 3]).max() + 1  # e.g. labels.max() + 1: a 0-d integer tensor
+    with torch.device("meta"):
+        a = ht.create_model("w18_small_v1", head="ocr", num_classes=np.int64(4))
+        b = ht.create_model("w18_small_v1", head="ocr", num_classes=count)
+    assert a.cls_head.out_channels == b.cls_head.out_channels == 4
+    assert type(a.cls_head.out_channels) is int
+
+
+def test_bad_input_image(small_ocr):
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*unsqueeze"):
+        small_ocr(torch.randn(3, 64, 64))
+
+
+def test_v2_checkpoint_into_ocr_model_reports_the_ocr_keys():
+    v2 = ht.create_model("w18_small_v1", head="segmentation", num_classes=5)
+    ocr = ht.create_model("w18_small_v1", head="ocr", num_classes=5)
+    with pytest.raises(WeightsMismatchError) as info:
+        load_weights(ocr, v2.state_dict(), strict=True, verbose=False)
+    report = info.value.report
+    ocr_keys = [k for k in ocr.state_dict() if k.split(".")[0] in OCR_PARTS]
+    assert sorted(report.missing) == sorted(ocr_keys)
+    assert sorted(report.unexpected) == sorted(k for k in v2.state_dict() if k.startswith("last_layer."))
+    text = str(report)
+    for group in ("conv3x3_ocr.*", "ocr_distri_head.*", "cls_head.*", "aux_head.*", "last_layer.*"):
+        assert group in text, group
+    # non-strict: the backbone loads, the OCR head stays as initialised, and the report says so
+    report = load_weights(ocr, v2.state_dict(), strict=False, verbose=False)
+    assert report.loaded == len(v2.state_dict()) - len(report.unexpected)
+    torch.testing.assert_close(ocr.conv1.weight, v2.conv1.weight)
+
+
+def test_ocr_checkpoint_is_recognised_when_loaded_elsewhere():
+    ocr = ht.create_model("w18_small_v1", head="ocr", num_classes=5)
+    v2 = ht.create_model("w18_small_v1", head="segmentation", num_classes=5)
+    with pytest.raises(WeightsMismatchError, match="looks like w18_small_v1, OCR"):
+        load_weights(v2, ocr.state_dict(), strict=True, verbose=False)
+
+
+def test_official_key_listing_is_shipped():
+    keys = json.loads((Path(__file__).parent / "data" / "official_keys.json").read_text())["heads"]["ocr"]
+    assert keys["count"]["w48"] == 1890
+    assert keys["w18_small_v1"][-1] == ["aux_head.3.bias", [19]]
+    assert isinstance(ht.create_model("w18_small_v1", head="ocr"), HRNetOCR)
