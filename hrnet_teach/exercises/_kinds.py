@@ -130,6 +130,12 @@ class Case:
         return self._expected is not Case._UNSET
 
 
+def by_args(fn: Callable) -> Callable:
+    """A detector or message written over the case's arguments and the answer's result:
+    ``by_args(lambda i, j, channels, op: ...)`` reads better than indexing ``case.args``."""
+    return lambda case, got, expected: fn(*case.args, got)
+
+
 class Mistake:
     """A typical slip: a ``name``, its ``message``, and how to recognise it: ``like``, a
     wrong implementation whose result the answer matches (or whose exception type it
@@ -334,9 +340,11 @@ class ModuleExercise(FunctionExercise):
     keys and shapes, then outputs on ``inputs(*args)`` once the official module holds the
     answer's weights (with non-trivial BatchNorm statistics)."""
 
-    def __init__(self, *, official: Callable, inputs: Callable[..., tuple], run: Callable | None = None, **kwargs):
+    def __init__(self, *, official: Callable, inputs: Callable[..., tuple], run: Callable | None = None,
+                 nesting: str = "", **kwargs):
         super().__init__(expected=official, **kwargs)
         self.inputs, self.run = inputs, run or (lambda module, *xs: module(*xs))
+        self.nesting = nesting  # how the official code nests its layers, said when only the keys' nesting differs
 
     def compare(self, got: Any, official: Any, case: Case | None = None) -> str | None:
         if official is None:
@@ -350,15 +358,14 @@ class ModuleExercise(FunctionExercise):
             return f"you return a {type(got).__name__}; return an nn.Module."
         return self._compare_keys(got, official) or self._compare_outputs(got, official, case)
 
-    @staticmethod
-    def _compare_keys(got: nn.Module, official: nn.Module) -> str | None:
+    def _compare_keys(self, got: nn.Module, official: nn.Module) -> str | None:
         ours = [(k, tuple(v.shape)) for k, v in got.state_dict().items()]
         theirs = [(k, tuple(v.shape)) for k, v in official.state_dict().items()]
         if ours == theirs:
             return None
         if sorted(s for _, s in ours) == sorted(s for _, s in theirs):
             return (f"the layers are right but nested differently, so official checkpoints would not load: your keys "
-                    f"start {[k for k, _ in ours[:4]]}, the official {[k for k, _ in theirs[:4]]}.")
+                    f"start {[k for k, _ in ours[:4]]}, the official {[k for k, _ in theirs[:4]]}. {self.nesting}").strip()
         for (k, s), (k2, s2) in zip(ours + [("(none)", ())] * len(theirs), theirs + [("(none)", ())] * len(ours)):
             if (k, s) != (k2, s2):
                 return (f"the state dict differs from the official one: yours has {k} {s} where the official has "
