@@ -1,6 +1,4 @@
 """The model itself: shapes, heads, purity, the meta device, errors."""
-import time
-
 import pytest
 import torch
 
@@ -135,12 +133,11 @@ def test_state_dict_key_samples():
         assert key in cls, key
 
 
-def test_meta_device_builds_w64_instantly():
-    start = time.perf_counter()
+def test_meta_device_builds_w64_without_memory():
+    # (how fast: measured by hrnet_teach.bench, not asserted here; RULES: no wall-clock asserts)
     with torch.device("meta"):
         model = ht.create_model("w64", head="segmentation", num_classes=19)
-    assert time.perf_counter() - start < 5
-    assert next(model.parameters()).device.type == "meta"
+    assert all(p.device.type == "meta" for p in model.parameters())
 
 
 def test_stage_shapes_match_a_real_forward():
@@ -153,11 +150,8 @@ def test_stage_shapes_match_a_real_forward():
         assert len(shapes["stage2"]) == 2 and len(shapes["stage3"]) == 3
 
 
-def test_stage_shapes_w48_fast():
-    ht.inspect.stage_shapes("w48", image_size=(64, 64))  # first call warms the meta kernels
-    start = time.perf_counter()
+def test_stage_shapes_w48():
     shapes = ht.inspect.stage_shapes(ht.get_config("w48"), image_size=(1024, 2048))
-    assert time.perf_counter() - start < 0.5
     assert shapes["stage4"] == [(48, 256, 512), (96, 128, 256), (192, 64, 128), (384, 32, 64)]
     with pytest.raises(ValueError, match="image_size"):
         ht.inspect.stage_shapes("w48", image_size=512)
@@ -215,3 +209,36 @@ def test_sync_batchnorm_is_an_argument_not_global_state():
     assert isinstance(model.bn1, torch.nn.SyncBatchNorm)
     assert isinstance(ht.HRNet("w18_small_v1").bn1, torch.nn.BatchNorm2d)
     assert not isinstance(ht.HRNet("w18_small_v1").bn1, torch.nn.SyncBatchNorm)
+
+
+def test_final_conv_kernel_only_1_or_3():
+    """The official heads pad 1 for a 3x3 classifier and 0 otherwise: a kernel of 2 would
+    silently shrink the 16x16 map of a 64x64 image to 15x15, so it is refused."""
+    for head, kwargs in (("segmentation", {"num_classes": 3}), ("pose", {"num_joints": 3})):
+        with pytest.raises(ValueError, match="final_conv_kernel must be 1 or 3, got 2"):
+            ht.create_model("w18_small_v1", head=head, final_conv_kernel=2, **kwargs)
+        model = ht.create_model("w18_small_v1", head=head, final_conv_kernel=3, **kwargs).eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="final_conv_kernel: must be 1 or 3, got 5"):
+        ht.get_config("w18").replace(final_conv_kernel=5)
+
+
+def test_class_counts_as_numpy_or_torch_integers():
+    import numpy as np
+
+    labels = torch.tensor([0, 2, 1])
+    with torch.device("meta"):
+        seg = ht.create_model("w18_small_v1", head="segmentation", num_classes=np.int64(7))
+        pose = ht.create_model("w18_small_v1", head="pose", num_joints=np.int32(5))
+    cls = ht.create_model("w18_small_v1", head="classification", num_classes=labels.max() + 1)
+    assert seg.last_layer[-1].out_channels == 7 and pose.final_layer.out_channels == 5
+    assert cls.classifier.out_features == 3
+    for bad, shown in ((2.0, r"2\.0 \(float\)"), ("19", r"'19' \(str\)"), (True, "True"), (-1, "-1")):
+        with pytest.raises(ValueError, match=f"num_classes must be a positive integer, got {shown}"):
+            ht.create_model("w18_small_v1", head="segmentation", num_classes=bad)
+
+
+def test_stage_config_with_a_number_for_a_list():
+    with pytest.raises(ValueError, match=r"num_blocks: expected a list with one entry per branch.*got 4"):
+        ht.StageConfig(1, 2, "BASIC", 4, (18, 36))
