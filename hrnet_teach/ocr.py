@@ -130,7 +130,8 @@ class ObjectAttentionBlock(nn.Module):
         sim_map = F.softmax(sim_map, dim=-1)  # w_ik: each pixel's weights over the K regions sum to 1
 
         context = torch.matmul(sim_map, value)  # B x HW x Ck
-        context = context.permute(0, 2, 1).contiguous().view(batch_size, self.key_channels, *x.shape[2:])
+        # x.size(2), x.size(3) rather than *x.shape[2:]: torch.fx cannot unpack a traced shape into a call
+        context = context.permute(0, 2, 1).contiguous().view(batch_size, self.key_channels, x.size(2), x.size(3))
         context = self.f_up(context)  # B x C x H x W
         if self.scale > 1:
             context = F.interpolate(context, size=(h, w), mode="bilinear", align_corners=self.align_corners)
