@@ -564,7 +564,7 @@ def checkpoint_outline() -> str:
     for key in keys:
         groups[capstone._group_name(key)] = groups.get(capstone._group_name(key), 0) + 1
     lines = [f"{len(keys)} keys; align_corners={capstone.checkpoint_align_corners()}"]
-    lines += [f"  {name:28s} {count:3d} keys" for name, count in groups.items()]
+    lines += [f"  {name:28s} {count:3d} key{'' if count == 1 else 's'}" for name, count in groups.items()]
     return "\n".join(lines)
 
 
@@ -572,9 +572,10 @@ def show_segmentation(answer, index: int = 0):
     """The learner's segmentation of a held-out scene beside the true mask and the package's; if the network
     does not load yet, say what to do instead of failing."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     from ..assets import to_image
-    from ..data import colorize
+    from ..data import CLASS_COLOURS, CLASS_NAMES, colorize
 
     result = capstone_network.check(answer)
     if not result.passed:
@@ -594,5 +595,8 @@ def show_segmentation(answer, index: int = 0):
         ax.imshow(picture)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(CLASS_COLOURS, CLASS_NAMES)], loc="lower center",
+               ncol=len(CLASS_NAMES), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    plt.show()
     return fig

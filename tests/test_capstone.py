@@ -1,0 +1,171 @@
+"""Lesson 11, the capstone: the reference network loads the shipped checkpoint strictly and
+equals the package's model; each typical assembly slip gets the stage and the message meant
+for it; unwritten pieces say "not answered"; the figure degrades to a message."""
+import matplotlib.pyplot as plt  # headless: conftest sets MPLBACKEND=Agg
+import pytest
+import torch
+from torch import nn
+
+import hrnet_teach as ht
+from hrnet_teach.exercises import capstone
+from hrnet_teach.exercises import lesson11 as ex
+
+# The six slips the issue names, and the stage whose message must catch each.
+ISSUE_SLIPS = {
+    "no ReLU after the fuse sum": "Stage 4",
+    "fuse_layers built [j][i]": "Stage 1",
+    "new branch built from branch 0": "Stage 2",
+    "head concatenates before upsampling": "Stage 3",
+    "align_corners flipped": "Stage 4",
+    "new branch with the wrong channels": "Stage 2",
+}
+
+
+def test_reference_network_loads_strictly_and_equals_the_package():
+    result = ex.capstone_network.check(ex.MyHRNet)
+    assert result.passed, result.message
+    assert "435 tensors load strictly" in result.message
+    assert "largest difference 0" in result.message and "100%" in result.message
+
+
+def test_reference_keys_and_shapes_are_the_official_ones_in_order():
+    mine = [(k, tuple(v.shape)) for k, v in ex.MyHRNet().state_dict().items()]
+    with torch.device("meta"):
+        package = ht.create_model("w18_small_v1", head="segmentation", num_classes=4)
+    assert mine == [(k, tuple(v.shape)) for k, v in package.state_dict().items()]
+    assert [k for k, _ in mine] == list(capstone.checkpoint()["model"])
+
+
+def test_reference_outputs_equal_the_package_model():
+    net = ex.MyHRNet().eval()
+    net.load_state_dict(capstone.checkpoint()["model"], strict=True)
+    images, _ = capstone.scenes()
+    with torch.no_grad():
+        assert torch.equal(net(images), capstone.package_model()(images))
+
+
+def test_the_checkpoint_says_align_corners_false_and_the_package_model_uses_it():
+    assert capstone.checkpoint()["align_corners"] is False
+    assert capstone.checkpoint_align_corners() is False
+    assert capstone.package_model().align_corners is False
+
+
+@pytest.mark.parametrize("slip", sorted(ISSUE_SLIPS))
+def test_issue_slips_get_their_stage_and_message(slip):
+    build, fragment = ex.NETWORK_MISTAKES[slip]
+    result = ex.capstone_network.check(build)
+    assert not result.passed
+    assert result.message.startswith(ISSUE_SLIPS[slip]) or f" {ISSUE_SLIPS[slip]} " in result.message, result.message
+    assert fragment in result.message, result.message
+
+
+@pytest.mark.parametrize("slip", sorted(set(ex.NETWORK_MISTAKES) - set(ISSUE_SLIPS)))
+def test_other_slips_get_their_message(slip):
+    build, fragment = ex.NETWORK_MISTAKES[slip]
+    result = ex.capstone_network.check(build)
+    assert not result.passed and fragment in result.message, result.message
+
+
+def test_every_network_slip_is_a_catalogued_wrong_answer():
+    catalogued = {id(answer) for answer, _ in ex.capstone_network.wrong_answers}
+    assert all(id(build) in catalogued for build, _ in ex.NETWORK_MISTAKES.values())
+    assert len(ex.NETWORK_MISTAKES) >= 6
+
+
+def test_keys_grouped_by_module_with_counts():
+    net = ex.MyHRNet()
+    net.stage3[0].fuse_layers[0][1] = None  # one fuse op left out: 6 tensors (conv weight, BN's five)
+    message = ex.capstone_network.check(net).message
+    assert message.startswith("Stage 1 (key names): 6 keys of the checkpoint missing from yours")
+    assert "stage3.0.fuse_layers: 6 keys missing (e.g. stage3.0.fuse_layers.0.1.0.weight)" in message
+
+
+def test_stages_come_in_debugging_order():
+    """A network with a key slip and an output slip hears about the keys first."""
+    def both():
+        net = ex.NETWORK_MISTAKES["no ReLU after the fuse sum"][0]()
+        net.conv1 = nn.Conv2d(3, 64, 3, 2, 1)  # with a bias: an unexpected key
+        return net
+
+    assert ex.capstone_network.check(both).message.startswith("Stage 1 (key names)")
+
+
+def test_first_differing_module_is_named_with_the_size_of_the_difference():
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["no ReLU after the fuse sum"][0]).message
+    assert "stage2.0 (HighResolutionModule) gives other numbers" in message  # the first of three modules
+    assert "largest difference" in message
+
+
+def test_official_in_place_branch_loop_passes_with_a_note():
+    """The official forward writes the branch outputs into the caller's list: harmless, so it passes, noted."""
+    import types
+
+    def make():
+        net = ex.MyHRNet()
+        for module in net.modules():
+            if isinstance(module, ex.HighResolutionModule):
+                module.forward = types.MethodType(ex._module_official_in_place, module)
+        return net
+
+    result = ex.capstone_network.check(make)
+    assert result.passed, result.message
+    assert "writes into the list it is given" in result.message
+
+
+def _unwritten_piece(*args, **kwargs):
+    raise NotImplementedError  # your code here
+
+
+class _NetWithAnUnwrittenPiece(nn.Module):
+    def __init__(self, num_classes=4, align_corners=False):
+        super().__init__()
+        self.layer1 = _unwritten_piece()
+
+
+class _NetWithAnUnwrittenForward(ex.MyHRNet):
+    def forward(self, x):
+        raise NotImplementedError  # your code here
+
+
+def test_unwritten_pieces_say_not_answered_and_which():
+    message = ex.capstone_network.check(_NetWithAnUnwrittenPiece).message
+    assert "not answered" in message.lower() and "`_unwritten_piece`" in message
+    message = ex.capstone_network.check(_NetWithAnUnwrittenForward).message
+    assert "not answered" in message.lower() and "_NetWithAnUnwrittenForward.forward" in message
+
+
+def test_show_segmentation_degrades_to_a_message_then_draws(capsys):
+    assert ex.show_segmentation(_NetWithAnUnwrittenPiece) is None
+    out = capsys.readouterr().out
+    assert "does not load and match yet" in out and "not answered" in out.lower()
+    figure = ex.show_segmentation(ex.MyHRNet)
+    assert [ax.get_title() for ax in figure.axes] == ["held-out scene", "true mask", "your HRNet's segmentation"]
+    plt.close(figure)
+
+
+def test_pieces_checked_against_the_checkpoint():
+    for exercise in (ex.layer1, ex.hr_module, ex.stage):
+        result = exercise.check(exercise.reference)
+        assert result.passed and "load strictly" in result.message, result.message
+
+
+def test_checkpoint_loader_prefers_weights_when_it_has_them(monkeypatch):
+    from hrnet_teach import train, weights
+
+    assert capstone._checkpoint_module() in (weights, train)
+    monkeypatch.setattr(weights, "read_checkpoint", train.read_checkpoint, raising=False)
+    monkeypatch.setattr(weights, "load_shapes_model", train.load_shapes_model, raising=False)
+    assert capstone._checkpoint_module() is weights
+
+
+def test_the_notebook_names_every_piece_it_checks():
+    import json
+    from pathlib import Path
+
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "11_capstone.ipynb"
+    source = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code")
+    for call in ("ex.layer1.check(make_layer)", "lesson03.fuse_op.check(make_fuse_op)",
+                 "ex.hr_module.check(HighResolutionModule)", "lesson04.transition_op.check(make_transition)",
+                 "lesson05.transition_forward.check(transition_forward)", "ex.stage.check(make_stage)",
+                 "ex.head.check(v2_head)", "ex.capstone_network.check(MyHRNet)", "ex.show_segmentation(MyHRNet)"):
+        assert call in source, call
