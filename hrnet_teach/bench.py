@@ -40,9 +40,10 @@ import torch
 
 from .config import VARIANTS, get_config
 
-HEAD_NAMES = ("segmentation", "classification", "pose", "pyramid", "backbone")
+HEAD_NAMES = ("segmentation", "ocr", "classification", "pose", "pyramid", "backbone")
 HEAD_KWARGS = {
     "segmentation": {"num_classes": 19},
+    "ocr": {"num_classes": 19},  # HRNetV2 + OCR: its parts' costs in hrnet_teach.inspect.cost_breakdown
     "classification": {"num_classes": 1000},
     "pose": {"num_joints": 17},
     "pyramid": {},

@@ -8,12 +8,13 @@ channels) of the convolutions of the four resolutions are C, 2C, 4C, and 8C").
 """
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
+
+from ._validate import positive_int
 
 BLOCKS = ("BASIC", "BOTTLENECK")
 FUSE_METHODS = ("SUM",)
@@ -26,20 +27,6 @@ MODEL_NAMES = {
     "pose_hrnet": "pose",  # deep-high-resolution-net.pytorch lib/models/pose_hrnet.py (HRNetV1)
 }
 HEAD_NAMES = ("segmentation", "ocr", "classification", "pose", "pyramid")
-
-
-def positive_int(name: str, value: object) -> int:
-    """``value`` as a Python int if it is a positive whole number (numpy and 0-d torch integers
-    included, e.g. ``num_classes=len(classes)``); otherwise a ValueError that names ``name``."""
-    if isinstance(value, bool) or getattr(value, "ndim", 0) != 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        number = operator.index(value)  # int, numpy integers, integer tensors; not floats or strings
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {number}")
-    return number
 
 
 @dataclass(frozen=True)

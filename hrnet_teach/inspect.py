@@ -474,9 +474,23 @@ def _parts(model: HRNet) -> list[tuple[str, str, Optional[int], list[str]]]:
         parts.append((f"{name} fusion", name, None, fusion))
     backbone = {"layer1", "transition1", "transition2", "transition3", *STEM, *STAGES}
     head = [n for n, _ in model.named_children() if n not in backbone]
-    if head:
+    if "conv3x3_ocr" in head:  # the OCR head: one row per step of the paper's Figure 3
+        parts += [(part, "head", None, paths) for part, paths in OCR_PARTS]
+    elif head:
         parts.append((f"head ({', '.join(head)})", "head", None, head))
     return parts
+
+
+# The OCR head's parts in the order they run (hrnet_teach.ocr): the gather has no
+# parameters but its matrix product costs multiply-adds; so does the attention's.
+OCR_PARTS = (
+    ("OCR soft object regions (aux_head)", ["aux_head"]),
+    ("OCR pixel representations (conv3x3_ocr)", ["conv3x3_ocr"]),
+    ("OCR region gather (ocr_gather_head)", ["ocr_gather_head"]),
+    ("OCR pixel-region attention (object_context_block)", ["ocr_distri_head.object_context_block"]),
+    ("OCR augmented representation (conv_bn_dropout)", ["ocr_distri_head.conv_bn_dropout"]),
+    ("OCR classifier (cls_head)", ["cls_head"]),
+)
 
 
 def _count_parts(model: HRNet, height: int, width: int) -> list[CostRow]:

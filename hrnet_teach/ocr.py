@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import positive_int
 from .backbone import HRNet
 from .blocks import BN_MOMENTUM, NormLayer
-from .config import HRNetConfig, positive_int
+from .config import HRNetConfig
 from .heads import concat_branches, init_weights
 
 # The official sizes (lib/config/default.py: MODEL.OCR.MID_CHANNELS, KEY_CHANNELS). The

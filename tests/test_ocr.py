@@ -173,3 +173,30 @@ def test_official_key_listing_is_shipped():
     assert keys["count"]["w48"] == 1890
     assert keys["w18_small_v1"][-1] == ["aux_head.3.bias", [19]]
     assert isinstance(ht.create_model("w18_small_v1", head="ocr"), HRNetOCR)
+
+
+def test_cost_breakdown_splits_the_ocr_head_and_sums_to_the_total():
+    from test_published_figures import count
+
+    rows = ht.inspect.cost_breakdown("w18_small_v2", (256, 512), head="ocr")
+    head = {r.part: r for r in rows if r.group == "head"}
+    assert list(head) == [
+        "OCR soft object regions (aux_head)", "OCR pixel representations (conv3x3_ocr)",
+        "OCR region gather (ocr_gather_head)", "OCR pixel-region attention (object_context_block)",
+        "OCR augmented representation (conv_bn_dropout)", "OCR classifier (cls_head)",
+    ]
+    assert not any(r.part == "other" for r in rows)
+    gather = head["OCR region gather (ocr_gather_head)"]
+    assert gather.params == 0 and gather.macs == 19 * 64 * 128 * 512  # K x HW x C: the pooling matmul
+    params, gflops = count("w18_small_v2", "ocr", (256, 512), num_classes=19)
+    assert sum(r.params for r in rows) == params
+    assert sum(r.macs for r in rows) == round(gflops * 2**30)
+
+
+def test_bench_knows_the_ocr_head():
+    from hrnet_teach import bench
+
+    assert "ocr" in bench.HEAD_NAMES
+    params, gflops = bench.count("w48", "ocr", (1024, 2048))
+    assert params == 70_372_678 and round(gflops, 1) == 1208.7
+    bench.check_size_for_head("ocr", (250, 333))  # bilinear fusion: any size
