@@ -14,6 +14,7 @@ from .config import VARIANTS, HRNetConfig, StageConfig, get_config
 from .heads import HRNetClassification, HRNetPose, HRNetPyramid, HRNetSegmentation
 from .models import HEADS, create_model
 from .module import HighResolutionModule
+from .ocr import HRNetOCR
 from .transition import Transition
 
 __version__ = "0.1.0"
@@ -38,7 +39,7 @@ def load_weights(model, source, strict=True, verbose=True):
 # standard library's ``inspect`` in the caller's namespace (use ``hrnet_teach.inspect``).
 __all__ = [
     "VARIANTS", "HEADS", "HRNetConfig", "StageConfig", "get_config", "create_model", "load_weights", "HRNet",
-    "HRNetSegmentation", "HRNetClassification", "HRNetPose", "HRNetPyramid",
+    "HRNetSegmentation", "HRNetOCR", "HRNetClassification", "HRNetPose", "HRNetPyramid",
     "HighResolutionModule", "Transition", "BasicBlock", "Bottleneck", "conv3x3", "make_layer",
     *_LAZY,
 ]
