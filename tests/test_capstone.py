@@ -169,3 +169,38 @@ def test_the_notebook_names_every_piece_it_checks():
                  "lesson05.transition_forward.check(transition_forward)", "ex.stage.check(make_stage)",
                  "ex.head.check(v2_head)", "ex.capstone_network.check(MyHRNet)", "ex.show_segmentation(MyHRNet)"):
         assert call in source, call
+
+
+def _forward(head):
+    """MyHRNet whose forward ends with ``head(features, last_layer, align_corners)`` instead of v2_head."""
+    import types
+
+    def make():
+        net = ex.MyHRNet()
+        net.forward = types.MethodType(ex._net_forward_with(head_fn=head), net)
+        return net
+    return make
+
+
+def _raises_in_stage(self, x):
+    raise ValueError("a slip inside the module")
+
+
+def _module_raising():
+    import types
+
+    net = ex.MyHRNet()
+    net.stage3[0].forward = types.MethodType(_raises_in_stage, net.stage3[0])
+    return net
+
+
+@pytest.mark.parametrize("build, fragment", [
+    (_forward(lambda y, last, a: [ex.v2_head(y, last, a)]), "a list instead of a tensor"),
+    (_forward(lambda y, last, a: nn.functional.interpolate(ex.v2_head(y, last, a), scale_factor=4.0)),
+     "no upsampling"),
+    (_forward(lambda y, last, a: ex.v2_head(y, nn.Identity(), a)), "never calls last_layer"),
+    (_module_raising, "raised ValueError inside stage3.0: a slip inside the module"),
+], ids=["returns a list", "upsamples the logits", "skips last_layer", "a module raises"])
+def test_odd_networks_get_a_message_not_an_exception(build, fragment):
+    result = ex.capstone_network.check(build)
+    assert not result.passed and fragment in result.message, result.message

@@ -37,12 +37,22 @@ SCENE_SEED = 3
 ATOL = 1e-4  # the same operations in the same order agree to ~1e-6; real slips differ by far more
 MAX_LISTED = 4
 
-# What the package's forward does between two watched modules (for "the input of X differs").
-BETWEEN = {
-    "conv2": "self.relu after bn1",
-    "layer1": "self.relu after bn2",
-    "last_layer": "the V2 head: every stage-4 branch upsampled to branch 0's size, then torch.cat along dim 1",
-}
+# What the package's forward does just before a watched module (for "the input of X differs").
+BETWEEN = (
+    (r"conv2", "self.relu(bn1(...)): the ReLU after bn1"),
+    (r"layer1", "self.relu(bn2(...)): the ReLU after bn2"),
+    (r"transition1\.\d+", "layer1's output, the one map of the list [layer1(x)]"),
+    (r"transition\d\.\d+", "y_list[i] of the previous stage, or its last branch y_list[-1] for a new branch"),
+    (r"stage\d(\.0)?", "the list transition_forward builds: transition[i](y_list[i]), y_list[i] itself where the "
+                       "entry is None, transition[i](y_list[-1]) for a new branch"),
+    (r"stage\d\.\d+", "the previous module's list of outputs"),
+    (r"last_layer", "the V2 head's concatenation: every stage-4 branch upsampled to branch 0's size, then torch.cat "
+                    "along dim 1"),
+)
+
+
+def between(name: str) -> str | None:
+    return next((text for pattern, text in BETWEEN if re.fullmatch(pattern, name)), None)
 
 
 # ---------------------------------------------------------------- the checkpoint and the package's model
@@ -444,12 +454,12 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, ref_call: 
                 for message, value in head_variants(list(features), align).items():
                     if difference(mine, value)[0]:
                         return f" Stage 4 (forward details): stage 4 matches, but {message}."
-        return f" Stage 4 (forward details): stage 4 matches, so look at the head: {BETWEEN['last_layer']}."
+        return f" Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {between('last_layer')}."
     if side == "input":
-        between = BETWEEN.get(name)
+        before = between(prefix + name)
         after = f"up to {prefix}{previous}" if previous else "before it"
         return (f" Everything {after} matches, so the difference comes from your forward between them"
-                + (f" (the package applies {between})." if between else "."))
+                + (f" (the package's {prefix}{name} gets {before})." if before else "."))
     if side == "output" and name == "":
         return (" Every module matches, so what your forward does after last_layer differs: return last_layer's "
                 "logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or LogSoftmax.")
@@ -494,7 +504,8 @@ def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_modu
         if not same:
             module = reference_module.get_submodule(name) if name else reference_module
             kind = f" ({_kind(module)})" if name else ""
-            raise Wrong(f"Stage 3 (outputs): {label}{kind} gives other numbers than the package's ({what})."
+            verb = "differs from the package's" if diff == float("inf") else "gives other numbers than the package's"
+            raise Wrong(f"Stage 3 (outputs): {label}{kind} {verb} ({what})."
                         + _detail(name, "output", learner, record, ref_call, module, None, prefix))
     final = difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2]
     return final, record

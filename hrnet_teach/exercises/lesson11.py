@@ -525,7 +525,7 @@ NETWORK_MISTAKES = {
     "align_corners flipped in the head only": (_patched(MyHRNet, net=("forward", _net_forward_with(head_fn=_head_align_true))),
                                                "your head upsamples with align_corners=True"),
     "a conv with a bias": (_net_conv_bias, "bias=False"),
-    "no ReLU in the stem": (_net_stem_without_relu, "self.relu after bn1"),
+    "no ReLU in the stem": (_net_stem_without_relu, "the ReLU after bn1"),
     "last_layer without its ReLU module": (_net_last_layer_without_relu_module, "numbers every layer"),
     "LogSoftmax at the end": (_patched(MyHRNet, net=("forward", _net_forward_with(head_fn=_logsoftmax_head))),
                               "no softmax or LogSoftmax"),
