@@ -194,17 +194,21 @@ class FeatureExplorer(widgets.VBox):
         self.model = model if model is not None else _default_model()
         self.image = image if image is not None else sample_photo((256, 256))
         self.features = hi.capture_features(self.model, self.image)
-        slider = dict(continuous_update=False, style={"description_width": "110px"}, layout=widgets.Layout(width="330px"))
-        self.stage = widgets.Dropdown(options=list(self.features), value="stage4", description="stage")
+        slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="280px"))
+        self.stage = widgets.Dropdown(options=list(self.features), value="stage4", description="stage",
+                                      style={"description_width": "50px"}, layout=widgets.Layout(width="220px"))
         self.branch = widgets.IntSlider(value=0, min=0, max=len(self.features["stage4"]) - 1, description="branch", **slider)
+        # The label sizes itself ("initial"): a fixed width cut it to "channel (-1: m...".
         self.channel = widgets.IntSlider(value=-1, min=-1, max=self.features["stage4"][0].shape[1] - 1,
-                                         description="channel (-1: mean)", **slider)
+                                         description="channel (-1: mean)", continuous_update=False,
+                                         style={"description_width": "initial"}, layout=widgets.Layout(width="360px"))
         self.info = widgets.Output()
         self.output = widgets.Output()
         self.figure = None
         self.text = ""
         self._busy = False
-        super().__init__([widgets.HBox([self.stage, self.branch, self.channel]), self.info, self.output])
+        controls = widgets.HBox([self.stage, self.branch, self.channel], layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__([controls, self.info, self.output])
         self.stage.observe(self._ranges_then_render, names="value")
         for control in (self.branch, self.channel):
             control.observe(self.render, names="value")

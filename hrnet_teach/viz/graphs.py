@@ -37,6 +37,9 @@ INSTALL_DOT = (
 )
 FONT = "Helvetica,Arial,sans-serif"
 CELL_WIDTH = 160  # points: every branch cell at least this wide, so lanes line up
+# Largest drawing, in inches: graphviz scales a larger graph down to it (never up). 8.8 in is
+# 634 pt = 845 CSS px, the output area of a JupyterLab notebook in a 1000 px wide pane.
+MAX_SIZE = "8.8,100"
 
 
 class DotUnavailableError(RuntimeError):
@@ -79,7 +82,7 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
     th = get_theme(theme)
     graph = ModuleGraph(name=type(module).__name__)
     graph.attr(bgcolor=th.face, fontname=FONT, fontcolor=th.text, labelloc="t", labeljust="l", fontsize="16",
-               nodesep="0.25", ranksep="0.35", pad="0.2")
+               nodesep="0.25", ranksep="0.35", pad="0.2", size=MAX_SIZE)
     graph.attr("node", shape="box", style="rounded,filled", fillcolor=th.face, color=th.edge, fontname=FONT,
                fontcolor=th.text, fontsize="12", margin="0.12,0.05")
     graph.attr("edge", color=th.muted, arrowsize="0.7", penwidth="1.2")
