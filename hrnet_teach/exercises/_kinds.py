@@ -18,7 +18,10 @@ Each kind adds its tables' entries to ``wrong_answers``, so the test suite check
 """
 from __future__ import annotations
 
+import inspect
 import math
+import re
+import textwrap
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
@@ -33,14 +36,24 @@ Message = Any  # a str, or a function returning one
 
 
 def _lazy(value: Any) -> Any:
-    """A zero-argument lambda or function stands for the value it returns."""
-    if isinstance(value, types.FunctionType) and value.__code__.co_argcount == 0:
+    """A zero-argument lambda or function (cached or not) stands for the value it returns."""
+    fn = getattr(value, "__wrapped__", value)
+    if isinstance(fn, types.FunctionType) and fn.__code__.co_argcount == 0:
         return value()
     return value
 
 
 def _say(message: Message, *args) -> str:
     return message(*args) if callable(message) else message
+
+
+def source_of(fn: Callable, name: str | None = None, note: str = "") -> str:
+    """A reference function's own code as a solution, its def renamed to ``name`` (the notebook's
+    name for it): one definition, so what is shown is what the check runs."""
+    code = textwrap.dedent(inspect.getsource(fn)).strip()
+    if name:
+        code = re.sub(rf"^def {re.escape(fn.__name__)}\(", f"def {name}(", code, count=1, flags=re.MULTILINE)
+    return f"```python\n{code}\n```{note}"
 
 
 def _key(value: Any) -> Any:
@@ -53,13 +66,18 @@ def _key(value: Any) -> Any:
 
 
 class ValueExercise(Exercise):
-    """An answer that is a value: ``read(answer)`` == ``read(reference)`` passes."""
+    """An answer that is a value: ``read(answer)`` == ``read(reference)`` passes. A wrong one
+    gets, in order: its entry in ``mistakes``, the message of the first of ``rules`` (pairs
+    of ``test(got, expected)`` and message) that holds, ``explain(got, expected)`` if it
+    says something, else ``otherwise``."""
 
     def __init__(self, *, read: Callable[[Any], Any], reference: Any, success: Message = "",
                  mistakes: Mapping[Any, Message] | Callable[[], Mapping] = (), explain: Callable | None = None,
-                 otherwise: Message = None, same: Callable[[Any, Any], bool] | None = None, **common):
+                 rules: Sequence[tuple[Callable[[Any, Any], bool], Message]] = (), otherwise: Message = None,
+                 same: Callable[[Any, Any], bool] | None = None, **common):
         super().__init__(reference=reference, **common)
         self.read, self.success, self.explain, self.otherwise = read, success, explain, otherwise
+        self.rules = list(rules)
         self._mistakes, self.same = mistakes, same or (lambda got, expected: got == expected)
 
     @property
@@ -82,6 +100,8 @@ class ValueExercise(Exercise):
             message = self.mistakes.get(got)
         except TypeError:  # an unhashable reading: no table entry
             message = None
+        if message is None:  # the first rule whose test holds
+            message = next((m for test, m in self.rules if test(got, expected)), None)
         if message is None and self.explain is not None:
             message = self.explain(got, expected)
         if message is None:
@@ -141,13 +161,16 @@ class Mistake:
     wrong implementation whose result the answer matches (or whose exception type it
     raises on the same case), or ``when(case, got, expected)``, a detector (got may be the
     exception the answer raised). ``like`` implementations are also tested as wrong
-    answers, with ``fragment`` (default: the whole message) to find in the message."""
+    answers, with ``fragment`` (default: the whole message) to find in the message. With
+    ``always=True`` it is checked even when the result matches (an answer that returns the
+    package's own module, say)."""
 
     def __init__(self, name: str, message: Message, *, like: Callable | None = None,
-                 when: Callable[..., bool] | None = None, fragment: str | None = None):
+                 when: Callable[..., bool] | None = None, fragment: str | None = None, always: bool = False):
         if (like is None) == (when is None):
             raise ValueError(f"Mistake {name!r}: give exactly one of like= and when=")
         self.name, self.message, self.like, self.when, self.fragment = name, message, like, when, fragment
+        self.always = always
 
 
 def _short(value: Any) -> str:
@@ -184,13 +207,15 @@ def _first_line(error: BaseException) -> str:
 
 class FunctionExercise(Exercise):
     """The answer is a function, run on ``cases`` (argument tuples or :class:`Case`) and
-    compared with ``expected(*args)`` (default: the reference) by type, shape and value."""
+    compared with ``expected(*args)`` (default: the reference) by type, shape and value.
+    The solution shown is the reference's own code unless ``solution_text`` is given."""
 
     def __init__(self, *, fn_name: str, reference: Callable, cases: Iterable | Callable[[], Iterable],
                  mistakes: Sequence[Mistake] = (), expected: Callable | None = None, success: Message = "",
                  returns: str = "the result", against: str = "the reference", call: Callable | None = None,
                  where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5,
                  after: Callable[[Callable], None] | None = None, **common):
+        common.setdefault("solution_text", source_of(reference, fn_name))
         super().__init__(reference=reference, **common)
         self.fn_name, self._cases, self.mistakes, self.success = fn_name, cases, list(mistakes), success
         self.expected_fn, self.returns, self.against = expected or reference, returns, against
@@ -234,7 +259,8 @@ class FunctionExercise(Exercise):
             for case in self.cases():
                 expected = self.expected(case)
                 got = self._run(fn, case)
-                if not isinstance(got, BaseException) and self.compare(got, expected, case) is None:
+                same = not isinstance(got, BaseException) and self.compare(got, expected, case) is None
+                if same and not any(m.always and self._matches(m, case, got, expected) for m in self.mistakes):
                     count += 1
                     continue
                 raise Wrong(self._explain(case, got, expected))

@@ -45,8 +45,8 @@ stem_shape = ValueExercise(
 # ----------------------------------------- 2. a BasicBlock's forward by hand
 
 
-def _reference_forward(block: BasicBlock, x: torch.Tensor) -> torch.Tensor:
-    """The forward of ``block`` written out with its own layers (the reference answer)."""
+def _reference_forward(block, x):
+    """The forward of an ht.BasicBlock written out with its own layers."""
     residual = x if block.downsample is None else block.downsample(x)
     out = block.relu(block.bn1(block.conv1(x)))
     out = block.bn2(block.conv2(out))
@@ -95,11 +95,6 @@ basic_block_forward = FunctionExercise(
                        "stride 1 and 2, odd sizes)."),
     hints=["Main path: conv1 -> bn1 -> relu -> conv2 -> bn2. Shortcut: x, or block.downsample(x) when it is not None.",
            "Add the two, then apply block.relu to the sum."],
-    solution_text=("```python\ndef forward(block, x):\n"
-                   "    residual = x if block.downsample is None else block.downsample(x)\n"
-                   "    out = block.relu(block.bn1(block.conv1(x)))\n"
-                   "    out = block.bn2(block.conv2(out))\n"
-                   "    return block.relu(out + residual)\n```"),
     wrong_answers=[(lambda block, x: (_reference_forward(block, x),), "returned a tuple"),
                    (BasicBlock(4, 4), "Pass your function itself")],
 )

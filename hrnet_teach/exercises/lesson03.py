@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks import BN_MOMENTUM, BasicBlock
+from ..blocks import BasicBlock
 from ..module import HighResolutionModule
 from ._answers import as_int, as_ints, layer_summary, random_bn
 from ._base import Wrong
@@ -82,18 +82,17 @@ fuse_steps = ValueExercise(
 # ------------------------------------------ 3. build one fuse operation
 
 
-def make_fuse_op(i: int, j: int, channels) -> nn.Module | None:
-    """fuse_layers[i][j] of a module whose branches carry ``channels`` (the reference answer)."""
+def make_fuse_op(i, j, channels):
+    """fuse_layers[i][j] of a module whose branches carry `channels`, as the official _make_fuse_layers."""
     if j == i:
         return None
     if j > i:  # coarser -> finer: only the channels here; F.interpolate enlarges in forward
-        return nn.Sequential(nn.Conv2d(channels[j], channels[i], kernel_size=1, bias=False),
-                             nn.BatchNorm2d(channels[i], momentum=BN_MOMENTUM))
+        return nn.Sequential(nn.Conv2d(channels[j], channels[i], 1, bias=False), nn.BatchNorm2d(channels[i]))
     steps = []
     for k in range(i - j):  # finer -> coarser: one stride-2 conv per halving
         last = k == i - j - 1
         cout = channels[i] if last else channels[j]
-        layers = [nn.Conv2d(channels[j], cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout, momentum=BN_MOMENTUM)]
+        layers = [nn.Conv2d(channels[j], cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)]
         if not last:  # the last one has no ReLU: the module applies it after the sum
             layers.append(nn.ReLU(inplace=True))
         steps.append(nn.Sequential(*layers))
@@ -198,18 +197,6 @@ fuse_op = ModuleExercise(
            "j < i -> i - j stride-2 steps.",
            "Each stride-2 step is its own nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)[, nn.ReLU]).",
            "In the chain, every step keeps channels[j] except the last, which outputs channels[i] and has no ReLU."],
-    solution_text=("```python\ndef make_fuse_op(i, j, channels):\n"
-                   "    if j == i:\n        return None\n"
-                   "    if j > i:\n"
-                   "        return nn.Sequential(nn.Conv2d(channels[j], channels[i], 1, bias=False), nn.BatchNorm2d(channels[i]))\n"
-                   "    steps = []\n"
-                   "    for k in range(i - j):\n"
-                   "        last = k == i - j - 1\n"
-                   "        cout = channels[i] if last else channels[j]\n"
-                   "        layers = [nn.Conv2d(channels[j], cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)]\n"
-                   "        if not last:\n            layers.append(nn.ReLU(inplace=True))\n"
-                   "        steps.append(nn.Sequential(*layers))\n"
-                   "    return nn.Sequential(*steps)\n```"),
     wrong_answers=[
         (_fuse_with(lambda op, i, j, ch: nn.Sequential(*op[:-1], nn.Sequential(*op[-1][:1])), _down), "followed by a BatchNorm2d"),
         (_fuse_with(lambda op, i, j, ch: nn.Sequential(*op[:-1], nn.Sequential(*op[-1], nn.ReLU())), _down),
