@@ -226,3 +226,86 @@ class HRNetOCR(HRNet):
         feats = self.ocr_distri_head(feats, context)  # augmented representations: B x 512 x H/4 x W/4
         out = self.cls_head(feats)  # B x K x H/4 x W/4
         return [out_aux, out]
+
+
+# ------------------------------------------------------------------ the official loss
+BALANCE_WEIGHTS = (0.4, 1.0)  # LOSS.BALANCE_WEIGHTS of every official seg_hrnet_ocr experiment: [aux, ocr]
+OHEM_THRESHOLD = 0.9  # LOSS.OHEMTHRES
+OHEM_KEEP = 131072  # LOSS.OHEMKEEP (the official files' value; the code's default is 100000)
+
+
+def _resized(logits: torch.Tensor, target: torch.Tensor, align_corners: bool) -> torch.Tensor:
+    if logits.shape[-2:] != target.shape[-2:]:  # the official criterion upsamples the 1/4 logits to the labels
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=align_corners)
+    return logits.float()
+
+
+def ohem_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    threshold: float = OHEM_THRESHOLD,
+    min_kept: int = OHEM_KEEP,
+    align_corners: bool = True,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Online hard example mining (official ``OhemCrossEntropy._ohem_forward``).
+
+    Averages the cross-entropy over the *hard* labelled pixels only: those whose
+    probability for their true class is below ``max(threshold, p_k)``, where p_k is
+    the ``min_kept``-th smallest such probability (so at least ``min_kept`` pixels
+    count when there are that many).
+    """
+    logits = _resized(logits, target, align_corners)
+    pixel_losses = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="none").view(-1)
+    labelled = target.reshape(-1) != ignore_index
+    safe_target = target.clone()
+    safe_target[safe_target == ignore_index] = 0
+    true_prob = F.softmax(logits, dim=1).gather(1, safe_target.unsqueeze(1)).view(-1)[labelled]
+    true_prob, order = true_prob.sort()  # easiest pixels last
+    if true_prob.numel() == 0:
+        return logits.sum() * 0  # no labelled pixel: nothing to learn, but keep the graph
+    kept_value = true_prob[min(min_kept, true_prob.numel() - 1)]
+    cut = torch.clamp(kept_value, min=threshold)  # official: max(min_value, thresh)
+    hard = pixel_losses[labelled][order][true_prob < cut]
+    return hard.mean()
+
+
+def ocr_loss(
+    outputs: list[torch.Tensor] | tuple[torch.Tensor, ...],
+    target: torch.Tensor,
+    balance_weights: tuple[float, ...] = BALANCE_WEIGHTS,
+    ignore_index: int = 255,
+    align_corners: bool = True,
+    ohem: bool = False,
+    ohem_threshold: float = OHEM_THRESHOLD,
+    ohem_keep: int = OHEM_KEEP,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The official criterion over ``[aux_logits, ocr_logits]`` (``lib/core/criterion.py``).
+
+    ``sum_i balance_weights[i] * loss_i``: each output upsampled (bilinear) to the
+    labels and scored with cross-entropy; with ``ohem=True`` (``LOSS.USE_OHEM``) the
+    last output's loss is :func:`ohem_cross_entropy` and the others stay plain (averaged
+    over every pixel, as the official trainer ends up doing).
+    ``weight``: per-class weights (the official Cityscapes trainer passes its dataset's).
+    """
+    if not isinstance(outputs, (list, tuple)) or len(outputs) != len(balance_weights):
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else "a single tensor"
+        raise ValueError(
+            f"ocr_loss takes the model's list of outputs, one per balance weight {list(balance_weights)}; got {count}"
+        )
+    total = 0
+    for index, (w, logits) in enumerate(zip(balance_weights, outputs)):
+        resized = _resized(logits, target, align_corners)
+        if ohem and index == len(outputs) - 1:
+            loss = ohem_cross_entropy(logits, target, ignore_index, ohem_threshold, ohem_keep, align_corners, weight)
+        elif ohem:
+            # Official quirk, kept: OhemCrossEntropy scores the other outputs with its own
+            # reduction='none' criterion, and the trainer's losses.mean() then averages them
+            # over *all* pixels (an ignored pixel counts as a loss of 0), not over the labelled ones.
+            loss = F.cross_entropy(resized, target, weight=weight, ignore_index=ignore_index, reduction="none").mean()
+        else:
+            loss = F.cross_entropy(resized, target, weight=weight, ignore_index=ignore_index)
+        total = total + w * loss
+    return total

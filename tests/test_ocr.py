@@ -200,3 +200,56 @@ def test_bench_knows_the_ocr_head():
     params, gflops = bench.count("w48", "ocr", (1024, 2048))
     assert params == 70_372_678 and round(gflops, 1) == 1208.7
     bench.check_size_for_head("ocr", (250, 333))  # bilinear fusion: any size
+
+
+# ------------------------------------------------------------------ the official loss
+def _up(logits, target):
+    return torch.nn.functional.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=True)
+
+
+def test_ocr_loss_weighs_aux_and_ocr_as_the_official_config():
+    from hrnet_teach.ocr import ocr_loss
+
+    g = torch.Generator().manual_seed(0)
+    aux, out = torch.randn(2, 4, 8, 10, generator=g), torch.randn(2, 4, 8, 10, generator=g)
+    target = torch.randint(0, 4, (2, 32, 40), generator=g)
+    target[:, :3] = 255
+    ce = torch.nn.functional.cross_entropy
+    expected = 0.4 * ce(_up(aux, target), target, ignore_index=255) + ce(_up(out, target), target, ignore_index=255)
+    torch.testing.assert_close(ocr_loss([aux, out], target), expected)
+    swapped = 0.4 * ce(_up(out, target), target, ignore_index=255) + ce(_up(aux, target), target, ignore_index=255)
+    assert not torch.allclose(ocr_loss([aux, out], target), swapped)  # the order matters: [aux, ocr]
+
+
+def test_ohem_scores_only_the_hard_pixels():
+    from hrnet_teach.ocr import ohem_cross_entropy
+
+    target = torch.zeros(1, 2, 4, dtype=torch.long)
+    logits = torch.zeros(1, 2, 2, 4)
+    logits[0, 0, 0] = 10.0  # first row: class 0 sure and right (p ~ 1: easy)
+    logits[0, 1, 1] = 1.0  # second row: class 1 favoured, wrong (p = 0.27: hard)
+    loss = ohem_cross_entropy(logits, target, threshold=0.9, min_kept=1)
+    hard = torch.nn.functional.cross_entropy(logits, target, reduction="none")[0, 1].mean()
+    torch.testing.assert_close(loss, hard)
+    # min_kept larger than the labelled pixels: the cut rises to the easiest pixel, which is still left out
+    assert ohem_cross_entropy(logits, target, threshold=0.1, min_kept=100) > 0
+
+
+def test_ohem_mode_averages_the_aux_loss_over_all_pixels():
+    """Official quirk: with OHEM the aux loss is reduction='none', averaged by losses.mean() over every pixel."""
+    from hrnet_teach.ocr import ocr_loss
+
+    g = torch.Generator().manual_seed(1)
+    aux, out = torch.randn(1, 3, 4, 4, generator=g), torch.randn(1, 3, 4, 4, generator=g)
+    target = torch.randint(0, 3, (1, 16, 16), generator=g)
+    target[:, :8] = 255  # half the pixels unlabelled
+    plain = ocr_loss([aux, out], target, balance_weights=(1.0, 0.0))
+    with_ohem = ocr_loss([aux, out], target, balance_weights=(1.0, 0.0), ohem=True)
+    torch.testing.assert_close(with_ohem, plain / 2)
+
+
+def test_ocr_loss_wants_the_list_of_outputs():
+    from hrnet_teach.ocr import ocr_loss
+
+    with pytest.raises(ValueError, match=r"one per balance weight \[0\.4, 1\.0\]; got a single tensor"):
+        ocr_loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 16, 16, dtype=torch.long))
