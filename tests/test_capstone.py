@@ -204,3 +204,12 @@ def _module_raising():
 def test_odd_networks_get_a_message_not_an_exception(build, fragment):
     result = ex.capstone_network.check(build)
     assert not result.passed and fragment in result.message, result.message
+
+
+def test_piece_checks_use_the_same_stages():
+    message = ex.hr_module.check(ex._module_patched("fuse", ex._net_fuse_ji)).message
+    assert "raised RuntimeError inside stage3.0" in message and "fuse_layers[i][j](x[j])" in message
+    message = ex.stage.check(ex._stage_module_list).message
+    assert "nn.ModuleList" in message and "nn.Sequential" in message
+    message = ex.layer1.check(ex._layer1_no_downsample).message
+    assert message.startswith("Stage 1 (key names)") and "layer1.0.downsample: 6 keys missing" in message

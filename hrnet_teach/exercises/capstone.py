@@ -351,27 +351,49 @@ def _kind(module: nn.Module) -> str:
     return type(module).__name__
 
 
-def _failure(record: Record, prefix: str) -> str:
-    """Where the learner's forward raised and what that usually means."""
+def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
+    """Where the learner's forward raised (the innermost watched module still running) and what that usually means."""
     error = record.error
     text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
-    running = [n for n in record.entered if not record.calls[n].done and n]
+    running = [n for n in record.entered if not record.calls[n].done]
     inside = running[-1] if running else None
     finished = [n for n in record.order if n]
-    after = finished[-1] if finished else None
-    where = (f"inside {prefix}{inside}" if inside else
-             f"in your own forward, after {prefix}{after} finished" if after else "before any watched module ran")
-    message = f"Stage 3 (outputs): your network raised {type(error).__name__} {where}: {text}."
-    if inside and re.fullmatch(r"(stage\d\.)?\d+|", inside.split(".branches")[0]) and "channels" in text:
+    if inside is not None and (inside or prefix):
+        where = f"inside {_label(inside, prefix)}"
+    elif finished:
+        where = f"in your own forward, after {prefix}{finished[-1]} finished"
+    else:
+        where = "before any watched module ran"
+    message = f"Stage 3 (outputs): your code raised {type(error).__name__} {where}: {text}."
+    module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
+    shapes = "channels" in text or "size" in text
+    if isinstance(module, HighResolutionModule) and shapes:
         message += (" In a HighResolutionModule the term that flows from input branch j into output branch i is "
                     "fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
-    elif inside and inside.startswith("transition") and "channels" in text:
+    elif inside and re.fullmatch(r"transition\d\.\d+", prefix + inside) and shapes:
         message += (" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
                     "not y_list[0] (lesson 05).")
+    elif inside and ".branches." in prefix + inside and shapes:
+        message += " Branch b's first block takes num_inchannels[b] channels: check what the transition gives it."
     elif "Sizes of tensors must match" in text and not inside:
         message += (" The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
                     "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
     return message
+
+
+def _has(module: nn.Module, name: str) -> bool:
+    try:
+        module.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _label(name: str, prefix: str) -> str:
+    """How a watched module is named in a message: its full name in the checkpoint."""
+    if name:
+        return prefix + name
+    return prefix.rstrip(".") if prefix else "your network's output"
 
 
 def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool) -> dict[str, list[torch.Tensor]]:
@@ -431,7 +453,7 @@ def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str
     }
 
 
-def _detail(name: str, side: str, learner: nn.Module, record: Record, ref_call: Call, reference_module: nn.Module,
+def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_module: nn.Module,
             previous: str | None, prefix: str) -> str:
     """Stage 4: at the first difference, which slip explains it."""
     align = checkpoint_align_corners()
@@ -457,58 +479,61 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, ref_call: 
         return f" Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {between('last_layer')}."
     if side == "input":
         before = between(prefix + name)
-        after = f"up to {prefix}{previous}" if previous else "before it"
+        after = f"up to {_label(previous, prefix)}" if previous is not None else "before it"
         return (f" Everything {after} matches, so the difference comes from your forward between them"
                 + (f" (the package's {prefix}{name} gets {before})." if before else "."))
-    if side == "output" and name == "":
+    if side == "output" and name == "" and not prefix:
         return (" Every module matches, so what your forward does after last_layer differs: return last_layer's "
                 "logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or LogSoftmax.")
-    return (f" Its input matches, so {prefix}{name} ({_kind(learner.get_submodule(name))}) computes something else "
-            "inside: compare its forward with the package's.")
+    return (f" Its input matches, so {_label(name, prefix)} ({_kind(learner.get_submodule(name))}) computes something "
+            "else inside: compare its forward with the package's.")
+
+
+def _compared_names(prefix: str) -> tuple[list[str], dict[str, str]]:
+    """The learner's watched names (relative to ``prefix``; '' is the module itself), in the order the
+    package's forward finishes them, and each one's name in the package's model."""
+    reference = reference_run()
+    full = watched_names(package_model())
+    names = [n[len(prefix):] for n in full if n.startswith(prefix)] + [""] if prefix else full
+    ref_name = {n: (prefix + n if n else prefix.rstrip(".")) for n in names}
+    names.sort(key=lambda n: reference.order.index(ref_name[n]))
+    return names, ref_name
 
 
 def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
                   call: Callable = lambda fn, *args: fn(*args)) -> tuple[float, Record]:
     """Run the learner's module with hooks; raise Wrong at the first watched module that differs."""
     reference = reference_run()
-    full = watched_names(package_model())
-    if prefix:
-        base = prefix.rstrip(".")
-        names = [n[len(prefix):] for n in full if n.startswith(prefix)] + [""]
-        ref_name = {n: (prefix + n if n else base) for n in names}
-    else:
-        names = full
-        ref_name = {n: n for n in names}
-    names.sort(key=lambda n: reference.order.index(ref_name[n]))
+    names, ref_name = _compared_names(prefix)
     output, record = run_hooked(learner, names, inputs, call)
     if record.error is not None:
-        raise Wrong(_failure(record, prefix))
+        raise Wrong(_failure(record, prefix, reference_module))
     record.calls.setdefault("", Call(inputs, output, True))
-    if "" not in record.order:
-        record.order.append("")
     for index, name in enumerate(names):
-        ref_call = reference.calls[ref_name[name]]
-        mine = record.calls.get(name)
-        label = f"{prefix}{name}" if name else (base if prefix else "your network's output")
-        if mine is None or not mine.done:
-            raise Wrong(f"Stage 3 (outputs): your forward never calls {label}; the package's calls it after "
-                        f"{prefix}{names[index - 1] if index else 'the start'}.")
-        if name != "":  # the whole model's inputs are ours
-            same, what, diff = difference(_single(mine.inputs), _single(ref_call.inputs))
-            if not same:
-                previous = names[index - 1] if index else None
-                raise Wrong(f"Stage 3 (outputs): {label} gets another input than in the package's model ({what})."
-                            + _detail(name, "input", learner, record, ref_call, reference_module.get_submodule(name) if name else reference_module,
-                                      previous, prefix))
-        same, what, diff = difference(mine.output, ref_call.output)
+        previous = names[index - 1] if index else None
+        _compare_one(name, previous, record, reference.calls[ref_name[name]], learner, reference_module, prefix)
+    return difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2], record
+
+
+def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call, learner: nn.Module,
+                 reference_module: nn.Module, prefix: str) -> None:
+    """Stage 3 for one watched module: called, same input, same output; else Wrong, with stage 4's detail."""
+    label, mine = _label(name, prefix), record.calls.get(name)
+    module = reference_module.get_submodule(name) if name else reference_module
+    if mine is None or not mine.done:
+        after = f"after {_label(previous, prefix)}" if previous is not None else "first"
+        raise Wrong(f"Stage 3 (outputs): your forward never calls {label}; the package's calls it {after}.")
+    if name:  # the module itself gets our inputs
+        same, what, _ = difference(_single(mine.inputs), _single(ref_call.inputs))
         if not same:
-            module = reference_module.get_submodule(name) if name else reference_module
-            kind = f" ({_kind(module)})" if name else ""
-            verb = "differs from the package's" if diff == float("inf") else "gives other numbers than the package's"
-            raise Wrong(f"Stage 3 (outputs): {label}{kind} {verb} ({what})."
-                        + _detail(name, "output", learner, record, ref_call, module, None, prefix))
-    final = difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2]
-    return final, record
+            raise Wrong(f"Stage 3 (outputs): {label} gets another input than in the package's model ({what})."
+                        + _detail(name, "input", learner, record, module, previous, prefix))
+    same, what, diff = difference(mine.output, ref_call.output)
+    if not same:
+        kind = f" ({_kind(module)})" if name or prefix else ""
+        verb = "differs from the package's" if diff == float("inf") else "gives other numbers than the package's"
+        raise Wrong(f"Stage 3 (outputs): {label}{kind} {verb} ({what})."
+                    + _detail(name, "output", learner, record, module, previous, prefix))
 
 
 # ---------------------------------------------------------------- the whole check
@@ -614,7 +639,7 @@ class CheckpointExercise(Exercise):
             try:
                 return self.compare(module)
             except NotImplementedError as error:
-                if "forward" in str(error):  # torch's words for a module without forward, e.g. an nn.ModuleList
+                if 'missing the required "forward"' in str(error):  # torch's words for a module without forward
                     raise Wrong(f"Running your {self.what} called a module that has no forward: {error}. A ModuleList "
                                 "only holds modules: loop over it, or use nn.Sequential to chain them.") from None
                 raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write "
