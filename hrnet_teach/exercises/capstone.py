@@ -640,7 +640,7 @@ class CheckpointExercise(Exercise):
                 return self.compare(module)
             except NotImplementedError as error:
                 if 'missing the required "forward"' in str(error):  # torch's words for a module without forward
-                    raise Wrong(f"Running your {self.what} called a module that has no forward: {error}. A ModuleList "
+                    raise Wrong(f"Running your {self.what} called a module that has no forward: {error}. An nn.ModuleList "
                                 "only holds modules: loop over it, or use nn.Sequential to chain them.") from None
                 raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write "
                                    "it, run its cell, then this one again.") from None
