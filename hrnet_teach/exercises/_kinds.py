@@ -131,6 +131,8 @@ class ChoiceExercise(ValueExercise):
         if missing or answer not in choices:
             raise ValueError(f"{common.get('name')}: give the right answer among the choices and a `why` for each of "
                              f"the others (missing {sorted(missing)})")
+        # Each line wrapped at words to 100 characters: a notebook prints it, and JupyterLab would break it mid-word.
+        question = "\n".join(textwrap.fill(line, 100) for line in question.split("\n"))
         super().__init__(question=f"{question}\n{choices_text(choices)}", read=lambda a: as_choice(a, choices),
                          reference=answer, mistakes=why, success=success, **common)
         self.choices = dict(choices)
