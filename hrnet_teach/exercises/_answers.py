@@ -30,13 +30,16 @@ def as_int(answer, what: str, *, floats: bool = False) -> int:
     return answer
 
 
-def as_ints(answer, length: int, what: str, example: str) -> tuple[int, ...]:
-    """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair)."""
+def as_ints(answer, length: int, what: str, example: str, *, floats: bool = False) -> tuple[int, ...]:
+    """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair);
+    with ``floats=True`` a float such as 720.0 counts too (a count computed with ``/``)."""
     if isinstance(answer, torch.Size):
         answer = tuple(answer)
     count = _COUNTS.get(length, str(length))
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-        raise Wrong(f"You gave one number ({answer}); give {count} whole numbers, {what}, e.g. {example}.")
+        raise Wrong(f"Give {count} whole numbers, {what}, e.g. {example}; you gave one number ({answer}), so give {count}.")
+    if floats and isinstance(answer, (tuple, list)):
+        answer = [int(v) if isinstance(v, float) and v.is_integer() else v for v in answer]
     if not isinstance(answer, (tuple, list)):
         raise Wrong(f"Give {count} whole numbers, {what}, e.g. {example}; you gave {type(answer).__name__} {answer!r}.")
     if len(answer) != length:

@@ -204,7 +204,7 @@ def _number(value: Any) -> float | None:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:160]}" if text else type(error).__name__
+    return f"{type(error).__name__}: {text[0][:160].rstrip('.')}" if text else type(error).__name__
 
 
 class FunctionExercise(Exercise):
