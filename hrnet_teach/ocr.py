@@ -218,6 +218,24 @@ class HRNetOCR(HRNet):
             nn.Conv2d(last_inp_channels, num_classes, kernel_size=1),
         )
 
+    def check_input(self, x: torch.Tensor) -> None:
+        """The backbone's checks, and two of the head's own, before torch's deep errors."""
+        super().check_input(x)
+        block = self.ocr_distri_head.object_context_block
+        quarter = (-(-x.shape[-2] // 4), -(-x.shape[-1] // 4))  # the 1/4 map the head works on
+        if block.scale > 1 and min(quarter) < block.scale:
+            raise ValueError(
+                f"Input {x.shape[-2]}x{x.shape[-1]}: the OCR attention max-pools the {quarter[0]}x{quarter[1]} "
+                f"map by scale={block.scale}; use an image of at least {4 * block.scale} pixels a side or scale=1"
+            )
+        regions = x.shape[0] * self.cls_head.out_channels  # the values per channel the region BatchNorms see
+        if self.training and regions < 2 and isinstance(block.f_object[1][0], nn.modules.batchnorm._BatchNorm):
+            raise ValueError(
+                "Training mode with 1 image and 1 class: the OCR head's BatchNorm on the region "
+                "representations (B x C x K x 1) sees one value per channel; use a batch of at least 2, "
+                "more than one class, or model.eval()"
+            )
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = concat_branches(self.forward_features(x), self.align_corners)  # B x 15C x H/4 x W/4
         out_aux = self.aux_head(feats)  # soft object regions: B x K x H/4 x W/4

@@ -253,3 +253,14 @@ def test_ocr_loss_wants_the_list_of_outputs():
 
     with pytest.raises(ValueError, match=r"one per balance weight \[0\.4, 1\.0\]; got a single tensor"):
         ocr_loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 16, 16, dtype=torch.long))
+
+
+def test_ocr_head_own_input_checks():
+    one_class = ht.create_model("w18_small_v1", head="ocr", num_classes=1).train()
+    with pytest.raises(ValueError, match="1 image and 1 class.*model.eval"):
+        one_class(torch.randn(1, 3, 64, 64))
+    pooled = ht.create_model("w18_small_v1", head="ocr", num_classes=3, scale=4).eval()
+    with pytest.raises(ValueError, match="max-pools the 3x4 map by scale=4; use an image of at least 16"):
+        pooled(torch.randn(1, 3, 12, 16))
+    with torch.no_grad():
+        assert pooled(torch.randn(1, 3, 64, 64))[1].shape == (1, 3, 16, 16)
