@@ -27,6 +27,9 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell
 MAX_CELL_OUTPUT = 8000  # characters of text per cell: outputs stay small
+# Characters per printed line: JupyterLab wraps longer lines mid-word; 110 monospace characters
+# fit the output area of a notebook in a 1000 px wide pane (tests/test_browser.py checks the pixels).
+MAX_LINE = 110
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in kernel tracebacks
 UNSOLVED = re.compile(r"^answer = \.\.\.|raise NotImplementedError\s+# your code here", re.MULTILINE)
@@ -111,6 +114,18 @@ def _cell_text(cell) -> str:
     return "".join(parts)
 
 
+def _shown_lines(cell) -> list[str]:
+    """The text lines a reader sees: printed text and plain-text results (not the text/plain
+    stand-in of a widget, image or graph, which JupyterLab does not show)."""
+    lines = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            lines += output.get("text", "").splitlines()
+        elif "data" in output and set(output["data"]) <= {"text/plain"}:
+            lines += output["data"].get("text/plain", "").splitlines()
+    return lines
+
+
 @pytest.fixture(scope="module")
 def times(tmp_path_factory):
     """Execution time per notebook, printed and saved as JSON when the module ends."""
@@ -156,6 +171,9 @@ def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
         assert not errors, f"{path.name} cell {index} raised {errors[0].get('ename')}"
         text = _cell_text(cell)
         assert len(text) <= MAX_CELL_OUTPUT, f"{path.name} cell {index} prints {len(text)} characters; keep outputs small"
+        long = [line for line in _shown_lines(cell) if len(line) > MAX_LINE]
+        assert not long, (f"{path.name} cell {index} prints a line of {len(long[0])} characters (at most {MAX_LINE} fit "
+                          f"a 1000 px pane; wrap it, e.g. textwrap.fill): {long[0][:120]!r}")
         if UNSOLVED.search(cell.source):  # an exercise cell as stored: it must run, unsolved
             assert "Not yet" in text, f"{path.name} cell {index}: an unsolved exercise cell should show 'Not yet', got {text[:200]!r}"
 
