@@ -115,7 +115,7 @@ class Call:
     inputs: tuple
     output: Any = None
     done: bool = False
-    given: Any = None  # (the list passed in, the ids of its tensors): to see whether forward changed it
+    given: Any = None  # (the list passed in, a copy of it): to see whether forward changed it
 
 
 @dataclass
@@ -128,10 +128,13 @@ class Record:
 
 
 def _clone(value):
+    """Copies of the tensors in a value (hooks see tensors that in-place ReLUs change later)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_clone(v) for v in value) if isinstance(value, list) else tuple(_clone(v) for v in value)
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_clone(v) for v in value)
     return value
 
 
@@ -151,7 +154,7 @@ def run_hooked(model: nn.Module, names: Sequence[str], inputs: tuple,
             record.entered.append(name)
             given = args[0] if args else None
             if isinstance(given, list):
-                record.calls[name].given = (given, [id(t) for t in given])
+                record.calls[name].given = (given, list(given))
         return hook
 
     def post(name):
@@ -162,7 +165,7 @@ def run_hooked(model: nn.Module, names: Sequence[str], inputs: tuple,
             call.output, call.done = _clone(output), True
             record.order.append(name)
             given = call.given
-            if given is not None and [id(t) for t in given[0]] != given[1]:
+            if given is not None and (len(given[0]) != len(given[1]) or any(a is not b for a, b in zip(*given))):
                 record.mutated.add(name)
         return hook
 
@@ -323,8 +326,12 @@ def _shape_diagnosis(key: str, want: tuple, got: tuple) -> str:
             if got[0] != want[0]:
                 return (f" The new branch {i} must carry {want[0]} channels (the next stage's num_channels[{i}]); "
                         f"yours makes {got[0]}. Its channels come from cur_channels[{i}], not from the branch it grows from.")
-    if key.endswith("running_mean") or key.endswith(".bias") or key.endswith(".weight") and len(want) == 1:
-        return " A BatchNorm must have as many features as the conv before it outputs channels."
+    if key.startswith("last_layer.") and want[0] != got[0] and len(want) >= 1 and key.split(".")[1] == "3":
+        return (f" The classifier has {got[0]} outputs; the shipped checkpoint has {want[0]} classes "
+                "(background, small shape, large shape, thin line): build it with num_classes=4.")
+    if len(want) == 1:
+        return (" A 1-d tensor (a BatchNorm's weights and statistics, or a bias) has one value per output channel of "
+                "its layer: check the channels of the layer before it.")
     return ""
 
 

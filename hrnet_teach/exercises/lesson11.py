@@ -527,6 +527,7 @@ NETWORK_MISTAKES = {
     "a conv with a bias": (_net_conv_bias, "bias=False"),
     "no ReLU in the stem": (_net_stem_without_relu, "the ReLU after bn1"),
     "last_layer without its ReLU module": (_net_last_layer_without_relu_module, "numbers every layer"),
+    "Cityscapes' 19 classes": (lambda: MyHRNet(num_classes=19), "build it with num_classes=4"),
     "LogSoftmax at the end": (_patched(MyHRNet, net=("forward", _net_forward_with(head_fn=_logsoftmax_head))),
                               "no softmax or LogSoftmax"),
 }
