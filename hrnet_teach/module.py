@@ -118,7 +118,8 @@ class HighResolutionModule(nn.Module):
         return F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=self.align_corners)
 
 
-def downsample_chain(in_channels: int, out_channels: int, steps: int, norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
+def downsample_chain(in_channels: int, out_channels: int, steps: int,
+                     norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
     """``steps`` stride-2 3x3 convs, each halving the size.
 
     The intermediate steps keep ``in_channels`` and end with a ReLU; the last one
