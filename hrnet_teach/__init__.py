@@ -19,7 +19,8 @@ from .transition import Transition
 
 __version__ = "0.1.0"
 
-_LAZY = ("assets", "weights", "viz", "widgets", "data", "train", "ablation", "bench", "exercises", "colab")
+_LAZY = ("assets", "weights", "viz", "widgets", "data", "train", "train_config", "distributed", "ablation", "bench",
+         "exercises", "colab")
 
 
 def __getattr__(name):

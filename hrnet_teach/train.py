@@ -12,16 +12,18 @@ Run it::
     python -m hrnet_teach.train --epochs 6 --out runs/shapes
     torchrun --nproc_per_node 2 -m hrnet_teach.train --epochs 6 --out runs/ddp
 
-With ``torchrun`` every process trains a copy of the model on its own share of
-each epoch (``DistributedSampler``), ``DistributedDataParallel`` averages the
-gradients, the metrics are summed across processes, and only rank 0 writes.
+The pieces, top to bottom: the loss (:func:`loss_for` picks it from the model),
+the scores, :func:`evaluate`, :func:`train_one_epoch`, :func:`save` / :func:`load`,
+then :func:`train`, which joins them for the epochs of one :class:`TrainConfig`.
+The settings live in ``train_config.py``, the several-process set-up in
+``distributed.py``, and reading checkpoints back in ``weights.py``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
-import os
 import random
 import shlex
 import sys
@@ -29,31 +31,56 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
-from ._validate import positive_int
-from .config import VARIANTS, HRNetConfig, StageConfig, get_config
+from .config import VARIANTS, HRNetConfig, StageConfig, get_config  # noqa: F401  (HRNetConfig, StageConfig: re-exported)
 from .data import DATASETS, IGNORE_INDEX, make_dataset
+from .distributed import (
+    Distributed,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    close_distributed,
+    init_distributed,
+    prepare_batchnorm,
+    shard,
+    unwrap,
+    wrap_model,
+)
 from .heads import HRNetPose, HRNetSegmentation
-from .models import create_model
+from .train_config import (  # noqa: F401  (re-exported: the lessons call T.build_model, T.OPTIMIZERS ...)
+    DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
+    OPTIMIZERS,
+    TRAIN_HEADS,
+    Criterion,
+    PathLike,
+    TrainConfig,
+    build_model,
+)
+from .weights import (  # noqa: F401  (re-exported: where they lived before they moved to weights.py)
+    SHAPES_CHECKPOINT,
+    config_from_dict,
+    config_to_dict,
+    load_shapes_model,
+    model_from_checkpoint,
+    pretrained_or_shipped,
+    read_checkpoint,
+    shapes_checkpoint_info,
+)
 
-OPTIMIZERS = ("adamw", "sgd")
-TRAIN_HEADS = ("segmentation", "pose")
-DEFAULT_LR = {"adamw": 5e-3, "sgd": 0.05}
-DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official value
 POLY_POWER = 0.9
-SHAPES_CHECKPOINT = "checkpoints/shapes_w18_small_v1.pt"
-PathLike = Union[str, Path]
+CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.json"
+HISTORY_KEYS = ("loss", "miou", "pixel_acc", "elapsed_s", "lr")
 
 
-# ------------------------------------------------------------------ the pieces
+# ------------------------------------------------------------------ the loss
 def poly_lr(base_lr: float, step: int, max_steps: int, power: float = POLY_POWER) -> float:
     """The "poly" schedule of the official trainer: ``base_lr * (1 - step / max_steps) ** power``.
 
@@ -76,6 +103,29 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
 
 
+def loss_for(model: nn.Module) -> Criterion:
+    """The training loss for ``model``'s output: ``loss(output, mask) -> scalar``.
+
+    The one place a head chooses its loss. HRNetV2 and the V1 readout output one
+    logits map: :func:`segmentation_loss`, resized as the model itself resizes.
+    A head whose forward returns several outputs (HRNet-OCR: ``[aux, ocr]``)
+    adds its own branch here; ``TrainConfig.criterion`` overrides this for one run.
+    """
+    return functools.partial(segmentation_loss, align_corners=resize_align_corners(unwrap(model)))
+
+
+def resize_align_corners(model: nn.Module) -> bool:
+    """How to enlarge this model's logits to the mask: as its own bilinear fusion does
+    (HRNetSegmentation), or without corner alignment (the V1 readout, which fuses by nearest)."""
+    return model.align_corners if isinstance(model, HRNetSegmentation) else False
+
+
+def final_logits(output: Any) -> torch.Tensor:
+    """The logits to score: the output itself, or the last of several (the official OCR trainer scores its last)."""
+    return output[-1] if isinstance(output, (list, tuple)) else output
+
+
+# ------------------------------------------------------------------ the scores
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``cm[t, p]`` counts pixels of true class t predicted as p; ignored pixels are left out."""
     keep = target != IGNORE_INDEX
@@ -100,22 +150,13 @@ def scores(cm: torch.Tensor) -> dict[str, Any]:
     return {"miou": miou, "pixel_acc": pixel_acc, "per_class_iou": per_class}
 
 
-def _num_classes(model: nn.Module) -> int:
+def num_classes_of(model: nn.Module) -> int:
+    """How many classes a segmentation model predicts (its classifier's output channels)."""
     if isinstance(model, HRNetSegmentation):
         return model.last_layer[-1].out_channels
     if isinstance(model, HRNetPose):  # the V1 readout used as a per-pixel classifier
         return model.final_layer.out_channels
     raise TypeError(f"evaluate expects a segmentation model (HRNetSegmentation), got {type(model).__name__}")
-
-
-def _resize_align_corners(model: nn.Module) -> bool:
-    """How to enlarge this model's logits to the mask: as its own bilinear fusion does
-    (HRNetSegmentation), or without corner alignment (the V1 readout, which fuses by nearest)."""
-    return model.align_corners if isinstance(model, HRNetSegmentation) else False
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 @torch.no_grad()
@@ -136,9 +177,9 @@ def evaluate(
     same numbers: the score of the whole split (``reduce=False`` keeps this
     process's own count, e.g. when only rank 0 evaluates).
     """
-    core = _unwrap(model)
+    core = unwrap(model)
     device = next(core.parameters()).device if device is None else torch.device(device)
-    num_classes = _num_classes(core)
+    num_classes = num_classes_of(core)
     loader = loader_or_dataset
     if isinstance(loader_or_dataset, Dataset):
         loader = DataLoader(loader_or_dataset, batch_size=batch_size, shuffle=False)
@@ -148,11 +189,11 @@ def evaluate(
     for images, masks in loader:
         images, masks = images.to(device), masks.to(device)
         with _autocast(device, amp):
-            logits = core(_memory_format(images, device))
-        logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=_resize_align_corners(core))
+            logits = final_logits(core(_memory_format(images, device)))
+        logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=resize_align_corners(core))
         cm += confusion_matrix(logits.argmax(1), masks, num_classes)
-    if reduce and dist.is_available() and dist.is_initialized():
-        dist.all_reduce(cm)
+    if reduce:
+        all_reduce_sum(cm)
     core.train(was_training)
     return scores(cm.cpu())
 
@@ -192,84 +233,94 @@ def _grad_scaler(enabled: bool):
     return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
-# ------------------------------------------------------------------ several processes
-@dataclasses.dataclass
-class Distributed:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    backend: Optional[str] = None
-    started_here: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+def _run_device(config: TrainConfig, ctx: Distributed) -> tuple[torch.device, bool]:
+    """This process's device, and whether AMP stays on (CUDA only, said once when it does not)."""
+    device = torch.device("cuda", ctx.local_rank) if ctx.enabled and ctx.backend == "nccl" else pick_device(config.device)
+    amp = config.amp
+    if amp and device.type != "cuda":
+        if ctx.is_main and config.progress:
+            print(f"--amp: mixed precision is for CUDA; on {device.type} this run stays in float32.")
+        amp = False
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+    return device, amp
 
 
-def init_distributed(device: Optional[str]) -> Distributed:
-    """Join the process group that ``torchrun`` describes in its environment variables.
+# ------------------------------------------------------------------ one epoch
+def train_one_epoch(
+    net: nn.Module,
+    loader: DataLoader,
+    opt: torch.optim.Optimizer,
+    loss_fn: Criterion,
+    device: torch.device,
+    lr_at: Callable[[int], float],
+    scaler=None,
+    amp: bool = False,
+    desc: str = "",
+    show: bool = False,
+) -> float:
+    """One pass over ``loader``; returns the mean training loss over every process's batches.
 
-    NCCL when each process has a GPU, gloo on CPU. Run without torchrun, this is a no-op.
+    ``lr_at(step)``: the learning rate for this epoch's ``step`` (the poly schedule).
+    ``net`` is the model or its DistributedDataParallel wrapper; ``scaler`` a GradScaler
+    (AMP on CUDA; None: plain float32 steps).
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return Distributed()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in (None, "auto", "cuda")
-    backend = "nccl" if use_cuda else "gloo"
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    started = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-        started = True
-    return Distributed(rank, world_size, local_rank, dist.get_backend(), started)
+    scaler = _grad_scaler(False) if scaler is None else scaler
+    net.train()
+    loss_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    bar = _progress(loader, show, desc)
+    for step, (images, masks) in enumerate(bar):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        images = _memory_format(images.to(device, non_blocking=True), device)
+        masks = masks.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            output = net(images)
+        loss = loss_fn(output, masks)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        loss_sum += loss.detach().double()
+        count += 1
+        if show and step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.2g}")
+    sums = all_reduce_sum(torch.stack([loss_sum, torch.tensor(float(count), dtype=torch.float64, device=device)]))
+    return (sums[0] / sums[1]).item()
 
 
-def prepare_batchnorm(model: nn.Module, ctx: Distributed) -> nn.Module:
-    """BatchNorm across processes: SyncBatchNorm where the backend supports it.
+# ------------------------------------------------------------------ save / load
+def checkpoint_of(model: nn.Module, opt, scaler, epoch: int, config: TrainConfig, metrics: dict, settings: dict) -> dict[str, Any]:
+    """What ``checkpoint.pt`` holds: plain tensors and data, so ``weights_only=True`` reads it back."""
+    return {
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+        "epoch": epoch, "config": config_to_dict(model.config), "num_classes": num_classes_of(model),
+        "align_corners": config.align_corners, "head": config.head, "metrics": metrics, "args": settings,
+        "command": config.command,
+    }
 
-    With DDP each process normalises with the mean and variance of its own
-    few images; SyncBatchNorm gathers the statistics of the whole global batch
-    (what the official trainer does on its 4 GPUs). It needs NCCL on GPUs:
-    PyTorch has no CPU kernels for it, and under gloo on CPU its forward
-    raises. So on CPU the model keeps plain BatchNorm2d, each rank with its
-    own statistics, and rank 0's running statistics are broadcast before
-    evaluation so every rank evaluates the same network.
+
+def save(checkpoint: dict[str, Any], out_dir: PathLike) -> None:
+    """Write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json`` (the latter atomically)."""
+    out_dir = Path(out_dir)
+    torch.save(checkpoint, out_dir / CHECKPOINT_FILE)
+    _atomic_write_json(out_dir / METRICS_FILE, checkpoint["metrics"])
+
+
+def load(path: PathLike, model: nn.Module, opt: torch.optim.Optimizer, scaler=None) -> tuple[int, dict[str, list]]:
+    """Resume: load a ``checkpoint.pt`` into ``model``, ``opt`` (and ``scaler``, if given and saved).
+
+    Returns ``(epochs done, history)``: the per-epoch lists of the metrics so far.
     """
-    if ctx.enabled and ctx.backend == "nccl":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model
+    checkpoint = read_checkpoint(path)
+    from .weights import load_weights
 
-
-def _broadcast_buffers(model: nn.Module) -> None:
-    for buffer in model.buffers():
-        dist.broadcast(buffer, src=0)
-
-
-def _shard(dataset: Dataset, ctx: Distributed) -> Dataset:
-    # Every process evaluates every world_size-th scene: no scene twice, none left out
-    # (a DistributedSampler would pad with repeats to make the shares equal).
-    return Subset(dataset, range(ctx.rank, len(dataset), ctx.world_size)) if ctx.enabled else dataset
-
-
-# ------------------------------------------------------------------ checkpoints
-def config_to_dict(config: HRNetConfig) -> dict[str, Any]:
-    """An HRNetConfig as plain data (what a checkpoint stores)."""
-    return dataclasses.asdict(config)
-
-
-def config_from_dict(data: dict[str, Any]) -> HRNetConfig:
-    """The inverse of :func:`config_to_dict`."""
-    stages = {f"stage{i}": StageConfig(**data[f"stage{i}"]) for i in (1, 2, 3, 4)}
-    rest = {k: v for k, v in data.items() if not k.startswith("stage")}
-    return HRNetConfig(**stages, **rest)
+    load_weights(model, checkpoint, strict=True, verbose=False)
+    opt.load_state_dict(checkpoint["optimizer"])
+    if scaler is not None and "scaler" in checkpoint:
+        scaler.load_state_dict(checkpoint["scaler"])
+    old = checkpoint.get("metrics", {})
+    return int(checkpoint["epoch"]), {k: list(old.get(k, [])) for k in HISTORY_KEYS}
 
 
 def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: bool = True) -> nn.Module:
@@ -278,63 +329,6 @@ def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: 
 
     load_weights(model, source, strict=strict, verbose=False)
     return model
-
-
-def read_checkpoint(path: PathLike) -> dict[str, Any]:
-    """A checkpoint written by this trainer (plain tensors and data: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def model_from_checkpoint(checkpoint: Union[PathLike, dict]) -> nn.Module:
-    """Rebuild the model a checkpoint was trained as (its config and classes) and load it strictly; eval mode, CPU."""
-    if not isinstance(checkpoint, dict):
-        checkpoint = read_checkpoint(checkpoint)
-    if "config" not in checkpoint or "num_classes" not in checkpoint:
-        raise ValueError("not a checkpoint of hrnet_teach.train: it has no 'config' / 'num_classes' entries")
-    model = build_model(
-        config_from_dict(checkpoint["config"]), checkpoint["num_classes"],
-        align_corners=checkpoint.get("align_corners", True), head=checkpoint.get("head", "segmentation"),
-    )
-    return load_model_weights(model, checkpoint).eval()
-
-
-def load_shapes_model() -> nn.Module:
-    """The shipped W18-small-v1 trained on the shapes dataset (``assets/checkpoints``), eval mode, on the CPU."""
-    from .assets import asset_path
-
-    return model_from_checkpoint(asset_path(SHAPES_CHECKPOINT))
-
-
-def shapes_checkpoint_info() -> dict[str, Any]:
-    """What the shipped checkpoint claims: its held-out scores, data, and the command that made it."""
-    from .assets import asset_path
-
-    checkpoint = read_checkpoint(asset_path(SHAPES_CHECKPOINT))
-    return {k: checkpoint[k] for k in ("metrics", "args", "command") if k in checkpoint}
-
-
-def pretrained_or_shipped(variant: str = "w18_small_v1", verbose: bool = True) -> tuple[nn.Module, str]:
-    """ImageNet weights from timm when online, else the shipped shapes checkpoint.
-
-    Returns ``(model, source)``: ``source`` is ``"imagenet"`` (a classification
-    model of ``variant``) or ``"shapes"`` (the shipped W18-small-v1 segmentation
-    model). Both have the same backbone attributes, so feature maps work alike.
-    """
-    from .weights import WeightsUnavailableError, load_timm_imagenet
-
-    try:
-        return load_timm_imagenet(variant).eval(), "imagenet"
-    except WeightsUnavailableError as error:
-        if verbose:
-            print(
-                f"ImageNet weights for {variant} are not available ({str(error).splitlines()[0]}).\n"
-                "Using the shipped W18-small-v1 trained on the offline shapes dataset instead: "
-                "its features are those of a trained network, but of shapes, not photos."
-            )
-        return load_shapes_model(), "shapes"
 
 
 def export_checkpoint(
@@ -363,47 +357,68 @@ def export_checkpoint(
     return small["metrics"]
 
 
-# ------------------------------------------------------------------ the loop
+def _atomic_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------ a run
+@dataclasses.dataclass
+class _Run:
+    """What the epochs of one run share."""
+
+    config: TrainConfig
+    ctx: Distributed
+    device: torch.device
+    amp: bool
+    train_loader: DataLoader
+    val_loader: DataLoader
+    val_set: Dataset
+    model: nn.Module
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    scaler: Any
+    loss_fn: Criterion
+    settings: dict[str, Any]
+    start_epoch: int = 0
+    history: dict[str, list] = dataclasses.field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+
+    @property
+    def show(self) -> bool:
+        return self.config.progress and self.ctx.is_main
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-
-
-def build_model(
-    variant: Union[str, HRNetConfig],
-    num_classes: int,
-    fusion: bool = True,
-    align_corners: bool = False,
-    head: str = "segmentation",
-) -> nn.Module:
-    """HRNetV2 segmentation model of ``variant``; ``fusion=False`` for the ablation.
-
-    ``head="pose"``: the HRNetV1 readout instead (the highest-resolution branch
-    alone, then a 1x1 conv to ``num_classes``), which the ablation uses to ask
-    what fusion does when nothing else brings context to that branch.
-
-    ``align_corners=False`` by default here, unlike the official Cityscapes setting
-    (True). The 1/4 grid's cell k is centred on image pixel 4k + 1.5; resizing
-    with align_corners=False puts it at 4k + 2 everywhere (a constant half-cell
-    shift the convolutions learn to absorb), while align_corners=True stretches
-    the grid to the corners, so the error grows across the image (up to 3
-    pixels at 64 x 64), which no convolution can undo. At 1024 x 2048 that is
-    invisible; in one 3-epoch run at 64 x 64 (on an earlier draft of the shapes),
-    True scored 0.795 mIoU and False 0.803.
-    """
-    _check_choice("head", head, TRAIN_HEADS)
-    config = get_config(variant)
-    if not fusion:
-        config = config.replace(fusion=False)
-    if head == "pose":
-        return create_model(config, head="pose", num_joints=num_classes)
-    return create_model(config, head="segmentation", num_classes=num_classes, align_corners=align_corners)
+def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
+    """(train loader, val loader, val set): every process builds the same datasets and a
+    DistributedSampler splits the work; a real dataset is downloaded by rank 0 alone."""
+    if ctx.enabled and not ctx.is_main:
+        barrier(ctx)  # wait while rank 0 downloads
+    train_set = make_dataset(config.dataset, "train", config.train_size, config.image_size, seed=config.seed, root=config.data_root, download=True)
+    val_set = make_dataset(config.dataset, "val", config.val_size, config.image_size, seed=config.seed, root=config.data_root, download=True)
+    if ctx.enabled and ctx.is_main:
+        barrier(ctx)
+    workers = (2 if device.type == "cuda" else 0) if config.workers is None else config.workers
+    sampler = None
+    if ctx.enabled:
+        sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed)
+        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=True, num_workers=workers)
+    else:
+        generator = torch.Generator().manual_seed(config.seed)
+        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, num_workers=workers, generator=generator)
+    if len(train_loader) == 0:
+        raise ValueError(
+            f"train_size {config.train_size} is smaller than one batch ({config.batch_size} x {ctx.world_size} processes): "
+            "raise --train-size or lower --batch-size"
+        )
+    val_loader = DataLoader(shard(val_set, ctx), batch_size=max(config.batch_size, 32), num_workers=workers)
+    return train_loader, val_loader, val_set
 
 
 def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -412,199 +427,111 @@ def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def _atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+def _start(config: TrainConfig, ctx: Distributed) -> _Run:
+    """Device, data, model, optimizer (and the resumed state): everything before the first epoch."""
+    device, amp = _run_device(config, ctx)
+    _seed_everything(config.seed)
+    train_loader, val_loader, val_set = _loaders(config, ctx, device)
+    model = build_model(config.variant, train_loader.dataset.num_classes, config.fusion, config.align_corners, config.head).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = _make_optimizer(config.optimizer, model, config.base_lr, config.decay)
+    scaler = _grad_scaler(amp)
+    settings = config.settings(device, amp, ctx.world_size, ctx.backend)
+    run = _Run(config, ctx, device, amp, train_loader, val_loader, val_set, model, model, opt, scaler,
+               config.criterion or loss_for(model), settings)
+    if config.resume is not None:
+        run.start_epoch, run.history = load(config.resume, model, opt, scaler if amp else None)
+        if run.show:
+            print(f"resumed from {config.resume} after epoch {run.start_epoch}")
+    run.model = prepare_batchnorm(model, ctx)
+    run.net = wrap_model(run.model, ctx, device)
+    if config.out is not None and ctx.is_main:
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+    return run
 
 
-def train(
-    variant: str = "w18_small_v1",
-    dataset: str = "shapes",
-    epochs: int = 6,
-    batch_size: int = 16,
-    image_size: int = 64,
-    lr: Optional[float] = None,
-    device: Union[str, torch.device, None] = None,
-    amp: bool = False,
-    out: Optional[PathLike] = None,
-    resume: Optional[PathLike] = None,
-    seed: int = 0,
-    fusion: bool = True,
-    progress: bool = True,
-    optimizer: str = "adamw",
-    align_corners: bool = False,
-    head: str = "segmentation",
-    train_size: int = 2000,
-    val_size: int = 256,
-    weight_decay: Optional[float] = None,
-    workers: Optional[int] = None,
-    data_root: PathLike = "data",
-    export: Optional[PathLike] = None,
-    command: Optional[str] = None,
-) -> dict[str, Any]:
+def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict[str, Any]:
+    """Train one epoch, evaluate, record; rank 0 saves. Returns the metrics so far."""
+    config, steps = run.config, len(run.train_loader)
+    if isinstance(run.train_loader.sampler, torch.utils.data.DistributedSampler):
+        run.train_loader.sampler.set_epoch(epoch)  # a different shuffle each epoch, the same on every rank
+    loss = train_one_epoch(
+        run.net, run.train_loader, run.opt, run.loss_fn, run.device,
+        lambda step: poly_lr(config.base_lr, epoch * steps + step, config.epochs * steps),
+        run.scaler, run.amp, f"epoch {epoch + 1}/{config.epochs}", run.show,
+    )
+    if run.ctx.enabled:
+        broadcast_buffers(run.model)  # plain BatchNorm: evaluate rank 0's running statistics everywhere
+    result = evaluate(run.model, run.val_loader, run.device, amp=run.amp)
+    elapsed = elapsed_before + time.perf_counter() - started
+    for key, value in zip(HISTORY_KEYS, (loss, result["miou"], result["pixel_acc"], round(elapsed, 2), run.opt.param_groups[0]["lr"])):
+        run.history[key].append(value)
+    metrics = {
+        **run.history, "epoch": epoch + 1, "final_miou": result["miou"], "final_pixel_acc": result["pixel_acc"],
+        "per_class_iou": result["per_class_iou"], "settings": run.settings,
+    }
+    if run.show:
+        _print(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}  "
+               f"val mIoU {result['miou']:.4f}  pixel acc {result['pixel_acc']:.4f}  ({elapsed:.0f} s)")
+    if config.out is not None and run.ctx.is_main:
+        _save_epoch(run, epoch + 1, metrics)
+    barrier(run.ctx)  # nobody runs ahead of rank 0's writing
+    return metrics
+
+
+def _save_epoch(run: _Run, epochs_done: int, metrics: dict[str, Any]) -> None:
+    config = run.config
+    checkpoint = checkpoint_of(run.model, run.opt, run.scaler, epochs_done, config, metrics, run.settings)
+    save(checkpoint, config.out)
+    if config.export is not None and epochs_done == config.epochs:
+        shipped = export_checkpoint(checkpoint, config.export, run.val_set)
+        if run.show:
+            _print(f"exported {config.export}: float16 weights score mIoU {shipped['shipped_miou']:.4f} on the CPU")
+
+
+def _as_train_config(config: Optional[TrainConfig], settings: dict[str, Any]) -> TrainConfig:
+    if config is None:
+        return TrainConfig(**settings)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train takes a TrainConfig or keyword settings (train(variant=..., epochs=...)), got {config!r}")
+    return dataclasses.replace(config, **settings)
+
+
+def train(config: Optional[TrainConfig] = None, /, **settings: Any) -> dict[str, Any]:
     """Train an HRNetV2 segmentation model; returns the metrics (also written to ``out/metrics.json``).
 
-    The metrics: per-epoch lists ``loss`` (training, mean over the epoch),
-    ``miou`` and ``pixel_acc`` (held-out split) and ``elapsed_s``; ``final_miou``,
-    ``final_pixel_acc``, ``per_class_iou`` after the last epoch; and the settings.
-    ``out/checkpoint.pt`` holds the model, optimizer, epoch, config (a dict) and
-    metrics, for ``resume`` and for :func:`model_from_checkpoint`. ``batch_size``
-    is per process under torchrun (the official ``BATCH_SIZE_PER_GPU``).
+    ``train(TrainConfig(...))``, ``train(epochs=2, ...)`` (the fields of :class:`TrainConfig`)
+    or both (the keywords replace the config's fields). The metrics: per-epoch
+    lists ``loss`` (training, mean over the epoch), ``miou`` and ``pixel_acc``
+    (held-out split), ``elapsed_s`` and ``lr``; ``final_miou``, ``final_pixel_acc``,
+    ``per_class_iou`` after the last epoch; and the settings. ``out/checkpoint.pt``
+    holds the model, optimizer, epoch, config (a dict) and metrics, for ``resume``
+    and for :func:`hrnet_teach.weights.model_from_checkpoint`.
     """
-    config = get_config(variant)  # a ValueError naming the known variants if unknown
-    _check_choice("dataset", dataset, DATASETS)
-    _check_choice("head", head, TRAIN_HEADS)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
-    for name in ("epochs", "batch_size", "image_size", "train_size", "val_size"):
-        positive_int(name, locals()[name])
-    lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
-    weight_decay = DEFAULT_WEIGHT_DECAY[optimizer] if weight_decay is None else float(weight_decay)
-
-    ctx = init_distributed(None if device is None else str(device))
+    config = _as_train_config(config, settings)
+    ctx = init_distributed(None if config.device is None else str(config.device))
     try:
-        if ctx.enabled and ctx.backend == "nccl":
-            device = torch.device("cuda", ctx.local_rank)
-        else:
-            device = pick_device(device)
-        if amp and device.type != "cuda":
-            if ctx.is_main and progress:
-                print(f"--amp: mixed precision is for CUDA; on {device.type} this run stays in float32.")
-            amp = False
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
-        _seed_everything(seed)
-
-        # ---- data: every process builds the same datasets; the sampler splits the work.
-        # A real dataset is downloaded by rank 0 alone while the others wait at the barrier.
-        if ctx.enabled and not ctx.is_main:
-            dist.barrier()
-        train_set = make_dataset(dataset, "train", train_size, image_size, seed=seed, root=data_root, download=True)
-        val_set = make_dataset(dataset, "val", val_size, image_size, seed=seed, root=data_root, download=True)
-        if ctx.enabled and ctx.is_main:
-            dist.barrier()
-        num_classes = train_set.num_classes
-        workers = (2 if device.type == "cuda" else 0) if workers is None else workers
-        if ctx.enabled:
-            sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True, seed=seed)
-            train_loader = DataLoader(train_set, batch_size, sampler=sampler, drop_last=True, num_workers=workers)
-        else:
-            sampler = None
-            generator = torch.Generator().manual_seed(seed)
-            train_loader = DataLoader(
-                train_set, batch_size, shuffle=True, drop_last=True, num_workers=workers, generator=generator
-            )
-        if len(train_loader) == 0:
-            raise ValueError(
-                f"train_size {train_size} is smaller than one batch ({batch_size} x {ctx.world_size} processes): "
-                "raise --train-size or lower --batch-size"
-            )
-        val_loader = DataLoader(_shard(val_set, ctx), batch_size=max(batch_size, 32), num_workers=workers)
-
-        # ---- model, optimizer
-        model = build_model(config, num_classes, fusion, align_corners, head).to(device)
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        opt = _make_optimizer(optimizer, model, lr, weight_decay)
-        scaler = _grad_scaler(amp)
-        history: dict[str, list] = {"loss": [], "miou": [], "pixel_acc": [], "elapsed_s": [], "lr": []}
-        start_epoch, elapsed_before = 0, 0.0
-        if resume is not None:
-            checkpoint = read_checkpoint(resume)
-            load_model_weights(model, checkpoint)
-            opt.load_state_dict(checkpoint["optimizer"])
-            if "scaler" in checkpoint and amp:
-                scaler.load_state_dict(checkpoint["scaler"])
-            start_epoch = int(checkpoint["epoch"])
-            old = checkpoint.get("metrics", {})
-            history = {k: list(old.get(k, [])) for k in history}
-            elapsed_before = history["elapsed_s"][-1] if history["elapsed_s"] else 0.0
-            if ctx.is_main and progress:
-                print(f"resumed from {resume} after epoch {start_epoch}")
-        model = prepare_batchnorm(model, ctx)
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ctx.enabled else model
-
-        settings = {
-            "variant": config.name, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
-            "image_size": image_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
-            "amp": amp, "seed": seed, "fusion": fusion, "align_corners": align_corners, "head": head, "train_size": train_size, "val_size": val_size,
-            "device": str(device), "world_size": ctx.world_size, "backend": ctx.backend,
-        }
-        steps_per_epoch = len(train_loader)
-        max_steps = epochs * steps_per_epoch
-        out_dir = Path(out) if out is not None else None
-        if out_dir is not None and ctx.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        show = progress and ctx.is_main
-        metrics: dict[str, Any] = {}
+        run = _start(config, ctx)
         started = time.perf_counter()
-
-        for epoch in range(start_epoch, epochs):
-            if sampler is not None:
-                sampler.set_epoch(epoch)  # a different shuffle each epoch, the same on every rank
-            net.train()
-            loss_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0
-            bar = _progress(train_loader, show, f"epoch {epoch + 1}/{epochs}")
-            for step, (images, masks) in enumerate(bar):
-                global_step = epoch * steps_per_epoch + step
-                for group in opt.param_groups:
-                    group["lr"] = poly_lr(lr, global_step, max_steps)
-                images = _memory_format(images.to(device, non_blocking=True), device)
-                masks = masks.to(device, non_blocking=True)
-                with _autocast(device, amp):
-                    logits = net(images)
-                loss = segmentation_loss(logits, masks, align_corners=_resize_align_corners(model))
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                loss_sum += loss.detach().double()
-                count += 1
-                if show and step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.2g}")
-            sums = torch.stack([loss_sum, torch.tensor(float(count), dtype=torch.float64, device=device)])
-            if ctx.enabled:
-                dist.all_reduce(sums)
-                _broadcast_buffers(model)  # plain BatchNorm: evaluate rank 0's running statistics everywhere
-            result = evaluate(model, val_loader, device, amp=amp)
-            elapsed = elapsed_before + time.perf_counter() - started
-            history["loss"].append((sums[0] / sums[1]).item())
-            history["miou"].append(result["miou"])
-            history["pixel_acc"].append(result["pixel_acc"])
-            history["elapsed_s"].append(round(elapsed, 2))
-            history["lr"].append(opt.param_groups[0]["lr"])
-            metrics = {
-                **history, "epoch": epoch + 1, "final_miou": result["miou"], "final_pixel_acc": result["pixel_acc"],
-                "per_class_iou": result["per_class_iou"], "settings": settings,
-            }
-            if show:
-                _print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}  "
-                       f"val mIoU {result['miou']:.4f}  pixel acc {result['pixel_acc']:.4f}  ({elapsed:.0f} s)")
-            if out_dir is not None and ctx.is_main:
-                checkpoint = {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                    "epoch": epoch + 1, "config": config_to_dict(model.config), "num_classes": num_classes,
-                    "align_corners": align_corners, "head": head, "metrics": metrics, "args": settings, "command": command,
-                }
-                torch.save(checkpoint, out_dir / "checkpoint.pt")
-                _atomic_write_json(out_dir / "metrics.json", metrics)
-                if export is not None and epoch + 1 == epochs:
-                    shipped = export_checkpoint(checkpoint, export, val_set)
-                    if show:
-                        _print(f"exported {export}: float16 weights score mIoU {shipped['shipped_miou']:.4f} on the CPU")
-            if ctx.enabled:
-                dist.barrier()  # nobody runs ahead of rank 0's writing
+        elapsed_before = run.history["elapsed_s"][-1] if run.history["elapsed_s"] else 0.0
+        metrics: dict[str, Any] = {}
+        for epoch in range(run.start_epoch, config.epochs):
+            metrics = _epoch(run, epoch, started, elapsed_before)
         if not metrics:  # resumed from a run that already did every epoch
-            metrics = {**history, "epoch": start_epoch, "final_miou": history["miou"][-1] if history["miou"] else None,
-                       "settings": settings}
+            metrics = {**run.history, "epoch": run.start_epoch,
+                       "final_miou": run.history["miou"][-1] if run.history["miou"] else None, "settings": run.settings}
         if ctx.enabled:
-            checksum = sum(p.detach().double().sum().item() for p in model.parameters())
-            _print_line(f"rank {ctx.rank}/{ctx.world_size}: final miou {metrics['final_miou']:.6f} "
-                   f"pixel_acc {metrics.get('final_pixel_acc', float('nan')):.6f} weights {checksum:.6f}")
+            _report_rank(run, metrics)
         return metrics
     finally:
-        if ctx.started_here:
-            dist.destroy_process_group()
+        close_distributed(ctx)
+
+
+def _report_rank(run: _Run, metrics: dict[str, Any]) -> None:
+    checksum = sum(p.detach().double().sum().item() for p in run.model.parameters())
+    _print_line(f"rank {run.ctx.rank}/{run.ctx.world_size}: final miou {metrics['final_miou']:.6f} "
+                f"pixel_acc {metrics.get('final_pixel_acc', float('nan')):.6f} weights {checksum:.6f}")
 
 
 def _progress(iterable, show: bool, desc: str):
@@ -664,22 +591,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def config_from_args(args: argparse.Namespace, command: Optional[str] = None) -> TrainConfig:
+    """The command line's flags as a :class:`TrainConfig` (``--no-fusion`` -> ``fusion=False``, ...)."""
+    renamed = {"no_fusion": ("fusion", lambda v: not v), "quiet": ("progress", lambda v: not v)}
+    cli_only = {"threads"}
+    fields = {}
+    for name, value in vars(args).items():
+        if name in cli_only:
+            continue
+        field, convert = renamed.get(name, (name, lambda v: v))
+        fields[field] = convert(value)
+    return TrainConfig(**fields, command=command)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python -m hrnet_teach.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        metrics = train(
-            variant=args.variant, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-            image_size=args.image_size, lr=args.lr, optimizer=args.optimizer, device=args.device, amp=args.amp,
-            out=args.out, resume=args.resume, seed=args.seed, fusion=not args.no_fusion, align_corners=args.align_corners, head=args.head, progress=not args.quiet,
-            train_size=args.train_size, val_size=args.val_size, weight_decay=args.weight_decay,
-            workers=args.workers, data_root=args.data_root, export=args.export, command=command,
-        )
+        return train(config_from_args(args, command))
     except (ValueError, OSError) as error:  # bad flags, missing data: say it plainly
         raise SystemExit(f"error: {error}") from None
-    return metrics
 
 
 if __name__ == "__main__":

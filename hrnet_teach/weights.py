@@ -17,6 +17,7 @@ Only wrappers are removed: ``model.`` (the official segmentation trainer saves i
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import pickle
@@ -30,7 +31,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .config import VARIANTS, HRNetConfig, get_config
+from .config import VARIANTS, HRNetConfig, StageConfig, get_config
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "neck.")
 LOSS_PREFIX = "loss."  # the official segmentation trainer's FullModel.loss
@@ -58,7 +59,14 @@ class WeightsMismatchError(ValueError):
 
 
 class WeightsUnavailableError(OSError):
-    """Pretrained weights cannot be obtained here (offline, or the hub is unreachable)."""
+    """Pretrained weights cannot be obtained here (offline, or the hub is unreachable).
+
+    ``reason``: why, in a few words ("HF_HUB_OFFLINE is set", "huggingface.co cannot be reached ...").
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # --------------------------------------------------------------------- report
@@ -187,18 +195,95 @@ def read_state_dict(source: Any) -> tuple[dict[str, torch.Tensor], str]:
 
 def _read_file(path: Path) -> Mapping[str, Any]:
     if path.name.endswith(".safetensors"):
-        from safetensors.torch import load_file
+        return _read_safetensors(path)
+    return read_torch_file(path)
 
-        return load_file(str(path), device="cpu")
+
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+
+
+def read_torch_file(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with a message that says what is wrong.
+
+    A sound file with Python objects besides tensors gets the one safe way out
+    (load it yourself, if you trust it). A file that is empty, cut short or not a
+    checkpoint at all gets "corrupt or truncated: get it again", never advice to
+    unpickle it with ``weights_only=False``.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ValueError(_unreadable_message(path, "it is empty (0 bytes)"))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path.name} holds Python objects besides tensors, so it was not loaded "
-            f"(torch.load(weights_only=True) refuses them: they can run code). If you trust the file, "
-            f"load it yourself with torch.load(path, weights_only=False) and pass its state dict to "
-            f"load_weights. Details: {error}"
-        ) from None
+    except OSError:
+        raise  # the file system's own errors (permissions, ...) say what they are
+    except Exception as error:  # a cut zip archive: RuntimeError; a cut pickle: EOFError; random bytes:
+        # UnpicklingError "Unsupported operand"; text: KeyError; torch.load raises no other way on a bad file
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error) and _sound_torch_file(path):
+            raise ValueError(
+                f"{path} holds Python objects besides tensors, so it was not loaded "
+                f"(torch.load(weights_only=True) refuses them: unpickling them can run code). If you trust the "
+                f"file's source, load it yourself with torch.load(path, weights_only=False) and pass its state dict "
+                f"to load_weights. Details: {_first_line(error, 'Unsupported global')}"
+            ) from None
+        raise ValueError(_unreadable_message(path, _what_is_wrong(path), error)) from None
+
+
+def _read_safetensors(path: Path) -> Mapping[str, Any]:
+    from safetensors.torch import load_file
+
+    if path.stat().st_size == 0:
+        raise ValueError(_unreadable_message(path, "it is empty (0 bytes)"))
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as error:  # safetensors' own SafetensorError (header too large/small, ...), or OSError
+        raise ValueError(_unreadable_message(path, "it is not a readable .safetensors file", error)) from None
+
+
+def _sound_torch_file(path: Path) -> bool:
+    """Whether ``path`` is structurally a whole torch.save file (a complete zip archive, or a pickle)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    with open(path, "rb") as file:
+        return file.read(1) == _PICKLE_MAGIC
+
+
+def _what_is_wrong(path: Path) -> str:
+    import zipfile
+
+    with open(path, "rb") as file:
+        start = file.read(4)
+    if start == _ZIP_MAGIC:
+        if zipfile.is_zipfile(path):
+            return "its zip archive is damaged"
+        return "it starts as a torch.save zip archive, but the archive's end is missing (truncated)"
+    if start[:1] == _PICKLE_MAGIC:
+        return "it starts as a torch.save pickle, but it breaks off or is damaged partway"
+    return "it does not start like any torch.save file (neither a zip archive nor a pickle)"
+
+
+def _unreadable_message(path: Path, what: str, error: Optional[BaseException] = None) -> str:
+    details = ""
+    if error is not None:
+        # torch's own text for random bytes suggests weights_only=False: never pass that on for a broken file
+        line = _first_line(error, "Unsupported operand" if isinstance(error, pickle.UnpicklingError) else "")
+        line = line.split(". ")[0]
+        if "weights_only" not in line:
+            details = f" Details: {type(error).__name__}: {line}"
+    return (
+        f"{path} cannot be read as a checkpoint: {what}. The file is corrupt or truncated (an interrupted "
+        f"download or copy), or not a checkpoint at all. Download or copy it again and compare its size with "
+        f"the source's ({path.stat().st_size} bytes here).{details}"
+    )
+
+
+def _first_line(error: BaseException, containing: str = "") -> str:
+    """The line of torch's long message that says what happened (the one with ``containing``)."""
+    lines = [line.strip() for line in str(error).splitlines() if containing in line and line.strip()]
+    return (lines[0] if lines else repr(error))[:200]
 
 
 def _unwrap(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -361,6 +446,90 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     return report
 
 
+# ------------------------------------------- the trainer's checkpoints, the lessons' weights
+# hrnet_teach.train writes {"model", "optimizer", "scaler", "epoch", "config" (a dict),
+# "num_classes", "align_corners", "head", "metrics", "args", "command"}; its --export
+# copy drops the optimizer and scaler and stores the weights as float16.
+SHAPES_CHECKPOINT = "checkpoints/shapes_w18_small_v1.pt"  # under assets/: W18-small-v1 trained on shapes
+
+
+def config_to_dict(config: HRNetConfig) -> dict[str, Any]:
+    """An HRNetConfig as plain data (what a checkpoint stores)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> HRNetConfig:
+    """The inverse of :func:`config_to_dict`."""
+    stages = {f"stage{i}": StageConfig(**data[f"stage{i}"]) for i in (1, 2, 3, 4)}
+    rest = {k: v for k, v in data.items() if not k.startswith("stage")}
+    return HRNetConfig(**stages, **rest)
+
+
+def read_checkpoint(path: Any) -> dict[str, Any]:
+    """A checkpoint written by ``hrnet_teach.train`` (plain tensors and data: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}")
+    return dict(_read_file(path))
+
+
+def model_from_checkpoint(checkpoint: Any) -> nn.Module:
+    """Rebuild the model a checkpoint was trained as (its config and classes) and load it strictly; eval mode, CPU."""
+    from .train_config import build_model
+
+    if not isinstance(checkpoint, Mapping):
+        checkpoint = read_checkpoint(checkpoint)
+    if "config" not in checkpoint or "num_classes" not in checkpoint:
+        raise ValueError("not a checkpoint of hrnet_teach.train: it has no 'config' / 'num_classes' entries")
+    model = build_model(
+        config_from_dict(checkpoint["config"]), checkpoint["num_classes"],
+        align_corners=checkpoint.get("align_corners", True), head=checkpoint.get("head", "segmentation"),
+    )
+    load_weights(model, checkpoint, strict=True, verbose=False)
+    return model.eval()
+
+
+def load_shapes_model() -> nn.Module:
+    """The shipped W18-small-v1 trained on the shapes dataset (``assets/checkpoints``), eval mode, on the CPU."""
+    from .assets import asset_path
+
+    return model_from_checkpoint(asset_path(SHAPES_CHECKPOINT))
+
+
+def shapes_checkpoint_info() -> dict[str, Any]:
+    """What the shipped checkpoint claims: its held-out scores, data, and the command that made it."""
+    from .assets import asset_path
+
+    checkpoint = read_checkpoint(asset_path(SHAPES_CHECKPOINT))
+    return {k: checkpoint[k] for k in ("metrics", "args", "command") if k in checkpoint}
+
+
+_SHIPPED = "the shipped W18-small-v1 trained on the offline shapes dataset"
+
+
+def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False, verbose: bool = True) -> tuple[nn.Module, str]:
+    """A trained network for the lessons: ``(model, source)``.
+
+    ``download=False`` (the default) never touches the network: ``source`` is
+    ``"shapes"``, the shipped W18-small-v1 segmentation model. ``download=True``
+    tries timm's ImageNet weights of ``variant`` (``source == "imagenet"``, a
+    classification model) and falls back to the shipped model when they cannot
+    be had. Both have the same backbone attributes, so feature maps work alike.
+    ``verbose``: one line saying which weights are used.
+    """
+    if download:
+        try:
+            return load_timm_imagenet(variant).eval(), "imagenet"
+        except WeightsUnavailableError as error:
+            note = f"ImageNet weights for {variant} are not available here ({error.reason or 'no network'}); using {_SHIPPED} instead."
+    else:
+        note = (f"Using {_SHIPPED} (no download). For timm's ImageNet weights of {variant}, call "
+                f"pretrained_or_shipped({variant!r}, download=True) on a machine with internet access.")
+    if verbose:
+        print(note)
+    return load_shapes_model(), "shapes"
+
+
 # ------------------------------------------------------------------- timm
 def timm_hub_id(variant: str) -> str:
     """The Hugging Face hub id of timm's ImageNet weights, e.g. ``timm/hrnet_w18_small.ms_in1k``."""
@@ -425,7 +594,8 @@ def _download(hub_id: str, cache_dir: Optional[str]) -> str:
         f"Cannot get timm's ImageNet weights {hub_id}: {why}, and there is no copy in the local "
         f"Hugging Face cache. Either run this on a machine with internet access (e.g. Google Colab), "
         f"or download model.safetensors from https://huggingface.co/{hub_id}/tree/main, copy it here "
-        f"and load it with hrnet_teach.weights.load_weights(model, 'path/to/model.safetensors')."
+        f"and load it with hrnet_teach.weights.load_weights(model, 'path/to/model.safetensors').",
+        reason=why,
     )
 
 

@@ -253,7 +253,7 @@ def _as_array(image):
 def _default_model() -> nn.Module:
     """The course's small trained model when it ships with the repository, else a small random one."""
     try:
-        from .train import load_shapes_model
+        from .weights import load_shapes_model
 
         return load_shapes_model()
     except (ImportError, OSError):

@@ -199,12 +199,88 @@ def test_shipped_checkpoint_loads_strictly_and_scores_as_claimed():
     assert info["command"].startswith("python -m hrnet_teach.train")
 
 
-def test_pretrained_or_shipped_falls_back_offline(capsys):
-    model, source = T.pretrained_or_shipped("w18_small_v1")
-    if source == "imagenet":  # pragma: no cover - only with a warm hub cache
-        pytest.skip("timm's ImageNet weights are cached here, so there is nothing to fall back from")
-    assert source == "shapes" and hasattr(model, "last_layer")
-    assert "shipped W18-small-v1" in capsys.readouterr().out
+def test_checkpoint_loading_lives_in_weights_and_the_trainer_re_exports_it():
+    from hrnet_teach import weights
+
+    for name in ("load_shapes_model", "shapes_checkpoint_info", "read_checkpoint", "model_from_checkpoint",
+                 "pretrained_or_shipped", "config_to_dict", "config_from_dict", "SHAPES_CHECKPOINT"):
+        assert getattr(T, name) is getattr(weights, name), name
+    shipped = weights.load_shapes_model()  # the shipped file, read by the weights module alone
+    assert isinstance(shipped, T.HRNetSegmentation) and not shipped.training
+    assert weights.read_checkpoint(REPO / "assets" / weights.SHAPES_CHECKPOINT)["storage_dtype"] == "float16"
+
+
+# the entries hrnet_teach.train has written into checkpoint.pt since the first shipped checkpoint
+CHECKPOINT_KEYS = {"model", "optimizer", "scaler", "epoch", "config", "num_classes", "align_corners", "head",
+                   "metrics", "args", "command"}
+
+
+def test_checkpoint_format_is_unchanged(cli_run):
+    out, _ = cli_run
+    checkpoint = T.read_checkpoint(out / "checkpoint.pt")
+    assert set(checkpoint) == CHECKPOINT_KEYS
+    assert checkpoint["metrics"] == json.loads((out / "metrics.json").read_text())
+    assert checkpoint["args"] == checkpoint["metrics"]["settings"] and checkpoint["command"].startswith("python -m hrnet_teach.train")
+
+
+def test_an_old_format_checkpoint_loads_and_resumes(tmp_path):
+    """A checkpoint laid out as the trainer wrote it before TrainConfig (a plain dict, saved by hand
+    here) still rebuilds its model and resumes."""
+    torch.manual_seed(0)
+    model = T.build_model("w18_small_v1", NUM_CLASSES)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=1e-4)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    opt.step()
+    settings = {"epochs": 1, "image_size": 32, "seed": 0}
+    history = {"loss": [1.5], "miou": [0.25], "pixel_acc": [0.5], "elapsed_s": [3.0], "lr": [0.0]}
+    old = {
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": torch.amp.GradScaler("cuda", enabled=False).state_dict(),
+        "epoch": 1, "config": T.config_to_dict(model.config), "num_classes": NUM_CLASSES, "align_corners": False,
+        "head": "segmentation", "metrics": {**history, "epoch": 1, "final_miou": 0.25, "settings": settings},
+        "args": settings, "command": "python -m hrnet_teach.train --epochs 1",
+    }
+    torch.save(old, tmp_path / "old.pt")
+    rebuilt = T.model_from_checkpoint(tmp_path / "old.pt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key
+    metrics = T.train(epochs=2, train_size=16, val_size=8, batch_size=8, image_size=32, device="cpu",
+                      progress=False, resume=tmp_path / "old.pt", out=tmp_path / "run")
+    assert metrics["epoch"] == 2 and metrics["loss"][0] == 1.5 and metrics["miou"][0] == 0.25 and len(metrics["miou"]) == 2
+    assert metrics["elapsed_s"][1] >= 3.0  # the clock continues from the old run's
+
+
+# ------------------------------------------------------------------ TrainConfig, the loss plug-in
+def test_train_config_checks_and_the_cli_maps_onto_it():
+    import numpy as np
+
+    assert T.TrainConfig(epochs=np.int64(3)).epochs == 3  # a numpy integer is an integer
+    with pytest.raises(ValueError, match=r"epochs must be a positive integer, got 2\.5 \(float\)"):
+        T.TrainConfig(epochs=2.5)
+    with pytest.raises(ValueError, match="head must be one of"):
+        T.TrainConfig(head="classification")
+    config = T.config_from_args(T.parse_args(["--no-fusion", "--quiet", "--epochs", "3", "--threads", "1"]), "cmd")
+    assert (config.fusion, config.progress, config.epochs, config.command) == (False, False, 3, "cmd")
+    assert (config.base_lr, config.decay) == (T.DEFAULT_LR["adamw"], T.DEFAULT_WEIGHT_DECAY["adamw"])
+    assert T.TrainConfig(optimizer="sgd").base_lr == 0.05
+    with pytest.raises(TypeError, match="TrainConfig or keyword settings"):
+        T.train("w18_small_v1")
+
+
+def test_the_loss_comes_from_the_model_unless_the_config_gives_one():
+    seg = T.build_model("w18_small_v1", NUM_CLASSES, align_corners=True)
+    loss = T.loss_for(seg)
+    assert loss.func is T.segmentation_loss and loss.keywords == {"align_corners": True}
+    assert T.loss_for(T.build_model("w18_small_v1", NUM_CLASSES, head="pose")).keywords == {"align_corners": False}
+    calls = []
+
+    def criterion(output, mask):  # a head with its own loss plugs in like this
+        calls.append(tuple(output.shape))
+        return T.segmentation_loss(output, mask, align_corners=False)
+
+    T.train(T.TrainConfig(epochs=1, train_size=16, val_size=8, batch_size=8, image_size=32, device="cpu",
+                          progress=False, criterion=criterion))
+    assert calls == [(8, NUM_CLASSES, 8, 8)] * 2  # 16 scenes, batches of 8: two steps
+    assert T.final_logits([torch.zeros(1), torch.ones(1)]).item() == 1  # several outputs: the last is scored
 
 
 # ------------------------------------------------------------------ the fusion ablation

@@ -291,3 +291,86 @@ def test_offline_uses_the_local_cache(tmp_path, monkeypatch, cls_state, capsys):
     assert_loaded(seg, {k: v for k, v in cls_state.items() if not k.startswith(CLS_ONLY)})
     with pytest.raises(ValueError, match="The model is w18_small_v1 but variant='w18'"):
         load_timm_imagenet("w18", model=fresh(), cache_dir=str(tmp_path))
+
+
+# ------------------------------------------------------------------ broken files (issue 12)
+def _good_file(tmp_path, cls_state) -> bytes:
+    torch.save(cls_state, tmp_path / "good.pth")
+    return (tmp_path / "good.pth").read_bytes()
+
+
+def _broken_files(tmp_path, cls_state):
+    good = _good_file(tmp_path, cls_state)
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"conv1.weight": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    rng = torch.Generator().manual_seed(0)
+    return {  # name -> (bytes, what the message must say is wrong)
+        "random.pth": (bytes(torch.randint(0, 256, (4096,), generator=rng, dtype=torch.uint8).tolist()),
+                       "it does not start like any torch.save file"),
+        "truncated.pth": (good[: len(good) // 2], "it starts as a torch.save zip archive, but the archive's end is missing"),
+        "truncated_legacy.pth": (legacy.read_bytes()[:100], "it starts as a torch.save pickle, but it breaks off"),
+        "empty.pth": (b"", "it is empty (0 bytes)"),
+        "notes.pth": (b"these are my notes, not weights\n", "it does not start like any torch.save file"),
+        "garbage.safetensors": (b"\xff" * 64, "it is not a readable .safetensors file"),
+        "empty.safetensors": (b"", "it is empty (0 bytes)"),
+    }
+
+
+def test_a_corrupt_file_is_called_corrupt_and_never_gets_unsafe_advice(tmp_path, cls_state):
+    model = fresh()
+    for name, (content, what) in _broken_files(tmp_path, cls_state).items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(ValueError) as caught:
+            load_weights(model, path)
+        message = str(caught.value)
+        assert message.startswith(f"{path} cannot be read as a checkpoint: {what}"), (name, message)
+        assert "corrupt or truncated" in message and "Download or copy it again" in message, name
+        assert f"({len(content)} bytes here)" in message, name
+        assert "weights_only" not in message and "Python objects" not in message, (name, message)
+        with pytest.raises(ValueError, match="cannot be read as a checkpoint"):
+            ht.weights.read_checkpoint(path)  # the trainer's checkpoints say the same
+
+
+def test_a_sound_file_with_objects_gets_the_trust_advice(tmp_path):
+    import argparse
+
+    torch.save({"state_dict": {"conv1.weight": torch.ones(1)}, "args": argparse.Namespace(lr=0.1)}, tmp_path / "objs.pth")
+    with pytest.raises(ValueError) as caught:
+        load_weights(fresh(), tmp_path / "objs.pth")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'objs.pth'} holds Python objects besides tensors")
+    assert "If you trust the file's source" in message and "weights_only=False" in message
+    assert "Unsupported global: GLOBAL argparse.Namespace" in message
+
+
+# ------------------------------------------------------------------ the lessons' weights
+def test_pretrained_or_shipped_without_download_never_touches_the_network(monkeypatch, capsys):
+    from hrnet_teach import weights
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("download=False must not reach for the hub")
+
+    monkeypatch.setattr(weights, "_download", no_network)
+    monkeypatch.setattr(weights, "_reachable", no_network)
+    model, source = weights.pretrained_or_shipped()
+    assert source == "shapes" and hasattr(model, "last_layer") and not model.training
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, out  # one calm line
+    assert "shipped W18-small-v1" in out and "download=True" in out and "Error" not in out
+    weights.pretrained_or_shipped(verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_pretrained_or_shipped_with_download_falls_back_in_one_line(monkeypatch, capsys, tmp_path):
+    from hrnet_teach import weights
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache: only the shipped model is left
+    model, source = weights.pretrained_or_shipped("w18_small_v1", download=True)
+    assert source == "shapes" and hasattr(model, "last_layer")
+    out = capsys.readouterr().out
+    assert out == ("ImageNet weights for w18_small_v1 are not available here (HF_HUB_OFFLINE is set); using the "
+                   "shipped W18-small-v1 trained on the offline shapes dataset instead.\n")

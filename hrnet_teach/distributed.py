@@ -1,0 +1,119 @@
+"""Several processes (``torchrun``): joining the job, BatchNorm across processes, sharing the data.
+
+Run alone, every function here is a no-op: :func:`init_distributed` returns
+"rank 0 of 1" and the trainer runs exactly as it would without this file.
+With ``torchrun --nproc_per_node N`` every process trains a copy of the model
+on its own share of each epoch, ``DistributedDataParallel`` averages the
+gradients, metrics are summed across processes, and only rank 0 writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+
+@dataclasses.dataclass
+class Distributed:
+    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: Optional[str] = None
+    started_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: Optional[str]) -> Distributed:
+    """Join the process group that ``torchrun`` describes in its environment variables.
+
+    NCCL when each process has a GPU, gloo on CPU. Run without torchrun, this is a no-op.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in (None, "auto", "cuda")
+    backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    started = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+        started = True
+    return Distributed(rank, world_size, local_rank, dist.get_backend(), started)
+
+
+def close_distributed(ctx: Distributed) -> None:
+    """Leave the process group if :func:`init_distributed` started it (not if a caller did)."""
+    if ctx.started_here:
+        dist.destroy_process_group()
+
+
+def prepare_batchnorm(model: nn.Module, ctx: Distributed) -> nn.Module:
+    """BatchNorm across processes: SyncBatchNorm where the backend supports it.
+
+    With DDP each process normalises with the mean and variance of its own
+    few images; SyncBatchNorm gathers the statistics of the whole global batch
+    (what the official trainer does on its 4 GPUs). It needs NCCL on GPUs:
+    PyTorch has no CPU kernels for it, and under gloo on CPU its forward
+    raises. So on CPU the model keeps plain BatchNorm2d, each rank with its
+    own statistics, and rank 0's running statistics are broadcast before
+    evaluation so every rank evaluates the same network.
+    """
+    if ctx.enabled and ctx.backend == "nccl":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def wrap_model(model: nn.Module, ctx: Distributed, device: torch.device) -> nn.Module:
+    """The module the training steps call: ``DistributedDataParallel`` under torchrun, else the model itself."""
+    if not ctx.enabled:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Every rank takes rank 0's buffers (BatchNorm's running statistics)."""
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over every process, in place (unchanged when run alone)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def shard(dataset: Dataset, ctx: Distributed) -> Dataset:
+    """This process's share for evaluation: every ``world_size``-th item from ``rank``.
+
+    No item twice, none left out (a DistributedSampler would pad with repeats to
+    make the shares equal, and the repeats would count twice in the score).
+    """
+    return Subset(dataset, range(ctx.rank, len(dataset), ctx.world_size)) if ctx.enabled else dataset
+
+
+def barrier(ctx: Distributed) -> None:
+    """Wait for every process (nothing to wait for when run alone)."""
+    if ctx.enabled:
+        dist.barrier()
