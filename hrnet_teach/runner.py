@@ -1,6 +1,8 @@
 """Running notebooks headless, reliably: used by ``bench --course`` and the tests.
 
-Two workarounds, each for a failure seen on this project's machines:
+Why this file exists: ``nbclient.NotebookClient`` alone stalled on this project's
+machines, in two ways, each seen and measured here (nbclient 0.11.0,
+jupyter_client 8.10.0, the newest at the time; no kept library covers either):
 
 - kernels talk over Unix sockets where possible: with TCP, a kernel started at
   the same moment as another program's could pick the same free ports, and the
@@ -8,6 +10,13 @@ Two workarounds, each for a failure seen on this project's machines:
 - the shell channel is polled in short steps: after a cell that shows widgets,
   nbclient sometimes received the kernel's reply only when the cell's whole
   timeout had passed (jupyter/nbclient#312), which turned 15 s lessons into 300 s.
+
+Why it lives in the package and not under ``tests/``: its users are
+``tests/test_notebooks.py``, ``tests/test_widgets.py``, ``tests/test_course.py``
+and ``python -m hrnet_teach.bench --course``, which a learner runs from an
+installed package (no ``tests/`` there). When nbclient fixes #312, try
+``make_client`` with a plain ``NotebookClient`` on the notebook tests; if none
+stalls, this file can go.
 """
 from __future__ import annotations
 
