@@ -213,3 +213,16 @@ def test_piece_checks_use_the_same_stages():
     assert "nn.ModuleList" in message and "nn.Sequential" in message
     message = ex.layer1.check(ex._layer1_no_downsample).message
     assert message.startswith("Stage 1 (key names)") and "layer1.0.downsample: 6 keys missing" in message
+
+
+class _SlowNet(ex.MyHRNet):
+    def forward(self, x):  # no torch work after the wait: a daemon thread inside torch at exit aborts Python
+        import time
+
+        time.sleep(1.0)
+
+
+def test_a_forward_that_hangs_meets_the_time_limit(monkeypatch):
+    monkeypatch.setattr(ex.capstone_network, "time_limit", 0.2)
+    result = ex.capstone_network.check(_SlowNet)
+    assert not result.passed and "did not return within 0.2 s" in result.message, result.message
