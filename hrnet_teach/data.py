@@ -120,6 +120,78 @@ def _window(height: int, width: int, cy: float, cx: float, reach: float) -> tupl
     return slice(top, max(bottom, top)), slice(left, max(right, left))
 
 
+class _Canvas:
+    """A scene being drawn: the image, its mask, and which pixels are an edge (ignored)."""
+
+    def __init__(self, rng: np.random.Generator, height: int, width: int) -> None:
+        self.rng, self.height, self.width, self.side = rng, height, width, min(height, width)
+        self.y, self.x = np.mgrid[0:height, 0:width].astype(np.float32) + np.float32(0.5)  # pixel centres
+        # Background: a dull colour with a gentle gradient and a little noise (added last).
+        base = rng.uniform(0.15, 0.55, size=3).astype(np.float32)
+        slope = (rng.uniform(-0.25, 0.25, size=(2, 3)) / self.side).astype(np.float32)
+        self.image = base + (self.y - height / 2)[..., None] * slope[0] + (self.x - width / 2)[..., None] * slope[1]
+        self.mask = np.zeros((height, width), dtype=np.uint8)
+        self.ambiguous = np.zeros((height, width), dtype=bool)
+        self.placed: list[tuple[float, float, float]] = []  # (cy, cx, reach) of the shapes so far
+
+    def draw(self, window: tuple[slice, slice], distance: np.ndarray, label: int) -> None:
+        """Blend one object in by its anti-aliased coverage; its label covers what it hides."""
+        coverage = np.clip(0.5 - distance, 0.0, 1.0)
+        inside, edge = coverage >= 1.0, (coverage > 0.0) & (coverage < 1.0)
+        colour = _bright_colour(self.rng).astype(np.float32)
+        patch = self.image[window]
+        patch += (colour - patch) * coverage[..., None]  # alpha blending, in place
+        self.mask[window][distance <= 0] = label
+        self.ambiguous[window][inside] = False  # fully hidden: whatever was mixed below is gone
+        self.ambiguous[window][edge] = True
+
+    def centre(self, margin: float) -> tuple[float, float]:
+        return self.rng.uniform(margin, self.height - margin), self.rng.uniform(margin, self.width - margin)
+
+    def free_centre(self, reach: float) -> Optional[tuple[float, float]]:
+        # Shapes do not touch: each one's size is there to be seen whole (or cut by the border).
+        for _ in range(PLACEMENT_TRIES):
+            cy, cx = self.centre(0.5 * reach)  # may be cut by the border: size must still be read from what shows
+            if all(np.hypot(cy - py, cx - px) > reach + pr + 2 for py, px, pr in self.placed):
+                self.placed.append((cy, cx, reach))
+                return cy, cx
+        return None
+
+
+def _draw_shapes(canvas: _Canvas) -> None:
+    """Large shapes, then small ones: discs or squares of the same area, never touching."""
+    rng, side = canvas.rng, canvas.side
+    for label, radius_range, count in ((2, LARGE_RADIUS, rng.integers(1, 3)), (1, SMALL_RADIUS, rng.integers(1, 4))):
+        for _ in range(count):
+            r = rng.uniform(*radius_range) * side
+            reach = 1.3 * r  # covers the rotated square of the same area too
+            spot = canvas.free_centre(reach)
+            if spot is None:
+                continue
+            cy, cx = spot
+            window = _window(canvas.height, canvas.width, cy, cx, reach)
+            y, x = canvas.y[window], canvas.x[window]
+            if rng.random() < 0.5:
+                distance = _disc(y, x, cy, cx, r)
+            else:  # a square of the same area as the disc of radius r
+                distance = _square(y, x, cy, cx, r * np.sqrt(np.pi) / 2, rng.uniform(0, np.pi / 2))
+            canvas.draw(window, distance, label)
+
+
+def _draw_lines(canvas: _Canvas) -> None:
+    """One to three thin lines on top; they may cross the shapes."""
+    rng, side = canvas.rng, canvas.side
+    for _ in range(rng.integers(1, 4)):
+        length = rng.uniform(*LINE_LENGTH) * side
+        angle = rng.uniform(0, np.pi)
+        cy, cx = canvas.centre(0.1 * side)
+        half = 0.5 * length * np.array([np.sin(angle), np.cos(angle)])
+        p, q = np.array([cy, cx]) - half, np.array([cy, cx]) + half
+        width_px = rng.uniform(*LINE_WIDTH) * side
+        window = _window(canvas.height, canvas.width, cy, cx, 0.5 * length + width_px)
+        canvas.draw(window, _segment(canvas.y[window], canvas.x[window], p, q, width_px), 3)
+
+
 def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """One scene: an H x W x 3 float image in [0, 1] and an H x W uint8 mask.
 
@@ -128,69 +200,12 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     and its anti-aliased edge is ignored.
     Only the window around each object is computed, so a scene costs about a millisecond.
     """
-    side = min(height, width)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32) + np.float32(0.5)  # pixel centres
-
-    # Background: a dull colour with a gentle gradient and a little noise.
-    base = rng.uniform(0.15, 0.55, size=3).astype(np.float32)
-    slope = (rng.uniform(-0.25, 0.25, size=(2, 3)) / side).astype(np.float32)
-    image = base + (y - height / 2)[..., None] * slope[0] + (x - width / 2)[..., None] * slope[1]
-    mask = np.zeros((height, width), dtype=np.uint8)
-    ambiguous = np.zeros((height, width), dtype=bool)
-
-    def draw(window: tuple[slice, slice], distance: np.ndarray, label: int) -> None:
-        coverage = np.clip(0.5 - distance, 0.0, 1.0)
-        inside, edge = coverage >= 1.0, (coverage > 0.0) & (coverage < 1.0)
-        colour = _bright_colour(rng).astype(np.float32)
-        patch = image[window]
-        patch += (colour - patch) * coverage[..., None]  # alpha blending, in place
-        mask[window][distance <= 0] = label
-        ambiguous[window][inside] = False  # fully hidden: whatever was mixed below is gone
-        ambiguous[window][edge] = True
-
-    def centre(margin: float) -> tuple[float, float]:
-        return rng.uniform(margin, height - margin), rng.uniform(margin, width - margin)
-
-    placed: list[tuple[float, float, float]] = []  # (cy, cx, reach) of the shapes so far
-
-    def free_centre(reach: float) -> Optional[tuple[float, float]]:
-        # Shapes do not touch: each one's size is there to be seen whole (or cut by the border).
-        for _ in range(PLACEMENT_TRIES):
-            cy, cx = centre(0.5 * reach)  # may be cut by the border: size must still be read from what shows
-            if all(np.hypot(cy - py, cx - px) > reach + pr + 2 for py, px, pr in placed):
-                placed.append((cy, cx, reach))
-                return cy, cx
-        return None
-
-    for label, radius_range, count in ((2, LARGE_RADIUS, rng.integers(1, 3)), (1, SMALL_RADIUS, rng.integers(1, 4))):
-        for _ in range(count):
-            r = rng.uniform(*radius_range) * side
-            reach = 1.3 * r  # covers the rotated square of the same area too
-            spot = free_centre(reach)
-            if spot is None:
-                continue
-            cy, cx = spot
-            window = _window(height, width, cy, cx, reach)
-            if rng.random() < 0.5:
-                distance = _disc(y[window], x[window], cy, cx, r)
-            else:  # a square of the same area as the disc of radius r
-                half = r * np.sqrt(np.pi) / 2
-                distance = _square(y[window], x[window], cy, cx, half, rng.uniform(0, np.pi / 2))
-            draw(window, distance, label)
-
-    for _ in range(rng.integers(1, 4)):
-        length = rng.uniform(*LINE_LENGTH) * side
-        angle = rng.uniform(0, np.pi)
-        cy, cx = centre(0.1 * side)
-        half = 0.5 * length * np.array([np.sin(angle), np.cos(angle)])
-        p, q = np.array([cy, cx]) - half, np.array([cy, cx]) + half
-        width_px = rng.uniform(*LINE_WIDTH) * side
-        window = _window(height, width, cy, cx, 0.5 * length + width_px)
-        draw(window, _segment(y[window], x[window], p, q, width_px), 3)
-
-    image += rng.normal(0.0, 0.03, size=image.shape).astype(np.float32)  # sensor noise
-    mask[ambiguous] = IGNORE_INDEX
-    return np.clip(image, 0.0, 1.0), mask
+    canvas = _Canvas(rng, height, width)
+    _draw_shapes(canvas)
+    _draw_lines(canvas)
+    image = canvas.image + rng.normal(0.0, 0.03, size=canvas.image.shape).astype(np.float32)  # sensor noise
+    canvas.mask[canvas.ambiguous] = IGNORE_INDEX
+    return np.clip(image, 0.0, 1.0), canvas.mask
 
 
 class ShapesDataset(Dataset):
