@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from ._validate import image_size_hw
+from ._validate import image_size_hw, positive_int
 from .backbone import HRNet
 from .config import HRNetConfig, get_config
 from .module import HighResolutionModule
@@ -593,13 +593,13 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"shape_summary needs a torch module, got {type(module).__name__}")
-    if not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+    depth = positive_int("depth", depth, minimum=0)
     takes_list = _is_list_of_shapes(input_size)
     shapes = [tuple(s) for s in input_size] if takes_list else [tuple(input_size)]
-    for shape in shapes:
-        if len(shape) != 4 or not all(isinstance(v, int) and v > 0 for v in shape):
+    for index, shape in enumerate(shapes):
+        if len(shape) != 4:
             raise ValueError(f"input sizes must be (batch, channels, height, width), got {shape!r}")
+        shapes[index] = tuple(positive_int(f"input size {dim}", v) for dim, v in zip(("batch", "channels", "height", "width"), shape))
     inputs = [torch.empty(*s, device="meta") for s in shapes]
     arg = inputs if takes_list else inputs[0]
     rows = _shape_rows(module, arg, depth)

@@ -282,3 +282,13 @@ def test_module_index_and_its_older_name():
     assert hi.fuse_matrix("w18", "stage3", module_index=1) == hi.fuse_matrix("w18", "stage3", module=1)
     with pytest.raises(ValueError, match="module_index must be 0..0"):
         hi.fuse_matrix("w18", "stage2", module_index=1)
+
+
+def test_shape_summary_refuses_float_sizes_and_negative_depth():
+    block = ht.BasicBlock(8, 8)
+    with pytest.raises(ValueError, match=r"input size height must be a positive integer, got 16\.5 \(float\)"):
+        hi.shape_summary(block, (1, 8, 16.5, 16))
+    with pytest.raises(ValueError, match="depth must be a non-negative integer, got -1"):
+        hi.shape_summary(block, (1, 8, 16, 16), depth=-1)
+    with pytest.raises(ValueError, match=r"input sizes must be \(batch, channels, height, width\)"):
+        hi.shape_summary(block, (8, 16, 16))
