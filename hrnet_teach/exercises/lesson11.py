@@ -9,6 +9,7 @@ module, then the forward's details.
 from __future__ import annotations
 
 import inspect
+import textwrap
 import types
 
 import torch
@@ -580,8 +581,9 @@ def show_segmentation(answer, index: int = 0):
 
     result = capstone_network.check(answer)
     if not result.passed:
-        print("Your network does not load and match yet, so there is nothing of yours to show.\n"
-              f"The check says: {result.message}\nFix that, run the check cell again, then this one.")
+        print("Your network does not load and match yet, so there is nothing of yours to show. The check says:\n"
+              + textwrap.fill(result.message, width=100, initial_indent="  ", subsequent_indent="  ")
+              + "\nFix that, run the check cell again, then this one.")
         return None
     net = capstone_network.build(answer).eval()
     net.load_state_dict(capstone.checkpoint()["model"], strict=True)
