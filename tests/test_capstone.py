@@ -152,10 +152,11 @@ def test_pieces_checked_against_the_checkpoint():
 def test_checkpoint_loader_prefers_weights_when_it_has_them(monkeypatch):
     from hrnet_teach import train, weights
 
-    assert capstone._checkpoint_module() in (weights, train)
-    monkeypatch.setattr(weights, "read_checkpoint", train.read_checkpoint, raising=False)
-    monkeypatch.setattr(weights, "load_shapes_model", train.load_shapes_model, raising=False)
+    monkeypatch.setattr(weights, "read_checkpoint", lambda path: {}, raising=False)
+    monkeypatch.setattr(weights, "load_shapes_model", lambda: None, raising=False)
     assert capstone._checkpoint_module() is weights
+    monkeypatch.delattr(weights, "load_shapes_model")  # before the move: train's
+    assert capstone._checkpoint_module() is train
 
 
 def test_the_notebook_names_every_piece_it_checks():
