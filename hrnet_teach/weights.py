@@ -504,7 +504,7 @@ def shapes_checkpoint_info() -> dict[str, Any]:
     return {k: checkpoint[k] for k in ("metrics", "args", "command") if k in checkpoint}
 
 
-_SHIPPED = "the shipped W18-small-v1 trained on the offline shapes dataset"
+_SHIPPED = "the shipped W18-small-v1 trained on shapes"
 
 
 def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False, verbose: bool = True) -> tuple[nn.Module, str]:
@@ -515,16 +515,16 @@ def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False,
     tries timm's ImageNet weights of ``variant`` (``source == "imagenet"``, a
     classification model) and falls back to the shipped model when they cannot
     be had. Both have the same backbone attributes, so feature maps work alike.
-    ``verbose``: one line saying which weights are used.
+    ``verbose``: one line saying which weights are used (and, offline, how to get
+    ImageNet's: ``download=True`` on a machine with internet access).
     """
     if download:
         try:
             return load_timm_imagenet(variant).eval(), "imagenet"
         except WeightsUnavailableError as error:
-            note = f"ImageNet weights for {variant} are not available here ({error.reason or 'no network'}); using {_SHIPPED} instead."
-    else:
-        note = (f"Using {_SHIPPED} (no download). For timm's ImageNet weights of {variant}, call "
-                f"pretrained_or_shipped({variant!r}, download=True) on a machine with internet access.")
+            note = f"No ImageNet weights for {variant} ({error.reason or 'no network'}): using {_SHIPPED}."
+    else:  # one line that fits a 1000 px notebook pane
+        note = f"Using {_SHIPPED}; download=True gets ImageNet weights (needs the network)."
     if verbose:
         print(note)
     return load_shapes_model(), "shapes"
