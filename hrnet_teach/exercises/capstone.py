@@ -603,13 +603,13 @@ class CheckpointExercise(Exercise):
     code go through ``Exercise.call``, under the time limit.
     """
 
-    def __init__(self, *, prefix: str, args: tuple = (), what: str, prepare: Callable | None = None, **common):
+    def __init__(self, *, prefix: str, args: tuple = (), what: str, **common):
         super().__init__(**common)
-        self.prefix, self.args, self.what, self.prepare = prefix, tuple(args), what, prepare
+        self.prefix, self.args, self.what = prefix, tuple(args), what
 
     def build(self, answer: Any) -> nn.Module:
         if isinstance(answer, nn.Module):
-            return answer
+            return answer.cpu()
         if not callable(answer):
             raise Wrong(f"Pass your {self.what} itself (its name, no brackets); you gave {type(answer).__name__} "
                         f"{answer!r}.")
@@ -624,7 +624,7 @@ class CheckpointExercise(Exercise):
                 raise
 
         module = as_module(lambda: self.call(make, where=f"building your {self.what}"), self.what)
-        return self.prepare(module) if self.prepare else module
+        return module.cpu()  # the check runs on the CPU, where the scenes and the package's model are
 
     def inputs(self) -> tuple:
         base = self.prefix.rstrip(".")
