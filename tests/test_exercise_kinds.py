@@ -1,5 +1,6 @@
 """The exercise kinds on their own: value tables, choices, function cases and named mistakes,
 module comparison by keys, shapes and outputs, the time limit, and display kept apart."""
+import re
 import threading
 import time
 from pathlib import Path
@@ -116,6 +117,20 @@ def test_a_slip_that_raises_is_recognised_by_raising_the_same_way():
     assert "Use *, not @." in message and "raised" in message
 
 
+def test_a_mistake_marked_always_fails_even_a_matching_answer():
+    package = torch.ones(3)
+    ex = FunctionExercise(fn_name="f", reference=lambda x: x + 1, cases=[(torch.zeros(3),)], question="?",
+                          mistakes=[Mistake("package", "Write it yourself.", when=lambda c, got, want: got is package,
+                                            always=True)], **COMMON)
+    assert ex.check(lambda x: x + 1).passed
+    assert ex.check(lambda x: package).message.startswith("Write it yourself.")
+
+
+def test_the_solution_is_the_reference_code_under_the_notebook_name():
+    ex = FunctionExercise(fn_name="double", reference=_double, cases=[(1,)], name="t", lesson="99", question="?")
+    assert ex.solution_text.startswith("```python\ndef double(x):") and "return 2 * x" in ex.solution_text
+
+
 def test_numbers_and_other_values():
     ex = FunctionExercise(fn_name="half", reference=lambda n: n / 2, cases=[(3,), (8,)], returns="a number",
                           question="?", **COMMON)
@@ -215,3 +230,15 @@ def test_results_are_plain_data_and_the_view_draws_them(capsys):
     assert isinstance(shown, _view.Shown) and shown == "h" and "Hint: h" in capsys.readouterr().out
     checking = (EXERCISE_DIR / "_kinds.py").read_text() + (EXERCISE_DIR / "_base.py").read_text()
     assert "IPython" not in checking and "<div" not in checking  # drawing lives in _view only
+
+
+@pytest.mark.parametrize("path", sorted(EXERCISE_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_no_exercise_file_reads_torch_error_text(path):
+    """Feedback comes from shapes, keys and values; torch's wording changes between versions."""
+    torch_phrases = ["Sizes of tensors", "size mismatch", "expected scalar type", "must match the size",
+                     "out of bounds", "missing the required", "'NoneType'", "Given groups"]
+    reads_message = re.compile(r"""["'][^"']*["']\s+in\s+(str\(|text\b|message\b)""")  # e.g. "size" in str(error)
+    code = path.read_text()
+    found = [p for p in torch_phrases if p.lower() in code.lower()]
+    assert not found, f"{path.name} holds torch's error text {found}: detect the mistake from shapes and values"
+    assert not reads_message.search(code), f"{path.name} decides from an error's text: {reads_message.search(code)[0]}"

@@ -7,7 +7,7 @@ expected, so a checker's own code deals only with the lesson's mistakes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -57,6 +57,41 @@ def as_indices(answer, what: str) -> list[int]:
     if not isinstance(answer, (list, tuple, set)) or not all(_is_int(v) for v in answer):
         raise Wrong(f"Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type(answer).__name__} {answer!r}.")
     return sorted(set(answer))
+
+
+def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tuple[int, ...]]:
+    """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ..."""
+    if not isinstance(answer, (list, tuple, set)):
+        raise Wrong(f"Give a list of {what}, e.g. {example}; you gave a {type(answer).__name__}.")
+    for item in answer:
+        if not isinstance(item, (list, tuple)) or len(item) != size:
+            raise Wrong(f"{item!r} is not {one} ({_COUNTS.get(size, size)} numbers); give a list of {what}, e.g. {example}.")
+        if not all(_is_int(v) for v in item):
+            raise Wrong(f"{item!r}: give whole numbers (a conv cannot output half a pixel, nor a branch be half one).")
+    return [tuple(item) for item in answer]
+
+
+def as_numbers(answer, names: tuple[str, ...], example: str) -> tuple[float, ...]:
+    """One real number per name in ``names``, from a tuple or list."""
+    if not isinstance(answer, (tuple, list)) or len(answer) != len(names):
+        raise Wrong(f"Give {_COUNTS.get(len(names), len(names))} numbers, ({', '.join(names)}), e.g. {example}; "
+                    f"you gave {type(answer).__name__} {answer!r}.")
+    for value, name in zip(answer, names):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Wrong(f"Give {name} as a number; you gave {type(value).__name__} {value!r}.")
+    return tuple(float(v) for v in answer)
+
+
+def as_word(answer, words: Sequence[str], what: str, aliases: Mapping[str, str] | None = None) -> str:
+    """One of ``words`` (case, spaces and underscores ignored; ``aliases`` map other spellings)."""
+    listed = ", ".join(repr(w) for w in words)
+    if not isinstance(answer, str):
+        raise Wrong(f"Answer with {what}: one of {listed}; you gave {type(answer).__name__} {answer!r}.")
+    key = answer.strip().lower().replace(" ", "").replace("_", "")
+    key = (aliases or {}).get(key, key)
+    if key not in words:
+        raise Wrong(f"{answer!r} is not one of {listed}.")
+    return key
 
 
 def as_strings(answer, what: str, example: str) -> list[str]:
@@ -118,6 +153,16 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def random_weights(module: nn.Module, seed: int) -> nn.Module:
+    """He-normal convs and non-trivial BatchNorms, so every slip shows in the numbers (the official
+    N(0, 0.001) initialisation makes all outputs nearly equal); eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, generator=generator)
+    return random_bn(module, seed)
 
 
 def random_bn(module: nn.Module, seed: int) -> nn.Module:

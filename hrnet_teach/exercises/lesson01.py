@@ -7,8 +7,6 @@ from ..blocks import BasicBlock, Bottleneck, make_layer
 from ._answers import as_indices, as_int, as_ints, random_bn
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
-# ------------------------------------------------------- 1. the stem's shape
-
 STEM_INPUT = (2, 3, 224, 320)
 
 
@@ -41,8 +39,6 @@ stem_shape = ValueExercise(
                    ((64, 56, 80), "has 3 numbers"), (torch.Size([2, 64, 224, 320]), "shrinks"),
                    ((2, 48, 56, 80), "48 channels"), ((2, 64, 56, 81), "is off")],
 )
-
-# ----------------------------------------- 2. a BasicBlock's forward by hand
 
 
 def _reference_forward(block, x):
@@ -99,8 +95,6 @@ basic_block_forward = FunctionExercise(
                    (BasicBlock(4, 4), "Pass your function itself")],
 )
 
-# --------------------------------------------- 3. a Bottleneck's channels
-
 bottleneck_channels = ValueExercise(
     name="bottleneck_channels", lesson="01",
     question="How many channels does `ht.Bottleneck(inplanes=64, planes=32)` output?",
@@ -117,8 +111,6 @@ bottleneck_channels = ValueExercise(
     solution_text="`answer = 128`: planes 32 times expansion 4.",
     wrong_answers=[("128", "one whole number"), (100, "Not 100")],
 )
-
-# ------------------------------------------ 4. which blocks get a downsample
 
 layer1_downsample = ValueExercise(
     name="layer1_downsample", lesson="01",

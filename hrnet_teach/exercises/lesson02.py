@@ -1,52 +1,17 @@
 """Lesson 02, branches and resolutions: predict the shapes of every branch, any input size."""
 from __future__ import annotations
 
-import math
-
 from ..config import get_config
-from ._answers import as_int
-from ._base import Wrong
+from ._answers import as_int, as_tuples
 from ._kinds import ChoiceExercise, ValueExercise
 
-# ------------------------------------------ 1. stage-4 shapes, odd input size
-
-ODD_VARIANT = "w18"
-ODD_SIZE = (250, 375)  # (height, width): neither divisible by 32
-
-
-def _halvings(n: int, times: int, rounding) -> int:
-    for _ in range(times):
-        n = rounding(n / 2)
-    return n
-
-
-def _expected_shapes(rounding=math.ceil) -> list[tuple[int, int, int]]:
-    """(C, H, W) per stage-4 branch: the stem halves twice, each branch once more."""
-    channels = get_config(ODD_VARIANT).stage4.num_channels
-    h, w = ODD_SIZE
-    return [(c, _halvings(h, 2 + b, rounding), _halvings(w, 2 + b, rounding)) for b, c in enumerate(channels)]
-
-
-def _first_odd_side() -> int:
-    """The first odd side met while halving the input (where rounding matters)."""
-    for side in ODD_SIZE:
-        for _ in range(5):
-            if side % 2:
-                return side
-            side = math.ceil(side / 2)
-    return ODD_SIZE[0]
-
-
-def _read_triples(answer) -> list[tuple[int, int, int]]:
-    if not isinstance(answer, (list, tuple)):
-        raise Wrong("Give a list of (C, H, W) tuples, one per branch, like [(18, 64, 96), (36, 32, 48), ...]; "
-                    f"you gave a {type(answer).__name__}.")
-    for b, item in enumerate(answer):
-        if not isinstance(item, (list, tuple)) or len(item) != 3:
-            raise Wrong(f"Entry {b} is {item!r}; each entry is one branch's (C, H, W), three numbers.")
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in item):
-            raise Wrong(f"Branch {b}: {item!r}; channels and sizes are whole numbers (a conv cannot output half a pixel).")
-    return [tuple(item) for item in answer]
+ODD_SIZE = H, W = (250, 375)  # (height, width): neither divisible by 32
+CHANNELS = get_config("w18").stage4.num_channels
+# (C, H, W) per stage-4 branch: the stem halves twice, each branch once more; halving k times rounding up
+# each time is ceil(n / 2**k) (what a stride-2 conv with padding 1 does), rounding down floor(n / 2**k).
+SHAPES = [(c, -(-H // 2 ** (2 + b)), -(-W // 2 ** (2 + b))) for b, c in enumerate(CHANNELS)]
+FLOOR = [(c, H // 2 ** (2 + b), W // 2 ** (2 + b)) for b, c in enumerate(CHANNELS)]
+ODD = next(s // 2 ** k for s in ODD_SIZE for k in range(5) if s // 2 ** k % 2)  # the first odd side met while halving
 
 
 def _explain_odd_shapes(got, want):
@@ -56,41 +21,37 @@ def _explain_odd_shapes(got, want):
         if c != ec:
             return f"Branch {b} has {ec} channels, not {c}: the widths are C, 2C, 4C, 8C with C = {want[0][0]}."
         if (h, w) == (ew, eh) and h != w:
-            return f"Branch {b}: height and width are swapped; the input is {ODD_SIZE[0]} high and {ODD_SIZE[1]} wide."
-    if list(got) == _expected_shapes(math.floor):
-        n = _first_odd_side()
+            return f"Branch {b}: height and width are swapped; the input is {H} high and {W} wide."
+    if list(got) == FLOOR:
         return ("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = ceil(n / 2): "
-                f"{n} -> {math.ceil(n / 2)}, not {n // 2}.")
+                f"{ODD} -> {-(-ODD // 2)}, not {ODD // 2}.")
     b, (_, eh, ew) = next((b, e) for b, (g, e) in enumerate(zip(got, want)) if g != e)
-    return (f"Branch {b} (1/{4 * 2 ** b}) is {eh}x{ew}, not {got[b][1]}x{got[b][2]}: halve {ODD_SIZE[0]}x{ODD_SIZE[1]} "
+    return (f"Branch {b} (1/{4 * 2 ** b}) is {eh}x{ew}, not {got[b][1]}x{got[b][2]}: halve {H}x{W} "
             f"{2 + b} times, rounding up each time.")
 
 
 odd_branch_shapes = ValueExercise(
     name="odd_branch_shapes", lesson="02",
-    question=(f"An image of {ODD_SIZE[0]}x{ODD_SIZE[1]} (height x width) goes into {ODD_VARIANT}. Give the "
+    question=(f"An image of {H}x{W} (height x width) goes into w18. Give the "
               "(C, H, W) of each of the four stage-4 branches, as a list from branch 0 to branch 3."),
-    read=_read_triples, reference=_expected_shapes(),
+    read=lambda a: as_tuples(a, 3, "(C, H, W) tuples, one per branch", "one branch's (C, H, W)", "[(18, 64, 96), ...]"),
+    reference=SHAPES,
     success=lambda got, want: ("Right: " + ", ".join(f"{c}x{h}x{w}" for c, h, w in want) + ". Each stride-2 conv with "
                                "padding 1 turns a side n into ceil(n / 2), so odd sides round up."),
     explain=_explain_odd_shapes,
     hints=["Channels: C, 2C, 4C, 8C with C = 18. Sizes: 1/4, 1/8, 1/16, 1/32 of the input.",
            "Every halving is a 3x3 stride-2 conv with padding 1: a side n becomes ceil(n / 2). "
-           f"So {ODD_SIZE[0]} -> {math.ceil(ODD_SIZE[0] / 2)} -> ...",
+           f"So {H} -> {-(-H // 2)} -> ...",
            "Check yourself with `ht.inspect.stage_shapes(...)` only after answering!"],
-    solution_text=f"`answer = {_expected_shapes()}`",
+    solution_text=f"`answer = {SHAPES}`",
     wrong_answers=[
-        (_expected_shapes(math.floor), "You rounded down"),
-        ([(c, w, h) for c, h, w in _expected_shapes()], "swapped"),
-        ([(18, h, w) for _, h, w in _expected_shapes()], "Branch 1 has 36 channels"),
-        (_expected_shapes()[:3], "has 4 branches"),
+        (FLOOR, "You rounded down"), ([(c, w, h) for c, h, w in SHAPES], "swapped"),
+        ([(18, h, w) for _, h, w in SHAPES], "Branch 1 has 36 channels"), (SHAPES[:3], "has 4 branches"),
         ([(18, 62.5, 93.75)], "whole numbers"),
         ([(18, 63, 94), (36, 32, 47), (72, 16, 24), (144, 7, 12)], "Branch 3 (1/32) is 8x12"),
         ([18, 36, 72, 144], "three numbers"),
     ],
 )
-
-# --------------------------------------------------- 2. channels of a branch
 
 WIDTH_VARIANT, WIDTH_BRANCH = "w40", 3
 _CHANNELS = get_config(WIDTH_VARIANT).stage4.num_channels
@@ -113,8 +74,6 @@ branch_channels = ValueExercise(
     wrong_answers=[(160, "counted from 0"), (120, "double"), (40, "width of branch 0"), (320.0, "one whole number"),
                    (7, "Not 7")],
 )
-
-# ------------------------------------------ 3. the size rule of a stride-2 conv
 
 stride2_rule = ChoiceExercise(
     name="stride2_rule", lesson="02",

@@ -12,22 +12,10 @@ from torch import nn
 
 from ..blocks import BasicBlock
 from ..module import HighResolutionModule
-from ._answers import as_int, as_ints, layer_summary, random_bn
-from ._base import Wrong
+from ._answers import as_int, as_ints, as_tuples, layer_summary, random_bn
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise
 
-# ----------------------------------------------- 1. which entries are None
-
 N = 3  # stage 3 of w18 has 3 branches
-
-
-def _read_pairs(answer) -> set[tuple[int, int]]:
-    if not isinstance(answer, (list, tuple, set)):
-        raise Wrong(f"Give a list of (i, j) pairs, e.g. [(0, 1), (2, 2)]; you gave a {type(answer).__name__}.")
-    for item in answer:
-        if not (isinstance(item, (list, tuple)) and len(item) == 2 and all(type(v) is int for v in item)):
-            raise Wrong(f"{item!r} is not a pair (i, j) of branch indices; give a list of pairs like [(0, 1), (2, 2)].")
-    return {tuple(item) for item in answer}
 
 
 def _explain_none(got, want):
@@ -48,7 +36,8 @@ none_entries = ValueExercise(
     name="none_entries", lesson="03",
     question=("In a stage3 module of w18 (3 branches), which entries fuse_layers[i][j] are None? "
               "Answer as a list of (i, j) pairs."),
-    read=_read_pairs, reference=[(0, 0), (1, 1), (2, 2)], explain=_explain_none,
+    read=lambda a: set(as_tuples(a, 2, "(i, j) pairs", "a pair (i, j) of branch indices", "[(0, 1), (2, 2)]")),
+    reference=[(0, 0), (1, 1), (2, 2)], explain=_explain_none,
     success=(f"The diagonal: fuse_layers[i][i] is None because branch i is added to its own output as it is "
              f"(same resolution, same channels). The other {N * N - N} entries hold layers."),
     hints=["None means: nothing to do to branch j before adding it to output i.",
@@ -58,8 +47,6 @@ none_entries = ValueExercise(
                    ([(0, 1), (0, 2), (1, 2)], "1x1 conv"), ([(1, 0), (2, 0), (2, 1)], "stride-2"),
                    ([(0, 0), (1, 1)], "left out (2, 2)"), ([0, 1, 2], "not a pair")],
 )
-
-# -------------------------------------- 2. how long is fuse_layers[3][0]?
 
 fuse_steps = ValueExercise(
     name="fuse_steps", lesson="03",
@@ -78,8 +65,6 @@ fuse_steps = ValueExercise(
     solution_text="`answer = 3`: i - j = 3 - 0 halvings, 1/4 -> 1/8 -> 1/16 -> 1/32.",
     wrong_answers=[("3", "one whole number"), (9, "Not 9")],
 )
-
-# ------------------------------------------ 3. build one fuse operation
 
 
 def make_fuse_op(i, j, channels):
@@ -215,8 +200,6 @@ fuse_op = ModuleExercise(
     ],
 )
 
-# ------------------------------------------ 4. one fused output by hand
-
 
 def fuse_by_hand(module: HighResolutionModule, xs: list[torch.Tensor], i: int) -> torch.Tensor:
     """Output branch ``i`` of ``module`` from the branch outputs ``xs`` (the reference answer)."""
@@ -297,8 +280,6 @@ fuse_sum = FunctionExercise(
                    (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))], "returned a list")],
 )
 
-# ---------------------------------- 5. reading the official `k == i - j - 1`
-
 k_line = ChoiceExercise(
     name="k_line", lesson="03",
     question="In the official `_make_fuse_layers`, `if k == i - j - 1:` is true for:",
@@ -315,8 +296,6 @@ k_line = ChoiceExercise(
     solution_text="`answer = \"b\"`: k takes 0 .. i - j - 1, so the test picks the last step of the chain.",
     wrong_answers=[("z", "one letter"), (2, "as a string")],
 )
-
-# ------------------------------------------------- 6. multi_scale_output
 
 multi_scale_rows = ValueExercise(
     name="multi_scale_rows", lesson="03",
@@ -336,8 +315,6 @@ multi_scale_rows = ValueExercise(
     solution_text="`answer = (1, 4)`: one output (branch 0), fed by all four branches.",
     wrong_answers=[((1, 1), "all 4 inputs"), (4, "two whole numbers"), ((2, 4), "outer loop")],
 )
-
-# ----------------------------- 7. nearest by a scale factor, on an odd size
 
 NEAREST_SIZES = {"branch0": (63, 94), "branch1": (32, 47)}  # w32 on a 250x375 input
 H1, W1 = NEAREST_SIZES["branch1"]

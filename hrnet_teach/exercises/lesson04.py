@@ -8,11 +8,9 @@ from torch import nn
 
 from ..config import get_config
 from ..transition import Transition
-from ._answers import as_indices, as_int, as_strings, layer_summary
+from ._answers import as_indices, as_int, as_strings, as_word, layer_summary
 from ._base import Wrong
 from ._kinds import Mistake, ModuleExercise, ValueExercise
-
-# ------------------------------------------------- 1. build a transition
 
 
 def make_transition(pre_channels, cur_channels):
@@ -143,18 +141,13 @@ transition_op = ModuleExercise(
     ],
 )
 
-# ---------------------------------------- 2. what kind is each entry of transition1
-
 KINDS = ("pass", "adapt", "new")
 
 
 def _read_kinds(answer) -> list[str]:
     if isinstance(answer, str):
         raise Wrong(f"Give a list of words, one per entry, each 'pass', 'adapt' or 'new'; you gave {answer!r}.")
-    kinds = [a.lower() for a in as_strings(answer, "one word per entry", "['pass', 'new']")]
-    if any(k not in KINDS for k in kinds):
-        raise Wrong(f"Each entry is 'pass', 'adapt' or 'new'; you gave {answer!r}.")
-    return kinds
+    return [as_word(a, KINDS, "a kind") for a in as_strings(answer, "one word per entry", "['pass', 'new']")]
 
 
 def _explain_kinds(got, want):
@@ -177,10 +170,8 @@ transition1_kinds = ValueExercise(
     solution_text="`answer = ['adapt', 'new']`: 256 -> 18 at 1/4, and 256 -> 36 at 1/8.",
     wrong_answers=[(["pass", "new"], "256 channels"), (["adapt", "adapt"], "it is new"),
                    (["new", "new"], "only changes the channels"), (["adapt"], "2 branches"), ("adapt new", "list of words"),
-                   (["adapt", "old"], "'pass', 'adapt' or 'new'")],
+                   (["adapt", "old"], "'old' is not one of 'pass', 'adapt', 'new'")],
 )
-
-# --------------------------------------------- 3. which entries of transition2 are None
 
 _W48 = get_config("w48")
 
@@ -206,8 +197,6 @@ transition2_none = ValueExercise(
     wrong_answers=[([], "nothing to adapt"), ([0, 1, 2], "new 1/16 branch"), ([2], "not None"), ([0], "keep their channels"),
                    ([3], "entries 0 to 2"), ("0, 1", "list of entry indices")],
 )
-
-# ------------------------------------------ 4. where does branch 3 come from?
 
 _YLIST_SLIP = ("The official forward reads `self.transition3[i](y_list[-1])` for a new branch: the lowest-resolution "
                "branch, which is only one halving away from 1/32.")

@@ -9,9 +9,9 @@ from torch import nn
 
 from ..backbone import HRNet
 from ..config import get_config
-from ..inspect import stage_shapes
+from ..inspect import convs_of, meta_backbone, stage_shapes
 from ..transition import Transition
-from ._answers import as_int, random_bn
+from ._answers import as_int, as_numbers, as_word, random_weights
 from ._base import Wrong
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise, source_of
 
@@ -19,15 +19,6 @@ from ._kinds import Case, FunctionExercise, Mistake, ValueExercise, source_of
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-
-@cache
-def _meta_backbone(variant: str) -> HRNet:
-    """A weightless backbone: parameters counted and shapes run without memory or arithmetic."""
-    with torch.device("meta"):
-        return HRNet(variant).eval()
-
-
-# ------------------------------------------ 1. the width of HRNetV2's concatenation
 
 C32 = get_config("w32").width
 
@@ -50,29 +41,15 @@ concat_channels = ValueExercise(
     wrong_answers=[("480", "one whole number"), (500, "add up")],
 )
 
-# ------------------------------------------- 2. which stage holds the parameters
-
 _PARTS = ("layer1", "stage2", "stage3", "stage4")
 _ALIASES = {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}
-
-
-def _read_part(answer) -> str:
-    if isinstance(answer, int) and not isinstance(answer, bool) and 1 <= answer <= 4:
-        answer = str(answer)
-    if not isinstance(answer, str):
-        raise Wrong("Answer with a stage name: 'layer1', 'stage2', 'stage3' or 'stage4'; you gave "
-                    f"{type(answer).__name__} {answer!r}.")
-    key = answer.strip().lower().replace(" ", "").replace("_", "")
-    if _ALIASES.get(key, key) not in _PARTS:
-        raise Wrong(f"{answer!r} is not one of 'layer1', 'stage2', 'stage3', 'stage4'.")
-    return _ALIASES.get(key, key)
 
 
 @cache
 def _part_params() -> dict[str, str]:
     """Each part's parameters in millions, and the table of all four, for w48."""
-    counts = {part: _params(getattr(_meta_backbone("w48"), part)) for part in _PARTS}
-    share = counts["stage4"] / _params(_meta_backbone("w48"))
+    counts = {part: _params(getattr(meta_backbone("w48"), part)) for part in _PARTS}
+    share = counts["stage4"] / _params(meta_backbone("w48"))
     return {**{p: f"{n / 1e6:.1f}M" for p, n in counts.items()}, "share": f"{share:.0%}",
             "table": ", ".join(f"{p} {n / 1e6:.1f}M" for p, n in counts.items())}
 
@@ -80,7 +57,7 @@ def _part_params() -> dict[str, str]:
 stage_most_params = ValueExercise(
     name="stage_most_params", lesson="05",
     question="Which part of the w48 backbone holds the most parameters: 'layer1', 'stage2', 'stage3' or 'stage4'?",
-    read=_read_part, reference="stage4",
+    read=lambda a: as_word(str(a) if type(a) is int else a, _PARTS, "a stage name", _ALIASES), reference="stage4",
     success=lambda got, want: (f"stage4: {_part_params()['table']} ({_part_params()['share']} of the backbone). A 3x3 "
                                "conv has 9 x C_in x C_out weights, so the 8C = 384-channel branch, which only stage 4 "
                                "has, costs 64 times branch 0's weights per block."),
@@ -97,34 +74,15 @@ stage_most_params = ValueExercise(
     wrong_answers=[("stage2", "compare all four"), ("stage5", "is not one of"), (3.5, "stage name")],
 )
 
-# ------------------------------------ 3. parameters and MACs of a branch, 1/4 vs 1/32
-
 
 @cache
 def _branch_ratios() -> tuple[float, float]:
-    """(parameters, conv multiply-adds) of branch 3 over branch 0, first stage-4 module of w48 at 512x1024."""
-    costs = []
-    for branch, (c, h, w) in zip(_meta_backbone("w48").stage4[0].branches, stage_shapes("w48", (512, 1024))["stage4"]):
-        macs = []
-        hooks = [m.register_forward_hook(lambda conv, i, out, macs=macs: macs.append(
-            out.numel() * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]))
-            for m in branch.modules() if isinstance(m, nn.Conv2d)]
-        with torch.no_grad():
-            branch(torch.empty(1, c, h, w, device="meta"))
-        for hook in hooks:
-            hook.remove()
-        costs.append((_params(branch), sum(macs)))
+    """Branch 3 over branch 0 in the first stage-4 module of w48 at 512x1024: (parameters, conv
+    multiply-adds); a stride-1 conv does its weights' count of multiply-adds at each position."""
+    shapes = stage_shapes("w48", (512, 1024))["stage4"]
+    costs = [(_params(branch), sum(c.weight.numel() for c in convs_of(branch)) * h * w)
+             for branch, (_, h, w) in zip(meta_backbone("w48").stage4[0].branches, shapes)]
     return costs[3][0] / costs[0][0], costs[3][1] / costs[0][1]
-
-
-def _read_ratios(answer) -> tuple[float, float]:
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        raise Wrong("Give two numbers, (parameter ratio, MAC ratio), e.g. (2, 0.5); you gave "
-                    f"{type(answer).__name__} {answer!r}.")
-    for value, what in zip(answer, ("the parameter ratio", "the MAC ratio")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Wrong(f"Give {what} as a number; you gave {type(value).__name__} {value!r}.")
-    return float(answer[0]), float(answer[1])
 
 
 def _near(value, target) -> bool:
@@ -152,7 +110,8 @@ branch_cost_ratio = ValueExercise(
     question=("In a stage-4 module of w48, branch 0 works at 1/4 with C = 48 channels and branch 3 at "
               "1/32 with 8C = 384; each is 4 BasicBlocks. How many times branch 0's parameters does branch 3 have, "
               "and how many times its multiply-adds (MACs)? Answer (parameter ratio, MAC ratio)."),
-    read=_read_ratios, reference=(64, 1), explain=_explain_ratios,
+    read=lambda a: as_numbers(a, ("the parameter ratio", "the MAC ratio"), "(2, 0.5)"), reference=(64, 1),
+    explain=_explain_ratios,
     same=lambda got, want: _near(got[0], _branch_ratios()[0]) and _near(got[1], _branch_ratios()[1]),
     success=lambda got, want: (f"Measured on w48 at 512x1024: branch 3 has {_branch_ratios()[0]:.1f} times the "
                                f"parameters of branch 0 (64 for the convs, a little less with BatchNorm) and "
@@ -168,8 +127,6 @@ branch_cost_ratio = ValueExercise(
                    ((1, 1), "do not depend on the resolution"), ((30, 1), "parameter ratio is not 30"),
                    ((64, 3), "MAC ratio is not 3")],
 )
-
-# ----------------------------------------- 4. the transitions' list handling by hand
 
 
 def _reference(transition, y_list):
@@ -191,8 +148,8 @@ def _transition_cases() -> list[Case]:
     """The three transitions of w18_small_v1, one that creates two branches at once (branch 2 is
     two stride-2 steps from branch 0), and one that adapts; weights and BN statistics random."""
     torch.manual_seed(2)
-    model = random_bn(HRNet("w18_small_v1"), 0)
-    grow_two, adapt = random_bn(Transition((16,), (16, 32, 64)), 3), random_bn(Transition((24, 32), (16, 32, 64)), 3)
+    model = random_weights(HRNet("w18_small_v1"), 0)
+    grow_two, adapt = (random_weights(Transition(*c), 3) for c in [((16,), (16, 32, 64)), ((24, 32), (16, 32, 64))])
     g = torch.Generator().manual_seed(1)
     y2 = [torch.randn(1, 16, 16, 20, generator=g), torch.randn(1, 32, 8, 10, generator=g)]
     y3 = [*y2, torch.randn(1, 64, 4, 5, generator=g)]

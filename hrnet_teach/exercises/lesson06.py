@@ -11,10 +11,8 @@ from torch import nn
 from ..config import get_config
 from ..heads import HRNetSegmentation
 from ..inspect import meta_model
-from ._answers import as_ints, as_strings
+from ._answers import as_ints, as_strings, random_weights
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ValueExercise
-
-# ------------------------------------------------------- 1. the HRNetV2 head by hand
 
 # (batch, height, width): a size divisible by 32, then sizes where fixed factors fail.
 HEAD_SIZES = [(1, 64, 64), (2, 64, 96), (1, 36, 52), (1, 40, 72)]
@@ -22,19 +20,10 @@ HEAD_SIZES = [(1, 64, 64), (2, 64, 96), (1, 36, 52), (1, 40, 72)]
 
 @cache
 def _head_cases() -> list[Case]:
-    """A small segmentation model (5 classes) with weights and BN statistics of size 1, so every slip
-    shows in the numbers (the official N(0, 0.001) initialisation would make all outputs nearly equal);
-    its features and logits for each size (the backbone runs once per size)."""
+    """A small segmentation model (5 classes) with weights that make every slip show; its features
+    and logits for each size (the backbone runs once per size)."""
     torch.manual_seed(0)
-    model = HRNetSegmentation("w18_small_v1", num_classes=5)
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, generator=g)
-        elif isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    model.eval()
+    model = random_weights(HRNetSegmentation("w18_small_v1", num_classes=5), 0)
     cases = []
     for index, (batch, height, width) in enumerate(HEAD_SIZES):
         x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(10 + index))
@@ -93,8 +82,6 @@ v2_head = FunctionExercise(
     wrong_answers=[(nn.Identity(), "Pass your function itself")],
 )
 
-# ------------------------------------------- 2. last_layer's input channels, official and modified
-
 C48, STEM = get_config("w48").width, 64  # the modified file's config.stem_width (the official stem has 64 channels)
 OFFICIAL, MODIFIED = 15 * C48, 15 * C48 + STEM
 
@@ -127,8 +114,6 @@ last_layer_channels = ValueExercise(
                    ((720.5, 784), "whole number"), ((700, 784), "not 700"), ((720, 800), "Not 800")],
 )
 
-# ---------------------------------------- 3. multi_scale_output: the rows of the fuse matrix
-
 
 def _pose_rows() -> tuple[int, int]:
     pose = meta_model("w32", head="pose")
@@ -157,8 +142,6 @@ pose_fuse_rows = ValueExercise(
     wrong_answers=[((1, 4), "swapped"), ((4, 4), "keeps row 0 only"), ((1, 1), "Only the last module"),
                    ((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers")],
 )
-
-# ------------------------------------- 4. what a classification checkpoint lacks
 
 
 @cache
@@ -197,8 +180,6 @@ missing_head_keys = ValueExercise(
                    (["stage4", "last_layer"], "same keys in every head"), ([], "which?"),
                    (["head"], "no top-level part"), (42, "list of strings")],
 )
-
-# ------------------------------------------------ 5. LogSoftmax and the loss
 
 logsoftmax_loss = ChoiceExercise(
     name="logsoftmax_loss", lesson="06",

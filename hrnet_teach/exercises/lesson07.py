@@ -11,8 +11,6 @@ from torch import nn
 from ..data import IGNORE_INDEX
 from ._kinds import FunctionExercise, Mistake
 
-# ------------------------------------------------------------ 1. the poly learning rate
-
 
 def _poly_lr(base_lr, step, max_steps):
     return base_lr * (1 - step / max_steps) ** 0.9
@@ -42,8 +40,6 @@ poly_lr = FunctionExercise(
            "base_lr times (the fraction of training left) to the power 0.9."],
     wrong_answers=[(lambda base_lr, step, max_steps: None, "forget `return`"), (0.005, "Pass your function itself")],
 )
-
-# ------------------------------------------------------------ 2. the loss, with ignored pixels
 
 
 def _loss_cases():
@@ -106,8 +102,6 @@ segmentation_loss = FunctionExercise(
     wrong_answers=[(lambda logits, mask: "0.7", "returned a str")],
 )
 
-# ------------------------------------------------------------ 3. mIoU from a confusion matrix
-
 MIOU_CASES = [
     torch.tensor([[50, 2, 3], [4, 20, 1], [6, 0, 14]]),
     torch.tensor([[90, 5, 0, 5], [10, 30, 0, 0], [0, 0, 0, 0], [2, 0, 0, 8]]),  # class 2: in no label, no prediction
@@ -152,8 +146,6 @@ miou_from_confusion = FunctionExercise(
     wrong_answers=[(lambda cm: (lambda tp, union, rows: (tp / union).mean().item())(*_iou(cm)), "nan"),
                    (lambda cm: None, "forget `return`")],
 )
-
-# ------------------------------------------------------------ 4. which BatchNorm
 
 
 def _norm_for(device_type, world_size):

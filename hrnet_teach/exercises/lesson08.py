@@ -10,8 +10,6 @@ from ._answers import as_ints, as_strings
 from ._base import Wrong
 from ._kinds import ChoiceExercise, ValueExercise
 
-# ------------------------------------------------ 1. what the silent partial load drops
-
 # A segmentation model of w18 for 19 classes, and a checkpoint trained with the learner's modified
 # seg_hrnet.py with upscale=2 (last_layer reads 270 + 64 = 334 channels) by the official trainer, which
 # saves its FullModel: the network under "model." (stripped here) and the loss, with its class weights,
@@ -66,8 +64,6 @@ dropped_keys = ValueExercise(
     ],
 )
 
-# --------------------------------------- 2. a 250x333 image in the classification model
-
 
 def _branches() -> tuple[int, int, int, int]:
     """(h0, w0, h1, w1): branches 0 and 1 of w18's stage 4 for a 250x333 input."""
@@ -104,8 +100,6 @@ size_mismatch = ValueExercise(
                    "63 rows against 64."),
     wrong_answers=[((64.0, 84.0), "whole numbers"), (64, "(height, width)"), ((10, 10), "Not 10x10")],
 )
-
-# -------------------------------------------- 3. the norm layer for training on CPU
 
 
 def _norm_name(answer) -> str:
@@ -148,8 +142,6 @@ cpu_norm_layer = ValueExercise(
                    (nn.BatchNorm2d(8), "pass the class itself"), (nn.BatchNorm1d, "(B, C, H, W)"),
                    (nn.GroupNorm, "running statistics"), (nn.Conv2d, "not a norm layer"), (2, "Give a class")],
 )
-
-# ------------------------------------------------------ 4. the in-place list
 
 list_mutation = ChoiceExercise(
     name="list_mutation", lesson="08",
