@@ -175,6 +175,18 @@ class Mistake:
         self.always = always
 
 
+def fact_mistakes(facts: Callable, rows: Sequence[tuple[str, Callable, str]]) -> list[Mistake]:
+    """Mistakes from a table of ``(name, test(f), message)``: ``facts(case, got)`` describes the answer
+    as a namespace, or a list of them (one per entry: the first entry whose test holds is named);
+    each message is a ``str.format`` over that namespace."""
+    def mistake(name: str, test: Callable, message: str) -> Mistake:
+        def first(case, got, expected):
+            found = facts(case, got)
+            return next((f for f in (found if isinstance(found, list) else [found]) if test(f)), None)
+        return Mistake(name, lambda *a: message.format(**vars(first(*a))), when=lambda *a: first(*a) is not None)
+    return [mistake(*row) for row in rows]
+
+
 def _short(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return "tensor " + "x".join(map(str, value.shape))

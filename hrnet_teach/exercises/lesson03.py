@@ -13,7 +13,7 @@ from torch import nn
 from ..blocks import BasicBlock
 from ..module import HighResolutionModule
 from ._answers import as_int, as_ints, as_tuples, layer_summary, random_bn
-from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise
+from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
 N = 3  # stage 3 of w18 has 3 branches
 
@@ -108,14 +108,7 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
                            layers=layers, summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
 
 
-def _fuse_mistake(name: str, test, message: str) -> Mistake:
-    """A mistake whose detector and message (a str.format over the facts) read the built entry's facts."""
-    def facts(case, op, official):
-        return _facts(*case.args, op)
-    return Mistake(name, lambda *a: message.format(**vars(facts(*a))), when=lambda *a: test(facts(*a)))
-
-
-_FUSE_MISTAKES = [_fuse_mistake(*m) for m in [  # checked in this order
+_FUSE_MISTAKES = fact_mistakes(lambda case, op: _facts(*case.args, op), [  # checked in this order
     ("not_none", lambda f: f.i == f.j and f.op is not None, "This entry should be None: on the diagonal branch i is "
      "added to its own output as it is (the official code appends None, and forward adds x[i] directly)."),
     ("none", lambda f: f.i != f.j and f.op is None, "Only the diagonal (i == j) is None: branch {j} must be brought to branch {i}."),
@@ -144,7 +137,7 @@ _FUSE_MISTAKES = [_fuse_mistake(*m) for m in [  # checked in this order
      "checkpoint shapes depend on it)."),
     ("relu_up", lambda f: f.j > f.i and "ReLU" in f.layers,
      "The coarser-to-finer op is 1x1 conv + BN without a ReLU; the ReLU comes after the sum."),
-]]
+])
 
 
 def _fuse_with(change, where):

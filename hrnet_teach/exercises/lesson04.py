@@ -10,7 +10,7 @@ from ..config import get_config
 from ..transition import Transition
 from ._answers import as_indices, as_int, as_strings, as_word, layer_summary
 from ._base import Wrong
-from ._kinds import Mistake, ModuleExercise, ValueExercise
+from ._kinds import Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
 
 def make_transition(pre_channels, cur_channels):
@@ -49,20 +49,13 @@ def _facts(pre, cur, i, op) -> SimpleNamespace:
                            relus=layer_summary(op).count("ReLU") if isinstance(op, nn.Module) else 0)
 
 
-def _entry_mistake(name: str, test, message: str) -> Mistake:
-    """A mistake found in one entry: ``test`` over each entry's facts; ``message`` formats the first such entry's."""
-    def first(case, got, official):
-        return next((f for i, op in enumerate(got) if test(f := _facts(*case.args, i, op))), None)
-    return Mistake(name, lambda *a: message.format(**vars(first(*a))), when=lambda *a: first(*a) is not None)
-
-
 _TRANSITION_MISTAKES = [
     Mistake("package", "That is the package's own Transition; build the entries yourself from nn.Conv2d, "
             "nn.BatchNorm2d, nn.ReLU and nn.Sequential, in an nn.ModuleList.", when=lambda c, got, o: isinstance(got, Transition), always=True),
     Mistake("length", lambda c, got, o: f"The next stage has {len(c.args[1])} branches, so the transition needs "
             f"{len(c.args[1])} entries (one per output branch); yours has {len(got)}.",
             when=lambda c, got, o: isinstance(got, nn.ModuleList) and len(got) != len(c.args[1])),
-    *(_entry_mistake(*m) for m in [
+    *fact_mistakes(lambda case, got: [_facts(*case.args, i, op) for i, op in enumerate(got)], [
         ("pass", lambda f: f.kind == "pass" and f.op is not None,
          "Entry {i} should be None: branch {i} already has {cout} channels, so it passes as it is."),
         ("adapt_none", lambda f: f.kind == "adapt" and f.op is None,
