@@ -54,6 +54,7 @@ from .distributed import (
     wrap_model,
 )
 from .heads import HRNetPose, HRNetSegmentation
+from .ocr import HRNetOCR, ocr_loss
 from .train_config import (  # noqa: F401  (re-exported: the lessons call T.build_model, T.OPTIMIZERS ...)
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
@@ -103,21 +104,26 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
 
 
-def loss_for(model: nn.Module) -> Criterion:
+def loss_for(model: nn.Module, ohem: bool = False) -> Criterion:
     """The training loss for ``model``'s output: ``loss(output, mask) -> scalar``.
 
     The one place a head chooses its loss. HRNetV2 and the V1 readout output one
     logits map: :func:`segmentation_loss`, resized as the model itself resizes.
     A head whose forward returns several outputs (HRNet-OCR: ``[aux, ocr]``)
     adds its own branch here; ``TrainConfig.criterion`` overrides this for one run.
+    ``ohem``: OHEM on the OCR output (the official ``LOSS.USE_OHEM``); OCR only.
     """
+    if isinstance(unwrap(model), HRNetOCR):  # [aux, ocr], weighted 0.4 and 1 as the official configs
+        return functools.partial(ocr_loss, ignore_index=IGNORE_INDEX, align_corners=unwrap(model).align_corners, ohem=ohem)
+    if ohem:
+        raise ValueError("ohem applies to the OCR head (--head ocr), whose official configs use it")
     return functools.partial(segmentation_loss, align_corners=resize_align_corners(unwrap(model)))
 
 
 def resize_align_corners(model: nn.Module) -> bool:
     """How to enlarge this model's logits to the mask: as its own bilinear fusion does
     (HRNetSegmentation), or without corner alignment (the V1 readout, which fuses by nearest)."""
-    return model.align_corners if isinstance(model, HRNetSegmentation) else False
+    return model.align_corners if isinstance(model, (HRNetSegmentation, HRNetOCR)) else False
 
 
 def final_logits(output: Any) -> torch.Tensor:
@@ -156,6 +162,8 @@ def num_classes_of(model: nn.Module) -> int:
         return model.last_layer[-1].out_channels
     if isinstance(model, HRNetPose):  # the V1 readout used as a per-pixel classifier
         return model.final_layer.out_channels
+    if isinstance(model, HRNetOCR):
+        return model.cls_head.out_channels
     raise TypeError(f"evaluate expects a segmentation model (HRNetSegmentation), got {type(model).__name__}")
 
 
@@ -439,7 +447,7 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     scaler = _grad_scaler(amp)
     settings = config.settings(device, amp, ctx.world_size, ctx.backend)
     run = _Run(config, ctx, device, amp, train_loader, val_loader, val_set, model, model, opt, scaler,
-               config.criterion or loss_for(model), settings)
+               config.criterion or loss_for(model, config.ohem), settings)
     if config.resume is not None:
         run.start_epoch, run.history = load(config.resume, model, opt, scaler if amp else None)
         if run.show:
@@ -579,7 +587,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-fusion", action="store_true", help="ablation: branches exchange nothing (the head still concatenates)")
     p.add_argument("--head", default="segmentation", choices=TRAIN_HEADS,
-                   help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation")
+                   help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation; "
+                   "ocr: HRNetV2 + OCR, loss 0.4 x aux + 1 x OCR as the official configs")
+    p.add_argument("--ohem", action="store_true", help="with --head ocr: OHEM on the OCR output (official LOSS.USE_OHEM)")
     p.add_argument("--align-corners", action="store_true", help="resize as the official Cityscapes config does (see build_model)")
     p.add_argument("--train-size", type=int, default=2000, help="training scenes (pets: the first N images)")
     p.add_argument("--val-size", type=int, default=256, help="held-out scenes")

@@ -18,7 +18,7 @@ from .data import DATASETS
 from .models import create_model
 
 OPTIMIZERS = ("adamw", "sgd")
-TRAIN_HEADS = ("segmentation", "pose")
+TRAIN_HEADS = ("segmentation", "pose", "ocr")
 DEFAULT_LR = {"adamw": 5e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official value
 PathLike = Union[str, Path]
@@ -57,6 +57,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     align_corners: bool = False
     head: str = "segmentation"
+    ohem: bool = False  # head "ocr": OHEM on the OCR output, as the official LOSS.USE_OHEM (hrnet_teach.ocr.ocr_loss)
     train_size: int = 2000
     val_size: int = 256
     weight_decay: Optional[float] = None
@@ -70,6 +71,8 @@ class TrainConfig:
         get_config(self.variant)  # a ValueError naming the known variants if unknown
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("head", self.head, TRAIN_HEADS)
+        if self.ohem and self.head != "ocr":
+            raise ValueError(f"ohem applies to head 'ocr' (the official OCR configs' LOSS.USE_OHEM), not {self.head!r}")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size", "image_size", "train_size", "val_size"):
             setattr(self, name, positive_int(name, getattr(self, name)))
@@ -128,4 +131,6 @@ def build_model(
         config = config.replace(fusion=False)
     if head == "pose":
         return create_model(config, head="pose", num_joints=num_classes)
+    if head == "ocr":  # HRNetV2 + OCR: outputs [aux, ocr], trained with hrnet_teach.ocr.ocr_loss
+        return create_model(config, head="ocr", num_classes=num_classes, align_corners=align_corners)
     return create_model(config, head="segmentation", num_classes=num_classes, align_corners=align_corners)

@@ -264,3 +264,32 @@ def test_ocr_head_own_input_checks():
         pooled(torch.randn(1, 3, 12, 16))
     with torch.no_grad():
         assert pooled(torch.randn(1, 3, 64, 64))[1].shape == (1, 3, 16, 16)
+
+
+# ------------------------------------------------------------------ training
+def test_ocr_trains_on_cpu_and_reloads_as_what_it_was(tmp_path):
+    import math
+
+    from hrnet_teach import train as T
+    from hrnet_teach.data import ShapesDataset
+
+    model = T.build_model("w18_small_v1", 4, head="ocr")
+    loss_fn = T.loss_for(model)
+    assert loss_fn.func.__name__ == "ocr_loss" and loss_fn.keywords["ohem"] is False
+    assert T.loss_for(model, ohem=True).keywords["ohem"] is True
+    metrics = T.train(head="ocr", epochs=1, train_size=8, val_size=4, batch_size=4, image_size=32,
+                      out=tmp_path, progress=False, device="cpu", ohem=True)
+    assert math.isfinite(metrics["loss"][0]) and 0 <= metrics["final_miou"] <= 1
+    reloaded = T.model_from_checkpoint(tmp_path / "checkpoint.pt")
+    assert isinstance(reloaded, HRNetOCR) and reloaded.cls_head.out_channels == 4
+    val = ShapesDataset(4, image_size=32, seed=0, split="val")
+    assert math.isclose(T.evaluate(reloaded, val)["miou"], metrics["final_miou"], abs_tol=1e-6)
+
+
+def test_ohem_is_for_the_ocr_head_and_the_cli_takes_it():
+    from hrnet_teach import train as T
+
+    with pytest.raises(ValueError, match="ohem applies to head 'ocr'"):
+        T.TrainConfig(head="segmentation", ohem=True)
+    config = T.config_from_args(T.parse_args(["--head", "ocr", "--ohem"]))
+    assert config.head == "ocr" and config.ohem is True
