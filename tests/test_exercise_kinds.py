@@ -168,6 +168,8 @@ def test_an_answer_that_loops_forever_gets_the_time_limit_message():
     assert not result.passed and "did not return within 0.5 s" in result.message
     with pytest.raises(ValueError, match="above 0"):
         _base.set_time_limit(0)
+    with pytest.raises(ValueError, match="HRNET_TEACH_TIME_LIMIT is 'soon'"):
+        _base._seconds("soon", "HRNET_TEACH_TIME_LIMIT")
 
 
 def test_call_learner_returns_values_and_raises_errors_in_the_caller():

@@ -17,10 +17,20 @@ import importlib
 import pkgutil
 
 from ._base import BLANK, CheckResult, Exercise, NotAttempted, Wrong, set_time_limit
-from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise
+from ._kinds import (
+    Case,
+    ChoiceExercise,
+    FunctionExercise,
+    Mistake,
+    ModuleExercise,
+    ValueExercise,
+    fact_mistakes,
+    source_of,
+)
 
 __all__ = ["BLANK", "Case", "CheckResult", "ChoiceExercise", "Exercise", "FunctionExercise", "Mistake",
-           "ModuleExercise", "NotAttempted", "ValueExercise", "Wrong", "all_exercises", "get", "set_time_limit"]
+           "ModuleExercise", "NotAttempted", "ValueExercise", "Wrong", "all_exercises", "fact_mistakes", "get",
+           "set_time_limit", "source_of"]
 
 
 def _lesson_modules():

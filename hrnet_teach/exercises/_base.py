@@ -10,6 +10,7 @@ exercise a lesson declares (value, choice, function, module) live in ``_kinds``.
 from __future__ import annotations
 
 import os
+import textwrap
 import threading
 import traceback
 from collections.abc import Sequence
@@ -25,15 +26,23 @@ BLANK = ...  # notebook cells start with ``answer = ...``
 # Seconds one call of the learner's code may take (a function answer, or a module it built).
 # Set HRNET_TEACH_TIME_LIMIT before the import, or call set_time_limit(); an exercise's own
 # ``time_limit`` wins over both.
-TIME_LIMIT_S = float(os.environ.get("HRNET_TEACH_TIME_LIMIT", "5"))
+def _seconds(value, source: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"The time limit is a number of seconds above 0, e.g. 5; {source} is {value!r}.")
+    return seconds
+
+
+TIME_LIMIT_S = _seconds(os.environ.get("HRNET_TEACH_TIME_LIMIT", "5"), "HRNET_TEACH_TIME_LIMIT")
 
 
 def set_time_limit(seconds: float) -> None:
     """Change the default time limit of every exercise (seconds per call of your code)."""
     global TIME_LIMIT_S
-    if not seconds > 0:
-        raise ValueError(f"The time limit is a number of seconds above 0; you gave {seconds!r}.")
-    TIME_LIMIT_S = float(seconds)
+    TIME_LIMIT_S = _seconds(seconds, "the value given")
 
 
 @dataclass
@@ -115,7 +124,10 @@ class Exercise:
     def __init__(self, *, name: str, lesson: str, question: str, reference: Any = None,
                  checker: Callable[[Any], str] | None = None, hints: Sequence[str] = (), solution_text: str = "",
                  wrong_answers: Sequence[tuple[Any, str]] = (), time_limit: float | None = None):
-        self.name, self.lesson, self.question = name, lesson, question
+        # Each line wrapped at words to 100 columns: notebooks print questions, and a narrow pane
+        # would break them mid-word.
+        self.question = "\n".join(textwrap.fill(line, 100) for line in question.split("\n"))
+        self.name, self.lesson = name, lesson
         self._reference, self.checker = reference, checker
         self.hints, self.solution_text = list(hints), solution_text
         self._wrong_answers, self.time_limit = list(wrong_answers), time_limit

@@ -131,8 +131,6 @@ class ChoiceExercise(ValueExercise):
         if missing or answer not in choices:
             raise ValueError(f"{common.get('name')}: give the right answer among the choices and a `why` for each of "
                              f"the others (missing {sorted(missing)})")
-        # Each line wrapped at words to 100 characters: a notebook prints it, and JupyterLab would break it mid-word.
-        question = "\n".join(textwrap.fill(line, 100) for line in question.split("\n"))
         super().__init__(question=f"{question}\n{choices_text(choices)}", read=lambda a: as_choice(a, choices),
                          reference=answer, mistakes=why, success=success, **common)
         self.choices = dict(choices)
@@ -150,12 +148,6 @@ class Case:
     @property
     def has_expected(self) -> bool:
         return self._expected is not Case._UNSET
-
-
-def by_args(fn: Callable) -> Callable:
-    """A detector or message written over the case's arguments and the answer's result:
-    ``by_args(lambda i, j, channels, op: ...)`` reads better than indexing ``case.args``."""
-    return lambda case, got, expected: fn(*case.args, got)
 
 
 class Mistake:
@@ -227,13 +219,12 @@ class FunctionExercise(Exercise):
     def __init__(self, *, fn_name: str, reference: Callable, cases: Iterable | Callable[[], Iterable],
                  mistakes: Sequence[Mistake] = (), expected: Callable | None = None, success: Message = "",
                  returns: str = "the result", against: str = "the reference", call: Callable | None = None,
-                 where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5,
-                 after: Callable[[Callable], None] | None = None, **common):
+                 where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5, **common):
         common.setdefault("solution_text", source_of(reference, fn_name))
         super().__init__(reference=reference, **common)
         self.fn_name, self._cases, self.mistakes, self.success = fn_name, cases, list(mistakes), success
         self.expected_fn, self.returns, self.against = expected or reference, returns, against
-        self.call_fn, self.where_fn, self.atol, self.rtol, self.after = call, where, atol, rtol, after
+        self.call_fn, self.where_fn, self.atol, self.rtol = call, where, atol, rtol
 
     # ---------------------------------------------------------------- the cases
     def cases(self) -> Iterable[Case]:
@@ -278,8 +269,6 @@ class FunctionExercise(Exercise):
                     count += 1
                     continue
                 raise Wrong(self._explain(case, got, expected))
-            if self.after is not None:
-                self.after(fn)
         return _say(self.success, count) or f"Your {self.fn_name} matches {self.against} on all {count} cases."
 
     def _explain(self, case: Case, got: Any, expected: Any) -> str:
