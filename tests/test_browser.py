@@ -1,9 +1,13 @@
 """The course in a real browser: JupyterLab + headless Chromium, driven by Playwright.
 
-Starts JupyterLab on 127.0.0.1 (free port, no token) over a copy of the notebooks,
-opens the fuse-matrix lesson, runs all cells, checks that figures rendered and the
-fuse explorer widget is there, changes one of its controls and checks that its
-output changes, saves a screenshot, and shuts the server down.
+Starts JupyterLab the way the README's first command does (`hrnet_teach.course`: a working
+copy of the lessons, then its JupyterLab command line, --allow-root included when root) on
+127.0.0.1 (free port, no token), opens the fuse-matrix lesson, runs all cells, checks that
+figures rendered and the fuse explorer widget is there, changes one of its controls and
+checks that its output changes, saves a screenshot, and shuts the server down. Then the
+layout: lessons 03 and 05 in a notebook pane exactly 1000 px wide, where no output may be
+wider than its area, no printed line may wrap, no widget label may be cut; and the learner's
+save: the working copy holds the outputs, the repository's lessons stay as committed.
 
 Traps handled (seen with JupyterLab 4.6): cells outside the viewport are not
 "visible" (windowing), so we wait for elements *attached* and scroll them into
@@ -25,9 +29,13 @@ from pathlib import Path
 
 import pytest
 
+from hrnet_teach import course
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the notebook checks, shared
 CHROMIUM = "/usr/bin/chromium"
 LESSON = "03_fuse_matrix.ipynb"
+PANE_WIDTH = 1000  # px: the notebook pane every lesson must fit
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -61,32 +69,39 @@ def wait_for_server(url: str, process: subprocess.Popen, timeout: float = 90) ->
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server over a copy of the notebooks (so runs never touch the repo's files)."""
+    """JupyterLab as the launcher starts it: over a working copy of the lessons, so runs never
+    touch the repository's files. Yields the URL and the working copy."""
     notebook = ROOT / "notebooks" / LESSON
     if not notebook.exists():
         pytest.fail(f"{notebook} does not exist", pytrace=False)
     work = tmp_path_factory.mktemp("lab")
-    shutil.copytree(ROOT / "notebooks", work / "notebooks")
+    folder = work / "my-hrnet-course"
+    course.make_working_copy(folder)
     settings = work / "settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
+    # Every cell in the page (no windowing), so the layout checks see every output.
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"}))
     port = free_port()
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings), HF_HUB_OFFLINE="1",
                JUPYTER_CONFIG_DIR=str(work / "config"), PYTHONPATH=str(ROOT))
     env.pop("MPLBACKEND", None)  # let the kernel use the inline backend
-    command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+    command = course.jupyter_command(folder, [  # the launcher's command line, and what a test needs
+        "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-        "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={work / 'notebooks'}", "--allow-root",
-    ]
+        "--LabApp.expose_app_in_browser=True",
+    ])
+    assert ("--allow-root" in command) == course.running_as_root()
     log = open(work / "lab.log", "w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for_server(url, process)
-        yield url, work
+        yield url, folder
     finally:
         process.terminate()
         try:
@@ -121,8 +136,8 @@ RUN_STATE_JS = """
 """
 
 
-def open_and_run(page, url: str, timeout: float = 400) -> dict:
-    page.goto(f"{url}lab/tree/{LESSON}")
+def open_and_run(page, url: str, timeout: float = 400, lesson: str = LESSON) -> dict:
+    page.goto(f"{url}lab/tree/{lesson}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=60_000)
     deadline = time.time() + 120
     while not page.evaluate(KERNEL_READY_JS):
@@ -198,3 +213,130 @@ def test_fuse_lesson_runs_in_a_real_browser(lab, tmp_path):
                     shutil.copy(tmp_path / name, shots / name)
         finally:
             browser.close()
+
+
+# ------------------------------------------------------------------ layout in a 1000 px pane
+
+FIT_PANE_JS = """
+() => {
+  const shell = window.jupyterapp.shell;
+  shell.collapseLeft(); shell.collapseRight();
+  return shell.currentWidget.node.getBoundingClientRect().width;
+}
+"""
+
+# Every output of the current notebook: wider than its area, a printed line that wraps, an image
+# wider than the area, a widget label cut short. Returns the problems as text.
+LAYOUT_JS = """
+() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = Array.from(panel.content.node.querySelectorAll('.jp-Cell'));
+  const problems = [];
+  panel.content.node.querySelectorAll('.jp-OutputArea-output').forEach(out => {
+    const where = `cell ${cells.indexOf(out.closest('.jp-Cell'))}`;
+    const area = out.getBoundingClientRect();
+    if (out.scrollWidth > out.clientWidth + 1)
+      problems.push(`${where}: content ${out.scrollWidth} px wide in a ${out.clientWidth} px output area`);
+    out.querySelectorAll('img, svg').forEach(img => {
+      const box = img.getBoundingClientRect();
+      if (box.right > area.right + 1) problems.push(`${where}: an image ends ${Math.round(box.right - area.right)} px past the output area`);
+    });
+    out.querySelectorAll('.jupyter-widgets').forEach(w => {
+      const box = w.getBoundingClientRect();
+      if (box.right > area.right + 1) problems.push(`${where}: a widget ends ${Math.round(box.right - area.right)} px past the output area`);
+    });
+    out.querySelectorAll('pre').forEach(pre => {
+      const style = getComputedStyle(pre);
+      const lineHeight = parseFloat(style.lineHeight);
+      if (!(lineHeight > 0) || pre.closest('.jupyter-widgets')) return;
+      const text = pre.textContent.replace(/\\n$/, '');
+      const lines = text.split('\\n').length;
+      const inner = pre.getBoundingClientRect().height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+      const rendered = Math.round(inner / lineHeight);
+      if (rendered > lines) {
+        const longest = text.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '');
+        problems.push(`${where}: ${lines} printed line(s) take ${rendered} (wrapped); longest ${longest.length} chars: ${longest.slice(0, 80)}`);
+      }
+    });
+    out.querySelectorAll('.widget-label, .widget-readout').forEach(label => {
+      if (label.scrollWidth > label.clientWidth + 1)
+        problems.push(`${where}: widget label "${label.textContent}" cut (${label.scrollWidth} px of text in ${label.clientWidth} px)`);
+    });
+  });
+  return problems;
+}
+"""
+
+# How many monospace characters one printed line can hold in this pane.
+CHARS_THAT_FIT_JS = """
+() => {
+  const pre = window.jupyterapp.shell.currentWidget.content.node.querySelector('.jp-RenderedText pre');
+  if (!pre) return null;
+  const span = document.createElement('span');
+  span.textContent = '0'.repeat(200);
+  pre.appendChild(span);
+  const width = span.getBoundingClientRect().width / 200;
+  span.remove();
+  const style = getComputedStyle(pre);
+  const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return {charWidth: width, inner: inner, fit: Math.floor(inner / width)};
+}
+"""
+
+
+def fit_pane(page, width: int = PANE_WIDTH) -> None:
+    """Collapse the side panels and size the window so the notebook pane is ``width`` px wide."""
+    pane = None
+    for _ in range(4):  # the shell lays out asynchronously: measure, resize, measure again
+        page.evaluate(FIT_PANE_JS)
+        page.wait_for_timeout(700)
+        pane = page.evaluate(FIT_PANE_JS)
+        if abs(pane - width) <= 1:
+            return
+        viewport = page.viewport_size
+        page.set_viewport_size({"width": int(viewport["width"] + width - pane), "height": viewport["height"]})
+    assert abs(pane - width) <= 1, f"could not make the notebook pane {width} px wide (it is {pane})"
+
+
+@pytest.mark.parametrize("lesson", ["03_fuse_matrix.ipynb", "05_whole_network.ipynb"])
+def test_lesson_fits_a_1000px_pane_and_saves_to_the_working_copy(lab, lesson, tmp_path):
+    from test_notebooks import MAX_LINE, NOTEBOOKS, committed, stored_clean_problems
+
+    url, folder = lab
+    repository_before = {p.name: p.read_bytes() for p in NOTEBOOKS}
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            state = open_and_run(page, url, lesson=lesson)
+            assert state["errors"] == 0 and state["done"] == state["total"] > 0, f"{lesson} did not run cleanly: {state}"
+            fit_pane(page)
+            page.wait_for_timeout(2000)  # let figures and widgets settle at the new width
+            fit = page.evaluate(CHARS_THAT_FIT_JS)
+            assert fit is not None, f"{lesson} printed nothing to measure"
+            assert MAX_LINE <= fit["fit"], (f"tests/test_notebooks.py allows {MAX_LINE} characters a line, but a "
+                                            f"{PANE_WIDTH} px pane holds {fit['fit']}: {fit}")
+            problems = page.evaluate(LAYOUT_JS)
+            page.screenshot(path=str(tmp_path / f"{lesson}.png"), full_page=True)
+            if os.environ.get("HRNET_TEACH_SCREENSHOT_DIR"):  # to look at the layout yourself
+                shots = Path(os.environ["HRNET_TEACH_SCREENSHOT_DIR"])
+                shutil.copy(tmp_path / f"{lesson}.png", shots / f"{lesson}.png")
+                cells = page.locator(".jp-Notebook .jp-Cell:has(.jp-OutputArea-output img), "
+                                     ".jp-Notebook .jp-Cell:has(.jp-OutputArea-output .jupyter-widgets)")
+                for k in range(cells.count()):
+                    cells.nth(k).scroll_into_view_if_needed()
+                    cells.nth(k).screenshot(path=str(shots / f"{lesson[:2]}_output{k:02d}.png"))
+            assert not problems, f"{lesson} in a {PANE_WIDTH} px pane:\n" + "\n".join(problems)
+
+            # The learner saves: outputs go to the working copy, the repository stays as committed.
+            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+            saved = folder / lesson
+            deadline = time.time() + 60
+            while time.time() < deadline and '"outputs": []' in saved.read_text() and '"output_type"' not in saved.read_text():
+                time.sleep(0.5)
+            assert '"output_type"' in saved.read_text(), "saving did not write the outputs to the working copy"
+        finally:
+            browser.close()
+    assert {p.name: p.read_bytes() for p in NOTEBOOKS} == repository_before, "the browser session changed notebooks/"
+    for path in NOTEBOOKS:
+        assert stored_clean_problems(committed(path)[0], path.name) == []

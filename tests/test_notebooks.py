@@ -341,3 +341,34 @@ def test_setup_function_with_and_without_colab(monkeypatch, capsys):
     assert "(local)" in out and "No GPU" not in out
     assert colab.setup(verbose=False) == torch.device("cpu")
     assert capsys.readouterr().out == ""
+
+
+# ------------------------------------------------------------------ an answer that never returns
+
+
+def test_a_never_returning_answer_executes_to_a_message(monkeypatch):
+    """In a real kernel, as a learner runs it: a function answer that loops forever stops at the
+    exercise's time limit with a message, the cell ends, and the next cell runs."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("from hrnet_teach.exercises import lesson05 as ex\n"
+                                  "from hrnet_teach.exercises._base import set_time_limit\n"
+                                  "set_time_limit(2)"),
+        nbformat.v4.new_code_cell("def transition_forward(transition, y_list):\n"
+                                  "    while True:\n"
+                                  "        pass\n\n"
+                                  "result = ex.transition_forward.check(transition_forward)\n"
+                                  "print('passed:', result.passed)\n"
+                                  "print(result.message)"),
+        nbformat.v4.new_code_cell("print('the next cell ran')"),
+    ]
+    start = time.perf_counter()
+    make_client(nb, NOTEBOOK_DIR, timeout=120).execute()
+    elapsed = time.perf_counter() - start
+    check_text, next_text = _cell_text(nb.cells[1]), _cell_text(nb.cells[2])
+    assert "did not return within 2 s" in check_text, check_text[:500]
+    assert "passed: False" in check_text
+    assert "the next cell ran" in next_text
+    print(f"\nnever-returning answer: the notebook finished in {elapsed:.1f} s")
