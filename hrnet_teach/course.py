@@ -3,6 +3,7 @@
     python -m hrnet_teach.course                 # copies the lessons to ./my-hrnet-course/, opens JupyterLab there
     python -m hrnet_teach.course ~/hrnet         # the same, in a folder of your choice
     python -m hrnet_teach.course --print-command # copy, then print the JupyterLab command instead of running it
+    python -m hrnet_teach.course --clean notebooks/03_fuse_matrix.ipynb  # contributors: store a lesson clean
 
 The lessons in ``notebooks/`` are stored without outputs, and the tests check that they stay so.
 JupyterLab saves a notebook with its outputs (and autosaves it) as soon as you run a cell, so
@@ -54,6 +55,26 @@ def make_working_copy(folder: str | os.PathLike, source: Path | None = None) -> 
     return copied, kept
 
 
+def clean_notebook(path: str | os.PathLike) -> bool:
+    """Store a lesson the way the repository keeps it: no outputs, no execution counts, no widget
+    state, kernelspec python3. For contributors who ran a lesson in ``notebooks/``; True if changed."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    before = nbformat.writes(nb)
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("widgets", None)
+        cell.get("metadata", {}).pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    changed = nbformat.writes(nb) != before
+    if changed:
+        nbformat.write(nb, str(path))
+    return changed
+
+
 def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -79,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", nargs="?", default=DEFAULT_FOLDER, help=f"working copy (default ./{DEFAULT_FOLDER})")
     parser.add_argument("--print-command", action="store_true",
                         help="make the working copy, then print the JupyterLab command instead of running it")
+    parser.add_argument("--clean", nargs="+", metavar="NOTEBOOK",
+                        help="for contributors: strip outputs, counts and widget state from these notebooks, then stop")
     args, extra = parser.parse_known_args(argv)  # anything else goes to JupyterLab (--no-browser, --port 8890)
+    if args.clean:
+        for path in args.clean:
+            print(f"{path}: {'cleaned' if clean_notebook(path) else 'already clean'}")
+        return 0
     folder = Path(args.folder)
     copied, kept = make_working_copy(folder)
     _say_what_was_done(folder, copied, kept)

@@ -273,9 +273,9 @@ CHARS_THAT_FIT_JS = """
   const pre = window.jupyterapp.shell.currentWidget.content.node.querySelector('.jp-RenderedText pre');
   if (!pre) return null;
   const span = document.createElement('span');
-  span.textContent = '0'.repeat(200);
+  span.textContent = '0'.repeat(50);  // short enough not to wrap
   pre.appendChild(span);
-  const width = span.getBoundingClientRect().width / 200;
+  const width = span.getBoundingClientRect().width / 50;
   span.remove();
   const style = getComputedStyle(pre);
   const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
@@ -314,6 +314,8 @@ def test_lesson_fits_a_1000px_pane_and_saves_to_the_working_copy(lab, lesson, tm
             page.wait_for_timeout(2000)  # let figures and widgets settle at the new width
             fit = page.evaluate(CHARS_THAT_FIT_JS)
             assert fit is not None, f"{lesson} printed nothing to measure"
+            print(f"\n{lesson}: a {PANE_WIDTH} px pane holds {fit['fit']} characters a line "
+                  f"({fit['inner']:.0f} px at {fit['charWidth']:.2f} px a character)")
             assert MAX_LINE <= fit["fit"], (f"tests/test_notebooks.py allows {MAX_LINE} characters a line, but a "
                                             f"{PANE_WIDTH} px pane holds {fit['fit']}: {fit}")
             problems = page.evaluate(LAYOUT_JS)

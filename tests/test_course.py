@@ -114,3 +114,22 @@ def test_open_run_save_leaves_the_repository_clean(tmp_path, monkeypatch):
     for path in NOTEBOOKS:
         nb, _ = committed(path)
         assert stored_clean_problems(nb, path.name) == []
+
+
+def test_clean_stores_a_run_lesson_clean(tmp_path, capsys):
+    """`python -m hrnet_teach.course --clean`: a lesson saved with outputs, counts and widget state
+    comes back as the repository stores it."""
+    path = tmp_path / "lesson.ipynb"
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"},
+                                            "widgets": {"state": {}}})
+    nb.cells = [nbformat.v4.new_code_cell("print(1)", execution_count=3,
+                                          outputs=[nbformat.v4.new_output("stream", text="1\n")]),
+                nbformat.v4.new_markdown_cell("text")]
+    nb.cells[0].metadata["widgets"] = {"x": 1}
+    nbformat.write(nb, str(path))
+    assert stored_clean_problems(nbformat.read(str(path), as_version=4), "lesson")  # the check can fail
+    assert course.main(["--clean", str(path)]) == 0
+    assert stored_clean_problems(nbformat.read(str(path), as_version=4), "lesson") == []
+    assert course.main(["--clean", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{path}: cleaned", f"{path}: already clean"]
+    assert nbformat.read(str(path), as_version=4).cells[0].source == "print(1)"
