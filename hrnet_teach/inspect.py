@@ -610,6 +610,7 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     stats = torchinfo.summary(
         module, input_size=shapes[0], depth=depth, device="meta", verbose=0,
         col_names=("input_size", "output_size", "num_params"), row_settings=("var_names",),
+        col_width=20,  # 100 characters a line: JupyterLab in a 1000 px pane holds 113 (torchinfo's 25 gave 115)
     )
     # Print multiply-adds as a plain count: torchinfo 1.8 on Python 3.11 labels its
     # scaled value "(Units.MEGABYTES)", which reads as a memory size.
