@@ -271,3 +271,20 @@ def test_graphs_without_dot_say_what_to_install(monkeypatch):
         viz.render_svg(graph)
     bundle = graph._repr_mimebundle_()
     assert list(bundle) == ["text/plain"] and "conda install graphviz" in bundle["text/plain"] and "digraph" in bundle["text/plain"]
+
+
+@pytest.mark.skipif(not graphs.has_dot(), reason="Graphviz's dot is not installed (CI installs Debian's graphviz)")
+def test_module_graphs_fit_a_1000px_pane():
+    """Lesson 05's widest graphs are scaled down to MAX_SIZE (8.8 in = 634 pt = 845 px), the
+    output area of a 1000 px JupyterLab pane; a small graph keeps its natural size."""
+    import re
+
+    model = hi.meta_model("w18_small_v1", head="segmentation")
+    limit_pt = float(graphs.MAX_SIZE.split(",")[0]) * 72
+    widths = {}
+    for name, module, depth in [("depth 1", model, 1), ("depth 2", model, 2), ("block", model.stage3[0].branches[0][0], 1)]:
+        svg = graphs.render_svg(graphs.module_graph(module, depth=depth))
+        widths[name] = float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
+    assert max(widths.values()) <= limit_pt + 1, widths
+    assert widths["depth 2"] > limit_pt - 20, f"the widest graph should fill the width, not shrink further: {widths}"
+    assert widths["block"] < limit_pt / 2, f"a small graph must not be scaled up: {widths}"
