@@ -70,6 +70,7 @@ from .weights import (  # noqa: F401  (re-exported: where they lived before they
     config_from_dict,
     config_to_dict,
     load_shapes_model,
+    load_weights,
     model_from_checkpoint,
     pretrained_or_shipped,
     read_checkpoint,
@@ -321,8 +322,6 @@ def load(path: PathLike, model: nn.Module, opt: torch.optim.Optimizer, scaler=No
     Returns ``(epochs done, history)``: the per-epoch lists of the metrics so far.
     """
     checkpoint = read_checkpoint(path)
-    from .weights import load_weights
-
     load_weights(model, checkpoint, strict=True, verbose=False)
     opt.load_state_dict(checkpoint["optimizer"])
     if scaler is not None and "scaler" in checkpoint:
@@ -333,8 +332,6 @@ def load(path: PathLike, model: nn.Module, opt: torch.optim.Optimizer, scaler=No
 
 def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: bool = True) -> nn.Module:
     """Load a state dict or a training checkpoint into ``model`` with the weights module."""
-    from .weights import load_weights
-
     load_weights(model, source, strict=strict, verbose=False)
     return model
 

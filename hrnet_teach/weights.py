@@ -14,6 +14,12 @@ Only wrappers are removed: ``model.`` (the official segmentation trainer saves i
 ``FullModel``, whose ``loss.*`` entries belong to the loss, not the network),
 ``module.`` (DataParallel / DistributedDataParallel), and ``backbone.`` / ``neck.``
 (mmdetection, where the authors' HRFPN lives).
+
+Also here, so that a lesson or widget never imports the trainer to get weights:
+reading ``hrnet_teach.train``'s checkpoints back (:func:`read_checkpoint`,
+:func:`model_from_checkpoint`), the shipped shapes network (:func:`load_shapes_model`,
+:func:`shapes_checkpoint_info`) and :func:`pretrained_or_shipped`. A file that is
+empty, cut short or not a checkpoint at all is named as such (:func:`read_torch_file`).
 """
 from __future__ import annotations
 
