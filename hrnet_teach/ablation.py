@@ -33,15 +33,17 @@ from .train import train
 ARMS = {"fusion": True, "no_fusion": False}
 
 
-def run_ablation(seeds: Sequence[int] = (0, 1, 2), progress: bool = True, **train_kwargs: Any) -> dict[str, Any]:
-    """Train both arms for every seed; returns the runs and, per arm, mean and std of the final mIoU."""
+def run_ablation(seeds: Sequence[int] = (0, 1, 2), progress: bool = True, arms: Sequence[str] = tuple(ARMS),
+                 **train_kwargs: Any) -> dict[str, Any]:
+    """Train the arms (default both) for every seed; returns the runs and, per arm, mean and std of the final mIoU."""
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     if "fusion" in train_kwargs or "seed" in train_kwargs:
         raise ValueError("run_ablation sets fusion and seed itself; pass seeds=... instead")
     runs = []
     for seed in seeds:
-        for arm, fusion in ARMS.items():
+        for arm in arms:
+            fusion = ARMS[arm]
             started = time.perf_counter()
             metrics = train(seed=seed, fusion=fusion, progress=False, **train_kwargs)
             runs.append({
@@ -84,8 +86,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m hrnet_teach.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     p.add_argument("--variant", default="w18_small_v1")
-    p.add_argument("--head", default="segmentation", choices=("segmentation", "pose"),
-                   help="pose: read out branch 0 alone (HRNetV1), so only fusion brings it context")
+    p.add_argument("--head", default="segmentation", choices=("segmentation", "pose", "ocr"),
+                   help="pose: read out branch 0 alone (HRNetV1), so only fusion brings it context; "
+                        "ocr: HRNetV2 + OCR (with --arms fusion: the V2-vs-OCR comparison)")
+    p.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS), help="which arms to train")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--image-size", type=int, default=64)
@@ -113,7 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         train_size=args.train_size, val_size=args.val_size,
     )
     started = time.perf_counter()
-    result = run_ablation(range(args.seeds), **settings)
+    result = run_ablation(range(args.seeds), arms=args.arms, **settings)
     print(format_summary(result["summary"]))
     result.update(
         command="python -m hrnet_teach.ablation " + shlex.join(sys.argv[1:] if argv is None else argv),
