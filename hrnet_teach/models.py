@@ -8,6 +8,7 @@ from torch import nn
 
 from .backbone import HRNet
 from .config import HRNetConfig, get_config
+from .features import create_features
 from .heads import HRNetClassification, HRNetPose, HRNetPyramid, HRNetSegmentation
 from .ocr import HRNetOCR
 
@@ -23,7 +24,13 @@ AUTO = "auto"  # create_model's default head: the config's own (from an experime
 DEFAULT_HEAD = "segmentation"
 
 
-def create_model(variant: str | HRNetConfig = "w18", head: Optional[str] = AUTO, **kwargs: Any) -> nn.Module:
+def create_model(
+    variant: str | HRNetConfig = "w18",
+    head: Optional[str] = AUTO,
+    features_only: bool = False,
+    feature_location: str = "incre",
+    **kwargs: Any,
+) -> nn.Module:
     """Build an HRNet.
 
     ``head``: ``"segmentation"`` (HRNetV2, ``num_classes``), ``"ocr"`` (HRNetV2 + OCR,
@@ -35,9 +42,14 @@ def create_model(variant: str | HRNetConfig = "w18", head: Optional[str] = AUTO,
     ``ALIGN_CORNERS``, OCR sizes), and ``"segmentation"`` otherwise. An explicit head
     wins over the file's; the file's arguments that head takes still apply, and
     keyword arguments given here win over the file's.
+    ``features_only=True``: timm's feature extractor instead (no head; five maps at strides
+    2 to 32, timm's keys; ``feature_location`` ``"incre"``, timm's default, or ``""``), see
+    :mod:`hrnet_teach.features`.
     Works under ``with torch.device("meta"):`` for instant shapes and counts.
     """
     config = get_config(variant)
+    if features_only or feature_location != "incre":
+        return create_features(config, None if head == AUTO else head, features_only, feature_location, **kwargs)
     if head == AUTO:
         head = config.head or DEFAULT_HEAD
     if head not in HEADS:
