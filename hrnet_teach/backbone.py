@@ -27,6 +27,32 @@ from .transition import Transition
 STEM_CHANNELS = 64
 
 
+def is_tracing(x: object = None) -> bool:
+    """True while a tracer runs ``forward`` instead of real data.
+
+    torch.fx passes a ``Proxy``; TorchScript tracing sets ``torch.jit.is_tracing()``;
+    torch.compile, torch.export and the ONNX exporter (built on torch.export) set
+    ``torch.compiler.is_compiling()``. The input checks are Python-side ``if``s on
+    shapes and dtypes: skipped here, they neither break a trace nor freeze its sizes.
+    """
+    if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    compiler = getattr(torch, "compiler", None)  # torch >= 2.3 has is_compiling here
+    check = getattr(compiler, "is_compiling", None)
+    return bool(check and check())
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _autocast_on(x: torch.Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)  # torch >= 2.4
+    except TypeError:
+        return torch.is_autocast_enabled() if x.is_cuda else torch.is_autocast_cpu_enabled()
+
+
 class HRNet(nn.Module):
     """The HRNet backbone built from an :class:`HRNetConfig` (or a variant name).
 
@@ -95,7 +121,12 @@ class HRNet(nn.Module):
         return self.relu(self.bn2(self.conv2(x)))  # B x 64 x H/4 x W/4
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Fail early, with a clear message, on input the network cannot take."""
+        """Fail early, with a clear message, on input the network cannot take.
+
+        Runs on eager calls only: :meth:`forward_features` skips it while torch.fx,
+        TorchScript, torch.export, ONNX export or torch.compile trace the model
+        (see :func:`is_tracing`), so those see the plain network.
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"HRNet expects a tensor of shape (B, 3, H, W), got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:
@@ -103,6 +134,7 @@ class HRNet(nn.Module):
                 f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; "
                 "add a batch dimension with x.unsqueeze(0) or convert the image to RGB"
             )
+        self._check_dtype(x)
         height, width = x.shape[-2:]
         if self.upsample == "nearest" and (height % 32 or width % 32):
             raise ValueError(
@@ -112,10 +144,50 @@ class HRNet(nn.Module):
                 f"{-(-height // 32) * 32}x{-(-width // 32) * 32}, or build the model with "
                 "upsample='bilinear'."
             )
+        self._check_batch_statistics(x)
+
+    def _check_dtype(self, x: torch.Tensor) -> None:
+        """The convs need input of the weights' dtype (autocast casts both itself)."""
+        expected = self.conv1.weight.dtype
+        if x.dtype == expected or _autocast_on(x):
+            return
+        if not x.is_floating_point():
+            raise TypeError(
+                f"HRNet got a {_name(x.dtype)} input; its weights are {_name(expected)}. Raw pixels (0-255) "
+                f"must be converted first: x = x.to({expected}) / 255, then normalised as the model was trained "
+                "(e.g. ImageNet mean and std)."
+            )
+        method = {torch.float32: "float()", torch.float16: "half()", torch.bfloat16: "bfloat16()",
+                  torch.float64: "double()"}
+        to_model, to_input = method.get(x.dtype, f"to({x.dtype})"), method.get(expected, f"to({expected})")
+        raise TypeError(
+            f"HRNet got a {_name(x.dtype)} input but its weights are {_name(expected)}: convert the input "
+            f"with x.{to_input}, or the model with model.{to_model}, or run it under torch.autocast "
+            "for mixed precision."
+        )
+
+    def _check_batch_statistics(self, x: torch.Tensor) -> None:
+        """In training mode BatchNorm needs more than one value per channel at every
+        branch; the coarsest (1/32 for 4 branches) is the first to run out."""
+        if not self.training:
+            return
+        height, width = x.shape[-2:]
+        for _ in range(1 + len(self.config.stage4.num_channels)):  # stem: 2 halvings; each new branch: 1 more
+            height, width = -(-height // 2), -(-width // 2)  # stride-2 conv with padding 1: ceil(n / 2)
+        if x.shape[0] * height * width > 1:
+            return
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.modules()):
+            raise ValueError(
+                f"Training mode with {x.shape[0]} image(s) of {x.shape[-2]}x{x.shape[-1]}: the coarsest "
+                f"branch is {height}x{width}, so BatchNorm sees one value per channel and cannot compute a "
+                "batch variance. Use a batch of at least 2 or a larger image (more than 32 pixels on a "
+                "side), or call model.eval() for inference."
+            )
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Image -> the list of stage-4 branch outputs (finest first)."""
-        self.check_input(x)
+        if not is_tracing(x):
+            self.check_input(x)
         x = self.layer1(self.stem(x))  # B x 256 x H/4 x W/4 (W18..W64)
         y_list = self.stage2(self.transition1([x]))
         y_list = self.stage3(self.transition2(y_list))

@@ -180,6 +180,16 @@ class HRNetPyramid(HRNet):
             nn.init.kaiming_normal_(conv.weight, a=1)
             nn.init.zeros_(conv.bias)
 
+    def check_input(self, x: torch.Tensor) -> None:
+        super().check_input(x)
+        smallest = 4 * 2 ** (self.num_outs - 1)  # level k average-pools the 1/4 map by 2**k
+        if min(x.shape[-2:]) < smallest:
+            raise ValueError(
+                f"Input {x.shape[-2]}x{x.shape[-1]}: the pyramid head pools the 1/4 map by up to "
+                f"{smallest // 4} for its {self.num_outs} levels, so both sides must be at least {smallest} "
+                "(and multiples of 32); resize or pad the image, or build it with fewer num_outs."
+            )
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.forward_features(x)
         # HRFPN upsamples bilinearly with align_corners=False

@@ -1,0 +1,336 @@
+"""hrnet_teach.deploy and the input checks: traceable models, BatchNorm folding, fast(),
+torch.export and ONNX (run by ONNX Runtime) for every head, and each pitfall's message.
+
+Weights and BatchNorm statistics are randomised first (:func:`randomize`): with the
+official initialisation (conv weights N(0, 0.001)) every head's output is nearly its
+last bias, and a wrong fold or export could still match.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import hrnet_teach as ht
+from hrnet_teach import deploy
+from hrnet_teach.backbone import is_tracing
+
+RTOL = 1e-4  # the issue's bar: outputs equal to 1e-4 relative (max |a-b| / max |a|)
+HEADS = ["segmentation", "pose", "pyramid", "classification", None, "ocr", "features"]
+# the input sizes each head is checked at; the second is never seen by the exporter
+SIZES = {"pyramid": [(128, 128), (128, 192)], "default": [(64, 64), (96, 128)]}
+
+
+def build(head, variant="w18_small_v1", **kwargs):
+    if head == "features":
+        model = ht.create_model(variant, features_only=True, **kwargs)
+    else:
+        model = ht.create_model(variant, head=head, **kwargs)
+    return randomize(model).eval()
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """He-normal convs (activations keep their scale) and random BatchNorm statistics."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels // m.groups * math.prod(m.kernel_size)
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(1.0 / fan_in))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    return model
+
+
+def sizes(head):
+    return SIZES.get(head, SIZES["default"])
+
+
+def eager(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+# ------------------------------------------------------------------ input checks (issue 12)
+@pytest.fixture(scope="module")
+def seg():
+    return build("segmentation")
+
+
+@pytest.mark.parametrize("dtype, fragment", [
+    (torch.float16, r"got a float16 input but its weights are float32.*x\.float\(\).*model\.half\(\)"),
+    (torch.float64, r"got a float64 input but its weights are float32.*x\.float\(\).*model\.double\(\)"),
+    (torch.uint8, r"got a uint8 input.*Raw pixels \(0-255\).*/ 255"),
+])
+def test_input_dtype_gets_clear_error(seg, dtype, fragment):
+    x = (torch.rand(1, 3, 32, 32) * 255).to(dtype)
+    with pytest.raises(TypeError, match=fragment):
+        seg(x)
+
+
+def test_autocast_input_passes_the_dtype_check(seg):
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        assert seg(torch.randn(1, 3, 32, 32, dtype=torch.bfloat16)).shape == (1, 19, 8, 8)
+
+
+def test_pyramid_too_small_gets_clear_error():
+    pyramid = build("pyramid")
+    with pytest.raises(ValueError, match=r"32x32: the pyramid head pools the 1/4 map by up to 16 .* at least 64"):
+        pyramid(torch.randn(1, 3, 32, 32))
+    assert len(eager(pyramid, torch.randn(1, 3, 64, 64))) == 5
+
+
+def test_training_batch_of_one_gets_clear_error():
+    model = build("segmentation").train()
+    with pytest.raises(ValueError, match=r"Training mode with 1 image\(s\) of 32x32: the coarsest branch is 1x1.*"
+                                         r"batch of at least 2.*model\.eval\(\)"):
+        model(torch.randn(1, 3, 32, 32))
+    model(torch.randn(2, 3, 32, 32))  # two values per channel: fine
+    model(torch.randn(1, 3, 64, 32))  # the 1/32 branch is 2x1: fine
+    model.eval()(torch.randn(1, 3, 32, 32))  # running statistics: fine
+
+
+# ------------------------------------------------------------------ tracing
+def test_is_tracing_only_while_tracing():
+    assert not is_tracing(torch.randn(1))
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(is_tracing(x))
+            return x + 1
+
+    torch.fx.symbolic_trace(Probe())
+    torch.jit.trace(Probe(), torch.randn(2), check_trace=False)
+    torch.export.export(Probe(), (torch.randn(2),))
+    assert seen == [True, True, True]
+
+
+def test_symbolic_trace_and_jit_trace_match_eager(seg):
+    x = torch.randn(1, 3, 64, 96)
+    graph = torch.fx.symbolic_trace(seg)
+    assert deploy.max_relative_difference(eager(seg, x), eager(graph, x)) < 1e-6
+    traced = torch.jit.trace(seg, x, check_trace=False)
+    assert deploy.max_relative_difference(eager(seg, x), eager(traced, x)) < 1e-6
+    # the checks are still there for eager calls
+    with pytest.raises(ValueError, match="unsqueeze"):
+        seg(torch.randn(3, 64, 64))
+
+
+# ------------------------------------------------------------------ folding
+@pytest.mark.parametrize("bias, affine", [(False, True), (True, True), (True, False)])
+def test_fold_conv_bn_is_exact(bias, affine):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=bias)
+    bn = nn.BatchNorm2d(6, affine=affine)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        if affine:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    bn.eval()
+    folded = deploy.fold_conv_bn(conv, bn)
+    x = torch.randn(2, 4, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), bn(conv(x)), atol=1e-5, rtol=1e-5)
+        if affine:  # PyTorch's own folding agrees
+            reference = torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), bn)
+            assert torch.allclose(folded.weight, reference.weight, atol=1e-6)
+            assert torch.allclose(folded.bias, reference.bias, atol=1e-6)
+
+
+def test_fold_refuses_batchnorm_without_running_statistics():
+    with pytest.raises(ValueError, match="track_running_stats=False.*cannot be folded"):
+        deploy.fold_conv_bn(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, track_running_stats=False))
+
+
+def test_conv_bn_pairs_follow_the_data(seg):
+    pairs = dict(deploy.conv_bn_pairs(seg))
+    assert pairs["conv1"] == "bn1" and pairs["layer1.0.downsample.0"] == "layer1.0.downsample.1"
+    assert pairs["stage4.0.fuse_layers.0.3.0"] == "stage4.0.fuse_layers.0.3.1"
+    assert pairs["last_layer.0"] == "last_layer.1"  # a conv with its own bias, then BN
+    bns = [n for n, m in seg.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert sorted(pairs.values()) == sorted(bns)  # every BatchNorm of HRNet follows a conv
+
+
+# ------------------------------------------------------------------ fast()
+@pytest.mark.parametrize("head", HEADS, ids=str)
+def test_fast_matches_eager_and_leaves_the_model_alone(head):
+    model = build(head)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quick = deploy.fast(model)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in quick.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert type(quick) is type(model)  # same class: its input checks and attributes stay
+    conv = next(m for m in quick.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for size in sizes(head):
+        x = torch.randn(1, 3, *size)
+        assert deploy.max_relative_difference(eager(model, x), eager(quick, x)) < RTOL, size
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training
+
+
+def test_fast_keeps_the_input_checks(seg):
+    quick = deploy.fast(seg)
+    with pytest.raises(TypeError, match="float16 input"):
+        quick(torch.randn(1, 3, 32, 32).half())
+
+
+def test_fast_compile_traces_through_dynamo(seg):
+    """torch.compile's tracer (dynamo) over the folded channels-last copy; the "eager"
+    backend keeps this test quick (inductor's code generation: ``bench --deploy``)."""
+    torch._dynamo.reset()
+    quick = deploy.fast(seg, compile=True, backend="eager", dynamic=False)
+    x = torch.randn(1, 3, 64, 64)
+    assert deploy.max_relative_difference(eager(seg, x), eager(quick, x)) < RTOL
+
+
+def test_fast_refuses_training_mode_and_says_what_to_do():
+    model = build("segmentation").train()
+    with pytest.raises(RuntimeError, match=r"fast\(\): the model is in training mode.*model\.eval\(\)"):
+        deploy.fast(model)
+    assert model.training
+    with pytest.raises(TypeError, match="expects a torch.nn.Module"):
+        deploy.fast("w18")
+
+
+def test_sync_batchnorm_is_replaced_in_the_copy_only():
+    model = build("segmentation", norm_layer=nn.SyncBatchNorm)
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    copy = deploy.inference_copy(model)
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in copy.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in copy.modules()) == sum(
+        isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())  # untouched
+    x = torch.randn(1, 3, 64, 64)
+    assert deploy.max_relative_difference(eager(model, x), eager(deploy.fast(model), x)) < RTOL
+
+
+# ------------------------------------------------------------------ sizes
+def test_size_rules_per_head():
+    rules = {h: (deploy.size_rule(build(h)), deploy.export_min_side(build(h))) for h in HEADS}
+    assert rules["segmentation"] == rules["ocr"] == rules[None] == ((1, 1), 33)
+    assert rules["pose"] == rules["classification"] == rules["features"] == ((32, 32), 64)
+    assert rules["pyramid"] == ((32, 64), 128)
+
+
+def test_size_the_head_cannot_take_gets_clear_error(tmp_path):
+    pose = build("pose")
+    with pytest.raises(ValueError, match=r"size 100x100: HRNetPose .* multiples of 32 .* e\.g\. 128x128"):
+        deploy.check_size(pose, (100, 100))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        deploy.export_onnx(pose, tmp_path / "pose.onnx", example=torch.randn(2, 3, 96, 100))
+    with pytest.raises(ValueError, match="at least 64.*dynamic=False"):
+        deploy.export_program(pose, example=torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        deploy.export_program(pose, example=torch.randn(1, 3, 64, 64))
+    assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------ export: every head
+@pytest.mark.slow
+@pytest.mark.parametrize("head", HEADS, ids=str)
+def test_export_program_and_onnx_match_at_two_sizes(head, tmp_path):
+    """torch.export, then ONNX from that program, run by ONNX Runtime (CPU): at the
+    export size and at a size the exporter never saw."""
+    model = build(head)
+    first, unseen = sizes(head)
+    program = deploy.export_program(model, example=torch.randn(2, 3, *first))
+    path = deploy.export_onnx(model, tmp_path / "model.onnx", program=program, example=torch.randn(2, 3, *first))
+    session = deploy.onnx_session(path)
+    assert session.get_inputs()[0].shape[0] == "batch"
+    assert all(isinstance(d, str) for d in session.get_inputs()[0].shape[2:])  # height, width symbolic
+    for size in (first, unseen):
+        x = torch.randn(1, 3, *size)
+        reference = eager(model, x)
+        assert deploy.max_relative_difference(reference, eager(program.module(), x)) < RTOL, ("program", size)
+        assert deploy.max_relative_difference(reference, deploy.run_onnx(session, x)) < RTOL, ("onnx", size)
+
+
+# ------------------------------------------------------------------ the pitfalls
+class Resize(nn.Module):
+    def __init__(self, align_corners: bool) -> None:
+        super().__init__()
+        self.align_corners = align_corners
+
+    def forward(self, x, like):
+        return nn.functional.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=self.align_corners)
+
+
+def test_minimum_opset_for_align_corners_is_11(tmp_path):
+    """Measured with PyTorch's TorchScript exporter: opset 10 refuses align_corners=True
+    bilinear resizing, opset 11 (Resize with coordinate_transformation_mode) exports it."""
+    x, like = torch.randn(1, 2, 4, 5), torch.randn(1, 2, 8, 10)
+    with pytest.warns(DeprecationWarning), pytest.raises(Exception, match="align_corners == True"):
+        torch.onnx.export(Resize(True), (x, like), str(tmp_path / "10.onnx"), opset_version=10, dynamo=False)
+    with pytest.warns(DeprecationWarning):
+        torch.onnx.export(Resize(True), (x, like), str(tmp_path / "11.onnx"), opset_version=11, dynamo=False)
+    session = deploy.onnx_session(tmp_path / "11.onnx")  # `like` gives only its (fixed) size: folded away
+    feeds = {i.name: {"x": x, "like": like}[i.name].numpy() for i in session.get_inputs()}
+    out = session.run(None, feeds)[0]
+    assert torch.allclose(torch.from_numpy(out), Resize(True)(x, like), atol=1e-6)
+    assert deploy.MIN_OPSET == 11
+
+
+def test_opset_too_old_gets_clear_error_before_exporting(seg, tmp_path):
+    with pytest.raises(ValueError, match=r"opset 10 is too old.*align_corners=True.*from opset 11.*opset >= 11"):
+        deploy.export_onnx(seg, tmp_path / "seg.onnx", opset=10)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_oldest_opset_exports_align_corners_true(seg, tmp_path):
+    """Opset 11 through the TorchScript exporter (the dynamo one stops at 16), dynamic sizes."""
+    assert seg.align_corners is True
+    path = deploy.export_onnx(seg, tmp_path / "seg11.onnx", opset=11)
+    assert deploy._file_opset(path) == 11
+    for size in sizes("segmentation"):
+        x = torch.randn(1, 3, *size)
+        assert deploy.max_relative_difference(eager(seg, x), deploy.run_onnx(path, x)) < RTOL
+
+
+def test_training_mode_export_is_refused(tmp_path):
+    model = build("pose").train()
+    with pytest.raises(RuntimeError, match=r"export_onnx\(\): the model is in training mode.*model\.eval\(\)"):
+        deploy.export_onnx(model, tmp_path / "pose.onnx")
+    with pytest.raises(RuntimeError, match=r"export_program\(\): the model is in training mode"):
+        deploy.export_program(model)
+
+
+def test_unwritable_paths_get_clear_errors(seg, tmp_path):
+    blocker = tmp_path / "a_file.txt"
+    blocker.write_text("not a folder")
+    with pytest.raises(FileNotFoundError, match=r"folder .*missing does not exist.*mkdir\(parents=True\)"):
+        deploy.export_onnx(seg, tmp_path / "missing" / "seg.onnx")
+    with pytest.raises(IsADirectoryError, match="is a folder: give a file name"):
+        deploy.export_onnx(seg, tmp_path)
+    with pytest.raises((FileNotFoundError, PermissionError), match="cannot write"):
+        deploy.export_onnx(seg, blocker / "seg.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.txt"]
+
+
+@pytest.mark.slow
+def test_static_export_and_run_onnx_checks(tmp_path):
+    """A fixed-shape file says so when fed another size; a dynamic pose file refuses
+    sizes its head cannot take (the rule is in the file's metadata)."""
+    seg = build("segmentation")
+    fixed = deploy.export_onnx(seg, tmp_path / "fixed.onnx", dynamic=False, exporter="torchscript")
+    x = torch.randn(1, 3, 64, 64)
+    assert deploy.max_relative_difference(eager(seg, x), deploy.run_onnx(fixed, x)) < RTOL
+    with pytest.raises(ValueError, match="fixed shape.*dynamic=True"):
+        deploy.run_onnx(fixed, torch.randn(1, 3, 96, 128))
+    pose = deploy.export_onnx(build("pose"), tmp_path / "pose.onnx", exporter="torchscript")
+    meta = deploy.onnx_session(pose).get_modelmeta().custom_metadata_map
+    assert meta["hrnet_teach.size_multiple"] == "32" and meta["hrnet_teach.model"] == "HRNetPose"
+    with pytest.raises(ValueError, match="multiples of 32"):
+        deploy.run_onnx(pose, torch.randn(1, 3, 64, 80))
