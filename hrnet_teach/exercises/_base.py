@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..i18n import _
 from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
@@ -98,10 +99,10 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
     thread.start()
     thread.join(limit)
     if thread.is_alive():
-        on = f" on {where}" if where else ""
-        raise TimeLimit(f"Your function did not return within {limit:g} s{on}: does it loop forever or wait "
-                        "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
-                        "(restart the kernel if the notebook slows down).")
+        on = _(" on {where}").format(where=where) if where else ""
+        raise TimeLimit(_("Your function did not return within {limit} s{on}: does it loop forever or wait "
+                          "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
+                          "(restart the kernel if the notebook slows down).").format(limit=f"{limit:g}", on=on))
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -157,18 +158,19 @@ class Exercise:
 
     def check(self, answer: Any = BLANK) -> CheckResult:
         if answer is BLANK:
-            return self._result(False, "You have not answered yet: replace the `...` with your answer and run the cell again.")
+            return self._result(False, _("You have not answered yet: replace the `...` with your answer and run the cell again."))
         try:
             message = self._check(answer)
         except NotAttempted as blank:
-            return self._result(False, str(blank) or "You have not answered yet.")
+            return self._result(False, str(blank) or _("You have not answered yet."))
         except Wrong as wrong:
             return self._result(False, str(wrong))
         except NotImplementedError:
-            return self._result(False, "Your function still raises NotImplementedError: fill in its body and run the cell again.")
+            return self._result(False, _("Your function still raises NotImplementedError: fill in its body and run the cell again."))
         except Exception as error:  # the learner's code raised: say where, never crash
-            return self._result(False, f"Your answer raised {type(error).__name__}: {error} ({where_raised(error)})")
-        return self._result(True, message or "Well done.")
+            return self._result(False, _("Your answer raised {error_type}: {error} ({where})").format(
+                error_type=type(error).__name__, error=error, where=where_raised(error)))
+        return self._result(True, message or _("Well done."))
 
     def _result(self, passed: bool, message: str) -> CheckResult:
         return CheckResult(passed, message, self.name)
@@ -183,10 +185,11 @@ class Exercise:
     def hint(self, level: int | None = None) -> _view.Shown:
         """Show the next hint (or hint number ``level``, from 1)."""
         if not self.hints:
-            return _view.show("Hint:", "No hint for this one; try `solution()`.")
+            return _view.show(_("Hint:"), _("No hint for this one; try `solution()`."))
         level = self._hint_level(level)
-        suffix = f" (hint {level} of {len(self.hints)})" if len(self.hints) > 1 else ""
-        return _view.show(f"Hint{suffix}:", self.hints[level - 1])
+        title = (_("Hint (hint {level} of {count}):").format(level=level, count=len(self.hints))
+                 if len(self.hints) > 1 else _("Hint:"))
+        return _view.show(title, self.hints[level - 1])
 
     def solution(self) -> _view.Shown:
-        return _view.show("Solution:", self.solution_text)
+        return _view.show(_("Solution:"), self.solution_text)

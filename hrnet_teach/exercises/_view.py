@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 
+from ..i18n import _
+
 
 class Shown(str):
     """Text that was already displayed: returned by hint() and solution() so the
@@ -17,13 +19,13 @@ class Shown(str):
 
 def result_html(passed: bool, message: str) -> str:
     """A check's outcome as a coloured box (what a notebook shows for a CheckResult)."""
-    colour, mark = ("#1a7f37", "✔ Correct") if passed else ("#b35900", "✘ Not yet")
+    colour, mark = ("#1a7f37", "✔ " + _("Correct")) if passed else ("#b35900", "✘ " + _("Not yet"))
     return (f'<div style="border-left:4px solid {colour};padding:4px 10px;">'
             f'<b style="color:{colour}">{mark}</b> {html.escape(message)}</div>')
 
 
 def result_text(passed: bool, message: str) -> str:
-    return f"{'Correct' if passed else 'Not yet'}: {message}"
+    return f"{_('Correct') if passed else _('Not yet')}: {message}"
 
 
 def show(title: str, text: str) -> Shown:
