@@ -1,0 +1,149 @@
+"""Build the Chinese lessons from the English ones: ``python -m hrnet_teach.translate``.
+
+One source of truth for code: ``notebooks/zh/NN_topic.ipynb`` is made from
+``notebooks/NN_topic.ipynb`` and ``notebooks/zh/src/NN_topic.yaml``. Code cells are copied
+verbatim; one code cell is added after the setup cell to select Chinese messages; every
+markdown cell is replaced by its translation.
+
+A translation file maps an English cell id to ``en_sha`` (the first 12 hex digits of the
+SHA-256 of the English cell's source when it was translated) and ``zh`` (the Chinese
+markdown). The ids (``c000`` ...) alone would not notice an English edit, so a changed English
+cell makes its translation *stale* and the build fails, naming the cell, until a translator
+updates ``zh`` and ``en_sha`` (``--stub`` prints the current hashes).
+
+    python -m hrnet_teach.translate            # build every lesson that has a translation file
+    python -m hrnet_teach.translate --check    # exit 1 if a build would change a file, or a cell is missing/stale
+    python -m hrnet_teach.translate --stub 03_fuse_matrix   # a translation file to fill in
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EN_DIR = ROOT / "notebooks"
+ZH_DIR = EN_DIR / "zh"
+SRC_DIR = ZH_DIR / "src"
+LANGUAGE_CELL_ID = "zh-language"
+LANGUAGE_CELL = ('from hrnet_teach import i18n\n\n'
+                 'i18n.set_language("zh")  # 练习的检查结果、提示和参考答案改用中文')
+
+
+class TranslationError(ValueError):
+    """A markdown cell has no translation, or its translation is older than the English."""
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+
+
+def load_translations(stem: str) -> dict[str, dict]:
+    path = SRC_DIR / f"{stem}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for cell_id, entry in data.items():
+        if not isinstance(entry, dict) or not {"en_sha", "zh"} <= entry.keys():
+            raise TranslationError(f"{path.name}: entry {cell_id!r} needs 'en_sha' and 'zh' keys.")
+    return data
+
+
+def problems(english: nbformat.NotebookNode, translations: dict[str, dict]) -> list[str]:
+    """Every markdown cell without a current translation, as 'cell id: what is wrong'."""
+    found = []
+    for cell in english.cells:
+        if cell.cell_type != "markdown":
+            continue
+        entry = translations.get(cell.id)
+        if entry is None or not str(entry["zh"]).strip():
+            found.append(f"{cell.id}: no translation")
+        elif entry["en_sha"] != source_hash(cell.source):
+            found.append(f"{cell.id}: stale (English changed; en_sha {entry['en_sha']} -> {source_hash(cell.source)})")
+    return found
+
+
+def build(stem: str) -> nbformat.NotebookNode:
+    """The Chinese notebook for lesson ``stem`` (raises TranslationError naming every bad cell)."""
+    english = nbformat.read(EN_DIR / f"{stem}.ipynb", as_version=4)
+    translations = load_translations(stem)
+    bad = problems(english, translations)
+    if bad:
+        raise TranslationError(f"{stem}: " + "; ".join(bad)
+                               + f". Update notebooks/zh/src/{stem}.yaml (python -m hrnet_teach.translate --stub {stem}).")
+    chinese = copy.deepcopy(english)
+    cells, setup_seen = [], False
+    for cell in chinese.cells:
+        if cell.cell_type == "markdown":
+            cell.source = str(translations[cell.id]["zh"]).rstrip("\n")
+        cells.append(cell)
+        if cell.cell_type == "code" and not setup_seen:  # the setup cell is the first code cell
+            setup_seen = True
+            language = nbformat.v4.new_code_cell(LANGUAGE_CELL)
+            language.id = LANGUAGE_CELL_ID
+            cells.append(language)
+    chinese.cells = cells
+    chinese.metadata.setdefault("language_info", {})
+    chinese.metadata["hrnet_teach"] = {"language": "zh", "generated_from": f"notebooks/{stem}.ipynb"}
+    nbformat.validate(chinese)
+    return chinese
+
+
+def render(stem: str) -> str:
+    return nbformat.writes(build(stem)) + "\n"
+
+
+def stems() -> list[str]:
+    return sorted(path.stem for path in SRC_DIR.glob("*.yaml"))
+
+
+def stub(stem: str) -> str:
+    """A translation file for ``stem``: existing translations kept, current hashes, English as a comment."""
+    english = nbformat.read(EN_DIR / f"{stem}.ipynb", as_version=4)
+    path = SRC_DIR / f"{stem}.yaml"
+    old = load_translations(stem) if path.exists() else {}
+    lines = [f"# notebooks/{stem}.ipynb in Chinese: English cell id -> en_sha (of the English) and zh."]
+    for cell in english.cells:
+        if cell.cell_type != "markdown":
+            continue
+        zh = str(old.get(cell.id, {}).get("zh", "")).rstrip("\n")
+        lines += ["", "# " + cell.source.replace("\n", "\n# "), f"{cell.id}:", f"  en_sha: '{source_hash(cell.source)}'"]
+        lines += ["  zh: |-"] + ["    " + line if line else "" for line in zh.split("\n")] if zh else ["  zh: ''"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.translate", description=__doc__.split("\n")[0])
+    parser.add_argument("lessons", nargs="*", help="lesson stems (default: every file in notebooks/zh/src)")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
+    parser.add_argument("--stub", metavar="STEM", help="print a translation file for STEM to fill in")
+    args = parser.parse_args(argv)
+    if args.stub:
+        sys.stdout.write(stub(args.stub))
+        return 0
+    failed = 0
+    for stem in args.lessons or stems():
+        target = ZH_DIR / f"{stem}.ipynb"
+        try:
+            text = render(stem)
+        except TranslationError as error:
+            print(error, file=sys.stderr)
+            failed += 1
+            continue
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if text == current:
+            continue
+        if args.check:
+            print(f"{target.relative_to(ROOT)} is not current: run python -m hrnet_teach.translate", file=sys.stderr)
+            failed += 1
+        else:
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {target.relative_to(ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
