@@ -348,6 +348,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="two small variants, 224x224, 5 repeats: under a minute on a CPU")
     p.add_argument("--json", metavar="OUT", help="also write the rows (and how they were measured) to this JSON file")
     p.add_argument("--course", action="store_true", help="run every notebook headless instead, and time each")
+    p.add_argument("--deploy", action="store_true", help="eager vs fast() vs compile vs ONNX Runtime instead "
+                   "(--variants/--head/--sizes pick one set of models; default: W18-small-v2 and W48 segmentation "
+                   "512x1024, W18 classification 224); --no-compile, --no-onnx skip those")
+    p.add_argument("--no-compile", action="store_true", help="--deploy: skip torch.compile (slow to compile on CPU)")
+    p.add_argument("--no-onnx", action="store_true", help="--deploy: skip ONNX Runtime")
     p.add_argument("--notebooks", default=None, help="the folder --course runs (default: the course's notebooks/)")
     p.add_argument("--timeout", type=int, default=1200, help="--course: seconds allowed per cell")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -362,6 +367,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _measure_child(args._measure)
         return 0
     progress = not args.no_progress
+    if args.deploy:
+        return _deploy(args)
     if args.course:
         folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
         try:
@@ -403,6 +410,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "warmup": warmup, "threads": args.threads,
                 "python": platform.python_version(), "cpu_count": os.cpu_count()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
+    return 0
+
+
+def _deploy(args) -> int:
+    """``--deploy``: the measurement lives in :mod:`hrnet_teach.deploy_bench`."""
+    from . import deploy_bench
+
+    if args.variants == "all" and args.sizes is None:
+        models = list(deploy_bench.DEFAULT_MODELS)
+    else:
+        head = "segmentation" if args.head == "backbone" else args.head
+        models = [(v, head, s) for v in parse_variants(args.variants) for s in parse_sizes(args.sizes or "512x1024")]
+    results = deploy_bench.run(models, args.repeats or 5, not args.no_compile, not args.no_onnx, args.threads)
+    print(deploy_bench.format_results(results))
+    print(f"torch {torch.__version__}; {describe_device('cpu', args.threads)}; batch 1; median of "
+          f"{args.repeats or 5} alternating rounds; load average {os.getloadavg()[0]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"deploy": results}, indent=1))
     return 0
 
 

@@ -334,3 +334,36 @@ def test_static_export_and_run_onnx_checks(tmp_path):
     assert meta["hrnet_teach.size_multiple"] == "32" and meta["hrnet_teach.model"] == "HRNetPose"
     with pytest.raises(ValueError, match="multiples of 32"):
         deploy.run_onnx(pose, torch.randn(1, 3, 64, 80))
+
+
+# ------------------------------------------------------------------ bench --deploy, gpu_check.sh
+def test_bench_deploy_small_prints_every_way(capsys):
+    from hrnet_teach import bench
+
+    assert bench.main(["--deploy", "--variants", "w18_small_v1", "--sizes", "64x64", "--no-compile",
+                       "--threads", "1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    for way in ("eager", "fast", "onnxruntime"):
+        assert way in out
+    assert "load average" in out and "1 threads" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_gpu_check_refuses_without_cuda():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no CUDA GPU is visible" in done.stderr and "python -m pytest" in done.stderr
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
+@pytest.mark.parametrize("head", ["segmentation", "classification"])
+def test_fast_on_cuda_matches_eager(head):
+    model = build(head).cuda()
+    x = torch.randn(1, 3, 64, 64, device="cuda")
+    torch.backends.cudnn.allow_tf32 = False
+    assert deploy.max_relative_difference(eager(model, x), eager(deploy.fast(model), x)) < RTOL
