@@ -1,0 +1,81 @@
+"""The Chinese edition: generated notebooks current and faithful, the message catalogue complete."""
+import re
+import string
+
+import nbformat
+import pytest
+
+from hrnet_teach import i18n, translate
+
+STEMS = translate.stems()
+
+
+def test_some_lessons_are_translated():
+    assert STEMS, "no translation files in notebooks/zh/src"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_generated_notebook_is_current(stem):
+    path = translate.ZH_DIR / f"{stem}.ipynb"
+    assert path.read_text(encoding="utf-8") == translate.render(stem), "run python -m hrnet_teach.translate"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_code_cells_equal_english_and_markdown_translated(stem):
+    english = nbformat.read(translate.EN_DIR / f"{stem}.ipynb", as_version=4)
+    chinese = nbformat.read(translate.ZH_DIR / f"{stem}.ipynb", as_version=4)
+    code = [c.source for c in chinese.cells if c.cell_type == "code" and c.id != translate.LANGUAGE_CELL_ID]
+    assert code == [c.source for c in english.cells if c.cell_type == "code"]
+    assert not translate.problems(english, translate.load_translations(stem))
+    for cell in chinese.cells:
+        if cell.cell_type == "markdown":
+            assert re.search(r"[\u4e00-\u9fff]", cell.source), f"{cell.id} has no Chinese"
+
+
+def test_stale_translation_is_detected():
+    english = nbformat.read(translate.EN_DIR / f"{STEMS[0]}.ipynb", as_version=4)
+    translations = translate.load_translations(STEMS[0])
+    first_md = next(c for c in english.cells if c.cell_type == "markdown")
+    first_md.source += " changed"
+    assert any("stale" in p for p in translate.problems(english, translations))
+
+
+def test_mo_is_current():
+    # Compare messages, not bytes: Babel stamps the header with the compile date.
+    import gettext
+    import io
+
+    def messages(data):
+        catalog = gettext.GNUTranslations(io.BytesIO(data))._catalog
+        return {k: v for k, v in catalog.items() if k}
+
+    shipped = i18n.po_path("zh").with_suffix(".mo").read_bytes()
+    assert messages(shipped) == messages(i18n.compile_mo("zh")), "run python -m hrnet_teach.i18n"
+
+
+def test_every_message_translated_with_same_placeholders():
+    from babel.messages.pofile import read_po
+
+    with open(i18n.po_path("zh"), "rb") as handle:
+        catalog = read_po(handle)
+    names = lambda text: sorted(f for _, f, _, _ in string.Formatter().parse(text) if f)  # noqa: E731
+    messages = [m for m in catalog if m.id]
+    assert messages
+    for message in messages:
+        assert message.string, f"untranslated: {message.id}"
+        assert names(message.id) == names(message.string), message.id
+
+
+def test_set_language_switches_exercise_messages():
+    from hrnet_teach.exercises._base import Exercise
+
+    ex = Exercise(name="x", lesson="t", question="q", checker=lambda a: "")
+    try:
+        i18n.set_language("zh")
+        assert "你还没有作答" in ex.check().message
+        assert ex.check(1).message == "答对了。"
+    finally:
+        i18n.set_language("en")
+    assert "You have not answered" in ex.check().message
+    with pytest.raises(ValueError, match="choose one of"):
+        i18n.set_language("fr")
