@@ -291,8 +291,8 @@ class FunctionExercise(Exercise):
                 return False
         try:
             value = self._invoke(mistake.like, case)
-        except Exception as error:  # the slip raises here: does the answer raise the same way?
-            return isinstance(got, BaseException) and type(got) is type(error)
+        except Exception as error:  # the slip raises here: does the answer raise the same way, at the same place?
+            return isinstance(got, BaseException) and type(got) is type(error) and _at_call(got) == _at_call(error)
         return not isinstance(got, BaseException) and self.compare(got, value, case) is None
 
     def compare(self, got: Any, expected: Any, case: Case | None = None) -> str | None:
@@ -351,6 +351,15 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:
         return False
+
+
+def _at_call(error: BaseException) -> bool:
+    """Whether ``error`` was raised by the call itself (its arguments do not fit the function's
+    parameters), not inside the function: the innermost frame is the one that called."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code is FunctionExercise._invoke.__code__
 
 
 def _unsolved(error: NotImplementedError, fn: Callable) -> bool:

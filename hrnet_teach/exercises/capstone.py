@@ -15,6 +15,7 @@ call :func:`check_module` for the whole network and for single pieces.
 """
 from __future__ import annotations
 
+import inspect
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -373,7 +374,11 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
         where = "before any watched module ran"
     message = f"Stage 3 (outputs): your code raised {type(error).__name__} {where}: {text}."
     module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
-    shapes = "channels" in text or "size" in text
+    # Decided from the error's type, not its words: with no autograd and float tensors, a RuntimeError
+    # in a forward is nearly always tensors whose shapes do not fit (a conv's channels, a sum, a cat).
+    shapes = isinstance(error, RuntimeError)
+    stage4 = record.calls.get("stage4")
+    branch_sizes = {tuple(t.shape[-2:]) for t in stage4.output} if stage4 is not None and stage4.done else set()
     if isinstance(module, HighResolutionModule) and shapes:
         message += (" In a HighResolutionModule the term that flows from input branch j into output branch i is "
                     "fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
@@ -382,7 +387,7 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
                     "not y_list[0] (lesson 05).")
     elif inside and ".branches." in prefix + inside and shapes:
         message += " Branch b's first block takes num_inchannels[b] channels: check what the transition gives it."
-    elif "Sizes of tensors must match" in text and not inside:
+    elif shapes and not inside and len(branch_sizes) > 1:
         message += (" The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
                     "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
     return message
@@ -559,6 +564,18 @@ def as_module(make: Callable[[], Any], what: str) -> nn.Module:
     return module
 
 
+def _without_forward(error: BaseException) -> nn.Module | None:
+    """The module whose call raised ``error`` because its class has no forward (an nn.ModuleList, say):
+    the innermost frame is nn.Module's placeholder forward."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_locals.get("self") if tb is not None else None
+    if isinstance(module, nn.Module) and type(module).forward is nn.Module.forward:
+        return module
+    return None
+
+
 def _unwritten(error: BaseException) -> str:
     """The learner's function or method that raised: the last frame outside the package and torch."""
     frames, tb = [], error.__traceback__
@@ -614,16 +631,14 @@ class CheckpointExercise(Exercise):
             raise Wrong(f"Pass your {self.what} itself (its name, no brackets); you gave {type(answer).__name__} "
                         f"{answer!r}.")
 
-        def make():
-            try:
-                return answer(*self.args)
-            except TypeError as error:
-                if "argument" in str(error):
-                    raise Wrong(f"Calling {self.what} as the notebook's stub does failed: {error}. Keep the stub's "
-                                "parameters.") from None
-                raise
-
-        module = as_module(lambda: self.call(make, where=f"building your {self.what}"), self.what)
+        try:  # the stub's arguments must fit the answer's parameters
+            inspect.signature(answer).bind(*self.args)
+        except TypeError as error:
+            raise Wrong(f"Calling {self.what} as the notebook's stub does failed: {error}. Keep the stub's "
+                        "parameters.") from None
+        except ValueError:  # no signature to read (a builtin): let the call say
+            pass
+        module = as_module(lambda: self.call(answer, *self.args, where=f"building your {self.what}"), self.what)
         return module.cpu()  # the check runs on the CPU, where the scenes and the package's model are
 
     def inputs(self) -> tuple:
@@ -646,8 +661,10 @@ class CheckpointExercise(Exercise):
             try:
                 return self.compare(module)
             except NotImplementedError as error:
-                if 'missing the required "forward"' in str(error):  # torch's words for a module without forward
-                    raise Wrong(f"Running your {self.what} called a module that has no forward: {error}. An nn.ModuleList "
-                                "only holds modules: loop over it, or use nn.Sequential to chain them.") from None
+                holder = _without_forward(error)
+                if holder is not None:
+                    raise Wrong(f"Running your {self.what} called a module that has no forward: an "
+                                f"nn.{type(holder).__name__}. An nn.ModuleList only holds modules: loop over it, or use "
+                                "nn.Sequential to chain them.") from None
                 raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write "
                                    "it, run its cell, then this one again.") from None

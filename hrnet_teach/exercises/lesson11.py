@@ -383,12 +383,12 @@ head = FunctionExercise(
             like=_head_align_flipped, fragment="the shipped checkpoint was trained with align_corners=False"),
         Mistake("two_arguments", "Lesson 06's v2_head took two arguments; here it takes a third, align_corners "
                 "(the shipped checkpoint was trained with False).",
-                when=lambda case, got, want: isinstance(got, TypeError) and "positional argument" in str(got)),
+                like=_head_lesson06),
         Mistake("nearest", "You upsample with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size.",
                 like=_head_nearest),
         Mistake("cat_first", "The branches have different sizes, so torch.cat cannot join them: upsample every "
                 "branch to branch 0's size first, then concatenate along dim 1.",
-                when=lambda case, got, want: isinstance(got, RuntimeError) and "Sizes of tensors must match" in str(got)),
+                like=_head_cat_first),
     ],
     success=lambda n: (f"Your head gives the package's logits on {capstone.SCENES} held-out scenes, from the "
                        "checkpoint's last_layer and its align_corners."),
