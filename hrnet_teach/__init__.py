@@ -20,7 +20,7 @@ from .transition import Transition
 __version__ = "0.1.0"
 
 _LAZY = ("assets", "weights", "viz", "widgets", "data", "train", "train_config", "distributed", "ablation", "bench",
-         "exercises", "colab")
+         "exercises", "colab", "deploy", "i18n")
 
 
 def __getattr__(name):
