@@ -1,6 +1,5 @@
 """hrnet_teach.widgets: explorers built, driven by setting their controls, and their output checked."""
 import os
-import time
 from pathlib import Path
 
 import matplotlib
@@ -29,13 +28,10 @@ def test_architecture_explorer_follows_variant_and_size():
     explorer.variant.value = "w48"
     assert "HRNet-W48" in explorer.figure.axes[0].get_title(loc="left")
     assert [r["channels"] for r in explorer.rows if r["stage"] == "stage4"] == [48, 96, 192, 384]
-    start = time.perf_counter()
     explorer.height.value = 1024
     explorer.width.value = 2048
-    moved = time.perf_counter() - start
     assert [(r["height"], r["width"]) for r in explorer.rows if r["stage"] == "stage4"] == [(256, 512), (128, 256), (64, 128), (32, 64)]
     assert "1024×2048" in explorer.figure.axes[0].get_title(loc="left") and "384" in explorer.text
-    assert moved < 20, f"two size changes took {moved:.1f} s"  # generous: a shared, busy machine
 
 
 def test_fuse_explorer_shows_the_operation_and_its_shapes():
