@@ -21,6 +21,12 @@ SLOW_TESTS = (
     ("test_course.py", "really_starts"),  # a real JupyterLab server
     ("test_course.py", "open_run_save"),  # runs lesson 00 in a kernel
     ("test_notebooks.py", "wheel_carries"),  # builds and installs a wheel
+    ("test_notebooks.py", "never_returning"),  # a kernel that waits out the time limit
+    ("test_widgets.py", "in_a_kernel"),  # starts a kernel
+    ("test_train.py", "torchrun"),  # two processes
+    ("test_bench.py", "quick_prints"),  # benchmarks every variant
+    ("test_lesson09.py", "scores_as_claimed"),  # scores 256 held-out scenes
+    ("test_deploy.py", "export_program_and_onnx"),  # one export per head
 )
 
 
