@@ -27,6 +27,21 @@ SLOW_TESTS = (
     ("test_bench.py", "quick_prints"),  # benchmarks every variant
     ("test_lesson09.py", "scores_as_claimed"),  # scores 256 held-out scenes
     ("test_deploy.py", "export_program_and_onnx"),  # one export per head
+    # sweeps over every variant or every official file: the faithfulness evidence, full suite only
+    ("test_official_parity.py", ""),
+    ("test_published_figures.py", ""),
+    ("test_yaml.py", ""),
+    ("test_bench.py", ""),
+    ("test_features.py", "equal_timm"),
+    ("test_inspect.py", "cost_rows_add_up"),
+    ("test_weights.py", "every_published_variant"),
+    ("test_weights.py", "never_answers"),  # waits out the hub probe's limit
+    ("test_train.py", "cli_writes"),
+    ("test_deploy.py", "compile_traces"),
+    ("test_deploy.py", "gpu_check_refuses"),
+    ("test_ocr.py", "every_variant"),
+    ("test_ocr.py", "cost_breakdown"),
+    ("test_deploy.py", "fast_matches_eager"),  # folds and runs every head
 )
 
 
