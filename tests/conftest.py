@@ -42,6 +42,11 @@ SLOW_TESTS = (
     ("test_ocr.py", "every_variant"),
     ("test_ocr.py", "cost_breakdown"),
     ("test_deploy.py", "fast_matches_eager"),  # folds and runs every head
+    ("test_train.py", "cli_checkpoint"),  # trains through the CLI
+    ("test_train.py", "old_format_checkpoint"),
+    ("test_train.py", "scores_as_claimed"),  # scores the held-out scenes
+    ("test_features.py", "feature_info_equals_timm"),
+    ("test_weights.py", "other_variant_loads"),
 )
 
 
