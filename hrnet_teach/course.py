@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_command:
         print(shlex.join(command))
         return 0
-    print("Starting:", shlex.join(command))
+    print("Starting:", shlex.join(command), flush=True)
+    if os.name == "posix":  # become JupyterLab, so a signal to this process reaches the server itself
+        os.execvp(command[0], command)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
