@@ -2,11 +2,26 @@
 
 English is the source language: every message is written in English in the code and wrapped in
 ``_()``. ``set_language("zh")`` (the Chinese lessons call it right after their setup cell) makes
-``_()`` return the Chinese text from ``locale/zh/LC_MESSAGES/hrnet_teach.mo``. The ``.po`` file is
-the one a translator edits; the ``.mo`` next to it is compiled from it with Babel
-(``python -m hrnet_teach.i18n``) and shipped, so that running the course needs only the standard
-library's :mod:`gettext`. ``tests/test_zh.py`` checks that the ``.mo`` is current, that every
-message has a translation and that the ``{placeholders}`` agree.
+``_()`` return the Chinese text from ``locale/zh/LC_MESSAGES/hrnet_teach.mo``.
+
+Two ways to mark a message, both found by Babel's extractor:
+
+- ``_("Branch {b} has {c} channels.", b=b, c=c)`` translates *now* and fills the placeholders:
+  for text made while checking an answer (the language is already chosen).
+- ``N_("...", **values)`` returns a :class:`Text` that is translated when it is *shown*: for
+  what a lesson file declares at import time (questions, hints, solutions, tables of
+  mistakes), which may be imported before the notebook selects its language.
+
+Never put an f-string inside ``_()`` or ``N_()``: the catalogue is keyed by the text with its
+``{placeholders}``, so the values must come as keyword arguments.
+
+The catalogue is one ``.po`` file per part of the package (``hrnet_teach.po`` for the
+machinery, ``lesson03.po`` for lesson 03's exercises, ...), all in ``locale/zh/LC_MESSAGES``;
+``python -m hrnet_teach.i18n`` compiles them together into the one ``.mo`` that is shipped, so
+running the course needs only the standard library's :mod:`gettext`. ``tests/test_zh.py``
+checks that the ``.mo`` is current, that every marked message in the package has a
+translation and that the ``{placeholders}`` agree. ``python -m hrnet_teach.i18n --missing``
+prints ``.po`` entries to fill in for messages that have none yet.
 
 Placeholders are ``str.format`` names: translate the text around them, never the names.
 """
@@ -41,31 +56,135 @@ def get_language() -> str:
     return _language
 
 
-def _(message: str) -> str:
-    """``message`` in the selected language (itself in English, or when not yet translated)."""
-    return _translation.gettext(message)
+def _(message: str, **values) -> str:
+    """``message`` in the selected language (itself in English, or when not yet translated),
+    with ``values`` filled into its ``{placeholders}``."""
+    text = _translation.gettext(message)
+    return text.format(**{k: str(v) if isinstance(v, Text) else v for k, v in values.items()}) if values else text
+
+
+class Text:
+    """A message that is translated each time it is shown (see ``N_``)."""
+
+    __slots__ = ("message", "values")
+
+    def __init__(self, message: str, values: dict):
+        self.message, self.values = message, values
+
+    def __str__(self) -> str:
+        return _(self.message, **self.values)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __add__(self, other) -> str:
+        return str(self) + str(other)
+
+    def __radd__(self, other) -> str:
+        return str(other) + str(self)
+
+    def __eq__(self, other) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(self.message)
+
+    def __repr__(self) -> str:
+        return f"N_({str(self)!r})"
+
+
+def N_(message: str, **values) -> Text:
+    """``message`` marked for translation, translated when shown (``str()``, ``format``, ``+``)."""
+    return Text(message, values)
+
+
+def text(value) -> str:
+    """A message ready to show: a :class:`Text` translated now, anything else as it is."""
+    return str(value) if isinstance(value, Text) else value
+
+
+def messages_dir(language: str = "zh") -> Path:
+    return LOCALE_DIR / language / "LC_MESSAGES"
 
 
 def po_path(language: str = "zh") -> Path:
-    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    """The catalogue of the machinery's own messages (lessons have a ``.po`` file each beside it)."""
+    return messages_dir(language) / f"{DOMAIN}.po"
+
+
+def po_paths(language: str = "zh") -> list[Path]:
+    return sorted(messages_dir(language).glob("*.po"))
+
+
+def read_catalog(language: str = "zh"):
+    """Every ``.po`` file of ``language`` as one Babel catalogue. A message in two files must
+    have the same translation in both (else ValueError naming it)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
+    merged = Catalog(locale=language, domain=DOMAIN)
+    for path in po_paths(language):
+        with open(path, "rb") as handle:
+            part = read_po(handle, locale=language)
+        for message in part:
+            if not message.id:
+                continue
+            seen = merged.get(message.id)
+            if seen is not None and seen.string != message.string:
+                raise ValueError(f"{path.name}: {message.id!r} is translated differently in another .po file.")
+            merged.add(message.id, message.string, locations=[(path.name, 0)])
+    return merged
 
 
 def compile_mo(language: str = "zh") -> bytes:
-    """The ``.mo`` bytes Babel compiles from the ``.po`` file (a build step, not needed at run time)."""
+    """The ``.mo`` bytes Babel compiles from the ``.po`` files (a build step, not needed at run time)."""
     import io
 
     from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
 
-    with open(po_path(language), "rb") as handle:
-        catalog = read_po(handle, locale=language)
     out = io.BytesIO()
-    write_mo(out, catalog)
+    write_mo(out, read_catalog(language))
     return out.getvalue()
 
 
-def main() -> None:
-    """Compile every ``.po`` to its ``.mo`` (run after editing a translation)."""
+def marked_messages(root: Path | None = None) -> dict[str, str]:
+    """Every message marked with ``_()`` or ``N_()`` in the package's code: text -> 'file:line'."""
+    from babel.messages.extract import extract_from_dir
+
+    root = root or Path(__file__).parent
+    found = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+            str(root), method_map=[("**.py", "python")], keywords={"_": None, "N_": None}):
+        if isinstance(message, str) and message:
+            found.setdefault(message, f"{filename}:{lineno}")
+    return found
+
+
+def missing(language: str = "zh", only: str = "") -> list[tuple[str, str]]:
+    """(message, where) for marked messages without a translation, from files whose path contains ``only``."""
+    catalog = read_catalog(language)
+    return [(m, where) for m, where in marked_messages().items()
+            if only in where and not (catalog.get(m) and catalog.get(m).string)]
+
+
+def _po_entry(message: str, where: str) -> str:
+    quote = message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'#: {where}\nmsgid "{quote}"\nmsgstr ""\n'
+
+
+def main(argv=None) -> None:
+    """Compile every ``.po`` into the ``.mo`` (run after editing a translation), or with
+    ``--missing [PATH-PART]`` print entries to translate."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.i18n", description=main.__doc__)
+    parser.add_argument("--missing", nargs="?", const="", default=None, metavar="PATH_PART",
+                        help="print .po entries for marked messages with no translation (e.g. lesson03)")
+    args = parser.parse_args(argv)
+    if args.missing is not None:
+        for message, where in missing("zh", args.missing):
+            print(_po_entry(message, where))
+        return
     for language in LANGUAGES[1:]:
         mo = po_path(language).with_suffix(".mo")
         mo.write_bytes(compile_mo(language))

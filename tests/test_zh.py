@@ -6,8 +6,11 @@ import nbformat
 import pytest
 
 from hrnet_teach import i18n, translate
+from hrnet_teach.exercises import all_exercises
 
 STEMS = translate.stems()
+EXERCISES = all_exercises()
+IDS = [f"{ex.lesson}-{ex.name}" for ex in EXERCISES]
 
 
 def test_some_lessons_are_translated():
@@ -54,10 +57,7 @@ def test_mo_is_current():
 
 
 def test_every_message_translated_with_same_placeholders():
-    from babel.messages.pofile import read_po
-
-    with open(i18n.po_path("zh"), "rb") as handle:
-        catalog = read_po(handle)
+    catalog = i18n.read_catalog("zh")
     names = lambda text: sorted(f for _, f, _, _ in string.Formatter().parse(text) if f)  # noqa: E731
     messages = [m for m in catalog if m.id]
     assert messages
@@ -79,3 +79,46 @@ def test_set_language_switches_exercise_messages():
     assert "You have not answered" in ex.check().message
     with pytest.raises(ValueError, match="choose one of"):
         i18n.set_language("fr")
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_every_marked_message_is_in_the_catalogue():
+    missing = i18n.missing("zh")
+    assert not missing, (f"{len(missing)} marked messages have no Chinese, e.g. {missing[:3]}: "
+                         "python -m hrnet_teach.i18n --missing, then add them to the lesson's .po file")
+
+
+def test_marked_text_is_translated_when_shown():
+    text = i18n.N_("Well done.")
+    try:
+        i18n.set_language("zh")
+        assert str(text) == "答对了。" and f"{text}" == "答对了。"
+    finally:
+        i18n.set_language("en")
+    assert str(text) == "Well done." and i18n._("Hint (hint {level} of {count}):", level=1, count=2).endswith("1 of 2):")
+
+
+def _english_then_chinese(read):
+    first = read()
+    try:
+        i18n.set_language("zh")
+        return first, read()
+    finally:
+        i18n.set_language("en")
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_exercise_speaks_chinese(ex):
+    """The question, every hint, the solution and every catalogued wrong answer's message read
+    in Chinese once the Chinese lessons select the language (and in English again after)."""
+    english, chinese = _english_then_chinese(lambda: [ex.question, *ex.hints])
+    for en, zh in zip(english, chinese):
+        assert CJK.search(zh), f"{ex.lesson}/{ex.name}: not translated: {en[:80]!r}"
+    solution_en, solution_zh = _english_then_chinese(lambda: ex.solution_text)
+    if re.search(r"[a-z]{3,} [a-z]{3,}", re.sub(r"```.*?```|`[^`]*`", "", solution_en, flags=re.S)):
+        assert CJK.search(solution_zh), f"{ex.lesson}/{ex.name}: the solution's words are not translated"
+    for answer, _fragment in ex.wrong_answers:
+        en, zh = _english_then_chinese(lambda a=answer: ex.check(a).message)
+        assert CJK.search(zh), f"{ex.lesson}/{ex.name}: {answer!r} gets an English message in Chinese: {en[:100]!r}"

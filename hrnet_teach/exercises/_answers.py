@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..i18n import text
 from ._base import Wrong
 
 _COUNTS = {2: "two", 3: "three", 4: "four"}
@@ -116,7 +117,7 @@ def as_choice(answer, choices: Mapping[str, str]) -> str:
 
 def choices_text(choices: Mapping[str, str]) -> str:
     """The options of a multiple-choice question, one ``(letter) text`` per line."""
-    return "\n".join(f"({k}) {v}" for k, v in choices.items())
+    return "\n".join(f"({k}) {text(v)}" for k, v in choices.items())
 
 
 def as_function(fn, name: str) -> None:

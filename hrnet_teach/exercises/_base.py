@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..i18n import _
+from ..i18n import _, text
 from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
@@ -44,6 +44,12 @@ def set_time_limit(seconds: float) -> None:
     """Change the default time limit of every exercise (seconds per call of your code)."""
     global TIME_LIMIT_S
     TIME_LIMIT_S = _seconds(seconds, "the value given")
+
+
+def shown(value: Any) -> str:
+    """What the learner sees of a question, hint or solution: a zero-argument function is
+    called, a marked message (``N_``) translated into the current language."""
+    return text(value() if callable(value) else value)
 
 
 @dataclass
@@ -125,17 +131,29 @@ class Exercise:
     def __init__(self, *, name: str, lesson: str, question: str, reference: Any = None,
                  checker: Callable[[Any], str] | None = None, hints: Sequence[str] = (), solution_text: str = "",
                  wrong_answers: Sequence[tuple[Any, str]] = (), time_limit: float | None = None):
-        # Each line wrapped at words to 100 columns: notebooks print questions, and a narrow pane
-        # would break them mid-word.
-        self.question = "\n".join(textwrap.fill(line, 100) for line in question.split("\n"))
         self.name, self.lesson = name, lesson
         self._reference, self.checker = reference, checker
-        self.hints, self.solution_text = list(hints), solution_text
+        # Kept as declared and translated when read: the notebook may choose its language after the import.
+        self._question, self._hints, self._solution_text = question, list(hints), solution_text
         self._wrong_answers, self.time_limit = list(wrong_answers), time_limit
         self._hints_shown = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.lesson}/{self.name}>"
+
+    @property
+    def question(self) -> str:
+        # Each line wrapped at words to 100 columns: notebooks print questions, and a narrow pane
+        # would break them mid-word.
+        return "\n".join(textwrap.fill(line, 100) for line in shown(self._question).split("\n"))
+
+    @property
+    def hints(self) -> list[str]:
+        return [shown(h) for h in self._hints]
+
+    @property
+    def solution_text(self) -> str:
+        return shown(self._solution_text)
 
     @property
     def reference(self) -> Any:
@@ -173,7 +191,7 @@ class Exercise:
         return self._result(True, message or _("Well done."))
 
     def _result(self, passed: bool, message: str) -> CheckResult:
-        return CheckResult(passed, message, self.name)
+        return CheckResult(passed, text(message), self.name)
 
     def _hint_level(self, level: int | None) -> int:
         if level is None:

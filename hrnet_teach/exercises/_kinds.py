@@ -29,6 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..i18n import text
 from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn
 from ._base import Exercise, Wrong, where_raised
 
@@ -44,7 +45,7 @@ def _lazy(value: Any) -> Any:
 
 
 def _say(message: Message, *args) -> str:
-    return message(*args) if callable(message) else message
+    return text(message(*args) if callable(message) else message)
 
 
 def source_of(fn: Callable, name: str | None = None, note: str = "") -> str:
@@ -53,7 +54,9 @@ def source_of(fn: Callable, name: str | None = None, note: str = "") -> str:
     code = textwrap.dedent(inspect.getsource(fn)).strip()
     if name:
         code = re.sub(rf"^def {re.escape(fn.__name__)}\(", f"def {name}(", code, count=1, flags=re.MULTILINE)
-    return f"```python\n{code}\n```{note}"
+    if note:  # a marked note is translated when the solution is shown
+        return lambda: f"```python\n{code}\n```{text(note)}"
+    return f"```python\n{code}\n```"
 
 
 def _key(value: Any) -> Any:
@@ -131,7 +134,7 @@ class ChoiceExercise(ValueExercise):
         if missing or answer not in choices:
             raise ValueError(f"{common.get('name')}: give the right answer among the choices and a `why` for each of "
                              f"the others (missing {sorted(missing)})")
-        super().__init__(question=f"{question}\n{choices_text(choices)}", read=lambda a: as_choice(a, choices),
+        super().__init__(question=lambda: f"{text(question)}\n{choices_text(choices)}", read=lambda a: as_choice(a, choices),
                          reference=answer, mistakes=why, success=success, **common)
         self.choices = dict(choices)
 
