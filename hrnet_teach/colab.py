@@ -44,8 +44,8 @@ if "google.colab" in sys.modules:
         else:
             raise RuntimeError("{NO_CLONE_HELP}")
     sys.path.insert(0, "{CLONE_DIR}")
-elif os.path.isdir("../hrnet_teach"):
-    sys.path.insert(0, os.path.abspath(".."))  # run from notebooks/ without installing
+else:  # run from notebooks/ or notebooks/zh/ without installing
+    sys.path[:0] = [os.path.abspath(up) for up in ("..", "../..") if os.path.isdir(os.path.join(up, "hrnet_teach"))][:1]
 from hrnet_teach.colab import setup
 device = setup()'''
 
