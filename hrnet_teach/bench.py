@@ -368,7 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     progress = not args.no_progress
     if args.deploy:
-        return _deploy(args)
+        return _deploy(args, _usable_device(parser, args.device))
     if args.course:
         folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
         try:
@@ -380,11 +380,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             Path(args.json).write_text(json.dumps({"course": results}, indent=1))
         return 0 if all(r["error"] is None for r in results) else 1
 
-    device = args.device or default_device()
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:
-        parser.error(f"--device {device}: not usable here ({error})")
+    device = _usable_device(parser, args.device)
     on_cpu = torch.device(device).type == "cpu"
     try:
         if args.quick:
@@ -413,7 +409,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _deploy(args) -> int:
+def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str:
+    device = asked or default_device()
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        parser.error(f"--device {device}: not usable here ({error})")
+    return device
+
+
+def _deploy(args, device: str) -> int:
     """``--deploy``: the measurement lives in :mod:`hrnet_teach.deploy_bench`."""
     from . import deploy_bench
 
@@ -422,9 +427,9 @@ def _deploy(args) -> int:
     else:
         head = "segmentation" if args.head == "backbone" else args.head
         models = [(v, head, s) for v in parse_variants(args.variants) for s in parse_sizes(args.sizes or "512x1024")]
-    results = deploy_bench.run(models, args.repeats or 5, not args.no_compile, not args.no_onnx, args.threads)
+    results = deploy_bench.run(models, args.repeats or 5, not args.no_compile, not args.no_onnx, args.threads, device)
     print(deploy_bench.format_results(results))
-    print(f"torch {torch.__version__}; {describe_device('cpu', args.threads)}; batch 1; median of "
+    print(f"torch {torch.__version__}; {describe_device(device, args.threads)}; batch 1; median of "
           f"{args.repeats or 5} alternating rounds; load average {os.getloadavg()[0]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"deploy": results}, indent=1))

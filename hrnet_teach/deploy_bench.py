@@ -1,10 +1,12 @@
 """``python -m hrnet_teach.bench --deploy``: eager vs :func:`~hrnet_teach.deploy.fast` vs
-``torch.compile`` vs ONNX Runtime, side by side, on this machine.
+``torch.compile`` vs ONNX Runtime, side by side, on this machine (CPU, or a GPU with
+``--device cuda``: then also ``fast`` under bfloat16 autocast, and ONNX Runtime's CUDA
+provider when onnxruntime-gpu is installed).
 
 Per model: the median latency of each way (timed in alternating rounds, so a
 busy machine slows them all alike), its ratio to eager, the compile or export
-time, the process's peak resident memory after that way ran (ru_maxrss, which
-only grows), and the largest relative difference of its outputs from eager
+time, the peak memory after that way ran (on the CPU the process's ru_maxrss, which
+only grows; on a GPU torch's peak allocation), and the largest relative difference of its outputs from eager
 (max |a - b| / max |a|). Weights are random (He-normal convs, random BatchNorm
 statistics) so the outputs are not just the last bias.
 """
@@ -15,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 import torch
 
@@ -40,59 +42,105 @@ def _random_weights(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def _peak_mib() -> Optional[float]:
+def _peak_mib(device: torch.device) -> Optional[float]:
+    """Peak memory so far: CUDA memory allocated by torch on a GPU, else the process's RSS."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     from .bench import _peak_rss_mib
 
     peak = _peak_rss_mib()
     return None if peak is None else round(peak, 1)
 
 
+def _onnx_providers(device: torch.device) -> tuple[Optional[list[str]], str]:
+    """ONNX Runtime's providers for ``device``, or None and why not (a GPU without onnxruntime-gpu)."""
+    if device.type != "cuda":
+        return ["CPUExecutionProvider"], ""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return None, "onnxruntime: no CUDA provider here (pip install onnxruntime-gpu), row skipped"
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"], ""
+
+
+def _amp(way: Callable, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> Callable:
+    """``way`` under autocast (bfloat16: no GradScaler needed, and the range of float32)."""
+    def run(x):
+        with torch.autocast(device.type, dtype=dtype):
+            return way(x)
+    return run
+
+
+def _ways(model, x, device, compile, onnx, amp, threads):
+    """Each way to run ``model``: {name: callable}, {name: setup seconds}, {name: peak MiB}, notes."""
+    ways: dict[str, Callable] = {"eager": model}
+    setup: dict[str, float] = {"eager": 0.0}
+    memory = {"eager": _peak_mib(device)}
+    notes: list[str] = []
+
+    def add(name, make):
+        start = time.perf_counter()
+        ways[name] = make()
+        ways[name](x)  # the first call (compiles, allocates)
+        _sync(device)
+        setup[name], memory[name] = time.perf_counter() - start, _peak_mib(device)
+
+    add("fast", lambda: deploy.fast(model))
+    if compile:
+        add("fast+compile", lambda: deploy.fast(model, compile=True, dynamic=False))
+    if amp:
+        add("fast+bf16", lambda: _amp(ways["fast"], device))
+    if onnx:
+        providers, why = _onnx_providers(device)
+        if providers is None:
+            notes.append(why)
+        else:
+            def make_session():
+                folder = Path(tempfile.mkdtemp(prefix="hrnet_deploy_"))
+                path = deploy.export_onnx(model, folder / "model.onnx", dynamic=False, exporter="torchscript",
+                                          example=x)
+                session = deploy.onnx_session(path, providers, threads=threads or torch.get_num_threads())
+                return lambda t: deploy.run_onnx(session, t)
+            add("onnxruntime", make_session)
+    return ways, setup, memory, notes
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # CUDA calls return before the GPU is done: wait, or the time is wrong
+        torch.cuda.synchronize(device)
+
+
 def measure_model(variant: str, head: str, size: tuple[int, int], repeats: int = 5, compile: bool = True,
-                  onnx: bool = True, threads: Optional[int] = None) -> dict[str, Any]:
-    """One model: every way's latency, ratio, setup time, peak memory and output difference."""
+                  onnx: bool = True, threads: Optional[int] = None, device: Union[str, torch.device] = "cpu",
+                  amp: Optional[bool] = None) -> dict[str, Any]:
+    """One model: every way's latency, ratio, setup time, peak memory and output difference.
+
+    ``amp`` (default: on CUDA) adds ``fast`` under bfloat16 autocast; its difference from
+    eager is bfloat16's (about 1e-2), so the 1e-4 target is for the float32 ways only.
+    """
     from .models import create_model
 
     if threads:
         torch.set_num_threads(threads)
-    model = _random_weights(create_model(variant, head=head))
-    x = torch.randn(1, 3, *size)
-    ways: dict[str, Any] = {"eager": model}
-    setup: dict[str, float] = {"eager": 0.0}
-    memory: dict[str, Optional[float]] = {}
+    device = torch.device(device)
+    amp = device.type == "cuda" if amp is None else amp
+    model = _random_weights(create_model(variant, head=head)).to(device)
+    x = torch.randn(1, 3, *size).to(device)
     with torch.no_grad():
         reference = model(x)
-        memory["eager"] = _peak_mib()
-        start = time.perf_counter()
-        ways["fast"] = deploy.fast(model)
-        ways["fast"](x)
-        setup["fast"] = time.perf_counter() - start
-        memory["fast"] = _peak_mib()
-        if compile:
-            start = time.perf_counter()
-            ways["fast+compile"] = deploy.fast(model, compile=True, dynamic=False)
-            ways["fast+compile"](x)  # the first call compiles
-            setup["fast+compile"] = time.perf_counter() - start
-            memory["fast+compile"] = _peak_mib()
-        if onnx:
-            folder = Path(tempfile.mkdtemp(prefix="hrnet_deploy_"))
-            start = time.perf_counter()
-            path = deploy.export_onnx(model, folder / "model.onnx", dynamic=False, exporter="torchscript",
-                                      example=x)
-            session = deploy.onnx_session(path, threads=threads or torch.get_num_threads())
-            ways["onnxruntime"] = lambda t: deploy.run_onnx(session, t)
-            ways["onnxruntime"](x)
-            setup["onnxruntime"] = time.perf_counter() - start
-            memory["onnxruntime"] = _peak_mib()
+        ways, setup, memory, notes = _ways(model, x, device, compile, onnx, amp, threads)
         times: dict[str, list[float]] = {name: [] for name in ways}
         for _ in range(repeats):  # alternating rounds
             for name, run in ways.items():
+                _sync(device)
                 start = time.perf_counter()
                 run(x)
+                _sync(device)
                 times[name].append((time.perf_counter() - start) * 1000)
         diffs = {name: deploy.max_relative_difference(reference, run(x)) for name, run in ways.items()}
     medians = {name: statistics.median(t) for name, t in times.items()}
     return {"variant": variant, "head": head, "size": list(size), "threads": torch.get_num_threads(),
-            "repeats": repeats, "ways": {name: {
+            "device": str(device), "repeats": repeats, "notes": notes, "ways": {name: {
                 "latency_ms": round(medians[name], 1), "ratio": round(medians["eager"] / medians[name], 2),
                 "setup_s": round(setup[name], 1), "peak_rss_mib": memory.get(name),
                 "max_rel_diff": float(f"{diffs[name]:.2e}")} for name in ways}}
@@ -113,9 +161,11 @@ def format_results(results: Sequence[dict[str, Any]]) -> str:
                 ok = w["ratio"] >= ratio and w["max_rel_diff"] <= TARGET_RTOL
                 lines.append(f"  target {name} >= {ratio}x eager, diff <= {TARGET_RTOL}: "
                              f"{'met' if ok else 'NOT met'} ({w['ratio']}x, {w['max_rel_diff']:.1e})")
+        lines += [f"  note: {note}" for note in r.get("notes", [])]
     return "\n".join(lines)
 
 
 def run(models: Sequence[tuple[str, str, tuple[int, int]]] = DEFAULT_MODELS, repeats: int = 5,
-        compile: bool = True, onnx: bool = True, threads: Optional[int] = None) -> list[dict[str, Any]]:
-    return [measure_model(v, h, s, repeats, compile, onnx, threads) for v, h, s in models]
+        compile: bool = True, onnx: bool = True, threads: Optional[int] = None,
+        device: Union[str, torch.device] = "cpu", amp: Optional[bool] = None) -> list[dict[str, Any]]:
+    return [measure_model(v, h, s, repeats, compile, onnx, threads, device, amp) for v, h, s in models]

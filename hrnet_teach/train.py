@@ -198,7 +198,7 @@ def evaluate(
     for images, masks in loader:
         images, masks = images.to(device), masks.to(device)
         with _autocast(device, amp):
-            logits = final_logits(core(_memory_format(images, device)))
+            logits = final_logits(core(_memory_format(images, core)))
         logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=resize_align_corners(core))
         cm += confusion_matrix(logits.argmax(1), masks, num_classes)
     if reduce:
@@ -230,10 +230,14 @@ def _autocast(device: torch.device, amp: bool):
     return nullcontext()
 
 
-def _memory_format(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    # channels-last (NHWC) lets cuDNN pick its fastest convolution kernels (tensor cores);
-    # on CPU this model runs no faster, so the tensors stay as they are.
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+def _memory_format(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    # The images follow the model's layout: channels-last (NHWC) weights only pay off with
+    # NHWC activations (cuDNN's tensor-core kernels); see TrainConfig.channels_last.
+    weight = next((m.weight for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if weight is not None and weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) \
+            and not weight.is_contiguous():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def _grad_scaler(enabled: bool):
@@ -278,10 +282,11 @@ def train_one_epoch(
     net.train()
     loss_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0
     bar = _progress(loader, show, desc)
+    core = unwrap(net)
     for step, (images, masks) in enumerate(bar):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        images = _memory_format(images.to(device, non_blocking=True), device)
+        images = _memory_format(images.to(device, non_blocking=True), core)
         masks = masks.to(device, non_blocking=True)
         with _autocast(device, amp):
             output = net(images)
@@ -438,7 +443,7 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     _seed_everything(config.seed)
     train_loader, val_loader, val_set = _loaders(config, ctx, device)
     model = build_model(config.variant, train_loader.dataset.num_classes, config.fusion, config.align_corners, config.head).to(device)
-    if device.type == "cuda":
+    if config.use_channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(config.optimizer, model, config.base_lr, config.decay)
     scaler = _grad_scaler(amp)
@@ -578,6 +583,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="sgd + poly lr is the official recipe")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC weights and images (default: on CUDA only, where cuDNN is fastest with it)")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt and metrics.json")
     p.add_argument("--resume", default=None, help="a checkpoint.pt to continue from, up to --epochs in all "
                    "(the same --epochs as the first run continues its schedule exactly; more extends it)")

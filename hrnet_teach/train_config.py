@@ -49,6 +49,7 @@ class TrainConfig:
     lr: Optional[float] = None
     device: Union[str, torch.device, None] = None
     amp: bool = False
+    channels_last: Optional[bool] = None  # None: on CUDA only (cuDNN's fastest kernels); False/True force it
     out: Optional[PathLike] = None
     resume: Optional[PathLike] = None
     seed: int = 0
@@ -100,7 +101,11 @@ class TrainConfig:
             "fusion": self.fusion, "align_corners": self.align_corners, "head": self.head,
             "train_size": self.train_size, "val_size": self.val_size,
             "device": str(device), "world_size": world_size, "backend": backend,
+            "channels_last": self.use_channels_last(device),
         }
+
+    def use_channels_last(self, device: torch.device) -> bool:
+        return device.type == "cuda" if self.channels_last is None else bool(self.channels_last)
 
 
 def build_model(

@@ -28,16 +28,14 @@ echo "== 1. CUDA-marked tests"
 echo "== 2. every lesson (they pick the GPU when CUDA is available)"
 "$PY" -m hrnet_teach.bench --course --json "$OUT/course.json" | tee "$OUT/course.txt"
 
-echo "== 3. training: 1 epoch with --amp (hrnet_teach.train uses channels-last on CUDA by itself)"
-"$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --out "$OUT/train_amp" | tail -3
-# TODO (not done): a run with --amp but without channels-last needs a train.py switch
+echo "== 3. training: 1 epoch with --amp, then with --amp and channels-last"
+"$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --no-channels-last --quiet --out "$OUT/train_amp" | tail -3
+"$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --channels-last --quiet --out "$OUT/train_amp_nhwc" | tail -3
 
 echo "== 4. torchrun, NCCL, SyncBatchNorm, world size 1"
 torchrun --standalone --nproc_per_node 1 -m hrnet_teach.train --epochs 1 --device cuda --out "$OUT/ddp" | tail -3
 
-echo "== 5. the deploy bench on the GPU"
-# TODO (not done): hrnet_teach.deploy_bench measures on the CPU only; the CUDA rows (fast, compile,
-# AMP/bf16, ONNX Runtime's CUDA provider) are still to be added. Until then: the CPU deploy table, small.
-"$PY" -m hrnet_teach.bench --deploy --variants w18_small_v2 --sizes 256x512 --no-compile | tee "$OUT/deploy_cpu.txt"
+echo "== 5. the deploy bench on the GPU (eager, fast, compile, fast under bf16 autocast, ONNX Runtime CUDA if present)"
+"$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 --json "$OUT/deploy.json" | tee "$OUT/deploy.txt"
 "$PY" -m hrnet_teach.bench --device cuda --variants w18_small_v2,w48 --sizes 512x1024 --json "$OUT/bench.json" | tee "$OUT/bench.txt"
 echo "gpu_check.sh: done; results in $OUT"

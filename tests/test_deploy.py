@@ -348,6 +348,38 @@ def test_bench_deploy_small_prints_every_way(capsys):
     assert "load average" in out and "1 threads" in out
 
 
+def test_deploy_bench_amp_row_and_missing_onnx_provider(monkeypatch):
+    """The rows gpu_check.sh prints on a GPU, exercised on the CPU: fast under bfloat16
+    autocast (its difference is bfloat16's, far above float32's), and a GPU without
+    onnxruntime-gpu gets a note instead of a crash."""
+    from hrnet_teach import deploy_bench
+
+    result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=1, compile=False,
+                                        onnx=False, threads=1, amp=True)
+    ways = result["ways"]
+    assert list(ways) == ["eager", "fast", "fast+bf16"] and result["device"] == "cpu"
+    assert ways["fast"]["max_rel_diff"] < 1e-4 < ways["fast+bf16"]["max_rel_diff"] < 0.2
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    providers, why = deploy_bench._onnx_providers(torch.device("cuda"))
+    assert providers is None and "onnxruntime-gpu" in why
+    assert deploy_bench._onnx_providers(torch.device("cpu"))[0] == ["CPUExecutionProvider"]
+    result["notes"] = [why]
+    assert "note: onnxruntime: no CUDA provider" in deploy_bench.format_results([result])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
+def test_deploy_bench_on_cuda():
+    from hrnet_teach import deploy_bench
+
+    result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=2, compile=False,
+                                        device="cuda")
+    assert result["device"].startswith("cuda") and "fast+bf16" in result["ways"]
+    assert result["ways"]["fast"]["max_rel_diff"] < 1e-3  # TF32 convolutions may be on
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_gpu_check_refuses_without_cuda():
     import subprocess

@@ -283,6 +283,29 @@ def test_the_loss_comes_from_the_model_unless_the_config_gives_one():
     assert T.final_logits([torch.zeros(1), torch.ones(1)]).item() == 1  # several outputs: the last is scored
 
 
+def test_channels_last_switch_reaches_model_and_images(tmp_path):
+    """--channels-last / --no-channels-last (default: CUDA only): the weights and the images
+    the model sees are NHWC exactly when asked, and the run's settings record it."""
+    assert T.parse_args([]).channels_last is None
+    assert T.parse_args(["--no-channels-last"]).channels_last is False
+    assert T.TrainConfig().use_channels_last(torch.device("cuda")) is True
+    assert T.TrainConfig(channels_last=False).use_channels_last(torch.device("cuda")) is False
+    assert T.TrainConfig().use_channels_last(torch.device("cpu")) is False
+    seen = []
+
+    def criterion(output, mask):
+        seen.append(output.is_contiguous(memory_format=torch.channels_last) and not output.is_contiguous())
+        return T.segmentation_loss(output, mask, align_corners=False)
+
+    metrics = T.train(T.TrainConfig(epochs=1, train_size=8, val_size=8, batch_size=8, image_size=32, device="cpu",
+                                    progress=False, criterion=criterion, channels_last=True, out=tmp_path))
+    assert seen == [True] and metrics["settings"]["channels_last"] is True
+    seen.clear()
+    T.train(T.TrainConfig(epochs=1, train_size=8, val_size=8, batch_size=8, image_size=32, device="cpu",
+                          progress=False, criterion=criterion))
+    assert seen == [False]
+
+
 # ------------------------------------------------------------------ the fusion ablation
 def test_ablation_summary_is_mean_and_sample_std():
     from hrnet_teach.ablation import summarize
