@@ -60,21 +60,21 @@ def colab_url(notebook: str) -> str:
     return f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{notebook}"
 
 
-def badges_markdown(notebooks: list[str]) -> str:
-    """One line per lesson: its name and an "Open in Colab" badge."""
+def badges_markdown(notebooks: list[str], subfolder: str = "") -> str:
+    """One line per lesson: its name and an "Open in Colab" badge (``subfolder``: e.g. "zh/")."""
     lines = []
     for name in notebooks:
         title = name.removesuffix(".ipynb").replace("_", " ")
-        lines.append(f"- [![Open In Colab]({BADGE_IMAGE})]({colab_url(name)}) `{title}`")
+        lines.append(f"- [![Open In Colab]({BADGE_IMAGE})]({colab_url(subfolder + name)}) `{title}`")
     return "\n".join(lines)
 
 
-def readme_with_badges(readme: str, notebooks: list[str]) -> str:
+def readme_with_badges(readme: str, notebooks: list[str], subfolder: str = "") -> str:
     """``readme`` with the block between the badge markers made from REPO_URL and ``notebooks``."""
     pattern = re.compile(re.escape(BADGE_START) + r".*?" + re.escape(BADGE_END), re.DOTALL)
     if not pattern.search(readme):
         raise ValueError(f"README.md has no badge block: add a line {BADGE_START!r} and one {BADGE_END!r}")
-    block = f"{BADGE_START}\n{badges_markdown(notebooks)}\n{BADGE_END}"
+    block = f"{BADGE_START}\n{badges_markdown(notebooks, subfolder)}\n{BADGE_END}"
     return pattern.sub(lambda _: block, readme, count=1)
 
 
@@ -113,11 +113,12 @@ def rewrite_notebooks(folder: str = "notebooks") -> list[str]:
     return changed
 
 
-def refresh_readme(readme: str = "README.md", folder: str = "notebooks") -> bool:
-    """Rewrite the README's badge block; True when it changed."""
+def refresh_readme(readme: str = "README.md", folder: str = "notebooks", subfolder: str = "") -> bool:
+    """Rewrite the README's badge block; True when it changed. ``subfolder`` ("zh/"): the
+    lessons' folder under notebooks/ (README.zh.md lists notebooks/zh)."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
-    new = readme_with_badges(text, sorted(p.name for p in Path(folder).glob("*.ipynb")))
+    new = readme_with_badges(text, sorted(p.name for p in Path(folder).glob("*.ipynb")), subfolder)
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
@@ -162,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     changed = rewrite_notebooks()
     print("\n".join(changed) or "all notebooks up to date")
     print("README.md badges " + ("refreshed" if refresh_readme() else "up to date"))
+    if Path("README.zh.md").exists():  # the Chinese lessons' badges (their setup cell comes from the English)
+        refreshed = refresh_readme("README.zh.md", "notebooks/zh", "zh/")
+        print("README.zh.md badges " + ("refreshed" if refreshed else "up to date"))
+    if changed:
+        print("now rebuild the Chinese lessons: python -m hrnet_teach.translate")
 
 
 if __name__ == "__main__":

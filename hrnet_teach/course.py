@@ -3,6 +3,7 @@
     python -m hrnet_teach.course                 # copies the lessons to ./my-hrnet-course/, opens JupyterLab there
     python -m hrnet_teach.course ~/hrnet         # the same, in a folder of your choice
     python -m hrnet_teach.course --print-command # copy, then print the JupyterLab command instead of running it
+    python -m hrnet_teach.course --lang zh       # the Chinese lessons (notebooks/zh/) in ./my-hrnet-course-zh/
     python -m hrnet_teach.course --clean notebooks/03_fuse_matrix.ipynb  # contributors: store a lesson clean
 
 The lessons in ``notebooks/`` are stored without outputs, and the tests check that they stay so.
@@ -25,10 +26,12 @@ from pathlib import Path
 DEFAULT_FOLDER = "my-hrnet-course"
 
 
-def lessons_dir() -> Path:
-    """Where the stored lessons are: the repository's ``notebooks/``, or the copy a wheel carries."""
+def lessons_dir(language: str = "en") -> Path:
+    """Where the stored lessons are: the repository's ``notebooks/`` (``notebooks/zh/`` for the
+    Chinese edition), or the copy a wheel carries."""
     package = Path(__file__).resolve().parent
-    for folder in (package.parent / "notebooks", package / "_course" / "notebooks"):
+    sub = "" if language == "en" else language
+    for folder in (package.parent / "notebooks" / sub, package / "_course" / "notebooks" / sub):
         if any(folder.glob("*.ipynb")):
             return folder
     raise FileNotFoundError(
@@ -97,7 +100,9 @@ def _say_what_was_done(folder: Path, copied: list[str], kept: list[str]) -> None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hrnet_teach.course", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", nargs="?", default=DEFAULT_FOLDER, help=f"working copy (default ./{DEFAULT_FOLDER})")
+    parser.add_argument("folder", nargs="?", default=None,
+                        help=f"working copy (default ./{DEFAULT_FOLDER}, or ./{DEFAULT_FOLDER}-zh with --lang zh)")
+    parser.add_argument("--lang", choices=("en", "zh"), default="en", help="zh: the Chinese lessons (中文课程)")
     parser.add_argument("--print-command", action="store_true",
                         help="make the working copy, then print the JupyterLab command instead of running it")
     parser.add_argument("--clean", nargs="+", metavar="NOTEBOOK",
@@ -107,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.clean:
             print(f"{path}: {'cleaned' if clean_notebook(path) else 'already clean'}")
         return 0
-    folder = Path(args.folder)
-    copied, kept = make_working_copy(folder)
+    folder = Path(args.folder or (DEFAULT_FOLDER if args.lang == "en" else f"{DEFAULT_FOLDER}-{args.lang}"))
+    copied, kept = make_working_copy(folder, lessons_dir(args.lang))
     _say_what_was_done(folder, copied, kept)
     command = jupyter_command(folder, extra)
     if args.print_command:

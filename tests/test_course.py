@@ -41,6 +41,15 @@ def test_working_copy_copies_every_lesson_and_never_overwrites(tmp_path, capsys)
     assert "Kept your own copy" in out and "not overwritten" in out and LESSONS[0] in out
 
 
+def test_lang_zh_copies_the_chinese_lessons(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert course.main(["--lang", "zh", "--print-command"]) == 0
+    chinese = sorted(p.name for p in (ROOT / "notebooks" / "zh").glob("*.ipynb"))
+    assert chinese and sorted(p.name for p in (tmp_path / "my-hrnet-course-zh").glob("*.ipynb")) == chinese
+    assert (tmp_path / "my-hrnet-course-zh" / chinese[0]).read_bytes() == (ROOT / "notebooks" / "zh" / chinese[0]).read_bytes()
+    assert "my-hrnet-course-zh" in capsys.readouterr().out
+
+
 def test_working_copy_refuses_the_stored_lessons_folder():
     with pytest.raises(ValueError, match="where the stored lessons live"):
         course.make_working_copy(ROOT / "notebooks")

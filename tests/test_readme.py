@@ -107,3 +107,33 @@ def test_readme_states_the_checkpoint_as_recorded():
         text = " ".join(readme.read_text(encoding="utf-8").split())
         assert checkpoint["command"] in text, f"{readme.name} must quote the command the checkpoint records"
         assert f"{size:,} bytes" in text, f"{readme.name} must give the checkpoint's size, {size:,} bytes"
+
+
+# ------------------------------------------------------------------ README.zh.md
+def test_chinese_readme_badges_are_current():
+    text = (ROOT / "README.zh.md").read_text(encoding="utf-8")
+    lessons = sorted(p.name for p in (ROOT / "notebooks" / "zh").glob("*.ipynb"))
+    assert lessons and colab.readme_with_badges(text, lessons, "zh/") == text, "run `python -m hrnet_teach.colab`"
+    assert f"({colab.colab_url('zh/' + lessons[0])})" in text and "/notebooks/zh/" in colab.colab_url("zh/x.ipynb")
+
+
+def _glossary() -> list[tuple[str, str, str]]:
+    text = (ROOT / "README.zh.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| (\d\d) \|$", text, flags=re.MULTILINE)
+    assert len(rows) >= 30, "README.zh.md: the glossary table is missing or short"
+    return rows
+
+
+def test_glossary_terms_are_taught_where_it_says():
+    """Each Chinese term of README.zh.md's glossary appears in the Chinese lesson named beside it,
+    so the glossary and the lessons use the same words."""
+    import nbformat
+
+    for english, chinese, lesson in _glossary():
+        paths = sorted((ROOT / "notebooks" / "zh").glob(f"{lesson}_*.ipynb"))
+        assert paths, f"glossary: lesson {lesson} ({english}) has no Chinese notebook"
+        nb = nbformat.read(str(paths[0]), as_version=4)
+        markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        for term in chinese.split(" / "):
+            term = re.sub(r"（.*?）", "", term).strip()
+            assert term in markdown, f"glossary: {term!r} ({english}) does not appear in zh/{paths[0].name}"
