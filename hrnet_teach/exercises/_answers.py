@@ -12,10 +12,15 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..i18n import text
+from ..i18n import N_, _, text
 from ._base import Wrong
 
-_COUNTS = {2: "two", 3: "three", 4: "four"}
+_COUNTS = {2: N_("two"), 3: N_("three"), 4: N_("four")}
+
+
+def _count(n: int) -> str:
+    """How many, in words for the small counts ("two"), as a number otherwise."""
+    return text(_COUNTS.get(n, str(n)))
 
 
 def _is_int(value) -> bool:
@@ -27,7 +32,8 @@ def as_int(answer, what: str, *, floats: bool = False) -> int:
     if floats and isinstance(answer, float) and answer.is_integer():
         return int(answer)
     if not _is_int(answer):
-        raise Wrong(f"Give {what} as one whole number; you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Give {what} as one whole number; you gave {type} {answer}.",
+                      what=what, type=type(answer).__name__, answer=repr(answer)))
     return answer
 
 
@@ -36,18 +42,22 @@ def as_ints(answer, length: int, what: str, example: str, *, floats: bool = Fals
     with ``floats=True`` a float such as 720.0 counts too (a count computed with ``/``)."""
     if isinstance(answer, torch.Size):
         answer = tuple(answer)
-    count = _COUNTS.get(length, str(length))
+    count = _count(length)
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-        raise Wrong(f"Give {count} whole numbers, {what}, e.g. {example}; you gave one number ({answer}), so give {count}.")
+        raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}; you gave one number ({answer}), so give {count}.",
+                      count=count, what=what, example=example, answer=answer))
     if floats and isinstance(answer, (tuple, list)):
         answer = [int(v) if isinstance(v, float) and v.is_integer() else v for v in answer]
     if not isinstance(answer, (tuple, list)):
-        raise Wrong(f"Give {count} whole numbers, {what}, e.g. {example}; you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}; you gave {type} {answer}.",
+                      count=count, what=what, example=example, type=type(answer).__name__, answer=repr(answer)))
     if len(answer) != length:
-        plural = "number" if len(answer) == 1 else "numbers"
-        raise Wrong(f"Your answer has {len(answer)} {plural}; give {count} whole numbers, {what}, e.g. {example}.")
+        values = dict(n=len(answer), count=count, what=what, example=example)
+        raise Wrong(_("Your answer has {n} number; give {count} whole numbers, {what}, e.g. {example}.", **values)
+                    if len(answer) == 1 else
+                    _("Your answer has {n} numbers; give {count} whole numbers, {what}, e.g. {example}.", **values))
     if not all(_is_int(v) for v in answer):
-        raise Wrong(f"Give {count} whole numbers, {what}; you gave {answer!r}.")
+        raise Wrong(_("Give {count} whole numbers, {what}; you gave {answer}.", count=count, what=what, answer=repr(answer)))
     return tuple(answer)
 
 
@@ -56,30 +66,36 @@ def as_indices(answer, what: str) -> list[int]:
     if _is_int(answer):
         answer = [answer]
     if not isinstance(answer, (list, tuple, set)) or not all(_is_int(v) for v in answer):
-        raise Wrong(f"Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type} {answer}.",
+                      what=what, type=type(answer).__name__, answer=repr(answer)))
     return sorted(set(answer))
 
 
 def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tuple[int, ...]]:
     """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ..."""
     if not isinstance(answer, (list, tuple, set)):
-        raise Wrong(f"Give a list of {what}, e.g. {example}; you gave a {type(answer).__name__}.")
+        raise Wrong(_("Give a list of {what}, e.g. {example}; you gave a {type}.",
+                      what=what, example=example, type=type(answer).__name__))
     for item in answer:
         if not isinstance(item, (list, tuple)) or len(item) != size:
-            raise Wrong(f"{item!r} is not {one} ({_COUNTS.get(size, size)} numbers); give a list of {what}, e.g. {example}.")
+            raise Wrong(_("{item} is not {one} ({count} numbers); give a list of {what}, e.g. {example}.",
+                          item=repr(item), one=one, count=_count(size), what=what, example=example))
         if not all(_is_int(v) for v in item):
-            raise Wrong(f"{item!r}: give whole numbers (a conv cannot output half a pixel, nor a branch be half one).")
+            raise Wrong(_("{item}: give whole numbers (a conv cannot output half a pixel, nor a branch be half one).",
+                          item=repr(item)))
     return [tuple(item) for item in answer]
 
 
 def as_numbers(answer, names: tuple[str, ...], example: str) -> tuple[float, ...]:
     """One real number per name in ``names``, from a tuple or list."""
     if not isinstance(answer, (tuple, list)) or len(answer) != len(names):
-        raise Wrong(f"Give {_COUNTS.get(len(names), len(names))} numbers, ({', '.join(names)}), e.g. {example}; "
-                    f"you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Give {count} numbers, ({names}), e.g. {example}; you gave {type} {answer}.",
+                      count=_count(len(names)), names=", ".join(map(str, names)), example=example,
+                      type=type(answer).__name__, answer=repr(answer)))
     for value, name in zip(answer, names):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Wrong(f"Give {name} as a number; you gave {type(value).__name__} {value!r}.")
+            raise Wrong(_("Give {name} as a number; you gave {type} {value}.",
+                          name=name, type=type(value).__name__, value=repr(value)))
     return tuple(float(v) for v in answer)
 
 
@@ -87,11 +103,12 @@ def as_word(answer, words: Sequence[str], what: str, aliases: Mapping[str, str] 
     """One of ``words`` (case, spaces and underscores ignored; ``aliases`` map other spellings)."""
     listed = ", ".join(repr(w) for w in words)
     if not isinstance(answer, str):
-        raise Wrong(f"Answer with {what}: one of {listed}; you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Answer with {what}: one of {listed}; you gave {type} {answer}.",
+                      what=what, listed=listed, type=type(answer).__name__, answer=repr(answer)))
     key = answer.strip().lower().replace(" ", "").replace("_", "")
     key = (aliases or {}).get(key, key)
     if key not in words:
-        raise Wrong(f"{answer!r} is not one of {listed}.")
+        raise Wrong(_("{answer} is not one of {listed}.", answer=repr(answer), listed=listed))
     return key
 
 
@@ -100,7 +117,8 @@ def as_strings(answer, what: str, example: str) -> list[str]:
     if isinstance(answer, str):
         answer = [answer]
     if not isinstance(answer, (list, tuple, set, frozenset)) or not all(isinstance(a, str) for a in answer):
-        raise Wrong(f"Give {what} as a list of strings, e.g. {example}; you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Give {what} as a list of strings, e.g. {example}; you gave {type} {answer}.",
+                      what=what, example=example, type=type(answer).__name__, answer=repr(answer)))
     return [a.strip() for a in answer]
 
 
@@ -108,10 +126,11 @@ def as_choice(answer, choices: Mapping[str, str]) -> str:
     """The letter of a multiple-choice answer: 'b', 'B', ' b ' and '(b)' all give 'b'."""
     letters = ", ".join(choices)
     if not isinstance(answer, str):
-        raise Wrong(f"Answer with one letter as a string, one of {letters}; you gave {type(answer).__name__} {answer!r}.")
+        raise Wrong(_("Answer with one letter as a string, one of {letters}; you gave {type} {answer}.",
+                      letters=letters, type=type(answer).__name__, answer=repr(answer)))
     letter = answer.strip().strip("()").strip().lower()
     if letter not in choices:
-        raise Wrong(f"Answer with one letter, one of {letters}; you gave {answer!r}.")
+        raise Wrong(_("Answer with one letter, one of {letters}; you gave {answer}.", letters=letters, answer=repr(answer)))
     return letter
 
 
@@ -123,8 +142,8 @@ def choices_text(choices: Mapping[str, str]) -> str:
 def as_function(fn, name: str) -> None:
     """Fail unless ``fn`` is a function to call: not a layer, a class, or a value it might return."""
     if not callable(fn) or isinstance(fn, (nn.Module, type)):
-        raise Wrong(f"Pass your function itself (its name, no brackets), e.g. `check({name})`; "
-                    f"you gave a value of type {type(fn).__name__}.")
+        raise Wrong(_("Pass your function itself (its name, no brackets), e.g. `check({name})`; "
+                      "you gave a value of type {type}.", name=name, type=type(fn).__name__))
 
 
 def layer_summary(module: nn.Module) -> list[str]:

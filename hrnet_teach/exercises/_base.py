@@ -33,7 +33,8 @@ def _seconds(value, source: str) -> float:
     except (TypeError, ValueError):
         seconds = 0.0
     if not seconds > 0:
-        raise ValueError(f"The time limit is a number of seconds above 0, e.g. 5; {source} is {value!r}.")
+        raise ValueError(_("The time limit is a number of seconds above 0, e.g. 5; {source} is {value}.",
+                           source=source, value=repr(value)))
     return seconds
 
 
@@ -43,7 +44,7 @@ TIME_LIMIT_S = _seconds(os.environ.get("HRNET_TEACH_TIME_LIMIT", "5"), "HRNET_TE
 def set_time_limit(seconds: float) -> None:
     """Change the default time limit of every exercise (seconds per call of your code)."""
     global TIME_LIMIT_S
-    TIME_LIMIT_S = _seconds(seconds, "the value given")
+    TIME_LIMIT_S = _seconds(seconds, _("the value given"))
 
 
 def shown(value: Any) -> str:
@@ -105,10 +106,10 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
     thread.start()
     thread.join(limit)
     if thread.is_alive():
-        on = _(" on {where}").format(where=where) if where else ""
+        on = _(" on {where}", where=where) if where else ""
         raise TimeLimit(_("Your function did not return within {limit} s{on}: does it loop forever or wait "
                           "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
-                          "(restart the kernel if the notebook slows down).").format(limit=f"{limit:g}", on=on))
+                          "(restart the kernel if the notebook slows down).", limit=format(limit, "g"), on=on))
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -118,8 +119,8 @@ def where_raised(error: BaseException) -> str:
     """'line N in name' of the frame that raised ``error``."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
-        return "no traceback"
-    return f"line {frames[-1].lineno} in {frames[-1].name}"
+        return _("no traceback")
+    return _("line {line} in {name}", line=frames[-1].lineno, name=frames[-1].name)
 
 
 class Exercise:
@@ -186,8 +187,8 @@ class Exercise:
         except NotImplementedError:
             return self._result(False, _("Your function still raises NotImplementedError: fill in its body and run the cell again."))
         except Exception as error:  # the learner's code raised: say where, never crash
-            return self._result(False, _("Your answer raised {error_type}: {error} ({where})").format(
-                error_type=type(error).__name__, error=error, where=where_raised(error)))
+            return self._result(False, _("Your answer raised {error_type}: {error} ({where})",
+                                         error_type=type(error).__name__, error=error, where=where_raised(error)))
         return self._result(True, message or _("Well done."))
 
     def _result(self, passed: bool, message: str) -> CheckResult:
@@ -205,7 +206,7 @@ class Exercise:
         if not self.hints:
             return _view.show(_("Hint:"), _("No hint for this one; try `solution()`."))
         level = self._hint_level(level)
-        title = (_("Hint (hint {level} of {count}):").format(level=level, count=len(self.hints))
+        title = (_("Hint (hint {level} of {count}):", level=level, count=len(self.hints))
                  if len(self.hints) > 1 else _("Hint:"))
         return _view.show(title, self.hints[level - 1])
 

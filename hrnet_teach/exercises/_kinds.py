@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..i18n import text
+from ..i18n import N_, Text, _, text
 from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn
 from ._base import Exercise, Wrong, where_raised
 
@@ -108,7 +108,8 @@ class ValueExercise(Exercise):
         if message is None and self.explain is not None:
             message = self.explain(got, expected)
         if message is None:
-            message = _say(self.otherwise, got, expected) if self.otherwise else f"Not {got!r}: try again, or ask for a hint."
+            message = (_say(self.otherwise, got, expected) if self.otherwise
+                       else _("Not {got}: try again, or ask for a hint.", got=repr(got)))
         raise Wrong(_say(message, got, expected))
 
     def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
@@ -173,13 +174,21 @@ class Mistake:
 def fact_mistakes(facts: Callable, rows: Sequence[tuple[str, Callable, str]]) -> list[Mistake]:
     """Mistakes from a table of ``(name, test(f), message)``: ``facts(case, got)`` describes the answer
     as a namespace, or a list of them (one per entry: the first entry whose test holds is named);
-    each message is a ``str.format`` over that namespace."""
-    def mistake(name: str, test: Callable, message: str) -> Mistake:
+    each message is a ``str.format`` over that namespace: a plain string, or ``N_("...")`` (translated,
+    then filled)."""
+    def mistake(name: str, test: Callable, message: str | Text) -> Mistake:
         def first(case, got, expected):
             found = facts(case, got)
             return next((f for f in (found if isinstance(found, list) else [found]) if test(f)), None)
-        return Mistake(name, lambda *a: message.format(**vars(first(*a))), when=lambda *a: first(*a) is not None)
+        return Mistake(name, lambda *a: _fill(message, vars(first(*a))), when=lambda *a: first(*a) is not None)
     return [mistake(*row) for row in rows]
+
+
+def _fill(message: str | Text, values: Mapping) -> str:
+    """``message`` (a marked ``N_`` text is translated first) with ``values`` in its placeholders."""
+    if isinstance(message, Text):
+        return _(message.message, **{**message.values, **values})
+    return message.format(**values)
 
 
 def _short(value: Any) -> str:
@@ -221,7 +230,7 @@ class FunctionExercise(Exercise):
 
     def __init__(self, *, fn_name: str, reference: Callable, cases: Iterable | Callable[[], Iterable],
                  mistakes: Sequence[Mistake] = (), expected: Callable | None = None, success: Message = "",
-                 returns: str = "the result", against: str = "the reference", call: Callable | None = None,
+                 returns: str = N_("the result"), against: str = N_("the reference"), call: Callable | None = None,
                  where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5, **common):
         common.setdefault("solution_text", source_of(reference, fn_name))
         super().__init__(reference=reference, **common)
@@ -272,7 +281,8 @@ class FunctionExercise(Exercise):
                     count += 1
                     continue
                 raise Wrong(self._explain(case, got, expected))
-        return _say(self.success, count) or f"Your {self.fn_name} matches {self.against} on all {count} cases."
+        return _say(self.success, count) or _("Your {fn_name} matches {against} on all {count} cases.",
+                                               fn_name=self.fn_name, against=self.against, count=count)
 
     def _explain(self, case: Case, got: Any, expected: Any) -> str:
         raised = isinstance(got, BaseException)
@@ -280,11 +290,13 @@ class FunctionExercise(Exercise):
             if self._matches(mistake, case, got, expected):
                 message = _say(mistake.message, case, got, expected)
                 if raised:
-                    return f"On {case.where} your function raised {_first_line(got)}. {message}"
-                return f"{message} (on {case.where})"
+                    return _("On {where} your function raised {error}. {mistake}",
+                             where=case.where, error=_first_line(got), mistake=message)
+                return _("{mistake} (on {where})", mistake=message, where=case.where)
         if raised:
-            return f"On {case.where} your function raised {_first_line(got)} ({where_raised(got)})."
-        return f"On {case.where}: {self.compare(got, expected, case)}"
+            return _("On {where} your function raised {error} ({line}).",
+                     where=case.where, error=_first_line(got), line=where_raised(got))
+        return _("On {where}: {problem}", where=case.where, problem=self.compare(got, expected, case))
 
     def _matches(self, mistake: Mistake, case: Case, got: Any, expected: Any) -> bool:
         if mistake.when is not None:
@@ -304,48 +316,58 @@ class FunctionExercise(Exercise):
 
     def _compare_values(self, got: Any, expected: Any) -> str | None:
         if got is None and expected is not None:
-            return f"Your function returned None: did you forget `return`? It should return {self.returns}."
+            return _("Your function returned None: did you forget `return`? It should return {returns}.",
+                     returns=self.returns)
         if isinstance(expected, torch.Tensor) and expected.dim() > 0:
             return self._compare_tensors(got, expected)
         if _number(expected) is not None:
             value = _number(got)
             if value is None:
-                return f"Your function returned a {type(got).__name__}; it should return {self.returns} (one number)."
+                return _("Your function returned a {type}; it should return {returns} (one number).",
+                         type=type(got).__name__, returns=self.returns)
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
-                return f"you return {value:.6g}; {self.against} gives {_number(expected):.6g}."
+                got, expected = format(value, ".6g"), format(_number(expected), ".6g")
+                return _("you return {got}; {against} gives {expected}.", got=got, against=self.against, expected=expected)
             return None
         if isinstance(expected, (list, tuple)):
             return self._compare_lists(got, expected)
         if got is expected or _equal(got, expected):
             return None
-        return f"you return {_short(got)}; {self.against} gives {_short(expected)}."
+        return _("you return {got}; {against} gives {expected}.",
+                 got=_short(got), against=self.against, expected=_short(expected))
 
     def _compare_tensors(self, got: Any, expected: torch.Tensor) -> str | None:
         if not isinstance(got, torch.Tensor):
-            return f"Your function returned a {type(got).__name__}; it should return {self.returns}."
+            return _("Your function returned a {type}; it should return {returns}.",
+                     type=type(got).__name__, returns=self.returns)
         if got.shape != expected.shape:
-            return f"your output has shape {tuple(got.shape)}; {self.against} gives {tuple(expected.shape)}."
+            return _("your output has shape {got}; {against} gives {expected}.",
+                     got=tuple(got.shape), against=self.against, expected=tuple(expected.shape))
         a, b = got.detach().double(), expected.detach().double()
         if not torch.allclose(a, b, atol=self.atol, rtol=self.rtol):
             diff = (a - b).abs().nan_to_num(nan=math.inf).max().item()
-            return f"your values differ from {self.against}'s (largest difference {diff:.3g})."
+            return _("your values differ from {against}'s (largest difference {diff}).",
+                     against=self.against, diff=format(diff, ".3g"))
         return None
 
     def _compare_lists(self, got: Any, expected: Sequence) -> str | None:
         if not isinstance(got, (list, tuple)):
-            return f"Your function returned a {type(got).__name__}; it should return {self.returns}."
+            return _("Your function returned a {type}; it should return {returns}.",
+                     type=type(got).__name__, returns=self.returns)
         if len(got) != len(expected):
-            return f"your list has {len(got)} entries; {self.against} gives {len(expected)}."
+            return _("your list has {got} entries; {against} gives {expected}.",
+                     got=len(got), against=self.against, expected=len(expected))
         for i, (g, e) in enumerate(zip(got, expected)):
             problem = self._compare_values(g, e)
             if problem is not None:
-                return f"entry {i}: {problem}"
+                return _("entry {i}: {problem}", i=i, problem=problem)
         return None
 
     def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
         given = [answer for answer, _ in self._wrong_answers]
-        return [(m.like, m.fragment or m.message) for m in self.mistakes
-                if m.like is not None and isinstance(m.fragment or m.message, str)
+        # A marked message (N_) counts as text, in the language of the moment.
+        return [(m.like, text(m.fragment or m.message)) for m in self.mistakes
+                if m.like is not None and isinstance(m.fragment or m.message, (str, Text))
                 and not any(m.like is answer for answer in given)]
 
 
@@ -389,14 +411,14 @@ class ModuleExercise(FunctionExercise):
 
     def compare(self, got: Any, official: Any, case: Case | None = None) -> str | None:
         if official is None:
-            return None if got is None else "this entry should be None (nothing to do)."
+            return None if got is None else _("this entry should be None (nothing to do).")
         if got is None:
-            return "you return None; the official code has a module here."
+            return _("you return None; the official code has a module here.")
         if isinstance(official, nn.ModuleList) and isinstance(got, (list, tuple)):
-            return (f"you return a plain {type(got).__name__}. Return an nn.ModuleList: a list does not register its "
-                    "layers, so they would have no parameters in the model and no state-dict keys.")
+            return _("you return a plain {type}. Return an nn.ModuleList: a list does not register its "
+                     "layers, so they would have no parameters in the model and no state-dict keys.", type=type(got).__name__)
         if not isinstance(got, nn.Module):
-            return f"you return a {type(got).__name__}; return an nn.Module."
+            return _("you return a {type}; return an nn.Module.", type=type(got).__name__)
         return self._compare_keys(got, official) or self._compare_outputs(got, official, case)
 
     def _compare_keys(self, got: nn.Module, official: nn.Module) -> str | None:
@@ -405,12 +427,15 @@ class ModuleExercise(FunctionExercise):
         if ours == theirs:
             return None
         if sorted(s for _, s in ours) == sorted(s for _, s in theirs):
-            return (f"the layers are right but nested differently, so official checkpoints would not load: your keys "
-                    f"start {[k for k, _ in ours[:4]]}, the official {[k for k, _ in theirs[:4]]}. {self.nesting}").strip()
+            return _("the layers are right but nested differently, so official checkpoints would not load: your keys "
+                     "start {ours}, the official {theirs}. {nesting}", ours=[k for k, _s in ours[:4]],
+                     theirs=[k for k, _s in theirs[:4]], nesting=self.nesting).strip()
         for (k, s), (k2, s2) in zip(ours + [("(none)", ())] * len(theirs), theirs + [("(none)", ())] * len(ours)):
             if (k, s) != (k2, s2):
-                return (f"the state dict differs from the official one: yours has {k} {s} where the official has "
-                        f"{k2} {s2}. Your layers: {layer_summary(got)}; the official: {layer_summary(official)}.")
+                return _("the state dict differs from the official one: yours has {key} {shape} where the official has "
+                         "{official_key} {official_shape}. Your layers: {layers}; the official: {official_layers}.",
+                         key=k, shape=s, official_key=k2, official_shape=s2, layers=layer_summary(got),
+                         official_layers=layer_summary(official))
         return None  # unreachable: the lists differ somewhere
 
     def _compare_outputs(self, got: nn.Module, official: nn.Module, case: Case | None) -> str | None:
@@ -424,10 +449,12 @@ class ModuleExercise(FunctionExercise):
         except Wrong:
             raise
         except Exception as error:
-            return f"your module fails on the input {_short(list(xs))}: {_first_line(error)} ({where_raised(error)})."
+            return _("your module fails on the input {input}: {error} ({line}).",
+                     input=_short(list(xs)), error=_first_line(error), line=where_raised(error))
         theirs = self.run(official, *xs)
         problem = self._compare_values(ours, theirs)
         if problem is None:
             return None
-        return (f"with the same weights your module's output differs from the official one ({problem}) Your layers: "
-                f"{layer_summary(got)}; the official: {layer_summary(official)}.")
+        return _("with the same weights your module's output differs from the official one ({problem}) Your layers: "
+                 "{layers}; the official: {official_layers}.", problem=problem, layers=layer_summary(got),
+                 official_layers=layer_summary(official))

@@ -25,7 +25,7 @@ def result_html(passed: bool, message: str) -> str:
 
 
 def result_text(passed: bool, message: str) -> str:
-    return f"{_('Correct') if passed else _('Not yet')}: {message}"
+    return _("{verdict}: {message_text}", verdict=_("Correct") if passed else _("Not yet"), message_text=message)
 
 
 def show(title: str, text: str) -> Shown:
