@@ -19,6 +19,7 @@ from torch import nn
 from . import inspect as hi
 from . import viz
 from .config import VARIANTS
+from .i18n import _
 
 SIZES = {"512×512": (512, 512), "1024×2048 (Cityscapes)": (1024, 2048), "256×192 (pose)": (256, 192),
          "224×224 (ImageNet)": (224, 224), "480×480 (PASCAL-Context)": (480, 480)}
@@ -150,7 +151,7 @@ class FuseExplorer(widgets.VBox):
         matrix = hi.fuse_matrix(model, stage, module)
         if not matrix:
             self.entry, self.shapes = None, []
-            self.text = f"{stage}[{module}] has no fuse_layers (fusion=False or one branch)."
+            self.text = _("{module} has no fuse_layers (fusion=False or one branch).", module=f"{stage}[{module}]")
             _show(self.info, HTML(f"<p>{self.text}</p>"))
         else:
             self.entry = matrix[i][j]
@@ -162,8 +163,10 @@ class FuseExplorer(widgets.VBox):
     def _describe(self) -> str:
         e = self.entry
         size = "×".join(map(str, self.image_size))
-        head = f"{e.path}: {e.kind} (scale ×{e.scale:g}), {e.in_channels}→{e.out_channels} channels ({self.variant.value}, input {size})"
-        layers = "\n".join(f"  {line}" for line in e.layers) or "  (none: x[j] is added as it is)"
+        head = e.path + ": " + _("{kind} (scale ×{scale}), {channels} channels ({variant}, input {size})", kind=e.kind,
+                                 scale=format(e.scale, "g"), channels=f"{e.in_channels}→{e.out_channels}",
+                                 variant=self.variant.value, size=size)
+        layers = "\n".join(f"  {line}" for line in e.layers) or "  " + _("(none: x[j] is added as it is)")
         return f"{head}\nlayers:\n{layers}\nshapes:\n{self.shapes.to_text()}"
 
     def _html(self) -> str:
@@ -171,9 +174,11 @@ class FuseExplorer(widgets.VBox):
 
         e = self.entry
         size = "×".join(map(str, self.image_size))
-        layers = "".join(f"<li><code>{html.escape(line)}</code></li>" for line in e.layers) or "<li>none: x[j] is added as it is</li>"
-        return (f"<b><code>{html.escape(e.path)}</code></b>: {e.kind} (scale ×{e.scale:g}), "
-                f"{e.in_channels}→{e.out_channels} channels · {self.variant.value}, input {size}"
+        none = _("none: x[j] is added as it is")
+        layers = "".join(f"<li><code>{html.escape(line)}</code></li>" for line in e.layers) or f"<li>{html.escape(none)}</li>"
+        what = _("{kind} (scale ×{scale}), {channels} channels · {variant}, input {size}", kind=e.kind,
+                 scale=format(e.scale, "g"), channels=f"{e.in_channels}→{e.out_channels}", variant=self.variant.value, size=size)
+        return (f"<b><code>{html.escape(e.path)}</code></b>: {html.escape(what)}"
                 f"<ul style='margin:2px 0'>{layers}</ul>{self.shapes._repr_html_()}")
 
 
@@ -235,9 +240,11 @@ class FeatureExplorer(widgets.VBox):
         self.figure = viz.plot_feature_maps(self.features, stages=[self.stage.value], branches=[self.branch.value], channel=channel,
                                             image=_as_array(self.image))
         data = t[0].mean(0) if channel is None else t[0, channel]
-        what = "mean over channels" if channel is None else f"channel {channel}"
-        self.text = (f"{self.stage.value}, branch {self.branch.value}: {tuple(t.shape[1:])} (C, H, W); {what}: "
-                     f"min {data.min().item():.3g}, max {data.max().item():.3g}, mean {data.mean().item():.3g}")
+        what = _("mean over channels") if channel is None else _("channel {channel}", channel=channel)
+        self.text = _("{stage}, branch {branch}: {shape} (C, H, W); {what}: min {min}, max {max}, mean {mean}",
+                      stage=self.stage.value, branch=self.branch.value, shape=tuple(t.shape[1:]), what=what,
+                      min=format(data.min().item(), ".3g"), max=format(data.max().item(), ".3g"),
+                      mean=format(data.mean().item(), ".3g"))
         _show(self.info, HTML(f"<code>{self.text}</code>"))
         _show(self.output, self.figure)
 

@@ -19,6 +19,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon, 
 
 from .. import inspect as hi
 from ..inspect import STAGES, ModelLike
+from .language import _
 from .style import WIDTH, Theme, branch_color, new_figure, themed
 from .style import model_name as _name
 
@@ -173,7 +174,7 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
                 ax.text(end + 0.12, -b, f"y[{b}]: {row['channels']}×{_size_text(row['height'], row['width'])}", ha="left",
                         va="center", fontsize=8, color=branch_color(th, b) if th.name == "dark" else th.text)
         if outputs < len(births):
-            ax.text(end + 0.12, -0.45, "only y[0] leaves:\nthe last module fuses\nevery branch into it\n(multi_scale_output=False)",
+            ax.text(end + 0.12, -0.45, _("only y[0] leaves:\nthe last module fuses\nevery branch into it\n(multi_scale_output=False)"),
                     ha="left", va="top", fontsize=7.5, color=th.muted)
         low = -(len(births) - 1) - 0.6
         for sep in separators:  # below the headers, which may be wider than a short stage
@@ -182,18 +183,21 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
             ax.text(hx, top + 0.22, text, ha="center", va="bottom", fontsize=8.5, fontweight="bold")
         n = len(births)
         ax.set_yticks([-b for b in range(n)], [f"1/{2 ** (b + 2)}" for b in range(n)])
-        ax.set_ylabel("branch resolution")
+        ax.set_ylabel(_("branch resolution"))
         ax.set_xticks([])
-        ax.set_xlabel("depth →")
+        ax.set_xlabel(_("depth →"))
         ax.set_xlim(-0.2, end + 2.1)
         ax.set_ylim(-(n - 1) - 0.6, top + 0.75)
         for spine in ("top", "right", "bottom"):
             ax.spines[spine].set_visible(False)
-        ax.set_title(f"{_name(backbone)} at {_size_text(height, width)}: {n} parallel streams, {fusions} fusions", loc="left")
+        ax.set_title(_("{model} at {size}: {n} parallel streams, {fusions} fusions", model=_name(backbone),
+                       size=_size_text(height, width), n=n, fusions=fusions), loc="left")
         handles = [
-            Patch(facecolor=th.fusion, alpha=0.55, label="fusion (fuse_layers) after a module"),
-            Line2D([], [], color=th.edge, marker=r"$\nearrow$", linestyle="none", markersize=10, label="transition: new branch (conv3x3 s2)"),
-            Line2D([], [], color=th.edge, marker="D", markerfacecolor=th.face, linestyle="none", label="transition: channels adapted"),
+            Patch(facecolor=th.fusion, alpha=0.55, label=_("fusion (fuse_layers) after a module")),
+            Line2D([], [], color=th.edge, marker=r"$\nearrow$", linestyle="none", markersize=10,
+                   label=_("transition: new branch (conv3x3 s2)")),
+            Line2D([], [], color=th.edge, marker="D", markerfacecolor=th.face, linestyle="none",
+                   label=_("transition: channels adapted")),
         ]
         fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig
@@ -256,8 +260,8 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
         ax = axes[0]
         xs, ys, total = _steps(RESNET50)
         ax.plot(xs, ys, color=th.branches[3], linewidth=2.4, drawstyle="default", gid="resnet")
-        ax.set_title("ResNet-50 style: resolution falls stage by stage; the output is at 1/32", loc="left")
-        ax.annotate("output 1/32", (total, 32), xytext=(total + 3, 22), fontsize=8, color=th.text,
+        ax.set_title(_("ResNet-50 style: resolution falls stage by stage; the output is at 1/32"), loc="left")
+        ax.annotate(_("output 1/32"), (total, 32), xytext=(total + 3, 22), fontsize=8, color=th.text,
                     arrowprops=dict(arrowstyle="-", color=th.muted))
         ax = axes[1]
         xs, ys, total = _steps(UNET)
@@ -271,9 +275,10 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
                 ax.annotate("", (depth + 1, r), xytext=(downs[r], r),
                             arrowprops=dict(arrowstyle="->", linestyle=(0, (3, 2)), color=th.muted, linewidth=1))
             depth += convs
-        ax.set_title("U-Net style: down to 1/16, then upsampled back; skip connections (dashed) carry details across", loc="left")
+        ax.set_title(_("U-Net style: down to 1/16, then upsampled back; skip connections (dashed) carry details across"),
+                     loc="left")
         ax = axes[2]
-        end = max(e for _, _, e in spans)
+        end = max(e for _b, _s, e in spans)
         for b, start, stop in spans:
             ax.plot([start, stop], [2 ** (b + 2)] * 2, color=branch_color(th, b), linewidth=3, gid=f"hrnet-branch-{b}",
                     solid_capstyle="butt")
@@ -287,21 +292,22 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
                 if hr.fuse_layers is not None:
                     depth += 1
                     ax.plot([depth, depth], [4, 2 ** (hr.num_branches + 1)], color=th.fusion, linewidth=1, alpha=0.8, gid="fusion")
-        ax.set_title(f"{_name(backbone)}: the 1/4 stream is kept the whole way; lower ones join; grey lines: fusions", loc="left")
-        ax.annotate("output 1/4 (and 1/8, 1/16, 1/32)", (end, 4), xytext=(end - 38, 1.3), fontsize=8, color=th.text,
+        ax.set_title(_("{model}: the 1/4 stream is kept the whole way; lower ones join; grey lines: fusions",
+                       model=_name(backbone)), loc="left")
+        ax.annotate(_("output 1/4 (and 1/8, 1/16, 1/32)"), (end, 4), xytext=(end - 38, 1.3), fontsize=8, color=th.text,
                     arrowprops=dict(arrowstyle="-", color=th.muted))
         for ax in axes:
             ax.set_yscale("log", base=2)
             ax.set_yticks(levels, ["1"] + [f"1/{r}" for r in levels[1:]])
             ax.minorticks_off()
             ax.set_ylim(48, 0.75)  # high resolution at the top
-            ax.set_ylabel("resolution")
+            ax.set_ylabel(_("resolution"))
             ax.grid(axis="y")
             for spine in ("top", "right"):
                 ax.spines[spine].set_visible(False)
-        axes[-1].set_xlabel("depth (convolution layers on the main path)")
+        axes[-1].set_xlabel(_("depth (convolution layers on the main path)"))
         axes[-1].set_xlim(-2, end + 6)
-        fig.suptitle("Resolution over depth: keep high resolution the whole way", x=0.01, ha="left", fontweight="bold")
+        fig.suptitle(_("Resolution over depth: keep high resolution the whole way"), x=0.01, ha="left", fontweight="bold")
     return fig
 
 
@@ -322,8 +328,10 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
             fig = new_figure(WIDTH, 2.0, th, layout="constrained")
             ax = fig.add_subplot()
             ax.axis("off")
-            why = "it has one branch" if hr.num_branches == 1 else "it was built with fusion=False: the branches exchange nothing"
-            ax.text(0.5, 0.5, f"{name}[{index}] has no fuse_layers: {why}", ha="center", va="center", fontsize=11)
+            why = (_("it has one branch") if hr.num_branches == 1
+                   else _("it was built with fusion=False: the branches exchange nothing"))
+            ax.text(0.5, 0.5, _("{module} has no fuse_layers: {why}", module=f"{name}[{index}]", why=why),
+                    ha="center", va="center", fontsize=11)
             ax.set_title(f"{_name(backbone)} {name}[{index}].fuse_layers", loc="left")
             return fig
         rows, cols = len(matrix), len(matrix[0])
@@ -345,10 +353,10 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
         def fitting(lines):  # the font size at which the longest line fills 90% of a cell
             return min(8.5, cell_inches * 72 * 0.9 / (0.59 * max(len(line) for line in lines)))  # DejaVu Sans: ~0.59 em a character
 
-        every = [line for _, lines in texts.values() for line in lines]
+        every = [line for _h, lines in texts.values() for line in lines]
         if fitting(every) < 7.5:  # too narrow: each step on two lines, the conv, then its BN and ReLU
             texts = {key: (head, [part for line in lines for part in _two_lines(line)]) for key, (head, lines) in texts.items()}
-            every = [line for _, lines in texts.values() for line in lines]
+            every = [line for _h, lines in texts.values() for line in lines]
         size = fitting(every)
         for i, row in enumerate(matrix):
             for j, entry in enumerate(row):
@@ -372,18 +380,18 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
         ax.xaxis.tick_top()
         ax.xaxis.set_label_position("top")
         ax.tick_params(length=0)
-        ax.set_xlabel("input branch j (x[j], the branch outputs)")
-        ax.set_ylabel("output branch i")
+        ax.set_xlabel(_("input branch j (x[j], the branch outputs)"))
+        ax.set_ylabel(_("output branch i"))
         ax.set_xlim(0, cols + 0.75)
         ax.set_ylim(rows, 0)
         for spine in ax.spines.values():
             spine.set_visible(False)
-        note = "" if rows == cols else " (multi_scale_output=False: one row, into branch 0 only)"
+        note = "" if rows == cols else _(" (multi_scale_output=False: one row, into branch 0 only)")
         fig.suptitle(f"{_name(backbone)} {name}[{index}].fuse_layers[i][j]{note}", x=0.01, ha="left", fontweight="bold")
         scales = sorted({int(e.scale) for row in matrix for e in row if e.kind == "upsample"})
-        labels = {"identity": "identity (diagonal)",
-                  "upsample": "upsample: 1x1 conv + BN, then " + ", ".join(f"×{k}" for k in scales) + " (above it)",
-                  "downsample": "downsample: i−j stride-2 convs (below it)"}
+        labels = {"identity": _("identity (diagonal)"),
+                  "upsample": _("upsample: 1x1 conv + BN, then {scales} (above it)", scales=", ".join(f"×{k}" for k in scales)),
+                  "downsample": _("downsample: i−j stride-2 convs (below it)")}
         present = {entry.kind for row in matrix for entry in row}  # a one-row matrix has no downsample cells
         handles = [Patch(facecolor=colors[kind], edgecolor=th.muted, label=label) for kind, label in labels.items() if kind in present]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
@@ -433,12 +441,15 @@ def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_s
         ax.set_xlim(-0.1, right + box_w + 0.1)
         ax.set_ylim(-(n - 1) - 0.6, 0.6)
         ax.axis("off")
-        ax.text(left + box_w / 2, 0.5, f"stage{number - 1}" + (" (layer1)" if number == 2 else "") + " outputs", ha="center", va="bottom",
-                fontsize=9, fontweight="bold")
-        ax.text(right + box_w / 2, 0.5, f"stage{number} inputs", ha="center", va="bottom", fontsize=9, fontweight="bold")
+        source = f"stage{number - 1}" + (" (layer1)" if number == 2 else "")
+        ax.text(left + box_w / 2, 0.5, _("{stage} outputs", stage=source), ha="center", va="bottom", fontsize=9, fontweight="bold")
+        ax.text(right + box_w / 2, 0.5, _("{stage} inputs", stage=f"stage{number}"), ha="center", va="bottom", fontsize=9,
+                fontweight="bold")
         kinds = [e.kind for e in entries]
-        fig.suptitle(f"{_name(backbone)} transition{number - 1}: {kinds.count('pass')} pass, {kinds.count('adapt')} adapt, "
-                     f"{kinds.count('new')} new (at {_size_text(*hi.check_image_size(image_size))})", x=0.01, ha="left", fontweight="bold")
+        fig.suptitle(_("{model} {transition}: {passes} pass, {adapts} adapt, {new} new (at {size})", model=_name(backbone),
+                       transition=f"transition{number - 1}", passes=kinds.count("pass"), adapts=kinds.count("adapt"),
+                       new=kinds.count("new"), size=_size_text(*hi.check_image_size(image_size))),
+                     x=0.01, ha="left", fontweight="bold")
     return fig
 
 
@@ -479,7 +490,7 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
                 ax = axes[r, 0]
                 if r == 0:
                     ax.imshow(np.asarray(image))
-                    ax.set_title("input", fontsize=9)
+                    ax.set_title(_("input"), fontsize=9)
                 ax.axis("off")
                 offset = 1
             for k in range(columns - offset):
@@ -493,7 +504,8 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
                 t = features[stage][b]
                 c, h, w = t.shape[1:]
                 if channel is not None and channel >= c:
-                    ax.text(0.5, 0.5, f"no channel {channel}\n({c} channels)", ha="center", va="center", fontsize=8,
+                    ax.text(0.5, 0.5, _("no channel {channel}\n({count} channels)", channel=channel, count=c),
+                            ha="center", va="center", fontsize=8,
                             transform=ax.transAxes)
                 else:
                     data = _feature_image(t, channel, sample)
@@ -503,16 +515,16 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
                 ax.set_xlim(0, 1)
                 ax.set_ylim(1, 0)
                 ax.set_aspect(h / w)
-                ax.set_title(f"branch {b}: {c}×{h}×{w}", fontsize=8.5,
+                ax.set_title(_("branch {b}: {shape}", b=b, shape=f"{c}×{h}×{w}"), fontsize=8.5,
                              color=branch_color(th, b) if th.name == "dark" else th.text)
                 for spine in ax.spines.values():
                     spine.set_edgecolor(branch_color(th, b))
                     spine.set_linewidth(2)
                 if k == 0:
                     ax.set_ylabel(stage, fontsize=10, fontweight="bold")
-        what = "channel means" if channel is None else f"channel {channel}"
-        fig.suptitle(f"Feature maps per stage and branch ({what}; each panel scaled to its own range)", x=0.01, ha="left",
-                     fontweight="bold")
+        what = _("channel means") if channel is None else _("channel {channel}", channel=channel)
+        fig.suptitle(_("Feature maps per stage and branch ({what}; each panel scaled to its own range)", what=what),
+                     x=0.01, ha="left", fontweight="bold")
     return fig
 
 
@@ -547,10 +559,11 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
                 ax.spines[spine].set_visible(False)
         ax_p.set_yticks(ys, labels, fontsize=8)
         ax_p.invert_yaxis()
-        ax_p.set_xlabel(f"parameters (millions; total {params.sum():.2f} M)")
-        ax_m.set_xlabel(f"multiply-adds (billions; total {macs.sum():.2f} G)")
-        ax_p.set_title("parameters", loc="left")
-        ax_m.set_title(f"multiply-adds for one {height}×{width} image", loc="left")
-        what = _name(model_or_variant) + (f" with the {head} head" if head else "")
-        fig.suptitle(f"Where the parameters and the computation go: {what}", x=0.01, ha="left", fontweight="bold")
+        ax_p.set_xlabel(_("parameters (millions; total {total} M)", total=format(params.sum(), ".2f")))
+        ax_m.set_xlabel(_("multiply-adds (billions; total {total} G)", total=format(macs.sum(), ".2f")))
+        ax_p.set_title(_("parameters"), loc="left")
+        ax_m.set_title(_("multiply-adds for one {size} image", size=f"{height}×{width}"), loc="left")
+        what = (_("{model} with the {head} head", model=_name(model_or_variant), head=head) if head
+                else _name(model_or_variant))
+        fig.suptitle(_("Where the parameters and the computation go: {what}", what=what), x=0.01, ha="left", fontweight="bold")
     return fig

@@ -90,9 +90,15 @@ def _rc(theme: Theme) -> dict:
 
 @contextmanager
 def themed(theme: str | Theme):
-    """rcParams for one figure's drawing; yields the :class:`Theme`."""
+    """rcParams for one figure's drawing; yields the :class:`Theme`. In Chinese (and with a CJK
+    font installed) the text falls back to that font for the glyphs DejaVu Sans lacks."""
+    from .language import chinese, font_family
+
     theme = get_theme(theme)
-    with matplotlib.rc_context(_rc(theme)):
+    rc = _rc(theme)
+    if chinese():
+        rc["font.family"] = font_family()
+    with matplotlib.rc_context(rc):
         yield theme
 
 

@@ -1,0 +1,80 @@
+"""The words in a figure, in the course's language: Chinese titles need a font with Chinese glyphs.
+
+Figures mark their titles, legends and notes with this module's ``_()`` (found by the same
+extractor as the exercises, translated in ``hrnet_teach.po``). With the Chinese lessons selected
+(``hrnet_teach.i18n.set_language("zh")``) and a CJK font installed (Debian: ``fonts-noto-cjk``),
+``_()`` gives the Chinese text and :func:`font_family` adds the font after DejaVu Sans, so Latin
+letters look as in English figures and only the Chinese ones come from the CJK font. Without
+such a font the figure keeps its English words (a note says so, once): matplotlib would draw
+every missing glyph as an empty box.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+from .. import i18n
+
+# Simplified Chinese faces first; the Japanese Noto face has the same Chinese glyphs.
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "Noto Sans CJK JP", "Source Han Sans", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC")
+_CJK_FILES = ("notosanscjk", "sourcehansans", "notosanssc", "wqy", "wenquanyi")
+NO_FONT_NOTE = ("hrnet_teach: no Chinese font found (install fonts-noto-cjk); figures keep their English titles.")
+_noted = False
+
+
+def _installed() -> set[str]:
+    from matplotlib import font_manager
+
+    return {entry.name for entry in font_manager.fontManager.ttflist}
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The first of :data:`CJK_FONTS` that matplotlib can use, or None.
+
+    matplotlib caches its font list the first time it runs, so a font installed later is
+    not in it: when none is listed, the system's font folders are searched once and the
+    CJK files found are added."""
+    from matplotlib import font_manager
+
+    names = _installed()
+    found = next((name for name in CJK_FONTS if name in names), None)
+    if found is None:
+        for path in font_manager.findSystemFonts():
+            if any(part in path.lower().replace("_", "").replace("-", "") for part in _CJK_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # an unreadable file: skip it
+                    continue
+        names = _installed()
+        found = next((name for name in CJK_FONTS if name in names), None)
+    return found
+
+
+def chinese() -> bool:
+    """Whether figures speak Chinese now: the language is zh and a CJK font is there.
+    The first time zh is asked for without a font, one line says so."""
+    global _noted
+    if i18n.get_language() != "zh":
+        return False
+    if cjk_font() is not None:
+        return True
+    if not _noted:
+        _noted = True
+        print(NO_FONT_NOTE, file=sys.stderr)
+    return False
+
+
+def _(message: str, **values) -> str:
+    """``message`` in Chinese when figures speak Chinese (:func:`chinese`), else in English;
+    ``values`` filled into its ``{placeholders}``."""
+    if chinese():
+        return i18n._(message, **values)
+    return message.format(**values) if values else message
+
+
+def font_family() -> list[str]:
+    """The rcParams ``font.family`` for a figure: DejaVu Sans, then the CJK font when speaking Chinese
+    (matplotlib takes each glyph from the first font in the list that has it)."""
+    return ["DejaVu Sans", cjk_font()] if chinese() else ["DejaVu Sans"]

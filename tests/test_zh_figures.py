@@ -1,0 +1,117 @@
+"""Figures in the Chinese lessons: Chinese titles drawn with a CJK font (no missing-glyph boxes),
+or English titles, with one note, when no such font is installed."""
+import io
+import re
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ft2font import FT2Font  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from hrnet_teach import i18n, viz  # noqa: E402
+from hrnet_teach.viz import language  # noqa: E402
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+MISSING = r"(?s).*missing from font"  # matplotlib: "Glyph 20998 (\N{CJK UNIFIED IDEOGRAPH-5206}) missing from font(s) ..."
+
+FIGURES = {
+    "architecture": lambda: viz.plot_architecture("w18_small_v1", (256, 256)),
+    "resolution": lambda: viz.plot_resolution_over_depth("w18_small_v1"),
+    "fuse": lambda: viz.plot_fuse_matrix("w18_small_v1", "stage3"),
+    "transition": lambda: viz.plot_transition("w18_small_v1", "stage4"),
+    "costs": lambda: viz.plot_costs("w18_small_v1", (256, 256)),
+}
+
+
+def title(fig: Figure) -> str:
+    return fig._suptitle.get_text() if fig._suptitle is not None else fig.axes[0].get_title(loc="left")
+
+
+def draw_strict(fig: Figure) -> None:
+    """Render as a notebook does; a glyph missing from every font is an error, not a warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=MISSING)
+        fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+
+
+@pytest.fixture
+def chinese():
+    i18n.set_language("zh")
+    try:
+        yield
+    finally:
+        i18n.set_language("en")
+
+
+def test_the_missing_glyph_check_can_fail():
+    """Chinese text with only DejaVu Sans (no Chinese glyphs) fails draw_strict: the check below means something."""
+    fig = Figure()
+    fig.suptitle("分辨率", family="DejaVu Sans")
+    with pytest.raises(UserWarning, match="missing from font"):
+        draw_strict(fig)
+
+
+def chinese_texts(fig: Figure) -> list:
+    """Every text artist of the figure (titles, labels, legends, notes) that has Chinese in it."""
+    return [t for t in fig.findobj(Text) if t.get_visible() and CJK.search(t.get_text())]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_chinese_titles_use_a_cjk_font_with_every_glyph(name, chinese):
+    font = language.cjk_font()
+    if font is None:
+        pytest.skip("no CJK font installed (Debian: apt-get install fonts-noto-cjk); the fallback is tested below")
+    fig = FIGURES[name]()
+    texts = chinese_texts(fig)
+    assert texts, f"{name}: nothing in Chinese: {title(fig)!r}"
+    if name != "fuse":  # its title is code: stage3[0].fuse_layers[i][j]
+        assert CJK.search(title(fig)), f"{name}: the title is not in Chinese: {title(fig)!r}"
+    assert all(font in t.get_fontfamily() for t in texts), [(t.get_text(), t.get_fontfamily()) for t in texts]
+    # every Chinese character drawn is in the CJK font file matplotlib picks for that family
+    path = font_manager.findfont(font_manager.FontProperties(family=font), fallback_to_default=False)
+    charmap = FT2Font(path).get_charmap()
+    chars = {c for t in texts for c in CJK.findall(t.get_text())}
+    assert [c for c in chars if ord(c) not in charmap] == []
+    draw_strict(fig)
+
+
+def test_english_figures_are_unchanged_by_the_chinese_machinery():
+    fig = FIGURES["resolution"]()
+    assert title(fig) == "Resolution over depth: keep high resolution the whole way"
+    assert fig._suptitle.get_fontfamily() == ["sans-serif"]  # no CJK font forced into English figures
+
+
+def test_without_a_cjk_font_titles_stay_english_with_one_note(chinese, monkeypatch, capsys):
+    monkeypatch.setattr(language, "cjk_font", lambda: None)
+    monkeypatch.setattr(language, "_noted", False)
+    titles = {}
+    for name, make in FIGURES.items():
+        fig = make()
+        draw_strict(fig)  # nothing Chinese is drawn, so no glyph is missing
+        titles[name] = title(fig)
+    assert not any(CJK.search(t) for t in titles.values()), titles
+    assert titles["resolution"] == "Resolution over depth: keep high resolution the whole way"
+    assert "Where the parameters and the computation go" in titles["costs"]
+    err = capsys.readouterr().err
+    assert err.count("no Chinese font found") == 1 and "fonts-noto-cjk" in err  # one note, not one per figure
+
+
+def test_the_font_search_finds_fonts_installed_after_matplotlib_cached_its_list(monkeypatch):
+    """matplotlib's font list is cached on first use: a font installed later is found by searching the folders."""
+    if not any("notosanscjk" in p.lower().replace("-", "") for p in font_manager.findSystemFonts()):
+        pytest.skip("fonts-noto-cjk is not installed")
+    manager = font_manager.FontManager.__new__(font_manager.FontManager)
+    manager.__dict__.update(font_manager.fontManager.__dict__)
+    manager.ttflist = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name]  # as a stale cache
+    monkeypatch.setattr(font_manager, "fontManager", manager)
+    language.cjk_font.cache_clear()
+    try:
+        assert language.cjk_font() == "Noto Sans CJK SC"
+    finally:
+        language.cjk_font.cache_clear()
