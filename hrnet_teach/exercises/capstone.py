@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ShapesDataset
+from ..i18n import N_, _
 from ..module import HighResolutionModule
 from ._answers import one_thread
 from ._base import Exercise, NotAttempted, Wrong
@@ -40,20 +41,20 @@ MAX_LISTED = 4
 
 # What the package's forward does just before a watched module (for "the input of X differs").
 BETWEEN = (
-    (r"conv2", "self.relu(bn1(...)): the ReLU after bn1"),
-    (r"layer1", "self.relu(bn2(...)): the ReLU after bn2"),
-    (r"transition1\.\d+", "layer1's output, the one map of the list [layer1(x)]"),
-    (r"transition\d\.\d+", "y_list[i] of the previous stage, or its last branch y_list[-1] for a new branch"),
-    (r"stage\d(\.0)?", "the list transition_forward builds: transition[i](y_list[i]), y_list[i] itself where the "
-                       "entry is None, transition[i](y_list[-1]) for a new branch"),
-    (r"stage\d\.\d+", "the previous module's list of outputs"),
-    (r"last_layer", "the V2 head's concatenation: every stage-4 branch upsampled to branch 0's size, then torch.cat "
-                    "along dim 1"),
+    (r"conv2", N_("self.relu(bn1(...)): the ReLU after bn1")),
+    (r"layer1", N_("self.relu(bn2(...)): the ReLU after bn2")),
+    (r"transition1\.\d+", N_("layer1's output, the one map of the list [layer1(x)]")),
+    (r"transition\d\.\d+", N_("y_list[i] of the previous stage, or its last branch y_list[-1] for a new branch")),
+    (r"stage\d(\.0)?", N_("the list transition_forward builds: transition[i](y_list[i]), y_list[i] itself where the "
+                          "entry is None, transition[i](y_list[-1]) for a new branch")),
+    (r"stage\d\.\d+", N_("the previous module's list of outputs")),
+    (r"last_layer", N_("the V2 head's concatenation: every stage-4 branch upsampled to branch 0's size, then "
+                       "torch.cat along dim 1")),
 )
 
 
 def between(name: str) -> str | None:
-    return next((text for pattern, text in BETWEEN if re.fullmatch(pattern, name)), None)
+    return next((str(text) for pattern, text in BETWEEN if re.fullmatch(pattern, name)), None)
 
 
 # ---------------------------------------------------------------- the checkpoint and the package's model
@@ -203,21 +204,23 @@ def difference(got, expected) -> tuple[bool, str, float]:
     """(equal, what differs, largest |difference|) for tensors or lists of tensors."""
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
-            return False, f"a {type(got).__name__} instead of a tensor", float("inf")
+            return False, _("a {type} instead of a tensor", type=type(got).__name__), float("inf")
         if got.shape != expected.shape:
-            return False, f"shape {tuple(got.shape)} instead of {tuple(expected.shape)}", float("inf")
+            return False, _("shape {got} instead of {expected}", got=tuple(got.shape),
+                            expected=tuple(expected.shape)), float("inf")
         diff = (got.float() - expected.float()).abs().max().item() if got.numel() else 0.0
-        return diff <= ATOL + ATOL * expected.abs().max().item(), f"largest difference {diff:.3g}", diff
+        return diff <= ATOL + ATOL * expected.abs().max().item(), _("largest difference {diff}", diff=format(diff, ".3g")), diff
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
-            return False, f"a {type(got).__name__} instead of a list of {len(expected)} tensors", float("inf")
+            return False, _("a {type} instead of a list of {count} tensors", type=type(got).__name__,
+                            count=len(expected)), float("inf")
         if len(got) != len(expected):
-            return False, f"{len(got)} maps instead of {len(expected)}", float("inf")
+            return False, _("{got} maps instead of {expected}", got=len(got), expected=len(expected)), float("inf")
         for index, (g, e) in enumerate(zip(got, expected)):
             same, what, diff = difference(g, e)
             if not same:
-                return False, f"branch {index}: {what}", diff
-        return True, "equal", max((difference(g, e)[2] for g, e in zip(got, expected)), default=0.0)
+                return False, _("branch {index}: {what}", index=index, what=what), diff
+        return True, _("equal"), max((difference(g, e)[2] for g, e in zip(got, expected)), default=0.0)
     return got == expected, repr(got), 0.0
 
 
@@ -236,15 +239,24 @@ def _group_name(key: str) -> str:
 
 
 def _keys(n: int) -> str:
-    return f"{n} key" if n == 1 else f"{n} keys"
+    return _("{n} key", n=n) if n == 1 else _("{n} keys", n=n)
+
+
+GROUP_LINES = {  # (how, one key?) -> the line for one module
+    ("missing", True): N_("{name}: 1 key missing ({key})"),
+    ("missing", False): N_("{name}: {count} keys missing (e.g. {key})"),
+    ("unexpected", True): N_("{name}: 1 key unexpected ({key})"),
+    ("unexpected", False): N_("{name}: {count} keys unexpected (e.g. {key})"),
+}
 
 
 def group_keys(keys: Sequence[str], prefix: str, how: str) -> list[str]:
-    """'stage3.0.fuse_layers: 4 keys missing (e.g. stage3.0.fuse_layers.0.1.0.weight)', one per module."""
+    """'stage3.0.fuse_layers: 4 keys missing (e.g. stage3.0.fuse_layers.0.1.0.weight)', one per module;
+    ``how`` is "missing" or "unexpected"."""
     groups: dict[str, list[str]] = {}
     for key in keys:
         groups.setdefault(_group_name(prefix + key), []).append(prefix + key)
-    return [f"{name}: {_keys(len(members))} {how} ({'' if len(members) == 1 else 'e.g. '}{members[0]})"
+    return [_(GROUP_LINES[how, len(members) == 1].message, name=name, count=len(members), key=members[0])
             for name, members in groups.items()]
 
 
@@ -267,23 +279,24 @@ def _key_diagnosis(missing: list[str], unexpected: list[str], expected: dict, go
     if fuse_unexpected and {_swap_fuse(k) for k in fuse_unexpected} == fuse_missing:
         row, col = next((m.group(1), m.group(2)) for k in sorted(fuse_unexpected)
                         for m in [re.search(r"fuse_layers\.(\d+)\.(\d+)", k)] if m.group(1) != m.group(2))
-        return (f" Your fuse_layers look transposed: your fuse_layers[{row}][{col}] holds what belongs in "
-                f"fuse_layers[{col}][{row}]. The index is [i][j] = [output branch][input branch]: row i collects "
-                "every input j into output i (lesson 03).")
+        return " " + _("Your fuse_layers look transposed: your fuse_layers[{row}][{col}] holds what belongs in "
+                       "fuse_layers[{col}][{row}]. The index is [i][j] = [output branch][input branch]: row i collects "
+                       "every input j into output i (lesson 03).", row=row, col=col)
     for key in unexpected:
         stem = key.rsplit(".", 1)[0]
         if key.endswith(".bias") and f"{stem}.weight" in expected and expected[f"{stem}.weight"].dim() == 4:
-            return (f" {prefix}{key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
-                    "each), except the two convs of last_layer.")
+            return " " + _("{key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
+                           "each), except the two convs of last_layer.", key=prefix + key)
     for key in unexpected:
         partner = next((m for m in missing if _shifted(key, m)), None)
         if partner is not None:
-            return (f" Your {prefix}{key} is the checkpoint's {prefix}{partner}: an nn.Sequential numbers every layer, "
-                    "ReLUs included, so leaving one out (or adding one) shifts the names of all that follow.")
+            return " " + _("Your {key} is the checkpoint's {partner}: an nn.Sequential numbers every layer, "
+                           "ReLUs included, so leaving one out (or adding one) shifts the names of all that follow.",
+                           key=prefix + key, partner=prefix + partner)
     blocks = {k.split(".downsample.")[0] for k in missing if ".downsample." in k}
     if blocks and any(k.startswith(b + ".") for b in blocks for k in got) and not any("downsample" in k for k in unexpected):
-        return (" A block whose input and output shapes differ needs a `downsample` shortcut (1x1 conv + BN), "
-                "as make_layer builds it for the first block (lesson 01).")
+        return " " + _("A block whose input and output shapes differ needs a `downsample` shortcut (1x1 conv + BN), "
+                       "as make_layer builds it for the first block (lesson 01).")
     return ""
 
 
@@ -293,15 +306,22 @@ def stage_keys(got: dict, expected: dict, prefix: str = "") -> None:
     if not missing and not unexpected:
         return
     if len(missing) == len(expected):
-        raise Wrong(f"Stage 1 (key names): none of the checkpoint's {len(expected)} keys is in your module's state_dict() "
-                    f"(yours: {', '.join(list(got)[:3]) or 'none'}{', ...' if len(got) > 3 else ''}). Name the "
-                    "attributes as the official code does; `ex.checkpoint_outline()` lists them.")
+        yours = (", ".join(list(got)[:3]) + (", ..." if len(got) > 3 else "")) if got else _("none")
+        raise Wrong(_("Stage 1 (key names): none of the checkpoint's {count} keys is in your module's state_dict() "
+                      "(yours: {yours}). Name the attributes as the official code does; `ex.checkpoint_outline()` "
+                      "lists them.", count=len(expected), yours=yours))
     groups = group_keys(missing, prefix, "missing") + group_keys(unexpected, prefix, "unexpected")
     listed = "; ".join(groups[:2 * MAX_LISTED]) + ("; ..." if len(groups) > 2 * MAX_LISTED else "")
-    counts = [f"{_keys(len(missing))} of the checkpoint missing from yours"] if missing else []
-    counts += [f"{_keys(len(unexpected))} of yours not in the checkpoint"] if unexpected else []
-    raise Wrong(f"Stage 1 (key names): {' and '.join(counts)}: {listed}." + _key_diagnosis(missing, unexpected, expected, got, prefix)
-                + " Your module and attribute names must give the official state-dict keys.")
+    if missing and unexpected:
+        counts = _("{missing} of the checkpoint missing from yours and {unexpected} of yours not in the checkpoint",
+                   missing=_keys(len(missing)), unexpected=_keys(len(unexpected)))
+    elif missing:
+        counts = _("{missing} of the checkpoint missing from yours", missing=_keys(len(missing)))
+    else:
+        counts = _("{unexpected} of yours not in the checkpoint", unexpected=_keys(len(unexpected)))
+    raise Wrong(_("Stage 1 (key names): {counts}: {listed}.", counts=counts, listed=listed)
+                + _key_diagnosis(missing, unexpected, expected, got, prefix)
+                + " " + _("Your module and attribute names must give the official state-dict keys."))
 
 
 # ---------------------------------------------------------------- stage 2: shapes
@@ -321,18 +341,20 @@ def _shape_diagnosis(key: str, want: tuple, got: tuple) -> str:
         pre = _pre_channels()[name]
         if i >= len(pre):
             if got[1] != want[1] and got[1] == pre[0] and pre[0] != pre[-1]:
-                return (f" {name}[{i}] creates the new branch {i} from {got[1]} channels, the channels of branch 0; "
-                        f"a new branch is born from the last, lowest-resolution branch ({pre[-1]} channels), "
-                        "y_list[-1] (lesson 04).")
+                return " " + _("{name}[{i}] creates the new branch {i} from {got} channels, the channels of branch 0; "
+                               "a new branch is born from the last, lowest-resolution branch ({last} channels), "
+                               "y_list[-1] (lesson 04).", name=name, i=i, got=got[1], last=pre[-1])
             if got[0] != want[0]:
-                return (f" The new branch {i} must carry {want[0]} channels (the next stage's num_channels[{i}]); "
-                        f"yours makes {got[0]}. Its channels come from cur_channels[{i}], not from the branch it grows from.")
+                return " " + _("The new branch {i} must carry {want} channels (the next stage's num_channels[{i}]); "
+                               "yours makes {got}. Its channels come from cur_channels[{i}], not from the branch it "
+                               "grows from.", i=i, want=want[0], got=got[0])
     if key.startswith("last_layer.") and want[0] != got[0] and len(want) >= 1 and key.split(".")[1] == "3":
-        return (f" The classifier has {got[0]} outputs; the shipped checkpoint has {want[0]} classes "
-                "(background, small shape, large shape, thin line): build it with num_classes=4.")
+        return " " + _("The classifier has {got} outputs; the shipped checkpoint has {want} classes "
+                       "(background, small shape, large shape, thin line): build it with num_classes=4.",
+                       got=got[0], want=want[0])
     if len(want) == 1:
-        return (" A 1-d tensor (a BatchNorm's weights and statistics, or a bias) has one value per output channel of "
-                "its layer: check the channels of the layer before it.")
+        return " " + _("A 1-d tensor (a BatchNorm's weights and statistics, or a bias) has one value per output "
+                       "channel of its layer: check the channels of the layer before it.")
     return ""
 
 
@@ -341,12 +363,16 @@ def stage_shapes(got: dict, expected: dict, prefix: str = "") -> None:
              if tuple(got[k].shape) != tuple(expected[k].shape)]
     if not wrong:
         return
-    listed = "; ".join(f"{prefix}{k}: checkpoint {want}, yours {have}" for k, want, have in wrong[:MAX_LISTED])
-    more = f" (and {len(wrong) - MAX_LISTED} more)" if len(wrong) > MAX_LISTED else ""
+    listed = "; ".join(_("{key}: checkpoint {want}, yours {have}", key=prefix + k, want=want, have=have)
+                       for k, want, have in wrong[:MAX_LISTED])
+    more = _(" (and {count} more)", count=len(wrong) - MAX_LISTED) if len(wrong) > MAX_LISTED else ""
     key, want, have = wrong[0]
-    raise Wrong(f"Stage 2 (shapes): every key is there, but {len(wrong)} tensor{'s' if len(wrong) > 1 else ''} "
-                f"{'have' if len(wrong) > 1 else 'has'} another shape: {listed}{more}."
-                + _shape_diagnosis(prefix + key, want, have))
+    if len(wrong) == 1:
+        message = _("Stage 2 (shapes): every key is there, but 1 tensor has another shape: {listed}.", listed=listed)
+    else:
+        message = _("Stage 2 (shapes): every key is there, but {count} tensors have another shape: {listed}{more}.",
+                    count=len(wrong), listed=listed, more=more)
+    raise Wrong(message + _shape_diagnosis(prefix + key, want, have))
 
 
 # ---------------------------------------------------------------- stage 3 and 4: outputs and forward details
@@ -367,12 +393,13 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     inside = running[-1] if running else None
     finished = [n for n in record.order if n]
     if inside is not None and (inside or prefix):
-        where = f"inside {_label(inside, prefix)}"
+        where = _("inside {name}", name=_label(inside, prefix))
     elif finished:
-        where = f"in your own forward, after {prefix}{finished[-1]} finished"
+        where = _("in your own forward, after {name} finished", name=prefix + finished[-1])
     else:
-        where = "before any watched module ran"
-    message = f"Stage 3 (outputs): your code raised {type(error).__name__} {where}: {text}."
+        where = _("before any watched module ran")
+    message = _("Stage 3 (outputs): your code raised {error} {where}: {text}.", error=type(error).__name__,
+                where=where, text=text)
     module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
     # Decided from the error's type, not its words: with no autograd and float tensors, a RuntimeError
     # in a forward is nearly always tensors whose shapes do not fit (a conv's channels, a sum, a cat).
@@ -380,16 +407,17 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     stage4 = record.calls.get("stage4")
     branch_sizes = {tuple(t.shape[-2:]) for t in stage4.output} if stage4 is not None and stage4.done else set()
     if isinstance(module, HighResolutionModule) and shapes:
-        message += (" In a HighResolutionModule the term that flows from input branch j into output branch i is "
-                    "fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
+        message += " " + _("In a HighResolutionModule the term that flows from input branch j into output branch i "
+                           "is fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
     elif inside and re.fullmatch(r"transition\d\.\d+", prefix + inside) and shapes:
-        message += (" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
-                    "not y_list[0] (lesson 05).")
+        message += " " + _("A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
+                           "not y_list[0] (lesson 05).")
     elif inside and ".branches." in prefix + inside and shapes:
-        message += " Branch b's first block takes num_inchannels[b] channels: check what the transition gives it."
+        message += " " + _("Branch b's first block takes num_inchannels[b] channels: check what the transition "
+                           "gives it.")
     elif shapes and not inside and len(branch_sizes) > 1:
-        message += (" The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
-                    "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
+        message += " " + _("The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
+                           "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
     return message
 
 
@@ -405,7 +433,7 @@ def _label(name: str, prefix: str) -> str:
     """How a watched module is named in a message: its full name in the checkpoint."""
     if name:
         return prefix + name
-    return prefix.rstrip(".") if prefix else "your network's output"
+    return prefix.rstrip(".") if prefix else _("your network's output")
 
 
 def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool) -> dict[str, list[torch.Tensor]]:
@@ -433,17 +461,20 @@ def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool
 
     checkpoint_setting = checkpoint_align_corners()
     return {
-        "you left out the ReLU after the fuse sum: each output branch is relu(sum over j of the terms), "
-        "one ReLU after the sum (lesson 03)": fused(relu_after=False),
-        "you put the ReLU in the wrong place: on each term before the sum; the module applies one ReLU after the "
-        "sum (that is also why the last stride-2 step of a fuse chain has no ReLU, lesson 03)": fused(relu_after=False, relu_terms=True),
-        "you wrote the fused outputs back into the list (x[i] = ...) while later rows still read it, so "
-        "output 1 was fused from the already fused output 0. Collect the outputs in a new list (lessons 03 and 08)": fused(in_place=True),
-        f"you upsample with align_corners={not align_corners}; the shipped checkpoint was trained with "
-        f"align_corners={checkpoint_setting} (checkpoint['align_corners'], the package's model.align_corners): "
-        "pass it down to every module and to the head": fused(align=not align_corners),
-        "you upsample with mode='nearest'; the segmentation network enlarges coarser branches bilinearly to "
-        "branch i's exact size": fused(mode="nearest"),
+        _("you left out the ReLU after the fuse sum: each output branch is relu(sum over j of the terms), "
+          "one ReLU after the sum (lesson 03)"): fused(relu_after=False),
+        _("you put the ReLU in the wrong place: on each term before the sum; the module applies one ReLU after the "
+          "sum (that is also why the last stride-2 step of a fuse chain has no ReLU, lesson 03)"):
+            fused(relu_after=False, relu_terms=True),
+        _("you wrote the fused outputs back into the list (x[i] = ...) while later rows still read it, so "
+          "output 1 was fused from the already fused output 0. Collect the outputs in a new list (lessons 03 and 08)"):
+            fused(in_place=True),
+        _("you upsample with align_corners={yours}; the shipped checkpoint was trained with "
+          "align_corners={trained} (checkpoint['align_corners'], the package's model.align_corners): "
+          "pass it down to every module and to the head", yours=not align_corners, trained=checkpoint_setting):
+            fused(align=not align_corners),
+        _("you upsample with mode='nearest'; the segmentation network enlarges coarser branches bilinearly to "
+          "branch i's exact size"): fused(mode="nearest"),
     }
 
 
@@ -457,11 +488,14 @@ def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str
         return torch.cat(resized[::order], dim=1)
 
     return {
-        f"your head upsamples with align_corners={not align_corners}; the shipped checkpoint was trained with "
-        f"align_corners={checkpoint_align_corners()} (checkpoint['align_corners']): lesson 06's v2_head used the "
-        "official Cityscapes setting, True, so pass align_corners in": concat(align=not align_corners),
-        "your head upsamples with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size": concat(mode="nearest"),
-        "you concatenated the branches in reverse order; last_layer's weights expect branch 0 first": concat(order=-1),
+        _("your head upsamples with align_corners={yours}; the shipped checkpoint was trained with "
+          "align_corners={trained} (checkpoint['align_corners']): lesson 06's v2_head used the "
+          "official Cityscapes setting, True, so pass align_corners in",
+          yours=not align_corners, trained=checkpoint_align_corners()): concat(align=not align_corners),
+        _("your head upsamples with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size"):
+            concat(mode="nearest"),
+        _("you concatenated the branches in reverse order; last_layer's weights expect branch 0 first"):
+            concat(order=-1),
     }
 
 
@@ -476,9 +510,9 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
         with torch.no_grad():
             for message, value in fuse_variants(reference_module, branches, align).items():
                 if difference(mine, value)[0]:
-                    return f" Stage 4 (forward details): its branches match, but {message}."
-        return (" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
-                "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
+                    return " " + _("Stage 4 (forward details): its branches match, but {slip}.", slip=message)
+        return " " + _("Stage 4 (forward details): its branches match, so the fusion differs: output i is "
+                       "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
     if side == "input" and name == "last_layer":
         stage4 = [n for n in record.order if re.fullmatch(r"stage4\.\d+", n)]
         features = record.calls[stage4[-1]].output if stage4 else None
@@ -487,18 +521,24 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
             with torch.no_grad():
                 for message, value in head_variants(list(features), align).items():
                     if difference(mine, value)[0]:
-                        return f" Stage 4 (forward details): stage 4 matches, but {message}."
-        return f" Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {between('last_layer')}."
+                        return " " + _("Stage 4 (forward details): stage 4 matches, but {slip}.", slip=message)
+        return " " + _("Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {before}.",
+                       before=between("last_layer"))
     if side == "input":
         before = between(prefix + name)
-        after = f"up to {_label(previous, prefix)}" if previous is not None else "before it"
-        return (f" Everything {after} matches, so the difference comes from your forward between them"
-                + (f" (the package's {prefix}{name} gets {before})." if before else "."))
+        if previous is not None:
+            message = _("Everything up to {name} matches, so the difference comes from your forward between them",
+                        name=_label(previous, prefix))
+        else:
+            message = _("Everything before it matches, so the difference comes from your forward between them")
+        return " " + message + (_(" (the package's {name} gets {before}).", name=prefix + name, before=before)
+                                if before else ".")
     if side == "output" and name == "" and not prefix:
-        return (" Every module matches, so what your forward does after last_layer differs: return last_layer's "
-                "logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or LogSoftmax.")
-    return (f" Its input matches, so {_label(name, prefix)} ({_kind(learner.get_submodule(name))}) computes something "
-            "else inside: compare its forward with the package's.")
+        return " " + _("Every module matches, so what your forward does after last_layer differs: return "
+                       "last_layer's logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or "
+                       "LogSoftmax.")
+    return " " + _("Its input matches, so {name} ({kind}) computes something else inside: compare its forward with "
+                   "the package's.", name=_label(name, prefix), kind=_kind(learner.get_submodule(name)))
 
 
 def _compared_names(prefix: str) -> tuple[list[str], dict[str, str]]:
@@ -533,34 +573,45 @@ def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call
     label, mine = _label(name, prefix), record.calls.get(name)
     module = reference_module.get_submodule(name) if name else reference_module
     if mine is None or not mine.done:
-        after = f"after {_label(previous, prefix)}" if previous is not None else "first"
-        raise Wrong(f"Stage 3 (outputs): your forward never calls {label}; the package's calls it {after}.")
+        if previous is not None:
+            raise Wrong(_("Stage 3 (outputs): your forward never calls {name}; the package's calls it after {previous}.",
+                          name=label, previous=_label(previous, prefix)))
+        raise Wrong(_("Stage 3 (outputs): your forward never calls {name}; the package's calls it first.", name=label))
     if name:  # the module itself gets our inputs
-        same, what, _ = difference(_single(mine.inputs), _single(ref_call.inputs))
+        same, what, _diff = difference(_single(mine.inputs), _single(ref_call.inputs))
         if not same:
-            raise Wrong(f"Stage 3 (outputs): {label} gets another input than in the package's model ({what})."
+            raise Wrong(_("Stage 3 (outputs): {name} gets another input than in the package's model ({what}).",
+                          name=label, what=what)
                         + _detail(name, "input", learner, record, module, previous, prefix))
     same, what, diff = difference(mine.output, ref_call.output)
     if not same:
         kind = f" ({_kind(module)})" if name or prefix else ""
-        verb = "differs from the package's" if diff == float("inf") else "gives other numbers than the package's"
-        raise Wrong(f"Stage 3 (outputs): {label}{kind} {verb} ({what})."
-                    + _detail(name, "output", learner, record, module, previous, prefix))
+        if diff == float("inf"):
+            message = _("Stage 3 (outputs): {name} differs from the package's ({what}).", name=label + kind, what=what)
+        else:
+            message = _("Stage 3 (outputs): {name} gives other numbers than the package's ({what}).",
+                        name=label + kind, what=what)
+        raise Wrong(message + _detail(name, "output", learner, record, module, previous, prefix))
 
 
 # ---------------------------------------------------------------- the whole check
+def _not_answered(error: NotImplementedError) -> str:
+    return _("Not answered yet: {piece} still raises NotImplementedError; write it, run its cell, then this "
+             "one again.", piece=_unwritten(error))
+
+
 def as_module(make: Callable[[], Any], what: str) -> nn.Module:
     """The learner's module from ``make()``; an unwritten piece (NotImplementedError) says which."""
     try:
         module = make()
     except NotImplementedError as error:
-        raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write it, run "
-                           "its cell, then this one again.") from None
+        raise NotAttempted(_not_answered(error)) from None
     if isinstance(module, (list, tuple)):
-        raise Wrong(f"{what} gave a Python {type(module).__name__}; return an nn.Module (an nn.Sequential of the "
-                    "modules) so its parameters are registered and appear in state_dict().")
+        raise Wrong(_("{what} gave a Python {type}; return an nn.Module (an nn.Sequential of the "
+                      "modules) so its parameters are registered and appear in state_dict().",
+                      what=what, type=type(module).__name__))
     if not isinstance(module, nn.Module):
-        raise Wrong(f"{what} gave a {type(module).__name__}; it should give an nn.Module.")
+        raise Wrong(_("{what} gave a {type}; it should give an nn.Module.", what=what, type=type(module).__name__))
     return module
 
 
@@ -585,7 +636,7 @@ def _unwritten(error: BaseException) -> str:
     mine = [c for c in frames if "hrnet_teach" not in c.co_filename and "torch" not in c.co_filename]
     code = (mine or frames)[-1]
     name = getattr(code, "co_qualname", code.co_name)  # Python 3.11+: HighResolutionModule.__init__
-    return f"`{name}`" if "<" not in name else "a piece of your network"
+    return f"`{name}`" if "<" not in name else _("a piece of your network")
 
 
 def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
@@ -599,15 +650,17 @@ def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_modul
     try:
         learner.load_state_dict(expected, strict=True)
     except RuntimeError as error:  # keys and shapes agree, so this is rare (a custom _load_from_state_dict)
-        raise Wrong(f"Keys and shapes match, but loading strictly failed: {str(error).splitlines()[0]}") from None
+        raise Wrong(_("Keys and shapes match, but loading strictly failed: {error}",
+                      error=str(error).splitlines()[0])) from None
     learner.eval()
     diff, record = stage_outputs(learner, prefix, inputs, reference_module, call)
     note = ""
     mutated = sorted(n for n in record.mutated if n)
     if mutated:
-        note = (f" Note: {prefix}{mutated[0]} writes into the list it is given (as the official module does); "
-                "harmless here, but lesson 08 shows where it bites.")
-    return f"{len(expected)} tensors load strictly; outputs equal the package's (largest difference {diff:.2g}).{note}"
+        note = " " + _("Note: {name} writes into the list it is given (as the official module does); "
+                       "harmless here, but lesson 08 shows where it bites.", name=prefix + mutated[0])
+    return _("{count} tensors load strictly; outputs equal the package's (largest difference {diff}).",
+             count=len(expected), diff=format(diff, ".2g")) + note
 
 
 class CheckpointExercise(Exercise):
@@ -628,17 +681,18 @@ class CheckpointExercise(Exercise):
         if isinstance(answer, nn.Module):
             return answer.cpu()
         if not callable(answer):
-            raise Wrong(f"Pass your {self.what} itself (its name, no brackets); you gave {type(answer).__name__} "
-                        f"{answer!r}.")
+            raise Wrong(_("Pass your {what} itself (its name, no brackets); you gave {type} {answer}.",
+                          what=self.what, type=type(answer).__name__, answer=repr(answer)))
 
         try:  # the stub's arguments must fit the answer's parameters
             inspect.signature(answer).bind(*self.args)
         except TypeError as error:
-            raise Wrong(f"Calling {self.what} as the notebook's stub does failed: {error}. Keep the stub's "
-                        "parameters.") from None
+            raise Wrong(_("Calling {what} as the notebook's stub does failed: {error}. Keep the stub's "
+                          "parameters.", what=self.what, error=error)) from None
         except ValueError:  # no signature to read (a builtin): let the call say
             pass
-        module = as_module(lambda: self.call(answer, *self.args, where=f"building your {self.what}"), self.what)
+        module = as_module(lambda: self.call(answer, *self.args, where=_("building your {what}", what=self.what)),
+                           self.what)
         return module.cpu()  # the check runs on the CPU, where the scenes and the package's model are
 
     def inputs(self) -> tuple:
@@ -650,10 +704,12 @@ class CheckpointExercise(Exercise):
         reference = package_model().get_submodule(base) if base else package_model()
 
         def call(fn, *args):
-            return self.call(fn, *args, where=f"running your {self.what}")
+            return self.call(fn, *args, where=_("running your {what}", what=self.what))
 
         result = check_module(module, self.prefix, self.inputs(), reference, call)
-        return f"Your {self.what} matches the checkpoint's {base or 'network'}: {result}"
+        if base:
+            return _("Your {what} matches the checkpoint's {name}: {result}", what=self.what, name=base, result=result)
+        return _("Your {what} matches the checkpoint's network: {result}", what=self.what, result=result)
 
     def _check(self, answer: Any) -> str:
         with one_thread():
@@ -663,8 +719,7 @@ class CheckpointExercise(Exercise):
             except NotImplementedError as error:
                 holder = _without_forward(error)
                 if holder is not None:
-                    raise Wrong(f"Running your {self.what} called a module that has no forward: an "
-                                f"nn.{type(holder).__name__}. An nn.ModuleList only holds modules: loop over it, or use "
-                                "nn.Sequential to chain them.") from None
-                raise NotAttempted(f"Not answered yet: {_unwritten(error)} still raises NotImplementedError; write "
-                                   "it, run its cell, then this one again.") from None
+                    raise Wrong(_("Running your {what} called a module that has no forward: an nn.{type}. An "
+                                  "nn.ModuleList only holds modules: loop over it, or use nn.Sequential to chain "
+                                  "them.", what=self.what, type=type(holder).__name__)) from None
+                raise NotAttempted(_not_answered(error)) from None

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck
 from ..config import get_config
+from ..i18n import N_, _
 from . import capstone
 from ._kinds import Case, FunctionExercise, Mistake
 from .capstone import CheckpointExercise
@@ -35,8 +36,7 @@ def make_layer(block, inplanes, planes, num_blocks, stride=1):
             nn.BatchNorm2d(planes * block.expansion),
         )
     layers = [block(inplanes, planes, stride, downsample)]
-    for _ in range(1, num_blocks):
-        layers.append(block(planes * block.expansion, planes))
+    layers += [block(planes * block.expansion, planes) for _ in range(1, num_blocks)]
     return nn.Sequential(*layers)
 
 
@@ -128,7 +128,7 @@ def make_stage(stage, num_inchannels, align_corners=False):
     """A stage: stage.num_modules HighResolutionModules in an nn.Sequential (keys stageK.M....)."""
     block = BLOCKS[stage.block]
     modules = []
-    for _ in range(stage.num_modules):
+    for _module in range(stage.num_modules):
         modules.append(HighResolutionModule(stage.num_branches, block, stage.num_blocks, num_inchannels,
                                             stage.num_channels, align_corners=align_corners))
         num_inchannels = [c * block.expansion for c in stage.num_channels]
@@ -226,14 +226,14 @@ def _layer1_plain_list(block, inplanes, planes, num_blocks, stride=1):
 
 layer1 = CheckpointExercise(
     name="layer1", lesson="11", prefix="layer1.", args=(Bottleneck, 64, 32, 1), what="make_layer",
-    question=("Write `make_layer(block, inplanes, planes, num_blocks, stride=1)` (lesson 01): num_blocks blocks in an "
-              "nn.Sequential; the first gets `downsample` = 1x1 conv + BN when the shape changes. The check builds "
-              "layer1 = make_layer(Bottleneck, 64, 32, 1) and loads the checkpoint's layer1 into it."),
+    question=N_("Write `make_layer(block, inplanes, planes, num_blocks, stride=1)` (lesson 01): num_blocks blocks in an "
+                "nn.Sequential; the first gets `downsample` = 1x1 conv + BN when the shape changes. The check builds "
+                "layer1 = make_layer(Bottleneck, 64, 32, 1) and loads the checkpoint's layer1 into it."),
     reference=make_layer,
-    hints=["block(inplanes, planes, stride, downsample) for the first block, block(planes * block.expansion, planes) "
-           "for the others; all in one nn.Sequential.",
-           "The shortcut needs a downsample when stride != 1 or inplanes != planes * block.expansion: "
-           "nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(...))."],
+    hints=[N_("block(inplanes, planes, stride, downsample) for the first block, block(planes * block.expansion, planes) "
+              "for the others; all in one nn.Sequential."),
+           N_("The shortcut needs a downsample when stride != 1 or inplanes != planes * block.expansion: "
+              "nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(...))."),],
     solution_text=_solution(make_layer),
     wrong_answers=[
         (_layer1_no_downsample, "needs a `downsample` shortcut"),
@@ -291,17 +291,17 @@ def _module_patched(attr, fn):
 
 hr_module = CheckpointExercise(
     name="hr_module", lesson="11", prefix="stage3.0.", args=MODULE_ARGS, what="HighResolutionModule",
-    question=("Write `class HighResolutionModule(nn.Module)` with `__init__(self, num_branches, block, num_blocks, "
-              "num_inchannels, num_channels, multi_scale_output=True, align_corners=False)`: `self.branches` "
-              "(make_layer per branch), `self.fuse_layers` (make_fuse_op, lesson 03), `self.relu`, and forward(x) "
-              "(a list of maps -> a list of fused maps). The check builds stage3.0 of W18-small-v1 and loads the "
-              "checkpoint's stage3.0 into it."),
+    question=N_("Write `class HighResolutionModule(nn.Module)` with `__init__(self, num_branches, block, num_blocks, "
+                "num_inchannels, num_channels, multi_scale_output=True, align_corners=False)`: `self.branches` "
+                "(make_layer per branch), `self.fuse_layers` (make_fuse_op, lesson 03), `self.relu`, and forward(x) "
+                "(a list of maps -> a list of fused maps). The check builds stage3.0 of W18-small-v1 and loads the "
+                "checkpoint's stage3.0 into it."),
     reference=HighResolutionModule,
-    hints=["self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
-           "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...).",
-           "forward: run every branch into a NEW list; output i = relu(sum over j of fuse_layers[i][j](x[j]), "
-           "bilinearly resized to x[i]'s size when j > i; x[i] itself when j == i).",
-           "Upsample with align_corners=self.align_corners: the shipped checkpoint was trained with False."],
+    hints=[N_("self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
+              "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...)."),
+           N_("forward: run every branch into a NEW list; output i = relu(sum over j of fuse_layers[i][j](x[j]), "
+              "bilinearly resized to x[i]'s size when j > i; x[i] itself when j == i)."),
+           N_("Upsample with align_corners=self.align_corners: the shipped checkpoint was trained with False.")],
     solution_text=_solution(HighResolutionModule),
     wrong_answers=[
         (_module_patched("forward", _module_without_relu), "left out the ReLU after the fuse sum"),
@@ -326,13 +326,14 @@ def _stage_plain_list(stage, num_inchannels, align_corners=False):
 stage = CheckpointExercise(
     name="stage", lesson="11", prefix="stage3.", args=(get_config(capstone.VARIANT).stage3, [16, 32, 64], False),
     what="make_stage",
-    question=("Write `make_stage(stage, num_inchannels, align_corners=False)`: `stage` is a StageConfig "
-              "(`get_config('w18_small_v1').stage3`); return stage.num_modules HighResolutionModules in an "
-              "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it."),
+    question=N_("Write `make_stage(stage, num_inchannels, align_corners=False)`: `stage` is a StageConfig "
+                "(`get_config('w18_small_v1').stage3`); return stage.num_modules HighResolutionModules in an "
+                "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it."),
     reference=make_stage,
-    hints=["BLOCKS[stage.block] gives the block class; the modules take stage.num_branches, the block, "
-           "stage.num_blocks, num_inchannels, stage.num_channels.",
-           "After the first module the inputs carry stage.num_channels x expansion channels; wrap all in nn.Sequential."],
+    hints=[N_("BLOCKS[stage.block] gives the block class; the modules take stage.num_branches, the block, "
+              "stage.num_blocks, num_inchannels, stage.num_channels."),
+           N_("After the first module the inputs carry stage.num_channels x expansion channels; wrap all in "
+              "nn.Sequential.")],
     solution_text=_solution(make_stage),
     wrong_answers=[
         (_stage_module_list, "use nn.Sequential"),
@@ -349,7 +350,8 @@ def _head_cases():
     features = list(reference.calls["stage4"].output)
     sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
     yield Case(features, capstone.package_model().last_layer, capstone.checkpoint_align_corners(),
-               where=f"the package's stage-4 maps of {capstone.SCENES} held-out scenes ({sizes})",
+               where=N_("the package's stage-4 maps of {scenes} held-out scenes ({sizes})", scenes=capstone.SCENES,
+                        sizes=sizes),
                expected=reference.calls["last_layer"].output)
 
 
@@ -372,30 +374,31 @@ def _head_cat_first(features, last_layer, align_corners=False):
 
 head = FunctionExercise(
     name="head", lesson="11", fn_name="v2_head",
-    question=("Write `v2_head(features, last_layer, align_corners=False)` (lesson 06, with align_corners passed "
-              "in): every branch bilinearly resized to branch 0's size, concatenated along the channels, then "
-              "last_layer. The check runs it on the package's stage-4 maps with the checkpoint's last_layer."),
-    reference=v2_head, cases=_head_cases, returns="the logits tensor", against="the package's model",
+    question=N_("Write `v2_head(features, last_layer, align_corners=False)` (lesson 06, with align_corners passed "
+                "in): every branch bilinearly resized to branch 0's size, concatenated along the channels, then "
+                "last_layer. The check runs it on the package's stage-4 maps with the checkpoint's last_layer."),
+    reference=v2_head, cases=_head_cases, returns=N_("the logits tensor"), against=N_("the package's model"),
     mistakes=[
-        Mistake("align_corners", lambda case, got, want: (
-            f"You upsample with align_corners={not case.args[2]}; the shipped checkpoint was trained with "
-            f"align_corners={case.args[2]} (checkpoint['align_corners']). Use the argument."),
+        Mistake("align_corners", lambda case, got, want: _(
+            "You upsample with align_corners={yours}; the shipped checkpoint was trained with "
+            "align_corners={trained} (checkpoint['align_corners']). Use the argument.",
+            yours=not case.args[2], trained=case.args[2]),
             like=_head_align_flipped, fragment="the shipped checkpoint was trained with align_corners=False"),
-        Mistake("two_arguments", "Lesson 06's v2_head took two arguments; here it takes a third, align_corners "
-                "(the shipped checkpoint was trained with False).",
-                like=_head_lesson06),
-        Mistake("nearest", "You upsample with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size.",
-                like=_head_nearest),
-        Mistake("cat_first", "The branches have different sizes, so torch.cat cannot join them: upsample every "
-                "branch to branch 0's size first, then concatenate along dim 1.",
-                like=_head_cat_first),
+        Mistake("two_arguments", N_("Lesson 06's v2_head took two arguments; here it takes a third, align_corners "
+                                    "(the shipped checkpoint was trained with False)."),
+                like=_head_lesson06, fragment="takes a third, align_corners"),
+        Mistake("nearest", N_("You upsample with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size."),
+                like=_head_nearest, fragment="You upsample with mode='nearest'"),
+        Mistake("cat_first", N_("The branches have different sizes, so torch.cat cannot join them: upsample every "
+                                "branch to branch 0's size first, then concatenate along dim 1."),
+                like=_head_cat_first, fragment="upsample every branch"),
     ],
-    success=lambda n: (f"Your head gives the package's logits on {capstone.SCENES} held-out scenes, from the "
-                       "checkpoint's last_layer and its align_corners."),
+    success=lambda n: _("Your head gives the package's logits on {scenes} held-out scenes, from the "
+                        "checkpoint's last_layer and its align_corners.", scenes=capstone.SCENES),
     wrong_answers=[(_head_lesson06, "takes a third, align_corners"), (_head_cat_first, "upsample every branch")],
-    hints=["F.interpolate(f, size=features[0].shape[-2:], mode='bilinear', align_corners=align_corners) "
-           "for branches 1, 2, 3; branch 0 as it is.",
-           "torch.cat(resized, dim=1), then last_layer."],
+    hints=[N_("F.interpolate(f, size=features[0].shape[-2:], mode='bilinear', align_corners=align_corners) "
+              "for branches 1, 2, 3; branch 0 as it is."),
+           N_("torch.cat(resized, dim=1), then last_layer.")],
     solution_text=_solution(v2_head),
 )
 
@@ -407,12 +410,13 @@ class NetworkExercise(CheckpointExercise):
 
     def compare(self, module: nn.Module) -> str:
         result = super().compare(module)
-        images, _ = capstone.scenes()
+        images = capstone.scenes()[0]
         with torch.no_grad():
-            mine = self.call(module, images, where="running your network").argmax(1)
+            mine = self.call(module, images, where=_("running your network")).argmax(1)
             agree = (mine == capstone.package_model()(images).argmax(1)).float().mean().item()
-        return (f"{result} Your own HRNet W18-small-v1 loads the shipped checkpoint strictly; its pixel predictions "
-                f"agree with the package's on {agree:.0%} of {len(images)} held-out scenes.")
+        return _("{result} Your own HRNet W18-small-v1 loads the shipped checkpoint strictly; its pixel predictions "
+                 "agree with the package's on {agree} of {scenes} held-out scenes.",
+                 result=result, agree=format(agree, ".0%"), scenes=len(images))
 
 
 def _net_no_relu_after_sum(self, x):
@@ -536,18 +540,18 @@ NETWORK_MISTAKES = {
 
 capstone_network = NetworkExercise(
     name="capstone_network", lesson="11", prefix="", what="MyHRNet",
-    question=("Assemble `class MyHRNet(nn.Module)` (`__init__(self, num_classes=4, align_corners=False)`): the stem "
-              "(conv1, bn1, conv2, bn2, relu), layer1, transition1-3, stage2-4 and last_layer, with the official "
-              "attribute names, for W18-small-v1; forward(x) returns the logits (B, 4, H/4, W/4). The check loads "
-              "the shipped shapes checkpoint strictly into it and compares it with the package's model, module by "
-              "module."),
+    question=N_("Assemble `class MyHRNet(nn.Module)` (`__init__(self, num_classes=4, align_corners=False)`): the stem "
+                "(conv1, bn1, conv2, bn2, relu), layer1, transition1-3, stage2-4 and last_layer, with the official "
+                "attribute names, for W18-small-v1; forward(x) returns the logits (B, 4, H/4, W/4). The check loads "
+                "the shipped shapes checkpoint strictly into it and compares it with the package's model, module by "
+                "module."),
     reference=MyHRNet,
-    hints=["Start from the key names: `ex.checkpoint_outline()` lists the checkpoint's modules; your attributes "
-           "must be named exactly so (conv1, bn1, ..., layer1, transition1, stage2, ..., last_layer).",
-           "Channels: layer1 gives 32 x 4 = 128; transition1 maps [128] to [16, 32], transition2 [16, 32] to "
-           "[16, 32, 64], transition3 [16, 32, 64] to [16, 32, 64, 128]; last_layer works on 16+32+64+128 = 240.",
-           "forward: stem, layer1, then three times transition_forward + stage, then v2_head with "
-           "self.align_corners (False for the shipped checkpoint)."],
+    hints=[N_("Start from the key names: `ex.checkpoint_outline()` lists the checkpoint's modules; your attributes "
+              "must be named exactly so (conv1, bn1, ..., layer1, transition1, stage2, ..., last_layer)."),
+           N_("Channels: layer1 gives 32 x 4 = 128; transition1 maps [128] to [16, 32], transition2 [16, 32] to "
+              "[16, 32, 64], transition3 [16, 32, 64] to [16, 32, 64, 128]; last_layer works on 16+32+64+128 = 240."),
+           N_("forward: stem, layer1, then three times transition_forward + stage, then v2_head with "
+              "self.align_corners (False for the shipped checkpoint).")],
     solution_text=_solution(make_layer, make_fuse_op, HighResolutionModule, make_transition, transition_forward,
                             make_stage, v2_head, MyHRNet),
     wrong_answers=[*NETWORK_MISTAKES.values(), (nn.Linear(3, 3), "none of the checkpoint's 435 keys")],
@@ -565,8 +569,8 @@ def checkpoint_outline() -> str:
     groups: dict[str, int] = {}
     for key in keys:
         groups[capstone._group_name(key)] = groups.get(capstone._group_name(key), 0) + 1
-    lines = [f"{len(keys)} keys; align_corners={capstone.checkpoint_align_corners()}"]
-    lines += [f"  {name:28s} {count:3d} key{'' if count == 1 else 's'}" for name, count in groups.items()]
+    lines = [_("{keys} keys; align_corners={align}", keys=len(keys), align=capstone.checkpoint_align_corners())]
+    lines += [f"  {name:28s} {count:3d} " + (_("key") if count == 1 else _("keys")) for name, count in groups.items()]
     return "\n".join(lines)
 
 
@@ -581,9 +585,9 @@ def show_segmentation(answer, index: int = 0):
 
     result = capstone_network.check(answer)
     if not result.passed:
-        print("Your network does not load and match yet, so there is nothing of yours to show. The check says:\n"
-              + textwrap.fill(result.message, width=100, initial_indent="  ", subsequent_indent="  ")
-              + "\nFix that, run the check cell again, then this one.")
+        print(_("Your network does not load and match yet, so there is nothing of yours to show. The check says:")
+              + "\n" + textwrap.fill(result.message, width=100, initial_indent="  ", subsequent_indent="  ")
+              + "\n" + _("Fix that, run the check cell again, then this one."))
         return None
     net = capstone_network.build(answer).eval()
     net.load_state_dict(capstone.checkpoint()["model"], strict=True)
