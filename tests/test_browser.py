@@ -74,9 +74,19 @@ def lab(tmp_path_factory):
     notebook = ROOT / "notebooks" / LESSON
     if not notebook.exists():
         pytest.fail(f"{notebook} does not exist", pytrace=False)
-    work = tmp_path_factory.mktemp("lab")
-    folder = work / "my-hrnet-course"
-    course.make_working_copy(folder)
+    yield from serve_lab(tmp_path_factory.mktemp("lab"), "my-hrnet-course", course.lessons_dir("en"))
+
+
+@pytest.fixture(scope="module")
+def lab_zh(tmp_path_factory):
+    """The same over a working copy of the Chinese lessons (what ``python -m hrnet_teach.course --lang zh`` serves)."""
+    yield from serve_lab(tmp_path_factory.mktemp("lab_zh"), "my-hrnet-course-zh", course.lessons_dir("zh"))
+
+
+def serve_lab(work: Path, name: str, lessons: Path):
+    """Start JupyterLab over a working copy of ``lessons`` in ``work / name``; yield (URL, working copy); stop it."""
+    folder = work / name
+    course.make_working_copy(folder, lessons)
     settings = work / "settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
@@ -342,3 +352,126 @@ def test_lesson_fits_a_1000px_pane_and_saves_to_the_working_copy(lab, lesson, tm
     assert {p.name: p.read_bytes() for p in NOTEBOOKS} == repository_before, "the browser session changed notebooks/"
     for path in NOTEBOOKS:
         assert stored_clean_problems(committed(path)[0], path.name) == []
+
+
+# ------------------------------------------------------------------ the Chinese edition
+
+# Zh lessons with an explorer widget of their own, best first; else lesson 01 gets a cell that shows one.
+ZH_WIDGET_LESSONS = ["03_fuse_matrix.ipynb", "02_branches.ipynb", "05_whole_network.ipynb"]
+ZH_FALLBACK_LESSON = "01_stem_and_blocks.ipynb"
+EXPLORER_CELL = 'from hrnet_teach import widgets\nwidgets.fuse_explorer("w18")'
+
+APPEND_AND_RUN_JS = """
+(source) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const model = panel.content.model;
+  const index = model.cells.length;
+  model.sharedModel.insertCell(index, {cell_type: 'code', source: source});
+  panel.content.activeCellIndex = index;
+  window.jupyterapp.commands.execute('notebook:run-cell');
+  return index;
+}
+"""
+
+# Tofu check: draw CJK characters in the font the rendered Markdown uses. Where no installed font has
+# them, Chromium draws the same empty box for each, so distinct characters give identical pixels; an
+# unassigned code point (U+0378) is drawn as that box, so a real glyph must also differ from it.
+GLYPHS_JS = """
+(chars) => {
+  const md = document.querySelector('.jp-RenderedMarkdown');
+  const family = getComputedStyle(md).fontFamily;
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const draw = (ch) => {
+    ctx.clearRect(0, 0, 64, 64);
+    ctx.font = `48px ${family}`;
+    ctx.fillStyle = '#000';
+    ctx.textBaseline = 'top';
+    ctx.fillText(ch, 4, 4);
+    const data = ctx.getImageData(0, 0, 64, 64).data;
+    let inked = 0, hash = 0;
+    for (let i = 3; i < data.length; i += 4) { if (data[i] > 0) inked++; hash = (hash * 31 + data[i]) | 0; }
+    return {ch, inked, hash, width: ctx.measureText(ch).width};
+  };
+  return {family, glyphs: chars.map(draw), missing: draw('\\u0378')};
+}
+"""
+
+
+def zh_lesson() -> tuple[str, bool]:
+    """The Chinese lesson to open, and whether it has an explorer of its own."""
+    zh = ROOT / "notebooks" / "zh"
+    for name in ZH_WIDGET_LESSONS:
+        if (zh / name).exists():
+            return name, True
+    if not (zh / ZH_FALLBACK_LESSON).exists():
+        pytest.fail(f"no Chinese lesson in {zh} to open", pytrace=False)
+    return ZH_FALLBACK_LESSON, False
+
+
+def test_zh_lesson_renders_chinese_and_its_widget_works(lab_zh, tmp_path):
+    """A Chinese lesson in the browser: every cell runs, the Markdown is Chinese and drawn with real
+    glyphs (no empty boxes), no figure misses a glyph, and an explorer widget answers in Chinese and
+    changes when a control changes."""
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout.strip()
+    assert fonts, "no font with Chinese glyphs is installed (Debian: apt-get install fonts-noto-cjk)"
+    url, _work = lab_zh
+    lesson, own_widget = zh_lesson()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            state = open_and_run(page, url, lesson=lesson)
+            assert state["errors"] == 0 and state["done"] == state["total"] > 0, f"{lesson} did not run cleanly: {state}"
+
+            markdown = page.locator(".jp-RenderedMarkdown").first
+            markdown.wait_for(state="attached", timeout=30_000)
+            text = page.evaluate("() => Array.from(document.querySelectorAll('.jp-RenderedMarkdown'))"
+                                 ".map(e => e.innerText).join('\\n')")
+            chinese = [c for c in text if "\u4e00" <= c <= "\u9fff"]
+            assert len(chinese) > 100, f"the rendered Markdown of {lesson} has {len(chinese)} Chinese characters"
+            sample = sorted(set(chinese), key=chinese.index)[:6]
+            glyphs = page.evaluate(GLYPHS_JS, sample)
+            drawn = glyphs["glyphs"]
+            print(f"\n{lesson}: font-family {glyphs['family']}; fc-list: {fonts.splitlines()[0]} ...; "
+                  + ", ".join(f"{g['ch']} {g['inked']} px inked" for g in drawn)
+                  + f"; U+0378 (no glyph) {glyphs['missing']['inked']} px")
+            assert len({g["hash"] for g in drawn}) == len(drawn), f"distinct characters drawn alike (empty boxes): {drawn}"
+            assert all(g["hash"] != glyphs["missing"]["hash"] and g["inked"] > 50 for g in drawn), drawn
+
+            outputs = page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+                                    ".map(e => e.innerText).join('\\n')")
+            assert "missing from font" not in outputs, "a figure was drawn with missing glyphs"
+
+            if not own_widget:
+                page.evaluate(APPEND_AND_RUN_JS, EXPLORER_CELL)
+            area = page.locator(".jp-OutputArea-output:has(.jupyter-widgets.widget-vbox)").last
+            area.wait_for(state="attached", timeout=120_000)
+            widget = area.locator(".jupyter-widgets.widget-vbox").first  # the explorer, not its inner rows
+            widget.scroll_into_view_if_needed()
+            info = widget.locator(".widget-output").first
+            page.wait_for_function("el => el.innerText.trim().length > 0", arg=info.element_handle(), timeout=60_000)
+            before = widget_text(widget)
+            assert any("\u4e00" <= c <= "\u9fff" for c in before), f"the explorer does not speak Chinese: {before[:200]!r}"
+            select = widget.locator("select")
+            if select.count():  # as in the English test: another input size, variant ...
+                dropdown = select.last
+                current = dropdown.evaluate("s => s.options[s.selectedIndex].text")
+                dropdown.select_option(label=next(o for o in dropdown.locator("option").all_inner_texts() if o != current))
+            else:
+                slider = widget.locator(".widget-slider .slider, .widget-hslider .slider")
+                assert slider.count(), "the explorer has neither a dropdown nor a slider"
+                slider.last.focus()
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim().length > 0",
+                                   arg=[widget.element_handle(), before], timeout=60_000)
+            assert widget_text(widget) != before
+            widget.screenshot(path=str(tmp_path / "zh_explorer.png"))
+            page.screenshot(path=str(tmp_path / "zh_lesson.png"))
+            assert (tmp_path / "zh_explorer.png").stat().st_size > 1_000
+            if os.environ.get("HRNET_TEACH_SCREENSHOT_DIR"):
+                for name in ("zh_explorer.png", "zh_lesson.png"):
+                    shutil.copy(tmp_path / name, Path(os.environ["HRNET_TEACH_SCREENSHOT_DIR"]) / name)
+        finally:
+            browser.close()
