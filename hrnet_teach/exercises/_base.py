@@ -162,8 +162,9 @@ class Exercise:
 
     @property
     def wrong_answers(self) -> list[tuple[Any, str]]:
-        """The catalogued mistakes: those given, then those the kind derives from its tables."""
-        return self._wrong_answers + self._derived_wrong_answers()
+        """The catalogued mistakes: those given, then those the kind derives from its tables; a
+        fragment marked with ``N_`` is read in the current language."""
+        return [(answer, text(fragment)) for answer, fragment in self._wrong_answers + self._derived_wrong_answers()]
 
     def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
         return []
