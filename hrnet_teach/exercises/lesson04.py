@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..config import get_config
+from ..i18n import N_, _
 from ..transition import Transition
 from ._answers import as_indices, as_int, as_strings, as_word, layer_summary
 from ._base import Wrong
@@ -15,122 +16,114 @@ from ._kinds import Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
 def make_transition(pre_channels, cur_channels):
     """The official _make_transition_layer: one entry per branch of the next stage."""
-    layers = []
+    def step(cin, cout, stride):  # every layer of a transition: 3x3 conv, BN, ReLU
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+    layers, lowest = [], pre_channels[-1]
     for i, cout in enumerate(cur_channels):
         if i < len(pre_channels):  # the branch exists: pass it, or adapt its channels at stride 1
-            cin = pre_channels[i]
-            layers.append(None if cin == cout else nn.Sequential(
-                nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)))
-        else:  # a new branch: stride-2 steps from the lowest-resolution branch
-            cin, steps = pre_channels[-1], i + 1 - len(pre_channels)
-            chain = []
-            for s in range(steps):
-                out = cout if s == steps - 1 else cin
-                chain.append(nn.Sequential(nn.Conv2d(cin, out, 3, 2, 1, bias=False),
-                                           nn.BatchNorm2d(out), nn.ReLU(inplace=True)))
-            layers.append(nn.Sequential(*chain))
+            layers.append(None if pre_channels[i] == cout else step(pre_channels[i], cout, 1))
+        else:  # a new branch: stride-2 steps from the lowest-resolution branch; only the last one sets the channels
+            steps = i + 1 - len(pre_channels)
+            layers.append(nn.Sequential(*[step(lowest, cout if s == steps - 1 else lowest, 2) for s in range(steps)]))
     return nn.ModuleList(layers)
 
 
-# (channels before, channels after): stage 1 -> 2 of W18 and of the small model, a new
-# branch for W18 and W48, and two new branches at once (the official code allows it).
-TRANSITION_CASES = [((256,), (18, 36)), ((128,), (16, 32)), ((18, 36), (18, 36, 72)),
-                    ((48, 96, 192), (48, 96, 192, 384)), ((32, 64), (32, 64, 128, 256))]
+# (channels before, channels after): stage 1 -> 2 of W18 and of the small model, a new branch for W18
+# and W48, and two new branches at once (the official code allows it).
+TRANSITION_CASES = [([256], [18, 36]), ([128], [16, 32]), ([18, 36], [18, 36, 72]),
+                    ([48, 96, 192], [48, 96, 192, 384]), ([32, 64], [32, 64, 128, 256])]
 
 
 def _facts(pre, cur, i, op) -> SimpleNamespace:
     """What the transition mistakes look at in entry ``i``."""
     convs = [m for m in op.modules() if isinstance(m, nn.Conv2d)] if isinstance(op, nn.Module) else []
-    kind = "new" if i >= len(pre) else "pass" if pre[i] == cur[i] else "adapt"
+    kind, n2 = "new" if i >= len(pre) else "pass" if pre[i] == cur[i] else "adapt", sum(c.stride[0] == 2 for c in convs)
     return SimpleNamespace(i=i, kind=kind, op=op, cin=pre[min(i, len(pre) - 1)], cout=cur[i], npre=len(pre),
-                           steps=i + 1 - len(pre), convs=convs, n2=sum(c.stride[0] == 2 for c in convs),
-                           other=sum(c.stride[0] != 2 for c in convs),
+                           steps=i + 1 - len(pre), convs=convs, n2=n2, other=len(convs) - n2,
                            first_in=convs[0].in_channels if convs else None,
                            relus=layer_summary(op).count("ReLU") if isinstance(op, nn.Module) else 0)
 
 
 _TRANSITION_MISTAKES = [
-    Mistake("package", "That is the package's own Transition; build the entries yourself from nn.Conv2d, "
-            "nn.BatchNorm2d, nn.ReLU and nn.Sequential, in an nn.ModuleList.", when=lambda c, got, o: isinstance(got, Transition), always=True),
-    Mistake("length", lambda c, got, o: f"The next stage has {len(c.args[1])} branches, so the transition needs "
-            f"{len(c.args[1])} entries (one per output branch); yours has {len(got)}.",
+    Mistake("package", N_("That is the package's own Transition; build the entries yourself from nn.Conv2d, "
+                          "nn.BatchNorm2d, nn.ReLU and nn.Sequential, in an nn.ModuleList."),
+            when=lambda c, got, o: isinstance(got, Transition), always=True),
+    Mistake("length", lambda c, got, o: _("The next stage has {n} branches, so the transition needs {n} entries (one "
+                                          "per output branch); yours has {got}.", n=len(c.args[1]), got=len(got)),
             when=lambda c, got, o: isinstance(got, nn.ModuleList) and len(got) != len(c.args[1])),
     *fact_mistakes(lambda case, got: [_facts(*case.args, i, op) for i, op in enumerate(got)], [
         ("pass", lambda f: f.kind == "pass" and f.op is not None,
-         "Entry {i} should be None: branch {i} already has {cout} channels, so it passes as it is."),
+         N_("Entry {i} should be None: branch {i} already has {cout} channels, so it passes as it is.")),
         ("adapt_none", lambda f: f.kind == "adapt" and f.op is None,
-         "Entry {i} is None, but branch {i} comes in with {cin} channels and must leave with {cout}."),
+         N_("Entry {i} is None, but branch {i} comes in with {cin} channels and must leave with {cout}.")),
         ("new_none", lambda f: f.kind == "new" and f.op is None,
-         "Entry {i} is None, but branch {i} is new: the previous stage has only {npre} branch(es)."),
-        ("adapt_stride", lambda f: f.kind == "adapt" and f.n2, "Branch {i} already exists at its resolution; adapt "
-         "its channels with a stride-1 3x3 conv, no stride 2."),
+         N_("Entry {i} is None, but branch {i} is new: the previous stage has only {npre} branch(es).")),
+        ("adapt_stride", lambda f: f.kind == "adapt" and f.n2, N_("Branch {i} already exists at its resolution; "
+                                                                  "adapt its channels with a stride-1 3x3 conv, no stride 2.")),
         ("adapt_in", lambda f: f.kind == "adapt" and f.first_in != f.cin,
-         "Entry {i} adapts branch {i}, which has {cin} channels; your conv takes {first_in}."),
-        ("new_from", lambda f: f.kind == "new" and f.first_in != f.cin, "Branch {i} is born from the lowest-resolution "
-         "branch of the previous stage (y_list[-1], {cin} channels); your first conv takes {first_in}."),
-        ("new_steps", lambda f: f.kind == "new" and not f.n2 == len(f.convs) == f.steps, "Branch {i} is {steps} "
-         "halving(s) below the previous lowest branch, so it needs {steps} stride-2 conv(s); yours has {n2} stride-2 "
-         "and {other} other conv(s)."),
-        ("bias", lambda f: any(c.bias is not None for c in f.convs), "Entry {i}: the convs take bias=False (a BatchNorm "
-         "follows each)."),
-        ("relu", lambda f: f.op is not None and f.relus < len(f.convs), "Entry {i}: every transition step ends with a "
-         "ReLU (conv, BN, ReLU). Unlike the fuse chain, nothing is summed after a transition, so nothing else would apply it."),
+         N_("Entry {i} adapts branch {i}, which has {cin} channels; your conv takes {first_in}.")),
+        ("new_from", lambda f: f.kind == "new" and f.first_in != f.cin, N_(
+            "Branch {i} is born from the lowest-resolution branch of the previous stage (y_list[-1], {cin} channels); "
+            "your first conv takes {first_in}.")),
+        ("new_steps", lambda f: f.kind == "new" and not f.n2 == len(f.convs) == f.steps, N_(
+            "Branch {i} is {steps} halving(s) below the previous lowest branch, so it needs {steps} stride-2 conv(s); "
+            "yours has {n2} stride-2 and {other} other conv(s).")),
+        ("bias", lambda f: any(c.bias is not None for c in f.convs),
+         N_("Entry {i}: the convs take bias=False (a BatchNorm follows each).")),
+        ("relu", lambda f: f.op is not None and f.relus < len(f.convs), N_(
+            "Entry {i}: every transition step ends with a ReLU (conv, BN, ReLU). Unlike the fuse chain, nothing is "
+            "summed after a transition, so nothing else would apply it.")),
     ]),
 ]
 
 
-def _with_entries(change, where):
-    """A wrong answer: the reference with ``change(t, i, pre, cur)`` applied to each entry i where ``where(i, pre, cur)``."""
+def _slip(change, new: bool):
+    """A wrong answer: the reference with entry i replaced by ``change(t, i, pre, cur)`` for every new
+    branch (``new``) or every existing one."""
     def build(pre, cur):
         t = make_transition(pre, cur)
         for i in range(len(cur)):
-            if where(i, pre, cur):
+            if (i >= len(pre)) == new:
                 t[i] = change(t, i, pre, cur)
         return t
     return build
 
 
-def _is_new(i, pre, cur):
-    return i >= len(pre)
-
-
-def _exists(i, pre, cur):
-    return i < len(pre)
+def _step(cin, cout, stride):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
 transition_op = ModuleExercise(
     name="transition_op", lesson="04", fn_name="make_transition",
-    question=("Write `make_transition(pre_channels, cur_channels)`: an nn.ModuleList with one entry per branch of the "
-              "next stage: None (pass), a stride-1 3x3 conv + BN + ReLU (adapt), or stride-2 steps from the "
-              "lowest branch (new), as the official `_make_transition_layer`."),
-    reference=make_transition, official=Transition, cases=[(list(p), list(c)) for p, c in TRANSITION_CASES],
+    question=N_("Write `make_transition(pre_channels, cur_channels)`: an nn.ModuleList with one entry per branch of "
+                "the next stage: None (pass), a stride-1 3x3 conv + BN + ReLU (adapt), or stride-2 steps from the "
+                "lowest branch (new), as the official `_make_transition_layer`."),
+    reference=make_transition, official=Transition, cases=TRANSITION_CASES,
     inputs=lambda pre, cur: tuple(torch.randn(1, c, 16 >> b, 16 >> b) for b, c in enumerate(pre)),
     run=lambda t, *y_list: Transition.forward(t, list(y_list)),  # existing branches from y_list[i], new from y_list[-1]
     mistakes=_TRANSITION_MISTAKES,
-    nesting="Adapting is one nn.Sequential(conv, BN, ReLU); a new branch is an nn.Sequential of such steps.",
-    success=lambda n: (f"Your transitions match ht.Transition (entries, layers, keys, output shapes) on {n} cases, "
-                       "including two new branches at once."),
-    hints=["For i < len(pre_channels): None if the channels already match, else "
-           "nn.Sequential(nn.Conv2d(pre[i], cur[i], 3, 1, 1, bias=False), nn.BatchNorm2d(cur[i]), nn.ReLU()).",
-           "For a new branch i: i + 1 - len(pre_channels) steps, each nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, "
-           "bias=False), nn.BatchNorm2d(cout), nn.ReLU()), starting from pre_channels[-1]; only the last step switches to cur[i].",
-           "Wrap the steps of a new branch in one more nn.Sequential, and all entries in an nn.ModuleList."],
+    nesting=N_("Adapting is one nn.Sequential(conv, BN, ReLU); a new branch is an nn.Sequential of such steps."),
+    success=lambda n: _("Your transitions match ht.Transition (entries, layers, keys, output shapes) on {n} cases, "
+                        "including two new branches at once.", n=n),
+    hints=[N_("For i < len(pre_channels): None if the channels already match, else "
+              "nn.Sequential(nn.Conv2d(pre[i], cur[i], 3, 1, 1, bias=False), nn.BatchNorm2d(cur[i]), nn.ReLU())."),
+           N_("For a new branch i: i + 1 - len(pre_channels) steps, each nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, "
+              "bias=False), nn.BatchNorm2d(cout), nn.ReLU()), starting from pre_channels[-1]; only the last step "
+              "switches to cur[i]."),
+           N_("Wrap the steps of a new branch in one more nn.Sequential, and all entries in an nn.ModuleList.")],
     wrong_answers=[
-        (_with_entries(lambda t, i, pre, cur: nn.Sequential(*t[i][:-1], nn.Sequential(*t[i][-1][:2])), _is_new),
+        (_slip(lambda t, i, pre, cur: nn.Sequential(*t[i][:-1], nn.Sequential(*t[i][-1][:2])), new=True),
          "every transition step ends with a ReLU"),
-        (_with_entries(lambda t, i, pre, cur: make_transition([pre[0]] * len(pre), cur)[i], _is_new),
+        (_slip(lambda t, i, pre, cur: make_transition([pre[0]] * len(pre), cur)[i], new=True),
          "born from the lowest-resolution branch"),
-        (_with_entries(lambda t, i, pre, cur: t[i] or nn.Sequential(nn.Conv2d(pre[i], cur[i], 3, 1, 1, bias=False),
-                                                                    nn.BatchNorm2d(cur[i]), nn.ReLU()), _exists),
-         "passes as it is"),
-        (_with_entries(lambda t, i, pre, cur: t[i] and nn.Sequential(nn.Conv2d(pre[i], cur[i], 3, 2, 1, bias=False),
-                                                                     *t[i][1:]), _exists), "no stride 2"),
+        (_slip(lambda t, i, pre, cur: t[i] or _step(pre[i], cur[i], 1), new=False), "passes as it is"),
+        (_slip(lambda t, i, pre, cur: t[i] and _step(pre[i], cur[i], 2), new=False), "no stride 2"),
         (lambda pre, cur: list(make_transition(pre, cur)), "nn.ModuleList"),
-        (_with_entries(lambda t, i, pre, cur: nn.Sequential(make_transition(pre, cur[:len(pre)] + [cur[i]])[-1][0]),
-                       _is_new), "needs 2 stride-2 conv(s)"),
+        (_slip(lambda t, i, pre, cur: nn.Sequential(_step(pre[-1], cur[i], 2)), new=True), "needs 2 stride-2 conv(s)"),
         (lambda pre, cur: Transition(pre, cur), "package's own Transition"),
         (lambda pre, cur: make_transition(pre, cur)[:len(pre)], "needs 2 entries"),
-        (_with_entries(lambda t, i, pre, cur: None, _is_new), "is new"),
+        (_slip(lambda t, i, pre, cur: None, new=True), "is new"),
     ],
 )
 
@@ -139,28 +132,27 @@ KINDS = ("pass", "adapt", "new")
 
 def _read_kinds(answer) -> list[str]:
     if isinstance(answer, str):
-        raise Wrong(f"Give a list of words, one per entry, each 'pass', 'adapt' or 'new'; you gave {answer!r}.")
-    return [as_word(a, KINDS, "a kind") for a in as_strings(answer, "one word per entry", "['pass', 'new']")]
-
-
-def _explain_kinds(got, want):
-    if len(got) != 2:
-        return f"transition1 leads into stage 2, which has 2 branches: give 2 kinds, not {len(got)}."
-    if got[0] == "pass":
-        return "Stage 1 (layer1) outputs 256 channels (64 x expansion 4), and stage 2's branch 0 wants 18: adapt."
-    return "Stage 1 has one branch; branch 1 does not exist before transition1, so it is new." if got[1] != "new" else None
+        raise Wrong(_("Give a list of words, one per entry, each 'pass', 'adapt' or 'new'; you gave {answer}.",
+                      answer=repr(answer)))
+    return [as_word(a, KINDS, N_("a kind")) for a in as_strings(answer, N_("one word per entry"), "['pass', 'new']")]
 
 
 transition1_kinds = ValueExercise(
     name="transition1_kinds", lesson="04",
-    question=("transition1 of w18 has two entries. For each, is it 'pass' (None), 'adapt' (stride-1 conv) "
-              "or 'new' (stride-2 conv from the lowest branch)? Answer as a list of two words."),
-    read=_read_kinds, reference=["adapt", "new"], explain=_explain_kinds,
-    otherwise="Entry 0 keeps the resolution (1/4); it only changes the channels.",
-    success=("Entry 0 adapts layer1's 256 channels to C = 18 with a stride-1 3x3 conv (same 1/4 resolution); "
-             "entry 1 creates the 1/8 branch from the same 256-channel map with one stride-2 conv to 36."),
-    hints=["What does layer1 output? (lesson 01: Bottlenecks, expansion 4.) What does stage 2's branch 0 take?"],
-    solution_text="`answer = ['adapt', 'new']`: 256 -> 18 at 1/4, and 256 -> 36 at 1/8.",
+    question=N_("transition1 of w18 has two entries. For each, is it 'pass' (None), 'adapt' (stride-1 conv) "
+                "or 'new' (stride-2 conv from the lowest branch)? Answer as a list of two words."),
+    read=_read_kinds, reference=["adapt", "new"],
+    rules=[(lambda got, want: len(got) != 2, lambda got, want: _(
+               "transition1 leads into stage 2, which has 2 branches: give 2 kinds, not {n}.", n=len(got))),
+           (lambda got, want: got[0] == "pass", N_("Stage 1 (layer1) outputs 256 channels (64 x expansion 4), and "
+                                                   "stage 2's branch 0 wants 18: adapt.")),
+           (lambda got, want: got[1] != "new", N_("Stage 1 has one branch; branch 1 does not exist before "
+                                                  "transition1, so it is new."))],
+    otherwise=N_("Entry 0 keeps the resolution (1/4); it only changes the channels."),
+    success=N_("Entry 0 adapts layer1's 256 channels to C = 18 with a stride-1 3x3 conv (same 1/4 resolution); "
+               "entry 1 creates the 1/8 branch from the same 256-channel map with one stride-2 conv to 36."),
+    hints=[N_("What does layer1 output? (lesson 01: Bottlenecks, expansion 4.) What does stage 2's branch 0 take?")],
+    solution_text=N_("`answer = ['adapt', 'new']`: 256 -> 18 at 1/4, and 256 -> 36 at 1/8."),
     wrong_answers=[(["pass", "new"], "256 channels"), (["adapt", "adapt"], "it is new"),
                    (["new", "new"], "only changes the channels"), (["adapt"], "2 branches"), ("adapt new", "list of words"),
                    (["adapt", "old"], "'old' is not one of 'pass', 'adapt', 'new'")],
@@ -168,47 +160,44 @@ transition1_kinds = ValueExercise(
 
 _W48 = get_config("w48")
 
-
-def _explain_transition2(got, want):
-    rules = [(any(not 0 <= i <= 2 for i in got), "transition2 leads into stage 3, which has 3 branches: entries 0 to 2."),
-             (2 in got, "Entry 2 is the new 1/16 branch: it is a stride-2 conv from branch 1, not None."),
-             (not got, f"Stages 2 and 3 of w48 give branches 0 and 1 the same channels ({_W48.stage2.num_channels}): "
-                       "nothing to adapt, so those entries are None.")]
-    return next((message for broken, message in rules if broken), None)
-
-
 transition2_none = ValueExercise(
     name="transition2_none", lesson="04",
-    question="Which entries of transition2 of w48 are None? Answer as a list of indices.",
-    read=lambda a: as_indices(a, "entry indices"), reference=[0, 1], explain=_explain_transition2,
-    otherwise="Both existing branches keep their channels from stage 2 to stage 3.",
-    success=(f"Entries 0 and 1 are None: branches 0 and 1 leave stage 2 with {_W48.stage2.num_channels} channels and "
-             f"stage 3 wants the same. Entry 2 creates the 1/16 branch ({_W48.stage3.num_channels[2]} channels)."),
-    hints=["transition2 goes from stage 2 (2 branches) to stage 3 (3 branches).",
-           "An entry is None when the branch exists and keeps its channels."],
-    solution_text="`answer = [0, 1]`: 48 -> 48 and 96 -> 96 pass; entry 2 creates the 192-channel branch.",
+    question=N_("Which entries of transition2 of w48 are None? Answer as a list of indices."),
+    read=lambda a: as_indices(a, N_("entry indices")), reference=[0, 1],
+    rules=[(lambda got, want: any(not 0 <= i <= 2 for i in got),
+            N_("transition2 leads into stage 3, which has 3 branches: entries 0 to 2.")),
+           (lambda got, want: 2 in got, N_("Entry 2 is the new 1/16 branch: it is a stride-2 conv from branch 1, not None.")),
+           (lambda got, want: not got, N_("Stages 2 and 3 of w48 give branches 0 and 1 the same channels ({channels}): "
+                                          "nothing to adapt, so those entries are None.",
+                                          channels=_W48.stage2.num_channels))],
+    otherwise=N_("Both existing branches keep their channels from stage 2 to stage 3."),
+    success=N_("Entries 0 and 1 are None: branches 0 and 1 leave stage 2 with {channels} channels and stage 3 wants "
+               "the same. Entry 2 creates the 1/16 branch ({new} channels).",
+               channels=_W48.stage2.num_channels, new=_W48.stage3.num_channels[2]),
+    hints=[N_("transition2 goes from stage 2 (2 branches) to stage 3 (3 branches)."),
+           N_("An entry is None when the branch exists and keeps its channels.")],
+    solution_text=N_("`answer = [0, 1]`: 48 -> 48 and 96 -> 96 pass; entry 2 creates the 192-channel branch."),
     wrong_answers=[([], "nothing to adapt"), ([0, 1, 2], "new 1/16 branch"), ([2], "not None"), ([0], "keep their channels"),
                    ([3], "entries 0 to 2"), ("0, 1", "list of entry indices")],
 )
 
-_YLIST_SLIP = ("The official forward reads `self.transition3[i](y_list[-1])` for a new branch: the lowest-resolution "
-               "branch, which is only one halving away from 1/32.")
-
 branch4_source = ValueExercise(
     name="branch4_source", lesson="04",
-    question=("In the official forward, stage 4's new branch 3 (the fourth, at 1/32) is computed by transition3 "
-              "from which stage-3 output y_list[k]? Give k."),
-    read=lambda a: (lambda k: k % 3 if -3 <= k < 0 else k)(as_int(a, "the index k of the stage-3 output (-1 allowed)")),
+    question=N_("In the official forward, stage 4's new branch 3 (the fourth, at 1/32) is computed by transition3 "
+                "from which stage-3 output y_list[k]? Give k."),
+    read=lambda a: (lambda k: k % 3 if -3 <= k < 0 else k)(
+        as_int(a, N_("the index k of the stage-3 output (-1 allowed)"))),
     reference=-1,
-    success=("y_list[-1], that is branch 2 (1/16), the lowest resolution stage 3 has: one stride-2 conv takes "
-             "it to 1/32. There is no fuse_layers entry for it: branches are born in transitions, not in fusion."),
-    mistakes={3: ("Stage 3 outputs only branches 0, 1, 2 (y_list has 3 entries), so y_list[3] does not exist, just as "
-                  "fuse_layers[3][4] does not: `i < num_branches` is False for i = 3, so the code takes y_list[-1]."),
-              0: _YLIST_SLIP, 1: _YLIST_SLIP},
-    otherwise="Stage 3 has three outputs: y_list[0], y_list[1], y_list[2].",
-    hints=["`if i < self.stage3_cfg.num_branches: ... transition3[i](y_list[i]) else: ... transition3[i](y_list[-1])`",
-           "Stage 3 has 3 branches; i = 3 is not < 3."],
-    solution_text="`answer = -1` (or 2): the lowest-resolution branch of stage 3, 1/16, one stride-2 step from 1/32.",
+    success=N_("y_list[-1], that is branch 2 (1/16), the lowest resolution stage 3 has: one stride-2 conv takes "
+               "it to 1/32. There is no fuse_layers entry for it: branches are born in transitions, not in fusion."),
+    mistakes={3: N_("Stage 3 outputs only branches 0, 1, 2 (y_list has 3 entries), so y_list[3] does not exist, just "
+                    "as fuse_layers[3][4] does not: `i < num_branches` is False for i = 3, so the code takes y_list[-1]."),
+              **dict.fromkeys((0, 1), N_("The official forward reads `self.transition3[i](y_list[-1])` for a new "
+                                         "branch: the lowest-resolution branch, which is only one halving away from 1/32."))},
+    otherwise=N_("Stage 3 has three outputs: y_list[0], y_list[1], y_list[2]."),
+    hints=[N_("`if i < self.stage3_cfg.num_branches: ... transition3[i](y_list[i]) else: ... transition3[i](y_list[-1])`"),
+           N_("Stage 3 has 3 branches; i = 3 is not < 3.")],
+    solution_text=N_("`answer = -1` (or 2): the lowest-resolution branch of stage 3, 1/16, one stride-2 step from 1/32."),
     wrong_answers=[(7, "three outputs"), ("-1", "whole number"), (-2, "only one halving")],
 )
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..backbone import HRNet
 from ..config import get_config
+from ..i18n import N_, _
 from ..inspect import convs_of, meta_backbone, stage_shapes
 from ..transition import Transition
 from ._answers import as_int, as_numbers, as_word, random_weights
@@ -24,25 +25,26 @@ C32 = get_config("w32").width
 
 concat_channels = ValueExercise(
     name="concat_channels", lesson="05",
-    question=("HRNetV2 upsamples the four stage-4 branches of w32 to 1/4 and concatenates them "
-              "along the channels. How many channels does the concatenation have?"),
-    read=lambda a: as_int(a, "the number of channels", floats=True), reference=15 * C32,
-    success=(f"C + 2C + 4C + 8C = 15C = 15 x {C32} = {15 * C32}: every branch keeps its channels when it is "
-             "upsampled to 1/4, so the concatenation is as wide as all four together."),
-    mistakes={C32: f"{C32} is branch 0 alone (C); HRNetV2 concatenates all four branches.",
-              8 * C32: f"{8 * C32} is the lowest-resolution branch alone (8C); the concatenation holds all four.",
-              4 * C32: f"{4 * C32} would be four branches of C each; the branches carry C, 2C, 4C and 8C channels.",
-              15 * C32 + 64: ("The official HRNetV2 head concatenates the four stage-4 branches only; adding the stem's "
-                              "64 channels is the local `upscale` option of the learner's modified seg_hrnet.py (lesson 06).")},
-    otherwise=lambda n, want: f"Not {n}: add up the channels of the four stage-4 branches of w32 (C = {C32}).",
-    hints=["The four branches of w32 carry C, 2C, 4C and 8C channels, with C = 32.",
-           "Upsampling changes the height and width, never the channels; concatenation adds the channels up."],
-    solution_text="`answer = 480`: 32 + 64 + 128 + 256 = 15 x 32.",
+    question=N_("HRNetV2 upsamples the four stage-4 branches of w32 to 1/4 and concatenates them "
+                "along the channels. How many channels does the concatenation have?"),
+    read=lambda a: as_int(a, N_("the number of channels"), floats=True), reference=15 * C32,
+    success=N_("C + 2C + 4C + 8C = 15C = 15 x {c} = {n}: every branch keeps its channels when it is upsampled to "
+               "1/4, so the concatenation is as wide as all four together.", c=C32, n=15 * C32),
+    mistakes={C32: N_("{n} is branch 0 alone (C); HRNetV2 concatenates all four branches.", n=C32),
+              8 * C32: N_("{n} is the lowest-resolution branch alone (8C); the concatenation holds all four.", n=8 * C32),
+              4 * C32: N_("{n} would be four branches of C each; the branches carry C, 2C, 4C and 8C channels.", n=4 * C32),
+              15 * C32 + 64: N_("The official HRNetV2 head concatenates the four stage-4 branches only; adding the "
+                                "stem's 64 channels is the local `upscale` option of the learner's modified "
+                                "seg_hrnet.py (lesson 06).")},
+    otherwise=lambda n, want: _("Not {n}: add up the channels of the four stage-4 branches of w32 (C = {c}).",
+                                n=n, c=C32),
+    hints=[N_("The four branches of w32 carry C, 2C, 4C and 8C channels, with C = 32."),
+           N_("Upsampling changes the height and width, never the channels; concatenation adds the channels up.")],
+    solution_text=N_("`answer = 480`: 32 + 64 + 128 + 256 = 15 x 32."),
     wrong_answers=[("480", "one whole number"), (500, "add up")],
 )
 
 _PARTS = ("layer1", "stage2", "stage3", "stage4")
-_ALIASES = {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}
 
 
 @cache
@@ -56,21 +58,24 @@ def _part_params() -> dict[str, str]:
 
 stage_most_params = ValueExercise(
     name="stage_most_params", lesson="05",
-    question="Which part of the w48 backbone holds the most parameters: 'layer1', 'stage2', 'stage3' or 'stage4'?",
-    read=lambda a: as_word(str(a) if type(a) is int else a, _PARTS, "a stage name", _ALIASES), reference="stage4",
-    success=lambda got, want: (f"stage4: {_part_params()['table']} ({_part_params()['share']} of the backbone). A 3x3 "
-                               "conv has 9 x C_in x C_out weights, so the 8C = 384-channel branch, which only stage 4 "
-                               "has, costs 64 times branch 0's weights per block."),
-    mistakes=lambda: {"stage3": (f"stage3 has more modules (4 against 3), but {_part_params()['table']}: stage 4 adds "
-                                 "the 384-channel branch, and a conv's weights grow with the square of its channels."),
-                      "layer1": (f"layer1 is four Bottlenecks at 256 channels: {_part_params()['layer1']}, small beside "
-                                 "the stages.")},
-    otherwise=lambda part, want: f"{part} holds {_part_params()[part]}; compare all four: count `p.numel()` per part.",
-    hints=["stage3 has 4 modules of 3 branches, stage4 has 3 modules of 4 branches.",
-           "A 3x3 conv from C to C channels has 9 C^2 weights: doubling the channels quadruples them. "
-           "Which stage has the 8C branch?"],
-    solution_text=("`answer = 'stage4'`: about 47.6M of the backbone's 65M parameters, because of its 8C "
-                   "branch (384 channels in w48)."),
+    question=N_("Which part of the w48 backbone holds the most parameters: 'layer1', 'stage2', 'stage3' or 'stage4'?"),
+    read=lambda a: as_word(str(a) if type(a) is int else a, _PARTS, N_("a stage name"),
+                           {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}),
+    reference="stage4",
+    success=lambda got, want: _("stage4: {table} ({share} of the backbone). A 3x3 conv has 9 x C_in x C_out weights, "
+                                "so the 8C = 384-channel branch, which only stage 4 has, costs 64 times branch 0's "
+                                "weights per block.", **_part_params()),
+    mistakes=lambda: {"stage3": N_("stage3 has more modules (4 against 3), but {table}: stage 4 adds the 384-channel "
+                                   "branch, and a conv's weights grow with the square of its channels.", **_part_params()),
+                      "layer1": N_("layer1 is four Bottlenecks at 256 channels: {layer1}, small beside the stages.",
+                                   **_part_params())},
+    otherwise=lambda part, want: _("{part} holds {params}; compare all four: count `p.numel()` per part.",
+                                   part=part, params=_part_params()[part]),
+    hints=[N_("stage3 has 4 modules of 3 branches, stage4 has 3 modules of 4 branches."),
+           N_("A 3x3 conv from C to C channels has 9 C^2 weights: doubling the channels quadruples them. "
+              "Which stage has the 8C branch?")],
+    solution_text=N_("`answer = 'stage4'`: about 47.6M of the backbone's 65M parameters, because of its 8C "
+                     "branch (384 channels in w48)."),
     wrong_answers=[("stage2", "compare all four"), ("stage5", "is not one of"), (3.5, "stage name")],
 )
 
@@ -89,39 +94,43 @@ def _near(value, target) -> bool:
     return abs(value - target) <= 0.1 * target
 
 
-def _explain_ratios(got, _):
+def _explain_ratios(got, _want):
     (p, m), (tp, tm) = got, _branch_ratios()
     rules = [
-        (_near(p, tm) and _near(m, tp), "You swapped the two: first the parameter ratio, then the MAC ratio."),
-        (_near(p, 8), "8 is the ratio of the channels (384 / 48); a 3x3 conv has 9 x C_in x C_out weights, "
-                      "so the weights grow with the channels squared."),
-        (_near(p, 1), "Parameters do not depend on the resolution; they depend on the channels, and branch 3 has 8 times more."),
-        (not _near(p, tp), f"The parameter ratio is not {p:g}: count the weights of a 3x3 conv with 8 times the channels in and out."),
-        (_near(m, tp), "The MACs are weights times positions: branch 3 has 64 times the weights, but at 1/32 "
-                       "it has 8 x 8 = 64 times fewer positions than branch 0 at 1/4."),
-        (_near(m, 1 / 64) or _near(m, 1 / 8), "Fewer positions, yes, but each position costs 64 times more multiply-adds "
-                                              "(8x the channels in and out).")]
-    return next((message for holds, message in rules if holds), f"The MAC ratio is not {m:g}: multiply the parameter "
-                "ratio by the ratio of positions (1/32 vs 1/4).")
+        (_near(p, tm) and _near(m, tp), N_("You swapped the two: first the parameter ratio, then the MAC ratio.")),
+        (_near(p, 8), N_("8 is the ratio of the channels (384 / 48); a 3x3 conv has 9 x C_in x C_out weights, "
+                         "so the weights grow with the channels squared.")),
+        (_near(p, 1), N_("Parameters do not depend on the resolution; they depend on the channels, and branch 3 has 8 "
+                         "times more.")),
+        (not _near(p, tp), N_("The parameter ratio is not {p}: count the weights of a 3x3 conv with 8 times the "
+                              "channels in and out.", p=format(p, "g"))),
+        (_near(m, tp), N_("The MACs are weights times positions: branch 3 has 64 times the weights, but at 1/32 it has "
+                          "8 x 8 = 64 times fewer positions than branch 0 at 1/4.")),
+        (_near(m, 1 / 64) or _near(m, 1 / 8), N_("Fewer positions, yes, but each position costs 64 times more "
+                                                 "multiply-adds (8x the channels in and out)."))]
+    return next((message for holds, message in rules if holds), N_(
+        "The MAC ratio is not {m}: multiply the parameter ratio by the ratio of positions (1/32 vs 1/4).",
+        m=format(m, "g")))
 
 
 branch_cost_ratio = ValueExercise(
     name="branch_cost_ratio", lesson="05",
-    question=("In a stage-4 module of w48, branch 0 works at 1/4 with C = 48 channels and branch 3 at "
-              "1/32 with 8C = 384; each is 4 BasicBlocks. How many times branch 0's parameters does branch 3 have, "
-              "and how many times its multiply-adds (MACs)? Answer (parameter ratio, MAC ratio)."),
-    read=lambda a: as_numbers(a, ("the parameter ratio", "the MAC ratio"), "(2, 0.5)"), reference=(64, 1),
+    question=N_("In a stage-4 module of w48, branch 0 works at 1/4 with C = 48 channels and branch 3 at "
+                "1/32 with 8C = 384; each is 4 BasicBlocks. How many times branch 0's parameters does branch 3 have, "
+                "and how many times its multiply-adds (MACs)? Answer (parameter ratio, MAC ratio)."),
+    read=lambda a: as_numbers(a, (N_("the parameter ratio"), N_("the MAC ratio")), "(2, 0.5)"), reference=(64, 1),
     explain=_explain_ratios,
     same=lambda got, want: _near(got[0], _branch_ratios()[0]) and _near(got[1], _branch_ratios()[1]),
-    success=lambda got, want: (f"Measured on w48 at 512x1024: branch 3 has {_branch_ratios()[0]:.1f} times the "
-                               f"parameters of branch 0 (64 for the convs, a little less with BatchNorm) and "
-                               f"{_branch_ratios()[1]:.2f} times its MACs. Every branch costs the same arithmetic; "
-                               "the low-resolution ones hold the weights."),
-    hints=["A 3x3 conv from C_in to C_out channels has 9 x C_in x C_out weights, and does that many "
-           "multiply-adds at each output position.",
-           "Branch 3 has 8 times the channels (in and out) and, at 1/32 instead of 1/4, 8 x 8 = 64 times fewer positions."],
-    solution_text=("`answer = (64, 1)`: weights grow with 8 x 8 = 64, positions shrink by 64, so the arithmetic "
-                   "is the same in every branch (about 63.7 with the BatchNorm parameters counted)."),
+    success=lambda got, want: _("Measured on w48 at 512x1024: branch 3 has {params} times the parameters of branch 0 "
+                                "(64 for the convs, a little less with BatchNorm) and {macs} times its MACs. Every "
+                                "branch costs the same arithmetic; the low-resolution ones hold the weights.",
+                                params=format(_branch_ratios()[0], ".1f"), macs=format(_branch_ratios()[1], ".2f")),
+    hints=[N_("A 3x3 conv from C_in to C_out channels has 9 x C_in x C_out weights, and does that many "
+              "multiply-adds at each output position."),
+           N_("Branch 3 has 8 times the channels (in and out) and, at 1/32 instead of 1/4, 8 x 8 = 64 times fewer "
+              "positions.")],
+    solution_text=N_("`answer = (64, 1)`: weights grow with 8 x 8 = 64, positions shrink by 64, so the arithmetic "
+                     "is the same in every branch (about 63.7 with the BatchNorm parameters counted)."),
     wrong_answers=[((8, 1), "channels squared"), ((64, 64), "fewer positions"), ((1, 64), "swapped"),
                    ((64, 1 / 64), "costs 64 times more"), (64, "Give two numbers"), (("64", "1"), "as a number"),
                    ((1, 1), "do not depend on the resolution"), ((30, 1), "parameter ratio is not 30"),
@@ -147,19 +156,18 @@ def _loop(transition, y_list, source):
 def _transition_cases() -> list[Case]:
     """The three transitions of w18_small_v1, one that creates two branches at once (branch 2 is
     two stride-2 steps from branch 0), and one that adapts; weights and BN statistics random."""
-    torch.manual_seed(2)
     model = random_weights(HRNet("w18_small_v1"), 0)
     grow_two, adapt = (random_weights(Transition(*c), 3) for c in [((16,), (16, 32, 64)), ((24, 32), (16, 32, 64))])
     g = torch.Generator().manual_seed(1)
-    y2 = [torch.randn(1, 16, 16, 20, generator=g), torch.randn(1, 32, 8, 10, generator=g)]
-    y3 = [*y2, torch.randn(1, 64, 4, 5, generator=g)]
-    y_adapt = [torch.randn(1, 24, 16, 20, generator=g), y2[1]]
+    y = [torch.randn(1, c, 16 >> b, 20 >> b, generator=g) for b, c in enumerate((16, 32, 64))]  # 1/4, 1/8, 1/16
     return [Case(t, y_list, where=where, expected=t(y_list)) for where, t, y_list in [
-            ("transition1 of w18_small_v1 (1 branch -> 2)", model.transition1, [torch.randn(1, 128, 16, 20, generator=g)]),
-            ("transition2 of w18_small_v1 (2 branches -> 3)", model.transition2, y2),
-            ("transition3 of w18_small_v1 (3 branches -> 4)", model.transition3, y3),
-            ("Transition((16,), (16, 32, 64)) (1 branch -> 3: branch 2 is two stride-2 steps from branch 0)", grow_two, y2[:1]),
-            ("Transition((24, 32), (16, 32, 64)) (branch 0 adapted from 24 to 16 channels)", adapt, y_adapt)]]
+            (N_("transition1 of w18_small_v1 (1 branch -> 2)"), model.transition1, [torch.randn(1, 128, 16, 20, generator=g)]),
+            (N_("transition2 of w18_small_v1 (2 branches -> 3)"), model.transition2, y[:2]),
+            (N_("transition3 of w18_small_v1 (3 branches -> 4)"), model.transition3, y),
+            (N_("Transition((16,), (16, 32, 64)) (1 branch -> 3: branch 2 is two stride-2 steps from branch 0)"),
+             grow_two, y[:1]),
+            (N_("Transition((24, 32), (16, 32, 64)) (branch 0 adapted from 24 to 16 channels)"), adapt,
+             [torch.randn(1, 24, 16, 20, generator=g), y[1]])]]
 
 
 def _call(fn, transition, y_list):
@@ -167,53 +175,55 @@ def _call(fn, transition, y_list):
     given = list(y_list)
     got = fn(nn.ModuleList(list(transition)), given)
     if len(given) != len(y_list) or any(a is not b for a, b in zip(given, y_list)):
-        raise Wrong("Your function changed the list it was given (the caller's y_list): build and return a new list "
-                    "instead (the official module's in-place `x[i] = ...` is what lesson 08 warns about).")
+        raise Wrong(_("Your function changed the list it was given (the caller's y_list): build and return a new list "
+                      "instead (the official module's in-place `x[i] = ...` is what lesson 08 warns about)."))
     return got
 
 
-def _in_place(transition, y_list):
-    n, last = len(y_list), y_list[-1]
-    for i, op in enumerate(transition):
-        out = (y_list[i] if i < n else last) if op is None else op(y_list[i] if i < n else last)
-        y_list[i:i + 1] = [out]
+def _in_place(transition, y_list):  # a slip: the right outputs, written into the caller's list
+    y_list[:] = _reference(transition, y_list)
     return y_list
 
 
 transition_forward = FunctionExercise(
     name="transition_forward", lesson="05", fn_name="transition_forward",
-    question=("Write `transition_forward(transition, y_list)`: the list handling the official forward writes out "
-              "after each stage. `transition` is a plain nn.ModuleList with one entry per output branch (None, or "
-              "layers to apply); `y_list` is the previous stage's outputs. Return the new list (do not change y_list)."),
-    reference=_reference, cases=_transition_cases, call=_call, returns="a list with one tensor per branch",
+    question=N_("Write `transition_forward(transition, y_list)`: the list handling the official forward writes out "
+                "after each stage. `transition` is a plain nn.ModuleList with one entry per output branch (None, or "
+                "layers to apply); `y_list` is the previous stage's outputs. Return the new list (do not change "
+                "y_list)."),
+    reference=_reference, cases=_transition_cases, call=_call, returns=N_("a list with one tensor per branch"),
     against="ht.Transition",
     mistakes=[
-        Mistake("calls_module", "A plain nn.ModuleList cannot be called like a layer: loop over its entries "
-                "(`for i, op in enumerate(transition)`) and build the new list yourself.", like=lambda t, y: t(y)),
-        Mistake("calls_none", "An entry is None where a branch passes through unchanged; append y_list[i] itself "
-                "instead of calling the entry.", like=lambda t, y: [op(y[min(i, len(y) - 1)]) for i, op in enumerate(t)]),
-        Mistake("no_new_branch", lambda case, got, want: f"Your list has {len(got)} entries; this transition makes "
-                f"{len(want)} branches (one entry of the transition per output branch, new ones included).",
+        Mistake("calls_module", N_("A plain nn.ModuleList cannot be called like a layer: loop over its entries "
+                                   "(`for i, op in enumerate(transition)`) and build the new list yourself."),
+                like=lambda t, y: t(y)),
+        Mistake("calls_none", N_("An entry is None where a branch passes through unchanged; append y_list[i] itself "
+                                 "instead of calling the entry."),
+                like=lambda t, y: [op(y[min(i, len(y) - 1)]) for i, op in enumerate(t)]),
+        Mistake("no_new_branch", lambda case, got, want: _(
+                    "Your list has {got} entries; this transition makes {want} branches (one entry of the transition "
+                    "per output branch, new ones included).", got=len(got), want=len(want)),
                 like=lambda t, y: [x if op is None else op(x) for op, x in zip(t, y)], fragment="new ones included"),
-        Mistake("source_index", lambda case, got, want: f"The previous stage has only {len(case.args[1])} branch(es). "
-                f"A new branch i >= {len(case.args[1])} has no y_list[i]: it grows from the last, lowest-resolution "
-                "one, y_list[-1].", like=lambda t, y: _loop(t, y, lambda y, i: y[i]),
+        Mistake("source_index", lambda case, got, want: _(
+                    "The previous stage has only {n} branch(es). A new branch i >= {n} has no y_list[i]: it grows "
+                    "from the last, lowest-resolution one, y_list[-1].", n=len(case.args[1])),
+                like=lambda t, y: _loop(t, y, lambda y, i: y[i]),
                 fragment="it grows from the last, lowest-resolution one, y_list[-1]."),
-        Mistake("first_branch", "A layer got a map with the wrong number of channels. A new branch grows from the "
-                "lowest-resolution branch, y_list[-1], not from y_list[0].",
+        Mistake("first_branch", N_("A layer got a map with the wrong number of channels. A new branch grows from the "
+                                   "lowest-resolution branch, y_list[-1], not from y_list[0]."),
                 like=lambda t, y: _loop(t, y, lambda y, i: y[i] if i < len(y) else y[0])),
-        Mistake("numbers", lambda case, got, want: "The shapes are right but the numbers differ: apply transition[i] to "
-                "y_list[i] (or to y_list[-1] for a new branch), and pass it through when the entry is None.",
+        Mistake("numbers", N_("The shapes are right but the numbers differ: apply transition[i] to y_list[i] (or to "
+                              "y_list[-1] for a new branch), and pass it through when the entry is None."),
                 when=lambda case, got, want: [g.shape for g in got] == [w.shape for w in want]),
     ],
-    success=lambda n: (f"Your loop matches ht.Transition on {n} transitions (new branches, two new branches at once, "
-                       "an adapted branch)."),
-    hints=["Loop `for i, op in enumerate(transition)`: one output per entry, new branches included.",
-           "The input of entry i is y_list[i] when the branch existed, else y_list[-1] (the lowest resolution). "
-           "A None entry passes its input through unchanged.",
-           "Build a new list with append; never assign into y_list."],
-    solution_text=source_of(_reference, "transition_forward", "\nThe official forward writes this loop three times, "
-                            "with `if i < self.stage2_cfg['NUM_BRANCHES']`."),
+    success=lambda n: _("Your loop matches ht.Transition on {n} transitions (new branches, two new branches at once, "
+                        "an adapted branch).", n=n),
+    hints=[N_("Loop `for i, op in enumerate(transition)`: one output per entry, new branches included."),
+           N_("The input of entry i is y_list[i] when the branch existed, else y_list[-1] (the lowest resolution). "
+              "A None entry passes its input through unchanged."),
+           N_("Build a new list with append; never assign into y_list.")],
+    solution_text=source_of(_reference, "transition_forward", N_(
+        "\nThe official forward writes this loop three times, with `if i < self.stage2_cfg['NUM_BRANCHES']`.")),
     wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself")],
 )
 
