@@ -2,92 +2,96 @@
 from __future__ import annotations
 
 from ..config import get_config
+from ..i18n import N_, _
 from ._answers import as_int, as_tuples
 from ._kinds import ChoiceExercise, ValueExercise
 
-ODD_SIZE = H, W = (250, 375)  # (height, width): neither divisible by 32
+H, W = ODD_SIZE = (250, 375)  # (height, width): neither divisible by 32
 CHANNELS = get_config("w18").stage4.num_channels
-# (C, H, W) per stage-4 branch: the stem halves twice, each branch once more; halving k times rounding up
-# each time is ceil(n / 2**k) (what a stride-2 conv with padding 1 does), rounding down floor(n / 2**k).
-SHAPES = [(c, -(-H // 2 ** (2 + b)), -(-W // 2 ** (2 + b))) for b, c in enumerate(CHANNELS)]
-FLOOR = [(c, H // 2 ** (2 + b), W // 2 ** (2 + b)) for b, c in enumerate(CHANNELS)]
+# (C, H, W) per stage-4 branch b: the stem halves twice, each branch once more, so the side is n / 2**(2 + b).
+# A stride-2 conv with padding 1 rounds up (ceil(n / 2**k) after k halvings); FLOOR is the rounding-down slip.
+SHAPES, FLOOR = ([(c, halve(H, 4 << b), halve(W, 4 << b)) for b, c in enumerate(CHANNELS)]
+                 for halve in (lambda n, d: -(-n // d), lambda n, d: n // d))
 ODD = next(s // 2 ** k for s in ODD_SIZE for k in range(5) if s // 2 ** k % 2)  # the first odd side met while halving
 
 
 def _explain_odd_shapes(got, want):
     if len(got) != len(want):
-        return f"Stage 4 has {len(want)} branches; your list has {len(got)} entries."
+        return _("Stage 4 has {n} branches; your list has {got} entries.", n=len(want), got=len(got))
     for b, ((c, h, w), (ec, eh, ew)) in enumerate(zip(got, want)):
         if c != ec:
-            return f"Branch {b} has {ec} channels, not {c}: the widths are C, 2C, 4C, 8C with C = {want[0][0]}."
+            return _("Branch {b} has {ec} channels, not {c}: the widths are C, 2C, 4C, 8C with C = {C}.",
+                     b=b, ec=ec, c=c, C=want[0][0])
         if (h, w) == (ew, eh) and h != w:
-            return f"Branch {b}: height and width are swapped; the input is {H} high and {W} wide."
-    if list(got) == FLOOR:
-        return ("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = ceil(n / 2): "
-                f"{ODD} -> {-(-ODD // 2)}, not {ODD // 2}.")
-    b, (_, eh, ew) = next((b, e) for b, (g, e) in enumerate(zip(got, want)) if g != e)
-    return (f"Branch {b} (1/{4 * 2 ** b}) is {eh}x{ew}, not {got[b][1]}x{got[b][2]}: halve {H}x{W} "
-            f"{2 + b} times, rounding up each time.")
+            return _("Branch {b}: height and width are swapped; the input is {H} high and {W} wide.", b=b, H=H, W=W)
+    b = next(b for b, (g, e) in enumerate(zip(got, want)) if g != e)
+    return _("Branch {b} (1/{scale}) is {eh}x{ew}, not {h}x{w}: halve {H}x{W} {times} times, rounding up each time.",
+             b=b, scale=4 << b, eh=want[b][1], ew=want[b][2], h=got[b][1], w=got[b][2], H=H, W=W, times=2 + b)
 
 
 odd_branch_shapes = ValueExercise(
     name="odd_branch_shapes", lesson="02",
-    question=(f"An image of {H}x{W} (height x width) goes into w18. Give the "
-              "(C, H, W) of each of the four stage-4 branches, as a list from branch 0 to branch 3."),
-    read=lambda a: as_tuples(a, 3, "(C, H, W) tuples, one per branch", "one branch's (C, H, W)", "[(18, 64, 96), ...]"),
+    question=N_("An image of {H}x{W} (height x width) goes into w18. Give the (C, H, W) of each of the four stage-4 "
+                "branches, as a list from branch 0 to branch 3.", H=H, W=W),
+    read=lambda a: as_tuples(a, 3, N_("(C, H, W) tuples, one per branch"), N_("one branch's (C, H, W)"),
+                             "[(18, 64, 96), ...]"),
     reference=SHAPES,
-    success=lambda got, want: ("Right: " + ", ".join(f"{c}x{h}x{w}" for c, h, w in want) + ". Each stride-2 conv with "
-                               "padding 1 turns a side n into ceil(n / 2), so odd sides round up."),
+    success=N_("Right: {shapes}. Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round "
+               "up.", shapes=", ".join(f"{c}x{h}x{w}" for c, h, w in SHAPES)),
+    mistakes={tuple(FLOOR): N_("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = "
+                        "ceil(n / 2): {odd} -> {up}, not {down}.", odd=ODD, up=-(-ODD // 2), down=ODD // 2)},
     explain=_explain_odd_shapes,
-    hints=["Channels: C, 2C, 4C, 8C with C = 18. Sizes: 1/4, 1/8, 1/16, 1/32 of the input.",
-           "Every halving is a 3x3 stride-2 conv with padding 1: a side n becomes ceil(n / 2). "
-           f"So {H} -> {-(-H // 2)} -> ...",
-           "Check yourself with `ht.inspect.stage_shapes(...)` only after answering!"],
+    hints=[N_("Channels: C, 2C, 4C, 8C with C = 18. Sizes: 1/4, 1/8, 1/16, 1/32 of the input."),
+           N_("Every halving is a 3x3 stride-2 conv with padding 1: a side n becomes ceil(n / 2). So {H} -> {half} -> ...",
+              H=H, half=-(-H // 2)),
+           N_("Check yourself with `ht.inspect.stage_shapes(...)` only after answering!")],
     solution_text=f"`answer = {SHAPES}`",
     wrong_answers=[
-        (FLOOR, "You rounded down"), ([(c, w, h) for c, h, w in SHAPES], "swapped"),
-        ([(18, h, w) for _, h, w in SHAPES], "Branch 1 has 36 channels"), (SHAPES[:3], "has 4 branches"),
-        ([(18, 62.5, 93.75)], "whole numbers"),
+        ([(c, w, h) for c, h, w in SHAPES], "swapped"), ([(18, h, w) for _c, h, w in SHAPES], "Branch 1 has 36 channels"),
+        (SHAPES[:3], "has 4 branches"), ([(18, 62.5, 93.75)], "whole numbers"), ([18, 36, 72, 144], "three numbers"),
         ([(18, 63, 94), (36, 32, 47), (72, 16, 24), (144, 7, 12)], "Branch 3 (1/32) is 8x12"),
-        ([18, 36, 72, 144], "three numbers"),
     ],
 )
 
-WIDTH_VARIANT, WIDTH_BRANCH = "w40", 3
-_CHANNELS = get_config(WIDTH_VARIANT).stage4.num_channels
-_C = _CHANNELS[0]
+VARIANT, BRANCH = "w40", 3
+WIDTHS = get_config(VARIANT).stage4.num_channels
+WIDTH = dict(variant=VARIANT, b=BRANCH, n=WIDTHS[BRANCH], C=WIDTHS[0], prev=WIDTHS[BRANCH - 1], before=BRANCH - 1,
+             widths=", ".join(map(str, WIDTHS)))
 
 branch_channels = ValueExercise(
     name="branch_channels", lesson="02",
-    question=f"How many channels does branch {WIDTH_BRANCH} (counting from 0) of {WIDTH_VARIANT} carry in stage 4?",
-    read=lambda a: as_int(a, "the number of channels"),
-    reference=_CHANNELS[WIDTH_BRANCH],
-    success=(f"8C = 8 x {_C} = {_CHANNELS[WIDTH_BRANCH]}: the channels double each time the resolution halves "
-             f"({', '.join(map(str, _CHANNELS))})."),
-    mistakes={_CHANNELS[WIDTH_BRANCH - 1]: (f"{_CHANNELS[WIDTH_BRANCH - 1]} is branch {WIDTH_BRANCH - 1} (4C). Branches "
-                                            f"are counted from 0, as in the code: branch {WIDTH_BRANCH} is the fourth, at 1/32."),
-              _C * WIDTH_BRANCH: "The channels double from branch to branch (C, 2C, 4C, 8C); they do not grow by C each time.",
-              _C: f"{_C} is C, the width of branch 0; lower-resolution branches get more channels."},
-    otherwise=lambda n, want: f"Not {n}: the name {WIDTH_VARIANT} gives C = {_C}; branch b carries C x 2**b channels.",
-    hints=["The number in the name is C, the width of branch 0.", "Branch b carries C x 2**b channels."],
-    solution_text="`answer = 320`: C = 40, and branch 3 carries 8C.",
-    wrong_answers=[(160, "counted from 0"), (120, "double"), (40, "width of branch 0"), (320.0, "one whole number"),
-                   (7, "Not 7")],
+    question=N_("How many channels does branch {b} (counting from 0) of {variant} carry in stage 4?", **WIDTH),
+    read=lambda a: as_int(a, N_("the number of channels")),
+    reference=WIDTHS[BRANCH],
+    success=N_("8C = 8 x {C} = {n}: the channels double each time the resolution halves ({widths}).", **WIDTH),
+    mistakes={WIDTHS[BRANCH - 1]: N_("{prev} is branch {before} (4C). Branches are counted from 0, as in the code: "
+                                     "branch {b} is the fourth, at 1/32.", **WIDTH),
+              WIDTHS[0] * BRANCH: N_("The channels double from branch to branch (C, 2C, 4C, 8C); they do not grow by C "
+                                     "each time."),
+              WIDTHS[0]: N_("{C} is C, the width of branch 0; lower-resolution branches get more channels.", **WIDTH)},
+    otherwise=lambda n, e: _("Not {got}: the name {variant} gives C = {C}; branch b carries C x 2**b channels.",
+                             got=n, **WIDTH),
+    hints=[N_("The number in the name is C, the width of branch 0."), N_("Branch b carries C x 2**b channels.")],
+    solution_text=N_("`answer = {n}`: C = {C}, and branch {b} carries 8C.", **WIDTH),
+    wrong_answers=[(320.0, "one whole number"), (7, "Not 7")],  # the table's answers are tested as well
 )
+
+RULE = "floor((n + 2*padding - kernel) / stride) + 1"  # PyTorch's output size of a conv
+TRY = N_("try n = 7 in {rule}", rule=RULE)
 
 stride2_rule = ChoiceExercise(
     name="stride2_rule", lesson="02",
-    question="A 3x3 conv with stride 2 and padding 1 gets a side of n pixels. How many come out?",
-    choices={"a": "n // 2 (round down)", "b": "(n + 1) // 2, that is ceil(n / 2) (round up)",
-             "c": "n / 2 (may be fractional)", "d": "n // 2 - 1 (the border is lost)"},
+    question=N_("A 3x3 conv with stride 2 and padding 1 gets a side of n pixels. How many come out?"),
+    choices={"a": N_("n // 2 (round down)"), "b": N_("(n + 1) // 2, that is ceil(n / 2) (round up)"),
+             "c": N_("n / 2 (may be fractional)"), "d": N_("n // 2 - 1 (the border is lost)")},
     answer="b",
-    why={"a": "Try n = 7: floor((7 + 2 - 3) / 2) + 1 = 4, not 7 // 2 = 3. The padding keeps the last pixel in play.",
-         "c": "A conv outputs a whole number of positions: try n = 7 in floor((n + 2*padding - kernel) / stride) + 1.",
-         "d": "With padding 1 nothing is lost at the border: try n = 7 in floor((n + 2*padding - kernel) / stride) + 1."},
-    success=("Output side = floor((n + 2*padding - kernel) / stride) + 1 = floor((n - 1) / 2) + 1 = ceil(n / 2). "
-             "The padding lets the last window start on the last pixel, so odd sides round up."),
-    hints=["PyTorch's rule: out = floor((n + 2*padding - kernel_size) / stride) + 1.", "Try n = 7 and n = 8."],
-    solution_text="`answer = \"b\"`: floor((n - 1) / 2) + 1 = ceil(n / 2); 7 -> 4, 8 -> 4.",
+    why={"a": N_("Try n = 7: floor((7 + 2 - 3) / 2) + 1 = 4, not 7 // 2 = 3. The padding keeps the last pixel in play."),
+         "c": N_("A conv outputs a whole number of positions: {try_it}.", try_it=TRY),
+         "d": N_("With padding 1 nothing is lost at the border: {try_it}.", try_it=TRY)},
+    success=N_("Output side = {rule} = floor((n - 1) / 2) + 1 = ceil(n / 2). The padding lets the last window start on "
+               "the last pixel, so odd sides round up.", rule=RULE),
+    hints=[N_("PyTorch's rule: out = floor((n + 2*padding - kernel_size) / stride) + 1."), N_("Try n = 7 and n = 8.")],
+    solution_text=N_("`answer = \"b\"`: floor((n - 1) / 2) + 1 = ceil(n / 2); 7 -> 4, 8 -> 4."),
     wrong_answers=[("e", "one letter"), (2, "as a string")],
 )
 
