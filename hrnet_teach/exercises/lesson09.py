@@ -5,6 +5,7 @@ import functools
 
 import torch
 
+from ..i18n import N_, _
 from ..inspect import meta_model
 from ._answers import as_ints, as_strings
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
@@ -23,7 +24,8 @@ def _pooling_cases():
     g = torch.Generator().manual_seed(9)
     sizes = [(1, 8, 3, 4, 5), (2, 16, 4, 7, 3), (3, 5, 2, 6, 6)]  # B, C, K, H, W: C != K != HW, odd sizes
     return [Case(torch.randn(b, c, h, w, generator=g), 3 * torch.randn(b, k, h, w, generator=g),
-                 where=f"feats {b}x{c}x{h}x{w}, regions {b}x{k}x{h}x{w}") for b, c, k, h, w in sizes]
+                 where=N_("feats {b}x{c}x{h}x{w}, regions {b}x{k}x{h}x{w}", b=b, c=c, k=k, h=h, w=w))
+            for b, c, k, h, w in sizes]
 
 
 def _softmax_over_classes(feats, regions):
@@ -45,34 +47,34 @@ def _plain_mean(feats, regions):
 
 region_pooling = FunctionExercise(
     name="region_pooling", lesson="09", fn_name="region_pooling",
-    question=("Write `region_pooling(feats, regions)`: feats B x C x H x W (the pixel representations), regions "
-              "B x K x H x W (the soft object regions, logits). Return the object region representations, "
-              "B x K x C: for each region k, the pixel features averaged with weights softmax over the pixels of "
-              "region k's map. One matmul, no loop."),
-    reference=_region_pooling, cases=_pooling_cases, returns="the B x K x C region representations",
-    against="the reference (the official SpatialGather_Module, before its last permute)",
+    question=N_("Write `region_pooling(feats, regions)`: feats B x C x H x W (the pixel representations), regions "
+                "B x K x H x W (the soft object regions, logits). Return the object region representations, "
+                "B x K x C: for each region k, the pixel features averaged with weights softmax over the pixels of "
+                "region k's map. One matmul, no loop."),
+    reference=_region_pooling, cases=_pooling_cases, returns=N_("the B x K x C region representations"),
+    against=N_("the reference (the official SpatialGather_Module, before its last permute)"),
     mistakes=[
-        Mistake("softmax_over_classes", "Your softmax runs over the K classes at each pixel (dim=1 of the maps): "
+        Mistake("softmax_over_classes", N_("Your softmax runs over the K classes at each pixel (dim=1 of the maps): "
                 "that is the segmentation's probability. OCR's weights are a softmax over the *pixels* of one "
-                "region (over H x W), so each region's weights sum to 1 across the image.",
+                "region (over H x W), so each region's weights sum to 1 across the image."),
                 like=_softmax_over_classes, fragment="over the *pixels*"),
-        Mistake("no_softmax", "You used the raw logits as weights: without a softmax over the pixels the weights do "
-                "not sum to 1, and the result grows with the image and the logits' scale.",
+        Mistake("no_softmax", N_("You used the raw logits as weights: without a softmax over the pixels the weights "
+                "do not sum to 1, and the result grows with the image and the logits' scale."),
                 like=_no_softmax, fragment="raw logits"),
-        Mistake("plain_mean", "Every region got the plain mean of all pixels: the weights must come from the "
-                "region's own map (softmax over its pixels).", like=_plain_mean, fragment="plain mean"),
-        Mistake("transposed", lambda case, got, want: (
-                f"Your output is {tuple(got.shape)}, the transpose of B x K x C {tuple(want.shape)}: put the "
-                "regions first, (B x K x HW) @ (B x HW x C)."),
+        Mistake("plain_mean", N_("Every region got the plain mean of all pixels: the weights must come from the "
+                "region's own map (softmax over its pixels)."), like=_plain_mean, fragment="plain mean"),
+        Mistake("transposed", lambda case, got, want: _(
+                "Your output is {got}, the transpose of B x K x C {want}: put the regions first, "
+                "(B x K x HW) @ (B x HW x C).", got=tuple(got.shape), want=tuple(want.shape)),
                 when=lambda case, got, want: got.shape == want.transpose(1, 2).shape and got.shape != want.shape,
                 fragment="the transpose"),
     ],
-    success=lambda n: (f"Your pooling matches on {n} cases. The official SpatialGather_Module computes the same "
-                       "matmul, then permutes it to B x C x K x 1 so the 1x1 convs can read the K regions as a "
-                       "K x 1 image."),
-    hints=["Flatten the pixels: regions -> B x K x HW, feats -> B x C x HW, then transpose feats to B x HW x C.",
-           "torch.softmax(regions_flat, dim=2) gives each region weights that sum to 1 over the pixels; then "
-           "weights @ pixels is B x K x C."],
+    success=lambda n: _("Your pooling matches on {n} cases. The official SpatialGather_Module computes the same "
+                        "matmul, then permutes it to B x C x K x 1 so the 1x1 convs can read the K regions as a "
+                        "K x 1 image.", n=n),
+    hints=[N_("Flatten the pixels: regions -> B x K x HW, feats -> B x C x HW, then transpose feats to B x HW x C."),
+           N_("torch.softmax(regions_flat, dim=2) gives each region weights that sum to 1 over the pixels; then "
+              "weights @ pixels is B x K x C.")],
     wrong_answers=[(lambda f, r: _region_pooling(f, r).transpose(1, 2), "the transpose"),
                    (lambda f, r: _region_pooling(f, r)[..., None], "shape")],
 )
@@ -85,25 +87,27 @@ ATT_SHAPE = (1, _Q, ATT_CLASSES)
 
 attention_shape = ValueExercise(
     name="attention_shape", lesson="09",
-    question=(f"HRNet-OCR {ATT_VARIANT}, {ATT_CLASSES} classes, one {ATT_SIZE[0]}x{ATT_SIZE[1]} image. What is "
-              "the shape of `sim_map`, the pixel-region relation after its softmax, inside "
-              "ocr_distri_head.object_context_block? Answer a tuple of 3 numbers."),
-    read=lambda a: as_ints(a, 3, "the shape", "(1, 100, 7)"),
+    question=N_("HRNet-OCR {variant}, {classes} classes, one {h}x{w} image. What is the shape of `sim_map`, the "
+                "pixel-region relation after its softmax, inside ocr_distri_head.object_context_block? Answer a "
+                "tuple of 3 numbers.", variant=ATT_VARIANT, classes=ATT_CLASSES, h=ATT_SIZE[0], w=ATT_SIZE[1]),
+    read=lambda a: as_ints(a, 3, N_("the shape"), "(1, 100, 7)"),
     reference=ATT_SHAPE,
-    success=(f"{ATT_SHAPE}: one row per pixel of the 1/4 map ({ATT_SIZE[0] // 4} x {ATT_SIZE[1] // 4} = {_Q:,}), "
-             f"one column per region (class): {ATT_CLASSES} weights per pixel, summing to 1. Compare a "
-             f"pixel-pixel self-attention: {_Q:,} x {_Q:,}."),
-    mistakes={(1, ATT_CLASSES, _Q): "Transposed: the query is the pixels (B x HW x Ck), the key the regions "
-                                    "(B x Ck x K), so query @ key is B x HW x K; the softmax runs over the last axis.",
-              (1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES): "The OCR head works on the 1/4 map (the HRNetV2 "
-                                                           "concatenation), not on the full image.",
-              (1, _Q, 256): "256 is KEY_CHANNELS, the channels the query and key are projected to; they are "
-                            "summed over in query @ key. What remains is pixels x regions.",
-              (1, _Q, _Q): "That is a pixel-pixel self-attention (non-local). OCR relates each pixel to the K "
-                           "regions only."},
-    otherwise=lambda got, want: f"Not {got}: query (B x HW x Ck) @ key (B x Ck x K), with HW the pixels of the 1/4 map.",
-    hints=["The query is per pixel: B x HW x Ck. The key is per region: B x Ck x K.",
-           f"The map the head works on is 1/4 of {ATT_SIZE[0]}x{ATT_SIZE[1]}."],
+    success=N_("{shape}: one row per pixel of the 1/4 map ({h} x {w} = {q}), one column per region (class): "
+               "{classes} weights per pixel, summing to 1. Compare a pixel-pixel self-attention: {q} x {q}.",
+               shape=ATT_SHAPE, h=ATT_SIZE[0] // 4, w=ATT_SIZE[1] // 4, q=format(_Q, ","), classes=ATT_CLASSES),
+    mistakes={(1, ATT_CLASSES, _Q): N_("Transposed: the query is the pixels (B x HW x Ck), the key the regions "
+                                       "(B x Ck x K), so query @ key is B x HW x K; the softmax runs over the last "
+                                       "axis."),
+              (1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES): N_("The OCR head works on the 1/4 map (the HRNetV2 "
+                                                              "concatenation), not on the full image."),
+              (1, _Q, 256): N_("256 is KEY_CHANNELS, the channels the query and key are projected to; they are "
+                               "summed over in query @ key. What remains is pixels x regions."),
+              (1, _Q, _Q): N_("That is a pixel-pixel self-attention (non-local). OCR relates each pixel to the K "
+                              "regions only.")},
+    otherwise=lambda got, want: _("Not {got}: query (B x HW x Ck) @ key (B x Ck x K), with HW the pixels of the 1/4 "
+                                  "map.", got=got),
+    hints=[N_("The query is per pixel: B x HW x Ck. The key is per region: B x Ck x K."),
+           N_("The map the head works on is 1/4 of {h}x{w}.", h=ATT_SIZE[0], w=ATT_SIZE[1])],
     solution_text=f"`answer = {ATT_SHAPE}`",
     wrong_answers=[((1, ATT_CLASSES, _Q), "Transposed"), ((1, _Q, 256), "KEY_CHANNELS"),
                    ((1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES), "1/4 map"), ((1, 2, 3), "Not (1, 2, 3)"),
@@ -118,7 +122,8 @@ def _parts(head: str | None) -> frozenset[str]:
 
 
 def _read_names(answer) -> frozenset[str]:
-    names = {a.removesuffix(".*").removesuffix(".").split(".")[0] for a in as_strings(answer, "the names", "['aux_head']")}
+    names = {a.removesuffix(".*").removesuffix(".").split(".")[0]
+             for a in as_strings(answer, N_("the names"), "['aux_head']")}
     return frozenset(names - {""})
 
 
@@ -128,30 +133,32 @@ def _v2_only() -> frozenset[str]:
 
 _OCR_RULES = [
     (lambda got, want: "ocr_gather_head" in got,
-     "ocr_gather_head has no parameters (a softmax and a matmul), so it has no keys in the state dict."),
+     N_("ocr_gather_head has no parameters (a softmax and a matmul), so it has no keys in the state dict.")),
     (lambda got, want: got & _v2_only(),
-     lambda got, want: f"{', '.join(sorted(got & _v2_only()))}: that is V2's head, which the OCR model does not have."),
+     lambda got, want: _("{names}: that is V2's head, which the OCR model does not have.",
+                         names=", ".join(sorted(got & _v2_only())))),
     (lambda got, want: got & _parts(None),
-     "The backbone (conv1 ... stage4) has the same keys in both models."),
+     N_("The backbone (conv1 ... stage4) has the same keys in both models.")),
     (lambda got, want: got < want,
-     lambda got, want: f"Some are missing: {len(want)} top-level parts of the OCR model are not in V2 "
-                       "(aux_head is V2's last_layer built again, under a new name)."),
+     lambda got, want: _("Some are missing: {n} top-level parts of the OCR model are not in V2 "
+                         "(aux_head is V2's last_layer built again, under a new name).", n=len(want))),
 ]
 
 
 ocr_new_keys = ValueExercise(
     name="ocr_new_keys", lesson="09",
-    question=("Which top-level parts of an HRNet-OCR state dict are not in an HRNetV2 (segmentation) state dict "
-              "of the same variant? Answer a list of names such as ['conv1']."),
+    question=N_("Which top-level parts of an HRNet-OCR state dict are not in an HRNetV2 (segmentation) state dict "
+                "of the same variant? Answer a list of names such as ['conv1']."),
     read=_read_names, reference=lambda: sorted(_parts("ocr") - _parts("segmentation")),
-    success=("aux_head, cls_head, conv3x3_ocr and ocr_distri_head: a V2 checkpoint fills only the backbone of an "
-             "OCR model. aux_head holds the same layers as V2's last_layer, but under another name, so even it "
-             "starts from its initialisation (or copy last_layer.* to aux_head.* yourself)."),
+    success=N_("aux_head, cls_head, conv3x3_ocr and ocr_distri_head: a V2 checkpoint fills only the backbone of an "
+               "OCR model. aux_head holds the same layers as V2's last_layer, but under another name, so even it "
+               "starts from its initialisation (or copy last_layer.* to aux_head.* yourself)."),
     rules=_OCR_RULES,
-    otherwise=lambda got, want: (f"The OCR model has no top-level part named {', '.join(map(repr, sorted(got - want)))}; "
-                                 "compare `{k.split('.')[0] for k in model.state_dict()}` of the two models."),
-    hints=["The backbone keys are the same in every head; look at what follows stage4.",
-           "A module without parameters or buffers has no key."],
+    otherwise=lambda got, want: _("The OCR model has no top-level part named {names}; compare "
+                                  "`{{k.split('.')[0] for k in model.state_dict()}}` of the two models.",
+                                  names=", ".join(map(repr, sorted(got - want)))),
+    hints=[N_("The backbone keys are the same in every head; look at what follows stage4."),
+           N_("A module without parameters or buffers has no key.")],
     solution_text="`answer = ['aux_head', 'cls_head', 'conv3x3_ocr', 'ocr_distri_head']`",
     wrong_answers=[(["aux_head", "cls_head", "conv3x3_ocr", "ocr_distri_head", "ocr_gather_head"], "no parameters"),
                    (["last_layer", "cls_head"], "V2's head"), (["stage4", "cls_head"], "same keys"),
