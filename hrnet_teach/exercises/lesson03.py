@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import BasicBlock
+from ..i18n import N_, _
 from ..module import HighResolutionModule
 from ._answers import as_int, as_ints, as_tuples, layer_summary, random_bn
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise, fact_mistakes
@@ -19,30 +20,32 @@ N = 3  # stage 3 of w18 has 3 branches
 
 
 def _explain_none(got, want):
+    """About the first wrong pair: outside the matrix, above the diagonal, below it; else the first one missing."""
     outside = sorted(p for p in got if not (0 <= p[0] < N and 0 <= p[1] < N))
     upper, lower = sorted(p for p in got if p[1] > p[0]), sorted(p for p in got if p[1] < p[0])
     if outside:
-        return (f"{outside[0]} does not exist: stage 3 has {N} branches, so i and j run from 0 to {N - 1} "
-                f"and fuse_layers is {N}x{N}.")
+        return _("{pair} does not exist: stage 3 has {n} branches, so i and j run from 0 to {last} and fuse_layers "
+                 "is {n}x{n}.", pair=outside[0], n=N, last=N - 1)
     if upper:
-        return (f"{upper[0]} is not None: with j > i, branch j is coarser, and fuse_layers[i][j] holds a 1x1 conv + BN "
-                "(the upsampling itself happens in forward).")
+        return _("{pair} is not None: with j > i, branch j is coarser, and fuse_layers[i][j] holds a 1x1 conv + BN "
+                 "(the upsampling itself happens in forward).", pair=upper[0])
     if lower:
-        return f"{lower[0]} is not None: with j < i, branch j is finer, and fuse_layers[i][j] holds stride-2 convs."
-    return f"Some entries are None and you left out {sorted(want - got)[0]}: look at the whole diagonal."
+        return _("{pair} is not None: with j < i, branch j is finer, and fuse_layers[i][j] holds stride-2 convs.",
+                 pair=lower[0])
+    return _("Some entries are None and you left out {pair}: look at the whole diagonal.", pair=sorted(want - got)[0])
 
 
 none_entries = ValueExercise(
     name="none_entries", lesson="03",
-    question=("In a stage3 module of w18 (3 branches), which entries fuse_layers[i][j] are None? "
-              "Answer as a list of (i, j) pairs."),
-    read=lambda a: set(as_tuples(a, 2, "(i, j) pairs", "a pair (i, j) of branch indices", "[(0, 1), (2, 2)]")),
+    question=N_("In a stage3 module of w18 (3 branches), which entries fuse_layers[i][j] are None? "
+                "Answer as a list of (i, j) pairs."),
+    read=lambda a: set(as_tuples(a, 2, N_("(i, j) pairs"), N_("a pair (i, j) of branch indices"), "[(0, 1), (2, 2)]")),
     reference=[(0, 0), (1, 1), (2, 2)], explain=_explain_none,
-    success=(f"The diagonal: fuse_layers[i][i] is None because branch i is added to its own output as it is "
-             f"(same resolution, same channels). The other {N * N - N} entries hold layers."),
-    hints=["None means: nothing to do to branch j before adding it to output i.",
-           "When is nothing to do? When j is already at i's resolution and width."],
-    solution_text="`answer = [(0, 0), (1, 1), (2, 2)]`: the diagonal, i == j.",
+    success=N_("The diagonal: fuse_layers[i][i] is None because branch i is added to its own output as it is "
+               "(same resolution, same channels). The other {others} entries hold layers.", others=N * N - N),
+    hints=[N_("None means: nothing to do to branch j before adding it to output i."),
+           N_("When is nothing to do? When j is already at i's resolution and width.")],
+    solution_text=N_("`answer = [(0, 0), (1, 1), (2, 2)]`: the diagonal, i == j."),
     wrong_answers=[([], "Some entries are None"), ([(0, 0), (1, 1), (2, 2), (3, 3)], "stage 3 has 3 branches"),
                    ([(0, 1), (0, 2), (1, 2)], "1x1 conv"), ([(1, 0), (2, 0), (2, 1)], "stride-2"),
                    ([(0, 0), (1, 1)], "left out (2, 2)"), ([0, 1, 2], "not a pair")],
@@ -50,19 +53,19 @@ none_entries = ValueExercise(
 
 fuse_steps = ValueExercise(
     name="fuse_steps", lesson="03",
-    question="How many stride-2 convs does fuse_layers[3][0] of a stage-4 module contain?",
-    read=lambda a: as_int(a, "the number of stride-2 convs"), reference=3,
-    success="Three: 1/4 -> 1/8 -> 1/16 -> 1/32, one halving per conv (i - j = 3 - 0).",
-    mistakes={1: ("One stride-2 conv halves once; branch 0 (1/4) to branch 3 (1/32) is three halvings. "
-                  "(The official code never uses stride 8.)"),
-              4: "From 1/4 to 1/32 is 3 halvings (1/4 -> 1/8 -> 1/16 -> 1/32), so i - j = 3 convs, not 4.",
-              0: ("fuse_layers[3][0] brings branch 0 (fine, 1/4) down to branch 3 (1/32): that takes stride-2 convs. "
-                  "It is fuse_layers[0][3] that has none (a 1x1 conv, then upsampling)."),
-              2: "Two halvings take 1/4 to 1/16 (branch 2); branch 3 is at 1/32."},
-    otherwise=lambda n, want: f"Not {n}: count the halvings from 1/4 to 1/32.",
-    hints=["Row 3 is the output branch (1/32); column 0 is the input branch (1/4).",
-           "Each stride-2 conv halves the size once."],
-    solution_text="`answer = 3`: i - j = 3 - 0 halvings, 1/4 -> 1/8 -> 1/16 -> 1/32.",
+    question=N_("How many stride-2 convs does fuse_layers[3][0] of a stage-4 module contain?"),
+    read=lambda a: as_int(a, N_("the number of stride-2 convs")), reference=3,
+    success=N_("Three: 1/4 -> 1/8 -> 1/16 -> 1/32, one halving per conv (i - j = 3 - 0)."),
+    mistakes={1: N_("One stride-2 conv halves once; branch 0 (1/4) to branch 3 (1/32) is three halvings. "
+                    "(The official code never uses stride 8.)"),
+              4: N_("From 1/4 to 1/32 is 3 halvings (1/4 -> 1/8 -> 1/16 -> 1/32), so i - j = 3 convs, not 4."),
+              0: N_("fuse_layers[3][0] brings branch 0 (fine, 1/4) down to branch 3 (1/32): that takes stride-2 "
+                    "convs. It is fuse_layers[0][3] that has none (a 1x1 conv, then upsampling)."),
+              2: N_("Two halvings take 1/4 to 1/16 (branch 2); branch 3 is at 1/32.")},
+    otherwise=lambda n, want: _("Not {n}: count the halvings from 1/4 to 1/32.", n=n),
+    hints=[N_("Row 3 is the output branch (1/32); column 0 is the input branch (1/4)."),
+           N_("Each stride-2 conv halves the size once.")],
+    solution_text=N_("`answer = 3`: i - j = 3 - 0 halvings, 1/4 -> 1/8 -> 1/16 -> 1/32."),
     wrong_answers=[("3", "one whole number"), (9, "Not 9")],
 )
 
@@ -77,10 +80,9 @@ def make_fuse_op(i, j, channels):
     for k in range(i - j):  # finer -> coarser: one stride-2 conv per halving
         last = k == i - j - 1
         cout = channels[i] if last else channels[j]
-        layers = [nn.Conv2d(channels[j], cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)]
-        if not last:  # the last one has no ReLU: the module applies it after the sum
-            layers.append(nn.ReLU(inplace=True))
-        steps.append(nn.Sequential(*layers))
+        conv_bn = [nn.Conv2d(channels[j], cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)]
+        # the last step has no ReLU: the module applies it after the sum
+        steps.append(nn.Sequential(*conv_bn) if last else nn.Sequential(*conv_bn, nn.ReLU(inplace=True)))
     return nn.Sequential(*steps)
 
 
@@ -104,114 +106,115 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
     convs = [m for m in op.modules() if isinstance(m, nn.Conv2d)] if isinstance(op, nn.Module) else []
     n2 = sum(c.stride[0] == 2 for c in convs)
     layers = layer_summary(op) if isinstance(op, nn.Module) else []
-    return SimpleNamespace(i=i, j=j, ci=ch[i], cj=ch[j], d=i - j, op=op, convs=convs, n2=n2, s="s" * (n2 != 1),
+    used = _("1 stride-2 conv") if n2 == 1 else _("{n} stride-2 convs", n=n2)
+    return SimpleNamespace(i=i, j=j, ci=ch[i], cj=ch[j], d=i - j, op=op, convs=convs, n2=n2, used=used,
                            layers=layers, summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
 
 
 _FUSE_MISTAKES = fact_mistakes(lambda case, op: _facts(*case.args, op), [  # checked in this order
-    ("not_none", lambda f: f.i == f.j and f.op is not None, "This entry should be None: on the diagonal branch i is "
-     "added to its own output as it is (the official code appends None, and forward adds x[i] directly)."),
-    ("none", lambda f: f.i != f.j and f.op is None, "Only the diagonal (i == j) is None: branch {j} must be brought to branch {i}."),
-    ("upsample", lambda f: any(isinstance(m, (nn.Upsample, nn.ConvTranspose2d)) for m in f.op.modules()),
-     "Your operation contains an upsampling layer. fuse_layers[i][j] holds only the 1x1 conv and BN: the module's "
-     "forward enlarges the result with F.interpolate (it has no weights)."),
-    ("not_1x1", lambda f: f.j > f.i and [(c.kernel_size, c.stride) for c in f.convs] != [((1, 1), (1, 1))],
-     "Branch {j} is coarser than branch {i}, so nothing is downsampled: the coarser-to-finer case is a single 1x1 conv "
-     "(stride 1) + BN from {cj} to {ci} channels; yours has {summary}."),
+    ("not_none", lambda f: f.i == f.j and f.op is not None, N_(
+        "This entry should be None: on the diagonal branch i is added to its own output as it is (the official code "
+        "appends None, and forward adds x[i] directly).")),
+    ("none", lambda f: f.i != f.j and f.op is None,
+     N_("Only the diagonal (i == j) is None: branch {j} must be brought to branch {i}.")),
+    ("upsample", lambda f: any(isinstance(m, (nn.Upsample, nn.ConvTranspose2d)) for m in f.op.modules()), N_(
+        "Your operation contains an upsampling layer. fuse_layers[i][j] holds only the 1x1 conv and BN: the module's "
+        "forward enlarges the result with F.interpolate (it has no weights).")),
+    ("not_1x1", lambda f: f.j > f.i and [(c.kernel_size, c.stride) for c in f.convs] != [((1, 1), (1, 1))], N_(
+        "Branch {j} is coarser than branch {i}, so nothing is downsampled: the coarser-to-finer case is a single 1x1 "
+        "conv (stride 1) + BN from {cj} to {ci} channels; yours has {summary}.")),
     ("steps", lambda f: f.j < f.i and f.n2 != f.d,
-     "You used {n2} stride-2 conv{s}; going from branch {j} to branch {i} needs {d} (one per halving)."),
-    ("channels", lambda f: f.out != f.ci, "Your operation returns {out} channels; branch {i} expects {ci}."),
+     N_("You used {used}; going from branch {j} to branch {i} needs {d} (one per halving).")),
+    ("channels", lambda f: f.out != f.ci, N_("Your operation returns {out} channels; branch {i} expects {ci}.")),
     ("padding", lambda f: any(c.kernel_size == (3, 3) and c.padding != (1, 1) for c in f.convs),
-     "Each 3x3 stride-2 conv needs padding=1, so a side n becomes ceil(n / 2)."),
+     N_("Each 3x3 stride-2 conv needs padding=1, so a side n becomes ceil(n / 2).")),
     ("bias", lambda f: any(c.bias is not None for c in f.convs),
-     "The convs take bias=False; the BatchNorm right after each one has its own shift."),
+     N_("The convs take bias=False; the BatchNorm right after each one has its own shift.")),
     ("no_bn", lambda f: sum(t.startswith("BatchNorm2d") for t in f.layers) < len(f.convs),
-     "Every conv is followed by a BatchNorm2d."),
-    ("last_relu", lambda f: f.j < f.i and f.layers[-1] == "ReLU", "Your last stride-2 step ends with a ReLU. The "
-     "module applies ReLU after summing all inputs of a branch, so the last step has none (otherwise negative values "
-     "could not reach the sum)."),
+     N_("Every conv is followed by a BatchNorm2d.")),
+    ("last_relu", lambda f: f.j < f.i and f.layers[-1] == "ReLU", N_(
+        "Your last stride-2 step ends with a ReLU. The module applies ReLU after summing all inputs of a branch, so "
+        "the last step has none (otherwise negative values could not reach the sum).")),
     ("few_relus", lambda f: f.j < f.i and f.layers.count("ReLU") < f.d - 1,
-     "The intermediate steps end with a ReLU (conv, BN, ReLU); only the last step has none."),
-    ("switch_early", lambda f: f.d > 1 and f.convs[0].out_channels != f.cj, "The intermediate steps keep branch {j}'s "
-     "{cj} channels; only the last conv switches to branch {i}'s {ci} (that is what the official code does, and the "
-     "checkpoint shapes depend on it)."),
+     N_("The intermediate steps end with a ReLU (conv, BN, ReLU); only the last step has none.")),
+    ("switch_early", lambda f: f.d > 1 and f.convs[0].out_channels != f.cj, N_(
+        "The intermediate steps keep branch {j}'s {cj} channels; only the last conv switches to branch {i}'s {ci} "
+        "(that is what the official code does, and the checkpoint shapes depend on it).")),
     ("relu_up", lambda f: f.j > f.i and "ReLU" in f.layers,
-     "The coarser-to-finer op is 1x1 conv + BN without a ReLU; the ReLU comes after the sum."),
+     N_("The coarser-to-finer op is 1x1 conv + BN without a ReLU; the ReLU comes after the sum.")),
 ])
 
 
-def _fuse_with(change, where):
-    """A wrong answer: the reference, with ``change(op, i, j, channels)`` (the new op) applied where ``where(i, j)``."""
-    return lambda i, j, ch: change(make_fuse_op(i, j, ch), i, j, ch) if where(i, j) else make_fuse_op(i, j, ch)
-
-
-def _down(i, j):
-    return j < i
-
-
-def _up(i, j):
-    return j > i
+def _slip(change, down: bool):
+    """A wrong answer: the reference, with ``change(op, i, j, channels)`` (the new op) instead of every entry
+    that downsamples (``down``) or upsamples."""
+    def build(i, j, ch):
+        op = make_fuse_op(i, j, ch)
+        return change(op, i, j, ch) if i != j and (j < i) == down else op
+    return build
 
 
 def _switch_early(op, i, j, ch):
     for k, step in enumerate(op):
-        cin = ch[j] if k == 0 else ch[i]
-        step[0], step[1] = nn.Conv2d(cin, ch[i], 3, 2, 1, bias=False), nn.BatchNorm2d(ch[i])
+        step[0], step[1] = nn.Conv2d(ch[j] if k == 0 else ch[i], ch[i], 3, 2, 1, bias=False), nn.BatchNorm2d(ch[i])
     return op
 
 
 fuse_op = ModuleExercise(
     name="fuse_op", lesson="03", fn_name="make_fuse_op",
-    question=("Write `make_fuse_op(i, j, channels)` that returns fuse_layers[i][j] of a module whose branches carry "
-              "`channels` (e.g. [18, 36, 72, 144]): None, a 1x1 conv + BN, or a chain of stride-2 convs, "
-              "exactly as the official `_make_fuse_layers`."),
+    question=N_("Write `make_fuse_op(i, j, channels)` that returns fuse_layers[i][j] of a module whose branches carry "
+                "`channels` (e.g. [18, 36, 72, 144]): None, a 1x1 conv + BN, or a chain of stride-2 convs, "
+                "exactly as the official `_make_fuse_layers`."),
     reference=make_fuse_op, official=_official_op,
     cases=[(i, j, list(ch)) for ch in FUSE_CHANNELS for i in range(len(ch)) for j in range(len(ch))],
     inputs=lambda i, j, ch: (torch.randn(1, ch[j], 16 >> j, 16 >> j, generator=torch.Generator().manual_seed(i)),),
-    mistakes=_FUSE_MISTAKES, nesting="Make each stride-2 step its own nn.Sequential(conv, BN[, ReLU]) inside an outer nn.Sequential.",
-    success=lambda n: (f"All {n} entries match the official fuse_layers (layers, state-dict keys and output shapes) for "
-                       f"branch widths {', '.join(str(c) for c in FUSE_CHANNELS)}."),
-    hints=["Three cases: j == i -> None; j > i -> nn.Sequential(1x1 conv channels[j] -> channels[i], BN); "
-           "j < i -> i - j stride-2 steps.",
-           "Each stride-2 step is its own nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout)[, nn.ReLU]).",
-           "In the chain, every step keeps channels[j] except the last, which outputs channels[i] and has no ReLU."],
+    mistakes=_FUSE_MISTAKES,
+    nesting=N_("Make each stride-2 step its own nn.Sequential(conv, BN[, ReLU]) inside an outer nn.Sequential."),
+    success=lambda n: _("All {n} entries match the official fuse_layers (layers, state-dict keys and output shapes) "
+                        "for branch widths {widths}.", n=n, widths=", ".join(map(str, FUSE_CHANNELS))),
+    hints=[N_("Three cases: j == i -> None; j > i -> nn.Sequential(1x1 conv channels[j] -> channels[i], BN); "
+              "j < i -> i - j stride-2 steps."),
+           N_("Each stride-2 step is its own nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), "
+              "nn.BatchNorm2d(cout)[, nn.ReLU])."),
+           N_("In the chain, every step keeps channels[j] except the last, which outputs channels[i] and has no ReLU.")],
     wrong_answers=[
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(*op[:-1], nn.Sequential(*op[-1][:1])), _down), "followed by a BatchNorm2d"),
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(*op[:-1], nn.Sequential(*op[-1], nn.ReLU())), _down),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*op[:-1], nn.Sequential(*op[-1][:1])), True), "followed by a BatchNorm2d"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*op[:-1], nn.Sequential(*op[-1], nn.ReLU())), True),
          "last stride-2 step ends with a ReLU"),
-        (_fuse_with(lambda op, i, j, ch: make_fuse_op(i + 1, j, [*ch, 2 * ch[-1]]), _down),
+        (_slip(lambda op, i, j, ch: make_fuse_op(i + 1, j, [*ch, 2 * ch[-1]]), True),
          "You used 2 stride-2 convs; going from branch 0 to branch 1 needs 1"),
         (lambda i, j, ch: make_fuse_op(i, j, [ch[j]] * len(ch)), "Your operation returns 96 channels; branch 0 expects 48"),
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(*op, nn.Upsample(scale_factor=2 ** (j - i))), _up), "F.interpolate"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*op, nn.Upsample(scale_factor=2 ** (j - i))), False), "F.interpolate"),
         (lambda i, j, ch: nn.Identity() if i == j else make_fuse_op(i, j, ch), "should be None"),
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(*[m for step in op for m in step]), _down), "nested differently"),
-        (_fuse_with(_switch_early, _down), "intermediate steps keep branch 0's 48 channels"),
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(*op, nn.ReLU()), _up), "without a ReLU"),
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[j], 1, bias=False), *op), _up), "single 1x1 conv"),
-        (_fuse_with(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[i], 1), op[1]), _up), "bias=False"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*[m for step in op for m in step]), True), "nested differently"),
+        (_slip(_switch_early, True), "intermediate steps keep branch 0's 48 channels"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*op, nn.ReLU()), False), "without a ReLU"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[j], 1, bias=False), *op), False), "single 1x1 conv"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[i], 1), op[1]), False), "bias=False"),
         (lambda i, j, ch: None, "Only the diagonal"),
     ],
 )
 
 
-def fuse_by_hand(module: HighResolutionModule, xs: list[torch.Tensor], i: int) -> torch.Tensor:
-    """Output branch ``i`` of ``module`` from the branch outputs ``xs`` (the reference answer)."""
-    return _variant_sum(module, xs, i)
+def fuse_by_hand(module, xs, i):
+    y = 0
+    for j, xj in enumerate(xs):
+        if j == i:  # same resolution and channels: added as it is
+            term = xj
+        else:
+            term = module.fuse_layers[i][j](xj)
+            if j > i:  # coarser: after the 1x1 conv, enlarged to branch i's exact size
+                term = F.interpolate(term, size=xs[i].shape[-2:], mode="bilinear", align_corners=module.align_corners)
+        y = y + term
+    return torch.relu(y)  # one ReLU, after the sum
 
 
 def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_self=False, upsample=True):
-    """Output branch i, or (with other arguments) what a typical slip computes."""
-    align = module.align_corners if align is None else align
-    y = 0
-    for j, xj in enumerate(xs):
-        if j == i:
-            term = 0 if skip_self else xj
-        else:
-            term = module.fuse_layers[i][j](xj)
-            if j > i and upsample:  # 1x1 conv, then resized to branch i's exact size
-                term = F.interpolate(term, size=xs[i].shape[-2:], mode=mode,
-                                     **({"align_corners": align} if mode == "bilinear" else {}))
-        y = y + term
+    """What a typical slip computes instead of fuse_by_hand (with the defaults, the same)."""
+    bilinear = {"align_corners": module.align_corners if align is None else align} if mode == "bilinear" else {}
+    terms = [(0 if skip_self else xj) if j == i else module.fuse_layers[i][j](xj) for j, xj in enumerate(xs)]
+    y = sum(F.interpolate(t, size=xs[i].shape[-2:], mode=mode, **bilinear) if j > i and upsample else t
+            for j, t in enumerate(terms))
     return torch.relu(y) if relu else y
 
 
@@ -224,108 +227,102 @@ def _fuse_cases():
         torch.manual_seed(seed)
         n = len(channels)
         module = random_bn(HighResolutionModule(n, BasicBlock, [1] * n, channels, channels, align_corners=align), seed)
-        sizes = [(h, w)]
-        for _ in range(1, n):
-            sizes.append(tuple(-(-s // 2) for s in sizes[-1]))  # ceil halving, as a stride-2 conv
         g = torch.Generator().manual_seed(50 + seed)
-        inputs = [torch.randn(1, c, sh, sw, generator=g) for c, (sh, sw) in zip(channels, sizes)]
+        # branch b is 2**b times smaller, rounded up as a stride-2 conv does: -(-h >> b) == ceil(h / 2**b)
+        inputs = [torch.randn(1, c, -(-h >> b), -(-w >> b), generator=g) for b, c in enumerate(channels)]
         outputs = module(inputs)
         xs = [branch(x) for branch, x in zip(module.branches, inputs)]
         for i, expected in enumerate(outputs):
-            yield Case(module, xs, i, expected=expected, where=f"output {i} of a module with {n} branches (align_corners="
-                                                               f"{align}, branch {i} of size {tuple(xs[i].shape[-2:])})")
+            yield Case(module, xs, i, expected=expected, where=N_(
+                "output {i} of a module with {n} branches (align_corners={align}, branch {i} of size {size})",
+                i=i, n=n, align=align, size=tuple(xs[i].shape[-2:])))
 
+
+_SUM_SLIPS = [  # (name, message, what the slip changes in _variant_sum), checked in this order
+    ("no_relu", N_("You left out the ReLU: the module applies it once, after the sum."), {"relu": False}),
+    ("nearest", N_("Bilinear, not nearest: the segmentation code enlarges with mode='bilinear' to branch i's size."),
+     {"mode": "nearest"}),
+    ("skip_self", N_("You left out branch i itself: the sum runs over every j, including j == i (added as it is)."),
+     {"skip_self": True}),
+    ("no_upsampling", N_("Before the sum every term must have branch i's shape: coarser branches go through "
+                         "fuse_layers[i][j] and are then enlarged with F.interpolate."), {"upsample": False}),
+]
 
 fuse_sum = FunctionExercise(
     name="fuse_sum", lesson="03", fn_name="fuse_by_hand",
-    question=("Write `fuse_by_hand(module, xs, i)`: output branch i of a HighResolutionModule, given `xs`, the outputs "
-              "of its branches. Use `module.fuse_layers[i][j]` and `F.interpolate` (bilinear to branch i's size, "
-              "align_corners=module.align_corners)."),
-    reference=fuse_by_hand, cases=_fuse_cases, returns="the one tensor of output branch i", against="the module",
+    question=N_("Write `fuse_by_hand(module, xs, i)`: output branch i of a HighResolutionModule, given `xs`, the "
+                "outputs of its branches. Use `module.fuse_layers[i][j]` and `F.interpolate` (bilinear to branch i's "
+                "size, align_corners=module.align_corners)."),
+    reference=fuse_by_hand, cases=_fuse_cases, returns=N_("the one tensor of output branch i"), against=N_("the module"),
     mistakes=[
-        Mistake("no_relu", "You left out the ReLU: the module applies it once, after the sum.",
-                like=functools.partial(_variant_sum, relu=False)),
-        Mistake("nearest", "Bilinear, not nearest: the segmentation code enlarges with mode='bilinear' to branch i's size.",
-                like=functools.partial(_variant_sum, mode="nearest")),
-        Mistake("align", lambda case, got, want: f"Use align_corners=module.align_corners (here {case.args[0].align_corners}): "
-                "it changes the values.", fragment="Use align_corners=module.align_corners",
+        *(Mistake(name, message, like=functools.partial(_variant_sum, **slip)) for name, message, slip in _SUM_SLIPS),
+        Mistake("align", lambda case, got, want: _("Use align_corners=module.align_corners (here {align}): it changes "
+                                                   "the values.", align=case.args[0].align_corners),
+                fragment="Use align_corners=module.align_corners",
                 like=lambda m, xs, i: _variant_sum(m, xs, i, align=not m.align_corners)),
-        Mistake("skip_self", "You left out branch i itself: the sum runs over every j, including j == i (added as it is).",
-                like=functools.partial(_variant_sum, skip_self=True)),
-        Mistake("no_upsampling", "Before the sum every term must have branch i's shape: coarser branches go through "
-                "fuse_layers[i][j] and are then enlarged with F.interpolate.",
-                like=functools.partial(_variant_sum, upsample=False)),
     ],
-    success=lambda n: f"Your sum matches the module's own output on all {n} outputs (3 modules, odd sizes, both align_corners).",
-    hints=["Loop over every input branch j, bring xs[j] to branch i, and add up the terms; then one ReLU.",
-           "j == i: xs[i] itself. j < i: module.fuse_layers[i][j](xs[j]). j > i: the same, then F.interpolate(..., "
-           "size=xs[i].shape[-2:], mode='bilinear', align_corners=module.align_corners)."],
-    solution_text=("```python\ndef fuse_by_hand(module, xs, i):\n"
-                   "    y = 0\n"
-                   "    for j, xj in enumerate(xs):\n"
-                   "        if j == i:\n            term = xj\n"
-                   "        else:\n            term = module.fuse_layers[i][j](xj)\n"
-                   "            if j > i:\n"
-                   "                term = F.interpolate(term, size=xs[i].shape[-2:], mode='bilinear', align_corners=module.align_corners)\n"
-                   "        y = y + term\n"
-                   "    return torch.relu(y)\n```"),
+    success=lambda n: _("Your sum matches the module's own output on all {n} outputs (3 modules, odd sizes, both "
+                        "align_corners).", n=n),
+    hints=[N_("Loop over every input branch j, bring xs[j] to branch i, and add up the terms; then one ReLU."),
+           N_("j == i: xs[i] itself. j < i: module.fuse_layers[i][j](xs[j]). j > i: the same, then F.interpolate(..., "
+              "size=xs[i].shape[-2:], mode='bilinear', align_corners=module.align_corners).")],
     wrong_answers=[(functools.partial(_variant_sum, align=False), "align_corners=module.align_corners"),
                    (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))], "returned a list")],
 )
 
 k_line = ChoiceExercise(
     name="k_line", lesson="03",
-    question="In the official `_make_fuse_layers`, `if k == i - j - 1:` is true for:",
-    choices={"a": "the first step of the chain (k == 0)",
-             "b": "the last step of the chain: it outputs branch i's channels and has no ReLU",
-             "c": "only chains of a single step (i - j == 1)", "d": "the identity case (j == i)"},
+    question=N_("In the official `_make_fuse_layers`, `if k == i - j - 1:` is true for:"),
+    choices={"a": N_("the first step of the chain (k == 0)"),
+             "b": N_("the last step of the chain: it outputs branch i's channels and has no ReLU"),
+             "c": N_("only chains of a single step (i - j == 1)"), "d": N_("the identity case (j == i)")},
     answer="b",
-    why={"a": "k counts the steps 0, 1, ..., i - j - 1; k == 0 is the first, and i - j - 1 is ... the other end.",
-         "c": "When i - j == 1 the only step is indeed the last one, but the line holds for the last step of any chain.",
-         "d": "That line sits inside the `else` (j < i) branch; the identity case (j == i) appends None before it."},
-    success=("k runs over range(i - j), so k == i - j - 1 is the last step: the one that switches to "
-             "num_inchannels[i] channels and leaves out the ReLU. Ours names it `last`."),
-    hints=["The loop is `for k in range(i - j):`. What values does k take when i = 3, j = 0?"],
-    solution_text="`answer = \"b\"`: k takes 0 .. i - j - 1, so the test picks the last step of the chain.",
+    why={"a": N_("k counts the steps 0, 1, ..., i - j - 1; k == 0 is the first, and i - j - 1 is ... the other end."),
+         "c": N_("When i - j == 1 the only step is indeed the last one, but the line holds for the last step of any "
+                 "chain."),
+         "d": N_("That line sits inside the `else` (j < i) branch; the identity case (j == i) appends None before it.")},
+    success=N_("k runs over range(i - j), so k == i - j - 1 is the last step: the one that switches to "
+               "num_inchannels[i] channels and leaves out the ReLU. Ours names it `last`."),
+    hints=[N_("The loop is `for k in range(i - j):`. What values does k take when i = 3, j = 0?")],
+    solution_text=N_("`answer = \"b\"`: k takes 0 .. i - j - 1, so the test picks the last step of the chain."),
     wrong_answers=[("z", "one letter"), (2, "as a string")],
 )
 
 multi_scale_rows = ValueExercise(
     name="multi_scale_rows", lesson="03",
-    question=("The pose model (HRNetV1) builds the last module of stage 4 with multi_scale_output=False. "
-              "How many rows does its fuse_layers have, and how many entries in each row? Answer (rows, entries)."),
-    read=lambda a: as_ints(a, 2, "(rows, entries per row)", "(2, 3)"), reference=(1, 4),
-    success=("One row of four: with multi_scale_output=False the outer loop runs `range(1)`, so only output 0 "
-             "(1/4) is built, and it still takes all 4 inputs. The pose head reads only that branch."),
-    mistakes={(4, 4): ("That is true of the other stage-4 modules. The last one has multi_scale_output=False: "
-                       "`for i in range(num_branches if self.multi_scale_output else 1)`."),
-              (4, 1): "Rows are outputs, columns are inputs: the one output (branch 0) still sums all 4 inputs."},
-    explain=lambda got, want: ("The inner loop is always `for j in range(num_branches)`: each row has an entry for all "
-                               "4 inputs.") if got[1] != 4 else None,
-    otherwise="Look at the outer loop: `range(num_branches if self.multi_scale_output else 1)`.",
-    hints=["Rows are output branches i, entries are input branches j.",
-           "`for i in range(num_branches if self.multi_scale_output else 1)`"],
-    solution_text="`answer = (1, 4)`: one output (branch 0), fed by all four branches.",
+    question=N_("The pose model (HRNetV1) builds the last module of stage 4 with multi_scale_output=False. How many "
+                "rows does its fuse_layers have, and how many entries in each row? Answer (rows, entries)."),
+    read=lambda a: as_ints(a, 2, N_("(rows, entries per row)"), "(2, 3)"), reference=(1, 4),
+    success=N_("One row of four: with multi_scale_output=False the outer loop runs `range(1)`, so only output 0 "
+               "(1/4) is built, and it still takes all 4 inputs. The pose head reads only that branch."),
+    mistakes={(4, 4): N_("That is true of the other stage-4 modules. The last one has multi_scale_output=False: "
+                         "`for i in range(num_branches if self.multi_scale_output else 1)`."),
+              (4, 1): N_("Rows are outputs, columns are inputs: the one output (branch 0) still sums all 4 inputs.")},
+    rules=[(lambda got, want: got[1] != 4, N_("The inner loop is always `for j in range(num_branches)`: each row has "
+                                              "an entry for all 4 inputs."))],
+    otherwise=N_("Look at the outer loop: `range(num_branches if self.multi_scale_output else 1)`."),
+    hints=[N_("Rows are output branches i, entries are input branches j."),
+           N_("The outer loop: `for i in range(num_branches if self.multi_scale_output else 1)`.")],
+    solution_text=N_("`answer = (1, 4)`: one output (branch 0), fed by all four branches."),
     wrong_answers=[((1, 1), "all 4 inputs"), (4, "two whole numbers"), ((2, 4), "outer loop")],
 )
 
-NEAREST_SIZES = {"branch0": (63, 94), "branch1": (32, 47)}  # w32 on a 250x375 input
-H1, W1 = NEAREST_SIZES["branch1"]
+B0, B1 = (63, 94), (32, 47)  # (height, width) of branches 0 and 1 of w32 on a 250x375 input
 
 nearest_size = ValueExercise(
     name="nearest_size", lesson="03",
-    question=(f"On a 250x375 image, branch 0 is {NEAREST_SIZES['branch0']} and branch 1 is {NEAREST_SIZES['branch1']}. "
-              "What (height, width) does `F.interpolate(branch1, scale_factor=2, mode='nearest')` give?"),
-    read=lambda a: as_ints(a, 2, "the size (height, width)", "(10, 20)"), reference=(2 * H1, 2 * W1),
-    success=(f"({2 * H1}, {2 * W1}): a scale factor doubles exactly, so the sum with branch 0's "
-             f"{NEAREST_SIZES['branch0']} fails. That is why the classification and pose code need sides divisible "
-             "by 32, and why the segmentation code resizes `size=` branch i's shape instead."),
-    mistakes={NEAREST_SIZES["branch0"]: ("That is what `size=x[i].shape[-2:]` (the segmentation code) gives. "
-                                         f"scale_factor=2 simply doubles: {H1} x 2 = {2 * H1}."),
-              (2 * W1, 2 * H1): "Height and width are swapped."},
-    otherwise=f"scale_factor=2 doubles each side: {H1} and {W1}.",
-    hints=["A scale factor multiplies the size; it does not look at any other tensor."],
-    solution_text="`answer = (64, 94)`: 32 x 2 = 64 rows, one more than branch 0's 63, so the sum fails.",
+    question=N_("On a 250x375 image, branch 0 is {b0} and branch 1 is {b1}. What (height, width) does "
+                "`F.interpolate(branch1, scale_factor=2, mode='nearest')` give?", b0=B0, b1=B1),
+    read=lambda a: as_ints(a, 2, N_("the size (height, width)"), "(10, 20)"), reference=(2 * B1[0], 2 * B1[1]),
+    success=N_("({h}, {w}): a scale factor doubles exactly, so the sum with branch 0's {b0} fails. That is why the "
+               "classification and pose code need sides divisible by 32, and why the segmentation code resizes "
+               "`size=` branch i's shape instead.", h=2 * B1[0], w=2 * B1[1], b0=B0),
+    mistakes={B0: N_("That is what `size=x[i].shape[-2:]` (the segmentation code) gives. scale_factor=2 simply "
+                     "doubles: {h} x 2 = {twice}.", h=B1[0], twice=2 * B1[0]),
+              (2 * B1[1], 2 * B1[0]): N_("Height and width are swapped.")},
+    otherwise=N_("scale_factor=2 doubles each side: {h} and {w}.", h=B1[0], w=B1[1]),
+    hints=[N_("A scale factor multiplies the size; it does not look at any other tensor.")],
+    solution_text=N_("`answer = (64, 94)`: 32 x 2 = 64 rows, one more than branch 0's 63, so the sum fails."),
     wrong_answers=[((64, 96), "doubles each side"), (64, "two whole numbers")],
 )
 
