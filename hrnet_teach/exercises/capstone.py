@@ -311,7 +311,8 @@ def stage_keys(got: dict, expected: dict, prefix: str = "") -> None:
                       "(yours: {yours}). Name the attributes as the official code does; `ex.checkpoint_outline()` "
                       "lists them.", count=len(expected), yours=yours))
     groups = group_keys(missing, prefix, "missing") + group_keys(unexpected, prefix, "unexpected")
-    listed = "; ".join(groups[:2 * MAX_LISTED]) + ("; ..." if len(groups) > 2 * MAX_LISTED else "")
+    separator = _("; ")  # between the listed modules (a full-width semicolon in Chinese)
+    listed = separator.join(groups[:2 * MAX_LISTED]) + (separator + "..." if len(groups) > 2 * MAX_LISTED else "")
     if missing and unexpected:
         counts = _("{missing} of the checkpoint missing from yours and {unexpected} of yours not in the checkpoint",
                    missing=_keys(len(missing)), unexpected=_keys(len(unexpected)))
@@ -363,7 +364,7 @@ def stage_shapes(got: dict, expected: dict, prefix: str = "") -> None:
              if tuple(got[k].shape) != tuple(expected[k].shape)]
     if not wrong:
         return
-    listed = "; ".join(_("{key}: checkpoint {want}, yours {have}", key=prefix + k, want=want, have=have)
+    listed = _("; ").join(_("{key}: checkpoint {want}, yours {have}", key=prefix + k, want=want, have=have)
                        for k, want, have in wrong[:MAX_LISTED])
     more = _(" (and {count} more)", count=len(wrong) - MAX_LISTED) if len(wrong) > MAX_LISTED else ""
     key, want, have = wrong[0]
@@ -585,7 +586,7 @@ def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call
                         + _detail(name, "input", learner, record, module, previous, prefix))
     same, what, diff = difference(mine.output, ref_call.output)
     if not same:
-        kind = f" ({_kind(module)})" if name or prefix else ""
+        kind = _(" ({kind})", kind=_kind(module)) if name or prefix else ""
         if diff == float("inf"):
             message = _("Stage 3 (outputs): {name} differs from the package's ({what}).", name=label + kind, what=what)
         else:
