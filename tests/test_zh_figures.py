@@ -115,3 +115,16 @@ def test_the_font_search_finds_fonts_installed_after_matplotlib_cached_its_list(
         assert language.cjk_font() == "Noto Sans CJK SC"
     finally:
         language.cjk_font.cache_clear()
+
+
+def test_module_graph_titles_follow_the_language(chinese, monkeypatch):
+    """A module graph's title (graphviz draws it with the system's fonts, CJK included) is Chinese
+    when figures speak Chinese, English when no CJK font is there."""
+    from hrnet_teach.viz import graphs
+
+    source = lambda: graphs.module_graph("w18_small_v1").source  # noqa: E731
+    if language.cjk_font() is not None:
+        assert "HRNet-W18-Small-v1，展开深度 1" in source()
+    monkeypatch.setattr(language, "cjk_font", lambda: None)
+    monkeypatch.setattr(language, "_noted", True)
+    assert "HRNet-W18-Small-v1, depth 1" in source()

@@ -27,6 +27,7 @@ from ..backbone import HRNet
 from ..blocks import BasicBlock, Bottleneck
 from ..module import HighResolutionModule
 from ..transition import Transition
+from .language import _
 from .style import Theme, get_theme, model_name
 
 INSTALL_DOT = (
@@ -90,27 +91,28 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
     if isinstance(module, HRNet):
         graph.attr(rankdir="TB")
         builder.hrnet(module, depth)
-        default = f"{model_name(module)}" + ("" if type(module) is HRNet else f" ({type(module).__name__})") + f", depth {depth}"
+        name = model_name(module) + ("" if type(module) is HRNet else f" ({type(module).__name__})")
+        default = _("{name}, depth {depth}", name=name, depth=depth)
     elif isinstance(module, HighResolutionModule):
         graph.attr(rankdir="LR")
         builder.hr_module(graph, module, depth, [builder.node(graph, f"x[{b}]", shape="ellipse") for b in range(module.num_branches)])
-        default = f"HighResolutionModule: {module.num_branches} branches, then fuse_layers"
+        default = _("HighResolutionModule: {n} branches, then fuse_layers", n=module.num_branches)
     elif isinstance(module, Transition):
         graph.attr(rankdir="LR")
         inputs = [builder.node(graph, f"x[{b}]  {c} ch", shape="ellipse") for b, c in enumerate(module.pre_channels)]
         outs = builder.transition(graph, module, depth, inputs)
         for b, out in enumerate(outs):
             builder.edge(graph, out, builder.node(graph, f"y[{b}]  {module.cur_channels[b]} ch", shape="ellipse"))
-        default = f"Transition: {len(module.pre_channels)} branches → {len(module.cur_channels)}"
+        default = _("Transition: {before} branches → {after}", before=len(module.pre_channels), after=len(module.cur_channels))
     else:
         graph.attr(rankdir="TB")
         x = builder.node(graph, "x", shape="ellipse")
         out = builder.any(graph, module, depth, x, type(module).__name__, root=True)
         builder.edge(graph, out, builder.node(graph, "out", shape="ellipse"))
         if isinstance(module, (BasicBlock, Bottleneck)):
-            default = _block_text(module) + (" (with a downsample shortcut)" if module.downsample is not None else "")
+            default = _block_text(module) + (_(" (with a downsample shortcut)") if module.downsample is not None else "")
         else:
-            default = f"{type(module).__name__}, depth {depth}"
+            default = _("{name}, depth {depth}", name=type(module).__name__, depth=depth)
     graph.attr(label=html.escape(title if title is not None else default))
     return graph
 
@@ -377,7 +379,7 @@ class _Builder:
             return self.chain(g, x, self.node(g, f"{name}: {_leaf_text(module)}"))
         if isinstance(module, (nn.Sequential, nn.ModuleList)) and not isinstance(module, Transition):
             index = 0
-            for run in _runs([m for _, m in children]):
+            for run in _runs([m for _n, m in children]):
                 label = f"{name}[{index}]" if len(run) == 1 else f"{name}[{index}..{index + len(run) - 1}]"
                 if depth <= 1 or not next(run[0].children(), None):
                     text = (f"{len(run)} × " if len(run) > 1 else "") + (_block_text(run[0]) if hi.convs_of(run[0]) and next(run[0].children(), None) else _leaf_text(run[0]))
