@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..i18n import N_, _
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake
 
 
@@ -29,7 +30,8 @@ def _fold_cases():
             bn.running_var.copy_(torch.rand(cout, generator=g) + 0.2)
             bn.weight.copy_(torch.rand(cout, generator=g) + 0.5)
             bn.bias.copy_(torch.randn(cout, generator=g))
-        cases.append(Case(conv.eval(), bn.eval(), where=f"conv {cin}->{cout}, {k}x{k}, bias={bias}"))
+        where = N_("conv {cin}->{cout}, {k}x{k}, bias={bias}", cin=cin, cout=cout, k=k, bias=bias)
+        cases.append(Case(conv.eval(), bn.eval(), where=where))
     return cases
 
 
@@ -57,27 +59,27 @@ def _unchanged(conv, bn):
 
 fold_conv_bn = FunctionExercise(
     name="fold_conv_bn", lesson="10", fn_name="fold",
-    question=("Write `fold(conv, bn)`: return `(weight, bias)` of one convolution that computes `bn(conv(x))` for "
-              "an eval-mode BatchNorm2d. `conv.bias` may be None. Use bn.weight, bn.bias, bn.running_mean, "
-              "bn.running_var and bn.eps."),
+    question=N_("Write `fold(conv, bn)`: return `(weight, bias)` of one convolution that computes `bn(conv(x))` for "
+                "an eval-mode BatchNorm2d. `conv.bias` may be None. Use bn.weight, bn.bias, bn.running_mean, "
+                "bn.running_var and bn.eps."),
     reference=_fold, cases=_fold_cases, returns="(weight, bias)",
-    against="the reference (what hrnet_teach.deploy.fold_conv_bn computes)", atol=1e-5, rtol=1e-4,
+    against=N_("the reference (what hrnet_teach.deploy.fold_conv_bn computes)"), atol=1e-5, rtol=1e-4,
     mistakes=[
-        Mistake("no_eps", "You divided by sqrt(running_var) without eps: BatchNorm divides by sqrt(var + eps).",
+        Mistake("no_eps", N_("You divided by sqrt(running_var) without eps: BatchNorm divides by sqrt(var + eps)."),
                 like=_no_eps, fragment="without eps"),
-        Mistake("var_not_std", "You divided by the variance: the scale is gamma / sqrt(var + eps), a standard "
-                "deviation.", like=_var_not_std, fragment="standard deviation"),
-        Mistake("bias_unscaled", "Your bias is (b - mean) + beta: the shift (b - mean) is scaled too, "
-                "(b - mean) * s + beta.", like=_bias_unscaled, fragment="scaled too"),
-        Mistake("unchanged", "You returned the convolution's own weight and bias unchanged: the BatchNorm's scale "
-                "and shift must go into them.", like=_unchanged, fragment="unchanged"),
+        Mistake("var_not_std", N_("You divided by the variance: the scale is gamma / sqrt(var + eps), a standard "
+                                  "deviation."), like=_var_not_std, fragment="standard deviation"),
+        Mistake("bias_unscaled", N_("Your bias is (b - mean) + beta: the shift (b - mean) is scaled too, "
+                                    "(b - mean) * s + beta."), like=_bias_unscaled, fragment="scaled too"),
+        Mistake("unchanged", N_("You returned the convolution's own weight and bias unchanged: the BatchNorm's scale "
+                                "and shift must go into them."), like=_unchanged, fragment="unchanged"),
     ],
-    success=lambda n: (f"Your fold matches on {n} cases. deploy.fast() does this for every conv + BN pair of "
-                       "HRNet, found by following the data with torch.fx."),
-    hints=["Write BN's output per channel c: gamma_c * (y_c - mean_c) / sqrt(var_c + eps) + beta_c, with "
-           "y = W * x + b.",
-           "s = gamma / sqrt(var + eps); weight: W * s per output channel (reshape s to C x 1 x 1 x 1); "
-           "bias: (b - mean) * s + beta."],
+    success=lambda n: _("Your fold matches on {n} cases. deploy.fast() does this for every conv + BN pair of "
+                        "HRNet, found by following the data with torch.fx.", n=n),
+    hints=[N_("Write BN's output per channel c: gamma_c * (y_c - mean_c) / sqrt(var_c + eps) + beta_c, with "
+              "y = W * x + b."),
+           N_("s = gamma / sqrt(var + eps); weight: W * s per output channel (reshape s to C x 1 x 1 x 1); "
+              "bias: (b - mean) * s + beta.")],
     wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "without eps")],
 )
 
@@ -85,20 +87,20 @@ fold_conv_bn = FunctionExercise(
 # ------------------------------------------------------------------ 2. which export fails
 which_export_fails = ChoiceExercise(
     name="which_export_fails", lesson="10",
-    question=("The segmentation model (align_corners=True, eval mode) is exported four ways. Which one fails?"),
+    question=N_("The segmentation model (align_corners=True, eval mode) is exported four ways. Which one fails?"),
     choices={"a": "torch.onnx.export(model, (x,), 'm.onnx', opset_version=10, dynamo=False)",
              "b": "torch.onnx.export(model, (x,), 'm.onnx', opset_version=11, dynamo=False)",
              "c": "deploy.export_onnx(model, 'm.onnx', opset=17)",
-             "d": "torch.export.export(model, (x,))  # x of size 96x100"},
+             "d": N_("torch.export.export(model, (x,))  # x of size 96x100")},
     answer="a",
-    why={"b": "Opset 11 added Resize's coordinate_transformation_mode, which can say 'align_corners': it exports "
-              "(measured in the lesson).",
-         "c": "Opset 17: the dynamo exporter writes 18 and converts down to 16 and 17; it exports.",
-         "d": "The segmentation model resizes to exact sizes: any input size exports, 96x100 too."},
-    success=("(a): before opset 11 ONNX's Upsample/Resize has no align_corners mode, so PyTorch refuses "
-             "align_corners=True; and align_corners=False exports but computes different values (measured: "
-             "max difference 1.13 on random input). deploy.export_onnx refuses opsets below 11."),
-    hints=["Which ONNX operator does bilinear resizing become, and when did it learn align_corners?"],
+    why={"b": N_("Opset 11 added Resize's coordinate_transformation_mode, which can say 'align_corners': it exports "
+                 "(measured in the lesson)."),
+         "c": N_("Opset 17: the dynamo exporter writes 18 and converts down to 16 and 17; it exports."),
+         "d": N_("The segmentation model resizes to exact sizes: any input size exports, 96x100 too.")},
+    success=N_("(a): before opset 11 ONNX's Upsample/Resize has no align_corners mode, so PyTorch refuses "
+               "align_corners=True; and align_corners=False exports but computes different values (measured: "
+               "max difference 1.13 on random input). deploy.export_onnx refuses opsets below 11."),
+    hints=[N_("Which ONNX operator does bilinear resizing become, and when did it learn align_corners?")],
     solution_text="`answer = 'a'`",
     wrong_answers=[("b", "Opset 11"), ("c", "converts down"), ("d", "exact sizes"), ("e", "a, b, c")],
 )
@@ -107,22 +109,22 @@ which_export_fails = ChoiceExercise(
 # ------------------------------------------------------------------ 3. the dynamic axes of the pose model
 pose_dynamic_shapes = ChoiceExercise(
     name="pose_dynamic_shapes", lesson="10",
-    question=("You export the pose model (HRNetV1: nearest-upsampling fusion) with torch.export and want any "
-              "batch and many image sizes. Which dynamic_shapes for its input x is right?"),
+    question=N_("You export the pose model (HRNetV1: nearest-upsampling fusion) with torch.export and want any "
+                "batch and many image sizes. Which dynamic_shapes for its input x is right?"),
     choices={"a": "{'x': {0: Dim('batch'), 2: Dim('height'), 3: Dim('width')}}",
              "b": "{'x': {0: Dim('batch'), 2: 32 * Dim('h32'), 3: 32 * Dim('w32')}}",
              "c": "{'x': {0: Dim('batch'), 1: Dim('channels')}}",
-             "d": "None: the exported program takes any size anyway"},
+             "d": N_("None: the exported program takes any size anyway")},
     answer="b",
-    why={"a": "Nearest fusion enlarges by fixed factors 2, 4, 8: a coarse map doubled must equal the finer one, "
-              "so height and width must be multiples of 32; a free Dim fails the exporter's checks.",
-         "c": "The model takes exactly 3 channels (RGB): a dynamic channel axis cannot work, and the sizes "
-              "would stay fixed.",
-         "d": "Without dynamic_shapes torch.export freezes every size at the example's: the program refuses "
-              "any other shape."},
-    success=("(b): sides that are 32 times a symbol, as deploy.dynamic_shapes writes for the pose, "
-             "classification and pyramid heads; the segmentation and OCR heads take free Dims."),
-    hints=["What does nearest fusion need of the sizes of two neighbouring branches?"],
+    why={"a": N_("Nearest fusion enlarges by fixed factors 2, 4, 8: a coarse map doubled must equal the finer one, "
+                 "so height and width must be multiples of 32; a free Dim fails the exporter's checks."),
+         "c": N_("The model takes exactly 3 channels (RGB): a dynamic channel axis cannot work, and the sizes "
+                 "would stay fixed."),
+         "d": N_("Without dynamic_shapes torch.export freezes every size at the example's: the program refuses "
+                 "any other shape.")},
+    success=N_("(b): sides that are 32 times a symbol, as deploy.dynamic_shapes writes for the pose, "
+               "classification and pyramid heads; the segmentation and OCR heads take free Dims."),
+    hints=[N_("What does nearest fusion need of the sizes of two neighbouring branches?")],
     solution_text="`answer = 'b'`",
     wrong_answers=[("a", "multiples of 32"), ("c", "exactly 3 channels"), ("d", "freezes every size")],
 )
