@@ -2,7 +2,7 @@
 seg_hrnet.py, what multi_scale_output leaves of the last module, checkpoint keys, and which loss."""
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,7 @@ from torch import nn
 
 from ..config import get_config
 from ..heads import HRNetSegmentation
+from ..i18n import N_, _
 from ..inspect import meta_model
 from ._answers import as_ints, as_strings, random_weights
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ValueExercise
@@ -29,8 +30,8 @@ def _head_cases() -> list[Case]:
         x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(10 + index))
         features = model.forward_features(x)
         sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
-        cases.append(Case(features, model.last_layer, expected=model(x),
-                          where=f"a {height}x{width} input (branches {sizes})"))
+        where = N_("a {height}x{width} input (branches {sizes})", height=height, width=width, sizes=sizes)
+        cases.append(Case(features, model.last_layer, expected=model(x), where=where))
     return cases
 
 
@@ -41,44 +42,50 @@ def _v2_head(features, last_layer):
     return last_layer(torch.cat([features[0]] + up, dim=1))
 
 
-def _head(features, last_layer=None, *, order=1, dim=1, **resize):
-    """What a slip computes: other resizing (``resize``), order of the branches, dimension of the concatenation."""
-    resize = resize or {"size": features[0].shape[-2:], "mode": "bilinear", "align_corners": True}
-    up = [F.interpolate(f, **({**resize, "scale_factor": 2 ** b} if "scale_factor" in resize else resize))
+def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, **resize):
+    """What a slip computes: other resizing, a fixed scale factor, the branches' order, the concatenation's
+    dimension, no last_layer."""
+    resize = {"mode": "bilinear", "align_corners": True, **resize}
+    up = [F.interpolate(f, **({"scale_factor": 2 ** b} if scale else {"size": features[0].shape[-2:]}), **resize)
           for b, f in enumerate(features[1:], start=1)]
     concat = torch.cat(([features[0]] + up)[::order], dim=dim)
-    return concat if last_layer is None else last_layer(concat)
+    return last_layer(concat) if classify else concat
 
+
+_HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
+    ("align_false", {"align_corners": False}, N_(
+        "Your numbers match bilinear upsampling with align_corners=False; the segmentation model (like the "
+        "learner's modified seg_hrnet.py, ALIGN_CORNERS = True) uses align_corners=True.")),
+    ("nearest", {"mode": "nearest", "align_corners": None}, N_(
+        "Your numbers match nearest-neighbour upsampling; the HRNetV2 head upsamples bilinearly "
+        "(mode='bilinear', align_corners=True).")),
+    ("reversed", {"order": -1}, N_("You concatenated the branches in reverse order; last_layer's weights expect "
+                                   "branch 0 first (C channels), then 2C, 4C, 8C.")),
+    ("scale_factor", {"scale": True}, N_(
+        "The upsampled maps do not all have branch 0's size, so torch.cat fails: a fixed scale factor (2, 4, 8) "
+        "misses when the sides are not multiples of 32. Resize to size=features[0].shape[-2:].")),
+    ("dim0", {"dim": 0}, N_("Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.")),
+]
 
 v2_head = FunctionExercise(
     name="v2_head", lesson="06", fn_name="v2_head",
-    question=("Write `v2_head(features, last_layer)`: the HRNetV2 segmentation head. `features` is the backbone's "
-              "list of four maps (finest first), `last_layer` the model's 1x1 conv-BN-ReLU-classifier. Return the "
-              "logits (B, classes, H/4, W/4), as HRNetSegmentation does."),
-    reference=_v2_head, cases=_head_cases, returns="the logits tensor", against="HRNetSegmentation", atol=1e-4, rtol=1e-4,
-    mistakes=[
-        Mistake("align_false", "Your numbers match bilinear upsampling with align_corners=False; the segmentation model "
-                "(like the learner's modified seg_hrnet.py, ALIGN_CORNERS = True) uses align_corners=True.",
-                like=lambda fs, last: _head(fs, last, size=fs[0].shape[-2:], mode="bilinear", align_corners=False)),
-        Mistake("nearest", "Your numbers match nearest-neighbour upsampling; the HRNetV2 head upsamples bilinearly "
-                "(mode='bilinear', align_corners=True).", like=lambda fs, last: _head(fs, last, size=fs[0].shape[-2:])),
-        Mistake("reversed", "You concatenated the branches in reverse order; last_layer's weights expect branch 0 first "
-                "(C channels), then 2C, 4C, 8C.", like=lambda fs, last: _head(fs, last, order=-1)),
-        Mistake("scale_factor", "The upsampled maps do not all have branch 0's size, so torch.cat fails: a fixed scale "
-                "factor (2, 4, 8) misses when the sides are not multiples of 32. Resize to size=features[0].shape[-2:].",
-                like=lambda fs, last: _head(fs, last, scale_factor=2, mode="bilinear", align_corners=True)),
-        Mistake("no_last_layer", lambda case, got, want: f"You returned the concatenation ({got.shape[1]} channels); "
-                f"pass it through last_layer to get the {want.shape[1]} class scores.", fragment="pass it through last_layer",
-                like=lambda fs, last: _head(fs)),
-        Mistake("dim0", "Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.",
-                like=lambda fs, last: _head(fs, last, dim=0)),
-    ],
-    success=lambda n: (f"Your head matches HRNetSegmentation on {n} inputs, including sizes that are not "
-                       "multiples of 32 (resizing to branch 0's exact size is what makes any size work)."),
-    hints=["Resize features[1], [2], [3] to features[0]'s height and width with F.interpolate, then torch.cat along dim=1.",
-           "Use size=features[0].shape[-2:] (not a scale factor: sides that are not multiples of 32 do not "
-           "double exactly), mode='bilinear', align_corners=True, as the segmentation model is built.",
-           "Finally apply last_layer to the concatenation."],
+    question=N_("Write `v2_head(features, last_layer)`: the HRNetV2 segmentation head. `features` is the backbone's "
+                "list of four maps (finest first), `last_layer` the model's 1x1 conv-BN-ReLU-classifier. Return the "
+                "logits (B, classes, H/4, W/4), as HRNetSegmentation does."),
+    reference=_v2_head, cases=_head_cases, returns=N_("the logits tensor"), against="HRNetSegmentation",
+    atol=1e-4, rtol=1e-4,
+    mistakes=[Mistake(name, message, like=partial(_head, **change)) for name, change, message in _HEAD_SLIPS] + [
+        Mistake("no_last_layer", lambda case, got, want: _(
+            "You returned the concatenation ({got} channels); pass it through last_layer to get the {classes} "
+            "class scores.", got=got.shape[1], classes=want.shape[1]),
+            fragment="pass it through last_layer", like=partial(_head, classify=False))],
+    success=lambda n: _("Your head matches HRNetSegmentation on {n} inputs, including sizes that are not multiples "
+                        "of 32 (resizing to branch 0's exact size is what makes any size work).", n=n),
+    hints=[N_("Resize features[1], [2], [3] to features[0]'s height and width with F.interpolate, then torch.cat "
+              "along dim=1."),
+           N_("Use size=features[0].shape[-2:] (not a scale factor: sides that are not multiples of 32 do not "
+              "double exactly), mode='bilinear', align_corners=True, as the segmentation model is built."),
+           N_("Finally apply last_layer to the concatenation.")],
     wrong_answers=[(nn.Identity(), "Pass your function itself")],
 )
 
@@ -87,28 +94,33 @@ OFFICIAL, MODIFIED = 15 * C48, 15 * C48 + STEM
 
 last_layer_channels = ValueExercise(
     name="last_layer_channels", lesson="06",
-    question=("How many input channels does `last_layer`'s first conv have for w48: in the official head, and in "
-              "the learner's modified seg_hrnet.py with `upscale=2` (stem_width = 64)? Answer (official, modified)."),
-    read=lambda a: as_ints(a, 2, "(official, modified with upscale=2)", "(100, 120)", floats=True),
+    question=N_("How many input channels does `last_layer`'s first conv have for w48: in the official head, and in "
+                "the learner's modified seg_hrnet.py with `upscale=2` (stem_width = 64)? Answer (official, modified)."),
+    read=lambda a: as_ints(a, 2, N_("(official, modified with upscale=2)"), "(100, 120)", floats=True),
     reference=(OFFICIAL, MODIFIED),
-    success=(f"{OFFICIAL} = 15 x {C48} for the official head; the modified file's upscale concatenates the stem's "
-             f"1/2-resolution map too ({STEM} channels): {MODIFIED}. Upsampling changes sizes, not channels."),
-    rules=[(lambda got, want: got[0] == 8 * C48, f"{8 * C48} is branch 3 alone; last_layer reads the concatenation of "
-            "all four branches."),
-           (lambda got, want: got[0] == 16 * C48, "The four branches are not equally wide: C, 2C, 4C and 8C."),
-           (lambda got, want: got[0] != OFFICIAL, lambda got, want: f"The official last_layer reads the concatenation "
-            f"of the four stage-4 branches of w48: C + 2C + 4C + 8C with C = {C48}, not {got[0]}."),
-           (lambda got, want: got[1] == 2 * OFFICIAL, "upscale=2 doubles the height and width of the map last_layer "
-            "reads, not its channels; what adds channels is the stem map (x_stem) the modified file puts in the list."),
-           (lambda got, want: got[1] == OFFICIAL, "With upscale > 1 the modified file also concatenates x_stem, the "
-            "output of conv1/bn1/relu: `self.last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`."),
-           (lambda got, want: got[1] == OFFICIAL + 256, "x_stem is taken right after conv1 (stem_width channels), before "
-            "layer1's 256.")],
-    otherwise=lambda got, want: (f"Not {got[1]}: the modified file's last_inp_channels is the sum of the stage-4 channels "
-                                 f"plus stem_width ({STEM})."),
-    hints=["Official: the four stage-4 branches of w48 carry 48, 96, 192 and 384 channels.",
-           "The modified file, with upscale > 1: `last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`."],
-    solution_text="`answer = (720, 784)`: 48 + 96 + 192 + 384 = 720, plus the 64 channels of x_stem = 784.",
+    success=N_("{official} = 15 x {c} for the official head; the modified file's upscale concatenates the stem's "
+               "1/2-resolution map too ({stem} channels): {modified}. Upsampling changes sizes, not channels.",
+               official=OFFICIAL, c=C48, stem=STEM, modified=MODIFIED),
+    rules=[(lambda got, want: got[0] == 8 * C48, N_(
+               "{n} is branch 3 alone; last_layer reads the concatenation of all four branches.", n=8 * C48)),
+           (lambda got, want: got[0] == 16 * C48, N_("The four branches are not equally wide: C, 2C, 4C and 8C.")),
+           (lambda got, want: got[0] != OFFICIAL, lambda got, want: _(
+               "The official last_layer reads the concatenation of the four stage-4 branches of w48: C + 2C + 4C + 8C "
+               "with C = {c}, not {got}.", c=C48, got=got[0])),
+           (lambda got, want: got[1] == 2 * OFFICIAL, N_(
+               "upscale=2 doubles the height and width of the map last_layer reads, not its channels; what adds "
+               "channels is the stem map (x_stem) the modified file puts in the list.")),
+           (lambda got, want: got[1] == OFFICIAL, N_(
+               "With upscale > 1 the modified file also concatenates x_stem, the output of conv1/bn1/relu: "
+               "`self.last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`.")),
+           (lambda got, want: got[1] == OFFICIAL + 256, N_(
+               "x_stem is taken right after conv1 (stem_width channels), before layer1's 256."))],
+    otherwise=lambda got, want: _("Not {got}: the modified file's last_inp_channels is the sum of the stage-4 "
+                                  "channels plus stem_width ({stem}).", got=got[1], stem=STEM),
+    hints=[N_("Official: the four stage-4 branches of w48 carry 48, 96, 192 and 384 channels."),
+           N_("The modified file, with upscale > 1: "
+              "`last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`.")],
+    solution_text=N_("`answer = (720, 784)`: 48 + 96 + 192 + 384 = 720, plus the 64 channels of x_stem = 784."),
     wrong_answers=[((720, 1440), "not its channels"), ((720, 720), "x_stem"), ((384, 448), "branch 3 alone"),
                    ((768, 832), "C, 2C, 4C and 8C"), ((720, 976), "before layer1"), (720, "Give two whole numbers"),
                    ((720.5, 784), "whole number"), ((700, 784), "not 700"), ((720, 800), "Not 800")],
@@ -122,23 +134,26 @@ def _pose_rows() -> tuple[int, int]:
 
 pose_fuse_rows = ValueExercise(
     name="pose_fuse_rows", lesson="06",
-    question=("In the pose model (HRNetV1) for w32, how many rows do `stage4[0].fuse_layers` and "
-              "`stage4[-1].fuse_layers` have? Answer (rows of the first module, rows of the last module)."),
-    read=lambda a: as_ints(a, 2, "(rows of stage4[0], rows of stage4[-1])", "(2, 3)", floats=True), reference=_pose_rows,
-    success=lambda got, want: (f"{want}: only the last module is built with multi_scale_output=False, so its outer loop "
-                               "`for i in range(num_branches if self.multi_scale_output else 1)` builds row 0 alone: "
-                               "everything fuses into the 1/4 branch, the only one the pose head reads."),
-    rules=[(lambda got, want: got == want[::-1], "You swapped them: the first module still feeds four branches; it is "
-            "the last one that drops rows."),
-           (lambda got, want: got == (want[0], want[0]), "The pose model builds the last module of stage 4 with "
-            "multi_scale_output=False: it keeps row 0 only."),
-           (lambda got, want: got == (want[1], want[1]), "Only the last module drops outputs (`if not multi_scale_output "
-            "and i == num_modules - 1`); the earlier ones must feed all four branches of the next module."),
-           (lambda got, want: 3 in got, "Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3.")],
-    otherwise="Count the outputs: a full module has one fuse row per output branch.",
-    hints=["A row of fuse_layers is one output branch: fuse_layers[i] holds what flows into branch i.",
-           "The pose head reads branch 0 only, so the last module need not compute the other outputs."],
-    solution_text="`answer = (4, 1)`: stage 4 has 4 branches; its last module keeps row 0 only.",
+    question=N_("In the pose model (HRNetV1) for w32, how many rows do `stage4[0].fuse_layers` and "
+                "`stage4[-1].fuse_layers` have? Answer (rows of the first module, rows of the last module)."),
+    read=lambda a: as_ints(a, 2, N_("(rows of stage4[0], rows of stage4[-1])"), "(2, 3)", floats=True),
+    reference=_pose_rows,
+    success=lambda got, want: _(
+        "{want}: only the last module is built with multi_scale_output=False, so its outer loop "
+        "`for i in range(num_branches if self.multi_scale_output else 1)` builds row 0 alone: everything fuses "
+        "into the 1/4 branch, the only one the pose head reads.", want=want),
+    rules=[(lambda got, want: got == want[::-1], N_(
+               "You swapped them: the first module still feeds four branches; it is the last one that drops rows.")),
+           (lambda got, want: got == (want[0], want[0]), N_(
+               "The pose model builds the last module of stage 4 with multi_scale_output=False: it keeps row 0 only.")),
+           (lambda got, want: got == (want[1], want[1]), N_(
+               "Only the last module drops outputs (`if not multi_scale_output and i == num_modules - 1`); the earlier "
+               "ones must feed all four branches of the next module.")),
+           (lambda got, want: 3 in got, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3."))],
+    otherwise=N_("Count the outputs: a full module has one fuse row per output branch."),
+    hints=[N_("A row of fuse_layers is one output branch: fuse_layers[i] holds what flows into branch i."),
+           N_("The pose head reads branch 0 only, so the last module need not compute the other outputs.")],
+    solution_text=N_("`answer = (4, 1)`: stage 4 has 4 branches; its last module keeps row 0 only."),
     wrong_answers=[((1, 4), "swapped"), ((4, 4), "keeps row 0 only"), ((1, 1), "Only the last module"),
                    ((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers")],
 )
@@ -149,33 +164,43 @@ def _parts(head: str) -> frozenset[str]:
     return frozenset(k.split(".")[0] for k in meta_model("w18", head=head).state_dict())
 
 
+def _unexpected() -> frozenset[str]:
+    """The top-level parts of a classification checkpoint that a segmentation model has no place for."""
+    return _parts("classification") - _parts("segmentation")
+
+
 def _read_names(answer) -> frozenset[str]:
     """Top-level names from a list of strings ('last_layer.*' and 'last_layer.' allowed)."""
-    names = {a.removesuffix(".*").removesuffix(".").split(".")[0] for a in as_strings(answer, "the names", "['conv1', 'layer1']")}
-    return frozenset(names - {""})
+    names = as_strings(answer, N_("the names"), "['conv1', 'layer1']")
+    return frozenset({a.removesuffix(".*").removesuffix(".").split(".")[0] for a in names} - {""})
+
+
+def _named(names) -> str:
+    return ", ".join(sorted(names))
 
 
 missing_head_keys = ValueExercise(
     name="missing_head_keys", lesson="06",
-    question=("You load a classification (ImageNet) checkpoint into a segmentation model of the same variant. "
-              "Which top-level parts of the segmentation model get no weights from it? Answer a list of names "
-              "such as ['conv1']."),
+    question=N_("You load a classification (ImageNet) checkpoint into a segmentation model of the same variant. "
+                "Which top-level parts of the segmentation model get no weights from it? Answer a list of names "
+                "such as ['conv1']."),
     read=_read_names, reference=lambda: sorted(_parts("segmentation") - _parts("classification")),
-    success=("Only last_layer: the backbone keys (conv1 ... stage4) are the same in both models, so an ImageNet "
-             "checkpoint fills them all; last_layer starts from its initialisation. The checkpoint's "
-             "incre_modules, downsamp_modules, final_layer and classifier are unexpected keys, left unused."),
-    rules=[(lambda got, want: got & (_parts("classification") - _parts("segmentation")), lambda got, want: (
-               f"{', '.join(sorted(got & (_parts('classification') - _parts('segmentation'))))}: those are in the classification checkpoint but not "
-               "in the segmentation model; they are unexpected keys (left over), not missing ones.")),
-           (lambda got, want: got & _parts("classification"), lambda got, want: (
-               f"{', '.join(sorted(got & _parts('classification')))}: the backbone has the same keys in every head; the "
-               "checkpoint fills it.")),
-           (lambda got, want: not got, "The segmentation model has a part the classification model does not: which?")],
-    otherwise=lambda got, want: (f"The segmentation model has no top-level part named {', '.join(map(repr, sorted(got - want)))}; "
-                                 "compare `{k.split('.')[0] for k in model.state_dict()}` of the two models."),
-    hints=["The backbone parts (conv1, bn1, ..., stage4) are the same in every head.",
-           "List the top-level children of each: `[name for name, _ in model.named_children()]`."],
-    solution_text="`answer = ['last_layer']`: the only part of the segmentation model that is not in the classifier.",
+    success=N_("Only last_layer: the backbone keys (conv1 ... stage4) are the same in both models, so an ImageNet "
+               "checkpoint fills them all; last_layer starts from its initialisation. The checkpoint's "
+               "incre_modules, downsamp_modules, final_layer and classifier are unexpected keys, left unused."),
+    rules=[(lambda got, want: got & _unexpected(), lambda got, want: _(
+               "{names}: those are in the classification checkpoint but not in the segmentation model; they are "
+               "unexpected keys (left over), not missing ones.", names=_named(got & _unexpected()))),
+           (lambda got, want: got & _parts("classification"), lambda got, want: _(
+               "{names}: the backbone has the same keys in every head; the checkpoint fills it.",
+               names=_named(got & _parts("classification")))),
+           (lambda got, want: not got, N_("The segmentation model has a part the classification model does not: which?"))],
+    otherwise=lambda got, want: _(
+        "The segmentation model has no top-level part named {names}; compare "
+        "`{{k.split('.')[0] for k in model.state_dict()}}` of the two models.", names=_named(map(repr, got - want))),
+    hints=[N_("The backbone parts (conv1, bn1, ..., stage4) are the same in every head."),
+           N_("List the top-level children of each: `[name for name, _ in model.named_children()]`.")],
+    solution_text=N_("`answer = ['last_layer']`: the only part of the segmentation model that is not in the classifier."),
     wrong_answers=[(["last_layer", "classifier"], "unexpected keys"), (["incre_modules"], "not missing ones"),
                    (["stage4", "last_layer"], "same keys in every head"), ([], "which?"),
                    (["head"], "no top-level part"), (42, "list of strings")],
@@ -183,24 +208,24 @@ missing_head_keys = ValueExercise(
 
 logsoftmax_loss = ChoiceExercise(
     name="logsoftmax_loss", lesson="06",
-    question=("The last_layer of the learner's modified seg_hrnet.py ends with nn.LogSoftmax(dim=1); ours, like the "
-              "official code, returns logits. Which line computes the usual cross-entropy loss correctly and without "
-              "doing anything twice?"),
+    question=N_("The last_layer of the learner's modified seg_hrnet.py ends with nn.LogSoftmax(dim=1); ours, like the "
+                "official code, returns logits. Which line computes the usual cross-entropy loss correctly and "
+                "without doing anything twice?"),
     choices={"a": "nn.CrossEntropyLoss()(modified_output, target)", "b": "nn.NLLLoss()(modified_output, target)",
              "c": "nn.NLLLoss()(our_logits, target)", "d": "nn.CrossEntropyLoss()(modified_output.exp(), target)"},
     answer="b",
-    why={"a": ("Close: the number comes out the same (log_softmax of log-probabilities changes nothing), but "
-               "log_softmax runs twice; the loss meant for log-probabilities is NLLLoss."),
-         "c": ("Our model (like the official one) returns raw logits; NLLLoss just takes -logit[target], which "
-               "is not a loss (it falls without bound as the logit grows)."),
-         "d": ("exp() turns log-probabilities into probabilities in [0, 1]; CrossEntropyLoss treats them as logits "
-               "and softmaxes again: a squashed loss with tiny gradients.")},
-    success=("b: the modified file's last_layer ends in LogSoftmax, so it outputs log-probabilities, and NLLLoss takes "
-             "-log p[target]: that is the cross-entropy. The official code outputs logits and uses "
-             "CrossEntropyLoss, which applies log_softmax itself."),
-    hints=["CrossEntropyLoss(z, t) = NLLLoss(log_softmax(z), t): it expects logits.",
-           "What does the modified file's model output: logits, probabilities or log-probabilities?"],
-    solution_text="`answer = 'b'`: LogSoftmax outputs log-probabilities; NLLLoss is the loss that takes them.",
+    why={"a": N_("Close: the number comes out the same (log_softmax of log-probabilities changes nothing), but "
+                 "log_softmax runs twice; the loss meant for log-probabilities is NLLLoss."),
+         "c": N_("Our model (like the official one) returns raw logits; NLLLoss just takes -logit[target], which "
+                 "is not a loss (it falls without bound as the logit grows)."),
+         "d": N_("exp() turns log-probabilities into probabilities in [0, 1]; CrossEntropyLoss treats them as logits "
+                 "and softmaxes again: a squashed loss with tiny gradients.")},
+    success=N_("b: the modified file's last_layer ends in LogSoftmax, so it outputs log-probabilities, and NLLLoss "
+               "takes -log p[target]: that is the cross-entropy. The official code outputs logits and uses "
+               "CrossEntropyLoss, which applies log_softmax itself."),
+    hints=[N_("CrossEntropyLoss(z, t) = NLLLoss(log_softmax(z), t): it expects logits."),
+           N_("What does the modified file's model output: logits, probabilities or log-probabilities?")],
+    solution_text=N_("`answer = 'b'`: LogSoftmax outputs log-probabilities; NLLLoss is the loss that takes them."),
     wrong_answers=[("e", "one letter"), (2, "one letter")],
 )
 
