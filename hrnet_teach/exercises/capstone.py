@@ -273,29 +273,30 @@ def _shifted(key: str, other: str) -> bool:
     return len(diffs) == 1 and diffs[0][0].isdigit() and diffs[0][1].isdigit() and abs(int(diffs[0][0]) - int(diffs[0][1])) == 1
 
 
+# A sentence added to another begins with a space inside its message: Chinese joins sentences without one.
 def _key_diagnosis(missing: list[str], unexpected: list[str], expected: dict, got: dict, prefix: str) -> str:
     fuse_missing = {k for k in missing if "fuse_layers" in k}
     fuse_unexpected = {k for k in unexpected if "fuse_layers" in k}
     if fuse_unexpected and {_swap_fuse(k) for k in fuse_unexpected} == fuse_missing:
         row, col = next((m.group(1), m.group(2)) for k in sorted(fuse_unexpected)
                         for m in [re.search(r"fuse_layers\.(\d+)\.(\d+)", k)] if m.group(1) != m.group(2))
-        return " " + _("Your fuse_layers look transposed: your fuse_layers[{row}][{col}] holds what belongs in "
+        return _(" Your fuse_layers look transposed: your fuse_layers[{row}][{col}] holds what belongs in "
                        "fuse_layers[{col}][{row}]. The index is [i][j] = [output branch][input branch]: row i collects "
                        "every input j into output i (lesson 03).", row=row, col=col)
     for key in unexpected:
         stem = key.rsplit(".", 1)[0]
         if key.endswith(".bias") and f"{stem}.weight" in expected and expected[f"{stem}.weight"].dim() == 4:
-            return " " + _("{key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
+            return _(" {key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
                            "each), except the two convs of last_layer.", key=prefix + key)
     for key in unexpected:
         partner = next((m for m in missing if _shifted(key, m)), None)
         if partner is not None:
-            return " " + _("Your {key} is the checkpoint's {partner}: an nn.Sequential numbers every layer, "
+            return _(" Your {key} is the checkpoint's {partner}: an nn.Sequential numbers every layer, "
                            "ReLUs included, so leaving one out (or adding one) shifts the names of all that follow.",
                            key=prefix + key, partner=prefix + partner)
     blocks = {k.split(".downsample.")[0] for k in missing if ".downsample." in k}
     if blocks and any(k.startswith(b + ".") for b in blocks for k in got) and not any("downsample" in k for k in unexpected):
-        return " " + _("A block whose input and output shapes differ needs a `downsample` shortcut (1x1 conv + BN), "
+        return _(" A block whose input and output shapes differ needs a `downsample` shortcut (1x1 conv + BN), "
                        "as make_layer builds it for the first block (lesson 01).")
     return ""
 
@@ -322,7 +323,7 @@ def stage_keys(got: dict, expected: dict, prefix: str = "") -> None:
         counts = _("{unexpected} of yours not in the checkpoint", unexpected=_keys(len(unexpected)))
     raise Wrong(_("Stage 1 (key names): {counts}: {listed}.", counts=counts, listed=listed)
                 + _key_diagnosis(missing, unexpected, expected, got, prefix)
-                + " " + _("Your module and attribute names must give the official state-dict keys."))
+                + _(" Your module and attribute names must give the official state-dict keys."))
 
 
 # ---------------------------------------------------------------- stage 2: shapes
@@ -342,19 +343,19 @@ def _shape_diagnosis(key: str, want: tuple, got: tuple) -> str:
         pre = _pre_channels()[name]
         if i >= len(pre):
             if got[1] != want[1] and got[1] == pre[0] and pre[0] != pre[-1]:
-                return " " + _("{name}[{i}] creates the new branch {i} from {got} channels, the channels of branch 0; "
+                return _(" {name}[{i}] creates the new branch {i} from {got} channels, the channels of branch 0; "
                                "a new branch is born from the last, lowest-resolution branch ({last} channels), "
                                "y_list[-1] (lesson 04).", name=name, i=i, got=got[1], last=pre[-1])
             if got[0] != want[0]:
-                return " " + _("The new branch {i} must carry {want} channels (the next stage's num_channels[{i}]); "
+                return _(" The new branch {i} must carry {want} channels (the next stage's num_channels[{i}]); "
                                "yours makes {got}. Its channels come from cur_channels[{i}], not from the branch it "
                                "grows from.", i=i, want=want[0], got=got[0])
     if key.startswith("last_layer.") and want[0] != got[0] and len(want) >= 1 and key.split(".")[1] == "3":
-        return " " + _("The classifier has {got} outputs; the shipped checkpoint has {want} classes "
+        return _(" The classifier has {got} outputs; the shipped checkpoint has {want} classes "
                        "(background, small shape, large shape, thin line): build it with num_classes=4.",
                        got=got[0], want=want[0])
     if len(want) == 1:
-        return " " + _("A 1-d tensor (a BatchNorm's weights and statistics, or a bias) has one value per output "
+        return _(" A 1-d tensor (a BatchNorm's weights and statistics, or a bias) has one value per output "
                        "channel of its layer: check the channels of the layer before it.")
     return ""
 
@@ -408,16 +409,16 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     stage4 = record.calls.get("stage4")
     branch_sizes = {tuple(t.shape[-2:]) for t in stage4.output} if stage4 is not None and stage4.done else set()
     if isinstance(module, HighResolutionModule) and shapes:
-        message += " " + _("In a HighResolutionModule the term that flows from input branch j into output branch i "
+        message += _(" In a HighResolutionModule the term that flows from input branch j into output branch i "
                            "is fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
     elif inside and re.fullmatch(r"transition\d\.\d+", prefix + inside) and shapes:
-        message += " " + _("A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
+        message += _(" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
                            "not y_list[0] (lesson 05).")
     elif inside and ".branches." in prefix + inside and shapes:
-        message += " " + _("Branch b's first block takes num_inchannels[b] channels: check what the transition "
+        message += _(" Branch b's first block takes num_inchannels[b] channels: check what the transition "
                            "gives it.")
     elif shapes and not inside and len(branch_sizes) > 1:
-        message += " " + _("The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
+        message += _(" The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
                            "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
     return message
 
@@ -511,8 +512,8 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
         with torch.no_grad():
             for message, value in fuse_variants(reference_module, branches, align).items():
                 if difference(mine, value)[0]:
-                    return " " + _("Stage 4 (forward details): its branches match, but {slip}.", slip=message)
-        return " " + _("Stage 4 (forward details): its branches match, so the fusion differs: output i is "
+                    return _(" Stage 4 (forward details): its branches match, but {slip}.", slip=message)
+        return _(" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
                        "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
     if side == "input" and name == "last_layer":
         stage4 = [n for n in record.order if re.fullmatch(r"stage4\.\d+", n)]
@@ -522,23 +523,23 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
             with torch.no_grad():
                 for message, value in head_variants(list(features), align).items():
                     if difference(mine, value)[0]:
-                        return " " + _("Stage 4 (forward details): stage 4 matches, but {slip}.", slip=message)
-        return " " + _("Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {before}.",
+                        return _(" Stage 4 (forward details): stage 4 matches, but {slip}.", slip=message)
+        return _(" Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {before}.",
                        before=between("last_layer"))
     if side == "input":
         before = between(prefix + name)
         if previous is not None:
-            message = _("Everything up to {name} matches, so the difference comes from your forward between them",
+            message = _(" Everything up to {name} matches, so the difference comes from your forward between them",
                         name=_label(previous, prefix))
         else:
-            message = _("Everything before it matches, so the difference comes from your forward between them")
-        return " " + message + (_(" (the package's {name} gets {before}).", name=prefix + name, before=before)
+            message = _(" Everything before it matches, so the difference comes from your forward between them")
+        return message + (_(" (the package's {name} gets {before}).", name=prefix + name, before=before)
                                 if before else ".")
     if side == "output" and name == "" and not prefix:
-        return " " + _("Every module matches, so what your forward does after last_layer differs: return "
+        return _(" Every module matches, so what your forward does after last_layer differs: return "
                        "last_layer's logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or "
                        "LogSoftmax.")
-    return " " + _("Its input matches, so {name} ({kind}) computes something else inside: compare its forward with "
+    return _(" Its input matches, so {name} ({kind}) computes something else inside: compare its forward with "
                    "the package's.", name=_label(name, prefix), kind=_kind(learner.get_submodule(name)))
 
 
@@ -658,7 +659,7 @@ def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_modul
     note = ""
     mutated = sorted(n for n in record.mutated if n)
     if mutated:
-        note = " " + _("Note: {name} writes into the list it is given (as the official module does); "
+        note = _(" Note: {name} writes into the list it is given (as the official module does); "
                        "harmless here, but lesson 08 shows where it bites.", name=prefix + mutated[0])
     return _("{count} tensors load strictly; outputs equal the package's (largest difference {diff}).",
              count=len(expected), diff=format(diff, ".2g")) + note
