@@ -38,8 +38,8 @@ odd_branch_shapes = ValueExercise(
     reference=SHAPES,
     success=N_("Right: {shapes}. Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round "
                "up.", shapes=", ".join(f"{c}x{h}x{w}" for c, h, w in SHAPES)),
-    mistakes={tuple(FLOOR): N_("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) + 1 = "
-                        "ceil(n / 2): {odd} -> {up}, not {down}.", odd=ODD, up=-(-ODD // 2), down=ODD // 2)},
+    mistakes={tuple(FLOOR): N_("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) "
+                               "+ 1 = ceil(n / 2): {odd} -> {up}, not {down}.", odd=ODD, up=-(-ODD // 2), down=ODD // 2)},
     explain=_explain_odd_shapes,
     hints=[N_("Channels: C, 2C, 4C, 8C with C = 18. Sizes: 1/4, 1/8, 1/16, 1/32 of the input."),
            N_("Every halving is a 3x3 stride-2 conv with padding 1: a side n becomes ceil(n / 2). So {H} -> {half} -> ...",
