@@ -104,6 +104,12 @@ def test_resolution_over_depth_compares_three_networks():
     assert overlaps(fig)[1] == []
 
 
+def test_resolution_over_depth_fits_a_short_network():
+    # the output note sits left of the end of the 1/4 stream: in a short network it once reached
+    # past the axis into the tick labels and pushed the titles out of the figure
+    assert overlaps(viz.plot_resolution_over_depth("w18_small_v1")) == ([], [])
+
+
 # -------------------------------------------------------------------- fuse matrix
 @pytest.mark.parametrize("variant, stage, n", [("w18", "stage2", 2), ("w18", "stage3", 3), ("w48", "stage4", 4)])
 def test_fuse_grid_has_n_by_n_labelled_cells(variant, stage, n):

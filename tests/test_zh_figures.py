@@ -13,6 +13,7 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ft2font import FT2Font  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
+from test_viz import overlaps  # noqa: E402  (the English figures' layout check)
 
 from hrnet_teach import i18n, viz  # noqa: E402
 from hrnet_teach.viz import language  # noqa: E402
@@ -79,6 +80,7 @@ def test_chinese_titles_use_a_cjk_font_with_every_glyph(name, chinese):
     chars = {c for t in texts for c in CJK.findall(t.get_text())}
     assert [c for c in chars if ord(c) not in charmap] == []
     draw_strict(fig)
+    assert overlaps(fig) == ([], []), "Chinese text overlaps or leaves the figure"
 
 
 def test_english_figures_are_unchanged_by_the_chinese_machinery():

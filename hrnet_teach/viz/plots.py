@@ -294,7 +294,7 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
                     ax.plot([depth, depth], [4, 2 ** (hr.num_branches + 1)], color=th.fusion, linewidth=1, alpha=0.8, gid="fusion")
         ax.set_title(_("{model}: the 1/4 stream is kept the whole way; lower ones join; grey lines: fusions",
                        model=_name(backbone)), loc="left")
-        ax.annotate(_("output 1/4 (and 1/8, 1/16, 1/32)"), (end, 4), xytext=(end - 38, 1.3), fontsize=8, color=th.text,
+        ax.annotate(_("output 1/4 (and 1/8, 1/16, 1/32)"), (end, 4), xytext=(max(end - 38, end * 0.35), 1.3), fontsize=8, color=th.text,
                     arrowprops=dict(arrowstyle="-", color=th.muted))
         for ax in axes:
             ax.set_yscale("log", base=2)
