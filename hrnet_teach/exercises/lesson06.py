@@ -43,8 +43,7 @@ def _v2_head(features, last_layer):
 
 
 def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, **resize):
-    """What a slip computes: other resizing, a fixed scale factor, the branches' order, the concatenation's
-    dimension, no last_layer."""
+    """What a slip computes: other resizing, a scale factor, the branches' order, the cat's dim, no last_layer."""
     resize = {"mode": "bilinear", "align_corners": True, **resize}
     up = [F.interpolate(f, **({"scale_factor": 2 ** b} if scale else {"size": features[0].shape[-2:]}), **resize)
           for b, f in enumerate(features[1:], start=1)]
@@ -127,6 +126,7 @@ last_layer_channels = ValueExercise(
 )
 
 
+@cache
 def _pose_rows() -> tuple[int, int]:
     pose = meta_model("w32", head="pose")
     return len(pose.stage4[0].fuse_layers), len(pose.stage4[-1].fuse_layers)
@@ -142,20 +142,20 @@ pose_fuse_rows = ValueExercise(
         "{want}: only the last module is built with multi_scale_output=False, so its outer loop "
         "`for i in range(num_branches if self.multi_scale_output else 1)` builds row 0 alone: everything fuses "
         "into the 1/4 branch, the only one the pose head reads.", want=want),
-    rules=[(lambda got, want: got == want[::-1], N_(
-               "You swapped them: the first module still feeds four branches; it is the last one that drops rows.")),
-           (lambda got, want: got == (want[0], want[0]), N_(
-               "The pose model builds the last module of stage 4 with multi_scale_output=False: it keeps row 0 only.")),
-           (lambda got, want: got == (want[1], want[1]), N_(
-               "Only the last module drops outputs (`if not multi_scale_output and i == num_modules - 1`); the earlier "
-               "ones must feed all four branches of the next module.")),
-           (lambda got, want: 3 in got, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3."))],
+    mistakes=lambda: {  # from the right rows (first, last) = (4, 1)
+        _pose_rows()[::-1]: N_(
+            "You swapped them: the first module still feeds four branches; it is the last one that drops rows."),
+        (_pose_rows()[0],) * 2: N_(
+            "The pose model builds the last module of stage 4 with multi_scale_output=False: it keeps row 0 only."),
+        (_pose_rows()[1],) * 2: N_(
+            "Only the last module drops outputs (`if not multi_scale_output and i == num_modules - 1`); the earlier "
+            "ones must feed all four branches of the next module.")},
+    rules=[(lambda got, want: 3 in got, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3."))],
     otherwise=N_("Count the outputs: a full module has one fuse row per output branch."),
     hints=[N_("A row of fuse_layers is one output branch: fuse_layers[i] holds what flows into branch i."),
            N_("The pose head reads branch 0 only, so the last module need not compute the other outputs.")],
     solution_text=N_("`answer = (4, 1)`: stage 4 has 4 branches; its last module keeps row 0 only."),
-    wrong_answers=[((1, 4), "swapped"), ((4, 4), "keeps row 0 only"), ((1, 1), "Only the last module"),
-                   ((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers")],
+    wrong_answers=[((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers")],
 )
 
 

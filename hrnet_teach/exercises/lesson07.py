@@ -166,45 +166,37 @@ def _norm_for(device_type, world_size):
     return nn.SyncBatchNorm if device_type == "cuda" and world_size > 1 else nn.BatchNorm2d
 
 
-def _when(returned, device=None, world=lambda n: True):
-    """A detector: the answer returned what ``returned(got)`` accepts, on a case with that device and world size."""
-    return lambda case, got, want: returned(got) and device in (None, case.args[0]) and world(case.args[1])
-
-
 norm_for = FunctionExercise(
     name="norm_for", lesson="07", fn_name="norm_for",
     question=N_("Write `norm_for(device_type, world_size)`: the normalisation class (nn.BatchNorm2d or "
                 "nn.SyncBatchNorm) a run with `world_size` processes on `device_type` ('cpu' or 'cuda') should use."),
     reference=_norm_for, cases=[("cpu", 1), ("cpu", 2), ("cuda", 1), ("cuda", 4), ("cuda", 8), ("cpu", 4)],
     returns=N_("nn.BatchNorm2d or nn.SyncBatchNorm (the class)"),
-    mistakes=[
+    mistakes=[  # slips of (device_type d, world_size n); the right class elsewhere
         Mistake("instance", lambda case, got, want: _(
             "You returned an instance ({name}(...)); return the class itself, e.g. nn.BatchNorm2d: the model builds "
-            "one per layer.", name=type(got).__name__), when=_when(lambda got: isinstance(got, nn.Module))),
+            "one per layer.", name=type(got).__name__), when=lambda case, got, want: isinstance(got, nn.Module)),
         Mistake("string", lambda case, got, want: _(
             "You returned the string {got}; return the class itself, e.g. nn.BatchNorm2d.", got=repr(got)),
-            when=_when(lambda got: isinstance(got, str))),
+            when=lambda case, got, want: isinstance(got, str)),
         Mistake("sync_on_cpu", N_(
             "SyncBatchNorm on CPU processes fails: PyTorch has no CPU kernels for it, and under torchrun (gloo) its "
             "forward raises 'SyncBatchNorm expected input tensor to be on GPU'."),
-            when=_when(lambda got: got is nn.SyncBatchNorm, "cpu")),
+            like=lambda d, n: nn.SyncBatchNorm if d == "cpu" else _norm_for(d, n)),
         Mistake("sync_alone", N_(
             "A single process has nobody to synchronise with; plain BatchNorm2d does the same work without needing "
-            "a process group."), when=_when(lambda got: got is nn.SyncBatchNorm, world=lambda n: n == 1)),
+            "a process group."), like=lambda d, n: nn.SyncBatchNorm if d == "cuda" else _norm_for(d, n)),
         Mistake("plain_on_gpus", lambda case, got, want: _(
             "With {n} GPU processes plain BatchNorm2d normalises each GPU's few images on their own; SyncBatchNorm "
             "pools the statistics of the whole batch, as the official trainer does.", n=case.args[1]),
-            when=_when(lambda got: got is nn.BatchNorm2d, "cuda", lambda n: n > 1)),
+            like=lambda d, n: nn.BatchNorm2d),
     ],
     success=N_("Right: SyncBatchNorm exactly when several GPU processes share a batch (NCCL); "
                "BatchNorm2d otherwise. The state-dict keys are the same either way."),
     hints=[N_("SyncBatchNorm exchanges statistics between processes with GPU collectives (NCCL)."),
            N_("It helps only when there are several processes, and it runs only on GPUs.")],
-    wrong_answers=[  # functions of (device_type, world_size)
-        (lambda d, n: nn.SyncBatchNorm, "no CPU kernels"), (lambda d, n: nn.BatchNorm2d, "pools the statistics"),
-        (lambda d, n: nn.SyncBatchNorm if d == "cuda" else nn.BatchNorm2d, "single process"),
-        (lambda d, n: nn.BatchNorm2d(8), "return the class itself"), (lambda d, n: "BatchNorm2d", "returned the string"),
-    ],
+    wrong_answers=[(lambda d, n: nn.SyncBatchNorm, "no CPU kernels"), (lambda d, n: nn.BatchNorm2d, "pools the statistics"),
+                   (lambda d, n: nn.BatchNorm2d(8), "return the class itself"), (lambda d, n: "BatchNorm2d", "the string")],
 )
 
 EXERCISES = [poly_lr, segmentation_loss, miou_from_confusion, norm_for]
