@@ -65,18 +65,14 @@ dropped_keys = ValueExercise(
 )
 
 
-def _branch1_upsampled() -> tuple[int, int]:
-    """Branch 1 of w18's stage 4 for a 250x333 input, upsampled by 2 (the messages name the sizes it implies)."""
-    _channels, height, width = stage_shapes("w18", (250, 333))["stage4"][1]
-    return 2 * height, 2 * width
-
-
 size_mismatch = ValueExercise(
     name="size_mismatch", lesson="08",
     question=N_("A 250x333 image goes into the official classification HRNet (w18), which fuses with "
                 "`nn.Upsample(scale_factor=2**(j-i), mode='nearest')`. Branch 0 is 63x84. What (height, width) does "
                 "branch 1 have after its upsampling by 2, in fuse_layers[0][1]?"),
-    read=lambda a: as_ints(a, 2, N_("the size (height, width)"), "(10, 20)"), reference=_branch1_upsampled,
+    read=lambda a: as_ints(a, 2, N_("the size (height, width)"), "(10, 20)"),
+    # Computed: branch 1 of stage 4 (C, H, W), doubled. The messages name the sizes the question implies.
+    reference=lambda: tuple(2 * side for side in stage_shapes("w18", (250, 333))["stage4"][1][1:]),
     mistakes={(63, 84): N_("63x84 is branch 0, the size the sum needs. Branch 1 is made by stride-2 convs, which "
                            "round up: 63 -> 32; what does doubling give?"),
               (32, 42): N_("32x42 is branch 1 before upsampling; the fuse step doubles it (scale_factor=2)."),
