@@ -10,6 +10,7 @@ exercise a lesson declares (value, choice, function, module) live in ``_kinds``.
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 import threading
 import traceback
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..i18n import _, text
+from ..i18n import _, get_language, text
 from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
@@ -123,6 +124,15 @@ def where_raised(error: BaseException) -> str:
     return _("line {line} in {name}", line=frames[-1].lineno, name=frames[-1].name)
 
 
+_BETWEEN_HANZI = re.compile(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])")
+
+
+def _tidy(message: str) -> str:
+    """A Chinese message without the spaces its template keeps around a placeholder when the value
+    filled in is Chinese too ("与 参考实现 一致" -> "与参考实现一致"); English text is left alone."""
+    return _BETWEEN_HANZI.sub("", message) if get_language() == "zh" else message
+
+
 class Exercise:
     """One exercise: the question, the reference answer, hints, a solution, and typical
     wrong answers with a piece of the message each must get (the test suite checks them
@@ -193,7 +203,7 @@ class Exercise:
         return self._result(True, message or _("Well done."))
 
     def _result(self, passed: bool, message: str) -> CheckResult:
-        return CheckResult(passed, text(message), self.name)
+        return CheckResult(passed, _tidy(text(message)), self.name)
 
     def _hint_level(self, level: int | None) -> int:
         if level is None:
