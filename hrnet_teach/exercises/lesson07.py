@@ -60,9 +60,8 @@ def _seg_loss(logits, mask):
 
 def _loss(logits, mask, *, mode="bilinear", align=False, ignore=True, background=False, reduction="labelled",
           shrink=False):
-    """What a slip computes: other resizing (or the mask shrunk to the logits), no ignore_index, ignored pixels
-    as class 0, another reduction ('labelled': the mean over labelled pixels, as cross_entropy's 'mean';
-    'mean': over every pixel; 'sum')."""
+    """What a slip computes: other resizing (or the mask shrunk), no ignore_index, ignored pixels as class 0, another
+    reduction ('labelled': over labelled pixels, as cross_entropy's 'mean'; 'mean': over every pixel; 'sum')."""
     if shrink:
         mask = F.interpolate(mask[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0].long()
     elif mode:
