@@ -79,8 +79,7 @@ _TRANSITION_MISTAKES = [
 
 
 def _slip(change, new: bool):
-    """A wrong answer: the reference with entry i replaced by ``change(t, i, pre, cur)`` for every new
-    branch (``new``) or every existing one."""
+    """A wrong answer: the reference with ``change(t, i, pre, cur)`` as entry i of each new (or each old) branch."""
     def build(pre, cur):
         t = make_transition(pre, cur)
         for i in range(len(cur)):
@@ -127,14 +126,11 @@ transition_op = ModuleExercise(
     ],
 )
 
-KINDS = ("pass", "adapt", "new")
-
-
 def _read_kinds(answer) -> list[str]:
     if isinstance(answer, str):
         raise Wrong(_("Give a list of words, one per entry, each 'pass', 'adapt' or 'new'; you gave {answer}.",
                       answer=repr(answer)))
-    return [as_word(a, KINDS, N_("a kind")) for a in as_strings(answer, N_("one word per entry"), "['pass', 'new']")]
+    return [as_word(a, ("pass", "adapt", "new"), N_("a kind")) for a in as_strings(answer, N_("one word per entry"), "['pass', 'new']")]
 
 
 transition1_kinds = ValueExercise(

@@ -147,11 +147,6 @@ def _reference(transition, y_list):
     return x_list
 
 
-def _loop(transition, y_list, source):
-    """The same loop with another choice of ``source(y_list, i)``: what a slip computes."""
-    return [source(y_list, i) if op is None else op(source(y_list, i)) for i, op in enumerate(transition)]
-
-
 @cache
 def _transition_cases() -> list[Case]:
     """The three transitions of w18_small_v1, one that creates two branches at once (branch 2 is
@@ -207,11 +202,11 @@ transition_forward = FunctionExercise(
         Mistake("source_index", lambda case, got, want: _(
                     "The previous stage has only {n} branch(es). A new branch i >= {n} has no y_list[i]: it grows "
                     "from the last, lowest-resolution one, y_list[-1].", n=len(case.args[1])),
-                like=lambda t, y: _loop(t, y, lambda y, i: y[i]),
+                like=lambda t, y: [y[i] if op is None else op(y[i]) for i, op in enumerate(t)],  # no y_list[-1]
                 fragment="it grows from the last, lowest-resolution one, y_list[-1]."),
         Mistake("first_branch", N_("A layer got a map with the wrong number of channels. A new branch grows from the "
                                    "lowest-resolution branch, y_list[-1], not from y_list[0]."),
-                like=lambda t, y: _loop(t, y, lambda y, i: y[i] if i < len(y) else y[0])),
+                like=lambda t, y: [y[i] if op is None else op(y[i] if i < len(y) else y[0]) for i, op in enumerate(t)]),
         Mistake("numbers", N_("The shapes are right but the numbers differ: apply transition[i] to y_list[i] (or to "
                               "y_list[-1] for a new branch), and pass it through when the entry is None."),
                 when=lambda case, got, want: [g.shape for g in got] == [w.shape for w in want]),
