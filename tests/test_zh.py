@@ -122,3 +122,14 @@ def test_exercise_speaks_chinese(ex):
     for answer, _fragment in ex.wrong_answers:
         en, zh = _english_then_chinese(lambda a=answer: ex.check(a).message)
         assert CJK.search(zh), f"{ex.lesson}/{ex.name}: {answer!r} gets an English message in Chinese: {en[:100]!r}"
+
+
+def test_chinese_questions_wrap_by_screen_columns():
+    from hrnet_teach.exercises._base import _columns, wrap
+
+    text = "请给出第 4 阶段四个分支各自的 (C, H, W)，按分支 0 到分支 3 的顺序写成一个列表 `[(18, 64, 96), ...]`。" * 3
+    lines = wrap(text, 40).split("\n")
+    assert len(lines) > 3 and "".join(lines).replace(" ", "") == text.replace(" ", "")
+    for line in lines:
+        assert sum(_columns(c) for c in line) <= 42 and not line.startswith(("，", "。"))
+    assert "\n".join(lines).count("`[(18, 64, 96), ...]`") == 3  # a code span is never broken

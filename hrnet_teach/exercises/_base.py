@@ -14,6 +14,7 @@ import re
 import textwrap
 import threading
 import traceback
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -46,6 +47,29 @@ def set_time_limit(seconds: float) -> None:
     """Change the default time limit of every exercise (seconds per call of your code)."""
     global TIME_LIMIT_S
     TIME_LIMIT_S = _seconds(seconds, _("the value given"))
+
+
+def _columns(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def wrap(line: str, width: int) -> str:
+    """``line`` in lines of at most ``width`` columns. English breaks at spaces (textwrap);
+    Chinese has no spaces and its characters take two columns each, so a line with any
+    breaks between characters, never inside an English word or a `code` span."""
+    if not any(_columns(c) == 2 for c in line):
+        return textwrap.fill(line, width)
+    tokens = re.findall(r"`[^`]*`|[A-Za-z0-9_.,:;!?()\[\]{}'\"/+*=<>-]+|\s|.", line)
+    lines, current, used = [], "", 0
+    for token in tokens:
+        size = sum(_columns(c) for c in token)
+        # Chinese punctuation never starts a line (it may overhang by one character instead).
+        if used + size > width and current.strip() and token not in "，。：；）、！？":
+            lines.append(current.rstrip())
+            current, used = ("", 0) if token.isspace() else (token, size)
+            continue
+        current, used = current + token, used + size
+    return "\n".join([*lines, current.rstrip()])
 
 
 def shown(value: Any) -> str:
@@ -154,9 +178,9 @@ class Exercise:
 
     @property
     def question(self) -> str:
-        # Each line wrapped at words to 100 columns: notebooks print questions, and a narrow pane
-        # would break them mid-word.
-        return "\n".join(textwrap.fill(line, 100) for line in shown(self._question).split("\n"))
+        # Each line wrapped to 100 columns: notebooks print questions, and a narrow pane would
+        # break them mid-word.
+        return "\n".join(wrap(line, 100) for line in shown(self._question).split("\n"))
 
     @property
     def hints(self) -> list[str]:
