@@ -133,3 +133,15 @@ def test_chinese_questions_wrap_by_screen_columns():
     for line in lines:
         assert sum(_columns(c) for c in line) <= 42 and not line.startswith(("，", "。"))
     assert "\n".join(lines).count("`[(18, 64, 96), ...]`") == 3  # a code span is never broken
+
+
+def test_no_message_is_an_f_string():
+    """_(f"...") would look up the text with its values already in, which no catalogue has."""
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(i18n.__file__).parent.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"\bN?_\(\s*f[\"']", line):
+                found.append(f"{path.name}:{number}")
+    assert not found, f"f-string messages (use placeholders and keyword values): {found}"
