@@ -148,7 +148,8 @@ def where_raised(error: BaseException) -> str:
     return _("line {line} in {name}", line=frames[-1].lineno, name=frames[-1].name)
 
 
-_BETWEEN_HANZI = re.compile(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])")
+# Also after full-width punctuation: a value that ends in "）" leaves "） 上" otherwise.
+_BETWEEN_HANZI = re.compile(r"(?<=[\u4e00-\u9fff，。：；、）]) (?=[\u4e00-\u9fff])")
 
 
 def _tidy(message: str) -> str:
