@@ -133,6 +133,8 @@ def test_chinese_questions_wrap_by_screen_columns():
     for line in lines:
         assert sum(_columns(c) for c in line) <= 42 and not line.startswith(("，", "。"))
     assert "\n".join(lines).count("`[(18, 64, 96), ...]`") == 3  # a code span is never broken
+    opened = "按形状，它会丢掉检查点（checkpoint）里的哪些键？" * 6
+    assert not any(line.endswith("（") for line in wrap(opened, 40).split("\n"))  # a bracket goes down with its text
 
 
 def test_no_message_is_an_f_string():

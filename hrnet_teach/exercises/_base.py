@@ -65,8 +65,11 @@ def wrap(line: str, width: int) -> str:
         size = sum(_columns(c) for c in token)
         # Chinese punctuation never starts a line (it may overhang by one character instead).
         if used + size > width and current.strip() and token not in "，。：；）、！？":
-            lines.append(current.rstrip())
-            current, used = ("", 0) if token.isspace() else (token, size)
+            # ... and an opening bracket or quote never ends one: it moves down with what it opens.
+            opening = current[-1] if current[-1] in "（“" and current[:-1].strip() else ""
+            lines.append(current[:len(current) - len(opening)].rstrip())
+            current = opening + ("" if token.isspace() else token)
+            used = sum(_columns(c) for c in current)
             continue
         current, used = current + token, used + size
     return "\n".join([*lines, current.rstrip()])
