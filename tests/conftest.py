@@ -1,5 +1,10 @@
 import os
+import sys
 
+# nbformat imports jsonschema, which imports rfc3987_syntax when it is installed (it comes with
+# JupyterLab's dependencies); that module builds a grammar at import, about 4 s of every test run,
+# for an "iri" format check no test uses. Kernels and servers run in other processes, unaffected.
+sys.modules.setdefault("rfc3987_syntax", None)
 # Never touch the network from tests: hub downloads must fail fast and cleanly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -47,6 +52,23 @@ SLOW_TESTS = (
     ("test_train.py", "scores_as_claimed"),  # scores the held-out scenes
     ("test_features.py", "feature_info_equals_timm"),
     ("test_weights.py", "other_variant_loads"),
+    # measured 1-5 s each on 2 cores (pytest --durations=0, 2026-12-03)
+    ("test_train.py", "resume_continues"),  # trains twice
+    ("test_zh_figures.py", ""),  # draws every figure in Chinese and checks each glyph
+    ("test_zh.py", "speaks_chinese"),  # every exercise's every wrong answer, again in Chinese
+    ("test_readme.py", "block_runs_as_pasted"),  # runs each README block
+    ("test_capstone.py", "official_ones_in_order"),
+    ("test_inspect.py", "cost_rows_match_hand_counts"),
+    ("test_inspect.py", "equals_its_meta_twin"),
+    ("test_ocr.py", "bench_knows"),
+    ("test_ocr.py", "trains_on_cpu"),
+    ("test_viz.py", "feature_maps_one_panel"),
+    ("test_viz.py", "[w48"),
+    ("test_lesson09.py", "attention_shape_answer"),
+    ("test_train.py", "checkpoint_format_is_unchanged"),  # the last user of the CLI training fixture
+    ("test_viz.py", "cost_bars_match"),
+    ("test_deploy.py", "is_tracing_only_while_tracing"),
+    ("test_deploy.py", "size_rules_per_head"),
 )
 
 
