@@ -349,3 +349,9 @@ def test_shipped_ablation_results_are_complete():
         assert sorted(r["seed"] for r in runs) == [0, 1, 2]
         mean = sum(r["miou"] for r in runs) / 3
         assert math.isclose(results["summary"][arm]["miou_mean"], mean)
+    ocr = results["ocr_vs_v2"]  # the V2-vs-OCR comparison: OCR's runs, the V2 ones are the fusion arm above
+    assert "--head ocr --arms fusion" in ocr["command"] and ocr["settings"]["head"] == "ocr"
+    assert sorted(r["seed"] for r in ocr["runs"]) == [0, 1, 2]
+    assert math.isclose(ocr["summary"]["fusion"]["miou_mean"], sum(r["miou"] for r in ocr["runs"]) / 3)
+    same = ("variant", "epochs", "batch_size", "image_size", "train_size", "val_size", "optimizer")
+    assert {k: ocr["settings"][k] for k in same} == {k: results["settings"][k] for k in same}
