@@ -299,6 +299,18 @@ def check_export_size(model: nn.Module, example: torch.Tensor, dynamic: bool) ->
 
 
 # ------------------------------------------------------------------ torch.export
+def _export_copy(model: nn.Module, caller: str, fold: bool, example: Optional[torch.Tensor], dynamic: bool):
+    """The inference copy an export traces (BatchNorm folded if asked), and the example input:
+    made to fit the model, or the one given, checked against what the head can take."""
+    copied = inference_copy(model, caller)
+    if fold:
+        fold_batchnorm(copied)
+    if example is None:
+        return copied, example_input(copied, batch=2 if dynamic else 1)
+    check_export_size(copied, example, dynamic)
+    return copied, example
+
+
 def export_program(model: nn.Module, example: Optional[torch.Tensor] = None, dynamic: bool = True,
                    fold: bool = True) -> torch.export.ExportedProgram:
     """``torch.export`` of an inference copy (:func:`inference_copy`, BatchNorm folded by default).
@@ -307,13 +319,7 @@ def export_program(model: nn.Module, example: Optional[torch.Tensor] = None, dyn
     otherwise the program only runs at the example's shape. Run it with
     ``program.module()(x)``.
     """
-    copied = inference_copy(model, "export_program()")
-    if fold:
-        fold_batchnorm(copied)
-    if example is None:
-        example = example_input(copied, batch=2 if dynamic else 1)
-    else:
-        check_export_size(copied, example, dynamic)
+    copied, example = _export_copy(model, "export_program()", fold, example, dynamic)
     shapes = dynamic_shapes(copied) if dynamic else None
     with torch.no_grad():
         return torch.export.export(copied, (example,), dynamic_shapes=shapes)
@@ -380,13 +386,7 @@ def export_onnx(model: nn.Module, path: PathLike, dynamic: bool = True, opset: i
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     path = check_writable(path)
-    copied = inference_copy(model, "export_onnx()")
-    if fold:
-        fold_batchnorm(copied)
-    if example is None:
-        example = example_input(copied, batch=2 if dynamic else 1)
-    else:
-        check_export_size(copied, example, dynamic)
+    copied, example = _export_copy(model, "export_onnx()", fold, example, dynamic)
     outputs = _output_names(copied, example)
     shapes = dynamic_shapes(copied) if dynamic else None
     with torch.no_grad(), warnings.catch_warnings():

@@ -356,22 +356,8 @@ def test_lesson_fits_a_1000px_pane_and_saves_to_the_working_copy(lab, lesson, tm
 
 # ------------------------------------------------------------------ the Chinese edition
 
-# Zh lessons with an explorer widget of their own, best first; else lesson 01 gets a cell that shows one.
-ZH_WIDGET_LESSONS = ["03_fuse_matrix.ipynb", "02_branches.ipynb", "05_whole_network.ipynb"]
-ZH_FALLBACK_LESSON = "01_stem_and_blocks.ipynb"
-EXPLORER_CELL = 'from hrnet_teach import widgets\nwidgets.fuse_explorer("w18")'
-
-APPEND_AND_RUN_JS = """
-(source) => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  const model = panel.content.model;
-  const index = model.cells.length;
-  model.sharedModel.insertCell(index, {cell_type: 'code', source: source});
-  panel.content.activeCellIndex = index;
-  window.jupyterapp.commands.execute('notebook:run-cell');
-  return index;
-}
-"""
+# The Chinese lesson opened: lesson 03 has Markdown, figures and the fuse explorer widget.
+ZH_LESSON = "03_fuse_matrix.ipynb"
 
 # Tofu check: draw CJK characters in the font the rendered Markdown uses. Where no installed font has
 # them, Chromium draws the same empty box for each, so distinct characters give identical pixels; an
@@ -399,17 +385,6 @@ GLYPHS_JS = """
 """
 
 
-def zh_lesson() -> tuple[str, bool]:
-    """The Chinese lesson to open, and whether it has an explorer of its own."""
-    zh = ROOT / "notebooks" / "zh"
-    for name in ZH_WIDGET_LESSONS:
-        if (zh / name).exists():
-            return name, True
-    if not (zh / ZH_FALLBACK_LESSON).exists():
-        pytest.fail(f"no Chinese lesson in {zh} to open", pytrace=False)
-    return ZH_FALLBACK_LESSON, False
-
-
 def test_zh_lesson_renders_chinese_and_its_widget_works(lab_zh, tmp_path):
     """A Chinese lesson in the browser: every cell runs, the Markdown is Chinese and drawn with real
     glyphs (no empty boxes), no figure misses a glyph, and an explorer widget answers in Chinese and
@@ -417,7 +392,7 @@ def test_zh_lesson_renders_chinese_and_its_widget_works(lab_zh, tmp_path):
     fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout.strip()
     assert fonts, "no font with Chinese glyphs is installed (Debian: apt-get install fonts-noto-cjk)"
     url, _work = lab_zh
-    lesson, own_widget = zh_lesson()
+    lesson = ZH_LESSON
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -444,8 +419,6 @@ def test_zh_lesson_renders_chinese_and_its_widget_works(lab_zh, tmp_path):
                                     ".map(e => e.innerText).join('\\n')")
             assert "missing from font" not in outputs, "a figure was drawn with missing glyphs"
 
-            if not own_widget:
-                page.evaluate(APPEND_AND_RUN_JS, EXPLORER_CELL)
             area = page.locator(".jp-OutputArea-output:has(.jupyter-widgets.widget-vbox)").last
             area.wait_for(state="attached", timeout=120_000)
             widget = area.locator(".jupyter-widgets.widget-vbox").first  # the explorer, not its inner rows
