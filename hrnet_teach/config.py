@@ -73,7 +73,9 @@ class StageConfig:
         if self.block not in BLOCKS:
             raise bad("block", f"{self.block!r} is not a block; use one of {BLOCKS}")
         if self.fuse_method not in FUSE_METHODS:
-            raise bad("fuse_method", f"{self.fuse_method!r} is not supported; use one of {FUSE_METHODS}")
+            # The official module stores FUSE_METHOD and never reads it: its fusion is always a sum.
+            raise bad("fuse_method", f"{self.fuse_method!r} is not supported; use one of {FUSE_METHODS} (the official "
+                                     "code stores FUSE_METHOD but always sums the branches)")
         for field_name in ("num_modules", "num_branches"):
             value = getattr(self, field_name)
             if not isinstance(value, int) or value < 1:
@@ -297,7 +299,8 @@ def _leaves(section: Any, prefix: str) -> list[str]:
 
 def _unused_fields(document: Mapping[str, Any], used: set[str]) -> tuple[str, ...]:
     """Every field of MODEL and DATASET that did not shape the model, then the other top-level sections."""
-    stage_keys = {f"MODEL.EXTRA.STAGE{i}.{key}" for i in (1, 2, 3, 4) for key in (*_YAML_FIELDS.values(), "FUSE_METHOD")}
+    stage_keys = {f"MODEL.EXTRA.STAGE{i}.{key}" for i in (2, 3, 4) for key in (*_YAML_FIELDS.values(), "FUSE_METHOD")}
+    stage_keys |= {f"MODEL.EXTRA.STAGE1.{key}" for key in _STAGE1_READ}
     out = []
     for key, value in document.items():
         if key in ("MODEL", "DATASET"):
@@ -341,7 +344,15 @@ _YAML_FIELDS = {
 }
 
 
+# What the official __init__ reads of STAGE1: it builds layer1 from these alone, so the
+# section's NUM_MODULES, NUM_BRANCHES (NUM_RANCHES in the authors' files) and FUSE_METHOD
+# may say anything: they are listed in ``ignored_fields``, not checked.
+_STAGE1_READ = ("BLOCK", "NUM_BLOCKS", "NUM_CHANNELS")
+
+
 def _stage_from_yaml(section: Mapping[str, Any], name: str) -> StageConfig:
+    if name == "stage1":
+        section = {"NUM_MODULES": 1, "NUM_BRANCHES": 1, **{k: section[k] for k in _STAGE1_READ if k in section}}
     values = {}
     for field_name, key in _YAML_FIELDS.items():
         if key in section:
@@ -351,10 +362,6 @@ def _stage_from_yaml(section: Mapping[str, Any], name: str) -> StageConfig:
                     f"{name}.{field_name}: {name.upper()}.{key} must be a list with one entry per branch "
                     f"(e.g. [4, 4] for two branches), got {section[key]!r}"
                 )
-        elif key == "NUM_BRANCHES" and name == "stage1":
-            # The authors' files spell this key NUM_RANCHES in STAGE1; stage 1 always
-            # has exactly one branch, so the value is never needed.
-            values[field_name] = 1
         else:
             raise ValueError(f"{name}.{field_name}: the {name.upper()} section has no {key}")
     values["fuse_method"] = section.get("FUSE_METHOD", "SUM")

@@ -165,8 +165,7 @@ def test_fusion_switch_removes_fuse_layers():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 16, 16)
 
 
-def test_from_yaml_reads_authors_file(tmp_path):
-    text = """
+W48_YAML = """
 MODEL:
   NAME: seg_hrnet
   EXTRA:
@@ -176,12 +175,35 @@ MODEL:
     STAGE3: {NUM_MODULES: 4, NUM_BRANCHES: 3, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4], NUM_CHANNELS: [48, 96, 192], FUSE_METHOD: SUM}
     STAGE4: {NUM_MODULES: 3, NUM_BRANCHES: 4, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4, 4], NUM_CHANNELS: [48, 96, 192, 384], FUSE_METHOD: SUM}
 """
+
+
+def test_from_yaml_reads_authors_file(tmp_path):
     path = tmp_path / "seg_hrnet_w48.yaml"
-    path.write_text(text)
+    path.write_text(W48_YAML)
     cfg = ht.HRNetConfig.from_yaml(path)
     assert cfg.stages == ht.get_config("w48").stages
-    path.write_text(text.replace("NUM_CHANNELS: [48, 96, 192], FUSE", "NUM_CHANNELS: [48, 96], FUSE"))
+    path.write_text(W48_YAML.replace("NUM_CHANNELS: [48, 96, 192], FUSE", "NUM_CHANNELS: [48, 96], FUSE"))
     with pytest.raises(ValueError, match=r"stage3\.num_channels"):
+        ht.HRNetConfig.from_yaml(path)
+
+
+def test_from_yaml_reads_stage1_as_the_official_code(tmp_path):
+    """The official __init__ builds layer1 from STAGE1's BLOCK, NUM_BLOCKS and NUM_CHANNELS alone:
+    a file whose STAGE1 says NUM_MODULES: 0 (as some notes write the stage table), two branches or
+    CAT builds the same model, and those fields are listed as ignored. A stage 2 that says CAT is
+    refused, with the reason."""
+    path = tmp_path / "seg_hrnet_w48.yaml"
+    path.write_text(W48_YAML.replace("STAGE1: {NUM_MODULES: 1, NUM_RANCHES: 1,", "STAGE1: {NUM_MODULES: 0, NUM_RANCHES: 2,")
+                    .replace("NUM_CHANNELS: [64], FUSE_METHOD: SUM", "NUM_CHANNELS: [64], FUSE_METHOD: CAT"))
+    cfg = ht.HRNetConfig.from_yaml(path)
+    assert cfg.stages == ht.get_config("w48").stages
+    assert {f"MODEL.EXTRA.STAGE1.{k}" for k in ("NUM_MODULES", "NUM_RANCHES", "FUSE_METHOD")} <= set(cfg.ignored_fields)
+    assert not any(f.endswith(("STAGE1.BLOCK", "STAGE1.NUM_BLOCKS", "STAGE1.NUM_CHANNELS")) for f in cfg.ignored_fields)
+    path.write_text(W48_YAML.replace("NUM_CHANNELS: [48, 96], FUSE_METHOD: SUM", "NUM_CHANNELS: [48, 96], FUSE_METHOD: CAT"))
+    with pytest.raises(ValueError, match=r"stage2\.fuse_method: 'CAT' is not supported.*always sums"):
+        ht.HRNetConfig.from_yaml(path)
+    path.write_text(W48_YAML.replace("BLOCK: BOTTLENECK, ", ""))
+    with pytest.raises(ValueError, match=r"stage1\.block: the STAGE1 section has no BLOCK"):
         ht.HRNetConfig.from_yaml(path)
 
 
