@@ -1,4 +1,4 @@
-"""Every ```python block in README.md (and assets/checkpoints/README.md) runs as pasted, from the
+"""Every ```python block in README.md, README.zh.md and assets/checkpoints/README.md runs as pasted, from the
 repository root; and the README's Colab badges are those made from hrnet_teach.colab.REPO_URL.
 
 A block may be marked by an HTML comment on the line before it:
@@ -33,7 +33,7 @@ def python_blocks(path: Path) -> list[tuple[str, str, str, str]]:
     return blocks
 
 
-BLOCKS = [b for path in READMES for b in python_blocks(path)]
+BLOCKS = [b for path in [*READMES, ROOT / "README.zh.md"] for b in python_blocks(path)]
 
 
 def test_the_readmes_have_python_blocks():
