@@ -288,6 +288,30 @@ k_line = ChoiceExercise(
     wrong_answers=[("z", "one letter"), (2, "as a string")],
 )
 
+no_relu_reason = ChoiceExercise(
+    name="no_relu_reason", lesson="03",
+    question=N_("In a fuse chain the steps before the last end with a ReLU, but the last stride-2 step has none. "
+                "Why?"),
+    choices={"a": N_("its result is one term of a sum, and the module applies its one ReLU after that sum"),
+             "b": N_("a ReLU is expensive, so the authors save one per chain"),
+             "c": N_("the BatchNorm before it already leaves no negative values, so a ReLU would change nothing"),
+             "d": N_("it is a slip in the official code, kept so that the checkpoints still load")},
+    answer="a",
+    why={"b": N_("A ReLU costs almost nothing next to a 3x3 conv, and the steps before the last keep theirs. Ask "
+                 "where the result of the last step goes next."),
+         "c": N_("BatchNorm shifts and scales; it does not clip. Its output has plenty of negative values (a cell "
+                 "below counts them in a real term)."),
+         "d": N_("It is on purpose: the 1x1 conv + BN of the upsampling case has no ReLU either, and a ReLU has no "
+                 "weights, so adding one would not change a single checkpoint key.")},
+    success=N_("Each output is ReLU(sum of terms). A ReLU at the end of the chain would clip that term to zero or "
+               "more before it meets the others, so a finer branch could only add, never subtract."),
+    hints=[N_("Follow the result of fuse_layers[i][j] in forward: what is done to it next, and where is "
+              "self.relu applied?")],
+    solution_text=N_("`answer = \"a\"`: the chain's output is one term of y, and forward applies the ReLU once, "
+                     "after the sum: `x_fuse.append(self.relu(y))`."),
+    wrong_answers=[("b", "costs almost nothing"), ("c", "does not clip"), ("d", "on purpose"), ("e", "one letter")],
+)
+
 multi_scale_rows = ValueExercise(
     name="multi_scale_rows", lesson="03",
     question=N_("The pose model (HRNetV1) builds the last module of stage 4 with multi_scale_output=False. How many "
@@ -326,4 +350,4 @@ nearest_size = ValueExercise(
     wrong_answers=[((64, 96), "doubles each side"), (64, "two whole numbers")],
 )
 
-EXERCISES = [none_entries, fuse_steps, k_line, fuse_op, fuse_sum, multi_scale_rows, nearest_size]
+EXERCISES = [none_entries, fuse_steps, k_line, no_relu_reason, fuse_op, fuse_sum, multi_scale_rows, nearest_size]
