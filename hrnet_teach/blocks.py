@@ -16,7 +16,10 @@ from typing import Callable, Optional, Union
 import torch
 from torch import nn
 
-BN_MOMENTUM = 0.1  # the official value (also PyTorch's default)
+# cls_hrnet.py, pose_hrnet.py and seg_hrnet.py on the HRNet-OCR branch use 0.1 (PyTorch's default);
+# seg_hrnet.py on master and pytorch-v1.1 uses 0.01. It only sets how fast BatchNorm's running
+# statistics move in training: no key, weight or eval output depends on it.
+BN_MOMENTUM = 0.1
 
 NormLayer = Callable[..., nn.Module]
 
