@@ -1,6 +1,6 @@
-"""Lesson 08, from the course to the real code: the official code's pitfalls as
-exercises (the silent partial load, sizes not divisible by 32, SyncBatchNorm on
-CPU, the in-place list)."""
+"""Lesson 08, from the course to the real code: the YAML field that changes nothing
+(FUSE_METHOD), then the official code's pitfalls as exercises (the silent partial load,
+sizes not divisible by 32, SyncBatchNorm on CPU, the in-place list)."""
 from __future__ import annotations
 
 from torch import nn
@@ -156,4 +156,28 @@ list_mutation = ChoiceExercise(
     wrong_answers=[("z", "one letter"), (["b"], "one letter")],
 )
 
-EXERCISES = [dropped_keys, size_mismatch, cpu_norm_layer, list_mutation]
+fuse_field = ChoiceExercise(
+    name="fuse_field", lesson="08",
+    question=N_("In the W48 file above, which STAGE2 field could you set to another value (CAT for FUSE_METHOD, 2 "
+                "for NUM_MODULES, and so on) without changing the network the official seg_hrnet.py builds?"),
+    choices={"a": "NUM_MODULES: 1", "b": "NUM_BLOCKS: [4, 4]", "c": "FUSE_METHOD: SUM", "d": "BLOCK: BASIC"},
+    answer="c",
+    why={"a": N_("NUM_MODULES is how many HighResolutionModules _make_stage puts in series: 2 adds a second module "
+                 "with its own branches and fuse layers (stage2.1.* keys), one more round of fusion."),
+         "b": N_("NUM_BLOCKS is how many residual blocks _make_one_branch puts in each branch: [5, 5] adds a fifth "
+                 "block to both (stage2.0.branches.0.4.* and .1.4.*)."),
+         "d": N_("BLOCK picks the residual block through blocks_dict: BOTTLENECK instead of BASIC changes every "
+                 "branch's layers and, with its expansion of 4, the widths the transition builds.")},
+    success=N_("c: _make_stage hands FUSE_METHOD to HighResolutionModule, which stores it as self.fuse_method and "
+               "never reads it again: forward always sums. (Deleting the line is another matter: "
+               "layer_config['FUSE_METHOD'] then raises a KeyError.) hrnet_teach refuses any value but SUM, so a file "
+               "that asks for CAT does not quietly get a sum."),
+    hints=[N_("For each field, look where the official code uses the value after reading it, not only where it "
+              "reads it."),
+           N_("Search seg_hrnet.py for fuse_method: where is self.fuse_method used after __init__?")],
+    solution_text=N_("`answer = 'c'`: FUSE_METHOD is stored (self.fuse_method) and never used; the fusion is always "
+                     "a sum."),
+    wrong_answers=[("a", "in series"), ("b", "residual blocks"), ("d", "blocks_dict"), ("e", "one letter")],
+)
+
+EXERCISES = [fuse_field, dropped_keys, size_mismatch, cpu_norm_layer, list_mutation]
