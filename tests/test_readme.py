@@ -8,6 +8,7 @@ a skip must say why, and the test reports each skip with its reason.
 """
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -137,3 +138,28 @@ def test_glossary_terms_are_taught_where_it_says():
         for term in chinese.split(" / "):
             term = re.sub(r"（.*?）", "", term).strip()
             assert term in markdown, f"glossary: {term!r} ({english}) does not appear in zh/{paths[0].name}"
+
+
+# ------------------------------------------------------------------ the questions the course answers
+QUESTION_TABLES = [(ROOT / "README.md", "## The questions this course answers", ROOT / "notebooks"),
+                   (ROOT / "README.zh.md", "## 本课程回答的问题", ROOT / "notebooks" / "zh")]
+
+
+def _headings(notebook: Path) -> set[str]:
+    """The text of every markdown heading of a lesson, without its #s."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    lines = ("".join(c["source"]).splitlines() for c in cells if c["cell_type"] == "markdown")
+    return {m.group(1).strip() for block in lines for line in block if (m := re.match(r"#+ (.+)", line))}
+
+
+@pytest.mark.parametrize("readme, title, folder", QUESTION_TABLES, ids=["en", "zh"])
+def test_each_question_points_to_a_section_that_exists(readme, title, folder):
+    """Each row of the README's table of learners' questions names a lesson and one of its headings."""
+    text = readme.read_text(encoding="utf-8")
+    assert title in text, f"{readme.name}: the table of questions is missing"
+    section = text.split(title, 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (.+?) \| (\d\d) · (.+?) \|$", section, flags=re.MULTILINE)
+    assert len(rows) >= 15, f"{readme.name}: the table of questions is missing or short"
+    for question, lesson, heading in rows:
+        notebook = next(folder.glob(f"{lesson}_*.ipynb"))
+        assert heading in _headings(notebook), f"{readme.name}: {question!r} points to {lesson} · {heading!r}, not a heading there"
