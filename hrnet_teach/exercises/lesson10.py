@@ -95,7 +95,7 @@ which_export_fails = ChoiceExercise(
     answer="a",
     why={"b": N_("Opset 11 added Resize's coordinate_transformation_mode, which can say 'align_corners': it exports "
                  "(measured in the lesson)."),
-         "c": N_("Opset 17: the dynamo exporter writes 18 and converts down to 16 and 17; it exports."),
+         "c": N_("Opset 17: the dynamo exporter writes 18 and converts down to 16 or 17; it exports."),
          "d": N_("The segmentation model resizes to exact sizes: any input size exports, 96x100 too.")},
     success=N_("(a): before opset 11 ONNX's Upsample/Resize has no align_corners mode, so PyTorch refuses "
                "align_corners=True; and align_corners=False exports but computes different values (measured: "
