@@ -83,6 +83,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
     creates a branch or adapts its channels. Channels and sizes come from the
     model (or the meta-device model of a variant or config) at ``image_size``.
     """
+    # Longer than the package's ~50-line rule on purpose: streams, arrows, labels and legend are drawn in the order the eye reads them;
+    # split into helpers, one figure would be read by jumping between them.
     backbone = hi.backbone_of(model_or_variant)
     height, width = hi.check_image_size(image_size)
     table = hi.branch_table(backbone, (height, width))
@@ -251,6 +253,8 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
     its 1/4 stream the whole way and adds lower resolutions beside it, exchanging
     information at every fusion. Depth counts convolution layers on the main path.
     """
+    # Longer than the package's ~50-line rule on purpose: the three networks share one axis and one legend, drawn in turn;
+    # split into helpers, one figure would be read by jumping between them.
     backbone = hi.backbone_of(model_or_variant)
     spans = _hrnet_depths(backbone)
     with themed(theme) as th:
@@ -320,6 +324,8 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
     stride-2 3x3 convs below it. A module with ``multi_scale_output=False`` has
     one row. ``highlight=(i, j)`` outlines one cell.
     """
+    # Longer than the package's ~50-line rule on purpose: grid, cells, labels and the highlight are one drawing, top to bottom;
+    # split into helpers, one figure would be read by jumping between them.
     backbone = hi.backbone_of(model_or_variant)
     name, index, hr = hi.hr_module(backbone, stage, module)
     matrix = hi.fuse_matrix(backbone, name, index)
@@ -402,6 +408,8 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
 def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_size=(512, 512), theme="light") -> Figure:
     """The transition into ``stage``: which branches pass, which adapt their
     channels and which are born (from which branch, by which layers)."""
+    # Longer than the package's ~50-line rule on purpose: the columns, the arrows between them and their labels are one drawing;
+    # split into helpers, one figure would be read by jumping between them.
     backbone = hi.backbone_of(model_or_variant)
     number = hi.stage_number(stage)
     entries = hi.transitions(backbone, stage)
@@ -469,6 +477,8 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
     percentile). ``image``: the input (a PIL image or array), shown first;
     ``branches``: which branches to show (default: all).
     """
+    # Longer than the package's ~50-line rule on purpose: the grid of maps, its titles and the colour scale are one drawing;
+    # split into helpers, one figure would be read by jumping between them.
     if not isinstance(features, dict) or not features:
         raise TypeError("features must be the dict from hrnet_teach.inspect.capture_features(model, image)")
     stages = list(features) if stages is None else [stages] if isinstance(stages, str) else list(stages)
