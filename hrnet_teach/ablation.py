@@ -28,7 +28,8 @@ from typing import Any, Optional
 import torch
 
 from .data import CLASS_NAMES
-from .train import train
+from .train import pick_device, train
+from .train_config import TrainConfig
 
 ARMS = {"fusion": True, "no_fusion": False}
 
@@ -109,6 +110,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.seeds < 1:
         raise SystemExit("error: --seeds must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"error: --threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = dict(
@@ -116,6 +119,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         image_size=args.image_size, lr=args.lr, optimizer=args.optimizer, device=args.device, amp=args.amp,
         train_size=args.train_size, val_size=args.val_size,
     )
+    try:  # every flag, before the first of several trainings
+        TrainConfig(**settings)
+        pick_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     started = time.perf_counter()
     result = run_ablation(range(args.seeds), arms=args.arms, **settings)
     print(format_summary(result["summary"]))

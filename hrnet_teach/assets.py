@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ._validate import image_size_hw
+
 _PACKAGE = Path(__file__).resolve().parent
 # The repository's assets/ (a clone, an editable install); else the copy a wheel carries
 # (python -m hrnet_teach.colab --wheel puts it in hrnet_teach/_course/assets).
@@ -24,6 +26,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _imagenet_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std shaped (3, 1, 1), on ``x``'s device and dtype, to broadcast over (B,) 3 x H x W."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a tensor (B,) 3 x H x W, got {type(x).__name__}"
+                        + (": torch.from_numpy(x)" if hasattr(x, "__array__") else ""))
+    if x.dim() < 3 or x.shape[-3] != 3:
+        last = "; channels come first in PyTorch: x.permute(2, 0, 1)" if x.dim() >= 3 and x.shape[-1] == 3 else ""
+        raise ValueError(f"expected (B,) 3 x H x W RGB values, got shape {tuple(x.shape)}{last}")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return mean, std
@@ -67,7 +75,8 @@ def sample_photo(size: tuple[int, int] | None = (256, 256)):
 
     image = Image.open(_photo_file()).convert("RGB")
     if size is not None:
-        height, width = size
+        square = isinstance(size, int) and not isinstance(size, bool)
+        height, width = image_size_hw((size, size) if square else size, "size")
         image = image.resize((width, height), Image.BILINEAR)
     return image
 
@@ -76,6 +85,9 @@ def to_tensor(image) -> torch.Tensor:
     """A PIL image (or H x W x 3 uint8 array) -> a 1 x 3 x H x W float tensor, ImageNet-normalised."""
     import numpy as np
 
+    if isinstance(image, (str, Path)):
+        raise TypeError(f"to_tensor takes an image, not a file name ({str(image)!r}): open it first, "
+                        "to_tensor(PIL.Image.open(path).convert('RGB'))")
     array = np.asarray(image, dtype=np.float32) / 255.0
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
@@ -84,7 +96,10 @@ def to_tensor(image) -> torch.Tensor:
 
 def to_image(x: torch.Tensor):
     """Undo :func:`to_tensor`: a (1 x) 3 x H x W normalised tensor -> an H x W x 3 float array in [0, 1]."""
-    x = x.detach().float().cpu()
+    x = torch.as_tensor(x).detach().float().cpu()
     if x.dim() == 4:
         x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"to_image takes a normalised image (1 x) 3 x H x W, got shape {tuple(x.shape)}; "
+                         "a mask of classes draws with hrnet_teach.data.colorize")
     return imagenet_denormalize(x).clamp(0, 1).permute(1, 2, 0).numpy()

@@ -367,8 +367,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _measure_child(args._measure)
         return 0
     progress = not args.no_progress
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # before the measuring, not after it
     if args.deploy:
-        return _deploy(args, _usable_device(parser, args.device))
+        return _deploy(args, _usable_device(parser, args.device), parser)
     if args.course:
         folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
         try:
@@ -418,7 +420,7 @@ def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str
     return device
 
 
-def _deploy(args, device: str) -> int:
+def _deploy(args, device: str, parser: argparse.ArgumentParser) -> int:
     """``--deploy``: the measurement lives in :mod:`hrnet_teach.deploy_bench`."""
     from . import deploy_bench
 
@@ -426,7 +428,12 @@ def _deploy(args, device: str) -> int:
         models = list(deploy_bench.DEFAULT_MODELS)
     else:
         head = "segmentation" if args.head == "backbone" else args.head
-        models = [(v, head, s) for v in parse_variants(args.variants) for s in parse_sizes(args.sizes or "512x1024")]
+        try:
+            models = [(v, head, s) for v in parse_variants(args.variants) for s in parse_sizes(args.sizes or "512x1024")]
+            for _, _, size in models:
+                check_size_for_head(head, size)
+        except ValueError as error:
+            parser.error(str(error))
     results = deploy_bench.run(models, args.repeats or 5, not args.no_compile, not args.no_onnx, args.threads, device)
     print(deploy_bench.format_results(results))
     print(f"torch {torch.__version__}; {describe_device(device, args.threads)}; batch 1; median of "

@@ -29,6 +29,7 @@ the loss skips them and the metrics do not count them.
 from __future__ import annotations
 
 import colorsys
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
@@ -81,6 +82,9 @@ def normalize(rgb: np.ndarray) -> torch.Tensor:
 def colorize(mask: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
     """A mask of class indices (H x W) -> an H x W x 3 picture (ignored pixels white)."""
     mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+    if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool):
+        raise TypeError(f"colorize takes a mask of class indices (integers, H x W), got {mask.dtype} values of shape "
+                        f"{mask.shape}; for a model's logits (classes x H x W) pass logits.argmax(0)")
     palette = np.array(CLASS_COLOURS + (IGNORE_COLOUR,), dtype=np.float32)
     index = np.where(mask == IGNORE_INDEX, len(CLASS_COLOURS), mask)
     return palette[np.clip(index, 0, len(CLASS_COLOURS))]
@@ -238,6 +242,10 @@ class ShapesDataset(Dataset):
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The scene at ``index`` before normalisation: (H x W x 3 floats in [0, 1], H x W uint8 mask)."""
+        try:
+            index = operator.index(index)  # ints, numpy and 0-d torch integers
+        except TypeError:
+            raise TypeError(f"index must be a whole number, got {index!r} ({type(index).__name__})") from None
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} is out of range for a dataset of {self.length} scenes")
         index %= self.length

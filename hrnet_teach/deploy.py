@@ -22,6 +22,8 @@ cannot take, a path that cannot be written.
 from __future__ import annotations
 
 import copy
+import importlib
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +45,10 @@ _BATCHNORMS = (nn.modules.batchnorm._BatchNorm,)
 # ------------------------------------------------------------------ folding
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.Conv2d:
     """A new Conv2d that computes ``bn(conv(x))`` of an eval-mode BatchNorm, exactly (up to rounding)."""
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, _BATCHNORMS):
+        swapped = " (swapped? the conv comes first)" if isinstance(conv, _BATCHNORMS) else ""
+        raise TypeError(f"fold_conv_bn(conv, bn) takes an nn.Conv2d and the BatchNorm after it, got "
+                        f"{type(conv).__name__} and {type(bn).__name__}{swapped}")
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError(f"{bn}: no running statistics (track_running_stats=False), so eval mode still "
                          "normalises with each batch's own: it cannot be folded into a convolution")
@@ -288,7 +294,21 @@ def dynamic_shapes(model: nn.Module, batch: bool = True) -> dict[str, dict[int, 
     return {"x": dims}
 
 
+def _check_example(model: nn.Module, example: Any) -> None:
+    """An export's example input: a (B, 3, H, W) tensor of the weights' dtype (the model's own eager checks)."""
+    if not isinstance(example, torch.Tensor):
+        raise TypeError(f"example must be a tensor (B, 3, H, W), e.g. deploy.example_input(model), got "
+                        f"{type(example).__name__}" + (": torch.from_numpy(example)" if hasattr(example, "__array__") else ""))
+    check = getattr(_unwrap(model), "check_input", None)
+    if callable(check):  # HRNet's: shape, channels, dtype, with what to do
+        check(example)
+    elif example.dim() != 4:
+        raise ValueError(f"example {tuple(example.shape)}: export wants (B, C, H, W); add the batch dimension "
+                         "with example.unsqueeze(0)")
+
+
 def check_export_size(model: nn.Module, example: torch.Tensor, dynamic: bool) -> None:
+    _check_example(model, example)
     check_size(model, example.shape[-2:])
     if dynamic and min(example.shape[-2:]) < export_min_side(model):
         raise ValueError(f"example {tuple(example.shape)}: a dynamic export of {_head_name(model)} needs an example "
@@ -347,9 +367,42 @@ def check_writable(path: PathLike) -> Path:
     return path
 
 
-def _check_opset(opset: int) -> int:
+def _newest_opset(exporter: str) -> int:
+    """The newest opset ``exporter`` writes here: the installed onnx's (dynamo), and the
+    TorchScript exporter's own limit (23 in torch 2.13) for "torchscript"."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if exporter == "torchscript":
+        from torch.onnx import _constants
+
+        newest = min(newest, getattr(_constants, "ONNX_MAX_OPSET", newest))
+    return newest
+
+
+def _require_onnx(exporter: str) -> None:
+    """The packages ``torch.onnx`` needs, checked before a long export that would fail deep inside."""
+    needed = ("onnx", "onnxscript") if exporter == "dynamo" else ("onnx",)
+    missing = []
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        other = " (or exporter='torchscript', which needs onnx only)" if missing == ["onnxscript"] else ""
+        raise ImportError(f"ONNX export needs {' and '.join(missing)}, which cannot be imported here: "
+                          f"pip install {' '.join(missing)}{other}")
+
+
+def _check_opset(opset: int, exporter: Optional[str] = None) -> int:
     if isinstance(opset, bool) or not isinstance(opset, int):
         raise TypeError(f"opset must be an integer, e.g. {DEFAULT_OPSET}, got {opset!r}")
+    newest = _newest_opset(exporter) if exporter else None
+    if newest is not None and opset > newest:
+        raise ValueError(f"opset {opset} is newer than the {exporter} exporter writes here (at most {newest}, with "
+                         f"torch {torch.__version__}); use the default {DEFAULT_OPSET} unless your runtime asks "
+                         "for another")
     if opset < MIN_OPSET:
         raise ValueError(
             f"opset {opset} is too old for HRNet: its fusion and heads resize bilinearly (align_corners=True "
@@ -385,6 +438,8 @@ def export_onnx(model: nn.Module, path: PathLike, dynamic: bool = True, opset: i
     opset = _check_opset(opset)
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    _require_onnx(exporter)
+    _check_opset(opset, exporter)
     path = check_writable(path)
     copied, example = _export_copy(model, "export_onnx()", fold, example, dynamic)
     outputs = _output_names(copied, example)
@@ -470,22 +525,51 @@ def onnx_session(path: PathLike, providers: Optional[Sequence[str]] = None, thre
     except ImportError:
         raise ImportError("ONNX Runtime is not installed: pip install onnxruntime "
                           "(or onnxruntime-gpu for CUDA)") from None
+    path = _onnx_file(path)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as error:  # ONNX Runtime's own classes (InvalidProtobuf, ...), none of them exported
+        if "Protobuf parsing failed" not in str(error):
+            raise
+        raise ValueError(f"{path} is not an ONNX model file (ONNX Runtime cannot parse it). A PyTorch checkpoint "
+                         "(.pth, .pt) loads with hrnet_teach.weights.load_weights; an .onnx file comes from "
+                         "hrnet_teach.deploy.export_onnx(model, path)") from None
+
+
+def _onnx_file(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"an ONNX file's path must be a str or Path, got {type(path).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: pass the .onnx file in it")
+    if not path.is_file():
+        raise FileNotFoundError(f"No ONNX file at {path}: write one with hrnet_teach.deploy.export_onnx(model, "
+                                f"{str(path)!r}) first, or check the name")
+    return path
 
 
 def run_onnx(session: Any, x: torch.Tensor) -> Union[torch.Tensor, list[torch.Tensor]]:
     """Run an ONNX file (a path or an :func:`onnx_session`) on ``x``; the outputs as tensors,
     shaped as the PyTorch model returns them (one tensor, or a list)."""
-    if isinstance(session, (str, Path)):
+    if isinstance(session, (str, os.PathLike)):
         session = onnx_session(session)
+    elif not hasattr(session, "get_modelmeta"):
+        model = " (a PyTorch model runs as model(x))" if isinstance(session, nn.Module) else ""
+        raise TypeError(f"run_onnx takes an .onnx file's path or onnx_session(path), got {type(session).__name__}{model}")
+    if not isinstance(x, torch.Tensor):
+        numpy = ": torch.from_numpy(x)" if hasattr(x, "__array__") else ""
+        raise TypeError(f"x must be a torch.Tensor (B, 3, H, W), got {type(x).__name__}{numpy}")
     meta = session.get_modelmeta().custom_metadata_map
     inputs = session.get_inputs()
     shape = tuple(x.shape)
     fixed = inputs[0].shape
+    if len(fixed) != len(shape):
+        batch = "; add the batch dimension with x.unsqueeze(0)" if len(shape) == len(fixed) - 1 else ""
+        raise ValueError(f"input {shape}: this file takes {len(fixed)}-dimensional input {tuple(fixed)}{batch}")
     if "hrnet_teach.size_multiple" in meta:
         multiple, minimum = int(meta["hrnet_teach.size_multiple"]), int(meta["hrnet_teach.size_minimum"])
         if shape[-2] % multiple or shape[-1] % multiple or min(shape[-2:]) < minimum:
@@ -501,9 +585,8 @@ def run_onnx(session: Any, x: torch.Tensor) -> Union[torch.Tensor, list[torch.Te
 
 # ------------------------------------------------------------------ comparing
 def max_relative_difference(a: Any, b: Any) -> float:
-    """max |a - b| / max |a| over every output (tensors or lists of them)."""
-    a_list = [a] if isinstance(a, torch.Tensor) else list(a)
-    b_list = [b] if isinstance(b, torch.Tensor) else list(b)
+    """max |a - b| / max |a| over every output (tensors or numpy arrays, or lists of them)."""
+    a_list, b_list = _output_list(a), _output_list(b)
     if len(a_list) != len(b_list):
         raise ValueError(f"{len(a_list)} outputs vs {len(b_list)}")
     worst = 0.0
@@ -513,6 +596,13 @@ def max_relative_difference(a: Any, b: Any) -> float:
             raise ValueError(f"output shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
         worst = max(worst, ((x - y).abs().max() / x.abs().max().clamp_min(1e-12)).item())
     return worst
+
+
+def _output_list(outputs: Any) -> list[torch.Tensor]:
+    """One output (a tensor or a numpy array, as ONNX Runtime returns) or a list of them, as tensors."""
+    if isinstance(outputs, torch.Tensor) or hasattr(outputs, "__array__"):
+        return [torch.as_tensor(outputs)]
+    return [torch.as_tensor(o) for o in outputs]
 
 
 __all__ = [

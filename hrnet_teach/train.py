@@ -100,9 +100,23 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     (bilinear, as the official ``CrossEntropy`` does) to the mask's size, and
     pixels marked ``IGNORE_INDEX`` add nothing to the loss or to its average.
     """
+    _check_mask(mask)
     if logits.shape[-2:] != mask.shape[-2:]:
         logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=align_corners)
     return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
+
+
+def _check_mask(mask: torch.Tensor) -> None:
+    """A mask is (B, H, W) class indices; say how to get there from the usual near misses."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a tensor of class indices (B, H, W), got {type(mask).__name__}")
+    if mask.dim() == 4 and mask.shape[1] == 1:
+        raise ValueError(f"mask {tuple(mask.shape)}: the loss wants (B, H, W) class indices; drop the channel "
+                         "dimension with mask.squeeze(1)")
+    if mask.dim() != 3:
+        raise ValueError(f"mask {tuple(mask.shape)}: the loss wants (B, H, W) class indices")
+    if mask.is_floating_point():
+        raise TypeError(f"mask holds {mask.dtype} values: the loss wants class indices, mask.long()")
 
 
 def loss_for(model: nn.Module, ohem: bool = False) -> Criterion:
@@ -136,7 +150,14 @@ def final_logits(output: Any) -> torch.Tensor:
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``cm[t, p]`` counts pixels of true class t predicted as p; ignored pixels are left out."""
     keep = target != IGNORE_INDEX
-    index = target[keep].long() * num_classes + pred[keep].long()
+    labels = target[keep].long()
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise ValueError(
+            f"the labels run from {int(labels.min())} to {int(labels.max())} (besides {IGNORE_INDEX}, ignored), "
+            f"but there are {num_classes} classes (0 to {num_classes - 1}): the model was built for another "
+            "dataset; build it with num_classes=dataset.num_classes"
+        )
+    index = labels * num_classes + pred[keep].long()
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
@@ -216,7 +237,11 @@ def pick_device(device: Union[str, torch.device, None] = None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device torch knows: use 'auto', 'cpu', 'cuda', 'cuda:1' "
+                         "or 'mps'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but this torch sees no GPU; use --device cpu (or auto)")
     return device
@@ -327,12 +352,28 @@ def load(path: PathLike, model: nn.Module, opt: torch.optim.Optimizer, scaler=No
     Returns ``(epochs done, history)``: the per-epoch lists of the metrics so far.
     """
     checkpoint = read_checkpoint(path)
+    _check_resumable(checkpoint, path, opt)
     load_weights(model, checkpoint, strict=True, verbose=False)
     opt.load_state_dict(checkpoint["optimizer"])
     if scaler is not None and "scaler" in checkpoint:
         scaler.load_state_dict(checkpoint["scaler"])
     old = checkpoint.get("metrics", {})
     return int(checkpoint["epoch"]), {k: list(old.get(k, [])) for k in HISTORY_KEYS}
+
+
+def _check_resumable(checkpoint: dict[str, Any], path: PathLike, opt: torch.optim.Optimizer) -> None:
+    """A run resumes from a training checkpoint only, with the optimizer it was trained with."""
+    if "optimizer" not in checkpoint or "epoch" not in checkpoint:
+        raise ValueError(
+            f"{path} cannot resume a run: it has no optimizer state. "
+            f"It is a bare state dict or an inference-only copy (--export, the shipped checkpoint). Resume from the "
+            f"{CHECKPOINT_FILE} in a run's --out folder, or drop --resume to train from scratch."
+        )
+    saved = checkpoint.get("args", {}).get("optimizer")
+    mine = {"AdamW": "adamw", "SGD": "sgd"}.get(type(opt).__name__)
+    if saved and mine and saved != mine:
+        raise ValueError(f"{path} was trained with optimizer {saved!r}, this run uses {mine!r}: its optimizer state "
+                         f"does not fit. Resume with --optimizer {saved} (optimizer={saved!r}).")
 
 
 def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: bool = True) -> nn.Module:
@@ -437,8 +478,19 @@ def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
+def _check_outputs(config: TrainConfig) -> None:
+    """Refuse, before any training, an --out that is a file or an --export that is a folder."""
+    if config.out is not None and Path(config.out).is_file():
+        raise FileExistsError(f"out={str(config.out)!r} is a file: out is the folder for {CHECKPOINT_FILE} and "
+                              f"{METRICS_FILE}; give a folder name, e.g. runs/shapes")
+    if config.export is not None and Path(config.export).is_dir():
+        raise IsADirectoryError(f"export={str(config.export)!r} is a folder: give a file name, "
+                                f"e.g. {Path(config.export) / 'model.pt'}")
+
+
 def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     """Device, data, model, optimizer (and the resumed state): everything before the first epoch."""
+    _check_outputs(config)
     device, amp = _run_device(config, ctx)
     _seed_everything(config.seed)
     train_loader, val_loader, val_set = _loaders(config, ctx, device)
@@ -484,7 +536,7 @@ def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict
     if run.show:
         _print(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}  "
                f"val mIoU {result['miou']:.4f}  pixel acc {result['pixel_acc']:.4f}  ({elapsed:.0f} s)")
-    if config.out is not None and run.ctx.is_main:
+    if (config.out is not None or config.export is not None) and run.ctx.is_main:
         _save_epoch(run, epoch + 1, metrics)
     barrier(run.ctx)  # nobody runs ahead of rank 0's writing
     return metrics
@@ -493,7 +545,8 @@ def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict
 def _save_epoch(run: _Run, epochs_done: int, metrics: dict[str, Any]) -> None:
     config = run.config
     checkpoint = checkpoint_of(run.model, run.opt, run.scaler, epochs_done, config, metrics, run.settings)
-    save(checkpoint, config.out)
+    if config.out is not None:
+        save(checkpoint, config.out)
     if config.export is not None and epochs_done == config.epochs:
         shipped = export_checkpoint(checkpoint, config.export, run.val_set)
         if run.show:
@@ -620,6 +673,8 @@ def config_from_args(args: argparse.Namespace, command: Optional[str] = None) ->
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"error: --threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python -m hrnet_teach.train " + shlex.join(sys.argv[1:] if argv is None else argv)

@@ -6,6 +6,7 @@ Kept apart from the loop (``train.py``) so that loading a trained checkpoint
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -28,6 +29,19 @@ Criterion = Callable[[Any, torch.Tensor], torch.Tensor]  # (model output, mask) 
 def check_choice(name: str, value: Any, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_rate(name: str, value: Any, example: float) -> None:
+    """``value`` (a learning rate or weight decay) is None or a finite number >= 0; else a ValueError."""
+    if value is None:
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a number >= 0, e.g. {example}, or None for the optimizer's default; "
+                         f"got {value!r}")
 
 
 @dataclasses.dataclass
@@ -79,6 +93,10 @@ class TrainConfig:
             setattr(self, name, positive_int(name, getattr(self, name)))
         seed = positive_int("seed", self.seed, minimum=0)
         self.seed = seed
+        check_rate("lr", self.lr, DEFAULT_LR[self.optimizer])
+        check_rate("weight_decay", self.weight_decay, DEFAULT_WEIGHT_DECAY[self.optimizer])
+        if self.workers is not None:
+            self.workers = positive_int("workers", self.workers, minimum=0)
 
     @property
     def model_config(self) -> HRNetConfig:

@@ -188,15 +188,36 @@ def _shape(shape) -> str:
 def read_state_dict(source: Any) -> tuple[dict[str, torch.Tensor], str]:
     """A path, a state dict or a training checkpoint -> (flat state dict, description)."""
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"No checkpoint file at {path}")
+        path = checkpoint_file(source)
         return _unwrap(_read_file(path)), path.name
     if isinstance(source, Mapping):
         return _unwrap(source), "state dict"
     raise TypeError(
         f"source must be a file path or a state dict (a mapping of names to tensors), got {type(source).__name__}"
     )
+
+
+RUN_CHECKPOINT = "checkpoint.pt"  # what hrnet_teach.train writes into its --out folder
+
+
+def checkpoint_file(source: Any) -> Path:
+    """``source`` as the Path of an existing file, or an error that says what it is instead
+    (nothing, a folder, a URL) and what to pass."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"a checkpoint path must be a str or Path, got {type(source).__name__}")
+    path = Path(source)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        inside = path / RUN_CHECKPOINT
+        hint = (f"did you mean {inside} (what hrnet_teach.train writes into its --out folder)?" if inside.is_file()
+                else "pass the checkpoint file inside it (a .pth, .pt or .safetensors file).")
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file: {hint}")
+    if str(source).startswith(("http://", "https://")):
+        raise FileNotFoundError(f"No checkpoint file at {source}: this reads local files, not URLs. Download it "
+                                "first (torch.hub.download_url_to_file(url, 'name.pth')) and pass the file's path.")
+    raise FileNotFoundError(f"No checkpoint file at {path} (looked in {path.expanduser().resolve().parent}): "
+                            "check the name and the folder")
 
 
 def _read_file(path: Path) -> Mapping[str, Any]:
@@ -221,8 +242,11 @@ def read_torch_file(path: Path) -> Any:
         raise ValueError(_unreadable_message(path, "it is empty (0 bytes)"))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise  # the file system's own errors (permissions, ...) say what they are
+    except OSError as error:
+        if _sound_torch_file(path):
+            raise  # the file system's own errors (permissions, ...) say what they are
+        # a zip archive cut short within its first 64 KiB: torch's reader fails with "[Errno 22] Invalid argument"
+        raise ValueError(_unreadable_message(path, _what_is_wrong(path), error)) from None
     except Exception as error:  # a cut zip archive: RuntimeError; a cut pickle: EOFError; random bytes:
         # UnpicklingError "Unsupported operand"; text: KeyError; torch.load raises no other way on a bad file
         if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error) and _sound_torch_file(path):
@@ -473,10 +497,7 @@ def config_from_dict(data: dict[str, Any]) -> HRNetConfig:
 
 def read_checkpoint(path: Any) -> dict[str, Any]:
     """A checkpoint written by ``hrnet_teach.train`` (plain tensors and data: ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}")
-    return dict(_read_file(path))
+    return dict(_read_file(checkpoint_file(path)))
 
 
 def model_from_checkpoint(checkpoint: Any) -> nn.Module:

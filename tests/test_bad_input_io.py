@@ -1,0 +1,291 @@
+"""Bad input to loading, export, training and data: a clear error early, never torch's deep traceback.
+
+Each test is one thing a learner plausibly passes (a run's folder for a checkpoint, a
+bare state dict to --resume, --device gpu, a numpy array to run_onnx, ...) and checks
+the key words of the message that says what was wrong and what to do. The files they
+use are made here, in tmp_path; the models are small (W18-small-v1 or one conv).
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import hrnet_teach as ht
+from hrnet_teach import ablation, assets, bench, data, deploy
+from hrnet_teach import train as T
+from hrnet_teach import weights as W
+from hrnet_teach.train_config import TrainConfig
+
+TINY_RUN = dict(epochs=1, train_size=2, val_size=2, batch_size=2, image_size=32, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def small():
+    return ht.create_model("w18_small_v1", head="segmentation", num_classes=4).eval()
+
+
+@pytest.fixture()
+def conv_onnx(tmp_path):
+    """A one-conv ONNX file with a fixed (1, 3, 8, 8) input, written by torch.onnx directly (fast)."""
+    path = tmp_path / "conv.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(nn.Conv2d(3, 2, 1).eval(), (torch.randn(1, 3, 8, 8),), str(path), input_names=["x"],
+                          dynamo=False)
+    return path
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_a_folder_is_named_a_folder_and_a_run_folder_points_at_its_checkpoint(tmp_path, small):
+    with pytest.raises(IsADirectoryError, match="is a folder, not a checkpoint file: pass the checkpoint file"):
+        W.load_weights(small, tmp_path)
+    torch.save({"model": small.state_dict()}, tmp_path / "checkpoint.pt")  # what train's --out holds
+    for call in (lambda: W.load_weights(small, tmp_path), lambda: W.read_checkpoint(tmp_path),
+                 lambda: W.model_from_checkpoint(tmp_path)):
+        with pytest.raises(IsADirectoryError, match=r"did you mean .*checkpoint\.pt"):
+            call()
+
+
+def test_a_url_is_refused_with_how_to_download_it(small):
+    with pytest.raises(FileNotFoundError, match="not URLs. Download it first"):
+        W.load_weights(small, "https://example.com/hrnet_w18.pth")
+
+
+def test_a_missing_file_still_says_no_checkpoint_file(tmp_path, small):
+    with pytest.raises(FileNotFoundError, match="No checkpoint file at .*nope.pth"):
+        W.load_weights(small, tmp_path / "nope.pth")
+
+
+def test_a_zip_checkpoint_cut_within_its_first_64_kib_is_called_truncated(tmp_path, small):
+    # torch's zip reader fails on these with a bare "[Errno 22] Invalid argument" (an OSError)
+    good = tmp_path / "good.pth"
+    torch.save(small.state_dict(), good)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="archive's end is missing .truncated.*Download or copy it again"):
+        W.load_weights(small, cut)
+
+
+def test_read_checkpoint_of_a_model_says_it_wants_a_path(small):
+    with pytest.raises(TypeError, match="checkpoint path must be a str or Path, got HRNetSegmentation"):
+        W.model_from_checkpoint(small)
+
+
+# ------------------------------------------------------------------ resuming
+def _conv_and_opt(optimizer=torch.optim.AdamW):
+    conv = nn.Conv2d(3, 2, 1)
+    return conv, optimizer(conv.parameters(), lr=0.1)
+
+
+def test_resume_from_weights_without_optimizer_state_says_which_file_to_use(tmp_path):
+    conv, opt = _conv_and_opt()
+    bare, exported = tmp_path / "bare.pth", tmp_path / "small.pt"
+    torch.save(conv.state_dict(), bare)
+    torch.save({"model": conv.state_dict(), "epoch": 3, "config": {}}, exported)  # like --export's copy
+    for path in (bare, exported):
+        with pytest.raises(ValueError, match="cannot resume a run: it has no optimizer state.*checkpoint.pt"):
+            T.load(path, conv, opt)
+
+
+def test_resume_with_another_optimizer_is_refused_before_a_step_fails_deep_in_torch(tmp_path):
+    conv, adamw = _conv_and_opt()
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": conv.state_dict(), "optimizer": adamw.state_dict(), "epoch": 1,
+                "args": {"optimizer": "adamw"}}, path)
+    _, sgd = _conv_and_opt(torch.optim.SGD)
+    with pytest.raises(ValueError, match="trained with optimizer 'adamw', this run uses 'sgd'.*--optimizer adamw"):
+        T.load(path, conv, sgd)
+    assert T.load(path, conv, adamw)[0] == 1  # the same optimizer resumes as before
+
+
+def test_resume_from_the_run_folder_points_at_its_checkpoint(tmp_path):
+    conv, opt = _conv_and_opt()
+    torch.save({"model": conv.state_dict()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(IsADirectoryError, match="did you mean"):
+        T.load(tmp_path, conv, opt)
+
+
+# ------------------------------------------------------------------ training settings
+@pytest.mark.parametrize("field, value", [("lr", -1.0), ("lr", float("nan")), ("lr", "abc"), ("lr", True),
+                                          ("weight_decay", -1e-4), ("weight_decay", float("inf"))])
+def test_learning_rate_and_weight_decay_must_be_numbers_at_least_0(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be a number >= 0, e.g. .*or None for the optimizer's default"):
+        TrainConfig(**{field: value})
+
+
+def test_good_learning_rates_still_pass():
+    assert TrainConfig(lr=0.01).base_lr == 0.01
+    assert TrainConfig(lr="1e-3", weight_decay=0).base_lr == 0.001
+    assert TrainConfig().base_lr == T.DEFAULT_LR["adamw"]
+
+
+def test_negative_workers_are_refused_by_the_config():
+    with pytest.raises(ValueError, match="workers must be a non-negative integer, got -1"):
+        TrainConfig(workers=-1)
+
+
+@pytest.mark.parametrize("device", ["gpu", "CPU", "cuda0"])
+def test_a_device_torch_does_not_know_is_named_with_the_choices(device):
+    with pytest.raises(ValueError, match=f"device '{device}' is not a device torch knows: use 'auto', 'cpu'"):
+        T.pick_device(device)
+
+
+def test_cli_device_gpu_and_threads_0_exit_with_one_line():
+    with pytest.raises(SystemExit, match="error: device 'gpu' is not a device torch knows"):
+        T.main(["--device", "gpu", "--quiet"])
+    with pytest.raises(SystemExit, match="error: --threads must be at least 1, got 0"):
+        T.main(["--threads", "0"])
+
+
+def test_out_that_is_a_file_and_export_that_is_a_folder_are_refused_before_training(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    with pytest.raises(FileExistsError, match="is a file: out is the folder for checkpoint.pt"):
+        T.train(**TINY_RUN, out=notes)
+    with pytest.raises(IsADirectoryError, match="is a folder: give a file name"):
+        T.train(**TINY_RUN, export=tmp_path)
+
+
+def test_export_without_out_writes_the_export(tmp_path):
+    # before: --export without --out trained and silently wrote nothing
+    path = tmp_path / "deep" / "small.pt"
+    T.train(**TINY_RUN, export=path)
+    assert path.is_file()
+    model = W.model_from_checkpoint(path)
+    assert T.num_classes_of(model) == data.NUM_CLASSES
+
+
+def test_labels_beyond_the_models_classes_are_named():
+    target = torch.tensor([0, 1, 255, 3])
+    assert T.confusion_matrix(target, target, 4).sum() == 3  # 255 is ignored, as before
+    with pytest.raises(ValueError, match="labels run from 0 to 3 .*there are 2 classes.*num_classes=dataset.num_classes"):
+        T.confusion_matrix(torch.zeros(4, dtype=torch.long), target, 2)
+
+
+def test_segmentation_loss_says_how_to_fix_the_usual_masks():
+    logits = torch.randn(1, 4, 8, 8)
+    with pytest.raises(ValueError, match=r"mask.squeeze\(1\)"):
+        T.segmentation_loss(logits, torch.zeros(1, 1, 32, 32, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"class indices, mask.long\(\)"):
+        T.segmentation_loss(logits, torch.zeros(1, 32, 32))
+
+
+# ------------------------------------------------------------------ export
+def test_export_example_of_the_wrong_kind_is_named_before_tracing(small):
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\), got \(3, 64, 64\); add a batch dimension"):
+        deploy.export_program(small, torch.randn(3, 64, 64))
+    with pytest.raises(TypeError, match=r"example must be a tensor .*got ndarray: torch.from_numpy"):
+        deploy.export_program(small, np.zeros((2, 3, 64, 64), np.float32))
+
+
+def test_an_opset_newer_than_the_exporter_writes_is_refused(tmp_path, small):
+    with pytest.raises(ValueError, match="opset 24 is newer than the torchscript exporter writes here .at most 23"):
+        deploy.export_onnx(small, tmp_path / "m.onnx", opset=24, exporter="torchscript")
+    with pytest.raises(ValueError, match="opset 99 is newer than the dynamo exporter"):
+        deploy.export_onnx(small, tmp_path / "m.onnx", opset=99)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("missing, exporter, needle", [
+    ("onnx", "torchscript", "needs onnx, which cannot be imported here: pip install onnx"),
+    ("onnxscript", "dynamo", "pip install onnxscript .or exporter='torchscript'"),
+])
+def test_export_without_the_onnx_packages_says_what_to_install(tmp_path, small, monkeypatch, missing, exporter, needle):
+    monkeypatch.setitem(sys.modules, missing, None)  # `import missing` now raises ImportError
+    with pytest.raises(ImportError, match=needle):
+        deploy.export_onnx(small, tmp_path / "m.onnx", exporter=exporter, dynamic=False)
+
+
+def test_onnx_session_of_a_missing_or_non_onnx_file(tmp_path, small):
+    with pytest.raises(FileNotFoundError, match=r"No ONNX file at .*export_onnx\(model"):
+        deploy.onnx_session(tmp_path / "missing.onnx")
+    checkpoint = tmp_path / "model.pth"
+    torch.save(nn.Conv2d(3, 2, 1).state_dict(), checkpoint)
+    with pytest.raises(ValueError, match="is not an ONNX model file.*load_weights"):
+        deploy.onnx_session(checkpoint)
+
+
+def test_run_onnx_names_a_missing_batch_dimension_a_numpy_array_and_a_pytorch_model(conv_onnx, small):
+    x = torch.randn(1, 3, 8, 8)
+    assert deploy.run_onnx(conv_onnx, x).shape == (1, 2, 8, 8)  # good input as before
+    with pytest.raises(ValueError, match=r"takes 4-dimensional input.*x.unsqueeze\(0\)"):
+        deploy.run_onnx(conv_onnx, x[0])
+    with pytest.raises(TypeError, match=r"x must be a torch.Tensor .*torch.from_numpy\(x\)"):
+        deploy.run_onnx(conv_onnx, x.numpy())
+    with pytest.raises(TypeError, match=r"a PyTorch model runs as model\(x\)"):
+        deploy.run_onnx(small, x)
+
+
+def test_max_relative_difference_takes_numpy_outputs_as_onnx_runtime_returns_them():
+    a = torch.randn(1, 2, 4, 4)
+    assert deploy.max_relative_difference(a, a.numpy()) == 0.0
+    assert deploy.max_relative_difference([a], [a.numpy() * 1.5]) > 0.3
+
+
+def test_fold_conv_bn_with_swapped_arguments():
+    with pytest.raises(TypeError, match="got BatchNorm2d and Conv2d .swapped"):
+        deploy.fold_conv_bn(nn.BatchNorm2d(4), nn.Conv2d(3, 4, 1))
+
+
+# ------------------------------------------------------------------ command lines
+def test_bench_deploy_with_a_bad_variant_or_size_is_a_usage_error(capsys):
+    for argv, needle in ((["--variants", "w19"], "Unknown HRNet variant 'w19'"),
+                         (["--variants", "w18_small_v1", "--head", "pose", "--sizes", "48"], "multiples of 32")):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(["--deploy", "--device", "cpu", *argv])
+        assert exit_info.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_bench_json_folder_is_made_before_measuring(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: [])  # no measuring here: only where it writes
+    path = tmp_path / "new" / "rows.json"
+    assert bench.main(["--variants", "w18_small_v1", "--sizes", "32", "--device", "cpu", "--json", str(path)]) == 0
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--variant", "w19"], "error: Unknown HRNet variant 'w19'"),
+    (["--epochs", "0"], "error: epochs must be a positive integer, got 0"),
+    (["--device", "gpu"], "error: device 'gpu' is not a device torch knows"),
+    (["--threads", "-1"], "error: --threads must be at least 1"),
+])
+def test_ablation_flags_are_checked_before_the_first_training(argv, needle):
+    with pytest.raises(SystemExit, match=needle):
+        ablation.main(["--seeds", "1", *argv])
+
+
+# ------------------------------------------------------------------ data and pictures
+def test_shapes_dataset_takes_a_tensor_index_and_names_a_float_one():
+    dataset = data.ShapesDataset(2, 32)
+    assert torch.equal(dataset[torch.tensor(1)][1], dataset[1][1])
+    with pytest.raises(TypeError, match=r"index must be a whole number, got 1.0 \(float\)"):
+        dataset[1.0]
+
+
+def test_colorize_names_an_image_or_logits_passed_for_a_mask():
+    with pytest.raises(TypeError, match=r"mask of class indices .*got float32 .*logits.argmax\(0\)"):
+        data.colorize(torch.rand(4, 8, 8))
+    assert data.colorize(torch.zeros(8, 8, dtype=torch.bool)).shape == (8, 8, 3)  # a boolean mask still draws
+
+
+def test_sample_photo_takes_one_side_and_names_a_bad_size():
+    assert assets.sample_photo(64).size == (64, 64)
+    with pytest.raises(ValueError, match="size height must be a positive integer, got 0"):
+        assets.sample_photo((0, 64))
+
+
+def test_pictures_and_normalisation_name_the_layout_they_want():
+    with pytest.raises(TypeError, match=r"not a file name .*PIL.Image.open\(path\)"):
+        assets.to_tensor("photo.jpg")
+    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\); channels come first in PyTorch: x.permute\(2, 0, 1\)"):
+        assets.imagenet_normalize(torch.zeros(8, 8, 3))
+    with pytest.raises(TypeError, match=r"got ndarray: torch.from_numpy\(x\)"):
+        assets.imagenet_normalize(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"got shape \(8, 8\); a mask of classes draws with .*colorize"):
+        assets.to_image(torch.zeros(8, 8))
+    assert assets.to_image(torch.zeros(1, 3, 8, 8)).shape == (8, 8, 3)
