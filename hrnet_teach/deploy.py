@@ -32,6 +32,8 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from ._validate import positive_int
+
 PathLike = Union[str, Path]
 DEFAULT_OPSET = 18  # what torch.onnx's exporter (torch.export based) writes natively
 MIN_OPSET = 11  # ONNX Resize has coordinate_transformation_mode ("align_corners", "half_pixel") from opset 11
@@ -233,9 +235,10 @@ def size_rule(model: nn.Module) -> tuple[int, int]:
 def check_size(model: nn.Module, size: Sequence[int]) -> tuple[int, int]:
     """``size`` as (height, width), or a clear error if the model cannot take it."""
     try:
-        height, width = (int(s) for s in size)
+        height, width = size
     except (TypeError, ValueError):
         raise TypeError(f"size must be (height, width), e.g. (64, 64), got {size!r}") from None
+    height, width = positive_int("size height", height), positive_int("size width", width)  # 64.5: refused, not cut
     multiple, minimum = size_rule(model)
     if height % multiple or width % multiple or min(height, width) < minimum:
         up = lambda n: max(minimum, -(-n // multiple) * multiple)  # noqa: E731

@@ -208,7 +208,7 @@ def evaluate(
     process's own count, e.g. when only rank 0 evaluates).
     """
     core = unwrap(model)
-    device = next(core.parameters()).device if device is None else torch.device(device)
+    device = next(core.parameters()).device if device is None else pick_device(device)
     num_classes = num_classes_of(core)
     loader = loader_or_dataset
     if isinstance(loader_or_dataset, Dataset):

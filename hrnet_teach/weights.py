@@ -423,6 +423,7 @@ def _group(keys: list[str], universe: list[str]) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------- loading
 def compare(model: nn.Module, state: Mapping[str, torch.Tensor]) -> LoadReport:
     """The report of loading ``state`` into ``model``, without changing the model."""
+    model = _inner_model(model)
     own = model.state_dict()
     report = LoadReport(total=len(own), model_name=type(model).__name__)
     config = getattr(model, "config", None)
@@ -448,6 +449,13 @@ def compare(model: nn.Module, state: Mapping[str, torch.Tensor]) -> LoadReport:
     return report
 
 
+def _inner_model(model: nn.Module) -> nn.Module:
+    """The network inside (Distributed)DataParallel wrappers, whose keys carry no 'module.' prefix."""
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    return model
+
+
 def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bool = True) -> LoadReport:
     """Load a checkpoint into ``model`` and report what happened.
 
@@ -457,10 +465,12 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     ``strict=True``: anything missing, unexpected or of another shape raises
     :class:`WeightsMismatchError` (whose message is the report) and the model is
     left untouched. ``strict=False``: loads every tensor that fits, prints the
-    report (``verbose``) and returns it.
+    report (``verbose``) and returns it. A model wrapped in (Distributed)DataParallel
+    takes the weights into the network inside (its keys have no ``module.`` prefix).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = _inner_model(model)  # DataParallel's parameters are its module's: load there, without 'module.'
     raw, description = read_state_dict(source)
     state, stripped, ignored = strip_prefixes(raw)
     report = compare(model, state)

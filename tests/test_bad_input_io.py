@@ -289,3 +289,30 @@ def test_pictures_and_normalisation_name_the_layout_they_want():
     with pytest.raises(ValueError, match=r"got shape \(8, 8\); a mask of classes draws with .*colorize"):
         assets.to_image(torch.zeros(8, 8))
     assert assets.to_image(torch.zeros(1, 3, 8, 8)).shape == (8, 8, 3)
+
+
+# ------------------------------------------------------------------ second round
+def test_weights_load_into_a_dataparallel_wrapped_model(tmp_path, small):
+    # before: "NOT A FULL MATCH: would load 0 of 435 tensors into DataParallel" (its keys start with 'module.')
+    path = tmp_path / "w.pth"
+    torch.save(small.state_dict(), path)
+    wrapped = nn.DataParallel(ht.create_model("w18_small_v1", head="segmentation", num_classes=4))
+    assert W.load_weights(wrapped, path, verbose=False).ok
+    assert torch.equal(wrapped.module.conv1.weight, small.conv1.weight)
+    prefixed = {"module." + k: v for k, v in small.state_dict().items()}  # saved from a wrapped model
+    assert W.load_weights(wrapped, prefixed, verbose=False).ok
+
+
+@pytest.mark.parametrize("size, needle", [((64.5, 64), "size height must be a positive integer, got 64.5"),
+                                          ((64, -64), "size width must be a positive integer, got -64")])
+def test_check_size_refuses_fractions_and_negative_sides(small, size, needle):
+    # before: 64.5 was cut to 64 silently; -64 got the nearest-upsampling message of the pose head
+    with pytest.raises(ValueError, match=needle):
+        deploy.check_size(small, size)
+    assert deploy.check_size(small, torch.Size([63, 65])) == (63, 65)
+
+
+def test_evaluate_on_a_device_that_is_not_there_says_so(small, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device 'cuda' was asked for but this torch sees no GPU"):
+        T.evaluate(small, data.ShapesDataset(2, 32), device="cuda")
