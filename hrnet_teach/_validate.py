@@ -22,7 +22,10 @@ def positive_int(name: str, value: object, minimum: int = 1) -> int:
     try:
         number = operator.index(value)  # int, numpy integers, integer tensors; not floats or strings
     except TypeError:
-        hint = f" (use {round(value)} or {int(value)} if you meant a whole number)" if isinstance(value, float) and math.isfinite(value) else ""
+        hint = ""
+        if isinstance(value, float) and math.isfinite(value):  # 64.0 (from 256 / 4): "use 64"; 224.7: "use 225 or 224"
+            choices = sorted({round(value), int(value)}, reverse=True)
+            hint = f" (use {' or '.join(map(str, choices))} if you meant a whole number)"
         raise ValueError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__}){hint}") from None
     if number < minimum:
         raise ValueError(f"{name} must be {wanted}, got {number}")

@@ -42,6 +42,18 @@ def is_tracing(x: object = None) -> bool:
     return bool(check and check())
 
 
+def _shape_hint(x: torch.Tensor) -> str:
+    """What to do with an image tensor of the wrong shape, from the shape it has."""
+    if x.dim() == 3 and x.shape[0] == 3:
+        return "add a batch dimension with x.unsqueeze(0)"
+    if x.dim() in (3, 4) and x.shape[-1] == 3:  # channels last, as numpy and PIL give images
+        return "the channels come last (H, W, 3); move them with " + (
+            "x.permute(2, 0, 1).unsqueeze(0)" if x.dim() == 3 else "x.permute(0, 3, 1, 2)")
+    if x.dim() == 4 and x.shape[1] in (1, 4):
+        return "convert the image to RGB (grey: x.expand(-1, 3, -1, -1); RGBA: x[:, :3])"
+    return "give a batch of RGB images, channels first"
+
+
 def _name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
@@ -130,12 +142,12 @@ class HRNet(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"HRNet expects a tensor of shape (B, 3, H, W), got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(
-                f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; "
-                "add a batch dimension with x.unsqueeze(0) or convert the image to RGB"
-            )
-        self._check_dtype(x)
+            raise ValueError(f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; {_shape_hint(x)}")
         height, width = x.shape[-2:]
+        if height == 0 or width == 0:
+            raise ValueError(f"HRNet got an empty image ({height}x{width} pixels); check the crop or resize that made it")
+        self._check_device(x)
+        self._check_dtype(x)
         if self.upsample == "nearest" and (height % 32 or width % 32):
             raise ValueError(
                 f"Input {height}x{width}: this model fuses branches with nearest upsampling by "
@@ -145,6 +157,22 @@ class HRNet(nn.Module):
                 "upsample='bilinear'."
             )
         self._check_batch_statistics(x)
+
+    def _check_device(self, x: torch.Tensor) -> None:
+        """Input and weights on one device; a meta-device model has shapes but no weights to run on data."""
+        device = self.conv1.weight.device
+        if x.device == device:
+            return
+        if device.type == "meta":
+            raise ValueError(
+                "This model was built on the meta device (under `with torch.device('meta')`): it has shapes but no "
+                "weights, so it cannot run on real data. Build it without the meta device to run it, or give it a "
+                "meta tensor, e.g. torch.empty(1, 3, 512, 512, device='meta'), for shapes only."
+            )
+        raise ValueError(
+            f"The input is on {x.device} but the model is on {device}: move the input with x = x.to({str(device)!r}) "
+            "(or the model with model.to(x.device))."
+        )
 
     def _check_dtype(self, x: torch.Tensor) -> None:
         """The convs need input of the weights' dtype (autocast casts both itself)."""

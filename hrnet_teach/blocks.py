@@ -16,6 +16,8 @@ from typing import Callable, Optional, Union
 import torch
 from torch import nn
 
+from ._validate import positive_int
+
 # cls_hrnet.py, pose_hrnet.py and seg_hrnet.py on the HRNet-OCR branch use 0.1 (PyTorch's default);
 # seg_hrnet.py on master and pytorch-v1.1 uses 0.01. It only sets how fast BatchNorm's running
 # statistics move in training: no key, weight or eval output depends on it.
@@ -24,8 +26,15 @@ BN_MOMENTUM = 0.1
 NormLayer = Callable[..., nn.Module]
 
 
+def _sizes(**sizes: object) -> tuple[int, ...]:
+    """Channel counts and strides as ints, refused early when not whole positive numbers
+    (``256 / 4`` is the float 64.0, which torch's Conv2d rejects deep inside)."""
+    return tuple(positive_int(name, value) for name, value in sizes.items())
+
+
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding 1: keeps the size at stride 1, halves it (rounding up) at stride 2."""
+    in_planes, out_planes, stride = _sizes(in_planes=in_planes, out_planes=out_planes, stride=stride)
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
@@ -46,6 +55,7 @@ class BasicBlock(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
+        inplanes, planes, stride = _sizes(inplanes=inplanes, planes=planes, stride=stride)
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = norm_layer(planes, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
@@ -79,6 +89,7 @@ class Bottleneck(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
+        inplanes, planes, stride = _sizes(inplanes=inplanes, planes=planes, stride=stride)
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = norm_layer(planes, momentum=BN_MOMENTUM)
         self.conv2 = conv3x3(planes, planes, stride)
@@ -101,6 +112,18 @@ Block = type[Union[BasicBlock, Bottleneck]]
 BLOCKS: dict[str, Block] = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}
 
 
+def check_block(block: object) -> None:
+    """A TypeError unless ``block`` is a block class with an ``expansion`` (BasicBlock, Bottleneck)."""
+    if isinstance(block, type) and issubclass(block, nn.Module) and isinstance(getattr(block, "expansion", None), int):
+        return
+    got, hint = repr(block), ""
+    if isinstance(block, str) and block.upper() in BLOCKS:
+        hint = f"; for a config's name use hrnet_teach.blocks.BLOCKS[{block.upper()!r}]"
+    elif isinstance(block, nn.Module):
+        got, hint = f"a {type(block).__name__} instance", f"; pass the class {type(block).__name__}, not {type(block).__name__}(...)"
+    raise TypeError(f"block must be a block class such as BasicBlock or Bottleneck (with an int `expansion`), got {got}{hint}")
+
+
 def make_layer(
     block: Block,
     inplanes: int,
@@ -116,6 +139,8 @@ def make_layer(
     Used for layer1, for each branch of a HighResolutionModule and for the
     classification head's ``incre_modules``.
     """
+    check_block(block)
+    inplanes, planes, num_blocks, stride = _sizes(inplanes=inplanes, planes=planes, num_blocks=num_blocks, stride=stride)
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:
         downsample = nn.Sequential(

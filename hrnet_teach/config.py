@@ -127,6 +127,8 @@ class HRNetConfig:
         object.__setattr__(self, "head_options", tuple(tuple(item) for item in self.head_options))
         object.__setattr__(self, "pretrained_layers", tuple(self.pretrained_layers))
         object.__setattr__(self, "ignored_fields", tuple(self.ignored_fields))
+        if not isinstance(self.fusion, bool):  # "no" or "False" would be truthy: fusion on, a silent wrong ablation
+            raise ValueError(f"fusion must be True or False, got {self.fusion!r}")
         if self.head is not None and self.head not in HEAD_NAMES:
             raise ValueError(f"head: {self.head!r} is not a head; use one of {HEAD_NAMES} or None")
         for index, stage in enumerate(self.stages, start=1):
@@ -192,7 +194,9 @@ class HRNetConfig:
             some = f" (it holds e.g. {', '.join(found)})" if found else ""
             raise IsADirectoryError(f"{path} is a directory; pass the path of one experiment .yaml file{some}")
         if not path.is_file():
-            raise FileNotFoundError(f"No such config file: {path}")
+            published = str(path).lower().replace("-", "_").removeprefix("hrnet_") in (*VARIANTS, "w18_small")
+            hint = f"; for the published variant use get_config({str(path)!r})" if published else ""
+            raise FileNotFoundError(f"No such config file: {path}{hint}")
         try:
             document = yaml.safe_load(path.read_text())
         except yaml.YAMLError as error:
@@ -408,7 +412,17 @@ def get_config(name: str | HRNetConfig) -> HRNetConfig:
     """The published configuration of a variant, e.g. ``get_config("w48")``."""
     if isinstance(name, HRNetConfig):
         return name
-    key = str(name).lower().replace("-", "_").removeprefix("hrnet_")
+    if not isinstance(name, str):
+        value = f" {name!r}" if isinstance(name, (int, float)) else ""  # not the repr of a model or a dict of tensors
+        hint = f"; did you mean 'w{name}'?" if f"w{name}" in _WIDTHS else ""
+        if isinstance(getattr(name, "config", None), HRNetConfig):  # a model: its config builds another like it
+            hint = "; for another model like this one, pass model.config"
+        raise TypeError(f"the variant must be a name such as 'w18' (one of {', '.join(VARIANTS)}) or an "
+                        f"HRNetConfig; got {type(name).__name__}{value}{hint}")
+    if name.lower().endswith((".yaml", ".yml")):
+        raise ValueError(f"{name!r} is a file name, not a variant: read an experiment file with "
+                         f"HRNetConfig.from_yaml({name!r}), then pass that config")
+    key = name.lower().replace("-", "_").removeprefix("hrnet_")
     if key == "w18_small":  # timm's name for the first small model
         key = "w18_small_v1"
     if key == "w18_small_v1":

@@ -11,7 +11,9 @@ the input size.
 """
 from __future__ import annotations
 
+import copy
 import html
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional, Union
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from ._validate import image_size_hw, positive_int
 from .backbone import HRNet
+from .blocks import BasicBlock, Bottleneck
 from .config import HRNetConfig, get_config
 from .module import HighResolutionModule
 from .transition import Transition
@@ -166,6 +169,8 @@ def describe_layers(module: nn.Module) -> tuple[list[str], list[bool]]:
 
     ``(["conv3x3 stride 2, 48→96, BN, ReLU", "conv3x3 stride 2, 96→192, BN"], [True, False])``
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"describe_layers needs a torch module (e.g. a fuse_layers entry), got {type(module).__name__}")
     lines: list[str] = []
     relu: list[bool] = []
     for leaf in module.modules():
@@ -409,7 +414,8 @@ def _image_tensor(image) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"image must be a 3 x H x W or B x 3 x H x W tensor, got shape {tuple(image.shape)}")
+            last = "; its channels come last: use x.permute(2, 0, 1)" if image.dim() == 3 and image.shape[-1] == 3 else ""
+            raise ValueError(f"image must be a 3 x H x W or B x 3 x H x W tensor, got shape {tuple(image.shape)}{last}")
         return x.float() if not x.is_floating_point() else x
     try:
         from PIL import Image
@@ -419,7 +425,12 @@ def _image_tensor(image) -> torch.Tensor:
         from .assets import to_tensor
 
         return to_tensor(image.convert("RGB"))
-    raise TypeError(f"image must be a tensor or a PIL image, got {type(image).__name__}")
+    how = ""
+    if type(image).__name__ == "ndarray":
+        how = "; for an H x W x 3 uint8 array use hrnet_teach.assets.to_tensor(array)"
+    elif isinstance(image, (str, os.PathLike)):
+        how = "; open a file with PIL.Image.open(path).convert('RGB')"
+    raise TypeError(f"image must be a tensor or a PIL image, got {type(image).__name__}{how}")
 
 
 # -------------------------------------------------------------------- costs
@@ -594,12 +605,8 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     if not isinstance(module, nn.Module):
         raise TypeError(f"shape_summary needs a torch module, got {type(module).__name__}")
     depth = positive_int("depth", depth, minimum=0)
-    takes_list = _is_list_of_shapes(input_size)
-    shapes = [tuple(s) for s in input_size] if takes_list else [tuple(input_size)]
-    for index, shape in enumerate(shapes):
-        if len(shape) != 4:
-            raise ValueError(f"input sizes must be (batch, channels, height, width), got {shape!r}")
-        shapes[index] = tuple(positive_int(f"input size {dim}", v) for dim, v in zip(("batch", "channels", "height", "width"), shape))
+    shapes, takes_list = _input_shapes(input_size)
+    _check_input_shapes(module, shapes, takes_list)
     inputs = [torch.empty(*s, device="meta") for s in shapes]
     arg = inputs if takes_list else inputs[0]
     rows = _shape_rows(module, arg, depth)
@@ -608,7 +615,7 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     import torchinfo
 
     stats = torchinfo.summary(
-        module, input_size=shapes[0], depth=depth, device="meta", verbose=0,
+        _meta_copy(module), input_size=shapes[0], depth=depth, device="meta", verbose=0,
         col_names=("input_size", "output_size", "num_params"), row_settings=("var_names",),
         col_width=20,  # 100 characters a line: JupyterLab in a 1000 px pane holds 113 (torchinfo's 25 gave 115)
     )
@@ -616,6 +623,54 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     # scaled value "(Units.MEGABYTES)", which reads as a memory size.
     stats.formatting.macs_units = torchinfo.Units.NONE
     return stats
+
+
+def _input_shapes(input_size) -> tuple[list[tuple[int, ...]], bool]:
+    """The shapes asked for, each ``(batch, channels, height, width)``, and whether they are a list."""
+    if isinstance(input_size, torch.Tensor) or (isinstance(input_size, (list, tuple)) and input_size
+                                                and all(isinstance(v, torch.Tensor) for v in input_size)):
+        raise TypeError("shape_summary takes input sizes, not tensors: pass x.shape (or [t.shape for t in xs] "
+                        "for a list of branches), e.g. (1, 3, 64, 64)")
+    takes_list = _is_list_of_shapes(input_size)
+    try:
+        shapes = [tuple(s) for s in input_size] if takes_list else [tuple(input_size)]
+    except TypeError:
+        raise ValueError(f"input sizes must be (batch, channels, height, width), got {input_size!r}") from None
+    for index, shape in enumerate(shapes):
+        if len(shape) != 4:
+            raise ValueError(f"input sizes must be (batch, channels, height, width), got {shape!r}")
+        shapes[index] = tuple(positive_int(f"input size {dim}", v) for dim, v in zip(("batch", "channels", "height", "width"), shape))
+    return shapes, takes_list
+
+
+def _check_input_shapes(module: nn.Module, shapes: list[tuple[int, ...]], takes_list: bool) -> None:
+    """For the package's list-taking modules and blocks, the branch count and channels they expect,
+    said before the meta device's bare "Invalid channel dimensions"."""
+    first = module[0] if isinstance(module, nn.Sequential) and len(module) else module  # a stage, layer1
+    if isinstance(first, (HighResolutionModule, Transition)):
+        expected = first.in_channels if isinstance(first, HighResolutionModule) else first.pre_channels
+        what = f"{type(first).__name__} takes a list of {len(expected)} branch(es) with {list(expected)} channels"
+    elif isinstance(first, (BasicBlock, Bottleneck)):
+        expected = (first.conv1.in_channels,)
+        what = f"{type(first).__name__} takes one (B, {expected[0]}, H, W) tensor"
+    else:
+        return
+    wants_list = isinstance(first, (HighResolutionModule, Transition))
+    if takes_list != wants_list or tuple(s[1] for s in shapes) != tuple(expected):
+        asked = [tuple(s) for s in shapes] if takes_list else shapes[0]
+        example = [(1, c, 64 // 2**b, 64 // 2**b) for b, c in enumerate(expected)]
+        raise ValueError(f"{what}, got input size {asked}; e.g. {example if wants_list else example[0]}")
+
+
+def _meta_copy(module: nn.Module) -> nn.Module:
+    """``module`` with meta stand-ins for its weights: torchinfo moves the module it is given to its
+    ``device``, and a learner's real model must keep its weights."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(t.device.type == "meta" for t in tensors):
+        return module
+    memo = {id(p): nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad) for p in module.parameters()}
+    memo |= {id(b): torch.empty_like(b, device="meta") for b in module.buffers()}
+    return copy.deepcopy(module, memo)
 
 
 def _is_list_of_shapes(value) -> bool:

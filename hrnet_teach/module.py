@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import BN_MOMENTUM, Block, NormLayer, make_layer
+from ._validate import positive_int
+from .blocks import BN_MOMENTUM, Block, NormLayer, check_block, make_layer
 
 UPSAMPLE_MODES = ("bilinear", "nearest")
 
@@ -52,7 +53,11 @@ class HighResolutionModule(nn.Module):
         fusion: bool = True,
     ) -> None:
         super().__init__()
+        check_block(block)
+        num_branches = positive_int("num_branches", num_branches)
         for label, values in (("num_blocks", num_blocks), ("num_inchannels", num_inchannels), ("num_channels", num_channels)):
+            if isinstance(values, str) or not hasattr(values, "__len__"):
+                raise ValueError(f"{label} must be a list with one entry per branch (num_branches={num_branches}), got {values!r}")
             if len(values) != num_branches:
                 raise ValueError(f"num_branches ({num_branches}) differs from len({label}) ({len(values)}): {list(values)}")
         if upsample not in UPSAMPLE_MODES:

@@ -39,6 +39,10 @@ class Transition(nn.ModuleList):
 
     def __init__(self, pre_channels: Sequence[int], cur_channels: Sequence[int], norm_layer: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()
+        for label, values in (("pre_channels", pre_channels), ("cur_channels", cur_channels)):
+            if isinstance(values, str) or not hasattr(values, "__len__") or len(values) == 0:
+                raise ValueError(f"{label} must be a list of channels, one per branch (e.g. [256] after stage 1, "
+                                 f"[18, 36] into stage 2 of W18), got {values!r}")
         self.pre_channels = tuple(pre_channels)
         self.cur_channels = tuple(cur_channels)
         for i, cout in enumerate(self.cur_channels):

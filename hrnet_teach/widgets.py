@@ -18,7 +18,7 @@ from torch import nn
 
 from . import inspect as hi
 from . import viz
-from .config import VARIANTS
+from .config import VARIANTS, get_config
 from .i18n import _
 
 SIZES = {"512×512": (512, 512), "1024×2048 (Cityscapes)": (1024, 2048), "256×192 (pose)": (256, 192),
@@ -38,12 +38,25 @@ def _size_box(description: str, value: int) -> widgets.BoundedIntText:
                                   layout=widgets.Layout(width="170px"), style={"description_width": "50px"})
 
 
+def _variant_choices(variant) -> tuple[dict[str, object], str]:
+    """Dropdown labels -> what inspect and viz take, and the label to start on: the published
+    variants, led by the config (or model) given when it is none of them (read from a YAML
+    file, or changed with ``replace``): the explorer shows it, not the variant it was named after."""
+    config = hi.as_config(variant)
+    choices: dict[str, object] = {name: name for name in VARIANTS}
+    if config.name in choices and config == get_config(config.name):
+        return choices, config.name
+    label = config.name if config.name not in choices else f"{config.name} (changed)"
+    return {label: config, **choices}, label
+
+
 class ArchitectureExplorer(widgets.VBox):
     """Variant and input size → the architecture drawn as streams, and the per-branch shape table."""
 
     def __init__(self, variant: str = "w18", image_size=(512, 512)) -> None:
         height, width = hi.check_image_size(image_size)
-        self.variant = widgets.Dropdown(options=list(VARIANTS), value=hi.as_config(variant).name, description="variant")
+        self._choices, start = _variant_choices(variant)
+        self.variant = widgets.Dropdown(options=list(self._choices), value=start, description="variant")
         self.height = _size_box("height", height)
         self.width = _size_box("width", width)
         self.output = widgets.Output()
@@ -57,8 +70,8 @@ class ArchitectureExplorer(widgets.VBox):
 
     def render(self, _change=None) -> None:
         size = (self.height.value, self.width.value)
-        self.figure = viz.plot_architecture(self.variant.value, size)
-        self.rows = hi.branch_table(self.variant.value, size)
+        self.figure = viz.plot_architecture(self._choices[self.variant.value], size)
+        self.rows = hi.branch_table(self._choices[self.variant.value], size)
         self.text = f"{self.variant.value} at {size[0]}×{size[1]}\n{self.rows.to_text()}"
         _show(self.output, self.figure, self.rows)
 
@@ -77,7 +90,8 @@ class FuseExplorer(widgets.VBox):
 
     def __init__(self, variant: str = "w18", stage: str = "stage3", image_size=(512, 512)) -> None:
         slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="260px"))
-        self.variant = widgets.Dropdown(options=list(VARIANTS), value=hi.as_config(variant).name, description="variant",
+        self._choices, start = _variant_choices(variant)
+        self.variant = widgets.Dropdown(options=list(self._choices), value=start, description="variant",
                                         layout=widgets.Layout(width="220px"))
         self.stage = widgets.Dropdown(options=list(hi.STAGES), value=f"stage{hi.stage_number(stage)}", description="stage",
                                       layout=widgets.Layout(width="200px"))
@@ -118,7 +132,7 @@ class FuseExplorer(widgets.VBox):
         return SIZES.get(self.size.value) or self._custom[self.size.value]
 
     def model(self) -> nn.Module:
-        return hi.meta_model(self.variant.value, multi_scale_output=self.multi_scale_output.value)
+        return hi.meta_model(self._choices[self.variant.value], multi_scale_output=self.multi_scale_output.value)
 
     def _fit_ranges(self) -> None:
         stage = getattr(self.model(), self.stage.value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Optional
 
 import numpy as np
@@ -18,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon, Rectangle
 
 from .. import inspect as hi
+from .._validate import positive_int
 from ..inspect import STAGES, ModelLike
 from .language import _
 from .style import WIDTH, Theme, branch_color, new_figure, themed
@@ -329,6 +331,7 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
     backbone = hi.backbone_of(model_or_variant)
     name, index, hr = hi.hr_module(backbone, stage, module)
     matrix = hi.fuse_matrix(backbone, name, index)
+    cell = None if highlight is None or not matrix else _highlight_cell(highlight, len(matrix), len(matrix[0]), f"{name}[{index}]")
     with themed(theme) as th:
         if not matrix:
             fig = new_figure(WIDTH, 2.0, th, layout="constrained")
@@ -375,11 +378,9 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
                 ax.text(j + 0.5, i + 0.955, f"{entry.in_channels}→{entry.out_channels} ch", ha="center", va="bottom",
                         fontsize=7.5, color=th.muted)
             ax.text(cols + 0.05, i + 0.5, f"Σ → ReLU\n→ y[{i}]", ha="left", va="center", fontsize=8.5)
-        if highlight is not None:
-            hi_i, hi_j = highlight
-            if 0 <= hi_i < rows and 0 <= hi_j < cols:
-                ax.add_patch(Rectangle((hi_j + 0.03, hi_i + 0.03), 0.94, 0.94, facecolor="none", edgecolor=th.text, linewidth=2.8,
-                                       gid="fuse-highlight", zorder=5))
+        if cell is not None:
+            ax.add_patch(Rectangle((cell[1] + 0.03, cell[0] + 0.03), 0.94, 0.94, facecolor="none", edgecolor=th.text, linewidth=2.8,
+                                   gid="fuse-highlight", zorder=5))
         out = hr.out_channels
         ax.set_xticks([j + 0.5 for j in range(cols)], [f"in j={j}\n{out[j]} ch · 1/{2 ** (j + 2)}" for j in range(cols)])
         ax.set_yticks([i + 0.5 for i in range(rows)], [f"out i={i}\n{out[i]} ch · 1/{2 ** (i + 2)}" for i in range(rows)])
@@ -402,6 +403,18 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
         handles = [Patch(facecolor=colors[kind], edgecolor=th.muted, label=label) for kind, label in labels.items() if kind in present]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     return fig
+
+
+def _highlight_cell(highlight, rows: int, cols: int, where: str) -> tuple[int, int]:
+    """``highlight`` as a cell ``(i, j)`` of the rows x cols matrix, or a ValueError that names the range."""
+    try:
+        i, j = (positive_int("i", v, minimum=0) for v in highlight)
+    except (TypeError, ValueError):
+        i = j = -1
+    if not (0 <= i < rows and 0 <= j < cols):
+        raise ValueError(f"highlight must be a cell (i, j) of {where}.fuse_layers, which is {rows}x{cols}: i (output "
+                         f"branch) 0..{rows - 1}, j (input branch) 0..{cols - 1}; got {highlight!r}")
+    return i, j
 
 
 # --------------------------------------------------------------- transition
@@ -467,6 +480,53 @@ def _feature_image(t: torch.Tensor, channel: Optional[int], sample: int = 0) -> 
     return (t.mean(0) if channel is None else t[channel]).numpy()
 
 
+def _feature_choices(features, stages, channel, sample, branches) -> tuple[list[str], Optional[int], dict[str, list[int]]]:
+    """plot_feature_maps' checks: the stages, the channel and, per stage, the branches to show."""
+    if not isinstance(features, dict) or not features:
+        raise TypeError("features must be the dict from hrnet_teach.inspect.capture_features(model, image)")
+    stages = list(features) if stages is None else [stages] if isinstance(stages, str) else list(stages)
+    unknown = [s for s in stages if s not in features]
+    if unknown:
+        raise ValueError(f"no features for {unknown}; available: {list(features)}")
+    for stage in stages:
+        maps = features[stage]
+        if not isinstance(maps, (list, tuple)) or not maps or not all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in maps):
+            raise TypeError(f"features[{stage!r}] must be a list of B x C x H x W tensors, one per branch, as "
+                            "hrnet_teach.inspect.capture_features(model, image) gives them")
+    if channel is not None:
+        try:
+            channel = positive_int("channel", channel, minimum=0)
+        except ValueError:
+            raise ValueError(f"channel must be a non-negative integer or None (the mean), got {channel!r}") from None
+    batch = len(features[stages[0]][0])
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or not -batch <= sample < batch:
+        raise ValueError(f"sample picks one of the {batch} image(s) the features were captured for: use 0..{batch - 1}, got {sample!r}")
+    if branches is not None:
+        asked = [branches] if not isinstance(branches, (list, tuple, range)) else list(branches)  # branches=0 means [0]
+        try:
+            branches = [positive_int("branch", b, minimum=0) for b in asked]
+        except ValueError:
+            raise ValueError(f"branches must be branch numbers such as [0, 1] (0 = the 1/4 branch), got {asked!r}") from None
+    shown = {s: list(range(len(features[s]))) if branches is None else [b for b in branches if 0 <= b < len(features[s])] for s in stages}
+    if branches is not None and not any(shown.values()):
+        raise ValueError(f"branches {list(branches)} do not exist in {stages}")
+    return stages, channel, shown
+
+
+def _display_image(image):
+    """The input to show beside the maps: a PIL image or an array as it is; a normalised tensor
+    (what the model was given) turned back into a picture."""
+    if image is None or not isinstance(image, (torch.Tensor, str, PurePath)):
+        return image
+    if isinstance(image, torch.Tensor) and image.dim() in (3, 4) and image.shape[-3] == 3:
+        from ..assets import to_image
+
+        return to_image(image)
+    raise TypeError(f"image must be a PIL image, an H x W x 3 array or the model's (1 x) 3 x H x W input tensor, got "
+                    f"{type(image).__name__}{' ' + str(tuple(image.shape)) if isinstance(image, torch.Tensor) else ''}"
+                    f"{'; open a file with PIL.Image.open(path)' if not isinstance(image, torch.Tensor) else ''}")
+
+
 def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, channel: Optional[int] = None, image=None,
                       sample: int = 0, branches: Optional[Sequence[int]] = None, theme="light") -> Figure:
     """Feature maps per stage (rows) and branch (columns), from :func:`inspect.capture_features`.
@@ -475,21 +535,14 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
     Every panel spans the same area, so a 1/32 map shows its few coarse cells
     beside the fine 1/4 ones. Colours are scaled per panel (2nd to 98th
     percentile). ``image``: the input (a PIL image or array), shown first;
-    ``branches``: which branches to show (default: all).
+    ``branches``: which branches to show (default: all). The input tensor
+    (ImageNet-normalised, as :func:`hrnet_teach.assets.to_tensor` makes it) is
+    shown as a picture too.
     """
     # Longer than the package's ~50-line rule on purpose: the grid of maps, its titles and the colour scale are one drawing;
     # split into helpers, one figure would be read by jumping between them.
-    if not isinstance(features, dict) or not features:
-        raise TypeError("features must be the dict from hrnet_teach.inspect.capture_features(model, image)")
-    stages = list(features) if stages is None else [stages] if isinstance(stages, str) else list(stages)
-    unknown = [s for s in stages if s not in features]
-    if unknown:
-        raise ValueError(f"no features for {unknown}; available: {list(features)}")
-    if channel is not None and (not isinstance(channel, int) or channel < 0):
-        raise ValueError(f"channel must be a non-negative integer or None (the mean), got {channel!r}")
-    shown = {s: list(range(len(features[s]))) if branches is None else [b for b in branches if 0 <= b < len(features[s])] for s in stages}
-    if branches is not None and not any(shown.values()):
-        raise ValueError(f"branches {list(branches)} do not exist in {stages}")
+    stages, channel, shown = _feature_choices(features, stages, channel, sample, branches)
+    image = _display_image(image)
     columns = max(len(b) for b in shown.values()) + (image is not None)
     with themed(theme) as th:
         fig = new_figure(WIDTH, 0.7 + (1.9 if columns > 4 else 2.3) * len(stages), th, layout="constrained")
