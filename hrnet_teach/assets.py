@@ -88,9 +88,13 @@ def to_tensor(image) -> torch.Tensor:
     if isinstance(image, (str, Path)):
         raise TypeError(f"to_tensor takes an image, not a file name ({str(image)!r}): open it first, "
                         "to_tensor(PIL.Image.open(path).convert('RGB'))")
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    raw = np.asarray(image)
+    array = np.asarray(raw, dtype=np.float32) / 255.0
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
+    if raw.dtype.kind == "f" and 0 < raw.max() <= 1:  # already divided by 255 once
+        raise ValueError("the image's values are all in [0, 1], but to_tensor divides by 255 itself: pass the "
+                         "0-255 image (uint8, as PIL gives it), or multiply by 255 first")
     return imagenet_normalize(torch.from_numpy(array).permute(2, 0, 1)).unsqueeze(0)
 
 

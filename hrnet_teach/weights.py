@@ -221,6 +221,9 @@ def checkpoint_file(source: Any) -> Path:
 
 
 def _read_file(path: Path) -> Mapping[str, Any]:
+    if path.suffix == ".onnx":
+        raise ValueError(f"{path} is an ONNX file, not a PyTorch checkpoint: run it with "
+                         "hrnet_teach.deploy.run_onnx(path, x); load_weights wants the .pth/.pt/.safetensors it came from")
     if path.name.endswith(".safetensors"):
         return _read_safetensors(path)
     return read_torch_file(path)

@@ -316,3 +316,18 @@ def test_evaluate_on_a_device_that_is_not_there_says_so(small, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device 'cuda' was asked for but this torch sees no GPU"):
         T.evaluate(small, data.ShapesDataset(2, 32), device="cuda")
+
+
+def test_an_onnx_file_given_to_load_weights_is_named(tmp_path, small):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07")  # the name decides; the file is never read as a checkpoint
+    with pytest.raises(ValueError, match=r"is an ONNX file, not a PyTorch checkpoint: run it with .*run_onnx"):
+        W.load_weights(small, path)
+
+
+def test_to_tensor_refuses_an_image_already_scaled_to_0_1():
+    # before: divided by 255 a second time, a silently black image
+    photo = np.asarray(assets.sample_photo((8, 8)))
+    with pytest.raises(ValueError, match=r"values are all in \[0, 1\], but to_tensor divides by 255 itself"):
+        assets.to_tensor(photo / 255.0)
+    assert torch.allclose(assets.to_tensor(photo.astype(np.float32)), assets.to_tensor(photo))  # 0-255 floats pass
