@@ -258,6 +258,29 @@ def _resized(logits: torch.Tensor, target: torch.Tensor, align_corners: bool) ->
     return logits.float()
 
 
+def check_target(target: object, logits: torch.Tensor) -> None:
+    """The labels as cross-entropy takes them: B x H x W class indices (int64), one map per image.
+
+    Shape and dtype only: a check of the values would cost a device sync every step.
+    """
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a (B, H, W) tensor of class indices, got {type(target).__name__}")
+    hint = ""
+    if target.dim() == 4 and target.shape[1] == 1:
+        hint = "; drop the channel dimension with target.squeeze(1)"
+    elif target.dim() == 4:
+        hint = "; for one-hot labels or class probabilities (B, K, H, W), take the classes with target.argmax(1)"
+    elif target.dim() == 2:
+        hint = "; add a batch dimension with target.unsqueeze(0)"
+    elif target.dtype != torch.long:
+        hint = "; convert it with target.long()"
+    elif target.shape[0] != logits.shape[0]:
+        hint = f"; the outputs are for {logits.shape[0]} image(s)"
+    if hint or target.dim() != 3:
+        raise ValueError(f"target must be a (B, H, W) int64 tensor of class indices, got {target.dtype} of shape "
+                         f"{tuple(target.shape)}{hint}")
+
+
 def ohem_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -274,6 +297,7 @@ def ohem_cross_entropy(
     the ``min_kept``-th smallest such probability (so at least ``min_kept`` pixels
     count when there are that many).
     """
+    check_target(target, logits)
     logits = _resized(logits, target, align_corners)
     pixel_losses = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="none").view(-1)
     labelled = target.reshape(-1) != ignore_index
@@ -313,6 +337,7 @@ def ocr_loss(
         raise ValueError(
             f"ocr_loss takes the model's list of outputs, one per balance weight {list(balance_weights)}; got {count}"
         )
+    check_target(target, outputs[0])
     total = 0
     for index, (w, logits) in enumerate(zip(balance_weights, outputs)):
         resized = _resized(logits, target, align_corners)

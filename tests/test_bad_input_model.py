@@ -193,6 +193,25 @@ def test_feature_maps_want_lists_of_maps():
         viz.plot_feature_maps({"stage4": torch.zeros(1, 19, 8, 8)})  # a model's output, not a list of branches
 
 
+# ------------------------------------------------------------------ the OCR loss
+@pytest.mark.parametrize("target, hint", [
+    (torch.zeros(2, 1, 32, 32, dtype=torch.long), r"target.squeeze\(1\)"),
+    (torch.zeros(32, 32, dtype=torch.long), r"target.unsqueeze\(0\)"),
+    (torch.zeros(2, 32, 32), r"got torch.float32 .*target.long\(\)"),
+    (torch.zeros(2, 32, 32, dtype=torch.uint8), r"target.long\(\)"),  # a label PNG read as uint8
+    (torch.zeros(2, 4, 32, 32), r"one-hot .* target.argmax\(1\)"),
+    (torch.zeros(3, 32, 32, dtype=torch.long), r"the outputs are for 2 image\(s\)"),
+])
+def test_ocr_loss_says_what_the_labels_must_be(target, hint):
+    from hrnet_teach.ocr import ocr_loss
+
+    outputs = [torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)]
+    assert ocr_loss(outputs, torch.zeros(2, 32, 32, dtype=torch.long)).dim() == 0
+    for ohem in (False, True):
+        with pytest.raises(ValueError, match=r"target must be a \(B, H, W\) int64 tensor of class indices.*" + hint):
+            ocr_loss(outputs, target, ohem=ohem)
+
+
 # ------------------------------------------------------------------ widgets
 def test_explorers_show_a_config_that_is_not_a_published_variant():
     from hrnet_teach import widgets
