@@ -82,6 +82,8 @@ class HRNet(nn.Module):
         multi_scale_output: bool = True,
     ) -> None:
         super().__init__()
+        if align_corners is not None and not isinstance(align_corners, bool):  # a string would fail in every forward
+            raise ValueError(f"align_corners must be True or False, got {align_corners!r}")
         self.config = get_config(config)
         self.upsample = upsample
         self.align_corners = align_corners

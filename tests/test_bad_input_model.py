@@ -75,6 +75,11 @@ def test_a_yaml_file_name_is_not_a_variant():
         ht.create_model("seg_hrnet_w48.yaml")
 
 
+def test_align_corners_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"align_corners must be True or False, got 'False'"):
+        ht.create_model("w18_small_v1", align_corners="False")  # was accepted, then failed in F.interpolate
+
+
 def test_from_yaml_given_a_variant_name_points_to_get_config():
     with pytest.raises(FileNotFoundError, match=r"No such config file: w48; for the published variant use get_config\('w48'\)"):
         ht.HRNetConfig.from_yaml("w48")
