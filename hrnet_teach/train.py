@@ -369,7 +369,7 @@ def _check_resumable(checkpoint: dict[str, Any], path: PathLike, opt: torch.opti
             f"It is a bare state dict or an inference-only copy (--export, the shipped checkpoint). Resume from the "
             f"{CHECKPOINT_FILE} in a run's --out folder, or drop --resume to train from scratch."
         )
-    saved = checkpoint.get("args", {}).get("optimizer")
+    saved = (checkpoint.get("args") or {}).get("optimizer")
     mine = {"AdamW": "adamw", "SGD": "sgd"}.get(type(opt).__name__)
     if saved and mine and saved != mine:
         raise ValueError(f"{path} was trained with optimizer {saved!r}, this run uses {mine!r}: its optimizer state "
