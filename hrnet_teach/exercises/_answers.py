@@ -7,6 +7,8 @@ expected, so a checker's own code deals only with the lesson's mistakes.
 from __future__ import annotations
 
 import contextlib
+import re
+import reprlib
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -27,75 +29,136 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not to a learner
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlong, _REPR.maxstring, _REPR.maxother = 40, 80, 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 12
+
+
+def short_repr(value) -> str:
+    """``repr(value)`` cut to a readable length (a 400-digit number or a list of 1000 keys in a
+    message would hide the rest of it)."""
+    return _REPR.repr(value)
+
+
+def plain(value):
+    """A numpy scalar or a 0-d tensor as the Python number it holds (np.int64(480), torch.tensor(480)
+    answer as 480 does); anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.dim() == 0 and value.device.type != "meta" else value
+    if hasattr(value, "dtype") and getattr(value, "shape", None) == () and hasattr(value, "item"):  # numpy
+        return value.item()
+    return value
+
+
+def _plain_items(answer):
+    """``answer``'s items made :func:`plain` (a list stays a list, a tuple a tuple, a set becomes a list)."""
+    if isinstance(answer, (list, tuple)) and not isinstance(answer, torch.Size):
+        return type(answer)(plain(v) for v in answer) if type(answer) in (list, tuple) else [plain(v) for v in answer]
+    if isinstance(answer, (set, frozenset)):
+        return [plain(v) for v in answer]
+    return answer
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _quoted_numbers(answer) -> bool:
+    """Whether ``answer`` is numbers typed inside quotes: '480', '(64, 96)'."""
+    return isinstance(answer, str) and bool(re.fullmatch(r"[\s\d.,()\[\]+-]*\d[\s\d.,()\[\]+-]*", answer))
+
+
 def as_int(answer, what: str, *, floats: bool = False) -> int:
     """``answer`` as one whole number; with ``floats=True`` a float such as 128.0 counts too."""
+    answer = plain(answer)
     if floats and isinstance(answer, float) and answer.is_integer():
         return int(answer)
+    if _quoted_numbers(answer):
+        raise Wrong(_("Give {what} as one whole number, without quotes; you gave the text {answer}.",
+                      what=what, answer=short_repr(answer)))
     if not _is_int(answer):
         raise Wrong(_("Give {what} as one whole number; you gave {type} {answer}.",
-                      what=what, type=type(answer).__name__, answer=repr(answer)))
+                      what=what, type=type(answer).__name__, answer=short_repr(answer)))
     return answer
 
 
 def as_ints(answer, length: int, what: str, example: str, *, floats: bool = False) -> tuple[int, ...]:
     """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair);
     with ``floats=True`` a float such as 720.0 counts too (a count computed with ``/``)."""
+    answer = _plain_items(plain(answer))
     if isinstance(answer, torch.Size):
         answer = tuple(answer)
     count = _count(length)
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+    values = dict(count=count, what=what, example=example, answer=short_repr(answer))
+    if _is_number(answer):
         raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}; you gave one number ({answer}), so give {count}.",
-                      count=count, what=what, example=example, answer=answer))
+                      **values))
+    if _quoted_numbers(answer):
+        raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}, without quotes; you gave the text {answer}.",
+                      **values))
     if floats and isinstance(answer, (tuple, list)):
         answer = [int(v) if isinstance(v, float) and v.is_integer() else v for v in answer]
     if not isinstance(answer, (tuple, list)):
         raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}; you gave {type} {answer}.",
-                      count=count, what=what, example=example, type=type(answer).__name__, answer=repr(answer)))
+                      type=type(answer).__name__, **values))
+    if any(isinstance(v, (tuple, list, torch.Size)) for v in answer):
+        raise Wrong(_("Give {count} whole numbers in one flat tuple, {what}, e.g. {example}; you gave {answer}, "
+                      "which has a list or tuple inside.", **values))
+    if not all(_is_number(v) for v in answer):
+        raise Wrong(_("Give {count} whole numbers, {what}; you gave {answer}.", **values))
     if len(answer) != length:
         values = dict(n=len(answer), count=count, what=what, example=example)
         raise Wrong(_("Your answer has {n} number; give {count} whole numbers, {what}, e.g. {example}.", **values)
                     if len(answer) == 1 else
                     _("Your answer has {n} numbers; give {count} whole numbers, {what}, e.g. {example}.", **values))
     if not all(_is_int(v) for v in answer):
-        raise Wrong(_("Give {count} whole numbers, {what}; you gave {answer}.", count=count, what=what, answer=repr(answer)))
+        raise Wrong(_("Give {count} whole numbers, {what}; you gave {answer}.", **values))
     return tuple(answer)
 
 
 def as_indices(answer, what: str) -> list[int]:
     """A sorted list of distinct indices from a list, tuple or set of ints (one int counts as a list of one)."""
+    answer = _plain_items(plain(answer))
     if _is_int(answer):
         answer = [answer]
     if not isinstance(answer, (list, tuple, set)) or not all(_is_int(v) for v in answer):
         raise Wrong(_("Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type} {answer}.",
-                      what=what, type=type(answer).__name__, answer=repr(answer)))
+                      what=what, type=type(answer).__name__, answer=short_repr(answer)))
     return sorted(set(answer))
 
 
 def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tuple[int, ...]]:
     """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ..."""
     if not isinstance(answer, (list, tuple, set)):
-        raise Wrong(_("Give a list of {what}, e.g. {example}; you gave a {type}.",
-                      what=what, example=example, type=type(answer).__name__))
+        raise Wrong(_("Give a list of {what}, e.g. {example}; you gave {type} {answer}.",
+                      what=what, example=example, type=type(answer).__name__, answer=short_repr(answer)))
+    items = []
     for item in answer:
+        item = tuple(item) if isinstance(item, torch.Size) else _plain_items(item)
         if not isinstance(item, (list, tuple)) or len(item) != size:
             raise Wrong(_("{item} is not {one} ({count} numbers); give a list of {what}, e.g. {example}.",
-                          item=repr(item), one=one, count=_count(size), what=what, example=example))
+                          item=short_repr(item), one=one, count=_count(size), what=what, example=example))
         if not all(_is_int(v) for v in item):
             raise Wrong(_("{item}: give whole numbers (a conv cannot output half a pixel, nor a branch be half one).",
-                          item=repr(item)))
-    return [tuple(item) for item in answer]
+                          item=short_repr(item)))
+        items.append(tuple(item))
+    return items
 
 
 def as_numbers(answer, names: tuple[str, ...], example: str) -> tuple[float, ...]:
     """One real number per name in ``names``, from a tuple or list."""
+    answer = _plain_items(plain(answer))
+    values = dict(count=_count(len(names)), names=", ".join(map(str, names)), example=example,
+                  type=type(answer).__name__, answer=short_repr(answer))
+    if _quoted_numbers(answer):
+        raise Wrong(_("Give {count} numbers, ({names}), e.g. {example}, without quotes; you gave the text {answer}.",
+                      **values))
     if not isinstance(answer, (tuple, list)) or len(answer) != len(names):
-        raise Wrong(_("Give {count} numbers, ({names}), e.g. {example}; you gave {type} {answer}.",
-                      count=_count(len(names)), names=", ".join(map(str, names)), example=example,
-                      type=type(answer).__name__, answer=repr(answer)))
+        raise Wrong(_("Give {count} numbers, ({names}), e.g. {example}; you gave {type} {answer}.", **values))
     for value, name in zip(answer, names):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not _is_number(value):
             raise Wrong(_("Give {name} as a number; you gave {type} {value}.",
-                          name=name, type=type(value).__name__, value=repr(value)))
+                          name=name, type=type(value).__name__, value=short_repr(value)))
     return tuple(float(v) for v in answer)
 
 
@@ -104,11 +167,11 @@ def as_word(answer, words: Sequence[str], what: str, aliases: Mapping[str, str] 
     listed = ", ".join(repr(w) for w in words)
     if not isinstance(answer, str):
         raise Wrong(_("Answer with {what}: one of {listed}; you gave {type} {answer}.",
-                      what=what, listed=listed, type=type(answer).__name__, answer=repr(answer)))
+                      what=what, listed=listed, type=type(answer).__name__, answer=short_repr(answer)))
     key = answer.strip().lower().replace(" ", "").replace("_", "")
     key = (aliases or {}).get(key, key)
     if key not in words:
-        raise Wrong(_("{answer} is not one of {listed}.", answer=repr(answer), listed=listed))
+        raise Wrong(_("{answer} is not one of {listed}.", answer=short_repr(answer), listed=listed))
     return key
 
 
@@ -118,7 +181,7 @@ def as_strings(answer, what: str, example: str) -> list[str]:
         answer = [answer]
     if not isinstance(answer, (list, tuple, set, frozenset)) or not all(isinstance(a, str) for a in answer):
         raise Wrong(_("Give {what} as a list of strings, e.g. {example}; you gave {type} {answer}.",
-                      what=what, example=example, type=type(answer).__name__, answer=repr(answer)))
+                      what=what, example=example, type=type(answer).__name__, answer=short_repr(answer)))
     return [a.strip() for a in answer]
 
 
@@ -127,10 +190,11 @@ def as_choice(answer, choices: Mapping[str, str]) -> str:
     letters = ", ".join(choices)
     if not isinstance(answer, str):
         raise Wrong(_("Answer with one letter as a string, one of {letters}; you gave {type} {answer}.",
-                      letters=letters, type=type(answer).__name__, answer=repr(answer)))
+                      letters=letters, type=type(answer).__name__, answer=short_repr(answer)))
     letter = answer.strip().strip("()").strip().lower()
     if letter not in choices:
-        raise Wrong(_("Answer with one letter, one of {letters}; you gave {answer}.", letters=letters, answer=repr(answer)))
+        raise Wrong(_("Answer with one letter, one of {letters}; you gave {answer}.", letters=letters,
+                      answer=short_repr(answer)))
     return letter
 
 
@@ -141,7 +205,10 @@ def choices_text(choices: Mapping[str, str]) -> str:
 
 def as_function(fn, name: str) -> None:
     """Fail unless ``fn`` is a function to call: not a layer, a class, or a value it might return."""
-    if not callable(fn) or isinstance(fn, (nn.Module, type)):
+    if isinstance(fn, type):
+        raise Wrong(_("Pass your function itself (its name, no brackets), e.g. `check({name})`; you gave the class "
+                      "{type}. Write a function with `def {name}(...)` and pass that.", name=name, type=fn.__name__))
+    if not callable(fn) or isinstance(fn, nn.Module):
         raise Wrong(_("Pass your function itself (its name, no brackets), e.g. `check({name})`; "
                       "you gave a value of type {type}.", name=name, type=type(fn).__name__))
 

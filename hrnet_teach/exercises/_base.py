@@ -9,8 +9,10 @@ exercise a lesson declares (value, choice, function, module) live in ``_kinds``.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import sys
 import textwrap
 import threading
 import traceback
@@ -113,12 +115,28 @@ class TimeLimit(Wrong):
     """The learner's code did not return within the time limit."""
 
 
+class _Stopped(BaseException):
+    """Raised inside the learner's thread to end a call that ran out of time (a BaseException, so an
+    ``except Exception`` in the learner's code does not swallow it)."""
+
+
+def _stop(thread: threading.Thread) -> bool:
+    """Raise :class:`_Stopped` in ``thread`` at its next Python instruction: a loop in Python stops at
+    once, a call blocked in C (time.sleep, a long torch op) when it returns. Whether it ended within 0.2 s."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Stopped))
+    thread.join(0.2)
+    return not thread.is_alive()
+
+
 def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "") -> Any:
     """``fn(*args)`` under a time limit (and without autograd), in a daemon thread.
 
-    After ``limit`` seconds the check stops waiting and raises :class:`TimeLimit`. A Python
-    thread cannot be killed: the call goes on in the background until it returns (a daemon
-    thread does not keep the kernel from exiting). Exceptions from ``fn`` are raised here.
+    After ``limit`` seconds the check stops waiting, stops the call if it can (a Python thread cannot
+    be killed, only interrupted between two Python instructions) and raises :class:`TimeLimit`.
+    Exceptions from ``fn`` are raised here; one that would end the program (SystemExit from
+    sys.exit(), KeyboardInterrupt) becomes a :class:`Wrong` instead: it is the answer's mistake, and
+    in a script it would end the course silently. A real Ctrl-C (or the notebook's stop button)
+    while waiting still interrupts, and stops the call too.
     """
     limit = TIME_LIMIT_S if limit is None else limit
     outcome: dict[str, Any] = {}
@@ -127,28 +145,65 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
         try:
             with torch.no_grad():  # grad mode is per thread
                 outcome["value"] = fn(*args)
+        except _Stopped:  # out of time: nobody waits for the result any more
+            pass
         except BaseException as error:  # handed to the caller's thread below
             outcome["error"] = error
 
     thread = threading.Thread(target=run, name="hrnet-teach-answer", daemon=True)
     thread.start()
-    thread.join(limit)
+    try:
+        thread.join(limit)
+    except KeyboardInterrupt:
+        _stop(thread)
+        raise
+    on = _(" on {where}", where=where) if where else ""
     if thread.is_alive():
-        on = _(" on {where}", where=where) if where else ""
+        if _stop(thread):
+            raise TimeLimit(_("Your function did not return within {limit} s{on}: does it loop forever or wait "
+                              "(time.sleep, input())? The check stopped it.", limit=format(limit, "g"), on=on))
         raise TimeLimit(_("Your function did not return within {limit} s{on}: does it loop forever or wait "
                           "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
                           "(restart the kernel if the notebook slows down).", limit=format(limit, "g"), on=on))
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if error is not None and not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt ...
+        raise Wrong(_("Your function raised {error_type}{on} ({where}): that exception ends the whole program "
+                      "(sys.exit() and exit() raise SystemExit). Return the result instead.",
+                      error_type=type(error).__name__, on=on, where=where_raised(error)))
+    if error is not None:
+        raise error
     return outcome.get("value")
 
 
+def _library(filename: str) -> bool:
+    """Whether a traceback frame is in this package, torch, numpy or Python's own library, not in the learner's code."""
+    roots = [os.path.dirname(os.path.dirname(__file__)), os.path.dirname(torch.__file__),
+             os.path.dirname(threading.__file__)]
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        roots.append(os.path.dirname(numpy.__file__))
+    return any(filename.startswith(root + os.sep) for root in roots)
+
+
 def where_raised(error: BaseException) -> str:
-    """'line N in name' of the frame that raised ``error``."""
+    """'line N in name' of the learner's frame nearest to where ``error`` was raised (torch's and the
+    package's frames skipped: the line to fix is theirs); the innermost frame when none is theirs."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return _("no traceback")
-    return _("line {line} in {name}", line=frames[-1].lineno, name=frames[-1].name)
+    mine = [f for f in frames if not _library(f.filename)]
+    if not mine and isinstance(error, TypeError) and _raised_by_call(error):
+        return _("when the check called your function: keep the parameters of the notebook's `def` line")
+    frame = (mine or frames)[-1]
+    return _("line {line} in {name}", line=frame.lineno, name=frame.name)
+
+
+def _raised_by_call(error: BaseException) -> bool:
+    """Whether ``error`` was raised by a call itself (its arguments do not fit the parameters): the
+    innermost frame is a frame of the package, the one that called."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and _library(frames[-1].filename) and frames[-1].filename.startswith(
+        os.path.dirname(__file__) + os.sep)
 
 
 # Also after full-width punctuation: a value that ends in "）" leaves "） 上" otherwise.
@@ -159,6 +214,12 @@ def _tidy(message: str) -> str:
     """A Chinese message without the spaces its template keeps around a placeholder when the value
     filled in is Chinese too ("与 参考实现 一致" -> "与参考实现一致"); English text is left alone."""
     return _BETWEEN_HANZI.sub("", message) if get_language() == "zh" else message
+
+
+def _shorten_numbers(message: str) -> str:
+    """A message with each run of more than 40 digits cut in the middle: an answer such as 10**400,
+    repeated by a lesson's message, would fill the screen."""
+    return re.sub(r"\d{41,}", lambda m: f"{m[0][:18]}...{m[0][-18:]}", message)
 
 
 class Exercise:
@@ -231,7 +292,7 @@ class Exercise:
         return self._result(True, message or _("Well done."))
 
     def _result(self, passed: bool, message: str) -> CheckResult:
-        return CheckResult(passed, _tidy(text(message)), self.name)
+        return CheckResult(passed, _shorten_numbers(_tidy(text(message))), self.name)
 
     def _hint_level(self, level: int | None) -> int:
         if level is None:

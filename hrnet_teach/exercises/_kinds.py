@@ -18,6 +18,7 @@ Each kind adds its tables' entries to ``wrong_answers``, so the test suite check
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import re
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from ..i18n import N_, Text, _, text
-from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn
+from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn, short_repr
 from ._base import Exercise, Wrong, where_raised
 
 Message = Any  # a str, or a function returning one
@@ -109,7 +110,7 @@ class ValueExercise(Exercise):
             message = self.explain(got, expected)
         if message is None:
             message = (_say(self.otherwise, got, expected) if self.otherwise
-                       else _("Not {got}: try again, or ask for a hint.", got=repr(got)))
+                       else _("Not {got}: try again, or ask for a hint.", got=short_repr(got)))
         raise Wrong(_say(message, got, expected))
 
     def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
@@ -196,22 +197,29 @@ def _short(value: Any) -> str:
         return "tensor " + "x".join(map(str, value.shape))
     if isinstance(value, nn.Module):
         return type(value).__name__
+    if isinstance(value, type):
+        return value.__name__
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
         return f"[{', '.join(_short(v) for v in value)}]"
-    return repr(value)
+    return short_repr(value)
 
 
 def _fresh(value: Any) -> Any:
-    """Copies of the tensors in an argument, so an answer that works in place harms no other call."""
+    """Copies of the tensors and modules in an argument, so an answer that works in place (on a tensor,
+    a list, or a module's weights and BatchNorm statistics) harms no other call, nor a later check."""
     if isinstance(value, torch.Tensor):
         return value.clone()
+    if isinstance(value, nn.Module):
+        return copy.deepcopy(value)
     if isinstance(value, (list, tuple)):
         return type(value)(_fresh(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
     return value
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.device.type != "meta":
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -318,6 +326,9 @@ class FunctionExercise(Exercise):
         if got is None and expected is not None:
             return _("Your function returned None: did you forget `return`? It should return {returns}.",
                      returns=self.returns)
+        if isinstance(got, torch.Tensor) and got.device.type == "meta":
+            return _("your output is on the meta device: it has a shape but no values (a tensor made with "
+                     "device='meta', or by a layer built there). Compute it from the inputs, on their device.")
         if isinstance(expected, torch.Tensor) and expected.dim() > 0:
             return self._compare_tensors(got, expected)
         if _number(expected) is not None:
@@ -325,6 +336,8 @@ class FunctionExercise(Exercise):
             if value is None:
                 return _("Your function returned a {type}; it should return {returns} (one number).",
                          type=type(got).__name__, returns=self.returns)
+            if math.isnan(value) and math.isnan(_number(expected)):
+                return None
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
                 got, expected = format(value, ".6g"), format(_number(expected), ".6g")
                 return _("you return {got}; {against} gives {expected}.", got=got, against=self.against, expected=expected)
@@ -343,12 +356,23 @@ class FunctionExercise(Exercise):
         if got.shape != expected.shape:
             return _("your output has shape {got}; {against} gives {expected}.",
                      got=tuple(got.shape), against=self.against, expected=tuple(expected.shape))
+        if got.device != expected.device:
+            return _("your output is on {device}; {against}'s is on {expected}, where the inputs are: keep the "
+                     "result on the inputs' device (no .cuda() or .to(...)).",
+                     device=got.device, against=self.against, expected=expected.device)
         a, b = got.detach().double(), expected.detach().double()
-        if not torch.allclose(a, b, atol=self.atol, rtol=self.rtol):
-            diff = (a - b).abs().nan_to_num(nan=math.inf).max().item()
-            return _("your values differ from {against}'s (largest difference {diff}).",
-                     against=self.against, diff=format(diff, ".3g"))
-        return None
+        if torch.allclose(a, b, atol=self.atol, rtol=self.rtol, equal_nan=True):
+            return None
+        nan = int((a.isnan() & ~b.isnan()).sum())
+        if nan:
+            return _("{n} of your {total} values are NaN where {against} has numbers: a 0/0, a log or sqrt of a "
+                     "negative number or 0, or an overflow?", n=nan, total=a.numel(), against=self.against)
+        diff = format((a - b).abs().nan_to_num(nan=math.inf).max().item(), ".3g")
+        if got.dtype != expected.dtype:
+            return _("your values differ from {against}'s (largest difference {diff}); your output is {dtype}, "
+                     "{against}'s {expected_dtype}.", against=self.against, diff=diff,
+                     dtype=str(got.dtype).replace("torch.", ""), expected_dtype=str(expected.dtype).replace("torch.", ""))
+        return _("your values differ from {against}'s (largest difference {diff}).", against=self.against, diff=diff)
 
     def _compare_lists(self, got: Any, expected: Sequence) -> str | None:
         if not isinstance(got, (list, tuple)):

@@ -1,0 +1,217 @@
+"""Checkers on answers a learner could give by accident: numbers of another type, text, odd
+containers, functions that exit, loop, work in place or return tensors on the meta device or full
+of NaN. A check never raises, never hangs past its limit, and says what is wrong in the answer."""
+import re
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hrnet_teach import i18n
+from hrnet_teach.exercises import (
+    BLANK,
+    CheckResult,
+    FunctionExercise,
+    ModuleExercise,
+    ValueExercise,
+    _base,
+    all_exercises,
+)
+from hrnet_teach.exercises._answers import as_int, as_ints, as_numbers, as_tuples
+from hrnet_teach.exercises._kinds import Case
+
+EXERCISES = all_exercises()
+IDS = [f"{ex.lesson}-{ex.name}" for ex in EXERCISES]
+# Exercises whose answer the check calls (functions, module builders, capstone classes).
+CALLED = [ex for ex in EXERCISES if not isinstance(ex, ValueExercise)]
+FUNCTIONS = [ex for ex in CALLED if type(ex) is FunctionExercise]
+COMMON = dict(name="t", lesson="99", hints=["h"], solution_text="s", question="?")
+
+
+def _gen():
+    yield 1
+
+
+ODD = {"None": None, "blank": BLANK, "nan": float("nan"), "inf": float("inf"), "True": True, "huge": 10 ** 400,
+       "np.int64": np.int64(12345), "np.array": np.array([1, 2]), "tensor": torch.tensor(12345), "text number": "480",
+       "set": {1, 2}, "dict": {"a": 1}, "generator": _gen(), "nested": [[[1, 2]]], "layer": nn.Identity(),
+       "list of None": [None, None]}
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_odd_answers_get_a_short_message_and_never_raise(ex):
+    for label, answer in ODD.items():
+        result = ex.check(answer)
+        assert isinstance(result, CheckResult) and not result.passed, f"{ex.name}: {label}"
+        assert result.message.strip() and "Traceback" not in result.message, f"{ex.name}: {label}"
+        assert not re.search(r"\d{60}", result.message), f"{ex.name}: {label} is shown in full: {result.message[:200]}"
+        assert not re.search(r"\d{60}", str(result)) and result._repr_html_()
+
+
+def _exits(*args, **kwargs):
+    sys.exit(3)
+
+
+def _interrupts(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("ex", CALLED, ids=[f"{ex.lesson}-{ex.name}" for ex in CALLED])
+def test_an_answer_that_exits_is_a_failed_check_not_the_end_of_the_program(ex):
+    # Before, SystemExit went up through check(): a script running the course ended silently (exit code 3).
+    for answer, raised in [(_exits, "SystemExit"), (_interrupts, "KeyboardInterrupt")]:
+        result = ex.check(answer)
+        assert not result.passed and raised in result.message, f"{ex.name}: {result.message}"
+        assert "_exits" in result.message or "_interrupts" in result.message  # the line that raised is the learner's
+
+
+@pytest.mark.parametrize("ex", FUNCTIONS, ids=[f"{ex.lesson}-{ex.name}" for ex in FUNCTIONS])
+def test_a_class_passed_for_a_function_is_named(ex):
+    assert "the class Conv2d" in ex.check(nn.Conv2d).message
+
+
+# ----------------------------------------------------------------- answers that work in place
+
+def _tamper(reference):
+    """The right result, after which the answer zeroes every tensor, weight and BatchNorm statistic it was given."""
+    def answer(*args):
+        out = reference(*args)
+        for arg in args:
+            for item in arg if isinstance(arg, (list, tuple)) else [arg]:
+                tensors = [*item.parameters(), *item.buffers()] if isinstance(item, nn.Module) else [item]
+                for t in tensors:
+                    if isinstance(t, torch.Tensor) and t.is_floating_point():
+                        t.data.zero_()
+        return out
+    return answer
+
+
+@pytest.mark.parametrize("ex", FUNCTIONS, ids=[f"{ex.lesson}-{ex.name}" for ex in FUNCTIONS])
+def test_an_answer_that_changes_its_arguments_harms_no_later_check(ex):
+    # Before, the cases' modules were shared: after such an answer the reference itself failed
+    # (transition_forward, v2_head, lesson 11's head) until the kernel was restarted.
+    ex.check(_tamper(ex.reference))
+    assert ex.check(ex.reference).passed, ex.check(ex.reference).message
+
+
+# ----------------------------------------------------------------- the kinds on their own
+
+def _double(x):
+    return 2 * x
+
+
+def _exercise(**kw):
+    return FunctionExercise(fn_name="double", reference=_double, cases=[Case(torch.arange(4.0), where="a range")],
+                            returns="a tensor", against="the double", **COMMON, **kw)
+
+
+def _live_answer_threads() -> int:
+    return sum(t.name == "hrnet-teach-answer" and t.is_alive() for t in threading.enumerate())
+
+
+def test_an_answer_that_loops_forever_is_stopped_not_left_running():
+    before = _live_answer_threads()
+
+    def loop_forever(x):
+        while True:
+            pass
+
+    result = _exercise(time_limit=0.3).check(loop_forever)
+    assert "did not return within 0.3 s" in result.message and "stopped it" in result.message
+    assert _live_answer_threads() == before  # before, the loop went on in the background, slowing every later check
+
+
+def test_ctrl_c_while_waiting_interrupts_and_stops_the_call():
+    stop = threading.Event()
+
+    def slow(x):
+        while not stop.is_set():
+            time.sleep(0.01)
+
+    # What the notebook's stop button does: SIGINT to the main thread, which is waiting for the answer.
+    timer = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _base.call_learner(slow, 1, limit=30)
+    finally:
+        stop.set()
+        timer.cancel()
+    assert _live_answer_threads() == 0
+
+
+def test_a_raise_inside_torch_points_at_the_learners_line():
+    def my_double(x):
+        return nn.Conv2d(3, 4, 1)(x)  # raises inside torch's conv.py
+
+    message = _exercise().check(my_double).message
+    assert "in my_double" in message and "_conv_forward" not in message
+    message = _exercise().check(lambda x, y: x).message  # one parameter too many
+    assert "keep the parameters" in message and "_invoke" not in message
+
+
+def test_tensors_on_the_meta_device_full_of_nan_or_of_another_dtype_are_named():
+    message = _exercise().check(lambda x: (2 * x).to("meta")).message
+    assert "meta device" in message and "raised" not in message
+    message = _exercise().check(lambda x: (2 * x) / 0 * 0).message
+    assert "4 values are NaN" in message
+    message = _exercise().check(lambda x: (2.4 * x).long()).message
+    assert "int64" in message and "float32" in message
+    nan = FunctionExercise(fn_name="f", reference=lambda x: x / 0 * 0, cases=[(torch.ones(2),)], **COMMON)
+    assert nan.check(lambda x: torch.full((2,), float("nan"))).passed  # NaN where the reference has NaN too
+    nan_number = FunctionExercise(fn_name="f", reference=lambda x: float("nan"), cases=[(1,)], **COMMON)
+    assert nan_number.check(lambda x: float("nan")).passed
+
+
+def test_module_builders_get_the_meta_and_nan_messages_too():
+    ex = ModuleExercise(fn_name="make", reference=lambda n: nn.Conv2d(n, n, 1), official=lambda n: nn.Conv2d(n, n, 1),
+                        cases=[(2,)], inputs=lambda n: (torch.randn(1, n, 3, 3),), **COMMON)
+
+    class NaNConv(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * float("nan")
+
+    assert "NaN" in ex.check(lambda n: NaNConv(n, n, 1)).message
+
+
+# ----------------------------------------------------------------- readers
+
+def test_numpy_and_tensor_numbers_read_as_python_numbers():
+    assert as_int(np.int64(480), "n") == 480 and as_int(torch.tensor(480), "n") == 480
+    assert as_ints((np.int64(64), torch.tensor(96)), 2, "a size", "(1, 2)") == (64, 96)
+    assert as_numbers([np.float32(0.5), torch.tensor(2.0)], ("a", "b"), "(1, 2)") == (0.5, 2.0)
+    assert as_tuples([(np.int64(1), 2)], 2, "pairs", "a pair", "[(0, 1)]") == [(1, 2)]
+    with pytest.raises(_base.Wrong, match="bool"):
+        as_int(np.bool_(True), "n")
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    ("480", "without quotes"), ("(64, 96)", "without quotes"), ([[64, 96]], "one flat tuple"),
+    (["64", "96"], "you gave ['64', '96']"), ((1, (2, 3)), "one flat tuple")])
+def test_shape_answers_typed_another_way_get_told_how(answer, fragment):
+    with pytest.raises(_base.Wrong, match=re.escape(fragment)):
+        as_ints(answer, 2, "a size", "(1, 2)")
+
+
+def test_a_wrong_count_of_numbers_is_only_said_of_numbers():
+    with pytest.raises(_base.Wrong, match="has 3 numbers"):
+        as_ints((1, 2, 3), 2, "a size", "(1, 2)")
+    with pytest.raises(_base.Wrong) as raised:
+        as_ints([{}], 2, "a size", "(1, 2)")  # one entry, and not a number
+    assert "number;" not in str(raised.value)
+
+
+def test_new_messages_speak_chinese():
+    try:
+        i18n.set_language("zh")
+        exits = _exercise().check(_exits).message
+        quoted = ValueExercise(read=lambda a: as_int(a, "n"), reference=3, **COMMON).check("480").message
+    finally:
+        i18n.set_language("en")
+    assert "SystemExit" in exits and "ends the whole program" not in exits and re.search(r"[\u4e00-\u9fff]", exits)
+    assert "without quotes" not in quoted and re.search(r"[\u4e00-\u9fff]", quoted)
