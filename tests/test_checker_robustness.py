@@ -215,3 +215,15 @@ def test_new_messages_speak_chinese():
         i18n.set_language("en")
     assert "SystemExit" in exits and "ends the whole program" not in exits and re.search(r"[\u4e00-\u9fff]", exits)
     assert "without quotes" not in quoted and re.search(r"[\u4e00-\u9fff]", quoted)
+
+
+def test_a_checker_that_fails_says_so_instead_of_blaming_the_answer():
+    import math
+
+    from hrnet_teach.exercises import Exercise
+
+    # A checker's own failure (here a builtin given a string) is no exception of the learner's code.
+    message = Exercise(checker=math.sqrt, **COMMON).check("a string").message
+    assert message.startswith("The check failed on this answer with TypeError") and "report it" in message
+    message = _exercise().check(open).message  # a builtin as the answer: it raises before any line of Python
+    assert "your function raised TypeError" in message

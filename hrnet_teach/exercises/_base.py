@@ -185,25 +185,34 @@ def _library(filename: str) -> bool:
     return any(filename.startswith(root + os.sep) for root in roots)
 
 
+def learner_frames(error: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``error``'s traceback in the learner's code (not this package's, torch's or Python's)."""
+    return [f for f in traceback.extract_tb(error.__traceback__) if not _library(f.filename)]
+
+
+# (file, function) of the places that call the learner's code: a TypeError raised there, with no
+# frame of the learner's, is the call itself not fitting the answer's parameters. Kinds add theirs.
+CALL_SITES = {(os.path.abspath(__file__), "run")}
+
+
+def _at_call_site(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error`` is a place that calls the learner's code: the answer
+    (a builtin, or a function whose parameters do not fit) raised before any line of Python ran."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and (os.path.abspath(frames[-1].filename), frames[-1].name) in CALL_SITES
+
+
 def where_raised(error: BaseException) -> str:
     """'line N in name' of the learner's frame nearest to where ``error`` was raised (torch's and the
     package's frames skipped: the line to fix is theirs); the innermost frame when none is theirs."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return _("no traceback")
-    mine = [f for f in frames if not _library(f.filename)]
-    if not mine and isinstance(error, TypeError) and _raised_by_call(error):
+    mine = learner_frames(error)
+    if not mine and isinstance(error, TypeError) and _at_call_site(error):
         return _("when the check called your function: keep the parameters of the notebook's `def` line")
     frame = (mine or frames)[-1]
     return _("line {line} in {name}", line=frame.lineno, name=frame.name)
-
-
-def _raised_by_call(error: BaseException) -> bool:
-    """Whether ``error`` was raised by a call itself (its arguments do not fit the parameters): the
-    innermost frame is a frame of the package, the one that called."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and _library(frames[-1].filename) and frames[-1].filename.startswith(
-        os.path.dirname(__file__) + os.sep)
 
 
 # Also after full-width punctuation: a value that ends in "）" leaves "） 上" otherwise.
@@ -287,8 +296,12 @@ class Exercise:
         except NotImplementedError:
             return self._result(False, _("Your function still raises NotImplementedError: fill in its body and run the cell again."))
         except Exception as error:  # the learner's code raised: say where, never crash
-            return self._result(False, _("Your answer raised {error_type}: {error} ({where})",
-                                         error_type=type(error).__name__, error=error, where=where_raised(error)))
+            values = dict(error_type=type(error).__name__, error=error, where=where_raised(error))
+            if learner_frames(error) or _at_call_site(error):
+                return self._result(False, _("Your answer raised {error_type}: {error} ({where})", **values))
+            return self._result(False, _("The check failed on this answer with {error_type}: {error} ({where}, in the "
+                                         "course's own code). Is your answer of the kind the question asks for? If it "
+                                         "is, this is a bug of the course: please report it.", **values))
         return self._result(True, message or _("Well done."))
 
     def _result(self, passed: bool, message: str) -> CheckResult:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import os
 import re
 import textwrap
 import types
@@ -32,7 +33,7 @@ from torch import nn
 
 from ..i18n import N_, Text, _, text
 from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn, short_repr
-from ._base import Exercise, Wrong, where_raised
+from ._base import CALL_SITES, Exercise, Wrong, where_raised
 
 Message = Any  # a str, or a function returning one
 
@@ -245,6 +246,8 @@ class FunctionExercise(Exercise):
         self.fn_name, self._cases, self.mistakes, self.success = fn_name, cases, list(mistakes), success
         self.expected_fn, self.returns, self.against = expected or reference, returns, against
         self.call_fn, self.where_fn, self.atol, self.rtol = call, where, atol, rtol
+        if call is not None:  # where the answer is called (see where_raised)
+            CALL_SITES.add((os.path.abspath(call.__code__.co_filename), call.__code__.co_name))
 
     # ---------------------------------------------------------------- the cases
     def cases(self) -> Iterable[Case]:
@@ -393,6 +396,9 @@ class FunctionExercise(Exercise):
         return [(m.like, text(m.fragment or m.message)) for m in self.mistakes
                 if m.like is not None and isinstance(m.fragment or m.message, (str, Text))
                 and not any(m.like is answer for answer in given)]
+
+
+CALL_SITES.add((os.path.abspath(FunctionExercise._invoke.__code__.co_filename), "_invoke"))
 
 
 def _equal(a: Any, b: Any) -> bool:
