@@ -168,6 +168,23 @@ def test_tensors_on_the_meta_device_full_of_nan_or_of_another_dtype_are_named():
     assert nan_number.check(lambda x: float("nan")).passed
 
 
+def _on_meta(reference):
+    def answer(*args):
+        out = reference(*args)
+        if isinstance(out, torch.Tensor):
+            return out.to("meta")
+        return type(out)(o.to("meta") for o in out) if isinstance(out, (list, tuple)) else out
+    return answer
+
+
+@pytest.mark.parametrize("ex", FUNCTIONS, ids=[f"{ex.lesson}-{ex.name}" for ex in FUNCTIONS])
+def test_an_output_on_the_meta_device_is_named_before_any_slip(ex):
+    # Before, a slip detected from shapes alone (lesson 05's 'the numbers differ') or a crash in the comparison
+    # ('Your answer raised RuntimeError ... check_same_device') was the message.
+    result = ex.check(_on_meta(ex.reference))
+    assert result.passed or "meta device" in result.message, result.message
+
+
 def test_module_builders_get_the_meta_and_nan_messages_too():
     ex = ModuleExercise(fn_name="make", reference=lambda n: nn.Conv2d(n, n, 1), official=lambda n: nn.Conv2d(n, n, 1),
                         cases=[(2,)], inputs=lambda n: (torch.randn(1, n, 3, 3),), **COMMON)

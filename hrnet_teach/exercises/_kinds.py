@@ -211,12 +211,30 @@ def _fresh(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.clone()
     if isinstance(value, nn.Module):
-        return copy.deepcopy(value)
+        try:
+            return copy.deepcopy(value)
+        except Exception:  # a module holding something that cannot be copied: shared, as before
+            return value
     if isinstance(value, (list, tuple)):
-        return type(value)(_fresh(v) for v in value)
+        items = [_fresh(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # a namedtuple takes fields
     if isinstance(value, dict):
         return {k: _fresh(v) for k, v in value.items()}
     return value
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors in a result: itself, or those in its (nested) lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _meta_message() -> str:
+    return _("your output is on the meta device: it has a shape but no values (a tensor made with "
+             "device='meta', or by a layer built there). Compute it from the inputs, on their device.")
 
 
 def _number(value: Any) -> float | None:
@@ -297,6 +315,8 @@ class FunctionExercise(Exercise):
 
     def _explain(self, case: Case, got: Any, expected: Any) -> str:
         raised = isinstance(got, BaseException)
+        if any(t.device.type == "meta" for t in _tensors(got)):  # no values: no slip can be recognised in them
+            return _("On {where}: {problem}", where=case.where, problem=_meta_message())
         for mistake in self.mistakes:
             if self._matches(mistake, case, got, expected):
                 message = _say(mistake.message, case, got, expected)
@@ -330,8 +350,7 @@ class FunctionExercise(Exercise):
             return _("Your function returned None: did you forget `return`? It should return {returns}.",
                      returns=self.returns)
         if isinstance(got, torch.Tensor) and got.device.type == "meta":
-            return _("your output is on the meta device: it has a shape but no values (a tensor made with "
-                     "device='meta', or by a layer built there). Compute it from the inputs, on their device.")
+            return _meta_message()
         if isinstance(expected, torch.Tensor) and expected.dim() > 0:
             return self._compare_tensors(got, expected)
         if _number(expected) is not None:
