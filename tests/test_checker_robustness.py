@@ -53,6 +53,17 @@ def test_odd_answers_get_a_short_message_and_never_raise(ex):
         assert not re.search(r"\d{60}", str(result)) and result._repr_html_()
 
 
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_an_answer_half_filled_in_says_which_part_is_left(ex):
+    for answer in [(64, ...), [(1, 2), (..., 3)], {"a": ...}]:
+        result = ex.check(answer)
+        assert not result.passed and "still `...`" in result.message, f"{ex.name}: {result.message}"
+
+
+def test_a_function_that_returns_the_blank_is_told_to_write_its_body():
+    assert "returns `...`" in _exercise().check(lambda x: ...).message
+
+
 def _exits(*args, **kwargs):
     sys.exit(3)
 

@@ -225,6 +225,15 @@ def _tidy(message: str) -> str:
     return _BETWEEN_HANZI.sub("", message) if get_language() == "zh" else message
 
 
+def _holds_blank(answer: Any) -> bool:
+    """Whether a list, tuple, set or dict answer still holds a ``...`` somewhere: (64, ...)."""
+    if isinstance(answer, dict):
+        answer = list(answer.values())
+    if isinstance(answer, (list, tuple, set, frozenset)):
+        return any(v is BLANK or _holds_blank(v) for v in answer)
+    return False
+
+
 def _shorten_numbers(message: str) -> str:
     """A message with each run of more than 40 digits cut in the middle: an answer such as 10**400,
     repeated by a lesson's message, would fill the screen."""
@@ -287,6 +296,9 @@ class Exercise:
     def check(self, answer: Any = BLANK) -> CheckResult:
         if answer is BLANK:
             return self._result(False, _("You have not answered yet: replace the `...` with your answer and run the cell again."))
+        if _holds_blank(answer):
+            return self._result(False, _("Part of your answer is still `...`: replace each `...` with a value and "
+                                         "run the cell again."))
         try:
             message = self._check(answer)
         except NotAttempted as blank:

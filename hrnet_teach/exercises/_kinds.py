@@ -349,6 +349,9 @@ class FunctionExercise(Exercise):
         if got is None and expected is not None:
             return _("Your function returned None: did you forget `return`? It should return {returns}.",
                      returns=self.returns)
+        if got is ... and expected is not ...:
+            return _("Your function returns `...`: replace it with your code, which returns {returns}.",
+                     returns=self.returns)
         if isinstance(got, torch.Tensor) and got.device.type == "meta":
             return _meta_message()
         if isinstance(expected, torch.Tensor) and expected.dim() > 0:
