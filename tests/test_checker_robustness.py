@@ -81,9 +81,13 @@ def test_an_answer_that_exits_is_a_failed_check_not_the_end_of_the_program(ex):
         assert "_exits" in result.message or "_interrupts" in result.message  # the line that raised is the learner's
 
 
-@pytest.mark.parametrize("ex", FUNCTIONS, ids=[f"{ex.lesson}-{ex.name}" for ex in FUNCTIONS])
+@pytest.mark.parametrize("ex", CALLED, ids=[f"{ex.lesson}-{ex.name}" for ex in CALLED])
 def test_a_class_passed_for_a_function_is_named(ex):
-    assert "the class Conv2d" in ex.check(nn.Conv2d).message
+    message = ex.check(nn.Conv2d).message
+    if isinstance(ex, FunctionExercise):
+        assert "the class Conv2d" in message  # before: 'you gave a value of type type'
+    else:  # lesson 11 takes classes: torch's Conv2d fails inside, and that is the answer's doing, not the course's
+        assert message.startswith("Your answer raised"), message
 
 
 # ----------------------------------------------------------------- answers that work in place

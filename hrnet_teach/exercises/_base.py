@@ -202,6 +202,12 @@ def _at_call_site(error: BaseException) -> bool:
     return bool(frames) and (os.path.abspath(frames[-1].filename), frames[-1].name) in CALL_SITES
 
 
+def _through_call_site(error: BaseException) -> bool:
+    """Whether ``error`` came out of a call of the learner's answer (raised by it, or by the library code it
+    called, e.g. a torch class given as the answer), not from the checker's own code."""
+    return any((os.path.abspath(f.filename), f.name) in CALL_SITES for f in traceback.extract_tb(error.__traceback__))
+
+
 def where_raised(error: BaseException) -> str:
     """'line N in name' of the learner's frame nearest to where ``error`` was raised (torch's and the
     package's frames skipped: the line to fix is theirs); the innermost frame when none is theirs."""
@@ -309,7 +315,7 @@ class Exercise:
             return self._result(False, _("Your function still raises NotImplementedError: fill in its body and run the cell again."))
         except Exception as error:  # the learner's code raised: say where, never crash
             values = dict(error_type=type(error).__name__, error=error, where=where_raised(error))
-            if learner_frames(error) or _at_call_site(error):
+            if learner_frames(error) or _through_call_site(error):
                 return self._result(False, _("Your answer raised {error_type}: {error} ({where})", **values))
             return self._result(False, _("The check failed on this answer with {error_type}: {error} ({where}, in the "
                                          "course's own code). Is your answer of the kind the question asks for? If it "
