@@ -21,6 +21,7 @@ from hrnet_teach.exercises import (
     ValueExercise,
     _base,
     all_exercises,
+    get,
 )
 from hrnet_teach.exercises._answers import as_int, as_ints, as_numbers, as_tuples
 from hrnet_teach.exercises._kinds import Case
@@ -259,3 +260,12 @@ def test_a_checker_that_fails_says_so_instead_of_blaming_the_answer():
     assert message.startswith("The check failed on this answer with TypeError") and "report it" in message
     message = _exercise().check(open).message  # a builtin as the answer: it raises before any line of Python
     assert "your function raised TypeError" in message
+
+
+def test_hint_numbers_and_exercise_names_typed_wrong_say_what_to_type(capsys):
+    ex = EXERCISES[0]
+    assert ex.hint(2.0) == ex.hints[min(1, len(ex.hints) - 1)] and ex.hint("1") == ex.hints[0]  # numbers as typed
+    with pytest.raises(ValueError, match=r"hint\(2\)"):
+        ex.hint("next")  # before: int('next') raised "invalid literal for int() with base 10"
+    with pytest.raises(ValueError, match="did you mean 'fuse_op'"):
+        get("fuse-op")

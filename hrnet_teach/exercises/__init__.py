@@ -13,6 +13,7 @@ change it with ``set_time_limit(seconds)``.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 
@@ -49,4 +50,7 @@ def get(name: str) -> Exercise:
     for ex in all_exercises():
         if ex.name == name:
             return ex
-    raise ValueError(f"No exercise named {name!r}; names: {[e.name for e in all_exercises()]}")
+    names = [e.name for e in all_exercises()]
+    close = difflib.get_close_matches(str(name).strip().lower().replace("-", "_").replace(" ", "_"), names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"No exercise named {name!r}; {hint}names: {names}")

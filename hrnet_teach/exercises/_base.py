@@ -328,7 +328,15 @@ class Exercise:
     def _hint_level(self, level: int | None) -> int:
         if level is None:
             level = self._hints_shown + 1
-        level = max(1, min(int(level), len(self.hints)))
+        try:  # 2, "2", 2.0 and np.int64(2) are hint 2; True, 2.5 and "next" are no hint number
+            value = int(level.strip()) if isinstance(level, str) else level
+            number = None if isinstance(value, bool) or value != int(value) else int(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise ValueError(_("hint() takes a hint number from 1 to {count}, e.g. hint(2), or nothing for the next "
+                               "one; you gave {level}.", count=len(self.hints), level=repr(level)))
+        level = max(1, min(number, len(self.hints)))
         self._hints_shown = max(self._hints_shown, level)
         return level
 
