@@ -210,6 +210,9 @@ def test_module_builders_get_the_meta_and_nan_messages_too():
             return super().forward(x) * float("nan")
 
     assert "NaN" in ex.check(lambda n: NaNConv(n, n, 1)).message
+    # before: 'The check failed ... Error(s) in loading state_dict' (meta), torch's 'expected scalar type' (float64)
+    assert "float32 on meta" in ex.check(lambda n: nn.Conv2d(n, n, 1, device="meta")).message
+    assert "float64 on cpu" in ex.check(lambda n: nn.Conv2d(n, n, 1).double()).message
 
 
 # ----------------------------------------------------------------- readers

@@ -123,7 +123,10 @@ class _Stopped(BaseException):
 def _stop(thread: threading.Thread) -> bool:
     """Raise :class:`_Stopped` in ``thread`` at its next Python instruction: a loop in Python stops at
     once, a call blocked in C (time.sleep, a long torch op) when it returns. Whether it ended within 0.2 s."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Stopped))
+    try:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Stopped))
+    except AttributeError:  # not CPython: no way to interrupt a thread, it runs on in the background
+        return False
     thread.join(0.2)
     return not thread.is_alive()
 

@@ -471,7 +471,23 @@ class ModuleExercise(FunctionExercise):
                      "layers, so they would have no parameters in the model and no state-dict keys.", type=type(got).__name__)
         if not isinstance(got, nn.Module):
             return _("you return a {type}; return an nn.Module.", type=type(got).__name__)
-        return self._compare_keys(got, official) or self._compare_outputs(got, official, case)
+        return (self._compare_keys(got, official) or self._compare_placement(got, official)
+                or self._compare_outputs(got, official, case))
+
+    def _compare_placement(self, got: nn.Module, official: nn.Module) -> str | None:
+        """The weights' device and dtype: a module built on the meta device has no values to compare, and a
+        float64 or cuda one cannot run on the official input."""
+        def kinds(module):
+            return sorted({(t.device.type, str(t.dtype).replace("torch.", ""))
+                           for t in module.state_dict().values() if t.is_floating_point()})
+        ours, theirs = kinds(got), kinds(official)
+        if not ours or ours == theirs:
+            return None
+        (device, dtype), (official_device, official_dtype) = ours[0], (theirs or [("cpu", "float32")])[0]
+        return _("your module's weights are {dtype} on {device}; the official module's are {official_dtype} on "
+                 "{official_device}. Build the layers without device= or dtype= (and no .to(...), .double(), .half() "
+                 "or .cuda()).", dtype=dtype, device=device, official_dtype=official_dtype,
+                 official_device=official_device)
 
     def _compare_keys(self, got: nn.Module, official: nn.Module) -> str | None:
         ours = [(k, tuple(v.shape)) for k, v in got.state_dict().items()]
