@@ -272,3 +272,39 @@ def test_hint_numbers_and_exercise_names_typed_wrong_say_what_to_type(capsys):
         ex.hint("next")  # before: int('next') raised "invalid literal for int() with base 10"
     with pytest.raises(ValueError, match="did you mean 'fuse_op'"):
         get("fuse-op")
+
+
+def test_a_module_built_on_meta_for_the_capstone_is_told_so():
+    # Before: 'Your function still raises NotImplementedError: fill in its body' (torch's error moving a meta tensor).
+    ex = get("layer1")
+    assert "meta device" in ex.check(lambda *args: ex.reference(*args).to("meta")).message
+    from hrnet_teach.exercises import Exercise
+
+    message = Exercise(checker=nn.Module().forward, **COMMON).check("x").message  # torch's NotImplementedError
+    assert "still raises NotImplementedError" not in message and message.startswith("The check failed")
+
+
+def test_a_call_still_running_at_exit_is_stopped_before_python_shuts_down():
+    # Before: the daemon thread slept on while Python was torn down; when it woke inside torch the process
+    # aborted ("terminate called without an active exception", exit code 134) after every test had passed:
+    # tests/test_capstone.py did so on every run.
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = (
+        "import time\n"
+        "from hrnet_teach.exercises._base import TimeLimit, call_learner\n"
+        "def slow():\n"
+        "    try:\n"
+        "        time.sleep(1.0)\n"
+        "    finally:\n"
+        "        print('answer ended', flush=True)\n"
+        "try:\n"
+        "    call_learner(slow, limit=0.1)\n"
+        "except TimeLimit:\n"
+        "    print('time limit', flush=True)\n")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["time", "limit", "answer", "ended"], done

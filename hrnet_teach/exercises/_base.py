@@ -9,14 +9,17 @@ exercise a lesson declares (value, choice, function, module) live in ``_kinds``.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import re
 import sys
 import textwrap
 import threading
+import time
 import traceback
 import unicodedata
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -120,15 +123,40 @@ class _Stopped(BaseException):
     ``except Exception`` in the learner's code does not swallow it)."""
 
 
-def _stop(thread: threading.Thread) -> bool:
+class _AnswerThread(threading.Thread):
+    """A daemon thread for one call of the learner's code; ``answered`` is set once the call is over (so
+    the thread is not interrupted again while it winds down), ``stopping`` once it was asked to stop."""
+
+    def __init__(self, target: Callable):
+        super().__init__(target=target, name="hrnet-teach-answer", daemon=True)
+        self.answered, self.stopping = threading.Event(), False
+
+
+def _stop(thread: _AnswerThread, wait: float = 0.2) -> bool:
     """Raise :class:`_Stopped` in ``thread`` at its next Python instruction: a loop in Python stops at
-    once, a call blocked in C (time.sleep, a long torch op) when it returns. Whether it ended within 0.2 s."""
-    try:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Stopped))
-    except AttributeError:  # not CPython: no way to interrupt a thread, it runs on in the background
-        return False
-    thread.join(0.2)
+    once, a call blocked in C (time.sleep, a long torch op) when it returns. Whether it ended within ``wait`` s."""
+    if not thread.stopping and not thread.answered.is_set():
+        thread.stopping = True
+        try:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Stopped))
+        except AttributeError:  # not CPython: no way to interrupt a thread, it runs on in the background
+            return False
+    thread.join(wait)
     return not thread.is_alive()
+
+
+_ANSWER_THREADS: weakref.WeakSet[_AnswerThread] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_answers_at_exit(budget: float = 3.0) -> None:
+    """Stop the calls that ran out of time and still run, before Python shuts down (within ``budget`` s): a
+    thread that wakes up inside torch while the interpreter is being torn down aborts the whole process
+    ("terminate called without an active exception", exit code 134, after all tests passed)."""
+    end = time.monotonic() + budget
+    for thread in list(_ANSWER_THREADS):
+        if thread.is_alive():
+            _stop(thread, wait=max(0.0, end - time.monotonic()))
 
 
 def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "") -> Any:
@@ -152,8 +180,11 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
             pass
         except BaseException as error:  # handed to the caller's thread below
             outcome["error"] = error
+        finally:
+            thread.answered.set()
 
-    thread = threading.Thread(target=run, name="hrnet-teach-answer", daemon=True)
+    thread = _AnswerThread(run)
+    _ANSWER_THREADS.add(thread)
     thread.start()
     try:
         thread.join(limit)
@@ -314,16 +345,24 @@ class Exercise:
             return self._result(False, str(blank) or _("You have not answered yet."))
         except Wrong as wrong:
             return self._result(False, str(wrong))
-        except NotImplementedError:
-            return self._result(False, _("Your function still raises NotImplementedError: fill in its body and run the cell again."))
+        except NotImplementedError as error:
+            if learner_frames(error) or _through_call_site(error):  # else torch's, e.g. moving a meta tensor
+                return self._result(False, _("Your function still raises NotImplementedError: fill in its body and "
+                                             "run the cell again."))
+            return self._failed(error)
         except Exception as error:  # the learner's code raised: say where, never crash
-            values = dict(error_type=type(error).__name__, error=error, where=where_raised(error))
-            if learner_frames(error) or _through_call_site(error):
-                return self._result(False, _("Your answer raised {error_type}: {error} ({where})", **values))
-            return self._result(False, _("The check failed on this answer with {error_type}: {error} ({where}, in the "
-                                         "course's own code). Is your answer of the kind the question asks for? If it "
-                                         "is, this is a bug of the course: please report it.", **values))
+            return self._failed(error)
         return self._result(True, message or _("Well done."))
+
+    def _failed(self, error: Exception) -> CheckResult:
+        """The result for an exception out of the check: the answer's (it came from their code, or through a call
+        of it), or the checker's own failure, said as such."""
+        values = dict(error_type=type(error).__name__, error=error, where=where_raised(error))
+        if learner_frames(error) or _through_call_site(error):
+            return self._result(False, _("Your answer raised {error_type}: {error} ({where})", **values))
+        return self._result(False, _("The check failed on this answer with {error_type}: {error} ({where}, in the "
+                                     "course's own code). Is your answer of the kind the question asks for? If it "
+                                     "is, this is a bug of the course: please report it.", **values))
 
     def _result(self, passed: bool, message: str) -> CheckResult:
         return CheckResult(passed, _shorten_numbers(_tidy(text(message))), self.name)

@@ -681,7 +681,7 @@ class CheckpointExercise(Exercise):
 
     def build(self, answer: Any) -> nn.Module:
         if isinstance(answer, nn.Module):
-            return answer.cpu()
+            return self._on_cpu(answer)
         if not callable(answer):
             raise Wrong(_("Pass your {what} itself (its name, no brackets); you gave {type} {answer}.",
                           what=self.what, type=type(answer).__name__, answer=repr(answer)))
@@ -695,7 +695,14 @@ class CheckpointExercise(Exercise):
             pass
         module = as_module(lambda: self.call(answer, *self.args, where=_("building your {what}", what=self.what)),
                            self.what)
-        return module.cpu()  # the check runs on the CPU, where the scenes and the package's model are
+        return self._on_cpu(module)
+
+    def _on_cpu(self, module: nn.Module) -> nn.Module:
+        """The check runs on the CPU, where the scenes and the package's model are (a meta module has no values)."""
+        if any(t.is_meta for t in module.state_dict().values()):
+            raise Wrong(_("Your {what} was built on the meta device: its tensors have shapes but no values, so the "
+                          "checkpoint cannot be loaded into it. Build it without device='meta'.", what=self.what))
+        return module.cpu()
 
     def inputs(self) -> tuple:
         base = self.prefix.rstrip(".")
