@@ -152,6 +152,14 @@ def test_fuse_grid_one_row_and_no_fusion():
     assert gids(fig, "fuse-cell-") == [] and "fusion=False" in all_text(fig)
 
 
+def test_fuse_grid_takes_module_index_and_the_older_module():
+    with torch.device("meta"):
+        pose = ht.create_model("w32", head="pose")
+    for fig in (viz.plot_fuse_matrix(pose, "stage4", module_index=-1), viz.plot_fuse_matrix(pose, "stage4", module=-1)):
+        assert sorted(gids(fig, "fuse-cell-")) == [f"fuse-cell-0-{j}" for j in range(4)]  # the last module: one row
+    assert len(gids(viz.plot_fuse_matrix(pose, "stage4", module_index=0), "fuse-cell-")) == 16
+
+
 def test_transition_figure_shows_pass_adapt_and_new():
     fig = viz.plot_transition("w18", "stage2")
     assert sorted(gids(fig, "transition-")) == ["transition-adapt-0", "transition-new-1"]

@@ -318,18 +318,20 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
 
 
 # -------------------------------------------------------------- fuse matrix
-def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module: int = 0, highlight=None, theme="light") -> Figure:
+def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module_index: int = 0, highlight=None,
+                     theme="light", *, module: Optional[int] = None) -> Figure:
     """``fuse_layers[i][j]`` as a grid: row i = output branch, column j = input branch.
 
     Each cell names its operation, channels and scale, read from the module:
     identity on the diagonal, 1x1 conv + BN then upsampling above it, chains of
     stride-2 3x3 convs below it. A module with ``multi_scale_output=False`` has
-    one row. ``highlight=(i, j)`` outlines one cell.
+    one row. ``highlight=(i, j)`` outlines one cell. ``module=`` is the older name of
+    ``module_index=``, as in ``inspect.fuse_matrix``.
     """
     # Longer than the package's ~50-line rule on purpose: grid, cells, labels and the highlight are one drawing, top to bottom;
     # split into helpers, one figure would be read by jumping between them.
     backbone = hi.backbone_of(model_or_variant)
-    name, index, hr = hi.hr_module(backbone, stage, module)
+    name, index, hr = hi.hr_module(backbone, stage, module_index if module is None else module)
     matrix = hi.fuse_matrix(backbone, name, index)
     cell = None if highlight is None or not matrix else _highlight_cell(highlight, len(matrix), len(matrix[0]), f"{name}[{index}]")
     with themed(theme) as th:
