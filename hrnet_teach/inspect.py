@@ -11,6 +11,7 @@ the input size.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import html
 import os
@@ -395,14 +396,10 @@ def capture_features(model: nn.Module, image) -> dict[str, list[torch.Tensor]]:
 
     handles = [model.layer1.register_forward_pre_hook(keep_stem), model.layer1.register_forward_hook(keep("layer1"))]
     handles += [getattr(model, name).register_forward_hook(keep(name)) for name in STAGES]
-    modes = {m: m.training for m in model.modules()}  # restored one by one: some may differ
     try:
-        model.eval()  # batch norm uses its running statistics and updates nothing
-        with torch.no_grad():
+        with _eval_mode(model), torch.no_grad():  # batch norm uses its running statistics and updates nothing
             model(x)
     finally:
-        for m, training in modes.items():
-            m.training = training
         for handle in handles:
             handle.remove()
     return {key: features[key] for key in FEATURE_KEYS}
@@ -551,14 +548,29 @@ def meta_call(module: nn.Module, *args):
 
     A model with real weights runs with meta stand-ins for its parameters and
     buffers (``torch.func.functional_call``), so nothing of it is read or changed.
+    It runs in eval mode (shapes and counts are the same in both): in training mode
+    BatchNorm refuses a batch of one 1x1 map (a 31x31 input's 1/32 branch).
     """
     tensors = dict(module.named_parameters()) | dict(module.named_buffers())
-    if all(t.device.type == "meta" for t in tensors.values()):
-        return module(*args)
-    from torch.func import functional_call
+    with _eval_mode(module):
+        if all(t.device.type == "meta" for t in tensors.values()):
+            return module(*args)
+        from torch.func import functional_call
 
-    stand_ins = {name: torch.empty_like(t, device="meta") for name, t in tensors.items()}
-    return functional_call(module, stand_ins, args)
+        stand_ins = {name: torch.empty_like(t, device="meta") for name, t in tensors.items()}
+        return functional_call(module, stand_ins, args)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module):
+    """``module`` in eval mode for the ``with`` block; each submodule's own mode is restored after."""
+    modes = {m: m.training for m in module.modules()}  # restored one by one: some may differ
+    try:
+        module.eval()
+        yield module
+    finally:
+        for m, training in modes.items():
+            m.training = training
 
 
 # ------------------------------------------------------------- shape tables

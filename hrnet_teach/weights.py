@@ -558,6 +558,7 @@ def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False,
     ``verbose``: one line saying which weights are used (and, offline, how to get
     ImageNet's: ``download=True`` on a machine with internet access).
     """
+    get_config(variant)  # a misspelt variant is named now, not only once download=True is set
     if download:
         try:
             return load_timm_imagenet(variant).eval(), "imagenet"

@@ -34,7 +34,9 @@ def _show(output: widgets.Output, *objects) -> None:
 
 
 def _size_box(description: str, value: int) -> widgets.BoundedIntText:
-    return widgets.BoundedIntText(value=value, min=32, max=4096, step=32, description=description,
+    # min=1, not 32: a box clamps what is typed without a word, and odd small sides (31, 17) are worth
+    # seeing (the segmentation backbone rounds up at every halving, down to 1x1 maps).
+    return widgets.BoundedIntText(value=value, min=1, max=4096, step=32, description=description,
                                   layout=widgets.Layout(width="170px"), style={"description_width": "50px"})
 
 
