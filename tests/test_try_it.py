@@ -28,11 +28,11 @@ def cell_source(stem: str, cell_id: str) -> str:
 
 
 def run_cell(source: str, old: str, new: str, names: dict) -> str:
-    """The cell with ``old`` changed to ``new`` (as a learner edits it), run; what it printed."""
+    """The cell with ``old`` changed to ``new`` (as a learner edits it), run in ``names``; what it printed."""
     assert source.count(old) == 1, old
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(source.replace(old, new), "cell", "exec"), dict(names))
+        exec(compile(source.replace(old, new), "cell", "exec"), names)
     return out.getvalue()
 
 
@@ -86,8 +86,8 @@ def lesson03():
 def test_lesson03_hand_trace_names_the_branches_it_has(lesson03, i):
     """i = -1 used to run with every term mislabelled (a downsample called 'bilinear x2'); i = 3 failed in ModuleList."""
     with pytest.raises(ValueError, match="output branches are 0 to 2"):
-        run_cell(cell_source("03_fuse_matrix", "c040"), "i = 1", f"i = {i}", lesson03)
-    assert "largest difference from the module's output: 0.0" in run_cell(cell_source("03_fuse_matrix", "c040"), "i = 1", "i = 2", lesson03)
+        run_cell(cell_source("03_fuse_matrix", "c040"), "i = 1", f"i = {i}", dict(lesson03))
+    assert "largest difference from the module's output: 0.0" in run_cell(cell_source("03_fuse_matrix", "c040"), "i = 1", "i = 2", dict(lesson03))
 
 
 def test_lesson03_and_08_say_when_the_nearest_sum_works():
@@ -114,3 +114,21 @@ def test_lesson10_loop_skips_sizes_below_the_exported_minimum():
     names = {"torch": torch, "deploy": deploy, "model": model, "program": NotToBeRun(), "session": None}
     printed = run_cell(loop, "[(64, 64), (80, 112)]", "[(32, 32), (31, 31)]", names)
     assert printed.count("too small for the exported program: sides from 33") == 2
+
+
+def test_lesson06_heads_picture_follows_the_crop():
+    """Another crop in cell-06 kept the header and title at '512x1024' and drew the boxes past the axes."""
+    import matplotlib.pyplot as plt
+
+    names = {"torch": torch, "ht": ht, "plt": plt}
+    exec(cell_source("06_heads", "cell-04").split("outputs = {}")[0], names)  # describe()
+    printed = run_cell(cell_source("06_heads", "cell-06"), "crop = (512, 1024)", "crop = (1024, 2048)", names)
+    assert "for one 1024x2048 image" in printed and "(19, 256, 512)" in printed
+    run_cell(cell_source("06_heads", "cell-08"), "plt.show()", "fig = plt.gcf()", names)
+    ax = plt.gcf().axes[0]
+    try:
+        assert "1024x2048 input" in ax.get_title()
+        top = ax.get_ylim()[1]
+        assert all(p.get_y() + p.get_height() <= top for p in ax.patches)
+    finally:
+        plt.close("all")
