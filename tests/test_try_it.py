@@ -132,3 +132,13 @@ def test_lesson06_heads_picture_follows_the_crop():
         assert all(p.get_y() + p.get_height() <= top for p in ax.patches)
     finally:
         plt.close("all")
+
+
+def test_lesson02_cost_table_refuses_a_side_it_would_halve_wrong():
+    """side = 125 (a 500x500 image) printed branches of 62, 31, 15; the network's are 63, 32, 16."""
+    source = cell_source("02_branches", "c007")
+    with pytest.raises(ValueError, match="use a multiple of 8"):
+        run_cell(source, "C, side = 18, 128", "C, side = 18, 125", {})
+    printed = run_cell(source, "C, side = 18, 128", "C, side = 18, 120", {})
+    sides = [int(line.split(" at ")[1].split("x")[0]) for line in printed.splitlines()]
+    assert sides == [h for _, h, _ in hi.stage_shapes("w18", image_size=(480, 480))["stage4"]] == [120, 60, 30, 15]
