@@ -116,6 +116,7 @@ def test_lesson10_loop_skips_sizes_below_the_exported_minimum():
     assert printed.count("too small for the exported program: sides from 33") == 2
 
 
+@pytest.mark.slow  # draws lesson 06's figure twice (about 4 s): the full suite keeps it, the fast loop need not
 def test_lesson06_heads_picture_follows_the_crop():
     """Another crop in cell-06 kept the header and title at '512x1024' and drew the boxes past the axes."""
     import matplotlib.pyplot as plt
