@@ -258,26 +258,27 @@ def _resized(logits: torch.Tensor, target: torch.Tensor, align_corners: bool) ->
     return logits.float()
 
 
-def check_target(target: object, logits: torch.Tensor) -> None:
+def check_target(target: object, logits: torch.Tensor, name: str = "target") -> None:
     """The labels as cross-entropy takes them: B x H x W class indices (int64), one map per image.
+    ``name`` is what the caller calls them (the trainer's loss says ``mask``).
 
     Shape and dtype only: a check of the values would cost a device sync every step.
     """
     if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a (B, H, W) tensor of class indices, got {type(target).__name__}")
+        raise TypeError(f"{name} must be a (B, H, W) tensor of class indices, got {type(target).__name__}")
     hint = ""
     if target.dim() == 4 and target.shape[1] == 1:
-        hint = "; drop the channel dimension with target.squeeze(1)"
+        hint = f"; drop the channel dimension with {name}.squeeze(1)"
     elif target.dim() == 4:
-        hint = "; for one-hot labels or class probabilities (B, K, H, W), take the classes with target.argmax(1)"
+        hint = f"; for one-hot labels or class probabilities (B, K, H, W), take the classes with {name}.argmax(1)"
     elif target.dim() == 2:
-        hint = "; add a batch dimension with target.unsqueeze(0)"
+        hint = f"; add a batch dimension with {name}.unsqueeze(0)"
     elif target.dtype != torch.long:
-        hint = "; convert it with target.long()"
+        hint = f"; convert it with {name}.long()"
     elif target.shape[0] != logits.shape[0]:
         hint = f"; the outputs are for {logits.shape[0]} image(s)"
     if hint or target.dim() != 3:
-        raise ValueError(f"target must be a (B, H, W) int64 tensor of class indices, got {target.dtype} of shape "
+        raise ValueError(f"{name} must be a (B, H, W) int64 tensor of class indices, got {target.dtype} of shape "
                          f"{tuple(target.shape)}{hint}")
 
 

@@ -54,7 +54,7 @@ from .distributed import (
     wrap_model,
 )
 from .heads import HRNetPose, HRNetSegmentation
-from .ocr import HRNetOCR, ocr_loss
+from .ocr import HRNetOCR, check_target, ocr_loss
 from .train_config import (  # noqa: F401  (re-exported: the lessons call T.build_model, T.OPTIMIZERS ...)
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
@@ -100,23 +100,10 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     (bilinear, as the official ``CrossEntropy`` does) to the mask's size, and
     pixels marked ``IGNORE_INDEX`` add nothing to the loss or to its average.
     """
-    _check_mask(mask)
+    check_target(mask, logits, name="mask")
     if logits.shape[-2:] != mask.shape[-2:]:
         logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=align_corners)
     return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
-
-
-def _check_mask(mask: torch.Tensor) -> None:
-    """A mask is (B, H, W) class indices; say how to get there from the usual near misses."""
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a tensor of class indices (B, H, W), got {type(mask).__name__}")
-    if mask.dim() == 4 and mask.shape[1] == 1:
-        raise ValueError(f"mask {tuple(mask.shape)}: the loss wants (B, H, W) class indices; drop the channel "
-                         "dimension with mask.squeeze(1)")
-    if mask.dim() != 3:
-        raise ValueError(f"mask {tuple(mask.shape)}: the loss wants (B, H, W) class indices")
-    if mask.is_floating_point():
-        raise TypeError(f"mask holds {mask.dtype} values: the loss wants class indices, mask.long()")
 
 
 def loss_for(model: nn.Module, ohem: bool = False) -> Criterion:
