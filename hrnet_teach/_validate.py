@@ -39,3 +39,16 @@ def image_size_hw(image_size: object, name: str = "image_size") -> tuple[int, in
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be (height, width), got {image_size!r}") from None
     return positive_int(f"{name} height", height), positive_int(f"{name} width", width)
+
+
+def image_shape_hint(x) -> str:
+    """What to do with an image tensor of the wrong shape, from the shape it has (the model, the
+    normalisation and the feature capture all say it the same way)."""
+    if x.dim() == 3 and x.shape[0] == 3:
+        return "add a batch dimension with x.unsqueeze(0)"
+    if x.dim() in (3, 4) and x.shape[-1] == 3:  # channels last, as numpy and PIL give images
+        return "the channels come last (H, W, 3); move them with " + (
+            "x.permute(2, 0, 1).unsqueeze(0)" if x.dim() == 3 else "x.permute(0, 3, 1, 2)")
+    if x.dim() == 4 and x.shape[1] in (1, 4):
+        return "convert the image to RGB (grey: x.expand(-1, 3, -1, -1); RGBA: x[:, :3])"
+    return "give a batch of RGB images, channels first"

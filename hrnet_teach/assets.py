@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ._validate import image_size_hw
+from ._validate import image_shape_hint, image_size_hw
 
 _PACKAGE = Path(__file__).resolve().parent
 # The repository's assets/ (a clone, an editable install); else the copy a wheel carries
@@ -30,8 +30,7 @@ def _imagenet_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError(f"expected a tensor (B,) 3 x H x W, got {type(x).__name__}"
                         + (": torch.from_numpy(x)" if hasattr(x, "__array__") else ""))
     if x.dim() < 3 or x.shape[-3] != 3:
-        last = "; channels come first in PyTorch: x.permute(2, 0, 1)" if x.dim() >= 3 and x.shape[-1] == 3 else ""
-        raise ValueError(f"expected (B,) 3 x H x W RGB values, got shape {tuple(x.shape)}{last}")
+        raise ValueError(f"expected (B,) 3 x H x W RGB values, got shape {tuple(x.shape)}; {image_shape_hint(x)}")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return mean, std

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._validate import image_shape_hint
 from .blocks import BLOCKS, BN_MOMENTUM, NormLayer, make_layer
 from .config import HRNetConfig, StageConfig, get_config
 from .module import HighResolutionModule
@@ -40,18 +41,6 @@ def is_tracing(x: object = None) -> bool:
     compiler = getattr(torch, "compiler", None)  # torch >= 2.3 has is_compiling here
     check = getattr(compiler, "is_compiling", None)
     return bool(check and check())
-
-
-def _shape_hint(x: torch.Tensor) -> str:
-    """What to do with an image tensor of the wrong shape, from the shape it has."""
-    if x.dim() == 3 and x.shape[0] == 3:
-        return "add a batch dimension with x.unsqueeze(0)"
-    if x.dim() in (3, 4) and x.shape[-1] == 3:  # channels last, as numpy and PIL give images
-        return "the channels come last (H, W, 3); move them with " + (
-            "x.permute(2, 0, 1).unsqueeze(0)" if x.dim() == 3 else "x.permute(0, 3, 1, 2)")
-    if x.dim() == 4 and x.shape[1] in (1, 4):
-        return "convert the image to RGB (grey: x.expand(-1, 3, -1, -1); RGBA: x[:, :3])"
-    return "give a batch of RGB images, channels first"
 
 
 def _name(dtype: torch.dtype) -> str:
@@ -144,7 +133,7 @@ class HRNet(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"HRNet expects a tensor of shape (B, 3, H, W), got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; {_shape_hint(x)}")
+            raise ValueError(f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; {image_shape_hint(x)}")
         height, width = x.shape[-2:]
         if height == 0 or width == 0:
             raise ValueError(f"HRNet got an empty image ({height}x{width} pixels); check the crop or resize that made it")

@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from ._validate import image_size_hw, positive_int
+from ._validate import image_shape_hint, image_size_hw, positive_int
 from .backbone import HRNet
 from .blocks import BasicBlock, Bottleneck
 from .config import HRNetConfig, get_config
@@ -411,8 +411,8 @@ def _image_tensor(image) -> torch.Tensor:
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] != 3:
-            last = "; its channels come last: use x.permute(2, 0, 1)" if image.dim() == 3 and image.shape[-1] == 3 else ""
-            raise ValueError(f"image must be a 3 x H x W or B x 3 x H x W tensor, got shape {tuple(image.shape)}{last}")
+            raise ValueError(f"image must be a 3 x H x W or B x 3 x H x W tensor, got shape {tuple(image.shape)}; "
+                             f"{image_shape_hint(image)}")
         return x.float() if not x.is_floating_point() else x
     try:
         from PIL import Image

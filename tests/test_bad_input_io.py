@@ -282,7 +282,7 @@ def test_sample_photo_takes_one_side_and_names_a_bad_size():
 def test_pictures_and_normalisation_name_the_layout_they_want():
     with pytest.raises(TypeError, match=r"not a file name .*PIL.Image.open\(path\)"):
         assets.to_tensor("photo.jpg")
-    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\); channels come first in PyTorch: x.permute\(2, 0, 1\)"):
+    with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\); the channels come last \(H, W, 3\); move them with x.permute\(2, 0, 1\)"):
         assets.imagenet_normalize(torch.zeros(8, 8, 3))
     with pytest.raises(TypeError, match=r"got ndarray: torch.from_numpy\(x\)"):
         assets.imagenet_normalize(np.zeros((3, 8, 8), np.float32))

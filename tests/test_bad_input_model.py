@@ -151,7 +151,7 @@ def test_capture_features_says_how_to_convert_an_image(small):
         hi.capture_features(small, np.zeros((32, 32, 3), np.uint8))
     with pytest.raises(TypeError, match=r"got str; open a file with PIL.Image.open"):
         hi.capture_features(small, "photo.jpg")
-    with pytest.raises(ValueError, match=r"channels come last: use x.permute\(2, 0, 1\)"):
+    with pytest.raises(ValueError, match=r"channels come last \(H, W, 3\); move them with x.permute\(2, 0, 1\)"):
         hi.capture_features(small, torch.zeros(32, 32, 3))
 
 
