@@ -634,7 +634,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation; "
                    "ocr: HRNetV2 + OCR, loss 0.4 x aux + 1 x OCR as the official configs")
     p.add_argument("--ohem", action="store_true", help="with --head ocr: OHEM on the OCR output (official LOSS.USE_OHEM)")
-    p.add_argument("--align-corners", action="store_true", help="resize as the official Cityscapes config does (see build_model)")
+    p.add_argument("--align-corners", action="store_true", help="resize with align_corners=True, the official default.py's value "
+                   "(its HRNetV2-W48 Cityscapes files set False; see build_model)")
     p.add_argument("--train-size", type=int, default=2000, help="training scenes (pets: the first N images)")
     p.add_argument("--val-size", type=int, default=256, help="held-out scenes")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 0 on CPU, 2 on CUDA)")

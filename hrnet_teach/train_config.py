@@ -139,10 +139,12 @@ def build_model(
     alone, then a 1x1 conv to ``num_classes``), which the ablation uses to ask
     what fusion does when nothing else brings context to that branch.
 
-    ``align_corners=False`` by default here, unlike the official Cityscapes setting
-    (True). The 1/4 grid's cell k is centred on image pixel 4k + 1.5; resizing
-    with align_corners=False puts it at 4k + 2 everywhere (a constant half-cell
-    shift the convolutions learn to absorb), while align_corners=True stretches
+    ``align_corners=False`` by default here, as the official HRNetV2-W48 Cityscapes
+    files set it (the package's models default to True, as the official
+    ``default.py`` and the HRNet-OCR files that leave it out). The 1/4 grid's
+    cell k is centred on image pixel 4k (two stride-2 3x3 convs); resizing with
+    align_corners=False puts it at 4k + 1.5 everywhere (a constant shift the
+    convolutions learn to absorb), while align_corners=True stretches
     the grid to the corners, so the error grows across the image (up to 3
     pixels at 64 x 64), which no convolution can undo. At 1024 x 2048 that is
     invisible; in one 3-epoch run at 64 x 64 (on an earlier draft of the shapes),

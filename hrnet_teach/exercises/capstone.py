@@ -491,8 +491,9 @@ def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str
 
     return {
         _("your head upsamples with align_corners={yours}; the shipped checkpoint was trained with "
-          "align_corners={trained} (checkpoint['align_corners']): lesson 06's v2_head used the "
-          "official Cityscapes setting, True, so pass align_corners in",
+          "align_corners={trained} (checkpoint['align_corners']): lesson 06's v2_head used True, the "
+          "package's default (the official HRNetV2-W48 Cityscapes files say False; lesson 03), so pass "
+          "align_corners in",
           yours=not align_corners, trained=checkpoint_align_corners()): concat(align=not align_corners),
         _("your head upsamples with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size"):
             concat(mode="nearest"),
