@@ -142,3 +142,25 @@ def test_clean_stores_a_run_lesson_clean(tmp_path, capsys):
     assert course.main(["--clean", str(path)]) == 0
     assert capsys.readouterr().out.splitlines() == [f"{path}: cleaned", f"{path}: already clean"]
     assert nbformat.read(str(path), as_version=4).cells[0].source == "print(1)"
+
+
+def test_learner_question_table_points_at_lessons_that_answer():
+    """Lesson 08 ends with the learner's questions and the lessons that answer them. Every name a
+    question quotes in backticks must appear in each lesson the row lists (outside the table), so a
+    row cannot point at a lesson that no longer says anything about it."""
+    import re
+
+    lessons = {p.name[:2]: nbformat.read(p, as_version=4) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    (table,) = [c.source for c in lessons["08"].cells if c.id == "cell-54"]
+    rows = [[col.strip() for col in line.strip().strip("|").split("|")]
+            for line in table.splitlines() if line.startswith("| ") and not line.startswith(("| question", "| ---"))]
+    checked = 0
+    for question, *_, where in rows:
+        listed = re.findall(r"\d\d", where)
+        assert listed and all(n in lessons for n in listed), f"row {question!r} lists lessons {where!r}"
+        for name in re.findall(r"`([^`]+)`", question):
+            for n in listed:
+                text = "\n".join(c.source for c in lessons[n].cells if c.id != "cell-54")
+                assert name in text, f"lesson {n} never mentions {name!r}, yet lesson 08's table sends {question!r} there"
+                checked += 1
+    assert len(rows) >= 10 and checked >= 10, (len(rows), checked)
