@@ -88,8 +88,8 @@ stride2_rule = ChoiceExercise(
     why={"a": N_("Try n = 7: floor((7 + 2 - 3) / 2) + 1 = 4, not 7 // 2 = 3. The padding keeps the last pixel in play."),
          "c": N_("A conv outputs a whole number of positions: {try_it}.", try_it=TRY),
          "d": N_("With padding 1 nothing is lost at the border: {try_it}.", try_it=TRY)},
-    success=N_("Output side = {rule} = floor((n - 1) / 2) + 1 = ceil(n / 2). The padding lets the last window start on "
-               "the last pixel, so odd sides round up.", rule=RULE),
+    success=N_("Output side = {rule} = floor((n - 1) / 2) + 1 = ceil(n / 2). The padding lets the last window be centred "
+               "on the last pixel (its right end in the padding), so odd sides round up.", rule=RULE),
     hints=[N_("PyTorch's rule: out = floor((n + 2*padding - kernel_size) / stride) + 1."), N_("Try n = 7 and n = 8.")],
     solution_text=N_("`answer = \"b\"`: floor((n - 1) / 2) + 1 = ceil(n / 2); 7 -> 4, 8 -> 4."),
     wrong_answers=[("e", "one letter"), (2, "as a string")],
