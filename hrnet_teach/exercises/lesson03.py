@@ -118,8 +118,9 @@ _FUSE_MISTAKES = fact_mistakes(lambda case, op: _facts(*case.args, op), [  # che
     ("none", lambda f: f.i != f.j and f.op is None,
      N_("Only the diagonal (i == j) is None: branch {j} must be brought to branch {i}.")),
     ("upsample", lambda f: any(isinstance(m, (nn.Upsample, nn.ConvTranspose2d)) for m in f.op.modules()), N_(
-        "Your operation contains an upsampling layer. fuse_layers[i][j] holds only the 1x1 conv and BN: the module's "
-        "forward enlarges the result with F.interpolate (it has no weights).")),
+        "Your operation contains an upsampling layer. In seg_hrnet.py (and here) fuse_layers[i][j] holds only the 1x1 "
+        "conv and BN: the module's forward enlarges the result with F.interpolate (it has no weights). (cls_hrnet.py "
+        "and pose_hrnet.py do put an nn.Upsample(mode='nearest') there.)")),
     ("not_1x1", lambda f: f.j > f.i and [(c.kernel_size, c.stride) for c in f.convs] != [((1, 1), (1, 1))], N_(
         "Branch {j} is coarser than branch {i}, so nothing is downsampled: the coarser-to-finer case is a single 1x1 "
         "conv (stride 1) + BN from {cj} to {ci} channels; yours has {summary}.")),
@@ -164,7 +165,7 @@ fuse_op = ModuleExercise(
     name="fuse_op", lesson="03", fn_name="make_fuse_op",
     question=N_("Write `make_fuse_op(i, j, channels)` that returns fuse_layers[i][j] of a module whose branches carry "
                 "`channels` (e.g. [18, 36, 72, 144]): None, a 1x1 conv + BN, or a chain of stride-2 convs, "
-                "exactly as the official `_make_fuse_layers`."),
+                "exactly as the official `_make_fuse_layers` of seg_hrnet.py."),
     reference=make_fuse_op, official=_official_op,
     cases=[(i, j, list(ch)) for ch in FUSE_CHANNELS for i in range(len(ch)) for j in range(len(ch))],
     inputs=lambda i, j, ch: (torch.randn(1, ch[j], 16 >> j, 16 >> j, generator=torch.Generator().manual_seed(i)),),
