@@ -191,7 +191,7 @@ branch4_source = ValueExercise(
               **dict.fromkeys((0, 1), N_("The official forward reads `self.transition3[i](y_list[-1])` for a new "
                                          "branch: the lowest-resolution branch, which is only one halving away from 1/32."))},
     otherwise=N_("Stage 3 has three outputs: y_list[0], y_list[1], y_list[2]."),
-    hints=[N_("`if i < self.stage3_cfg.num_branches: ... transition3[i](y_list[i]) else: ... transition3[i](y_list[-1])`"),
+    hints=[N_("`if i < self.stage3_cfg['NUM_BRANCHES']: ... transition3[i](y_list[i]) else: ... transition3[i](y_list[-1])`"),
            N_("Stage 3 has 3 branches; i = 3 is not < 3.")],
     solution_text=N_("`answer = -1` (or 2): the lowest-resolution branch of stage 3, 1/16, one stride-2 step from 1/32."),
     wrong_answers=[(7, "three outputs"), ("-1", "whole number"), (-2, "only one halving")],
