@@ -57,7 +57,7 @@ _HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
         "learner's modified seg_hrnet.py, ALIGN_CORNERS = True) uses align_corners=True.")),
     ("nearest", {"mode": "nearest", "align_corners": None}, N_(
         "Your numbers match nearest-neighbour upsampling; the HRNetV2 head upsamples bilinearly "
-        "(mode='bilinear', align_corners=True).")),
+        "(mode='bilinear'; align_corners=True, as the segmentation model here is built).")),
     ("reversed", {"order": -1}, N_("You concatenated the branches in reverse order; last_layer's weights expect "
                                    "branch 0 first (C channels), then 2C, 4C, 8C.")),
     ("scale_factor", {"scale": True}, N_(
