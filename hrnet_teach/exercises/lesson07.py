@@ -149,7 +149,9 @@ miou_from_confusion = FunctionExercise(
                              "divides by the union: labelled c + predicted c - both."),
                 like=partial(_mean_ratio, of="rows")),
         Mistake("absent_zero", N_("A class that is in no label and no prediction has IoU 0/0: leave it out of the "
-                                  "mean instead of counting 0."),
+                                  "mean instead of counting 0. (The official trainer's `tp / np.maximum(1.0, pos + res - tp)` "
+                                  "does count it as 0; over a whole validation set, where every class occurs, the "
+                                  "two agree.)"),
                 like=partial(_mean_ratio, absent="zero")),
     ],
     success=N_("Right: IoU per class from the diagonal and the row and column sums, averaged over the classes "
@@ -180,7 +182,8 @@ norm_for = FunctionExercise(
             when=lambda case, got, want: isinstance(got, str)),
         Mistake("sync_on_cpu", N_(
             "SyncBatchNorm on CPU processes fails: PyTorch has no CPU kernels for it, and under torchrun (gloo) its "
-            "forward raises 'SyncBatchNorm expected input tensor to be on GPU'."),
+            "training forward raises ValueError: 'SyncBatchNorm expected input tensor to be on GPU or XPU or "
+            "privateuseone' (torch 2.13's wording)."),
             like=lambda d, n: nn.SyncBatchNorm if d == "cpu" else _norm_for(d, n)),
         Mistake("sync_alone", N_(
             "A single process has nobody to synchronise with; plain BatchNorm2d does the same work without needing "
