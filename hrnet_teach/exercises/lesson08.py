@@ -112,9 +112,10 @@ cpu_norm_layer = ValueExercise(
     success=N_("nn.BatchNorm2d: each process normalises with its own batch's statistics, which is all a CPU run "
                "can do; DistributedDataParallel still averages the gradients. On several GPUs, convert afterwards "
                "with nn.SyncBatchNorm.convert_sync_batchnorm(model): the state-dict keys stay the same."),
-    mistakes={"SyncBatchNorm": N_("Under torchrun a process group is running, and SyncBatchNorm then insists on a "
-                                  "GPU: 'ValueError: SyncBatchNorm expected input tensor to be on GPU'. That is the "
-                                  "official code's module-level BatchNorm2d = SyncBatchNorm on a CPU."),
+    mistakes={"SyncBatchNorm": N_("Under torchrun a process group is running, and SyncBatchNorm in training then "
+                                  "insists on a GPU: 'ValueError: SyncBatchNorm expected input tensor to be on GPU or "
+                                  "XPU or privateuseone' (torch 2.13). That is what the HRNet-OCR branch's "
+                                  "BatchNorm2d (SyncBatchNorm, set at module level in bn_helper.py) does on a CPU."),
               "BatchNorm1d": N_("BatchNorm1d expects (B, C) or (B, C, L) inputs; feature maps are (B, C, H, W)."),
               "BatchNorm3d": N_("BatchNorm3d expects (B, C, D, H, W) inputs; feature maps are (B, C, H, W)."),
               **{name: N_("{name} computes something other than BatchNorm: the official checkpoints hold BatchNorm "
