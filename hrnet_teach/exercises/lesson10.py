@@ -99,7 +99,8 @@ which_export_fails = ChoiceExercise(
          "d": N_("The segmentation model resizes to exact sizes: any input size exports, 96x100 too.")},
     success=N_("(a): before opset 11 ONNX's Upsample/Resize has no align_corners mode, so PyTorch refuses "
                "align_corners=True; and align_corners=False exports but computes different values (measured: "
-               "max difference 1.13 on random input). deploy.export_onnx refuses opsets below 11."),
+               "differences of order 1 on its random 4x5 input, the exact value varying with the draw). deploy.export_onnx "
+               "refuses opsets below 11."),
     hints=[N_("Which ONNX operator does bilinear resizing become, and when did it learn align_corners?")],
     solution_text="`answer = 'a'`",
     wrong_answers=[("b", "Opset 11"), ("c", "converts down"), ("d", "exact sizes"), ("e", "a, b, c")],
