@@ -39,8 +39,8 @@ if "google.colab" in sys.modules:
         %pip install -q {{wheel}}
     elif not os.path.isdir("{CLONE_DIR}"):
         !git clone -q --depth 1 {REPO_URL} {CLONE_DIR}
-        if os.path.isdir("{CLONE_DIR}"):
-            %pip install -q -r {CLONE_DIR}/requirements.txt
+        if os.path.isdir("{CLONE_DIR}"):  # install what Colab lacks; its own Jupyter and ipywidgets stay
+            %pip install -q -r {CLONE_DIR}/requirements-colab.txt
         else:
             raise RuntimeError("{NO_CLONE_HELP}")
     sys.path.insert(0, "{CLONE_DIR}")

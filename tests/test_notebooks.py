@@ -271,12 +271,28 @@ def test_setup_cell_on_colab_clones_when_missing(monkeypatch, capsys, no_network
     _fake_colab(monkeypatch, shell)
     namespace = _run_setup_cell(shell)
     assert shell.calls[0][0] == "!" and f"git clone -q --depth 1 {colab.REPO_URL} {colab.CLONE_DIR}" in shell.calls[0][1]
-    assert shell.calls[1][0] == "%pip" and f"install -q -r {colab.CLONE_DIR}/requirements.txt" in shell.calls[1][1]
+    assert shell.calls[1][0] == "%pip" and f"install -q -r {colab.CLONE_DIR}/requirements-colab.txt" in shell.calls[1][1]
     assert len(shell.calls) == 2
     assert sys.path[0] == colab.CLONE_DIR
     assert namespace["device"] == torch.device("cpu")
     out = capsys.readouterr().out
     assert "(Colab)" in out and "No GPU" in out
+
+
+def _requirements(name: str) -> dict[str, str]:
+    """{distribution: its whole line} of a requirements file, comments left out."""
+    lines = [line.split("#")[0].strip() for line in (ROOT / name).read_text().splitlines()]
+    return {re.split(r"[<>=!~ ]", line, maxsplit=1)[0].lower(): line for line in lines if line}
+
+
+def test_colab_installs_requirements_less_what_colab_brings():
+    """requirements-colab.txt is requirements.txt without the local Jupyter front end, and with
+    Colab's own ipywidgets kept (no lower bound that would upgrade it); nothing else may drift."""
+    local, on_colab = _requirements("requirements.txt"), _requirements("requirements-colab.txt")
+    front_end = {"jupyterlab", "ipykernel"}
+    assert front_end <= set(local) and not front_end & set(on_colab)
+    assert on_colab.pop("ipywidgets") == "ipywidgets" and local.pop("ipywidgets").startswith("ipywidgets>=")
+    assert on_colab == {name: line for name, line in local.items() if name not in front_end}
 
 
 def test_setup_cell_on_colab_reuses_the_clone(monkeypatch, capsys, no_network, clean_sys_path):

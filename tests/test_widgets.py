@@ -1,5 +1,7 @@
 """hrnet_teach.widgets: explorers built, driven by setting their controls, and their output checked."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -124,3 +126,24 @@ def test_explorers_fill_their_outputs_in_a_kernel(tmp_path):
     assert kinds.count(["image/png", "text/plain"]) == 2 and kinds.count(["text/html", "text/plain"]) == 2
     html = [o["data"]["text/html"] for out in outputs for o in out if "text/html" in o.get("data", {})]
     assert any("stage4[0].fuse_layers[" in h for h in html)  # updated after the stage changed
+
+
+@pytest.mark.slow
+def test_explorers_work_with_the_ipywidgets_colab_ships(tmp_path):
+    """Colab ships ipywidgets 7 and its setup cell keeps it (requirements-colab.txt): this file's
+    tests run again, in a fresh interpreter, with ipywidgets 7.7.1 put first on the path."""
+    target = tmp_path / "ipywidgets7"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                          "--target", str(target), "ipywidgets==7.7.1", "ipython_genutils"],
+                         capture_output=True, text=True, timeout=180)
+    if pip.returncode:
+        pytest.skip(f"could not install ipywidgets 7.7.1 from the package index: {pip.stderr[-300:]}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
+    version = subprocess.run([sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert version.stdout.strip() == "7.7.1", version.stderr[-500:]
+    run = subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+                          "-k", "not ipywidgets_colab_ships"], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert " passed" in run.stdout and " failed" not in run.stdout
