@@ -6,8 +6,11 @@ multi-resolution parallel convolution contains 4 residual units"). The
 official code and timm name the layers ``conv1``, ``bn1``, ... ``downsample``;
 those names are state-dict keys, so they stay.
 
-``norm_layer`` replaces the official module-level ``BatchNorm2d = SyncBatchNorm``:
-pass ``nn.SyncBatchNorm`` for multi-GPU training; the default works anywhere.
+``norm_layer`` replaces the official code's module-level choice of norm layer
+(``SyncBatchNorm`` from ``bn_helper.py`` on the segmentation repository's
+``HRNet-OCR`` branch, ``InPlaceABNSync`` on ``master``, ``nn.BatchNorm2d`` in
+``cls_hrnet.py`` and ``pose_hrnet.py``): pass ``nn.SyncBatchNorm`` for multi-GPU
+training; the default works anywhere.
 """
 from __future__ import annotations
 
