@@ -435,7 +435,7 @@ def _label(name: str, prefix: str) -> str:
     """How a watched module is named in a message: its full name in the checkpoint."""
     if name:
         return prefix + name
-    return prefix.rstrip(".") if prefix else _("your network's output")
+    return prefix.rstrip(".") if prefix else _("your whole network")
 
 
 def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool) -> dict[str, list[torch.Tensor]]:
