@@ -108,6 +108,18 @@ def test_first_code_cell_is_the_setup_cell(path):
     assert cells[0].source == colab.SETUP_CELL, f"{path.name}: run `python -m hrnet_teach.colab` to refresh its setup cell"
 
 
+# `device` is the torch.device that setup() returns, and torch.device("cuda") == "cuda" is False:
+# lesson 10's benchmark once compared it with strings and silently never timed ONNX Runtime.
+DEVICE_VS_STRING = re.compile(r"""\bdevice\s*[!=]=\s*['"]""")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_no_cell_compares_the_device_with_a_string(path):
+    for index, cell in enumerate(_code_cells(_read(path))):
+        line = next((line for line in cell.source.splitlines() if DEVICE_VS_STRING.search(line)), None)
+        assert line is None, f"{path.name}, code cell {index}: {line.strip()!r} is always False; compare device.type"
+
+
 def _cell_text(cell) -> str:
     parts = []
     for output in cell.get("outputs", []):
