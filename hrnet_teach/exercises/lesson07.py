@@ -163,7 +163,8 @@ miou_from_confusion = FunctionExercise(
 
 
 def _norm_for(device_type, world_size):
-    # SyncBatchNorm only with several GPU processes (NCCL); on CPU it has no kernels
+    # SyncBatchNorm only with several GPU processes (NCCL): under torchrun on CPUs its training forward raises,
+    # and without a process group it is plain BatchNorm2d
     return nn.SyncBatchNorm if device_type == "cuda" and world_size > 1 else nn.BatchNorm2d
 
 
@@ -181,9 +182,9 @@ norm_for = FunctionExercise(
             "You returned the string {got}; return the class itself, e.g. nn.BatchNorm2d.", got=repr(got)),
             when=lambda case, got, want: isinstance(got, str)),
         Mistake("sync_on_cpu", N_(
-            "SyncBatchNorm on CPU processes fails: PyTorch has no CPU kernels for it, and under torchrun (gloo) its "
-            "training forward raises ValueError: 'SyncBatchNorm expected input tensor to be on GPU or XPU or "
-            "privateuseone' (torch 2.13's wording)."),
+            "SyncBatchNorm does not work for CPU processes: under torchrun (gloo) its training forward raises "
+            "ValueError: 'SyncBatchNorm expected input tensor to be on GPU or XPU or privateuseone' (torch 2.13's "
+            "wording), and without a process group it only acts as BatchNorm2d."),
             like=lambda d, n: nn.SyncBatchNorm if d == "cpu" else _norm_for(d, n)),
         Mistake("sync_alone", N_(
             "A single process has nobody to synchronise with; plain BatchNorm2d does the same work without needing "
@@ -196,8 +197,8 @@ norm_for = FunctionExercise(
     success=N_("Right: SyncBatchNorm exactly when several GPU processes share a batch (NCCL); "
                "BatchNorm2d otherwise. The state-dict keys are the same either way."),
     hints=[N_("SyncBatchNorm exchanges statistics between processes with GPU collectives (NCCL)."),
-           N_("It helps only when there are several processes, and it runs only on GPUs.")],
-    wrong_answers=[(lambda d, n: nn.SyncBatchNorm, "no CPU kernels"), (lambda d, n: nn.BatchNorm2d, "pools the statistics"),
+           N_("It helps only when there are several processes, and it synchronises only on GPUs.")],
+    wrong_answers=[(lambda d, n: nn.SyncBatchNorm, "does not work for CPU processes"), (lambda d, n: nn.BatchNorm2d, "pools the statistics"),
                    (lambda d, n: nn.BatchNorm2d(8), "return the class itself"), (lambda d, n: "BatchNorm2d", "the string")],
 )
 

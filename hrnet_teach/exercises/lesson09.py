@@ -150,9 +150,11 @@ ocr_new_keys = ValueExercise(
     question=N_("Which top-level parts of an HRNet-OCR state dict are not in an HRNetV2 (segmentation) state dict "
                 "of the same variant? Answer a list of names such as ['conv1']."),
     read=_read_names, reference=lambda: sorted(_parts("ocr") - _parts("segmentation")),
-    success=N_("aux_head, cls_head, conv3x3_ocr and ocr_distri_head: a V2 checkpoint fills only the backbone of an "
-               "OCR model. aux_head holds the same layers as V2's last_layer, but under another name, so even it "
-               "starts from its initialisation (or copy last_layer.* to aux_head.* yourself)."),
+    success=N_("aux_head, cls_head, conv3x3_ocr and ocr_distri_head: matched by key names (as load_weights does), a "
+               "V2 checkpoint fills only the backbone of an OCR model. aux_head holds the same layers as V2's "
+               "last_layer under another name: the official seg_hrnet_ocr.py init_weights renames last_layer to "
+               "aux_head as it loads, so there aux_head starts from V2's head too (with load_weights, copy "
+               "last_layer.* to aux_head.* yourself)."),
     rules=_OCR_RULES,
     otherwise=lambda got, want: _("The OCR model has no top-level part named {names}; compare "
                                   "`{{k.split('.')[0] for k in model.state_dict()}}` of the two models.",
