@@ -68,9 +68,9 @@ class BasicBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        residual = x if self.downsample is None else self.downsample(x)  # after the convs, as the official order
         return self.relu(out + residual)
 
 
@@ -104,10 +104,10 @@ class Bottleneck(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        residual = x if self.downsample is None else self.downsample(x)  # after the convs, as the official order
         return self.relu(out + residual)
 
 
