@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import itertools
 import os
 import pickle
 import threading
@@ -122,7 +123,24 @@ class LoadReport:
         if self.ignored:
             out.append(f"ignored {len(self.ignored)} entries of the trainer's loss (not part of the network): "
                        + ", ".join(self.ignored[:4]) + (" ..." if len(self.ignored) > 4 else ""))
+        folded = self._folded_side()
+        if folded == "checkpoint":
+            out.append("The checkpoint has its BatchNorms folded into the convolutions (deploy.fast / "
+                       "fold_batchnorm): save and load the original model's state_dict, then call deploy.fast() "
+                       "on the loaded model.")
+        elif folded == "model":
+            out.append("The model has its BatchNorms folded into the convolutions (deploy.fast / fold_batchnorm): "
+                       "load the weights into the original model (before fast()), then call deploy.fast() on it.")
         return out
+
+    def _folded_side(self) -> Optional[str]:
+        """Which side had deploy.fast() fold its BatchNorms ("checkpoint" or "model"), if the keys say so:
+        one side has only conv biases the other lacks, the other only BatchNorm entries."""
+        if _only_biases(self.unexpected) and _only_batchnorm(self.missing):
+            return "checkpoint"
+        if _only_biases(self.missing) and _only_batchnorm(self.unexpected):
+            return "model"
+        return None
 
     def lines(self) -> list[str]:
         out = [self.title()]
@@ -184,12 +202,27 @@ def _shape(shape) -> str:
     return str(tuple(shape))
 
 
+_BATCHNORM_ENTRIES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _only_biases(keys: list[str]) -> bool:
+    return bool(keys) and all(key.endswith(".bias") for key in keys)
+
+
+def _only_batchnorm(keys: list[str]) -> bool:
+    """Every key is an entry of a BatchNorm (a module whose running_mean is among the keys)."""
+    modules = {key[: -len(".running_mean")] for key in keys if key.endswith(".running_mean")}
+    return bool(modules) and all(
+        key.rsplit(".", 1)[0] in modules and key.rsplit(".", 1)[-1] in _BATCHNORM_ENTRIES for key in keys
+    )
+
+
 # ---------------------------------------------------------------- reading
 def read_state_dict(source: Any) -> tuple[dict[str, torch.Tensor], str]:
     """A path, a state dict or a training checkpoint -> (flat state dict, description)."""
     if isinstance(source, (str, os.PathLike)):
         path = checkpoint_file(source)
-        return _unwrap(_read_file(path)), path.name
+        return _unwrap(_read_file(path), path), path.name
     if isinstance(source, Mapping):
         return _unwrap(source), "state dict"
     raise TypeError(
@@ -249,7 +282,7 @@ def read_torch_file(path: Path) -> Any:
         if _sound_torch_file(path):
             raise  # the file system's own errors (permissions, ...) say what they are
         # a zip archive cut short within its first 64 KiB: torch's reader fails with "[Errno 22] Invalid argument"
-        raise ValueError(_unreadable_message(path, _what_is_wrong(path), error)) from None
+        raise _unreadable(path, error) from None
     except Exception as error:  # a cut zip archive: RuntimeError; a cut pickle: EOFError; random bytes:
         # UnpicklingError "Unsupported operand"; text: KeyError; torch.load raises no other way on a bad file
         if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error) and _sound_torch_file(path):
@@ -259,7 +292,7 @@ def read_torch_file(path: Path) -> Any:
                 f"file's source, load it yourself with torch.load(path, weights_only=False) and pass its state dict "
                 f"to load_weights. Details: {_first_line(error, 'Unsupported global')}"
             ) from None
-        raise ValueError(_unreadable_message(path, _what_is_wrong(path), error)) from None
+        raise _unreadable(path, error) from None
 
 
 def _read_safetensors(path: Path) -> Mapping[str, Any]:
@@ -270,6 +303,9 @@ def _read_safetensors(path: Path) -> Mapping[str, Any]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as error:  # safetensors' own SafetensorError (header too large/small, ...), or OSError
+        if _is_torch_save(path):  # a whole file, only misnamed: "download it again" would not help
+            raise ValueError(f"{path} is a torch.save file, not a safetensors file: rename it to "
+                             f"{path.with_suffix('.pth').name} and load that") from None
         raise ValueError(_unreadable_message(path, "it is not a readable .safetensors file", error)) from None
 
 
@@ -284,17 +320,78 @@ def _sound_torch_file(path: Path) -> bool:
         return file.read(1) == _PICKLE_MAGIC
 
 
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"  # pickled MAGIC_NUMBER: legacy torch.save
+_OTHER_MAGICS = {b"\x89HDF\r\n\x1a\n": "an HDF5 file (Keras, h5py)", b"\x93NUMPY": "a numpy array file (np.save)"}
+_CHECKPOINT_ENDINGS = (".pth", ".pt", ".pth.tar", ".safetensors", ".bin", ".ckpt")
+
+
+def _is_torch_save(path: Path) -> bool:
+    """Whether ``path`` is a whole torch.save file: a zip archive with a data.pkl, or a legacy pickle."""
+    with open(path, "rb") as file:
+        if file.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC:
+            return True
+    return any(name.endswith("data.pkl") for name in _zip_members(path))
+
+
+def _zip_members(path: Path) -> list[str]:
+    """The member names of a complete zip archive; [] for anything else."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _looks_like_safetensors(start: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header ``{"...``."""
+    return len(start) >= 10 and start[8:10] == b'{"'
+
+
+def _unreadable(path: Path, error: BaseException) -> ValueError:
+    """The error for a file torch.load cannot read: another format named as such, else "corrupt or truncated"."""
+    other = _other_format(path)
+    return ValueError(other or _unreadable_message(path, _what_is_wrong(path), error))
+
+
+def _other_format(path: Path) -> Optional[str]:
+    """What to say about a whole file in another format (a misnamed safetensors file, a zip, HDF5), or None."""
+    with open(path, "rb") as file:
+        start = file.read(16)
+    if _looks_like_safetensors(start) and 8 + int.from_bytes(start[:8], "little") <= path.stat().st_size:
+        return (f"{path} is a safetensors file, not a torch.save file: rename it to "
+                f"{path.with_suffix('.safetensors').name} and load that")
+    for magic, what in _OTHER_MAGICS.items():
+        if start.startswith(magic):
+            return f"{path} is {what}, not a PyTorch checkpoint: load_weights reads torch.save and safetensors files"
+    members = _zip_members(path)
+    if not members or any(name.endswith("data.pkl") for name in members):
+        return None  # not a complete zip archive, or a torch.save one: damaged, if torch cannot read it
+    shown = ", ".join(members[:4]) + (f" ... ({len(members)} members)" if len(members) > 4 else "")
+    inside = next((name for name in members if name.endswith(_CHECKPOINT_ENDINGS)), None)
+    if inside:
+        todo = f"unzip it and load the checkpoint inside ({inside})"
+    elif all(name.endswith(".npy") for name in members):
+        todo = "it is numpy's np.savez format, not a PyTorch checkpoint (numpy.load reads it)"
+    else:
+        todo = "unzip it if a checkpoint is inside; otherwise it is another format, not a PyTorch checkpoint"
+    return f"{path} is a zip archive but not a torch.save file (it holds {shown}): {todo}"
+
+
 def _what_is_wrong(path: Path) -> str:
     import zipfile
 
     with open(path, "rb") as file:
-        start = file.read(4)
-    if start == _ZIP_MAGIC:
+        start = file.read(10)
+    if start[:4] == _ZIP_MAGIC:
         if zipfile.is_zipfile(path):
             return "its zip archive is damaged"
         return "it starts as a torch.save zip archive, but the archive's end is missing (truncated)"
     if start[:1] == _PICKLE_MAGIC:
         return "it starts as a torch.save pickle, but it breaks off or is damaged partway"
+    if _looks_like_safetensors(start):
+        return "it starts as a safetensors file (name it .safetensors), but is shorter than its header says (truncated)"
     return "it does not start like any torch.save file (neither a zip archive nor a pickle)"
 
 
@@ -319,8 +416,25 @@ def _first_line(error: BaseException, containing: str = "") -> str:
     return (lines[0] if lines else repr(error))[:200]
 
 
-def _unwrap(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+def _require_mapping(obj: Any, path: Optional[Path] = None) -> Mapping[str, Any]:
+    """``obj`` if it is a mapping (a state dict or a checkpoint); else say what the file holds instead."""
+    if isinstance(obj, Mapping):
+        return obj
+    what = f"a {type(obj).__name__}"
+    if isinstance(obj, torch.Tensor):
+        what += f" of shape {_shape(obj.shape)}"
+    elif isinstance(obj, (list, tuple)):
+        what += f" of {len(obj)} item{'s' * (len(obj) != 1)}"
+        if any(isinstance(item, Mapping) for item in obj):
+            what += " with a dict inside (pass that dict itself)"
+    where = str(path) if path is not None else "The checkpoint"
+    raise ValueError(f"{where} holds {what}, not a state dict (names -> tensors): save model.state_dict() "
+                     "(or a dict with it under 'state_dict' or 'model') and load that")
+
+
+def _unwrap(obj: Any, path: Optional[Path] = None) -> dict[str, torch.Tensor]:
     """Take the weights out of a training checkpoint ({"state_dict": ...} or {"model": ...})."""
+    obj = _require_mapping(obj, path)
     for _ in range(3):  # e.g. {"model": {"state_dict": ...}} at worst
         if all(isinstance(v, torch.Tensor) for v in obj.values()):
             break
@@ -474,6 +588,7 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = _inner_model(model)  # DataParallel's parameters are its module's: load there, without 'module.'
+    _refuse_meta(model)
     raw, description = read_state_dict(source)
     state, stripped, ignored = strip_prefixes(raw)
     report = compare(model, state)
@@ -489,6 +604,16 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     return report
 
 
+def _refuse_meta(model: nn.Module) -> None:
+    """A model on the meta device has shapes but no storage: load_state_dict copies into it without
+    error and without effect, so a load would report every tensor loaded while nothing was."""
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        raise ValueError(
+            f"{type(model).__name__} was built on the meta device (shapes, no storage), so nothing can be loaded "
+            "into it: build it without torch.device('meta'), or call model.to_empty(device='cpu') first, then load"
+        )
+
+
 # ------------------------------------------- the trainer's checkpoints, the lessons' weights
 # hrnet_teach.train writes {"model", "optimizer", "scaler", "epoch", "config" (a dict),
 # "num_classes", "align_corners", "head", "metrics", "args", "command"}; its --export
@@ -501,16 +626,47 @@ def config_to_dict(config: HRNetConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(data: dict[str, Any]) -> HRNetConfig:
-    """The inverse of :func:`config_to_dict`."""
-    stages = {f"stage{i}": StageConfig(**data[f"stage{i}"]) for i in (1, 2, 3, 4)}
+def config_from_dict(data: Any) -> HRNetConfig:
+    """The inverse of :func:`config_to_dict`. An HRNetConfig is returned as it is, and a variant
+    name (``"w18_small_v1"``) gives :func:`get_config`'s config."""
+    if isinstance(data, HRNetConfig):
+        return data
+    if isinstance(data, str):
+        return get_config(data)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config must be a dict (from config_to_dict), an HRNetConfig or a variant name such as "
+                         f"'w18_small_v1'; got {type(data).__name__}")
+    _check_fields(HRNetConfig, data, "config")
+    stages = {}
+    for i in (1, 2, 3, 4):
+        stage = data[f"stage{i}"]
+        if not isinstance(stage, StageConfig):
+            if not isinstance(stage, Mapping):
+                raise ValueError(f"config's stage{i} must be a dict of StageConfig's fields, got {type(stage).__name__}")
+            _check_fields(StageConfig, stage, f"config's stage{i}")
+            stage = StageConfig(**stage)
+        stages[f"stage{i}"] = stage
     rest = {k: v for k, v in data.items() if not k.startswith("stage")}
     return HRNetConfig(**stages, **rest)
 
 
+def _check_fields(kind: type, data: Mapping[str, Any], what: str) -> None:
+    """A ValueError naming the fields of the dataclass ``kind`` that ``data`` lacks, or has that ``kind`` does not."""
+    fields = dataclasses.fields(kind)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    unknown = [repr(key) for key in data if key not in {f.name for f in fields}]
+    if missing or unknown:
+        problems = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+            [f"has fields {kind.__name__} does not know: {', '.join(unknown)}"] if unknown else [])
+        raise ValueError(f"{what} is not a saved {kind.__name__}: it {' and '.join(problems)}. A checkpoint "
+                         "stores config_to_dict(model.config)")
+
+
 def read_checkpoint(path: Any) -> dict[str, Any]:
     """A checkpoint written by ``hrnet_teach.train`` (plain tensors and data: ``weights_only=True``)."""
-    return dict(_read_file(checkpoint_file(path)))
+    path = checkpoint_file(path)
+    return dict(_require_mapping(_read_file(path), path))
 
 
 def model_from_checkpoint(checkpoint: Any) -> nn.Module:
@@ -520,7 +676,9 @@ def model_from_checkpoint(checkpoint: Any) -> nn.Module:
     if not isinstance(checkpoint, Mapping):
         checkpoint = read_checkpoint(checkpoint)
     if "config" not in checkpoint or "num_classes" not in checkpoint:
-        raise ValueError("not a checkpoint of hrnet_teach.train: it has no 'config' / 'num_classes' entries")
+        raise ValueError("not a checkpoint of hrnet_teach.train: it has no 'config' / 'num_classes' entries. For "
+                         "other checkpoints use model = create_model(variant, num_classes=...), then "
+                         "load_weights(model, path)")
     model = build_model(
         config_from_dict(checkpoint["config"]), checkpoint["num_classes"],
         align_corners=checkpoint.get("align_corners", True), head=checkpoint.get("head", "segmentation"),
