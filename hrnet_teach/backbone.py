@@ -16,6 +16,8 @@ official checkpoint and of timm's weights.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -144,10 +146,17 @@ class HRNet(nn.Module):
                 f"Input {height}x{width}: this model fuses branches with nearest upsampling by "
                 "fixed factors (as the official classification/pose code does), so height and "
                 "width must be multiples of 32. Resize or pad the image, e.g. to "
-                f"{-(-height // 32) * 32}x{-(-width // 32) * 32}, or build the model with "
-                "upsample='bilinear'."
+                f"{-(-height // 32) * 32}x{-(-width // 32) * 32}{self._any_size_advice()}"
             )
         self._check_batch_statistics(x)
+
+    def _any_size_advice(self) -> str:
+        """How to take any image size instead: only a class whose constructor takes ``upsample`` can
+        be rebuilt with bilinear fusion (the heads and the feature extractor fix it, as the official code)."""
+        if "upsample" in inspect.signature(type(self).__init__).parameters:
+            return ", or build the model with upsample='bilinear'."
+        return (", or use the segmentation head (create_model(..., head='segmentation')), which fuses "
+                "bilinearly and takes any size.")
 
     def _check_device(self, x: torch.Tensor) -> None:
         """Input and weights on one device; a meta-device model has shapes but no weights to run on data."""
@@ -195,13 +204,19 @@ class HRNet(nn.Module):
             height, width = -(-height // 2), -(-width // 2)  # stride-2 conv with padding 1: ceil(n / 2)
         if x.shape[0] * height * width > 1:
             return
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.modules()):
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in self.modules()):
+            return
+        if x.shape[0] == 0:  # not the image size's fault, as the message below would say
             raise ValueError(
-                f"Training mode with {x.shape[0]} image(s) of {x.shape[-2]}x{x.shape[-1]}: the coarsest "
-                f"branch is {height}x{width}, so BatchNorm sees one value per channel and cannot compute a "
-                "batch variance. Use a batch of at least 2 or a larger image (more than 32 pixels on a "
-                "side), or call model.eval() for inference."
+                f"Training mode with an empty batch (0 images of {x.shape[-2]}x{x.shape[-1]}): there is nothing "
+                "to train on. Check the batch size and the length of the dataset (or the slice that made the batch)."
             )
+        raise ValueError(
+            f"Training mode with {x.shape[0]} image(s) of {x.shape[-2]}x{x.shape[-1]}: the coarsest "
+            f"branch is {height}x{width}, so BatchNorm sees one value per channel and cannot compute a "
+            "batch variance. Use a batch of at least 2 or a larger image (more than 32 pixels on a "
+            "side), or call model.eval() for inference."
+        )
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Image -> the list of stage-4 branch outputs (finest first)."""

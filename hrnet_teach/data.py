@@ -304,6 +304,7 @@ class PetsDataset(Dataset):
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        length = _length_or_none(length, "the whole split")
         OxfordIIITPet = _import_torchvision()
         self.image_size = _image_size(image_size)
         tv_split = "trainval" if split == "train" else "test"
@@ -319,7 +320,7 @@ class PetsDataset(Dataset):
                 f"Could not download Oxford-IIIT Pet ({error}). You seem to be offline: "
                 "connect (e.g. on Colab), or train offline with --dataset shapes."
             ) from None
-        self.length = len(self.base) if length is None else min(int(length), len(self.base))
+        self.length = len(self.base) if length is None else min(length, len(self.base))
 
     def __len__(self) -> int:
         return self.length
@@ -340,6 +341,19 @@ class PetsDataset(Dataset):
         return normalize(image), torch.from_numpy(mask)
 
 
+DEFAULT_SHAPES_LENGTH = 1000  # make_dataset("shapes", ..., length=None)
+
+
+def _length_or_none(length: Optional[int], none_means: str) -> Optional[int]:
+    """How many scenes: None (``none_means``) or a positive int; 0 is refused, not taken for the default."""
+    if length is None:
+        return None
+    try:
+        return positive_int("length", length)
+    except ValueError as error:
+        raise ValueError(f"{error}; pass None for {none_means}") from None
+
+
 def make_dataset(
     name: str,
     split: str,
@@ -349,9 +363,14 @@ def make_dataset(
     root: Union[str, Path] = "data",
     download: bool = False,
 ) -> Dataset:
-    """The dataset called ``name`` (``"shapes"`` or ``"pets"``) for ``split`` (``"train"``/``"val"``)."""
+    """The dataset called ``name`` (``"shapes"`` or ``"pets"``) for ``split`` (``"train"``/``"val"``).
+
+    ``length``: how many scenes; None for the default (shapes: 1000, pets: the whole split).
+    """
+    length = _length_or_none(length, f"the default ({DEFAULT_SHAPES_LENGTH} shapes, every pet)")
     if name == "shapes":
-        return ShapesDataset(length or 1000, image_size=image_size, seed=seed, split=split)
+        return ShapesDataset(DEFAULT_SHAPES_LENGTH if length is None else length, image_size=image_size, seed=seed,
+                             split=split)
     if name == "pets":
         return PetsDataset(split, image_size=image_size, root=root, download=download, length=length)
     raise ValueError(f"Unknown dataset {name!r}: use one of {DATASETS}")

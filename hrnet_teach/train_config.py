@@ -20,6 +20,7 @@ from .models import create_model
 
 OPTIMIZERS = ("adamw", "sgd")
 TRAIN_HEADS = ("segmentation", "pose", "ocr")
+SIZE_MULTIPLE = {"pose": 32}  # the V1 readout fuses by nearest, by fixed factors down to 1/32; the others bilinearly
 DEFAULT_LR = {"adamw": 5e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official value
 PathLike = Union[str, Path]
@@ -42,6 +43,15 @@ def check_rate(name: str, value: Any, example: float) -> None:
     if isinstance(value, bool) or number is None or not math.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a number >= 0, e.g. {example}, or None for the optimizer's default; "
                          f"got {value!r}")
+
+
+def check_image_size_for_head(head: str, image_size: int) -> None:
+    """Refuse, before any data or model, a size the head's model would refuse at its first batch."""
+    multiple = SIZE_MULTIPLE.get(head, 1)
+    if image_size % multiple:
+        near = sorted({max(multiple, image_size // multiple * multiple), -(-image_size // multiple) * multiple})
+        raise ValueError(f"--head {head} needs --image-size (image_size) a multiple of {multiple}, got {image_size}: "
+                         f"use e.g. {' or '.join(map(str, near))}, or --head segmentation, which takes any size")
 
 
 @dataclasses.dataclass
@@ -91,6 +101,7 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size", "image_size", "train_size", "val_size"):
             setattr(self, name, positive_int(name, getattr(self, name)))
+        check_image_size_for_head(self.head, self.image_size)
         seed = positive_int("seed", self.seed, minimum=0)
         self.seed = seed
         check_rate("lr", self.lr, DEFAULT_LR[self.optimizer])

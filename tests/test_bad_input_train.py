@@ -1,0 +1,172 @@
+"""Bad input to training and its helpers: a clear error early, never torch's deep traceback or a lost run.
+
+Each test is one thing a learner plausibly does (a pose run at 48 pixels, --export under a file,
+logits where classes are wanted, an OCR model's two outputs into the plain loss, ...) and checks
+the key words of the message, and that the same call with good input behaves as before.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hrnet_teach as ht
+from hrnet_teach import data
+from hrnet_teach import train as T
+from hrnet_teach.ocr import ocr_loss
+from hrnet_teach.train_config import TrainConfig
+
+TINY_RUN = dict(epochs=1, train_size=2, val_size=2, batch_size=2, image_size=32, progress=False, device="cpu")
+
+
+def _meta_image(size: int) -> torch.Tensor:
+    return torch.empty(1, 3, size, size, device="meta")
+
+
+# ------------------------------------------------------------------ sizes that are not multiples of 32
+@pytest.mark.parametrize("kwargs", [dict(head="pose"), dict(head="classification"), dict(head="pyramid"),
+                                    dict(features_only=True)])
+def test_a_model_that_cannot_fuse_bilinearly_is_not_told_to(kwargs):
+    with torch.device("meta"):
+        model = ht.create_model("w18_small_v1", **kwargs).eval()
+    with pytest.raises(ValueError, match=r"multiples of 32.*e\.g\. to 64x64, or use the segmentation head") as caught:
+        model(_meta_image(48))
+    assert "upsample" not in str(caught.value)
+    with pytest.raises(TypeError, match="upsample"):  # the advice it no longer gets could not be followed
+        ht.create_model("w18_small_v1", upsample="bilinear", **kwargs)
+
+
+def test_a_bare_nearest_backbone_is_told_to_fuse_bilinearly_and_can():
+    with torch.device("meta"):
+        nearest = ht.HRNet("w18_small_v1", upsample="nearest").eval()
+        bilinear = ht.HRNet("w18_small_v1", upsample="bilinear").eval()
+    with pytest.raises(ValueError, match=r"e\.g\. to 64x64, or build the model with upsample='bilinear'"):
+        nearest(_meta_image(48))
+    assert bilinear(_meta_image(48))[0].shape == (1, 16, 12, 12)
+
+
+def test_a_pose_run_needs_a_multiple_of_32_before_any_data_or_model(monkeypatch):
+    with pytest.raises(ValueError, match=r"--head pose needs --image-size \(image_size\) a multiple of 32, got 48: "
+                                         r"use e\.g\. 32 or 64"):
+        TrainConfig(head="pose", image_size=48)
+    monkeypatch.setattr(T, "_loaders", lambda *a: pytest.fail("the datasets were built before the check"))
+    with pytest.raises(SystemExit, match=r"error: --head pose needs --image-size .* got 100: use e\.g\. 96 or 128"):
+        T.main(["--head", "pose", "--image-size", "100", "--quiet", "--device", "cpu"])
+    assert TrainConfig(head="pose", image_size=64).image_size == 64
+    for head in ("segmentation", "ocr"):  # bilinear fusion: any size, as before
+        assert TrainConfig(head=head, image_size=48).image_size == 48
+
+
+# ------------------------------------------------------------------ --out / --export under a file
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if the run gets as far as its data or its first epoch."""
+    monkeypatch.setattr(T, "_loaders", lambda *a: pytest.fail("the datasets were built before the check"))
+    monkeypatch.setattr(T, "train_one_epoch", lambda *a, **k: pytest.fail("training started before the check"))
+
+
+def test_an_export_under_a_file_is_refused_before_training(tmp_path, no_training):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    path = re.escape(str(afile))
+    with pytest.raises(NotADirectoryError, match=rf"'{path}' is a file, so '{path}/m.pt' cannot be written: "
+                                                 "choose another folder"):
+        T.train(**{**TINY_RUN, "epochs": 2}, export=afile / "m.pt")  # before: trained both epochs, then Errno 17
+    with pytest.raises(SystemExit, match=r"error: export=.*afile' is a file, so .*afile/deeper/m.pt' cannot be written"):
+        T.main(["--epochs", "2", "--quiet", "--device", "cpu", "--export", str(afile / "deeper" / "m.pt")])
+
+
+def test_an_out_under_a_file_is_refused_with_the_file_named(tmp_path, no_training):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    path = re.escape(str(afile))
+    with pytest.raises(NotADirectoryError, match=rf"out='{path}/sub': '{path}' is a file, so .* cannot be written"):
+        T.train(**TINY_RUN, out=afile / "sub")  # before: a bare "[Errno 20] Not a directory"
+
+
+def test_outputs_in_new_folders_pass_the_check(tmp_path):
+    T._check_outputs(TrainConfig(out=tmp_path / "a" / "b", export=tmp_path / "c" / "d" / "m.pt"))
+    assert not (tmp_path / "a").exists()  # checked, not made
+
+
+# ------------------------------------------------------------------ confusion_matrix and scores
+def test_confusion_matrix_wants_classes_not_logits():
+    logits, masks = torch.randn(2, 4, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"pred has shape \(2, 4, 8, 8\).*\(2, 8, 8\): pass predicted classes, "
+                                         r"logits\.argmax\(1\)"):
+        T.confusion_matrix(logits, masks, 4)
+    assert T.confusion_matrix(logits.argmax(1), masks, 4).sum() == 128
+
+
+def test_confusion_matrix_names_both_shapes_when_they_differ():
+    with pytest.raises(ValueError, match=r"same shape .*got \(4,\) and \(5,\)"):
+        T.confusion_matrix(torch.zeros(4, dtype=torch.long), torch.zeros(5, dtype=torch.long), 2)
+
+
+def test_confusion_matrix_and_scores_take_numpy_and_lists():
+    pred, target = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 255])
+    cm = T.confusion_matrix(pred, target, 2)
+    assert torch.equal(cm, T.confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), 2))
+    assert cm.tolist() == [[1, 1], [0, 1]]
+    expected = T.scores(torch.eye(2))
+    assert T.scores(np.eye(2)) == expected == T.scores([[1, 0], [0, 1]])
+    assert expected["miou"] == 1.0
+
+
+@pytest.mark.parametrize("cm, shape", [(torch.zeros(3, 2), r"\(3, 2\)"), (np.zeros(4), r"\(4,\)")])
+def test_scores_wants_a_square_matrix(cm, shape):
+    with pytest.raises(ValueError, match=rf"square \(num_classes, num_classes\) confusion matrix.*got shape {shape}"):
+        T.scores(cm)
+
+
+# ------------------------------------------------------------------ segmentation_loss
+def test_segmentation_loss_points_an_ocr_output_to_its_loss():
+    outputs, mask = [torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)], torch.zeros(1, 32, 32, dtype=torch.long)
+    with pytest.raises(TypeError, match=r"got a list of 2: .*several outputs \(HRNet-OCR returns \[aux, ocr\]\).*"
+                                        r"ocr\.ocr_loss.*loss_for\(model\)"):
+        T.segmentation_loss(outputs, mask)
+    assert torch.isfinite(ocr_loss(outputs, mask))  # the loss it is pointed to takes them
+
+
+def test_segmentation_loss_blames_the_logits_when_they_are_not_4d():
+    with pytest.raises(ValueError, match=r"logits must be \(B, C, H, W\), got shape \(4, 8, 8\).*logits\.unsqueeze\(0\)"):
+        T.segmentation_loss(torch.randn(4, 8, 8), torch.zeros(1, 32, 32, dtype=torch.long))
+
+
+def test_segmentation_loss_names_labels_beyond_the_classes():
+    logits, mask = torch.randn(1, 4, 8, 8), torch.zeros(1, 32, 32, dtype=torch.long)
+    mask[0, 0, :3] = torch.tensor([7, 255, 2])
+    with pytest.raises(ValueError, match=r"labels run from 0 to 7 .*there are 4 classes.*below num_classes, or 255.*"
+                                         r"num_classes=dataset\.num_classes"):
+        T.segmentation_loss(logits, mask)
+    mask[0, 0, 0] = 3  # good labels: the loss as before
+    expected = F.cross_entropy(F.interpolate(logits, size=(32, 32), mode="bilinear", align_corners=True), mask,
+                               ignore_index=255)
+    assert torch.allclose(T.segmentation_loss(logits, mask), expected)
+
+
+# ------------------------------------------------------------------ small ones
+def test_poly_lr_refuses_a_negative_step():
+    with pytest.raises(ValueError, match=r"step must be >= 0 .*got -1"):
+        T.poly_lr(0.01, -1, 10)
+    assert T.poly_lr(0.01, 0, 10) == 0.01 and T.poly_lr(0.01, 11, 10) == 0.0  # past the end: 0, as before
+
+
+def test_a_dataset_of_length_0_is_refused_not_made_1000_long():
+    with pytest.raises(ValueError, match=r"length must be a positive integer, got 0; pass None for the default "
+                                         r"\(1000 shapes"):
+        data.make_dataset("shapes", "train", 0, 32)
+    assert len(data.make_dataset("shapes", "train", None, 32)) == 1000
+    assert len(data.make_dataset("shapes", "train", 3, 32)) == 3
+    with pytest.raises(ValueError, match=r"got 0; pass None for the whole split"):  # before torchvision or a download
+        data.PetsDataset("train", length=0)
+
+
+def test_an_empty_training_batch_is_called_empty():
+    model = ht.create_model("w18_small_v1", num_classes=4)
+    with pytest.raises(ValueError, match=r"empty batch \(0 images of 32x32\).*batch size and the length of the dataset"):
+        model.train()(torch.zeros(0, 3, 32, 32))
+    assert model.eval()(torch.zeros(0, 3, 32, 32)).shape == (0, 4, 8, 8)  # eval mode: empty in, empty out, as before
