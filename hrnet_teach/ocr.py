@@ -282,6 +282,18 @@ def check_target(target: object, logits: torch.Tensor, name: str = "target") -> 
                          f"{tuple(target.shape)}{hint}")
 
 
+def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int = 255) -> None:
+    """Labels (the ignored ones left out) are classes 0 .. num_classes - 1; else a ValueError that says so.
+    The losses call it only after cross-entropy failed: checking every batch first would sync the GPU."""
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise ValueError(
+            f"the labels run from {int(labels.min())} to {int(labels.max())} (besides {ignore_index}, ignored), "
+            f"but there are {num_classes} classes (0 to {num_classes - 1}): labels must be below num_classes, or "
+            f"{ignore_index} to ignore a pixel. The model was built for another dataset? Build it with "
+            "num_classes=dataset.num_classes"
+        ) from None
+
+
 def ohem_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -339,6 +351,16 @@ def ocr_loss(
             f"ocr_loss takes the model's list of outputs, one per balance weight {list(balance_weights)}; got {count}"
         )
     check_target(target, outputs[0])
+    try:
+        return _weighted_losses(outputs, target, balance_weights, ignore_index, align_corners, ohem, ohem_threshold,
+                                ohem_keep, weight)
+    except IndexError:  # the CPU's "Target 7 is out of bounds"
+        check_label_range(target[target != ignore_index], outputs[0].shape[1], ignore_index)
+        raise
+
+
+def _weighted_losses(outputs, target, balance_weights, ignore_index, align_corners, ohem, ohem_threshold, ohem_keep,
+                     weight) -> torch.Tensor:
     total = 0
     for index, (w, logits) in enumerate(zip(balance_weights, outputs)):
         resized = _resized(logits, target, align_corners)

@@ -55,7 +55,7 @@ from .distributed import (
     wrap_model,
 )
 from .heads import HRNetPose, HRNetSegmentation
-from .ocr import HRNetOCR, check_target, ocr_loss
+from .ocr import HRNetOCR, check_label_range, check_target, ocr_loss
 from .train_config import (  # noqa: F401  (re-exported: the lessons call T.build_model, T.OPTIMIZERS ...)
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
@@ -110,7 +110,7 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     try:
         return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
     except IndexError:  # the CPU's "Target 7 is out of bounds"; checking every batch first would sync the GPU
-        _check_label_range(mask[mask != IGNORE_INDEX], logits.shape[1])
+        check_label_range(mask[mask != IGNORE_INDEX], logits.shape[1], IGNORE_INDEX)
         raise
 
 
@@ -164,7 +164,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
         raise ValueError(_shape_mismatch(pred, target))
     keep = target != IGNORE_INDEX
     labels = target[keep].long()
-    _check_label_range(labels, num_classes)
+    check_label_range(labels, num_classes, IGNORE_INDEX)
     index = labels * num_classes + pred[keep].long()
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
@@ -174,17 +174,6 @@ def _shape_mismatch(pred: torch.Tensor, target: torch.Tensor) -> str:
         return (f"pred has shape {tuple(pred.shape)}, one dimension more than the target's {tuple(target.shape)}: "
                 "pass predicted classes, logits.argmax(1), not the logits")
     return f"pred and target must have the same shape (one class per pixel), got {tuple(pred.shape)} and {tuple(target.shape)}"
-
-
-def _check_label_range(labels: torch.Tensor, num_classes: int) -> None:
-    """Labels (the ignored ones left out) are classes 0 .. num_classes - 1; else a ValueError that says so."""
-    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
-        raise ValueError(
-            f"the labels run from {int(labels.min())} to {int(labels.max())} (besides {IGNORE_INDEX}, ignored), "
-            f"but there are {num_classes} classes (0 to {num_classes - 1}): labels must be below num_classes, or "
-            f"{IGNORE_INDEX} to ignore a pixel. The model was built for another dataset? Build it with "
-            "num_classes=dataset.num_classes"
-        ) from None
 
 
 def scores(cm: torch.Tensor) -> dict[str, Any]:

@@ -148,6 +148,16 @@ def test_segmentation_loss_names_labels_beyond_the_classes():
     assert torch.allclose(T.segmentation_loss(logits, mask), expected)
 
 
+@pytest.mark.parametrize("ohem", [False, True])
+def test_ocr_loss_names_labels_beyond_the_classes(ohem):
+    outputs, mask = [torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)], torch.zeros(1, 32, 32, dtype=torch.long)
+    mask[0, 0, :2] = torch.tensor([9, 255])
+    with pytest.raises(ValueError, match=r"labels run from 0 to 9 .*there are 4 classes.*num_classes=dataset"):
+        ocr_loss(outputs, mask, ohem=ohem)
+    mask[0, 0, 0] = 3  # good labels: a finite loss, as before
+    assert torch.isfinite(ocr_loss(outputs, mask, ohem=ohem))
+
+
 # ------------------------------------------------------------------ small ones
 def test_poly_lr_refuses_a_negative_step():
     with pytest.raises(ValueError, match=r"step must be >= 0 .*got -1"):
