@@ -34,11 +34,33 @@ def positive_int(name: str, value: object, minimum: int = 1) -> int:
 
 def image_size_hw(image_size: object, name: str = "image_size") -> tuple[int, int]:
     """``(height, width)`` as two positive ints, or a ValueError that says what was wrong."""
+    if getattr(image_size, "ndim", 0) >= 2:  # an image itself (a tensor or array): never print all its values
+        kind = "tensor" if type(image_size).__module__.startswith("torch") else "array"
+        raise ValueError(f"{name} must be (height, width), got a{'n' * (kind == 'array')} {kind} of shape "
+                         f"{tuple(image_size.shape)}; pass its size, x.shape[-2:]")
     try:
         height, width = image_size  # type: ignore[misc]
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be (height, width), got {image_size!r}") from None
+        raise ValueError(f"{name} must be (height, width), got {_brief(image_size)}{_shape_hint(image_size)}") from None
     return positive_int(f"{name} height", height), positive_int(f"{name} width", width)
+
+
+def _brief(value: object) -> str:
+    """``value``'s repr, cut short: a long list or a 1-D tensor of many values would fill the screen."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _shape_hint(value: object) -> str:
+    """For a whole tensor shape given as an image size: which part of it is the size."""
+    if isinstance(value, (str, bytes)):  # "512" is no (C, H, W) shape
+        return ""
+    try:
+        length = len(value)  # type: ignore[arg-type]
+    except TypeError:
+        return ""
+    layout = {3: "(C, H, W)", 4: "(B, C, H, W)"}.get(length)
+    return f": that is a {layout} shape; pass shape[-2:]" if layout else ""
 
 
 def image_shape_hint(x) -> str:

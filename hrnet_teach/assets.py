@@ -87,14 +87,49 @@ def to_tensor(image) -> torch.Tensor:
     if isinstance(image, (str, Path)):
         raise TypeError(f"to_tensor takes an image, not a file name ({str(image)!r}): open it first, "
                         "to_tensor(PIL.Image.open(path).convert('RGB'))")
+    if _channels_first_tensor(image):
+        raise ValueError(f"to_tensor takes a PIL image or an H x W x 3 array, got a tensor of shape "
+                         f"{tuple(image.shape)}: {_tensor_hint(image)}")
     raw = np.asarray(image)
     array = np.asarray(raw, dtype=np.float32) / 255.0
     if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}")
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}; {_rgb_hint(image, array.shape)}")
     if raw.dtype.kind == "f" and 0 < raw.max() <= 1:  # already divided by 255 once
         raise ValueError("the image's values are all in [0, 1], but to_tensor divides by 255 itself: pass the "
                          "0-255 image (uint8, as PIL gives it), or multiply by 255 first")
     return imagenet_normalize(torch.from_numpy(array).permute(2, 0, 1)).unsqueeze(0)
+
+
+def _channels_first_tensor(image) -> bool:
+    """A (1 x) 3 x H x W tensor: the model's input, or torchvision's ToTensor output. (An H x W x 3
+    tensor is an image to_tensor takes, as before.)"""
+    if not isinstance(image, torch.Tensor):
+        return False
+    return (image.dim() == 4 and image.shape[1] == 3) or (image.dim() == 3 and image.shape[0] == 3 != image.shape[2])
+
+
+def _tensor_hint(x: torch.Tensor) -> str:
+    """What to do with a (1 x) 3 x H x W tensor given to to_tensor, whose work may be done already."""
+    batch = "" if x.dim() == 4 else ".unsqueeze(0)"
+    return (f"already a tensor, channels first. Normalised already, it is the model's input "
+            f"({'x.unsqueeze(0)' if batch else 'x as it is'}); with values in [0, 1] (torchvision's ToTensor), "
+            f"normalise it: hrnet_teach.assets.imagenet_normalize(x){batch}")
+
+
+def _rgb_hint(image, shape: tuple[int, ...]) -> str:
+    """How to make ``image`` (a PIL image or an array of ``shape``) the H x W x 3 RGB that to_tensor takes."""
+    mode = getattr(image, "mode", None)
+    if isinstance(mode, str) and mode != "RGB":  # a PIL image: grey ('L'), RGBA, a palette ('P') ...
+        return f"the PIL image is in mode {mode!r}: use image.convert('RGB')"
+    if len(shape) == 3 and shape[2] == 4:
+        return "that is RGBA: drop the alpha channel with a[..., :3]"
+    if len(shape) == 2 or (len(shape) == 3 and 1 in (shape[0], shape[2])):
+        return "that is a grey image: make three channels of it with np.stack([np.squeeze(a)] * 3, axis=-1)"
+    if len(shape) == 3 and shape[0] == 3:
+        return "the channels come first: move them last with a.transpose(1, 2, 0)"
+    if len(shape) == 4:
+        return "that is a batch: pass one image, a[0]"
+    return "pass one RGB image, as PIL.Image.open(path).convert('RGB') gives it"
 
 
 def to_image(x: torch.Tensor):

@@ -334,6 +334,31 @@ def format_course(results: Sequence[dict]) -> str:
 
 
 # ------------------------------------------------------------------ command line
+def _at_least_one(text: str) -> int:
+    """--repeats: a whole number >= 1 (0 once meant the default, 5, silently)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _check_json_path(parser: argparse.ArgumentParser, json_path: str) -> None:
+    """--json: a file that can be written, checked (and its folder made) before the measuring, not after it."""
+    path = Path(json_path)
+    if path.is_dir():
+        parser.error(f"--json {json_path} is a folder: name a file in it, e.g. {path / 'bench.json'}")
+    blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        parser.error(f"--json {json_path}: {blocking} is a file, not a folder; pick another path for the JSON file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--json {json_path}: cannot make its folder ({error})")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hrnet_teach.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -341,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default=None, help="HEIGHTxWIDTH, comma-separated (default 256x256 on CPU, 512x1024 on CUDA)")
     p.add_argument("--head", default="segmentation", choices=HEAD_NAMES)
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=None, help="timed passes per row (default 5 on CPU, 20 on CUDA)")
+    p.add_argument("--repeats", type=_at_least_one, default=None, help="timed passes per row (default 5 on CPU, 20 on CUDA)")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
@@ -368,7 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     progress = not args.no_progress
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # before the measuring, not after it
+        _check_json_path(parser, args.json)
     if args.deploy:
         return _deploy(args, _usable_device(parser, args.device), parser)
     if args.course:

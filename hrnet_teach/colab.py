@@ -5,6 +5,7 @@ cell is :data:`SETUP_CELL` (a test checks they match), and the README's "Open in
 Colab" badges are made from it. After changing it, run
 
     python -m hrnet_teach.colab          # rewrite every notebook's first cell and the README's badges
+    python -m hrnet_teach.colab --check  # change nothing; exit 1 if a first cell or a badge is out of date
     python -m hrnet_teach.colab --wheel  # build dist/hrnet_teach-*.whl with the lessons and assets
 
 The wheel is the offline route to Colab: when the clone cannot be made (no address set yet,
@@ -12,6 +13,7 @@ no network), upload the wheel with Colab's Files panel and run the first cell ag
 """
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -96,8 +98,9 @@ def setup(verbose: bool = True):
     return device
 
 
-def rewrite_notebooks(folder: str = "notebooks") -> list[str]:
-    """Make every notebook's first code cell the current SETUP_CELL."""
+def rewrite_notebooks(folder: str = "notebooks", write: bool = True) -> list[str]:
+    """Make every notebook's first code cell the current SETUP_CELL (``write=False``: only say which
+    would change)."""
     import glob
 
     import nbformat
@@ -108,18 +111,20 @@ def rewrite_notebooks(folder: str = "notebooks") -> list[str]:
         first = next((c for c in nb.cells if c.cell_type == "code"), None)
         if first is not None and first.source != SETUP_CELL:
             first.source = SETUP_CELL
-            nbformat.write(nb, path)
+            if write:
+                nbformat.write(nb, path)
             changed.append(path)
     return changed
 
 
-def refresh_readme(readme: str = "README.md", folder: str = "notebooks", subfolder: str = "") -> bool:
-    """Rewrite the README's badge block; True when it changed. ``subfolder`` ("zh/"): the
-    lessons' folder under notebooks/ (README.zh.md lists notebooks/zh)."""
+def refresh_readme(readme: str = "README.md", folder: str = "notebooks", subfolder: str = "",
+                   write: bool = True) -> bool:
+    """Rewrite the README's badge block; True when it changed (``write=False``: when it would).
+    ``subfolder`` ("zh/"): the lessons' folder under notebooks/ (README.zh.md lists notebooks/zh)."""
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
     new = readme_with_badges(text, sorted(p.name for p in Path(folder).glob("*.ipynb")), subfolder)
-    if new != text:
+    if new != text and write:
         path.write_text(new, encoding="utf-8")
     return new != text
 
@@ -154,21 +159,42 @@ def build_wheel(out: str = "dist", root: str | None = None) -> Path:
     return made[-1]
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if "--wheel" in args:
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hrnet_teach.colab", description="Rewrite every notebook's first cell (SETUP_CELL) and the "
+        "READMEs' Colab badges; run from the repository root.")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a notebook's first cell or a README's badges are out of date")
+    action.add_argument("--wheel", action="store_true",
+                        help="instead, build dist/hrnet_teach-*.whl with the lessons and assets (Colab's offline route)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)  # an unknown argument (a typo, --help) stops here, before anything is written
+    if args.wheel:
         wheel = build_wheel()
         print(f"{wheel}: upload it to Colab (Files panel), then run a lesson's first cell")
-        return
-    changed = rewrite_notebooks()
-    print("\n".join(changed) or "all notebooks up to date")
-    print("README.md badges " + ("refreshed" if refresh_readme() else "up to date"))
+        return 0
+    if not (Path("notebooks").is_dir() and Path("README.md").is_file()):
+        parser.error(f"run it from the repository root (where README.md and notebooks/ are), not {Path.cwd()}")
+    write = not args.check
+    verb = "out of date" if args.check else "refreshed"
+    changed = rewrite_notebooks(write=write)
+    print("\n".join(f"{path}: first cell {verb}" if args.check else path for path in changed)
+          or "all notebooks up to date")
+    readmes = [("README.md", "notebooks", "")]
     if Path("README.zh.md").exists():  # the Chinese lessons' badges (their setup cell comes from the English)
-        refreshed = refresh_readme("README.zh.md", "notebooks/zh", "zh/")
-        print("README.zh.md badges " + ("refreshed" if refreshed else "up to date"))
-    if changed:
+        readmes.append(("README.zh.md", "notebooks/zh", "zh/"))
+    stale = [readme for readme, folder, sub in readmes if refresh_readme(readme, folder, sub, write=write)]
+    for readme, _folder, _sub in readmes:
+        print(f"{readme} badges " + (verb if readme in stale else "up to date"))
+    if changed and not args.check:
         print("now rebuild the Chinese lessons: python -m hrnet_teach.translate")
+    return 1 if args.check and (changed or stale) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -167,6 +167,11 @@ class HRNetConfig:
 
     def replace(self, **changes: Any) -> HRNetConfig:
         """A copy with some fields changed, e.g. ``cfg.replace(fusion=False)``."""
+        names = [f.name for f in fields(self)]
+        unknown = [key for key in changes if key not in names]
+        if unknown:  # dataclasses would say only "unexpected keyword argument"
+            raise TypeError(f"HRNetConfig has no field {', '.join(map(repr, unknown))}{_computed_hint(unknown)}; "
+                            f"its fields are {', '.join(names)}")
         return replace(self, **changes)
 
     @classmethod
@@ -205,6 +210,15 @@ class HRNetConfig:
             return _config_from_document(cls, document, path.stem, source=str(path))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def _computed_hint(names: list[str]) -> str:
+    """For HRNetConfig.replace: why a property such as ``width`` cannot be set, and what sets it."""
+    if "width" in names:
+        return (" (width is read-only, stage2.num_channels[0]: for a published width use get_config('w32') ..., "
+                "for another give stage2, stage3 and stage4 new num_channels)")
+    computed = [name for name in names if isinstance(getattr(HRNetConfig, name, None), property)]
+    return f" ({', '.join(computed)}: read-only, computed from the fields)" if computed else ""
 
 
 def _yaml_problem(error: Exception) -> str:

@@ -46,6 +46,9 @@ def make_working_copy(folder: str | os.PathLike, source: Path | None = None) -> 
     folder = Path(folder)
     if folder.resolve() == source.resolve():
         raise ValueError(f"{folder} is where the stored lessons live; pick another folder for your working copy")
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder: pick a folder for your working copy "
+                                 "(a new one is made)")
     folder.mkdir(parents=True, exist_ok=True)
     copied, kept = [], []
     for lesson in sorted(source.glob("*.ipynb")):
@@ -63,7 +66,7 @@ def clean_notebook(path: str | os.PathLike) -> bool:
     state, kernelspec python3. For contributors who ran a lesson in ``notebooks/``; True if changed."""
     import nbformat
 
-    nb = nbformat.read(str(path), as_version=4)
+    nb = _read_notebook(path)
     before = nbformat.writes(nb)
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -76,6 +79,25 @@ def clean_notebook(path: str | os.PathLike) -> bool:
     if changed:
         nbformat.write(nb, str(path))
     return changed
+
+
+def _read_notebook(path: str | os.PathLike):
+    """The notebook at ``path``, or a FileNotFoundError / ValueError that names it (nbformat's own are
+    a JSON decoder's traceback)."""
+    import nbformat
+
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: name the notebook files, e.g. {path / '03_fuse_matrix.ipynb'}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such notebook")
+    if path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook (.ipynb): --clean is for the lessons in notebooks/")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as error:  # not JSON, or JSON that is not a notebook
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a readable notebook ({reason})") from error
 
 
 def running_as_root() -> bool:
@@ -108,12 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", nargs="+", metavar="NOTEBOOK",
                         help="for contributors: strip outputs, counts and widget state from these notebooks, then stop")
     args, extra = parser.parse_known_args(argv)  # anything else goes to JupyterLab (--no-browser, --port 8890)
-    if args.clean:
-        for path in args.clean:
-            print(f"{path}: {'cleaned' if clean_notebook(path) else 'already clean'}")
-        return 0
-    folder = Path(args.folder or (DEFAULT_FOLDER if args.lang == "en" else f"{DEFAULT_FOLDER}-{args.lang}"))
-    copied, kept = make_working_copy(folder, lessons_dir(args.lang))
+    try:  # a bad path gets its message and exit status 2, as argparse's own errors do, not a traceback
+        if args.clean:
+            for path in args.clean:
+                _read_notebook(path)  # every one readable before any is written
+            for path in args.clean:
+                print(f"{path}: {'cleaned' if clean_notebook(path) else 'already clean'}")
+            return 0
+        folder = Path(args.folder or (DEFAULT_FOLDER if args.lang == "en" else f"{DEFAULT_FOLDER}-{args.lang}"))
+        copied, kept = make_working_copy(folder, lessons_dir(args.lang))
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     _say_what_was_done(folder, copied, kept)
     command = jupyter_command(folder, extra)
     if args.print_command:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ._validate import positive_int
+from .config import VARIANTS
 
 PathLike = Union[str, Path]
 DEFAULT_OPSET = 18  # what torch.onnx's exporter (torch.export based) writes natively
@@ -79,6 +80,7 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     a BatchNorm is folded only if its input is a Conv2d called once, whose output
     nothing else reads.
     """
+    _require_module(model, "conv_bn_pairs()")
     graph = torch.fx.symbolic_trace(model).graph
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
@@ -103,6 +105,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     The folded BatchNorm becomes ``nn.Identity()``, so the module tree, and every
     method of the model (its input checks), stay as they were.
     """
+    _require_module(model, "fold_batchnorm()")
     _refuse_training(model, "fold_batchnorm()")
     pairs = conv_bn_pairs(model)
     for conv_name, bn_name in pairs:
@@ -157,6 +160,17 @@ def _unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def _require_module(model: object, what: str) -> None:
+    """A TypeError for a variant name or a file path where a model is needed (torch.fx and the
+    module walks below would fail on it deep inside, with an AssertionError or AttributeError)."""
+    if isinstance(model, str) and model in VARIANTS:
+        raise TypeError(f"{what} expects a torch.nn.Module, got the variant name {model!r}: build the model "
+                        f"first, hrnet_teach.create_model({model!r}).eval()")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{what} expects a torch.nn.Module (e.g. hrnet_teach.create_model(...)), "
+                        f"got {type(model).__name__}")
+
+
 def _refuse_training(model: nn.Module, what: str) -> None:
     if any(m.training for m in model.modules() if isinstance(m, _BATCHNORMS)) or model.training:
         raise RuntimeError(
@@ -169,9 +183,7 @@ def _refuse_training(model: nn.Module, what: str) -> None:
 def inference_copy(model: nn.Module, what: str = "inference_copy()") -> nn.Module:
     """A deep copy for inference: unwrapped from DDP/DataParallel, eval mode required,
     SyncBatchNorm replaced by BatchNorm2d, gradients off. ``model`` itself is not changed."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{what} expects a torch.nn.Module (e.g. hrnet_teach.create_model(...)), "
-                        f"got {type(model).__name__}")
+    _require_module(model, what)
     model = _unwrap(model)
     _refuse_training(model, what)
     copied = revert_sync_batchnorm(copy.deepcopy(model))

@@ -617,11 +617,18 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     if not isinstance(module, nn.Module):
         raise TypeError(f"shape_summary needs a torch module, got {type(module).__name__}")
     depth = positive_int("depth", depth, minimum=0)
-    shapes, takes_list = _input_shapes(input_size)
+    shapes, takes_list = _input_shapes(input_size, flat=isinstance(_entry_layer(module), nn.Linear))
     _check_input_shapes(module, shapes, takes_list)
     inputs = [torch.empty(*s, device="meta") for s in shapes]
     arg = inputs if takes_list else inputs[0]
-    rows = _shape_rows(module, arg, depth)
+    try:
+        rows = _shape_rows(module, arg, depth)
+    except RuntimeError as error:  # another module: was it its first layer that the input did not fit?
+        layer, given = (None, None) if takes_list else _first_called_layer(module, arg)
+        problem = layer and _first_layer_problem(module, layer, given, certain=False)
+        if problem:
+            raise ValueError(problem) from error
+        raise
     if takes_list or rows[0]["output"].count("[") > 1:
         return rows
     import torchinfo
@@ -637,8 +644,9 @@ def shape_summary(module: nn.Module, input_size, depth: int = 2):
     return stats
 
 
-def _input_shapes(input_size) -> tuple[list[tuple[int, ...]], bool]:
-    """The shapes asked for, each ``(batch, channels, height, width)``, and whether they are a list."""
+def _input_shapes(input_size, flat: bool = False) -> tuple[list[tuple[int, ...]], bool]:
+    """The shapes asked for, each ``(batch, channels, height, width)`` (``flat``, for a module that starts
+    with a Linear: ``(batch, features)`` too), and whether they are a list."""
     if isinstance(input_size, torch.Tensor) or (isinstance(input_size, (list, tuple)) and input_size
                                                 and all(isinstance(v, torch.Tensor) for v in input_size)):
         raise TypeError("shape_summary takes input sizes, not tensors: pass x.shape (or [t.shape for t in xs] "
@@ -649,14 +657,17 @@ def _input_shapes(input_size) -> tuple[list[tuple[int, ...]], bool]:
     except TypeError:
         raise ValueError(f"input sizes must be (batch, channels, height, width), got {input_size!r}") from None
     for index, shape in enumerate(shapes):
-        if len(shape) != 4:
-            raise ValueError(f"input sizes must be (batch, channels, height, width), got {shape!r}")
-        shapes[index] = tuple(positive_int(f"input size {dim}", v) for dim, v in zip(("batch", "channels", "height", "width"), shape))
+        if len(shape) != 4 and not (flat and len(shape) == 2):
+            wanted = "(batch, features) or (batch, channels, height, width)" if flat else "(batch, channels, height, width)"
+            raise ValueError(f"input sizes must be {wanted}, got {shape!r}")
+        dims = ("batch", "features") if len(shape) == 2 else ("batch", "channels", "height", "width")
+        shapes[index] = tuple(positive_int(f"input size {dim}", v) for dim, v in zip(dims, shape))
     return shapes, takes_list
 
 
 def _check_input_shapes(module: nn.Module, shapes: list[tuple[int, ...]], takes_list: bool) -> None:
-    """For the package's list-taking modules and blocks, the branch count and channels they expect,
+    """For the package's list-taking modules and blocks, the branch count and channels they expect;
+    for a Conv2d or Linear (or a Sequential that starts with one), its input channels or features;
     said before the meta device's bare "Invalid channel dimensions"."""
     first = module[0] if isinstance(module, nn.Sequential) and len(module) else module  # a stage, layer1
     if isinstance(first, (HighResolutionModule, Transition)):
@@ -666,12 +677,71 @@ def _check_input_shapes(module: nn.Module, shapes: list[tuple[int, ...]], takes_
         expected = (first.conv1.in_channels,)
         what = f"{type(first).__name__} takes one (B, {expected[0]}, H, W) tensor"
     else:
+        entry = _entry_layer(module)
+        problem = entry and _first_layer_problem(module, entry, shapes[0], certain=True, takes_list=takes_list)
+        if problem:
+            raise ValueError(problem)
         return
     wants_list = isinstance(first, (HighResolutionModule, Transition))
     if takes_list != wants_list or tuple(s[1] for s in shapes) != tuple(expected):
         asked = [tuple(s) for s in shapes] if takes_list else shapes[0]
         example = [(1, c, 64 // 2**b, 64 // 2**b) for b, c in enumerate(expected)]
         raise ValueError(f"{what}, got input size {asked}; e.g. {example if wants_list else example[0]}")
+
+
+def _entry_layer(module: nn.Module) -> Optional[nn.Module]:
+    """The layer that surely reads the input first: ``module`` itself, or the first layer of nested
+    Sequentials, when that is a Conv2d or a Linear; else None (a model checks its own input)."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[0]
+    return module if isinstance(module, (nn.Conv2d, nn.Linear)) else None
+
+
+class _Reached(Exception):
+    """Stops a meta run at its first Conv2d or Linear."""
+
+
+def _first_called_layer(module: nn.Module, arg: torch.Tensor) -> tuple[Optional[nn.Module], Optional[tuple]]:
+    """The first Conv2d or Linear that ``module`` runs on ``arg``, and the shape it is given (a meta run,
+    stopped there); (None, None) if the run fails before reaching one. The order in which a module
+    defines its layers need not be the order its forward calls them."""
+    reached = []
+
+    def stop(layer, inputs):
+        reached.append((layer, tuple(inputs[0].shape)))
+        raise _Reached
+
+    handles = [m.register_forward_pre_hook(stop) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            meta_call(module, arg)
+    except Exception:  # _Reached, or the failure that came before any such layer
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return reached[0] if reached else (None, None)
+
+
+def _first_layer_problem(module: nn.Module, layer: nn.Module, shape: tuple[int, ...], certain: bool,
+                         takes_list: bool = False) -> Optional[str]:
+    """What is wrong with ``shape`` for ``layer`` (``module``'s first Conv2d or Linear), or None.
+
+    Said before the meta device's bare "Invalid channel dimensions" (a Conv2d) or "a and b must have
+    same reduction dim" (a Linear). ``certain``: ``layer`` surely reads the input first; else it is
+    the first one ``module`` ran, and ``shape`` what it was given."""
+    linear = isinstance(layer, nn.Linear)
+    wanted = layer.in_features if linear else layer.in_channels
+    if not takes_list and (shape[-1] if linear else shape[1]) == wanted:
+        return None
+    takes = f"(B, {wanted})" if linear else f"(B, {wanted}, H, W)"
+    example = (shape[0], wanted) if linear else (shape[0], wanted, *shape[2:])
+    if module is layer:
+        name = repr(layer)
+    else:
+        name = f"{type(module).__name__} {'starts with' if certain else 'first runs'} {layer!r}"
+    got = "got a list of input sizes" if takes_list else f"got input size {shape}" if certain else f"and was given {shape}"
+    return f"{name}: it takes one {takes} tensor, {got}; e.g. {example}"
 
 
 def _meta_copy(module: nn.Module) -> nn.Module:

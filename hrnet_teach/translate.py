@@ -115,6 +115,23 @@ def stub(stem: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lessons() -> list[str]:
+    """The English lessons' stems, e.g. 03_fuse_matrix."""
+    return sorted(path.stem for path in EN_DIR.glob("*.ipynb"))
+
+
+def _check_lesson(parser: argparse.ArgumentParser, stem: str, needs_translation: bool) -> None:
+    """A usage error (exit 2, nothing written) for a stem that names no lesson, or no translation file."""
+    known = lessons()
+    if stem not in known:
+        given = Path(stem).stem  # notebooks/03_fuse_matrix.ipynb given for 03_fuse_matrix
+        hint = f"give its stem, {given}" if given in known else f"the lessons are {', '.join(known)}"
+        parser.error(f"no lesson {stem!r} in notebooks/: {hint}")
+    if needs_translation and stem not in stems():
+        parser.error(f"{stem} has no translation file notebooks/zh/src/{stem}.yaml: start one with "
+                     f"python -m hrnet_teach.translate --stub {stem} > notebooks/zh/src/{stem}.yaml")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hrnet_teach.translate", description=__doc__.split("\n")[0])
     parser.add_argument("lessons", nargs="*", help="lesson stems (default: every file in notebooks/zh/src)")
@@ -122,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stub", metavar="STEM", help="print a translation file for STEM to fill in")
     args = parser.parse_args(argv)
     if args.stub:
+        _check_lesson(parser, args.stub, needs_translation=False)
         sys.stdout.write(stub(args.stub))
         return 0
+    for stem in args.lessons:
+        _check_lesson(parser, stem, needs_translation=True)
     failed = 0
     for stem in args.lessons or stems():
         target = ZH_DIR / f"{stem}.ipynb"

@@ -28,6 +28,7 @@ import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -240,6 +241,8 @@ def _meta_message() -> str:
 def _number(value: Any) -> float | None:
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.device.type != "meta":
         value = value.item()
+    if isinstance(value, np.generic) and not isinstance(value, np.bool_):  # np.float32(0.01) is a number too,
+        value = value.item()  # as _answers.plain takes it; np.bool_ stays refused, as bool is
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)

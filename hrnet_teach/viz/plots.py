@@ -487,6 +487,8 @@ def _feature_choices(features, stages, channel, sample, branches) -> tuple[list[
     if not isinstance(features, dict) or not features:
         raise TypeError("features must be the dict from hrnet_teach.inspect.capture_features(model, image)")
     stages = list(features) if stages is None else [stages] if isinstance(stages, str) else list(stages)
+    if not stages:
+        raise ValueError(f"stages is empty: name at least one of {list(features)}, or leave stages=None for all")
     unknown = [s for s in stages if s not in features]
     if unknown:
         raise ValueError(f"no features for {unknown}; available: {list(features)}")
@@ -518,6 +520,8 @@ def _feature_choices(features, stages, channel, sample, branches) -> tuple[list[
 def _display_image(image):
     """The input to show beside the maps: a PIL image or an array as it is; a normalised tensor
     (what the model was given) turned back into a picture."""
+    if isinstance(image, np.ndarray):
+        return _display_array(image)
     if image is None or not isinstance(image, (torch.Tensor, str, PurePath)):
         return image
     if isinstance(image, torch.Tensor) and image.dim() in (3, 4) and image.shape[-3] == 3:
@@ -527,6 +531,21 @@ def _display_image(image):
     raise TypeError(f"image must be a PIL image, an H x W x 3 array or the model's (1 x) 3 x H x W input tensor, got "
                     f"{type(image).__name__}{' ' + str(tuple(image.shape)) if isinstance(image, torch.Tensor) else ''}"
                     f"{'; open a file with PIL.Image.open(path)' if not isinstance(image, torch.Tensor) else ''}")
+
+
+def _display_array(image: np.ndarray) -> np.ndarray:
+    """An array as matplotlib shows it (H x W, H x W x 3 or H x W x 4), or a ValueError that says how
+    to make one, before matplotlib's bare "Invalid shape"."""
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)):
+        return image
+    if image.ndim == 3 and image.shape[0] in (3, 4):
+        how = "the channels come first: move them last with image.transpose(1, 2, 0)"
+    elif image.ndim == 4 and image.shape[0] == 1:
+        how = "that is a batch of one: pass image[0]" + (".transpose(1, 2, 0)" if image.shape[1] in (3, 4) else "")
+    else:
+        how = "pass one RGB image, channels last"
+    raise ValueError(f"image as an array must be H x W x 3 (channels last, as PIL and matplotlib give images), "
+                     f"got shape {image.shape}; {how}")
 
 
 def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, channel: Optional[int] = None, image=None,
