@@ -588,13 +588,13 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = _inner_model(model)  # DataParallel's parameters are its module's: load there, without 'module.'
-    _refuse_meta(model)
     raw, description = read_state_dict(source)
     state, stripped, ignored = strip_prefixes(raw)
     report = compare(model, state)
     report.source, report.stripped, report.ignored = description, stripped, ignored
     if strict and not report.ok:
         raise WeightsMismatchError(report)
+    _refuse_meta(model)  # after the source's own problems and the key report, which hold on meta too
     bad = {k for k, _, _ in report.mismatched}
     fitting = {k: v for k, v in state.items() if k not in bad and k not in report.unexpected}
     model.load_state_dict(fitting, strict=False)
