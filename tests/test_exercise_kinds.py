@@ -1,9 +1,13 @@
 """The exercise kinds on their own: value tables, choices, function cases and named mistakes,
 module comparison by keys, shapes and outputs, the time limit, and display kept apart."""
+import copy
+import functools
+import importlib
 import re
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -106,14 +110,23 @@ def test_function_exercise_reports_raises_and_unsolved_cells():
     assert message.startswith("On a range your function raised AttributeError") and "line" in message
 
 
-def test_a_slip_that_raises_is_recognised_by_raising_the_same_way():
-    def needs_2d(x):
-        return x.t() @ x  # fails on a 1-d tensor with a RuntimeError, like the slip below
+def _matmul_exercise():
+    return FunctionExercise(fn_name="f", reference=lambda x: 2 * x, cases=[(torch.ones(2, 2, 2),)], question="?",
+                            mistakes=[Mistake("matmul", "Use *, not @.", like=lambda x: x @ torch.ones(3, 3))], **COMMON)
 
-    ex = FunctionExercise(fn_name="f", reference=lambda x: 2 * x, cases=[(torch.ones(2, 2, 2),)], question="?",
-                          mistakes=[Mistake("matmul", "Use *, not @.", like=lambda x: x @ torch.ones(3, 3))], **COMMON)
-    message = ex.check(needs_2d).message
-    assert "Use *, not @." in message and "raised" in message
+
+def test_a_slip_that_raises_is_recognised_by_raising_the_same_way():
+    message = _matmul_exercise().check(lambda x: torch.matmul(x, torch.ones(3, 3))).message  # the slip, spelt otherwise
+    assert "Use *, not @." in message and "raised RuntimeError" in message
+
+
+def test_an_unrelated_error_of_the_same_type_does_not_get_the_slips_message():
+    def needs_2d(x):
+        return x.t() @ x  # a RuntimeError too, but another one than the slip's
+
+    message = _matmul_exercise().check(needs_2d).message
+    assert "raised RuntimeError" in message and "line" in message  # the answer's own error, where it was raised
+    assert "Use *, not @." not in message
 
 
 def test_a_mistake_marked_always_fails_even_a_matching_answer():
@@ -247,3 +260,75 @@ def test_no_exercise_file_reads_torch_error_text(path):
     found = [p for p in torch_phrases if p.lower() in code.lower()]
     assert not found, f"{path.name} holds torch's error text {found}: detect the mistake from shapes and values"
     assert not reads_message.search(code), f"{path.name} decides from an error's text: {reads_message.search(code)[0]}"
+
+
+def test_a_slip_in_the_signature_is_recognised_whatever_the_functions_name():
+    def _old_signature(x):  # the slip: the two-argument call does not fit
+        return 2 * x
+
+    ex = FunctionExercise(fn_name="f", reference=lambda x, k: k * x, cases=[(torch.ones(2), 3)], question="?",
+                          mistakes=[Mistake("old", "It takes k now.", like=_old_signature)], **COMMON)
+
+    def mine(x):
+        return x
+
+    def three(x, k, extra):
+        return x
+
+    assert "It takes k now." in ex.check(mine).message  # Python names each function in its TypeError
+    assert "It takes k now." not in ex.check(three).message  # another misfit: the answer's own error
+
+
+# ----------------------------------------------------------------- answers given as arrays
+
+def _lesson_exercise(lesson, name):
+    return getattr(importlib.import_module(f"hrnet_teach.exercises.lesson{lesson}"), name)
+
+
+@pytest.mark.parametrize("lesson, name, answer", [
+    ("00", "highres_size", np.array([64, 96])), ("00", "highres_size", torch.tensor([64, 96])),
+    ("01", "stem_shape", np.array([2, 64, 56, 80])), ("01", "stem_shape", torch.tensor([2, 64, 56, 80])),
+    ("03", "none_entries", np.array([[0, 0], [1, 1], [2, 2]])), ("03", "none_entries", torch.tensor([[0, 0], [1, 1], [2, 2]])),
+    ("05", "branch_cost_ratio", np.array([64.0, 1.0])),
+], ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+def test_a_right_answer_given_as_an_array_or_a_tensor_is_accepted(lesson, name, answer):
+    result = _lesson_exercise(lesson, name).check(answer)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("lesson, name, wrong", [
+    ("00", "highres_size", [64, 95]), ("00", "highres_size", [64.0, 96.0]), ("01", "stem_shape", [2, 56, 80, 64]),
+    ("03", "none_entries", [[0, 1], [0, 2], [1, 2]]), ("03", "none_entries", [0, 1, 2]),
+])
+def test_a_wrong_array_gets_the_message_of_the_same_wrong_list(lesson, name, wrong):
+    ex = _lesson_exercise(lesson, name)
+    as_list = ex.check(wrong)
+    assert not as_list.passed
+    for array in (np.array(wrong), torch.tensor(wrong)):
+        result = ex.check(array)
+        assert not result.passed and result.message == as_list.message
+
+
+def test_a_meta_tensor_answer_is_refused_by_its_type():
+    message = _lesson_exercise("00", "highres_size").check(torch.tensor([64, 96], device="meta")).message
+    assert "Give two whole numbers" in message and "Tensor" in message
+
+
+# ----------------------------------------------------------------- lesson 03's fuse sum
+
+def test_swapped_fuse_indices_are_named_also_where_they_do_not_raise():
+    """With equal widths fuse_layers[j][i] fits branch j's input: no error, only other values."""
+    from hrnet_teach.blocks import BasicBlock
+    from hrnet_teach.exercises import lesson03
+    from hrnet_teach.exercises._answers import random_bn
+    from hrnet_teach.module import HighResolutionModule
+
+    module = random_bn(HighResolutionModule(2, BasicBlock, [1, 1], (4, 4), (4, 4), align_corners=True), 0)
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.rand(1, 4, 8, 8, generator=g), torch.rand(1, 4, 4, 4, generator=g)]
+    ex = copy.copy(lesson03.fuse_sum)
+    ex._cases = [Case(module, xs, 0)]
+    swapped = functools.partial(lesson03._variant_sum, swap=True)
+    assert isinstance(swapped(module, xs, 0), torch.Tensor)  # it runs here
+    assert ex.check(swapped).message.startswith("fuse_layers[i][j] takes input j to output i")
+    assert ex.check(lesson03.fuse_by_hand).passed

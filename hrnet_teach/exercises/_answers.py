@@ -11,6 +11,7 @@ import re
 import reprlib
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -50,8 +51,20 @@ def plain(value):
     return value
 
 
+def _listed(answer):
+    """A numpy array or a tensor of one dimension or more as the nested list it holds
+    (np.array([64, 96]) answers as [64, 96] does); anything else (a meta tensor: no values) as it is."""
+    if isinstance(answer, np.ndarray) and answer.ndim >= 1:
+        return answer.tolist()
+    if isinstance(answer, torch.Tensor) and answer.dim() >= 1 and answer.device.type != "meta":
+        return answer.tolist()
+    return answer
+
+
 def _plain_items(answer):
-    """``answer``'s items made :func:`plain` (a list stays a list, a tuple a tuple, a set becomes a list)."""
+    """``answer``'s items made :func:`plain` (a list stays a list, a tuple a tuple, a set becomes a list;
+    an array or a tensor becomes a list)."""
+    answer = _listed(answer)
     if isinstance(answer, (list, tuple)) and not isinstance(answer, torch.Size):
         return type(answer)(plain(v) for v in answer) if type(answer) in (list, tuple) else [plain(v) for v in answer]
     if isinstance(answer, (set, frozenset)):
@@ -129,6 +142,7 @@ def as_indices(answer, what: str) -> list[int]:
 
 def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tuple[int, ...]]:
     """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ..."""
+    answer = _listed(answer)
     if not isinstance(answer, (list, tuple, set)):
         raise Wrong(_("Give a list of {what}, e.g. {example}; you gave {type} {answer}.",
                       what=what, example=example, type=type(answer).__name__, answer=short_repr(answer)))

@@ -159,9 +159,9 @@ class Case:
 
 class Mistake:
     """A typical slip: a ``name``, its ``message``, and how to recognise it: ``like``, a
-    wrong implementation whose result the answer matches (or whose exception type it
-    raises on the same case), or ``when(case, got, expected)``, a detector (got may be the
-    exception the answer raised). ``like`` implementations are also tested as wrong
+    wrong implementation whose result the answer matches (or whose exception, same type and
+    text, it raises on the same case), or ``when(case, got, expected)``, a detector (got may
+    be the exception the answer raised). ``like`` implementations are also tested as wrong
     answers, with ``fragment`` (default: the whole message) to find in the message. With
     ``always=True`` it is checked even when the result matches (an answer that returns the
     package's own module, say)."""
@@ -340,8 +340,8 @@ class FunctionExercise(Exercise):
                 return False
         try:
             value = self._invoke(mistake.like, case)
-        except Exception as error:  # the slip raises here: does the answer raise the same way, at the same place?
-            return isinstance(got, BaseException) and type(got) is type(error) and _at_call(got) == _at_call(error)
+        except Exception as error:  # the slip raises here: does the answer raise the same error, at the same place?
+            return _same_error(got, error)
         return not isinstance(got, BaseException) and self.compare(got, value, case) is None
 
     def compare(self, got: Any, expected: Any, case: Case | None = None) -> str | None:
@@ -431,6 +431,21 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:
         return False
+
+
+def _same_error(got: Any, error: BaseException) -> bool:
+    """Whether the answer raised what the slip raised: the same type and text (two runtime errors compared
+    with each other; most of torch's errors are RuntimeErrors, so the type alone would name a slip for
+    any other error), from the same place (the call itself, or inside the function)."""
+    if not isinstance(got, BaseException) or type(got) is not type(error) or _at_call(got) != _at_call(error):
+        return False
+    return _error_text(got) == _error_text(error)
+
+
+def _error_text(error: BaseException) -> str:
+    """An error's text; for one raised by the call itself, without the function's name that starts it
+    ("v2_head() takes 2 positional arguments ..."): the answer's name is not the slip's."""
+    return re.sub(r"^\S+\(\)", "()", str(error)) if _at_call(error) else str(error)
 
 
 def _at_call(error: BaseException) -> bool:

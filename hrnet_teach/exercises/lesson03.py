@@ -112,6 +112,9 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
 
 
 _FUSE_MISTAKES = fact_mistakes(lambda case, op: _facts(*case.args, op), [  # checked in this order
+    ("container", lambda f: f.i != f.j and isinstance(f.op, (list, tuple, nn.ModuleList)), N_(
+        "Return the steps in one nn.Sequential: a list or tuple does not register its layers, and an nn.ModuleList "
+        "cannot be called.")),
     ("not_none", lambda f: f.i == f.j and f.op is not None, N_(
         "This entry should be None: on the diagonal branch i is added to its own output as it is (the official code "
         "appends None, and forward adds x[i] directly).")),
@@ -193,6 +196,10 @@ fuse_op = ModuleExercise(
         (_slip(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[j], 1, bias=False), *op), False), "single 1x1 conv"),
         (_slip(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[i], 1), op[1]), False), "bias=False"),
         (lambda i, j, ch: None, "Only the diagonal"),
+        (_slip(lambda op, i, j, ch: list(op), True), "Return the steps in one nn.Sequential"),
+        (_slip(lambda op, i, j, ch: tuple(op), True), "Return the steps in one nn.Sequential"),
+        (_slip(lambda op, i, j, ch: nn.ModuleList(op), True), "Return the steps in one nn.Sequential"),
+        (_slip(lambda op, i, j, ch: [*op], False), "Return the steps in one nn.Sequential"),
     ],
 )
 
@@ -210,12 +217,23 @@ def fuse_by_hand(module, xs, i):
     return torch.relu(y)  # one ReLU, after the sum
 
 
-def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_self=False, upsample=True):
-    """What a typical slip computes instead of fuse_by_hand (with the defaults, the same)."""
+def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_self=False, upsample=True,
+                 scale=False, swap=False, call_self=False, relu_terms=False):
+    """What a typical slip computes instead of fuse_by_hand (with the defaults, the same). The terms are made
+    and added one by one, as a learner's loop does, so a slip that raises raises what that loop would."""
     bilinear = {"align_corners": module.align_corners if align is None else align} if mode == "bilinear" else {}
-    terms = [(0 if skip_self else xj) if j == i else module.fuse_layers[i][j](xj) for j, xj in enumerate(xs)]
-    y = sum(F.interpolate(t, size=xs[i].shape[-2:], mode=mode, **bilinear) if j > i and upsample else t
-            for j, t in enumerate(terms))
+
+    def term(j, xj):
+        if j == i and not call_self:  # call_self: fuse_layers[i][i] (None) called like the others
+            t = 0 if skip_self else xj
+        else:
+            t = (module.fuse_layers[j][i] if swap else module.fuse_layers[i][j])(xj)
+        if j > i and upsample:
+            size = {"scale_factor": 2 ** (j - i)} if scale else {"size": xs[i].shape[-2:]}
+            t = F.interpolate(t, mode=mode, **size, **bilinear)
+        return torch.relu(t) if relu_terms else t
+
+    y = sum(term(j, xj) for j, xj in enumerate(xs))
     return torch.relu(y) if relu else y
 
 
@@ -247,6 +265,14 @@ _SUM_SLIPS = [  # (name, message, what the slip changes in _variant_sum), checke
      {"skip_self": True}),
     ("no_upsampling", N_("Before the sum every term must have branch i's shape: coarser branches go through "
                          "fuse_layers[i][j] and are then enlarged with F.interpolate."), {"upsample": False}),
+    ("scale_factor", N_("Resize with size=xs[i].shape[-2:], not a scale factor: odd sides do not double exactly "
+                        "(exercise nearest_size)."), {"scale": True}),
+    ("swapped", N_("fuse_layers[i][j] takes input j to output i: row i is the output, j the input."), {"swap": True}),
+    ("calls_none", N_("fuse_layers[i][i] is None: the term for j == i is xs[i] itself."), {"call_self": True}),
+    # a ReLU after a sum of terms that are already >= 0 changes nothing: one slip, with or without it
+    ("relu_terms", N_("One ReLU, after the sum, not one on each term: a term clipped to zero or more before it meets "
+                      "the others could only add, never subtract (that is also why the last stride-2 step of a fuse "
+                      "chain has no ReLU)."), {"relu_terms": True}),
 ]
 
 fuse_sum = FunctionExercise(

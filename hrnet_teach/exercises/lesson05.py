@@ -180,6 +180,21 @@ def _in_place(transition, y_list):  # a slip: the right outputs, written into th
     return y_list
 
 
+def _tensors_shaped_like(got, want) -> bool:
+    """Whether ``got`` is a list or tuple of tensors with ``want``'s shapes (anything else, a generator or numpy
+    arrays, gets the message about its type)."""
+    return (isinstance(got, (list, tuple)) and all(isinstance(g, torch.Tensor) for g in got)
+            and [g.shape for g in got] == [w.shape for w in want])
+
+
+def _as_generator(transition, y_list):  # a slip: the right outputs, as a generator
+    return (x for x in _reference(transition, y_list))
+
+
+def _as_numpy(transition, y_list):  # a slip: the right outputs, as numpy arrays
+    return [x.numpy() for x in _reference(transition, y_list)]
+
+
 transition_forward = FunctionExercise(
     name="transition_forward", lesson="05", fn_name="transition_forward",
     question=N_("Write `transition_forward(transition, y_list)`: the list handling the official forward writes out "
@@ -209,7 +224,7 @@ transition_forward = FunctionExercise(
                 like=lambda t, y: [y[i] if op is None else op(y[i] if i < len(y) else y[0]) for i, op in enumerate(t)]),
         Mistake("numbers", N_("The shapes are right but the numbers differ: apply transition[i] to y_list[i] (or to "
                               "y_list[-1] for a new branch), and pass it through when the entry is None."),
-                when=lambda case, got, want: [g.shape for g in got] == [w.shape for w in want]),
+                when=lambda case, got, want: _tensors_shaped_like(got, want)),
     ],
     success=lambda n: _("Your loop matches ht.Transition on {n} transitions (new branches, two new branches at once, "
                         "an adapted branch).", n=n),
@@ -221,7 +236,8 @@ transition_forward = FunctionExercise(
         "\nThe official forward (seg_hrnet.py) writes this loop out after stage 2 and after stage 3, with "
         "`if i < self.stage2_cfg['NUM_BRANCHES']` and `if i < self.stage3_cfg['NUM_BRANCHES']`; the loop before "
         "stage 2 reads the one map x instead of a list.")),
-    wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself")],
+    wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself"),
+                   (_as_generator, "returned a generator"), (_as_numpy, "returned a ndarray")],
 )
 
 EXERCISES = [concat_channels, stage_most_params, branch_cost_ratio, transition_forward]
