@@ -10,6 +10,9 @@ from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
 STEM_INPUT = B, _C, H, W = (2, 3, 224, 320)
 _STEM_RULES = [  # (test on the answer s, message): the first that holds names the slip
+    (lambda s, e: sorted(s) == sorted(e) and s[:2] != e[:2],  # the right numbers, channels or batch moved
+     N_("Your numbers are right but in another order: a PyTorch shape is (B, C, H, W), channels before height and "
+        "width.")),
     (lambda s, e: s[0] != B, N_("The batch size does not change: the input has {b} images, so the output too.", b=B)),
     (lambda s, e: s[1] == 3, N_("conv1 already maps the 3 colour channels to 64, and conv2 keeps 64.")),
     (lambda s, e: s[1] == 256, N_("256 channels is after layer1 (the Bottlenecks); the stem alone ends at 64.")),
@@ -35,7 +38,8 @@ stem_shape = ValueExercise(
     wrong_answers=[((2, 64, 112, 160), "the stem has two"), ((2, 3, 56, 80), "3 colour channels"),
                    ((2, 256, 56, 80), "after layer1"), ((1, 64, 56, 80), "batch size"), ((2, 64, 80, 56), "swapped"),
                    ((64, 56, 80), "has 3 numbers"), (torch.Size([2, 64, 224, 320]), "shrinks"),
-                   ((2, 48, 56, 80), "48 channels"), ((2, 64, 56, 81), "is off")],
+                   ((2, 48, 56, 80), "48 channels"), ((2, 64, 56, 81), "is off"),
+                   ((2, 56, 80, 64), "channels before height")],
 )
 
 
@@ -51,6 +55,15 @@ def _parts(block, x):
     """(main path before the last ReLU, shortcut): what the typical slips recombine."""
     residual = x if block.downsample is None else block.downsample(x)
     return block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x))))), residual
+
+
+_PRE_ACTIVATION = N_("That is the pre-activation order (BN -> ReLU -> conv, as in ResNet v2); HRNet's BasicBlock "
+                    "is conv -> BN -> ReLU: conv1 -> bn1 -> relu -> conv2 -> bn2, then relu(out + residual).")
+_PRE_ACTIVATION_SLIPS = [  # BN (and ReLU) before each conv: ResNet v2's order, with or without a last ReLU
+    lambda b, x: b.conv2(torch.relu(b.bn2(b.conv1(torch.relu(b.bn1(x)))))) + _parts(b, x)[1],
+    lambda b, x: torch.relu(b.conv2(torch.relu(b.bn2(b.conv1(torch.relu(b.bn1(x)))))) + _parts(b, x)[1]),
+    lambda b, x: torch.relu(b.conv2(b.bn2(b.conv1(torch.relu(b.bn1(x))))) + _parts(b, x)[1]),  # or one ReLU short
+]
 
 
 def _block_cases():
@@ -82,6 +95,21 @@ basic_block_forward = FunctionExercise(
          lambda b, x: torch.relu(b.conv2(torch.relu(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
         ("raw_shortcut", N_("When `block.downsample` is not None, the shortcut is `block.downsample(x)`, which brings "
                             "x to the output's shape."), lambda b, x: torch.relu(_parts(b, x)[0] + x)),
+        ("relu_twice", N_("You applied a ReLU after bn2 and again after the sum; the main path ends with bn2, and the "
+                          "one ReLU comes after out + residual."),
+         lambda b, x: torch.relu(torch.relu(_parts(b, x)[0]) + _parts(b, x)[1])),
+        ("no_mid_relu", N_("conv1 -> bn1 -> relu -> conv2: you left out the ReLU between bn1 and conv2."),
+         lambda b, x: torch.relu(b.bn2(b.conv2(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
+        ("bn_swapped", N_("You swapped the BatchNorms: bn1 follows conv1 and bn2 follows conv2, each with the "
+                          "statistics of its own conv's output."),
+         lambda b, x: torch.relu(b.bn1(b.conv2(torch.relu(b.bn2(b.conv1(x))))) + _parts(b, x)[1])),
+        ("downsample_on_out", N_("The downsample adapts the block's input: the shortcut is `block.downsample(x)`, "
+                                 "not `block.downsample(out)`."),
+         lambda b, x: torch.relu(_parts(b, x)[0] + (x if b.downsample is None else b.downsample(_parts(b, x)[0])))),
+        ("downsample_always", N_("This block's downsample is None: the shortcut is then x itself "
+                                 "(`x if block.downsample is None else block.downsample(x)`)."),
+         lambda b, x: torch.relu(_parts(b, x)[0] + b.downsample(x))),
+        *[("pre_activation", _PRE_ACTIVATION, like) for like in _PRE_ACTIVATION_SLIPS],
     ]],
     success=lambda n: _("Your forward matches ht.BasicBlock on {n} blocks (with and without a downsample, stride 1 and "
                         "2, odd sizes).", n=n),

@@ -18,6 +18,9 @@ ODD = next(s // 2 ** k for s in ODD_SIZE for k in range(5) if s // 2 ** k % 2)  
 def _explain_odd_shapes(got, want):
     if len(got) != len(want):
         return _("Stage 4 has {n} branches; your list has {got} entries.", n=len(want), got=len(got))
+    if all(sorted(g) == sorted(e) for g, e in zip(got, want)) and any(g[0] != e[0] for g, e in zip(got, want)):
+        return _("Your numbers are right but in another order: give each branch as (C, H, W), channels first, then "
+                 "height and width.")
     for b, ((c, h, w), (ec, eh, ew)) in enumerate(zip(got, want)):
         if c != ec:
             return _("Branch {b} has {ec} channels, not {c}: the widths are C, 2C, 4C, 8C with C = {C}.",
@@ -50,6 +53,7 @@ odd_branch_shapes = ValueExercise(
         ([(c, w, h) for c, h, w in SHAPES], "swapped"), ([(18, h, w) for _c, h, w in SHAPES], "Branch 1 has 36 channels"),
         (SHAPES[:3], "has 4 branches"), ([(18, 62.5, 93.75)], "whole numbers"), ([18, 36, 72, 144], "three numbers"),
         ([(18, 63, 94), (36, 32, 47), (72, 16, 24), (144, 7, 12)], "Branch 3 (1/32) is 8x12"),
+        ([(h, w, c) for c, h, w in SHAPES], "(C, H, W), channels first"),
     ],
 )
 

@@ -41,14 +41,23 @@ def _facts(pre, cur, i, op) -> SimpleNamespace:
     kind, n2 = "new" if i >= len(pre) else "pass" if pre[i] == cur[i] else "adapt", sum(c.stride[0] == 2 for c in convs)
     return SimpleNamespace(i=i, kind=kind, op=op, cin=pre[min(i, len(pre) - 1)], cout=cur[i], npre=len(pre),
                            steps=i + 1 - len(pre), convs=convs, n2=n2, other=len(convs) - n2,
-                           first_in=convs[0].in_channels if convs else None,
-                           relus=layer_summary(op).count("ReLU") if isinstance(op, nn.Module) else 0)
+                           first_in=convs[0].in_channels if convs else None, **_layer_counts(op))
+
+
+def _layer_counts(op) -> dict[str, int]:
+    layers = layer_summary(op) if isinstance(op, nn.Module) else []
+    return dict(relus=layers.count("ReLU"), bns=sum(layer.startswith("BatchNorm2d") for layer in layers))
 
 
 _TRANSITION_MISTAKES = [
     Mistake("package", N_("That is the package's own Transition; build the entries yourself from nn.Conv2d, "
                           "nn.BatchNorm2d, nn.ReLU and nn.Sequential, in an nn.ModuleList."),
             when=lambda c, got, o: isinstance(got, Transition), always=True),
+    Mistake("container", lambda c, got, o: _(
+        "Your function returns a module of type {type}; return an nn.ModuleList, as the question asks: its entries "
+        "sit side by side, one per branch, while an nn.Sequential would chain them one after another.",
+        type=type(got).__name__),
+            when=lambda c, got, o: isinstance(got, nn.Module) and not isinstance(got, nn.ModuleList), always=True),
     Mistake("length", lambda c, got, o: _("The next stage has {n} branches, so the transition needs {n} entries (one "
                                           "per output branch); yours has {got}.", n=len(c.args[1]), got=len(got)),
             when=lambda c, got, o: isinstance(got, nn.ModuleList) and len(got) != len(c.args[1])),
@@ -69,6 +78,12 @@ _TRANSITION_MISTAKES = [
         ("new_steps", lambda f: f.kind == "new" and not f.n2 == len(f.convs) == f.steps, N_(
             "Branch {i} is {steps} halving(s) below the previous lowest branch, so it needs {steps} stride-2 conv(s); "
             "yours has {n2} stride-2 and {other} other conv(s).")),
+        ("new_channels", lambda f: f.kind == "new" and any(c.out_channels != f.cin for c in f.convs[:-1]),
+         N_("Entry {i}: the intermediate stride-2 steps keep {cin} channels; only the last switches to {cout}.")),
+        ("kernel", lambda f: any(c.kernel_size != (3, 3) or c.padding != (1, 1) for c in f.convs),
+         N_("Entry {i}: every transition conv is 3x3 with padding 1 (kernel_size=3, padding=1).")),
+        ("bn", lambda f: f.op is not None and f.bns < len(f.convs),
+         N_("Entry {i}: every conv is followed by a BatchNorm2d (conv, BN, ReLU).")),
         ("bias", lambda f: any(c.bias is not None for c in f.convs),
          N_("Entry {i}: the convs take bias=False (a BatchNorm follows each).")),
         ("relu", lambda f: f.op is not None and f.relus < len(f.convs), N_(
@@ -123,6 +138,13 @@ transition_op = ModuleExercise(
         (lambda pre, cur: Transition(pre, cur), "package's own Transition"),
         (lambda pre, cur: make_transition(pre, cur)[:len(pre)], "needs 2 entries"),
         (_slip(lambda t, i, pre, cur: None, new=True), "is new"),
+        (lambda pre, cur: nn.Sequential(*make_transition(pre, cur)), "return an nn.ModuleList, as the question asks"),
+        (_slip(lambda t, i, pre, cur: t[i] and nn.Sequential(t[i][0], t[i][2]), new=False), "followed by a BatchNorm2d"),
+        (_slip(lambda t, i, pre, cur: nn.Sequential(*[_step(pre[-1] if s == 0 else cur[i], cur[i], 2)
+                                                      for s in range(len(t[i]))]), new=True),
+         "intermediate stride-2 steps keep"),  # the first step already switches to cur[i]
+        (_slip(lambda t, i, pre, cur: t[i] and nn.Sequential(nn.Conv2d(pre[i], cur[i], 1, bias=False), *t[i][1:]),
+               new=False), "3x3 with padding 1"),
     ],
 )
 

@@ -42,12 +42,14 @@ def _v2_head(features, last_layer):
     return last_layer(torch.cat([features[0]] + up, dim=1))
 
 
-def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, **resize):
-    """What a slip computes: other resizing, a scale factor, the branches' order, the cat's dim, no last_layer."""
+def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, join=None, **resize):
+    """What a slip computes: other resizing, a scale factor, the branches' order, the cat's dim (or ``join``
+    instead of the cat), no last_layer."""
     resize = {"mode": "bilinear", "align_corners": True, **resize}
     up = [F.interpolate(f, **({"scale_factor": 2 ** b} if scale else {"size": features[0].shape[-2:]}), **resize)
           for b, f in enumerate(features[1:], start=1)]
-    concat = torch.cat(([features[0]] + up)[::order], dim=dim)
+    maps = ([features[0]] + up)[::order]
+    concat = join(maps) if join else torch.cat(maps, dim=dim)
     return last_layer(concat) if classify else concat
 
 
@@ -64,6 +66,9 @@ _HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
         "The upsampled maps do not all have branch 0's size, so torch.cat fails: a fixed scale factor (2, 4, 8) "
         "misses when the sides are not multiples of 32. Resize to size=features[0].shape[-2:].")),
     ("dim0", {"dim": 0}, N_("Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.")),
+    ("dim_last", {"dim": -1}, N_("Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.")),
+    ("sum", {"join": sum}, N_("HRNetV2 concatenates the four maps (torch.cat(..., dim=1)); it does not add them: "
+                               "last_layer expects C + 2C + 4C + 8C channels.")),
 ]
 
 v2_head = FunctionExercise(
@@ -77,7 +82,10 @@ v2_head = FunctionExercise(
         Mistake("no_last_layer", lambda case, got, want: _(
             "You returned the concatenation ({got} channels); pass it through last_layer to get the {classes} "
             "class scores.", got=got.shape[1], classes=want.shape[1]),
-            fragment="pass it through last_layer", like=partial(_head, classify=False))],
+            fragment="pass it through last_layer", like=partial(_head, classify=False))] + [
+        Mistake("softmax", N_("Return last_layer's logits as they are: no softmax (the loss applies log_softmax "
+                              "itself; see the logsoftmax_loss exercise)."), like=like)
+        for like in (lambda f, last: _v2_head(f, last).softmax(1), lambda f, last: _v2_head(f, last).log_softmax(1))],
     success=lambda n: _("Your head matches HRNetSegmentation on {n} inputs, including sizes that are not multiples "
                         "of 32 (resizing to branch 0's exact size is what makes any size work).", n=n),
     hints=[N_("Resize features[1], [2], [3] to features[0]'s height and width with F.interpolate, then torch.cat "
@@ -100,7 +108,9 @@ last_layer_channels = ValueExercise(
     success=N_("{official} = 15 x {c} for the official head; the modified file's upscale concatenates the stem's "
                "1/2-resolution map too ({stem} channels): {modified}. Upsampling changes sizes, not channels.",
                official=OFFICIAL, c=C48, stem=STEM, modified=MODIFIED),
-    rules=[(lambda got, want: got[0] == 8 * C48, N_(
+    rules=[(lambda got, want: got == want[::-1], N_(
+               "You swapped them: the official head comes first, then the modified one, (official, modified).")),
+           (lambda got, want: got[0] == 8 * C48, N_(
                "{n} is branch 3 alone; last_layer reads the concatenation of all four branches.", n=8 * C48)),
            (lambda got, want: got[0] == 16 * C48, N_("The four branches are not equally wide: C, 2C, 4C and 8C.")),
            (lambda got, want: got[0] != OFFICIAL, lambda got, want: _(
@@ -122,7 +132,8 @@ last_layer_channels = ValueExercise(
     solution_text=N_("`answer = (720, 784)`: 48 + 96 + 192 + 384 = 720, plus the 64 channels of x_stem = 784."),
     wrong_answers=[((720, 1440), "not its channels"), ((720, 720), "x_stem"), ((384, 448), "branch 3 alone"),
                    ((768, 832), "C, 2C, 4C and 8C"), ((720, 976), "before layer1"), (720, "Give two whole numbers"),
-                   ((720.5, 784), "whole number"), ((700, 784), "not 700"), ((720, 800), "Not 800")],
+                   ((720.5, 784), "whole number"), ((700, 784), "not 700"), ((720, 800), "Not 800"),
+                   ((MODIFIED, OFFICIAL), "swapped")],
 )
 
 

@@ -3,11 +3,13 @@
 sizes not divisible by 32, SyncBatchNorm on CPU, the in-place list)."""
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 
 from ..i18n import N_, _
 from ..inspect import stage_shapes
-from ._answers import as_ints, as_strings
+from ._answers import as_ints, as_strings, short_repr
 from ._base import Wrong
 from ._kinds import ChoiceExercise, ValueExercise
 
@@ -92,16 +94,36 @@ size_mismatch = ValueExercise(
 )
 
 
+# torch.nn's classes by lower-case name, so 'batchnorm2d', 'nn.BatchNorm2D' or 'torch.nn.modules.batchnorm.BatchNorm2d'
+# read as the class they name; _NORMS are its normalisation layers.
+_NN_CLASSES = {name.lower(): name for name in dir(nn)
+               if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Module)}
+_NORMS = frozenset(name for name in _NN_CLASSES.values() if "Norm" in name)
+
+
 def _norm_name(answer) -> str:
+    """The name of the class ``answer`` gives: the class, a partial of it, or its name typed any way."""
+    if isinstance(answer, functools.partial) and isinstance(answer.func, type):  # partial(nn.BatchNorm2d, momentum=...)
+        answer = answer.func
     if isinstance(answer, type):
         return answer.__name__
     if isinstance(answer, str):
-        return answer.strip().removeprefix("torch.").removeprefix("nn.").strip()
+        name = answer.strip().removesuffix("()").strip().rsplit(".", 1)[-1].strip()
+        return _NN_CLASSES.get(name.lower(), name)
     if isinstance(answer, nn.Module):
         raise Wrong(_("You passed a layer, {layer}(...); pass the class itself (no brackets): the model builds one "
                       "norm layer per conv, each with its own number of channels.", layer=type(answer).__name__))
     raise Wrong(_("Give a class such as nn.Identity (the class itself, or its name as a string); you gave {type} "
                   "{answer}.", type=type(answer).__name__, answer=repr(answer)))
+
+
+def _not_this_norm(name: str, want) -> str:
+    if name in _NORMS:
+        return _("{name} is not a norm layer HRNet uses; its checkpoints are built with BatchNorm.", name=name)
+    if name in _NN_CLASSES.values():
+        return _("{name} is not a norm layer: norm_layer must normalise each channel of a conv's output.", name=name)
+    return _("torch.nn has no class named {name}; give the class itself (e.g. nn.Identity) or its exact name as a "
+             "string.", name=short_repr(name))
 
 
 cpu_norm_layer = ValueExercise(
@@ -118,19 +140,23 @@ cpu_norm_layer = ValueExercise(
                                   "BatchNorm2d (SyncBatchNorm, set at module level in bn_helper.py) does on a CPU."),
               "BatchNorm1d": N_("BatchNorm1d expects (B, C) or (B, C, L) inputs; feature maps are (B, C, H, W)."),
               "BatchNorm3d": N_("BatchNorm3d expects (B, C, D, H, W) inputs; feature maps are (B, C, H, W)."),
+              **{name: N_("{name} takes eps, not the number of channels, as its first argument: the model calls "
+                          "norm_layer(channels, momentum=...), so it would get eps = channels.", name=name)
+                 for name in ("LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d")},
               **{name: N_("{name} computes something other than BatchNorm: the official checkpoints hold BatchNorm "
                           "running statistics that it would not use, and the published results were trained with "
                           "BatchNorm.", name=name)
                  for name in ("InstanceNorm2d", "GroupNorm", "LayerNorm", "LocalResponseNorm")}},
-    otherwise=lambda name, want: _("{name} is not a norm layer HRNet uses; its checkpoints are built with BatchNorm.",
-                                   name=name),
+    otherwise=_not_this_norm,
     hints=[N_("SyncBatchNorm gathers statistics across processes with GPU collectives."),
            N_("The norm layer must also keep the checkpoints' keys and maths (running mean and variance).")],
     solution_text=N_("`answer = nn.BatchNorm2d` (the package's default). SyncBatchNorm only for several GPUs, e.g. "
                      "`nn.SyncBatchNorm.convert_sync_batchnorm(model)`."),
     wrong_answers=[(nn.SyncBatchNorm, "to be on GPU"), ("torch.nn.SyncBatchNorm", "to be on GPU"),
                    (nn.BatchNorm2d(8), "pass the class itself"), (nn.BatchNorm1d, "(B, C, H, W)"),
-                   (nn.GroupNorm, "running statistics"), (nn.Conv2d, "not a norm layer"), (2, "Give a class")],
+                   (nn.GroupNorm, "running statistics"), (nn.Conv2d, "not a norm layer:"), (2, "Give a class"),
+                   ("syncbatchnorm", "to be on GPU"), (nn.RMSNorm, "not a norm layer HRNet uses"),
+                   ("BN", "no class named"), ("nn.LazyBatchNorm2d", "eps = channels")],
 )
 
 list_mutation = ChoiceExercise(

@@ -35,26 +35,57 @@ def _fold_cases():
     return cases
 
 
-def _no_eps(conv, bn):
-    scale = bn.weight / torch.sqrt(bn.running_var)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    return conv.weight * scale.reshape(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
+def _std_scale(bn):
+    return bn.weight / torch.sqrt(bn.running_var + bn.eps)
 
 
-def _var_not_std(conv, bn):
-    scale = bn.weight / (bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    return conv.weight * scale.reshape(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
+def _shift(b, bn, s):
+    return (b - bn.running_mean) * s + bn.bias
 
 
-def _bias_unscaled(conv, bn):
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    return conv.weight * scale.reshape(-1, 1, 1, 1), bias - bn.running_mean + bn.bias
+def _slip(scale=_std_scale, shift=_shift, use_conv_bias=True):
+    """A wrong fold: the reference with another scale s(bn), another shift(b, bn, s), or conv.bias ignored."""
+    def fold(conv, bn):
+        s = scale(bn)
+        b = conv.bias if use_conv_bias and conv.bias is not None else torch.zeros_like(bn.running_mean)
+        return conv.weight * s.reshape(-1, 1, 1, 1), shift(b, bn, s)
+    return fold
+
+
+_no_eps = _slip(scale=lambda bn: bn.weight / torch.sqrt(bn.running_var))
+
+
+def _bias_none(conv, bn):
+    weight, bias = _fold(conv, bn)
+    return weight, None if conv.bias is None else bias
 
 
 def _unchanged(conv, bn):
     return conv.weight, conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+
+
+_FOLD_SLIPS = [  # (name, message, what the slip computes, the fragment a test looks for)
+    ("no_eps", N_("You divided by sqrt(running_var) without eps: BatchNorm divides by sqrt(var + eps)."),
+     _no_eps, "without eps"),
+    ("eps_outside", N_("You added eps outside the square root: the scale is s = gamma / sqrt(var + eps), eps inside."),
+     _slip(scale=lambda bn: bn.weight / (torch.sqrt(bn.running_var) + bn.eps)), "eps inside"),
+    ("var_not_std", N_("You divided by the variance: the scale is gamma / sqrt(var + eps), a standard deviation."),
+     _slip(scale=lambda bn: bn.weight / (bn.running_var + bn.eps)), "standard deviation"),
+    ("no_gamma", N_("You left out gamma (bn.weight): the scale is s = gamma / sqrt(var + eps)."),
+     _slip(scale=lambda bn: 1 / torch.sqrt(bn.running_var + bn.eps)), "left out gamma"),
+    ("bias_none", N_("Return a bias tensor even when conv.bias is None: the folded conv's bias is "
+                     "(0 - mean) * s + beta."), _bias_none, "even when conv.bias is None"),
+    ("no_conv_bias", N_("You left out conv.bias: when the conv has a bias b, the folded bias is (b - mean) * s + beta."),
+     _slip(use_conv_bias=False), "left out conv.bias"),
+    ("plus_mean", N_("You added the mean: BatchNorm subtracts it, so the bias is (b - mean) * s + beta."),
+     _slip(shift=lambda b, bn, s: (b + bn.running_mean) * s + bn.bias), "subtracts it"),
+    ("no_beta", N_("You left out beta (bn.bias): the bias is (b - mean) * s + beta."),
+     _slip(shift=lambda b, bn, s: (b - bn.running_mean) * s), "left out beta"),
+    ("bias_unscaled", N_("Your bias is (b - mean) + beta: the shift (b - mean) is scaled too, (b - mean) * s + beta."),
+     _slip(shift=lambda b, bn, s: b - bn.running_mean + bn.bias), "scaled too"),
+    ("unchanged", N_("You returned the convolution's own weight and bias unchanged: the BatchNorm's scale and shift "
+                     "must go into them."), _unchanged, "unchanged"),
+]
 
 
 fold_conv_bn = FunctionExercise(
@@ -64,16 +95,7 @@ fold_conv_bn = FunctionExercise(
                 "bn.running_var and bn.eps."),
     reference=_fold, cases=_fold_cases, returns="(weight, bias)",
     against=N_("the reference (what hrnet_teach.deploy.fold_conv_bn computes)"), atol=1e-5, rtol=1e-4,
-    mistakes=[
-        Mistake("no_eps", N_("You divided by sqrt(running_var) without eps: BatchNorm divides by sqrt(var + eps)."),
-                like=_no_eps, fragment="without eps"),
-        Mistake("var_not_std", N_("You divided by the variance: the scale is gamma / sqrt(var + eps), a standard "
-                                  "deviation."), like=_var_not_std, fragment="standard deviation"),
-        Mistake("bias_unscaled", N_("Your bias is (b - mean) + beta: the shift (b - mean) is scaled too, "
-                                    "(b - mean) * s + beta."), like=_bias_unscaled, fragment="scaled too"),
-        Mistake("unchanged", N_("You returned the convolution's own weight and bias unchanged: the BatchNorm's scale "
-                                "and shift must go into them."), like=_unchanged, fragment="unchanged"),
-    ],
+    mistakes=[Mistake(name, message, like=like, fragment=fragment) for name, message, like, fragment in _FOLD_SLIPS],
     success=lambda n: _("Your fold matches on {n} cases. deploy.fast() does this for every conv + BN pair of "
                         "HRNet, found by following the data with torch.fx.", n=n),
     hints=[N_("Write BN's output per channel c: gamma_c * (y_c - mean_c) / sqrt(var_c + eps) + beta_c, with "

@@ -1,0 +1,125 @@
+"""Feedback on answers a learner's sweep found mishandled: right answers typed another way that
+were refused, and slips that got only "values differ" or a message about something else."""
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hrnet_teach.exercises import lesson01, lesson02, lesson04, lesson06, lesson08, lesson10
+
+
+# ------------------------------------------------------------------ lesson 08: cpu_norm_layer
+@pytest.mark.parametrize("answer", ["batchnorm2d", "nn.modules.batchnorm.BatchNorm2d", "BatchNorm2d()",
+                                    "nn.BatchNorm2D", " torch.nn.BatchNorm2d() ",
+                                    functools.partial(nn.BatchNorm2d, momentum=0.01)])
+def test_cpu_norm_layer_accepts_batchnorm2d_however_typed(answer):
+    result = lesson08.cpu_norm_layer.check(answer)
+    assert result.passed, result.message
+
+
+def test_cpu_norm_layer_names_syncbatchnorm_typed_in_lower_case():
+    message = lesson08.cpu_norm_layer.check("syncbatchnorm").message
+    assert "SyncBatchNorm in training then insists on a GPU" in message
+    assert "not a norm layer HRNet uses" not in message  # the OCR branch does use it: no contradiction
+
+
+@pytest.mark.parametrize("answer, words", [("BatchNorm", "torch.nn has no class named 'BatchNorm'"),
+                                           ("identity", "Identity is not a norm layer:")])
+def test_cpu_norm_layer_says_what_an_unknown_or_non_norm_name_is(answer, words):
+    result = lesson08.cpu_norm_layer.check(answer)
+    assert not result.passed
+    assert words in result.message and "built with BatchNorm" not in result.message
+
+
+# ------------------------------------------------------------------ lesson 10: fold_conv_bn
+def test_fold_returning_no_bias_is_told_to_return_one():
+    def fold(conv, bn):
+        weight, bias = lesson10._fold(conv, bn)
+        return weight, (None if conv.bias is None else bias)
+
+    message = lesson10.fold_conv_bn.check(fold).message
+    assert "Return a bias tensor even when conv.bias is None" in message
+    assert "forget `return`" not in message
+
+
+def test_fold_accepts_a_list():
+    assert lesson10.fold_conv_bn.check(lambda conv, bn: list(lesson10._fold(conv, bn))).passed
+
+
+# ------------------------------------------------------------------ lesson 01: basic_block_forward, stem_shape
+def test_basic_block_forward_written_with_functional_relu_still_passes():
+    def forward(block, x):
+        residual = x if block.downsample is None else block.downsample(x)
+        out = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(x)))))
+        out += residual
+        return F.relu(out)
+
+    result = lesson01.basic_block_forward.check(forward)
+    assert result.passed, result.message
+
+
+def test_basic_block_pre_activation_without_the_second_relu_is_named():
+    def forward(block, x):
+        residual = x if block.downsample is None else block.downsample(x)
+        out = block.conv1(block.relu(block.bn1(x)))
+        return block.relu(block.conv2(block.bn2(out)) + residual)
+
+    assert "pre-activation order" in lesson01.basic_block_forward.check(forward).message
+
+
+def test_stem_shape_channels_last_says_the_order():
+    message = lesson01.stem_shape.check((2, 56, 80, 64)).message
+    assert "(B, C, H, W)" in message and "56 channels" not in message
+
+
+# ------------------------------------------------------------------ lesson 02, 06: answers in another order
+def test_odd_branch_shapes_in_hwc_order_says_the_order():
+    message = lesson02.odd_branch_shapes.check([(h, w, c) for c, h, w in lesson02.SHAPES]).message
+    assert "(C, H, W), channels first" in message and "channels, not" not in message
+
+
+def test_last_layer_channels_swapped_says_swapped():
+    assert "swapped" in lesson06.last_layer_channels.check((lesson06.MODIFIED, lesson06.OFFICIAL)).message
+
+
+def test_v2_head_with_a_softmax_is_told_to_return_logits():
+    result = lesson06.v2_head.check(lambda features, last: lesson06._v2_head(features, last).log_softmax(1))
+    assert not result.passed and "no softmax" in result.message
+
+
+# ------------------------------------------------------------------ lesson 04: transition_op
+def test_transition_as_sequential_is_refused():
+    result = lesson04.transition_op.check(lambda pre, cur: nn.Sequential(*lesson04.make_transition(pre, cur)))
+    assert not result.passed and "return an nn.ModuleList" in result.message
+
+
+def test_transition_adapt_without_bn_names_the_missing_bn():
+    def make(pre, cur):
+        t = lesson04.make_transition(pre, cur)
+        if t[0] is not None:
+            t[0] = nn.Sequential(nn.Conv2d(pre[0], cur[0], 3, 1, 1, bias=False), nn.ReLU(inplace=True))
+        return t
+
+    message = lesson04.transition_op.check(make).message
+    assert "Entry 0: every conv is followed by a BatchNorm2d" in message and "state dict" not in message
+
+
+def test_transition_built_with_relu_not_inplace_still_passes():
+    def step(cin, cout, stride):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    def make(pre, cur):
+        entries = []
+        for i, cout in enumerate(cur):
+            if i < len(pre):
+                entries.append(None if pre[i] == cout else step(pre[i], cout, 1))
+            else:
+                n = i + 1 - len(pre)
+                entries.append(nn.Sequential(*[step(pre[-1], cout if s == n - 1 else pre[-1], 2) for s in range(n)]))
+        return nn.ModuleList(entries)
+
+    torch.manual_seed(0)
+    result = lesson04.transition_op.check(make)
+    assert result.passed, result.message
