@@ -227,3 +227,100 @@ def test_a_forward_that_hangs_meets_the_time_limit(monkeypatch):
     monkeypatch.setattr(ex.capstone_network, "time_limit", 0.2)
     result = ex.capstone_network.check(_SlowNet)
     assert not result.passed and "did not return within 0.2 s" in result.message, result.message
+
+
+# ---------------------------------------------------------------- right names, unregistered layers; odd sizes
+class _ModuleWithPlainLists(nn.Module):
+    """A learner's own HighResolutionModule: right names, but fuse_layers a plain list of lists."""
+
+    def __init__(self, num_branches, block, num_blocks, num_inchannels, num_channels, multi_scale_output=True,
+                 align_corners=False):
+        super().__init__()
+        self.align_corners = align_corners
+        self.branches = nn.ModuleList(ex.make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b])
+                                      for b in range(num_branches))
+        self.fuse_layers = [[ex.make_fuse_op(i, j, num_channels) for j in range(num_branches)]
+                            for i in range(num_branches)]
+        self.relu = nn.ReLU()
+
+    forward = ex.HighResolutionModule.forward
+    fuse = ex.HighResolutionModule.fuse
+
+
+def test_a_plain_list_is_named_not_the_attribute_names():
+    message = ex.hr_module.check(_ModuleWithPlainLists).message
+    assert message.startswith("Stage 1 (key names): 42 keys of the checkpoint missing"), message
+    assert "self.fuse_layers of stage3.0 is a plain Python list" in message and "nn.ModuleList" in message
+    assert "names must give the official state-dict keys" not in message  # the names are right
+
+
+def test_a_plain_list_in_the_network_is_named_with_its_module():
+    build, _fragment = ex.NETWORK_MISTAKES["transition2 a plain list"]
+    message = ex.capstone_network.check(build).message
+    assert "self.transition2 of your whole network is a plain Python list" in message, message
+    assert "names must give" not in message
+
+
+class _NetWithAHelperList(ex.MyHRNet):
+    """A list of layers that are registered elsewhere: not the reason for anything."""
+
+    def __init__(self, num_classes=4, align_corners=False):
+        super().__init__(num_classes, align_corners)
+        self.stem = [self.conv1, self.bn1, self.conv2, self.bn2]
+
+
+def test_a_helper_list_of_registered_layers_is_not_blamed():
+    assert ex.capstone_network.check(_NetWithAHelperList).passed
+
+    def with_a_key_slip():
+        net = _NetWithAHelperList()
+        net.last_layer[0] = nn.Conv2d(240, 240, 1, bias=False)
+        return net
+
+    message = ex.capstone_network.check(with_a_key_slip).message
+    assert "plain Python list" not in message and "last_layer's convs have bias=True" in message, message
+
+
+def test_the_missing_relu_after_bn2_is_named():
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["no ReLU after bn2"][0]).message
+    assert "layer1.0 gets another input" in message and "the ReLU after bn2" in message, message
+
+
+def test_a_single_fuse_row_says_multi_scale_output_not_names():
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["last stage-4 module with multi_scale_output=False"][0]).message
+    assert "stage4.0.fuse_layers has only row 0" in message and "multi_scale_output=True" in message, message
+    assert "names must give" not in message
+
+
+def test_odd_scene_branch_sizes_do_not_halve_exactly():
+    sizes = [t.shape[-1] for t in capstone.reference_run(True).calls["stage4"].output]
+    assert sizes == [10, 5, 3, 2]  # 3 doubled is 6, not 5: a scale factor misses here, not at 64x64
+
+
+@pytest.mark.parametrize("check, build", [
+    (ex.hr_module, ex._module_patched("fuse", ex._module_scale_factor)),
+    (ex.capstone_network, ex.NETWORK_MISTAKES["fuse upsampled by a scale factor"][0]),
+    (ex.capstone_network, ex.NETWORK_MISTAKES["head upsampled by a scale factor"][0]),
+], ids=["module", "network's modules", "network's head"])
+def test_a_scale_factor_is_caught_on_the_odd_scene_with_a_clear_message(check, build):
+    message = check.check(build).message
+    assert message.startswith("Stage 3 (outputs): your code works on the 64x64 scenes, but on a 40x40 scene"), message
+    assert "3 doubled is 6, not 5" in message and "not by a scale factor" in message
+
+
+def test_the_reference_is_exact_on_the_odd_scene_too():
+    result = ex.capstone_network.check(ex.MyHRNet)
+    assert result.passed and "largest difference 0)" in result.message, result.message
+    result = ex.head.check(ex.v2_head)
+    assert result.passed and "and on a 40x40 one" in result.message, result.message
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (ex._head_scale_factor, "Resize to branch 0's exact size"),
+    (ex._head_reversed, "in reverse order"),
+    (ex._head_softmax, "returns last_layer's logits as they are"),
+    (ex._head_log_softmax, "returns last_layer's logits as they are"),
+])
+def test_head_slips_get_their_message(answer, fragment):
+    result = ex.head.check(answer)
+    assert not result.passed and fragment in result.message, result.message

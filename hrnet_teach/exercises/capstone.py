@@ -6,6 +6,8 @@ shipped checkpoint and the package's model, in the order one debugs a port.
 2. shapes: which tensor, the checkpoint's shape and the learner's;
 3. outputs, module by module: both models run on held-out scenes with forward hooks
    on the same names; the first module whose input or output differs, and by how much;
+   then the same on one ODD_SIZE scene, whose branch sizes do not halve exactly (where
+   upsampling by a scale factor, exact on the held-out scenes, gives the wrong size);
 4. forward details: at that module, what the usual slips compute (no ReLU after the
    fuse sum, a ReLU on each term, the in-place list, the upsampling mode,
    ``align_corners``), so the message names the slip, not just the place.
@@ -38,11 +40,14 @@ SCENES = 2  # held-out scenes per check: enough to see a difference, quick on a 
 SCENE_SEED = 3
 ATOL = 1e-4  # the same operations in the same order agree to ~1e-6; real slips differ by far more
 MAX_LISTED = 4
+# One more scene, checked after the held-out ones: at 40x40 the branches are 10, 5, 3 and 2 pixels (each
+# stride-2 step rounds up), so upsampling by a scale factor, exact at 64x64 (16, 8, 4, 2), gives wrong sizes.
+ODD_SIZE = 40
 
 # What the package's forward does just before a watched module (for "the input of X differs").
 BETWEEN = (
     (r"conv2", N_("self.relu(bn1(...)): the ReLU after bn1")),
-    (r"layer1", N_("self.relu(bn2(...)): the ReLU after bn2")),
+    (r"layer1(\.0)?", N_("self.relu(bn2(...)): the ReLU after bn2")),  # layer1.0 is compared first
     (r"transition1\.\d+", N_("layer1's output, the one map of the list [layer1(x)]")),
     (r"transition\d\.\d+", N_("y_list[i] of the previous stage, or its last branch y_list[-1] for a new branch")),
     (r"stage\d(\.0)?", N_("the list transition_forward builds: transition[i](y_list[i]), y_list[i] itself where the "
@@ -190,10 +195,18 @@ def run_hooked(model: nn.Module, names: Sequence[str], inputs: tuple,
 
 
 @cache
-def reference_run() -> Record:
-    """The package's model on the scenes, every watched module recorded."""
+def odd_scene() -> torch.Tensor:
+    """One held-out scene of ODD_SIZE x ODD_SIZE (1 x 3 x H x W), whose branch sizes do not halve exactly."""
+    data = ShapesDataset(1, image_size=ODD_SIZE, seed=SCENE_SEED, split="val")
+    return data[0][0][None]
+
+
+@cache
+def reference_run(odd: bool = False) -> Record:
+    """The package's model on the scenes (or on the odd scene), every watched module recorded."""
     model = package_model()
-    _, record = run_hooked(model, watched_names(model), (scenes()[0],))
+    with one_thread():  # as the learner's run: the same kernels give the same numbers, bit for bit
+        _, record = run_hooked(model, watched_names(model), (odd_scene() if odd else scenes()[0],))
     if record.error is not None:
         raise record.error
     return record
@@ -301,12 +314,82 @@ def _key_diagnosis(missing: list[str], unexpected: list[str], expected: dict, go
     return ""
 
 
-def stage_keys(got: dict, expected: dict, prefix: str = "") -> None:
+def _has_module(value: Any) -> bool:
+    """Whether a list or tuple holds an nn.Module, directly or in a nested list (fuse_layers' rows)."""
+    return any(isinstance(v, nn.Module) or (isinstance(v, (list, tuple)) and _has_module(v)) for v in value)
+
+
+def _plain_list_causes(learner: nn.Module, missing: list[str], prefix: str) -> tuple[list[str], set[str]]:
+    """Plain Python lists of layers whose keys are missing: the names are right, the list does not register them."""
+    causes, explained, named = [], set(), set()
+    for path, module in learner.named_modules():
+        for attr, value in vars(module).items():
+            if attr.startswith("_") or not isinstance(value, (list, tuple)) or not _has_module(value):
+                continue
+            start = f"{path}.{attr}." if path else f"{attr}."
+            keys = {k for k in missing if k.startswith(start)}
+            if not keys:  # a helper list of layers that are registered elsewhere
+                continue
+            explained |= keys
+            if attr not in named:  # once per attribute: one class usually makes them all (stage2.0, stage3.0, ...)
+                named.add(attr)
+                names = {"attr": attr, "module": _label(path, prefix), "type": type(value).__name__}
+                if any(isinstance(v, (list, tuple)) for v in value):  # rows of layers, as fuse_layers
+                    causes.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
+                                    "so they have no state-dict keys. Use nn.ModuleList, for it and for each of its "
+                                    "rows.", **names))
+                else:
+                    causes.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
+                                    "so they have no state-dict keys. Use nn.ModuleList.", **names))
+    return causes, explained
+
+
+def _single_row_causes(missing: list[str], got: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """fuse_layers with only row 0 (built with multi_scale_output=False): every other row's keys are missing."""
+    lacking: dict[str, set[str]] = {}
+    for key in missing:
+        match = re.match(r"(.*fuse_layers)\.(\d+)\.", key)
+        if match and match.group(2) != "0":
+            lacking.setdefault(match.group(1), set()).add(key)
+    single = [(fuse, keys) for fuse, keys in lacking.items() if any(k.startswith(fuse + ".0.") for k in got)
+              and not any(re.match(re.escape(fuse) + r"\.[1-9]", k) for k in got)]
+    if not single:
+        return [], set()
+    return ([_(" Your {name} has only row 0, as multi_scale_output=False builds it: the segmentation network builds "
+               "every module with multi_scale_output=True, so every output branch has its row.",
+               name=prefix + single[0][0])],
+            set().union(*(keys for _fuse, keys in single)))
+
+
+def _conv_bias_causes(missing: list[str], expected: dict, got: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """A conv bias missing: in the checkpoint only last_layer's convs have one."""
+    biases = {k for k in missing if k.endswith(".bias") and k[:-5] + ".weight" in got
+              and expected[k[:-5] + ".weight"].dim() == 4}
+    if not biases:
+        return [], set()
+    return ([_(" {key} is missing: last_layer's convs have bias=True (the only convs of the network that do); "
+               "leave out bias=False there.", key=prefix + min(biases))], biases)
+
+
+def _key_causes(learner: nn.Module | None, missing: list[str], expected: dict, got: dict,
+                prefix: str) -> tuple[list[str], set[str]]:
+    """Why keys are missing although the names are right: (the sentences, the missing keys they explain)."""
+    causes, explained = [], set()
+    found = [_plain_list_causes(learner, missing, prefix) if learner is not None else ([], set()),
+             _single_row_causes(missing, got, prefix), _conv_bias_causes(missing, expected, got, prefix)]
+    for sentences, keys in found:
+        causes += sentences
+        explained |= keys
+    return causes, explained
+
+
+def stage_keys(got: dict, expected: dict, prefix: str = "", learner: nn.Module | None = None) -> None:
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
     if not missing and not unexpected:
         return
-    if len(missing) == len(expected):
+    causes, explained = _key_causes(learner, missing, expected, got, prefix) if missing else ([], set())
+    if len(missing) == len(expected) and not causes:
         yours = (", ".join(list(got)[:3]) + (", ..." if len(got) > 3 else "")) if got else _("none")
         raise Wrong(_("Stage 1 (key names): none of the checkpoint's {count} keys is in your module's state_dict() "
                       "(yours: {yours}). Name the attributes as the official code does; `ex.checkpoint_outline()` "
@@ -321,9 +404,10 @@ def stage_keys(got: dict, expected: dict, prefix: str = "") -> None:
         counts = _("{missing} of the checkpoint missing from yours", missing=_keys(len(missing)))
     else:
         counts = _("{unexpected} of yours not in the checkpoint", unexpected=_keys(len(unexpected)))
+    names = "" if not unexpected and explained >= set(missing) else \
+        _(" Your module and attribute names must give the official state-dict keys.")
     raise Wrong(_("Stage 1 (key names): {counts}: {listed}.", counts=counts, listed=listed)
-                + _key_diagnosis(missing, unexpected, expected, got, prefix)
-                + _(" Your module and attribute names must give the official state-dict keys."))
+                + "".join(causes) + _key_diagnosis(missing, unexpected, expected, got, prefix) + names)
 
 
 # ---------------------------------------------------------------- stage 2: shapes
@@ -387,21 +471,56 @@ def _kind(module: nn.Module) -> str:
     return type(module).__name__
 
 
-def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
-    """Where the learner's forward raised (the innermost watched module still running) and what that usually means."""
-    error = record.error
-    text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+def _error_text(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+
+
+def _where(record: Record, prefix: str) -> tuple[str | None, str]:
+    """(the innermost watched module still running when the forward raised, where that is in words)."""
     running = [n for n in record.entered if not record.calls[n].done]
     inside = running[-1] if running else None
     finished = [n for n in record.order if n]
     if inside is not None and (inside or prefix):
-        where = _("inside {name}", name=_label(inside, prefix))
-    elif finished:
-        where = _("in your own forward, after {name} finished", name=prefix + finished[-1])
-    else:
-        where = _("before any watched module ran")
+        return inside, _("inside {name}", name=_label(inside, prefix))
+    if finished:
+        return inside, _("in your own forward, after {name} finished", name=prefix + finished[-1])
+    return inside, _("before any watched module ran")
+
+
+def _odd_sizes() -> list[int]:
+    """The package's stage-4 branch sizes on the odd scene (square: one number each)."""
+    return [t.shape[-1] for t in reference_run(True).calls["stage4"].output]
+
+
+def _odd_note() -> str:
+    return _(" This is on a {size}x{size} scene, whose branches are {sizes} pixels wide; on the {trained}x{trained} "
+             "scenes everything matches.", size=ODD_SIZE, sizes=", ".join(map(str, _odd_sizes())),
+             trained=trained_image_size())
+
+
+def _odd_failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
+    """The learner's forward ran on the held-out scenes but raised on the odd one: with a RuntimeError (shapes
+    that do not fit, see _failure) that is an upsampling by a factor where the sizes do not halve exactly."""
+    error = record.error
+    if not isinstance(error, RuntimeError):
+        return _failure(record, prefix, reference_module) + _odd_note()
+    sizes = _odd_sizes()
+    fine, coarse = next(((f, c) for f, c in zip(sizes, sizes[1:]) if 2 * c != f), (sizes[0], sizes[1]))
+    return _("Stage 3 (outputs): your code works on the {trained}x{trained} scenes, but on a {size}x{size} scene it "
+             "raised {error} {where}: {text}. There the branches are {sizes} pixels wide: each stride-2 step rounds "
+             "up, so a coarser branch is not always half the finer one ({coarse} doubled is {doubled}, not {fine}). "
+             "Upsample to the finer branch's exact size (size=x[i].shape[-2:]; in the head, "
+             "size=features[0].shape[-2:]), not by a scale factor.",
+             trained=trained_image_size(), size=ODD_SIZE, error=type(error).__name__, where=_where(record, prefix)[1],
+             text=_error_text(error), sizes=", ".join(map(str, sizes)), coarse=coarse, doubled=2 * coarse, fine=fine)
+
+
+def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
+    """Where the learner's forward raised (the innermost watched module still running) and what that usually means."""
+    error = record.error
+    inside, where = _where(record, prefix)
     message = _("Stage 3 (outputs): your code raised {error} {where}: {text}.", error=type(error).__name__,
-                where=where, text=text)
+                where=where, text=_error_text(error))
     module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
     # Decided from the error's type, not its words: with no autograd and float tensors, a RuntimeError
     # in a forward is nearly always tensors whose shapes do not fit (a conv's channels, a sum, a cat).
@@ -556,17 +675,23 @@ def _compared_names(prefix: str) -> tuple[list[str], dict[str, str]]:
 
 
 def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
-                  call: Callable = lambda fn, *args: fn(*args)) -> tuple[float, Record]:
-    """Run the learner's module with hooks; raise Wrong at the first watched module that differs."""
-    reference = reference_run()
+                  call: Callable = lambda fn, *args: fn(*args), odd: bool = False) -> tuple[float, Record]:
+    """Run the learner's module with hooks; raise Wrong at the first watched module that differs.
+    ``odd``: the inputs come from the odd scene (after the held-out scenes passed), and the message says so."""
+    reference = reference_run(odd)
     names, ref_name = _compared_names(prefix)
     output, record = run_hooked(learner, names, inputs, call)
     if record.error is not None:
-        raise Wrong(_failure(record, prefix, reference_module))
+        raise Wrong(_odd_failure(record, prefix, reference_module) if odd else _failure(record, prefix, reference_module))
     record.calls.setdefault("", Call(inputs, output, True))
-    for index, name in enumerate(names):
-        previous = names[index - 1] if index else None
-        _compare_one(name, previous, record, reference.calls[ref_name[name]], learner, reference_module, prefix)
+    try:
+        for index, name in enumerate(names):
+            previous = names[index - 1] if index else None
+            _compare_one(name, previous, record, reference.calls[ref_name[name]], learner, reference_module, prefix)
+    except Wrong as wrong:
+        if odd:
+            raise Wrong(str(wrong) + _odd_note()) from None
+        raise
     return difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2], record
 
 
@@ -643,12 +768,13 @@ def _unwritten(error: BaseException) -> str:
 
 
 def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
-                 call: Callable = lambda fn, *args: fn(*args)) -> str:
+                 call: Callable = lambda fn, *args: fn(*args), odd_inputs: tuple | None = None) -> str:
     """Stages 1-4 for ``learner`` against the checkpoint's tensors under ``prefix`` (e.g. 'stage3.0.', '' for all).
-    ``call(fn, *args)`` runs the learner's forward (an exercise passes its time-limited call)."""
+    ``call(fn, *args)`` runs the learner's forward (an exercise passes its time-limited call); ``odd_inputs``
+    (from the odd scene) are compared after ``inputs`` pass."""
     expected = OrderedDict((k[len(prefix):], v) for k, v in checkpoint()["model"].items() if k.startswith(prefix))
     got = learner.state_dict()
-    stage_keys(got, expected, prefix)
+    stage_keys(got, expected, prefix, learner)
     stage_shapes(got, expected, prefix)
     try:
         learner.load_state_dict(expected, strict=True)
@@ -657,6 +783,8 @@ def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_modul
                       error=str(error).splitlines()[0])) from None
     learner.eval()
     diff, record = stage_outputs(learner, prefix, inputs, reference_module, call)
+    if odd_inputs is not None:
+        diff = max(diff, stage_outputs(learner, prefix, odd_inputs, reference_module, call, odd=True)[0])
     note = ""
     mutated = sorted(n for n in record.mutated if n)
     if mutated:
@@ -705,9 +833,11 @@ class CheckpointExercise(Exercise):
                           "checkpoint cannot be loaded into it. Build it without device='meta'.", what=self.what))
         return module.cpu()
 
-    def inputs(self) -> tuple:
+    def inputs(self, odd: bool = False) -> tuple:
         base = self.prefix.rstrip(".")
-        return reference_run().calls[base].inputs if base else (scenes()[0],)
+        if base:
+            return reference_run(odd).calls[base].inputs
+        return (odd_scene(),) if odd else (scenes()[0],)
 
     def compare(self, module: nn.Module) -> str:
         base = self.prefix.rstrip(".")
@@ -716,7 +846,7 @@ class CheckpointExercise(Exercise):
         def call(fn, *args):
             return self.call(fn, *args, where=_("running your {what}", what=self.what))
 
-        result = check_module(module, self.prefix, self.inputs(), reference, call)
+        result = check_module(module, self.prefix, self.inputs(), reference, call, self.inputs(odd=True))
         if base:
             return _("Your {what} matches the checkpoint's {name}: {result}", what=self.what, name=base, result=result)
         return _("Your {what} matches the checkpoint's network: {result}", what=self.what, result=result)

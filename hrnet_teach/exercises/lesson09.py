@@ -40,6 +40,10 @@ def _no_softmax(feats, regions):
     return regions.reshape(b, regions.shape[1], -1) @ feats.reshape(b, c, -1).transpose(1, 2)
 
 
+def _official_layout(feats, regions):
+    return _region_pooling(feats, regions).permute(0, 2, 1).unsqueeze(3)  # SpatialGather_Module's return
+
+
 def _plain_mean(feats, regions):
     b, c = feats.shape[:2]
     return feats.reshape(b, c, -1).mean(2)[:, None, :].expand(b, regions.shape[1], c)
@@ -68,6 +72,11 @@ region_pooling = FunctionExercise(
                 "(B x K x HW) @ (B x HW x C).", got=tuple(got.shape), want=tuple(want.shape)),
                 when=lambda case, got, want: got.shape == want.transpose(1, 2).shape and got.shape != want.shape,
                 fragment="the transpose"),
+        Mistake("official_layout", lambda case, got, want: _(
+                "Your output is {got}, B x C x K x 1: that is the official layout after its permute (for its 1x1 "
+                "convs); return B x K x C {want}, as the question asks.", got=tuple(got.shape), want=tuple(want.shape)),
+                when=lambda case, got, want: got.shape == want.transpose(1, 2)[..., None].shape,
+                fragment="the official layout after its permute"),
     ],
     success=lambda n: _("Your pooling matches on {n} cases. The official SpatialGather_Module computes the same "
                         "matmul, then permutes it to B x C x K x 1 so the 1x1 convs can read the K regions as a "
@@ -76,7 +85,8 @@ region_pooling = FunctionExercise(
            N_("torch.softmax(regions_flat, dim=2) gives each region weights that sum to 1 over the pixels; then "
               "weights @ pixels is B x K x C.")],
     wrong_answers=[(lambda f, r: _region_pooling(f, r).transpose(1, 2), "the transpose"),
-                   (lambda f, r: _region_pooling(f, r)[..., None], "shape")],
+                   (lambda f, r: _region_pooling(f, r)[..., None], "shape"),
+                   (_official_layout, "the official layout after its permute")],
 )
 
 

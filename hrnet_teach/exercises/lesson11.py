@@ -206,6 +206,14 @@ def _find(net, target):
     return [m for m in net.modules() if type(m).__name__ == target]
 
 
+def _as_plain_list(module, attr):
+    """``module.attr`` as a plain Python list (its rows too): the layers exist but are not registered."""
+    layers = getattr(module, attr)
+    delattr(module, attr)  # out of module._modules, so the list is a plain attribute
+    setattr(module, attr, [list(row) if isinstance(row, nn.ModuleList) else row for row in layers])
+    return module
+
+
 # ====================================================================== 1. layer1
 
 
@@ -275,6 +283,21 @@ def _module_nearest(module, x, i):
     return y
 
 
+def _module_scale_factor(module, x, i):
+    y = None
+    for j, xj in enumerate(x):
+        term = xj if j == i else module.fuse_layers[i][j](xj)
+        if j > i:  # exact only where every branch is half the one above
+            term = F.interpolate(term, scale_factor=2 ** (j - i), mode="bilinear", align_corners=module.align_corners)
+        y = term if y is None else y + term
+    return y
+
+
+def _module_single_row(num_branches, block, num_blocks, num_inchannels, num_channels, multi_scale_output=True,
+                       align_corners=False):
+    return HighResolutionModule(num_branches, block, num_blocks, num_inchannels, num_channels, False, align_corners)
+
+
 def _transpose_fuse(module):
     n = len(module.fuse_layers)
     module.fuse_layers = nn.ModuleList(nn.ModuleList(module.fuse_layers[j][i] for j in range(n)) for i in range(n))
@@ -309,6 +332,12 @@ hr_module = CheckpointExercise(
         (_module_patched("fuse", _module_nearest), "mode='nearest'"),
         (lambda *args: _transpose_fuse(HighResolutionModule(*args)), "transposed"),
         (lambda *args: HighResolutionModule(*args[:-1], align_corners=True), "align_corners=True"),
+        (lambda *args: _as_plain_list(HighResolutionModule(*args), "fuse_layers"),
+         "self.fuse_layers of stage3.0 is a plain Python list"),
+        (lambda *args: _as_plain_list(HighResolutionModule(*args), "branches"),
+         "self.branches of stage3.0 is a plain Python list"),
+        (_module_single_row, "builds every module with multi_scale_output=True"),
+        (_module_patched("fuse", _module_scale_factor), "not by a scale factor"),
     ],
 )
 
@@ -345,14 +374,18 @@ stage = CheckpointExercise(
 
 
 def _head_cases():
-    """The package's stage-4 maps of the held-out scenes, with the checkpoint's last_layer and setting."""
-    reference = capstone.reference_run()
-    features = list(reference.calls["stage4"].output)
-    sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
-    yield Case(features, capstone.package_model().last_layer, capstone.checkpoint_align_corners(),
-               where=N_("the package's stage-4 maps of {scenes} held-out scenes ({sizes})", scenes=capstone.SCENES,
-                        sizes=sizes),
-               expected=reference.calls["last_layer"].output)
+    """The package's stage-4 maps of the held-out scenes, then of the odd scene (sizes that do not halve
+    exactly), with the checkpoint's last_layer and setting."""
+    for odd in (False, True):
+        reference = capstone.reference_run(odd)
+        features = list(reference.calls["stage4"].output)
+        sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
+        where = (N_("the package's stage-4 maps of one {size}x{size} scene ({sizes}: not each half of the one before)",
+                    size=capstone.ODD_SIZE, sizes=sizes) if odd else
+                 N_("the package's stage-4 maps of {scenes} held-out scenes ({sizes})", scenes=capstone.SCENES,
+                    sizes=sizes))
+        yield Case(features, capstone.package_model().last_layer, capstone.checkpoint_align_corners(),
+                   where=where, expected=reference.calls["last_layer"].output)
 
 
 def _head_align_flipped(features, last_layer, align_corners=False):
@@ -372,6 +405,27 @@ def _head_cat_first(features, last_layer, align_corners=False):
     return last_layer(torch.cat(features, dim=1))
 
 
+def _head_reversed(features, last_layer, align_corners=False):
+    size = features[0].shape[-2:]
+    resized = [features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=align_corners)
+                               for f in features[1:]]
+    return last_layer(torch.cat(resized[::-1], dim=1))
+
+
+def _head_softmax(features, last_layer, align_corners=False):
+    return torch.softmax(v2_head(features, last_layer, align_corners), dim=1)
+
+
+def _head_log_softmax(features, last_layer, align_corners=False):
+    return torch.log_softmax(v2_head(features, last_layer, align_corners), dim=1)
+
+
+def _head_scale_factor(features, last_layer, align_corners=False):
+    resized = [features[0]] + [F.interpolate(f, scale_factor=2 ** b, mode="bilinear", align_corners=align_corners)
+                               for b, f in enumerate(features[1:], start=1)]  # exact only where sizes halve exactly
+    return last_layer(torch.cat(resized, dim=1))
+
+
 head = FunctionExercise(
     name="head", lesson="11", fn_name="v2_head",
     question=N_("Write `v2_head(features, last_layer, align_corners=False)` (lesson 06, with align_corners passed "
@@ -389,12 +443,28 @@ head = FunctionExercise(
                 like=_head_lesson06, fragment="takes a third, align_corners"),
         Mistake("nearest", N_("You upsample with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size."),
                 like=_head_nearest, fragment="You upsample with mode='nearest'"),
+        Mistake("reversed", N_("You concatenated the branches in reverse order; last_layer's weights expect branch 0 "
+                               "first: torch.cat([branch 0, upsampled branch 1, 2, 3], dim=1)."),
+                like=_head_reversed, fragment="in reverse order"),
+        Mistake("softmax", N_("Your output went through a softmax (or LogSoftmax, as at the end of the learner's "
+                              "modified seg_hrnet.py): v2_head returns last_layer's logits as they are; no softmax or "
+                              "LogSoftmax after it."),
+                like=_head_softmax, fragment="returns last_layer's logits as they are"),
+        Mistake("log_softmax", N_("Your output went through a softmax (or LogSoftmax, as at the end of the learner's "
+                                  "modified seg_hrnet.py): v2_head returns last_layer's logits as they are; no softmax "
+                                  "or LogSoftmax after it."),
+                like=_head_log_softmax, fragment="returns last_layer's logits as they are"),
+        Mistake("scale_factor", N_("You upsample by a scale factor: on this scene the branches are not each half the "
+                                   "size of the one before (each stride-2 step rounds up), so the factors miss branch "
+                                   "0's size. Resize to branch 0's exact size: size=features[0].shape[-2:]."),
+                like=_head_scale_factor, fragment="Resize to branch 0's exact size"),
         Mistake("cat_first", N_("The branches have different sizes, so torch.cat cannot join them: upsample every "
                                 "branch to branch 0's size first, then concatenate along dim 1."),
                 like=_head_cat_first, fragment="upsample every branch"),
     ],
-    success=lambda n: _("Your head gives the package's logits on {scenes} held-out scenes, from the "
-                        "checkpoint's last_layer and its align_corners.", scenes=capstone.SCENES),
+    success=lambda n: _("Your head gives the package's logits on {scenes} held-out scenes and on a {size}x{size} "
+                        "one, from the checkpoint's last_layer and its align_corners.", scenes=capstone.SCENES,
+                        size=capstone.ODD_SIZE),
     wrong_answers=[(_head_lesson06, "takes a third, align_corners"), (_head_cat_first, "upsample every branch")],
     hints=[N_("F.interpolate(f, size=features[0].shape[-2:], mode='bilinear', align_corners=align_corners) "
               "for branches 1, 2, 3; branch 0 as it is."),
@@ -443,9 +513,10 @@ def _net_fuse_ji(self, x, i):
     return y
 
 
-def _net_forward_with(transition_fn=transition_forward, head_fn=v2_head):
+def _net_forward_with(transition_fn=transition_forward, head_fn=v2_head, relu_after_bn2=True):
     def forward(self, x):
-        x = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+        x = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        x = self.relu(x) if relu_after_bn2 else x
         y = [self.layer1(x)]
         y = self.stage2(transition_fn(self.transition1, y))
         y = self.stage3(transition_fn(self.transition2, y))
@@ -486,6 +557,31 @@ def _net_conv_bias():
 def _net_stem_without_relu():
     net = MyHRNet()
     net.relu = nn.Identity()
+    return net
+
+
+def _net_last_layer_without_bias():
+    net = MyHRNet()
+    net.last_layer[0] = nn.Conv2d(240, 240, 1, bias=False)
+    return net
+
+
+def _net_fuse_layers_plain_lists():
+    net = MyHRNet()
+    for module in _find(net, "HighResolutionModule"):
+        _as_plain_list(module, "fuse_layers")
+    return net
+
+
+def _net_transition_plain_list():
+    return _as_plain_list(MyHRNet(), "transition2")
+
+
+def _net_last_module_single_row():
+    net = MyHRNet()
+    cfg = get_config("w18_small_v1").stage4
+    net.stage4[-1] = HighResolutionModule(cfg.num_branches, BasicBlock, cfg.num_blocks, cfg.num_channels,
+                                          cfg.num_channels, multi_scale_output=False)  # the pose network's way
     return net
 
 
@@ -535,6 +631,18 @@ NETWORK_MISTAKES = {
     "Cityscapes' 19 classes": (lambda: MyHRNet(num_classes=19), "build it with num_classes=4"),
     "LogSoftmax at the end": (_patched(MyHRNet, net=("forward", _net_forward_with(head_fn=_logsoftmax_head))),
                               "no softmax or LogSoftmax"),
+    "no ReLU after bn2": (_patched(MyHRNet, net=("forward", _net_forward_with(relu_after_bn2=False))),
+                          "the ReLU after bn2"),
+    "fuse_layers a plain list": (_net_fuse_layers_plain_lists, "self.fuse_layers of stage2.0 is a plain Python list"),
+    "transition2 a plain list": (_net_transition_plain_list,
+                                 "self.transition2 of your whole network is a plain Python list"),
+    "last stage-4 module with multi_scale_output=False": (_net_last_module_single_row,
+                                                          "builds every module with multi_scale_output=True"),
+    "last_layer's convs without bias": (_net_last_layer_without_bias, "last_layer's convs have bias=True"),
+    "fuse upsampled by a scale factor": (_patched(MyHRNet, HighResolutionModule=("fuse", _module_scale_factor)),
+                                         "not by a scale factor"),
+    "head upsampled by a scale factor": (_patched(MyHRNet, net=("forward", _net_forward_with(
+        head_fn=_head_scale_factor))), "not by a scale factor"),
 }
 
 
