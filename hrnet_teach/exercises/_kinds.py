@@ -261,12 +261,14 @@ class FunctionExercise(Exercise):
     def __init__(self, *, fn_name: str, reference: Callable, cases: Iterable | Callable[[], Iterable],
                  mistakes: Sequence[Mistake] = (), expected: Callable | None = None, success: Message = "",
                  returns: str = N_("the result"), against: str = N_("the reference"), call: Callable | None = None,
-                 where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5, **common):
+                 where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5,
+                 entries: Sequence[Message] = (), **common):
         common.setdefault("solution_text", source_of(reference, fn_name))
         super().__init__(reference=reference, **common)
         self.fn_name, self._cases, self.mistakes, self.success = fn_name, cases, list(mistakes), success
         self.expected_fn, self.returns, self.against = expected or reference, returns, against
         self.call_fn, self.where_fn, self.atol, self.rtol = call, where, atol, rtol
+        self.entries = list(entries)  # what each entry of a returned tuple is, for the messages ("the bias")
         if call is not None:  # where the answer is called (see where_raised)
             CALL_SITES.add((os.path.abspath(call.__code__.co_filename), call.__code__.co_name))
 
@@ -411,6 +413,8 @@ class FunctionExercise(Exercise):
                      got=len(got), against=self.against, expected=len(expected))
         for i, (g, e) in enumerate(zip(got, expected)):
             problem = self._compare_values(g, e)
+            if problem is not None and i < len(self.entries):
+                return _("entry {i} ({name}): {problem}", i=i, name=text(self.entries[i]), problem=problem)
             if problem is not None:
                 return _("entry {i}: {problem}", i=i, problem=problem)
         return None

@@ -93,7 +93,7 @@ fold_conv_bn = FunctionExercise(
     question=N_("Write `fold(conv, bn)`: return `(weight, bias)` of one convolution that computes `bn(conv(x))` for "
                 "an eval-mode BatchNorm2d. `conv.bias` may be None. Use bn.weight, bn.bias, bn.running_mean, "
                 "bn.running_var and bn.eps."),
-    reference=_fold, cases=_fold_cases, returns="(weight, bias)",
+    reference=_fold, cases=_fold_cases, returns="(weight, bias)", entries=[N_("the weight"), N_("the bias")],
     against=N_("the reference (what hrnet_teach.deploy.fold_conv_bn computes)"), atol=1e-5, rtol=1e-4,
     mistakes=[Mistake(name, message, like=like, fragment=fragment) for name, message, like, fragment in _FOLD_SLIPS],
     success=lambda n: _("Your fold matches on {n} cases. deploy.fast() does this for every conv + BN pair of "
@@ -102,7 +102,8 @@ fold_conv_bn = FunctionExercise(
               "y = W * x + b."),
            N_("s = gamma / sqrt(var + eps); weight: W * s per output channel (reshape s to C x 1 x 1 x 1); "
               "bias: (b - mean) * s + beta.")],
-    wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "without eps")],
+    wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "without eps"),
+                   (lambda conv, bn: _fold(conv, bn)[::-1], "entry 0 (the weight)")],
 )
 
 
