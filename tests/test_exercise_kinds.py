@@ -244,6 +244,7 @@ def test_results_are_plain_data_and_the_view_draws_them(capsys):
     assert isinstance(result, _base.CheckResult) and bool(result) and str(result) == "Correct: yes"
     assert result._repr_html_() == _view.result_html(True, "yes") and "#1a7f37" in result._repr_html_()
     assert "&lt;b&gt;" in _view.result_html(False, "<b>")  # the learner's text is escaped
+    assert "replace the <code>...</code> with <code>&lt;b&gt;</code>" in _view.result_html(False, "replace the `...` with `<b>`")
     shown = ex.hint()
     assert isinstance(shown, _view.Shown) and shown == "h" and "Hint: h" in capsys.readouterr().out
     checking = (EXERCISE_DIR / "_kinds.py").read_text() + (EXERCISE_DIR / "_base.py").read_text()

@@ -1,5 +1,6 @@
 """hrnet_teach.viz: figures rendered headless (Agg) and checked for what they show; graphs as DOT and SVG."""
 import io
+import re
 
 import matplotlib
 
@@ -209,8 +210,8 @@ def test_cost_bars_match_the_breakdown():
     params_ax, macs_ax = fig.axes
     assert [t.get_text() for t in params_ax.get_yticklabels()] == [r.part for r in rows]
     assert [round(p.get_width() * 1e6) for p in params_ax.patches] == [r.params for r in rows]
-    assert [round(p.get_width() * 1e9) for p in macs_ax.patches] == [r.macs for r in rows]
-    assert params_ax.get_xlabel().startswith("parameters") and macs_ax.get_xlabel().startswith("multiply-adds")
+    assert [round(p.get_width() * 2**30) for p in macs_ax.patches] == [r.macs for r in rows]  # GFLOPs: MACs / 2^30
+    assert params_ax.get_xlabel().startswith("parameters") and macs_ax.get_xlabel().startswith("GFLOPs (multiply-adds / 2^30")
     assert overlaps(fig)[1] == []
 
 
@@ -239,6 +240,9 @@ def test_graph_of_the_network_at_two_depths():
     deeper = viz.module_graph(ht.get_config("w18"), depth=2).source
     assert all(f"stage3[{m}]" in deeper for m in range(4)) and "fuse 4×4" in deeper
     assert "conv1: conv3x3 s2, 3→64" in viz.module_graph("w18", depth=3).source
+    for stage in ("stage2", "stage3", "stage4"):  # a dashed stage box holds its modules, not the transition before it
+        cluster = deeper.split(f"subgraph cluster_{stage} {{", 1)[1].split("\n\t}", 1)[0]
+        assert f"{stage}[0]" in cluster and "transition" not in cluster and "->" not in cluster
 
 
 def test_graph_of_a_high_resolution_module():
@@ -251,6 +255,10 @@ def test_graph_of_a_high_resolution_module():
     assert "fuse_layers[3][0]\nconv3x3 s2, 18→18, BN, ReLU\nconv3x3 s2, 18→18, BN, ReLU\nconv3x3 s2, 18→144, BN" in source
     assert "then ↑×8 (bilinear)" in source
     assert "branches[3]: 4 × BasicBlock 144→144" in viz.module_graph(hr, depth=2).source
+    # fuse_layers[i][j] takes the colour of the sum y[i] it feeds: in this graph colours mean branches
+    fills = re.findall(r'label="fuse_layers\[(\d)\]\[\d\][^"]*" fillcolor="([^"]+)"', source)
+    sums = dict(re.findall(r'label="Σ, ReLU\ny\[(\d)\]" fillcolor="([^"]+)"', source))
+    assert len(fills) == 12 and all(fill == sums[i] for i, fill in fills) and len(set(sums.values())) == 4
 
 
 def test_graphs_of_blocks_transitions_and_heads():

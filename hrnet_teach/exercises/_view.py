@@ -5,6 +5,7 @@ solutions as Markdown. Nothing here decides whether an answer is right (that is
 from __future__ import annotations
 
 import html
+import re
 
 from ..i18n import _
 
@@ -21,7 +22,12 @@ def result_html(passed: bool, message: str) -> str:
     """A check's outcome as a coloured box (what a notebook shows for a CheckResult)."""
     colour, mark = ("#1a7f37", "✔ " + _("Correct")) if passed else ("#b35900", "✘ " + _("Not yet"))
     return (f'<div style="border-left:4px solid {colour};padding:4px 10px;">'
-            f'<b style="color:{colour}">{mark}</b> {html.escape(message)}</div>')
+            f'<b style="color:{colour}">{mark}</b> {_code_spans(html.escape(message))}</div>')
+
+
+def _code_spans(escaped: str) -> str:
+    """The messages are written as Markdown: `code` becomes <code>code</code> in the HTML box."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
 def result_text(passed: bool, message: str) -> str:

@@ -226,7 +226,7 @@ class _Builder:
                         else:
                             fuse = f"fuse {hr.num_branches}×{hr.num_branches}"
                         node = self.table(c, f"{name}[{index}]\n{fuse}", cells)
-                        outs = self.lanes(c, outs, node, hr)
+                        outs = self.lanes(g, outs, node, hr)  # edges in the root: one inside the cluster would pull the transition in
         self.head(g, model, outs)
 
     def lanes(self, g, inputs: list[str], node: str, last: HighResolutionModule) -> list[str]:
@@ -331,7 +331,7 @@ class _Builder:
                     lines = [line.replace(" stride 2", " s2") for line in entry.layers]
                     if entry.kind == "upsample":
                         lines[-1] = f"then ↑×{int(entry.scale)} ({hr.upsample})"
-                    fill = self.theme.upsample if entry.kind == "upsample" else self.theme.downsample
+                    fill = self.tint(i)  # the colour of the sum it feeds: here colours mean branches (the label says the kind)
                     op = self.node(g, f"fuse_layers[{i}][{j}]\n" + "\n".join(lines), fillcolor=fill, fontsize="11")
                 self.edge(g, branch_out[j], op)
                 ops.append(op)

@@ -208,8 +208,9 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
 
 
 def _stage_label(ax, x, branch, text, theme: Theme):
+    # zorder 3.5: over the streams and blocks (2-3), under the fusion bars (4), so no label cuts a bar in two
     ax.text(x, -branch + _band(branch) / 2 + 0.04, text, ha="left", va="bottom", fontsize=7.2, color=theme.text,
-            linespacing=1.1, zorder=6, bbox=dict(boxstyle="square,pad=0.08", facecolor=theme.face, edgecolor="none", alpha=0.85))
+            linespacing=1.1, zorder=3.5, bbox=dict(boxstyle="square,pad=0.08", facecolor=theme.face, edgecolor="none", alpha=0.85))
 
 
 # ------------------------------------------------------ resolution over depth
@@ -630,8 +631,8 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
         colors = [branch_color(th, r.branch) if r.branch is not None else (th.fusion if r.part.endswith("fusion") else th.muted)
                   for r in rows]
         params = np.array([r.params / 1e6 for r in rows])
-        macs = np.array([r.macs / 1e9 for r in rows])
-        for ax, values, unit in ((ax_p, params, "M"), (ax_m, macs, "G")):
+        gflops = np.array([r.macs / 2**30 for r in rows])  # the papers' unit, as the whole course counts
+        for ax, values, unit in ((ax_p, params, "M"), (ax_m, gflops, "")):
             bars = ax.barh(ys, values, color=colors, edgecolor="none", height=0.72)
             for bar, v in zip(bars, values):
                 ax.text(bar.get_width() + values.max() * 0.012, bar.get_y() + bar.get_height() / 2, f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}",
@@ -644,7 +645,7 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
         ax_p.set_yticks(ys, labels, fontsize=8)
         ax_p.invert_yaxis()
         ax_p.set_xlabel(_("parameters (millions; total {total} M)", total=format(params.sum(), ".2f")))
-        ax_m.set_xlabel(_("multiply-adds (billions; total {total} G)", total=format(macs.sum(), ".2f")))
+        ax_m.set_xlabel(_("GFLOPs (multiply-adds / 2^30; total {total})", total=format(gflops.sum(), ".2f")))
         ax_p.set_title(_("parameters"), loc="left")
         ax_m.set_title(_("multiply-adds for one {size} image", size=f"{height}×{width}"), loc="left")
         what = (_("{model} with the {head} head", model=_name(model_or_variant), head=head) if head
