@@ -21,6 +21,7 @@ cannot take, a path that cannot be written.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import os
@@ -28,6 +29,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
+from unittest import mock
 
 import torch
 from torch import nn
@@ -468,15 +470,27 @@ def export_onnx(model: nn.Module, path: PathLike, dynamic: bool = True, opset: i
                    opset_version=opset, dynamic_shapes=shapes, external_data=False, dynamo=True)
         if exporter == "torchscript" or _file_opset(path) != opset:  # dynamo could not convert down
             axes = _dynamic_axes(outputs, copied) if dynamic else None
-            torch.onnx.export(copied, (example,), str(path), input_names=["x"], output_names=outputs,
-                              opset_version=opset, dynamo=False, dynamic_axes=axes)
+            with quiet_torchscript_log():
+                torch.onnx.export(copied, (example,), str(path), input_names=["x"], output_names=outputs,
+                                  opset_version=opset, dynamo=False, dynamic_axes=axes)
     _write_metadata(path, copied, dynamic)
     return path
 
 
+@contextlib.contextmanager
+def quiet_torchscript_log():
+    """Keep the TorchScript ONNX exporter from printing its IR graph when it refuses a model.
+
+    torch 2.13's exporter switches its C++ log on whatever ``verbose`` says (it reads
+    ``_jit_is_onnx_log_enabled`` without calling it), so a refusal prints the whole graph to
+    the process's stdout before the error, where Python's redirect cannot catch it. The error
+    itself is unchanged."""
+    with mock.patch.object(torch._C, "_jit_onnx_log", lambda *args: None):
+        yield
+
+
 def _quiet(function, *args, **kwargs):
     """Call ``function`` with its progress lines and the converter's log hidden (raised errors still show)."""
-    import contextlib
     import io
     import logging
 

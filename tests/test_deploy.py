@@ -399,3 +399,33 @@ def test_fast_on_cuda_matches_eager(head):
     x = torch.randn(1, 3, 64, 64, device="cuda")
     torch.backends.cudnn.allow_tf32 = False
     assert deploy.max_relative_difference(eager(model, x), eager(deploy.fast(model), x)) < RTOL
+
+
+_REFUSED_EXPORT = """
+import torch, torch.nn.functional as F, tempfile, os
+from hrnet_teach import deploy
+class Resize(torch.nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, size=(8, 10), mode="bilinear", align_corners=True)
+path = os.path.join(tempfile.mkdtemp(), "r.onnx")
+try:
+    with {context}:
+        torch.onnx.export(Resize(), (torch.randn(1, 2, 4, 5),), path, opset_version=10, dynamo=False)
+except Exception as error:
+    print("refused:", str(error).split(". ")[0])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_refused_torchscript_export_prints_no_ir_graph_when_quiet(quiet):
+    """torch prints the refused graph from C++ (Python's redirect cannot catch it); lesson 10 shows a refusal."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnx")
+    context = "deploy.quiet_torchscript_log()" if quiet else "open(os.devnull)"
+    out = subprocess.run([sys.executable, "-c", _REFUSED_EXPORT.format(context=context)], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert "refused: Unsupported: ONNX export of operator upsample_bilinear2d" in out
+    assert ("Torch IR graph" in out) is not quiet  # without it torch does print the graph: the test can fail

@@ -724,8 +724,8 @@ def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call
 
 # ---------------------------------------------------------------- the whole check
 def _not_answered(error: NotImplementedError) -> str:
-    return _("Not answered yet: {piece} still raises NotImplementedError; write it, run its cell, then this "
-             "one again.", piece=_unwritten(error))
+    return _("{piece} still raises NotImplementedError: write it, then run its cell (and this one, if they "
+             "differ).", piece=_unwritten(error))
 
 
 def as_module(make: Callable[[], Any], what: str) -> nn.Module:

@@ -683,13 +683,13 @@ def checkpoint_outline() -> str:
 
 
 def show_segmentation(answer, index: int = 0):
-    """The learner's segmentation of a held-out scene beside the true mask and the package's; if the network
+    """The learner's segmentation of a held-out scene beside the scene and its true mask; if the network
     does not load yet, say what to do instead of failing."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     from ..assets import to_image
-    from ..data import CLASS_COLOURS, CLASS_NAMES, colorize
+    from ..data import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR, colorize
 
     result = capstone_network.check(answer)
     if not result.passed:
@@ -710,8 +710,9 @@ def show_segmentation(answer, index: int = 0):
         ax.imshow(picture)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(CLASS_COLOURS, CLASS_NAMES)], loc="lower center",
-               ncol=len(CLASS_NAMES), fontsize=8, frameon=False)
+    ignored = Patch(facecolor=IGNORE_COLOUR, edgecolor="grey", label=_("ignored (255)"))  # the masks' white outlines
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(CLASS_COLOURS, CLASS_NAMES)] + [ignored],
+               loc="lower center", ncol=len(CLASS_NAMES) + 1, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     plt.show()
     return fig
