@@ -121,7 +121,8 @@ class LoadReport:
             out.append(f"{self.filled} BatchNorm num_batches_tracked counters were absent (old or InPlaceABN "
                        "checkpoint); BatchNorm sets them to 0, which changes nothing in eval mode.")
         if self.ignored:
-            out.append(f"ignored {len(self.ignored)} entries of the trainer's loss (not part of the network): "
+            entries = "entry" if len(self.ignored) == 1 else "entries"
+            out.append(f"ignored {len(self.ignored)} {entries} of the trainer's loss (not part of the network): "
                        + ", ".join(self.ignored[:4]) + (" ..." if len(self.ignored) > 4 else ""))
         folded = self._folded_side()
         if folded == "checkpoint":
