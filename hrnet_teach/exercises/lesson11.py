@@ -446,14 +446,10 @@ head = FunctionExercise(
         Mistake("reversed", N_("You concatenated the branches in reverse order; last_layer's weights expect branch 0 "
                                "first: torch.cat([branch 0, upsampled branch 1, 2, 3], dim=1)."),
                 like=_head_reversed, fragment="in reverse order"),
-        Mistake("softmax", N_("Your output went through a softmax (or LogSoftmax, as at the end of the learner's "
-                              "modified seg_hrnet.py): v2_head returns last_layer's logits as they are; no softmax or "
-                              "LogSoftmax after it."),
-                like=_head_softmax, fragment="returns last_layer's logits as they are"),
-        Mistake("log_softmax", N_("Your output went through a softmax (or LogSoftmax, as at the end of the learner's "
-                                  "modified seg_hrnet.py): v2_head returns last_layer's logits as they are; no softmax "
-                                  "or LogSoftmax after it."),
-                like=_head_log_softmax, fragment="returns last_layer's logits as they are"),
+        *(Mistake(name, N_("Your output went through a softmax (or LogSoftmax, as at the end of the learner's "
+                           "modified seg_hrnet.py): v2_head returns last_layer's logits as they are; no softmax or "
+                           "LogSoftmax after it."), like=like, fragment="returns last_layer's logits as they are")
+          for name, like in (("softmax", _head_softmax), ("log_softmax", _head_log_softmax))),
         Mistake("scale_factor", N_("You upsample by a scale factor: on this scene the branches are not each half the "
                                    "size of the one before (each stride-2 step rounds up), so the factors miss branch "
                                    "0's size. Resize to branch 0's exact size: size=features[0].shape[-2:]."),
