@@ -25,6 +25,7 @@ from ._validate import image_shape_hint, image_size_hw, positive_int
 from .backbone import HRNet
 from .blocks import BasicBlock, Bottleneck
 from .config import HRNetConfig, get_config
+from .i18n import _
 from .module import HighResolutionModule
 from .transition import Transition
 
@@ -299,9 +300,10 @@ def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module_index: int =
     if not (isinstance(i, int) and 0 <= i < len(rows)) or not (isinstance(j, int) and 0 <= j < len(rows[0])):
         raise ValueError(f"{name}[{index}].fuse_layers is {len(rows)}x{len(rows[0])}: i must be 0..{len(rows) - 1} and j 0..{len(rows[0]) - 1}, got i={i!r}, j={j!r}")
     entry = rows[i][j]
-    sizes = [(h, w) for _, h, w in stage_shapes(backbone.config, image_size)[name]]
+    sizes = [(h, w) for _channels, h, w in stage_shapes(backbone.config, image_size)[name]]
     x = torch.empty(1, hr.out_channels[j], *sizes[j], device="meta")
-    table = Table([{"step": f"{name}[{index}].branches[{j}] output (x[{j}])", "shape": tuple(x.shape[1:])}])
+    table = Table([{"step": _("{module}.branches[{j}] output (x[{j}])", module=f"{name}[{index}]", j=j),
+                    "shape": tuple(x.shape[1:])}])
     op = hr.fuse_layers[i][j]
     steps = [] if op is None else (list(op) if j < i else [op])  # a chain step or the 1x1 conv + BN
     with torch.no_grad():
@@ -311,8 +313,13 @@ def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module_index: int =
         if j > i:
             like = torch.empty(1, hr.out_channels[i], *sizes[i], device="meta")
             x = hr._enlarge(x, like=like, factor=2 ** (j - i))
+            if tuple(x.shape[-2:]) != sizes[i]:  # nearest by a fixed factor (pose, classification) at odd sides
+                raise ValueError(
+                    f"{name}[{index}]: enlarging branch {j} by x{2 ** (j - i)} gives {tuple(x.shape[-2:])}, but branch "
+                    f"{i} is {sizes[i]}, so the sum fails at {image_size}: a model that enlarges by a fixed factor "
+                    "(nearest, the pose and classification code) needs sides that are multiples of 32")
             table.append({"step": entry.layers[-1], "shape": tuple(x.shape[1:])})
-    table.append({"step": f"added into the sum for branch {i} (a ReLU follows the sum)", "shape": tuple(x.shape[1:])})
+    table.append({"step": _("added into the sum for branch {i} (a ReLU follows the sum)", i=i), "shape": tuple(x.shape[1:])})
     return table
 
 

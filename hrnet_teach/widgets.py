@@ -9,6 +9,7 @@ variant and kept, so moving a slider never rebuilds a W64.
 """
 from __future__ import annotations
 
+from html import escape as html_escape
 from typing import Optional
 
 import ipywidgets as widgets
@@ -22,7 +23,8 @@ from .config import VARIANTS, get_config
 from .i18n import _
 
 SIZES = {"512×512": (512, 512), "1024×2048 (Cityscapes)": (1024, 2048), "256×192 (pose)": (256, 192),
-         "224×224 (ImageNet)": (224, 224), "480×480 (PASCAL-Context)": (480, 480)}
+         "224×224 (ImageNet)": (224, 224), "480×480 (PASCAL-Context)": (480, 480),
+         "250×375 (odd sides, lesson 03)": (250, 375)}
 
 
 def _show(output: widgets.Output, *objects) -> None:
@@ -36,7 +38,7 @@ def _show(output: widgets.Output, *objects) -> None:
 def _size_box(description: str, value: int) -> widgets.BoundedIntText:
     # min=1, not 32: a box clamps what is typed without a word, and odd small sides (31, 17) are worth
     # seeing (the segmentation backbone rounds up at every halving, down to 1x1 maps).
-    return widgets.BoundedIntText(value=value, min=1, max=4096, step=32, description=description,
+    return widgets.BoundedIntText(value=value, min=1, max=max(4096, value), step=32, description=description,
                                   layout=widgets.Layout(width="170px"), style={"description_width": "50px"})
 
 
@@ -58,9 +60,9 @@ class ArchitectureExplorer(widgets.VBox):
     def __init__(self, variant: str = "w18", image_size=(512, 512)) -> None:
         height, width = hi.check_image_size(image_size)
         self._choices, start = _variant_choices(variant)
-        self.variant = widgets.Dropdown(options=list(self._choices), value=start, description="variant")
-        self.height = _size_box("height", height)
-        self.width = _size_box("width", width)
+        self.variant = widgets.Dropdown(options=list(self._choices), value=start, description=_("variant"))
+        self.height = _size_box(_("height"), height)
+        self.width = _size_box(_("width"), width)
         self.output = widgets.Output()
         self.figure = None
         self.rows: list[dict] = []
@@ -93,18 +95,18 @@ class FuseExplorer(widgets.VBox):
     def __init__(self, variant: str = "w18", stage: str = "stage3", image_size=(512, 512)) -> None:
         slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="260px"))
         self._choices, start = _variant_choices(variant)
-        self.variant = widgets.Dropdown(options=list(self._choices), value=start, description="variant",
+        self.variant = widgets.Dropdown(options=list(self._choices), value=start, description=_("variant"),
                                         layout=widgets.Layout(width="220px"))
-        self.stage = widgets.Dropdown(options=list(hi.STAGES), value=f"stage{hi.stage_number(stage)}", description="stage",
+        self.stage = widgets.Dropdown(options=list(hi.STAGES), value=f"stage{hi.stage_number(stage)}", description=_("stage"),
                                       layout=widgets.Layout(width="200px"))
-        self.module = widgets.IntSlider(value=0, min=0, max=0, description="module", **slider)
-        self.i = widgets.IntSlider(value=0, min=0, max=0, description="i (out)", **slider)
-        self.j = widgets.IntSlider(value=0, min=0, max=0, description="j (in)", **slider)
+        self.module = widgets.IntSlider(value=0, min=0, max=0, description=_("module"), **slider)
+        self.i = widgets.IntSlider(value=0, min=0, max=0, description=_("i (out)"), **slider)
+        self.j = widgets.IntSlider(value=0, min=0, max=0, description=_("j (in)"), **slider)
         self.multi_scale_output = widgets.Checkbox(value=True, description="multi_scale_output", indent=False)
         labels = {v: k for k, v in SIZES.items()}
         size = hi.check_image_size(image_size)
         self.size = widgets.Dropdown(options=list(SIZES) if size in labels else [f"{size[0]}×{size[1]}"] + list(SIZES),
-                                     value=labels.get(size, f"{size[0]}×{size[1]}"), description="input",
+                                     value=labels.get(size, f"{size[0]}×{size[1]}"), description=_("input"),
                                      layout=widgets.Layout(width="280px"))
         self._custom = {f"{size[0]}×{size[1]}": size}
         self.info = widgets.Output()  # the operation and the shapes, as text
@@ -121,6 +123,7 @@ class FuseExplorer(widgets.VBox):
         super().__init__([controls, self.info, self.output])
         for control in (self.variant, self.stage, self.multi_scale_output):
             control.observe(self._ranges_then_render, names="value")
+        self.multi_scale_output.observe(self._to_last_module, names="value")
         for control in (self.module, self.i, self.j, self.size):
             control.observe(self.render, names="value")
         self._busy = True
@@ -134,7 +137,10 @@ class FuseExplorer(widgets.VBox):
         return SIZES.get(self.size.value) or self._custom[self.size.value]
 
     def model(self) -> nn.Module:
-        return hi.meta_model(self._choices[self.variant.value], multi_scale_output=self.multi_scale_output.value)
+        choice = self._choices[self.variant.value]
+        # unticked: the pose model, whose last stage-4 module fuses into branch 0 only and which enlarges
+        # by a fixed factor (nearest x 2**(j-i)) in every module, as pose_hrnet.py does
+        return hi.meta_model(choice) if self.multi_scale_output.value else hi.meta_model(choice, head="pose")
 
     def _fit_ranges(self) -> None:
         stage = getattr(self.model(), self.stage.value)
@@ -143,6 +149,14 @@ class FuseExplorer(widgets.VBox):
         rows = len(hr.fuse_layers) if hr.fuse_layers is not None else hr.num_branches
         self.i.max = max(rows - 1, 0)
         self.j.max = hr.num_branches - 1
+        # controls that would change nothing here are greyed out: the box matters in stage 4 only
+        self.multi_scale_output.disabled = self.stage.value != "stage4"
+        self.i.disabled = self.j.disabled = hr.fuse_layers is None
+
+    def _to_last_module(self, change) -> None:
+        """Unticked: show the module it changes, the stage's last (it runs after the ranges are fitted)."""
+        if not change["new"]:
+            self.module.value = self.module.max
 
     def _ranges_then_render(self, _change=None) -> None:
         """New variant, stage or output mode: fit the sliders to the matrix, then draw once."""
@@ -171,9 +185,14 @@ class FuseExplorer(widgets.VBox):
             _show(self.info, HTML(f"<p>{self.text}</p>"))
         else:
             self.entry = matrix[i][j]
-            self.shapes = hi.fuse_shapes(model, stage, module, i, j, self.image_size)
-            self.text = self._describe()
-            _show(self.info, HTML(self._html()))
+            try:
+                self.shapes = hi.fuse_shapes(model, stage, module, i, j, self.image_size)
+            except ValueError as error:  # nearest x 2**(j-i) at a size that is not a multiple of 32: the sum fails
+                self.shapes, self.text = [], str(error)
+                _show(self.info, HTML(f"<p>{html_escape(self.text)}</p>"))
+            else:
+                self.text = self._describe()
+                _show(self.info, HTML(self._html()))
         _show(self.output, self.figure)
 
     def _describe(self) -> str:
@@ -216,12 +235,12 @@ class FeatureExplorer(widgets.VBox):
         self.image = image if image is not None else sample_photo((256, 256))
         self.features = hi.capture_features(self.model, self.image)
         slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="280px"))
-        self.stage = widgets.Dropdown(options=list(self.features), value="stage4", description="stage",
+        self.stage = widgets.Dropdown(options=list(self.features), value="stage4", description=_("stage"),
                                       style={"description_width": "50px"}, layout=widgets.Layout(width="220px"))
-        self.branch = widgets.IntSlider(value=0, min=0, max=len(self.features["stage4"]) - 1, description="branch", **slider)
+        self.branch = widgets.IntSlider(value=0, min=0, max=len(self.features["stage4"]) - 1, description=_("branch"), **slider)
         # The label sizes itself ("initial"): a fixed width cut it to "channel (-1: m...".
         self.channel = widgets.IntSlider(value=-1, min=-1, max=self.features["stage4"][0].shape[1] - 1,
-                                         description="channel (-1: mean)", continuous_update=False,
+                                         description=_("channel (-1: mean)"), continuous_update=False,
                                          style={"description_width": "initial"}, layout=widgets.Layout(width="360px"))
         self.info = widgets.Output()
         self.output = widgets.Output()

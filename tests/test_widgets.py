@@ -59,12 +59,41 @@ def test_fuse_explorer_shows_the_operation_and_its_shapes():
 
     explorer.i.value, explorer.j.value = 0, 3
     assert explorer.entry.kind == "upsample" and "upsample ×8" in explorer.text
-    explorer.multi_scale_output.value = False
-    explorer.module.value = 2  # the last module fuses into branch 0 only
-    assert explorer.i.max == 0 and cells(explorer.figure) == [f"fuse-cell-0-{j}" for j in range(4)]
+    explorer.multi_scale_output.value = False  # the pose model: it jumps to the last module, which fuses into 0 only
+    assert explorer.module.value == 2 and explorer.i.max == 0
+    assert cells(explorer.figure) == [f"fuse-cell-0-{j}" for j in range(4)]
+    assert "nearest" in explorer.text and "bilinear" not in explorer.text  # pose_hrnet.py: nn.Upsample(nearest)
     explorer.stage.value = "stage2"
     assert (explorer.module.max, explorer.i.max, explorer.j.max) == (0, 1, 1)
     assert explorer.entry.path.startswith("stage2[0].fuse_layers")
+    assert explorer.multi_scale_output.disabled  # it changes stage 4 only
+
+
+def test_fuse_explorer_says_when_a_fixed_factor_cannot_reach_an_odd_size():
+    explorer = widgets.fuse_explorer("w32", stage="stage4", image_size=(250, 375))
+    assert explorer.size.value == "250×375 (odd sides, lesson 03)"  # one of the menu's sizes
+    explorer.multi_scale_output.value = False  # the pose model enlarges by x2**(j-i)
+    explorer.i.value, explorer.j.value = 0, 1
+    assert "gives (64, 94), but branch 0 is (63, 94), so the sum fails" in explorer.text
+    assert "multiples of 32" in explorer.text and explorer.shapes == []
+    explorer.multi_scale_output.value = True  # the segmentation model resizes to the exact size
+    assert explorer.shapes[-1]["shape"] == (32, 63, 94)
+
+
+def test_architecture_explorer_keeps_a_size_above_the_box_default():
+    assert widgets.architecture_explorer("w18_small_v1", (8192, 64)).height.value == 8192
+
+
+def test_explorer_controls_speak_the_course_language():
+    from hrnet_teach import i18n
+
+    try:
+        i18n.set_language("zh")
+        labels = [c.description for c in (widgets.fuse_explorer("w18").module, widgets.architecture_explorer("w18").height)]
+        table = widgets.fuse_explorer("w18").shapes
+    finally:
+        i18n.set_language("en")
+    assert labels == ["模块", "高"] and "求和" in table[-1]["step"]
 
 
 def test_fuse_explorer_does_not_rebuild_models():
