@@ -14,10 +14,10 @@ put ``s_c = gamma_c / sqrt(var_c + eps)`` and it is a convolution with weights
 ``s_c * W_c`` and bias ``s_c * (b_c - mean_c) + beta_c``.
 
 The export traps this module turns into clear errors or fixes: a model left in
-training mode (refused: call ``model.eval()``), SyncBatchNorm (replaced by
-BatchNorm2d in the copy; in eval mode they compute the same), an ONNX opset
+training mode (refused: call ``model.eval()``), an ONNX opset
 older than 11 (no ``Resize`` with ``align_corners`` before it), a size the head
-cannot take, a path that cannot be written.
+cannot take, a path that cannot be written. SyncBatchNorm is replaced by BatchNorm2d
+in the copy (in eval mode they compute the same).
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ from ._validate import positive_int
 from .config import VARIANTS
 
 PathLike = Union[str, Path]
-DEFAULT_OPSET = 18  # what torch.onnx's exporter (torch.export based) writes natively
+DEFAULT_OPSET = 18  # the dynamo exporter's own opset, written without version conversion (torch.onnx.export's
+# default is 20 in torch 2.13, reached by converting up)
 MIN_OPSET = 11  # ONNX Resize has coordinate_transformation_mode ("align_corners", "half_pixel") from opset 11
 NEAREST_MULTIPLE = 32  # nearest fusion enlarges by exact factors 2, 4, 8 down to 1/32
 # torch.export treats a size-1 dimension as special (it broadcasts), so a dynamic
@@ -125,9 +126,10 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
 def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
     """The inverse of ``nn.SyncBatchNorm.convert_sync_batchnorm``: plain BatchNorm2d, same state.
 
-    In eval mode both normalise with the running statistics, so nothing changes;
-    but SyncBatchNorm's forward needs a process group when training, and
-    exporters and CPU kernels do not know it.
+    In eval mode both normalise with the running statistics, so nothing changes. torch.export and
+    the ONNX exporters take SyncBatchNorm as it is (its eval forward is a plain batch_norm), but
+    torch.jit.script cannot compile it, and under a process group its training forward insists on
+    GPU input: the copy uses BatchNorm2d so that it behaves the same everywhere.
     """
     if isinstance(module, nn.SyncBatchNorm):
         plain = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
@@ -221,8 +223,8 @@ def fast(model: nn.Module, compile: bool = False, channels_last: bool = True, fo
 
 
 def _input_channels_last(module: nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: the image in NHWC too. With NCHW input the first conv's output
-    stays NCHW and the layout switch buys almost nothing (measured: 1.05x vs 1.8x)."""
+    """Forward pre-hook: the image in NHWC too, so that conv1 does not convert it itself (a
+    channels-last weight already makes conv1's output NHWC)."""
     if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
         return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
     return args
@@ -386,14 +388,16 @@ def check_writable(path: PathLike) -> Path:
 
 def _newest_opset(exporter: str) -> int:
     """The newest opset ``exporter`` writes here: the installed onnx's (dynamo), and the
-    TorchScript exporter's own limit (23 in torch 2.13) for "torchscript"."""
+    TorchScript exporter's own limit (20 in torch 2.13) for "torchscript"."""
     import onnx
 
     newest = onnx.defs.onnx_opset_version()
     if exporter == "torchscript":
         from torch.onnx import _constants
 
-        newest = min(newest, getattr(_constants, "ONNX_MAX_OPSET", newest))
+        # ONNX_MAX_OPSET (23) is torch.onnx's; above the TorchScript exporter's own limit it only warns
+        limit = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", newest))
+        newest = min(newest, limit)
     return newest
 
 

@@ -307,8 +307,8 @@ def ohem_cross_entropy(
 
     Averages the cross-entropy over the *hard* labelled pixels only: those whose
     probability for their true class is below ``max(threshold, p_k)``, where p_k is
-    the ``min_kept``-th smallest such probability (so at least ``min_kept`` pixels
-    count when there are that many).
+    the sorted probability at index ``min_kept`` (the (min_kept + 1)-th smallest), so the
+    ``min_kept`` hardest pixels count (barring ties) when there are more than that.
     """
     check_target(target, logits)
     logits = _resized(logits, target, align_corners)

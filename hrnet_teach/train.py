@@ -2,7 +2,7 @@
 
 The recipe follows the authors' segmentation trainer (HRNet-Semantic-Segmentation,
 ``tools/train.py``): cross-entropy that skips ``IGNORE_INDEX`` on logits
-upsampled to the mask's size, SGD (momentum 0.9, weight decay 5e-4) with the
+upsampled to the mask's size, SGD (momentum 0.9, weight decay 5e-4 as in its Cityscapes files) with the
 "poly" learning rate ``lr * (1 - step / steps) ** 0.9``, and mIoU from a
 confusion matrix summed over the whole held-out split. SGD is ``--optimizer sgd``;
 the default is AdamW (lr 5e-3, weight decay 1e-4) on the same poly schedule, which

@@ -22,7 +22,8 @@ OPTIMIZERS = ("adamw", "sgd")
 TRAIN_HEADS = ("segmentation", "pose", "ocr")
 SIZE_MULTIPLE = {"pose": 32}  # the V1 readout fuses by nearest, by fixed factors down to 1/32; the others bilinearly
 DEFAULT_LR = {"adamw": 5e-3, "sgd": 0.05}
-DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official value
+DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official Cityscapes and LIP files' WD (default.py
+# and the ADE20K, COCO-Stuff and PASCAL-Context files: 1e-4)
 PathLike = Union[str, Path]
 Criterion = Callable[[Any, torch.Tensor], torch.Tensor]  # (model output, mask) -> scalar loss
 

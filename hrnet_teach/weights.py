@@ -1,8 +1,10 @@
 """Loading checkpoints: the authors', timm's, and our own, with a report instead of silence.
 
 The official repositories load pretrained weights by keeping only the entries whose
-names exist in the model (``{k: v for k, v in pretrained.items() if k in model_dict}``)
-and never say what was dropped, so a checkpoint of the wrong variant or head can
+names exist in the model (``{k: v for k, v in pretrained.items() if k in model_dict}``):
+seg_hrnet.py and cls_hrnet.py log only what they load, pose_hrnet.py loads with
+strict=False and discards the report, and seg_hrnet_ocr.py prints the two sets of
+unmatched names as raw Python sets, so a checkpoint of the wrong variant or head can
 load "successfully" while leaving most of the network at its random initialisation.
 Here a load is strict by default and always produces a :class:`LoadReport`: every
 missing, unexpected and shape-mismatched key, grouped by module, with a guess of
@@ -119,7 +121,8 @@ class LoadReport:
             out.append("prefixes removed: " + ", ".join(f"'{p}' ({n} keys)" for p, n in self.stripped.items()))
         if self.filled:
             out.append(f"{self.filled} BatchNorm num_batches_tracked counters were absent (old or InPlaceABN "
-                       "checkpoint); BatchNorm sets them to 0, which changes nothing in eval mode.")
+                       "checkpoint); BatchNorm keeps the model's own counters (0 in a freshly built model), which changes nothing "
+                       "in eval mode.")
         if self.ignored:
             entries = "entry" if len(self.ignored) == 1 else "entries"
             out.append(f"ignored {len(self.ignored)} {entries} of the trainer's loss (not part of the network): "
@@ -284,8 +287,9 @@ def read_torch_file(path: Path) -> Any:
             raise  # the file system's own errors (permissions, ...) say what they are
         # a zip archive cut short within its first 64 KiB: torch's reader fails with "[Errno 22] Invalid argument"
         raise _unreadable(path, error) from None
-    except Exception as error:  # a cut zip archive: RuntimeError; a cut pickle: EOFError; random bytes:
-        # UnpicklingError "Unsupported operand"; text: KeyError; torch.load raises no other way on a bad file
+    except Exception as error:  # a cut zip archive: RuntimeError; a cut pickle: RuntimeError "unexpected EOF",
+        # or for a few bytes EOFError / IndexError / struct.error; random bytes: UnpicklingError "Unsupported
+        # operand"; text: KeyError. Hence Exception: torch.load has no one error type for a bad file
         if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error) and _sound_torch_file(path):
             raise ValueError(
                 f"{path} holds Python objects besides tensors, so it was not loaded "
