@@ -69,9 +69,10 @@ def prepare_batchnorm(model: nn.Module, ctx: Distributed) -> nn.Module:
     With DDP each process normalises with the mean and variance of its own
     few images; SyncBatchNorm gathers the statistics of the whole global batch
     (what the official trainer does on its 4 GPUs). It needs NCCL on GPUs:
-    under a gloo process group on CPU its training forward raises. So on CPU the model keeps plain BatchNorm2d, each rank with its
-    own statistics, and rank 0's running statistics are broadcast before
-    evaluation so every rank evaluates the same network.
+    under a gloo process group on CPU its training forward raises. So on CPU
+    the model keeps plain BatchNorm2d, each rank with its own statistics, and
+    rank 0's running statistics are broadcast before evaluation so every rank
+    evaluates the same network.
     """
     if ctx.enabled and ctx.backend == "nccl":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -92,8 +92,9 @@ def test_shape_summary_of_a_model_keeps_the_models_own_rgb_message(small):
 
 # ------------------------------------------------------------------ exercises: numpy numbers are numbers
 @pytest.mark.parametrize("exercise", [lesson07.poly_lr, lesson07.miou_from_confusion], ids=lambda e: e.name)
-@pytest.mark.parametrize("numpy_type", [np.float32, np.float64])
+@pytest.mark.parametrize("numpy_type", [np.float32, lambda v: np.asarray(v, np.float32)], ids=["scalar", "0-d array"])
 def test_an_answer_returning_a_numpy_float_passes(exercise, numpy_type):
+    assert not isinstance(numpy_type(0.5), float)  # unlike np.float64, which is a float and always passed
     reference = exercise.reference
     result = exercise.check(lambda *args: numpy_type(reference(*args)))
     assert result.passed, result.message

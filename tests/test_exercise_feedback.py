@@ -44,8 +44,13 @@ def test_fold_returning_no_bias_is_told_to_return_one():
     assert "forget `return`" not in message
 
 
-def test_fold_accepts_a_list():
+def test_fold_accepts_a_list():  # still accepted (a guard, not a fix)
     assert lesson10.fold_conv_bn.check(lambda conv, bn: list(lesson10._fold(conv, bn))).passed
+
+
+def test_fold_names_the_entry_that_differs():
+    message = lesson10.fold_conv_bn.check(lambda conv, bn: lesson10._fold(conv, bn)[::-1]).message
+    assert "entry 0 (the weight)" in message
 
 
 # ------------------------------------------------------------------ lesson 01: basic_block_forward, stem_shape
@@ -71,7 +76,7 @@ def test_basic_block_pre_activation_without_the_second_relu_is_named():
 
 def test_stem_shape_channels_last_says_the_order():
     message = lesson01.stem_shape.check((2, 56, 80, 64)).message
-    assert "(B, C, H, W)" in message and "56 channels" not in message
+    assert "Your numbers are right but in another order" in message and "56 channels" not in message
 
 
 # ------------------------------------------------------------------ lesson 02, 06: answers in another order
@@ -81,7 +86,8 @@ def test_odd_branch_shapes_in_hwc_order_says_the_order():
 
 
 def test_last_layer_channels_swapped_says_swapped():
-    assert "swapped" in lesson06.last_layer_channels.check((lesson06.MODIFIED, lesson06.OFFICIAL)).message
+    message = lesson06.last_layer_channels.check((lesson06.MODIFIED, lesson06.OFFICIAL)).message
+    assert "the official head comes first, then the modified one" in message
 
 
 def test_v2_head_with_a_softmax_is_told_to_return_logits():

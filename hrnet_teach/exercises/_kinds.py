@@ -241,6 +241,8 @@ def _meta_message() -> str:
 def _number(value: Any) -> float | None:
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.device.type != "meta":
         value = value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":  # np.asarray(0.01)
+        value = value[()]
     if isinstance(value, np.generic) and not isinstance(value, np.bool_):  # np.float32(0.01) is a number too,
         value = value.item()  # as _answers.plain takes it; np.bool_ stays refused, as bool is
     if isinstance(value, bool) or not isinstance(value, (int, float)):
