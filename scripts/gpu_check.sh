@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The GPU run of hrnet-teach: everything that needs CUDA, in one go, on a CUDA machine.
-#   1. the CUDA-marked tests (pytest -m cuda)
-#   2. every lesson notebook, executed with the GPU selected
-#   3. one training epoch with --amp, and with --amp --channels-last
+#   1. the deploy bench on the GPU (eager, fast, compile, fast under bf16 autocast,
+#      ONNX Runtime's CUDA provider if onnxruntime-gpu is installed), then the variant bench
+#   course  every lesson, English then Chinese, executed with the GPU selected (bench --course)
+#   2. the CUDA-marked tests (pytest -m cuda)
+#   3. one training epoch with --amp, then with --amp --channels-last
 #   4. torchrun (NCCL, SyncBatchNorm), world size 1
-#   5. the deploy bench on the GPU (eager, fast, compile, AMP/bf16, ONNX Runtime's CUDA provider if present)
+#   5. the fast test suite with CUDA visible (pytest -m "not slow and not browser")
+# The timed benches run first, alone on the machine; then the course runs in the background
+# beside steps 2-5, which check results, not speed.
+# A failing step does not stop the others: each has a time limit (seconds, below; scale them all
+# with GPU_CHECK_SCALE=2 on a slower GPU), the summary at the end lists every step, and the exit
+# status is 1 when any step failed. Logs and JSON results go to OUT_DIR (at most 8 files).
 # Usage: bash scripts/gpu_check.sh [OUT_DIR]   (default: runs/gpu_check)
 # Without CUDA it refuses and exits 2.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/gpu_check}"
 PY="${PYTHON:-python}"
+SCALE="${GPU_CHECK_SCALE:-1}"
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check.sh: no CUDA GPU is visible to PyTorch here (torch.cuda.is_available() is False)." >&2
@@ -19,23 +27,73 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     exit 2
 fi
 mkdir -p "$OUT"
-export HF_HUB_OFFLINE=1
-"$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda)" | tee "$OUT/gpu.txt"
+OUT="$(cd "$OUT" && pwd)"
+WORK="$(mktemp -d)"   # checkpoints and notebook copies: not results, and too many files for OUT
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+: > "$OUT/summary.txt"
+"$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda)" \
+    | tee -a "$OUT/summary.txt"
 
-echo "== 1. CUDA-marked tests"
-"$PY" -m pytest -m cuda -q -p no:cacheprovider | tee "$OUT/tests_cuda.txt"
+# step NAME LIMIT_S COMMAND...: runs COMMAND under a time limit, its output into steps.log,
+# and one line into summary.txt: ok / FAILED (exit status) / TIMED OUT, and the seconds it took.
+# With SHOW=1 the step's output (less progress bars) goes into the summary too.
+step() {
+    local name="$1" limit=$(( $2 * SCALE )) started=$SECONDS status before
+    shift 2
+    echo "== $name (limit ${limit} s)" | tee -a "$OUT/steps.log"
+    before=$(wc -l < "$OUT/steps.log")
+    timeout --kill-after=10 "$limit" "$@" >> "$OUT/steps.log" 2>&1
+    status=$?
+    [ "${SHOW:-0}" = 1 ] && tail -n +"$(( before + 1 ))" "$OUT/steps.log" | tr '\r' '\n' | grep -vE '%\||^\s*$' >> "$WORK/shown.txt"
+    local took=$(( SECONDS - started )) verdict="ok"
+    if [ "$status" = 124 ] || [ "$status" = 137 ]; then verdict="TIMED OUT"
+    elif [ "$status" != 0 ]; then verdict="FAILED (exit $status)"; fi
+    printf '%-34s %-18s %5d s\n' "$name" "$verdict" "$took" | tee -a "$OUT/summary.txt"
+    [ "$verdict" = ok ]
+}
 
-echo "== 2. every lesson (they pick the GPU when CUDA is available)"
-"$PY" -m hrnet_teach.bench --course --json "$OUT/course.json" | tee "$OUT/course.txt"
+course() {  # the lessons, English then Chinese, each with its own JSON; one line each in the summary
+    local lang folder started status limit=$(( 420 * SCALE ))
+    for lang in en zh; do
+        folder=notebooks; [ "$lang" = zh ] && folder=notebooks/zh
+        started=$SECONDS
+        timeout --kill-after=10 "$limit" "$PY" -m hrnet_teach.bench --course --notebooks "$folder" --no-progress \
+            --json "$OUT/course_$lang.json" >> "$OUT/course.log" 2>&1
+        status=$?
+        printf '%-34s %-18s %5d s\n' "course ($lang)" "$( [ $status = 0 ] && echo ok || echo "FAILED (exit $status)")" \
+            $(( SECONDS - started )) >> "$WORK/course_summary.txt"
+    done
+}
 
-echo "== 3. training: 1 epoch with --amp, then with --amp and channels-last"
-"$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --no-channels-last --quiet --out "$OUT/train_amp" | tail -3
-"$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --channels-last --quiet --out "$OUT/train_amp_nhwc" | tail -3
+failed=0
+SHOW=1 step "1. bench --deploy on cuda" 240 "$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 \
+    --json "$OUT/deploy.json" || failed=1
+SHOW=1 step "1. bench on cuda, 512x1024" 120 "$PY" -m hrnet_teach.bench --device cuda --variants w18_small_v2,w48 \
+    --sizes 512x1024 --json "$OUT/bench.json" || failed=1
 
-echo "== 4. torchrun, NCCL, SyncBatchNorm, world size 1"
-torchrun --standalone --nproc_per_node 1 -m hrnet_teach.train --epochs 1 --device cuda --out "$OUT/ddp" | tail -3
+course & course_pid=$!
+step "2. pytest -m cuda" 120 "$PY" -m pytest -m cuda -q -p no:cacheprovider || failed=1
+step "3. train --amp" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --no-channels-last \
+    --quiet --out "$WORK/train_amp" || failed=1
+step "3. train --amp --channels-last" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp \
+    --channels-last --quiet --out "$WORK/train_amp_nhwc" || failed=1
+step "4. torchrun NCCL SyncBatchNorm" 180 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 \
+    -m hrnet_teach.train --epochs 1 --device cuda --quiet --out "$WORK/ddp" || failed=1
+# Less the checks of the source itself that need the dev tools (ruff, the catalogue's babel):
+# they say nothing about the GPU.
+step "5. pytest -m 'not slow', CUDA seen" 300 "$PY" -m pytest -m "not slow and not browser" -q -p no:cacheprovider \
+    --timeout 120 --ignore tests/test_lint.py \
+    -k "not (mo_is_current or every_message_translated or every_marked_message)" || failed=1
+for run in train_amp train_amp_nhwc ddp; do  # each run's last metrics, for the record
+    [ -f "$WORK/$run/metrics.json" ] && echo "$run: $(tail -c 400 "$WORK/$run/metrics.json" | tr -d '\n ')" >> "$OUT/steps.log"
+done
 
-echo "== 5. the deploy bench on the GPU (eager, fast, compile, fast under bf16 autocast, ONNX Runtime CUDA if present)"
-"$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 --json "$OUT/deploy.json" | tee "$OUT/deploy.txt"
-"$PY" -m hrnet_teach.bench --device cuda --variants w18_small_v2,w48 --sizes 512x1024 --json "$OUT/bench.json" | tee "$OUT/bench.txt"
-echo "gpu_check.sh: done; results in $OUT"
+wait "$course_pid"
+tee -a "$OUT/summary.txt" < "$WORK/course_summary.txt"
+grep -q FAILED "$WORK/course_summary.txt" && failed=1
+[ -f "$WORK/shown.txt" ] && cat "$WORK/shown.txt" >> "$OUT/summary.txt"
+
+rm -rf "$WORK"
+echo "gpu_check.sh: done; results in $OUT (summary.txt, steps.log, course.log, *.json)"
+cat "$OUT/summary.txt"
+exit "$failed"
