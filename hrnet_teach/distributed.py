@@ -2,7 +2,7 @@
 
 Run alone, every function here is a no-op: :func:`init_distributed` returns
 "rank 0 of 1" and the trainer runs exactly as it would without this file.
-With ``torchrun --nproc_per_node N`` every process trains a copy of the model
+With ``torchrun --nproc_per_node N`` (N = 1 too) every process trains a copy of the model
 on its own share of each epoch, ``DistributedDataParallel`` averages the
 gradients, metrics are summed across processes, and only rank 0 writes.
 """
@@ -34,16 +34,20 @@ class Distributed:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether this process is in a process group: several processes, or torchrun with one."""
+        return self.world_size > 1 or self.backend is not None
 
 
 def init_distributed(device: Optional[str]) -> Distributed:
     """Join the process group that ``torchrun`` describes in its environment variables.
 
     NCCL when each process has a GPU, gloo on CPU. Run without torchrun, this is a no-op.
+    Under ``torchrun --nproc_per_node 1`` it joins a group of one, so that a single GPU runs
+    the path several take (NCCL, SyncBatchNorm, DDP) and ``scripts/gpu_check.sh`` can check it.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    launched = "RANK" in os.environ and "MASTER_ADDR" in os.environ  # torchrun sets both, for one process too
+    if world_size <= 1 and not launched:
         return Distributed()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device in (None, "auto", "cuda")

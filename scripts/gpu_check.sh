@@ -77,8 +77,10 @@ step "3. train --amp" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --
     --quiet --out "$WORK/train_amp" || failed=1
 step "3. train --amp --channels-last" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp \
     --channels-last --quiet --out "$WORK/train_amp_nhwc" || failed=1
+# torchrun with one process joins a group of one: NCCL, SyncBatchNorm and DDP, as on several GPUs
 step "4. torchrun NCCL SyncBatchNorm" 180 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 \
     -m hrnet_teach.train --epochs 1 --device cuda --quiet --out "$WORK/ddp" || failed=1
+step "4. ... and it ran on NCCL" 5 grep -q '"backend": "nccl"' "$WORK/ddp/metrics.json" || failed=1
 # Less the checks of the source itself that need the dev tools (ruff, the catalogue's babel):
 # they say nothing about the GPU.
 step "5. pytest -m 'not slow', CUDA seen" 300 "$PY" -m pytest -m "not slow and not browser" -q -p no:cacheprovider \

@@ -299,7 +299,7 @@ def test_weights_load_into_a_dataparallel_wrapped_model(tmp_path, small):
     torch.save(small.state_dict(), path)
     wrapped = nn.DataParallel(ht.create_model("w18_small_v1", head="segmentation", num_classes=4))
     assert W.load_weights(wrapped, path, verbose=False).ok
-    assert torch.equal(wrapped.module.conv1.weight, small.conv1.weight)
+    assert torch.equal(wrapped.module.conv1.weight.cpu(), small.conv1.weight)  # DataParallel moves it to a GPU when there is one
     prefixed = {"module." + k: v for k, v in small.state_dict().items()}  # saved from a wrapped model
     assert W.load_weights(wrapped, prefixed, verbose=False).ok
 

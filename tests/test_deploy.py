@@ -341,7 +341,7 @@ def test_bench_deploy_small_prints_every_way(capsys):
     from hrnet_teach import bench
 
     assert bench.main(["--deploy", "--variants", "w18_small_v1", "--sizes", "64x64", "--no-compile",
-                       "--threads", "1", "--repeats", "2"]) == 0
+                       "--threads", "1", "--repeats", "2", "--device", "cpu"]) == 0  # the default is a GPU when there is one
     out = capsys.readouterr().out
     for way in ("eager", "fast", "onnxruntime"):
         assert way in out

@@ -165,10 +165,25 @@ def test_torchrun_two_processes_with_gloo_agree(tmp_path):
     checkpoint = T.read_checkpoint(tmp_path / "checkpoint.pt")
     assert not any(k.startswith("module.") for k in checkpoint["model"])  # rank 0 saved the bare model
     model = T.model_from_checkpoint(checkpoint)  # strict
-    # on CPU/gloo BatchNorm stays BatchNorm2d (SyncBatchNorm has no CPU kernels)
+    # on CPU/gloo BatchNorm stays BatchNorm2d (SyncBatchNorm's training forward raises under gloo)
     assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
     val = ShapesDataset(16, image_size=32, seed=0, split="val")
     assert math.isclose(T.evaluate(model, val, "cpu")["miou"], metrics["final_miou"], abs_tol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
+def test_torchrun_one_gpu_trains_with_nccl_and_syncbatchnorm(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+         "-m", "hrnet_teach.train", *TINY, "--out", str(tmp_path), "--device", "cuda", "--amp", "--quiet"],
+        capture_output=True, text=True, env=_env(), cwd=REPO, timeout=240,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    settings = json.loads((tmp_path / "metrics.json").read_text())["settings"]
+    assert settings["backend"] == "nccl" and settings["world_size"] == 1 and settings["amp"]
+    model = T.model_from_checkpoint(T.read_checkpoint(tmp_path / "checkpoint.pt"))  # strict: SyncBatchNorm saves BatchNorm's keys
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
 
 
 def test_batchnorm_stays_plain_on_gloo_and_syncs_on_nccl():
@@ -181,6 +196,35 @@ def test_batchnorm_stays_plain_on_gloo_and_syncs_on_nccl():
     assert isinstance(nccl[1], nn.SyncBatchNorm)
     single = T.prepare_batchnorm(model(), T.Distributed())
     assert not isinstance(single[1], nn.SyncBatchNorm)
+    one_gpu = T.prepare_batchnorm(model(), T.Distributed(rank=0, world_size=1, backend="nccl"))  # torchrun, 1 process
+    assert isinstance(one_gpu[1], nn.SyncBatchNorm)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
+    """torchrun --nproc_per_node 1 takes the multi-process path (a process group, DDP, and on a GPU
+    NCCL and SyncBatchNorm), so one GPU can check it; run alone, nothing is joined."""
+    import torch.distributed as dist
+
+    from hrnet_teach.distributed import close_distributed, init_distributed
+
+    assert not init_distributed("cpu").enabled  # plain python: no torchrun variables
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(name, value)
+    ctx = init_distributed("cpu")
+    try:
+        assert ctx.enabled and ctx.world_size == 1 and ctx.backend == "gloo" and dist.is_initialized()
+    finally:
+        close_distributed(ctx)
+    assert not dist.is_initialized()
 
 
 # ------------------------------------------------------------------ the shipped checkpoint
