@@ -369,6 +369,18 @@ def test_deploy_bench_amp_row_and_missing_onnx_provider(monkeypatch):
     assert "note: onnxruntime: no CUDA provider" in deploy_bench.format_results([result])
 
 
+def test_deploy_bench_targets_are_the_cpus():
+    """The 2x/1e-4 targets were set on the CPU: a GPU row (TF32 alone puts fast 1e-3 from eager,
+    measured on an H200) gets no target line, a CPU row does."""
+    from hrnet_teach import deploy_bench
+
+    way = {"latency_ms": 10.0, "ratio": 1.2, "setup_s": 0.1, "peak_rss_mib": 1.0, "max_rel_diff": 1.5e-3}
+    row = {"variant": "w18_small_v2", "head": "segmentation", "size": [512, 1024], "notes": [],
+           "ways": {"eager": dict(way, ratio=1.0), "fast": way}}
+    assert "target fast >= 2.0x eager" in deploy_bench.format_results([dict(row, device="cpu")])
+    assert "target" not in deploy_bench.format_results([dict(row, device="cuda:0")])
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
 def test_deploy_bench_on_cuda():
@@ -377,6 +389,7 @@ def test_deploy_bench_on_cuda():
     result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=2, compile=False,
                                         device="cuda")
     assert result["device"].startswith("cuda") and "fast+bf16" in result["ways"]
+    assert (deploy_bench.TF32_NOTE in result["notes"]) == torch.backends.cudnn.allow_tf32
     assert result["ways"]["fast"]["max_rel_diff"] < 1e-3  # TF32 convolutions may be on
 
 
