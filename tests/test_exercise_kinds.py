@@ -298,7 +298,7 @@ def test_a_right_answer_given_as_an_array_or_a_tensor_is_accepted(lesson, name, 
 
 
 @pytest.mark.parametrize("lesson, name, wrong", [
-    ("00", "highres_size", [64, 95]), ("00", "highres_size", [64.0, 96.0]), ("01", "stem_shape", [2, 56, 80, 64]),
+    ("00", "highres_size", [64, 95]), ("00", "highres_size", [64.5, 96.0]), ("01", "stem_shape", [2, 56, 80, 64]),
     ("03", "none_entries", [[0, 1], [0, 2], [1, 2]]), ("03", "none_entries", [0, 1, 2]),
 ])
 def test_a_wrong_array_gets_the_message_of_the_same_wrong_list(lesson, name, wrong):
@@ -308,6 +308,22 @@ def test_a_wrong_array_gets_the_message_of_the_same_wrong_list(lesson, name, wro
     for array in (np.array(wrong), torch.tensor(wrong)):
         result = ex.check(array)
         assert not result.passed and result.message == as_list.message
+
+
+@pytest.mark.parametrize("lesson, name", [
+    ("00", "highres_size"), ("01", "stem_shape"), ("01", "bottleneck_channels"), ("02", "branch_channels"),
+    ("03", "fuse_steps"), ("03", "multi_scale_rows"), ("03", "nearest_size"), ("05", "concat_channels"),
+    ("06", "last_layer_channels"), ("06", "pose_fuse_rows"), ("08", "size_mismatch"),
+])
+def test_a_whole_number_computed_with_a_slash_counts(lesson, name):
+    """256 / 4 is 64.0: the right number, read the same in every value exercise (64.5 is not whole)."""
+    ex = _lesson_exercise(lesson, name)
+    right = ex.reference
+    as_floats = tuple(float(v) for v in right) if isinstance(right, tuple) else float(right)
+    result = ex.check(as_floats)
+    assert result.passed, result.message
+    off = tuple(v + 0.5 for v in as_floats) if isinstance(as_floats, tuple) else as_floats + 0.5
+    assert "whole number" in ex.check(off).message
 
 
 def test_a_meta_tensor_answer_is_refused_by_its_type():

@@ -81,8 +81,9 @@ def _quoted_numbers(answer) -> bool:
     return isinstance(answer, str) and bool(re.fullmatch(r"[\s\d.,()\[\]+-]*\d[\s\d.,()\[\]+-]*", answer))
 
 
-def as_int(answer, what: str, *, floats: bool = False) -> int:
-    """``answer`` as one whole number; with ``floats=True`` a float such as 128.0 counts too."""
+def as_int(answer, what: str, *, floats: bool = True) -> int:
+    """``answer`` as one whole number. A whole float such as 128.0 counts too (a number computed with
+    ``/`` is still the right number); ``floats=False`` refuses it."""
     answer = plain(answer)
     if floats and isinstance(answer, float) and answer.is_integer():
         return int(answer)
@@ -95,9 +96,9 @@ def as_int(answer, what: str, *, floats: bool = False) -> int:
     return answer
 
 
-def as_ints(answer, length: int, what: str, example: str, *, floats: bool = False) -> tuple[int, ...]:
+def as_ints(answer, length: int, what: str, example: str, *, floats: bool = True) -> tuple[int, ...]:
     """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair);
-    with ``floats=True`` a float such as 720.0 counts too (a count computed with ``/``)."""
+    a whole float such as 720.0 counts too (computed with ``/``), unless ``floats=False``."""
     answer = _plain_items(plain(answer))
     if isinstance(answer, torch.Size):
         answer = tuple(answer)

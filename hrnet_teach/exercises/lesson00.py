@@ -23,7 +23,7 @@ highres_size = ValueExercise(
     otherwise=lambda got, want: _("Not {a}x{b}: divide each side of {h}x{w} by 4.", a=got[0], b=got[1], **SIZES),
     hints=[N_("1/4 means: divide the height by 4 and the width by 4."), N_("{h} / 4 = {h4}. Now the width.", **SIZES)],
     solution_text=f"`answer = ({H // 4}, {W // 4})`",
-    wrong_answers=[(64, "give two"), ((64.0, 96.0), "whole numbers")],
+    wrong_answers=[(64, "give two"), ((64.5, 96.0), "whole numbers")],
 )
 
 EXERCISES = [highres_size]

@@ -124,7 +124,7 @@ OUT = 32 * Bottleneck.expansion  # what ht.Bottleneck(inplanes=64, planes=32) ou
 bottleneck_channels = ValueExercise(
     name="bottleneck_channels", lesson="01",
     question=N_("How many channels does `ht.Bottleneck(inplanes=64, planes=32)` output?"),
-    read=lambda a: as_int(a, N_("the number of channels"), floats=True),
+    read=lambda a: as_int(a, N_("the number of channels")),
     reference=OUT,
     success=N_("planes x expansion = 32 x {e} = {out} (this is layer1 of w18_small_v1; W18..W64 use planes 64, so 256).",
                e=Bottleneck.expansion, out=OUT),

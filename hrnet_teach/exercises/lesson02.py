@@ -77,7 +77,7 @@ branch_channels = ValueExercise(
                              got=n, **WIDTH),
     hints=[N_("The number in the name is C, the width of branch 0."), N_("Branch b carries C x 2**b channels.")],
     solution_text=N_("`answer = {n}`: C = {C}, and branch {b} carries 8C.", **WIDTH),
-    wrong_answers=[(320.0, "one whole number"), (7, "Not 7")],  # the table's answers are tested as well
+    wrong_answers=[("320", "without quotes"), (7, "Not 7")],  # the table's answers are tested as well
 )
 
 RULE = "floor((n + 2*padding - kernel) / stride) + 1"  # PyTorch's output size of a conv

@@ -27,7 +27,7 @@ concat_channels = ValueExercise(
     name="concat_channels", lesson="05",
     question=N_("HRNetV2 upsamples the four stage-4 branches of w32 to 1/4 and concatenates them "
                 "along the channels. How many channels does the concatenation have?"),
-    read=lambda a: as_int(a, N_("the number of channels"), floats=True), reference=15 * C32,
+    read=lambda a: as_int(a, N_("the number of channels")), reference=15 * C32,
     success=N_("C + 2C + 4C + 8C = 15C = 15 x {c} = {n}: every branch keeps its channels when it is upsampled to "
                "1/4, so the concatenation is as wide as all four together.", c=C32, n=15 * C32),
     mistakes={C32: N_("{n} is branch 0 alone (C); HRNetV2 concatenates all four branches.", n=C32),

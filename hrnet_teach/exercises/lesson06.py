@@ -103,7 +103,7 @@ last_layer_channels = ValueExercise(
     name="last_layer_channels", lesson="06",
     question=N_("How many input channels does `last_layer`'s first conv have for w48: in the official head, and in "
                 "the learner's modified seg_hrnet.py with `upscale=2` (stem_width = 64)? Answer (official, modified)."),
-    read=lambda a: as_ints(a, 2, N_("(official, modified with upscale=2)"), "(100, 120)", floats=True),
+    read=lambda a: as_ints(a, 2, N_("(official, modified with upscale=2)"), "(100, 120)"),
     reference=(OFFICIAL, MODIFIED),
     success=N_("{official} = 15 x {c} for the official head; the modified file's upscale concatenates the stem's "
                "1/2-resolution map too ({stem} channels): {modified}. Upsampling changes sizes, not channels.",
@@ -147,7 +147,7 @@ pose_fuse_rows = ValueExercise(
     name="pose_fuse_rows", lesson="06",
     question=N_("In the pose model (HRNetV1) for w32, how many rows do `stage4[0].fuse_layers` and "
                 "`stage4[-1].fuse_layers` have? Answer (rows of the first module, rows of the last module)."),
-    read=lambda a: as_ints(a, 2, N_("(rows of stage4[0], rows of stage4[-1])"), "(2, 3)", floats=True),
+    read=lambda a: as_ints(a, 2, N_("(rows of stage4[0], rows of stage4[-1])"), "(2, 3)"),
     reference=_pose_rows,
     success=lambda got, want: _(
         "{want}: only the last module is built with multi_scale_output=False, so its outer loop "

@@ -90,7 +90,7 @@ size_mismatch = ValueExercise(
            N_("Branch 1 is ceil(63 / 2) x ceil(84 / 2); nearest upsampling by 2 doubles both.")],
     solution_text=N_("`answer = (64, 84)`: 63 -> 32 -> 64 and 84 -> 42 -> 84; the sum with branch 0 (63x84) fails: "
                      "63 rows against 64."),
-    wrong_answers=[((64.0, 84.0), "whole numbers"), (64, "(height, width)"), ((10, 10), "Not 10x10")],
+    wrong_answers=[((64.5, 84.0), "whole numbers"), (64, "(height, width)"), ((10, 10), "Not 10x10")],
 )
 
 
