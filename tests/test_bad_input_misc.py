@@ -257,6 +257,24 @@ def test_bench_repeats_below_one_is_refused_not_replaced_by_the_default(repeats,
     assert "argument --repeats: must be" in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["--repeats", "0"], ["--warmup", "-1"], ["--batch-size", "0"], ["--sizes", "10x10"], ["--head", "pose", "--sizes", "100x100"],
+    ["--deploy", "--repeats", "-3"], ["--json", "{tmp}"], ["--deploy", "--json", "{tmp}"],
+])
+def test_bench_checks_every_argument_before_measuring_anything(argv, tmp_path, monkeypatch, capsys):
+    """A bad argument stops the bench at once: nothing is measured first (a full bench takes minutes)."""
+    from hrnet_teach import deploy_bench
+
+    def measured(*args, **kwargs):
+        raise AssertionError("measured before the arguments were checked")
+
+    monkeypatch.setattr(bench, "run", measured)
+    monkeypatch.setattr(bench, "measure", measured)
+    monkeypatch.setattr(deploy_bench, "run", measured)
+    monkeypatch.setattr(deploy_bench, "measure_model", measured)
+    _usage_error(capsys, bench.main, [a.format(tmp=tmp_path) for a in argv] + ["--device", "cpu"])
+
+
 # ------------------------------------------------------------------ translate
 def test_translate_stub_of_an_unknown_lesson_lists_the_lessons(capsys):
     err = _usage_error(capsys, translate.main, ["--stub", "nope"])
