@@ -86,8 +86,10 @@ step "4. ... and it ran on NCCL" 5 grep -q '"backend": "nccl"' "$WORK/ddp/metric
 step "5. pytest -m 'not slow', CUDA seen" 300 "$PY" -m pytest -m "not slow and not browser" -q -p no:cacheprovider \
     --timeout 120 --ignore tests/test_lint.py \
     -k "not (mo_is_current or every_message_translated or every_marked_message)" || failed=1
-for run in train_amp train_amp_nhwc ddp; do  # each run's last metrics, for the record
-    [ -f "$WORK/$run/metrics.json" ] && echo "$run: $(tail -c 400 "$WORK/$run/metrics.json" | tr -d '\n ')" >> "$OUT/steps.log"
+for run in train_amp train_amp_nhwc ddp; do  # each run's score and epoch time, for the record
+    [ -f "$WORK/$run/metrics.json" ] && "$PY" -c "import json, sys; m = json.load(open(sys.argv[1])); s = m['settings']
+print(f\"{sys.argv[2]:<15} held-out mIoU {m['final_miou']:.3f}, epoch {m['elapsed_s']} s, amp {s['amp']}, \"
+      f\"channels_last {s['channels_last']}, backend {s['backend']}\")" "$WORK/$run/metrics.json" "$run" >> "$WORK/shown.txt"
 done
 
 wait "$course_pid"
