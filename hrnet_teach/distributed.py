@@ -43,7 +43,8 @@ def init_distributed(device: Optional[str]) -> Distributed:
 
     NCCL when each process has a GPU, gloo on CPU. Run without torchrun, this is a no-op.
     Under ``torchrun --nproc_per_node 1`` it joins a group of one, so that a single GPU runs
-    the path several take (NCCL, SyncBatchNorm, DDP) and ``scripts/gpu_check.sh`` can check it.
+    the path several take (NCCL, DDP, SyncBatchNorm layers) and ``scripts/gpu_check.sh`` can
+    check it; with one process SyncBatchNorm computes as BatchNorm2d (torch skips the exchange).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     launched = "RANK" in os.environ and "MASTER_ADDR" in os.environ  # torchrun sets both, for one process too

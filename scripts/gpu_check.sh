@@ -5,7 +5,7 @@
 #   course  every lesson, English then Chinese, executed with the GPU selected (bench --course)
 #   2. the CUDA-marked tests (pytest -m cuda)
 #   3. one training epoch with --amp, then with --amp --channels-last
-#   4. torchrun (NCCL, SyncBatchNorm), world size 1
+#   4. torchrun with one process (NCCL, DDP, SyncBatchNorm layers)
 #   5. the fast test suite with CUDA visible (pytest -m "not slow and not browser")
 # The timed benches run first, alone on the machine; then the course runs in the background
 # beside steps 2-5, which check results, not speed.
@@ -77,7 +77,8 @@ step "3. train --amp" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --
     --quiet --out "$WORK/train_amp" || failed=1
 step "3. train --amp --channels-last" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp \
     --channels-last --quiet --out "$WORK/train_amp_nhwc" || failed=1
-# torchrun with one process joins a group of one: NCCL, SyncBatchNorm and DDP, as on several GPUs
+# torchrun with one process joins a group of one: NCCL, DDP and SyncBatchNorm layers, as on several
+# GPUs (only SyncBatchNorm's exchange is skipped: torch computes plain BatchNorm for one process)
 step "4. torchrun NCCL SyncBatchNorm" 180 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 \
     -m hrnet_teach.train --epochs 1 --device cuda --quiet --out "$WORK/ddp" || failed=1
 step "4. ... and it ran on NCCL" 5 grep -q '"backend": "nccl"' "$WORK/ddp/metrics.json" || failed=1

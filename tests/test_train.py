@@ -210,7 +210,7 @@ def _free_port() -> int:
 
 def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
     """torchrun --nproc_per_node 1 takes the multi-process path (a process group, DDP, and on a GPU
-    NCCL and SyncBatchNorm), so one GPU can check it; run alone, nothing is joined."""
+    NCCL and SyncBatchNorm layers), so one GPU can check it; run alone, nothing is joined."""
     import torch.distributed as dist
 
     from hrnet_teach.distributed import close_distributed, init_distributed
