@@ -81,10 +81,20 @@ def _ways(model, x, device, compile, onnx, amp, threads):
     notes: list[str] = []
 
     def add(name, make):
+        # An optional way that fails here (torch.compile without a compiler, bfloat16 on an older GPU,
+        # an export error) becomes a note and a skipped row, not the end of the whole bench.
         start = time.perf_counter()
-        ways[name] = make()
-        ways[name](x)  # the first call (compiles, allocates)
-        _sync(device)
+        try:
+            way = make()
+            way(x)  # the first call (compiles, allocates)
+            _sync(device)
+        except Exception as error:  # noqa: BLE001 - reported in the note, with its type
+            if name == "fast":
+                raise
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            notes.append(f"{name}: failed here ({type(error).__name__}: {first[:160]}), row skipped")
+            return
+        ways[name] = way
         setup[name], memory[name] = time.perf_counter() - start, _peak_mib(device)
 
     add("fast", lambda: deploy.fast(model))

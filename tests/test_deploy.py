@@ -369,6 +369,26 @@ def test_deploy_bench_amp_row_and_missing_onnx_provider(monkeypatch):
     assert "note: onnxruntime: no CUDA provider" in deploy_bench.format_results([result])
 
 
+def test_deploy_bench_turns_a_failing_optional_way_into_a_note(monkeypatch):
+    """torch.compile without a working compiler (or bfloat16 on an older GPU) skips its row with a
+    note; the bench goes on with the other ways instead of ending in a traceback."""
+    from hrnet_teach import deploy_bench
+
+    real_fast = deploy.fast
+
+    def fast(model, compile=False, **kwargs):
+        if compile:
+            raise RuntimeError("no C++ compiler found\n(the rest of a long error)")
+        return real_fast(model, **kwargs)
+
+    monkeypatch.setattr(deploy_bench.deploy, "fast", fast)
+    result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=1, compile=True,
+                                        onnx=False, threads=1)
+    assert list(result["ways"]) == ["eager", "fast"]
+    assert result["notes"] == ["fast+compile: failed here (RuntimeError: no C++ compiler found), row skipped"]
+    assert "note: fast+compile: failed here" in deploy_bench.format_results([result])
+
+
 def test_deploy_bench_targets_are_the_cpus():
     """The 2x/1e-4 targets were set on the CPU: a GPU row (TF32 alone puts fast 1e-3 from eager,
     measured on an H200) gets no target line, a CPU row does."""
