@@ -126,3 +126,11 @@ def test_each_lesson_notebook_uses_its_exercises(number):
     for ex in module.EXERCISES:
         used = f".{ex.name}.check(" in source or re.search(rf"\b{re.escape(ex.name)}\b", source)
         assert used, f"{notebooks[0].name} never checks the exercise {ex.name!r}"
+
+
+def test_a_function_exercise_asks_for_the_name_the_notebook_defines():
+    """The question names the function the lesson's cell defines and passes to check()."""
+    from hrnet_teach.exercises._kinds import FunctionExercise
+
+    for ex in (e for e in all_exercises() if isinstance(e, FunctionExercise)):
+        assert ex.question.startswith(f"Write `{ex.fn_name}("), (ex.name, ex.question[:60])

@@ -80,7 +80,7 @@ def _block_cases():
 
 basic_block_forward = FunctionExercise(
     name="basic_block_forward", lesson="01", fn_name="my_forward",
-    question=N_("Write `forward(block, x)` for an `ht.BasicBlock` using its layers: `block.conv1`, `block.bn1`, "
+    question=N_("Write `my_forward(block, x)` for an `ht.BasicBlock` using its layers: `block.conv1`, `block.bn1`, "
                 "`block.relu`, `block.conv2`, `block.bn2` and `block.downsample` (None or a 1x1 conv + BN)."),
     reference=_reference_forward, expected=lambda block, x: block(x), cases=_block_cases,
     returns=N_("the output tensor"), against="ht.BasicBlock",

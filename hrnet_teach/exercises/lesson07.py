@@ -20,7 +20,7 @@ def _poly_lr(base_lr, step, max_steps):
 
 poly_lr = FunctionExercise(
     name="poly_lr", lesson="07", fn_name="my_poly_lr",
-    question=N_("Write `poly_lr(base_lr, step, max_steps)`, the official trainer's learning rate at step `step` "
+    question=N_("Write `my_poly_lr(base_lr, step, max_steps)`, the official trainer's learning rate at step `step` "
                 "(0-based) of `max_steps`, with power 0.9."),
     reference=_poly_lr, cases=[(0.01, 0, 1000), (0.01, 500, 1000), (0.01, 999, 1000), (0.05, 120, 400), (2e-3, 7, 10)],
     returns=N_("the learning rate"), against=N_("the poly schedule"), rtol=1e-6, atol=1e-12,
