@@ -293,8 +293,10 @@ def notes(rows: Sequence[Row], repeats: int, warmup: int, threads: Optional[int]
 
 
 # ------------------------------------------------------------------ the course
-def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, progress: bool = True) -> list[dict]:
-    """Execute every ``*.ipynb`` in ``notebook_dir`` in a fresh python3 kernel (cwd: that folder).
+def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, progress: bool = True,
+               lessons: Optional[Sequence[str]] = None) -> list[dict]:
+    """Execute every ``*.ipynb`` in ``notebook_dir`` in a fresh python3 kernel (cwd: that folder),
+    or only those whose names start with one of ``lessons`` (e.g. ``["00", "07"]``).
 
     Returns one dict per notebook: name, seconds, error (None when it ran through).
     Nothing is written back to the notebooks.
@@ -308,6 +310,12 @@ def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, prog
     paths = sorted(folder.glob("*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"No notebooks (*.ipynb) in {folder}")
+    if lessons is not None:
+        unknown = [n for n in lessons if not any(p.name.startswith(n) for p in paths)]
+        if unknown:
+            raise FileNotFoundError(f"No notebook in {folder} starts with {', '.join(unknown)}; "
+                                    f"the notebooks are {', '.join(p.name for p in paths)}")
+        paths = [p for p in paths if any(p.name.startswith(n) for n in lessons)]
     results = []
     bar = tqdm(paths, desc="course", unit="notebook", disable=not progress)
     for path in bar:
@@ -380,6 +388,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", action="store_true", help="--deploy: skip ONNX Runtime")
     p.add_argument("--notebooks", default=None, help="the folder --course runs (default: the course's notebooks/)")
     p.add_argument("--timeout", type=int, default=1200, help="--course: seconds allowed per cell")
+    p.add_argument("--lessons", default=None,
+                   help="--course: only the notebooks whose names start with these, comma-separated (e.g. 00,07,10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--_measure", help=argparse.SUPPRESS)  # internal: one row in a fresh process
     return p
@@ -399,7 +409,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.course:
         folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
         try:
-            results = run_course(folder, timeout=args.timeout, progress=progress)
+            lessons = [n.strip() for n in args.lessons.split(",") if n.strip()] if args.lessons else None
+            results = run_course(folder, timeout=args.timeout, progress=progress, lessons=lessons)
         except FileNotFoundError as error:
             parser.error(str(error))
         print(format_course(results))

@@ -91,8 +91,7 @@ def _ways(model, x, device, compile, onnx, amp, threads):
         except Exception as error:  # noqa: BLE001 - reported in the note, with its type
             if name == "fast":
                 raise
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            notes.append(f"{name}: failed here ({type(error).__name__}: {first[:160]}), row skipped")
+            notes.append(f"{name}: failed here ({_first_line(error)}), row skipped")
             return
         ways[name] = way
         setup[name], memory[name] = time.perf_counter() - start, _peak_mib(device)
@@ -115,6 +114,24 @@ def _ways(model, x, device, compile, onnx, amp, threads):
                 return lambda t: deploy.run_onnx(session, t)
             add("onnxruntime", make_session)
     return ways, setup, memory, notes
+
+
+def tf32_convolutions() -> bool:
+    """Whether cuDNN runs float32 convolutions in TF32 (on by default)."""
+    try:
+        return bool(torch.backends.cudnn.allow_tf32)
+    except RuntimeError:  # newer torch refuses the old flag once its fp32_precision setting was used
+        return torch.backends.cudnn.conv.fp32_precision == "tf32"
+
+
+def _first_line(error: BaseException) -> str:
+    """The line of an error that says what went wrong: torch.compile's BackendCompilerFailed opens
+    with "backend='inductor' raised:", and the cause is the error inside it."""
+    inner = getattr(error, "inner_exception", None) or error.__cause__
+    if inner is not None and inner is not error:
+        return _first_line(inner)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.strip().endswith(":")]
+    return f"{type(error).__name__}: {lines[0][:160]}" if lines else type(error).__name__
 
 
 def _sync(device: torch.device) -> None:
@@ -151,7 +168,7 @@ def measure_model(variant: str, head: str, size: tuple[int, int], repeats: int =
                 times[name].append((time.perf_counter() - start) * 1000)
         diffs = {name: deploy.max_relative_difference(reference, run(x)) for name, run in ways.items()}
     medians = {name: statistics.median(t) for name, t in times.items()}
-    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+    if device.type == "cuda" and tf32_convolutions():
         notes.append(TF32_NOTE)
     return {"variant": variant, "head": head, "size": list(size), "threads": torch.get_num_threads(),
             "device": str(device), "repeats": repeats, "notes": notes, "ways": {name: {

@@ -47,8 +47,8 @@ def init_distributed(device: Optional[str]) -> Distributed:
     check it; with one process SyncBatchNorm computes as BatchNorm2d (torch skips the exchange).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    launched = "RANK" in os.environ and "MASTER_ADDR" in os.environ  # torchrun sets both, for one process too
-    if world_size <= 1 and not launched:
+    by_torchrun = "TORCHELASTIC_RUN_ID" in os.environ  # set by torchrun alone, for one process too
+    if world_size <= 1 and not by_torchrun:
         return Distributed()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device in (None, "auto", "cuda")

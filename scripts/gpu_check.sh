@@ -2,7 +2,9 @@
 # The GPU run of hrnet-teach: everything that needs CUDA, in one go, on a CUDA machine.
 #   1. the deploy bench on the GPU (eager, fast, compile, fast under bf16 autocast,
 #      ONNX Runtime's CUDA provider if onnxruntime-gpu is installed), then the variant bench
-#   course  every lesson, English then Chinese, executed with the GPU selected (bench --course)
+#   course  every English lesson, then the Chinese lessons that take a GPU path (00, 07, 10: the
+#           other Chinese lessons run the same code cells; GPU_CHECK_ZH=all runs them all), with the
+#           GPU selected (bench --course)
 #   2. the CUDA-marked tests (pytest -m cuda)
 #   3. one training epoch with --amp, then with --amp --channels-last
 #   4. torchrun with one process (NCCL, DDP, SyncBatchNorm layers)
@@ -11,14 +13,22 @@
 # beside steps 2-5, which check results, not speed.
 # A failing step does not stop the others: each has a time limit (seconds, below; scale them all
 # with GPU_CHECK_SCALE=2 on a slower GPU), the summary at the end lists every step, and the exit
-# status is 1 when any step failed. Logs and JSON results go to OUT_DIR (at most 8 files).
-# Usage: bash scripts/gpu_check.sh [OUT_DIR]   (default: runs/gpu_check)
+# status is 1 when any step failed. Logs and JSON results go to OUT_DIR (at most 8 files), and
+# summary.txt grows as each step ends, so a run cut short keeps what it finished.
+# Usage: bash scripts/gpu_check.sh [OUT_DIR]   (default: runs/gpu_check in the repository)
 # Without CUDA it refuses and exits 2.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT="${1:-runs/gpu_check}"
-PY="${PYTHON:-python}"
 SCALE="${GPU_CHECK_SCALE:-1}"
+ZH="${GPU_CHECK_ZH:-gpu}"
+if ! [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || ! [[ "$ZH" =~ ^(gpu|all|none)$ ]]; then
+    echo "gpu_check.sh: GPU_CHECK_SCALE must be a whole number from 1 (got '$SCALE') and GPU_CHECK_ZH" \
+         "gpu, all or none (got '$ZH')" >&2
+    exit 2
+fi
+[ -n "${1:-}" ] && { mkdir -p "$1" && OUT="$(cd "$1" && pwd)" || exit 2; }  # before the cd: relative to where you are
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/runs/gpu_check}"
+PY="${PYTHON:-python}"
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check.sh: no CUDA GPU is visible to PyTorch here (torch.cuda.is_available() is False)." >&2
@@ -27,10 +37,10 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     exit 2
 fi
 mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
-WORK="$(mktemp -d)"   # checkpoints and notebook copies: not results, and too many files for OUT
+WORK="$(mktemp -d)"   # checkpoints: not results, and too many files for OUT
+trap 'rm -rf "$WORK"' EXIT
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-: > "$OUT/summary.txt"
+: > "$OUT/summary.txt"; : > "$OUT/steps.log"; : > "$OUT/course.log"   # a rerun starts them afresh
 "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda)" \
     | tee -a "$OUT/summary.txt"
 
@@ -44,24 +54,33 @@ step() {
     before=$(wc -l < "$OUT/steps.log")
     timeout --kill-after=10 "$limit" "$@" >> "$OUT/steps.log" 2>&1
     status=$?
-    [ "${SHOW:-0}" = 1 ] && tail -n +"$(( before + 1 ))" "$OUT/steps.log" | tr '\r' '\n' | grep -vE '%\||^\s*$' >> "$WORK/shown.txt"
-    local took=$(( SECONDS - started )) verdict="ok"
-    if [ "$status" = 124 ] || [ "$status" = 137 ]; then verdict="TIMED OUT"
-    elif [ "$status" != 0 ]; then verdict="FAILED (exit $status)"; fi
+    local took=$(( SECONDS - started )) verdict
+    verdict="$(verdict "$status")"
     printf '%-34s %-18s %5d s\n' "$name" "$verdict" "$took" | tee -a "$OUT/summary.txt"
+    [ "${SHOW:-0}" = 1 ] && tail -n +"$(( before + 1 ))" "$OUT/steps.log" | tr '\r' '\n' \
+        | grep -vE '%\||^\s*$' >> "$OUT/summary.txt"
     [ "$verdict" = ok ]
 }
 
-course() {  # the lessons, English then Chinese, each with its own JSON; one line each in the summary
-    local lang folder started status limit=$(( 420 * SCALE ))
+verdict() {  # an exit status in words
+    case "$1" in 0) echo ok ;; 124|137) echo "TIMED OUT" ;; *) echo "FAILED (exit $1)" ;; esac
+}
+
+course() {  # English, then Chinese (see ZH): one JSON each, and one line each in the summary
+    local lang folder lessons started status limit=$(( 420 * SCALE ))
     for lang in en zh; do
-        folder=notebooks; [ "$lang" = zh ] && folder=notebooks/zh
+        folder=notebooks lessons=()
+        if [ "$lang" = zh ]; then
+            [ "$ZH" = none ] && continue
+            folder=notebooks/zh
+            [ "$ZH" = gpu ] && lessons=(--lessons 00,07,10)
+        fi
         started=$SECONDS
-        timeout --kill-after=10 "$limit" "$PY" -m hrnet_teach.bench --course --notebooks "$folder" --no-progress \
-            --json "$OUT/course_$lang.json" >> "$OUT/course.log" 2>&1
+        timeout --kill-after=10 "$limit" "$PY" -m hrnet_teach.bench --course --notebooks "$folder" "${lessons[@]}" \
+            --no-progress --json "$OUT/course_$lang.json" >> "$OUT/course.log" 2>&1
         status=$?
-        printf '%-34s %-18s %5d s\n' "course ($lang)" "$( [ $status = 0 ] && echo ok || echo "FAILED (exit $status)")" \
-            $(( SECONDS - started )) >> "$WORK/course_summary.txt"
+        printf '%-34s %-18s %5d s\n' "course ($lang)" "$(verdict $status)" $(( SECONDS - started )) \
+            | tee -a "$OUT/summary.txt" >> "$WORK/course_summary.txt"
     done
 }
 
@@ -89,16 +108,13 @@ step "5. pytest -m 'not slow', CUDA seen" 300 "$PY" -m pytest -m "not slow and n
     -k "not (mo_is_current or every_message_translated or every_marked_message)" || failed=1
 for run in train_amp train_amp_nhwc ddp; do  # each run's score and epoch time, for the record
     [ -f "$WORK/$run/metrics.json" ] && "$PY" -c "import json, sys; m = json.load(open(sys.argv[1])); s = m['settings']
-print(f\"{sys.argv[2]:<15} held-out mIoU {m['final_miou']:.3f}, epoch {m['elapsed_s']} s, amp {s['amp']}, \"
-      f\"channels_last {s['channels_last']}, backend {s['backend']}\")" "$WORK/$run/metrics.json" "$run" >> "$WORK/shown.txt"
+print(f\"{sys.argv[2]:<15} held-out mIoU {m['final_miou']:.3f}, seconds per epoch {m['elapsed_s']}, amp {s['amp']}, \"
+      f\"channels_last {s['channels_last']}, backend {s['backend']}\")" "$WORK/$run/metrics.json" "$run" \
+        | tee -a "$OUT/steps.log" >> "$OUT/summary.txt"
 done
 
 wait "$course_pid"
-tee -a "$OUT/summary.txt" < "$WORK/course_summary.txt"
-grep -q FAILED "$WORK/course_summary.txt" && failed=1
-[ -f "$WORK/shown.txt" ] && cat "$WORK/shown.txt" >> "$OUT/summary.txt"
-
-rm -rf "$WORK"
+grep -qvE ' ok +[0-9]+ s$' "$WORK/course_summary.txt" 2>/dev/null && failed=1
 echo "gpu_check.sh: done; results in $OUT (summary.txt, steps.log, course.log, *.json)"
 cat "$OUT/summary.txt"
 exit "$failed"

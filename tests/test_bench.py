@@ -117,3 +117,17 @@ def test_course_on_an_empty_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--course", "--notebooks", str(tmp_path)])
     assert "No notebooks" in capsys.readouterr().err
+
+
+def test_course_runs_only_the_lessons_asked_for(tmp_path, capsys):
+    _notebook(tmp_path / "00_first.ipynb", "x = 1")
+    _notebook(tmp_path / "07_broken.ipynb", "raise RuntimeError('not asked for')")
+    out = tmp_path / "course.json"
+    assert bench.main(["--course", "--notebooks", str(tmp_path), "--lessons", "00", "--json", str(out),
+                       "--no-progress"]) == 0
+    assert [r["name"] for r in json.loads(out.read_text())["course"]] == ["00_first.ipynb"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        bench.main(["--course", "--notebooks", str(tmp_path), "--lessons", "00,05"])
+    err = capsys.readouterr().err
+    assert "starts with 05; the notebooks are 00_first.ipynb, 07_broken.ipynb" in err

@@ -377,8 +377,10 @@ def test_deploy_bench_turns_a_failing_optional_way_into_a_note(monkeypatch):
     real_fast = deploy.fast
 
     def fast(model, compile=False, **kwargs):
-        if compile:
-            raise RuntimeError("no C++ compiler found\n(the rest of a long error)")
+        if compile:  # as torch.compile reports it: the cause inside a BackendCompilerFailed-like wrapper
+            class Wrapped(RuntimeError):
+                inner_exception = RuntimeError("no C++ compiler found\n(the rest of a long error)")
+            raise Wrapped("backend='inductor' raised:\n" + str(Wrapped.inner_exception))
         return real_fast(model, **kwargs)
 
     monkeypatch.setattr(deploy_bench.deploy, "fast", fast)
@@ -409,8 +411,8 @@ def test_deploy_bench_on_cuda():
     result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=2, compile=False,
                                         device="cuda")
     assert result["device"].startswith("cuda") and "fast+bf16" in result["ways"]
-    assert (deploy_bench.TF32_NOTE in result["notes"]) == torch.backends.cudnn.allow_tf32
-    assert result["ways"]["fast"]["max_rel_diff"] < 1e-3  # TF32 convolutions may be on
+    assert (deploy_bench.TF32_NOTE in result["notes"]) == deploy_bench.tf32_convolutions()
+    assert result["ways"]["fast"]["max_rel_diff"] < 1e-2  # TF32 convolutions (on by default): 2e-3 measured on an H200
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
