@@ -426,6 +426,20 @@ def test_gpu_check_refuses_without_cuda():
     assert "no CUDA GPU is visible" in done.stderr and "python -m pytest" in done.stderr
 
 
+@pytest.mark.parametrize("env, said", [({"GPU_CHECK_SCALE": "1.5"}, "got '1.5'"), ({"GPU_CHECK_ZH": "some"}, "got 'some'")])
+def test_gpu_check_refuses_a_bad_setting_before_anything_runs(env, said, tmp_path):
+    """A scale of 1.5 used to make bash drop every step and report success."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+    assert done.returncode == 2 and said in done.stderr and "whole number from 1" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
 @pytest.mark.parametrize("head", ["segmentation", "classification"])
