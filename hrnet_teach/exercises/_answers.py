@@ -81,11 +81,11 @@ def _quoted_numbers(answer) -> bool:
     return isinstance(answer, str) and bool(re.fullmatch(r"[\s\d.,()\[\]+-]*\d[\s\d.,()\[\]+-]*", answer))
 
 
-def as_int(answer, what: str, *, floats: bool = True) -> int:
+def as_int(answer, what: str) -> int:
     """``answer`` as one whole number. A whole float such as 128.0 counts too (a number computed with
-    ``/`` is still the right number); ``floats=False`` refuses it."""
+    ``/`` is still the right number); 128.5 does not."""
     answer = plain(answer)
-    if floats and isinstance(answer, float) and answer.is_integer():
+    if isinstance(answer, float) and answer.is_integer():
         return int(answer)
     if _quoted_numbers(answer):
         raise Wrong(_("Give {what} as one whole number, without quotes; you gave the text {answer}.",
@@ -96,9 +96,9 @@ def as_int(answer, what: str, *, floats: bool = True) -> int:
     return answer
 
 
-def as_ints(answer, length: int, what: str, example: str, *, floats: bool = True) -> tuple[int, ...]:
+def as_ints(answer, length: int, what: str, example: str) -> tuple[int, ...]:
     """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair);
-    a whole float such as 720.0 counts too (computed with ``/``), unless ``floats=False``."""
+    a whole float such as 720.0 counts too (computed with ``/``)."""
     answer = _plain_items(plain(answer))
     if isinstance(answer, torch.Size):
         answer = tuple(answer)
@@ -110,7 +110,7 @@ def as_ints(answer, length: int, what: str, example: str, *, floats: bool = True
     if _quoted_numbers(answer):
         raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}, without quotes; you gave the text {answer}.",
                       **values))
-    if floats and isinstance(answer, (tuple, list)):
+    if isinstance(answer, (tuple, list)):
         answer = [int(v) if isinstance(v, float) and v.is_integer() else v for v in answer]
     if not isinstance(answer, (tuple, list)):
         raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}; you gave {type} {answer}.",
