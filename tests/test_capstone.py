@@ -1,6 +1,8 @@
 """Lesson 11, the capstone: the reference network loads the shipped checkpoint strictly and
 equals the package's model; each typical assembly slip gets the stage and the message meant
 for it; unwritten pieces say which one still raises NotImplementedError; the figure degrades to a message."""
+from types import SimpleNamespace
+
 import matplotlib.pyplot as plt  # headless: conftest sets MPLBACKEND=Agg
 import pytest
 import torch
@@ -132,6 +134,14 @@ def test_unwritten_pieces_say_not_answered_and_which():
     assert "still raises NotImplementedError" in message and "`_unwritten_piece`" in message
     message = ex.capstone_network.check(_NetWithAnUnwrittenForward).message
     assert "still raises NotImplementedError" in message and "_NetWithAnUnwrittenForward.forward" in message
+
+
+def test_an_unwritten_method_is_named_with_its_class_before_python_3_11():
+    # Python 3.9 and 3.10 code objects have no co_qualname: the class comes from the frame's `self`
+    old_code = SimpleNamespace(co_name="forward", co_filename="<cell>")
+    frame = SimpleNamespace(f_code=old_code, f_locals={"self": _NetWithAnUnwrittenForward.__new__(_NetWithAnUnwrittenForward)})
+    assert capstone._qualname(frame) == "_NetWithAnUnwrittenForward.forward"
+    assert capstone._qualname(SimpleNamespace(f_code=old_code, f_locals={})) == "forward"
 
 
 def test_show_segmentation_degrades_to_a_message_then_draws(capsys):

@@ -759,12 +759,21 @@ def _unwritten(error: BaseException) -> str:
     """The learner's function or method that raised: the last frame outside the package and torch."""
     frames, tb = [], error.__traceback__
     while tb is not None:
-        frames.append(tb.tb_frame.f_code)
+        frames.append(tb.tb_frame)
         tb = tb.tb_next
-    mine = [c for c in frames if "hrnet_teach" not in c.co_filename and "torch" not in c.co_filename]
-    code = (mine or frames)[-1]
-    name = getattr(code, "co_qualname", code.co_name)  # Python 3.11+: HighResolutionModule.__init__
+    mine = [f for f in frames if "hrnet_teach" not in f.f_code.co_filename and "torch" not in f.f_code.co_filename]
+    name = _qualname((mine or frames)[-1])
     return f"`{name}`" if "<" not in name else _("a piece of your network")
+
+
+def _qualname(frame) -> str:
+    """``HighResolutionModule.__init__`` rather than ``__init__``: Python 3.11+ keeps it on the code object;
+    before that, a method's class is read off its ``self``."""
+    code = frame.f_code
+    if hasattr(code, "co_qualname"):
+        return code.co_qualname
+    owner = frame.f_locals.get("self")
+    return f"{type(owner).__qualname__}.{code.co_name}" if owner is not None else code.co_name
 
 
 def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_module: nn.Module,
