@@ -76,6 +76,11 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _whole(value):
+    """A whole float (64.0, computed with ``/``) as the int it is; anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _quoted_numbers(answer) -> bool:
     """Whether ``answer`` is numbers typed inside quotes: '480', '(64, 96)'."""
     return isinstance(answer, str) and bool(re.fullmatch(r"[\s\d.,()\[\]+-]*\d[\s\d.,()\[\]+-]*", answer))
@@ -84,9 +89,7 @@ def _quoted_numbers(answer) -> bool:
 def as_int(answer, what: str) -> int:
     """``answer`` as one whole number. A whole float such as 128.0 counts too (a number computed with
     ``/`` is still the right number); 128.5 does not."""
-    answer = plain(answer)
-    if isinstance(answer, float) and answer.is_integer():
-        return int(answer)
+    answer = _whole(plain(answer))
     if _quoted_numbers(answer):
         raise Wrong(_("Give {what} as one whole number, without quotes; you gave the text {answer}.",
                       what=what, answer=short_repr(answer)))
@@ -111,7 +114,7 @@ def as_ints(answer, length: int, what: str, example: str) -> tuple[int, ...]:
         raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}, without quotes; you gave the text {answer}.",
                       **values))
     if isinstance(answer, (tuple, list)):
-        answer = [int(v) if isinstance(v, float) and v.is_integer() else v for v in answer]
+        answer = [_whole(v) for v in answer]
     if not isinstance(answer, (tuple, list)):
         raise Wrong(_("Give {count} whole numbers, {what}, e.g. {example}; you gave {type} {answer}.",
                       type=type(answer).__name__, **values))
@@ -142,7 +145,8 @@ def as_indices(answer, what: str) -> list[int]:
 
 
 def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tuple[int, ...]]:
-    """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ..."""
+    """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ...;
+    whole floats such as 63.0 count too, as in :func:`as_ints`."""
     answer = _listed(answer)
     if not isinstance(answer, (list, tuple, set)):
         raise Wrong(_("Give a list of {what}, e.g. {example}; you gave {type} {answer}.",
@@ -153,10 +157,11 @@ def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tupl
         if not isinstance(item, (list, tuple)) or len(item) != size:
             raise Wrong(_("{item} is not {one} ({count} numbers); give a list of {what}, e.g. {example}.",
                           item=short_repr(item), one=one, count=_count(size), what=what, example=example))
+        item = tuple(_whole(v) for v in item)
         if not all(_is_int(v) for v in item):
             raise Wrong(_("{item}: give whole numbers (a conv cannot output half a pixel, nor a branch be half one).",
                           item=short_repr(item)))
-        items.append(tuple(item))
+        items.append(item)
     return items
 
 
