@@ -395,12 +395,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _refuse_options_of_another_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An option of --course or --deploy given without it would be ignored in silence: say so instead."""
+    for mode, options in (("course", {"lessons": "--lessons", "notebooks": "--notebooks"}),
+                          ("deploy", {"no_compile": "--no-compile", "no_onnx": "--no-onnx"})):
+        given = [flag for name, flag in options.items() if getattr(args, name) not in (None, False)]
+        if given and not getattr(args, mode):
+            parser.error(f"{', '.join(given)} can only be used with --{mode}: add --{mode}, or leave them out")
+
+
+def _lesson_prefixes(parser: argparse.ArgumentParser, lessons: Optional[str]) -> Optional[list[str]]:
+    """--lessons "00,07" as ["00", "07"]; None (every notebook) when not given."""
+    if lessons is None:
+        return None
+    prefixes = [n.strip() for n in lessons.split(",") if n.strip()]
+    if not prefixes:
+        parser.error(f"--lessons {lessons!r} names no lesson: give the notebooks' first characters, e.g. 00,07,10")
+    return prefixes
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args._measure:
         _measure_child(args._measure)
         return 0
+    _refuse_options_of_another_mode(parser, args)
     progress = not args.no_progress
     if args.json:
         _check_json_path(parser, args.json)
@@ -408,8 +428,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _deploy(args, _usable_device(parser, args.device), parser)
     if args.course:
         folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
+        lessons = _lesson_prefixes(parser, args.lessons)
         try:
-            lessons = [n.strip() for n in args.lessons.split(",") if n.strip()] if args.lessons else None
             results = run_course(folder, timeout=args.timeout, progress=progress, lessons=lessons)
         except FileNotFoundError as error:
             parser.error(str(error))

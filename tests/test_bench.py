@@ -131,3 +131,22 @@ def test_course_runs_only_the_lessons_asked_for(tmp_path, capsys):
         bench.main(["--course", "--notebooks", str(tmp_path), "--lessons", "00,05"])
     err = capsys.readouterr().err
     assert "starts with 05; the notebooks are 00_first.ipynb, 07_broken.ipynb" in err
+
+
+@pytest.mark.parametrize("lessons", [",", " , ", ""])
+def test_course_lessons_that_name_none_are_refused(tmp_path, capsys, lessons):
+    """An empty list of prefixes would run nothing and then fail to print an empty table."""
+    _notebook(tmp_path / "00_first.ipynb", "x = 1")
+    with pytest.raises(SystemExit):
+        bench.main(["--course", "--notebooks", str(tmp_path), "--lessons", lessons, "--no-progress"])
+    assert "names no lesson" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, named", [(["--lessons", "00"], "--lessons can only be used with --course"),
+                                         (["--notebooks", "x"], "--notebooks can only be used with --course"),
+                                         (["--no-onnx", "--quick"], "--no-onnx can only be used with --deploy"),
+                                         (["--course", "--no-compile"], "--no-compile can only be used with --deploy")])
+def test_an_option_of_another_mode_is_refused_not_ignored(capsys, argv, named):
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert named in capsys.readouterr().err
