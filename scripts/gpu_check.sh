@@ -25,9 +25,11 @@ if ! [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || ! [[ "$ZH" =~ ^(gpu|all|none)$ ]]; then
          "gpu, all or none (got '$ZH')" >&2
     exit 2
 fi
-[ -n "${1:-}" ] && { mkdir -p "$1" && OUT="$(cd "$1" && pwd)" || exit 2; }  # before the cd: relative to where you are
+# out_dir, not OUT: an OUT already in the environment (some machines export one) must not redirect the results
+out_dir=""
+[ -n "${1:-}" ] && { mkdir -p "$1" && out_dir="$(cd "$1" && pwd)" || exit 2; }  # before the cd: relative to where you are
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$PWD/runs/gpu_check}"
+out_dir="${out_dir:-$PWD/runs/gpu_check}"
 PY="${PYTHON:-python}"
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
@@ -36,13 +38,13 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     echo "on a CPU the normal test command covers everything else: python -m pytest" >&2
     exit 2
 fi
-mkdir -p "$OUT"
+mkdir -p "$out_dir"
 WORK="$(mktemp -d)"   # checkpoints: not results, and too many files for OUT
 trap 'rm -rf "$WORK"' EXIT
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-: > "$OUT/summary.txt"; : > "$OUT/steps.log"; : > "$OUT/course.log"   # a rerun starts them afresh
+: > "$out_dir/summary.txt"; : > "$out_dir/steps.log"; : > "$out_dir/course.log"   # a rerun starts them afresh
 "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda)" \
-    | tee -a "$OUT/summary.txt"
+    | tee -a "$out_dir/summary.txt"
 
 # step NAME LIMIT_S COMMAND...: runs COMMAND under a time limit, its output into steps.log,
 # and one line into summary.txt: ok / FAILED (exit status) / TIMED OUT, and the seconds it took.
@@ -50,15 +52,15 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 step() {
     local name="$1" limit=$(( $2 * SCALE )) started=$SECONDS status before
     shift 2
-    echo "== $name (limit ${limit} s)" | tee -a "$OUT/steps.log"
-    before=$(wc -l < "$OUT/steps.log")
-    timeout --kill-after=10 "$limit" "$@" >> "$OUT/steps.log" 2>&1
+    echo "== $name (limit ${limit} s)" | tee -a "$out_dir/steps.log"
+    before=$(wc -l < "$out_dir/steps.log")
+    timeout --kill-after=10 "$limit" "$@" >> "$out_dir/steps.log" 2>&1
     status=$?
     local took=$(( SECONDS - started )) verdict
     verdict="$(verdict "$status")"
-    printf '%-34s %-18s %5d s\n' "$name" "$verdict" "$took" | tee -a "$OUT/summary.txt"
-    [ "${SHOW:-0}" = 1 ] && tail -n +"$(( before + 1 ))" "$OUT/steps.log" | tr '\r' '\n' \
-        | grep -vE '%\||^\s*$' >> "$OUT/summary.txt"
+    printf '%-34s %-18s %5d s\n' "$name" "$verdict" "$took" | tee -a "$out_dir/summary.txt"
+    [ "${SHOW:-0}" = 1 ] && tail -n +"$(( before + 1 ))" "$out_dir/steps.log" | tr '\r' '\n' \
+        | grep -vE '%\||^\s*$' >> "$out_dir/summary.txt"
     [ "$verdict" = ok ]
 }
 
@@ -77,18 +79,18 @@ course() {  # English, then Chinese (see ZH): one JSON each, and one line each i
         fi
         started=$SECONDS
         timeout --kill-after=10 "$limit" "$PY" -m hrnet_teach.bench --course --notebooks "$folder" "${lessons[@]}" \
-            --no-progress --json "$OUT/course_$lang.json" >> "$OUT/course.log" 2>&1
+            --no-progress --json "$out_dir/course_$lang.json" >> "$out_dir/course.log" 2>&1
         status=$?
         printf '%-34s %-18s %5d s\n' "course ($lang)" "$(verdict $status)" $(( SECONDS - started )) \
-            | tee -a "$OUT/summary.txt" >> "$WORK/course_summary.txt"
+            | tee -a "$out_dir/summary.txt" >> "$WORK/course_summary.txt"
     done
 }
 
 failed=0
 SHOW=1 step "1. bench --deploy on cuda" 240 "$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 \
-    --json "$OUT/deploy.json" || failed=1
+    --json "$out_dir/deploy.json" || failed=1
 SHOW=1 step "1. bench on cuda, 512x1024" 120 "$PY" -m hrnet_teach.bench --device cuda --variants w18_small_v2,w48 \
-    --sizes 512x1024 --json "$OUT/bench.json" || failed=1
+    --sizes 512x1024 --json "$out_dir/bench.json" || failed=1
 
 course & course_pid=$!
 step "2. pytest -m cuda" 120 "$PY" -m pytest -m cuda -q -p no:cacheprovider || failed=1
@@ -110,11 +112,11 @@ for run in train_amp train_amp_nhwc ddp; do  # each run's score and epoch time, 
     [ -f "$WORK/$run/metrics.json" ] && "$PY" -c "import json, sys; m = json.load(open(sys.argv[1])); s = m['settings']
 print(f\"{sys.argv[2]:<15} held-out mIoU {m['final_miou']:.3f}, seconds per epoch {m['elapsed_s']}, amp {s['amp']}, \"
       f\"channels_last {s['channels_last']}, backend {s['backend']}\")" "$WORK/$run/metrics.json" "$run" \
-        | tee -a "$OUT/steps.log" >> "$OUT/summary.txt"
+        | tee -a "$out_dir/steps.log" >> "$out_dir/summary.txt"
 done
 
 wait "$course_pid"
 grep -qvE ' ok +[0-9]+ s$' "$WORK/course_summary.txt" 2>/dev/null && failed=1
-echo "gpu_check.sh: done; results in $OUT (summary.txt, steps.log, course.log, *.json)"
-cat "$OUT/summary.txt"
+echo "gpu_check.sh: done; results in $out_dir (summary.txt, steps.log, course.log, *.json)"
+cat "$out_dir/summary.txt"
 exit "$failed"

@@ -450,6 +450,25 @@ def test_gpu_check_refuses_a_bad_setting_before_anything_runs(env, said, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_gpu_check_writes_where_it_says_not_to_an_exported_out(tmp_path):
+    """Without OUT_DIR the results go to runs/gpu_check in the repository, even where the environment
+    exports an OUT of its own (the lent GPU machines do). PYTHON=/bin/true stands in for a CUDA python:
+    every step 'passes' at once, which is enough to see where the files go."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh", repo / "scripts")
+    env = {**os.environ, "OUT": str(tmp_path / "exported"), "PYTHON": "/bin/true"}
+    subprocess.run(["bash", str(repo / "scripts" / "gpu_check.sh")], capture_output=True, text=True, timeout=60,
+                   env=env, cwd=tmp_path)
+    assert (repo / "runs" / "gpu_check" / "summary.txt").exists()
+    assert not (tmp_path / "exported").exists()
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
 @pytest.mark.parametrize("head", ["segmentation", "classification"])
