@@ -188,7 +188,9 @@ norm_for = FunctionExercise(
             like=lambda d, n: nn.SyncBatchNorm if d == "cpu" else _norm_for(d, n)),
         Mistake("sync_alone", N_(
             "A single process has nobody to synchronise with; plain BatchNorm2d does the same work without needing "
-            "a process group."), like=lambda d, n: nn.SyncBatchNorm if d == "cuda" else _norm_for(d, n)),
+            "a process group. (Under torchrun with one GPU the course's trainer still converts to SyncBatchNorm, to "
+            "take the same path as several GPUs; in a group of one those layers compute exactly what BatchNorm2d "
+            "does.)"), like=lambda d, n: nn.SyncBatchNorm if d == "cuda" else _norm_for(d, n)),
         Mistake("plain_on_gpus", lambda case, got, want: _(
             "With {n} GPU processes plain BatchNorm2d normalises each GPU's few images on their own; SyncBatchNorm "
             "pools the statistics of the whole batch, as the official trainer does.", n=case.args[1]),
