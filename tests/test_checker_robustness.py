@@ -213,6 +213,50 @@ def test_module_builders_get_the_meta_and_nan_messages_too():
     # before: 'The check failed ... Error(s) in loading state_dict' (meta), torch's 'expected scalar type' (float64)
     assert "float32 on meta" in ex.check(lambda n: nn.Conv2d(n, n, 1, device="meta")).message
     assert "float64 on cpu" in ex.check(lambda n: nn.Conv2d(n, n, 1).double()).message
+    two = ModuleExercise(fn_name="make", reference=lambda n: nn.Sequential(nn.Conv2d(n, n, 1), nn.Conv2d(n, n, 1)),
+                         official=lambda n: nn.Sequential(nn.Conv2d(n, n, 1), nn.Conv2d(n, n, 1)),
+                         cases=[(2,)], inputs=lambda n: (torch.randn(1, n, 3, 3),), **COMMON)
+    # one layer moved: the message names the place the official module lacks (it said 'cpu ... cpu' before)
+    message = two.check(lambda n: nn.Sequential(nn.Conv2d(n, n, 1), nn.Conv2d(n, n, 1, device="meta"))).message
+    assert "weights are float32 on meta; the official module's are float32 on cpu" in message
+
+
+class _ElsewhereTensor(torch.Tensor):
+    """A tensor that says it is on cuda:0: a GPU answer, on a machine without one."""
+
+    @property
+    def device(self):
+        return torch.device("cuda", 0)
+
+
+def _elsewhere(reference):
+    def move(out):
+        if isinstance(out, torch.Tensor):
+            return torch.Tensor._make_subclass(_ElsewhereTensor, out.detach())
+        return type(out)(move(o) for o in out) if isinstance(out, (list, tuple)) else out
+    return lambda *args: move(reference(*args))
+
+
+@pytest.mark.parametrize("ex", FUNCTIONS, ids=[f"{ex.lesson}-{ex.name}" for ex in FUNCTIONS])
+def test_an_output_on_another_device_is_named_before_any_slip(ex):
+    # Before, lesson 05's transition_forward said 'the shapes are right but the numbers differ' (a slip told
+    # from shapes alone) for the right numbers on cuda.
+    result = ex.check(_elsewhere(ex.reference))
+    assert result.passed or "your output is on cuda:0" in result.message, result.message
+
+
+@pytest.mark.parametrize("ex", CALLED, ids=[f"{ex.lesson}-{ex.name}" for ex in CALLED])
+def test_a_default_device_set_in_the_notebook_does_not_reach_the_checker(ex):
+    """torch.set_default_device('cuda') on a GPU runtime would build the checker's cases and official modules
+    on the GPU (its CPU generators then raise); 'meta' stands in for it here. The reference still passes, with
+    the setting on and after it is turned off (nothing cached on the wrong device)."""
+    try:
+        torch.set_default_device("meta")
+        on = ex.check(ex.reference)
+    finally:
+        torch.set_default_device(None)
+    assert on.passed, on.message
+    assert ex.check(ex.reference).passed
 
 
 # ----------------------------------------------------------------- readers

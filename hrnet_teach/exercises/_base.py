@@ -340,7 +340,11 @@ class Exercise:
             return self._result(False, _("Part of your answer is still `...`: replace each `...` with a value and "
                                          "run the cell again."))
         try:
-            message = self._check(answer)
+            # The checker's cases, references and official modules on the CPU, whatever default device the
+            # notebook set (torch.set_default_device('cuda') on a GPU runtime would put them on the GPU, where
+            # their CPU generators raise); the learner's code runs in its own thread, on the CPU already.
+            with torch.device("cpu"):
+                message = self._check(answer)
         except NotAttempted as blank:
             return self._result(False, str(blank) or _("You have not answered yet."))
         except Wrong as wrong:

@@ -324,6 +324,8 @@ class FunctionExercise(Exercise):
         raised = isinstance(got, BaseException)
         if any(t.device.type == "meta" for t in _tensors(got)):  # no values: no slip can be recognised in them
             return _("On {where}: {problem}", where=case.where, problem=_meta_message())
+        if {t.device for t in _tensors(got)} - {t.device for t in _tensors(expected)}:  # before any slip's guess
+            return _("On {where}: {problem}", where=case.where, problem=self.compare(got, expected, case))
         for mistake in self.mistakes:
             if self._matches(mistake, case, got, expected):
                 message = _say(mistake.message, case, got, expected)
@@ -507,7 +509,9 @@ class ModuleExercise(FunctionExercise):
         ours, theirs = kinds(got), kinds(official)
         if not ours or ours == theirs:
             return None
-        (device, dtype), (official_device, official_dtype) = ours[0], (theirs or [("cpu", "float32")])[0]
+        # the first kind the official module lacks: with one conv moved to cuda, ours[0] is still ('cpu', ...)
+        device, dtype = next((k for k in ours if k not in theirs), ours[0])
+        official_device, official_dtype = (theirs or [("cpu", "float32")])[0]
         return _("your module's weights are {dtype} on {device}; the official module's are {official_dtype} on "
                  "{official_device}. Build the layers without device= or dtype= (and no .to(...), .double(), .half() "
                  "or .cuda()).", dtype=dtype, device=device, official_dtype=official_dtype,
