@@ -312,6 +312,11 @@ def _run_device(config: TrainConfig, ctx: Distributed) -> tuple[torch.device, bo
 
 
 # ------------------------------------------------------------------ one epoch
+def sum_dtype(device: Union[str, torch.device]) -> torch.dtype:
+    """float64 for the epoch's loss sum (exact enough over many steps), float32 on Apple's MPS, which has no float64."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def train_one_epoch(
     net: nn.Module,
     loader: DataLoader,
@@ -332,7 +337,8 @@ def train_one_epoch(
     """
     scaler = _grad_scaler(False) if scaler is None else scaler
     net.train()
-    loss_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    total = sum_dtype(device)
+    loss_sum, count = torch.zeros((), dtype=total, device=device), 0
     bar = _progress(loader, show, desc)
     core = unwrap(net)
     for step, (images, masks) in enumerate(bar):
@@ -347,11 +353,11 @@ def train_one_epoch(
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        loss_sum += loss.detach().double()
+        loss_sum += loss.detach().to(total)
         count += 1
         if show and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.2g}")
-    sums = all_reduce_sum(torch.stack([loss_sum, torch.tensor(float(count), dtype=torch.float64, device=device)]))
+    sums = all_reduce_sum(torch.stack([loss_sum, torch.tensor(float(count), dtype=total, device=device)]))
     return (sums[0] / sums[1]).item()
 
 
@@ -486,16 +492,20 @@ def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
     sampler = None
     if ctx.enabled:
         sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed)
-        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=True, num_workers=workers)
+        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=True, num_workers=workers,
+                                  persistent_workers=workers > 0)
     else:
         generator = torch.Generator().manual_seed(config.seed)
-        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, num_workers=workers, generator=generator)
+        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                                  generator=generator, persistent_workers=workers > 0)
     if len(train_loader) == 0:
         raise ValueError(
             f"train_size {config.train_size} is smaller than one batch ({config.batch_size} x {ctx.world_size} processes): "
             "raise --train-size or lower --batch-size"
         )
-    val_loader = DataLoader(shard(val_set, ctx), batch_size=max(config.batch_size, 32), num_workers=workers)
+    # persistent workers: where workers are spawned (Windows, macOS) a fresh set each epoch costs seconds
+    val_loader = DataLoader(shard(val_set, ctx), batch_size=max(config.batch_size, 32), num_workers=workers,
+                            persistent_workers=workers > 0)
     return train_loader, val_loader, val_set
 
 
@@ -633,7 +643,7 @@ def train(config: Optional[TrainConfig] = None, /, **settings: Any) -> dict[str,
 
 
 def _report_rank(run: _Run, metrics: dict[str, Any]) -> None:
-    checksum = sum(p.detach().double().sum().item() for p in run.model.parameters())
+    checksum = sum(p.detach().cpu().double().sum().item() for p in run.model.parameters())  # .cpu(): MPS has no float64
     _print_line(f"rank {run.ctx.rank}/{run.ctx.world_size}: final miou {metrics['final_miou']:.6f} "
                 f"pixel_acc {metrics.get('final_pixel_acc', float('nan')):.6f} weights {checksum:.6f}")
 

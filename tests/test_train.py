@@ -403,3 +403,11 @@ def test_shipped_ablation_results_are_complete():
     assert math.isclose(ocr["summary"]["fusion"]["miou_mean"], sum(r["miou"] for r in ocr["runs"]) / 3)
     same = ("variant", "epochs", "batch_size", "image_size", "train_size", "val_size", "optimizer")
     assert {k: ocr["settings"][k] for k in same} == {k: results["settings"][k] for k in same}
+
+
+def test_the_loss_sum_avoids_float64_on_apples_mps():
+    """MPS has no float64: a float64 loss sum made the first epoch raise TypeError on Apple silicon."""
+    from hrnet_teach import train as T
+
+    assert T.sum_dtype("mps") == torch.float32
+    assert T.sum_dtype("cpu") == T.sum_dtype(torch.device("cuda", 0)) == torch.float64
