@@ -137,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2))
+        path.write_text(json.dumps(result, indent=2), encoding="utf-8")
         print(f"wrote {path}")
     return result
 

@@ -146,7 +146,7 @@ def _sync(device: torch.device) -> None:
 def _rss_mib() -> Optional[float]:
     """Resident memory of this process now (Linux /proc), in MiB."""
     try:
-        with open("/proc/self/statm") as f:
+        with open("/proc/self/statm", encoding="utf-8") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
     except (OSError, ValueError, AttributeError):
         return None
@@ -257,7 +257,7 @@ def describe_device(device: str, threads: Optional[int] = None) -> str:
         return f"CUDA {torch.cuda.get_device_name(dev)}"
     name = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
         pass
@@ -435,7 +435,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(str(error))
         print(format_course(results))
         if args.json:
-            Path(args.json).write_text(json.dumps({"course": results}, indent=1))
+            Path(args.json).write_text(json.dumps({"course": results}, indent=1), encoding="utf-8")
         return 0 if all(r["error"] is None for r in results) else 1
 
     device = _usable_device(parser, args.device)
@@ -463,7 +463,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         meta = {"torch": torch.__version__, "device": describe_device(device, args.threads), "repeats": repeats,
                 "warmup": warmup, "threads": args.threads,
                 "python": platform.python_version(), "cpu_count": os.cpu_count()}
-        Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1), encoding="utf-8")
     return 0
 
 
@@ -495,7 +495,7 @@ def _deploy(args, device: str, parser: argparse.ArgumentParser) -> int:
     print(f"torch {torch.__version__}; {describe_device(device, args.threads)}; batch 1; median of "
           f"{args.repeats or 5} alternating rounds; load average {os.getloadavg()[0]:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"deploy": results}, indent=1))
+        Path(args.json).write_text(json.dumps({"deploy": results}, indent=1), encoding="utf-8")
     return 0
 
 

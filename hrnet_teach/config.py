@@ -203,7 +203,7 @@ class HRNetConfig:
             hint = f"; for the published variant use get_config({str(path)!r})" if published else ""
             raise FileNotFoundError(f"No such config file: {path}{hint}")
         try:
-            document = yaml.safe_load(path.read_text())
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))  # not the system's code page (Windows)
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
         try:

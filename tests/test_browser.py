@@ -106,7 +106,7 @@ def serve_lab(work: Path, name: str, lessons: Path):
         "--LabApp.expose_app_in_browser=True",
     ])
     assert ("--allow-root" in command) == course.running_as_root()
-    log = open(work / "lab.log", "w")
+    log = open(work / "lab.log", "w", encoding="utf-8")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -73,7 +73,7 @@ def test_launcher_really_starts_jupyterlab(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
-    log = open(tmp_path / "lab.log", "w")
+    log = open(tmp_path / "lab.log", "w", encoding="utf-8")
     process = subprocess.Popen(
         [sys.executable, "-m", "hrnet_teach.course", str(tmp_path / "course"), "--no-browser", "--ip=127.0.0.1",
          f"--port={port}", "--ServerApp.token="], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -113,7 +113,7 @@ def test_enough_exercises_per_lesson():
 
 
 def _code_source(notebook: Path) -> str:
-    cells = json.loads(notebook.read_text())["cells"]
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 

@@ -43,7 +43,8 @@ def main(argv=None) -> list[Path]:
         print(path)
     if graphs.has_dot():  # the whole network as a module graph
         path = args.out / "module_graph_w18.svg"
-        path.write_text(graphs.render_svg(graphs.module_graph("w18", depth=1, title="HRNet-W18: stages and transitions, one cell per branch")))
+        path.write_text(graphs.render_svg(graphs.module_graph("w18", depth=1, title="HRNet-W18: stages and transitions, one cell per branch")),
+                        encoding="utf-8")  # the SVG says UTF-8 and holds · × →
         written.append(path)
         print(path)
     else:
