@@ -120,6 +120,12 @@ def _say_what_was_done(folder: Path, copied: list[str], kept: list[str]) -> None
               f"to get a fresh one): {', '.join(kept)}")
 
 
+def shell_line(command: list[str]) -> str:
+    """``command`` quoted for the shell a learner would paste it into: cmd/PowerShell on Windows (double
+    quotes; POSIX single quotes are not quotes there), sh elsewhere."""
+    return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hrnet_teach.course", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", default=None,
@@ -144,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     _say_what_was_done(folder, copied, kept)
     command = jupyter_command(folder, extra)
     if args.print_command:
-        print(shlex.join(command))
+        print(shell_line(command))
         return 0
-    print("Starting:", shlex.join(command), flush=True)
+    print("Starting:", shell_line(command), flush=True)
     if os.name == "posix":  # become JupyterLab, so a signal to this process reaches the server itself
         os.execvp(command[0], command)
     try:

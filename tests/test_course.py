@@ -164,3 +164,12 @@ def test_learner_question_table_points_at_lessons_that_answer():
                 assert name in text, f"lesson {n} never mentions {name!r}, yet lesson 08's table sends {question!r} there"
                 checked += 1
     assert len(rows) >= 10 and checked >= 10, (len(rows), checked)
+
+
+def test_the_printed_command_is_quoted_for_the_learners_shell(monkeypatch):
+    """On Windows POSIX single quotes are no quotes: a path with a space must come in double quotes."""
+    command = [r"C:\Users\Jane Doe\python.exe", "-m", "jupyter", "lab", "--notebook-dir=C:\\my course"]
+    monkeypatch.setattr(course.os, "name", "nt")
+    assert course.shell_line(command) == r'"C:\Users\Jane Doe\python.exe" -m jupyter lab "--notebook-dir=C:\my course"'
+    monkeypatch.setattr(course.os, "name", "posix")
+    assert course.shell_line(["/home/jane doe/python", "-m", "jupyter"]) == "'/home/jane doe/python' -m jupyter"
