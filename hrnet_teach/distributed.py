@@ -53,6 +53,9 @@ def init_distributed(device: Optional[str]) -> Distributed:
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device in (None, "auto", "cuda")
     backend = "nccl" if use_cuda else "gloo"
+    if use_cuda and not dist.is_nccl_available():  # Windows' torch builds have no NCCL
+        raise ValueError("torchrun with GPUs needs NCCL, and this torch build has none (Windows builds never do): "
+                         "run it under Linux or WSL2, train on one GPU without torchrun, or add --device cpu (gloo)")
     if use_cuda:
         torch.cuda.set_device(local_rank)
     started = False

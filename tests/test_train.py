@@ -231,6 +231,21 @@ def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
     assert not dist.is_initialized()
 
 
+def test_torchrun_on_gpus_without_nccl_says_what_to_do(monkeypatch):
+    """Windows' torch has CUDA but no NCCL: init_process_group('nccl') raised torch's own error before."""
+    import torch.distributed as dist
+
+    from hrnet_teach import distributed
+
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "test"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: pytest.fail("joined a group anyway"))
+    with pytest.raises(ValueError, match="needs NCCL.*Linux or WSL2.*--device cpu"):
+        distributed.init_distributed(None)
+
+
 # ------------------------------------------------------------------ the shipped checkpoint
 def test_shipped_checkpoint_loads_strictly_and_scores_as_claimed():
     path = REPO / "assets" / T.SHAPES_CHECKPOINT
