@@ -95,6 +95,10 @@ def setup(verbose: bool = True):
         print(f"hrnet_teach ready ({where}); torch {torch.__version__}; device: {device}{gpu}")
         if in_colab() and device.type == "cpu":
             print("No GPU: Runtime > Change runtime type > GPU, then run this cell again (the course also runs on CPU).")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "cpu" and mps is not None and mps.is_available():
+            print("Apple's GPU (MPS) is there but the lessons use the CPU: they are tested on CPU and CUDA only, "
+                  "and MPS has no float64, which the exercise checks compare in.")
     return device
 
 

@@ -386,6 +386,9 @@ def test_setup_function_with_and_without_colab(monkeypatch, capsys):
     assert "(local)" in out and "No GPU" not in out
     assert colab.setup(verbose=False) == torch.device("cpu")
     assert capsys.readouterr().out == ""
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # a Mac with Apple silicon
+    assert colab.setup() == torch.device("cpu")
+    assert "Apple's GPU (MPS) is there but the lessons use the CPU" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ an answer that never returns

@@ -34,7 +34,8 @@ INSTALL_DOT = (
     "Graphviz's `dot` program is not installed, so this graph cannot be drawn; its DOT source is "
     "in `graph.source`. The Python package `graphviz` alone is not enough: install the program "
     "with `sudo apt-get install graphviz` (Debian/Ubuntu), `conda install graphviz` (conda) or "
-    "`brew install graphviz` (macOS); Colab has it already."
+    "`brew install graphviz` (macOS) or `winget install graphviz` (Windows; then restart JupyterLab so that it "
+    "finds `dot`); Colab has it already."
 )
 FONT = "Helvetica,Arial,sans-serif"
 CELL_WIDTH = 160  # points: every branch cell at least this wide, so lanes line up

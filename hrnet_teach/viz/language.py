@@ -15,11 +15,17 @@ import sys
 
 from .. import i18n
 
-# Simplified Chinese faces first; the Japanese Noto face has the same Chinese glyphs.
+# Simplified Chinese faces first; the Japanese Noto face has the same Chinese glyphs. Linux, then Windows, then
+# macOS: matplotlib lists only the first face of a .ttc, so macOS's PingFang/STHeiti files may appear under
+# another face's name (Heiti TC), and Hiragino Sans GB or Arial Unicode MS are what it finds there.
 CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
-             "Noto Sans CJK JP", "Source Han Sans", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC")
-_CJK_FILES = ("notosanscjk", "sourcehansans", "notosanssc", "wqy", "wenquanyi")
-NO_FONT_NOTE = ("hrnet_teach: no Chinese font found (install fonts-noto-cjk); figures keep their English titles.")
+             "Noto Sans CJK JP", "Source Han Sans", "Microsoft YaHei", "SimHei", "PingFang SC", "Hiragino Sans GB",
+             "Songti SC", "Heiti SC", "Heiti TC", "STHeiti", "Arial Unicode MS")
+_CJK_FILES = ("notosanscjk", "sourcehansans", "notosanssc", "wqy", "wenquanyi", "msyh", "simhei", "pingfang",
+              "hiragino", "stheiti", "songti", "arialunicode")
+NO_FONT_NOTE = ("hrnet_teach: no Chinese font found, so figures keep their English titles. Debian/Ubuntu: install "
+                "fonts-noto-cjk; Windows (Microsoft YaHei) and macOS (Hiragino Sans GB) have one built in. Then "
+                "restart the kernel.")
 _noted = False
 
 
