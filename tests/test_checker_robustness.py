@@ -245,6 +245,13 @@ def test_an_output_on_another_device_is_named_before_any_slip(ex):
     assert result.passed or "your output is on cuda:0" in result.message, result.message
 
 
+def test_a_number_given_as_a_tensor_still_gets_the_slips_message():
+    """The device check above must not catch a CPU tensor where the answer is a number."""
+    ex = get("poly_lr")
+    linear = next(m for m in ex.mistakes if m.name == "linear").like
+    assert "That is linear decay" in ex.check(lambda *args: torch.tensor(linear(*args))).message
+
+
 @pytest.mark.parametrize("ex", CALLED, ids=[f"{ex.lesson}-{ex.name}" for ex in CALLED])
 def test_a_default_device_set_in_the_notebook_does_not_reach_the_checker(ex):
     """torch.set_default_device('cuda') on a GPU runtime would build the checker's cases and official modules

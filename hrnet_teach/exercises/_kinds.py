@@ -324,7 +324,8 @@ class FunctionExercise(Exercise):
         raised = isinstance(got, BaseException)
         if any(t.device.type == "meta" for t in _tensors(got)):  # no values: no slip can be recognised in them
             return _("On {where}: {problem}", where=case.where, problem=_meta_message())
-        if {t.device for t in _tensors(got)} - {t.device for t in _tensors(expected)}:  # before any slip's guess
+        theirs = {t.device for t in _tensors(expected)}  # none where the answer is a number: a tensor of one is read
+        if theirs and {t.device for t in _tensors(got)} - theirs:  # another device: said before any slip's guess
             return _("On {where}: {problem}", where=case.where, problem=self.compare(got, expected, case))
         for mistake in self.mistakes:
             if self._matches(mistake, case, got, expected):

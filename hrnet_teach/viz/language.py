@@ -48,7 +48,7 @@ def cjk_font() -> str | None:
     found = next((name for name in CJK_FONTS if name in names), None)
     if found is None:
         for path in font_manager.findSystemFonts():
-            if any(part in path.lower().replace("_", "").replace("-", "") for part in _CJK_FILES):
+            if any(part in path.lower().replace("_", "").replace("-", "").replace(" ", "") for part in _CJK_FILES):
                 try:
                     font_manager.fontManager.addfont(path)
                 except (OSError, RuntimeError, ValueError):  # an unreadable file: skip it
