@@ -154,7 +154,7 @@ def build_wheel(out: str = "dist", root: str | None = None) -> Path:
         shutil.copytree(root_dir / "assets", work / "hrnet_teach" / "_course" / "assets", ignore=ignore)
         for name in ("pyproject.toml", "README.md", "requirements.txt"):
             shutil.copy(root_dir / name, work / name)
-        (work / "MANIFEST.in").write_text("recursive-include hrnet_teach/_course *\n")
+        (work / "MANIFEST.in").write_text("recursive-include hrnet_teach/_course *\n", encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
         before = set(out_dir.glob("hrnet_teach-*.whl"))
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

@@ -149,7 +149,7 @@ def times(tmp_path_factory):
     yield measured
     if measured:
         path = tmp_path_factory.getbasetemp() / "notebook_times.json"
-        path.write_text(json.dumps(measured, indent=1))
+        path.write_text(json.dumps(measured, indent=1), encoding="utf-8")
         print("\nnotebook execution times (s):", ", ".join(f"{k} {v:.1f}" for k, v in measured.items()),
               f"; total {sum(measured.values()):.1f}; saved to {path}")
 
@@ -293,7 +293,7 @@ def test_setup_cell_on_colab_clones_when_missing(monkeypatch, capsys, no_network
 
 def _requirements(name: str) -> dict[str, str]:
     """{distribution: its whole line} of a requirements file, comments left out."""
-    lines = [line.split("#")[0].strip() for line in (ROOT / name).read_text().splitlines()]
+    lines = [line.split("#")[0].strip() for line in (ROOT / name).read_text(encoding="utf-8").splitlines()]
     return {re.split(r"[<>=!~ ]", line, maxsplit=1)[0].lower(): line for line in lines if line}
 
 
