@@ -17,10 +17,10 @@ Never put an f-string inside ``_()`` or ``N_()``: the catalogue is keyed by the 
 
 The catalogue is one ``.po`` file per part of the package (``hrnet_teach.po`` for the
 machinery, ``lesson03.po`` for lesson 03's exercises, ...), all in ``locale/zh/LC_MESSAGES``;
-``python -m hrnet_teach.i18n`` compiles them together into the one ``.mo`` that is shipped, so
+``python -m hrnet_teach.translate`` compiles them together into the one ``.mo`` that is shipped, so
 running the course needs only the standard library's :mod:`gettext`. ``tests/test_zh.py``
 checks that the ``.mo`` is current, that every marked message in the package has a
-translation and that the ``{placeholders}`` agree. ``python -m hrnet_teach.i18n --missing``
+translation and that the ``{placeholders}`` agree. ``python -m hrnet_teach.translate --missing``
 prints ``.po`` entries to fill in for messages that have none yet.
 
 Placeholders are ``str.format`` names: translate the text around them, never the names.
@@ -173,32 +173,5 @@ def missing(language: str = "zh", only: str = "") -> list[tuple[str, str]]:
             if only in where and not (catalog.get(m) and catalog.get(m).string)]
 
 
-def _po_entry(message: str, where: str) -> str:
-    quote = message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'#: {where}\nmsgid "{quote}"\nmsgstr ""\n'
-
-
-def main(argv=None) -> None:
-    """Compile every ``.po`` into the ``.mo`` (run after editing a translation), or with
-    ``--missing [PATH-PART]`` print entries to translate."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.i18n", description=main.__doc__)
-    parser.add_argument("--missing", nargs="?", const="", default=None, metavar="PATH_PART",
-                        help="print .po entries for marked messages with no translation (e.g. lesson03)")
-    args = parser.parse_args(argv)
-    if args.missing is not None:
-        for message, where in missing("zh", args.missing):
-            print(_po_entry(message, where))
-        return
-    for language in LANGUAGES[1:]:
-        mo = po_path(language).with_suffix(".mo")
-        mo.write_bytes(compile_mo(language))
-        print(f"wrote {mo}")
-
-
 if os.environ.get("HRNET_TEACH_LANG"):  # e.g. HRNET_TEACH_LANG=zh for a whole session
     set_language(os.environ["HRNET_TEACH_LANG"])
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""Build the Chinese lessons from the English ones: ``python -m hrnet_teach.translate``.
+"""Build the Chinese lessons from the English ones, and the message catalogue from its ``.po``
+files: ``python -m hrnet_teach.translate``.
 
 One source of truth for code: ``notebooks/zh/NN_topic.ipynb`` is made from
 ``notebooks/NN_topic.ipynb`` and ``notebooks/zh/src/NN_topic.yaml``. Code cells are copied
@@ -11,9 +12,14 @@ markdown). The ids (``c000`` ...) alone would not notice an English edit, so a c
 cell makes its translation *stale* and the build fails, naming the cell, until a translator
 updates ``zh`` and ``en_sha`` (``--stub`` prints the current hashes).
 
-    python -m hrnet_teach.translate            # build every lesson that has a translation file
+The exercises' messages (feedback, hints, solutions) are translated in
+``hrnet_teach/locale/zh/LC_MESSAGES/*.po``, one file per lesson, and compiled into the one
+``hrnet_teach.mo`` the package reads; every build compiles it again when a ``.po`` changed.
+
+    python -m hrnet_teach.translate            # build every lesson that has a translation file, and the .mo
     python -m hrnet_teach.translate --check    # exit 1 if a build would change a file, or a cell is missing/stale
     python -m hrnet_teach.translate --stub 03_fuse_matrix   # a translation file to fill in
+    python -m hrnet_teach.translate --missing lesson03      # .po entries for messages not yet translated
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from pathlib import Path
 
 import nbformat
 import yaml
+
+from . import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 EN_DIR = ROOT / "notebooks"
@@ -132,19 +140,57 @@ def _check_lesson(parser: argparse.ArgumentParser, stem: str, needs_translation:
                      f"python -m hrnet_teach.translate --stub {stem} > notebooks/zh/src/{stem}.yaml")
 
 
+def po_entry(message: str, where: str) -> str:
+    """A ``.po`` entry to fill in for ``message``, marked at ``where`` (file:line)."""
+    quote = message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'#: {where}\nmsgid "{quote}"\nmsgstr ""\n'
+
+
+def compiled_messages(mo: bytes) -> dict[str, str]:
+    """The translations in ``.mo`` bytes, without the header (Babel stamps it with the compile date)."""
+    import gettext
+    import io
+
+    return {k: v for k, v in gettext.GNUTranslations(io.BytesIO(mo))._catalog.items() if k}
+
+
+def update_catalogues(check: bool) -> int:
+    """Compile each language's ``.po`` files into its ``.mo`` where the messages changed (with ``check``,
+    only say so). The number of catalogues that were not current."""
+    stale = 0
+    for language in i18n.LANGUAGES[1:]:
+        mo, data = i18n.po_path(language).with_suffix(".mo"), i18n.compile_mo(language)
+        if mo.exists() and compiled_messages(mo.read_bytes()) == compiled_messages(data):
+            continue
+        if check:
+            print(f"{mo.relative_to(ROOT)} is not current: run python -m hrnet_teach.translate", file=sys.stderr)
+            stale += 1
+        else:
+            mo.write_bytes(data)
+            print(f"wrote {mo.relative_to(ROOT)}")
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hrnet_teach.translate", description=__doc__.split("\n")[0])
     parser.add_argument("lessons", nargs="*", help="lesson stems (default: every file in notebooks/zh/src)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
     parser.add_argument("--stub", metavar="STEM", help="print a translation file for STEM to fill in")
+    parser.add_argument("--missing", nargs="?", const="", default=None, metavar="PATH_PART",
+                        help="print .po entries for marked messages with no translation, from files whose path "
+                             "contains PATH_PART (e.g. lesson03)")
     args = parser.parse_args(argv)
+    if args.missing is not None:
+        for message, where in i18n.missing("zh", args.missing):
+            print(po_entry(message, where))
+        return 0
     if args.stub:
         _check_lesson(parser, args.stub, needs_translation=False)
         sys.stdout.write(stub(args.stub))
         return 0
     for stem in args.lessons:
         _check_lesson(parser, stem, needs_translation=True)
-    failed = 0
+    failed = update_catalogues(args.check)
     for stem in args.lessons or stems():
         target = ZH_DIR / f"{stem}.ipynb"
         try:

@@ -45,15 +45,47 @@ def test_stale_translation_is_detected():
 
 def test_mo_is_current():
     # Compare messages, not bytes: Babel stamps the header with the compile date.
-    import gettext
+    messages = translate.compiled_messages
+    shipped = i18n.po_path("zh").with_suffix(".mo").read_bytes()
+    assert messages(shipped) == messages(i18n.compile_mo("zh")), "run python -m hrnet_teach.translate"
+
+
+def test_the_build_compiles_a_stale_catalogue_and_check_only_says_so(tmp_path, monkeypatch, capsys):
+    # One command for translators: a .po edit is compiled by the same build that makes the Chinese lessons.
+    monkeypatch.setattr(translate, "ROOT", tmp_path)
+    monkeypatch.setattr(i18n, "po_path", lambda language="zh": tmp_path / "hrnet_teach.po")
+    mo = tmp_path / "hrnet_teach.mo"
+    mo.write_bytes(_empty_mo())
+    assert translate.update_catalogues(check=True) == 1 and "hrnet_teach.mo is not current" in capsys.readouterr().err
+    assert translate.compiled_messages(mo.read_bytes()) == {}  # --check writes nothing
+    assert translate.update_catalogues(check=False) == 0 and "wrote hrnet_teach.mo" in capsys.readouterr().out
+    assert translate.compiled_messages(mo.read_bytes()) == translate.compiled_messages(i18n.compile_mo("zh"))
+    assert translate.update_catalogues(check=True) == 0  # current now
+    assert translate.update_catalogues(check=False) == 0 and capsys.readouterr().out == ""  # not rewritten
+
+
+def _empty_mo() -> bytes:
     import io
 
-    def messages(data):
-        catalog = gettext.GNUTranslations(io.BytesIO(data))._catalog
-        return {k: v for k, v in catalog.items() if k}
+    from babel.messages.catalog import Catalog
+    from babel.messages.mofile import write_mo
 
-    shipped = i18n.po_path("zh").with_suffix(".mo").read_bytes()
-    assert messages(shipped) == messages(i18n.compile_mo("zh")), "run python -m hrnet_teach.i18n"
+    out = io.BytesIO()
+    write_mo(out, Catalog(locale="zh"))
+    return out.getvalue()
+
+
+def test_missing_prints_po_entries_that_read_back_as_the_message(monkeypatch, capsys):
+    import io
+
+    from babel.messages.pofile import read_po
+
+    message = 'Branch {b} says "hi"\nand a backslash \\ too.'
+    monkeypatch.setattr(i18n, "missing", lambda language, only="": [(message, f"exercises/{only}.py:7")])
+    assert translate.main(["--missing", "lesson03"]) == 0
+    printed = capsys.readouterr().out
+    assert "#: exercises/lesson03.py:7" in printed
+    assert [m.id for m in read_po(io.StringIO(printed)) if m.id] == [message]
 
 
 def test_every_message_translated_with_same_placeholders():
@@ -87,7 +119,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 def test_every_marked_message_is_in_the_catalogue():
     missing = i18n.missing("zh")
     assert not missing, (f"{len(missing)} marked messages have no Chinese, e.g. {missing[:3]}: "
-                         "python -m hrnet_teach.i18n --missing, then add them to the lesson's .po file")
+                         "python -m hrnet_teach.translate --missing, then add them to the lesson's .po file")
 
 
 def test_marked_text_is_translated_when_shown():
