@@ -209,7 +209,9 @@ def _on_meta(reference):
         out = reference(*args)
         if isinstance(out, torch.Tensor):
             return out.to("meta")
-        return type(out)(o.to("meta") for o in out) if isinstance(out, (list, tuple)) else out
+        if isinstance(out, (list, tuple)):  # a tuple may hold numbers too: those stay as they are
+            return type(out)(o.to("meta") if isinstance(o, torch.Tensor) else o for o in out)
+        return out
     return answer
 
 

@@ -62,6 +62,35 @@ def test_choice_exercise_lists_choices_and_says_why():
                        success="", **COMMON)
 
 
+def test_a_contributors_slips_are_named_where_they_are_declared():
+    # Each was accepted before: 13 one-letter hints, a catalogue of loose strings, a key never looked up.
+    with pytest.raises(ValueError, match="hints is a list of texts"):
+        ValueExercise(read=lambda a: as_int(a, "n"), reference=3, question="?", name="t", lesson="99",
+                      hints="Look at conv3")
+    with pytest.raises(ValueError, match=r"list of \(answer, piece of its message\) pairs"):
+        ValueExercise(read=lambda a: as_int(a, "n"), reference=3, question="?", **{**COMMON,
+                      "wrong_answers": ("256", "expansion")})
+    with pytest.raises(ValueError, match=r"the answer 'd' is not one of the choices \['a', 'b'\]"):
+        ChoiceExercise(question="Pick", choices={"a": "x", "b": "y"}, answer="d", why={"a": ".", "b": "."},
+                       success="", **COMMON)
+    with pytest.raises(ValueError, match=r"missing \['b'\]; not a wrong choice: \['B'\]"):
+        ChoiceExercise(question="Pick", choices={"a": "x", "b": "y"}, answer="a", why={"B": "."}, success="",
+                       **COMMON)
+    ex = ValueExercise(read=lambda a: as_int(a, "n"), reference=3, mistakes={"64": "the text", 64: "the number"},
+                       question="?", **COMMON)
+    with pytest.raises(ValueError, match="key '64' is never looked up"):
+        ex.wrong_answers  # noqa: B018 (the test suite reads every exercise's catalogue)
+    assert ex.check(64).message == "the number"
+
+
+def test_a_reference_that_raises_is_the_courses_bug_not_the_answers():
+    ex = FunctionExercise(fn_name="ratio", reference=lambda h, w: h // w, cases=[(4, 2), (1, 0)], question="?",
+                          **COMMON)
+    message = ex.check(lambda h, w: h // w if w else 0).message
+    assert message.startswith("The check itself failed: the reference of t raised ZeroDivisionError"), message
+    assert "ratio(1, 0)" in message and "not of your answer" in message and "Your answer raised" not in message
+
+
 # ----------------------------------------------------------------- functions
 
 def _double(x):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hrnet_teach.exercises import BLANK, CheckResult, Exercise, all_exercises
+from hrnet_teach.exercises import BLANK, CheckResult, Exercise, FunctionExercise, Mistake, all_exercises
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,12 +48,26 @@ def test_reference_passes(ex):
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
-def test_typical_mistakes_get_their_message(ex):
+def test_typical_mistakes_get_their_message(ex, monkeypatch):
     assert len(ex.wrong_answers) >= 2, f"{ex.name}: give at least two typical wrong answers"
+    named = set()  # the mistakes of a function exercise that some wrong answer is told
+    matches = FunctionExercise._matches
+
+    def recording(self, mistake, case, got, expected):
+        found = matches(self, mistake, case, got, expected)
+        if found and self is ex:
+            named.add(mistake.name)
+        return found
+
+    monkeypatch.setattr(FunctionExercise, "_matches", recording)
     for answer, fragment in ex.wrong_answers:
         result = ex.check(answer)
         assert not result.passed, f"{ex.name}: the wrong answer {answer!r} passes"
         assert fragment in result.message, f"{ex.name}: {answer!r} -> {result.message!r}, expected {fragment!r} in it"
+    # A mistake no catalogued answer reaches could hold a typo in its message, or never match at all.
+    unreached = [m.name for m in getattr(ex, "mistakes", ()) if isinstance(m, Mistake) and m.name not in named]
+    assert not unreached, (f"{ex.name}: no wrong answer in its catalogue gets the message of {unreached}: add one "
+                           "to wrong_answers (a function that makes that slip, and a piece of its message)")
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
@@ -83,6 +97,18 @@ def test_hints_and_solution_have_text(ex, capsys):
     assert isinstance(solution, str) and solution.strip()
     assert ex.solution_text.strip() in solution
     assert capsys.readouterr().out.strip()  # outside a notebook, hints and solutions are printed
+
+
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_shown_texts_have_every_placeholder_filled(ex):
+    # N_("... {planes} ...") without planes=... is shown with its braces; code (a solution's f-string) may have them.
+    prose = [ex.question, *ex.hints, ex.solution_text]
+    for shown in (re.sub(r"```.*?```|`[^`]*`", "", t, flags=re.S) for t in prose):
+        found = _PLACEHOLDER.search(shown)
+        assert not found, f"{ex.name}: {found[0]} is shown unfilled in {shown[:80]!r}: give its value, N_(..., name=value)"
 
 
 def test_names_unique_and_modules_consistent():

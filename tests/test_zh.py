@@ -147,7 +147,9 @@ def test_exercise_speaks_chinese(ex):
     in Chinese once the Chinese lessons select the language (and in English again after)."""
     english, chinese = _english_then_chinese(lambda: [ex.question, *ex.hints])
     for en, zh in zip(english, chinese):
-        assert CJK.search(zh), f"{ex.lesson}/{ex.name}: not translated: {en[:80]!r}"
+        assert CJK.search(zh), (f"{ex.lesson}/{ex.name}: not translated: {en[:80]!r} (mark it with N_(), which "
+                                "translates when shown; a _() or a plain str declared at import is fixed in English "
+                                "before the notebook picks its language)")
     solution_en, solution_zh = _english_then_chinese(lambda: ex.solution_text)
     if re.search(r"[a-z]{3,} [a-z]{3,}", re.sub(r"```.*?```|`[^`]*`", "", solution_en, flags=re.S)):
         assert CJK.search(solution_zh), f"{ex.lesson}/{ex.name}: the solution's words are not translated"

@@ -1,4 +1,5 @@
-"""Checked exercises, one file per lesson (``lesson01.py`` ... ``lesson08.py``).
+"""Checked exercises, one file per lesson (``lesson00.py`` ... ``lesson11.py``; the capstone's
+checks live in ``capstone.py``, which ``lesson11.py`` declares).
 
 Each lesson file defines ``EXERCISES``, a list of :class:`Exercise` objects, and
 exposes each one as a module attribute named after it, so a notebook writes::

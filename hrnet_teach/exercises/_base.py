@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..i18n import _, get_language, text
+from ..i18n import Text, _, get_language, text
 from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
@@ -113,6 +113,10 @@ class Wrong(Exception):
 
 class NotAttempted(Exception):
     """Raised inside a checker when the answer is still the blank."""
+
+
+class CourseBug(Exception):
+    """The check itself failed, whatever the answer was (a reference that raises): said as the course's bug."""
 
 
 class TimeLimit(Wrong):
@@ -328,6 +332,11 @@ class Exercise:
     def __init__(self, *, name: str, lesson: str, question: str, reference: Any = None,
                  checker: Callable[[Any], str] | None = None, hints: Sequence[str] = (), solution_text: str = "",
                  wrong_answers: Sequence[tuple[Any, str]] = (), time_limit: float | None = None):
+        if isinstance(hints, (str, Text)):  # list("Look at conv3") would be 13 hints of one letter
+            raise ValueError(f"{name}: hints is a list of texts: hints=[N_(\"...\")]")
+        if any(not (isinstance(pair, tuple) and len(pair) == 2) for pair in wrong_answers):
+            raise ValueError(f"{name}: wrong_answers is a list of (answer, piece of its message) pairs, e.g. "
+                             "[(64, \"expansion\")]")
         self.name, self.lesson = name, lesson
         self._reference, self.checker = reference, checker
         # Kept as declared and translated when read: the notebook may choose its language after the import.
@@ -388,6 +397,9 @@ class Exercise:
                 message = self._check(answer)
         except NotAttempted as blank:
             return self._result(False, str(blank) or _("You have not answered yet."))
+        except CourseBug as bug:
+            return self._result(False, _("The check itself failed: {bug}. That is a bug of the course, not of your "
+                                         "answer: please report it.", bug=bug))
         except Wrong as wrong:
             return self._result(False, str(wrong))
         except NotImplementedError as error:

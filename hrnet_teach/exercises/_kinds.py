@@ -14,7 +14,10 @@ checks that are truly its own.
 Messages may be text or functions: ``ValueExercise``'s take ``(got, expected)``, a
 ``Mistake``'s take ``(case, got, expected)``. A zero-argument lambda as ``reference``,
 ``mistakes`` or ``cases`` is computed on first use, so importing a lesson stays cheap.
-Each kind adds its tables' entries to ``wrong_answers``, so the test suite checks them.
+Each kind adds what it can of its tables to ``wrong_answers`` (every key of a ``ValueExercise``'s
+``mistakes``; every ``Mistake`` with ``like=`` and a text message), so the test suite checks them.
+It also checks that every ``Mistake`` is told to at least one catalogued wrong answer: give one in
+``wrong_answers`` for a ``when=`` detector or a message made by a function.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from torch import nn
 
 from ..i18n import N_, Text, _, text
 from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn, short_repr
-from ._base import CALL_SITES, Exercise, Wrong, where_raised
+from ._base import CALL_SITES, CourseBug, Exercise, Wrong, where_raised
 
 Message = Any  # a str, or a function returning one
 
@@ -117,15 +120,21 @@ class ValueExercise(Exercise):
 
     def _derived_wrong_answers(self) -> list[tuple[Any, str]]:
         expected = _key(self.read(self.reference))
-        return [(k, _say(m, k, expected)) for k, m in self.mistakes.items() if _readable(self.read, k)]
+        for key in self.mistakes:
+            _check_readable(self, key)
+        return [(k, _say(m, k, expected)) for k, m in self.mistakes.items()]
 
 
-def _readable(read: Callable, key: Any) -> bool:
-    """Whether ``key`` is itself an answer that reads as ``key`` (then it is a wrong answer to test)."""
+def _check_readable(exercise: ValueExercise, key: Any) -> None:
+    """A ``mistakes`` key is looked up in the form ``read`` gives an answer: one that reads otherwise
+    ("64" where read gives 64) would never be found, and its message never shown."""
     try:
-        return _key(read(key)) == key
-    except Wrong:
-        return False
+        reading = _key(exercise.read(key))
+    except Wrong as wrong:
+        reading = f"Wrong({wrong})"
+    if reading != key:
+        raise ValueError(f"{exercise.name}: the mistakes key {key!r} is never looked up: answers are looked up as "
+                         f"read() gives them, and read({key!r}) gives {reading!r}. Write the key in that form.")
 
 
 class ChoiceExercise(ValueExercise):
@@ -134,10 +143,13 @@ class ChoiceExercise(ValueExercise):
 
     def __init__(self, *, question: str, choices: Mapping[str, str], answer: str, why: Mapping[str, Message],
                  success: Message, **common):
-        missing = set(choices) - set(why) - {answer}
-        if missing or answer not in choices:
-            raise ValueError(f"{common.get('name')}: give the right answer among the choices and a `why` for each of "
-                             f"the others (missing {sorted(missing)})")
+        name = common.get("name")
+        if answer not in choices:
+            raise ValueError(f"{name}: the answer {answer!r} is not one of the choices {sorted(choices)}")
+        missing, extra = set(choices) - set(why) - {answer}, set(why) - set(choices)
+        if missing or extra or answer in why:
+            raise ValueError(f"{name}: give a `why` for each wrong choice, keyed by its letter as in `choices` "
+                             f"(missing {sorted(missing)}; not a wrong choice: {sorted(extra | ({answer} & set(why)))})")
         super().__init__(question=lambda: f"{text(question)}\n{choices_text(choices)}", read=lambda a: as_choice(a, choices),
                          reference=answer, mistakes=why, success=success, **common)
         self.choices = dict(choices)
@@ -161,8 +173,9 @@ class Mistake:
     """A typical slip: a ``name``, its ``message``, and how to recognise it: ``like``, a
     wrong implementation whose result the answer matches (or whose exception, same type and
     text, it raises on the same case), or ``when(case, got, expected)``, a detector (got may
-    be the exception the answer raised). ``like`` implementations are also tested as wrong
-    answers, with ``fragment`` (default: the whole message) to find in the message. With
+    be the exception the answer raised). ``like`` implementations with a text message are also
+    tested as wrong answers, with ``fragment`` (default: the whole message) to find in the message;
+    for the others, catalogue a wrong answer that makes the slip (the tests ask for one). With
     ``always=True`` it is checked even when the result matches (an answer that returns the
     package's own module, say)."""
 
@@ -286,6 +299,15 @@ class FunctionExercise(Exercise):
     def expected(self, case: Case) -> Any:
         return case._expected if case.has_expected else self._invoke(self.expected_fn, case)
 
+    def _expected_or_bug(self, case: Case) -> Any:
+        """The expected result on ``case``; if the reference raises, that is the course's bug, said as such (it runs
+        where the learner's function does, and its error would otherwise be taken for theirs)."""
+        try:
+            return self.expected(case)
+        except Exception as error:
+            raise CourseBug(f"the reference of {self.name} raised {_first_line(error)} on {case.where} "
+                            f"({where_raised(error)})") from None
+
     def _invoke(self, fn: Callable, case: Case) -> Any:
         args = _fresh(case.args)
         return self.call_fn(fn, *args) if self.call_fn else fn(*args)
@@ -310,7 +332,7 @@ class FunctionExercise(Exercise):
         count = 0
         with one_thread(), torch.no_grad():
             for case in self.cases():
-                expected = self.expected(case)
+                expected = self._expected_or_bug(case)
                 got = self._run(fn, case)
                 same = not isinstance(got, BaseException) and self.compare(got, expected, case) is None
                 if same and not any(m.always and self._matches(m, case, got, expected) for m in self.mistakes):

@@ -158,6 +158,12 @@ def _slip(change, down: bool):
     return build
 
 
+def _unpadded(op, i, j, ch):
+    for conv in (m for m in op.modules() if isinstance(m, nn.Conv2d)):
+        conv.padding = (0, 0)
+    return op
+
+
 def _switch_early(op, i, j, ch):
     for k, step in enumerate(op):
         step[0], step[1] = nn.Conv2d(ch[j] if k == 0 else ch[i], ch[i], 3, 2, 1, bias=False), nn.BatchNorm2d(ch[i])
@@ -200,6 +206,9 @@ fuse_op = ModuleExercise(
         (_slip(lambda op, i, j, ch: tuple(op), True), "Return the steps in one nn.Sequential"),
         (_slip(lambda op, i, j, ch: nn.ModuleList(op), True), "Return the steps in one nn.Sequential"),
         (_slip(lambda op, i, j, ch: [*op], False), "Return the steps in one nn.Sequential"),
+        (_slip(_unpadded, True), "needs padding=1"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*[nn.Sequential(*step[:2]) for step in op]), True),
+         "intermediate steps end with a ReLU"),
     ],
 )
 

@@ -145,6 +145,10 @@ transition_op = ModuleExercise(
          "intermediate stride-2 steps keep"),  # the first step already switches to cur[i]
         (_slip(lambda t, i, pre, cur: t[i] and nn.Sequential(nn.Conv2d(pre[i], cur[i], 1, bias=False), *t[i][1:]),
                new=False), "3x3 with padding 1"),
+        (_slip(lambda t, i, pre, cur: None, new=False), "must leave with"),
+        (_slip(lambda t, i, pre, cur: t[i] and _step(cur[i], cur[i], 1), new=False), "your conv takes 18"),
+        (_slip(lambda t, i, pre, cur: t[i] and nn.Sequential(nn.Conv2d(pre[i], cur[i], 3, 1, 1), *t[i][1:]), new=False),
+         "bias=False"),
     ],
 )
 

@@ -237,7 +237,8 @@ transition_forward = FunctionExercise(
         "`if i < self.stage2_cfg['NUM_BRANCHES']` and `if i < self.stage3_cfg['NUM_BRANCHES']`; the loop before "
         "stage 2 reads the one map x instead of a list.")),
     wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself"),
-                   (_as_generator, "returned a generator"), (_as_numpy, "returned a ndarray")],
+                   (_as_generator, "returned a generator"), (_as_numpy, "returned a ndarray"),
+                   (lambda t, y: [torch.relu(x) for x in _reference(t, y)], "shapes are right but the numbers differ")],
 )
 
 EXERCISES = [concat_channels, stage_most_params, branch_cost_ratio, transition_forward]
