@@ -81,6 +81,10 @@ def test_a_contributors_slips_are_named_where_they_are_declared():
     with pytest.raises(ValueError, match="key '64' is never looked up"):
         ex.wrong_answers  # noqa: B018 (the test suite reads every exercise's catalogue)
     assert ex.check(64).message == "the number"
+    with pytest.raises(ValueError, match="like= is a function that makes the slip.*you gave a tuple"):
+        Mistake("size", "halved", like=(112, 160))
+    with pytest.raises(ValueError, match="Write the reference with def, or give solution_text"):
+        FunctionExercise(fn_name="f", reference=lambda x: x, cases=[(1,)], question="?", name="t", lesson="99")
 
 
 def test_a_reference_that_raises_is_the_courses_bug_not_the_answers():

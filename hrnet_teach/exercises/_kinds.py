@@ -183,6 +183,9 @@ class Mistake:
                  when: Callable[..., bool] | None = None, fragment: str | None = None, always: bool = False):
         if (like is None) == (when is None):
             raise ValueError(f"Mistake {name!r}: give exactly one of like= and when=")
+        if not callable(like if when is None else when):
+            raise ValueError(f"Mistake {name!r}: like= is a function that makes the slip, when= a function that "
+                             f"detects it; you gave a {type(like if when is None else when).__name__}")
         self.name, self.message, self.like, self.when, self.fragment = name, message, like, when, fragment
         self.always = always
 
@@ -278,6 +281,9 @@ class FunctionExercise(Exercise):
                  returns: str = N_("the result"), against: str = N_("the reference"), call: Callable | None = None,
                  where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5,
                  entries: Sequence[Message] = (), **common):
+        if "solution_text" not in common and getattr(reference, "__name__", "") == "<lambda>":
+            raise ValueError(f"{common.get('name')}: the solution shown is the reference's code; a lambda's is the "
+                             "line around it. Write the reference with def, or give solution_text")
         common.setdefault("solution_text", source_of(reference, fn_name))
         super().__init__(reference=reference, **common)
         self.fn_name, self._cases, self.mistakes, self.success = fn_name, cases, list(mistakes), success
