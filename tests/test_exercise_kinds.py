@@ -276,6 +276,9 @@ def test_results_are_plain_data_and_the_view_draws_them(capsys):
     result = ex.check((64, 96))
     assert isinstance(result, _base.CheckResult) and bool(result) and str(result) == "Correct: yes"
     assert result._repr_html_() == _view.result_html(True, "yes") and "#1a7f37" in result._repr_html_()
+    # the verdict's words in the page's own text colour (readable in a dark theme), the colour on mark and border
+    assert re.search(r'<b><span style="color:#1a7f37">✔</span> Correct</b>', result._repr_html_())
+    assert not re.search(r"<b style=\"color", _view.result_html(False, "no"))
     assert "&lt;b&gt;" in _view.result_html(False, "<b>")  # the learner's text is escaped
     assert "replace the <code>...</code> with <code>&lt;b&gt;</code>" in _view.result_html(False, "replace the `...` with `<b>`")
     shown = ex.hint()
