@@ -62,12 +62,18 @@ def colab_url(notebook: str) -> str:
     return f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{notebook}"
 
 
+# A badge's alt text is its link's name for a screen reader: one that names the lesson, so that a list of
+# links does not read as twelve times "Open In Colab".
+BADGE_ALT = {"": "Open lesson {title} in Colab", "zh/": "在 Colab 中打开课程 {title}"}
+
+
 def badges_markdown(notebooks: list[str], subfolder: str = "") -> str:
     """One line per lesson: its name and an "Open in Colab" badge (``subfolder``: e.g. "zh/")."""
     lines = []
     for name in notebooks:
         title = name.removesuffix(".ipynb").replace("_", " ")
-        lines.append(f"- [![Open In Colab]({BADGE_IMAGE})]({colab_url(subfolder + name)}) `{title}`")
+        alt = BADGE_ALT.get(subfolder, BADGE_ALT[""]).format(title=title)
+        lines.append(f"- [![{alt}]({BADGE_IMAGE})]({colab_url(subfolder + name)}) `{title}`")
     return "\n".join(lines)
 
 

@@ -80,6 +80,17 @@ def test_colab_badges_are_current():
     assert colab.REPO_URL.removeprefix("https://github.com/") in colab.colab_url("00_welcome.ipynb")
 
 
+@pytest.mark.parametrize("readme", ["README.md", "README.zh.md"])
+def test_each_badge_names_its_lesson_for_a_screen_reader(readme):
+    """The badge's alt text is the link's name: twelve links all called "Open In Colab" cannot be told apart."""
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    badges = re.findall(r"\[!\[([^\]]*)\]\([^)]*colab-badge\.svg\)\]\([^)]*/([^/)]+)\.ipynb\)", text)
+    assert len(badges) == len(list((ROOT / "notebooks").glob("*.ipynb")))
+    for alt, lesson in badges:
+        assert "Colab" in alt and lesson.replace("_", " ") in alt, f"{readme}: the badge of {lesson} reads {alt!r}"
+    assert len({alt for alt, _lesson in badges}) == len(badges)
+
+
 def test_badge_block_is_rebuilt_from_the_address(monkeypatch):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     monkeypatch.setattr(colab, "REPO_URL", "https://github.com/someone/fork")
