@@ -310,3 +310,38 @@ def test_module_graphs_fit_a_1000px_pane():
     assert max(widths.values()) <= limit_pt + 1, widths
     assert widths["depth 2"] > limit_pt - 20, f"the widest graph should fill the width, not shrink further: {widths}"
     assert widths["block"] < limit_pt / 2, f"a small graph must not be scaled up: {widths}"
+
+
+# ------------------------------------------------------------------ the key to mask colours
+def test_class_legend_names_every_colour_that_colorize_paints():
+    from hrnet_teach import data
+
+    fig, axes = plt.subplots(1, 7, figsize=(14, 2.4))  # square pictures in a wide figure, as lesson 06 draws them
+    for ax in axes:
+        ax.imshow(data.colorize(torch.tensor([[0, 1], [2, 255]])))
+        ax.axis("off")
+    legend = viz.class_legend(fig)
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [*data.CLASS_NAMES, "ignored (255)"]
+    painted = [data.colorize(torch.tensor([[k]]))[0, 0] for k in (*range(data.NUM_CLASSES), data.IGNORE_INDEX)]
+    faces = [patch.get_facecolor()[:3] for patch in legend.get_patches()]
+    assert [tuple(round(float(v), 3) for v in c) for c in faces] == \
+        [tuple(round(float(v), 3) for v in c) for c in painted]  # each name beside the colour it names
+    render(fig)
+    gap = ax.get_window_extent().y0 - legend.get_window_extent().y1
+    assert 0 <= gap < 20, gap  # just under the pictures: not over them, not floating far below
+    plt.close(fig)
+
+
+def test_class_legend_for_other_classes_and_its_bad_input():
+    from hrnet_teach import data
+
+    fig, ax = plt.subplots()
+    legend = viz.class_legend(fig, data.PETS_CLASS_NAMES, ignored=False, loc="lower center", fontsize=7)
+    assert [t.get_text() for t in legend.get_texts()] == list(data.PETS_CLASS_NAMES)
+    assert legend.get_texts()[0].get_fontsize() == 7
+    with pytest.raises(TypeError, match=r"got Axes; for an Axes pass ax.figure"):
+        viz.class_legend(ax)
+    with pytest.raises(ValueError, match=r"1 to 4 classes .* got 5"):
+        viz.class_legend(fig, ["a", "b", "c", "d", "e"])
+    plt.close(fig)

@@ -134,3 +134,18 @@ def test_module_graph_titles_follow_the_language(chinese, monkeypatch):
     monkeypatch.setattr(language, "cjk_font", lambda: None)
     monkeypatch.setattr(language, "_noted", True)
     assert "HRNet-W18-Small-v1, depth 1" in source()
+
+
+def test_the_mask_key_names_the_classes_in_chinese(chinese):
+    """viz.class_legend under a notebook's own figure: Chinese class names in the CJK font, or English without one."""
+    import matplotlib.pyplot as plt
+
+    fig, _ax = plt.subplots()
+    labels = [t.get_text() for t in viz.class_legend(fig).get_texts()]
+    if language.cjk_font() is None:
+        assert labels[0] == "background"
+    else:
+        assert labels == ["背景", "小形状", "大形状", "细线", "忽略（255）"]
+        assert all(language.cjk_font() in t.get_fontfamily() for t in chinese_texts(fig))
+        draw_strict(fig)
+    plt.close(fig)

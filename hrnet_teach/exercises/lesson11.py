@@ -682,10 +682,10 @@ def show_segmentation(answer, index: int = 0):
     """The learner's segmentation of a held-out scene beside the scene and its true mask; if the network
     does not load yet, say what to do instead of failing."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     from ..assets import to_image
-    from ..data import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR, colorize
+    from ..data import colorize
+    from ..viz import class_legend
 
     result = capstone_network.check(answer)
     if not result.passed:
@@ -706,9 +706,7 @@ def show_segmentation(answer, index: int = 0):
         ax.imshow(picture)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    ignored = Patch(facecolor=IGNORE_COLOUR, edgecolor="grey", label=_("ignored (255)"))  # the masks' white outlines
-    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(CLASS_COLOURS, CLASS_NAMES)] + [ignored],
-               loc="lower center", ncol=len(CLASS_NAMES) + 1, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+    fig.tight_layout()
+    class_legend(fig, fontsize=8)
     plt.show()
     return fig

@@ -3,9 +3,11 @@
 ``from hrnet_teach import viz`` then e.g. ``viz.plot_fuse_matrix("w18", "stage4")``.
 Each ``plot_*`` returns a matplotlib Figure (a cell ending in the call shows it
 once; ``fig.savefig(path)`` saves it); ``theme="dark"`` draws on a dark
-background. ``module_graph`` returns a graphviz Digraph.
+background. ``module_graph`` returns a graphviz Digraph. ``class_legend(fig)`` adds the key to
+the mask colours of :func:`hrnet_teach.data.colorize` under a figure of your own.
 """
 from .graphs import DotUnavailableError, has_dot, module_graph, render_svg
+from .masks import class_legend
 from .plots import (
     plot_architecture,
     plot_costs,
@@ -21,5 +23,5 @@ enable_notebook_display()  # in a notebook, a cell ending in a figure shows it
 __all__ = [
     "plot_architecture", "plot_resolution_over_depth", "plot_fuse_matrix", "plot_transition",
     "plot_feature_maps", "plot_costs", "module_graph", "has_dot", "render_svg", "DotUnavailableError",
-    "THEMES", "Theme", "enable_notebook_display",
+    "THEMES", "Theme", "enable_notebook_display", "class_legend",
 ]
