@@ -30,6 +30,24 @@ from .transition import Transition
 STEM_CHANNELS = 64
 
 
+def halves_exactly(side: int, branches: int = 4) -> bool:
+    """Whether an image side of ``side`` pixels can be fused by fixed factors (nearest, x ``2**(j-i)``,
+    as the official classification and pose code do).
+
+    The stem leaves ceil(side / 4) and every stride-2 conv rounds up again, so enlarging branch j
+    by ``2**(j-i)`` lands exactly on branch i's size only when ceil(side / 4) is a multiple of
+    ``2**(branches - 1)``: true of every multiple of 32, and of the three sides just below one
+    (253, 254 and 255 work like 256). The official cls_hrnet.py, run at 28-32, 60-65 and 250-256
+    (``tests/test_model.py`` keeps what it did), agrees at every one of those sides.
+    """
+    return side > 0 and -(-side // 4) % 2 ** (branches - 1) == 0
+
+
+def round_up_to_32(side: int) -> int:
+    """The size to resize or pad a side to for fixed-factor fusion: the next multiple of 32."""
+    return max(32, -(-side // 32) * 32)
+
+
 def is_tracing(x: object = None) -> bool:
     """True while a tracer runs ``forward`` instead of real data.
 
@@ -141,12 +159,14 @@ class HRNet(nn.Module):
             raise ValueError(f"HRNet got an empty image ({height}x{width} pixels); check the crop or resize that made it")
         self._check_device(x)
         self._check_dtype(x)
-        if self.upsample == "nearest" and (height % 32 or width % 32):
+        branches = self.config.stage4.num_branches
+        if self.upsample == "nearest" and not (halves_exactly(height, branches) and halves_exactly(width, branches)):
             raise ValueError(
                 f"Input {height}x{width}: this model fuses branches with nearest upsampling by "
-                "fixed factors (as the official classification/pose code does), so height and "
-                "width must be multiples of 32. Resize or pad the image, e.g. to "
-                f"{-(-height // 32) * 32}x{-(-width // 32) * 32}{self._any_size_advice()}"
+                "fixed factors (as the official classification/pose code does), so each side must halve "
+                "exactly from 1/4 down to 1/32 (ceil(side / 4) a multiple of 8): use multiples of 32 (the "
+                "three sides just below one work too). Resize or pad the image, e.g. to "
+                f"{round_up_to_32(height)}x{round_up_to_32(width)}{self._any_size_advice()}"
             )
         self._check_batch_statistics(x)
 

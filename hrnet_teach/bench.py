@@ -38,6 +38,7 @@ from typing import Optional
 
 import torch
 
+from .backbone import halves_exactly, round_up_to_32
 from .config import VARIANTS, get_config
 
 HEAD_NAMES = ("segmentation", "ocr", "classification", "pose", "pyramid", "backbone")
@@ -49,7 +50,7 @@ HEAD_KWARGS = {
     "pyramid": {},
     "backbone": {},
 }
-NEAREST_HEADS = ("classification", "pose", "pyramid", "backbone")  # fuse with fixed x2 steps: sides % 32 == 0
+NEAREST_HEADS = ("classification", "pose", "pyramid", "backbone")  # fuse with fixed x2 steps: see halves_exactly
 QUICK = {"variants": ("w18_small_v1", "w18_small_v2"), "sizes": ((224, 224),), "repeats": 5, "warmup": 2}
 MIB = 2**20
 
@@ -104,10 +105,11 @@ def parse_variants(text: str) -> list[str]:
 
 
 def check_size_for_head(head: str, size: tuple[int, int]) -> None:
-    if head in NEAREST_HEADS and (size[0] % 32 or size[1] % 32):
+    if head in NEAREST_HEADS and not (halves_exactly(size[0]) and halves_exactly(size[1])):
         raise ValueError(
             f"size {size[0]}x{size[1]}: the {head} model fuses branches with nearest upsampling by fixed "
-            "factors, so both sides must be multiples of 32 (the segmentation head takes any size)"
+            "factors, so each side must halve exactly down to 1/32: use multiples of 32, e.g. "
+            f"{round_up_to_32(size[0])}x{round_up_to_32(size[1])} (the segmentation head takes any size)"
         )
 
 

@@ -41,7 +41,10 @@ PathLike = Union[str, Path]
 DEFAULT_OPSET = 18  # the dynamo exporter's own opset, written without version conversion (torch.onnx.export's
 # default is 20 in torch 2.13, reached by converting up)
 MIN_OPSET = 11  # ONNX Resize has coordinate_transformation_mode ("align_corners", "half_pixel") from opset 11
-NEAREST_MULTIPLE = 32  # nearest fusion enlarges by exact factors 2, 4, 8 down to 1/32
+# Nearest fusion enlarges by exact factors 2, 4, 8 down to 1/32. The eager model also takes the three sides just
+# below each multiple of 32 (backbone.halves_exactly); an export keeps to the multiples, so that one symbolic
+# size, 32 * k, describes every input it takes.
+NEAREST_MULTIPLE = 32
 # torch.export treats a size-1 dimension as special (it broadcasts), so a dynamic
 # program wants the 1/32 branch at least 2 pixels: sides of at least 33.
 EXPORT_MIN_SIDE = 33

@@ -15,7 +15,8 @@ The model has exactly timm's features_only state-dict keys: the backbone, plus
 features_only state dict loads strictly; an ImageNet (classification) checkpoint loads
 with ``strict=False`` and a report of the head keys it drops, as timm itself loads it.
 Fusion upsamples by nearest-neighbour scale factors, as in timm and the official
-classification code, so the image sides must be multiples of 32.
+classification code, so each image side must halve exactly down to 1/32: multiples of 32
+(and the three sides just below one; see :func:`hrnet_teach.backbone.halves_exactly`).
 
 Which read-out to use for what:
 

@@ -187,7 +187,8 @@ class HRNetPyramid(HRNet):
             raise ValueError(
                 f"Input {x.shape[-2]}x{x.shape[-1]}: the pyramid head pools the 1/4 map by up to "
                 f"{smallest // 4} for its {self.num_outs} levels, so both sides must be at least {smallest} "
-                "(and multiples of 32); resize or pad the image, or build it with fewer num_outs."
+                "(and halve exactly down to 1/32, as multiples of 32 do); resize or pad the image, or build it "
+                "with fewer num_outs."
             )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -317,7 +317,8 @@ def fuse_shapes(model_or_variant: ModelLike, stage="stage3", module_index: int =
                 raise ValueError(
                     f"{name}[{index}]: enlarging branch {j} by x{2 ** (j - i)} gives {tuple(x.shape[-2:])}, but branch "
                     f"{i} is {sizes[i]}, so the sum fails at {image_size}: a model that enlarges by a fixed factor "
-                    "(nearest, the pose and classification code) needs sides that are multiples of 32")
+                    "(nearest, the pose and classification code) needs sides that halve exactly down to 1/32, such as "
+                    "multiples of 32")
             table.append({"step": entry.layers[-1], "shape": tuple(x.shape[1:])})
     table.append({"step": _("added into the sum for branch {i} (a ReLU follows the sum)", i=i), "shape": tuple(x.shape[1:])})
     return table

@@ -35,7 +35,8 @@ class HighResolutionModule(nn.Module):
     Args mirror the official constructor; ``upsample`` is how coarser branches are
     enlarged before the sum: ``"bilinear"`` to the exact size of branch ``i``
     (segmentation code, any input size) or ``"nearest"`` by the scale factor
-    ``2**(j-i)`` (classification and pose code, sides must be multiples of 32).
+    ``2**(j-i)`` (classification and pose code: sides that halve exactly, such as multiples
+    of 32; :func:`hrnet_teach.backbone.halves_exactly`).
     ``fusion=False`` drops ``fuse_layers`` (the course's ablation).
     """
 

@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from ._validate import positive_int
+from .backbone import halves_exactly, round_up_to_32
 from .config import HRNetConfig, get_config
 from .data import DATASETS
 from .models import create_model
 
 OPTIMIZERS = ("adamw", "sgd")
 TRAIN_HEADS = ("segmentation", "pose", "ocr")
-SIZE_MULTIPLE = {"pose": 32}  # the V1 readout fuses by nearest, by fixed factors down to 1/32; the others bilinearly
+FIXED_FACTOR_HEADS = ("pose",)  # the V1 readout fuses by nearest, by fixed factors down to 1/32; the others bilinearly
 DEFAULT_LR = {"adamw": 5e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adamw": 1e-4, "sgd": 5e-4}  # sgd: the official Cityscapes and LIP files' WD (default.py
 # and the ADE20K, COCO-Stuff and PASCAL-Context files: 1e-4)
@@ -48,11 +49,11 @@ def check_rate(name: str, value: Any, example: float) -> None:
 
 def check_image_size_for_head(head: str, image_size: int) -> None:
     """Refuse, before any data or model, a size the head's model would refuse at its first batch."""
-    multiple = SIZE_MULTIPLE.get(head, 1)
-    if image_size % multiple:
-        near = sorted({max(multiple, image_size // multiple * multiple), -(-image_size // multiple) * multiple})
-        raise ValueError(f"--head {head} needs --image-size (image_size) a multiple of {multiple}, got {image_size}: "
-                         f"use e.g. {' or '.join(map(str, near))}, or --head segmentation, which takes any size")
+    if head in FIXED_FACTOR_HEADS and not halves_exactly(image_size):
+        near = sorted({max(32, image_size // 32 * 32), round_up_to_32(image_size)})
+        raise ValueError(f"--head {head} needs an --image-size (image_size) that halves exactly down to 1/32, such as "
+                         f"a multiple of 32, got {image_size}: use e.g. {' or '.join(map(str, near))}, or --head "
+                         "segmentation, which takes any size")
 
 
 @dataclasses.dataclass

@@ -187,7 +187,7 @@ class FuseExplorer(widgets.VBox):
             self.entry = matrix[i][j]
             try:
                 self.shapes = hi.fuse_shapes(model, stage, module, i, j, self.image_size)
-            except ValueError as error:  # nearest x 2**(j-i) at a size that is not a multiple of 32: the sum fails
+            except ValueError as error:  # nearest x 2**(j-i) at a size that does not halve exactly: the sum fails
                 self.shapes, self.text = [], str(error)
                 _show(self.info, HTML(f"<p>{html_escape(self.text)}</p>"))
             else:

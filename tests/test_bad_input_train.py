@@ -48,12 +48,13 @@ def test_a_bare_nearest_backbone_is_told_to_fuse_bilinearly_and_can():
     assert bilinear(_meta_image(48))[0].shape == (1, 16, 12, 12)
 
 
-def test_a_pose_run_needs_a_multiple_of_32_before_any_data_or_model(monkeypatch):
-    with pytest.raises(ValueError, match=r"--head pose needs --image-size \(image_size\) a multiple of 32, got 48: "
-                                         r"use e\.g\. 32 or 64"):
+def test_a_pose_run_needs_a_size_that_halves_exactly_before_any_data_or_model(monkeypatch):
+    with pytest.raises(ValueError, match=r"--head pose needs an --image-size \(image_size\) that halves exactly down "
+                                         r"to 1/32, such as a multiple of 32, got 48: use e\.g\. 32 or 64"):
         TrainConfig(head="pose", image_size=48)
+    assert TrainConfig(head="pose", image_size=63).image_size == 63  # ceil(63 / 4) = 16: the official code takes it
     monkeypatch.setattr(T, "_loaders", lambda *a: pytest.fail("the datasets were built before the check"))
-    with pytest.raises(SystemExit, match=r"error: --head pose needs --image-size .* got 100: use e\.g\. 96 or 128"):
+    with pytest.raises(SystemExit, match=r"error: --head pose needs an --image-size .* got 100: use e\.g\. 96 or 128"):
         T.main(["--head", "pose", "--image-size", "100", "--quiet", "--device", "cpu"])
     assert TrainConfig(head="pose", image_size=64).image_size == 64
     for head in ("segmentation", "ocr"):  # bilinear fusion: any size, as before

@@ -1,4 +1,6 @@
 """The model itself: shapes, heads, purity, the meta device, errors."""
+from unittest import mock
+
 import pytest
 import torch
 
@@ -75,6 +77,31 @@ def test_nearest_heads_reject_sizes_not_multiple_of_32():
     model = ht.create_model("w18_small_v1", head="classification").eval()
     with pytest.raises(ValueError, match="multiples of 32.*224x256"):
         model(torch.randn(1, 3, 200, 250))
+
+
+# Which square sides the official cls_hrnet.py (HRNet-Image-Classification, W18-Small-v1, eval) ran at and which
+# failed with "The size of tensor a (.) must match the size of tensor b (.)": run 2026-12-06 in a scratch folder
+# outside this repository. Sides 1-3 below a multiple of 32 work: the stem rounds up, ceil(31 / 4) = 8.
+OFFICIAL_CLS_RUNS = {28: False, 29: True, 30: True, 31: True, 32: True, 60: False, 61: True, 62: True, 63: True,
+                     64: True, 65: False, 250: False, 253: True, 256: True}
+
+
+@pytest.mark.parametrize("head", ["classification", "pose"])
+def test_fixed_factor_fusion_takes_exactly_the_sides_the_official_code_takes(head):
+    with torch.device("meta"):
+        model = ht.create_model("w18_small_v1", head=head).eval()
+    for side, official_runs in OFFICIAL_CLS_RUNS.items():
+        assert ht.backbone.halves_exactly(side) is official_runs, side
+        x = torch.empty(1, 3, side, side, device="meta")
+        if official_runs:
+            model(x)  # the size check passes, and so does every fused sum (meta tensors check the shapes)
+        else:
+            with pytest.raises(ValueError, match=f"Input {side}x{side}: .* halve exactly"):
+                model(x)
+            with mock.patch.object(type(model), "check_input", lambda self, x: None), \
+                    pytest.raises(RuntimeError):  # without the check the sum fails, as the official code's does
+                model(x)
+    assert not ht.backbone.halves_exactly(0) and ht.backbone.halves_exactly(29, branches=3)
 
 
 def test_bad_input_gets_clear_error(small_seg):

@@ -375,7 +375,7 @@ nearest_size = ValueExercise(
                 "`F.interpolate(branch1, scale_factor=2, mode='nearest')` give?", b0=B0, b1=B1),
     read=lambda a: as_ints(a, 2, N_("the size (height, width)"), "(10, 20)"), reference=(2 * B1[0], 2 * B1[1]),
     success=N_("({h}, {w}): a scale factor doubles exactly, so the sum with branch 0's {b0} fails. That is why the "
-               "classification and pose code need sides divisible by 32, and why the segmentation code resizes "
+               "classification and pose code need sides that halve exactly (multiples of 32), and why the segmentation code resizes "
                "`size=` branch i's shape instead.", h=2 * B1[0], w=2 * B1[1], b0=B0),
     mistakes={B0: N_("That is what `size=x[i].shape[-2:]` (the segmentation code) gives. scale_factor=2 simply "
                      "doubles: {h} x 2 = {twice}.", h=B1[0], twice=2 * B1[0]),

@@ -64,7 +64,7 @@ _HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
                                    "branch 0 first (C channels), then 2C, 4C, 8C.")),
     ("scale_factor", {"scale": True}, N_(
         "The upsampled maps do not all have branch 0's size, so torch.cat fails: a fixed scale factor (2, 4, 8) "
-        "misses when the sides are not multiples of 32. Resize to size=features[0].shape[-2:].")),
+        "misses unless every halving was exact (multiples of 32 are safe). Resize to size=features[0].shape[-2:].")),
     ("dim0", {"dim": 0}, N_("Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.")),
     ("dim_last", {"dim": -1}, N_("Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.")),
     ("sum", {"join": sum}, N_("HRNetV2 concatenates the four maps (torch.cat(..., dim=1)); it does not add them: "
@@ -90,8 +90,8 @@ v2_head = FunctionExercise(
                         "of 32 (resizing to branch 0's exact size is what makes any size work).", n=n),
     hints=[N_("Resize features[1], [2], [3] to features[0]'s height and width with F.interpolate, then torch.cat "
               "along dim=1."),
-           N_("Use size=features[0].shape[-2:] (not a scale factor: sides that are not multiples of 32 do not "
-              "double exactly), mode='bilinear', align_corners=True, as the segmentation model is built."),
+           N_("Use size=features[0].shape[-2:] (not a scale factor: a side that did not halve exactly does not "
+              "double back to it), mode='bilinear', align_corners=True, as the segmentation model is built."),
            N_("Finally apply last_layer to the concatenation.")],
     wrong_answers=[(nn.Identity(), "Pass your function itself")],
 )

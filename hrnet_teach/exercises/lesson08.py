@@ -1,6 +1,6 @@
 """Lesson 08, from the course to the real code: the YAML field that changes nothing
 (FUSE_METHOD), then the official code's pitfalls as exercises (the silent partial load,
-sizes not divisible by 32, SyncBatchNorm on CPU, the in-place list)."""
+sizes that do not halve exactly, SyncBatchNorm on CPU, the in-place list)."""
 from __future__ import annotations
 
 import functools
