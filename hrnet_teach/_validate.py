@@ -38,6 +38,9 @@ def image_size_hw(image_size: object, name: str = "image_size") -> tuple[int, in
         kind = "tensor" if type(image_size).__module__.startswith("torch") else "array"
         raise ValueError(f"{name} must be (height, width), got a{'n' * (kind == 'array')} {kind} of shape "
                          f"{tuple(image_size.shape)}; pass its size, x.shape[-2:]")
+    if isinstance(image_size, (str, bytes)):  # "64" would unpack into the characters "6" and "4"
+        raise ValueError(f"{name} must be (height, width) numbers, got the {type(image_size).__name__} "
+                         f"{image_size!r}: write e.g. (64, 64)")
     try:
         height, width = image_size  # type: ignore[misc]
     except (TypeError, ValueError):

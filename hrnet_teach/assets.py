@@ -31,6 +31,9 @@ def _imagenet_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                         + (": torch.from_numpy(x)" if hasattr(x, "__array__") else ""))
     if x.dim() < 3 or x.shape[-3] != 3:
         raise ValueError(f"expected (B,) 3 x H x W RGB values, got shape {tuple(x.shape)}; {image_shape_hint(x)}")
+    if not x.is_floating_point():  # an integer mean and std would be 0, and every value NaN
+        raise TypeError(f"expected float RGB values in [0, 1], got {str(x.dtype).removeprefix('torch.')} values: "
+                        "for raw pixels (0-255) use x.float() / 255 first")
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return mean, std
@@ -135,6 +138,8 @@ def _rgb_hint(image, shape: tuple[int, ...]) -> str:
 def to_image(x: torch.Tensor):
     """Undo :func:`to_tensor`: a (1 x) 3 x H x W normalised tensor -> an H x W x 3 float array in [0, 1]."""
     x = torch.as_tensor(x).detach().float().cpu()
+    if x.dim() == 4 and len(x) > 1:  # taking x[0] quietly would show another image than the one meant
+        raise ValueError(f"to_image takes one image, got a batch of {len(x)}: pass one of them, x[k]")
     if x.dim() == 4:
         x = x[0]
     if x.dim() != 3 or x.shape[0] != 3:

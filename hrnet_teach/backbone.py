@@ -151,7 +151,9 @@ class HRNet(nn.Module):
         (see :func:`is_tracing`), so those see the plain network.
         """
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"HRNet expects a tensor of shape (B, 3, H, W), got {type(x).__name__}")
+            picture = hasattr(x, "__array__") or type(x).__module__.startswith("PIL")  # a numpy array, a PIL image
+            how = ": for a picture (H x W x 3, 0-255) use hrnet_teach.assets.to_tensor(image)" if picture else ""
+            raise TypeError(f"HRNet expects a tensor of shape (B, 3, H, W), got {type(x).__name__}{how}")
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"HRNet expects images of shape (B, 3, H, W), got {tuple(x.shape)}; {image_shape_hint(x)}")
         height, width = x.shape[-2:]

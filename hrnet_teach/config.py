@@ -206,6 +206,9 @@ class HRNetConfig:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))  # not the system's code page (Windows)
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
+        except UnicodeDecodeError:  # a binary file: most likely a checkpoint given where its config was meant
+            raise ValueError(f"{path} is not a text YAML file (a binary file, such as a checkpoint): a checkpoint "
+                             "loads with hrnet_teach.weights.model_from_checkpoint(path)") from None
         try:
             return _config_from_document(cls, document, path.stem, source=str(path))
         except ValueError as error:
@@ -429,6 +432,8 @@ def get_config(name: str | HRNetConfig) -> HRNetConfig:
     """The published configuration of a variant, e.g. ``get_config("w48")``."""
     if isinstance(name, HRNetConfig):
         return name
+    if isinstance(name, os.PathLike):  # a Path: a file, like a str that ends in .yaml or .pt
+        name = os.fspath(name)
     if not isinstance(name, str):
         value = f" {name!r}" if isinstance(name, (int, float)) else ""  # not the repr of a model or a dict of tensors
         hint = f"; did you mean 'w{name}'?" if f"w{name}" in _WIDTHS else ""
@@ -439,6 +444,10 @@ def get_config(name: str | HRNetConfig) -> HRNetConfig:
     if name.lower().endswith((".yaml", ".yml")):
         raise ValueError(f"{name!r} is a file name, not a variant: read an experiment file with "
                          f"HRNetConfig.from_yaml({name!r}), then pass that config")
+    if name.lower().endswith((".pt", ".pth", ".tar", ".safetensors")):
+        raise ValueError(f"{name!r} is a checkpoint file, not a variant: build its model with "
+                         f"hrnet_teach.weights.model_from_checkpoint({name!r}), or build a model and "
+                         "load it with load_weights(model, path)")
     key = name.lower().replace("-", "_").removeprefix("hrnet_")
     if key == "w18_small":  # timm's name for the first small model
         key = "w18_small_v1"

@@ -81,10 +81,20 @@ def normalize(rgb: np.ndarray) -> torch.Tensor:
 
 def colorize(mask: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
     """A mask of class indices (H x W) -> an H x W x 3 picture (ignored pixels white)."""
-    mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+    mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
     if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool):
         raise TypeError(f"colorize takes a mask of class indices (integers, H x W), got {mask.dtype} values of shape "
                         f"{mask.shape}; for a model's logits (classes x H x W) pass logits.argmax(0)")
+    if mask.ndim != 2:
+        looks_rgb = mask.ndim == 3 and mask.shape[-1] in (3, 4)
+        raise ValueError(f"colorize takes one H x W mask, got shape {mask.shape}: " + (
+            "that looks like an image (H x W x 3), not a mask; show it with plt.imshow(image)" if looks_rgb else
+            "pick one mask, mask[0] (for a batch of predictions, logits.argmax(1)[0])"))
+    unknown = np.unique(mask[(mask != IGNORE_INDEX) & ((mask < 0) | (mask >= len(CLASS_COLOURS)))])
+    if unknown.size:  # painted white or as background, they would pass for ignored pixels or background
+        raise ValueError(f"colorize has colours for classes 0 to {len(CLASS_COLOURS) - 1} (and {IGNORE_INDEX}, "
+                         f"ignored), got {', '.join(map(str, unknown[:5].tolist()))}: it draws the course's datasets "
+                         "(data.CLASS_NAMES, data.PETS_CLASS_NAMES); map other labels onto those first")
     palette = np.array(CLASS_COLOURS + (IGNORE_COLOUR,), dtype=np.float32)
     index = np.where(mask == IGNORE_INDEX, len(CLASS_COLOURS), mask)
     return palette[np.clip(index, 0, len(CLASS_COLOURS))]

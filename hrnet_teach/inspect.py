@@ -421,7 +421,10 @@ def _image_tensor(image) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"image must be a 3 x H x W or B x 3 x H x W tensor, got shape {tuple(image.shape)}; "
                              f"{image_shape_hint(image)}")
-        return x.float() if not x.is_floating_point() else x
+        if not x.is_floating_point():  # raw pixels cast to float would be 0-255, not normalised values
+            raise TypeError(f"image must hold normalised float values, got {str(x.dtype).removeprefix('torch.')}: "
+                            "raw pixels (0-255) must be converted first: hrnet_teach.assets.to_tensor(image)")
+        return x
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency

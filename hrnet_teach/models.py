@@ -1,6 +1,7 @@
 """``create_model``: a variant name (or config) and a head name to a model."""
 from __future__ import annotations
 
+import difflib
 import inspect
 from typing import Any, Optional
 
@@ -48,6 +49,9 @@ def create_model(
     Works under ``with torch.device("meta"):`` for instant shapes and counts.
     """
     config = get_config(variant)
+    if not isinstance(features_only, bool) and isinstance(features_only, int):  # create_model("w18", "segmentation", 4)
+        raise TypeError(f"create_model's third argument is features_only (True or False), got {features_only!r}: "
+                        f"pass the head's options by name, e.g. num_classes={features_only}")
     if features_only or feature_location != "incre":
         return create_features(config, None if head == AUTO else head, features_only, feature_location, **kwargs)
     if head == AUTO:
@@ -55,11 +59,30 @@ def create_model(
     if head not in HEADS:
         known = ", ".join(repr(h) for h in HEADS)
         raise ValueError(f"Unknown head {head!r}. Known heads: {known}")
+    _check_head_arguments(head, kwargs)
     arguments = {**_file_arguments(HEADS[head], config), **kwargs}
     try:
         return HEADS[head](config, **arguments)
     except TypeError as error:  # an argument this head does not take
         raise TypeError(f"create_model(head={head!r}): {error}") from None
+
+
+def _check_head_arguments(head: Optional[str], kwargs: dict[str, Any]) -> None:
+    """Name a keyword the head does not take, with the one it probably meant, before Python's bare TypeError."""
+    parameters = inspect.signature(HEADS[head].__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return  # it takes any keyword: its own check speaks
+    accepted = [name for name in parameters if name not in ("self", "config")]
+    for name in kwargs:
+        if name in accepted:
+            continue
+        meant = {"num_classes": "num_joints", "num_joints": "num_classes"}.get(name)
+        close = [meant] if meant in accepted else difflib.get_close_matches(name, accepted, n=1)
+        hint = f"; did you mean {close[0]}=?" if close else ""
+        if head is None and name in ("num_classes", "num_joints"):
+            hint = "; the bare backbone has no head: choose one, e.g. head='segmentation'"
+        raise TypeError(f"create_model(head={head!r}) takes no argument {name!r}{hint} (it takes: "
+                        f"{', '.join(accepted)})")
 
 
 def _file_arguments(model_class: type[HRNet], config: HRNetConfig) -> dict[str, Any]:

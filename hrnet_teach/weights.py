@@ -127,6 +127,11 @@ class LoadReport:
             entries = "entry" if len(self.ignored) == 1 else "entries"
             out.append(f"ignored {len(self.ignored)} {entries} of the trainer's loss (not part of the network): "
                        + ", ".join(self.ignored[:4]) + (" ..." if len(self.ignored) > 4 else ""))
+        classes = self._other_classes()
+        if classes:
+            out.append(f"Only the last layer differs: the checkpoint predicts {classes[0]} classes, the model "
+                       f"{classes[1]}. Build the model with num_classes={classes[0]} to use it as it is, or load with "
+                       "strict=False to take everything else and keep a fresh last layer (fine-tuning).")
         folded = self._folded_side()
         if folded == "checkpoint":
             out.append("The checkpoint has its BatchNorms folded into the convolutions (deploy.fast / "
@@ -136,6 +141,15 @@ class LoadReport:
             out.append("The model has its BatchNorms folded into the convolutions (deploy.fast / fold_batchnorm): "
                        "load the weights into the original model (before fast()), then call deploy.fast() on it.")
         return out
+
+    def _other_classes(self) -> Optional[tuple[int, int]]:
+        """(checkpoint's, model's) number of outputs, when the only difference is the output count of one
+        last layer (its weight and bias): a checkpoint trained on another dataset."""
+        if not 0 < len(self.mismatched) <= 2 or self.missing or self.unexpected:
+            return None
+        layers = {key.rsplit(".", 1)[0] for key, _, _ in self.mismatched}
+        counts = {(ckpt[0], mine[0]) if ckpt and ckpt[1:] == mine[1:] else None for _, ckpt, mine in self.mismatched}
+        return counts.pop() if len(layers) == 1 and len(counts) == 1 and None not in counts else None
 
     def _folded_side(self) -> Optional[str]:
         """Which side had deploy.fast() fold its BatchNorms ("checkpoint" or "model"), if the keys say so:
@@ -258,7 +272,11 @@ def checkpoint_file(source: Any) -> Path:
 
 
 def _read_file(path: Path) -> Mapping[str, Any]:
-    if path.suffix == ".onnx":
+    # the content decides, not the name: a checkpoint saved under an .onnx name still loads, and an ONNX
+    # file under a .pt name is called what it is instead of "corrupt"
+    with open(path, "rb") as file:
+        start = file.read(64)
+    if (path.suffix == ".onnx" and start[:4] != _ZIP_MAGIC) or _looks_like_onnx(start):
         raise ValueError(f"{path} is an ONNX file, not a PyTorch checkpoint: run it with "
                          "hrnet_teach.deploy.run_onnx(path, x); load_weights wants the .pth/.pt/.safetensors it came from")
     if path.name.endswith(".safetensors"):
@@ -267,6 +285,12 @@ def _read_file(path: Path) -> Mapping[str, Any]:
 
 
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+
+
+def _looks_like_onnx(start: bytes) -> bool:
+    """An ONNX model is a protobuf that begins with its ir_version (field 1, the byte 0x08) and then
+    names its producer (torch writes "pytorch")."""
+    return start[:1] == b"\x08" and any(word in start.lower() for word in (b"pytorch", b"onnx"))
 
 
 def read_torch_file(path: Path) -> Any:
@@ -592,6 +616,9 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for name, flag in (("strict", strict), ("verbose", verbose)):
+        if not isinstance(flag, bool):  # strict='False' would count as True and do the opposite
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     model = _inner_model(model)  # DataParallel's parameters are its module's: load there, without 'module.'
     raw, description = read_state_dict(source)
     state, stripped, ignored = strip_prefixes(raw)

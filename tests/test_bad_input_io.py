@@ -332,3 +332,37 @@ def test_to_tensor_refuses_an_image_already_scaled_to_0_1():
     with pytest.raises(ValueError, match=r"values are all in \[0, 1\], but to_tensor divides by 255 itself"):
         assets.to_tensor(photo / 255.0)
     assert torch.allclose(assets.to_tensor(photo.astype(np.float32)), assets.to_tensor(photo))  # 0-255 floats pass
+
+
+# ------------------------------------------------------------------ pictures and pixels, the second audit
+def test_colorize_takes_one_mask_of_known_classes():
+    with pytest.raises(ValueError, match=r"one H x W mask, got shape \(1, 8, 8\): pick one mask, mask\[0\]"):
+        data.colorize(torch.zeros(1, 8, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"looks like an image \(H x W x 3\), not a mask"):
+        data.colorize(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"colours for classes 0 to 3 \(and 255, ignored\), got -1, 7: "):
+        data.colorize(torch.tensor([[0, 7], [-1, 255]]))
+    logits = torch.zeros(4, 8, 8, requires_grad=True)  # the package's message, not torch's "requires grad"
+    with pytest.raises(TypeError, match=r"pass logits.argmax\(0\)"):
+        data.colorize(logits)
+
+
+def test_raw_pixels_are_refused_where_normalised_values_are_meant(small):
+    pixels = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    with pytest.raises(TypeError, match=r"float RGB values in \[0, 1\], got uint8 values: .* x.float\(\) / 255"):
+        assets.imagenet_normalize(pixels)
+    with pytest.raises(TypeError, match=r"normalised float values, got uint8: .*assets\.to_tensor\(image\)"):
+        ht.inspect.capture_features(small, pixels)
+    assert assets.imagenet_normalize(pixels.float() / 255).isfinite().all()
+
+
+def test_to_image_takes_one_image_not_the_first_of_a_batch():
+    with pytest.raises(ValueError, match=r"one image, got a batch of 2: pass one of them, x\[k\]"):
+        assets.to_image(torch.zeros(2, 3, 8, 8))
+
+
+def test_a_checkpoint_read_as_a_config_file_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    torch.save({"w": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match=r"is not a text YAML file .*weights\.model_from_checkpoint\(path\)"):
+        ht.HRNetConfig.from_yaml(path)

@@ -235,3 +235,43 @@ def test_explorers_show_a_config_that_is_not_a_published_variant():
 
     fuse = widgets.fuse_explorer(no_fusion, "stage3", (64, 64))
     assert fuse.entry is None and "has no fuse_layers" in fuse.text
+
+
+# ------------------------------------------------------------------ create_model's arguments, the second audit
+def test_a_head_option_given_by_position_or_misspelt_is_named():
+    with pytest.raises(TypeError, match=r"third argument is features_only .* got 4: .* num_classes=4"):
+        ht.create_model("w18_small_v1", "segmentation", 4)
+    with pytest.raises(TypeError, match=r"head='segmentation'\) takes no argument 'num_class'; did you mean num_classes="):
+        ht.create_model("w18_small_v1", num_class=4)
+    with pytest.raises(TypeError, match=r"head='pose'\) takes no argument 'num_classes'; did you mean num_joints="):
+        ht.create_model("w18_small_v1", head="pose", num_classes=17)
+    with pytest.raises(TypeError, match=r"the bare backbone has no head: choose one, e.g. head='segmentation'"):
+        ht.create_model("w18_small_v1", head=None, num_classes=4)
+    with torch.device("meta"):  # the right names still build
+        assert ht.create_model("w18_small_v1", head="pose", num_joints=5).final_layer.out_channels == 5
+
+
+def test_a_file_given_as_the_variant_points_to_what_reads_it():
+    from pathlib import Path
+
+    with pytest.raises(ValueError, match=r"is a file name, not a variant: .*HRNetConfig.from_yaml"):
+        ht.create_model(Path("experiments") / "w48.yaml")
+    with pytest.raises(ValueError, match=r"'run/model.pt' is a checkpoint file, not a variant: .*model_from_checkpoint"):
+        ht.create_model("run/model.pt")
+
+
+def test_a_picture_given_to_the_model_is_told_to_become_a_tensor(small):
+    from PIL import Image
+
+    for picture in (np.zeros((64, 64, 3), np.uint8), Image.new("RGB", (64, 64))):
+        with pytest.raises(TypeError, match=r"got (ndarray|Image): for a picture .*assets\.to_tensor\(image\)"):
+            small(picture)
+    with pytest.raises(TypeError, match=r"got list$"):  # nothing about pictures for what is not one
+        small([1, 2])
+
+
+def test_an_image_size_given_where_a_figure_takes_none_or_as_text():
+    with pytest.raises(ValueError, match=r"theme must be one of .* got \(64, 64\) \(an image size\? this figure"):
+        viz.plot_resolution_over_depth("w18_small_v1", (64, 64))
+    with pytest.raises(ValueError, match=r"image_size must be \(height, width\) numbers, got the str '64': write e.g."):
+        hi.stage_shapes("w18_small_v1", "64")

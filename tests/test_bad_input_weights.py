@@ -207,3 +207,34 @@ def test_a_bare_state_dict_says_how_to_load_it_instead(tmp_path, state):
                                              r"model = create_model\(variant, num_classes=...\), then "
                                              r"load_weights\(model, path\)"):
             W.model_from_checkpoint(checkpoint)
+
+
+# ------------------------------------------------------------------ the second audit
+def test_the_content_says_what_a_file_is_not_its_name(small, state, tmp_path):
+    misnamed = tmp_path / "model.onnx"  # a checkpoint under an ONNX name (as `train --export m.onnx` once wrote)
+    torch.save(state, misnamed)
+    assert W.load_weights(_fresh(), misnamed, verbose=False).ok
+    onnx_file = tmp_path / "model.pt"  # an ONNX file under a checkpoint's name
+    onnx_file.write_bytes(b"\x08\x09\x12\x07pytorch\x1a\x062.13.0:" + bytes(200))
+    with pytest.raises(ValueError, match=r"model.pt is an ONNX file, not a PyTorch checkpoint: run it with .*run_onnx"):
+        W.load_weights(_fresh(), onnx_file)
+
+
+def test_a_checkpoint_of_another_class_count_says_what_to_do(state):
+    other = ht.create_model("w18_small_v1", num_classes=NUM_CLASSES + 3).eval()
+    with pytest.raises(W.WeightsMismatchError, match=rf"(?s)Only the last layer differs: the checkpoint predicts "
+                                                      rf"{NUM_CLASSES} classes, the model {NUM_CLASSES + 3}\. Build the "
+                                                      rf"model with num_classes={NUM_CLASSES} .* strict=False"):
+        W.load_weights(other, state)
+    assert W.load_weights(other, state, strict=False, verbose=False).mismatched  # the way out it names works
+    variant = ht.create_model("w18_small_v2", num_classes=NUM_CLASSES).eval()
+    with pytest.raises(W.WeightsMismatchError) as caught:  # another variant: no such advice
+        W.load_weights(variant, state)
+    assert "Only the last layer" not in str(caught.value)
+
+
+def test_strict_and_verbose_must_be_booleans(state):
+    with pytest.raises(TypeError, match=r"strict must be True or False, got 'False'"):
+        W.load_weights(_fresh(), state, strict="False")
+    with pytest.raises(TypeError, match=r"verbose must be True or False, got 0"):
+        W.load_weights(_fresh(), state, verbose=0)

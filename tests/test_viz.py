@@ -344,4 +344,8 @@ def test_class_legend_for_other_classes_and_its_bad_input():
         viz.class_legend(ax)
     with pytest.raises(ValueError, match=r"1 to 4 classes .* got 5"):
         viz.class_legend(fig, ["a", "b", "c", "d", "e"])
+    with pytest.raises(TypeError, match=r"names must be a list of class names .* got str 'cat'"):
+        viz.class_legend(fig, "cat")  # not a key of c, a, t
+    with pytest.raises(TypeError, match=r"got int 4 \(pass the names, e.g. data.CLASS_NAMES, not their count\)"):
+        viz.class_legend(fig, 4)
     plt.close(fig)

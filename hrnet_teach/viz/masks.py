@@ -46,6 +46,10 @@ def class_legend(figure, names: Sequence[str] = CLASS_NAMES, ignored: bool = Tru
     if not isinstance(figure, Figure):
         raise TypeError(f"class_legend takes a matplotlib Figure (fig, as from plt.subplots), got "
                         f"{type(figure).__name__}; for an Axes pass ax.figure")
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):  # "cat" would give a key of c, a, t
+        count = " (pass the names, e.g. data.CLASS_NAMES, not their count)" if isinstance(names, int) else ""
+        raise TypeError(f"names must be a list of class names such as ['background', 'pet'], got "
+                        f"{type(names).__name__} {names!r}{count}")
     names = list(names)
     if not 0 < len(names) <= len(CLASS_COLOURS):
         raise ValueError(f"class_legend draws 1 to {len(CLASS_COLOURS)} classes (colorize has that many colours), "

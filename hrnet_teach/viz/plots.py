@@ -564,6 +564,8 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
     # Longer than the package's ~50-line rule on purpose: the grid of maps, its titles and the colour scale are one drawing;
     # split into helpers, one figure would be read by jumping between them.
     stages, channel, shown = _feature_choices(features, stages, channel, sample, branches)
+    if isinstance(image, torch.Tensor) and image.dim() == 4 and len(image) > 1:
+        image = image[sample]  # the input of the sample whose maps are drawn
     image = _display_image(image)
     columns = max(len(b) for b in shown.values()) + (image is not None)
     with themed(theme) as th:

@@ -51,8 +51,10 @@ WIDTH = 9.5  # inches: about a notebook's width at 100 dpi
 def get_theme(theme: str | Theme) -> Theme:
     if isinstance(theme, Theme):
         return theme
-    if theme not in THEMES:
-        raise ValueError(f"theme must be one of {sorted(THEMES)}, got {theme!r}")
+    if not isinstance(theme, str) or theme not in THEMES:
+        size = (" (an image size? this figure does not depend on one: leave it out)"
+                if isinstance(theme, (tuple, list, int)) and not isinstance(theme, bool) else "")
+        raise ValueError(f"theme must be one of {sorted(THEMES)}, got {theme!r}{size}")
     return THEMES[theme]
 
 
