@@ -78,6 +78,7 @@ class Row:
 # ------------------------------------------------------------------ parsing
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """``"224x224,512x1024"`` -> [(224, 224), (512, 1024)] (height x width); ``"256"`` is square."""
+    _refuse_two_squares(text)
     sizes = []
     for part in str(text).split(","):
         part = part.strip().lower()
@@ -96,6 +97,15 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     if not sizes:
         raise ValueError("no input size given; e.g. --sizes 224x224,512x1024")
     return sizes
+
+
+def _refuse_two_squares(text: str) -> None:
+    """"512,1024" reads as two squares, 512x512 and 1024x1024, where one 512x1024 input was likely meant."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        first, second = parts
+        raise ValueError(f"--sizes {first},{second} is two square sizes; for one {first}x{second} input write "
+                         f"--sizes {first}x{second}, for the two squares {first}x{first},{second}x{second}")
 
 
 def parse_variants(text: str) -> list[str]:
@@ -375,7 +385,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default="all", help=f"comma-separated, or 'all' (default): {', '.join(VARIANTS)}")
     p.add_argument("--sizes", default=None, help="HEIGHTxWIDTH, comma-separated (default 256x256 on CPU, 512x1024 on CUDA)")
     p.add_argument("--head", default="segmentation", choices=HEAD_NAMES)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 1; not with --deploy)")
     p.add_argument("--repeats", type=_at_least_one, default=None, help="timed passes per row (default 5 on CPU, 20 on CUDA)")
     p.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -450,13 +460,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             variants = parse_variants(args.variants)
             sizes = parse_sizes(args.sizes or ("256x256" if on_cpu else "512x1024"))
             repeats, warmup = args.repeats or (5 if on_cpu else 20), args.warmup
-        if args.batch_size < 1 or repeats < 1 or warmup < 0 or (args.threads is not None and args.threads < 1):
+        batch_size = 1 if args.batch_size is None else args.batch_size  # None: not given (see _deploy)
+        if batch_size < 1 or repeats < 1 or warmup < 0 or (args.threads is not None and args.threads < 1):
             raise ValueError("--batch-size, --repeats and --threads must be at least 1, --warmup at least 0")
         for size in sizes:
             check_size_for_head(args.head, size)
     except ValueError as error:
         parser.error(str(error))
-    rows = run(variants, sizes, args.head, args.batch_size, repeats, warmup, device, threads=args.threads,
+    rows = run(variants, sizes, args.head, batch_size, repeats, warmup, device, threads=args.threads,
                progress=progress)
     print(format_table(rows))
     for line in notes(rows, repeats, warmup, args.threads):
@@ -478,10 +489,19 @@ def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str
     return device
 
 
+def _refuse_what_deploy_ignores(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--deploy would drop these in silence (the plain bench refuses --threads 0 too)."""
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads} (leave it out for PyTorch's choice)")
+    if args.batch_size is not None:
+        parser.error("--deploy runs batch 1; --batch-size is not used: leave it out")
+
+
 def _deploy(args, device: str, parser: argparse.ArgumentParser) -> int:
     """``--deploy``: the measurement lives in :mod:`hrnet_teach.deploy_bench`."""
     from . import deploy_bench
 
+    _refuse_what_deploy_ignores(parser, args)
     if args.variants == "all" and args.sizes is None:
         models = list(deploy_bench.DEFAULT_MODELS)
     else:

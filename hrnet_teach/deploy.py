@@ -34,7 +34,7 @@ from unittest import mock
 import torch
 from torch import nn
 
-from ._validate import positive_int
+from ._validate import image_shape_hint, positive_int
 from .config import VARIANTS
 
 PathLike = Union[str, Path]
@@ -214,6 +214,11 @@ def fast(model: nn.Module, compile: bool = False, channels_last: bool = True, fo
     The copy's state-dict differs (no BatchNorm keys, convs gain a bias): keep the
     original model for training and checkpoints.
     """
+    _check_fast_flags(compile=compile, channels_last=channels_last, fold=fold)
+    if compile_kwargs and not compile:  # they would be dropped in silence: no torch.compile runs
+        given = ", ".join(f"{k}=" for k in compile_kwargs)
+        raise TypeError(f"fast(): {given} applies only with compile=True (passed on to torch.compile); "
+                        "add compile=True, or leave it out")
     copied = inference_copy(model, "fast()")
     if fold:
         fold_batchnorm(copied)
@@ -223,6 +228,13 @@ def fast(model: nn.Module, compile: bool = False, channels_last: bool = True, fo
     if compile:
         copied = torch.compile(copied, **compile_kwargs)
     return copied
+
+
+def _check_fast_flags(**flags: Any) -> None:
+    """fast()'s switches as bools: compile='no' is truthy and would compile."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"fast(): {name} must be True or False, got {value!r}")
 
 
 def _input_channels_last(module: nn.Module, args: tuple) -> tuple:
@@ -370,6 +382,10 @@ def export_program(model: nn.Module, example: Optional[torch.Tensor] = None, dyn
 # ------------------------------------------------------------------ ONNX
 def check_writable(path: PathLike) -> Path:
     """``path`` as a Path, or a clear error before a long export if it cannot be written."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or Path naming the file to write, e.g. 'model.onnx', "
+                        f"got {type(path).__name__}")
+    _refuse_missing_folder_name(path)
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder: give a file name, e.g. {path / 'model.onnx'}")
@@ -387,6 +403,23 @@ def check_writable(path: PathLike) -> Path:
     if not existed:
         path.unlink()
     return path
+
+
+def _refuse_missing_folder_name(path: PathLike) -> None:
+    """'exports/' means a folder, but Path drops the slash: without this, a file named exports is written."""
+    if isinstance(path, str) and path.endswith(("/", os.sep)) and not Path(path).is_dir():
+        folder = path.rstrip("/" + os.sep)
+        raise FileNotFoundError(f"{path!r} ends in a slash but is not a folder: give a file name, e.g. "
+                                f"{folder}/model.onnx (create the folder first with "
+                                f"Path({folder!r}).mkdir(parents=True))")
+
+
+def _check_model_then_path(model: object, path: object, what: str) -> None:
+    """The model argument first: export_onnx('m.onnx', model) would otherwise fail deep inside pathlib."""
+    if isinstance(model, (str, os.PathLike)) and isinstance(path, nn.Module):
+        raise TypeError(f"{what}(model, path): got a path first and a model second (swapped?): call "
+                        f"{what}(model, {str(model)!r})")
+    _require_module(model, f"{what}()")
 
 
 def _newest_opset(exporter: str) -> int:
@@ -457,6 +490,7 @@ def export_onnx(model: nn.Module, path: PathLike, dynamic: bool = True, opset: i
     PyTorch). The dynamo exporter writes opset 18 and converts down to 16-17;
     for opsets 11-15 the TorchScript exporter is used.
     """
+    _check_model_then_path(model, path, "export_onnx")
     if exporter == "dynamo" and isinstance(opset, int) and opset < DYNAMO_MIN_OPSET:
         exporter = "torchscript"
     opset = _check_opset(opset)
@@ -555,25 +589,59 @@ def _write_metadata(path: Path, model: nn.Module, dynamic: bool) -> None:
 
 
 def onnx_session(path: PathLike, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None):
-    """An ONNX Runtime session for ``path`` (CPU unless ``providers`` says otherwise)."""
+    """An ONNX Runtime session for ``path`` (CPU unless ``providers`` says otherwise: one name, or a list
+    in order of preference); ``threads``: intra-op threads (None: ONNX Runtime's default)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise ImportError("ONNX Runtime is not installed: pip install onnxruntime "
                           "(or onnxruntime-gpu for CUDA)") from None
+    providers = _check_providers(providers, ort.get_available_providers())
+    threads = _check_threads(threads)
     path = _onnx_file(path)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+        return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # ONNX Runtime's own classes (InvalidProtobuf, ...), none of them exported
         if "Protobuf parsing failed" not in str(error):
             raise
         raise ValueError(f"{path} is not an ONNX model file (ONNX Runtime cannot parse it). A PyTorch checkpoint "
                          "(.pth, .pt) loads with hrnet_teach.weights.load_weights; an .onnx file comes from "
                          "hrnet_teach.deploy.export_onnx(model, path)") from None
+
+
+def _check_threads(threads: Any) -> Optional[int]:
+    """None (ONNX Runtime's default) or a positive int; 0.5 or -1 refused here, not by ONNX Runtime's C++."""
+    if threads is None:
+        return None
+    if isinstance(threads, float) and threads < 1:  # positive_int would suggest rounding it, to 0
+        raise ValueError(f"threads must be a positive integer (or None for ONNX Runtime's default), got {threads!r}")
+    return positive_int("threads", threads)
+
+
+def _check_providers(providers: Any, available: Sequence[str]) -> list:
+    """``providers`` as ONNX Runtime's list: one name is wrapped (a str would be read letter by letter),
+    and a provider this onnxruntime lacks is refused (ONNX Runtime would fall back to the CPU in silence)."""
+    if not providers:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [providers]
+    if not isinstance(providers, (list, tuple)):
+        raise TypeError(f"providers must be a provider's name or a list of them, e.g. ['CUDAExecutionProvider', "
+                        f"'CPUExecutionProvider'], got {type(providers).__name__}")
+    names = [p[0] if isinstance(p, tuple) and p else p for p in providers]  # (name, options) pairs too
+    bad = [p for p in names if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"providers must be names such as 'CPUExecutionProvider', got {bad[0]!r}")
+    missing = [p for p in names if p not in available]
+    if missing:
+        gpu = "; for CUDA: pip install onnxruntime-gpu" if "CUDAExecutionProvider" in missing else ""
+        raise ValueError(f"providers {missing} are not available in this onnxruntime (it has {list(available)}): "
+                         f"choose from those, or leave providers out for the CPU{gpu}")
+    return list(providers)
 
 
 def _onnx_file(path: Any) -> Path:
@@ -599,13 +667,18 @@ def run_onnx(session: Any, x: torch.Tensor) -> Union[torch.Tensor, list[torch.Te
     if not isinstance(x, torch.Tensor):
         numpy = ": torch.from_numpy(x)" if hasattr(x, "__array__") else ""
         raise TypeError(f"x must be a torch.Tensor (B, 3, H, W), got {type(x).__name__}{numpy}")
+    _refuse_integer_input(x)
     meta = session.get_modelmeta().custom_metadata_map
     inputs = session.get_inputs()
     shape = tuple(x.shape)
     fixed = inputs[0].shape
+    channels = fixed[1] if len(fixed) > 1 and isinstance(fixed[1], int) else 3
     if len(fixed) != len(shape):
-        batch = "; add the batch dimension with x.unsqueeze(0)" if len(shape) == len(fixed) - 1 else ""
+        batch = ""
+        if len(shape) == len(fixed) - 1:  # (3, H, W) or an image as numpy gives it, (H, W, 3)
+            batch = "; " + (image_shape_hint(x) if channels == 3 else "add the batch dimension with x.unsqueeze(0)")
         raise ValueError(f"input {shape}: this file takes {len(fixed)}-dimensional input {tuple(fixed)}{batch}")
+    _check_channels(x, channels)  # before the size rules: (1, 64, 64, 3) is no size problem
     if "hrnet_teach.size_multiple" in meta:
         multiple, minimum = int(meta["hrnet_teach.size_multiple"]), int(meta["hrnet_teach.size_minimum"])
         if shape[-2] % multiple or shape[-1] % multiple or min(shape[-2:]) < minimum:
@@ -617,6 +690,25 @@ def run_onnx(session: Any, x: torch.Tensor) -> Union[torch.Tensor, list[torch.Te
     array = x.detach().cpu().float().contiguous().numpy()
     outputs = [torch.from_numpy(o) for o in session.run(None, {inputs[0].name: array})]
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _refuse_integer_input(x: torch.Tensor) -> None:
+    """Raw pixels (uint8) would be cast to float and run: outputs of the wrong scale, no error at all."""
+    if x.is_floating_point():
+        return
+    raise TypeError(
+        f"run_onnx got a {str(x.dtype).replace('torch.', '')} input; the file takes float32. Raw pixels (0-255) "
+        "must be converted first: hrnet_teach.assets.to_tensor(image) for a PIL image or H x W x 3 array, or "
+        "x.float() / 255, then normalised as the model was trained (e.g. ImageNet mean and std)."
+    )
+
+
+def _check_channels(x: torch.Tensor, channels: int) -> None:
+    """Dimension 1 must hold the channels the file takes (grey, RGBA and channels-last images do not)."""
+    if x.dim() < 2 or x.shape[1] == channels:
+        return
+    hint = image_shape_hint(x) if channels == 3 else f"give {channels} channels in dimension 1"
+    raise ValueError(f"input {tuple(x.shape)}: this file takes (B, {channels}, H, W); {hint}")
 
 
 # ------------------------------------------------------------------ comparing
@@ -636,9 +728,19 @@ def max_relative_difference(a: Any, b: Any) -> float:
 
 def _output_list(outputs: Any) -> list[torch.Tensor]:
     """One output (a tensor or a numpy array, as ONNX Runtime returns) or a list of them, as tensors."""
-    if isinstance(outputs, torch.Tensor) or hasattr(outputs, "__array__"):
+    if _is_array(outputs):
         return [torch.as_tensor(outputs)]
-    return [torch.as_tensor(o) for o in outputs]
+    items = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    wrong = [o for o in items if not _is_array(o)]
+    if wrong:  # a model, None, a str: torch.as_tensor would fail deep inside, with a bare TypeError
+        hint = ": pass model(x)" if isinstance(wrong[0], nn.Module) else ""
+        raise TypeError(f"max_relative_difference compares outputs (tensors or arrays, or lists of them); got "
+                        f"{type(wrong[0]).__name__}{hint}")
+    return [torch.as_tensor(o) for o in items]
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) or hasattr(value, "__array__")
 
 
 __all__ = [

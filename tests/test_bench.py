@@ -75,6 +75,56 @@ def test_parse_sizes():
             bench.parse_sizes(bad)
 
 
+def test_two_bare_sizes_are_refused_as_likely_meaning_one_rectangle(capsys):
+    """Before: --sizes 512,1024 benchmarked 512x512 and 1024x1024 where 512x1024 was likely meant."""
+    said = ("--sizes 512,1024 is two square sizes; for one 512x1024 input write --sizes 512x1024, for the two "
+            "squares 512x512,1024x1024")
+    with pytest.raises(ValueError, match=said):
+        bench.parse_sizes("512, 1024")
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--sizes", "512,1024", "--device", "cpu"])
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
+    assert bench.parse_sizes("512x512,1024x1024") == [(512, 512), (1024, 1024)]
+    assert bench.parse_sizes("224,256,512") == [(224, 224), (256, 256), (512, 512)]  # three: no rectangle meant
+
+
+def _measured_nothing(monkeypatch) -> dict:
+    """Stand-ins for the bench's and --deploy's measuring: they record their arguments, measure nothing."""
+    from hrnet_teach import deploy_bench
+
+    called: dict = {}
+
+    def recorder(name):
+        def record(*args, **kwargs):
+            called[name] = args
+            return []
+        return record
+
+    monkeypatch.setattr(bench, "run", recorder("run"))
+    monkeypatch.setattr(deploy_bench, "run", recorder("deploy"))
+    monkeypatch.setattr(deploy_bench, "format_results", lambda results: "")
+    return called
+
+
+@pytest.mark.parametrize("argv, said", [(["--threads", "0"], "--threads must be at least 1, got 0"),
+                                        (["--batch-size", "2"], "--deploy runs batch 1; --batch-size is not used")])
+def test_bench_deploy_refuses_what_it_would_ignore(monkeypatch, capsys, argv, said):
+    """Before: --deploy dropped --threads 0 and --batch-size in silence."""
+    called = _measured_nothing(monkeypatch)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--deploy", "--device", "cpu", *argv])
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
+    assert not called
+
+
+def test_the_batch_size_default_is_one_and_does_not_trouble_deploy(monkeypatch):
+    called = _measured_nothing(monkeypatch)
+    assert bench.main(["--deploy", "--variants", "w18_small_v1", "--sizes", "64x64", "--device", "cpu"]) == 0
+    assert "deploy" in called
+    assert bench.main(["--variants", "w18_small_v1", "--sizes", "64", "--device", "cpu", "--no-progress"]) == 0
+    assert called["run"][3] == 1  # run(variants, sizes, head, batch_size, ...)
+
+
 def test_bad_arguments_are_explained(capsys):
     for argv, needle in (
         (["--sizes", "100x100", "--head", "pose"], "multiples of 32"),

@@ -346,6 +346,117 @@ def test_static_export_and_run_onnx_checks(tmp_path):
         deploy.run_onnx(pose, torch.randn(1, 3, 64, 80))
 
 
+# ------------------------------------------------------------------ bad input to the deploy functions
+@pytest.fixture(scope="module")
+def conv_files(tmp_path_factory):
+    """One-conv ONNX files (quick to write): "dynamic" (batch, height, width symbolic, with a pose file's
+    size rule in its metadata) and "fixed" (1, 3, 64, 64)."""
+    import onnx
+
+    folder = tmp_path_factory.mktemp("onnx")
+    files = {"dynamic": folder / "dynamic.onnx", "fixed": folder / "fixed.onnx"}
+    axes = {"x": {0: "batch", 2: "height", 3: "width"}, "y": {0: "batch", 2: "height", 3: "width"}}
+    with warnings.catch_warnings(), deploy.quiet_torchscript_log():
+        warnings.simplefilter("ignore")
+        for name, path in files.items():
+            torch.onnx.export(nn.Conv2d(3, 2, 1).eval(), (torch.randn(1, 3, 64, 64),), str(path), input_names=["x"],
+                              output_names=["y"], dynamic_axes=axes if name == "dynamic" else None, dynamo=False)
+    proto = onnx.load(str(files["dynamic"]))
+    for key, value in {"hrnet_teach.model": "HRNetPose", "hrnet_teach.size_multiple": "32",
+                       "hrnet_teach.size_minimum": "64"}.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(files["dynamic"]))
+    return files
+
+
+@pytest.mark.parametrize("shape, fragment", [
+    ((1, 64, 64, 3), r"input \(1, 64, 64, 3\): this file takes \(B, 3, H, W\); the channels come last.*"
+                     r"x\.permute\(0, 3, 1, 2\)"),
+    ((1, 1, 64, 64), r"input \(1, 1, 64, 64\): this file takes \(B, 3, H, W\); convert the image to RGB \(grey"),
+    ((1, 4, 64, 64), r"input \(1, 4, 64, 64\): this file takes \(B, 3, H, W\); .*RGBA: x\[:, :3\]"),
+    ((64, 64, 3), r"4-dimensional input.*x\.permute\(2, 0, 1\)\.unsqueeze\(0\)"),
+])
+@pytest.mark.parametrize("kind", ["dynamic", "fixed"])
+def test_run_onnx_names_the_channels_before_the_size_rules(conv_files, kind, shape, fragment):
+    """Before: "exported for the fixed shape" even for a dynamic file, or the pose size rule for (64, 3)."""
+    with pytest.raises(ValueError, match=fragment):
+        deploy.run_onnx(conv_files[kind], torch.randn(shape))
+    assert deploy.run_onnx(conv_files[kind], torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)  # good input
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_run_onnx_refuses_raw_pixels_instead_of_casting_them(conv_files, dtype):
+    """Before: x.float() ran 0-255 pixels through the model and returned outputs of the wrong scale."""
+    x = (torch.rand(1, 3, 64, 64) * 255).to(dtype)
+    with pytest.raises(TypeError, match=r"run_onnx got a (uint8|int64|bool) input.*Raw pixels \(0-255\).*"
+                                        r"hrnet_teach\.assets\.to_tensor\(image\)"):
+        deploy.run_onnx(conv_files["dynamic"], x)
+
+
+def test_onnx_session_takes_one_provider_name_and_names_a_missing_one(conv_files, monkeypatch):
+    """Before: a str was read letter by letter, and a missing provider fell back to the CPU in silence."""
+    import onnxruntime as ort
+
+    assert deploy.onnx_session(conv_files["fixed"], "CPUExecutionProvider").get_providers() == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match=r"providers \['CUDAExecutionProvider'\] are not available in this "
+                                         r"onnxruntime \(it has \['CPUExecutionProvider'\]\).*onnxruntime-gpu"):
+        deploy.onnx_session(conv_files["fixed"], providers="CUDAExecutionProvider")
+    with pytest.raises(TypeError, match="providers must be a provider's name or a list of them"):
+        deploy.onnx_session(conv_files["fixed"], providers=1)
+
+
+@pytest.mark.parametrize("threads", [0.5, -1, 0, "2"])
+def test_onnx_session_refuses_a_thread_count_that_is_not_a_positive_integer(conv_files, threads):
+    with pytest.raises(ValueError, match=r"threads must be a positive integer"):
+        deploy.onnx_session(conv_files["fixed"], threads=threads)
+    assert deploy.onnx_session(conv_files["fixed"], threads=1) is not None
+
+
+def test_export_onnx_with_the_path_and_the_model_swapped(seg, tmp_path):
+    """Before: a TypeError from deep inside pathlib, about an HRNetSegmentation."""
+    for path in (str(tmp_path / "m.onnx"), tmp_path / "m.onnx"):
+        with pytest.raises(TypeError, match=r"export_onnx\(model, path\): got a path first and a model second "
+                                            r"\(swapped\?\)"):
+            deploy.export_onnx(path, seg)
+    with pytest.raises(TypeError, match=r"export_onnx\(\) expects a torch.nn.Module, got the variant name 'w18'"):
+        deploy.export_onnx("w18", tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_onnx_to_a_folder_that_does_not_exist_yet(seg, tmp_path, monkeypatch):
+    """Before: Path('exports/') dropped the slash, and the export wrote a file named exports."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"'exports/' ends in a slash but is not a folder: give a file "
+                                                r"name, e.g\. exports/model\.onnx"):
+        deploy.export_onnx(seg, "exports/")
+    with pytest.raises(IsADirectoryError, match="is a folder: give a file name"):  # an existing folder, as before
+        deploy.export_onnx(seg, str(tmp_path) + "/")
+    with pytest.raises(TypeError, match="path must be a str or Path naming the file to write"):
+        deploy.check_writable(None)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("wrong, said", [("model", r"got HRNetSegmentation: pass model\(x\)"), (None, "got NoneType"),
+                                         ("text", "got str$"), ([torch.ones(1), None], "got NoneType")])
+def test_max_relative_difference_names_what_is_not_an_output(seg, wrong, said):
+    """Before: bare TypeErrors from torch.as_tensor (or from iterating over a model)."""
+    wrong = seg if wrong == "model" else wrong
+    with pytest.raises(TypeError, match=r"max_relative_difference compares outputs \(tensors or arrays, or lists "
+                                        r"of them\); " + said):
+        deploy.max_relative_difference(wrong, torch.ones(1))
+
+
+def test_fast_refuses_a_flag_that_is_not_a_bool_and_compile_options_without_compile(seg):
+    """Before: compile='no' is truthy and compiled; mode= without compile=True was dropped in silence."""
+    with pytest.raises(TypeError, match=r"fast\(\): compile must be True or False, got 'no'"):
+        deploy.fast(seg, compile="no")
+    with pytest.raises(TypeError, match=r"fast\(\): fold must be True or False, got 1"):
+        deploy.fast(seg, fold=1)
+    with pytest.raises(TypeError, match=r"fast\(\): mode= applies only with compile=True"):
+        deploy.fast(seg, mode="max-autotune")
+
+
 # ------------------------------------------------------------------ bench --deploy, gpu_check.sh
 def test_bench_deploy_small_prints_every_way(capsys):
     from hrnet_teach import bench
