@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import json
+import os
 import random
 import shlex
 import sys
@@ -234,9 +236,11 @@ def evaluate(
     same numbers: the score of the whole split (``reduce=False`` keeps this
     process's own count, e.g. when only rank 0 evaluates).
     """
+    _check_evaluate_args(model, loader_or_dataset)
     core = unwrap(model)
-    device = next(core.parameters()).device if device is None else pick_device(device)
     num_classes = num_classes_of(core)
+    _refuse_meta(core)
+    device = next(core.parameters()).device if device is None else pick_device(device)
     loader = loader_or_dataset
     if isinstance(loader_or_dataset, Dataset):
         loader = DataLoader(loader_or_dataset, batch_size=batch_size, shuffle=False)
@@ -253,6 +257,32 @@ def evaluate(
         all_reduce_sum(cm)
     core.train(was_training)
     return scores(cm.cpu())
+
+
+def _check_evaluate_args(model: object, data: object) -> None:
+    """The model first, then its data: say which is wrong before torch finds out deep inside."""
+    if isinstance(model, (Dataset, DataLoader)) or (isinstance(data, nn.Module) and not isinstance(model, nn.Module)):
+        raise TypeError(f"evaluate(model, dataset): got a {type(model).__name__} as the model (swapped?)")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"evaluate's model must be a segmentation model (an nn.Module), got {type(model).__name__}")
+    if isinstance(data, torch.Tensor):
+        raise TypeError("evaluate takes a Dataset or DataLoader of (image, mask) pairs, got a tensor: it needs the "
+                        "masks too; pass the dataset")
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        # iterating it would unpack the image's rows as images: "too many values to unpack" or a wrong score
+        what = "one item" if data[0].dim() == 3 else "one batch"
+        raise TypeError(f"evaluate takes a Dataset or DataLoader of (image, mask) pairs, got a {type(data).__name__} "
+                        f"({what}): pass the dataset (or a list of batches, [(images, masks)])")
+
+
+def _refuse_meta(model: nn.Module) -> None:
+    """A meta-device model has shapes but no weights: it would fail in torch, at the first op that needs values."""
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(
+            f"This {type(model).__name__} was built on the meta device (under `with torch.device('meta')`): it has "
+            "shapes but no weights, so it cannot be evaluated on real data. Build it without the meta device, or "
+            "call model.to_empty(device='cpu') and load its weights first (hrnet_teach.weights.load_weights)."
+        )
 
 
 # ------------------------------------------------------------------ devices
@@ -384,7 +414,12 @@ def load(path: PathLike, model: nn.Module, opt: torch.optim.Optimizer, scaler=No
 
     Returns ``(epochs done, history)``: the per-epoch lists of the metrics so far.
     """
-    checkpoint = read_checkpoint(path)
+    return _restore(read_checkpoint(path), path, model, opt, scaler)
+
+
+def _restore(checkpoint: dict[str, Any], path: PathLike, model: nn.Module, opt: torch.optim.Optimizer,
+             scaler=None) -> tuple[int, dict[str, list]]:
+    """:func:`load` on a checkpoint already read (a run reads it once, to check it before any data)."""
     _check_resumable(checkpoint, path, opt)
     load_weights(model, checkpoint, strict=True, verbose=False)
     opt.load_state_dict(checkpoint["optimizer"])
@@ -407,6 +442,45 @@ def _check_resumable(checkpoint: dict[str, Any], path: PathLike, opt: torch.opti
     if saved and mine and saved != mine:
         raise ValueError(f"{path} was trained with optimizer {saved!r}, this run uses {mine!r}: its optimizer state "
                          f"does not fit. Resume with --optimizer {saved} (optimizer={saved!r}).")
+
+
+def _resume_checkpoint(config: TrainConfig) -> Optional[dict[str, Any]]:
+    """The --resume checkpoint, read once and checked against this run before any data or model:
+    a checkpoint of another model would fail as 40 lines of missing keys, one that already did
+    every epoch would train nothing and exit as if it had."""
+    if config.resume is None:
+        return None
+    checkpoint = read_checkpoint(config.resume)
+    _check_resumable(checkpoint, config.resume, None)
+    _check_same_model(checkpoint, config)
+    done = int(checkpoint["epoch"])
+    if done >= config.epochs:
+        raise ValueError(f"{config.resume} already did {done} epoch(s); --epochs counts all epochs, so pass --epochs "
+                         f"{done + 1} or more (epochs={done + 1}) to continue, or drop --resume to train anew")
+    return checkpoint
+
+
+def _flag(name: str, value: Any) -> str:
+    """A setting as the command line spells it (fusion has only its --no-fusion)."""
+    if name == "fusion":
+        return "no --no-fusion" if value else "--no-fusion"
+    return f"--{name} {value}"
+
+
+def _check_same_model(checkpoint: dict[str, Any], config: TrainConfig) -> None:
+    """The checkpoint's variant, head, fusion and dataset (those it stores) are this run's, or say which differ."""
+    args = checkpoint.get("args") or {}
+    old = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
+    saved = {"variant": args.get("variant", old.get("name")), "head": args.get("head", checkpoint.get("head")),
+             "fusion": args.get("fusion", old.get("fusion")), "dataset": args.get("dataset")}  # dataset: the classes
+    mine = {"variant": config.model_config.name, "head": config.head, "fusion": config.fusion, "dataset": config.dataset}
+    differ = [name for name, value in saved.items() if value is not None and value != mine[name]]
+    if not differ:
+        return
+    trained = [_flag(name, value) for name, value in saved.items() if value is not None and value is not True]  # fusion on: the default
+    raise ValueError(f"{config.resume} was trained with {' '.join(trained)}; this run uses "
+                     f"{' '.join(_flag(name, mine[name]) for name in differ)}: resume with the same flags "
+                     f"({' '.join(_flag(name, saved[name]) for name in differ)}), or drop --resume")
 
 
 def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: bool = True) -> nn.Module:
@@ -521,14 +595,27 @@ def _check_outputs(config: TrainConfig) -> None:
     if config.out is not None and Path(config.out).is_file():
         raise FileExistsError(f"out={str(config.out)!r} is a file: out is the folder for {CHECKPOINT_FILE} and "
                               f"{METRICS_FILE}; give a folder name, e.g. runs/shapes")
-    if config.export is not None and Path(config.export).is_dir():
-        raise IsADirectoryError(f"export={str(config.export)!r} is a folder: give a file name, "
-                                f"e.g. {Path(config.export) / 'model.pt'}")
+    if config.export is not None:
+        _check_export(config.export)
     for name, path in (("out", config.out), ("export", config.export)):
         blocker = None if path is None else _file_in_the_way(Path(path).parent)
         if blocker is not None:
             raise NotADirectoryError(f"{name}={str(path)!r}: {str(blocker)!r} is a file, so {str(path)!r} cannot be "
                                      "written: choose another folder")
+
+
+def _check_export(export: PathLike) -> None:
+    """--export is the file of one small PyTorch checkpoint: not a folder, not a folder-to-be, not an ONNX file."""
+    path = Path(export)
+    if path.is_dir():
+        raise IsADirectoryError(f"export={str(export)!r} is a folder: give a file name, e.g. {path / 'model.pt'}")
+    if isinstance(export, str) and export.endswith(("/", os.sep)):  # Path drops the slash: a file named as the folder
+        raise ValueError(f"export={export!r} ends in a slash but is not a folder: give a file name such as "
+                         f"{path / 'model.pt'}")
+    if path.suffix.lower() == ".onnx":  # torch.save under that name: neither ONNX nor a loadable-looking .pt
+        raise ValueError(f"--export writes a PyTorch checkpoint (.pt), got export={str(export)!r}; for an ONNX file "
+                         f"export the trained model with hrnet_teach.deploy.export_onnx(model, {path.name!r}) "
+                         f"(lesson 10), and give --export a .pt name such as {str(path.with_suffix('.pt'))!r}")
 
 
 def _file_in_the_way(folder: Path) -> Optional[Path]:
@@ -542,6 +629,7 @@ def _file_in_the_way(folder: Path) -> Optional[Path]:
 def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     """Device, data, model, optimizer (and the resumed state): everything before the first epoch."""
     _check_outputs(config)
+    checkpoint = _resume_checkpoint(config)
     device, amp = _run_device(config, ctx)
     _seed_everything(config.seed)
     train_loader, val_loader, val_set = _loaders(config, ctx, device)
@@ -553,8 +641,8 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     settings = config.settings(device, amp, ctx.world_size, ctx.backend)
     run = _Run(config, ctx, device, amp, train_loader, val_loader, val_set, model, model, opt, scaler,
                config.criterion or loss_for(model, config.ohem), settings)
-    if config.resume is not None:
-        run.start_epoch, run.history = load(config.resume, model, opt, scaler if amp else None)
+    if checkpoint is not None:
+        run.start_epoch, run.history = _restore(checkpoint, config.resume, model, opt, scaler if amp else None)
         if run.show:
             print(f"resumed from {config.resume} after epoch {run.start_epoch}")
     run.model = prepare_batchnorm(model, ctx)
@@ -604,7 +692,32 @@ def _save_epoch(run: _Run, epochs_done: int, metrics: dict[str, Any]) -> None:
             _print(f"exported {config.export}: float16 weights score mIoU {shipped['shipped_miou']:.4f} on the CPU")
 
 
+# Keywords a learner reaches for that are not TrainConfig's fields, and why (the CLI's names among them)
+NOT_SETTINGS = {
+    "num_classes": "the dataset sets the classes: choose it with dataset=...",
+    "model": "train builds its model from variant, head and fusion; to train a model of your own, loop over "
+             "train_one_epoch and evaluate",
+    "no_fusion": "the command line's --no-fusion is fusion=False",
+    "quiet": "the command line's --quiet is progress=False",
+    "threads": "--threads is the command line's alone: call torch.set_num_threads(n) before train",
+}
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    """Name an unknown keyword, what was likely meant and every field, before Python's bare "unexpected keyword"."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = [key for key in settings if key not in fields]
+    if not unknown:
+        return
+    key = unknown[0]
+    why = f" ({NOT_SETTINGS[key]})" if key in NOT_SETTINGS else ""
+    close = difflib.get_close_matches(key, fields, n=2)
+    guess = f"; did you mean {' or '.join(close)}?" if close else "."
+    raise TypeError(f"TrainConfig has no field {key!r}{why}{guess} Its fields are: {', '.join(fields)}")
+
+
 def _as_train_config(config: Optional[TrainConfig], settings: dict[str, Any]) -> TrainConfig:
+    _check_settings(settings)
     if config is None:
         return TrainConfig(**settings)
     if not isinstance(config, TrainConfig):
@@ -630,11 +743,8 @@ def train(config: Optional[TrainConfig] = None, /, **settings: Any) -> dict[str,
         started = time.perf_counter()
         elapsed_before = run.history["elapsed_s"][-1] if run.history["elapsed_s"] else 0.0
         metrics: dict[str, Any] = {}
-        for epoch in range(run.start_epoch, config.epochs):
+        for epoch in range(run.start_epoch, config.epochs):  # at least one: _resume_checkpoint saw to it
             metrics = _epoch(run, epoch, started, elapsed_before)
-        if not metrics:  # resumed from a run that already did every epoch
-            metrics = {**run.history, "epoch": run.start_epoch,
-                       "final_miou": run.history["miou"][-1] if run.history["miou"] else None, "settings": run.settings}
         if ctx.enabled:
             _report_rank(run, metrics)
         return metrics

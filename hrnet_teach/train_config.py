@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +46,44 @@ def check_rate(name: str, value: Any, example: float) -> None:
     if isinstance(value, bool) or number is None or not math.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a number >= 0, e.g. {example}, or None for the optimizer's default; "
                          f"got {value!r}")
+
+
+BOOL_FIELDS = ("amp", "fusion", "progress", "align_corners", "ohem")  # channels_last: also None (CUDA only)
+
+
+def check_bool(name: str, value: Any, none_means: str = "") -> Optional[bool]:
+    """``value`` as a bool if it is one (numpy's too); else a ValueError naming ``name``.
+
+    ``fusion="no"`` or ``"False"`` is a non-empty string, so truthy: taken as it is,
+    the ablation's one knob would stay on without a word. ``none_means``: what None
+    stands for, where None is allowed (``channels_last``).
+    """
+    if none_means and value is None:
+        return value
+    if isinstance(value, (bool, np.bool_)):  # numpy's too, as comparing arrays gives
+        return bool(value)
+    allowed = f"True, False or None ({none_means})" if none_means else "True or False"
+    hint = ""
+    if isinstance(value, str):  # what the word most likely meant, as a bool
+        word = value.strip().lower()
+        meant = word not in ("", "0", "no", "n", "off", "false")
+        if none_means and word in ("auto", "none", "default"):
+            meant = None
+        hint = f": any non-empty string counts as True; pass {name}={meant}"
+    raise ValueError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__}){hint}")
+
+
+def check_image_size(value: Any) -> int:
+    """One side of the square images; a (height, width) pair, as the models' helpers take, gets its own advice."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(side) for side in value):
+        sides = " or ".join(f"image_size={side}" for side in dict.fromkeys(int(v) for v in value))
+        raise ValueError(f"train's image_size is one side of a square (the scenes are square), got {value!r}: "
+                         f"pass one int, {sides}")
+    return positive_int("image_size", value)
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and hasattr(value, "__index__") and getattr(value, "ndim", 0) == 0
 
 
 def check_image_size_for_head(head: str, image_size: int) -> None:
@@ -95,14 +134,18 @@ class TrainConfig:
     criterion: Optional[Criterion] = None
 
     def __post_init__(self) -> None:
+        for name in BOOL_FIELDS:
+            setattr(self, name, check_bool(name, getattr(self, name)))
+        self.channels_last = check_bool("channels_last", self.channels_last, none_means="NHWC on CUDA only")
         get_config(self.variant)  # a ValueError naming the known variants if unknown
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("head", self.head, TRAIN_HEADS)
         if self.ohem and self.head != "ocr":
             raise ValueError(f"ohem applies to head 'ocr' (the official OCR configs' LOSS.USE_OHEM), not {self.head!r}")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        for name in ("epochs", "batch_size", "image_size", "train_size", "val_size"):
+        for name in ("epochs", "batch_size", "train_size", "val_size"):
             setattr(self, name, positive_int(name, getattr(self, name)))
+        self.image_size = check_image_size(self.image_size)
         check_image_size_for_head(self.head, self.image_size)
         seed = positive_int("seed", self.seed, minimum=0)
         self.seed = seed

@@ -181,3 +181,141 @@ def test_an_empty_training_batch_is_called_empty():
     with pytest.raises(ValueError, match=r"empty batch \(0 images of 32x32\).*batch size and the length of the dataset"):
         model.train()(torch.zeros(0, 3, 32, 32))
     assert model.eval()(torch.zeros(0, 3, 32, 32)).shape == (0, 4, 8, 8)  # eval mode: empty in, empty out, as before
+
+
+# ------------------------------------------------------------------ booleans that are strings
+@pytest.mark.parametrize("field", ["fusion", "amp", "progress", "align_corners", "ohem", "channels_last"])
+def test_a_string_for_a_bool_setting_is_refused_not_taken_as_true(field):
+    head = {"head": "ocr"} if field == "ohem" else {}
+    with pytest.raises(ValueError, match=rf"{field} must be True(,| or) False.*got 'no' \(str\): any non-empty string "
+                                         rf"counts as True; pass {field}=False"):
+        TrainConfig(**head, **{field: "no"})  # before: "no" is truthy, so the setting stayed (or went) on
+    with pytest.raises(ValueError, match=rf"{field} must be True(,| or) False.*got 1 \(int\)"):
+        TrainConfig(**head, **{field: 1})
+    assert getattr(TrainConfig(**head, **{field: np.bool_(False)}), field) is False  # numpy's bool is a bool
+
+
+def test_fusion_no_is_refused_before_training_and_the_cli_still_maps_its_flags(no_training):
+    with pytest.raises(ValueError, match=r"fusion must be True or False, got 'no'"):
+        T.train(**TINY_RUN, fusion="no")  # before: trained the fused model, the ablation's other arm
+    with pytest.raises(ValueError, match=r"channels_last must be True, False or None .*pass channels_last=None"):
+        TrainConfig(channels_last="auto")
+    config = T.config_from_args(T.parse_args(["--no-fusion", "--quiet", "--amp", "--no-channels-last"]))
+    assert (config.fusion, config.progress, config.amp, config.channels_last) == (False, False, True, False)
+    assert T.config_from_args(T.parse_args([])).channels_last is None
+
+
+# ------------------------------------------------------------------ --export names
+def test_an_onnx_export_is_refused_before_training(tmp_path, no_training):
+    with pytest.raises(ValueError, match=r"--export writes a PyTorch checkpoint \(\.pt\).*hrnet_teach\.deploy\."
+                                         r"export_onnx\(model, 'm\.onnx'\) \(lesson 10\)"):
+        T.train(**TINY_RUN, export=tmp_path / "m.onnx")  # before: a torch checkpoint named .onnx
+    with pytest.raises(SystemExit, match=r"error: --export writes a PyTorch checkpoint .*'m\.pt'"):
+        T.main(["--quiet", "--device", "cpu", "--export", "m.ONNX"])
+    T._check_outputs(TrainConfig(export=tmp_path / "m.pt"))  # a .pt name passes, as before
+
+
+def test_an_export_ending_in_a_slash_is_not_written_as_a_file(tmp_path, no_training):
+    new = str(tmp_path / "new") + "/"
+    with pytest.raises(ValueError, match=rf"export='{re.escape(new)}' ends in a slash but is not a folder: give a "
+                                         rf"file name such as {re.escape(new)}model\.pt"):
+        T.train(**TINY_RUN, export=new)  # before: trained, then wrote a file named "new"
+    (tmp_path / "old").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder: give a file name"):  # an existing folder: as before
+        T.train(**TINY_RUN, export=str(tmp_path / "old") + "/")
+
+
+# ------------------------------------------------------------------ --resume
+@pytest.fixture
+def checkpoint_path(tmp_path):
+    """A run's checkpoint.pt after 1 epoch of W18-small-v1 segmentation on shapes (written without training)."""
+    config = TrainConfig(**TINY_RUN)
+    model = T.build_model(config.variant, data.NUM_CLASSES)
+    opt = torch.optim.AdamW(model.parameters())
+    settings = config.settings(torch.device("cpu"), False, 1, None)
+    metrics = {"loss": [1.0], "miou": [0.5], "pixel_acc": [0.5], "elapsed_s": [1.0], "lr": [0.0]}
+    path = tmp_path / "checkpoint.pt"
+    torch.save(T.checkpoint_of(model, opt, T._grad_scaler(False), 1, config, metrics, settings), path)
+    return path
+
+
+@pytest.mark.parametrize("change, uses, same", [
+    (dict(variant="w18_small_v2"), "--variant w18_small_v2", "--variant w18_small_v1"),
+    (dict(head="pose"), "--head pose", "--head segmentation"),
+    (dict(fusion=False), "--no-fusion", "no --no-fusion"),
+])
+def test_resume_with_other_flags_names_the_flags_it_was_trained_with(checkpoint_path, no_training, change, uses, same):
+    path = re.escape(str(checkpoint_path))
+    with pytest.raises(ValueError, match=rf"{path} was trained with --variant w18_small_v1 --head segmentation "
+                                         rf"--dataset shapes; this run uses {uses}: resume with the same flags "
+                                         rf"\({same}\), or drop --resume"):
+        T.train(**{**TINY_RUN, "epochs": 2, **change}, resume=checkpoint_path)  # before: 40 lines of key mismatches
+
+
+def test_resume_of_an_older_checkpoint_without_args_still_names_its_variant(checkpoint_path, no_training):
+    old = {k: v for k, v in torch.load(checkpoint_path, weights_only=True).items() if k != "args"}
+    torch.save(old, checkpoint_path)  # variant and fusion from its config, head from its "head"
+    with pytest.raises(ValueError, match=r"trained with --variant w18_small_v1 --head segmentation; this run uses "
+                                         r"--variant w18_small_v2"):
+        T.train(**{**TINY_RUN, "epochs": 2}, variant="w18_small_v2", resume=checkpoint_path)
+
+
+def test_resume_of_a_finished_run_says_to_count_all_epochs(checkpoint_path, no_training):
+    path = re.escape(str(checkpoint_path))
+    with pytest.raises(ValueError, match=rf"{path} already did 1 epoch\(s\); --epochs counts all epochs, so pass "
+                                         r"--epochs 2 or more"):
+        T.train(**TINY_RUN, resume=checkpoint_path)  # before: "resumed ... after epoch 1", trained nothing, exit 0
+    with pytest.raises(SystemExit, match=r"error: .*already did 1 epoch\(s\)"):
+        T.main(["--epochs", "1", "--quiet", "--device", "cpu", "--resume", str(checkpoint_path)])
+    checkpoint = T._resume_checkpoint(TrainConfig(**{**TINY_RUN, "epochs": 2}, resume=checkpoint_path))
+    fresh = T.build_model("w18_small_v1", data.NUM_CLASSES)  # the same flags and more epochs: resumes as before
+    assert T._restore(checkpoint, checkpoint_path, fresh, torch.optim.AdamW(fresh.parameters()))[0] == 1
+
+
+# ------------------------------------------------------------------ evaluate's arguments
+@pytest.fixture(scope="module")
+def model_and_scenes():
+    return T.build_model("w18_small_v1", data.NUM_CLASSES), data.ShapesDataset(2, image_size=32)
+
+
+def test_evaluate_says_when_model_and_dataset_are_swapped(model_and_scenes):
+    model, scenes = model_and_scenes
+    with pytest.raises(TypeError, match=r"evaluate\(model, dataset\): got a ShapesDataset as the model \(swapped\?\)"):
+        T.evaluate(scenes, model)  # before: 'ShapesDataset' object has no attribute 'parameters'
+    assert 0 <= T.evaluate(model, scenes)["miou"] <= 1
+
+
+def test_evaluate_wants_the_dataset_not_one_item(model_and_scenes):
+    model, scenes = model_and_scenes
+    with pytest.raises(TypeError, match=r"evaluate takes a Dataset or DataLoader of \(image, mask\) pairs, got a "
+                                        r"tuple \(one item\): pass the dataset"):
+        T.evaluate(model, scenes[0])  # before: "too many values to unpack"
+    images, masks = next(iter(torch.utils.data.DataLoader(scenes, batch_size=2)))
+    assert T.evaluate(model, [(images, masks)]) == T.evaluate(model, scenes)  # a list of batches, as before
+
+
+def test_evaluate_refuses_a_meta_model_as_the_model_itself_would():
+    with torch.device("meta"):
+        model = T.build_model("w18_small_v1", data.NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"built on the meta device .*shapes but no weights.*to_empty"):
+        T.evaluate(model, data.ShapesDataset(2, image_size=32))  # before: NotImplementedError deep in torch
+
+
+# ------------------------------------------------------------------ train's keywords
+@pytest.mark.parametrize("key, says", [("num_classes", r"\(the dataset sets the classes"),
+                                       ("model", r"\(train builds its model from variant, head and fusion"),
+                                       ("num_epochs", r"; did you mean epochs\?")])
+def test_train_names_an_unknown_keyword_and_the_fields(no_training, key, says):
+    with pytest.raises(TypeError, match=rf"TrainConfig has no field '{key}'.*{says}.* Its fields are: variant, "
+                                        r"dataset, epochs, "):
+        T.train(**{key: 2})  # before: Python's bare "unexpected keyword argument"
+    with pytest.raises(TypeError, match=rf"TrainConfig has no field '{key}'"):
+        T.train(TrainConfig(), **{key: 2})
+
+
+@pytest.mark.parametrize("size, says", [((64, 64), "image_size=64"), ([64, 96], "image_size=64 or image_size=96")])
+def test_train_image_size_is_one_side(no_training, size, says):
+    with pytest.raises(ValueError, match=rf"train's image_size is one side of a square .*pass one int, {says}$"):
+        T.train(image_size=size)
+    with pytest.raises(ValueError, match=r"image_size must be a positive integer, got \(64,\)"):  # as before
+        TrainConfig(image_size=(64,))
