@@ -275,3 +275,10 @@ def test_an_image_size_given_where_a_figure_takes_none_or_as_text():
         viz.plot_resolution_over_depth("w18_small_v1", (64, 64))
     with pytest.raises(ValueError, match=r"image_size must be \(height, width\) numbers, got the str '64': write e.g."):
         hi.stage_shapes("w18_small_v1", "64")
+
+
+def test_a_float_picture_of_0_to_255_is_refused_not_drawn_white(features):
+    picture = np.full((32, 32, 3), 200.0)
+    with pytest.raises(ValueError, match=r"float array with values up to 200, .* in \[0, 1\]: .* image / 255"):
+        viz.plot_feature_maps(features, image=picture)
+    assert isinstance(viz.plot_feature_maps(features, image=picture / 255), Figure)

@@ -537,6 +537,10 @@ def _display_image(image):
 def _display_array(image: np.ndarray) -> np.ndarray:
     """An array as matplotlib shows it (H x W, H x W x 3 or H x W x 4), or a ValueError that says how
     to make one, before matplotlib's bare "Invalid shape"."""
+    if image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype.kind == "f" and image.size and image.max() > 1.5:
+        # matplotlib would clip it to [0, 1] and show a white square, with only a logged warning
+        raise ValueError(f"image is a float array with values up to {image.max():g}, but a float colour image must "
+                         "be in [0, 1]: pass the uint8 array as it was, or image / 255")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)):
         return image
     if image.ndim == 3 and image.shape[0] in (3, 4):
