@@ -9,6 +9,30 @@ from __future__ import annotations
 
 import math
 import operator
+from typing import Optional
+
+import numpy as np
+
+
+def flag(name: str, value: object, error: type[Exception] = ValueError, none_means: str = "") -> Optional[bool]:
+    """``value`` as a bool if it is one (numpy's too, as comparing arrays gives); else ``error`` naming ``name``.
+
+    ``fusion="no"`` or ``strict="False"`` is a non-empty string, so truthy: taken as it is, it would
+    do the opposite of what was asked without a word. ``none_means``: what None stands for, where
+    None is allowed too (``channels_last``: NHWC on CUDA only).
+    """
+    if none_means and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    allowed = f"True, False or None ({none_means})" if none_means else "True or False"
+    hint = ""
+    if isinstance(value, str):  # what the word most likely meant
+        word = value.strip().lower()
+        meant = None if none_means and word in ("auto", "none", "default") else word not in (
+            "", "0", "no", "n", "off", "false")
+        hint = f": any non-empty string counts as True; pass {name}={meant}"
+    raise error(f"{name} must be {allowed}, got {value!r} ({type(value).__name__}){hint}")
 
 
 def positive_int(name: str, value: object, minimum: int = 1) -> int:

@@ -21,7 +21,7 @@ import inspect
 import torch
 from torch import nn
 
-from ._validate import image_shape_hint
+from ._validate import flag, image_shape_hint
 from .blocks import BLOCKS, BN_MOMENTUM, NormLayer, make_layer
 from .config import HRNetConfig, StageConfig, get_config
 from .module import HighResolutionModule
@@ -91,8 +91,8 @@ class HRNet(nn.Module):
         multi_scale_output: bool = True,
     ) -> None:
         super().__init__()
-        if align_corners is not None and not isinstance(align_corners, bool):  # a string would fail in every forward
-            raise ValueError(f"align_corners must be True or False, got {align_corners!r}")
+        if align_corners is not None:  # a string would fail in every forward
+            flag("align_corners", align_corners)
         self.config = get_config(config)
         self.upsample = upsample
         self.align_corners = align_corners

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from ._validate import positive_int
+from ._validate import flag, positive_int
 
 BLOCKS = ("BASIC", "BOTTLENECK")
 FUSE_METHODS = ("SUM",)
@@ -127,8 +127,7 @@ class HRNetConfig:
         object.__setattr__(self, "head_options", tuple(tuple(item) for item in self.head_options))
         object.__setattr__(self, "pretrained_layers", tuple(self.pretrained_layers))
         object.__setattr__(self, "ignored_fields", tuple(self.ignored_fields))
-        if not isinstance(self.fusion, bool):  # "no" or "False" would be truthy: fusion on, a silent wrong ablation
-            raise ValueError(f"fusion must be True or False, got {self.fusion!r}")
+        flag("fusion", self.fusion)  # "no" or "False" would be truthy: fusion on, a silent wrong ablation
         if self.head is not None and self.head not in HEAD_NAMES:
             raise ValueError(f"head: {self.head!r} is not a head; use one of {HEAD_NAMES} or None")
         for index, stage in enumerate(self.stages, start=1):

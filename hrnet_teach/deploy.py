@@ -34,7 +34,7 @@ from unittest import mock
 import torch
 from torch import nn
 
-from ._validate import image_shape_hint, positive_int
+from ._validate import flag, image_shape_hint, positive_int
 from .config import VARIANTS
 
 PathLike = Union[str, Path]
@@ -233,8 +233,7 @@ def fast(model: nn.Module, compile: bool = False, channels_last: bool = True, fo
 def _check_fast_flags(**flags: Any) -> None:
     """fast()'s switches as bools: compile='no' is truthy and would compile."""
     for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise TypeError(f"fast(): {name} must be True or False, got {value!r}")
+        flag(f"fast(): {name}", value, TypeError)
 
 
 def _input_channels_last(module: nn.Module, args: tuple) -> tuple:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._validate import flag
 from .backbone import STEM_CHANNELS, HRNet, is_tracing
 from .blocks import Bottleneck, NormLayer, make_layer
 from .config import HRNetConfig
@@ -125,13 +126,11 @@ def create_features(
     **kwargs,
 ) -> HRNetFeatures:
     """``create_model(..., features_only=True)``: check the combination, then build :class:`HRNetFeatures`."""
-    if features_only is not True:
-        if features_only is False:
-            raise ValueError(
-                f"feature_location={feature_location!r} applies only with features_only=True (timm's feature "
-                "extractor); add features_only=True, or drop feature_location to build a model with a head."
-            )
-        raise TypeError(f"features_only must be True or False, got {features_only!r}")
+    if not flag("features_only", features_only, TypeError):
+        raise ValueError(
+            f"feature_location={feature_location!r} applies only with features_only=True (timm's feature "
+            "extractor); add features_only=True, or drop feature_location to build a model with a head."
+        )
     if head is not None:
         raise ValueError(
             f"features_only=True builds timm's feature extractor, which has no head, but head={head!r} was given. "

@@ -10,11 +10,10 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 
-from ._validate import positive_int
+from ._validate import flag, positive_int
 from .backbone import halves_exactly, round_up_to_32
 from .config import HRNetConfig, get_config
 from .data import DATASETS
@@ -49,28 +48,6 @@ def check_rate(name: str, value: Any, example: float) -> None:
 
 
 BOOL_FIELDS = ("amp", "fusion", "progress", "align_corners", "ohem")  # channels_last: also None (CUDA only)
-
-
-def check_bool(name: str, value: Any, none_means: str = "") -> Optional[bool]:
-    """``value`` as a bool if it is one (numpy's too); else a ValueError naming ``name``.
-
-    ``fusion="no"`` or ``"False"`` is a non-empty string, so truthy: taken as it is,
-    the ablation's one knob would stay on without a word. ``none_means``: what None
-    stands for, where None is allowed (``channels_last``).
-    """
-    if none_means and value is None:
-        return value
-    if isinstance(value, (bool, np.bool_)):  # numpy's too, as comparing arrays gives
-        return bool(value)
-    allowed = f"True, False or None ({none_means})" if none_means else "True or False"
-    hint = ""
-    if isinstance(value, str):  # what the word most likely meant, as a bool
-        word = value.strip().lower()
-        meant = word not in ("", "0", "no", "n", "off", "false")
-        if none_means and word in ("auto", "none", "default"):
-            meant = None
-        hint = f": any non-empty string counts as True; pass {name}={meant}"
-    raise ValueError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__}){hint}")
 
 
 def check_image_size(value: Any) -> int:
@@ -135,8 +112,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in BOOL_FIELDS:
-            setattr(self, name, check_bool(name, getattr(self, name)))
-        self.channels_last = check_bool("channels_last", self.channels_last, none_means="NHWC on CUDA only")
+            setattr(self, name, flag(name, getattr(self, name)))
+        self.channels_last = flag("channels_last", self.channels_last, none_means="NHWC on CUDA only")
         get_config(self.variant)  # a ValueError naming the known variants if unknown
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("head", self.head, TRAIN_HEADS)

@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from ._validate import flag
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "neck.")
@@ -616,9 +617,7 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for name, flag in (("strict", strict), ("verbose", verbose)):
-        if not isinstance(flag, bool):  # strict='False' would count as True and do the opposite
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    strict, verbose = flag("strict", strict, TypeError), flag("verbose", verbose, TypeError)
     model = _inner_model(model)  # DataParallel's parameters are its module's: load there, without 'module.'
     raw, description = read_state_dict(source)
     state, stripped, ignored = strip_prefixes(raw)

@@ -330,3 +330,24 @@ def test_colab_check_reports_without_writing(monkeypatch, tmp_path, capsys):
     assert (tmp_path / "notebooks" / "00_x.ipynb").read_text() == before and (tmp_path / "README.md").read_text() == readme
     assert colab.main([]) == 0  # the real run writes (here, into tmp_path)
     assert colab.main(["--check"]) == 0
+
+
+# ------------------------------------------------------------------ one check for every switch
+def test_one_flag_check_for_every_switch_of_the_package():
+    from hrnet_teach._validate import flag
+
+    assert flag("fusion", np.bool_(False)) is False and flag("amp", True) is True  # numpy's bools are bools
+    assert flag("channels_last", None, none_means="NHWC on CUDA only") is None
+    with pytest.raises(ValueError, match=r"fusion must be True or False, got 'no' \(str\): any non-empty string "
+                                         r"counts as True; pass fusion=False"):
+        flag("fusion", "no")
+    with pytest.raises(TypeError, match=r"strict must be True or False, got 1 \(int\)$"):
+        flag("strict", 1, TypeError)
+    with pytest.raises(ValueError, match=r"True, False or None \(NHWC on CUDA only\), .* pass channels_last=None"):
+        flag("channels_last", "auto", none_means="NHWC on CUDA only")
+    # the same words wherever a switch is taken
+    for call in (lambda: ht.create_model("w18_small_v1", align_corners="True"),
+                 lambda: ht.get_config("w18_small_v1").replace(fusion="False"),
+                 lambda: deploy.fast(nn.Conv2d(3, 3, 1), fold="yes")):
+        with pytest.raises((ValueError, TypeError), match=r"must be True or False, got '\w+' \(str\): any non-empty"):
+            call()
