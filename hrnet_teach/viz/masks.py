@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._validate import flag
 from ..data import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR
 from .language import _, font_family
 
@@ -56,7 +57,7 @@ def class_legend(figure, names: Sequence[str] = CLASS_NAMES, ignored: bool = Tru
                          f"got {len(names)}: {names}")
     handles = [Patch(facecolor=colour, edgecolor="grey", label=_class_label(name))
                for colour, name in zip(CLASS_COLOURS, names)]
-    if ignored:  # the white outlines some masks have around their shapes
+    if flag("ignored", ignored, TypeError):  # the white outlines some masks have around their shapes
         handles.append(Patch(facecolor=IGNORE_COLOUR, edgecolor="grey", label=_("ignored (255)")))
     # the font list as the package's figures have it, so that Chinese names draw in a CJK font
     text = {"family": font_family(), "size": legend_kw.pop("fontsize", 9)}
