@@ -204,8 +204,8 @@ def fast(model: nn.Module, compile: bool = False, channels_last: bool = True, fo
     """An inference copy that runs faster and gives the same outputs (to float rounding).
 
     - ``fold``: every BatchNorm folded into its convolution (:func:`fold_batchnorm`);
-    - ``channels_last``: weights and activations stored NHWC, the layout oneDNN
-      (CPU) and cuDNN (tensor cores) convolve fastest; the copy converts its
+    - ``channels_last``: weights and activations stored NHWC, a layout oneDNN (CPU)
+      and cuDNN's tensor-core kernels convolve without NCHW's reorders; the copy converts its
       input (a forward pre-hook), and returns NHWC tensors of the usual shape;
     - ``compile``: ``torch.compile(copy, **compile_kwargs)``; the first call
       compiles (a minute or more on a small CPU), later calls reuse it. The

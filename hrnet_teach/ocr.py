@@ -1,7 +1,7 @@
 """HRNet + OCR: object-contextual representations, as the authors' HRNet-OCR branch builds it.
 
 Yuan, Chen and Wang, "Object-Contextual Representations for Semantic Segmentation"
-(ECCV 2020), Section 3: "the class label assigned to one pixel is the category of the
+(ECCV 2020): "the class label assigned to one pixel is the category of the
 object that the pixel belongs to", so each pixel is augmented with a representation
 of the *object* it probably belongs to, in three steps (the paper's Figure 3):
 
@@ -11,7 +11,7 @@ of the *object* it probably belongs to, in three steps (the paper's Figure 3):
 2. **object region representations**: for each class k, the pixel features averaged
    with weights softmax(region k) over the image (``ocr_gather_head``);
 3. **object contextual representation**: each pixel attends to the K region
-   representations (a key/query/value attention, Section 3.3), and the result,
+   representations (a key/query/value attention), and the result,
    concatenated with the pixel's own feature, gives the **augmented representation**
    that the classifier reads (``ocr_distri_head``, then ``cls_head``).
 
@@ -59,7 +59,7 @@ def conv1x1_bn_relu(in_channels: int, out_channels: int, norm_layer: NormLayer) 
 
 
 class SpatialGather(nn.Module):
-    """Object region representations (Section 3.3, Eq. 2; official ``SpatialGather_Module``).
+    """Object region representations, f_k (official ``SpatialGather_Module``).
 
     "We aggregate the representations of all the pixels weighted by their degrees
     belonging to the kth object region": f_k = sum_i softmax(m_k)_i x_i, where the
@@ -81,8 +81,8 @@ class SpatialGather(nn.Module):
 
 
 class ObjectAttentionBlock(nn.Module):
-    """The pixel-region relation and the object contextual representation (Section 3.3,
-    Eqs. 3-4; official ``_ObjectAttentionBlock`` / ``ObjectAttentionBlock2D``).
+    """The pixel-region relation, w_ik, and the object contextual representation, y_i (official
+    ``_ObjectAttentionBlock`` / ``ObjectAttentionBlock2D``).
 
     "w_ik = exp(kappa(x_i, f_k)) / sum_j exp(kappa(x_i, f_j))", with
     kappa(x, f) = phi(x)^T psi(f) the "unnormalized relation function": ``f_pixel`` is
@@ -140,7 +140,7 @@ class ObjectAttentionBlock(nn.Module):
 
 
 class SpatialOCR(nn.Module):
-    """The augmented representation (Section 3.3, Eq. 5; official ``SpatialOCR_Module``).
+    """The augmented representation, z_i (official ``SpatialOCR_Module``).
 
     "z_i = g([x_i^T y_i^T]^T)": the pixel's own feature concatenated with its object
     contextual representation, through g = 1x1 conv -> BN -> ReLU (then dropout).
