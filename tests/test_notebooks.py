@@ -113,6 +113,32 @@ def test_first_code_cell_is_the_setup_cell(path):
 DEVICE_VS_STRING = re.compile(r"""\bdevice\s*[!=]=\s*['"]""")
 
 
+SECTION_REFERENCE = re.compile(r"lesson\s+(\d\d),\s+section\s+(\d+(?:\.\d+)*)|第 (\d\d) 课第 (\d+(?:\.\d+)*) 节")
+
+
+def _headings(path: Path) -> list[str]:
+    cells = nbformat.read(path, as_version=4).cells
+    return [line for cell in cells if cell.cell_type == "markdown" for line in cell.source.splitlines()
+            if line.startswith("#")]
+
+
+def test_references_to_a_lesson_section_point_to_one_that_exists():
+    """"lesson 08, section 4.3" must name a heading of lesson 08 that starts with "4.3" (text moves between
+    lessons; a pointer left behind sends the learner to nothing)."""
+    found = 0
+    for folder, paths in (("", NOTEBOOKS), ("zh", ZH_NOTEBOOKS)):
+        lessons = {p.name[:2]: p for p in paths}
+        for path in paths:
+            text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+            for match in SECTION_REFERENCE.finditer(text):
+                lesson, section = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+                found += 1
+                assert lesson in lessons, f"{folder}/{path.name}: {match.group(0)!r}: there is no lesson {lesson}"
+                numbered = [h for h in _headings(lessons[lesson]) if re.match(rf"#+ {re.escape(section)}[ .]", h)]
+                assert numbered, f"{folder}/{path.name}: {match.group(0)!r}: lesson {lesson} has no section {section}"
+    assert found >= 6  # the pattern still matches how the lessons write such pointers
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_no_cell_compares_the_device_with_a_string(path):
     for index, cell in enumerate(_code_cells(_read(path))):
