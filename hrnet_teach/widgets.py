@@ -5,7 +5,7 @@ outputs. The controls and outputs are attributes (``explorer.variant``,
 ``explorer.output``...), so a notebook or a test can drive an explorer by
 setting ``.value``; ``explorer.figure`` and ``explorer.text`` hold what it
 shows last. Shapes come from weightless meta-device models, built once per
-variant and kept, so moving a slider never rebuilds a W64.
+variant and kept, so changing an index never rebuilds a W64.
 """
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def _size_box(description: str, value: int) -> widgets.BoundedIntText:
     # seeing (the segmentation backbone rounds up at every halving, down to 1x1 maps).
     return widgets.BoundedIntText(value=value, min=1, max=max(4096, value), step=32, description=description,
                                   layout=widgets.Layout(width="170px"), style={"description_width": "50px"})
+
+
+def _index_box(description: str, value: int = 0, low: int = 0, high: int = 0,
+               width: str = "150px", label_width: str = "60px") -> widgets.BoundedIntText:
+    """A number box for a branch, module or channel index: arrow keys and its arrows step, typing jumps.
+    Not a slider: ipywidgets 8's slider handle gets no accessible name from its description (a screen
+    reader says "slider" alone), while a box's label is tied to it."""
+    return widgets.BoundedIntText(value=value, min=low, max=high, description=description,
+                                  layout=widgets.Layout(width=width), style={"description_width": label_width})
 
 
 def _variant_choices(variant) -> tuple[dict[str, object], str]:
@@ -93,15 +102,12 @@ class FuseExplorer(widgets.VBox):
     """
 
     def __init__(self, variant: str = "w18", stage: str = "stage3", image_size=(512, 512)) -> None:
-        slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="260px"))
         self._choices, start = _variant_choices(variant)
         self.variant = widgets.Dropdown(options=list(self._choices), value=start, description=_("variant"),
                                         layout=widgets.Layout(width="220px"))
         self.stage = widgets.Dropdown(options=list(hi.STAGES), value=f"stage{hi.stage_number(stage)}", description=_("stage"),
                                       layout=widgets.Layout(width="200px"))
-        self.module = widgets.IntSlider(value=0, min=0, max=0, description=_("module"), **slider)
-        self.i = widgets.IntSlider(value=0, min=0, max=0, description=_("i (out)"), **slider)
-        self.j = widgets.IntSlider(value=0, min=0, max=0, description=_("j (in)"), **slider)
+        self.module, self.i, self.j = (_index_box(_("module")), _index_box(_("i (out)")), _index_box(_("j (in)")))
         self.multi_scale_output = widgets.Checkbox(value=True, description="multi_scale_output", indent=False)
         labels = {v: k for k, v in SIZES.items()}
         size = hi.check_image_size(image_size)
@@ -159,7 +165,7 @@ class FuseExplorer(widgets.VBox):
             self.module.value = self.module.max
 
     def _ranges_then_render(self, _change=None) -> None:
-        """New variant, stage or output mode: fit the sliders to the matrix, then draw once."""
+        """New variant, stage or output mode: fit the index boxes to the matrix, then draw once."""
         self._busy = True
         try:
             self._fit_ranges()
@@ -225,7 +231,7 @@ def fuse_explorer(variant: str = "w18", stage: str = "stage3", image_size=(512, 
 class FeatureExplorer(widgets.VBox):
     """Stage, branch, channel → the feature map (the channel mean at channel -1), beside the image.
 
-    The features are captured once, when the explorer is built; the sliders only pick among them.
+    The features are captured once, when the explorer is built; the boxes only pick among them.
     """
 
     def __init__(self, model: Optional[nn.Module] = None, image=None) -> None:
@@ -234,14 +240,12 @@ class FeatureExplorer(widgets.VBox):
         self.model = model if model is not None else _default_model()
         self.image = image if image is not None else sample_photo((256, 256))
         self.features = hi.capture_features(self.model, self.image)
-        slider = dict(continuous_update=False, style={"description_width": "60px"}, layout=widgets.Layout(width="280px"))
         self.stage = widgets.Dropdown(options=list(self.features), value="stage4", description=_("stage"),
                                       style={"description_width": "50px"}, layout=widgets.Layout(width="220px"))
-        self.branch = widgets.IntSlider(value=0, min=0, max=len(self.features["stage4"]) - 1, description=_("branch"), **slider)
+        self.branch = _index_box(_("branch"), high=len(self.features["stage4"]) - 1)
         # The label sizes itself ("initial"): a fixed width cut it to "channel (-1: m...".
-        self.channel = widgets.IntSlider(value=-1, min=-1, max=self.features["stage4"][0].shape[1] - 1,
-                                         description=_("channel (-1: mean)"), continuous_update=False,
-                                         style={"description_width": "initial"}, layout=widgets.Layout(width="360px"))
+        self.channel = _index_box(_("channel (-1: mean)"), -1, -1, self.features["stage4"][0].shape[1] - 1,
+                                  width="230px", label_width="initial")
         self.info = widgets.Output()
         self.output = widgets.Output()
         self.figure = None

@@ -170,6 +170,17 @@ def widget_text(handle) -> str:
     return handle.evaluate("el => el.innerText")
 
 
+# Every control in an element without an accessible name (a label tied to it, aria-label or aria-labelledby,
+# or a button's own text): a screen reader announces such a control as "slider" or "edit text" alone.
+UNNAMED_CONTROLS_JS = """
+el => Array.from(el.querySelectorAll('input, select, textarea, button, [role=slider]'))
+  .filter(c => !(c.getAttribute('aria-label') || c.getAttribute('aria-labelledby')
+                 || Array.from(c.labels || []).some(l => l.innerText.trim())
+                 || (c.tagName === 'BUTTON' && c.innerText.trim())))
+  .map(c => c.outerHTML.slice(0, 120))
+"""
+
+
 def test_fuse_lesson_runs_in_a_real_browser(lab, tmp_path):
     url, work = lab
     shots = ROOT / "assets" / "screenshots"
@@ -195,6 +206,7 @@ def test_fuse_lesson_runs_in_a_real_browser(lab, tmp_path):
             output.wait_for(state="attached", timeout=30_000)
             before = widget_text(output)
             assert before.strip(), "the fuse explorer shows nothing before any change"
+            assert not widget.evaluate(UNNAMED_CONTROLS_JS), "explorer controls without an accessible name"
 
             select = widget.locator("select")
             slider = widget.locator(".widget-slider .slider, .widget-hslider .slider")
@@ -339,6 +351,9 @@ def test_lesson_fits_a_1000px_pane_and_saves_to_the_working_copy(lab, lesson, tm
                     cells.nth(k).scroll_into_view_if_needed()
                     cells.nth(k).screenshot(path=str(shots / f"{lesson[:2]}_output{k:02d}.png"))
             assert not problems, f"{lesson} in a {PANE_WIDTH} px pane:\n" + "\n".join(problems)
+            unnamed = [c for w in page.locator(".jp-OutputArea-output .jupyter-widgets.widget-vbox").all()
+                       for c in w.evaluate(UNNAMED_CONTROLS_JS)]
+            assert not unnamed, f"{lesson}: widget controls without an accessible name: {unnamed}"
 
             # The learner saves: outputs go to the working copy, the repository stays as committed.
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
@@ -427,6 +442,7 @@ def test_zh_lesson_renders_chinese_and_its_widget_works(lab_zh, tmp_path):
             page.wait_for_function("el => el.innerText.trim().length > 0", arg=info.element_handle(), timeout=60_000)
             before = widget_text(widget)
             assert any("\u4e00" <= c <= "\u9fff" for c in before), f"the explorer does not speak Chinese: {before[:200]!r}"
+            assert not widget.evaluate(UNNAMED_CONTROLS_JS), "explorer controls without an accessible name"
             select = widget.locator("select")
             if select.count():  # as in the English test: another input size, variant ...
                 dropdown = select.last
