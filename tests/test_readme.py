@@ -174,3 +174,16 @@ def test_each_question_points_to_a_section_that_exists(readme, title, folder):
     for question, lesson, heading in rows:
         notebook = next(folder.glob(f"{lesson}_*.ipynb"))
         assert heading in _headings(notebook), f"{readme.name}: {question!r} points to {lesson} · {heading!r}, not a heading there"
+
+
+@pytest.mark.parametrize("readme, title", [("README.md", "## The course"), ("README.zh.md", "## 各课内容")],
+                         ids=["en", "zh"])
+def test_course_table_has_one_row_per_lesson(readme, title):
+    """Each edition says what every lesson holds: a lesson added without a row would be invisible there."""
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    assert title in text, f"{readme}: no section {title!r}"
+    section = text.split(title, 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d\d) [^|]+ \| (.+) \|$", section, flags=re.MULTILINE)
+    lessons = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert [number for number, _what in rows] == lessons, f"{readme}: the course table's rows and the lessons differ"
+    assert all(len(what) > 20 for _number, what in rows), f"{readme}: a lesson's row says almost nothing"
