@@ -226,6 +226,13 @@ def test_fuse_lesson_runs_in_a_real_browser(lab, tmp_path):
             )
             after = widget_text(output)
             assert after != before
+            # By keyboard and by name, as a screen-reader user reaches it: row i one lower, a new entry shown.
+            row = widget.get_by_label("i (out)")
+            row.focus()
+            page.keyboard.press("ArrowDown")
+            page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim().length > 0",
+                                   arg=[output.element_handle(), after], timeout=60_000)
+            assert row.input_value() == "1", f"ArrowDown in the i box left it at {row.input_value()}"
             widget.screenshot(path=str(tmp_path / "fuse_explorer.png"))
             page.screenshot(path=str(tmp_path / "lesson03.png"), full_page=False)
             for name, least in (("fuse_explorer.png", 1_000), ("lesson03.png", 20_000)):
