@@ -334,3 +334,95 @@ def test_the_reference_is_exact_on_the_odd_scene_too():
 def test_head_slips_get_their_message(answer, fragment):
     result = ex.head.check(answer)
     assert not result.passed and fragment in result.message, result.message
+
+
+# ---------------------------------------------------------------- from a learner's read-through (37 wrong answers)
+@pytest.mark.parametrize("slip", ["layer1 of BasicBlocks", "stage2 given layer1's channels",
+                                  "transition2's arguments swapped", "stage4 built from cfg.stage3"])
+def test_right_names_wrong_structure_say_why_not_names(slip):
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES[slip][0]).message
+    assert message.startswith("Stage 1 (key names)") and "names must give" not in message, message
+
+
+def test_a_module_that_returns_the_wrong_thing_is_named_not_the_piece_that_raised_after_it():
+    # Before: "raised RuntimeError inside transition2.2 ... its input is y_list[-1], not y_list[0]" for a stage2.0
+    # that returned a tensor: transition2's new branch got that tensor's slice, and was blamed.
+    for slip in ("a module returns a tensor", "a module's forward without return"):
+        message = ex.capstone_network.check(ex.NETWORK_MISTAKES[slip][0]).message
+        assert "stage2.0 (HighResolutionModule) differs" in message and "transition2" not in message, message
+        assert "forward returns a Python list" in message and "so the fusion differs" not in message, message
+
+
+def test_a_size_slip_in_the_sum_is_not_blamed_on_the_fuse_index():
+    message = ex.hr_module.check(ex._module_patched("fuse", ex._module_fused_with(ex._term_to_x0_size))).message
+    assert "must have x[i]'s size before the sum" in message and "row i is the output" not in message, message
+    message = ex.hr_module.check(ex._module_patched("fuse", ex._net_fuse_ji)).message  # a conv given x[j]: the index
+    assert "row i is the output" in message and "before the sum" not in message, message
+
+
+def test_a_downsample_as_a_plain_list_is_told_to_be_a_sequential_and_nothing_else():
+    message = ex.layer1.check(ex._layer1_downsample_plain_list).message
+    assert "Use nn.Sequential(*layers)" in message and "nn.ModuleList" not in message, message
+    assert "needs a `downsample` shortcut" not in message, message
+
+
+def test_one_plain_list_sentence_for_three_transitions():
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["every transition a plain list"][0]).message
+    assert message.count("plain Python list") == 1, message
+
+
+def test_the_head_points_to_lesson_08_for_align_corners():
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["align_corners flipped in the head only"][0]).message
+    assert "lesson 08, section 4.3" in message and "lesson 03" not in message, message
+
+
+@pytest.mark.parametrize("check, build, fragment", [
+    (ex.stage, ex._stage_one_module, "its config's num_modules is 3"),
+    (ex.stage, ex._stage_inchannels_kept, "Module 1 takes what module 0 gives out"),
+    (ex.hr_module, ex._module_every_row, "only row 0 of fuse_layers is built"),
+], ids=["num_modules ignored", "num_inchannels not updated", "multi_scale_output ignored"])
+def test_what_the_checkpoint_cannot_show_is_checked_on_the_structure(check, build, fragment):
+    # W18-small-v1 has one module per stage and every fuse row: these slips load its checkpoint strictly
+    assert ex.capstone_network.check(ex.MyHRNet).passed
+    message = check.check(build).message
+    assert "built with no checkpoint" in message and fragment in message, message
+
+
+def test_the_reference_pieces_pass_the_structure_cases_too():
+    assert "Built as w18_small_v2's stage3 (3 modules)" in ex.stage.check(ex.make_stage).message
+    assert "Built as stage3.0 with multi_scale_output=False" in ex.hr_module.check(ex.HighResolutionModule).message
+
+
+NOTEBOOK_MODULE = '''
+import torch.nn.functional as F
+from hrnet_teach.exercises.lesson11 import HighResolutionModule as Reference
+
+
+class HighResolutionModule(Reference):
+    def forward(self, x):
+        x = [branch(xi) for branch, xi in zip(self.branches, x)]
+        out = []
+        for i in range(len(self.fuse_layers)):
+            y = x[i]
+            for j in range(len(x)):
+                if j > i:
+                    term = F.interpolate(self.fuse_layers[i][j](x[j]), size=x[i].shape, mode="bilinear")
+                    y = y + term
+            out.append(self.relu(y))
+        return out
+'''
+
+
+def test_an_exception_inside_a_module_says_the_learners_line():
+    namespace = {}
+    exec(compile(NOTEBOOK_MODULE, "/tmp/ipykernel_1/2.py", "exec"), namespace)  # as a notebook cell is
+    message = ex.hr_module.check(namespace["HighResolutionModule"]).message
+    line = next(n for n, text in enumerate(NOTEBOOK_MODULE.split("\n"), 1) if "F.interpolate" in text)
+    assert "raised ValueError inside stage3.0" in message and f"(line {line} in forward)" in message, message
+
+
+def test_checking_an_instance_leaves_it_as_it_was():
+    net = ex.MyHRNet()
+    before = net.conv1.weight.clone()
+    assert ex.capstone_network.check(net).passed
+    assert torch.equal(net.conv1.weight, before) and net.training

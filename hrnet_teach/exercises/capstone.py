@@ -12,12 +12,19 @@ shipped checkpoint and the package's model, in the order one debugs a port.
    fuse sum, a ReLU on each term, the in-place list, the upsampling mode,
    ``align_corners``), so the message names the slip, not just the place.
 
+Where the learner's forward raised, the modules that finished before are compared first: one that
+returned something else than its list makes a later, innocent piece raise. A piece is also built in
+forms the checkpoint has no module of (``structures``: a stage of three modules, a module with
+``multi_scale_output=False``), and its keys and shapes compared with the package's (stages 1 and 2 only).
+
 Every stage raises :class:`Wrong` with its message; the exercises in ``lesson11.py``
 call :func:`check_module` for the whole network and for single pieces.
 """
 from __future__ import annotations
 
+import copy
 import inspect
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -29,11 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import get_config
 from ..data import ShapesDataset
 from ..i18n import N_, _
 from ..module import HighResolutionModule
 from ._answers import one_thread
-from ._base import Exercise, NotAttempted, Wrong
+from ._base import Exercise, NotAttempted, Wrong, learner_frames, where_raised
 
 VARIANT = "w18_small_v1"
 SCENES = 2  # held-out scenes per check: enough to see a difference, quick on a CPU
@@ -296,11 +304,9 @@ def _key_diagnosis(missing: list[str], unexpected: list[str], expected: dict, go
         return _(" Your fuse_layers look transposed: your fuse_layers[{row}][{col}] holds what belongs in "
                        "fuse_layers[{col}][{row}]. The index is [i][j] = [output branch][input branch]: row i collects "
                        "every input j into output i (lesson 03).", row=row, col=col)
-    for key in unexpected:
-        stem = key.rsplit(".", 1)[0]
-        if key.endswith(".bias") and f"{stem}.weight" in expected and expected[f"{stem}.weight"].dim() == 4:
-            return _(" {key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
-                           "each), except the two convs of last_layer.", key=prefix + key)
+    layer_order = _layer_order(unexpected, expected, got, prefix)
+    if layer_order:
+        return layer_order
     for key in unexpected:
         partner = next((m for m in missing if _shifted(key, m)), None)
         if partner is not None:
@@ -314,14 +320,63 @@ def _key_diagnosis(missing: list[str], unexpected: list[str], expected: dict, go
     return ""
 
 
+def _layer_order(unexpected: list[str], expected: dict, got: dict, prefix: str) -> str:
+    """An unexpected key where the checkpoint has a conv: yours is a BatchNorm there (the two swapped),
+    or a conv with a bias."""
+    for key in unexpected:
+        stem = key.rsplit(".", 1)[0]
+        want, have = expected.get(f"{stem}.weight"), got.get(f"{stem}.weight")
+        if want is None or want.dim() != 4:
+            continue
+        if have is not None and have.dim() == 1:  # a BatchNorm's weight: one value per channel
+            return _(" Your {name} is a BatchNorm2d where the checkpoint has a conv: in the official "
+                     "nn.Sequential the conv comes first, then its BatchNorm2d.", name=prefix + stem)
+        if key.endswith(".bias"):
+            return _(" {key} is unexpected: the official convolutions have bias=False (a BatchNorm follows "
+                           "each), except the two convs of last_layer.", key=prefix + key)
+    return ""
+
+
 def _has_module(value: Any) -> bool:
     """Whether a list or tuple holds an nn.Module, directly or in a nested list (fuse_layers' rows)."""
     return any(isinstance(v, nn.Module) or (isinstance(v, (list, tuple)) and _has_module(v)) for v in value)
 
 
+# Attributes the forward calls as one module: an nn.Sequential chains their layers (an nn.ModuleList
+# has no forward). The others (branches, fuse_layers, transitionK) are indexed: an nn.ModuleList.
+CALLED = re.compile(r"downsample|layer\d|last_layer|stage\d")
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else _("{first} and {last}", first=", ".join(names[:-1]), last=names[-1])
+
+
+def _plain_list_sentence(module: str, kind: str, attrs: list[str], type_name: str) -> list[str]:
+    """What to use instead of a plain list: one sentence for the attributes of one module that need the same."""
+    if kind == "indexed" and len(attrs) > 1:
+        return [_(" {attrs} of {module} are plain Python lists: their layers are not registered, so they have "
+                  "no state-dict keys. Use nn.ModuleList.", attrs=_and([f"self.{a}" for a in attrs]), module=module)]
+    sentences = []
+    for attr in attrs:
+        names = {"attr": attr, "module": module, "type": type_name}
+        if kind == "rows":  # rows of layers, as fuse_layers
+            sentences.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
+                               "so they have no state-dict keys. Use nn.ModuleList, for it and for each of its "
+                               "rows.", **names))
+        elif kind == "called":
+            sentences.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
+                               "so they have no state-dict keys. Use nn.Sequential(*layers): it registers them and, "
+                               "when called, runs them in order.", **names))
+        else:
+            sentences.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
+                               "so they have no state-dict keys. Use nn.ModuleList.", **names))
+    return sentences
+
+
 def _plain_list_causes(learner: nn.Module, missing: list[str], prefix: str) -> tuple[list[str], set[str]]:
     """Plain Python lists of layers whose keys are missing: the names are right, the list does not register them."""
-    causes, explained, named = [], set(), set()
+    found: dict[tuple[str, str], list[str]] = {}  # (module, kind of advice) -> attributes
+    explained, named, types = set(), set(), {}
     for path, module in learner.named_modules():
         for attr, value in vars(module).items():
             if attr.startswith("_") or not isinstance(value, (list, tuple)) or not _has_module(value):
@@ -333,14 +388,12 @@ def _plain_list_causes(learner: nn.Module, missing: list[str], prefix: str) -> t
             explained |= keys
             if attr not in named:  # once per attribute: one class usually makes them all (stage2.0, stage3.0, ...)
                 named.add(attr)
-                names = {"attr": attr, "module": _label(path, prefix), "type": type(value).__name__}
-                if any(isinstance(v, (list, tuple)) for v in value):  # rows of layers, as fuse_layers
-                    causes.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
-                                    "so they have no state-dict keys. Use nn.ModuleList, for it and for each of its "
-                                    "rows.", **names))
-                else:
-                    causes.append(_(" self.{attr} of {module} is a plain Python {type}: its layers are not registered, "
-                                    "so they have no state-dict keys. Use nn.ModuleList.", **names))
+                kind = ("rows" if any(isinstance(v, (list, tuple)) for v in value)
+                        else "called" if CALLED.fullmatch(attr) else "indexed")
+                found.setdefault((_label(path, prefix), kind), []).append(attr)
+                types[attr] = type(value).__name__
+    causes = [sentence for (module, kind), attrs in found.items()
+              for sentence in _plain_list_sentence(module, kind, attrs, types[attrs[0]])]
     return causes, explained
 
 
@@ -364,20 +417,125 @@ def _single_row_causes(missing: list[str], got: dict, prefix: str) -> tuple[list
 def _conv_bias_causes(missing: list[str], expected: dict, got: dict, prefix: str) -> tuple[list[str], set[str]]:
     """A conv bias missing: in the checkpoint only last_layer's convs have one."""
     biases = {k for k in missing if k.endswith(".bias") and k[:-5] + ".weight" in got
-              and expected[k[:-5] + ".weight"].dim() == 4}
+              and expected[k[:-5] + ".weight"].dim() == 4 and got[k[:-5] + ".weight"].dim() == 4}
     if not biases:
         return [], set()
     return ([_(" {key} is missing: last_layer's convs have bias=True (the only convs of the network that do); "
                "leave out bias=False there.", key=prefix + min(biases))], biases)
 
 
-def _key_causes(learner: nn.Module | None, missing: list[str], expected: dict, got: dict,
+def _config_of(name: str) -> str:
+    """The config a module of the network is built from: layer1.0 -> cfg.stage1, stage3.0.branches.1 -> cfg.stage3."""
+    return "cfg.stage1" if name.startswith("layer1") else "cfg." + name.split(".")[0]
+
+
+def _block_causes(missing: list[str], unexpected: list[str], got: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """A BasicBlock where the checkpoint has a Bottleneck (no conv3, bn3), or the other way round."""
+    for key in missing:
+        block = key[:-len(".conv3.weight")] if key.endswith(".conv3.weight") else None
+        if block is not None and f"{block}.conv1.weight" in got:
+            explained = {k for k in missing if re.match(rf"{re.escape(block)}\.(conv3|bn3)\.", k)}
+            return [_(" Your {name} has no conv3 and bn3: it is a BasicBlock (two 3x3 convs) where the checkpoint "
+                      "has a Bottleneck (conv1 to conv3, lesson 01). {config}.block is 'BOTTLENECK': build it with "
+                      "Bottleneck.", name=prefix + block, config=_config_of(prefix + block))], explained
+    for key in unexpected:
+        if key.endswith(".conv3.weight"):
+            block = key[:-len(".conv3.weight")]
+            return [_(" Your {name} has a conv3 and a bn3: it is a Bottleneck where the checkpoint has a BasicBlock "
+                      "(conv1 and conv2 only, lesson 01). {config}.block is 'BASIC': build it with BasicBlock, "
+                      "BLOCKS[{config}.block].", name=prefix + block, config=_config_of(prefix + block))], set()
+    return [], set()
+
+
+def _inchannel_causes(unexpected: list[str], prefix: str) -> tuple[list[str], set[str]]:
+    """A downsample the checkpoint's branch lacks: that branch was built with other input channels."""
+    for key in unexpected:
+        match = re.match(r"(stage\d)\.(\d+)\.branches\.(\d+)\.0\.downsample\.", prefix + key)
+        if match is None:
+            continue
+        stage, module, b = match.group(1), int(match.group(2)), match.group(3)
+        name = f"{stage}.{module}.branches.{b}.0"
+        if module == 0:
+            return [_(" Your {name} has a downsample that the official one lacks: make_layer adds one when the "
+                      "branch's input channels differ from num_channels[{b}] x expansion, so {stage} was built with "
+                      "other num_inchannels. A stage takes the channels its transition gives out: "
+                      "make_stage(cfg.{stage}, cfg.{stage}.num_channels, align_corners).",
+                      name=name, b=b, stage=stage)], set()
+        return [_(" Your {name} has a downsample that the official one lacks: make_layer adds one when the "
+                  "branch's input channels differ from num_channels[{b}] x expansion. Module {module} takes what "
+                  "module {previous} gives out: after each module, num_inchannels = [c * block.expansion for c in "
+                  "stage.num_channels].", name=name, b=b, module=module, previous=module - 1)], set()
+    return [], set()
+
+
+def _entries(learner: nn.Module | None, name: str) -> nn.Module | None:
+    """The learner's container ``name`` (a transition, say), or None."""
+    if learner is None or not _has(learner, name):
+        return None
+    return learner.get_submodule(name)
+
+
+def _transition_causes(learner: nn.Module | None, missing: list[str], got: dict,
+                       prefix: str) -> tuple[list[str], set[str]]:
+    """A transition entry whose keys are all missing: the transition has too few entries, or None there."""
+    for key in missing:
+        match = re.match(r"transition(\d)\.(\d+)\.", prefix + key)
+        transition = _entries(learner, f"transition{match.group(1)}") if match else None
+        if not isinstance(transition, nn.ModuleList) or any(k.startswith(match.group(0)) for k in got):
+            continue
+        k, n = int(match.group(1)), int(match.group(2))
+        explained = {m for m in missing if (prefix + m).startswith(match.group(0))}
+        if n >= len(transition):
+            want = get_config(VARIANT).stages[k].num_branches
+            return [_(" Your transition{k} has {count} entries; the checkpoint's has {want}, one per branch of "
+                      "stage{next}. make_transition(pre_channels, cur_channels) takes what stage{k} gives out first, "
+                      "then stage{next}'s channels: transition{k} = make_transition(..., cfg.stage{next}.num_channels).",
+                      k=k, count=len(transition), want=want, next=k + 1)], explained
+        if transition[n] is None:
+            return [_(" Your transition{k}[{n}] is None where the checkpoint has layers: an entry is None only "
+                      "where a branch keeps its channels, and a new branch always has layers.", k=k, n=n)], explained
+    return [], set()
+
+
+def _branch_causes(missing: list[str], expected: dict, got: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """A module with fewer branches than the checkpoint's: it was built from another stage's config."""
+    for key in missing:
+        match = re.match(r"((?:.*\.)?)branches\.(\d+)\.", key)
+        if match is None or any(k.startswith(match.group(0)) for k in got):
+            continue
+        module = match.group(1)
+        if not any(k.startswith(module + "branches.") for k in got):  # no such module at all: not a branch count
+            continue
+        explained = {k for k in missing if k.startswith((module + "branches.", module + "fuse_layers."))}
+        name = (prefix + module).rstrip(".")
+        stage = name.split(".")[0]
+        return [_(" Your {name} has {have} branches; the checkpoint's has {want}: build {stage} from its own config, "
+                  "make_stage(cfg.{stage}, ...) (cfg.{stage}.num_branches is {want}).",
+                  name=name, have=_branch_count(got, module), want=_branch_count(expected, module), stage=stage)], explained
+    return [], set()
+
+
+def _branch_count(keys, module: str) -> int:
+    """How many branches the keys under ``module`` (e.g. 'stage4.0.') hold."""
+    return len({m.group(1) for k in keys for m in [re.match(re.escape(module) + r"branches\.(\d+)\.", k)] if m})
+
+
+def _key_causes(learner: nn.Module | None, missing: list[str], unexpected: list[str], expected: dict, got: dict,
                 prefix: str) -> tuple[list[str], set[str]]:
-    """Why keys are missing although the names are right: (the sentences, the missing keys they explain)."""
+    """Why keys are missing or unexpected although the names are right: (the sentences, the missing keys they
+    explain). Each finder sees only the keys the ones before it left unexplained."""
     causes, explained = [], set()
-    found = [_plain_list_causes(learner, missing, prefix) if learner is not None else ([], set()),
-             _single_row_causes(missing, got, prefix), _conv_bias_causes(missing, expected, got, prefix)]
-    for sentences, keys in found:
+    finders = [lambda left: _plain_list_causes(learner, left, prefix) if learner is not None else ([], set()),
+               lambda left: _single_row_causes(left, got, prefix),
+               lambda left: _conv_bias_causes(left, expected, got, prefix),
+               lambda left: _block_causes(left, unexpected, got, prefix),
+               lambda left: _inchannel_causes(unexpected, prefix),
+               lambda left: _transition_causes(learner, left, got, prefix),
+               lambda left: _module_count_causes(left, unexpected, expected, got, prefix),
+               lambda left: _branch_causes(left, expected, got, prefix),
+               lambda left: _extra_rows_causes(unexpected, expected, prefix)]
+    for finder in finders:
+        sentences, keys = finder([k for k in missing if k not in explained])
         causes += sentences
         explained |= keys
     return causes, explained
@@ -388,34 +546,50 @@ def stage_keys(got: dict, expected: dict, prefix: str = "", learner: nn.Module |
     unexpected = [k for k in got if k not in expected]
     if not missing and not unexpected:
         return
-    causes, explained = _key_causes(learner, missing, expected, got, prefix) if missing else ([], set())
+    causes, explained = _key_causes(learner, missing, unexpected, expected, got, prefix)
     if len(missing) == len(expected) and not causes:
         yours = (", ".join(list(got)[:3]) + (", ..." if len(got) > 3 else "")) if got else _("none")
         raise Wrong(_("Stage 1 (key names): none of the checkpoint's {count} keys is in your module's state_dict() "
                       "(yours: {yours}). Name the attributes as the official code does; `ex.checkpoint_outline()` "
                       "lists them.", count=len(expected), yours=yours))
+    diagnosis = _key_diagnosis([k for k in missing if k not in explained], unexpected, expected, got, prefix)
+    raise Wrong(_("Stage 1 (key names): {counts}: {listed}.", counts=_key_counts(missing, unexpected),
+                  listed=_listed(missing, unexpected, prefix))
+                + "".join(causes) + diagnosis + _names_advice(missing, unexpected, expected, prefix,
+                                                              bool(causes or diagnosis)))
+
+
+def _key_counts(missing: list[str], unexpected: list[str]) -> str:
+    if missing and unexpected:
+        return _("{missing} of the checkpoint missing from yours and {unexpected} of yours not in the checkpoint",
+                 missing=_keys(len(missing)), unexpected=_keys(len(unexpected)))
+    if missing:
+        return _("{missing} of the checkpoint missing from yours", missing=_keys(len(missing)))
+    return _("{unexpected} of yours not in the checkpoint", unexpected=_keys(len(unexpected)))
+
+
+def _listed(missing: list[str], unexpected: list[str], prefix: str) -> str:
     groups = group_keys(missing, prefix, "missing") + group_keys(unexpected, prefix, "unexpected")
     separator = _("; ")  # between the listed modules (a full-width semicolon in Chinese)
-    listed = separator.join(groups[:2 * MAX_LISTED]) + (separator + "..." if len(groups) > 2 * MAX_LISTED else "")
-    if missing and unexpected:
-        counts = _("{missing} of the checkpoint missing from yours and {unexpected} of yours not in the checkpoint",
-                   missing=_keys(len(missing)), unexpected=_keys(len(unexpected)))
-    elif missing:
-        counts = _("{missing} of the checkpoint missing from yours", missing=_keys(len(missing)))
-    else:
-        counts = _("{unexpected} of yours not in the checkpoint", unexpected=_keys(len(unexpected)))
-    names = "" if not unexpected and explained >= set(missing) else \
-        _(" Your module and attribute names must give the official state-dict keys.")
-    raise Wrong(_("Stage 1 (key names): {counts}: {listed}.", counts=counts, listed=listed)
-                + "".join(causes) + _key_diagnosis(missing, unexpected, expected, got, prefix) + names)
+    return separator.join(groups[:2 * MAX_LISTED]) + (separator + "..." if len(groups) > 2 * MAX_LISTED else "")
+
+
+def _names_advice(missing: list[str], unexpected: list[str], expected: dict, prefix: str, explained: bool) -> str:
+    """About the names only where a name of yours is not the checkpoint's (a module it has no keys under);
+    where every name is one of the checkpoint's, the structure differs, and a cause found says how."""
+    official = {_group_name(prefix + k) for k in expected}
+    if any(_group_name(prefix + k) not in official for k in unexpected):
+        return _(" Your module and attribute names must give the official state-dict keys.")
+    if explained:
+        return ""
+    return _(" Your names are the official ones, so what differs is what you build: the modules listed lack "
+             "layers the checkpoint has, or hold layers it lacks. Compare them with the official code.")
 
 
 # ---------------------------------------------------------------- stage 2: shapes
 @cache
 def _pre_channels() -> dict[str, tuple[int, ...]]:
     """The branches' channels before each transition of the checkpoint's network."""
-    from ..config import get_config
-
     stages = get_config(VARIANT).stages
     return {f"transition{k}": stages[k - 1].out_channels for k in (1, 2, 3)}
 
@@ -459,6 +633,68 @@ def stage_shapes(got: dict, expected: dict, prefix: str = "") -> None:
         message = _("Stage 2 (shapes): every key is there, but {count} tensors have another shape: {listed}{more}.",
                     count=len(wrong), listed=listed, more=more)
     raise Wrong(message + _shape_diagnosis(prefix + key, want, have))
+
+
+# ---------------------------------------------------------------- structure only (no checkpoint)
+def package_stage(stage: Any, num_inchannels: Sequence[int]) -> nn.Sequential:
+    """A stage as the package's backbone builds it (HRNet._make_stage, without the transition), on the meta
+    device: its keys and shapes, no values."""
+    from ..blocks import BLOCKS
+
+    with torch.device("meta"):
+        modules, channels = [], tuple(num_inchannels)
+        for _module in range(stage.num_modules):
+            modules.append(HighResolutionModule(stage.num_branches, BLOCKS[stage.block], stage.num_blocks, channels,
+                                                stage.num_channels))
+            channels = modules[-1].out_channels  # each module after the first takes what the one before gives out
+        return nn.Sequential(*modules)
+
+
+def compare_structure(mine: nn.Module, official: nn.Module, prefix: str, where: str) -> None:
+    """Stages 1 and 2 against the package's module built alike, where the checkpoint has no such module."""
+    got, expected = mine.state_dict(), official.state_dict()
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    if missing or unexpected:
+        causes, explained = _key_causes(mine, missing, unexpected, expected, got, prefix)
+        raise Wrong(_("Stage 1 (key names), for {where}: built with no checkpoint and compared with the package's "
+                      "module built alike: {listed}.", where=where, listed=_listed(missing, unexpected, prefix))
+                    + "".join(causes) + _names_advice(missing, unexpected, expected, prefix, bool(causes)))
+    wrong = [(prefix + k, tuple(expected[k].shape), tuple(got[k].shape)) for k in expected
+             if tuple(got[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        listed = _("; ").join(_("{key}: the package's {want}, yours {have}", key=k, want=want, have=have)
+                              for k, want, have in wrong[:MAX_LISTED])
+        raise Wrong(_("Stage 2 (shapes), for {where}: built with no checkpoint and compared with the package's "
+                      "module built alike: {listed}.", where=where, listed=listed))
+
+
+def _module_count_causes(missing: list[str], unexpected: list[str], expected: dict, got: dict,
+                         prefix: str) -> tuple[list[str], set[str]]:
+    """A stage with another number of HighResolutionModules than its num_modules."""
+    def modules(keys):
+        return {m.group(1, 2) for k in keys for m in [re.match(r"(stage\d)\.(\d+)\.", prefix + k)] if m}
+
+    have, want = modules(got), modules(expected)
+    stages = sorted({stage for stage, _m in have ^ want} & {stage for stage, _m in have})  # built, but not alike
+    if not stages:
+        return [], set()
+    stage = stages[0]
+    count = {name: sum(1 for s, _m in found if s == stage) for name, found in (("have", have), ("want", want))}
+    explained = {k for k in missing if (m := re.match(r"(stage\d)\.(\d+)\.", prefix + k)) and m.group(1, 2) in want - have}
+    return [_(" Your {stage} holds {have} HighResolutionModule(s) where its config's num_modules is {want}: build "
+              "one per module, for _ in range(stage.num_modules).", stage=stage, **count)], explained
+
+
+def _extra_rows_causes(unexpected: list[str], expected: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """fuse_layers rows beyond the package's: built with multi_scale_output=False, the module has row 0 only."""
+    rows = {m.group(1) for k in expected for m in [re.search(r"fuse_layers\.(\d+)\.", k)] if m}
+    extra = sorted(k for k in unexpected if (m := re.search(r"fuse_layers\.(\d+)\.", k)) and m.group(1) not in rows)
+    if not extra or rows != {"0"}:
+        return [], set()
+    return [_(" With multi_scale_output=False only row 0 of fuse_layers is built (the pose network's last module "
+              "gives out branch 0 alone): your {key} is one row too many. Build num_branches rows if "
+              "multi_scale_output, else 1.", key=prefix + extra[0])], set()
 
 
 # ---------------------------------------------------------------- stage 3 and 4: outputs and forward details
@@ -512,7 +748,23 @@ def _odd_failure(record: Record, prefix: str, reference_module: nn.Module) -> st
              "Upsample to the finer branch's exact size (size=x[i].shape[-2:]; in the head, "
              "size=features[0].shape[-2:]), not by a scale factor.",
              trained=trained_image_size(), size=ODD_SIZE, error=type(error).__name__, where=_where(record, prefix)[1],
-             text=_error_text(error), sizes=", ".join(map(str, sizes)), coarse=coarse, doubled=2 * coarse, fine=fine)
+             text=_error_text(error) + _line(error), sizes=", ".join(map(str, sizes)), coarse=coarse,
+             doubled=2 * coarse, fine=fine)
+
+
+def _line(error: BaseException) -> str:
+    """' (line N in forward)': where in the learner's code ``error`` was raised; '' where none of it ran."""
+    return _(" ({where})", where=where_raised(error)) if learner_frames(error) else ""
+
+
+def _raised_in_torch(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error`` is torch's own Python (a conv's forward given another number of
+    channels than it was built for), not the learner's code (an operation such as a sum of two sizes of map)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    torch_dir = os.path.dirname(torch.__file__) + os.sep
+    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(torch_dir)
 
 
 def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
@@ -520,16 +772,20 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     error = record.error
     inside, where = _where(record, prefix)
     message = _("Stage 3 (outputs): your code raised {error} {where}: {text}.", error=type(error).__name__,
-                where=where, text=_error_text(error))
+                where=where, text=_error_text(error) + _line(error))
     module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
     # Decided from the error's type, not its words: with no autograd and float tensors, a RuntimeError
     # in a forward is nearly always tensors whose shapes do not fit (a conv's channels, a sum, a cat).
     shapes = isinstance(error, RuntimeError)
     stage4 = record.calls.get("stage4")
     branch_sizes = {tuple(t.shape[-2:]) for t in stage4.output} if stage4 is not None and stage4.done else set()
-    if isinstance(module, HighResolutionModule) and shapes:
+    if isinstance(module, HighResolutionModule) and shapes and _raised_in_torch(error):  # a layer got x[j]
         message += _(" In a HighResolutionModule the term that flows from input branch j into output branch i "
                            "is fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
+    elif isinstance(module, HighResolutionModule) and shapes:  # your own code joined maps of two sizes
+        message += _(" Every term of output i must have x[i]'s size before the sum: a coarser term (j > i) is "
+                     "resized with size=x[i].shape[-2:], a finer one (j < i) comes down to x[i]'s size through the "
+                     "stride-2 steps of fuse_layers[i][j].")
     elif inside and re.fullmatch(r"transition\d\.\d+", prefix + inside) and shapes:
         message += _(" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
                            "not y_list[0] (lesson 05).")
@@ -557,31 +813,36 @@ def _label(name: str, prefix: str) -> str:
     return prefix.rstrip(".") if prefix else _("your whole network")
 
 
-def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool) -> dict[str, list[torch.Tensor]]:
-    """What a HighResolutionModule's fusion gives with each typical slip, from its branch outputs ``xs``."""
+def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool) -> list[tuple[str, list]]:
+    """What a HighResolutionModule's fusion gives with each typical slip, from its branch outputs ``xs``:
+    (the slip in words, the outputs), first match first."""
 
     def term(i, j, x, mode="bilinear", align=align_corners):
         if j == i:
             return x[j]
         t = module.fuse_layers[i][j](x[j])
         if j > i:
-            kwargs = {"align_corners": align} if mode == "bilinear" else {}
+            kwargs = {"align_corners": align} if mode in ("bilinear", "bicubic") else {}
             t = F.interpolate(t, size=x[i].shape[-2:], mode=mode, **kwargs)
         return t
 
-    def fused(relu_after=True, relu_terms=False, in_place=False, **kw):
+    def fused(relu_after=True, relu_terms=False, in_place=False, into_x0=None, **kw):
         x, out = list(xs), []
         for i in range(len(module.fuse_layers)):
             terms = [term(i, j, x, **kw) for j in range(len(x))]
             y = sum(torch.relu(t) if relu_terms else t for t in terms[1:]) + (torch.relu(terms[0]) if relu_terms else terms[0])
-            y = torch.relu(y) if relu_after else y
-            out.append(y)
+            out.append(torch.relu(y) if relu_after else y)
             if in_place:
-                x[i] = y
+                x[i] = out[-1]
+            elif into_x0 and i == 0:  # y = x[0]; y += term: row 0's sum (ReLU'd in place or not) lands in x[0]
+                x[0] = out[-1] if into_x0 == "relu" else y
         return out
 
     checkpoint_setting = checkpoint_align_corners()
-    return {
+    added_in_place = _("you added the terms into x[0] in place (y = x[i] when j == i, then y += term): y is the "
+                       "branch output itself, so row 0's sum overwrote x[0], which the later rows still read. Add "
+                       "into a new tensor: y = y + term")
+    return list({
         _("you left out the ReLU after the fuse sum: each output branch is relu(sum over j of the terms), "
           "one ReLU after the sum (lesson 03)"): fused(relu_after=False),
         _("you put the ReLU in the wrong place: on each term before the sum; the module applies one ReLU after the "
@@ -596,7 +857,9 @@ def fuse_variants(module: nn.Module, xs: list[torch.Tensor], align_corners: bool
             fused(align=not align_corners),
         _("you upsample with mode='nearest'; the segmentation network enlarges coarser branches bilinearly to "
           "branch i's exact size"): fused(mode="nearest"),
-    }
+        **{_("you upsample with mode='{mode}'; the segmentation network enlarges coarser branches bilinearly "
+             "(mode='bilinear') to branch i's exact size", mode=mode): fused(mode=mode) for mode in ("bicubic", "area")},
+    }.items()) + [(added_in_place, fused(into_x0=when)) for when in ("relu", "sum")]  # an in-place ReLU or not
 
 
 def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str, torch.Tensor]:
@@ -611,8 +874,8 @@ def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str
     return {
         _("your head upsamples with align_corners={yours}; the shipped checkpoint was trained with "
           "align_corners={trained} (checkpoint['align_corners']): lesson 06's v2_head used True, the "
-          "package's default (the official HRNetV2-W48 Cityscapes files say False; lesson 03), so pass "
-          "align_corners in",
+          "package's default (the official HRNetV2-W48 Cityscapes files say False; lesson 08, section 4.3), so "
+          "pass align_corners in",
           yours=not align_corners, trained=checkpoint_align_corners()): concat(align=not align_corners),
         _("your head upsamples with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size"):
             concat(mode="nearest"),
@@ -626,15 +889,7 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
     """Stage 4: at the first difference, which slip explains it."""
     align = checkpoint_align_corners()
     if side == "output" and isinstance(reference_module, HighResolutionModule):
-        mine = record.calls[name].output
-        branches = [record.calls[f"{name}.branches.{b}" if name else f"branches.{b}"].output
-                    for b in range(reference_module.num_branches)]
-        with torch.no_grad():
-            for message, value in fuse_variants(reference_module, branches, align).items():
-                if difference(mine, value)[0]:
-                    return _(" Stage 4 (forward details): its branches match, but {slip}.", slip=message)
-        return _(" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
-                       "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
+        return _fusion_detail(name, record, reference_module)
     if side == "input" and name == "last_layer":
         stage4 = [n for n in record.order if re.fullmatch(r"stage4\.\d+", n)]
         features = record.calls[stage4[-1]].output if stage4 else None
@@ -659,8 +914,42 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
         return _(" Every module matches, so what your forward does after last_layer differs: return "
                        "last_layer's logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or "
                        "LogSoftmax.")
-    return _(" Its input matches, so {name} ({kind}) computes something else inside: compare its forward with "
-                   "the package's.", name=_label(name, prefix), kind=_kind(learner.get_submodule(name)))
+    return _layer_detail(learner.get_submodule(name), reference_module) or _(
+        " Its input matches, so {name} ({kind}) computes something else inside: compare its forward with the "
+        "package's.", name=_label(name, prefix), kind=_kind(learner.get_submodule(name)))
+
+
+def _fusion_detail(name: str, record: Record, reference_module: HighResolutionModule) -> str:
+    """Stage 4 at a HighResolutionModule whose branches match: what it returns, or which fusion slip."""
+    mine = record.calls[name].output
+    rows = len(reference_module.fuse_layers)
+    if not isinstance(mine, (list, tuple)) or len(mine) != rows:
+        return _(" Stage 4 (forward details): forward returns a Python list with one fused map per row of "
+                 "fuse_layers ({rows} here): out = [self.relu(sum of row i's terms) for i in "
+                 "range(len(self.fuse_layers))], then return out.", rows=rows)
+    branches = [record.calls[f"{name}.branches.{b}" if name else f"branches.{b}"].output
+                for b in range(reference_module.num_branches)]
+    with torch.no_grad():
+        for message, value in fuse_variants(reference_module, branches, checkpoint_align_corners()):
+            if difference(mine, value)[0]:
+                return _(" Stage 4 (forward details): its branches match, but {slip}.", slip=message)
+    return _(" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
+             "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
+
+
+GEOMETRY = ("stride", "padding", "dilation", "padding_mode")  # what a conv's weights do not show
+
+
+def _layer_detail(mine: nn.Module, official: nn.Module) -> str:
+    """A conv with the checkpoint's weights and the same input, but set up otherwise: which setting differs."""
+    if not (isinstance(mine, nn.Conv2d) and isinstance(official, nn.Conv2d)):
+        return ""
+    settings = [(k, getattr(mine, k), getattr(official, k)) for k in GEOMETRY if getattr(mine, k) != getattr(official, k)]
+    if not settings:
+        return ""
+    return _(" Its input and weights match, so the conv is set up otherwise: yours has {yours}, the official one "
+             "{official}. A conv's output size comes from its kernel_size, stride and padding.",
+             yours=", ".join(f"{k}={v}" for k, v, _o in settings), official=", ".join(f"{k}={o}" for k, _v, o in settings))
 
 
 def _compared_names(prefix: str) -> tuple[list[str], dict[str, str]]:
@@ -681,18 +970,58 @@ def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_modu
     reference = reference_run(odd)
     names, ref_name = _compared_names(prefix)
     output, record = run_hooked(learner, names, inputs, call)
-    if record.error is not None:
-        raise Wrong(_odd_failure(record, prefix, reference_module) if odd else _failure(record, prefix, reference_module))
-    record.calls.setdefault("", Call(inputs, output, True))
+    if record.error is None:
+        record.calls.setdefault("", Call(inputs, output, True))
     try:
         for index, name in enumerate(names):
+            # After an exception, the modules that finished first: one that returned something wrong (a tensor
+            # for a list, None) makes a later, innocent piece raise, and is the place to look.
+            if record.error is not None and not (name in record.calls and record.calls[name].done):
+                break
             previous = names[index - 1] if index else None
             _compare_one(name, previous, record, reference.calls[ref_name[name]], learner, reference_module, prefix)
     except Wrong as wrong:
         if odd:
             raise Wrong(str(wrong) + _odd_note()) from None
         raise
+    if record.error is not None:
+        message = _odd_failure(record, prefix, reference_module) if odd else _failure(record, prefix, reference_module)
+        raise Wrong(message + _none_called(learner, record, prefix, inputs, call))
     return difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2], record
+
+
+# Lists whose None entries a forward must not call, and what a None there means.
+NONE_ENTRIES = (
+    (r"(.*\.)?fuse_layers\.\d+", N_(" fuse_layers[i][i] is None: the term for j == i is x[i] itself, with nothing "
+                                     "to call (lesson 03).")),
+    (r"transition\d", N_(" A None entry of a transition passes y_list[i] through unchanged: call only the entries "
+                         "that are not None (lesson 05).")),
+)
+
+
+def _none_called(learner: nn.Module, record: Record, prefix: str, inputs: tuple, call: Callable) -> str:
+    """For a TypeError: whether the forward called a None entry. Run the module again with those entries
+    nn.Identity; if the TypeError goes away, that was the call."""
+    if not isinstance(record.error, TypeError):
+        return ""
+    inside = _where(record, prefix)[0] or ""
+    module = learner.get_submodule(inside) if inside else learner
+    args = record.calls[inside].inputs if inside in record.calls else inputs
+    for pattern, sentence in NONE_ENTRIES:
+        holes = [(entries, i) for name, entries in module.named_modules() if isinstance(entries, nn.ModuleList)
+                 and re.fullmatch(pattern, name) for i, entry in enumerate(entries) if entry is None]
+        for entries, i in holes:
+            entries[i] = nn.Identity()
+        try:
+            error = run_hooked(module, [], args, call)[1].error if holes else record.error
+        except NotImplementedError:  # past that call it reached a piece not written yet: the call was the error
+            error = None
+        finally:
+            for entries, i in holes:
+                entries[i] = None
+        if not isinstance(error, TypeError):
+            return str(sentence)
+    return ""
 
 
 def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call, learner: nn.Module,
@@ -813,12 +1142,20 @@ class CheckpointExercise(Exercise):
     code go through ``Exercise.call``, under the time limit.
     """
 
-    def __init__(self, *, prefix: str, args: tuple = (), what: str, **common):
+    def __init__(self, *, prefix: str, args: tuple = (), what: str, structures: Callable[[], list] | None = None,
+                 **common):
         super().__init__(**common)
         self.prefix, self.args, self.what = prefix, tuple(args), what
+        # () -> [(args, the package's module built alike, where)]: built only, keys and shapes compared (no
+        # checkpoint), for what the checkpoint's network cannot show (stages of one module, every fuse row)
+        self.structures = structures
 
     def build(self, answer: Any) -> nn.Module:
-        if isinstance(answer, nn.Module):
+        if isinstance(answer, nn.Module):  # a copy: loading the checkpoint must not change the learner's own net
+            try:
+                answer = copy.deepcopy(answer)
+            except Exception:  # something in it cannot be copied: checked as it is
+                pass
             return self._on_cpu(answer)
         if not callable(answer):
             raise Wrong(_("Pass your {what} itself (its name, no brackets); you gave {type} {answer}.",
@@ -864,11 +1201,33 @@ class CheckpointExercise(Exercise):
         with one_thread():
             module = self.build(answer)
             try:
-                return self.compare(module)
+                result = self.compare(module)
+                return result + (self.compare_structures(answer) if callable(answer) and self.structures else "")
             except NotImplementedError as error:
                 holder = _without_forward(error)
                 if holder is not None:
-                    raise Wrong(_("Running your {what} called a module that has no forward: an nn.{type}. An "
-                                  "nn.ModuleList only holds modules: loop over it, or use nn.Sequential to chain "
-                                  "them.", what=self.what, type=type(holder).__name__)) from None
+                    raise Wrong(self._without_forward_message(module, holder)) from None
                 raise NotAttempted(_not_answered(error)) from None
+
+    def compare_structures(self, answer: Callable) -> str:
+        """The answer built as in each of ``structures``: its keys and shapes must be the package's module's."""
+        wheres = []
+        for args, official, where in self.structures():
+            mine = as_module(lambda args=args, where=where: self.call(
+                answer, *args, where=_("building your {what} as {where}", what=self.what, where=where)), self.what)
+            compare_structure(mine, official, self.prefix, str(where))
+            wheres.append(str(where))
+        return _(" Built as {wheres}, it has the package's keys and shapes too.", wheres=_and(wheres))
+
+    def _without_forward_message(self, module: nn.Module, holder: nn.Module) -> str:
+        """Which module of the learner's has no forward (an nn.ModuleList where make_layer should chain blocks)."""
+        path = next((name for name, m in module.named_modules() if m is holder), None)
+        if path is None:
+            return _("Running your {what} called a module that has no forward: an nn.{type}. An nn.ModuleList only "
+                     "holds modules: loop over it, or use nn.Sequential to chain them.",
+                     what=self.what, type=type(holder).__name__)
+        return _("Running your {what} called {name}, an nn.{type}, which has no forward. An nn.ModuleList only "
+                 "holds modules: loop over it, or use nn.Sequential to chain them.",
+                 what=self.what, name=_label(path, self.prefix), type=type(holder).__name__) + (
+            _(" make_layer builds {name}: return nn.Sequential(*layers).", name=_label(path, self.prefix))
+            if re.search(r"(^|\.)(branches\.\d+|layer1)$", _label(path, self.prefix)) else "")

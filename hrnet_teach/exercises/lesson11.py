@@ -8,7 +8,9 @@ module, then the forward's details.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import itertools
 import textwrap
 import types
 
@@ -136,7 +138,8 @@ def make_stage(stage, num_inchannels, align_corners=False):
 
 
 def v2_head(features, last_layer, align_corners=False):
-    """Lesson 06, with align_corners passed in: upsample every branch to branch 0's size, concatenate, classify."""
+    """Lesson 06, with align_corners passed in: every branch upsampled to branch 0's size, concatenated,
+    classified."""
     size = features[0].shape[-2:]
     resized = [features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=align_corners)
                                for f in features[1:]]
@@ -166,10 +169,12 @@ class MyHRNet(nn.Module):
         self.stage3 = make_stage(cfg.stage3, cfg.stage3.num_channels, align_corners)
         self.transition3 = make_transition(cfg.stage3.num_channels, cfg.stage4.num_channels)
         self.stage4 = make_stage(cfg.stage4, cfg.stage4.num_channels, align_corners)
-        # the V2 head (lesson 06): 1x1 conv (with bias) + BN + ReLU over the 15C concatenation, then the classifier
+        # the V2 head (lesson 06): 1x1 conv (with bias) + BN + ReLU over the concatenated branches,
+        # 240 = 16+32+64+128 channels, then the classifier
         width = sum(cfg.stage4.num_channels)
         self.last_layer = nn.Sequential(
-            nn.Conv2d(width, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, num_classes, 1),
+            nn.Conv2d(width, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, num_classes, 1),
         )
 
     def forward(self, x):
@@ -232,6 +237,23 @@ def _layer1_plain_list(block, inplanes, planes, num_blocks, stride=1):
     return list(make_layer(block, inplanes, planes, num_blocks, stride))
 
 
+def _layer1_bn_first(block, inplanes, planes, num_blocks, stride=1):
+    layer = make_layer(block, inplanes, planes, num_blocks, stride)
+    layer[0].downsample = nn.Sequential(nn.BatchNorm2d(inplanes), nn.Conv2d(inplanes, planes * block.expansion, 1,
+                                                                             stride, bias=False))
+    return layer
+
+
+def _layer1_downsample_plain_list(block, inplanes, planes, num_blocks, stride=1):
+    layer = make_layer(block, inplanes, planes, num_blocks, stride)
+    _as_plain_list(layer[0], "downsample")  # [conv, bn]: a list has no forward, nor keys
+    return layer
+
+
+def _layer1_module_list(block, inplanes, planes, num_blocks, stride=1):
+    return nn.ModuleList(make_layer(block, inplanes, planes, num_blocks, stride))
+
+
 layer1 = CheckpointExercise(
     name="layer1", lesson="11", prefix="layer1.", args=(Bottleneck, 64, 32, 1), what="make_layer",
     question=N_("Write `make_layer(block, inplanes, planes, num_blocks, stride=1)` (lesson 01): num_blocks blocks in an "
@@ -247,6 +269,10 @@ layer1 = CheckpointExercise(
         (_layer1_no_downsample, "needs a `downsample` shortcut"),
         (_layer1_downsample_without_bn, "layer1.0.downsample: 5 keys missing"),
         (_layer1_plain_list, "return an nn.Module"),
+        (_layer1_bn_first, "layer1.0.downsample.0 is a BatchNorm2d where the checkpoint has a conv"),
+        (_layer1_downsample_plain_list, "self.downsample of layer1.0 is a plain Python list"),
+        (_layer1_downsample_plain_list, "Use nn.Sequential(*layers)"),
+        (_layer1_module_list, "make_layer builds layer1: return nn.Sequential(*layers)"),
     ],
 )
 
@@ -293,6 +319,73 @@ def _module_scale_factor(module, x, i):
     return y
 
 
+def _module_fused_with(add_term):
+    """A fuse(x, i) that adds the terms one by one, ``y = add_term(module, x, i, j, y)`` for each j (y starts as
+    None): one slip in how a term is made or added."""
+    def fuse(module, x, i):
+        y = None
+        for j in range(len(x)):
+            y = add_term(module, x, i, j, y)
+        return y
+    return fuse
+
+
+def _term_to_x0_size(module, x, i, j, y):
+    term = x[j] if j == i else module.fuse_layers[i][j](x[j])
+    if j > i:  # every coarser term to branch 0's size: right for row 0 only
+        term = F.interpolate(term, size=x[0].shape[-2:], mode="bilinear", align_corners=module.align_corners)
+    return term if y is None else y + term
+
+
+def _term_calls_none(module, x, i, j, y):
+    term = module.fuse_layers[i][j](x[j])  # also for j == i, where the entry is None
+    if j > i:
+        term = F.interpolate(term, size=x[i].shape[-2:], mode="bilinear", align_corners=module.align_corners)
+    return term if y is None else y + term
+
+
+def _term_bicubic(module, x, i, j, y):
+    term = x[j] if j == i else module.fuse_layers[i][j](x[j])
+    if j > i:
+        term = F.interpolate(term, size=x[i].shape[-2:], mode="bicubic", align_corners=module.align_corners)
+    return term if y is None else y + term
+
+
+def _term_added_in_place(module, x, i, j, y):
+    term = x[j] if j == i else module.fuse_layers[i][j](x[j])
+    if j > i:
+        term = F.interpolate(term, size=x[i].shape[-2:], mode="bilinear", align_corners=module.align_corners)
+    if y is None:
+        return term  # for i == j == 0 this is x[0] itself ...
+    y += term  # ... which this changes, while later rows still read it
+    return y
+
+
+def _module_returns_tensor(module, x):
+    return HighResolutionModule.forward(module, x)[0]
+
+
+def _module_branches_module_lists(*args):
+    module = HighResolutionModule(*args)
+    module.branches = nn.ModuleList(nn.ModuleList(branch) for branch in module.branches)  # make_layer's slip
+    return module
+
+
+def _module_every_row(num_branches, block, num_blocks, num_inchannels, num_channels, multi_scale_output=True,
+                      align_corners=False):
+    return HighResolutionModule(num_branches, block, num_blocks, num_inchannels, num_channels, True, align_corners)
+
+
+def _module_structures():
+    """stage3.0 with multi_scale_output=False, as the pose network's last module: fuse_layers row 0 only."""
+    args = (*MODULE_ARGS[:5], False, False)
+    from ..module import HighResolutionModule as Official
+
+    with torch.device("meta"):
+        official = Official(*args[:5], multi_scale_output=False)
+    return [(args, official, N_("stage3.0 with multi_scale_output=False"))]
+
+
 def _module_single_row(num_branches, block, num_blocks, num_inchannels, num_channels, multi_scale_output=True,
                        align_corners=False):
     return HighResolutionModule(num_branches, block, num_blocks, num_inchannels, num_channels, False, align_corners)
@@ -318,7 +411,8 @@ hr_module = CheckpointExercise(
                 "num_inchannels, num_channels, multi_scale_output=True, align_corners=False)`: `self.branches` "
                 "(make_layer per branch), `self.fuse_layers` (make_fuse_op, lesson 03), `self.relu`, and forward(x) "
                 "(a list of maps -> a list of fused maps). The check builds stage3.0 of W18-small-v1 and loads the "
-                "checkpoint's stage3.0 into it."),
+                "checkpoint's stage3.0 into it; then it builds the module with multi_scale_output=False (fuse_layers "
+                "row 0 only) and compares its keys and shapes with the package's."),
     reference=HighResolutionModule,
     hints=[N_("self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
               "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...)."),
@@ -338,7 +432,15 @@ hr_module = CheckpointExercise(
          "self.branches of stage3.0 is a plain Python list"),
         (_module_single_row, "builds every module with multi_scale_output=True"),
         (_module_patched("fuse", _module_scale_factor), "not by a scale factor"),
+        (_module_patched("fuse", _module_fused_with(_term_to_x0_size)), "must have x[i]'s size before the sum"),
+        (_module_patched("fuse", _module_fused_with(_term_calls_none)), "fuse_layers[i][i] is None"),
+        (_module_patched("fuse", _module_fused_with(_term_bicubic)), "mode='bicubic'"),
+        (_module_patched("fuse", _module_fused_with(_term_added_in_place)), "added the terms into x[0] in place"),
+        (_module_patched("forward", _module_returns_tensor), "forward returns a Python list with one fused map"),
+        (_module_branches_module_lists, "called stage3.0.branches.0, an nn.ModuleList"),
+        (_module_every_row, "only row 0 of fuse_layers is built"),
     ],
+    structures=_module_structures,
 )
 
 # ====================================================================== 3. a stage
@@ -352,12 +454,40 @@ def _stage_plain_list(stage, num_inchannels, align_corners=False):
     return list(make_stage(stage, num_inchannels, align_corners))
 
 
+def _stage_one_module(stage, num_inchannels, align_corners=False):
+    block = BLOCKS[stage.block]
+    return nn.Sequential(HighResolutionModule(stage.num_branches, block, stage.num_blocks, num_inchannels,
+                                              stage.num_channels, align_corners=align_corners))
+
+
+def _stage_inchannels_kept(stage, num_inchannels, align_corners=False):
+    block = BLOCKS[stage.block]
+    return nn.Sequential(*(HighResolutionModule(stage.num_branches, block, stage.num_blocks, num_inchannels,
+                                                stage.num_channels, align_corners=align_corners)
+                           for _module in range(stage.num_modules)))  # every module takes the stage's input channels
+
+
+def _stage_structures():
+    """W18-small-v1 has one module per stage, so its checkpoint cannot show the loop over num_modules, nor
+    num_inchannels growing after the first module: w18_small_v2's stage3 (3 modules), of BasicBlocks as
+    published and of Bottlenecks (whose modules after the first take 4 x num_channels)."""
+    stage3 = get_config("w18_small_v2").stage3
+    cases = []
+    for config, where in ((stage3, N_("w18_small_v2's stage3 (3 modules)")),
+                          (dataclasses.replace(stage3, block="BOTTLENECK"), N_("w18_small_v2's stage3 built of Bottlenecks"))):
+        args = (config, list(config.num_channels), False)
+        cases.append((args, capstone.package_stage(config, config.num_channels), where))
+    return cases
+
+
 stage = CheckpointExercise(
     name="stage", lesson="11", prefix="stage3.", args=(get_config(capstone.VARIANT).stage3, [16, 32, 64], False),
     what="make_stage",
     question=N_("Write `make_stage(stage, num_inchannels, align_corners=False)`: `stage` is a StageConfig "
                 "(`get_config('w18_small_v1').stage3`); return stage.num_modules HighResolutionModules in an "
-                "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it."),
+                "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it; W18-small-v1 has "
+                "one module per stage, so it also builds w18_small_v2's stage3 (3 modules) and compares its keys and "
+                "shapes with the package's."),
     reference=make_stage,
     hints=[N_("BLOCKS[stage.block] gives the block class; the modules take stage.num_branches, the block, "
               "stage.num_blocks, num_inchannels, stage.num_channels."),
@@ -367,7 +497,10 @@ stage = CheckpointExercise(
     wrong_answers=[
         (_stage_module_list, "use nn.Sequential"),
         (_stage_plain_list, "Python list"),
+        (_stage_one_module, "its config's num_modules is 3"),
+        (_stage_inchannels_kept, "Module 1 takes what module 0 gives out"),
     ],
+    structures=_stage_structures,
 )
 
 # ====================================================================== 4. the V2 head
@@ -426,6 +559,46 @@ def _head_scale_factor(features, last_layer, align_corners=False):
     return last_layer(torch.cat(resized, dim=1))
 
 
+def _head_resized(features, align_corners):
+    size = features[0].shape[-2:]
+    return [features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=align_corners)
+                            for f in features[1:]]
+
+
+def _head_cat_dim0(features, last_layer, align_corners=False):
+    return last_layer(torch.cat(_head_resized(features, align_corners), dim=0))
+
+
+def _head_fixed_size(features, last_layer, align_corners=False):
+    size = (16, 16)  # branch 0's size on the 64x64 scenes it was trained on, and on no other size
+    resized = [features[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=align_corners)
+                               for f in features[1:]]
+    return last_layer(torch.cat(resized, dim=1))
+
+
+def _head_swapped(features, last_layer, align_corners=False):
+    resized = _head_resized(features, align_corners)
+    return last_layer(torch.cat([resized[1], resized[0], *resized[2:]], dim=1))
+
+
+def _head_order(case, got):
+    """The order of the branches that gives ``got``, when another than 0, 1, 2, 3 does; else None."""
+    features, last_layer, align_corners = case.args
+    resized = _head_resized(features, align_corners)
+    for order in itertools.permutations(range(len(resized))):
+        value = last_layer(torch.cat([resized[b] for b in order], dim=1))
+        if order != tuple(range(len(resized))) and value.shape == got.shape and torch.allclose(value, got, atol=1e-4):
+            return order
+    return None
+
+
+def _head_other_size(case, got, expected):
+    """Not this input's size: the answer fits the maps of the trained size only (a size or factor written in)."""
+    trained = capstone.trained_image_size() // 4
+    return case.args[0][0].shape[-1] != trained and (
+        isinstance(got, RuntimeError) or (isinstance(got, torch.Tensor) and got.shape[-2:] != expected.shape[-2:]))
+
+
 head = FunctionExercise(
     name="head", lesson="11", fn_name="v2_head",
     question=N_("Write `v2_head(features, last_layer, align_corners=False)` (lesson 06, with align_corners passed "
@@ -457,11 +630,25 @@ head = FunctionExercise(
         Mistake("cat_first", N_("The branches have different sizes, so torch.cat cannot join them: upsample every "
                                 "branch to branch 0's size first, then concatenate along dim 1."),
                 like=_head_cat_first, fragment="upsample every branch"),
+        Mistake("cat_dim0", N_("You concatenated along dim 0, the batch: the branches are joined along the channels, "
+                               "torch.cat(resized, dim=1), 16+32+64+128 = 240 of them for last_layer."),
+                like=_head_cat_dim0, fragment="along dim 0, the batch"),
+        Mistake("other_size", lambda case, got, want: _(
+            "Your head fits the maps of the {trained}x{trained} scenes only: on these ({sizes}) a size or scale "
+            "factor written for one input size misses. Resize to this input's branch-0 size, "
+            "size=features[0].shape[-2:].", trained=capstone.trained_image_size(),
+            sizes=", ".join("x".join(map(str, f.shape[-2:])) for f in case.args[0])), when=_head_other_size),
+        Mistake("order", lambda case, got, want: _(
+            "You concatenated the branches in the order {order}; last_layer's weights expect branch 0 first, then "
+            "1, 2, 3: torch.cat([branch 0, upsampled branch 1, 2, 3], dim=1).",
+            order=", ".join(map(str, _head_order(case, got)))), when=lambda case, got, want: _head_order(case, got)),
     ],
     success=lambda n: _("Your head gives the package's logits on {scenes} held-out scenes and on a {size}x{size} "
                         "one, from the checkpoint's last_layer and its align_corners.", scenes=capstone.SCENES,
                         size=capstone.ODD_SIZE),
-    wrong_answers=[(_head_lesson06, "takes a third, align_corners"), (_head_cat_first, "upsample every branch")],
+    wrong_answers=[(_head_lesson06, "takes a third, align_corners"), (_head_cat_first, "upsample every branch"),
+                   (_head_fixed_size, "fits the maps of the 64x64 scenes only"),
+                   (_head_swapped, "in the order 1, 0, 2, 3")],
     hints=[N_("F.interpolate(f, size=features[0].shape[-2:], mode='bilinear', align_corners=align_corners) "
               "for branches 1, 2, 3; branch 0 as it is."),
            N_("torch.cat(resized, dim=1), then last_layer.")],
@@ -588,9 +775,40 @@ def _net_last_layer_without_relu_module():
     return net
 
 
+def _net_transitions_plain_lists():
+    net = MyHRNet()
+    for k in (1, 2, 3):
+        _as_plain_list(net, f"transition{k}")
+    return net
+
+
+def _net_rebuilt(**pieces):
+    """MyHRNet with some attributes built otherwise: one assembly slip each."""
+    def make():
+        net = MyHRNet()
+        for attr, build in pieces.items():
+            setattr(net, attr, build())
+        return net
+    return make
+
+
+def _net_module_returning(pick):
+    """MyHRNet whose HighResolutionModules return ``pick(outputs)`` instead of the list."""
+    def forward(self, x):
+        return pick(HighResolutionModule.forward(self, x))
+    return _patched(MyHRNet, HighResolutionModule=("forward", forward))
+
+
+_CFG = get_config("w18_small_v1")
+
+
 def _transition_from_first(transition, y_list):
     return [(y_list[i] if i < len(y_list) else y_list[0]) if op is None
             else op(y_list[i] if i < len(y_list) else y_list[0]) for i, op in enumerate(transition)]
+
+
+def _transition_calls_none(transition, y_list):
+    return [op(y_list[i] if i < len(y_list) else y_list[-1]) for i, op in enumerate(transition)]  # None too
 
 
 def _head_align_true(features, last_layer, align_corners):
@@ -615,6 +833,8 @@ NETWORK_MISTAKES = {
     "new branch built from branch 0": (_net_new_branch_from_first, "born from the last, lowest-resolution branch"),
     "new branch fed from branch 0": (_patched(MyHRNet, net=("forward", _net_forward_with(_transition_from_first))),
                                      "not y_list[0]"),
+    "a None transition entry called": (_patched(MyHRNet, net=("forward", _net_forward_with(_transition_calls_none))),
+                                       "A None entry of a transition passes y_list[i] through unchanged"),
     "new branch with the wrong channels": (_net_new_branch_channels, "must carry 64 channels"),
     "head concatenates before upsampling": (_patched(MyHRNet, net=("forward", _net_forward_with(
         head_fn=lambda y, last_layer, align: _head_cat_first(y, last_layer)))), "upsample every branch to branch 0's size first"),
@@ -639,6 +859,24 @@ NETWORK_MISTAKES = {
                                          "not by a scale factor"),
     "head upsampled by a scale factor": (_patched(MyHRNet, net=("forward", _net_forward_with(
         head_fn=_head_scale_factor))), "not by a scale factor"),
+    # an exception in a later piece, caused by a module that returned something else than its list
+    "a module returns a tensor": (_net_module_returning(lambda out: out[0]),
+                                  "stage2.0 (HighResolutionModule) differs from the package's (a Tensor instead"),
+    "a module's forward without return": (_net_module_returning(lambda out: None),
+                                          "stage2.0 (HighResolutionModule) differs from the package's (a NoneType"),
+    # the names right, the structure not
+    "layer1 of BasicBlocks": (_net_rebuilt(layer1=lambda: make_layer(BasicBlock, 64, 32, 1)),
+                              "layer1.0 has no conv3 and bn3: it is a BasicBlock"),
+    "stage2 given layer1's channels": (_net_rebuilt(stage2=lambda: make_stage(_CFG.stage2, [128, 128])),
+                                       "A stage takes the channels its transition gives out"),
+    "transition2's arguments swapped": (_net_rebuilt(transition2=lambda: make_transition(
+        _CFG.stage3.num_channels, _CFG.stage2.num_channels)), "Your transition2 has 2 entries; the checkpoint's has 3"),
+    "stage4 built from cfg.stage3": (_net_rebuilt(stage4=lambda: make_stage(_CFG.stage3, _CFG.stage4.num_channels)),
+                                     "Your stage4.0 has 3 branches; the checkpoint's has 4"),
+    "conv1 without padding": (_net_rebuilt(conv1=lambda: nn.Conv2d(3, 64, 3, 2, bias=False)),
+                              "yours has padding=(0, 0), the official one padding=(1, 1)"),
+    "every transition a plain list": (_net_transitions_plain_lists, "self.transition1, self.transition2 and "
+                                      "self.transition3 of your whole network are plain Python lists"),
 }
 
 
