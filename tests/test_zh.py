@@ -98,6 +98,18 @@ def test_every_message_translated_with_same_placeholders():
         assert names(message.id) == names(message.string), message.id
 
 
+# Markdown that would turn code into a link: [j](x[j]) in fuse_layers[i][j](x[j]) shows as a linked "j".
+MARKDOWN_LINK = re.compile(r"\[[^\]`]*\]\([^)`]*\)")
+
+
+def test_no_message_makes_a_markdown_link_of_code():
+    """Hints and solutions are shown as Markdown: indexing followed by a call belongs in a code span."""
+    catalog = i18n.read_catalog("zh")
+    found = [text for m in catalog if m.id for text in (m.id, m.string)
+             if MARKDOWN_LINK.search(re.sub(r"`[^`]*`", "", text))]
+    assert not found, f"put the code in backticks: {found[:2]}"
+
+
 def test_set_language_switches_exercise_messages():
     from hrnet_teach.exercises._base import Exercise
 

@@ -58,8 +58,8 @@ BETWEEN = (
     (r"layer1(\.0)?", N_("self.relu(bn2(...)): the ReLU after bn2")),  # layer1.0 is compared first
     (r"transition1\.\d+", N_("layer1's output, the one map of the list [layer1(x)]")),
     (r"transition\d\.\d+", N_("y_list[i] of the previous stage, or its last branch y_list[-1] for a new branch")),
-    (r"stage\d(\.0)?", N_("the list transition_forward builds: transition[i](y_list[i]), y_list[i] itself where the "
-                          "entry is None, transition[i](y_list[-1]) for a new branch")),
+    (r"stage\d(\.0)?", N_("the list transition_forward builds: `transition[i](y_list[i])`, y_list[i] itself where the "
+                          "entry is None, `transition[i](y_list[-1])` for a new branch")),
     (r"stage\d\.\d+", N_("the previous module's list of outputs")),
     (r"last_layer", N_("the V2 head's concatenation: every stage-4 branch upsampled to branch 0's size, then "
                        "torch.cat along dim 1")),
@@ -781,7 +781,7 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     branch_sizes = {tuple(t.shape[-2:]) for t in stage4.output} if stage4 is not None and stage4.done else set()
     if isinstance(module, HighResolutionModule) and shapes and _raised_in_torch(error):  # a layer got x[j]
         message += _(" In a HighResolutionModule the term that flows from input branch j into output branch i "
-                           "is fuse_layers[i][j](x[j]): row i is the output, j the input (lesson 03).")
+                           "is `fuse_layers[i][j](x[j])`: row i is the output, j the input (lesson 03).")
     elif isinstance(module, HighResolutionModule) and shapes:  # your own code joined maps of two sizes
         message += _(" Every term of output i must have x[i]'s size before the sum: a coarser term (j > i) is "
                      "resized with size=x[i].shape[-2:], a finer one (j < i) comes down to x[i]'s size through the "
@@ -934,7 +934,7 @@ def _fusion_detail(name: str, record: Record, reference_module: HighResolutionMo
             if difference(mine, value)[0]:
                 return _(" Stage 4 (forward details): its branches match, but {slip}.", slip=message)
     return _(" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
-             "relu(sum over j of fuse_layers[i][j](x[j]), upsampled bilinearly to branch i's size when j > i).")
+             "relu(sum over j of `fuse_layers[i][j](x[j])`, upsampled bilinearly to branch i's size when j > i).")
 
 
 GEOMETRY = ("stride", "padding", "dilation", "padding_mode")  # what a conv's weights do not show

@@ -300,7 +300,7 @@ fuse_sum = FunctionExercise(
     success=lambda n: _("Your sum matches the module's own output on all {n} outputs (3 modules, odd sizes, both "
                         "align_corners).", n=n),
     hints=[N_("Loop over every input branch j, bring xs[j] to branch i, and add up the terms; then one ReLU."),
-           N_("j == i: xs[i] itself. j < i: module.fuse_layers[i][j](xs[j]). j > i: the same, then F.interpolate(..., "
+           N_("j == i: xs[i] itself. j < i: `module.fuse_layers[i][j](xs[j])`. j > i: the same, then F.interpolate(..., "
               "size=xs[i].shape[-2:], mode='bilinear', align_corners=module.align_corners).")],
     wrong_answers=[(functools.partial(_variant_sum, align=False), "align_corners=module.align_corners"),
                    (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))], "returned a list")],

@@ -59,9 +59,9 @@ region_pooling = FunctionExercise(
     against=N_("the reference (the official SpatialGather_Module, before its last permute)"),
     mistakes=[
         Mistake("softmax_over_classes", N_("Your softmax runs over the K classes at each pixel (dim=1 of the maps): "
-                "that is the segmentation's probability. OCR's weights are a softmax over the *pixels* of one "
+                "that is the segmentation's probability. OCR's weights are a softmax over the pixels of one "
                 "region (over H x W), so each region's weights sum to 1 across the image."),
-                like=_softmax_over_classes, fragment="over the *pixels*"),
+                like=_softmax_over_classes, fragment="over the pixels of one region"),
         Mistake("no_softmax", N_("You used the raw logits as weights: without a softmax over the pixels the weights "
                 "do not sum to 1, and the result grows with the image and the logits' scale."),
                 like=_no_softmax, fragment="raw logits"),
@@ -105,18 +105,19 @@ attention_shape = ValueExercise(
     success=N_("{shape}: one row per pixel of the 1/4 map ({h} x {w} = {q}), one column per region (class): "
                "{classes} weights per pixel, summing to 1. Compare a pixel-pixel self-attention: {q} x {q}.",
                shape=ATT_SHAPE, h=ATT_SIZE[0] // 4, w=ATT_SIZE[1] // 4, q=format(_Q, ","), classes=ATT_CLASSES),
-    mistakes={(1, ATT_CLASSES, _Q): N_("Transposed: the query is the pixels (B x HW x Ck), the key the regions "
-                                       "(B x Ck x K), so query @ key is B x HW x K; the softmax runs over the last "
-                                       "axis."),
+    mistakes={(1, ATT_CLASSES, _Q): N_("Transposed: the query is the pixels (B x HW x key_channels), the key the "
+                                       "regions (B x key_channels x K), so query @ key is B x HW x K; the softmax "
+                                       "runs over the last axis."),
               (1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES): N_("The OCR head works on the 1/4 map (the HRNetV2 "
                                                               "concatenation), not on the full image."),
               (1, _Q, 256): N_("256 is KEY_CHANNELS, the channels the query and key are projected to; they are "
                                "summed over in query @ key. What remains is pixels x regions."),
               (1, _Q, _Q): N_("That is a pixel-pixel self-attention (non-local). OCR relates each pixel to the K "
                               "regions only.")},
-    otherwise=lambda got, want: _("Not {got}: query (B x HW x Ck) @ key (B x Ck x K), with HW the pixels of the 1/4 "
-                                  "map.", got=got),
-    hints=[N_("The query is per pixel: B x HW x Ck. The key is per region: B x Ck x K."),
+    otherwise=lambda got, want: _("Not {got}: query (B x HW x key_channels) @ key (B x key_channels x K), with HW "
+                                  "the pixels of the 1/4 map.", got=got),
+    hints=[N_("The query is per pixel: B x HW x key_channels (256). The key is per region: B x key_channels x K. "
+              "The product sums over key_channels."),
            N_("The map the head works on is 1/4 of {h}x{w}.", h=ATT_SIZE[0], w=ATT_SIZE[1])],
     solution_text=f"`answer = {ATT_SHAPE}`",
     wrong_answers=[((1, ATT_CLASSES, _Q), "Transposed"), ((1, _Q, 256), "KEY_CHANNELS"),

@@ -2,6 +2,10 @@
 choose the dynamic sizes of an export."""
 from __future__ import annotations
 
+import linecache
+import re
+import traceback
+
 import torch
 from torch import nn
 
@@ -64,6 +68,25 @@ def _unchanged(conv, bn):
     return conv.weight, conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
 
 
+def _bias_taken_as_given(conv, bn):
+    """The formula transcribed with conv.bias as it is: None for every HRNet conv."""
+    s = _std_scale(bn)
+    return conv.weight * s.reshape(-1, 1, 1, 1), (conv.bias - bn.running_mean) * s + bn.bias
+
+
+def _none_bias_used(case, got, expected) -> bool:
+    """The answer raised a TypeError on a line that reads the bias of a conv that has none (found from the
+    answer's own line and the names it gave the conv, not from the error's wording)."""
+    if not isinstance(got, TypeError) or case.args[0].bias is not None:
+        return False
+    for frame, line_number in traceback.walk_tb(got.__traceback__):  # the answer gets a copy of the case's conv
+        names = [name for name, value in frame.f_locals.items() if isinstance(value, nn.Conv2d) and value.bias is None]
+        line = linecache.getline(frame.f_code.co_filename, line_number)
+        if any(re.search(rf"\b{re.escape(name)}\.bias\b", line) for name in names):
+            return True
+    return False
+
+
 _FOLD_SLIPS = [  # (name, message, what the slip computes, the fragment a test looks for)
     ("no_eps", N_("You divided by sqrt(running_var) without eps: BatchNorm divides by sqrt(var + eps)."),
      _no_eps, "without eps"),
@@ -95,7 +118,10 @@ fold_conv_bn = FunctionExercise(
                 "bn.running_var and bn.eps."),
     reference=_fold, cases=_fold_cases, returns="(weight, bias)", entries=[N_("the weight"), N_("the bias")],
     against=N_("the reference (what hrnet_teach.deploy.fold_conv_bn computes)"), atol=1e-5, rtol=1e-4,
-    mistakes=[Mistake(name, message, like=like, fragment=fragment) for name, message, like, fragment in _FOLD_SLIPS],
+    mistakes=[Mistake(name, message, like=like, fragment=fragment) for name, message, like, fragment in _FOLD_SLIPS]
+    + [Mistake("none_bias", N_("This conv has no bias (conv.bias is None, as in every HRNet conv): take b = 0, e.g. "
+                               "torch.zeros_like(bn.running_mean), and still return a bias tensor."),
+               when=_none_bias_used)],
     success=lambda n: _("Your fold matches on {n} cases. deploy.fast() does this for every conv + BN pair of "
                         "HRNet, found by following the data with torch.fx.", n=n),
     hints=[N_("Write BN's output per channel c: gamma_c * (y_c - mean_c) / sqrt(var_c + eps) + beta_c, with "
@@ -103,7 +129,8 @@ fold_conv_bn = FunctionExercise(
            N_("s = gamma / sqrt(var + eps); weight: W * s per output channel (reshape s to C x 1 x 1 x 1); "
               "bias: (b - mean) * s + beta.")],
     wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "without eps"),
-                   (lambda conv, bn: _fold(conv, bn)[::-1], "entry 0 (the weight)")],
+                   (lambda conv, bn: _fold(conv, bn)[::-1], "entry 0 (the weight)"),
+                   (_bias_taken_as_given, "conv.bias is None, as in every HRNet conv")],
 )
 
 
@@ -117,13 +144,13 @@ which_export_fails = ChoiceExercise(
              "d": N_("torch.export.export(model, (x,))  # x of size 96x100")},
     answer="a",
     why={"b": N_("Opset 11 added Resize's coordinate_transformation_mode, which can say 'align_corners': it exports "
-                 "(measured in the lesson)."),
+                 "(the cell after this exercise measures it)."),
          "c": N_("Opset 17: the dynamo exporter writes 18 and converts down to 16 or 17; it exports."),
          "d": N_("The segmentation model resizes to exact sizes: any input size exports, 96x100 too.")},
     success=N_("(a): before opset 11 ONNX's Upsample/Resize has no align_corners mode, so PyTorch refuses "
-               "align_corners=True; and align_corners=False exports but computes different values (measured: "
-               "differences of order 1 on its random 4x5 input, the exact value varying with the draw). deploy.export_onnx "
-               "refuses opsets below 11."),
+               "align_corners=True; and align_corners=False exports but computes different values (the cell after this "
+               "exercise measures differences of order 1 on its random 4x5 input; the exact value varies with the draw). "
+               "deploy.export_onnx refuses opsets below 11."),
     hints=[N_("Which ONNX operator does bilinear resizing become, and when did it learn align_corners?")],
     solution_text="`answer = 'a'`",
     wrong_answers=[("b", "Opset 11"), ("c", "converts down"), ("d", "exact sizes"), ("e", "a, b, c")],

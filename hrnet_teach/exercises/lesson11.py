@@ -416,7 +416,7 @@ hr_module = CheckpointExercise(
     reference=HighResolutionModule,
     hints=[N_("self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
               "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...)."),
-           N_("forward: run every branch into a NEW list; output i = relu(sum over j of fuse_layers[i][j](x[j]), "
+           N_("forward: run every branch into a NEW list; output i = relu(sum over j of `fuse_layers[i][j](x[j])`, "
               "bilinearly resized to x[i]'s size when j > i; x[i] itself when j == i)."),
            N_("Upsample with align_corners=self.align_corners: the shipped checkpoint was trained with False.")],
     solution_text=_solution(HighResolutionModule),
@@ -827,7 +827,7 @@ NETWORK_MISTAKES = {
                             "ReLU in the wrong place"),
     "fuse_layers built [j][i]": (_net_transposed, "fuse_layers look transposed"),
     "fuse_layers used [j][i] in forward": (_patched(MyHRNet, HighResolutionModule=("fuse", _net_fuse_ji)),
-                                           "fuse_layers[i][j](x[j])"),
+                                           "`fuse_layers[i][j](x[j])`"),
     "fused outputs written back into the list": (_patched(MyHRNet, HighResolutionModule=("forward", _module_in_place)),
                                                  "wrote the fused outputs back into the list"),
     "new branch built from branch 0": (_net_new_branch_from_first, "born from the last, lowest-resolution branch"),
