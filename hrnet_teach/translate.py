@@ -40,7 +40,7 @@ ZH_DIR = EN_DIR / "zh"
 SRC_DIR = ZH_DIR / "src"
 LANGUAGE_CELL_ID = "zh-language"
 LANGUAGE_CELL = ('from hrnet_teach import i18n\n\n'
-                 'i18n.set_language("zh")  # 练习的检查结果、提示和参考答案改用中文')
+                 'i18n.set_language("zh")  # 练习的反馈、提示、参考答案，以及本包图表的标题和图例改用中文')
 
 
 class TranslationError(ValueError):
