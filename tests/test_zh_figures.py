@@ -149,3 +149,12 @@ def test_the_mask_key_names_the_classes_in_chinese(chinese):
         assert all(language.cjk_font() in t.get_fontfamily() for t in chinese_texts(fig))
         draw_strict(fig)
     plt.close(fig)
+
+
+def test_the_cost_figure_names_its_head_in_chinese(chinese):
+    """The head is named in the title's language: not "HRNet-W18-Small-v1（segmentation 预测头）"."""
+    fig = viz.plot_costs("w18_small_v1", (256, 256), head="segmentation")
+    if language.cjk_font() is None:
+        assert "segmentation head" in title(fig)
+    else:
+        assert "分割预测头" in title(fig) and "segmentation" not in title(fig), title(fig)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, KeysView, Mapping, Sequence, ValuesView
 
 import numpy as np
 import torch
@@ -33,12 +33,24 @@ def _is_int(value) -> bool:
 _REPR = reprlib.Repr()
 _REPR.maxlong, _REPR.maxstring, _REPR.maxother = 40, 80, 80
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 12
+_REPR.maxlevel = 2  # a list of pairs shows whole; a tensor's nested values (a 4-D .tolist()) do not
+_REPR_CHARACTERS = 200
 
 
 def short_repr(value) -> str:
-    """``repr(value)`` cut to a readable length (a 400-digit number or a list of 1000 keys in a
-    message would hide the rest of it)."""
-    return _REPR.repr(value)
+    """``repr(value)`` cut to a readable length (a 400-digit number, a list of 1000 keys or a tensor's
+    values in a message would hide the rest of it)."""
+    shown = _REPR.repr(value)
+    return shown if len(shown) <= _REPR_CHARACTERS else shown[:_REPR_CHARACTERS].rstrip() + " ..."
+
+
+def _not_a_tensor(answer, what: str, example: str, dims: int = 1) -> None:
+    """Refuse a tensor or array of more than ``dims`` dimensions where numbers are asked (the feature map itself,
+    not its shape): its values would be read, thousands of them."""
+    if isinstance(answer, (torch.Tensor, np.ndarray)) and answer.ndim > dims:
+        raise Wrong(_("You gave a tensor of shape {shape}, not {what}: give the numbers, e.g. {example} "
+                      "(`tuple(t.shape)` reads a tensor's shape; better, work them out first).",
+                      shape=tuple(answer.shape), what=what, example=example))
 
 
 def plain(value):
@@ -101,7 +113,11 @@ def as_int(answer, what: str) -> int:
 
 def as_ints(answer, length: int, what: str, example: str) -> tuple[int, ...]:
     """A tuple of ``length`` whole numbers from a tuple, list or torch.Size (a shape, a size, a pair);
-    a whole float such as 720.0 counts too (computed with ``/``)."""
+    a whole float such as 720.0 counts too (computed with ``/``). A set is refused: it has no order (and a set
+    of small ints iterates sorted, so {4, 1} would read as (1, 4))."""
+    _not_a_tensor(answer, what, example)
+    if isinstance(answer, (set, frozenset)):
+        raise Wrong(_("A set has no order; give a tuple, e.g. {example}.", example=example))
     answer = _plain_items(plain(answer))
     if isinstance(answer, torch.Size):
         answer = tuple(answer)
@@ -134,10 +150,17 @@ def as_ints(answer, length: int, what: str, example: str) -> tuple[int, ...]:
 
 
 def as_indices(answer, what: str) -> list[int]:
-    """A sorted list of distinct indices from a list, tuple or set of ints (one int counts as a list of one)."""
+    """A sorted list of distinct indices from a list, tuple or set of ints (one int counts as a list of one;
+    range(2), a generator and whole floats such as 0.0 count too)."""
+    if isinstance(answer, (Iterator, range)):
+        answer = list(answer)  # read once: a generator gives its items only the first time
     answer = _plain_items(plain(answer))
     if _is_int(answer):
         answer = [answer]
+    if isinstance(answer, (list, tuple)) and answer and all(isinstance(v, bool) for v in answer):
+        raise Wrong(_("Those are True/False flags, one per item; give the indices of the True ones, e.g. [1, 2]."))
+    if isinstance(answer, (list, tuple, set)):
+        answer = [_whole(v) for v in answer]
     if not isinstance(answer, (list, tuple, set)) or not all(_is_int(v) for v in answer):
         raise Wrong(_("Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type} {answer}.",
                       what=what, type=type(answer).__name__, answer=short_repr(answer)))
@@ -146,7 +169,13 @@ def as_indices(answer, what: str) -> list[int]:
 
 def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tuple[int, ...]]:
     """A list of tuples of ``size`` whole numbers (``what``, each ``one``): branch pairs, shapes ...;
-    whole floats such as 63.0 count too, as in :func:`as_ints`."""
+    whole floats such as 63.0 count too, as in :func:`as_ints`; so do a generator, zip or range of them."""
+    if isinstance(answer, (Iterator, range)):
+        answer = list(answer)  # read once
+    _not_a_tensor(answer, what, example, dims=2)  # a 4x3 array of shapes is fine; a feature map is not
+    if isinstance(answer, (list, tuple)):
+        for item in answer:
+            _not_a_tensor(item, what, example)
     answer = _listed(answer)
     if not isinstance(answer, (list, tuple, set)):
         raise Wrong(_("Give a list of {what}, e.g. {example}; you gave {type} {answer}.",
@@ -195,23 +224,49 @@ def as_word(answer, words: Sequence[str], what: str, aliases: Mapping[str, str] 
     return key
 
 
-def as_strings(answer, what: str, example: str) -> list[str]:
-    """Stripped strings from a list, tuple or set of strings (one string counts as a list of one)."""
+def _string_items(answer):
+    """The strings a collection of names holds, in a list: what set/numpy code gives as well as a list (an array
+    of strings, ``d.keys()``, a generator, a dict of name -> value by its names). One string is a list of its
+    comma-separated parts ('a, b' as ['a', 'b']); anything else comes back as it is, to be refused."""
     if isinstance(answer, str):
-        answer = [answer]
+        return [part for part in answer.split(",") if part.strip()] if "," in answer else [answer]
+    if isinstance(answer, np.ndarray) and answer.dtype.kind == "U":  # np.setdiff1d(names, other_names)
+        answer = answer.ravel().tolist()
+    if isinstance(answer, Mapping):  # the notebook's filter is a dict comprehension: its keys are the names
+        answer = list(answer)
+    if isinstance(answer, Iterator) or isinstance(answer, (KeysView, ValuesView)):
+        answer = list(answer)  # read once: a generator gives its items only the first time
+    return answer
+
+
+def as_strings(answer, what: str, example: str) -> list[str]:
+    """Stripped strings from a list, tuple or set of strings (one string counts as a list of one, or of its
+    comma-separated parts; an array of strings, a dict's keys or a generator of strings count too)."""
+    answer = _string_items(answer)
     if not isinstance(answer, (list, tuple, set, frozenset)) or not all(isinstance(a, str) for a in answer):
         raise Wrong(_("Give {what} as a list of strings, e.g. {example}; you gave {type} {answer}.",
                       what=what, example=example, type=type(answer).__name__, answer=short_repr(answer)))
     return [a.strip() for a in answer]
 
 
+def too_deep(names, keys) -> str | None:
+    """For the first of ``names`` that is an inner part of the state-dict ``keys`` (f_pixel, in
+    ocr_distri_head.object_context_block.f_pixel.0.weight), not a top-level one: where it is. None if none is."""
+    for name in sorted(names):
+        key = next((k for k in keys if name in k.split(".")[1:-1]), None)
+        if key is not None:
+            return _("{name} is inside {top} ({key}); the question asks for top-level parts, the first name of "
+                     "each key.", name=name, top=key.split(".")[0], key=key)
+    return None
+
+
 def as_choice(answer, choices: Mapping[str, str]) -> str:
-    """The letter of a multiple-choice answer: 'b', 'B', ' b ' and '(b)' all give 'b'."""
+    """The letter of a multiple-choice answer: 'b', 'B', ' b ', '(b)', 'b.' and "'b'" all give 'b'."""
     letters = ", ".join(choices)
     if not isinstance(answer, str):
         raise Wrong(_("Answer with one letter as a string, one of {letters}; you gave {type} {answer}.",
                       letters=letters, type=type(answer).__name__, answer=short_repr(answer)))
-    letter = answer.strip().strip("()").strip().lower()
+    letter = answer.strip().strip("()[].,:;'\" ").lower()  # '(b)', 'b.', "'b'" and 'b,' all say b
     if letter not in choices:
         raise Wrong(_("Answer with one letter, one of {letters}; you gave {answer}.", letters=letters,
                       answer=short_repr(answer)))

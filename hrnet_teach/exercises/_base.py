@@ -317,6 +317,14 @@ def _holds_blank(answer: Any) -> bool:
     return False
 
 
+def _brief(error: BaseException) -> str:
+    """An error's text as a message quotes it: its first line, cut at 300 characters (torch's dispatcher errors
+    run to thousands of characters, listing every backend, and would bury what the message says)."""
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if len(first) <= 300 and len(lines) <= 1 else first[:300].rstrip() + " ..."
+
+
 def _shorten_numbers(message: str) -> str:
     """A message with each run of more than 40 digits cut in the middle: an answer such as 10**400,
     repeated by a lesson's message, would fill the screen."""
@@ -414,7 +422,7 @@ class Exercise:
     def _failed(self, error: Exception) -> CheckResult:
         """The result for an exception out of the check: the answer's (it came from their code, or through a call
         of it), or the checker's own failure, said as such."""
-        values = dict(error_type=type(error).__name__, error=error, where=where_raised(error))
+        values = dict(error_type=type(error).__name__, error=_brief(error), where=where_raised(error))
         if learner_frames(error) or _through_call_site(error):
             return self._result(False, _("Your answer raised {error_type}: {error} ({where})", **values))
         return self._result(False, _("The check failed on this answer with {error_type}: {error} ({where}, in the "

@@ -190,16 +190,24 @@ class Mistake:
         self.always = always
 
 
-def fact_mistakes(facts: Callable, rows: Sequence[tuple[str, Callable, str]]) -> list[Mistake]:
+def fact_mistakes(facts: Callable, rows: Sequence[tuple[str, Callable, str]],
+                  always: Iterable[str] = ()) -> list[Mistake]:
     """Mistakes from a table of ``(name, test(f), message)``: ``facts(case, got)`` describes the answer
     as a namespace, or a list of them (one per entry: the first entry whose test holds is named);
     each message is a ``str.format`` over that namespace: a plain string, or ``N_("...")`` (translated,
-    then filled)."""
+    then filled). The rows named in ``always`` are checked even when the outputs match (an nn.Identity
+    where None belongs gives the same outputs and keys). An answer that raised gets no row: a fact table
+    describes a built object, and the error is said as it is (an empty op's facts would hold many rows)."""
+    always = set(always)
+
     def mistake(name: str, test: Callable, message: str | Text) -> Mistake:
         def first(case, got, expected):
+            if isinstance(got, BaseException):
+                return None
             found = facts(case, got)
             return next((f for f in (found if isinstance(found, list) else [found]) if test(f)), None)
-        return Mistake(name, lambda *a: _fill(message, vars(first(*a))), when=lambda *a: first(*a) is not None)
+        return Mistake(name, lambda *a: _fill(message, vars(first(*a))), when=lambda *a: first(*a) is not None,
+                       always=name in always)
     return [mistake(*row) for row in rows]
 
 
@@ -344,9 +352,25 @@ class FunctionExercise(Exercise):
                 if same and not any(m.always and self._matches(m, case, got, expected) for m in self.mistakes):
                     count += 1
                     continue
-                raise Wrong(self._explain(case, got, expected))
+                raise Wrong(self._reordered(fn) or self._explain(case, got, expected))
         return _say(self.success, count) or _("Your {fn_name} matches {against} on all {count} cases.",
                                                fn_name=self.fn_name, against=self.against, count=count)
+
+    def _reordered(self, fn: Callable) -> str | None:
+        """For a failing answer whose parameters are the reference's names in another order (`def f(b, a)` for the
+        notebook's `def f(a, b)`): the check passes the arguments by position, so each name holds the other's value,
+        and every later message would describe that mix-up instead."""
+        ours, theirs = _positional_names(fn), _positional_names(self.reference)
+        if not theirs or len(theirs) < 2 or ours is None or len(ours) < len(theirs):
+            return None
+        ours = ours[:len(theirs)]
+        if ours == theirs or sorted(ours) != sorted(theirs):
+            return None
+        k = next(k for k, (a, b) in enumerate(zip(ours, theirs)) if a != b)  # (module, i, xs): i, not module
+        return _("Your def takes ({ours}); the check calls {fn_name}({theirs}), in the order of the notebook's `def` "
+                 "line, so your {first} gets the value meant for {other}. Keep the notebook's order of parameters.",
+                 ours=", ".join(ours), fn_name=self.fn_name, theirs=", ".join(theirs), first=ours[k],
+                 other=theirs[k])
 
     def _explain(self, case: Case, got: Any, expected: Any) -> str:
         raised = isinstance(got, BaseException)
@@ -402,6 +426,9 @@ class FunctionExercise(Exercise):
             if math.isnan(value) and math.isnan(_number(expected)):
                 return None
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
+                note = _precision_note(got, value, _number(expected))
+                if note is not None:
+                    return note
                 got, expected = format(value, ".6g"), format(_number(expected), ".6g")
                 return _("you return {got}; {against} gives {expected}.", got=got, against=self.against, expected=expected)
             return None
@@ -416,6 +443,10 @@ class FunctionExercise(Exercise):
         if not isinstance(got, torch.Tensor):
             return _("Your function returned a {type}; it should return {returns}.",
                      type=type(got).__name__, returns=self.returns)
+        if got.layout != torch.strided:  # a sparse tensor: most comparisons are not defined on it
+            return _("your output is a {layout} tensor; return an ordinary (dense) one, as {against} does: leave out "
+                     "the .to_sparse() (or call .to_dense()).", layout=str(got.layout).replace("torch.", ""),
+                     against=self.against)
         if got.shape != expected.shape:
             return _("your output has shape {got}; {against} gives {expected}.",
                      got=tuple(got.shape), against=self.against, expected=tuple(expected.shape))
@@ -442,10 +473,13 @@ class FunctionExercise(Exercise):
             return _("Your function returned a {type}; it should return {returns}.",
                      type=type(got).__name__, returns=self.returns)
         if len(got) != len(expected):
-            return _("your list has {got} entries; {against} gives {expected}.",
-                     got=len(got), against=self.against, expected=len(expected))
+            return (_("your list has 1 entry; {against} gives {expected}.", against=self.against, expected=len(expected))
+                    if len(got) == 1 else _("your list has {got} entries; {against} gives {expected}.",
+                                            got=len(got), against=self.against, expected=len(expected)))
         for i, (g, e) in enumerate(zip(got, expected)):
-            problem = self._compare_values(g, e)
+            # a None entry is not a function that forgot `return`: say it of the entry
+            problem = (_("your entry is None; {against} has a {type} there.", against=self.against,
+                         type=type(e).__name__) if g is None and e is not None else self._compare_values(g, e))
             if problem is not None and i < len(self.entries):
                 return _("entry {i} ({name}): {problem}", i=i, name=text(self.entries[i]), problem=problem)
             if problem is not None:
@@ -461,6 +495,45 @@ class FunctionExercise(Exercise):
 
 
 CALL_SITES.add((os.path.abspath(FunctionExercise._invoke.__code__.co_filename), "_invoke"))
+
+
+def _positional_names(fn: Any) -> list[str] | None:
+    """The names of ``fn``'s positional parameters, in order; None where Python cannot tell (a builtin)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in kinds]
+
+
+def _low_precision(value: Any) -> str | None:
+    """The dtype of a number computed in float32 or less (a one-element tensor, a numpy scalar), else None. A Python
+    float that a float16 or float32 holds exactly is taken as one (the ``.item()`` of such a tensor): a float64
+    result rarely is."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float64:
+        return str(dtype).replace("torch.", "")
+    if isinstance(value, (np.generic, np.ndarray)) and dtype.kind == "f" and dtype.itemsize < 8:
+        return str(dtype)
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        with np.errstate(over="ignore"):  # 1e6 is no float16: inf, and not equal
+            return next((name for name in ("float16", "float32") if float(np.array(value, dtype=name)) == value), None)
+    return None
+
+
+def _precision_note(got: Any, value: float, expected: float) -> str | None:
+    """For a number that differs from the expected one only by the rounding of its float32 (or float16) maths,
+    what to do about it: "you return 1.99524e-05, it gives 1.99526e-05" alone does not say what is wrong."""
+    dtype = _low_precision(got)
+    if dtype is None:
+        return None
+    eps = float(torch.finfo(getattr(torch, dtype)).eps)
+    if not math.isclose(value, expected, rel_tol=max(1e-3, 8 * eps)):  # a subtraction (1 - 0.999) costs digits
+        return None
+    return _("your value {got} agrees with {expected} only to {dtype} precision (about {digits} significant digits, "
+             "fewer after a subtraction such as 1 - 0.999): compute in Python floats or float64.",
+             got=format(value, ".6g"), expected=format(expected, ".6g"), dtype=dtype, digits=int(-math.log10(eps)))
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -551,10 +624,12 @@ class ModuleExercise(FunctionExercise):
         theirs = [(k, tuple(v.shape)) for k, v in official.state_dict().items()]
         if ours == theirs:
             return None
-        if sorted(s for _, s in ours) == sorted(s for _, s in theirs):
-            return _("the layers are right but nested differently, so official checkpoints would not load: your keys "
-                     "start {ours}, the official {theirs}. {nesting}", ours=[k for k, _s in ours[:4]],
-                     theirs=[k for k, _s in theirs[:4]], nesting=self.nesting).strip()
+        # from the first key named otherwise: the first four keys are often the same (entry 0 is right)
+        n = next((i for i, ((k, _s), (k2, _s2)) in enumerate(zip(ours, theirs)) if k != k2), None)
+        if n is not None and sorted(s for _, s in ours) == sorted(s for _, s in theirs):
+            return _("the layers are right but nested differently, so official checkpoints would not load: your key "
+                     "{ours} is {theirs} in the official module. {nesting}", ours=ours[n][0], theirs=theirs[n][0],
+                     nesting=self.nesting).strip()
         for (k, s), (k2, s2) in zip(ours + [("(none)", ())] * len(theirs), theirs + [("(none)", ())] * len(ours)):
             if (k, s) != (k2, s2):
                 return _("the state dict differs from the official one: yours has {key} {shape} where the official has "

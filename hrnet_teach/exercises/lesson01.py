@@ -1,11 +1,13 @@
 """Lesson 01, the stem and the residual blocks: predict shapes, write a BasicBlock's forward."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..blocks import BasicBlock, Bottleneck, make_layer
 from ..i18n import N_, _
-from ._answers import as_indices, as_int, as_ints, random_bn
+from ._answers import as_indices, as_int, as_ints, plain, random_bn
+from ._base import Wrong
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
 STEM_INPUT = B, _C, H, W = (2, 3, 224, 320)
@@ -23,11 +25,23 @@ _STEM_RULES = [  # (test on the answer s, message): the first that holds names t
     (lambda s, e: s[1] != 64, lambda s, e: _("{c} channels: the stem convs have 64 output channels.", c=s[1])),
 ]
 
+
+def _read_shape(answer) -> tuple[int, ...]:
+    """as_ints, after two forms it would misread: the tensor itself (its thousands of values, not its shape) and a
+    set (it has no order; a set of small ints even iterates sorted, which looks like an order)."""
+    if isinstance(answer, (torch.Tensor, np.ndarray)) and answer.ndim > 1:
+        raise Wrong(_("You gave a tensor of shape {shape}, not a shape: give the four numbers as a tuple, e.g. "
+                      "`tuple(out.shape)` (better: work them out first, then check).", shape=tuple(answer.shape)))
+    if isinstance(answer, (set, frozenset)):
+        raise Wrong(_("A set has no order; give a tuple, e.g. {example}.", example="(1, 3, 32, 32)"))
+    return as_ints(answer, 4, N_("the shape (B, C, H, W)"), "(1, 3, 32, 32)")
+
+
 stem_shape = ValueExercise(
     name="stem_shape", lesson="01",
     question=N_("A batch of shape {shape} goes through the stem (conv1, bn1, relu, conv2, bn2, relu). What shape "
                 "comes out? Answer as a tuple (B, C, H, W).", shape=STEM_INPUT),
-    read=lambda a: as_ints(a, 4, N_("the shape (B, C, H, W)"), "(1, 3, 32, 32)"),
+    read=_read_shape,
     reference=(B, 64, H // 4, W // 4),
     success=lambda s, e: _("{shape} -> {e}: conv1 (3->64, stride 2) then conv2 (64->64, stride 2).", shape=STEM_INPUT, e=e),
     rules=_STEM_RULES,
@@ -39,7 +53,8 @@ stem_shape = ValueExercise(
                    ((2, 256, 56, 80), "after layer1"), ((1, 64, 56, 80), "batch size"), ((2, 64, 80, 56), "swapped"),
                    ((64, 56, 80), "has 3 numbers"), (torch.Size([2, 64, 224, 320]), "shrinks"),
                    ((2, 48, 56, 80), "48 channels"), ((2, 64, 56, 81), "is off"),
-                   ((2, 56, 80, 64), "channels before height")],
+                   ((2, 56, 80, 64), "channels before height"), (torch.zeros(2, 64, 56, 80), "not a shape"),
+                   ({2, 64, 56, 80}, "A set has no order")],
 )
 
 
@@ -66,6 +81,47 @@ _PRE_ACTIVATION_SLIPS = [  # BN (and ReLU) before each conv: ResNet v2's order, 
 ]
 
 
+_RECIPE = N_("The shape is right but the numbers differ. Main path: conv1 -> bn1 -> relu -> conv2 -> bn2, each layer "
+            "once and in this order; shortcut: x, or the whole `block.downsample(x)`; then block.relu on the sum.")
+
+
+def _same_kind(got, want) -> bool:
+    """Whether ``got`` is a tensor like ``want`` (shape, dtype, device, no NaN): then only the numbers differ."""
+    return (isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype
+            and got.device == want.device and not got.isnan().any())
+
+
+def _call_block(fn, block, x):
+    """The answer on (a copy of) the block, with what the values cannot show checked after it: a call of the block
+    itself (its forward is wrapped to note one), an input changed in place, a mode switched to training."""
+    official, called = block.forward, []
+    block.forward = lambda *args, **kwargs: called.append(True) or official(*args, **kwargs)
+    before = x.clone()
+    out = fn(block, x)
+    if called:
+        raise Wrong(_("You called the block itself (`block(x)`); write its forward from its layers: block.conv1, "
+                      "block.bn1, block.relu, block.conv2, block.bn2 and block.downsample."))
+    if not torch.equal(x, before):
+        raise Wrong(_("Your function changed its input x in place (`x += out`, or `block.relu(x)`: that ReLU has "
+                      "inplace=True, so it overwrites x). Leave x as it is: the caller and, in training, autograd "
+                      "still need it. Add into a new tensor: `out = out + residual` (or `out += residual`)."))
+    if any(m.training for m in block.modules()):
+        raise Wrong(_("Your function switched the block to training mode (block.train()); leave its mode as it is: "
+                      "in training mode the BatchNorms use the batch's own statistics, so the numbers change."))
+    return out
+
+
+def _adds_into_x(block, x):  # a slip: the right values, added into x (the shortcut where there is no downsample)
+    out, residual = _parts(block, x)
+    residual += out
+    return block.relu(residual)
+
+
+def _train_mode(block, x):  # a slip: the block switched to training mode
+    block.train()
+    return _reference_forward(block, x)
+
+
 def _block_cases():
     # (inplanes, planes, stride, input height, width): with and without a downsample, stride 1 and 2, odd sizes.
     for seed, (i, p, s, h, w) in enumerate([(8, 8, 1, 9, 11), (6, 6, 1, 5, 8), (8, 16, 1, 8, 8), (16, 16, 2, 7, 10),
@@ -78,45 +134,73 @@ def _block_cases():
                                       i=i, p=p, s=s, down=down, h=h, w=w))
 
 
+_BLOCK_SLIPS = [  # (name, message, the slip's forward), checked in this order
+    ("no_shortcut", N_("You left out the shortcut: the block adds its input (the residual) before the last ReLU."),
+     lambda b, x: torch.relu(_parts(b, x)[0])),
+    ("no_final_relu", N_("You left out the final ReLU: after `out + residual` the block applies ReLU once more."),
+     lambda b, x: sum(_parts(b, x))),
+    ("relu_before_sum", N_("The ReLU after bn2 comes after the sum, not before it: relu(bn2(...) + residual)."),
+     lambda b, x: torch.relu(_parts(b, x)[0]) + _parts(b, x)[1]),
+    ("no_bn", N_("You left out a BatchNorm: each conv is followed by its bn (conv1 -> bn1, conv2 -> bn2)."),
+     lambda b, x: torch.relu(b.conv2(torch.relu(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
+    ("raw_shortcut", N_("When `block.downsample` is not None, the shortcut is `block.downsample(x)`, which brings "
+                        "x to the output's shape."), lambda b, x: torch.relu(_parts(b, x)[0] + x)),
+    ("relu_twice", N_("You applied a ReLU after bn2 and again after the sum; the main path ends with bn2, and the "
+                      "one ReLU comes after out + residual."),
+     lambda b, x: torch.relu(torch.relu(_parts(b, x)[0]) + _parts(b, x)[1])),
+    ("no_mid_relu", N_("conv1 -> bn1 -> relu -> conv2: you left out the ReLU between bn1 and conv2."),
+     lambda b, x: torch.relu(b.bn2(b.conv2(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
+    ("bn_swapped", N_("You swapped the BatchNorms: bn1 follows conv1 and bn2 follows conv2, each with the "
+                      "statistics of its own conv's output."),
+     lambda b, x: torch.relu(b.bn1(b.conv2(torch.relu(b.bn2(b.conv1(x))))) + _parts(b, x)[1])),
+    ("downsample_on_out", N_("The downsample adapts the block's input: the shortcut is `block.downsample(x)`, "
+                             "not `block.downsample(out)`."),
+     lambda b, x: torch.relu(_parts(b, x)[0] + (x if b.downsample is None else b.downsample(_parts(b, x)[0])))),
+    ("downsample_always", N_("This block's downsample is None: the shortcut is then x itself "
+                             "(`x if block.downsample is None else block.downsample(x)`)."),
+     lambda b, x: torch.relu(_parts(b, x)[0] + b.downsample(x))),
+    *[("pre_activation", _PRE_ACTIVATION, like) for like in _PRE_ACTIVATION_SLIPS],
+    ("multiplied", N_("The shortcut is added, not multiplied: relu(out + residual)."),
+     lambda b, x: torch.relu(_parts(b, x)[0] * _parts(b, x)[1])),
+    ("conv1_twice", N_("You used conv1 twice: the second conv of the main path is block.conv2 (conv1 -> bn1 -> "
+                       "relu -> conv2 -> bn2)."),
+     lambda b, x: torch.relu(b.bn2(b.conv1(torch.relu(b.bn1(b.conv1(x))))) + _parts(b, x)[1])),
+    ("bn1_twice", N_("You used bn1 twice: conv2 is followed by its own BatchNorm, block.bn2."),
+     lambda b, x: torch.relu(b.bn1(b.conv2(torch.relu(b.bn1(b.conv1(x))))) + _parts(b, x)[1])),
+    ("downsample_conv", N_("The shortcut is the whole `block.downsample(x)`, a 1x1 conv and its BatchNorm; you "
+                           "applied only its conv, downsample[0]."),
+     lambda b, x: torch.relu(_parts(b, x)[0] + (x if b.downsample is None else b.downsample[0](x)))),
+    ("downsample_bn2", N_("The shortcut's BatchNorm is downsample[1], not bn2: use the whole "
+                          "`block.downsample(x)`."),
+     lambda b, x: torch.relu(_parts(b, x)[0] + (x if b.downsample is None else b.bn2(b.downsample[0](x))))),
+    ("sigmoid", N_("The block ends with block.relu (a ReLU), not a sigmoid: relu(out + residual)."),
+     lambda b, x: torch.sigmoid(sum(_parts(b, x)))),
+    *[("relu_input", N_("The block starts with conv1 on x itself: no ReLU before conv1 (the previous block "
+                        "has already applied one)."), like) for like in [
+        lambda b, x: torch.relu(_parts(b, torch.relu(x))[0] + _parts(b, x)[1]),  # the shortcut from x
+        lambda b, x: torch.relu(sum(_parts(b, torch.relu(x))))]],  # or from the clipped x too
+]
+
+
 basic_block_forward = FunctionExercise(
     name="basic_block_forward", lesson="01", fn_name="my_forward",
     question=N_("Write `my_forward(block, x)` for an `ht.BasicBlock` using its layers: `block.conv1`, `block.bn1`, "
                 "`block.relu`, `block.conv2`, `block.bn2` and `block.downsample` (None or a 1x1 conv + BN)."),
-    reference=_reference_forward, expected=lambda block, x: block(x), cases=_block_cases,
-    returns=N_("the output tensor"), against="ht.BasicBlock",
-    mistakes=[Mistake(name, message, like=like) for name, message, like in [
-        ("no_shortcut", N_("You left out the shortcut: the block adds its input (the residual) before the last ReLU."),
-         lambda b, x: torch.relu(_parts(b, x)[0])),
-        ("no_final_relu", N_("You left out the final ReLU: after `out + residual` the block applies ReLU once more."),
-         lambda b, x: sum(_parts(b, x))),
-        ("relu_before_sum", N_("The ReLU after bn2 comes after the sum, not before it: relu(bn2(...) + residual)."),
-         lambda b, x: torch.relu(_parts(b, x)[0]) + _parts(b, x)[1]),
-        ("no_bn", N_("You left out a BatchNorm: each conv is followed by its bn (conv1 -> bn1, conv2 -> bn2)."),
-         lambda b, x: torch.relu(b.conv2(torch.relu(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
-        ("raw_shortcut", N_("When `block.downsample` is not None, the shortcut is `block.downsample(x)`, which brings "
-                            "x to the output's shape."), lambda b, x: torch.relu(_parts(b, x)[0] + x)),
-        ("relu_twice", N_("You applied a ReLU after bn2 and again after the sum; the main path ends with bn2, and the "
-                          "one ReLU comes after out + residual."),
-         lambda b, x: torch.relu(torch.relu(_parts(b, x)[0]) + _parts(b, x)[1])),
-        ("no_mid_relu", N_("conv1 -> bn1 -> relu -> conv2: you left out the ReLU between bn1 and conv2."),
-         lambda b, x: torch.relu(b.bn2(b.conv2(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
-        ("bn_swapped", N_("You swapped the BatchNorms: bn1 follows conv1 and bn2 follows conv2, each with the "
-                          "statistics of its own conv's output."),
-         lambda b, x: torch.relu(b.bn1(b.conv2(torch.relu(b.bn2(b.conv1(x))))) + _parts(b, x)[1])),
-        ("downsample_on_out", N_("The downsample adapts the block's input: the shortcut is `block.downsample(x)`, "
-                                 "not `block.downsample(out)`."),
-         lambda b, x: torch.relu(_parts(b, x)[0] + (x if b.downsample is None else b.downsample(_parts(b, x)[0])))),
-        ("downsample_always", N_("This block's downsample is None: the shortcut is then x itself "
-                                 "(`x if block.downsample is None else block.downsample(x)`)."),
-         lambda b, x: torch.relu(_parts(b, x)[0] + b.downsample(x))),
-        *[("pre_activation", _PRE_ACTIVATION, like) for like in _PRE_ACTIVATION_SLIPS],
-    ]],
+    # the class's forward, not block(x): _call_block refuses an answer that calls the block itself
+    reference=_reference_forward, expected=lambda block, x: BasicBlock.forward(block, x), cases=_block_cases,
+    call=_call_block, returns=N_("the output tensor"), against="ht.BasicBlock",
+    mistakes=[*(Mistake(name, message, like=like) for name, message, like in _BLOCK_SLIPS),
+              Mistake("numbers", _RECIPE, when=lambda case, got, want: _same_kind(got, want))],  # no slip explains it
     success=lambda n: _("Your forward matches ht.BasicBlock on {n} blocks (with and without a downsample, stride 1 and "
                         "2, odd sizes).", n=n),
     hints=[N_("Main path: conv1 -> bn1 -> relu -> conv2 -> bn2. Shortcut: x, or block.downsample(x) when it is not None."),
            N_("Add the two, then apply block.relu to the sum.")],
     wrong_answers=[(lambda block, x: (_reference_forward(block, x),), "returned a tuple"),
-                   (BasicBlock(4, 4), "Pass your function itself")],
+                   (BasicBlock(4, 4), "Pass your function itself"),
+                   (lambda block, x: 2 * _reference_forward(block, x), "shape is right but the numbers differ"),
+                   (_adds_into_x, "changed its input x in place"),
+                   (lambda block, x: block(x), "called the block itself"),
+                   (_train_mode, "switched the block to training mode")],
 )
 
 OUT = 32 * Bottleneck.expansion  # what ht.Bottleneck(inplanes=64, planes=32) outputs
@@ -138,22 +222,41 @@ bottleneck_channels = ValueExercise(
     wrong_answers=[("128", "one whole number"), (100, "Not 100")],
 )
 
+def _whole(value):
+    """0.0 (an index computed with /) as the 0 it is; anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _read_blocks(answer) -> list[int]:
+    """as_indices, also for indices computed with / ([0.0]), and with a word for a True/False mask (one per block)."""
+    if isinstance(answer, np.ndarray) or (isinstance(answer, torch.Tensor) and answer.device.type != "meta"):
+        answer = answer.tolist()
+    if isinstance(answer, (list, tuple)) and answer and all(isinstance(v, (bool, np.bool_)) for v in answer):
+        raise Wrong(_("Those are True/False flags, one per block; give the indices of the blocks that have a "
+                      "downsample, e.g. [1, 2]."))
+    if isinstance(answer, (list, tuple, set, frozenset)):
+        answer = [_whole(plain(v)) for v in answer]
+    return as_indices(answer, N_("block indices (0 to 3)"))
+
+
 layer1_downsample = ValueExercise(
     name="layer1_downsample", lesson="01",
     question=N_("layer1 of w48 is `make_layer(Bottleneck, inplanes=64, planes=64, num_blocks=4)`. Which blocks "
                 "(indices 0-3) have a `downsample` (a 1x1 conv + BN on the shortcut)? Answer as a list."),
-    read=lambda a: as_indices(a, N_("block indices (0 to 3)")),
+    read=_read_blocks,
     reference=[0],
     success=N_("Only block 0: it turns 64 channels into 64 x 4 = 256, so its shortcut needs a 1x1 conv; blocks 1-3 "
                "take 256 and give 256, so their shortcut is x itself."),
     mistakes={(): N_("Block 0 gets 64 channels and outputs 256 (planes 64 x expansion 4): its shortcut must change shape."),
-              (0, 1, 2, 3): N_("After block 0 the input already has 256 = 64 x 4 channels, so blocks 1-3 need no downsample.")},
+              (0, 1, 2, 3): N_("After block 0 the input already has 256 = 64 x 4 channels, so blocks 1-3 need no downsample."),
+              (1, 2, 3): N_("Those are the blocks without a downsample; the question asks which blocks have one.")},
     rules=[(lambda got, e: any(not 0 <= i <= 3 for i in got), N_("layer1 of w48 has 4 blocks, numbered 0 to 3."))],
     otherwise=N_("The downsample is there only where the input's channels (or size) differ from the output's."),
     hints=[N_("A block needs a downsample when its input and output shapes differ: stride != 1 or inplanes != planes * 4."),
            N_("Block 0 takes 64 channels. What do blocks 1, 2, 3 take?")],
     solution_text=N_("`answer = [0]`: only the first block changes 64 channels into 256."),
-    wrong_answers=[([4], "numbered 0 to 3"), ([1], "only where"), ("0", "list of block indices")],
+    wrong_answers=[([4], "numbered 0 to 3"), ([1], "only where"), ("0", "list of block indices"),
+                   ([True, False, False, False], "True/False flags"), ([0.5], "list of block indices")],
 )
 
 EXERCISES = [stem_shape, basic_block_forward, bottleneck_channels, layer1_downsample]

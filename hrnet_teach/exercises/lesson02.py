@@ -1,9 +1,13 @@
 """Lesson 02, branches and resolutions: predict the shapes of every branch, any input size."""
 from __future__ import annotations
 
+import numpy as np
+import torch
+
 from ..config import get_config
 from ..i18n import N_, _
 from ._answers import as_int, as_tuples
+from ._base import Wrong
 from ._kinds import ChoiceExercise, ValueExercise
 
 H, W = ODD_SIZE = (250, 375)  # (height, width): neither divisible by 32
@@ -15,9 +19,25 @@ SHAPES, FLOOR = ([(c, halve(H, 4 << b), halve(W, 4 << b)) for b, c in enumerate(
 ODD = next(s // 2 ** k for s in ODD_SIZE for k in range(5) if s // 2 ** k % 2)  # the first odd side met while halving
 
 
+def _read_shapes(answer) -> list[tuple[int, ...]]:
+    """as_tuples, after the branch outputs themselves (tensors, whose thousands of values it would list). A 4x3
+    array of the shapes is fine; a feature map has 4 dimensions, and an item of a list of shapes only 1."""
+    if isinstance(answer, (torch.Tensor, np.ndarray)) and answer.ndim > 2:
+        raise Wrong(_("You gave a tensor of shape {shape}, not the shapes of the branches: give each branch's "
+                      "(C, H, W) as a tuple of numbers, in a list from branch 0 to branch 3.", shape=tuple(answer.shape)))
+    tensors = isinstance(answer, (list, tuple)) and any(isinstance(t, (torch.Tensor, np.ndarray)) for t in answer)
+    if tensors and any(getattr(t, "ndim", 0) > 1 for t in answer):
+        raise Wrong(_("You gave a list of tensors, not of shapes: give each branch's (C, H, W) as a tuple of numbers, "
+                      "e.g. `[tuple(t.shape[1:]) for t in outputs]` (better: work them out first, then check)."))
+    return as_tuples(answer, 3, N_("(C, H, W) tuples, one per branch"), N_("one branch's (C, H, W)"),
+                     "[(18, 64, 96), ...]")
+
+
 def _explain_odd_shapes(got, want):
     if len(got) != len(want):
         return _("Stage 4 has {n} branches; your list has {got} entries.", n=len(want), got=len(got))
+    if got == want[::-1]:
+        return _("Your list runs from branch 3 to branch 0; start with branch 0 (1/4, {c} channels).", c=want[0][0])
     if all(sorted(g) == sorted(e) for g, e in zip(got, want)) and any(g[0] != e[0] for g, e in zip(got, want)):
         return _("Your numbers are right but in another order: give each branch as (C, H, W), channels first, then "
                  "height and width.")
@@ -36,8 +56,7 @@ odd_branch_shapes = ValueExercise(
     name="odd_branch_shapes", lesson="02",
     question=N_("An image of {H}x{W} (height x width) goes into w18. Give the (C, H, W) of each of the four stage-4 "
                 "branches, as a list from branch 0 to branch 3.", H=H, W=W),
-    read=lambda a: as_tuples(a, 3, N_("(C, H, W) tuples, one per branch"), N_("one branch's (C, H, W)"),
-                             "[(18, 64, 96), ...]"),
+    read=_read_shapes,
     reference=SHAPES,
     success=N_("Right: {shapes}. Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round "
                "up.", shapes=", ".join(f"{c}x{h}x{w}" for c, h, w in SHAPES)),
@@ -54,6 +73,8 @@ odd_branch_shapes = ValueExercise(
         (SHAPES[:3], "has 4 branches"), ([(18, 62.5, 93.75)], "whole numbers"), ([18, 36, 72, 144], "three numbers"),
         ([(18, 63, 94), (36, 32, 47), (72, 16, 24), (144, 7, 12)], "Branch 3 (1/32) is 8x12"),
         ([(h, w, c) for c, h, w in SHAPES], "(C, H, W), channels first"),
+        (SHAPES[::-1], "start with branch 0"), ([torch.zeros(1, c, h, w) for c, h, w in SHAPES], "not of shapes"),
+        (torch.zeros(1, 18, 63, 94), "not the shapes of the branches"),
     ],
 )
 

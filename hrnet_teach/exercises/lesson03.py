@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterator
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +16,7 @@ from ..blocks import BasicBlock
 from ..i18n import N_, _
 from ..module import HighResolutionModule
 from ._answers import as_int, as_ints, as_tuples, layer_summary, random_bn
+from ._base import Wrong
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
 N = 3  # stage 3 of w18 has 3 branches
@@ -35,11 +38,24 @@ def _explain_none(got, want):
     return _("Some entries are None and you left out {pair}: look at the whole diagonal.", pair=sorted(want - got)[0])
 
 
+def _read_pairs(answer) -> set[tuple[int, ...]]:
+    """as_tuples as a set, also from a generator, zip or range (read once), with a word for a True/False matrix."""
+    if isinstance(answer, (Iterator, range)):
+        answer = list(answer)
+    arrays = isinstance(answer, np.ndarray) or (isinstance(answer, torch.Tensor) and answer.device.type != "meta")
+    listed = answer.tolist() if arrays else answer
+    if (isinstance(listed, (list, tuple)) and listed and all(isinstance(row, (list, tuple)) and row for row in listed)
+            and all(isinstance(v, (bool, np.bool_)) for row in listed for v in row)):
+        raise Wrong(_("That is a True/False matrix; give the (i, j) pairs where it is True, as a list, e.g. "
+                      "[(0, 1), (2, 2)]."))
+    return set(as_tuples(answer, 2, N_("(i, j) pairs"), N_("a pair (i, j) of branch indices"), "[(0, 1), (2, 2)]"))
+
+
 none_entries = ValueExercise(
     name="none_entries", lesson="03",
     question=N_("In a stage3 module of w18 (3 branches), which entries fuse_layers[i][j] are None? "
                 "Answer as a list of (i, j) pairs."),
-    read=lambda a: set(as_tuples(a, 2, N_("(i, j) pairs"), N_("a pair (i, j) of branch indices"), "[(0, 1), (2, 2)]")),
+    read=_read_pairs,
     reference=[(0, 0), (1, 1), (2, 2)], explain=_explain_none,
     success=N_("The diagonal: fuse_layers[i][i] is None because branch i is added to its own output as it is "
                "(same resolution, same channels). The other {others} entries hold layers.", others=N * N - N),
@@ -48,7 +64,8 @@ none_entries = ValueExercise(
     solution_text=N_("`answer = [(0, 0), (1, 1), (2, 2)]`: the diagonal, i == j."),
     wrong_answers=[([], "Some entries are None"), ([(0, 0), (1, 1), (2, 2), (3, 3)], "stage 3 has 3 branches"),
                    ([(0, 1), (0, 2), (1, 2)], "1x1 conv"), ([(1, 0), (2, 0), (2, 1)], "stride-2"),
-                   ([(0, 0), (1, 1)], "left out (2, 2)"), ([0, 1, 2], "not a pair")],
+                   ([(0, 0), (1, 1)], "left out (2, 2)"), ([0, 1, 2], "not a pair"),
+                   ([[i == j for j in range(N)] for i in range(N)], "True/False matrix")],
 )
 
 fuse_steps = ValueExercise(
@@ -111,7 +128,29 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
                            layers=layers, summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
 
 
-_FUSE_MISTAKES = fact_mistakes(lambda case, op: _facts(*case.args, op), [  # checked in this order
+def _keys(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
+
+
+def _built_swapped(case, got, _official) -> bool:
+    """Whether the answer built fuse_layers[j][i] for (i, j): the official entry's keys and shapes, indices swapped."""
+    i, j, ch = case.args
+    other = None if i == j else _official_op(j, i, ch)
+    return other is not None and isinstance(got, nn.Module) and _keys(got) == _keys(other)
+
+
+_SWAPPED = Mistake("swapped_ij", lambda case, got, want: _(
+    "Row i is the output, column j the input: for make_fuse_op({i}, {j}, ...) you built fuse_layers[{j}][{i}], which "
+    "brings branch {i} to branch {j}; build the op that brings branch {j} to branch {i}.", i=case.args[0],
+    j=case.args[1]), when=_built_swapped)
+
+
+def _fuse_facts(case, op) -> list[SimpleNamespace]:
+    """The facts of a built entry; none for an answer that raised: its error is said as it is, not as an empty op."""
+    return [] if isinstance(op, BaseException) else [_facts(*case.args, op)]
+
+
+_FUSE_MISTAKES = [_SWAPPED, *fact_mistakes(_fuse_facts, [  # checked in this order
     ("container", lambda f: f.i != f.j and isinstance(f.op, (list, tuple, nn.ModuleList)), N_(
         "Return the steps in one nn.Sequential: a list or tuple does not register its layers, and an nn.ModuleList "
         "cannot be called.")),
@@ -146,7 +185,7 @@ _FUSE_MISTAKES = fact_mistakes(lambda case, op: _facts(*case.args, op), [  # che
         "(that is what the official code does, and the checkpoint shapes depend on it).")),
     ("relu_up", lambda f: f.j > f.i and "ReLU" in f.layers,
      N_("The coarser-to-finer op is 1x1 conv + BN without a ReLU; the ReLU comes after the sum.")),
-])
+])]
 
 
 def _slip(change, down: bool):
@@ -168,6 +207,12 @@ def _switch_early(op, i, j, ch):
     for k, step in enumerate(op):
         step[0], step[1] = nn.Conv2d(ch[j] if k == 0 else ch[i], ch[i], 3, 2, 1, bias=False), nn.BatchNorm2d(ch[i])
     return op
+
+
+def _raises_off_diagonal(i, j, channels):  # an unfinished answer: its error is said as it is, with no fact about an op
+    if i == j:
+        return None
+    raise ValueError("not written yet")
 
 
 fuse_op = ModuleExercise(
@@ -209,6 +254,8 @@ fuse_op = ModuleExercise(
         (_slip(_unpadded, True), "needs padding=1"),
         (_slip(lambda op, i, j, ch: nn.Sequential(*[nn.Sequential(*step[:2]) for step in op]), True),
          "intermediate steps end with a ReLU"),
+        (lambda i, j, ch: make_fuse_op(j, i, ch), "you built fuse_layers[1][0]"),
+        (_raises_off_diagonal, "raised ValueError: not written yet ("),
     ],
 )
 
@@ -227,10 +274,12 @@ def fuse_by_hand(module, xs, i):
 
 
 def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_self=False, upsample=True,
-                 scale=False, swap=False, call_self=False, relu_terms=False):
+                 scale=False, swap=False, call_self=False, relu_terms=False, keep=None, mean=False):
     """What a typical slip computes instead of fuse_by_hand (with the defaults, the same). The terms are made
-    and added one by one, as a learner's loop does, so a slip that raises raises what that loop would."""
-    bilinear = {"align_corners": module.align_corners if align is None else align} if mode == "bilinear" else {}
+    and added one by one, as a learner's loop does, so a slip that raises raises what that loop would.
+    ``keep(j, i, n)``: which terms the slip's loop reaches; ``mean``: the sum divided by their number."""
+    aligned = mode in ("bilinear", "bicubic")  # the modes that take align_corners
+    bilinear = {"align_corners": module.align_corners if align is None else align} if aligned else {}
 
     def term(j, xj):
         if j == i and not call_self:  # call_self: fuse_layers[i][i] (None) called like the others
@@ -242,7 +291,8 @@ def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_
             t = F.interpolate(t, mode=mode, **size, **bilinear)
         return torch.relu(t) if relu_terms else t
 
-    y = sum(term(j, xj) for j, xj in enumerate(xs))
+    y = sum(term(j, xj) for j, xj in enumerate(xs) if keep is None or keep(j, i, len(xs)))
+    y = y / len(xs) if mean else y
     return torch.relu(y) if relu else y
 
 
@@ -270,6 +320,8 @@ _SUM_SLIPS = [  # (name, message, what the slip changes in _variant_sum), checke
     ("no_relu", N_("You left out the ReLU: the module applies it once, after the sum."), {"relu": False}),
     ("nearest", N_("Bilinear, not nearest: the segmentation code enlarges with mode='bilinear' to branch i's size."),
      {"mode": "nearest"}),
+    ("bicubic", N_("Bilinear, not bicubic: the segmentation code enlarges with mode='bilinear' to branch i's size."),
+     {"mode": "bicubic"}),
     ("skip_self", N_("You left out branch i itself: the sum runs over every j, including j == i (added as it is)."),
      {"skip_self": True}),
     ("no_upsampling", N_("Before the sum every term must have branch i's shape: coarser branches go through "
@@ -282,16 +334,46 @@ _SUM_SLIPS = [  # (name, message, what the slip changes in _variant_sum), checke
     ("relu_terms", N_("One ReLU, after the sum, not one on each term: a term clipped to zero or more before it meets "
                       "the others could only add, never subtract (that is also why the last stride-2 step of a fuse "
                       "chain has no ReLU)."), {"relu_terms": True}),
+    ("skip_coarser", N_("Every j in range(len(xs)) contributes one term, the coarser branches (j > i) too: through "
+                        "fuse_layers[i][j], then F.interpolate to branch i's size."), {"keep": lambda j, i, n: j <= i}),
+    ("skip_last", N_("Your loop stops one branch short: the last branch, j = len(xs) - 1, contributes a term too. "
+                     "Loop over range(len(xs))."), {"keep": lambda j, i, n: j < n - 1}),
+    ("mean", N_("Add the terms up; do not average them: the module sums them, then applies one ReLU."),
+     {"mean": True}),
 ]
+
+
+def _call_sum(fn, module, xs, i):
+    """The answer, then what its values cannot show: whether it wrote into the tensors of xs (`y = xs[i]` makes y
+    that very tensor, so a later `y += term` changes the caller's xs[i])."""
+    given, before = list(xs), [x.clone() for x in xs]
+    got = fn(module, xs, i)
+    changed = next((j for j, (x, b) in enumerate(zip(given, before)) if not torch.equal(x, b)), None)
+    if changed is not None:
+        raise Wrong(_("Your function changed xs[{j}] in place: `y = xs[i]` makes y the same tensor as xs[i], so "
+                      "`y += term` writes into it. Start from `y = 0`, or write `y = y + term`: the other outputs "
+                      "read the same xs, and in training autograd needs them unchanged.", j=changed))
+    return got
+
+
+def _adds_into_xs(module, xs, i):  # a slip: the right sum, added up in the caller's xs[i]
+    y = xs[i]
+    y += _variant_sum(module, xs, i, relu=False, skip_self=True)  # the other terms, into xs[i] itself
+    return torch.relu(y)
+
 
 fuse_sum = FunctionExercise(
     name="fuse_sum", lesson="03", fn_name="fuse_by_hand",
     question=N_("Write `fuse_by_hand(module, xs, i)`: output branch i of a HighResolutionModule, given `xs`, the "
                 "outputs of its branches. Use `module.fuse_layers[i][j]` and `F.interpolate` (bilinear to branch i's "
                 "size, align_corners=module.align_corners)."),
-    reference=fuse_by_hand, cases=_fuse_cases, returns=N_("the one tensor of output branch i"), against=N_("the module"),
+    reference=fuse_by_hand, cases=_fuse_cases, call=_call_sum, returns=N_("the one tensor of output branch i"),
+    against=N_("the module"),
     mistakes=[
         *(Mistake(name, message, like=functools.partial(_variant_sum, **slip)) for name, message, slip in _SUM_SLIPS),
+        Mistake("calls_module", N_("module(xs) runs the module's branches again, but xs are already their outputs: "
+                                   "build the sum yourself from `module.fuse_layers[i][j](xs[j])`."),
+                like=lambda module, xs, i: module(xs)[i]),
         Mistake("align", lambda case, got, want: _("Use align_corners=module.align_corners (here {align}): it changes "
                                                    "the values.", align=case.args[0].align_corners),
                 fragment="Use align_corners=module.align_corners",
@@ -303,7 +385,8 @@ fuse_sum = FunctionExercise(
            N_("j == i: xs[i] itself. j < i: `module.fuse_layers[i][j](xs[j])`. j > i: the same, then F.interpolate(..., "
               "size=xs[i].shape[-2:], mode='bilinear', align_corners=module.align_corners).")],
     wrong_answers=[(functools.partial(_variant_sum, align=False), "align_corners=module.align_corners"),
-                   (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))], "returned a list")],
+                   (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))], "returned a list"),
+                   (_adds_into_xs, "changed xs[0] in place")],
 )
 
 k_line = ChoiceExercise(
@@ -348,11 +431,22 @@ no_relu_reason = ChoiceExercise(
     wrong_answers=[("b", "costs almost nothing"), ("c", "does not clip"), ("d", "on purpose"), ("e", "one letter")],
 )
 
+
+def _read_pair(what, example):
+    """A reader of an ordered pair: as_ints, but a set is refused (it has no order, and a set of small ints iterates
+    sorted, so {4, 1} would read as (1, 4))."""
+    def read(answer) -> tuple[int, ...]:
+        if isinstance(answer, (set, frozenset)):
+            raise Wrong(_("A set has no order; give a tuple, e.g. {example}.", example=example))
+        return as_ints(answer, 2, what, example)
+    return read
+
+
 multi_scale_rows = ValueExercise(
     name="multi_scale_rows", lesson="03",
     question=N_("The pose model (HRNetV1) builds the last module of stage 4 with multi_scale_output=False. How many "
                 "rows does its fuse_layers have, and how many entries in each row? Answer (rows, entries)."),
-    read=lambda a: as_ints(a, 2, N_("(rows, entries per row)"), "(2, 3)"), reference=(1, 4),
+    read=_read_pair(N_("(rows, entries per row)"), "(2, 3)"), reference=(1, 4),
     success=N_("One row of four: with multi_scale_output=False the outer loop runs `range(1)`, so only output 0 "
                "(1/4) is built, and it still takes all 4 inputs. The pose head reads only that branch."),
     mistakes={(4, 4): N_("That is true of the other stage-4 modules. The last one has multi_scale_output=False: "
@@ -364,7 +458,8 @@ multi_scale_rows = ValueExercise(
     hints=[N_("Rows are output branches i, entries are input branches j."),
            N_("The outer loop: `for i in range(num_branches if self.multi_scale_output else 1)`.")],
     solution_text=N_("`answer = (1, 4)`: one output (branch 0), fed by all four branches."),
-    wrong_answers=[((1, 1), "all 4 inputs"), (4, "two whole numbers"), ((2, 4), "outer loop")],
+    wrong_answers=[((1, 1), "all 4 inputs"), (4, "two whole numbers"), ((2, 4), "outer loop"),
+                   ({4, 1}, "A set has no order")],
 )
 
 B0, B1 = (63, 94), (32, 47)  # (height, width) of branches 0 and 1 of w32 on a 250x375 input
@@ -373,7 +468,7 @@ nearest_size = ValueExercise(
     name="nearest_size", lesson="03",
     question=N_("On a 250x375 image, branch 0 is {b0} and branch 1 is {b1}. What (height, width) does "
                 "`F.interpolate(branch1, scale_factor=2, mode='nearest')` give?", b0=B0, b1=B1),
-    read=lambda a: as_ints(a, 2, N_("the size (height, width)"), "(10, 20)"), reference=(2 * B1[0], 2 * B1[1]),
+    read=_read_pair(N_("the size (height, width)"), "(10, 20)"), reference=(2 * B1[0], 2 * B1[1]),
     success=N_("({h}, {w}): a scale factor doubles exactly, so the sum with branch 0's {b0} fails. That is why the "
                "classification and pose code need sides that halve exactly (multiples of 32), and why the segmentation code resizes "
                "`size=` branch i's shape instead.", h=2 * B1[0], w=2 * B1[1], b0=B0),

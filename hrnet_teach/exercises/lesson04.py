@@ -1,15 +1,17 @@
 """Lesson 04, transitions: pass, adapt or create; building one; where a new branch comes from."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import get_config
 from ..i18n import N_, _
 from ..transition import Transition
-from ._answers import as_indices, as_int, as_strings, as_word, layer_summary
+from ._answers import as_indices, as_int, as_strings, as_word, layer_summary, plain
 from ._base import Wrong
 from ._kinds import Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
@@ -37,11 +39,30 @@ TRANSITION_CASES = [([256], [18, 36]), ([128], [16, 32]), ([18, 36], [18, 36, 72
 
 def _facts(pre, cur, i, op) -> SimpleNamespace:
     """What the transition mistakes look at in entry ``i``."""
-    convs = [m for m in op.modules() if isinstance(m, nn.Conv2d)] if isinstance(op, nn.Module) else []
+    module = isinstance(op, nn.Module) and not isinstance(op, nn.ModuleList)  # an entry that can be called
+    convs = [m for m in op.modules() if isinstance(m, nn.Conv2d)] if module else []
     kind, n2 = "new" if i >= len(pre) else "pass" if pre[i] == cur[i] else "adapt", sum(c.stride[0] == 2 for c in convs)
-    return SimpleNamespace(i=i, kind=kind, op=op, cin=pre[min(i, len(pre) - 1)], cout=cur[i], npre=len(pre),
-                           steps=i + 1 - len(pre), convs=convs, n2=n2, other=len(convs) - n2,
-                           first_in=convs[0].in_channels if convs else None, **_layer_counts(op))
+    # flat: layers right inside the entry, where a new branch has one nn.Sequential per step
+    flat = module and any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) for m in op.children())
+    return SimpleNamespace(i=i, kind=kind, op=op, type=type(op).__name__, module=module, flat=flat,
+                           cin=pre[min(i, len(pre) - 1)], cout=cur[i], npre=len(pre), steps=i + 1 - len(pre),
+                           convs=convs, n2=n2, other=len(convs) - n2, first_in=convs[0].in_channels if convs else None,
+                           **_layer_counts(op))
+
+
+def _entry_facts(case, got) -> list[SimpleNamespace]:
+    """The facts of each entry; none for an answer that is not a list of entries (a dict, an exception): what it is
+    comes first, and the entries' facts would describe empty ones."""
+    if not isinstance(got, (nn.ModuleList, list, tuple)):
+        return []
+    return [_facts(*case.args, i, op) for i, op in enumerate(got)]
+
+
+def _always(mistakes: list[Mistake], *names: str) -> list[Mistake]:
+    """``mistakes`` with those named checked even when the outputs match (see Mistake's ``always``)."""
+    for mistake in mistakes:
+        mistake.always = mistake.always or mistake.name in names
+    return mistakes
 
 
 def _layer_counts(op) -> dict[str, int]:
@@ -58,21 +79,34 @@ _TRANSITION_MISTAKES = [
         "sit side by side, one per branch, while an nn.Sequential would chain them one after another.",
         type=type(got).__name__),
             when=lambda c, got, o: isinstance(got, nn.Module) and not isinstance(got, nn.ModuleList), always=True),
+    Mistake("not_a_list", lambda c, got, o: _(
+        "Your function returns a {type}; return an nn.ModuleList with one entry per branch of the next stage (None, "
+        "or the layers for that branch).", type=type(got).__name__),
+            when=lambda c, got, o: got is not None and not isinstance(got, (nn.Module, list, tuple, BaseException))),
     Mistake("length", lambda c, got, o: _("The next stage has {n} branches, so the transition needs {n} entries (one "
                                           "per output branch); yours has {got}.", n=len(c.args[1]), got=len(got)),
             when=lambda c, got, o: isinstance(got, nn.ModuleList) and len(got) != len(c.args[1])),
-    *fact_mistakes(lambda case, got: [_facts(*case.args, i, op) for i, op in enumerate(got)], [
-        ("pass", lambda f: f.kind == "pass" and f.op is not None,
-         N_("Entry {i} should be None: branch {i} already has {cout} channels, so it passes as it is.")),
+    # `pass` always: an nn.Identity or an empty nn.Sequential gives the same outputs and keys as None
+    *_always(fact_mistakes(_entry_facts, [
+        ("entry_type", lambda f: f.op is not None and not f.module, N_(
+            "Entry {i} is a {type}: each entry is None or one nn.Sequential. Wrap the steps of a new branch in one "
+            "nn.Sequential (a list registers no layers, and an nn.ModuleList cannot be called).")),
+        ("pass", lambda f: f.kind == "pass" and f.op is not None, N_(
+            "Entry {i} should be None: branch {i} already has {cout} channels, so it passes as it is (the official "
+            "forward tests `transition[i] is not None`: an nn.Identity or an empty nn.Sequential is not None).")),
         ("adapt_none", lambda f: f.kind == "adapt" and f.op is None,
          N_("Entry {i} is None, but branch {i} comes in with {cin} channels and must leave with {cout}.")),
         ("new_none", lambda f: f.kind == "new" and f.op is None,
          N_("Entry {i} is None, but branch {i} is new: the previous stage has only {npre} branch(es).")),
         ("adapt_stride", lambda f: f.kind == "adapt" and f.n2, N_("Branch {i} already exists at its resolution; "
                                                                   "adapt its channels with a stride-1 3x3 conv, no stride 2.")),
-        ("adapt_in", lambda f: f.kind == "adapt" and f.first_in != f.cin,
+        ("adapt_empty", lambda f: f.kind == "adapt" and not f.convs, N_(
+            "Entry {i} has no conv, but branch {i} comes in with {cin} channels and must leave with {cout}: one "
+            "stride-1 3x3 conv + BN + ReLU.")),
+        ("adapt_in", lambda f: f.kind == "adapt" and f.convs and f.first_in != f.cin,
          N_("Entry {i} adapts branch {i}, which has {cin} channels; your conv takes {first_in}.")),
-        ("new_from", lambda f: f.kind == "new" and f.first_in != f.cin, N_(
+        # with no conv at all, new_steps below says how many it needs
+        ("new_from", lambda f: f.kind == "new" and f.convs and f.first_in != f.cin, N_(
             "Branch {i} is born from the lowest-resolution branch of the previous stage (y_list[-1], {cin} channels); "
             "your first conv takes {first_in}.")),
         ("new_steps", lambda f: f.kind == "new" and not f.n2 == len(f.convs) == f.steps, N_(
@@ -80,6 +114,10 @@ _TRANSITION_MISTAKES = [
             "yours has {n2} stride-2 and {other} other conv(s).")),
         ("new_channels", lambda f: f.kind == "new" and any(c.out_channels != f.cin for c in f.convs[:-1]),
          N_("Entry {i}: the intermediate stride-2 steps keep {cin} channels; only the last switches to {cout}.")),
+        ("new_flat", lambda f: f.kind == "new" and f.flat, N_(
+            "Entry {i}: put each stride-2 step in its own nn.Sequential(conv, BN, ReLU) and the steps in one more "
+            "nn.Sequential, even when there is only one step, so that the keys are the official ones ({i}.0.0.weight, "
+            "not {i}.0.weight).")),
         ("kernel", lambda f: any(c.kernel_size != (3, 3) or c.padding != (1, 1) for c in f.convs),
          N_("Entry {i}: every transition conv is 3x3 with padding 1 (kernel_size=3, padding=1).")),
         ("bn", lambda f: f.op is not None and f.bns < len(f.convs),
@@ -89,7 +127,7 @@ _TRANSITION_MISTAKES = [
         ("relu", lambda f: f.op is not None and f.relus < len(f.convs), N_(
             "Entry {i}: every transition step ends with a ReLU (conv, BN, ReLU). Unlike the fuse chain, nothing is "
             "summed after a transition, so nothing else would apply it.")),
-    ]),
+    ]), "pass"),
 ]
 
 
@@ -149,6 +187,17 @@ transition_op = ModuleExercise(
         (_slip(lambda t, i, pre, cur: t[i] and _step(cur[i], cur[i], 1), new=False), "your conv takes 18"),
         (_slip(lambda t, i, pre, cur: t[i] and nn.Sequential(nn.Conv2d(pre[i], cur[i], 3, 1, 1), *t[i][1:]), new=False),
          "bias=False"),
+        (_slip(lambda t, i, pre, cur: t[i] or nn.Identity(), new=False), "an nn.Identity or an empty nn.Sequential"),
+        (_slip(lambda t, i, pre, cur: t[i] or nn.Sequential(), new=False), "Entry 0 should be None"),
+        (_slip(lambda t, i, pre, cur: nn.Sequential(*t[i][1:]), new=True), "needs 1 stride-2 conv(s); yours has 0"),
+        (lambda pre, cur: [list(t) if i >= len(pre) else t for i, t in enumerate(make_transition(pre, cur))],
+         "Entry 1 is a list"),  # a plain list, whose new entry is a list of steps
+        (_slip(lambda t, i, pre, cur: nn.ModuleList(t[i]), new=True), "Entry 1 is a ModuleList"),
+        (lambda pre, cur: dict(enumerate(make_transition(pre, cur))), "returns a dict; return an nn.ModuleList"),
+        (_slip(lambda t, i, pre, cur: nn.Sequential(*[m for step in t[i] for m in step]), new=True),
+         "put each stride-2 step in its own nn.Sequential"),
+        (_slip(lambda t, i, pre, cur: t[i][0] if len(t[i]) == 1 else t[i], new=True), "(1.0.0.weight, not 1.0.weight)"),
+        (_slip(lambda t, i, pre, cur: t[i] and nn.Sequential(), new=False), "Entry 0 has no conv"),
     ],
 )
 
@@ -182,10 +231,33 @@ transition1_kinds = ValueExercise(
 
 _W48 = get_config("w48")
 
+STAGE3 = len(_W48.stage3.num_channels)  # transition2's entries
+
+
+def _entry_index(value):
+    """0.0 (computed with /) as 0, and -3 <= k < 0 as the entry Python's indexing gives: y[-3] is y[0]."""
+    value = int(value) if isinstance(value, float) and value.is_integer() else value
+    return value % STAGE3 if type(value) is int and -STAGE3 <= value < 0 else value  # type(): a bool is no index
+
+
+def _read_entries(answer) -> list[int]:
+    """as_indices, also from range(2), [0.0, 1.0] and [-3, -2], with a word for a True/False mask (one per entry)."""
+    if isinstance(answer, (Iterator, range)):
+        answer = list(answer)
+    if isinstance(answer, np.ndarray) or (isinstance(answer, torch.Tensor) and answer.device.type != "meta"):
+        answer = answer.tolist()
+    if isinstance(answer, (list, tuple)) and answer and all(isinstance(v, (bool, np.bool_)) for v in answer):
+        raise Wrong(_("Those are True/False flags, one per entry; give the indices of the entries that are None, "
+                      "e.g. [1, 2]."))
+    if isinstance(answer, (list, tuple, set, frozenset)):
+        answer = [_entry_index(plain(v)) for v in answer]
+    return as_indices(answer, N_("entry indices"))
+
+
 transition2_none = ValueExercise(
     name="transition2_none", lesson="04",
     question=N_("Which entries of transition2 of w48 are None? Answer as a list of indices."),
-    read=lambda a: as_indices(a, N_("entry indices")), reference=[0, 1],
+    read=_read_entries, reference=[0, 1],
     rules=[(lambda got, want: any(not 0 <= i <= 2 for i in got),
             N_("transition2 leads into stage 3, which has 3 branches: entries 0 to 2.")),
            (lambda got, want: 2 in got, N_("Entry 2 is the new 1/16 branch: it is a stride-2 conv from branch 1, not None.")),
@@ -200,7 +272,8 @@ transition2_none = ValueExercise(
            N_("An entry is None when the branch exists and keeps its channels.")],
     solution_text=N_("`answer = [0, 1]`: 48 -> 48 and 96 -> 96 pass; entry 2 creates the 192-channel branch."),
     wrong_answers=[([], "nothing to adapt"), ([0, 1, 2], "new 1/16 branch"), ([2], "not None"), ([0], "keep their channels"),
-                   ([3], "entries 0 to 2"), ("0, 1", "list of entry indices")],
+                   ([3], "entries 0 to 2"), ("0, 1", "list of entry indices"),
+                   ([True, True, False], "True/False flags"), ([-1], "Entry 2 is the new 1/16 branch")],
 )
 
 branch4_source = ValueExercise(

@@ -12,7 +12,7 @@ from ..config import get_config
 from ..i18n import N_, _
 from ..inspect import convs_of, meta_backbone, stage_shapes
 from ..transition import Transition
-from ._answers import as_int, as_numbers, as_word, random_weights
+from ._answers import as_int, as_numbers, as_word, plain, random_weights
 from ._base import Wrong
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise, source_of
 
@@ -56,11 +56,24 @@ def _part_params() -> dict[str, str]:
             "table": ", ".join(f"{p} {n / 1e6:.1f}M" for p, n in counts.items())}
 
 
+_ALIASES = {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}
+
+
+def _read_part(answer) -> str:
+    """as_word, also for the stage's number however typed (4, np.int64(4), 4.0) and for 'stage4.' (a full stop)."""
+    answer = plain(answer)
+    if isinstance(answer, float) and answer.is_integer():
+        answer = int(answer)
+    if type(answer) is int:  # not a bool
+        answer = str(answer)
+    return as_word(answer.strip().rstrip(".") if isinstance(answer, str) else answer, _PARTS, N_("a stage name"),
+                   _ALIASES)
+
+
 stage_most_params = ValueExercise(
     name="stage_most_params", lesson="05",
     question=N_("Which part of the w48 backbone holds the most parameters: 'layer1', 'stage2', 'stage3' or 'stage4'?"),
-    read=lambda a: as_word(str(a) if type(a) is int else a, _PARTS, N_("a stage name"),
-                           {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}),
+    read=_read_part,
     reference="stage4",
     success=lambda got, want: _("stage4: {table} ({share} of the backbone). A 3x3 conv has 9 x C_in x C_out weights, "
                                 "so the 8C = 384-channel branch, which only stage 4 has, costs 64 times branch 0's "
@@ -76,7 +89,8 @@ stage_most_params = ValueExercise(
               "Which stage has the 8C branch?")],
     solution_text=N_("`answer = 'stage4'`: about 47.6M of the backbone's 65M parameters, because of its 8C "
                      "branch (384 channels in w48)."),
-    wrong_answers=[("stage2", "compare all four"), ("stage5", "is not one of"), (3.5, "stage name")],
+    wrong_answers=[("stage2", "compare all four"), ("stage5", "is not one of"), (3.5, "stage name"),
+                   (3.0, "stage3 has more modules"), ("layer1.", "small beside the stages")],
 )
 
 
@@ -98,6 +112,8 @@ def _explain_ratios(got, _want):
     (p, m), (tp, tm) = got, _branch_ratios()
     rules = [
         (_near(p, tm) and _near(m, tp), N_("You swapped the two: first the parameter ratio, then the MAC ratio.")),
+        (_near(p, 1 / tp), N_("That is branch 0 over branch 3. The question asks how many times branch 0's "
+                              "parameters branch 3 has: branch 3 / branch 0.")),
         (_near(p, 8), N_("8 is the ratio of the channels (384 / 48); a 3x3 conv has 9 x C_in x C_out weights, "
                          "so the weights grow with the channels squared.")),
         (_near(p, 1), N_("Parameters do not depend on the resolution; they depend on the channels, and branch 3 has 8 "
@@ -134,7 +150,7 @@ branch_cost_ratio = ValueExercise(
     wrong_answers=[((8, 1), "channels squared"), ((64, 64), "fewer positions"), ((1, 64), "swapped"),
                    ((64, 1 / 64), "costs 64 times more"), (64, "Give two numbers"), (("64", "1"), "as a number"),
                    ((1, 1), "do not depend on the resolution"), ((30, 1), "parameter ratio is not 30"),
-                   ((64, 3), "MAC ratio is not 3")],
+                   ((64, 3), "MAC ratio is not 3"), ((1 / 64, 1), "That is branch 0 over branch 3")],
 )
 
 
@@ -168,11 +184,19 @@ def _transition_cases() -> list[Case]:
 def _call(fn, transition, y_list):
     """The answer gets a plain ModuleList (which cannot be called) and a copy of the list it must not change."""
     given = list(y_list)
-    got = fn(nn.ModuleList(list(transition)), given)
+    try:
+        got = fn(nn.ModuleList(list(transition)), given)
+    except Exception:  # a change to the list is often what made a later line fail: said first
+        _refuse_changed(given, y_list)
+        raise
+    _refuse_changed(given, y_list)
+    return got
+
+
+def _refuse_changed(given, y_list) -> None:
     if len(given) != len(y_list) or any(a is not b for a, b in zip(given, y_list)):
         raise Wrong(_("Your function changed the list it was given (the caller's y_list): build and return a new list "
-                      "instead (the official module's in-place `x[i] = ...` is what lesson 08 warns about)."))
-    return got
+                      "instead (the official module's in-place `x[i] = ...` is what lesson 08 warns about).")) from None
 
 
 def _in_place(transition, y_list):  # a slip: the right outputs, written into the caller's list
@@ -185,6 +209,39 @@ def _tensors_shaped_like(got, want) -> bool:
     arrays, gets the message about its type)."""
     return (isinstance(got, (list, tuple)) and all(isinstance(g, torch.Tensor) for g in got)
             and [g.shape for g in got] == [w.shape for w in want])
+
+
+def _appends_into_y(transition, y_list):  # a slip: new branches appended to y_list, which the next entry then reads
+    for i, op in enumerate(transition):
+        if i >= len(y_list):
+            y_list.append(op(y_list[-1]))
+        elif op is not None:
+            y_list[i] = op(y_list[i])
+    return y_list
+
+
+def _from_built(transition, y_list):  # a slip: a new branch grown from the list being built
+    out = []
+    for i, op in enumerate(transition):
+        source = y_list[i] if i < len(y_list) else out[-1]
+        out.append(source if op is None else op(source))
+    return out
+
+
+def _none_message(case, got, _want) -> str:
+    i = next(i for i, g in enumerate(got) if g is None)
+    transition = case.args[0]
+    if i < len(transition) and transition[i] is None:
+        return _("Entry {i} of your list is None, as transition[{i}] is: a None entry of the transition means pass "
+                 "through, so append y_list[{i}] itself.", i=i)
+    return _("Entry {i} of your list is None; it should be a tensor, the output of branch {i}.", i=i)
+
+
+def _skips_none(case, got, want) -> bool:
+    """Whether the answer gives the outputs of the transition's other entries only, none for its None entries (a
+    loop with `if op is not None:` and no else)."""
+    kept = [w.shape for w, op in zip(want, case.args[0]) if op is not None]
+    return len(kept) < len(want) and isinstance(got, (list, tuple)) and [g.shape for g in got] == kept
 
 
 def _as_generator(transition, y_list):  # a slip: the right outputs, as a generator
@@ -210,10 +267,15 @@ transition_forward = FunctionExercise(
         Mistake("calls_none", N_("An entry is None where a branch passes through unchanged; append y_list[i] itself "
                                  "instead of calling the entry."),
                 like=lambda t, y: [op(y[min(i, len(y) - 1)]) for i, op in enumerate(t)]),
+        Mistake("none_entry", _none_message,
+                when=lambda case, got, want: isinstance(got, (list, tuple)) and any(g is None for g in got)),
         Mistake("no_new_branch", lambda case, got, want: _(
-                    "Your list has {got} entries; this transition makes {want} branches (one entry of the transition "
-                    "per output branch, new ones included).", got=len(got), want=len(want)),
+                    "Your list has one entry per branch of y_list ({got}); this transition makes {want} branches (one "
+                    "entry of the transition per output branch, new ones included).", got=len(got), want=len(want)),
                 like=lambda t, y: [x if op is None else op(x) for op, x in zip(t, y)], fragment="new ones included"),
+        Mistake("skips_none", N_("Your list leaves out the entries where the transition holds None: None means pass "
+                                 "through, so append y_list[i] for them too (one output per entry of the transition)."),
+                when=_skips_none),
         Mistake("source_index", lambda case, got, want: _(
                     "The previous stage has only {n} branch(es). A new branch i >= {n} has no y_list[i]: it grows "
                     "from the last, lowest-resolution one, y_list[-1].", n=len(case.args[1])),
@@ -222,6 +284,14 @@ transition_forward = FunctionExercise(
         Mistake("first_branch", N_("A layer got a map with the wrong number of channels. A new branch grows from the "
                                    "lowest-resolution branch, y_list[-1], not from y_list[0]."),
                 like=lambda t, y: [y[i] if op is None else op(y[i] if i < len(y) else y[0]) for i, op in enumerate(t)]),
+        Mistake("from_built", N_("A new branch grows from the previous stage's lowest branch, y_list[-1], not from the "
+                                 "list you are building (its last entry already has the new stage's channels)."),
+                like=_from_built),
+        Mistake("count", lambda case, got, want: _(
+                    "Your list has the wrong length ({got}; the transition has {n} entries): one output per entry of "
+                    "the transition, new branches included. Loop over `enumerate(transition)`, not over y_list.",
+                    got=len(got), n=len(want)),
+                when=lambda case, got, want: isinstance(got, (list, tuple)) and len(got) != len(want)),
         Mistake("numbers", N_("The shapes are right but the numbers differ: apply transition[i] to y_list[i] (or to "
                               "y_list[-1] for a new branch), and pass it through when the entry is None."),
                 when=lambda case, got, want: _tensors_shaped_like(got, want)),
@@ -237,8 +307,15 @@ transition_forward = FunctionExercise(
         "`if i < self.stage2_cfg['NUM_BRANCHES']` and `if i < self.stage3_cfg['NUM_BRANCHES']`; the loop before "
         "stage 2 reads the one map x instead of a list.")),
     wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself"),
-                   (_as_generator, "returned a generator"), (_as_numpy, "returned a ndarray"),
-                   (lambda t, y: [torch.relu(x) for x in _reference(t, y)], "shapes are right but the numbers differ")],
+                   (_as_generator, "returned a generator"), (_as_numpy, "ndarray; it should return"),
+                   (lambda t, y: [torch.relu(x) for x in _reference(t, y)], "shapes are right but the numbers differ"),
+                   (_appends_into_y, "changed the list"),
+                   (lambda t, y: [None if op is None else op(y[min(i, len(y) - 1)]) for i, op in enumerate(t)],
+                    "a None entry of the transition means pass through"),
+                   (lambda t, y: [*_reference(t, y)[:-1], None], "it should be a tensor, the output of branch 1"),
+                   (lambda t, y: [op(y[i] if i < len(y) else y[-1]) for i, op in enumerate(t) if op is not None],
+                    "leaves out the entries where the transition holds None"),
+                   (lambda t, y: _reference(t, y)[:len(y) + 1], "Your list has the wrong length (2; the transition")],
 )
 
 EXERCISES = [concat_channels, stage_most_params, branch_cost_ratio, transition_forward]

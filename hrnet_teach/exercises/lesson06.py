@@ -2,6 +2,7 @@
 seg_hrnet.py, what multi_scale_output leaves of the last module, checkpoint keys, and which loss."""
 from __future__ import annotations
 
+import itertools
 from functools import cache, partial
 
 import torch
@@ -12,7 +13,7 @@ from ..config import get_config
 from ..heads import HRNetSegmentation
 from ..i18n import N_, _
 from ..inspect import meta_model
-from ._answers import as_ints, as_strings, random_weights
+from ._answers import as_ints, as_strings, random_weights, too_deep
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ValueExercise
 
 # (batch, height, width): a size divisible by 32, then sizes where fixed factors fail.
@@ -42,15 +43,38 @@ def _v2_head(features, last_layer):
     return last_layer(torch.cat([features[0]] + up, dim=1))
 
 
-def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, join=None, **resize):
-    """What a slip computes: other resizing, a scale factor, the branches' order, the cat's dim (or ``join``
-    instead of the cat), no last_layer."""
+def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, join=None, first=0, wh=False,
+          **resize):
+    """What a slip computes: other resizing, a scale factor, the size as (width, height), the branches' order, the
+    cat's dim (or ``join`` instead of the cat), branch 0 left out (``first=1``), no last_layer."""
     resize = {"mode": "bilinear", "align_corners": True, **resize}
-    up = [F.interpolate(f, **({"scale_factor": 2 ** b} if scale else {"size": features[0].shape[-2:]}), **resize)
+    size = features[0].shape[-2:][::-1] if wh else features[0].shape[-2:]
+    up = [F.interpolate(f, **({"scale_factor": 2 ** b} if scale else {"size": size}), **resize)
           for b, f in enumerate(features[1:], start=1)]
-    maps = ([features[0]] + up)[::order]
+    maps = ([features[0]] + up)[first:][::order]
     concat = join(maps) if join else torch.cat(maps, dim=dim)
     return last_layer(concat) if classify else concat
+
+
+def _branch_order(case, got, want) -> tuple[int, ...] | None:
+    """The order in which the answer concatenated the four maps, if it is another than 0, 1, 2, 3 (found by trying
+    each: 24 small 1x1 convs). The full reversal has its own message."""
+    features, last_layer = case.args
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        return None
+    maps = [features[0]] + [F.interpolate(f, size=features[0].shape[-2:], mode="bilinear", align_corners=True)
+                            for f in features[1:]]
+    for order in itertools.permutations(range(len(maps))):
+        if order != tuple(sorted(order)) and torch.allclose(
+                last_layer(torch.cat([maps[i] for i in order], dim=1)), got, atol=1e-4, rtol=1e-4):
+            return order
+    return None
+
+
+def _branch0_last(features, last_layer):
+    """A catalogued slip: the three upsampled maps first, branch 0 last."""
+    up = [F.interpolate(f, size=features[0].shape[-2:], mode="bilinear", align_corners=True) for f in features[1:]]
+    return last_layer(torch.cat(up + [features[0]], dim=1))
 
 
 _HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
@@ -69,6 +93,15 @@ _HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
     ("dim_last", {"dim": -1}, N_("Concatenate along the channels, dim=1, to get C + 2C + 4C + 8C channels for last_layer.")),
     ("sum", {"join": sum}, N_("HRNetV2 concatenates the four maps (torch.cat(..., dim=1)); it does not add them: "
                                "last_layer expects C + 2C + 4C + 8C channels.")),
+    *[(name, {"mode": "bicubic", "align_corners": align}, N_(
+        "Your numbers match bicubic upsampling; the HRNetV2 head upsamples bilinearly (mode='bilinear', "
+        "align_corners=True).")) for name, align in (("bicubic", True), ("bicubic_false", False))],
+    ("width_height", {"wh": True}, N_(
+        "You gave F.interpolate the size as (width, height); it takes (height, width), the order "
+        "features[0].shape[-2:] gives.")),
+    ("no_branch0", {"first": 1}, N_(
+        "You left out branch 0: last_layer expects C + 2C + 4C + 8C channels, and your concatenation has only "
+        "2C + 4C + 8C. Put features[0] first, as it is, then the three upsampled maps.")),
 ]
 
 v2_head = FunctionExercise(
@@ -85,7 +118,16 @@ v2_head = FunctionExercise(
             fragment="pass it through last_layer", like=partial(_head, classify=False))] + [
         Mistake("softmax", N_("Return last_layer's logits as they are: no softmax (the loss applies log_softmax "
                               "itself; see the logsoftmax_loss exercise)."), like=like)
-        for like in (lambda f, last: _v2_head(f, last).softmax(1), lambda f, last: _v2_head(f, last).log_softmax(1))],
+        for like in (lambda f, last: _v2_head(f, last).softmax(1),
+                     lambda f, last: _v2_head(f, last).log_softmax(1))] + [
+        Mistake("sigmoid", N_("Return last_layer's logits as they are: no sigmoid (one pixel has one class, so the "
+                              "loss applies log_softmax over the classes itself)."),
+                like=lambda f, last: _v2_head(f, last).sigmoid()),
+        Mistake("branch_order", lambda case, got, want: _(
+            "Your concatenation has the branches in the order {order}; last_layer's weights expect 0, 1, 2, 3 "
+            "(branch 0 first, with C channels, then 2C, 4C, 8C).",
+            order=", ".join(map(str, _branch_order(case, got, want)))),
+            when=lambda case, got, want: _branch_order(case, got, want) is not None)],
     success=lambda n: _("Your head matches HRNetSegmentation on {n} inputs, including sizes that are not multiples "
                         "of 32 (resizing to branch 0's exact size is what makes any size work).", n=n),
     hints=[N_("Resize features[1], [2], [3] to features[0]'s height and width with F.interpolate, then torch.cat "
@@ -93,7 +135,8 @@ v2_head = FunctionExercise(
            N_("Use size=features[0].shape[-2:] (not a scale factor: a side that did not halve exactly does not "
               "double back to it), mode='bilinear', align_corners=True, as the segmentation model is built."),
            N_("Finally apply last_layer to the concatenation.")],
-    wrong_answers=[(nn.Identity(), "Pass your function itself")],
+    wrong_answers=[(nn.Identity(), "Pass your function itself"),
+                   (_branch0_last, "in the order 1, 2, 3, 0")],
 )
 
 C48, STEM = get_config("w48").width, 64  # the modified file's config.stem_width (the official stem has 64 channels)
@@ -161,12 +204,22 @@ pose_fuse_rows = ValueExercise(
         (_pose_rows()[1],) * 2: N_(
             "Only the last module drops outputs (`if not multi_scale_output and i == num_modules - 1`); the earlier "
             "ones must feed all four branches of the next module.")},
-    rules=[(lambda got, want: 3 in got, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3."))],
+    rules=[(lambda got, want: 3 in got, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3.")),
+           (lambda got, want: got[0] == want[0] ** 2, N_(
+               "You counted every entry (rows x columns); a row is one fuse_layers[i], a list of entries: count "
+               "len(fuse_layers).")),
+           (lambda got, want: got[1] == 0, N_(
+               "The last module still fuses: its row 0 sums every branch into the 1/4 branch, the one the pose head "
+               "reads. multi_scale_output=False keeps that row and drops the others.")),
+           (lambda got, want: got[0] != want[0], N_(
+               "Stage 4 has four branches, and stage4[0] is a full module: one fuse row per output branch, so four."))],
     otherwise=N_("Count the outputs: a full module has one fuse row per output branch."),
     hints=[N_("A row of fuse_layers is one output branch: fuse_layers[i] holds what flows into branch i."),
            N_("The pose head reads branch 0 only, so the last module need not compute the other outputs.")],
     solution_text=N_("`answer = (4, 1)`: stage 4 has 4 branches; its last module keeps row 0 only."),
-    wrong_answers=[((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers")],
+    wrong_answers=[((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers"),
+                   ((16, 4), "count len(fuse_layers)"), ((4, 0), "The last module still fuses"),
+                   ((2, 1), "so four")],
 )
 
 
@@ -178,6 +231,15 @@ def _parts(head: str) -> frozenset[str]:
 def _unexpected() -> frozenset[str]:
     """The top-level parts of a classification checkpoint that a segmentation model has no place for."""
     return _parts("classification") - _parts("segmentation")
+
+
+@cache
+def _keys(head: str) -> tuple[str, ...]:
+    return tuple(meta_model("w18", head=head).state_dict())
+
+
+def _inner_part(got, want) -> str | None:
+    return too_deep(got - want, _keys("segmentation"))
 
 
 def _read_names(answer) -> frozenset[str]:
@@ -205,7 +267,9 @@ missing_head_keys = ValueExercise(
            (lambda got, want: got & _parts("classification"), lambda got, want: _(
                "{names}: the backbone has the same keys in every head; the checkpoint fills it.",
                names=_named(got & _parts("classification")))),
-           (lambda got, want: not got, N_("The segmentation model has a part the classification model does not: which?"))],
+           (lambda got, want: not got,
+            N_("The segmentation model has a part the classification model does not: which?")),
+           (_inner_part, _inner_part)],  # the message, or None: test and message at once
     otherwise=lambda got, want: _(
         "The segmentation model has no top-level part named {names}; compare "
         "`{{k.split('.')[0] for k in model.state_dict()}}` of the two models.", names=_named(map(repr, got - want))),
@@ -214,7 +278,8 @@ missing_head_keys = ValueExercise(
     solution_text=N_("`answer = ['last_layer']`: the only part of the segmentation model that is not in the classifier."),
     wrong_answers=[(["last_layer", "classifier"], "unexpected keys"), (["incre_modules"], "not missing ones"),
                    (["stage4", "last_layer"], "same keys in every head"), ([], "which?"),
-                   (["head"], "no top-level part"), (42, "list of strings")],
+                   (["head"], "no top-level part"), (42, "list of strings"),
+                   (["last_layer", "fuse_layers"], "fuse_layers is inside stage2")],
 )
 
 logsoftmax_loss = ChoiceExercise(

@@ -22,8 +22,10 @@ poly_lr = FunctionExercise(
     name="poly_lr", lesson="07", fn_name="my_poly_lr",
     question=N_("Write `my_poly_lr(base_lr, step, max_steps)`, the official trainer's learning rate at step `step` "
                 "(0-based) of `max_steps`, with power 0.9."),
-    reference=_poly_lr, cases=[(0.01, 0, 1000), (0.01, 500, 1000), (0.01, 999, 1000), (0.05, 120, 400), (2e-3, 7, 10)],
-    returns=N_("the learning rate"), against=N_("the poly schedule"), rtol=1e-6, atol=1e-12,
+    # First a step that tells the slips apart: at step 0 any answer that returns 0 looks like a rate that grows
+    # from 0, and at half-way that rate equals poly's. rtol 1e-4: a rate computed with float32 tensors is right too.
+    reference=_poly_lr, cases=[(0.05, 120, 400), (0.01, 0, 1000), (0.01, 500, 1000), (0.01, 999, 1000), (2e-3, 7, 10)],
+    returns=N_("the learning rate"), against=N_("the poly schedule"), rtol=1e-4, atol=1e-12,
     mistakes=[Mistake(name, message, like=slip) for name, slip, message in [  # slips of base_lr b, step s, max_steps m
         ("linear", lambda b, s, m: b * (1 - s / m),
          N_("That is linear decay; the official schedule raises (1 - step / max_steps) to the power 0.9.")),
@@ -35,6 +37,18 @@ poly_lr = FunctionExercise(
                                            "(1 - step / max_steps) ** 0.9.")),
         ("inverse_power", lambda b, s, m: b * (1 - s / m) ** (1 / 0.9),
          N_("That is the power 1/0.9; the official power is 0.9 itself.")),
+        ("next_step", lambda b, s, m: b * (1 - (s + 1) / m) ** 0.9,
+         N_("That is the rate of the next step, (1 - (step + 1) / max_steps) ** 0.9: step is 0-based, and the first "
+            "step (step 0) trains at base_lr itself.")),
+        ("times", lambda b, s, m: b * (1 - s / m) * 0.9,
+         N_("You multiplied by 0.9; the 0.9 is a power: (1 - step / max_steps) ** 0.9.")),
+        ("no_base_lr", lambda b, s, m: (1 - s / m) ** 0.9,
+         N_("That is the factor alone, which starts at 1: multiply it by base_lr.")),
+        ("max_steps_minus_one", lambda b, s, m: b * (1 - s / (m - 1)) ** 0.9,
+         N_("You divided by max_steps - 1; the fraction of training done is step / max_steps.")),
+        ("precedence", lambda b, s, m: b * (1 - s / m) ** 9 / 10,
+         N_("** binds tighter than /: `x ** 9 / 10` is (x ** 9) / 10. Write the power as 0.9 (or (9 / 10), in "
+            "brackets).")),
     ]],
     success=N_("Your schedule matches the official one: halfway through, the rate is still {half} of base_lr "
                "(above linear decay), and it reaches 0 at max_steps.", half=format(0.5 ** 0.9, ".3f")),
@@ -59,18 +73,28 @@ def _seg_loss(logits, mask):
 
 
 def _loss(logits, mask, *, mode="bilinear", align=False, ignore=True, background=False, reduction="labelled",
-          shrink=False):
-    """What a slip computes: other resizing (or the mask shrunk), no ignore_index, ignored pixels as class 0, another
-    reduction ('labelled': over labelled pixels, as cross_entropy's 'mean'; 'mean': over every pixel; 'sum')."""
+          shrink=False, softmax=False, dim=1):
+    """What a slip computes: other resizing (or the mask shrunk), a softmax before the loss, log_softmax over
+    another ``dim`` than the classes, no ignore_index, ignored pixels as class 0, another reduction ('labelled':
+    over labelled pixels, as cross_entropy's 'mean'; 'mean': over every pixel; 'sum'; 'per_image': the mean of
+    each image's mean)."""
     if shrink:
         mask = F.interpolate(mask[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0].long()
     elif mode:
         logits = F.interpolate(logits, size=mask.shape[-2:], mode=mode,
-                               **({"align_corners": align} if mode == "bilinear" else {}))
+                               **({"align_corners": align} if mode in ("bilinear", "bicubic") else {}))
     if background:
         mask = torch.where(mask == IGNORE_INDEX, torch.zeros_like(mask), mask)
-    per_pixel = F.cross_entropy(logits, mask, **({"ignore_index": IGNORE_INDEX} if ignore else {}), reduction="none")
-    return per_pixel.sum() / (mask != IGNORE_INDEX).sum() if reduction == "labelled" else getattr(per_pixel, reduction)()
+    logits = logits.softmax(1) if softmax else logits
+    ignored = {"ignore_index": IGNORE_INDEX} if ignore else {}
+    if dim == 1:
+        per_pixel = F.cross_entropy(logits, mask, **ignored, reduction="none")
+    else:  # cross_entropy is nll_loss of log_softmax over dim 1: spelt out, with the slip's dim
+        per_pixel = F.nll_loss(F.log_softmax(logits, dim=dim), mask, **ignored, reduction="none")
+    labelled = mask != IGNORE_INDEX
+    if reduction == "per_image":
+        return torch.stack([p.sum() / n.sum() for p, n in zip(per_pixel, labelled)]).mean()
+    return per_pixel.sum() / labelled.sum() if reduction == "labelled" else getattr(per_pixel, reduction)()
 
 
 segmentation_loss = FunctionExercise(
@@ -100,6 +124,18 @@ segmentation_loss = FunctionExercise(
             "You resized with align_corners=True; this exercise (and the trainer here) uses align_corners=False.")),
         ("nearest", {"mode": "nearest"}, N_(
             "You resized with nearest neighbour; the official loss resizes logits bilinearly.")),
+        ("bicubic", {"mode": "bicubic"}, N_(
+            "You resized bicubically; the trainer resizes the logits bilinearly (mode='bilinear', "
+            "align_corners=False).")),
+        ("double_softmax", {"softmax": True}, N_(
+            "You applied a softmax before the loss: cross_entropy applies log_softmax itself, so pass it the raw "
+            "logits (probabilities taken as logits give a squashed loss and tiny gradients).")),
+        *[(f"dim{d}", {"dim": d}, N_(
+            "Your log-probabilities are normalised over another axis than the classes: for B x C x H x W logits, "
+            "log_softmax(..., dim=1), as cross_entropy does.")) for d in (0, 2, 3)],
+        ("per_image", {"reduction": "per_image"}, N_(
+            "You averaged each image's loss, then the images: cross_entropy averages over all the labelled pixels "
+            "of the batch at once, so an image with more labelled pixels weighs more.")),
     ]],
     success=N_("Your loss matches the trainer's on three batches, ignored pixels and all."),
     hints=[N_("`F.interpolate(logits, size=mask.shape[-2:], mode='bilinear', align_corners=False)` first."),
@@ -123,15 +159,46 @@ def _miou(cm):
     return (tp[present] / union[present]).mean().item()
 
 
-def _mean_ratio(cm, of="union", absent="skip"):
-    """What a slip computes: the mean over the classes of tp / ``of`` ('union', or 'rows': the pixels labelled c),
-    a class with denominator 0 left out ('skip'), counted as 0 ('zero') or as 0/0 ('nan')."""
+def _mean_ratio(cm, of="union", absent="skip", keep="all"):
+    """What a slip computes: the mean over the classes of tp / ``of`` ('union'; 'rows': the pixels labelled c;
+    'cols': those predicted c; 'sum': rows + cols, tp counted twice; 'dice': (rows + cols) / 2, so 2 tp / (rows +
+    cols)), a class with denominator 0 left out ('skip'), counted as 0 ('zero') or as 0/0 ('nan'); with
+    keep='labelled', only over the classes labelled at least once."""
     cm = cm.double()
-    tp = cm.diag()
-    denominator = cm.sum(1) if of == "rows" else cm.sum(0) + cm.sum(1) - tp
+    tp, rows, cols = cm.diag(), cm.sum(1), cm.sum(0)
+    denominator = {"union": rows + cols - tp, "rows": rows, "cols": cols, "sum": rows + cols,
+                   "dice": (rows + cols) / 2}[of]
+    if keep == "labelled":
+        tp, denominator = tp[rows > 0], denominator[rows > 0]
     if absent == "skip":
         tp, denominator = tp[denominator > 0], denominator[denominator > 0]
     return (tp / (denominator.clamp(min=1) if absent == "zero" else denominator)).mean().item()
+
+
+def _floor_ratio(cm):
+    """A slip: each IoU with integer division, on the counts as they come (int64)."""
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
+    return (tp[union > 0] // union[union > 0]).double().mean().item()
+
+
+_MIOU_SLIPS = [  # (name, what the slip computes, its message)
+    ("union_sum", partial(_mean_ratio, of="sum"), N_(
+        "Your union counts the true positives twice: row_c + col_c holds tp_c in both sums. Subtract it once: "
+        "row + col - tp.")),
+    ("dice", partial(_mean_ratio, of="dice"), N_(
+        "That is the Dice score, 2 tp / (row + col), not IoU: IoU = tp / (row + col - tp).")),
+    ("precision", partial(_mean_ratio, of="cols"), N_(
+        "You divided by the pixels predicted as c only (that is precision); IoU divides by the union: labelled c + "
+        "predicted c - both.")),
+    ("labelled_only", partial(_mean_ratio, keep="labelled"), N_(
+        "You left out a class that is predicted but never labelled: it occurs, its IoU is 0, and it counts in the "
+        "mean. Skip only the classes whose union (row + column - tp) is 0.")),
+    ("percent", lambda cm: 100 * _miou(cm), N_(
+        "That is the mIoU in percent; return the fraction, between 0 and 1.")),
+    ("floor_division", _floor_ratio, N_(
+        "Integer division (//) rounds each IoU down to 0 (or 1); divide with /.")),
+]
 
 
 miou_from_confusion = FunctionExercise(
@@ -153,7 +220,7 @@ miou_from_confusion = FunctionExercise(
                                   "does count it as 0; over a whole validation set, where every class occurs, the "
                                   "two agree.)"),
                 like=partial(_mean_ratio, absent="zero")),
-    ],
+    ] + [Mistake(name, message, like=like) for name, like, message in _MIOU_SLIPS],
     success=N_("Right: IoU per class from the diagonal and the row and column sums, averaged over the classes "
                "that occur."),
     hints=[N_("True positives are on the diagonal: `cm.diag()`. Pixels labelled c: row sums; predicted c: column sums."),
@@ -178,6 +245,10 @@ norm_for = FunctionExercise(
         Mistake("instance", lambda case, got, want: _(
             "You returned an instance ({name}(...)); return the class itself, e.g. nn.BatchNorm2d: the model builds "
             "one per layer.", name=type(got).__name__), when=lambda case, got, want: isinstance(got, nn.Module)),
+        Mistake("not_a_class", N_(
+            "You returned a function, a partial or a method, not a class: return the class itself, nn.BatchNorm2d or "
+            "nn.SyncBatchNorm (the model calls it once per layer, with that layer's channels)."),
+            when=lambda case, got, want: callable(got) and not isinstance(got, (type, nn.Module))),
         Mistake("string", lambda case, got, want: _(
             "You returned the string {got}; return the class itself, e.g. nn.BatchNorm2d.", got=repr(got)),
             when=lambda case, got, want: isinstance(got, str)),
@@ -201,7 +272,9 @@ norm_for = FunctionExercise(
     hints=[N_("SyncBatchNorm exchanges statistics between processes with GPU collectives (NCCL)."),
            N_("It helps only when there are several processes, and it synchronises only on GPUs.")],
     wrong_answers=[(lambda d, n: nn.SyncBatchNorm, "does not work for CPU processes"), (lambda d, n: nn.BatchNorm2d, "pools the statistics"),
-                   (lambda d, n: nn.BatchNorm2d(8), "return the class itself"), (lambda d, n: "BatchNorm2d", "the string")],
+                   (lambda d, n: nn.BatchNorm2d(8), "return the class itself"),
+                   (lambda d, n: "BatchNorm2d", "the string"),
+                   (lambda d, n: partial(_norm_for(d, n), momentum=0.01), "not a class")],
 )
 
 EXERCISES = [poly_lr, segmentation_loss, miou_from_confusion, norm_for]

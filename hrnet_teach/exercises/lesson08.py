@@ -3,9 +3,14 @@
 sizes that do not halve exactly, SyncBatchNorm on CPU, the in-place list)."""
 from __future__ import annotations
 
+import difflib
 import functools
+import re
+import types
 
+import torch
 from torch import nn
+from torch.nn.modules import batchnorm
 
 from ..i18n import N_, _
 from ..inspect import stage_shapes
@@ -25,6 +30,7 @@ CHECKPOINT_SHAPES = {**MODEL_SHAPES, "last_layer.0.weight": (334, 334, 1, 1), "l
                      "last_layer.3.weight": (19, 334, 1, 1), LOSS_KEY: (19,)}
 # What the modified file's init_weights drops: keys the model lacks, or has with another shape.
 DROPPED = sorted(k for k, shape in CHECKPOINT_SHAPES.items() if MODEL_SHAPES.get(k) != shape)
+KEPT = frozenset(CHECKPOINT_SHAPES) - frozenset(DROPPED)
 
 
 def _listed(keys) -> str:
@@ -41,7 +47,10 @@ dropped_keys = ValueExercise(
     success=N_("Right: the three reshaped last_layer tensors and loss.criterion.weight vanish without a word, while "
                "last_layer.3.bias (19,) fits and loads: a classifier half loaded, and nothing tells you. "
                "hrnet_teach.weights.load_weights lists each of them."),
-    rules=[(lambda got, want: got - set(CHECKPOINT_SHAPES), lambda got, want: _(
+    rules=[(lambda got, want: len(got) > 1 and got <= KEPT, N_(
+               "Those are keys the filter keeps (in the model, with the same shape); the question asks which it "
+               "drops: the other checkpoint keys.")),
+           (lambda got, want: got - set(CHECKPOINT_SHAPES), lambda got, want: _(
                "{keys}: not a key of the checkpoint; the filter only drops checkpoint keys.",
                keys=_listed(got - set(CHECKPOINT_SHAPES)))),
            (lambda got, want: "last_layer.3.bias" in got, N_(
@@ -63,7 +72,8 @@ dropped_keys = ValueExercise(
     wrong_answers=[([*DROPPED, "last_layer.3.bias"], "filter keeps it"), (DROPPED[:3], "missed loss.criterion.weight"),
                    ([LOSS_KEY], "the shapes differ"), (["conv1.weight", *DROPPED], "same key and same shape"),
                    (["classifier.weight"], "not a key of the checkpoint"), (["last_layer.0.weight"], "You missed"),
-                   (7, "list of strings"), (DROPPED[:2], "lacks it or its shape differs")],
+                   (7, "list of strings"), (DROPPED[:2], "lacks it or its shape differs"),
+                   (sorted(KEPT), "keys the filter keeps")],
 )
 
 
@@ -79,7 +89,9 @@ size_mismatch = ValueExercise(
                            "round up: 63 -> 32; what does doubling give?"),
               (32, 42): N_("32x42 is branch 1 before upsampling; the fuse step doubles it (scale_factor=2)."),
               (62, 84): N_("A 3x3 conv with stride 2 and padding 1 rounds up: 63 -> 32, not 31."),
-              (84, 64): N_("You swapped height and width: (height, width), height first.")},
+              (84, 64): N_("You swapped height and width: (height, width), height first."),
+              (42, 32): N_("42x32 is branch 1 before upsampling, with height and width swapped: give (height, width), "
+                           "after the fuse step doubles it (scale_factor=2).")},
     success=N_("Branch 1 is 32x42 (stride-2 convs round up: 63 -> 32), so nn.Upsample(scale_factor=2) gives 64x84, "
                "but branch 0 is 63x84: the official sum `y = y + ...` fails on the height (63 against 64), while the "
                "width matches. hrnet_teach refuses such an input up front with a ValueError that says to resize or "
@@ -106,15 +118,38 @@ def _norm_name(answer) -> str:
     if isinstance(answer, functools.partial) and isinstance(answer.func, type):  # partial(nn.BatchNorm2d, momentum=...)
         answer = answer.func
     if isinstance(answer, type):
-        return answer.__name__
-    if isinstance(answer, str):
-        name = answer.strip().removesuffix("()").strip().rsplit(".", 1)[-1].strip()
+        return _class_name(answer)
+    if isinstance(answer, str):  # 'nn.BatchNorm2d', 'BatchNorm2d()', 'nn.BatchNorm2d(num_features)'
+        name = re.sub(r"\(.*\)$", "", answer.strip()).strip().rsplit(".", 1)[-1].strip()
         return _NN_CLASSES.get(name.lower(), name)
     if isinstance(answer, nn.Module):
         raise Wrong(_("You passed a layer, {layer}(...); pass the class itself (no brackets): the model builds one "
                       "norm layer per conv, each with its own number of channels.", layer=type(answer).__name__))
+    if isinstance(answer, (types.FunctionType, types.MethodType)):
+        raise Wrong(_("You gave a function or a method, not a class. A function that builds a norm layer from a "
+                      "number of channels works as norm_layer too, but the question asks which class: give the class "
+                      "itself, e.g. nn.Identity."))
     raise Wrong(_("Give a class such as nn.Identity (the class itself, or its name as a string); you gave {type} "
                   "{answer}.", type=type(answer).__name__, answer=repr(answer)))
+
+
+def _class_name(cls: type) -> str:
+    """A class by what it is, not by its name: torch.nn's own, a learner's subclass of one (named by the torch.nn
+    class it extends), or another of torch's classes (the abstract BatchNorm bases, the quantized BatchNorm2d ...),
+    refused."""
+    if _in_nn(cls):
+        return cls.__name__
+    if cls.__module__.split(".")[0] == "torch":
+        if cls in (batchnorm._BatchNorm, batchnorm._NormBase):
+            raise Wrong(_("{name} is the abstract base of torch's BatchNorm classes; the model needs one that "
+                          "normalises 4-d feature maps, a class of torch.nn itself.", name=cls.__name__))
+        raise Wrong(_("{module}.{name} is not torch.nn's {name}; give a class of torch.nn itself, e.g. nn.Identity.",
+                      module=cls.__module__, name=cls.__name__))
+    return next((base.__name__ for base in cls.__mro__[1:] if _in_nn(base) and base is not nn.Module), cls.__name__)
+
+
+def _in_nn(cls: type) -> bool:
+    return getattr(nn, cls.__name__, None) is cls
 
 
 def _not_this_norm(name: str, want) -> str:
@@ -122,6 +157,11 @@ def _not_this_norm(name: str, want) -> str:
         return _("{name} is not a norm layer HRNet uses; its checkpoints are built with BatchNorm.", name=name)
     if name in _NN_CLASSES.values():
         return _("{name} is not a norm layer: norm_layer must normalise each channel of a conv's output.", name=name)
+    close = difflib.get_close_matches(name.lower().replace(" ", "").replace("_", ""), _NN_CLASSES, n=3, cutoff=0.8)
+    if close:
+        return _("torch.nn has no class named {name}; did you mean {close}? Give the class itself (e.g. nn.Identity) "
+                 "or its exact name as a string.", name=short_repr(name),
+                 close=", ".join(sorted(_NN_CLASSES[c] for c in close)))
     return _("torch.nn has no class named {name}; give the class itself (e.g. nn.Identity) or its exact name as a "
              "string.", name=short_repr(name))
 
@@ -156,7 +196,10 @@ cpu_norm_layer = ValueExercise(
                    (nn.BatchNorm2d(8), "pass the class itself"), (nn.BatchNorm1d, "(B, C, H, W)"),
                    (nn.GroupNorm, "running statistics"), (nn.Conv2d, "not a norm layer:"), (2, "Give a class"),
                    ("syncbatchnorm", "to be on GPU"), (nn.RMSNorm, "not a norm layer HRNet uses"),
-                   ("BN", "no class named"), ("nn.LazyBatchNorm2d", "eps = channels")],
+                   ("BN", "no class named"), ("nn.LazyBatchNorm2d", "eps = channels"),
+                   ("BatchNorm", "did you mean BatchNorm1d, BatchNorm2d, BatchNorm3d?"),
+                   (batchnorm._BatchNorm, "the abstract base"), (lambda c: nn.BatchNorm2d(c), "not a class"),
+                   (torch.ao.nn.quantized.BatchNorm2d, "is not torch.nn's BatchNorm2d")],
 )
 
 list_mutation = ChoiceExercise(
@@ -201,7 +244,7 @@ fuse_field = ChoiceExercise(
                "that asks for CAT does not quietly get a sum."),
     hints=[N_("For each field, look where the official code uses the value after reading it, not only where it "
               "reads it."),
-           N_("Search seg_hrnet.py for fuse_method: where is self.fuse_method used after __init__?")],
+           N_("Search `seg_hrnet.py` for `fuse_method`: where is `self.fuse_method` used after `__init__`?")],
     solution_text=N_("`answer = 'c'`: FUSE_METHOD is stored (self.fuse_method) and never used; the fusion is always "
                      "a sum."),
     wrong_answers=[("a", "in series"), ("b", "residual blocks"), ("d", "blocks_dict"), ("e", "one letter")],

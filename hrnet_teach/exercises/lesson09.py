@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+from functools import partial
 
 import torch
 
 from ..i18n import N_, _
 from ..inspect import meta_model
-from ._answers import as_ints, as_strings
+from ..ocr import MID_CHANNELS
+from ._answers import as_ints, as_strings, too_deep
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
 
@@ -44,6 +46,41 @@ def _official_layout(feats, regions):
     return _region_pooling(feats, regions).permute(0, 2, 1).unsqueeze(3)  # SpatialGather_Module's return
 
 
+def _pooled(feats, regions, *, weights=lambda flat: flat.softmax(2), pixels=None):
+    """What a slip computes: other ``weights`` from the B x K x HW logits, or other ``pixels`` (B x HW x C) from
+    feats."""
+    b, c = feats.shape[:2]
+    flat = regions.reshape(b, regions.shape[1], -1)
+    return weights(flat) @ (pixels(feats) if pixels else feats.reshape(b, c, -1).transpose(1, 2))
+
+
+def _one_axis(feats, regions, dim):
+    """A slip: the softmax over one axis of the 4-d map (H or W alone), then flattened."""
+    b, c = feats.shape[:2]
+    return regions.softmax(dim).reshape(b, regions.shape[1], -1) @ feats.reshape(b, c, -1).transpose(1, 2)
+
+
+_POOLING_SLIPS = [  # (name, what the slip computes, its message)
+    ("reshape_not_transpose", partial(_pooled, pixels=lambda f: f.reshape(f.shape[0], -1, f.shape[1])), N_(
+        "You reshaped feats to B x HW x C: reshape keeps the memory order of B x C x HW and only regroups it, so "
+        "each row mixes channels and pixels. Flatten to B x C x HW, then transpose(1, 2) (or permute).")),
+    *[(f"softmax_dim{d}", partial(_one_axis, dim=d), N_(
+        "Your softmax runs over one axis of the 4-d map (H or W) only, so each row or column sums to 1. Flatten H x W "
+        "first (regions.reshape(B, K, -1)), then take the softmax over all the pixels, dim=2.")) for d in (2, 3)],
+    ("softmax_batch", partial(_pooled, weights=lambda flat: flat.softmax(0)), N_(
+        "Your softmax runs over the batch (dim=0): each image's weights must come from its own map. Take it over "
+        "the pixels, dim=2 of B x K x HW.")),
+    ("log_softmax", partial(_pooled, weights=lambda flat: flat.log_softmax(2)), N_(
+        "You used log_softmax: the weights are probabilities, a softmax over the pixels (torch.softmax(..., dim=2)), "
+        "so they are positive and sum to 1.")),
+    ("divided_by_hw", partial(_pooled, weights=lambda flat: flat.softmax(2) / flat.shape[2]), N_(
+        "The softmax weights already sum to 1 over the pixels: do not divide by H x W again.")),
+    ("sigmoid", partial(_pooled, weights=lambda flat: flat.sigmoid()), N_(
+        "Use a softmax over the pixels, not a sigmoid: a sigmoid weighs each pixel on its own, so the weights do not "
+        "sum to 1.")),
+]
+
+
 def _plain_mean(feats, regions):
     b, c = feats.shape[:2]
     return feats.reshape(b, c, -1).mean(2)[:, None, :].expand(b, regions.shape[1], c)
@@ -77,7 +114,7 @@ region_pooling = FunctionExercise(
                 "convs); return B x K x C {want}, as the question asks.", got=tuple(got.shape), want=tuple(want.shape)),
                 when=lambda case, got, want: got.shape == want.transpose(1, 2)[..., None].shape,
                 fragment="the official layout after its permute"),
-    ],
+    ] + [Mistake(name, message, like=like) for name, like, message in _POOLING_SLIPS],
     success=lambda n: _("Your pooling matches on {n} cases. The official SpatialGather_Module computes the same "
                         "matmul, then permutes it to B x C x K x 1 so the 1x1 convs can read the K regions as a "
                         "K x 1 image.", n=n),
@@ -114,6 +151,13 @@ attention_shape = ValueExercise(
                                "summed over in query @ key. What remains is pixels x regions."),
               (1, _Q, _Q): N_("That is a pixel-pixel self-attention (non-local). OCR relates each pixel to the K "
                               "regions only.")},
+    rules=[(lambda got, want: got[0] != want[0], N_("One image: the batch is 1.")),
+           (lambda got, want: got[2] == MID_CHANNELS, N_(
+               "{mid} is the width of the OCR features (MID_CHANNELS), not an axis of the relation: the last axis is "
+               "the K = {classes} regions.", mid=MID_CHANNELS, classes=ATT_CLASSES)),
+           (lambda got, want: got[2] == ATT_CLASSES - 1, N_(
+               "K counts every class, background included: one soft region per class, {classes}.",
+               classes=ATT_CLASSES))],
     otherwise=lambda got, want: _("Not {got}: query (B x HW x key_channels) @ key (B x key_channels x K), with HW "
                                   "the pixels of the 1/4 map.", got=got),
     hints=[N_("The query is per pixel: B x HW x key_channels (256). The key is per region: B x key_channels x K. "
@@ -122,7 +166,9 @@ attention_shape = ValueExercise(
     solution_text=f"`answer = {ATT_SHAPE}`",
     wrong_answers=[((1, ATT_CLASSES, _Q), "Transposed"), ((1, _Q, 256), "KEY_CHANNELS"),
                    ((1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES), "1/4 map"), ((1, 2, 3), "Not (1, 2, 3)"),
-                   ("big", "the shape")],
+                   ("big", "the shape"), ((2, _Q, ATT_CLASSES), "the batch is 1"),
+                   ((1, _Q, MID_CHANNELS), "MID_CHANNELS"),
+                   ((1, _Q, ATT_CLASSES - 1), "background included")],
 )
 
 
@@ -138,6 +184,15 @@ def _read_names(answer) -> frozenset[str]:
     return frozenset(names - {""})
 
 
+@functools.cache
+def _ocr_keys() -> tuple[str, ...]:
+    return tuple(meta_model("w18", head="ocr").state_dict())
+
+
+def _inner_part(got, want) -> str | None:
+    return too_deep(got - want, _ocr_keys())
+
+
 def _v2_only() -> frozenset[str]:
     return _parts("segmentation") - _parts("ocr")
 
@@ -150,6 +205,7 @@ _OCR_RULES = [
                          names=", ".join(sorted(got & _v2_only())))),
     (lambda got, want: got & _parts(None),
      N_("The backbone (conv1 ... stage4) has the same keys in both models.")),
+    (_inner_part, _inner_part),  # the message, or None: test and message at once
     (lambda got, want: got < want,
      lambda got, want: _("Some are missing: {n} top-level parts of the OCR model are not in V2 "
                          "(aux_head is V2's last_layer built again, under a new name).", n=len(want))),
@@ -176,7 +232,8 @@ ocr_new_keys = ValueExercise(
     wrong_answers=[(["aux_head", "cls_head", "conv3x3_ocr", "ocr_distri_head", "ocr_gather_head"], "no parameters"),
                    (["last_layer", "cls_head"], "V2's head"), (["stage4", "cls_head"], "same keys"),
                    (["cls_head", "conv3x3_ocr", "ocr_distri_head"], "missing"), (["head"], "no top-level part"),
-                   (7, "list of strings")],
+                   (7, "list of strings"), (["aux_head", "cls_head", "conv3x3_ocr", "object_context_block"],
+                                            "object_context_block is inside ocr_distri_head")],
 )
 
 EXERCISES = [region_pooling, attention_shape, ocr_new_keys]

@@ -20,12 +20,17 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tens
     return conv.weight * scale.reshape(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
 
 
+# A large eps, so forgetting it shows; one that no other field of the BN holds (momentum is 0.1), so a fold that
+# reads another field in its place does not pass by chance.
+FOLD_EPS = 0.2
+
+
 def _fold_cases():
     g = torch.Generator().manual_seed(10)
     cases = []
     for cin, cout, k, bias in ((3, 4, 3, False), (5, 2, 1, True), (4, 6, 3, True)):
         conv = nn.Conv2d(cin, cout, k, bias=bias)
-        bn = nn.BatchNorm2d(cout, eps=0.1)  # a large eps, so forgetting it shows
+        bn = nn.BatchNorm2d(cout, eps=FOLD_EPS)
         with torch.no_grad():
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
             if bias:
@@ -87,9 +92,54 @@ def _none_bias_used(case, got, expected) -> bool:
     return False
 
 
+def _unshaped(like_scale):
+    """The scale s broadcast against the weight without its C_out x 1 x 1 x 1 reshape, each way a learner writes it."""
+    def fold(conv, bn):
+        return like_scale(conv.weight, _std_scale(bn)), _shift(_conv_bias(conv, bn), bn, _std_scale(bn))
+    return fold
+
+
+def _conv_bias(conv, bn):
+    return conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+
+
+def _bias_or_zeros(conv, bn):
+    """A slip: `conv.bias or ...` asks a tensor of several values for its truth value."""
+    s = _std_scale(bn)
+    return conv.weight * s.reshape(-1, 1, 1, 1), _shift(conv.bias or torch.zeros_like(bn.running_mean), bn, s)
+
+
+def _bn_on_weight(conv, bn):
+    """A slip: the BatchNorm applied to the weight tensor, as if it were a batch of images."""
+    return bn(conv.weight), _shift(_conv_bias(conv, bn), bn, _std_scale(bn))
+
+
+_RESHAPE = N_("s has one value per output channel, and the weight is C_out x C_in x k x k: reshape s to "
+              "(C_out, 1, 1, 1), s.reshape(-1, 1, 1, 1), so it scales each output channel's filter.")
+
 _FOLD_SLIPS = [  # (name, message, what the slip computes, the fragment a test looks for)
-    ("no_eps", N_("You divided by sqrt(running_var) without eps: BatchNorm divides by sqrt(var + eps)."),
-     _no_eps, "without eps"),
+    ("no_eps", N_("Your scale leaves out this BN's eps, or uses a typed-in one such as 1e-5: divide by "
+                  "sqrt(running_var + bn.eps), with bn.eps itself ({eps} in these cases).", eps=FOLD_EPS),
+     _no_eps, "sqrt(running_var + bn.eps)"),
+    ("momentum", N_("You added bn.momentum: that is the rate at which training updates the running statistics. "
+                    "The scale divides by sqrt(running_var + bn.eps)."),
+     _slip(scale=lambda bn: bn.weight / torch.sqrt(bn.running_var + bn.momentum)), "bn.momentum"),
+    *[(f"no_reshape_{i}", _RESHAPE, _unshaped(like), "reshape s to (C_out, 1, 1, 1)") for i, like in enumerate((
+        lambda w, s: w * s, lambda w, s: s * w, lambda w, s: w * s.reshape(1, -1, 1, 1), lambda w, s: w * s[:, None]))],
+    ("gamma_beta", N_("bn.weight is gamma (the scale) and bn.bias is beta (the shift): s = bn.weight / sqrt(var + "
+                      "eps), and bn.bias is added to the bias."),
+     _slip(scale=lambda bn: bn.bias / torch.sqrt(bn.running_var + bn.eps),
+           shift=lambda b, bn, s: (b - bn.running_mean) * s + bn.weight), "bn.weight is gamma"),
+    ("bias_without_gamma", N_("Your bias divides (b - mean) by the standard deviation but leaves out gamma: scale it "
+                              "with s = gamma / sqrt(var + eps), the same s as the weight."),
+     _slip(shift=lambda b, bn, s: (b - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) + bn.bias),
+     "leaves out gamma"),
+    ("bias_or_zeros", N_("`conv.bias or ...` asks a tensor of several values whether it is true, which torch refuses: "
+                         "write `conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)`."),
+     _bias_or_zeros, "is not None else"),
+    ("bn_on_weight", N_("bn(conv.weight) treats the weight as a batch of images with C_in channels, but the BN's "
+                        "statistics belong to the output channels (dim 0 of the weight). Compute s = gamma / sqrt(var "
+                        "+ eps) and multiply each output channel's filter by it."), _bn_on_weight, "bn(conv.weight)"),
     ("eps_outside", N_("You added eps outside the square root: the scale is s = gamma / sqrt(var + eps), eps inside."),
      _slip(scale=lambda bn: bn.weight / (torch.sqrt(bn.running_var) + bn.eps)), "eps inside"),
     ("var_not_std", N_("You divided by the variance: the scale is gamma / sqrt(var + eps), a standard deviation."),
@@ -128,7 +178,7 @@ fold_conv_bn = FunctionExercise(
               "y = W * x + b."),
            N_("s = gamma / sqrt(var + eps); weight: W * s per output channel (reshape s to C x 1 x 1 x 1); "
               "bias: (b - mean) * s + beta.")],
-    wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "without eps"),
+    wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "bn.eps itself"),
                    (lambda conv, bn: _fold(conv, bn)[::-1], "entry 0 (the weight)"),
                    (_bias_taken_as_given, "conv.bias is None, as in every HRNet conv")],
 )

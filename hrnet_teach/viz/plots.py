@@ -620,6 +620,13 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
 
 
 # -------------------------------------------------------------------- costs
+def _head_label(head: str) -> str:
+    """A head's name in the figures' language (a name the package does not know stays as it is)."""
+    labels = {"segmentation": _("segmentation"), "pose": _("pose"), "pyramid": _("pyramid"),
+              "classification": _("classification"), "ocr": _("OCR")}
+    return labels.get(head, head)
+
+
 def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head: Optional[str] = None, theme="light") -> Figure:
     """Parameters and multiply-adds per part (:func:`inspect.cost_breakdown`) as bar charts.
 
@@ -654,7 +661,7 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
         ax_m.set_xlabel(_("GFLOPs (multiply-adds / 2^30; total {total})", total=format(gflops.sum(), ".2f")))
         ax_p.set_title(_("parameters"), loc="left")
         ax_m.set_title(_("multiply-adds for one {size} image", size=f"{height}×{width}"), loc="left")
-        what = (_("{model} with the {head} head", model=_name(model_or_variant), head=head) if head
+        what = (_("{model} with the {head} head", model=_name(model_or_variant), head=_head_label(head)) if head
                 else _name(model_or_variant))
         fig.suptitle(_("Where the parameters and the computation go: {what}", what=what), x=0.01, ha="left", fontweight="bold")
     return fig
