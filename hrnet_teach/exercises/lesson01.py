@@ -6,7 +6,7 @@ import torch
 
 from ..blocks import BasicBlock, Bottleneck, make_layer
 from ..i18n import N_, _
-from ._answers import as_indices, as_int, as_ints, plain, random_bn
+from ._answers import as_indices, as_int, as_ints, random_bn
 from ._base import Wrong
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
@@ -222,28 +222,12 @@ bottleneck_channels = ValueExercise(
     wrong_answers=[("128", "one whole number"), (100, "Not 100")],
 )
 
-def _whole(value):
-    """0.0 (an index computed with /) as the 0 it is; anything else as it is."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _read_blocks(answer) -> list[int]:
-    """as_indices, also for indices computed with / ([0.0]), and with a word for a True/False mask (one per block)."""
-    if isinstance(answer, np.ndarray) or (isinstance(answer, torch.Tensor) and answer.device.type != "meta"):
-        answer = answer.tolist()
-    if isinstance(answer, (list, tuple)) and answer and all(isinstance(v, (bool, np.bool_)) for v in answer):
-        raise Wrong(_("Those are True/False flags, one per block; give the indices of the blocks that have a "
-                      "downsample, e.g. [1, 2]."))
-    if isinstance(answer, (list, tuple, set, frozenset)):
-        answer = [_whole(plain(v)) for v in answer]
-    return as_indices(answer, N_("block indices (0 to 3)"))
-
 
 layer1_downsample = ValueExercise(
     name="layer1_downsample", lesson="01",
     question=N_("layer1 of w48 is `make_layer(Bottleneck, inplanes=64, planes=64, num_blocks=4)`. Which blocks "
                 "(indices 0-3) have a `downsample` (a 1x1 conv + BN on the shortcut)? Answer as a list."),
-    read=_read_blocks,
+    read=lambda a: as_indices(a, N_("block indices (0 to 3)")),  # [0.0], range(2), an array count too
     reference=[0],
     success=N_("Only block 0: it turns 64 channels into 64 x 4 = 256, so its shortcut needs a 1x1 conv; blocks 1-3 "
                "take 256 and give 256, so their shortcut is x itself."),

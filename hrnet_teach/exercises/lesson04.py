@@ -1,17 +1,15 @@
 """Lesson 04, transitions: pass, adapt or create; building one; where a new branch comes from."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..config import get_config
 from ..i18n import N_, _
 from ..transition import Transition
-from ._answers import as_indices, as_int, as_strings, as_word, layer_summary, plain
+from ._answers import as_indices, as_int, as_strings, as_word, layer_summary
 from ._base import Wrong
 from ._kinds import Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
@@ -234,24 +232,10 @@ _W48 = get_config("w48")
 STAGE3 = len(_W48.stage3.num_channels)  # transition2's entries
 
 
-def _entry_index(value):
-    """0.0 (computed with /) as 0, and -3 <= k < 0 as the entry Python's indexing gives: y[-3] is y[0]."""
-    value = int(value) if isinstance(value, float) and value.is_integer() else value
-    return value % STAGE3 if type(value) is int and -STAGE3 <= value < 0 else value  # type(): a bool is no index
-
-
 def _read_entries(answer) -> list[int]:
-    """as_indices, also from range(2), [0.0, 1.0] and [-3, -2], with a word for a True/False mask (one per entry)."""
-    if isinstance(answer, (Iterator, range)):
-        answer = list(answer)
-    if isinstance(answer, np.ndarray) or (isinstance(answer, torch.Tensor) and answer.device.type != "meta"):
-        answer = answer.tolist()
-    if isinstance(answer, (list, tuple)) and answer and all(isinstance(v, (bool, np.bool_)) for v in answer):
-        raise Wrong(_("Those are True/False flags, one per entry; give the indices of the entries that are None, "
-                      "e.g. [1, 2]."))
-    if isinstance(answer, (list, tuple, set, frozenset)):
-        answer = [_entry_index(plain(v)) for v in answer]
-    return as_indices(answer, N_("entry indices"))
+    """as_indices, with -3 <= k < 0 read as the entry Python's indexing gives (y[-3] is y[0])."""
+    indices = as_indices(answer, N_("entry indices"))
+    return sorted({k % STAGE3 if -STAGE3 <= k < 0 else k for k in indices})
 
 
 transition2_none = ValueExercise(
