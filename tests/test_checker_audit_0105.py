@@ -118,15 +118,7 @@ def test_transition_forward_none_entries_and_a_changed_list():
 
     assert "a None entry of the transition means pass through" in _message(lesson05.transition_forward, appends_none)
 
-    def grows_y_list(transition, y_list):  # the adapted entry overwrites y_list[0], which the new branch then reads
-        for i, op in enumerate(transition):
-            if i >= len(y_list):
-                y_list.append(op(y_list[-1]))
-            elif op is not None:
-                y_list[i] = op(y_list[i])
-        return y_list
-
-    assert "changed the list it was given" in _message(lesson05.transition_forward, grows_y_list)
+    # a list changed in place: lesson05._appends_into_y, catalogued ("changed the list")
 
 
 def test_tensors_given_for_shapes_get_a_short_message():
