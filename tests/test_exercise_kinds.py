@@ -182,6 +182,8 @@ def test_numbers_and_other_values():
     assert ex.check(lambda n: torch.tensor(n / 2)).passed  # a one-element tensor counts as a number
     assert "you return 1; the reference gives 1.5" in ex.check(lambda n: n // 2).message
     assert "returned a str" in ex.check(lambda n: "1.5").message
+    assert "returned an int;" in FunctionExercise(fn_name="f", reference=lambda n: [n], cases=[(3,)], question="?",
+                                                  **COMMON).check(lambda n: n).message  # "an", not "a int"
     classes = FunctionExercise(fn_name="norm", reference=lambda d: nn.BatchNorm2d, cases=[("cpu",)], question="?", **COMMON)
     assert classes.check(lambda d: nn.BatchNorm2d).passed
     assert "SyncBatchNorm" in classes.check(lambda d: nn.SyncBatchNorm).message

@@ -218,6 +218,12 @@ def _fill(message: str | Text, values: Mapping) -> str:
     return message.format(**values)
 
 
+def _a_type(value: Any) -> str:
+    """The type's name with its English article ("an int", "a list"); in Chinese the name alone."""
+    name = type(value).__name__
+    return _("an {type}", type=name) if name[:1].lower() in "aeiou" else _("a {type}", type=name)
+
+
 def _short(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return "tensor " + "x".join(map(str, value.shape))
@@ -421,8 +427,8 @@ class FunctionExercise(Exercise):
         if _number(expected) is not None:
             value = _number(got)
             if value is None:
-                return _("Your function returned a {type}; it should return {returns} (one number).",
-                         type=type(got).__name__, returns=self.returns)
+                return _("Your function returned {type}; it should return {returns} (one number).",
+                         type=_a_type(got), returns=self.returns)
             if math.isnan(value) and math.isnan(_number(expected)):
                 return None
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
@@ -441,8 +447,8 @@ class FunctionExercise(Exercise):
 
     def _compare_tensors(self, got: Any, expected: torch.Tensor) -> str | None:
         if not isinstance(got, torch.Tensor):
-            return _("Your function returned a {type}; it should return {returns}.",
-                     type=type(got).__name__, returns=self.returns)
+            return _("Your function returned {type}; it should return {returns}.",
+                     type=_a_type(got), returns=self.returns)
         if got.layout != torch.strided:  # a sparse tensor: most comparisons are not defined on it
             return _("your output is a {layout} tensor; return an ordinary (dense) one, as {against} does: leave out "
                      "the .to_sparse() (or call .to_dense()).", layout=str(got.layout).replace("torch.", ""),
@@ -470,8 +476,8 @@ class FunctionExercise(Exercise):
 
     def _compare_lists(self, got: Any, expected: Sequence) -> str | None:
         if not isinstance(got, (list, tuple)):
-            return _("Your function returned a {type}; it should return {returns}.",
-                     type=type(got).__name__, returns=self.returns)
+            return _("Your function returned {type}; it should return {returns}.",
+                     type=_a_type(got), returns=self.returns)
         if len(got) != len(expected):
             return (_("your list has 1 entry; {against} gives {expected}.", against=self.against, expected=len(expected))
                     if len(got) == 1 else _("your list has {got} entries; {against} gives {expected}.",
