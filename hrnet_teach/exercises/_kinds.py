@@ -163,6 +163,7 @@ class Case:
 
     def __init__(self, *args, where: str = "", expected: Any = _UNSET):
         self.args, self.where, self._expected = args, where, expected
+        self.answer: Callable | None = None  # while checked: the learner's function (a slip may show only across calls)
 
     @property
     def has_expected(self) -> bool:
@@ -310,7 +311,7 @@ class FunctionExercise(Exercise):
     # ---------------------------------------------------------------- the cases
     def cases(self) -> Iterable[Case]:
         for case in _lazy(self._cases):
-            case = case if isinstance(case, Case) else Case(*case)
+            case = copy.copy(case) if isinstance(case, Case) else Case(*case)  # a copy: it will hold the answer
             if not case.where:
                 case.where = self.where_fn(*case.args) if self.where_fn else \
                     f"{self.fn_name}({', '.join(_short(a) for a in case.args)})"
@@ -352,6 +353,7 @@ class FunctionExercise(Exercise):
         count = 0
         with one_thread(), torch.no_grad():
             for case in self.cases():
+                case.answer = fn  # for a detector that must see the answer at other arguments too
                 expected = self._expected_or_bug(case)
                 got = self._run(fn, case)
                 same = not isinstance(got, BaseException) and self.compare(got, expected, case) is None

@@ -18,6 +18,18 @@ def _poly_lr(base_lr, step, max_steps):
     return base_lr * (1 - step / max_steps) ** 0.9
 
 
+def _exponential(case, got, want):
+    """Whether the answer multiplies the rate by one factor per step (base_lr * gamma ** step, base_lr * exp(-k *
+    step)), whatever that factor: lr(s + d) / lr(s) is then the same at every s; poly's ratio falls as s grows.
+    One rate cannot show it (any rate below base_lr is base_lr * gamma ** step for some gamma), so it calls the
+    answer at four steps."""
+    base_lr, _step, max_steps = case.args
+    d = max(1, max_steps // 100)  # a few steps apart: poly's ratio drifts visibly, gamma ** (3 d) does not underflow
+    rates = [float(poly_lr.call(case.answer, base_lr, k * d, max_steps, where=case.where)) for k in range(4)]
+    ratios = [later / earlier for earlier, later in zip(rates, rates[1:])]
+    return 0 < ratios[0] < 1 and all(math.isclose(r, ratios[0], rel_tol=1e-5) for r in ratios)
+
+
 poly_lr = FunctionExercise(
     name="poly_lr", lesson="07", fn_name="my_poly_lr",
     question=N_("Write `my_poly_lr(base_lr, step, max_steps)`, the official trainer's learning rate at step `step` "
@@ -49,12 +61,19 @@ poly_lr = FunctionExercise(
         ("precedence", lambda b, s, m: b * (1 - s / m) ** 9 / 10,
          N_("** binds tighter than /: `x ** 9 / 10` is (x ** 9) / 10. Write the power as 0.9 (or (9 / 10), in "
             "brackets).")),
-    ]],
+    ]] + [
+        Mistake("exponential", N_(
+            "That is exponential decay: your rate shrinks by the same factor at every step, fastest at the start, "
+            "and never reaches 0. The official schedule is poly, base_lr * (1 - step / max_steps) ** 0.9: it falls "
+            "slowly at first (halfway, still {half} of base_lr) and reaches 0 at max_steps.",
+            half=format(0.5 ** 0.9, ".3f")), when=_exponential),
+    ],
     success=N_("Your schedule matches the official one: halfway through, the rate is still {half} of base_lr "
                "(above linear decay), and it reaches 0 at max_steps.", half=format(0.5 ** 0.9, ".3f")),
     hints=[N_("It starts at base_lr (step 0) and falls to 0 at max_steps."),
            N_("base_lr times (the fraction of training left) to the power 0.9.")],
-    wrong_answers=[(lambda base_lr, step, max_steps: None, "forget `return`"), (0.005, "Pass your function itself")],
+    wrong_answers=[(lambda base_lr, step, max_steps: None, "forget `return`"), (0.005, "Pass your function itself"),
+                   (lambda base_lr, step, max_steps: base_lr * 0.9 ** step, "exponential decay")],
 )
 
 
@@ -97,6 +116,18 @@ def _loss(logits, mask, *, mode="bilinear", align=False, ignore=True, background
     return per_pixel.sum() / labelled.sum() if reduction == "labelled" else getattr(per_pixel, reduction)()
 
 
+def _bce_one_hot(logits, mask, *, ignored="clamp"):
+    """A slip: binary cross-entropy of each class's logit against the one-hot mask, the ignored pixels (255)
+    clamped to the last class ('clamp'), made class 0 ('zero') or left out ('drop')."""
+    logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+    classes, labelled = logits.shape[1], mask != IGNORE_INDEX
+    if ignored == "drop":  # the labelled pixels' C logits against their one-hot rows
+        pixels = logits.permute(0, 2, 3, 1)[labelled]
+        return F.binary_cross_entropy_with_logits(pixels, F.one_hot(mask[labelled], classes).float())
+    mask = mask.clamp(max=classes - 1) if ignored == "clamp" else mask.where(labelled, 0)
+    return F.binary_cross_entropy_with_logits(logits, F.one_hot(mask, classes).permute(0, 3, 1, 2).float())
+
+
 segmentation_loss = FunctionExercise(
     name="segmentation_loss", lesson="07", fn_name="seg_loss",
     question=N_("Write `seg_loss(logits, mask)`: `logits` B x C x H/4 x W/4 from the model, `mask` B x H x W of class "
@@ -136,7 +167,12 @@ segmentation_loss = FunctionExercise(
         ("per_image", {"reduction": "per_image"}, N_(
             "You averaged each image's loss, then the images: cross_entropy averages over all the labelled pixels "
             "of the batch at once, so an image with more labelled pixels weighs more.")),
-    ]],
+    ]] + [Mistake(name, N_(
+        "That is binary cross-entropy on a one-hot mask: a sigmoid scores each class on its own, as if a pixel could "
+        "be several classes at once. A pixel has one class: F.cross_entropy(logits, mask, ignore_index=255) takes a "
+        "softmax over the C classes and reads the mask's class indices as they are (no one-hot)."),
+        like=partial(_bce_one_hot, ignored=ignored)) for name, ignored in [
+            ("bce_one_hot", "clamp"), ("bce_one_hot_zero", "zero"), ("bce_one_hot_labelled", "drop")]],
     success=N_("Your loss matches the trainer's on three batches, ignored pixels and all."),
     hints=[N_("`F.interpolate(logits, size=mask.shape[-2:], mode='bilinear', align_corners=False)` first."),
            N_("`F.cross_entropy(..., ignore_index=255)` leaves those pixels out of the sum and of the count.")],
@@ -182,6 +218,29 @@ def _floor_ratio(cm):
     return (tp[union > 0] // union[union > 0]).double().mean().item()
 
 
+def _frequency_weighted(cm):
+    """A slip: the frequency-weighted IoU (FCN's), each class's IoU weighted by its share of the labelled pixels."""
+    cm = cm.double()
+    tp, rows = cm.diag(), cm.sum(1)
+    union = rows + cm.sum(0) - tp
+    present = union > 0
+    return (rows[present] / rows.sum() * tp[present] / union[present]).sum().item()
+
+
+def _without_background(cm):
+    """A slip: the mean IoU of the classes that occur, class 0 left out (its row and column kept)."""
+    cm = cm.double()
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
+    kept = (union > 0) & (torch.arange(len(cm)) > 0)
+    return (tp[kept] / union[kept]).mean().item()
+
+
+_NO_BACKGROUND = N_(
+    "You left class 0 out of the mean, as if it were a background to ignore: it is a class like the others (road in "
+    "Cityscapes; PASCAL VOC's mIoU counts its background class too). Average the IoU of every class that occurs, "
+    "class 0 included: only the pixels marked 255 are ignored, and they are not in the matrix.")
+
 _MIOU_SLIPS = [  # (name, what the slip computes, its message)
     ("union_sum", partial(_mean_ratio, of="sum"), N_(
         "Your union counts the true positives twice: row_c + col_c holds tp_c in both sums. Subtract it once: "
@@ -198,6 +257,12 @@ _MIOU_SLIPS = [  # (name, what the slip computes, its message)
         "That is the mIoU in percent; return the fraction, between 0 and 1.")),
     ("floor_division", _floor_ratio, N_(
         "Integer division (//) rounds each IoU down to 0 (or 1); divide with /.")),
+    ("frequency_weighted", _frequency_weighted, N_(
+        "That is the frequency-weighted IoU: each class's IoU weighted by its share of the labelled pixels, so the "
+        "large classes (road, sky) outweigh the small ones. mIoU is the plain mean: every class that occurs counts "
+        "the same, however few its pixels.")),
+    ("no_background", _without_background, _NO_BACKGROUND),
+    ("no_background_cropped", lambda cm: _miou(cm[1:, 1:]), _NO_BACKGROUND),  # cm[1:, 1:]: class 0 dropped too
 ]
 
 

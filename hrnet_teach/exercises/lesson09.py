@@ -60,6 +60,11 @@ def _one_axis(feats, regions, dim):
     return regions.softmax(dim).reshape(b, regions.shape[1], -1) @ feats.reshape(b, c, -1).transpose(1, 2)
 
 
+def _attention_scaled(feats, regions):
+    """A slip: the logits scaled by 1/sqrt(C) before the softmax, as dot-product attention scales query @ key."""
+    return _pooled(feats, regions, weights=lambda flat: (flat / feats.shape[1] ** 0.5).softmax(2))
+
+
 _POOLING_SLIPS = [  # (name, what the slip computes, its message)
     ("reshape_not_transpose", partial(_pooled, pixels=lambda f: f.reshape(f.shape[0], -1, f.shape[1])), N_(
         "You reshaped feats to B x HW x C: reshape keeps the memory order of B x C x HW and only regroups it, so "
@@ -78,6 +83,11 @@ _POOLING_SLIPS = [  # (name, what the slip computes, its message)
     ("sigmoid", partial(_pooled, weights=lambda flat: flat.sigmoid()), N_(
         "Use a softmax over the pixels, not a sigmoid: a sigmoid weighs each pixel on its own, so the weights do not "
         "sum to 1.")),
+    ("scaled_softmax", _attention_scaled, N_(
+        "You divided the logits by sqrt(C) before the softmax, as dot-product attention does. The region pooling has "
+        "no such scale: SpatialGather_Module takes softmax(scale * regions) over the pixels with scale = 1. The "
+        "1/sqrt scaling belongs to the pixel-region attention after it (ObjectAttentionBlock multiplies query @ key "
+        "by key_channels ** -0.5).")),
 ]
 
 
@@ -91,7 +101,8 @@ region_pooling = FunctionExercise(
     question=N_("Write `region_pooling(feats, regions)`: feats B x C x H x W (the pixel representations), regions "
                 "B x K x H x W (the soft object regions, logits). Return the object region representations, "
                 "B x K x C: for each region k, the pixel features averaged with weights softmax over the pixels of "
-                "region k's map. One matmul, no loop."),
+                "region k's map. Aim for one batched matmul and no loop over k (a loop gives the same values, and "
+                "passes)."),
     reference=_region_pooling, cases=_pooling_cases, returns=N_("the B x K x C region representations"),
     against=N_("the reference (the official SpatialGather_Module, before its last permute)"),
     mistakes=[
