@@ -91,10 +91,44 @@ _POOLING_SLIPS = [  # (name, what the slip computes, its message)
 ]
 
 
+def _class_probabilities_first(feats, regions, then=lambda p: p.softmax(2)):
+    """A slip: the regions read as per-pixel class probabilities (softmax over K), then weighed over the pixels
+    (a softmax, or ``then``: divided by their sum)."""
+    return _pooled(feats, regions, weights=lambda flat: then(flat.softmax(1)))
+
+
+def _hard_regions(feats, regions):
+    """A slip: each region the plain mean of the pixels whose argmax is k, with no soft weights."""
+    hard = torch.nn.functional.one_hot(regions.argmax(1).flatten(1), regions.shape[1]).transpose(1, 2).float()
+    return _pooled(feats, regions, weights=lambda flat: hard / hard.sum(2, keepdim=True))  # B x K x HW
+
+
+def _untransposed(feats, regions):
+    """A slip: feats flattened to B x C x HW and used as it is, (B x K x HW) @ (B x C x HW)."""
+    return _pooled(feats, regions, pixels=lambda f: f.flatten(2))
+
+
+def _forgot_transpose(case, got, want):
+    """Whether the answer raised because it multiplies by B x C x HW, feats not transposed. That product fits
+    only when C == HW, which no case has, so the answer is run once more on feats with C = HW = 6: there the
+    slip computes something, and the answer should compute exactly that. (What the error says is not read.)"""
+    if not isinstance(got, BaseException):
+        return False
+    g = torch.Generator().manual_seed(90)
+    feats, regions = torch.randn(1, 6, 2, 3, generator=g), 3 * torch.randn(1, 3, 2, 3, generator=g)
+    square = region_pooling.call(case.answer, feats.clone(), regions.clone(), where=case.where)
+    return torch.allclose(square, _untransposed(feats, regions), atol=1e-5)
+
+
 def _plain_mean(feats, regions):
     b, c = feats.shape[:2]
     return feats.reshape(b, c, -1).mean(2)[:, None, :].expand(b, regions.shape[1], c)
 
+
+_PROBABILITIES_FIRST = N_(
+    "You turned the regions into per-pixel class probabilities (a softmax over the K classes) before weighing the "
+    "pixels. OCR takes one softmax, over the pixels of map k's logits (SpatialGather_Module: "
+    "F.softmax(self.scale * probs, dim=2), scale 1, on aux_head's raw output, though it calls them probs).")
 
 region_pooling = FunctionExercise(
     name="region_pooling", lesson="09", fn_name="region_pooling",
@@ -125,6 +159,16 @@ region_pooling = FunctionExercise(
                 "convs); return B x K x C {want}, as the question asks.", got=tuple(got.shape), want=tuple(want.shape)),
                 when=lambda case, got, want: got.shape == want.transpose(1, 2)[..., None].shape,
                 fragment="the official layout after its permute"),
+        Mistake("forgot_transpose", N_(
+                "Your product is (B x K x HW) @ (B x C x HW): the pixels must be the rows of the second matrix. "
+                "Flatten feats to B x C x HW, then .transpose(1, 2) to B x HW x C."),
+                when=_forgot_transpose, fragment="the pixels must be the rows"),
+        *[Mistake(name, _PROBABILITIES_FIRST, like=like, fragment="per-pixel class probabilities") for name, like in [
+            ("probabilities_then_softmax", _class_probabilities_first),
+            ("probabilities_normalised", partial(_class_probabilities_first, then=lambda p: p / p.sum(2, True)))]],
+        Mistake("hard_regions", N_(
+                "You averaged the pixels whose argmax is k. OCR weighs every pixel by the softmax over the pixels of "
+                "map k; there is no argmax."), like=_hard_regions, fragment="whose argmax is k"),
     ] + [Mistake(name, message, like=like) for name, like, message in _POOLING_SLIPS],
     success=lambda n: _("Your pooling matches on {n} cases. The official SpatialGather_Module computes the same "
                         "matmul, then permutes it to B x C x K x 1 so the 1x1 convs can read the K regions as a "
@@ -134,7 +178,8 @@ region_pooling = FunctionExercise(
               "weights @ pixels is B x K x C.")],
     wrong_answers=[(lambda f, r: _region_pooling(f, r).transpose(1, 2), "the transpose"),
                    (lambda f, r: _region_pooling(f, r)[..., None], "shape"),
-                   (_official_layout, "the official layout after its permute")],
+                   (_official_layout, "the official layout after its permute"),
+                   (_untransposed, "the pixels must be the rows")],
 )
 
 
@@ -142,6 +187,23 @@ region_pooling = FunctionExercise(
 ATT_VARIANT, ATT_CLASSES, ATT_SIZE = "w48", 19, (512, 1024)
 _Q = (ATT_SIZE[0] // 4) * (ATT_SIZE[1] // 4)  # the pixels of the 1/4 map: 128 x 256
 ATT_SHAPE = (1, _Q, ATT_CLASSES)
+_FULL = (2 * ATT_SIZE[0], 2 * ATT_SIZE[1])  # Cityscapes at full size; the question's image is its training crop
+_SHAPES_CLASSES = 4  # the K every cell of the lesson prints
+
+_ATT_SIZE_RULES = [  # the relation's HW or K taken from another image or model than the question's
+    (lambda got, want: got[1] == 4 * _Q, N_(
+        "{n} = {h} x {w}: the 1/4 map of a {full_h}x{full_w} image (or 1/2 of {crop_h}x{crop_w}). This question's "
+        "image is {crop_h}x{crop_w}, and the OCR head works at 1/4: {qh} x {qw}.", n=format(4 * _Q, ","),
+        h=_FULL[0] // 4, w=_FULL[1] // 4, full_h=_FULL[0], full_w=_FULL[1], crop_h=ATT_SIZE[0], crop_w=ATT_SIZE[1],
+        qh=ATT_SIZE[0] // 4, qw=ATT_SIZE[1] // 4)),
+    (lambda got, want: got[1] == _Q and got[2] == _SHAPES_CLASSES, N_(
+        "{k} is K for the course's shapes ({k} classes); this model has {classes} classes, so K = {classes} "
+        "regions.",
+        k=_SHAPES_CLASSES, classes=ATT_CLASSES)),
+    (lambda got, want: got[1] == _Q // 4, N_(
+        "{n} = {h} x {w} is the 1/8 map; the OCR head works on the 1/4 map, branch 0's size.",
+        n=format(_Q // 4, ","), h=ATT_SIZE[0] // 8, w=ATT_SIZE[1] // 8)),
+]
 
 attention_shape = ValueExercise(
     name="attention_shape", lesson="09",
@@ -168,7 +230,7 @@ attention_shape = ValueExercise(
                "the K = {classes} regions.", mid=MID_CHANNELS, classes=ATT_CLASSES)),
            (lambda got, want: got[2] == ATT_CLASSES - 1, N_(
                "K counts every class, background included: one soft region per class, {classes}.",
-               classes=ATT_CLASSES))],
+               classes=ATT_CLASSES)), *_ATT_SIZE_RULES],
     otherwise=lambda got, want: _("Not {got}: query (B x HW x key_channels) @ key (B x key_channels x K), with HW "
                                   "the pixels of the 1/4 map.", got=got),
     hints=[N_("The query is per pixel: B x HW x key_channels (256). The key is per region: B x key_channels x K. "
@@ -179,7 +241,9 @@ attention_shape = ValueExercise(
                    ((1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES), "1/4 map"), ((1, 2, 3), "Not (1, 2, 3)"),
                    ("big", "the shape"), ((2, _Q, ATT_CLASSES), "the batch is 1"),
                    ((1, _Q, MID_CHANNELS), "MID_CHANNELS"),
-                   ((1, _Q, ATT_CLASSES - 1), "background included")],
+                   ((1, _Q, ATT_CLASSES - 1), "background included"),
+                   ((1, 4 * _Q, ATT_CLASSES), "the 1/4 map of a 1024x2048 image"),
+                   ((1, _Q, _SHAPES_CLASSES), "so K = 19 regions"), ((1, _Q // 4, ATT_CLASSES), "the 1/8 map")],
 )
 
 
@@ -231,8 +295,9 @@ ocr_new_keys = ValueExercise(
     success=N_("aux_head, cls_head, conv3x3_ocr and ocr_distri_head: matched by key names (as load_weights does), a "
                "V2 checkpoint fills only the backbone of an OCR model. aux_head holds the same layers as V2's "
                "last_layer under another name: the official seg_hrnet_ocr.py init_weights renames last_layer to "
-               "aux_head as it loads, so there aux_head starts from V2's head too (with load_weights, copy "
-               "last_layer.* to aux_head.* yourself)."),
+               "aux_head as it loads, so a V2 segmentation checkpoint would fill aux_head too (with load_weights, "
+               "copy last_layer.* to aux_head.* yourself). The official OCR experiments start from ImageNet "
+               "weights, which have no last_layer: there aux_head starts from its initialisation."),
     rules=_OCR_RULES,
     otherwise=lambda got, want: _("The OCR model has no top-level part named {names}; compare "
                                   "`{{k.split('.')[0] for k in model.state_dict()}}` of the two models.",
