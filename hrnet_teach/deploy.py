@@ -287,10 +287,10 @@ def _head_name(model: nn.Module) -> str:
 def export_min_side(model: nn.Module) -> int:
     """The smallest side a dynamic export takes: every map inside at least 2 pixels.
 
-    ``torch.export`` treats a size-1 dimension as special (it broadcasts), so a
-    symbolic size must not reach 1 anywhere: the 1/32 branch needs sides of at
-    least 33 (64 with nearest fusion), the pyramid's coarsest level twice its
-    eager minimum.
+    ``torch.export`` treats a size-1 dimension as special (it broadcasts) and refuses
+    a declared range over which a map inside could shrink to 1 pixel: the 1/32
+    branch needs sides of at least 33 (64 with nearest fusion), the pyramid's
+    coarsest level twice its eager minimum. (The batch may still be 1 at run time.)
     """
     multiple, minimum = size_rule(model)
     side = max(EXPORT_MIN_SIDE, 2 * minimum if minimum > multiple else minimum)
@@ -461,8 +461,8 @@ def _check_opset(opset: int, exporter: Optional[str] = None) -> int:
                          "for another")
     if opset < MIN_OPSET:
         raise ValueError(
-            f"opset {opset} is too old for HRNet: its fusion and heads resize bilinearly (align_corners=True "
-            "in the segmentation code), and ONNX only has Resize with coordinate_transformation_mode "
+            f"opset {opset} is too old for HRNet: the segmentation models resize bilinearly (fusion and head), and ONNX only has "
+            "Resize with coordinate_transformation_mode "
             f"('align_corners', 'half_pixel') from opset {MIN_OPSET}; opsets 9-10 either refuse "
             "align_corners=True or silently compute align_corners=False differently. Use "
             f"opset >= {MIN_OPSET} (default {DEFAULT_OPSET})."

@@ -1,4 +1,4 @@
-"""Lesson 10's exercise 1: the feedback for the slip its text warns about (HRNet's convs have no bias)."""
+"""Lesson 10's exercise 1: the feedback for the slip its text warns about (the backbone's convs have no bias; last_layer.0 has one)."""
 import torch
 
 from hrnet_teach.exercises import lesson10

@@ -74,7 +74,7 @@ def _unchanged(conv, bn):
 
 
 def _bias_taken_as_given(conv, bn):
-    """The formula transcribed with conv.bias as it is: None for every HRNet conv."""
+    """The formula transcribed with conv.bias as it is: None for every conv of HRNet's backbone."""
     s = _std_scale(bn)
     return conv.weight * s.reshape(-1, 1, 1, 1), (conv.bias - bn.running_mean) * s + bn.bias
 
@@ -156,6 +156,10 @@ _FOLD_SLIPS = [  # (name, message, what the slip computes, the fragment a test l
      _slip(shift=lambda b, bn, s: (b - bn.running_mean) * s), "left out beta"),
     ("bias_unscaled", N_("Your bias is (b - mean) + beta: the shift (b - mean) is scaled too, (b - mean) * s + beta."),
      _slip(shift=lambda b, bn, s: b - bn.running_mean + bn.bias), "scaled too"),
+    # the bias-free formula with b tacked on: right when conv.bias is None, wrong for the head's biased conv
+    ("conv_bias_unscaled", N_("conv.bias goes through the BatchNorm too, so s scales it: the folded bias is "
+                              "(b - mean) * s + beta, not b + beta - mean * s."),
+     _slip(shift=lambda b, bn, s: b + bn.bias - bn.running_mean * s), "goes through the BatchNorm too"),
     ("unchanged", N_("You returned the convolution's own weight and bias unchanged: the BatchNorm's scale and shift "
                      "must go into them."), _unchanged, "unchanged"),
 ]
@@ -169,8 +173,8 @@ fold_conv_bn = FunctionExercise(
     reference=_fold, cases=_fold_cases, returns="(weight, bias)", entries=[N_("the weight"), N_("the bias")],
     against=N_("the reference (what hrnet_teach.deploy.fold_conv_bn computes)"), atol=1e-5, rtol=1e-4,
     mistakes=[Mistake(name, message, like=like, fragment=fragment) for name, message, like, fragment in _FOLD_SLIPS]
-    + [Mistake("none_bias", N_("This conv has no bias (conv.bias is None, as in every HRNet conv): take b = 0, e.g. "
-                               "torch.zeros_like(bn.running_mean), and still return a bias tensor."),
+    + [Mistake("none_bias", N_("This conv has no bias (conv.bias is None, as in every conv of HRNet's backbone): "
+                               "take b = 0, e.g. torch.zeros_like(bn.running_mean), and still return a bias tensor."),
                when=_none_bias_used)],
     success=lambda n: _("Your fold matches on {n} cases. deploy.fast() does this for every conv + BN pair of "
                         "HRNet, found by following the data with torch.fx.", n=n),
@@ -180,7 +184,7 @@ fold_conv_bn = FunctionExercise(
               "bias: (b - mean) * s + beta.")],
     wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "bn.eps itself"),
                    (lambda conv, bn: _fold(conv, bn)[::-1], "entry 0 (the weight)"),
-                   (_bias_taken_as_given, "conv.bias is None, as in every HRNet conv")],
+                   (_bias_taken_as_given, "conv.bias is None, as in every conv of HRNet's backbone")],
 )
 
 
@@ -218,7 +222,7 @@ pose_dynamic_shapes = ChoiceExercise(
              "d": N_("None: the exported program takes any size anyway")},
     answer="b",
     why={"a": N_("Nearest fusion enlarges by fixed factors 2, 4, 8: a coarse map doubled must equal the finer one, "
-                 "so height and width must be multiples of 32; a free Dim fails the exporter's checks."),
+                 "so the export keeps to multiples of 32 (one symbol times 32); a free Dim fails the exporter's checks."),
          "c": N_("The model takes exactly 3 channels (RGB): a dynamic channel axis cannot work, and the sizes "
                  "would stay fixed."),
          "d": N_("Without dynamic_shapes torch.export freezes every size at the example's: the program refuses "
