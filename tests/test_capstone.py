@@ -426,3 +426,55 @@ def test_checking_an_instance_leaves_it_as_it_was():
     before = net.conv1.weight.clone()
     assert ex.capstone_network.check(net).passed
     assert torch.equal(net.conv1.weight, before) and net.training
+
+
+# ---- the audit of lessons 09-11: a block too many, the blocks after the first, align_corners ignored
+
+
+def test_a_block_the_checkpoint_lacks_is_counted_not_called_a_bottleneck():
+    def two_blocks(num_classes=4, align_corners=False):
+        net = ex.MyHRNet(num_classes, align_corners)
+        net.layer1 = ex.make_layer(ht.Bottleneck, 64, 32, 2)  # the checkpoint's layer1 has one
+        return net
+
+    message = ex.capstone_network.check(two_blocks).message
+    assert "Your layer1 has 2 blocks; the checkpoint's has 1 (cfg.stage1.num_blocks[0])" in message, message
+    assert "BasicBlock" not in message and "names must give" not in message, message
+
+
+def test_a_real_bottleneck_where_a_basic_block_belongs_is_still_said():
+    net = ex.MyHRNet()
+    net.stage2[0].branches[0] = ex.make_layer(ht.Bottleneck, 16, 16, 2)
+    assert "it is a Bottleneck where the checkpoint has a BasicBlock" in ex.capstone_network.check(net).message
+
+
+def test_a_branch_one_block_short_is_counted():
+    def short(num_branches, block, num_blocks, *rest):
+        return ex.HighResolutionModule(num_branches, block, [n - 1 for n in num_blocks], *rest)
+
+    message = ex.hr_module.check(short).message
+    assert "Your stage3.0.branches.0 has 1 block; the checkpoint's has 2" in message, message
+
+
+def test_layer1_is_also_built_with_four_blocks():
+    message = ex.layer1.check(ex.make_layer).message
+    assert "Built as W48's layer1, make_layer(Bottleneck, 64, 64, 4)" in message, message
+    message = ex.layer1.check(ex._layer1_later_inplanes).message
+    assert "Your layer1.1.conv1 takes 64 channels; block 0 gives out planes x expansion = 256" in message, message
+
+
+@pytest.mark.parametrize("exercise, answer", [
+    (ex.hr_module, ex._module_patched("fuse", ex._module_fused_with(ex._term_align_ignored))),
+    (ex.stage, ex._stage_align_dropped),
+    (ex.capstone_network, lambda num_classes=4, align_corners=False: ex.MyHRNet(num_classes)),
+])
+def test_an_answer_that_never_passes_align_corners_on_is_caught(exercise, answer):
+    result = exercise.check(answer)
+    assert not result.passed and "gives the same numbers as with False" in result.message, result.message
+    assert "upsamples as the package's does then too" in exercise.check(exercise.reference).message
+
+
+def test_a_head_that_ignores_align_corners_is_caught_at_true():
+    message = ex.head.check(ex._head_align_ignored).message
+    assert message.startswith("With align_corners=True your head still upsamples as with False"), message
+    assert "with align_corners=True too" in ex.head.check(ex.v2_head).message

@@ -16,6 +16,9 @@ Where the learner's forward raised, the modules that finished before are compare
 returned something else than its list makes a later, innocent piece raise. A piece is also built in
 forms the checkpoint has no module of (``structures``: a stage of three modules, a module with
 ``multi_scale_output=False``), and its keys and shapes compared with the package's (stages 1 and 2 only).
+Last, a piece is built with ``align_corners=True`` (``aligned``), loaded with the checkpoint's tensors and its
+output compared with the package's module switched to True: the checkpoint's False is also F.interpolate's
+default, so an answer that never passes the setting on is seen only there.
 
 Every stage raises :class:`Wrong` with its message; the exercises in ``lesson11.py``
 call :func:`check_module` for the whole network and for single pieces.
@@ -200,6 +203,18 @@ def run_hooked(model: nn.Module, names: Sequence[str], inputs: tuple,
         for handle in handles:
             handle.remove()
     return output, record
+
+
+@cache
+def aligned_reference(base: str) -> Any:
+    """What the package's module ``base`` ('' for the whole model) gives on the held-out scenes' inputs once
+    every ``align_corners`` in it is True (the checkpoint's is False)."""
+    module = copy.deepcopy(package_model().get_submodule(base) if base else package_model())
+    for part in module.modules():
+        if hasattr(part, "align_corners"):
+            part.align_corners = True
+    with one_thread(), torch.no_grad():
+        return module(*_clone(reference_run().calls[base].inputs))
 
 
 @cache
@@ -429,7 +444,8 @@ def _config_of(name: str) -> str:
     return "cfg.stage1" if name.startswith("layer1") else "cfg." + name.split(".")[0]
 
 
-def _block_causes(missing: list[str], unexpected: list[str], got: dict, prefix: str) -> tuple[list[str], set[str]]:
+def _block_causes(missing: list[str], unexpected: list[str], expected: dict, got: dict,
+                  prefix: str) -> tuple[list[str], set[str]]:
     """A BasicBlock where the checkpoint has a Bottleneck (no conv3, bn3), or the other way round."""
     for key in missing:
         block = key[:-len(".conv3.weight")] if key.endswith(".conv3.weight") else None
@@ -439,11 +455,54 @@ def _block_causes(missing: list[str], unexpected: list[str], got: dict, prefix: 
                       "has a Bottleneck (conv1 to conv3, lesson 01). {config}.block is 'BOTTLENECK': build it with "
                       "Bottleneck.", name=prefix + block, config=_config_of(prefix + block))], explained
     for key in unexpected:
-        if key.endswith(".conv3.weight"):
-            block = key[:-len(".conv3.weight")]
+        block = key[:-len(".conv3.weight")] if key.endswith(".conv3.weight") else None
+        # only a block the checkpoint has too: a block it lacks altogether is one too many (_block_count_causes)
+        if block is not None and f"{block}.conv1.weight" in expected:
             return [_(" Your {name} has a conv3 and a bn3: it is a Bottleneck where the checkpoint has a BasicBlock "
                       "(conv1 and conv2 only, lesson 01). {config}.block is 'BASIC': build it with BasicBlock, "
                       "BLOCKS[{config}.block].", name=prefix + block, config=_config_of(prefix + block))], set()
+    return [], set()
+
+
+# A block's keys: make_layer's nn.Sequential numbers the blocks, layer1.<i>. or stageK.M.branches.<b>.<i>.
+BLOCK_KEY = re.compile(r"(layer1|stage(\d)\.\d+\.branches\.(\d+))\.(\d+)\.")
+
+
+def _blocks(keys, prefix: str) -> dict[str, set[int]]:
+    """{layer built by make_layer: the indices of its blocks} for ``keys`` (relative to ``prefix``)."""
+    found: dict[str, set[int]] = {}
+    for key in keys:
+        match = BLOCK_KEY.match(prefix + key)
+        if match:
+            found.setdefault(match.group(1), set()).add(int(match.group(4)))
+    return found
+
+
+def _block_word(n: int) -> str:
+    return _("{n} block", n=n) if n == 1 else _("{n} blocks", n=n)
+
+
+def _block_count_causes(missing: list[str], expected: dict, got: dict, prefix: str,
+                        structure: bool) -> tuple[list[str], set[str]]:
+    """A layer of make_layer with more or fewer blocks than the official one: an off-by-one in the loop after
+    the first block (range(num_blocks), range(2, num_blocks)), or another width's num_blocks."""
+    have, want = _blocks(got, prefix), _blocks(expected, prefix)
+    for layer, indices in want.items():
+        if layer not in have or have[layer] == indices:  # a layer missing altogether is another finder's
+            continue
+        lacking = {k for k in missing if (m := BLOCK_KEY.match(prefix + k)) and m.group(1) == layer
+                   and int(m.group(4)) not in have[layer]}
+        if not lacking and have[layer] <= indices:  # its missing blocks are already explained
+            continue
+        match = BLOCK_KEY.match(layer + ".0.")
+        field = ("cfg.stage1.num_blocks[0]" if layer == "layer1"
+                 else f"cfg.stage{match.group(2)}.num_blocks[{match.group(3)}]")
+        names = {"layer": layer, "have": _block_word(len(have[layer])), "want": len(indices), "field": field}
+        if structure:  # no checkpoint: the package's module built alike is the reference
+            return [_(" Your {layer} has {have}; the package's has {want} ({field}): make_layer builds the first "
+                      "block, then `range(1, num_blocks)` more.", **names)], lacking
+        return [_(" Your {layer} has {have}; the checkpoint's has {want} ({field}): make_layer builds the first "
+                  "block, then `range(1, num_blocks)` more.", **names)], lacking
     return [], set()
 
 
@@ -521,14 +580,16 @@ def _branch_count(keys, module: str) -> int:
 
 
 def _key_causes(learner: nn.Module | None, missing: list[str], unexpected: list[str], expected: dict, got: dict,
-                prefix: str) -> tuple[list[str], set[str]]:
+                prefix: str, structure: bool = False) -> tuple[list[str], set[str]]:
     """Why keys are missing or unexpected although the names are right: (the sentences, the missing keys they
-    explain). Each finder sees only the keys the ones before it left unexplained."""
+    explain). Each finder sees only the keys the ones before it left unexplained. ``structure``: ``expected`` is
+    the package's module built alike, not the checkpoint."""
     causes, explained = [], set()
     finders = [lambda left: _plain_list_causes(learner, left, prefix) if learner is not None else ([], set()),
                lambda left: _single_row_causes(left, got, prefix),
                lambda left: _conv_bias_causes(left, expected, got, prefix),
-               lambda left: _block_causes(left, unexpected, got, prefix),
+               lambda left: _block_causes(left, unexpected, expected, got, prefix),
+               lambda left: _block_count_causes(left, expected, got, prefix, structure),
                lambda left: _inchannel_causes(unexpected, prefix),
                lambda left: _transition_causes(learner, left, got, prefix),
                lambda left: _module_count_causes(left, unexpected, expected, got, prefix),
@@ -577,8 +638,13 @@ def _listed(missing: list[str], unexpected: list[str], prefix: str) -> str:
 def _names_advice(missing: list[str], unexpected: list[str], expected: dict, prefix: str, explained: bool) -> str:
     """About the names only where a name of yours is not the checkpoint's (a module it has no keys under);
     where every name is one of the checkpoint's, the structure differs, and a cause found says how."""
-    official = {_group_name(prefix + k) for k in expected}
-    if any(_group_name(prefix + k) not in official for k in unexpected):
+    official, layers = {_group_name(prefix + k) for k in expected}, _blocks(expected, prefix)
+
+    def stray(key: str) -> bool:  # an extra block of an official layer (layer1.1) is a count, not a name
+        match = BLOCK_KEY.match(prefix + key)
+        return _group_name(prefix + key) not in official and not (match and match.group(1) in layers)
+
+    if any(stray(k) for k in unexpected):
         return _(" Your module and attribute names must give the official state-dict keys.")
     if explained:
         return ""
@@ -594,7 +660,20 @@ def _pre_channels() -> dict[str, tuple[int, ...]]:
     return {f"transition{k}": stages[k - 1].out_channels for k in (1, 2, 3)}
 
 
+def _later_block_diagnosis(key: str, want: tuple, got: tuple) -> str:
+    """A block after the first that takes make_layer's inplanes: block(inplanes, planes) for every block."""
+    match = re.fullmatch(r"((?:layer1|stage\d\.\d+\.branches\.\d+)\.[1-9]\d*)\.conv1\.weight", key)
+    if match is None or len(want) != 4 or len(got) != 4 or got[1] == want[1] or got[0] != want[0]:
+        return ""
+    return _(" Your {name}.conv1 takes {got} channels; block 0 gives out planes x expansion = {want}: every block "
+             "after the first is `block(planes * block.expansion, planes)`.", name=match.group(1), got=got[1],
+             want=want[1])
+
+
 def _shape_diagnosis(key: str, want: tuple, got: tuple) -> str:
+    later_block = _later_block_diagnosis(key, want, got)
+    if later_block:
+        return later_block
     match = re.fullmatch(r"(transition\d)\.(\d+)\.\d+\.\d+\.weight", key)
     if match and len(want) == 4:
         name, i = match.group(1), int(match.group(2))
@@ -656,7 +735,7 @@ def compare_structure(mine: nn.Module, official: nn.Module, prefix: str, where: 
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
     if missing or unexpected:
-        causes, explained = _key_causes(mine, missing, unexpected, expected, got, prefix)
+        causes, explained = _key_causes(mine, missing, unexpected, expected, got, prefix, structure=True)
         raise Wrong(_("Stage 1 (key names), for {where}: built with no checkpoint and compared with the package's "
                       "module built alike: {listed}.", where=where, listed=_listed(missing, unexpected, prefix))
                     + "".join(causes) + _names_advice(missing, unexpected, expected, prefix, bool(causes)))
@@ -666,7 +745,7 @@ def compare_structure(mine: nn.Module, official: nn.Module, prefix: str, where: 
         listed = _("; ").join(_("{key}: the package's {want}, yours {have}", key=k, want=want, have=have)
                               for k, want, have in wrong[:MAX_LISTED])
         raise Wrong(_("Stage 2 (shapes), for {where}: built with no checkpoint and compared with the package's "
-                      "module built alike: {listed}.", where=where, listed=listed))
+                      "module built alike: {listed}.", where=where, listed=listed) + _later_block_diagnosis(*wrong[0]))
 
 
 def _module_count_causes(missing: list[str], unexpected: list[str], expected: dict, got: dict,
@@ -1143,12 +1222,15 @@ class CheckpointExercise(Exercise):
     """
 
     def __init__(self, *, prefix: str, args: tuple = (), what: str, structures: Callable[[], list] | None = None,
-                 **common):
+                 aligned: tuple | None = None, **common):
         super().__init__(**common)
         self.prefix, self.args, self.what = prefix, tuple(args), what
         # () -> [(args, the package's module built alike, where)]: built only, keys and shapes compared (no
         # checkpoint), for what the checkpoint's network cannot show (stages of one module, every fuse row)
         self.structures = structures
+        # (args with align_corners=True, what to do when it is ignored): the checkpoint's False is also
+        # F.interpolate's default, so only a build at True shows an answer that never passes the setting on
+        self.aligned = aligned
 
     def build(self, answer: Any) -> nn.Module:
         if isinstance(answer, nn.Module):  # a copy: loading the checkpoint must not change the learner's own net
@@ -1202,7 +1284,10 @@ class CheckpointExercise(Exercise):
             module = self.build(answer)
             try:
                 result = self.compare(module)
-                return result + (self.compare_structures(answer) if callable(answer) and self.structures else "")
+                if callable(answer) and not isinstance(answer, nn.Module):  # a builder: built again, otherwise
+                    result += self.compare_structures(answer) if self.structures else ""
+                    result += self.compare_aligned(answer) if self.aligned else ""
+                return result
             except NotImplementedError as error:
                 holder = _without_forward(error)
                 if holder is not None:
@@ -1218,6 +1303,47 @@ class CheckpointExercise(Exercise):
             compare_structure(mine, official, self.prefix, str(where))
             wheres.append(str(where))
         return _(" Built as {wheres}, it has the package's keys and shapes too.", wheres=_and(wheres))
+
+    def compare_aligned(self, answer: Callable) -> str:
+        """The answer built with align_corners=True and the checkpoint's tensors: its output must be the
+        package's module's, switched to True, on the same inputs."""
+        args, hint = self.aligned
+        try:  # a builder that takes no align_corners (a lambda: MyHRNet()) cannot be set to True
+            inspect.signature(answer).bind(*args)
+        except TypeError:
+            return ""
+        except ValueError:  # no signature to read: let the call say
+            pass
+        got, base = self._run_aligned(answer, args), self.prefix.rstrip(".")
+        same, differs, _diff = difference(got, aligned_reference(base))
+        if same:
+            return _(" Built with align_corners=True, it upsamples as the package's does then too.")
+        if difference(got, reference_run().calls[base].output)[0]:
+            raise Wrong(_("Built with align_corners=True, your {what} gives the same numbers as with False, the "
+                          "checkpoint's setting and F.interpolate's default: the argument never reaches "
+                          "F.interpolate. {hint}", what=self.what, hint=str(hint)))
+        raise Wrong(_("Built with align_corners=True, your {what} gives other numbers than the package's module "
+                      "built alike ({what_differs}): somewhere the setting is not passed on. {hint}",
+                      what=self.what, what_differs=differs, hint=str(hint)))
+
+    def _run_aligned(self, answer: Callable, args: tuple) -> Any:
+        """The answer built with ``args``, the checkpoint's tensors loaded, run on the held-out scenes' inputs."""
+        mine = self._on_cpu(as_module(lambda: self.call(answer, *args, where=_(
+            "building your {what} with align_corners=True", what=self.what)), self.what))
+        state = OrderedDict((k[len(self.prefix):], v) for k, v in checkpoint()["model"].items()
+                            if k.startswith(self.prefix))
+        try:
+            mine.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise Wrong(_("Built with align_corners=True, your {what} no longer loads the checkpoint's tensors: "
+                          "{error}. The setting changes how it upsamples, not what it holds.", what=self.what,
+                          error=str(error).splitlines()[0])) from None
+        got, record = run_hooked(mine.eval(), [], self.inputs(), lambda fn, *a: self.call(
+            fn, *a, where=_("running your {what}", what=self.what)))
+        if record.error is not None:
+            raise Wrong(_("Built with align_corners=True, your {what} raised {error}: {text}.", what=self.what,
+                          error=type(record.error).__name__, text=_error_text(record.error) + _line(record.error)))
+        return got
 
     def _without_forward_message(self, module: nn.Module, holder: nn.Module) -> str:
         """Which module of the learner's has no forward (an nn.ModuleList where make_layer should chain blocks)."""

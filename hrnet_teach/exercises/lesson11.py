@@ -254,11 +254,35 @@ def _layer1_module_list(block, inplanes, planes, num_blocks, stride=1):
     return nn.ModuleList(make_layer(block, inplanes, planes, num_blocks, stride))
 
 
+def _layer1_one_too_many(block, inplanes, planes, num_blocks, stride=1):
+    layer = make_layer(block, inplanes, planes, 1, stride)
+    return nn.Sequential(*layer, *(block(planes * block.expansion, planes) for _ in range(num_blocks)))  # not range(1, ...)
+
+
+def _layer1_later_inplanes(block, inplanes, planes, num_blocks, stride=1):
+    layer = make_layer(block, inplanes, planes, 1, stride)
+    return nn.Sequential(*layer, *(block(inplanes, planes) for _ in range(1, num_blocks)))  # as the first block
+
+
+def _layer1_structures():
+    """W18-small-v1's layer1 has one block, so its checkpoint cannot show the blocks after the first: W48's
+    layer1 (4 Bottlenecks of 64 planes, as in W18 and W32) is built too."""
+    from ..blocks import make_layer as package_make_layer
+
+    stage1 = get_config("w48").stage1
+    args = (Bottleneck, 64, stage1.num_channels[0], stage1.num_blocks[0])
+    with torch.device("meta"):
+        official = package_make_layer(*args)
+    return [(args, official, N_("W48's layer1, make_layer(Bottleneck, 64, 64, 4)"))]
+
+
 layer1 = CheckpointExercise(
     name="layer1", lesson="11", prefix="layer1.", args=(Bottleneck, 64, 32, 1), what="make_layer",
     question=N_("Write `make_layer(block, inplanes, planes, num_blocks, stride=1)` (lesson 01): num_blocks blocks in an "
                 "nn.Sequential; the first gets `downsample` = 1x1 conv + BN when the shape changes. The check builds "
-                "layer1 = make_layer(Bottleneck, 64, 32, 1) and loads the checkpoint's layer1 into it."),
+                "layer1 = make_layer(Bottleneck, 64, 32, 1) and loads the checkpoint's layer1 into it; that layer1 has "
+                "one block, so it also builds W48's layer1, make_layer(Bottleneck, 64, 64, 4), and compares its keys "
+                "and shapes with the package's."),
     reference=make_layer,
     hints=[N_("block(inplanes, planes, stride, downsample) for the first block, block(planes * block.expansion, planes) "
               "for the others; all in one nn.Sequential."),
@@ -273,7 +297,10 @@ layer1 = CheckpointExercise(
         (_layer1_downsample_plain_list, "self.downsample of layer1.0 is a plain Python list"),
         (_layer1_downsample_plain_list, "Use nn.Sequential(*layers)"),
         (_layer1_module_list, "make_layer builds layer1: return nn.Sequential(*layers)"),
+        (_layer1_one_too_many, "has 2 blocks; the checkpoint's has 1"),
+        (_layer1_later_inplanes, "every block after the first is `block(planes * block.expansion, planes)`"),
     ],
+    structures=_layer1_structures,
 )
 
 # ====================================================================== 2. the HighResolutionModule
@@ -361,6 +388,13 @@ def _term_added_in_place(module, x, i, j, y):
     return y
 
 
+def _term_align_ignored(module, x, i, j, y):
+    term = x[j] if j == i else module.fuse_layers[i][j](x[j])
+    if j > i:  # align_corners left out: F.interpolate's default, False, however the module was built
+        term = F.interpolate(term, size=x[i].shape[-2:], mode="bilinear")
+    return term if y is None else y + term
+
+
 def _module_returns_tensor(module, x):
     return HighResolutionModule.forward(module, x)[0]
 
@@ -412,7 +446,9 @@ hr_module = CheckpointExercise(
                 "(make_layer per branch), `self.fuse_layers` (make_fuse_op, lesson 03), `self.relu`, and forward(x) "
                 "(a list of maps -> a list of fused maps). The check builds stage3.0 of W18-small-v1 and loads the "
                 "checkpoint's stage3.0 into it; then it builds the module with multi_scale_output=False (fuse_layers "
-                "row 0 only) and compares its keys and shapes with the package's."),
+                "row 0 only) and compares its keys and shapes with the package's. Last, it builds stage3.0 with "
+                "align_corners=True, the checkpoint's tensors in it, and compares its outputs with the package's "
+                "module set alike."),
     reference=HighResolutionModule,
     hints=[N_("self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
               "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...)."),
@@ -439,8 +475,12 @@ hr_module = CheckpointExercise(
         (_module_patched("forward", _module_returns_tensor), "forward returns a Python list with one fused map"),
         (_module_branches_module_lists, "called stage3.0.branches.0, an nn.ModuleList"),
         (_module_every_row, "only row 0 of fuse_layers is built"),
+        (_module_patched("fuse", _module_fused_with(_term_align_ignored)),
+         "your HighResolutionModule gives the same numbers as with False"),
     ],
     structures=_module_structures,
+    aligned=((*MODULE_ARGS[:6], True), N_("Keep it, self.align_corners = align_corners, and upsample with "
+                                          "F.interpolate(..., align_corners=self.align_corners).")),
 )
 
 # ====================================================================== 3. a stage
@@ -467,6 +507,10 @@ def _stage_inchannels_kept(stage, num_inchannels, align_corners=False):
                            for _module in range(stage.num_modules)))  # every module takes the stage's input channels
 
 
+def _stage_align_dropped(stage, num_inchannels, align_corners=False):
+    return make_stage(stage, num_inchannels)  # the modules keep their default, False
+
+
 def _stage_structures():
     """W18-small-v1 has one module per stage, so its checkpoint cannot show the loop over num_modules, nor
     num_inchannels growing after the first module: w18_small_v2's stage3 (3 modules), of BasicBlocks as
@@ -487,7 +531,8 @@ stage = CheckpointExercise(
                 "(`get_config('w18_small_v1').stage3`); return stage.num_modules HighResolutionModules in an "
                 "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it; W18-small-v1 has "
                 "one module per stage, so it also builds w18_small_v2's stage3 (3 modules) and compares its keys and "
-                "shapes with the package's."),
+                "shapes with the package's. Last, it builds stage3 with align_corners=True and compares its outputs "
+                "with the package's stage set alike."),
     reference=make_stage,
     hints=[N_("BLOCKS[stage.block] gives the block class; the modules take stage.num_branches, the block, "
               "stage.num_blocks, num_inchannels, stage.num_channels."),
@@ -499,8 +544,11 @@ stage = CheckpointExercise(
         (_stage_plain_list, "Python list"),
         (_stage_one_module, "its config's num_modules is 3"),
         (_stage_inchannels_kept, "Module 1 takes what module 0 gives out"),
+        (_stage_align_dropped, "your make_stage gives the same numbers as with False"),
     ],
     structures=_stage_structures,
+    aligned=((get_config(capstone.VARIANT).stage3, [16, 32, 64], True),
+             N_("Pass align_corners on to every HighResolutionModule that make_stage builds.")),
 )
 
 # ====================================================================== 4. the V2 head
@@ -519,10 +567,29 @@ def _head_cases():
                     sizes=sizes))
         yield Case(features, capstone.package_model().last_layer, capstone.checkpoint_align_corners(),
                    where=where, expected=reference.calls["last_layer"].output)
+    yield _head_aligned_case()
+
+
+def _head_aligned_case():
+    """The held-out scenes' maps once more, at align_corners=True: the checkpoint's False is also F.interpolate's
+    default, so a head that never passes the argument on passes the cases above."""
+    from ..heads import concat_branches
+
+    features, last_layer = list(capstone.reference_run().calls["stage4"].output), capstone.package_model().last_layer
+    with torch.no_grad():
+        expected = last_layer(concat_branches(features, True))
+    return Case(features, last_layer, True, expected=expected,
+                where=N_("the package's stage-4 maps of {scenes} held-out scenes, with align_corners=True",
+                         scenes=capstone.SCENES))
 
 
 def _head_align_flipped(features, last_layer, align_corners=False):
     return v2_head(features, last_layer, not align_corners)
+
+
+def _head_align_ignored(features, last_layer, align_corners=False):
+    size = features[0].shape[-2:]  # align_corners left out: F.interpolate's default, False
+    return last_layer(torch.cat([features[0]] + [F.interpolate(f, size=size, mode="bilinear") for f in features[1:]], 1))
 
 
 def _head_lesson06(features, last_layer):
@@ -603,9 +670,14 @@ head = FunctionExercise(
     name="head", lesson="11", fn_name="v2_head",
     question=N_("Write `v2_head(features, last_layer, align_corners=False)` (lesson 06, with align_corners passed "
                 "in): every branch bilinearly resized to branch 0's size, concatenated along the channels, then "
-                "last_layer. The check runs it on the package's stage-4 maps with the checkpoint's last_layer."),
+                "last_layer. The check runs it on the package's stage-4 maps with the checkpoint's last_layer and "
+                "align_corners, then once with align_corners=True."),
     reference=v2_head, cases=_head_cases, returns=N_("the logits tensor"), against=N_("the package's model"),
-    mistakes=[
+    mistakes=[  # the first that matches is said: align_ignored before align_corners, which would misread it
+        Mistake("align_ignored", N_("With align_corners=True your head still upsamples as with False, the checkpoint's "
+                                    "setting and F.interpolate's default: the argument never reaches F.interpolate. "
+                                    "Pass it on: F.interpolate(..., align_corners=align_corners)."),
+                like=_head_align_ignored, fragment="your head still upsamples as with False"),
         Mistake("align_corners", lambda case, got, want: _(
             "You upsample with align_corners={yours}; the shipped checkpoint was trained with "
             "align_corners={trained} (checkpoint['align_corners']). Use the argument.",
@@ -644,8 +716,8 @@ head = FunctionExercise(
             order=", ".join(map(str, _head_order(case, got)))), when=lambda case, got, want: _head_order(case, got)),
     ],
     success=lambda n: _("Your head gives the package's logits on {scenes} held-out scenes and on a {size}x{size} "
-                        "one, from the checkpoint's last_layer and its align_corners.", scenes=capstone.SCENES,
-                        size=capstone.ODD_SIZE),
+                        "one, from the checkpoint's last_layer and its align_corners, and with align_corners=True "
+                        "too.", scenes=capstone.SCENES, size=capstone.ODD_SIZE),
     wrong_answers=[(_head_lesson06, "takes a third, align_corners"), (_head_cat_first, "upsample every branch"),
                    (_head_fixed_size, "fits the maps of the 64x64 scenes only"),
                    (_head_swapped, "in the order 1, 0, 2, 3")],
@@ -819,6 +891,14 @@ def _logsoftmax_head(features, last_layer, align_corners):
     return torch.log_softmax(v2_head(features, last_layer, align_corners), dim=1)
 
 
+class _NetStagesAtFalse(MyHRNet):
+    """align_corners kept for the head, not passed to make_stage: every module upsamples with False."""
+
+    def __init__(self, num_classes=4, align_corners=False):
+        super().__init__(num_classes, False)
+        self.align_corners = align_corners
+
+
 # name: (the wrong network, a fragment of the message it must get): the slips of assembling HRNet
 NETWORK_MISTAKES = {
     "no ReLU after the fuse sum": (_patched(MyHRNet, HighResolutionModule=("forward", _net_no_relu_after_sum)),
@@ -877,6 +957,8 @@ NETWORK_MISTAKES = {
                               "yours has padding=(0, 0), the official one padding=(1, 1)"),
     "every transition a plain list": (_net_transitions_plain_lists, "self.transition1, self.transition2 and "
                                       "self.transition3 of your whole network are plain Python lists"),
+    # right at the checkpoint's False, which is also F.interpolate's default: wrong once built with True
+    "align_corners not passed to the stages": (_NetStagesAtFalse, "somewhere the setting is not passed on"),
 }
 
 
@@ -886,8 +968,11 @@ capstone_network = NetworkExercise(
                 "(conv1, bn1, conv2, bn2, relu), layer1, transition1-3, stage2-4 and last_layer, with the official "
                 "attribute names, for W18-small-v1; forward(x) returns the logits (B, 4, H/4, W/4). The check loads "
                 "the shipped shapes checkpoint strictly into it and compares it with the package's model, module by "
-                "module."),
+                "module; last, it builds it with align_corners=True and compares its logits with the package's model "
+                "set alike."),
     reference=MyHRNet,
+    aligned=((4, True), N_("Keep it, self.align_corners = align_corners, and pass it to make_stage for every stage "
+                           "and to v2_head.")),
     hints=[N_("Start from the key names: `ex.checkpoint_outline()` lists the checkpoint's modules; your attributes "
               "must be named exactly so (conv1, bn1, ..., layer1, transition1, stage2, ..., last_layer)."),
            N_("Channels: layer1 gives 32 x 4 = 128; transition1 maps [128] to [16, 32], transition2 [16, 32] to "
