@@ -1,8 +1,10 @@
 """HRNet, the backbone: stem, layer1, then three multi-resolution stages.
 
-The paper (Section 3, Figure 1): "Our network connects high-to-low resolution
-convolution streams in parallel ... maintains high-resolution representations
-through the whole process." Concretely:
+The paper (Wang et al., TPAMI 2020, Section III, numbered as in its arXiv version
+1908.07919; Figure 2): "We input the image into a stem, which consists of two
+stride-2 3×3 convolutions decreasing the resolution to 1/4, and subsequently the
+main body that outputs the representation with the same resolution (1/4)."
+Concretely:
 
 - stem: two 3x3 stride-2 convs, 3 -> 64 channels, image to 1/4 resolution;
 - ``layer1`` (stage 1): Bottleneck blocks at 1/4;

@@ -1,8 +1,10 @@
 """Residual blocks, exactly as in ResNet (He et al., 2016), which HRNet reuses.
 
-HRNet's stage 1 is four Bottleneck blocks, like ResNet-50's first stage; the
-branches of stages 2-4 are BasicBlocks (the paper, Section 3: "each branch in
-multi-resolution parallel convolution contains 4 residual units"). The
+HRNet's stage 1 is four Bottleneck blocks of width 64, the block of ResNet-50's
+first stage (which has three); the branches of stages 2-4 are BasicBlocks (the
+paper, Wang et al., TPAMI 2020, Section III-D, numbered as in its arXiv version
+1908.07919: "Each branch in multi-resolution parallel convolution of the
+modularized block contains 4 residual units"). The
 official code and timm name the layers ``conv1``, ``bn1``, ... ``downsample``;
 those names are state-dict keys, so they stay.
 

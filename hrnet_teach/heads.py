@@ -5,8 +5,8 @@ level, so the backbone keys (``conv1`` ... ``stage4``) and the head keys
 (``last_layer``, ``final_layer``, ``incre_modules`` ...) sit side by side as in
 the official checkpoints.
 
-The paper (Section 3.2 of "Deep High-Resolution Representation Learning for
-Visual Recognition", Figure 4) names three ways to read out the four branches:
+The paper ("Deep High-Resolution Representation Learning for Visual Recognition",
+Section III-C as numbered in its arXiv version 1908.07919, Figure 4) names three ways to read out the four branches:
 HRNetV1 keeps only the high-resolution branch (pose), HRNetV2 upsamples and
 concatenates all of them (segmentation), HRNetV2p builds a pyramid from that
 concatenation (detection). ImageNet classification adds a fourth.

@@ -1,7 +1,8 @@
 """The HighResolutionModule: parallel branches, then fusion across resolutions.
 
-The paper (Section 3, "Repeated multi-resolution fusions", Figure 3): "The goal
-of the fusion module is to exchange the information across multi-resolution
+The paper (Wang et al., TPAMI 2020, Section III-B "Repeated Multi-Resolution
+Fusions", numbered as in its arXiv version 1908.07919; Figure 3): "The goal of the
+fusion module is to exchange the information across multi-resolution
 representations." Each output branch ``i`` is the sum, over every input branch
 ``j``, of ``x[j]`` brought to branch ``i``'s resolution and width:
 

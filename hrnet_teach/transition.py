@@ -1,8 +1,10 @@
 """Transitions: how a stage's branches become the next stage's, and how a branch is born.
 
-The paper (Section 3, "Parallel multi-resolution subnetworks"): "We start from a
-high-resolution subnetwork as the first stage, gradually add high-to-low
-resolution subnetworks one by one to form more stages." Between two stages the
+The paper (Wang et al., TPAMI 2020, Section III-A "Parallel Multi-Resolution
+Convolutions", numbered as in its arXiv version 1908.07919): "We start from a
+high-resolution convolution stream as the first stage, gradually add high-to-low
+resolution streams one by one, forming new stages, and connect the
+multi-resolution streams in parallel." Between two stages the
 official ``_make_transition_layer`` gives each output branch ``i`` one of:
 
 - nothing (``None``): branch ``i`` existed and already has the right channels;

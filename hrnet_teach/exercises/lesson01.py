@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck, make_layer
 from ..i18n import N_, _
@@ -117,17 +118,33 @@ def _adds_into_x(block, x):  # a slip: the right values, added into x (the short
     return block.relu(residual)
 
 
+def _downsample_first(block, x):  # a slip: x replaced by the shortcut before the main path runs
+    residual = x if block.downsample is None else block.downsample(x)
+    out = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(residual)))))
+    return block.relu(out + residual)
+
+
 def _train_mode(block, x):  # a slip: the block switched to training mode
     block.train()
     return _reference_forward(block, x)
 
 
+def _same_shape_downsample(channels: int) -> nn.Sequential:
+    """A downsample that keeps the shape. The official code builds none, but a forward must take any: with it a
+    slip that runs the downsample before conv1 computes numbers (and is named by them) instead of raising."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+
 def _block_cases():
-    # (inplanes, planes, stride, input height, width): with and without a downsample, stride 1 and 2, odd sizes.
-    for seed, (i, p, s, h, w) in enumerate([(8, 8, 1, 9, 11), (6, 6, 1, 5, 8), (8, 16, 1, 8, 8), (16, 16, 2, 7, 10),
-                                            (4, 12, 2, 12, 9)]):
+    # (inplanes, planes, stride, input height, width, a same-shape downsample): with and without a downsample,
+    # stride 1 and 2, odd sizes.
+    for seed, (i, p, s, h, w, keep) in enumerate([(8, 8, 1, 9, 11, False), (6, 6, 1, 5, 8, False),
+                                                  (6, 6, 1, 7, 6, True), (8, 16, 1, 8, 8, False),
+                                                  (16, 16, 2, 7, 10, False), (4, 12, 2, 12, 9, False)]):
         torch.manual_seed(seed)
-        block = random_bn(make_layer(BasicBlock, i, p, 1, stride=s)[0], seed)
+        block = (BasicBlock(i, p, downsample=_same_shape_downsample(i)) if keep
+                 else make_layer(BasicBlock, i, p, 1, stride=s)[0])
+        block = random_bn(block, seed)
         x = torch.randn(1, i, h, w, generator=torch.Generator().manual_seed(100 + seed))
         down = N_("without a downsample") if block.downsample is None else N_("with a downsample")
         yield Case(block, x, where=N_("a BasicBlock({i}, {p}, stride={s}) {down}, input 1x{i}x{h}x{w}",
@@ -141,8 +158,12 @@ _BLOCK_SLIPS = [  # (name, message, the slip's forward), checked in this order
      lambda b, x: sum(_parts(b, x))),
     ("relu_before_sum", N_("The ReLU after bn2 comes after the sum, not before it: relu(bn2(...) + residual)."),
      lambda b, x: torch.relu(_parts(b, x)[0]) + _parts(b, x)[1]),
-    ("no_bn", N_("You left out a BatchNorm: each conv is followed by its bn (conv1 -> bn1, conv2 -> bn2)."),
-     lambda b, x: torch.relu(b.conv2(torch.relu(b.bn1(b.conv1(x)))) + _parts(b, x)[1])),
+    *[("no_bn", N_("You left out a BatchNorm: each conv is followed by its bn (conv1 -> bn1, conv2 -> bn2)."),
+       like) for like in [lambda b, x: torch.relu(b.conv2(torch.relu(b.bn1(b.conv1(x)))) + _parts(b, x)[1]),  # no bn2
+                          lambda b, x: torch.relu(b.bn2(b.conv2(torch.relu(b.conv1(x)))) + _parts(b, x)[1])]],  # no bn1
+    ("relu_before_bn", N_("BN comes right after its conv, then the ReLU: conv1 -> bn1 -> relu, not conv1 -> relu -> "
+                          "bn1."),
+     lambda b, x: torch.relu(b.bn2(b.conv2(b.bn1(torch.relu(b.conv1(x))))) + _parts(b, x)[1])),
     ("raw_shortcut", N_("When `block.downsample` is not None, the shortcut is `block.downsample(x)`, which brings "
                         "x to the output's shape."), lambda b, x: torch.relu(_parts(b, x)[0] + x)),
     ("relu_twice", N_("You applied a ReLU after bn2 and again after the sum; the main path ends with bn2, and the "
@@ -162,6 +183,9 @@ _BLOCK_SLIPS = [  # (name, message, the slip's forward), checked in this order
     *[("pre_activation", _PRE_ACTIVATION, like) for like in _PRE_ACTIVATION_SLIPS],
     ("multiplied", N_("The shortcut is added, not multiplied: relu(out + residual)."),
      lambda b, x: torch.relu(_parts(b, x)[0] * _parts(b, x)[1])),
+    ("downsample_first", N_("The downsample is for the shortcut only: the main path starts with conv1 on the "
+                            "original x. Keep x, and compute residual = block.downsample(x) separately."),
+     _downsample_first),
     ("conv1_twice", N_("You used conv1 twice: the second conv of the main path is block.conv2 (conv1 -> bn1 -> "
                        "relu -> conv2 -> bn2)."),
      lambda b, x: torch.relu(b.bn2(b.conv1(torch.relu(b.bn1(b.conv1(x))))) + _parts(b, x)[1])),
@@ -233,13 +257,16 @@ layer1_downsample = ValueExercise(
                "take 256 and give 256, so their shortcut is x itself."),
     mistakes={(): N_("Block 0 gets 64 channels and outputs 256 (planes 64 x expansion 4): its shortcut must change shape."),
               (0, 1, 2, 3): N_("After block 0 the input already has 256 = 64 x 4 channels, so blocks 1-3 need no downsample."),
-              (1, 2, 3): N_("Those are the blocks without a downsample; the question asks which blocks have one.")},
+              (1, 2, 3): N_("Those are the blocks without a downsample; the question asks which blocks have one."),
+              (1,): N_("Blocks are numbered from 0, as Python indexes them: the first block, the one that turns 64 "
+                       "channels into 256, is block 0. (If you meant 'one block', give its index in a list: [0].)")},
     rules=[(lambda got, e: any(not 0 <= i <= 3 for i in got), N_("layer1 of w48 has 4 blocks, numbered 0 to 3."))],
     otherwise=N_("The downsample is there only where the input's channels (or size) differ from the output's."),
     hints=[N_("A block needs a downsample when its input and output shapes differ: stride != 1 or inplanes != planes * 4."),
            N_("Block 0 takes 64 channels. What do blocks 1, 2, 3 take?")],
     solution_text=N_("`answer = [0]`: only the first block changes 64 channels into 256."),
-    wrong_answers=[([4], "numbered 0 to 3"), ([1], "only where"), ("0", "list of block indices"),
+    wrong_answers=[([4], "numbered 0 to 3"), ([2], "only where"), (1, "numbered from 0"),
+                   ("0", "list of block indices"),
                    ([True, False, False, False], "True/False flags"), ([0.5], "list of block indices")],
 )
 

@@ -125,7 +125,8 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
     layers = layer_summary(op) if isinstance(op, nn.Module) else []
     used = _("1 stride-2 conv") if n2 == 1 else _("{n} stride-2 convs", n=n2)
     return SimpleNamespace(i=i, j=j, ci=ch[i], cj=ch[j], d=i - j, op=op, convs=convs, n2=n2, used=used,
-                           layers=layers, summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
+                           s=max((c.stride[0] for c in convs), default=0), layers=layers,
+                           summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
 
 
 def _keys(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
@@ -166,6 +167,9 @@ _FUSE_MISTAKES = [_SWAPPED, *fact_mistakes(_fuse_facts, [  # checked in this ord
     ("not_1x1", lambda f: f.j > f.i and [(c.kernel_size, c.stride) for c in f.convs] != [((1, 1), (1, 1))], N_(
         "Branch {j} is coarser than branch {i}, so nothing is downsampled: the coarser-to-finer case is a single 1x1 "
         "conv (stride 1) + BN from {cj} to {ci} channels; yours has {summary}.")),
+    ("big_stride", lambda f: f.j < f.i and f.s > 2, N_(
+        "A conv with stride {s} skips rows and columns; the official chain has i - j = {d} convs of stride 2 (3x3, "
+        "padding 1), each with its BN, and a ReLU on every step but the last.")),
     ("steps", lambda f: f.j < f.i and f.n2 != f.d,
      N_("You used {used}; going from branch {j} to branch {i} needs {d} (one per halving).")),
     ("channels", lambda f: f.out != f.ci, N_("Your operation returns {out} channels; branch {i} expects {ci}.")),
@@ -207,6 +211,10 @@ def _switch_early(op, i, j, ch):
     for k, step in enumerate(op):
         step[0], step[1] = nn.Conv2d(ch[j] if k == 0 else ch[i], ch[i], 3, 2, 1, bias=False), nn.BatchNorm2d(ch[i])
     return op
+
+
+def _one_strided_conv(op, i, j, ch):  # one conv of stride 2 ** (i - j) instead of the chain
+    return nn.Sequential(nn.Sequential(nn.Conv2d(ch[j], ch[i], 3, 2 ** (i - j), 1, bias=False), nn.BatchNorm2d(ch[i])))
 
 
 def _raises_off_diagonal(i, j, channels):  # an unfinished answer: its error is said as it is, with no fact about an op
@@ -256,6 +264,7 @@ fuse_op = ModuleExercise(
          "intermediate steps end with a ReLU"),
         (lambda i, j, ch: make_fuse_op(j, i, ch), "you built fuse_layers[1][0]"),
         (_raises_off_diagonal, "raised ValueError: not written yet ("),
+        (_slip(_one_strided_conv, True), "A conv with stride 4 skips rows and columns; the official chain has i - j"),
     ],
 )
 
@@ -274,20 +283,26 @@ def fuse_by_hand(module, xs, i):
 
 
 def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_self=False, upsample=True,
-                 scale=False, swap=False, call_self=False, relu_terms=False, keep=None, mean=False):
+                 scale=False, swap=False, call_self=False, relu_terms=False, keep=None, mean=False, size_from=None,
+                 down=True):
     """What a typical slip computes instead of fuse_by_hand (with the defaults, the same). The terms are made
     and added one by one, as a learner's loop does, so a slip that raises raises what that loop would.
-    ``keep(j, i, n)``: which terms the slip's loop reaches; ``mean``: the sum divided by their number."""
+    ``keep(j, i, n)``: which terms the slip's loop reaches; ``mean``: the sum divided by their number;
+    ``size_from``: the branch whose size the enlarging aims at (default i); ``down=False``: finer branches
+    added as they are, without their stride-2 chain."""
     aligned = mode in ("bilinear", "bicubic")  # the modes that take align_corners
     bilinear = {"align_corners": module.align_corners if align is None else align} if aligned else {}
 
     def term(j, xj):
         if j == i and not call_self:  # call_self: fuse_layers[i][i] (None) called like the others
             t = 0 if skip_self else xj
+        elif j < i and not down:
+            t = xj
         else:
             t = (module.fuse_layers[j][i] if swap else module.fuse_layers[i][j])(xj)
         if j > i and upsample:
-            size = {"scale_factor": 2 ** (j - i)} if scale else {"size": xs[i].shape[-2:]}
+            target = xs[i if size_from is None else size_from]
+            size = {"scale_factor": 2 ** (j - i)} if scale else {"size": target.shape[-2:]}
             t = F.interpolate(t, mode=mode, **size, **bilinear)
         return torch.relu(t) if relu_terms else t
 
@@ -340,6 +355,10 @@ _SUM_SLIPS = [  # (name, message, what the slip changes in _variant_sum), checke
                      "Loop over range(len(xs))."), {"keep": lambda j, i, n: j < n - 1}),
     ("mean", N_("Add the terms up; do not average them: the module sums them, then applies one ReLU."),
      {"mean": True}),
+    ("size_branch0", N_("Enlarge to branch i's size, size=xs[i].shape[-2:], not branch 0's: output i has branch i's "
+                        "shape."), {"size_from": 0}),
+    ("finer_raw", N_("A finer branch (j < i) must go through fuse_layers[i][j], its stride-2 convs, before it is "
+                     "added: only then does it have branch i's size and channels."), {"down": False}),
 ]
 
 
@@ -451,7 +470,9 @@ multi_scale_rows = ValueExercise(
                "(1/4) is built, and it still takes all 4 inputs. The pose head reads only that branch."),
     mistakes={(4, 4): N_("That is true of the other stage-4 modules. The last one has multi_scale_output=False: "
                          "`for i in range(num_branches if self.multi_scale_output else 1)`."),
-              (4, 1): N_("Rows are outputs, columns are inputs: the one output (branch 0) still sums all 4 inputs.")},
+              (4, 1): N_("Rows are outputs, columns are inputs: the one output (branch 0) still sums all 4 inputs."),
+              (1, 3): N_("fuse_layers[0][0] is None, but it is still an entry: the ModuleList keeps its place so that "
+                         "column j stays index j. One row of 4 entries.")},
     rules=[(lambda got, want: got[1] != 4, N_("The inner loop is always `for j in range(num_branches)`: each row has "
                                               "an entry for all 4 inputs."))],
     otherwise=N_("Look at the outer loop: `range(num_branches if self.multi_scale_output else 1)`."),
@@ -470,8 +491,9 @@ nearest_size = ValueExercise(
                 "`F.interpolate(branch1, scale_factor=2, mode='nearest')` give?", b0=B0, b1=B1),
     read=_read_pair(N_("the size (height, width)"), "(10, 20)"), reference=(2 * B1[0], 2 * B1[1]),
     success=N_("({h}, {w}): a scale factor doubles exactly, so the sum with branch 0's {b0} fails. That is why the "
-               "classification and pose code need sides that halve exactly (multiples of 32), and why the segmentation code resizes "
-               "`size=` branch i's shape instead.", h=2 * B1[0], w=2 * B1[1], b0=B0),
+               "classification and pose code need sides that halve exactly (multiples of 32, or 1 to 3 pixels short of "
+               "one), and why the segmentation code resizes `size=` branch i's shape instead.",
+               h=2 * B1[0], w=2 * B1[1], b0=B0),
     mistakes={B0: N_("That is what `size=x[i].shape[-2:]` (the segmentation code) gives. scale_factor=2 simply "
                      "doubles: {h} x 2 = {twice}.", h=B1[0], twice=2 * B1[0]),
               (2 * B1[1], 2 * B1[0]): N_("Height and width are swapped.")},
