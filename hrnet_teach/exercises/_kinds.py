@@ -283,7 +283,18 @@ def _number(value: Any) -> float | None:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:160].rstrip('.')}" if text else type(error).__name__
+    return f"{type(error).__name__}: {_cut(text[0].rstrip('.'), 160)}" if text else type(error).__name__
+
+
+def _cut(line: str, limit: int) -> str:
+    """``line``, or its start up to a sentence end (else a space) within ``limit`` characters, with "…": a word
+    cut in half ("Pl") reads as part of the message."""
+    if len(line) <= limit:
+        return line
+    head = line[:limit + 1]  # a sentence that ends at the limit, with the space after it, is kept whole
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", head)]
+    cut = ends[-1] if ends and ends[-1] > limit // 2 else head.rfind(" ")
+    return line[:cut if cut > 0 else limit].rstrip(" ,;:.") + "…"
 
 
 class FunctionExercise(Exercise):

@@ -144,6 +144,19 @@ def _step(cin, cout, stride):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
+def _from_branch_above(pre, cur):
+    """A slip: a new branch i built from pre[i - 1], "the branch just above", which is the lowest one only while a
+    stage adds a single branch; with two new branches pre[i - 1] is past the end of the list."""
+    layers = []
+    for i, cout in enumerate(cur):
+        if i < len(pre):
+            layers.append(None if pre[i] == cout else _step(pre[i], cout, 1))
+        else:
+            steps, cin = i + 1 - len(pre), pre[i - 1]
+            layers.append(nn.Sequential(*[_step(cin, cout if s == steps - 1 else cin, 2) for s in range(steps)]))
+    return nn.ModuleList(layers)
+
+
 transition_op = ModuleExercise(
     name="transition_op", lesson="04", fn_name="make_transition",
     question=N_("Write `make_transition(pre_channels, cur_channels)`: an nn.ModuleList with one entry per branch of "
@@ -152,7 +165,10 @@ transition_op = ModuleExercise(
     reference=make_transition, official=Transition, cases=TRANSITION_CASES,
     inputs=lambda pre, cur: tuple(torch.randn(1, c, 16 >> b, 16 >> b) for b, c in enumerate(pre)),
     run=lambda t, *y_list: Transition.forward(t, list(y_list)),  # existing branches from y_list[i], new from y_list[-1]
-    mistakes=_TRANSITION_MISTAKES,
+    mistakes=[*_TRANSITION_MISTAKES, Mistake("branch_above", N_(
+        "A new branch is built from the lowest branch of the previous stage, pre_channels[-1] (the official "
+        "num_channels_pre_layer[-1]); pre_channels[i - 1] does not exist once a stage adds two branches."),
+        like=_from_branch_above)],
     nesting=N_("Adapting is one nn.Sequential(conv, BN, ReLU); a new branch is an nn.Sequential of such steps."),
     success=lambda n: _("Your transitions match ht.Transition (entries, layers, keys, output shapes) on {n} cases, "
                         "including two new branches at once.", n=n),
@@ -217,6 +233,8 @@ transition1_kinds = ValueExercise(
                                                    "stage 2's branch 0 wants 18: adapt.")),
            (lambda got, want: got[1] != "new", N_("Stage 1 has one branch; branch 1 does not exist before "
                                                   "transition1, so it is new."))],
+    mistakes={("new", "adapt"): N_("Swapped: entry 0 keeps 1/4 and only changes 256 -> 18 channels (adapt); "
+                                   "entry 1 is the new 1/8 branch.")},
     otherwise=N_("Entry 0 keeps the resolution (1/4); it only changes the channels."),
     success=N_("Entry 0 adapts layer1's 256 channels to C = 18 with a stride-1 3x3 conv (same 1/4 resolution); "
                "entry 1 creates the 1/8 branch from the same 256-channel map with one stride-2 conv to 36."),

@@ -22,6 +22,8 @@ def _params(module: nn.Module) -> int:
 
 
 C32 = get_config("w32").width
+# the widths lessons 05-06 repeat most, whose 15C a learner may give for w32's
+OTHER_WIDTHS = {name: get_config(name).width for name in ("w48", "w18")}
 
 concat_channels = ValueExercise(
     name="concat_channels", lesson="05",
@@ -35,7 +37,9 @@ concat_channels = ValueExercise(
               4 * C32: N_("{n} would be four branches of C each; the branches carry C, 2C, 4C and 8C channels.", n=4 * C32),
               15 * C32 + 64: N_("The official HRNetV2 head concatenates the four stage-4 branches only; adding the "
                                 "stem's 64 channels is the local `upscale` option of the learner's modified "
-                                "seg_hrnet.py (lesson 06).")},
+                                "seg_hrnet.py (lesson 06)."),
+              **{15 * c: N_("{n} is 15C for {name} (C = {c}); the question is about w32, C = {c32}.",
+                            n=15 * c, name=name, c=c, c32=C32) for name, c in OTHER_WIDTHS.items()}},
     otherwise=lambda n, want: _("Not {n}: add up the channels of the four stage-4 branches of w32 (C = {c}).",
                                 n=n, c=C32),
     hints=[N_("The four branches of w32 carry C, 2C, 4C and 8C channels, with C = 32."),
@@ -276,6 +280,12 @@ transition_forward = FunctionExercise(
         Mistake("skips_none", N_("Your list leaves out the entries where the transition holds None: None means pass "
                                  "through, so append y_list[i] for them too (one output per entry of the transition)."),
                 when=_skips_none),
+        Mistake("branch_above", N_(
+                    "A new branch grows from the lowest branch of the previous stage, y_list[-1]; y_list[i - 1] is "
+                    "that branch only when a stage adds a single branch (here it adds two, and y_list[i - 1] does not "
+                    "exist for the second)."),
+                like=lambda t, y: [y[i] if op is None else op(y[i] if i < len(y) else y[i - 1])
+                                   for i, op in enumerate(t)]),
         Mistake("source_index", lambda case, got, want: _(
                     "The previous stage has only {n} branch(es). A new branch i >= {n} has no y_list[i]: it grows "
                     "from the last, lowest-resolution one, y_list[-1].", n=len(case.args[1])),
@@ -284,6 +294,10 @@ transition_forward = FunctionExercise(
         Mistake("first_branch", N_("A layer got a map with the wrong number of channels. A new branch grows from the "
                                    "lowest-resolution branch, y_list[-1], not from y_list[0]."),
                 like=lambda t, y: [y[i] if op is None else op(y[i] if i < len(y) else y[0]) for i, op in enumerate(t)]),
+        Mistake("adapt_from_last", N_(
+                    "Only a new branch (i >= len(y_list)) reads y_list[-1]; an existing branch i, adapted or passed, "
+                    "reads its own y_list[i]."),
+                like=lambda t, y: [y[i] if op is None else op(y[-1]) for i, op in enumerate(t)]),
         Mistake("from_built", N_("A new branch grows from the previous stage's lowest branch, y_list[-1], not from the "
                                  "list you are building (its last entry already has the new stage's channels)."),
                 like=_from_built),

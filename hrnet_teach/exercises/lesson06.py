@@ -108,7 +108,9 @@ v2_head = FunctionExercise(
     name="v2_head", lesson="06", fn_name="v2_head",
     question=N_("Write `v2_head(features, last_layer)`: the HRNetV2 segmentation head. `features` is the backbone's "
                 "list of four maps (finest first), `last_layer` the model's 1x1 conv-BN-ReLU-classifier. Return the "
-                "logits (B, classes, H/4, W/4), as HRNetSegmentation does."),
+                "logits (B, classes, H/4, W/4), as HRNetSegmentation does. Resize with mode='bilinear', "
+                "align_corners=True, as that model is built here (the package's default; the official W48 Cityscapes "
+                "files set False: lesson 08, 4.3)."),
     reference=_v2_head, cases=_head_cases, returns=N_("the logits tensor"), against="HRNetSegmentation",
     atol=1e-4, rtol=1e-4,
     mistakes=[Mistake(name, message, like=partial(_head, **change)) for name, change, message in _HEAD_SLIPS] + [
@@ -204,7 +206,7 @@ pose_fuse_rows = ValueExercise(
         (_pose_rows()[1],) * 2: N_(
             "Only the last module drops outputs (`if not multi_scale_output and i == num_modules - 1`); the earlier "
             "ones must feed all four branches of the next module.")},
-    rules=[(lambda got, want: 3 in got, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3.")),
+    rules=[(lambda got, want: got[0] == 3, N_("Stage 4 has 4 branches, so a full fuse matrix has rows i = 0, 1, 2, 3.")),
            (lambda got, want: got[0] == want[0] ** 2, N_(
                "You counted every entry (rows x columns); a row is one fuse_layers[i], a list of entries: count "
                "len(fuse_layers).")),
@@ -213,11 +215,15 @@ pose_fuse_rows = ValueExercise(
                "reads. multi_scale_output=False keeps that row and drops the others.")),
            (lambda got, want: got[0] != want[0], N_(
                "Stage 4 has four branches, and stage4[0] is a full module: one fuse row per output branch, so four."))],
-    otherwise=N_("Count the outputs: a full module has one fuse row per output branch."),
+    # what the rules leave: stage4[0]'s 4 right, the last module's rows miscounted (neither 0 nor 4)
+    otherwise=lambda got, want: _(
+        "stage4[0] is right. The last module is built with multi_scale_output=False, and `for i in "
+        "range(num_branches if self.multi_scale_output else 1)` then builds one row, row 0, not {n}.", n=got[1]),
     hints=[N_("A row of fuse_layers is one output branch: fuse_layers[i] holds what flows into branch i."),
            N_("The pose head reads branch 0 only, so the last module need not compute the other outputs.")],
     solution_text=N_("`answer = (4, 1)`: stage 4 has 4 branches; its last module keeps row 0 only."),
-    wrong_answers=[((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "one fuse row per output"), ("4, 1", "two whole numbers"),
+    wrong_answers=[((3, 1), "rows i = 0, 1, 2, 3"), ((4, 2), "builds one row, row 0, not 2"),
+                   ((4, 3), "stage4[0] is right"), ("4, 1", "two whole numbers"),
                    ((16, 4), "count len(fuse_layers)"), ((4, 0), "The last module still fuses"),
                    ((2, 1), "so four")],
 )

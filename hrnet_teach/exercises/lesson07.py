@@ -38,7 +38,14 @@ poly_lr = FunctionExercise(
     # from 0, and at half-way that rate equals poly's. rtol 1e-4: a rate computed with float32 tensors is right too.
     reference=_poly_lr, cases=[(0.05, 120, 400), (0.01, 0, 1000), (0.01, 500, 1000), (0.01, 999, 1000), (2e-3, 7, 10)],
     returns=N_("the learning rate"), against=N_("the poly schedule"), rtol=1e-4, atol=1e-12,
-    mistakes=[Mistake(name, message, like=slip) for name, slip, message in [  # slips of base_lr b, step s, max_steps m
+    mistakes=[
+        # first: a complex rate matches no slip below, and "returned a complex" alone does not say why
+        Mistake("complex", N_(
+            "Your rate is a complex number: in Python a negative number to the power 0.9 is complex, so the base of "
+            "your power is negative. It should be the fraction of training left, 1 - step / max_steps, between 0 "
+            "and 1: check the brackets ((1 - step) / max_steps is negative once step > 1)."),
+            when=lambda case, got, want: isinstance(got, complex)),
+    ] + [Mistake(name, message, like=slip) for name, slip, message in [  # slips of base_lr b, step s, max_steps m
         ("linear", lambda b, s, m: b * (1 - s / m),
          N_("That is linear decay; the official schedule raises (1 - step / max_steps) to the power 0.9.")),
         ("power_inside", lambda b, s, m: b * (1 - (s / m) ** 0.9),
@@ -46,7 +53,8 @@ poly_lr = FunctionExercise(
         ("growing", lambda b, s, m: b * (s / m) ** 0.9,
          N_("That is a rate that grows with the step; poly starts at base_lr and falls to 0.")),
         ("constant", lambda b, s, m: b, N_("That is a constant rate: the step does not change it; it should fall as "
-                                           "(1 - step / max_steps) ** 0.9.")),
+                                           "(1 - step / max_steps) ** 0.9. (With integer division, step // max_steps "
+                                           "is 0 at every step before max_steps: divide with /.)")),
         ("inverse_power", lambda b, s, m: b * (1 - s / m) ** (1 / 0.9),
          N_("That is the power 1/0.9; the official power is 0.9 itself.")),
         ("next_step", lambda b, s, m: b * (1 - (s + 1) / m) ** 0.9,
@@ -61,6 +69,11 @@ poly_lr = FunctionExercise(
         ("precedence", lambda b, s, m: b * (1 - s / m) ** 9 / 10,
          N_("** binds tighter than /: `x ** 9 / 10` is (x ** 9) / 10. Write the power as 0.9 (or (9 / 10), in "
             "brackets).")),
+        ("cosine", lambda b, s, m: b * 0.5 * (1 + math.cos(math.pi * s / m)),
+         N_("That is cosine annealing, base_lr * (1 + cos(pi * step / max_steps)) / 2; the official trainer's "
+            "adjust_learning_rate is poly: base_lr * (1 - step / max_steps) ** 0.9.")),
+        ("squared", lambda b, s, m: b * (1 - s / m) ** 2,
+         N_("That is the power 2; the official power is 0.9: (1 - step / max_steps) ** 0.9.")),
     ]] + [
         Mistake("exponential", N_(
             "That is exponential decay: your rate shrinks by the same factor at every step, fastest at the start, "
@@ -73,7 +86,10 @@ poly_lr = FunctionExercise(
     hints=[N_("It starts at base_lr (step 0) and falls to 0 at max_steps."),
            N_("base_lr times (the fraction of training left) to the power 0.9.")],
     wrong_answers=[(lambda base_lr, step, max_steps: None, "forget `return`"), (0.005, "Pass your function itself"),
-                   (lambda base_lr, step, max_steps: base_lr * 0.9 ** step, "exponential decay")],
+                   (lambda base_lr, step, max_steps: base_lr * 0.9 ** step, "exponential decay"),
+                   (lambda base_lr, step, max_steps: base_lr * ((1 - step) / max_steps) ** 0.9,
+                    "(1 - step) / max_steps is negative"),
+                   (lambda base_lr, step, max_steps: base_lr * (1 - step // max_steps) ** 0.9, "integer division")],
 )
 
 
@@ -172,7 +188,18 @@ segmentation_loss = FunctionExercise(
         "be several classes at once. A pixel has one class: F.cross_entropy(logits, mask, ignore_index=255) takes a "
         "softmax over the C classes and reads the mask's class indices as they are (no one-hot)."),
         like=partial(_bce_one_hot, ignored=ignored)) for name, ignored in [
-            ("bce_one_hot", "clamp"), ("bce_one_hot_zero", "zero"), ("bce_one_hot_labelled", "drop")]],
+            ("bce_one_hot", "clamp"), ("bce_one_hot_zero", "zero"), ("bce_one_hot_labelled", "drop")]] + [
+        Mistake("nll_on_logits", N_(
+            "NLLLoss takes log-probabilities (lesson 06's pairing for a model that ends in LogSoftmax); the model "
+            "returns logits, so use F.cross_entropy, which applies log_softmax itself. NLLLoss on logits is just "
+            "-logit[target], averaged."),
+            like=lambda lo, m: F.nll_loss(F.interpolate(lo, size=m.shape[-2:], mode="bilinear", align_corners=False),
+                                          m, ignore_index=IGNORE_INDEX)),
+        # the slip raises; an answer that raises the same error (type and text) on the same case is told this
+        Mistake("size_with_batch", N_(
+            "`size` takes (height, width) only: mask.shape is B x H x W, so use size=mask.shape[-2:]."),
+            like=lambda lo, m: F.cross_entropy(F.interpolate(lo, size=m.shape, mode="bilinear", align_corners=False),
+                                               m, ignore_index=IGNORE_INDEX))],
     success=N_("Your loss matches the trainer's on three batches, ignored pixels and all."),
     hints=[N_("`F.interpolate(logits, size=mask.shape[-2:], mode='bilinear', align_corners=False)` first."),
            N_("`F.cross_entropy(..., ignore_index=255)` leaves those pixels out of the sum and of the count.")],
