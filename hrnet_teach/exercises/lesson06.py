@@ -160,7 +160,7 @@ last_layer_channels = ValueExercise(
            (lambda got, want: got[0] == 16 * C48, N_("The four branches are not equally wide: C, 2C, 4C and 8C.")),
            (lambda got, want: got[0] != OFFICIAL, lambda got, want: _(
                "The official last_layer reads the concatenation of the four stage-4 branches of w48: C + 2C + 4C + 8C "
-               "with C = {c}, not {got}.", c=C48, got=got[0])),
+               "with C = {c}; you gave {got}.", c=C48, got=got[0])),
            (lambda got, want: got[1] == 2 * OFFICIAL, N_(
                "upscale=2 doubles the height and width of the map last_layer reads, not its channels; what adds "
                "channels is the stem map (x_stem) the modified file puts in the list.")),
@@ -168,7 +168,7 @@ last_layer_channels = ValueExercise(
                "With upscale > 1 the modified file also concatenates x_stem, the output of conv1/bn1/relu: "
                "`self.last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`.")),
            (lambda got, want: got[1] == OFFICIAL + 256, N_(
-               "x_stem is taken right after conv1 (stem_width channels), before layer1's 256."))],
+               "x_stem is taken right after conv1, bn1 and relu (stem_width channels), before conv2 and layer1's 256."))],
     otherwise=lambda got, want: _("Not {got}: the modified file's last_inp_channels is the sum of the stage-4 "
                                   "channels plus stem_width ({stem}).", got=got[1], stem=STEM),
     hints=[N_("Official: the four stage-4 branches of w48 carry 48, 96, 192 and 384 channels."),
@@ -176,8 +176,8 @@ last_layer_channels = ValueExercise(
               "`last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`.")],
     solution_text=N_("`answer = (720, 784)`: 48 + 96 + 192 + 384 = 720, plus the 64 channels of x_stem = 784."),
     wrong_answers=[((720, 1440), "not its channels"), ((720, 720), "x_stem"), ((384, 448), "branch 3 alone"),
-                   ((768, 832), "C, 2C, 4C and 8C"), ((720, 976), "before layer1"), (720, "Give two whole numbers"),
-                   ((720.5, 784), "whole number"), ((700, 784), "not 700"), ((720, 800), "Not 800"),
+                   ((768, 832), "C, 2C, 4C and 8C"), ((720, 976), "before conv2 and layer1"), (720, "Give two whole numbers"),
+                   ((720.5, 784), "whole number"), ((700, 784), "you gave 700"), ((720, 800), "Not 800"),
                    ((MODIFIED, OFFICIAL), "swapped")],
 )
 
