@@ -762,7 +762,7 @@ def _module_count_causes(missing: list[str], unexpected: list[str], expected: di
     count = {name: sum(1 for s, _m in found if s == stage) for name, found in (("have", have), ("want", want))}
     explained = {k for k in missing if (m := re.match(r"(stage\d)\.(\d+)\.", prefix + k)) and m.group(1, 2) in want - have}
     return [_(" Your {stage} holds {have} HighResolutionModule(s) where its config's num_modules is {want}: build "
-              "one per module, for _ in range(stage.num_modules).", stage=stage, **count)], explained
+              "num_modules of them, for _ in range(stage.num_modules).", stage=stage, **count)], explained
 
 
 def _extra_rows_causes(unexpected: list[str], expected: dict, prefix: str) -> tuple[list[str], set[str]]:
@@ -1246,8 +1246,8 @@ class CheckpointExercise(Exercise):
         try:  # the stub's arguments must fit the answer's parameters
             inspect.signature(answer).bind(*self.args)
         except TypeError as error:
-            raise Wrong(_("Calling {what} as the notebook's stub does failed: {error}. Keep the stub's "
-                          "parameters.", what=self.what, error=error)) from None
+            raise Wrong(_("The notebook's stub calls {what} with arguments your function does not take: {error}. "
+                          "Keep the stub's parameters.", what=self.what, error=error)) from None
         except ValueError:  # no signature to read (a builtin): let the call say
             pass
         module = as_module(lambda: self.call(answer, *self.args, where=_("building your {what}", what=self.what)),

@@ -49,7 +49,7 @@ poly_lr = FunctionExercise(
         ("linear", lambda b, s, m: b * (1 - s / m),
          N_("That is linear decay; the official schedule raises (1 - step / max_steps) to the power 0.9.")),
         ("power_inside", lambda b, s, m: b * (1 - (s / m) ** 0.9),
-         N_("That is the power applied to step / max_steps; it applies to (1 - step / max_steps).")),
+         N_("That is the power applied to step / max_steps; the power 0.9 belongs on (1 - step / max_steps).")),
         ("growing", lambda b, s, m: b * (s / m) ** 0.9,
          N_("That is a rate that grows with the step; poly starts at base_lr and falls to 0.")),
         ("constant", lambda b, s, m: b, N_("That is a constant rate: the step does not change it; it should fall as "

@@ -218,7 +218,8 @@ list_mutation = ChoiceExercise(
                  "written into x is the branches' output, before fusion."),
          "d": N_("Nothing removes entries: `x[i] = ...` replaces each one.")},
     success=N_("b: `x[i] = self.branches[i](x[i])` writes each branch's output into the caller's list; the fused "
-               "outputs go into a new list, x_fuse. Keep your inputs (to plot them, or reuse them) and they are gone. "
+               "outputs go into a new list, x_fuse. If you kept the input list (to plot it, or reuse it), it now holds the "
+               "branches' outputs, not your inputs. "
                "hrnet_teach builds a new list instead."),
     hints=[N_("Python passes the list object itself; `x[i] = ...` writes into it."),
            N_("Which list does `x_fuse.append(self.relu(y))` fill?")],
