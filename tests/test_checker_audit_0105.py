@@ -195,7 +195,7 @@ def test_transition_forward_says_which_entries_are_missing_and_where_a_branch_gr
 
 
 @pytest.mark.parametrize("ex, answer, fragment", [
-    (lesson05.branch_cost_ratio, (1 / 64, 1), "That is branch 0 over branch 3"),
+    (lesson05.branch_cost_ratio, (1 / 64, 1), "Your parameter ratio is branch 0 / branch 3"),
     (lesson01.layer1_downsample, [1, 2, 3], "blocks without a downsample"),
     (lesson01.layer1_downsample, [True, False, False, False], "True/False flags"),
     (lesson04.transition2_none, [True, True, False], "True/False flags"),

@@ -121,7 +121,7 @@ def test_function_exercise_names_the_mistake_it_recognises():
     assert ex.check(lambda x: x / 2).message.startswith("You halved.")
     assert "largest difference" in ex.check(lambda x: 3 * x).message
     assert "shape (4, 1)" in ex.check(lambda x: (2 * x)[:, None]).message
-    assert "returned a tuple" in ex.check(lambda x: (2 * x,)).message
+    assert "You gave a tuple where a tensor belongs" in ex.check(lambda x: (2 * x,)).message
     assert "forget `return`" in ex.check(lambda x: None).message
     assert "Pass your function itself" in ex.check(nn.Identity()).message
     assert (_plus_one, "You added one.") in ex.wrong_answers  # like= implementations are tested as wrong answers

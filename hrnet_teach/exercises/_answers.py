@@ -162,7 +162,7 @@ def as_indices(answer, what: str) -> list[int]:
     if isinstance(answer, (list, tuple, set)):
         answer = [_whole(v) for v in answer]
     if not isinstance(answer, (list, tuple, set)) or not all(_is_int(v) for v in answer):
-        raise Wrong(_("Give a list of {what}, e.g. [1, 2] (or [] for none); you gave {type} {answer}.",
+        raise Wrong(_("Give a list of {what}, whole numbers, e.g. [1, 2] (or [] for none); you gave {type} {answer}.",
                       what=what, type=type(answer).__name__, answer=short_repr(answer)))
     return sorted(set(answer))
 
@@ -188,7 +188,7 @@ def as_tuples(answer, size: int, what: str, one: str, example: str) -> list[tupl
                           item=short_repr(item), one=one, count=_count(size), what=what, example=example))
         item = tuple(_whole(v) for v in item)
         if not all(_is_int(v) for v in item):
-            raise Wrong(_("{item}: give whole numbers (a conv cannot output half a pixel, nor a branch be half one).",
+            raise Wrong(_("{item}: give whole numbers (there is no half a pixel, half a channel or half a branch).",
                           item=short_repr(item)))
         items.append(item)
     return items

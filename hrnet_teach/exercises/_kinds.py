@@ -222,7 +222,9 @@ def _fill(message: str | Text, values: Mapping) -> str:
 def _a_type(value: Any) -> str:
     """The type's name with its English article ("an int", "a list"); in Chinese the name alone."""
     name = type(value).__name__
-    return _("an {type}", type=name) if name[:1].lower() in "aeiou" else _("a {type}", type=name)
+    # by sound, not spelling: "an ndarray" (en-dee-array), as numpy's own docs write it
+    vowel_sound = name[:1].lower() in "aeiou" or name.startswith("nd")
+    return _("an {type}", type=name) if vowel_sound else _("a {type}", type=name)
 
 
 def _short(value: Any) -> str:
@@ -440,8 +442,8 @@ class FunctionExercise(Exercise):
         if _number(expected) is not None:
             value = _number(got)
             if value is None:
-                return _("Your function returned {type}; it should return {returns} (one number).",
-                         type=_a_type(got), returns=self.returns)
+                return _("Your function returned {type}, not one number; it should return {returns} (one number: "
+                         "a float, or a tensor that holds a single value).", type=_a_type(got), returns=self.returns)
             if math.isnan(value) and math.isnan(_number(expected)):
                 return None
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
@@ -460,7 +462,7 @@ class FunctionExercise(Exercise):
 
     def _compare_tensors(self, got: Any, expected: torch.Tensor) -> str | None:
         if not isinstance(got, torch.Tensor):
-            return _("Your function returned {type}; it should return {returns}.",
+            return _("You gave {type} where a tensor belongs; your function should return {returns}.",
                      type=_a_type(got), returns=self.returns)
         if got.layout != torch.strided:  # a sparse tensor: most comparisons are not defined on it
             return _("your output is a {layout} tensor; return an ordinary (dense) one, as {against} does: leave out "
@@ -674,6 +676,6 @@ class ModuleExercise(FunctionExercise):
         problem = self._compare_values(ours, theirs)
         if problem is None:
             return None
-        return _("with the same weights your module's output differs from the official one ({problem}) Your layers: "
+        return _("with the same weights your module's output differs from the official one: {problem} Your layers: "
                  "{layers}; the official: {official_layers}.", problem=problem, layers=layer_summary(got),
                  official_layers=layer_summary(official))

@@ -978,15 +978,16 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
                 for message, value in head_variants(list(features), align).items():
                     if difference(mine, value)[0]:
                         return _(" Stage 4 (forward details): stage 4 matches, but {slip}.", slip=message)
-        return _(" Stage 4 (forward details): stage 4 matches, so look at the head: last_layer gets {before}.",
-                       before=between("last_layer"))
+        return _(" Stage 4 (forward details): stage 4 matches, so look at the head: the package's last_layer gets "
+                 "{before}.", before=between("last_layer"))
     if side == "input":
         before = between(prefix + name)
         if previous is not None:
-            message = _(" Everything up to {name} matches, so the difference comes from your forward between them",
-                        name=_label(previous, prefix))
+            message = _(" Everything up to {name} matches, so the difference comes from what your forward does "
+                        "after {name} and before it calls this module", name=_label(previous, prefix))
         else:
-            message = _(" Everything before it matches, so the difference comes from your forward between them")
+            message = _(" It is the first module your forward calls, so the difference comes from what your forward "
+                        "does to x before calling it")
         return message + (_(" (the package's {name} gets {before}).", name=prefix + name, before=before)
                                 if before else ".")
     if side == "output" and name == "" and not prefix:
@@ -1132,8 +1133,8 @@ def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call
 
 # ---------------------------------------------------------------- the whole check
 def _not_answered(error: NotImplementedError) -> str:
-    return _("{piece} still raises NotImplementedError: write it, then run its cell (and this one, if they "
-             "differ).", piece=_unwritten(error))
+    return _("{piece} still raises NotImplementedError: write it and run the cell that defines it; then, if this "
+             "check is in another cell, run this one again.", piece=_unwritten(error))
 
 
 def as_module(make: Callable[[], Any], what: str) -> nn.Module:

@@ -219,7 +219,7 @@ basic_block_forward = FunctionExercise(
                         "2, odd sizes).", n=n),
     hints=[N_("Main path: conv1 -> bn1 -> relu -> conv2 -> bn2. Shortcut: x, or block.downsample(x) when it is not None."),
            N_("Add the two, then apply block.relu to the sum.")],
-    wrong_answers=[(lambda block, x: (_reference_forward(block, x),), "returned a tuple"),
+    wrong_answers=[(lambda block, x: (_reference_forward(block, x),), "You gave a tuple where a tensor belongs"),
                    (BasicBlock(4, 4), "Pass your function itself"),
                    (lambda block, x: 2 * _reference_forward(block, x), "shape is right but the numbers differ"),
                    (_adds_into_x, "changed its input x in place"),

@@ -228,7 +228,7 @@ fuse_op = ModuleExercise(
     question=N_("Write `make_fuse_op(i, j, channels)` that returns fuse_layers[i][j] of a module whose branches carry "
                 "`channels` (e.g. [18, 36, 72, 144]): None, a 1x1 conv + BN, or a chain of stride-2 convs, "
                 "exactly as the official `_make_fuse_layers` of seg_hrnet.py."),
-    reference=make_fuse_op, official=_official_op,
+    reference=make_fuse_op, official=_official_op, against=N_("the official module"),
     cases=[(i, j, list(ch)) for ch in FUSE_CHANNELS for i in range(len(ch)) for j in range(len(ch))],
     inputs=lambda i, j, ch: (torch.randn(1, ch[j], 16 >> j, 16 >> j, generator=torch.Generator().manual_seed(i)),),
     mistakes=_FUSE_MISTAKES,
@@ -369,9 +369,10 @@ def _call_sum(fn, module, xs, i):
     got = fn(module, xs, i)
     changed = next((j for j, (x, b) in enumerate(zip(given, before)) if not torch.equal(x, b)), None)
     if changed is not None:
-        raise Wrong(_("Your function changed xs[{j}] in place: `y = xs[i]` makes y the same tensor as xs[i], so "
-                      "`y += term` writes into it. Start from `y = 0`, or write `y = y + term`: the other outputs "
-                      "read the same xs, and in training autograd needs them unchanged.", j=changed))
+        raise Wrong(_("Your function changed xs[{j}] in place, for example with `y = xs[i]` followed by `y += term` "
+                      "(y is then the very tensor xs[i], so += writes into it), or with an in-place op such as "
+                      "relu_(). Start from `y = 0`, or write `y = y + term`: the other outputs read the same xs, and "
+                      "in training autograd needs them unchanged.", j=changed))
     return got
 
 
@@ -404,7 +405,8 @@ fuse_sum = FunctionExercise(
            N_("j == i: xs[i] itself. j < i: `module.fuse_layers[i][j](xs[j])`. j > i: the same, then F.interpolate(..., "
               "size=xs[i].shape[-2:], mode='bilinear', align_corners=module.align_corners).")],
     wrong_answers=[(functools.partial(_variant_sum, align=False), "align_corners=module.align_corners"),
-                   (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))], "returned a list"),
+                   (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))],
+                    "You gave a list where a tensor belongs"),
                    (_adds_into_xs, "changed xs[0] in place")],
 )
 

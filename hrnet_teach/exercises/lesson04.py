@@ -162,7 +162,7 @@ transition_op = ModuleExercise(
     question=N_("Write `make_transition(pre_channels, cur_channels)`: an nn.ModuleList with one entry per branch of "
                 "the next stage: None (pass), a stride-1 3x3 conv + BN + ReLU (adapt), or stride-2 steps from the "
                 "lowest branch (new), as the official `_make_transition_layer`."),
-    reference=make_transition, official=Transition, cases=TRANSITION_CASES,
+    reference=make_transition, official=Transition, cases=TRANSITION_CASES, against=N_("the official module"),
     inputs=lambda pre, cur: tuple(torch.randn(1, c, 16 >> b, 16 >> b) for b, c in enumerate(pre)),
     run=lambda t, *y_list: Transition.forward(t, list(y_list)),  # existing branches from y_list[i], new from y_list[-1]
     mistakes=[*_TRANSITION_MISTAKES, Mistake("branch_above", N_(
@@ -287,8 +287,8 @@ branch4_source = ValueExercise(
     reference=-1,
     success=N_("y_list[-1], that is branch 2 (1/16), the lowest resolution stage 3 has: one stride-2 conv takes "
                "it to 1/32. There is no fuse_layers entry for it: branches are born in transitions, not in fusion."),
-    mistakes={3: N_("Stage 3 outputs only branches 0, 1, 2 (y_list has 3 entries), so y_list[3] does not exist, just "
-                    "as fuse_layers[3][4] does not: `i < num_branches` is False for i = 3, so the code takes y_list[-1]."),
+    mistakes={3: N_("Stage 3 outputs only branches 0, 1, 2 (y_list has 3 entries), so y_list[3] does not exist: "
+                    "`i < self.stage3_cfg['NUM_BRANCHES']` is False for i = 3, so the code takes y_list[-1]."),
               **dict.fromkeys((0, 1), N_("The official forward reads `self.transition3[i](y_list[-1])` for a new "
                                          "branch: the lowest-resolution branch, which is only one halving away from 1/32."))},
     otherwise=N_("Stage 3 has three outputs: y_list[0], y_list[1], y_list[2]."),

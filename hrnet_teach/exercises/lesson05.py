@@ -116,8 +116,9 @@ def _explain_ratios(got, _want):
     (p, m), (tp, tm) = got, _branch_ratios()
     rules = [
         (_near(p, tm) and _near(m, tp), N_("You swapped the two: first the parameter ratio, then the MAC ratio.")),
-        (_near(p, 1 / tp), N_("That is branch 0 over branch 3. The question asks how many times branch 0's "
-                              "parameters branch 3 has: branch 3 / branch 0.")),
+        (_near(p, 1 / tp), N_("Your parameter ratio is branch 0 / branch 3 (below 1). The question asks for the "
+                              "other way round, branch 3 / branch 0: branch 3's parameter count divided by "
+                              "branch 0's.")),
         (_near(p, 8), N_("8 is the ratio of the channels (384 / 48); a 3x3 conv has 9 x C_in x C_out weights, "
                          "so the weights grow with the channels squared.")),
         (_near(p, 1), N_("Parameters do not depend on the resolution; they depend on the channels, and branch 3 has 8 "
@@ -136,8 +137,9 @@ def _explain_ratios(got, _want):
 branch_cost_ratio = ValueExercise(
     name="branch_cost_ratio", lesson="05",
     question=N_("In a stage-4 module of w48, branch 0 works at 1/4 with C = 48 channels and branch 3 at "
-                "1/32 with 8C = 384; each is 4 BasicBlocks. How many times branch 0's parameters does branch 3 have, "
-                "and how many times its multiply-adds (MACs)? Answer (parameter ratio, MAC ratio)."),
+                "1/32 with 8C = 384; each is 4 BasicBlocks. How many times as many parameters as branch 0 does "
+                "branch 3 have, and how many times as many multiply-adds (MACs)? Answer (parameter ratio, MAC ratio), "
+                "each as branch 3 / branch 0."),
     read=lambda a: as_numbers(a, (N_("the parameter ratio"), N_("the MAC ratio")), "(2, 0.5)"), reference=(64, 1),
     explain=_explain_ratios,
     same=lambda got, want: _near(got[0], _branch_ratios()[0]) and _near(got[1], _branch_ratios()[1]),
@@ -154,7 +156,7 @@ branch_cost_ratio = ValueExercise(
     wrong_answers=[((8, 1), "channels squared"), ((64, 64), "fewer positions"), ((1, 64), "swapped"),
                    ((64, 1 / 64), "costs 64 times more"), (64, "Give two numbers"), (("64", "1"), "as a number"),
                    ((1, 1), "do not depend on the resolution"), ((30, 1), "parameter ratio is not 30"),
-                   ((64, 3), "MAC ratio is not 3"), ((1 / 64, 1), "That is branch 0 over branch 3")],
+                   ((64, 3), "MAC ratio is not 3"), ((1 / 64, 1), "Your parameter ratio is branch 0 / branch 3")],
 )
 
 
@@ -200,7 +202,8 @@ def _call(fn, transition, y_list):
 def _refuse_changed(given, y_list) -> None:
     if len(given) != len(y_list) or any(a is not b for a, b in zip(given, y_list)):
         raise Wrong(_("Your function changed the list it was given (the caller's y_list): build and return a new list "
-                      "instead (the official module's in-place `x[i] = ...` is what lesson 08 warns about).")) from None
+                      "instead (writing into the caller's list is what the official HighResolutionModule does with "
+                      "`x[i] = ...`, the pitfall lesson 08 shows).")) from None
 
 
 def _in_place(transition, y_list):  # a slip: the right outputs, written into the caller's list
@@ -321,7 +324,7 @@ transition_forward = FunctionExercise(
         "`if i < self.stage2_cfg['NUM_BRANCHES']` and `if i < self.stage3_cfg['NUM_BRANCHES']`; the loop before "
         "stage 2 reads the one map x instead of a list.")),
     wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself"),
-                   (_as_generator, "returned a generator"), (_as_numpy, "ndarray; it should return"),
+                   (_as_generator, "returned a generator"), (_as_numpy, "ndarray where a tensor belongs"),
                    (lambda t, y: [torch.relu(x) for x in _reference(t, y)], "shapes are right but the numbers differ"),
                    (_appends_into_y, "changed the list"),
                    (lambda t, y: [None if op is None else op(y[min(i, len(y) - 1)]) for i, op in enumerate(t)],

@@ -181,8 +181,9 @@ segmentation_loss = FunctionExercise(
             "Your log-probabilities are normalised over another axis than the classes: for B x C x H x W logits, "
             "log_softmax(..., dim=1), as cross_entropy does.")) for d in (0, 2, 3)],
         ("per_image", {"reduction": "per_image"}, N_(
-            "You averaged each image's loss, then the images: cross_entropy averages over all the labelled pixels "
-            "of the batch at once, so an image with more labelled pixels weighs more.")),
+            "You averaged each image's loss, then the images, so every image weighs the same. cross_entropy "
+            "averages over all the labelled pixels of the batch at once, so there an image with more labelled "
+            "pixels weighs more.")),
     ]] + [Mistake(name, N_(
         "That is binary cross-entropy on a one-hot mask: a sigmoid scores each class on its own, as if a pixel could "
         "be several classes at once. A pixel has one class: F.cross_entropy(logits, mask, ignore_index=255) takes a "

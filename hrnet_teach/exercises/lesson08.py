@@ -51,18 +51,19 @@ dropped_keys = ValueExercise(
                "Those are keys the filter keeps (in the model, with the same shape); the question asks which it "
                "drops: the other checkpoint keys.")),
            (lambda got, want: got - set(CHECKPOINT_SHAPES), lambda got, want: _(
-               "{keys}: not a key of the checkpoint; the filter only drops checkpoint keys.",
+               "{keys}: not among the checkpoint's keys; the filter only drops checkpoint keys.",
                keys=_listed(got - set(CHECKPOINT_SHAPES)))),
            (lambda got, want: "last_layer.3.bias" in got, N_(
-               "last_layer.3.bias has shape (19,) in both: the filter keeps it, so the final conv gets the new bias "
-               "and keeps its random weight.")),
+               "last_layer.3.bias has shape (19,) in both: the filter keeps it, so the final conv gets the "
+               "checkpoint's trained bias while its weight stays random.")),
            (lambda got, want: got - want, lambda got, want: _(
-               "{keys}: same key and same shape in both, so the filter keeps it.", keys=_listed(got - want))),
+               "Kept, not dropped: {keys} (the same key with the same shape in the model and in the checkpoint).",
+               keys=_listed(got - want))),
            (lambda got, want: want - got == {LOSS_KEY}, N_(
                "You missed {key}: the model has no such key, so `k in model_dict` drops it too.", key=LOSS_KEY)),
            (lambda got, want: LOSS_KEY in got, lambda got, want: _(
-               "You missed {keys}: the shapes differ (334 channels against 270), so the shape test drops them.",
-               keys=_listed(want - got)))],
+               "You missed {keys}: the shape test drops each of these (334 channels in the checkpoint against 270 "
+               "in the model).", keys=_listed(want - got)))],
     otherwise=lambda got, want: _("You missed {keys}: a key is dropped when the model lacks it or its shape differs.",
                                   keys=_listed(want - got)),
     hints=[N_("Go through the checkpoint's keys one by one: is it in the model? Is its shape the same?"),
@@ -70,8 +71,8 @@ dropped_keys = ValueExercise(
     solution_text=N_("`answer = ['last_layer.0.weight', 'last_layer.1.weight', 'last_layer.3.weight', "
                      "'loss.criterion.weight']`: three by shape, one by name; last_layer.3.bias loads."),
     wrong_answers=[([*DROPPED, "last_layer.3.bias"], "filter keeps it"), (DROPPED[:3], "missed loss.criterion.weight"),
-                   ([LOSS_KEY], "the shapes differ"), (["conv1.weight", *DROPPED], "same key and same shape"),
-                   (["classifier.weight"], "not a key of the checkpoint"), (["last_layer.0.weight"], "You missed"),
+                   ([LOSS_KEY], "the shape test drops each"), (["conv1.weight", *DROPPED], "Kept, not dropped"),
+                   (["classifier.weight"], "not among the checkpoint's keys"), (["last_layer.0.weight"], "You missed"),
                    (7, "list of strings"), (DROPPED[:2], "lacks it or its shape differs"),
                    (sorted(KEPT), "keys the filter keeps")],
 )
@@ -128,9 +129,9 @@ def _norm_name(answer) -> str:
     if isinstance(answer, (types.FunctionType, types.MethodType)):
         raise Wrong(_("You gave a function or a method, not a class. A function that builds a norm layer from a "
                       "number of channels works as norm_layer too, but the question asks which class: give the class "
-                      "itself, e.g. nn.Identity."))
-    raise Wrong(_("Give a class such as nn.Identity (the class itself, or its name as a string); you gave {type} "
-                  "{answer}.", type=type(answer).__name__, answer=repr(answer)))
+                      "itself, written like nn.Conv2d, without brackets."))
+    raise Wrong(_("Give a class, written like nn.Conv2d, without brackets (the class itself, or its name as a "
+                  "string); you gave {type} {answer}.", type=type(answer).__name__, answer=repr(answer)))
 
 
 def _class_name(cls: type) -> str:
@@ -143,8 +144,8 @@ def _class_name(cls: type) -> str:
         if cls in (batchnorm._BatchNorm, batchnorm._NormBase):
             raise Wrong(_("{name} is the abstract base of torch's BatchNorm classes; the model needs one that "
                           "normalises 4-d feature maps, a class of torch.nn itself.", name=cls.__name__))
-        raise Wrong(_("{module}.{name} is not torch.nn's {name}; give a class of torch.nn itself, e.g. nn.Identity.",
-                      module=cls.__module__, name=cls.__name__))
+        raise Wrong(_("{module}.{name} is not torch.nn's {name}; give a class of torch.nn itself, written like "
+                      "nn.Conv2d.", module=cls.__module__, name=cls.__name__))
     return next((base.__name__ for base in cls.__mro__[1:] if _in_nn(base) and base is not nn.Module), cls.__name__)
 
 
@@ -159,11 +160,11 @@ def _not_this_norm(name: str, want) -> str:
         return _("{name} is not a norm layer: norm_layer must normalise each channel of a conv's output.", name=name)
     close = difflib.get_close_matches(name.lower().replace(" ", "").replace("_", ""), _NN_CLASSES, n=3, cutoff=0.8)
     if close:
-        return _("torch.nn has no class named {name}; did you mean {close}? Give the class itself (e.g. nn.Identity) "
-                 "or its exact name as a string.", name=short_repr(name),
+        return _("torch.nn has no class named {name}; did you mean {close}? Give the class itself (written like "
+                 "nn.Conv2d, without brackets) or its exact name as a string.", name=short_repr(name),
                  close=", ".join(sorted(_NN_CLASSES[c] for c in close)))
-    return _("torch.nn has no class named {name}; give the class itself (e.g. nn.Identity) or its exact name as a "
-             "string.", name=short_repr(name))
+    return _("torch.nn has no class named {name}; give the class itself (written like nn.Conv2d, without brackets) "
+             "or its exact name as a string.", name=short_repr(name))
 
 
 cpu_norm_layer = ValueExercise(

@@ -134,11 +134,11 @@ region_pooling = FunctionExercise(
     name="region_pooling", lesson="09", fn_name="region_pooling",
     question=N_("Write `region_pooling(feats, regions)`: feats B x C x H x W (the pixel representations), regions "
                 "B x K x H x W (the soft object regions, logits). Return the object region representations, "
-                "B x K x C: for each region k, the pixel features averaged with weights softmax over the pixels of "
-                "region k's map. Aim for one batched matmul and no loop over k (a loop gives the same values, and "
-                "passes)."),
+                "B x K x C: for each region k, the average of the pixel features, weighted by a softmax over the "
+                "pixels of region k's map. Aim for one batched matmul and no loop over k (a loop gives the same "
+                "values, and passes)."),
     reference=_region_pooling, cases=_pooling_cases, returns=N_("the B x K x C region representations"),
-    against=N_("the reference (the official SpatialGather_Module, before its last permute)"),
+    against=N_("the reference pooling"),
     mistakes=[
         Mistake("softmax_over_classes", N_("Your softmax runs over the K classes at each pixel (dim=1 of the maps): "
                 "that is the segmentation's probability. OCR's weights are a softmax over the pixels of one "
@@ -197,8 +197,8 @@ _ATT_SIZE_RULES = [  # the relation's HW or K taken from another image or model 
         h=_FULL[0] // 4, w=_FULL[1] // 4, full_h=_FULL[0], full_w=_FULL[1], crop_h=ATT_SIZE[0], crop_w=ATT_SIZE[1],
         qh=ATT_SIZE[0] // 4, qw=ATT_SIZE[1] // 4)),
     (lambda got, want: got[1] == _Q and got[2] == _SHAPES_CLASSES, N_(
-        "{k} is K for the course's shapes ({k} classes); this model has {classes} classes, so K = {classes} "
-        "regions.",
+        "{k} is K for the course's shapes data set ({k} classes, the K this lesson's cells print); this model has "
+        "{classes} classes, so K = {classes} regions.",
         k=_SHAPES_CLASSES, classes=ATT_CLASSES)),
     (lambda got, want: got[1] == _Q // 4, N_(
         "{n} = {h} x {w} is the 1/8 map; the OCR head works on the 1/4 map, branch 0's size.",
@@ -229,7 +229,9 @@ attention_shape = ValueExercise(
                "{mid} is the width of the OCR features (MID_CHANNELS), not an axis of the relation: the last axis is "
                "the K = {classes} regions.", mid=MID_CHANNELS, classes=ATT_CLASSES)),
            (lambda got, want: got[2] == ATT_CLASSES - 1, N_(
-               "K counts every class, background included: one soft region per class, {classes}.",
+               "K counts every class: one soft region per class, {classes}. There is no background class to leave "
+               "out: Cityscapes' 19 classes are all real classes (road, car, ...), and unlabelled pixels are marked "
+               "255, which is no class at all.",
                classes=ATT_CLASSES)), *_ATT_SIZE_RULES],
     otherwise=lambda got, want: _("Not {got}: query (B x HW x key_channels) @ key (B x key_channels x K), with HW "
                                   "the pixels of the 1/4 map.", got=got),
@@ -241,7 +243,7 @@ attention_shape = ValueExercise(
                    ((1, ATT_SIZE[0] * ATT_SIZE[1], ATT_CLASSES), "1/4 map"), ((1, 2, 3), "Not (1, 2, 3)"),
                    ("big", "the shape"), ((2, _Q, ATT_CLASSES), "the batch is 1"),
                    ((1, _Q, MID_CHANNELS), "MID_CHANNELS"),
-                   ((1, _Q, ATT_CLASSES - 1), "background included"),
+                   ((1, _Q, ATT_CLASSES - 1), "no background class"),
                    ((1, 4 * _Q, ATT_CLASSES), "the 1/4 map of a 1024x2048 image"),
                    ((1, _Q, _SHAPES_CLASSES), "so K = 19 regions"), ((1, _Q // 4, ATT_CLASSES), "the 1/8 map")],
 )

@@ -171,7 +171,7 @@ fold_conv_bn = FunctionExercise(
                 "an eval-mode BatchNorm2d. `conv.bias` may be None. Use bn.weight, bn.bias, bn.running_mean, "
                 "bn.running_var and bn.eps."),
     reference=_fold, cases=_fold_cases, returns="(weight, bias)", entries=[N_("the weight"), N_("the bias")],
-    against=N_("the reference (what hrnet_teach.deploy.fold_conv_bn computes)"), atol=1e-5, rtol=1e-4,
+    against="hrnet_teach.deploy.fold_conv_bn", atol=1e-5, rtol=1e-4,
     mistakes=[Mistake(name, message, like=like, fragment=fragment) for name, message, like, fragment in _FOLD_SLIPS]
     + [Mistake("none_bias", N_("This conv has no bias (conv.bias is None, as in every conv of HRNet's backbone): "
                                "take b = 0, e.g. torch.zeros_like(bn.running_mean), and still return a bias tensor."),
@@ -197,9 +197,10 @@ which_export_fails = ChoiceExercise(
              "c": "deploy.export_onnx(model, 'm.onnx', opset=17)",
              "d": N_("torch.export.export(model, (x,))  # x of size 96x100")},
     answer="a",
-    why={"b": N_("Opset 11 added Resize's coordinate_transformation_mode, which can say 'align_corners': it exports "
-                 "(the cell after this exercise measures it)."),
-         "c": N_("Opset 17: the dynamo exporter writes 18 and converts down to 16 or 17; it exports."),
+    why={"b": N_("Opset 11 added Resize's coordinate_transformation_mode, which can say 'align_corners': it exports, "
+                 "with align_corners=True kept (the cell after this exercise measures the difference from PyTorch)."),
+         "c": N_("Opset 17: the dynamo exporter writes opset 18, then converts the file down to the opset asked for, "
+                 "here 17; it exports."),
          "d": N_("The segmentation model resizes to exact sizes: any input size exports, 96x100 too.")},
     success=N_("(a): before opset 11 ONNX's Upsample/Resize has no align_corners mode, so PyTorch refuses "
                "align_corners=True; and align_corners=False exports but computes different values (the cell after this "
@@ -207,7 +208,7 @@ which_export_fails = ChoiceExercise(
                "deploy.export_onnx refuses opsets below 11."),
     hints=[N_("Which ONNX operator does bilinear resizing become, and when did it learn align_corners?")],
     solution_text="`answer = 'a'`",
-    wrong_answers=[("b", "Opset 11"), ("c", "converts down"), ("d", "exact sizes"), ("e", "a, b, c")],
+    wrong_answers=[("b", "Opset 11"), ("c", "converts the file down"), ("d", "exact sizes"), ("e", "a, b, c")],
 )
 
 

@@ -448,7 +448,7 @@ hr_module = CheckpointExercise(
                 "checkpoint's stage3.0 into it; then it builds the module with multi_scale_output=False (fuse_layers "
                 "row 0 only) and compares its keys and shapes with the package's. Last, it builds stage3.0 with "
                 "align_corners=True, the checkpoint's tensors in it, and compares its outputs with the package's "
-                "module set alike."),
+                "module built the same way."),
     reference=HighResolutionModule,
     hints=[N_("self.branches = nn.ModuleList(make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) ...); "
               "self.fuse_layers = nn.ModuleList of rows, row i = nn.ModuleList(make_fuse_op(i, j, channels) for j ...)."),
@@ -532,7 +532,7 @@ stage = CheckpointExercise(
                 "nn.Sequential. The check builds stage3 and loads the checkpoint's stage3 into it; W18-small-v1 has "
                 "one module per stage, so it also builds w18_small_v2's stage3 (3 modules) and compares its keys and "
                 "shapes with the package's. Last, it builds stage3 with align_corners=True and compares its outputs "
-                "with the package's stage set alike."),
+                "with the package's stage built the same way."),
     reference=make_stage,
     hints=[N_("BLOCKS[stage.block] gives the block class; the modules take stage.num_branches, the block, "
               "stage.num_blocks, num_inchannels, stage.num_channels."),
@@ -967,9 +967,9 @@ capstone_network = NetworkExercise(
     question=N_("Assemble `class MyHRNet(nn.Module)` (`__init__(self, num_classes=4, align_corners=False)`): the stem "
                 "(conv1, bn1, conv2, bn2, relu), layer1, transition1-3, stage2-4 and last_layer, with the official "
                 "attribute names, for W18-small-v1; forward(x) returns the logits (B, 4, H/4, W/4). The check loads "
-                "the shipped shapes checkpoint strictly into it and compares it with the package's model, module by "
-                "module; last, it builds it with align_corners=True and compares its logits with the package's model "
-                "set alike."),
+                "the shipped checkpoint (trained on the course's shapes data set) strictly into it and compares it "
+                "with the package's model, module by module; last, it builds it with align_corners=True and compares "
+                "its logits with the package's model built the same way."),
     reference=MyHRNet,
     aligned=((4, True), N_("Keep it, self.align_corners = align_corners, and pass it to make_stage for every stage "
                            "and to v2_head.")),
