@@ -989,7 +989,7 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
             message = _(" It is the first module your forward calls, so the difference comes from what your forward "
                         "does to x before calling it")
         return message + (_(" (the package's {name} gets {before}).", name=prefix + name, before=before)
-                                if before else ".")
+                                if before else _("."))  # a sentence end: "。" in Chinese
     if side == "output" and name == "" and not prefix:
         return _(" Every module matches, so what your forward does after last_layer differs: return "
                        "last_layer's logits as they are (B x classes x H/4 x W/4); no upsampling, no softmax or "
