@@ -15,7 +15,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 import hrnet_teach as ht  # noqa: E402
 from hrnet_teach import inspect as hi  # noqa: E402
 from hrnet_teach import viz  # noqa: E402
-from hrnet_teach.viz import graphs  # noqa: E402
+from hrnet_teach.viz import graphs, plots  # noqa: E402
 from hrnet_teach.viz.style import DARK, LIGHT  # noqa: E402
 
 
@@ -60,6 +60,30 @@ def overlaps(fig):
     return clashes, outside
 
 
+def crossed(fig, gid):
+    """Texts that a vertical line with this gid runs through where no opaque box, drawn above the line, hides it."""
+    renderer = render(fig)
+    lines = [line for ax in fig.axes for line in ax.lines if line.get_gid() == gid]
+    found = []
+    for text in texts(fig):
+        box = text.get_window_extent(renderer)
+        hidden = text.get_bbox_patch() is not None
+        for line in lines:
+            (x, y0), (_x, y1) = line.get_transform().transform(line.get_xydata()[[0, -1]])
+            if box.x0 < x < box.x1 and min(y0, y1) < box.y1 and max(y0, y1) > box.y0:
+                if not (hidden and text.get_zorder() > line.get_zorder()):
+                    found.append(text.get_text())
+    return found
+
+
+def covered(fig, gid):
+    """Texts that a patch with this gid, drawn above them, covers in part."""
+    renderer = render(fig)
+    patches = [patch for ax in fig.axes for patch in ax.patches if patch.get_gid() == gid]
+    return [text.get_text() for text in texts(fig) for patch in patches
+            if patch.get_zorder() > text.get_zorder() and text.get_window_extent(renderer).overlaps(patch.get_window_extent(renderer))]
+
+
 # ------------------------------------------------------------------- architecture
 @pytest.mark.parametrize("variant, size", [("w18_small_v1", (500, 300)), ("w48", (1024, 2048))])
 def test_architecture_has_one_stream_per_branch(variant, size):
@@ -71,10 +95,16 @@ def test_architecture_has_one_stream_per_branch(variant, size):
     assert len(gids(fig, "transition-new")) == 3 and len(gids(fig, "transition-adapt")) == 1
     shapes = hi.stage_shapes(variant, size)
     text = all_text(fig)
-    for c, h, w in shapes["stage4"]:
-        assert f"{c} ch\n{h}×{w}" in text and f"{c}×{h}×{w}" in text
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    for b, (c, h, w) in enumerate(shapes["stage4"]):
+        # channels on the streams, each branch's size once, on the y axis (the stage labels were wider than a block)
+        assert f"\n{c} ch\n" in f"\n{text}\n" and f"{c}×{h}×{w}" in text and ticks[b] == f"1/{2 ** (b + 2)}\n{h}×{w}"
     assert f"{size[0]}×{size[1]}" in fig.axes[0].get_title(loc="left")
     assert overlaps(fig) == ([], [])
+    assert crossed(fig, "separator") == []  # the dotted stage separators pass behind the texts, never through them
+    assert covered(fig, "fusion") == []  # no fusion bar hides the end of a label
+    arrow = fig.legends[0].legend_handles[1]
+    assert arrow.get_marker() == r"$\searrow$"  # as the new-branch arrows go: down to the lower row, rightwards
     # the dotted stage separators stop below the stage headers and transition names (a short stage's header is wider than it)
     separators = [line for line in fig.axes[0].lines if line.get_gid() == "separator"]
     headings = [t for t in fig.axes[0].texts if t.get_text().startswith(("stage ", "transition"))]
@@ -102,7 +132,43 @@ def test_resolution_over_depth_compares_three_networks():
     assert branches == [f"hrnet-branch-{b}" for b in range(4)]
     assert len([line for line in fig.axes[2].lines if line.get_gid() == "fusion"]) == 8  # W18: 1 + 4 + 3 modules
     assert all(ax.get_ylabel() == "resolution" for ax in fig.axes) and fig.axes[2].get_xlabel()
-    assert overlaps(fig)[1] == []
+    assert overlaps(fig) == ([], [])
+
+
+# The convs on branch 0's main path, by name: the stem's two, layer1's Bottleneck convs (not the shortcut's
+# layer1.0.downsample.0), transition{n}[0] where it is a layer (only transition1's: the later ones are None),
+# and the BasicBlock convs of branches[0] in every module. Fuse convs sit on the other branches' paths.
+MAIN_PATH = re.compile(r"conv[12]|layer1\.\d+\.conv\d|transition\d\.0\.\d+|stage\d\.\d+\.branches\.0\.\d+\.conv\d")
+
+
+@pytest.mark.parametrize("variant", ["w18", "w18_small_v1"])
+def test_resolution_over_depth_counts_the_convs_along_branch_0(variant):
+    with torch.device("meta"):
+        model = ht.create_model(variant, head="segmentation")
+    assert model.transition2[0] is None and model.transition3[0] is None  # branch 0 passes them
+    backbone = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and MAIN_PATH.fullmatch(n)]
+    head = [n for n, m in model.last_layer.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    expected = len(backbone)
+    if variant == "w18":
+        assert (expected, expected + len(head)) == (79, 81)  # lesson 01: 81 convs from the image to the segmentation output
+    fig = viz.plot_resolution_over_depth(variant)
+    ax = fig.axes[2]
+    lines = {line.get_gid(): line for line in ax.lines}
+    assert max(lines["hrnet-branch-0"].get_xdata()) == expected  # the 1/4 stream ends after exactly those convs
+    assert all(max(lines[f"hrnet-branch-{b}"].get_xdata()) == expected for b in range(4))
+    fusions = sorted(line.get_xdata()[0] for line in ax.lines if line.get_gid() == "fusion")
+    modules = [len(getattr(model, s)) for s in hi.STAGES]
+    assert len(fusions) == sum(modules) and fusions[-1] == expected  # marks at the module ends, adding no depth
+    label = fig.axes[2].get_xlabel()
+    stem, layer1 = 2, sum(1 for n in backbone if n.startswith("layer1."))
+    assert f"{expected} = {stem} stem + {layer1} layer1 + 1 transition + {expected - stem - layer1 - 1} in stages 2–4" in label
+    assert f"after {expected} convs" in all_text(fig)
+    # the stem as ResNet's: each stride-2 conv drawn at its output resolution, the first already at 1/2
+    resnet = next(line for line in fig.axes[0].lines if line.get_gid() == "resnet")
+    assert list(lines["hrnet-stem"].get_xydata()[:3].tolist()) == list(resnet.get_xydata()[:3].tolist()) == [[0, 1], [0, 2], [1, 2]]
+    # the dashed skip arrows sit between the levels, not on the grid lines
+    skips = [a for a in fig.axes[1].texts if a.get_gid() == "skip"]
+    assert len(skips) == 4 and all(a.xy[1] not in (1, 2, 4, 8, 16, 32) for a in skips)
 
 
 def test_resolution_over_depth_fits_a_short_network():
@@ -128,17 +194,33 @@ def test_fuse_grid_has_n_by_n_labelled_cells(variant, stage, n):
                 assert head == "identity"
             elif j > i:
                 assert head == f"upsample ×{2 ** (j - i)}" and f"conv1x1, {entry.in_channels}→{entry.out_channels}" in body
-                assert f"↑×{2 ** (j - i)} bilinear" in body
+                # the backbone fuses as seg_hrnet: bilinear to x[i]'s size (the factor holds only where sides divide)
+                assert f"↑ to x[{i}]'s size\n(×{2 ** (j - i)}, bilinear)" in body
             else:
                 assert head == f"downsample ×1/{2 ** (i - j)}" and body.count("conv3x3 s2") == i - j
                 assert body.count("ReLU") == i - j - 1  # none after the last step
                 assert f"→{entry.out_channels}" in body
+                # each stride-2 step numbered: how many there are is the lesson's point
+                marks = [line.split(" ")[0] for line in body.split("\n") if "conv3x3" in line]
+                assert marks == list(plots.STEP_MARKS[:i - j])
     assert gids(fig, "fuse-highlight") == ["fuse-highlight"]
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels[0].startswith("in j=0") and f"{matrix[0][n - 1].in_channels} ch" in labels[-1]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert len(legend) == 3 and ", ".join(f"×{2 ** k}" for k in range(1, n)) + " (above it)" in legend[1]  # the scales drawn
     assert overlaps(fig) == ([], [])
+    # each body sits midway between its cell's head and channel count, and the cells are not mostly empty
+    renderer = render(fig)
+    by_gid = {t.get_gid(): t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_gid()}
+    counts = [t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_text().endswith(" ch") and not t.get_gid()]
+    for i in range(n):
+        for j in range(n):
+            head, body = by_gid[f"fuse-head-{i}-{j}"], by_gid[f"fuse-text-{i}-{j}"]
+            count = next(c for c in counts if c.x0 < body.x1 and c.x1 > body.x0 and 0 < body.y0 - c.y1 < head.y0 - c.y1)
+            assert abs((head.y0 - body.y1) - (body.y0 - count.y1)) < 12
+    tallest = max(by_gid[f"fuse-text-{i}-{j}"].height for i in range(n) for j in range(n))
+    cell = fig.axes[0].transData.transform([(0, 0), (0, 1)])
+    assert tallest > 0.3 * abs(cell[1][1] - cell[0][1])
 
 
 def test_fuse_grid_one_row_and_no_fusion():
@@ -149,6 +231,8 @@ def test_fuse_grid_one_row_and_no_fusion():
     assert "multi_scale_output=False" in fig._suptitle.get_text()
     legend = [t.get_text() for t in fig.legends[0].get_texts()]  # only the kinds drawn: one row has no downsampling
     assert [t.split()[0] for t in legend] == ["identity", "upsample:"]
+    bodies = [t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("fuse-text")]
+    assert "↑×8 nearest" in bodies[3]  # the pose model enlarges by a factor (nn.Upsample), not to a size
     fig = viz.plot_fuse_matrix(ht.get_config("w18").replace(fusion=False), "stage3")
     assert gids(fig, "fuse-cell-") == [] and "fusion=False" in all_text(fig)
 
@@ -189,7 +273,25 @@ def test_feature_maps_one_panel_per_branch(features):
     assert image.get_array().shape == expected.shape == (2, 2)
     assert abs(image.get_array() - expected).max() < 1e-6
     assert all(tuple(im.get_extent()) == (0, 1, 1, 0) for ax in fig.axes for im in ax.images)  # a common scale
-    render(fig)
+    # the stem's and layer1's maps come before the branches exist (stage 2 on): not titled "branch 0"
+    titles = {im.get_gid(): ax.get_title() for ax in fig.axes for im in ax.images}
+    assert titles["map-stem-0"] == "64×16×16 (1/4)" and titles["map-layer1-0"] == "128×16×16 (1/4)"
+    assert titles["map-stage2-0"] == "branch 0: 16×16×16"
+    assert overlaps(fig) == ([], [])
+
+
+def test_feature_maps_one_panel_is_a_narrow_figure_titled_by_its_map(features):
+    """The feature explorer shows one map: its stage and branch in the title, no empty middle."""
+    from hrnet_teach.viz.style import WIDTH
+
+    fig = viz.plot_feature_maps(features, stages=["stage4"], branches=[2], image=torch.zeros(8, 8, 3).numpy())
+    assert fig._suptitle.get_text() == "stage4, branch 2 (channel means)" and fig.get_figwidth() == pytest.approx(WIDTH * 0.6)
+    assert overlaps(fig) == ([], [])
+    fig = viz.plot_feature_maps(features, stages="stem", channel=5)
+    assert fig._suptitle.get_text() == "stem output (channel 5)" and fig.get_figwidth() < WIDTH * 0.6
+    assert overlaps(fig) == ([], [])
+    fig = viz.plot_feature_maps(features, stages=["stem", "layer1"])  # two maps: the whole width, the grid's title
+    assert fig._suptitle.get_text().startswith("Feature maps per stage and branch") and fig.get_figwidth() == WIDTH
 
 
 def test_feature_maps_choices_and_errors(features):
@@ -212,7 +314,12 @@ def test_cost_bars_match_the_breakdown():
     assert [round(p.get_width() * 1e6) for p in params_ax.patches] == [r.params for r in rows]
     assert [round(p.get_width() * 2**30) for p in macs_ax.patches] == [r.macs for r in rows]  # GFLOPs: MACs / 2^30
     assert params_ax.get_xlabel().startswith("parameters") and macs_ax.get_xlabel().startswith("GFLOPs (multiply-adds / 2^30")
-    assert overlaps(fig)[1] == []
+    assert overlaps(fig) == ([], [])
+    # fusion rows hatched: their grey was too close to the other parts' grey; a key names the three kinds
+    for ax in (params_ax, macs_ax):
+        assert [bool(p.get_hatch()) for p in ax.patches] == [r.branch is None and r.part.endswith("fusion") for r in rows]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["branches 0–3 (1/4 … 1/32)", "fusion (fuse_layers)", "stem, layer1, transitions, head"]
 
 
 # -------------------------------------------------------------------------- themes

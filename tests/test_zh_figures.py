@@ -83,6 +83,29 @@ def test_chinese_titles_use_a_cjk_font_with_every_glyph(name, chinese):
     assert overlaps(fig) == ([], []), "Chinese text overlaps or leaves the figure"
 
 
+# English words the figures draw inside the plot (code names such as layer1, conv3x3, fuse_layers or BN stay English)
+ENGLISH = re.compile(r"\b(stem|image|stage \d|modules?|identity|upsample|downsample|branch(es)?|passes|adapt|as it is|entry is|"
+                     r"in j=|out i=|fusions?|depth|output|input|convs|bilinear|nearest|transitions|head)\b")
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_the_words_inside_the_figures_are_chinese_too(name, chinese):
+    """Not only titles, axes and legends: the labels on the drawing (stage headers, the stem, the fuse cells,
+    the transition boxes and arrows, the cost key) speak the lesson's language."""
+    if language.cjk_font() is None:
+        pytest.skip("no CJK font installed (Debian: apt-get install fonts-noto-cjk)")
+    fig = FIGURES[name]()
+    fig.savefig(io.BytesIO(), format="png")  # lays the figure out, so the tick labels hold their text
+    parts = set(fig.axes[0].get_yticklabels()) if name == "costs" else set()  # cost_breakdown's part names, as the code has them
+    english = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t not in parts and ENGLISH.search(t.get_text())]
+    assert english == []
+    drawn = "\n".join(t.get_text() for t in fig.findobj(Text))
+    expected = {"architecture": ["起始层", "图像", "阶段 2\n1 个模块"], "fuse": ["恒等", "上采样 ×2", "下采样 ×1/2", "输入 j=0", "输出 i=0", "① conv3x3"],
+                "transition": ["分支 0：", "None（直接通过）", "从分支 2 新建分支"], "resolution": ["起始层 2 +"],
+                "costs": ["融合（fuse_layers）"]}[name]
+    assert all(word in drawn for word in expected), [word for word in expected if word not in drawn]
+
+
 def test_english_figures_are_unchanged_by_the_chinese_machinery():
     fig = FIGURES["resolution"]()
     assert title(fig) == "Resolution over depth: keep high resolution the whole way"

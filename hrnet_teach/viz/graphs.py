@@ -5,13 +5,19 @@
 Graphs are built from the modules themselves (their classes, channels and
 strides) and laid out for a notebook's width: repeated blocks collapse into
 one node ("4 × BasicBlock"), the branches of a stage sit side by side, finest
-first, each in its own colour.
+first, each in its own colour. In a HighResolutionModule every edge has the
+colour of the branch its data comes from. A model's head is drawn after the
+stages: HRNetV2's concatenation and ``last_layer``, HRNet-OCR's pipeline
+(soft regions, pixels, regions, relation, ``cls_head``), the pose, pyramid
+and classification heads.
 
 ``depth``: for the whole network, 1 shows stages and transitions (one cell per
 branch), 2 every HighResolutionModule, 3 the stem's and layer1's layers too.
-For a HighResolutionModule, 1 shows each ``fuse_layers[i][j]`` as one node, 2
-each of its stride-2 steps and each run of blocks. A block is always drawn
-layer by layer.
+For a HighResolutionModule, 1 shows each branch as one node, 2 each run of
+alike blocks in it; each ``fuse_layers[i][j]`` is one node listing its layers.
+For a transition, 2 shows each conv step under its index path in the module
+(``[0]`` for ``transition1.0``, ``[1][0]`` for ``transition1.1.0``). A block is
+always drawn layer by layer.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from ..blocks import BasicBlock, Bottleneck
 from ..module import HighResolutionModule
 from ..transition import Transition
 from .language import _
-from .style import Theme, get_theme, model_name
+from .style import Theme, branch_color, get_theme, model_name
 
 INSTALL_DOT = (
     "Graphviz's `dot` program is not installed, so this graph cannot be drawn; its DOT source is "
@@ -42,6 +48,8 @@ CELL_WIDTH = 160  # points: every branch cell at least this wide, so lanes line 
 # Largest drawing, in inches: graphviz scales a larger graph down to it (never up). 8.8 in is
 # 634 pt = 845 CSS px, the output area of a JupyterLab notebook in a 1000 px wide pane.
 MAX_SIZE = "8.8,100"
+# dot keeps the nodes of one group in a straight column: the main path of a block or a chain.
+MAIN = "main"
 
 
 class DotUnavailableError(RuntimeError):
@@ -87,7 +95,8 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
                nodesep="0.25", ranksep="0.35", pad="0.2", size=MAX_SIZE)
     graph.attr("node", shape="box", style="rounded,filled", fillcolor=th.face, color=th.edge, fontname=FONT,
                fontcolor=th.text, fontsize="12", margin="0.12,0.05")
-    graph.attr("edge", color=th.muted, arrowsize="0.7", penwidth="1.2")
+    # An edge label (a block's "identity") would be in graphviz's default Times without its own font.
+    graph.attr("edge", color=th.muted, arrowsize="0.7", penwidth="1.2", fontname=FONT, fontsize="10", fontcolor=th.muted)
     builder = _Builder(graph, th)
     if isinstance(module, HRNet):
         graph.attr(rankdir="TB")
@@ -95,7 +104,9 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
         name = model_name(module) + ("" if type(module) is HRNet else f" ({type(module).__name__})")
         default = _("{name}, depth {depth}", name=name, depth=depth)
     elif isinstance(module, HighResolutionModule):
-        graph.attr(rankdir="LR")
+        # Room for the fusion edges to fan out between the columns and to bend in between the
+        # entries; dot's router is touchy: these keep every edge ≥ 10 pt off other nodes, W18 to W48.
+        graph.attr(rankdir="LR", ranksep="0.7", nodesep="0.35")
         builder.hr_module(graph, module, depth, [builder.node(graph, f"x[{b}]", shape="ellipse") for b in range(module.num_branches)])
         default = _("HighResolutionModule: {n} branches, then fuse_layers", n=module.num_branches)
     elif isinstance(module, Transition):
@@ -104,12 +115,12 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
         outs = builder.transition(graph, module, depth, inputs)
         for b, out in enumerate(outs):
             builder.edge(graph, out, builder.node(graph, f"y[{b}]  {module.cur_channels[b]} ch", shape="ellipse"))
-        default = _("Transition: {before} branches → {after}", before=len(module.pre_channels), after=len(module.cur_channels))
+        default = _("Transition: {before} → {after} branches", before=len(module.pre_channels), after=len(module.cur_channels))
     else:
         graph.attr(rankdir="TB")
-        x = builder.node(graph, "x", shape="ellipse")
+        x = builder.node(graph, "x", shape="ellipse", group=MAIN)
         out = builder.any(graph, module, depth, x, type(module).__name__, root=True)
-        builder.edge(graph, out, builder.node(graph, "out", shape="ellipse"))
+        builder.edge(graph, out, builder.node(graph, "out", shape="ellipse", group=MAIN))
         if isinstance(module, (BasicBlock, Bottleneck)):
             default = _block_text(module) + (_(" (with a downsample shortcut)") if module.downsample is not None else "")
         else:
@@ -132,6 +143,57 @@ def _leaf_text(module: nn.Module) -> str:
     if isinstance(module, nn.Linear):
         return f"Linear {module.in_features}→{module.out_features}"
     return type(module).__name__
+
+
+def _conv_containers(op: nn.Module, index: int) -> list[str]:
+    """Where each conv of transition entry ``index`` sits, as the indices of the Sequential holding it.
+
+    An adapt entry is one Sequential(conv, BN, ReLU), so its conv is ``[0]`` + ``.0`` (key
+    ``transition1.0.0.weight``); a new branch is a Sequential of such steps, so step k is
+    ``[1][k]`` (key ``transition1.1.k.0.weight``). Read from the module, not assumed, so the
+    label matches the checkpoint keys whatever the nesting.
+    """
+    places = []
+    for name, module in op.named_modules():
+        if isinstance(module, nn.Conv2d):
+            parent = name.rpartition(".")[0]
+            places.append(f"[{index}]" + "".join(f"[{part}]" for part in parent.split(".") if part))
+    return places
+
+
+def _layer_lines(module: nn.Module) -> list[str]:
+    """One line per conv with what follows it (``conv1x1, 1024→512, BN, ReLU, Dropout2d(p=0.05)``)."""
+    lines, _relu = hi.describe_layers(module)
+    drop = next((m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd)), None)
+    if drop is not None:  # the rate is the point of this layer: name it
+        lines = [line.replace(type(drop).__name__, f"{type(drop).__name__}(p={drop.p:g})") for line in lines]
+    return [line.replace(" stride ", " s") for line in lines]
+
+
+def _relation_text(block: nn.Module, classes: int) -> tuple[str, int]:
+    """The object context block's node label (the pixel-region relation and the context it
+    gives, channels read from its convs) and the context's channels."""
+    query, context = hi.convs_of(block.f_pixel), hi.convs_of(block.f_up)[-1].out_channels
+    pool = f"max-pool ×1/{block.scale} first, " if block.scale > 1 else ""
+    return (f"ocr_distri_head.object_context_block: {type(block).__name__}\n"
+            f"query f_pixel(x_i), key f_object(f_k): {query[0].in_channels}→{query[-1].out_channels} ch\n"
+            f"{pool}relation w_ik: softmax over the {classes} regions (HW × {classes})\n"
+            f"context y_i = f_up(Σ_k w_ik f_down(f_k)): {query[-1].out_channels}→{context} ch"), context
+
+
+def _fuse_label(entry: hi.FuseEntry, upsample: str) -> str:
+    """``fuse_layers[i][j]`` and its layers, one line each (the upsampling in words)."""
+    lines = [line.replace(" stride 2", " s2") for line in entry.layers]
+    if entry.kind == "upsample":
+        lines[-1] = f"then ↑×{int(entry.scale)} ({upsample})"
+    return f"fuse_layers[{entry.i}][{entry.j}]\n" + "\n".join(lines)
+
+
+def _text_width(labels, fontsize: float) -> float:
+    """About the width in inches of a box holding the longest line (Helvetica averages half an em
+    a character), margins included; dot widens a box whose text needs more, never narrows one."""
+    longest = max((len(line) for label in labels for line in label.split("\n")), default=0)
+    return longest * 0.5 * fontsize / 72 + 0.24
 
 
 def _block_text(module: nn.Module) -> str:
@@ -173,6 +235,10 @@ class _Builder:
 
     def tint(self, branch: int) -> str:
         return self.theme.tints[branch % len(self.theme.tints)]
+
+    def color(self, branch: int) -> str:
+        """A branch's strong colour, for lines: the pale tints vanish on a white or dark face."""
+        return branch_color(self.theme, branch)
 
     def node(self, g, label: str, html_label: bool = False, **attrs) -> str:
         self.count += 1
@@ -256,11 +322,10 @@ class _Builder:
 
     def head(self, g, model: HRNet, outs: list[str]) -> None:
         children = dict(model.named_children())
-        if "last_layer" in children:  # HRNetV2, segmentation
-            cat = self.node(g, f"upsample all to 1/4, concat\n{' + '.join(map(str, model.out_channels))} = {sum(model.out_channels)} ch")
-            for o in outs:
-                self.edge(g, o, cat)
-            y = self.any(g, model.last_layer, 1, cat, "last_layer")
+        if "ocr_gather_head" in children:  # HRNet-OCR
+            self.ocr_head(g, model, self.concat(g, model, outs))
+        elif "last_layer" in children:  # HRNetV2, segmentation
+            y = self.any(g, model.last_layer, 1, self.concat(g, model, outs), "last_layer")
             self.chain(g, y, self.node(g, "logits, 1/4", shape="ellipse"))
         elif "final_layer" in children and "classifier" not in children:  # HRNetV1, pose
             y = self.chain(g, outs[0], self.node(g, f"final_layer: {_leaf_text(model.final_layer)}"))
@@ -296,8 +361,50 @@ class _Builder:
                 for b, o in enumerate(outs):
                     self.edge(g, o, self.node(g, f"y[{b}]", shape="ellipse"))
 
-    def chain(self, g, a: str, b: str) -> str:
-        self.edge(g, a, b)
+    def concat(self, g, model: HRNet, outs: list[str]) -> str:
+        """HRNetV2's concatenation of every branch at 1/4, the input of the segmentation and OCR heads."""
+        cat = self.node(g, f"upsample all to 1/4, concat\n{' + '.join(map(str, model.out_channels))} = {sum(model.out_channels)} ch")
+        for o in outs:
+            self.edge(g, o, cat)
+        return cat
+
+    def ocr_head(self, g, model: nn.Module, cat: str) -> None:
+        """HRNet-OCR's head in the order forward runs it (official ``seg_hrnet_ocr.py``), read from its modules.
+
+        The soft regions (``aux_head``) and the pixels (``conv3x3_ocr``) both come from the
+        concatenation; the gather turns them into K region vectors; each pixel attends to them
+        (``object_context_block``); its context and itself, concatenated, make the augmented
+        representation that ``cls_head`` classifies. The region path has a colour of its own
+        (not a branch's: the stages use those), and edges name the tensors they carry.
+        """
+        distri, regions = model.ocr_distri_head, {"color": self.theme.branches[4], "fontcolor": self.theme.branches[4]}
+        classes, mid = hi.convs_of(model.aux_head)[-1].out_channels, hi.convs_of(model.conv3x3_ocr)[-1].out_channels
+        aux = self.node(g, f"aux_head: K = {classes} soft object regions\n" + "\n".join(_layer_lines(model.aux_head)))
+        pixels = self.node(g, "conv3x3_ocr: pixel representations x_i\n" + "\n".join(_layer_lines(model.conv3x3_ocr)))
+        self.ordered(g, [aux, pixels])
+        self.edge(g, cat, aux)
+        self.edge(g, cat, pixels)
+        gather = self.node(g, f"ocr_gather_head: {type(model.ocr_gather_head).__name__}, no weights\nsoftmax of each "
+                              f"region over the pixels, weighted\nsum of the pixels: f_k, {classes} regions × {mid} ch")
+        self.edge(g, aux, gather, label=f" {classes} maps", **regions)
+        self.edge(g, pixels, gather, label=f" {mid} ch")
+        text, context = _relation_text(distri.object_context_block, classes)
+        relation = self.node(g, text)
+        self.edge(g, gather, relation, label=f" f_k: {classes} × {mid}", **regions)
+        self.edge(g, pixels, relation, label=" x_i")
+        both = self.node(g, f"concat [context, pixels]\n{context} + {mid} = {context + mid} ch")
+        self.edge(g, relation, both, label=f" y_i: {context} ch")
+        self.edge(g, pixels, both, label=" x_i")
+        y = self.chain(g, both, self.node(g, "ocr_distri_head.conv_bn_dropout\n" + "\n".join(_layer_lines(distri.conv_bn_dropout))))
+        y = self.chain(g, y, self.node(g, f"cls_head: {_leaf_text(model.cls_head)}"))
+        out_aux = self.node(g, f"output[0]: out_aux\n{classes} soft regions, 1/4", shape="ellipse")
+        out = self.node(g, f"output[1]: out\n{hi.convs_of(model.cls_head)[-1].out_channels} classes, 1/4", shape="ellipse")
+        self.edge(g, aux, out_aux, **regions)
+        self.edge(g, y, out)
+        self.ordered(g, [out_aux, out])
+
+    def chain(self, g, a: str, b: str, **attrs) -> str:
+        self.edge(g, a, b, **attrs)
         return b
 
     # ----------------------------------------------- a HighResolutionModule
@@ -305,40 +412,50 @@ class _Builder:
         """Inputs, branches, every ``fuse_layers[i][j]`` grouped by output branch i, then the sums.
 
         Each column is one rank, kept in branch order by invisible edges, so the
-        picture reads like the fuse matrix turned on its side.
+        picture reads like the fuse matrix turned on its side. Every edge has the
+        strong colour of the branch its data comes from, so each input can be
+        followed into the entries it feeds.
         """
         self.ordered(g, inputs)
         branch_out = []
         for b in range(hr.num_branches):
             g.node(inputs[b], style="filled", fillcolor=self.tint(b))
             if depth >= 2:
-                out = inputs[b]
-                for run in _runs(list(hr.branches[b])):
-                    count = "" if len(run) == 1 else f"{len(run)} × "
-                    out = self.chain(g, out, self.node(g, f"branches[{b}]: {count}{_block_text(run[0])}", fillcolor=self.tint(b)))
+                texts = [f"branches[{b}]: " + ("" if len(run) == 1 else f"{len(run)} × ") + _block_text(run[0])
+                         for run in _runs(list(hr.branches[b]))]
             else:
-                out = self.chain(g, inputs[b], self.node(g, f"branches[{b}]\n{_seq_text(hr.branches[b])}", fillcolor=self.tint(b)))
+                texts = [f"branches[{b}]\n{_seq_text(hr.branches[b])}"]
+            out = inputs[b]
+            for text in texts:  # heavy edges: each branch's row stays straight
+                out = self.chain(g, out, self.node(g, text, fillcolor=self.tint(b)), color=self.color(b), weight="8")
             branch_out.append(out)
         self.ordered(g, branch_out)
+        return self.fusion(g, hr, branch_out)
+
+    def fusion(self, g, hr: HighResolutionModule, branch_out: list[str]) -> list[str]:
+        """``fuse_layers[i][j]`` for every i, j, then one sum per output branch."""
         matrix = hi.fuse_matrix_of(hr)
         if not matrix:
             return branch_out
+        labels = {(e.i, e.j): _fuse_label(e, hr.upsample) for row in matrix for e in row if e.kind != "identity"}
+        # One width for the whole column: its left edges line up, so the edges fanning in pass them
+        # all at the same distance instead of brushing the wider ones.
+        width = f"{_text_width(labels.values(), 11):.2f}"
         ops, sums = [], []
         for i, row in enumerate(matrix):
+            sums.append(self.node(g, f"Σ, ReLU\ny[{i}]", shape="circle", margin="0.02", style="filled", fillcolor=self.tint(i)))
             for j, entry in enumerate(row):
                 if entry.kind == "identity":
                     op = self.node(g, f"identity [{i}][{i}]", shape="plain", fontcolor=self.theme.muted, fontsize="10")
-                else:
-                    lines = [line.replace(" stride 2", " s2") for line in entry.layers]
-                    if entry.kind == "upsample":
-                        lines[-1] = f"then ↑×{int(entry.scale)} ({hr.upsample})"
-                    fill = self.tint(i)  # the colour of the sum it feeds: here colours mean branches (the label says the kind)
-                    op = self.node(g, f"fuse_layers[{i}][{j}]\n" + "\n".join(lines), fillcolor=fill, fontsize="11")
-                self.edge(g, branch_out[j], op)
+                else:  # filled in the colour of the sum it feeds; the edges carry input j's colour
+                    op = self.node(g, labels[i, j], fillcolor=self.tint(i), fontsize="11", width=width)
+                # The identity edge is heavy: branch i, its identity entry and y[i] stay in one straight
+                # row, so the branches spread over the height of the fusion column instead of
+                # bunching in its middle, where the fanned-out edges would run through them.
+                heavy = {"weight": "8"} if i == j else {}
+                self.edge(g, f"{branch_out[j]}:e", f"{op}:w", color=self.color(j), **heavy)
+                self.edge(g, f"{op}:e", sums[i], color=self.color(j), **heavy)
                 ops.append(op)
-            sums.append(self.node(g, f"Σ, ReLU\ny[{i}]", shape="circle", margin="0.02", style="filled", fillcolor=self.tint(i)))
-            for op in ops[-len(row):]:
-                self.edge(g, op, sums[i])
         self.ordered(g, ops)
         self.ordered(g, sums)
         return sums
@@ -363,8 +480,8 @@ class _Builder:
             fill = self.tint(e.branch)
             if depth >= 2:
                 y = inputs[e.source]
-                for k, line in enumerate(e.layers):
-                    y = self.chain(g, y, self.node(g, f"[{e.branch}][{k}] {line}", fillcolor=fill))
+                for where, line in zip(_conv_containers(transition[e.branch], e.branch), e.layers):
+                    y = self.chain(g, y, self.node(g, f"{where} {line}", fillcolor=fill))
             else:
                 y = self.chain(g, inputs[e.source], self.node(g, f"[{e.branch}]: {what}\n" + "\n".join(e.layers), fillcolor=fill))
             outs.append(y)
@@ -408,16 +525,21 @@ class _Builder:
         with g.subgraph(name=f"cluster_block_{self.count}" if cluster else None) as c:
             if cluster:
                 c.attr(label=f"{name}: {_block_text(block)}", style="dashed", color=self.theme.muted)
+                # The input lies outside the box: an edge written in here would pull it in, and a
+                # shortcut from it would cross the box's title. Split the path at a dot inside.
+                x = self.chain(g, x, self.node(c, "", shape="point", width="0.08", group=MAIN,
+                                                     fillcolor=self.theme.edge))
             y = x
             for layer in names:
-                y = self.chain(c, y, self.node(c, f"{layer}: {_leaf_text(getattr(block, layer))}"))
-            add = self.node(c, "+", shape="circle", margin="0.02")
+                y = self.chain(c, y, self.node(c, f"{layer}: {_leaf_text(getattr(block, layer))}", group=MAIN))
+            add = self.node(c, "+", shape="circle", margin="0.02", group=MAIN)
             self.edge(c, y, add)
             if block.downsample is not None:
-                short = x
+                short, column = x, f"shortcut{self.count}"  # a straight column of its own beside the main one
                 for k, layer in enumerate(block.downsample):
-                    short = self.chain(c, short, self.node(c, f"downsample[{k}]: {_leaf_text(layer)}", fillcolor=self.theme.identity))
+                    short = self.chain(c, short, self.node(c, f"downsample[{k}]: {_leaf_text(layer)}",
+                                                           fillcolor=self.theme.identity, group=column))
                 self.edge(c, short, add, style="dashed")
-            else:
-                self.edge(c, x, add, style="dashed", label="identity", fontsize="10", fontcolor=self.theme.muted)
-            return self.chain(c, add, self.node(c, "relu: ReLU"))
+            else:  # weight 0: the shortcut must not pull the main column sideways
+                self.edge(c, x, add, style="dashed", label="identity", weight="0")
+            return self.chain(c, add, self.node(c, "relu: ReLU", group=MAIN))

@@ -7,7 +7,6 @@ notebook cell that ends with the call shows it once; elsewhere use
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Optional
@@ -15,8 +14,10 @@ from typing import Optional
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon, Rectangle
+from torch import nn
 
 from .. import inspect as hi
 from .._validate import positive_int
@@ -34,11 +35,7 @@ def _size_text(height: int, width: int) -> str:
 
 def _short(line: str) -> str:
     """A layer line from inspect, shortened to fit a cell."""
-    line = line.replace(" stride 2", " s2")
-    match = re.match(r"upsample ×(\d+) \((\w+)", line)
-    if match:
-        return f"↑×{match.group(1)} {match.group(2)}"
-    return line
+    return line.replace(" stride 2", " s2")
 
 
 def _two_lines(line: str) -> list[str]:
@@ -103,13 +100,15 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
         stem_c = backbone.conv2.out_channels
         top = 0.95
         # input image and stem
-        _box(ax, -0.1, -0.4, 1.05, 0.8, th.face, th.edge, "image\n3 ch", th, gid="input")
+        _box(ax, -0.1, -0.4, 1.05, 0.8, th.face, th.edge, _("image\n{channels} ch", channels=3), th, gid="input")
         ax.text(0.42, 0.45, _size_text(height, width), ha="center", va="bottom", fontsize=7.5)
         stem_h, stem_w = shapes[("stage1", 0)]["height"], shapes[("stage1", 0)]["width"]
         ax.add_patch(Polygon([(1.25, 0.42), (2.2, _band(0) / 2), (2.2, -_band(0) / 2), (1.25, -0.42)], closed=True,
                              facecolor=th.identity, edgecolor=th.edge, gid="stem"))
-        ax.text(1.72, 0.0, "stem", ha="center", va="center", fontsize=8)
-        ax.text(1.72, -0.47, f"2 × conv3x3 s2\n{stem_c} ch\n{_size_text(stem_h, stem_w)}", ha="center", va="top", fontsize=7.5)
+        ax.text(1.72, 0.0, _("stem"), ha="center", va="center", fontsize=8)
+        # on three short lines and over an opaque box: the separator at layer1's start passes behind it, not through it
+        ax.text(1.72, -0.47, f"2 × conv3x3\ns2 · {stem_c} ch\n{_size_text(stem_h, stem_w)}", ha="center", va="top", fontsize=7.5,
+                bbox=_label_bbox(th), zorder=3.5)
         _arrow(ax, (0.95, 0), (1.25, 0), th.edge)
         headers = []
 
@@ -117,8 +116,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
         x = 2.2
         layer1_end = x + 1.8
         row = shapes[("stage1", 0)]
-        headers.append(((x + layer1_end) / 2, "stage 1\n(layer1)"))
-        _stage_label(ax, x + 0.05, 0, f"{row['channels']} ch\n{_size_text(row['height'], row['width'])}", th)
+        headers.append(((x + layer1_end) / 2, _("stage 1\n(layer1)")))
+        _stage_label(ax, x + 0.05, 0, f"{row['channels']} ch", th)
         ax.add_patch(Rectangle((x + 0.04, -_band(0) / 2), layer1_end - x - 0.12, _band(0), facecolor=branch_color(th, 0),
                                edgecolor="none", gid="layer1", zorder=3))
         births = {0: 2.2}
@@ -134,21 +133,24 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
                     _arrow(ax, (x + 0.12, -entry.source - _band(entry.source) / 2), (x + gap * 0.6, -b + _band(b) / 2),
                            branch_color(th, b), gid="transition-new", width=1.6)
                     steps = len(entry.layers)
-                    # left of the arrow: branch b does not exist yet there, so the row is free
+                    # left of the arrow: branch b does not exist yet there, so the row is free; the opaque box keeps
+                    # the stage separator at x behind the text
                     ax.text(x + 0.06, -(entry.source + b) / 2 - 0.08, ("conv3x3 s2" if steps == 1 else f"{steps}× conv3x3 s2") +
-                            f"\n{entry.in_channels}→{entry.out_channels}", ha="right", va="center", fontsize=7, color=th.muted)
+                            f"\n{entry.in_channels}→{entry.out_channels}", ha="right", va="center", fontsize=7, color=th.muted,
+                            bbox=_label_bbox(th), zorder=3.5)
                 elif entry.kind == "adapt":
                     ax.plot([x + gap / 2], [-b], marker="D", markersize=7, color=th.edge, markerfacecolor=th.face,
                             linestyle="none", gid="transition-adapt", zorder=5)
-                    ax.text(x + gap / 2, -b + _band(b) / 2 + 0.04, f"conv3x3\n{entry.in_channels}→{entry.out_channels}",
-                            ha="center", va="bottom", fontsize=7, color=th.muted)
+                    # a little left of the diamond, clear of the next stage's channel label; the opaque box keeps
+                    # the separator at x behind the text
+                    ax.text(x + gap * 0.45, -b + _band(b) / 2 + 0.04, f"conv3x3\n{entry.in_channels}→{entry.out_channels}",
+                            ha="center", va="bottom", fontsize=7, color=th.muted, bbox=_label_bbox(th), zorder=3.5)
             ax.text(x + gap / 2, top, f"transition{number - 1}", ha="center", va="bottom", fontsize=7.5, color=th.muted)
             x += gap
             start = x
             separators.append(start)
-            for b in range(stage[0].num_branches):
-                row = shapes[(name, b)]
-                _stage_label(ax, start + 0.05, b, f"{row['channels']} ch\n{_size_text(row['height'], row['width'])}", th)
+            for b in range(stage[0].num_branches):  # channels only: the sizes are on the y axis, one per row
+                _stage_label(ax, start + 0.05, b, f"{shapes[(name, b)]['channels']} ch", th)
             for index, hr in enumerate(stage):
                 x_end = x + module_w
                 for b in range(hr.num_branches):  # the module's blocks on each branch
@@ -164,7 +166,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
                             _arrow(ax, (x_end - 0.1, -b), (x_end - 0.1, -_band(0) / 2), th.fusion, width=1.0)
                     fusions += 1
                 x = x_end
-            headers.append(((start + x) / 2, f"stage {number}\n{len(stage)} module{'s' if len(stage) > 1 else ''}"))
+            headers.append(((start + x) / 2, _("stage {number}\n{count} modules", number=number, count=len(stage)) if len(stage) > 1
+                            else _("stage {number}\n1 module", number=number)))
         end = x
         # one stream per branch, behind the module blocks
         last = stages[-1][-1]
@@ -186,7 +189,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
         for hx, text in headers:
             ax.text(hx, top + 0.22, text, ha="center", va="bottom", fontsize=8.5, fontweight="bold")
         n = len(births)
-        ax.set_yticks([-b for b in range(n)], [f"1/{2 ** (b + 2)}" for b in range(n)])
+        sizes = {row["branch"]: _size_text(row["height"], row["width"]) for row in table}  # a branch keeps its size in every stage
+        ax.set_yticks([-b for b in range(n)], [f"1/{2 ** (b + 2)}\n{sizes[b]}" for b in range(n)])
         ax.set_ylabel(_("branch resolution"))
         ax.set_xticks([])
         ax.set_xlabel(_("depth →"))
@@ -198,8 +202,8 @@ def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512)
                        size=_size_text(height, width), n=n, fusions=fusions), loc="left")
         handles = [
             Patch(facecolor=th.fusion, alpha=0.55, label=_("fusion (fuse_layers) after a module")),
-            Line2D([], [], color=th.edge, marker=r"$\nearrow$", linestyle="none", markersize=10,
-                   label=_("transition: new branch (conv3x3 s2)")),
+            Line2D([], [], color=branch_color(th, 1), marker=r"$\searrow$", linestyle="none", markersize=10,
+                   label=_("transition: new branch (conv3x3 s2)")),  # down and right, as the arrows in the drawing go
             Line2D([], [], color=th.edge, marker="D", markerfacecolor=th.face, linestyle="none",
                    label=_("transition: channels adapted")),
         ]
@@ -214,22 +218,42 @@ def _stage_label(ax, x, branch, text, theme: Theme):
 
 
 # ------------------------------------------------------ resolution over depth
-def _hrnet_depths(backbone) -> list[tuple[int, float, float]]:
-    """(branch, start depth, end depth) per branch, depth counted in conv layers on the main path."""
-    depth = 2  # the stem's two convs
-    depth += len(backbone.layer1) * 3  # Bottlenecks: 3 convs each
-    births = {0: 2.0}
-    spans = []
-    for name in STAGES:
+def _convs(module) -> int:
+    return sum(isinstance(m, nn.Conv2d) for m in module.modules())
+
+
+def _main_convs(block) -> int:
+    """A residual block's convs on its main path: 2 in a BasicBlock, 3 in a Bottleneck (the shortcut's conv is beside it)."""
+    return sum(isinstance(m, nn.Conv2d) for m in block.children())
+
+
+def _hrnet_depths(backbone) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]], dict[str, int]]:
+    """Depth counted in convs along branch 0 (the 1/4 path) from the image, as lesson 01 counts it.
+
+    Returns (branch, start, end) per branch, (depth, branches) per fusion and the count per part.
+    A transition counts only where ``transition{n}[0]`` is a layer: transition2[0] and transition3[0] are
+    None, branch 0 passes them. A fusion adds nothing: branch 0's own term in its sum is x[0] itself (the fuse
+    convs sit on the other branches' paths), so fusions are marks at the depth where their module ends.
+    """
+    parts = {"stem": _convs(backbone.conv1) + _convs(backbone.conv2), "layer1": sum(_main_convs(b) for b in backbone.layer1),
+             "transition": 0, "blocks": 0}
+    depth = parts["stem"] + parts["layer1"]
+    births, fusions = {0: parts["stem"]}, []
+    for number, name in enumerate(STAGES, start=1):
         stage = getattr(backbone, name)
-        depth += 1  # the transition's conv
-        for b in range(stage[0].num_branches):
+        for b in range(stage[0].num_branches):  # a new branch starts where its transition takes its input
             births.setdefault(b, depth)
+        adapt = getattr(backbone, f"transition{number}")[0]
+        if adapt is not None:
+            parts["transition"] += _convs(adapt)
+            depth += _convs(adapt)
         for hr in stage:
-            depth += 2 * len(hr.branches[0]) + (1 if hr.fuse_layers is not None else 0)
-    for b, born in births.items():
-        spans.append((b, born, depth))
-    return spans
+            convs = sum(_main_convs(block) for block in hr.branches[0])
+            parts["blocks"] += convs
+            depth += convs
+            if hr.fuse_layers is not None:
+                fusions.append((depth, hr.num_branches))
+    return [(b, born, depth) for b, born in births.items()], fusions, parts
 
 
 # (conv layers, at resolution 1/r): ResNet-50's conv1 (then max pooling) and its four stages of
@@ -254,24 +278,27 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
     ResNet-50 halves its resolution stage by stage down to 1/32; U-Net goes down
     to 1/16 and back up, passing details across by skip connections; HRNet keeps
     its 1/4 stream the whole way and adds lower resolutions beside it, exchanging
-    information at every fusion. Depth counts convolution layers on the main path.
+    information at every fusion. Depth counts convolution layers on the main path;
+    HRNet's along its 1/4 branch (79 for W18: 2 stem + 12 layer1 + 1 transition1[0]
+    + 64 in the blocks of stages 2-4; the head adds 2 more, as lesson 01 counts).
     """
     # Longer than the package's ~50-line rule on purpose: the three networks share one axis and one legend, drawn in turn;
     # split into helpers, one figure would be read by jumping between them.
     backbone = hi.backbone_of(model_or_variant)
-    spans = _hrnet_depths(backbone)
+    spans, fusions, parts = _hrnet_depths(backbone)
+    end = max(e for _b, _s, e in spans)
     with themed(theme) as th:
-        fig = new_figure(WIDTH, 7.2, th, layout="constrained")
+        fig = new_figure(WIDTH, 7.4, th, layout="constrained")
         axes = fig.subplots(3, 1, sharex=True, sharey=True)
         levels = [1, 2, 4, 8, 16, 32]
         ax = axes[0]
-        xs, ys, total = _steps(RESNET50)
+        xs, ys, resnet_total = _steps(RESNET50)
         ax.plot(xs, ys, color=th.branches[3], linewidth=2.4, drawstyle="default", gid="resnet")
         ax.set_title(_("ResNet-50 style: resolution falls stage by stage; the output is at 1/32"), loc="left")
-        ax.annotate(_("output 1/32"), (total, 32), xytext=(total + 3, 22), fontsize=8, color=th.text,
+        ax.annotate(_("output 1/32"), (resnet_total, 32), xytext=(resnet_total + 3, 22), fontsize=8, color=th.text,
                     arrowprops=dict(arrowstyle="-", color=th.muted))
         ax = axes[1]
-        xs, ys, total = _steps(UNET)
+        xs, ys, unet_total = _steps(UNET)
         ax.plot(xs, ys, color=th.branches[2], linewidth=2.4, gid="unet")
         depth = 0
         downs = {}
@@ -279,30 +306,25 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
             if r not in downs:
                 downs[r] = depth + convs
             elif r != 16:  # skip connection from the way down to the way up at the same resolution
-                ax.annotate("", (depth + 1, r), xytext=(downs[r], r),
-                            arrowprops=dict(arrowstyle="->", linestyle=(0, (3, 2)), color=th.muted, linewidth=1))
+                # a little below the level (r * 1.12 on the log axis) and in the text colour: on the level itself
+                # the dashes fell on the grid line and could not be seen
+                ax.annotate("", (depth + 1, r * 1.12), xytext=(downs[r], r * 1.12), gid="skip",
+                            arrowprops=dict(arrowstyle="->", linestyle=(0, (3, 2)), color=th.text, linewidth=1.1))
             depth += convs
         ax.set_title(_("U-Net style: down to 1/16, then upsampled back; skip connections (dashed) carry details across"),
                      loc="left")
         ax = axes[2]
-        end = max(e for _b, _s, e in spans)
         for b, start, stop in spans:
             ax.plot([start, stop], [2 ** (b + 2)] * 2, color=branch_color(th, b), linewidth=3, gid=f"hrnet-branch-{b}",
                     solid_capstyle="butt")
-        ax.plot([0, 1, 1, 2, 2], [1, 1, 2, 2, 4], color=branch_color(th, 0), linewidth=3)  # the stem: two stride-2 convs
-        depth = 2 + len(backbone.layer1) * 3
-        for name in STAGES:
-            stage = getattr(backbone, name)
-            depth += 1
-            for hr in stage:
-                depth += 2 * len(hr.branches[0])
-                if hr.fuse_layers is not None:
-                    depth += 1
-                    ax.plot([depth, depth], [4, 2 ** (hr.num_branches + 1)], color=th.fusion, linewidth=1, alpha=0.8, gid="fusion")
+        xs, ys, _total = _steps([(1, 2), (1, 4)])  # the stem's two stride-2 convs, each at its output resolution as ResNet's
+        ax.plot(xs, ys, color=branch_color(th, 0), linewidth=3, gid="hrnet-stem")
+        for depth, branches in fusions:  # at the end of each module, across its branches
+            ax.plot([depth, depth], [4, 2 ** (branches + 1)], color=th.fusion, linewidth=1, alpha=0.8, gid="fusion")
         ax.set_title(_("{model}: the 1/4 stream is kept the whole way; lower ones join; grey lines: fusions",
                        model=_name(backbone)), loc="left")
-        ax.annotate(_("output 1/4 (and 1/8, 1/16, 1/32)"), (end, 4), xytext=(max(end - 38, end * 0.35), 1.3), fontsize=8, color=th.text,
-                    arrowprops=dict(arrowstyle="-", color=th.muted))
+        ax.annotate(_("output 1/4 after {total} convs (and 1/8, 1/16, 1/32)", total=end), (end, 4),
+                    xytext=(max(end - 42, end * 0.3), 1.3), fontsize=8, color=th.text, arrowprops=dict(arrowstyle="-", color=th.muted))
         for ax in axes:
             ax.set_yscale("log", base=2)
             ax.set_yticks(levels, ["1"] + [f"1/{r}" for r in levels[1:]])
@@ -312,20 +334,54 @@ def plot_resolution_over_depth(model_or_variant: ModelLike = "w18", theme="light
             ax.grid(axis="y")
             for spine in ("top", "right"):
                 ax.spines[spine].set_visible(False)
-        axes[-1].set_xlabel(_("depth (convolution layers on the main path)"))
-        axes[-1].set_xlim(-2, end + 6)
+        axes[-1].set_xlabel(_("depth: conv layers from the image along the main path (shortcut convs and heads not counted)\n"
+                              "HRNet: along its 1/4 branch, {total} = {stem} stem + {layer1} layer1 + {transition} transition "
+                              "+ {blocks} in stages 2–4; a fusion adds none", total=end, **parts))
+        axes[-1].set_xlim(-2, max(end, resnet_total, unet_total) + 6)  # a short HRNet must not cut ResNet off
         fig.suptitle(_("Resolution over depth: keep high resolution the whole way"), x=0.01, ha="left", fontweight="bold")
     return fig
 
 
 # -------------------------------------------------------------- fuse matrix
+STEP_MARKS = "①②③④⑤⑥⑦⑧⑨"  # one per stride-2 step of a downsampling chain: how many there are is the lesson's point
+
+
+def _fuse_cell(entry, hr, split: bool) -> tuple[str, list[str]]:
+    """(head, body lines) of the cell ``fuse_layers[i][j]``; ``split``: each layer line on two lines (conv, then BN/ReLU)."""
+    i, j = entry.i, entry.j
+    if entry.kind == "identity":
+        return _("identity"), [_("x[{j}] as it is", j=j), _("(the entry is None)")]
+    lines = [_short(line) for line in entry.layers]
+    steps = [_two_lines(line) if split else [line] for line in lines]
+    if entry.kind == "upsample":
+        factor = int(entry.scale)
+        if hr.upsample == "bilinear":  # seg_hrnet's forward: F.interpolate(..., size=x[i]'s height and width): a size, not a factor
+            steps[-1] = [_("↑ to x[{i}]'s size", i=i), _("(×{factor}, bilinear)", factor=factor)]
+        else:  # the pose and classification models: nn.Upsample(scale_factor=2**(j-i), mode="nearest")
+            steps[-1] = [_("↑×{factor} nearest", factor=factor)]
+        return _("upsample ×{factor}", factor=factor), [part for step in steps for part in step]
+    body = [f"{STEP_MARKS[k]} {part}" if n == 0 else part for k, step in enumerate(steps) for n, part in enumerate(step)]
+    return _("downsample ×1/{factor}", factor=round(1 / entry.scale)), body
+
+
+def _fuse_texts(matrix, hr, cell_inches: float) -> tuple[dict, float]:
+    """Every cell's (head, body lines), and the body's font size: the longest line fills 90% of a cell."""
+    def fitting(texts):  # DejaVu Sans: ~0.59 em a character
+        return min(8.5, cell_inches * 72 * 0.9 / (0.59 * max(len(line) for _h, lines in texts.values() for line in lines)))
+
+    texts = {(e.i, e.j): _fuse_cell(e, hr, split=False) for row in matrix for e in row}
+    if fitting(texts) < 7.5:  # too narrow: each step on two lines, the conv, then its BN and ReLU
+        texts = {(e.i, e.j): _fuse_cell(e, hr, split=True) for row in matrix for e in row}
+    return texts, fitting(texts)
+
+
 def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module_index: int = 0, highlight=None,
                      theme="light", *, module: Optional[int] = None) -> Figure:
     """``fuse_layers[i][j]`` as a grid: row i = output branch, column j = input branch.
 
     Each cell names its operation, channels and scale, read from the module:
     identity on the diagonal, 1x1 conv + BN then upsampling above it, chains of
-    stride-2 3x3 convs below it. A module with ``multi_scale_output=False`` has
+    stride-2 3x3 convs below it, each step numbered. A module with ``multi_scale_output=False`` has
     one row. ``highlight=(i, j)`` outlines one cell. ``module=`` is the older name of
     ``module_index=``, as in ``inspect.fuse_matrix``.
     """
@@ -348,45 +404,35 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
             return fig
         rows, cols = len(matrix), len(matrix[0])
         colors = {"identity": th.identity, "upsample": th.upsample, "downsample": th.downsample}
-        cell_h = 1.55 if cols >= 4 else 1.35
-        fig = new_figure(WIDTH, 1.9 + cell_h * rows, th, layout="constrained")
+        texts, size = _fuse_texts(matrix, hr, (WIDTH - 1.5) / (cols + 0.75))
+        body_inches = max(len(lines) for _h, lines in texts.values()) * size * 1.35 / 72
+        # head and footer take about 0.6 in of a cell; the rest fits the longest body, so no cell is mostly empty
+        cell_h = max(0.95, (0.62 + body_inches) / 0.94)
+        fig = new_figure(WIDTH, 1.75 + cell_h * rows, th, layout="constrained")
         ax = fig.add_subplot()
-        texts = {}
-        for i, row in enumerate(matrix):
-            for j, entry in enumerate(row):
-                if entry.kind == "identity":
-                    texts[i, j] = ("identity", [f"x[{j}] as it is", "(the entry is None)"])
-                elif entry.kind == "upsample":
-                    texts[i, j] = (f"upsample ×{int(entry.scale)}", [_short(line) for line in entry.layers])
-                else:
-                    texts[i, j] = (f"downsample ×1/{round(1 / entry.scale)}", [_short(line) for line in entry.layers])
-        cell_inches = (WIDTH - 1.5) / (cols + 0.75)
-
-        def fitting(lines):  # the font size at which the longest line fills 90% of a cell
-            return min(8.5, cell_inches * 72 * 0.9 / (0.59 * max(len(line) for line in lines)))  # DejaVu Sans: ~0.59 em a character
-
-        every = [line for _h, lines in texts.values() for line in lines]
-        if fitting(every) < 7.5:  # too narrow: each step on two lines, the conv, then its BN and ReLU
-            texts = {key: (head, [part for line in lines for part in _two_lines(line)]) for key, (head, lines) in texts.items()}
-            every = [line for _h, lines in texts.values() for line in lines]
-        size = fitting(every)
+        offset = dict(textcoords="offset points", ha="center")
         for i, row in enumerate(matrix):
             for j, entry in enumerate(row):
                 ax.add_patch(Rectangle((j + 0.03, i + 0.03), 0.94, 0.94, facecolor=colors[entry.kind], edgecolor=th.muted,
                                        linewidth=0.8, gid=f"fuse-cell-{i}-{j}"))
                 head, lines = texts[i, j]
-                ax.text(j + 0.5, i + 0.1, head, ha="center", va="top", fontsize=9, fontweight="bold", gid=f"fuse-head-{i}-{j}")
-                ax.text(j + 0.5, i + 0.25, "\n".join(lines), ha="center", va="top", fontsize=size, linespacing=1.35,
-                        gid=f"fuse-text-{i}-{j}")
-                ax.text(j + 0.5, i + 0.955, f"{entry.in_channels}→{entry.out_channels} ch", ha="center", va="bottom",
-                        fontsize=7.5, color=th.muted)
+                # placed in points from the cell's edges: the head under the top, the count over the bottom,
+                # the body centred between them, whatever height the cells get
+                ax.annotate(head, (j + 0.5, i + 0.03), xytext=(0, -6), va="top", fontsize=9, fontweight="bold",
+                            gid=f"fuse-head-{i}-{j}", **offset)
+                ax.annotate("\n".join(lines), (j + 0.5, i + 0.5), xytext=(0, -3), va="center", fontsize=size, linespacing=1.35,
+                            gid=f"fuse-text-{i}-{j}", **offset)
+                ax.annotate(f"{entry.in_channels}→{entry.out_channels} ch", (j + 0.5, i + 0.97), xytext=(0, 4), va="bottom",
+                            fontsize=7.5, color=th.muted, **offset)
             ax.text(cols + 0.05, i + 0.5, f"Σ → ReLU\n→ y[{i}]", ha="left", va="center", fontsize=8.5)
         if cell is not None:
             ax.add_patch(Rectangle((cell[1] + 0.03, cell[0] + 0.03), 0.94, 0.94, facecolor="none", edgecolor=th.text, linewidth=2.8,
                                    gid="fuse-highlight", zorder=5))
         out = hr.out_channels
-        ax.set_xticks([j + 0.5 for j in range(cols)], [f"in j={j}\n{out[j]} ch · 1/{2 ** (j + 2)}" for j in range(cols)])
-        ax.set_yticks([i + 0.5 for i in range(rows)], [f"out i={i}\n{out[i]} ch · 1/{2 ** (i + 2)}" for i in range(rows)])
+        ax.set_xticks([j + 0.5 for j in range(cols)],
+                      [_("in j={j}\n{channels} ch · 1/{r}", j=j, channels=out[j], r=2 ** (j + 2)) for j in range(cols)])
+        ax.set_yticks([i + 0.5 for i in range(rows)],
+                      [_("out i={i}\n{channels} ch · 1/{r}", i=i, channels=out[i], r=2 ** (i + 2)) for i in range(rows)])
         ax.xaxis.tick_top()
         ax.xaxis.set_label_position("top")
         ax.tick_params(length=0)
@@ -401,7 +447,7 @@ def plot_fuse_matrix(model_or_variant: ModelLike = "w18", stage="stage3", module
         scales = sorted({int(e.scale) for row in matrix for e in row if e.kind == "upsample"})
         labels = {"identity": _("identity (diagonal)"),
                   "upsample": _("upsample: 1x1 conv + BN, then {scales} (above it)", scales=", ".join(f"×{k}" for k in scales)),
-                  "downsample": _("downsample: i−j stride-2 convs (below it)")}
+                  "downsample": _("downsample: i−j stride-2 convs ①, ②, … (below it)")}
         present = {entry.kind for row in matrix for entry in row}  # a one-row matrix has no downsample cells
         handles = [Patch(facecolor=colors[kind], edgecolor=th.muted, label=label) for kind, label in labels.items() if kind in present]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
@@ -441,13 +487,15 @@ def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_s
         for row in before:
             b = row["branch"]
             _box(ax, left, -b - box_h / 2, box_w, box_h, th.face, branch_color(th, b),
-                 f"branch {b}: {row['channels']} ch\n{_size_text(row['height'], row['width'])} ({row['resolution']})", th, gid=f"in-{b}")
+                 _("branch {b}: {channels} ch\n{size} ({resolution})", b=b, channels=row["channels"],
+                   size=_size_text(row["height"], row["width"]), resolution=row["resolution"]), th, gid=f"in-{b}")
         for row in after:
             b = row["branch"]
             entry = entries[b]
             face = branch_color(th, b)
             _box(ax, right, -b - box_h / 2, box_w, box_h, face, branch_color(th, b), "", th, gid=f"out-{b}", alpha=0.3)
-            ax.text(right + box_w / 2, -b, f"branch {b}: {entry.out_channels} ch\n{_size_text(row['height'], row['width'])} ({row['resolution']})",
+            ax.text(right + box_w / 2, -b, _("branch {b}: {channels} ch\n{size} ({resolution})", b=b, channels=entry.out_channels,
+                                              size=_size_text(row["height"], row["width"]), resolution=row["resolution"]),
                     ha="center", va="center", fontsize=8)
         for entry in entries:
             b, s = entry.branch, entry.source
@@ -456,10 +504,11 @@ def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_s
             _arrow(ax, start, end, color, gid=f"transition-{entry.kind}-{b}", width=1.2 if entry.kind == "pass" else 2.0,
                    linestyle="--" if entry.kind == "pass" else "-")
             if entry.kind == "pass":
-                text = f"{entry.path}: None (passes)"
+                text = _("{path}: None (passes)", path=entry.path)
+            elif entry.kind == "adapt":
+                text = "\n".join([_("{path}: adapt channels", path=entry.path), *entry.layers])
             else:
-                word = "adapt channels" if entry.kind == "adapt" else f"new branch from branch {s}"
-                text = f"{entry.path}: {word}\n" + "\n".join(entry.layers)
+                text = "\n".join([_("{path}: new branch from branch {source}", path=entry.path, source=s), *entry.layers])
             mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
             ax.text(*mid, text, ha="center", va="center", fontsize=7.8, bbox=_label_bbox(th), zorder=6)
         ax.set_xlim(-0.1, right + box_w + 0.1)
@@ -553,6 +602,9 @@ def _display_array(image: np.ndarray) -> np.ndarray:
                      f"got shape {image.shape}; {how}")
 
 
+_BEFORE_BRANCHES = ("stem", "layer1")  # capture_features' keys for the maps on the 1/4 path before stage 2
+
+
 def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, channel: Optional[int] = None, image=None,
                       sample: int = 0, branches: Optional[Sequence[int]] = None, theme="light") -> Figure:
     """Feature maps per stage (rows) and branch (columns), from :func:`inspect.capture_features`.
@@ -572,8 +624,10 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
         image = image[sample]  # the input of the sample whose maps are drawn
     image = _display_image(image)
     columns = max(len(b) for b in shown.values()) + (image is not None)
+    single = len(stages) == 1 and len(shown[stages[0]]) == 1  # one map (the feature explorer): a narrower figure
     with themed(theme) as th:
-        fig = new_figure(WIDTH, 0.7 + (1.9 if columns > 4 else 2.3) * len(stages), th, layout="constrained")
+        width = WIDTH if not single else WIDTH * (0.6 if image is not None else 0.4)
+        fig = new_figure(width, 0.7 + (1.9 if columns > 4 else 2.3) * len(stages), th, layout="constrained")
         axes = np.atleast_2d(fig.subplots(len(stages), columns, squeeze=False))
         for r, stage in enumerate(stages):
             offset = 0
@@ -606,16 +660,22 @@ def plot_feature_maps(features: dict, stages: Optional[Sequence[str]] = None, ch
                 ax.set_xlim(0, 1)
                 ax.set_ylim(1, 0)
                 ax.set_aspect(h / w)
-                ax.set_title(_("branch {b}: {shape}", b=b, shape=f"{c}×{h}×{w}"), fontsize=8.5,
-                             color=branch_color(th, b) if th.name == "dark" else th.text)
+                # the stem's and layer1's outputs come before the branches (stage 2 on): no "branch 0" for them
+                ax.set_title(f"{c}×{h}×{w} (1/4)" if stage in _BEFORE_BRANCHES else _("branch {b}: {shape}", b=b, shape=f"{c}×{h}×{w}"),
+                             fontsize=8.5, color=branch_color(th, b) if th.name == "dark" else th.text)
                 for spine in ax.spines.values():
                     spine.set_edgecolor(branch_color(th, b))
                     spine.set_linewidth(2)
                 if k == 0:
                     ax.set_ylabel(stage, fontsize=10, fontweight="bold")
         what = _("channel means") if channel is None else _("channel {channel}", channel=channel)
-        fig.suptitle(_("Feature maps per stage and branch ({what}; each panel scaled to its own range)", what=what),
-                     x=0.01, ha="left", fontweight="bold")
+        if not single:
+            title = _("Feature maps per stage and branch ({what}; each panel scaled to its own range)", what=what)
+        elif stages[0] in _BEFORE_BRANCHES:
+            title = _("{stage} output ({what})", stage=stages[0], what=what)
+        else:
+            title = _("{stage}, branch {b} ({what})", stage=stages[0], b=shown[stages[0]][0], what=what)
+        fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
     return fig
 
 
@@ -627,10 +687,26 @@ def _head_label(head: str) -> str:
     return labels.get(head, head)
 
 
+def _cost_legend(fig, rows, fusion: list[bool], th: Theme) -> None:
+    """The key to plot_costs' bar colours: one entry per kind of row drawn (branches, fusions, the other parts)."""
+    branches = sorted({r.branch for r in rows if r.branch is not None})
+    key = []  # (handle, label) for each kind of row drawn
+    if branches:
+        key.append((tuple(Patch(facecolor=branch_color(th, b)) for b in branches),
+                    _("branches {first}–{last} (1/4 … 1/{r})", first=branches[0], last=branches[-1], r=2 ** (branches[-1] + 2))))
+    if any(fusion):
+        key.append((Patch(facecolor=th.fusion, hatch="////", edgecolor=th.face, linewidth=0), _("fusion (fuse_layers)")))
+    if any(r.branch is None and not f for r, f in zip(rows, fusion)):
+        key.append((Patch(facecolor=th.muted), _("stem, layer1, transitions, head")))
+    fig.legend(*zip(*key), loc="outside lower center", ncol=len(key),
+               fontsize=8, frameon=False, handler_map={tuple: HandlerTuple(ndivide=None, pad=0)})
+
+
 def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head: Optional[str] = None, theme="light") -> Figure:
     """Parameters and multiply-adds per part (:func:`inspect.cost_breakdown`) as bar charts.
 
-    Branch rows take their branch's colour, fusion rows are grey: the low
+    Branch rows take their branch's colour, fusion rows are hatched grey, the
+    other parts (stem, layer1, transitions, head) plain dark grey: the low
     resolution branches hold most of the parameters, the high resolution ones
     cost as many multiply-adds with far fewer.
     """
@@ -641,12 +717,15 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
         ax_p, ax_m = fig.subplots(1, 2, sharey=True)
         labels = [r.part for r in rows]
         ys = np.arange(len(rows))
-        colors = [branch_color(th, r.branch) if r.branch is not None else (th.fusion if r.part.endswith("fusion") else th.muted)
-                  for r in rows]
+        fusion = [r.branch is None and r.part.endswith("fusion") for r in rows]
+        colors = [branch_color(th, r.branch) if r.branch is not None else (th.fusion if f else th.muted) for r, f in zip(rows, fusion)]
         params = np.array([r.params / 1e6 for r in rows])
         gflops = np.array([r.macs / 2**30 for r in rows])  # the papers' unit, as the whole course counts
         for ax, values, unit in ((ax_p, params, "M"), (ax_m, gflops, "")):
             bars = ax.barh(ys, values, color=colors, edgecolor="none", height=0.72)
+            for bar, hatched in zip(bars, fusion):  # hatched: the two greys alone were too alike to tell apart
+                if hatched:
+                    bar.set(hatch="////", edgecolor=th.face, linewidth=0, gid="fusion-bar")
             for bar, v in zip(bars, values):
                 ax.text(bar.get_width() + values.max() * 0.012, bar.get_y() + bar.get_height() / 2, f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}",
                         va="center", ha="left", fontsize=7.2)
@@ -664,4 +743,5 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
         what = (_("{model} with the {head} head", model=_name(model_or_variant), head=_head_label(head)) if head
                 else _name(model_or_variant))
         fig.suptitle(_("Where the parameters and the computation go: {what}", what=what), x=0.01, ha="left", fontweight="bold")
+        _cost_legend(fig, rows, fusion, th)
     return fig
