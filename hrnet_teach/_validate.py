@@ -56,8 +56,14 @@ def positive_int(name: str, value: object, minimum: int = 1) -> int:
     return number
 
 
+# The largest image side the package takes (deploy.dynamic_shapes declares the same): the course's data are
+# 64-512 pixels, Cityscapes 1024x2048. A typo such as 100000 would need 30 GB for the RGB image alone (and far
+# more for the network's maps): refused here, before PIL, numpy or torch try to allocate it.
+MAX_IMAGE_SIDE = 8192
+
+
 def image_size_hw(image_size: object, name: str = "image_size") -> tuple[int, int]:
-    """``(height, width)`` as two positive ints, or a ValueError that says what was wrong."""
+    """``(height, width)`` as two positive ints up to MAX_IMAGE_SIDE, or a ValueError that says what was wrong."""
     if getattr(image_size, "ndim", 0) >= 2:  # an image itself (a tensor or array): never print all its values
         kind = "tensor" if type(image_size).__module__.startswith("torch") else "array"
         raise ValueError(f"{name} must be (height, width), got a{'n' * (kind == 'array')} {kind} of shape "
@@ -69,7 +75,18 @@ def image_size_hw(image_size: object, name: str = "image_size") -> tuple[int, in
         height, width = image_size  # type: ignore[misc]
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be (height, width), got {_brief(image_size)}{_shape_hint(image_size)}") from None
-    return positive_int(f"{name} height", height), positive_int(f"{name} width", width)
+    height, width = positive_int(f"{name} height", height), positive_int(f"{name} width", width)
+    check_image_side(max(height, width), name)
+    return height, width
+
+
+def check_image_side(side: int, name: str = "image_size") -> None:
+    """A ValueError for a side above MAX_IMAGE_SIDE, with what it would cost."""
+    if side > MAX_IMAGE_SIDE:
+        gigabytes = side * side * 3 * 4 / 1e9  # one float32 RGB square image of that side
+        raise ValueError(f"{name} {side} is far larger than the course's images (64-512 pixels): one {side}x{side} "
+                         f"RGB image alone needs about {gigabytes:,.0f} GB as float32, the network's maps many times "
+                         f"more. Use at most {MAX_IMAGE_SIDE} pixels a side")
 
 
 def _brief(value: object) -> str:

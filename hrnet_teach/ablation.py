@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 import torch
 
+from .bench import _check_json_path
 from .data import CLASS_NAMES
 from .train import pick_device, train
 from .train_config import TrainConfig
@@ -84,6 +85,10 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hrnet_teach.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     p.add_argument("--variant", default="w18_small_v1")
@@ -103,11 +108,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the runs and the summary here")
     p.add_argument("--note", default="", help="free text stored in the JSON, e.g. the machine and its load")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    args = parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.seeds < 1:
         raise SystemExit("error: --seeds must be at least 1")
     if args.threads is not None and args.threads < 1:
@@ -124,8 +130,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         pick_device(args.device)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    if args.json:  # found unwritable at the end, it would lose every run's result to a traceback
+        _check_json_path(parser, args.json)
     started = time.perf_counter()
-    result = run_ablation(range(args.seeds), arms=args.arms, **settings)
+    try:
+        result = run_ablation(range(args.seeds), arms=args.arms, **settings)
+    except FloatingPointError as error:  # a diverged run (a too-high --lr): one line, not a traceback
+        raise SystemExit(f"error: {error}") from None
     print(format_summary(result["summary"]))
     result.update(
         command="python -m hrnet_teach.ablation " + shlex.join(sys.argv[1:] if argv is None else argv),

@@ -97,10 +97,29 @@ def to_tensor(image) -> torch.Tensor:
     array = np.asarray(raw, dtype=np.float32) / 255.0
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}; {_rgb_hint(image, array.shape)}")
-    if raw.dtype.kind == "f" and 0 < raw.max() <= 1:  # already divided by 255 once
+    _check_pixel_values(raw)
+    return imagenet_normalize(torch.from_numpy(array).permute(2, 0, 1)).unsqueeze(0)
+
+
+def _check_pixel_values(raw) -> None:
+    """0-255 pixels, as to_tensor divides by 255: a 16-bit image (PNG, TIFF: 0-65535) came out up to 257 times
+    too bright without a word, and NaN values ran through the network into NaN maps."""
+    import numpy as np
+
+    if raw.size == 0:
+        return
+    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+        counts = [f"{n} {kind}" for n, kind in ((int(np.isnan(raw).sum()), "NaN"), (int(np.isinf(raw).sum()),
+                                                                                  "infinite")) if n]
+        raise ValueError(f"the image holds {' and '.join(counts)} value(s): to_tensor takes 0-255 pixels; check "
+                         "what made the image")
+    top = raw.max()
+    if raw.dtype.kind in "iu" and raw.dtype.itemsize > 1 and top > 255:  # uint16, int32 ...
+        raise ValueError(f"the image is {raw.dtype} (values up to {top}): to_tensor takes 0-255 pixels; convert it "
+                         "with (a / 257).astype(np.uint8) for 16-bit, or PIL's image.convert('RGB')")
+    if raw.dtype.kind == "f" and 0 < top <= 1:  # already divided by 255 once
         raise ValueError("the image's values are all in [0, 1], but to_tensor divides by 255 itself: pass the "
                          "0-255 image (uint8, as PIL gives it), or multiply by 255 first")
-    return imagenet_normalize(torch.from_numpy(array).permute(2, 0, 1)).unsqueeze(0)
 
 
 def _channels_first_tensor(image) -> bool:
@@ -137,6 +156,8 @@ def _rgb_hint(image, shape: tuple[int, ...]) -> str:
 
 def to_image(x: torch.Tensor):
     """Undo :func:`to_tensor`: a (1 x) 3 x H x W normalised tensor -> an H x W x 3 float array in [0, 1]."""
+    if not isinstance(x, torch.Tensor) and not hasattr(x, "__array__"):  # None: torch's "Could not infer dtype"
+        raise TypeError(f"to_image takes a normalised image tensor (1 x) 3 x H x W, got {type(x).__name__}")
     x = torch.as_tensor(x).detach().float().cpu()
     if x.dim() == 4 and len(x) > 1:  # taking x[0] quietly would show another image than the one meant
         raise ValueError(f"to_image takes one image, got a batch of {len(x)}: pass one of them, x[k]")

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from ._validate import flag, image_shape_hint
-from .blocks import BLOCKS, BN_MOMENTUM, NormLayer, make_layer
+from .blocks import BLOCKS, BN_MOMENTUM, NormLayer, check_norm_layer, make_layer
 from .config import HRNetConfig, StageConfig, get_config
-from .module import HighResolutionModule
+from .module import HighResolutionModule, is_tracing
 from .transition import Transition
 
 STEM_CHANNELS = 64
@@ -48,21 +48,6 @@ def halves_exactly(side: int, branches: int = 4) -> bool:
 def round_up_to_32(side: int) -> int:
     """The size to resize or pad a side to for fixed-factor fusion: the next multiple of 32."""
     return max(32, -(-side // 32) * 32)
-
-
-def is_tracing(x: object = None) -> bool:
-    """True while a tracer runs ``forward`` instead of real data.
-
-    torch.fx passes a ``Proxy``; TorchScript tracing sets ``torch.jit.is_tracing()``;
-    torch.compile, torch.export and the ONNX exporter (built on torch.export) set
-    ``torch.compiler.is_compiling()``. The input checks are Python-side ``if``s on
-    shapes and dtypes: skipped here, they neither break a trace nor freeze its sizes.
-    """
-    if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return True
-    compiler = getattr(torch, "compiler", None)  # torch >= 2.3 has is_compiling here
-    check = getattr(compiler, "is_compiling", None)
-    return bool(check and check())
 
 
 def _name(dtype: torch.dtype) -> str:
@@ -95,6 +80,9 @@ class HRNet(nn.Module):
         super().__init__()
         if align_corners is not None:  # a string would fail in every forward
             flag("align_corners", align_corners)
+        # "no" is truthy: it would keep every output, as True does
+        multi_scale_output = flag("multi_scale_output", multi_scale_output)
+        check_norm_layer(norm_layer)  # before the stem calls it: what it must be, not Python's bare call error
         self.config = get_config(config)
         self.upsample = upsample
         self.align_corners = align_corners

@@ -95,7 +95,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             raise ValueError(f"size {part!r}: need HEIGHTxWIDTH with both sides at least 32")
         sizes.append((values[0], values[1]))
     if not sizes:
-        raise ValueError("no input size given; e.g. --sizes 224x224,512x1024")
+        raise ValueError(f"--sizes {text!r} names no size: give e.g. 224x224,512x1024, or leave it out for the "
+                         "default")
     return sizes
 
 
@@ -111,7 +112,10 @@ def _refuse_two_squares(text: str) -> None:
 def parse_variants(text: str) -> list[str]:
     if text.strip().lower() == "all":
         return list(VARIANTS)
-    return [get_config(v.strip()).name for v in text.split(",") if v.strip()]
+    variants = [get_config(v.strip()).name for v in text.split(",") if v.strip()]
+    if not variants:  # an unset shell variable: an empty table would look like a run that measured nothing
+        raise ValueError(f"--variants {text!r} names no variant: give e.g. w18,w32, or leave it out for all")
+    return variants
 
 
 def check_size_for_head(head: str, size: tuple[int, int]) -> None:
@@ -355,7 +359,8 @@ def format_course(results: Sequence[dict]) -> str:
 
 # ------------------------------------------------------------------ command line
 def _at_least_one(text: str) -> int:
-    """--repeats: a whole number >= 1 (0 once meant the default, 5, silently)."""
+    """--repeats, --timeout: a whole number >= 1 (--repeats 0 once meant the default, 5, silently; --timeout 0
+    started every lesson and failed each cell, and nbclient reads -1 as no limit at all)."""
     try:
         number = int(text)
     except ValueError:
@@ -377,6 +382,14 @@ def _check_json_path(parser: argparse.ArgumentParser, json_path: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         parser.error(f"--json {json_path}: cannot make its folder ({error})")
+    existed = path.exists()
+    try:  # a folder that exists may still take no files (read-only, /proc): try, and leave no trace
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        parser.error(f"--json {json_path}: the file cannot be written ({error.strerror or error}); pick another path")
+    if not existed:
+        path.unlink()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -399,7 +412,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="--deploy: skip torch.compile (slow to compile on CPU)")
     p.add_argument("--no-onnx", action="store_true", help="--deploy: skip ONNX Runtime")
     p.add_argument("--notebooks", default=None, help="the folder --course runs (default: the course's notebooks/)")
-    p.add_argument("--timeout", type=int, default=1200, help="--course: seconds allowed per cell")
+    p.add_argument("--timeout", type=_at_least_one, default=1200, help="--course: seconds allowed per cell (at least 1)")
     p.add_argument("--lessons", default=None,
                    help="--course: only the notebooks whose names start with these, comma-separated (e.g. 00,07,10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -458,7 +471,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             repeats, warmup = args.repeats or QUICK["repeats"], QUICK["warmup"]
         else:
             variants = parse_variants(args.variants)
-            sizes = parse_sizes(args.sizes or ("256x256" if on_cpu else "512x1024"))
+            sizes = parse_sizes(("256x256" if on_cpu else "512x1024") if args.sizes is None else args.sizes)
             repeats, warmup = args.repeats or (5 if on_cpu else 20), args.warmup
         batch_size = 1 if args.batch_size is None else args.batch_size  # None: not given (see _deploy)
         if batch_size < 1 or repeats < 1 or warmup < 0 or (args.threads is not None and args.threads < 1):
@@ -481,12 +494,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str:
+    """The training's device check (mps, meta, cuda:N, xla ... in one line, not torch's dispatcher dump)."""
+    from .train import pick_device
+
     device = asked or default_device()
     try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:
-        parser.error(f"--device {device}: not usable here ({error})")
-    return device
+        return str(pick_device(device))
+    except ValueError as error:
+        parser.error(f"--device {device}: {error}")
 
 
 def _refuse_what_deploy_ignores(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -507,7 +522,8 @@ def _deploy(args, device: str, parser: argparse.ArgumentParser) -> int:
     else:
         head = "segmentation" if args.head == "backbone" else args.head
         try:
-            models = [(v, head, s) for v in parse_variants(args.variants) for s in parse_sizes(args.sizes or "512x1024")]
+            sizes = parse_sizes("512x1024" if args.sizes is None else args.sizes)
+            models = [(v, head, s) for v in parse_variants(args.variants) for s in sizes]
             for _, _, size in models:
                 check_size_for_head(head, size)
         except ValueError as error:

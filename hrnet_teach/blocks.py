@@ -16,6 +16,7 @@ training; the default works anywhere.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Optional, Union
 
 import torch
@@ -129,6 +130,32 @@ def check_block(block: object) -> None:
     raise TypeError(f"block must be a block class such as BasicBlock or Bottleneck (with an int `expansion`), got {got}{hint}")
 
 
+def check_norm_layer(norm_layer: object) -> None:
+    """A TypeError unless ``norm_layer`` can be called as ``norm_layer(channels, momentum=0.1)``, the one
+    way the package calls it: without this, None or "bn" failed as "'str' object is not callable", and
+    nn.GroupNorm on "unexpected keyword argument 'momentum'", neither saying what norm_layer must be."""
+    fits = callable(norm_layer) and not isinstance(norm_layer, nn.Module)  # an instance would be called on a tensor
+    if fits:
+        try:
+            inspect.signature(norm_layer).bind(64, momentum=BN_MOMENTUM)
+        except TypeError:
+            fits = False
+        except ValueError:  # no signature to read (a builtin): let the call itself speak
+            pass
+    if fits:
+        return
+    got = repr(norm_layer)
+    if isinstance(norm_layer, nn.Module):
+        got = f"a {type(norm_layer).__name__} instance (pass the class, {type(norm_layer).__name__})"
+    elif isinstance(norm_layer, type):
+        got = f"{norm_layer.__name__}, which cannot be called as {norm_layer.__name__}(64, momentum=0.1)"
+    raise TypeError(
+        f"norm_layer must be a class (or function) called as norm_layer(channels, momentum=0.1), such as "
+        f"nn.BatchNorm2d or nn.SyncBatchNorm; got {got}. For another norm, wrap it: e.g. for GroupNorm, "
+        "norm_layer=lambda channels, momentum: nn.GroupNorm(8, channels)"
+    )
+
+
 def make_layer(
     block: Block,
     inplanes: int,
@@ -145,6 +172,7 @@ def make_layer(
     classification head's ``incre_modules``.
     """
     check_block(block)
+    check_norm_layer(norm_layer)
     inplanes, planes, num_blocks, stride = _sizes(inplanes=inplanes, planes=planes, num_blocks=num_blocks, stride=stride)
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:

@@ -9,6 +9,8 @@ the convolutions of the four resolutions are C, 2C, 4C, and 8C, respectively").
 """
 from __future__ import annotations
 
+import difflib
+import operator
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -28,6 +30,11 @@ MODEL_NAMES = {
     "pose_hrnet": "pose",  # deep-high-resolution-net.pytorch lib/models/pose_hrnet.py (HRNetV1)
 }
 HEAD_NAMES = ("segmentation", "ocr", "classification", "pose", "pyramid")
+# Caps that refuse a typo (an extra zero or three) before torch tries to allocate it: a 3x3 conv from
+# MAX_CHANNELS to MAX_CHANNELS channels already holds 151M weights (604 MB in float32), 8 times the
+# widest published branch (W64's 8C = 512); the published files repeat blocks and modules at most 4 times.
+MAX_CHANNELS = 4096
+MAX_REPEATS = 64
 
 
 @dataclass(frozen=True)
@@ -47,14 +54,19 @@ class StageConfig:
         # Accept lists (as YAML gives them) but store tuples, so configs are hashable.
         for field_name in ("num_blocks", "num_channels"):
             value = getattr(self, field_name)
-            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            # a dict iterates over its keys: {1: 2, 2: 3} would have become the block counts (1, 2)
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+                got = "a dict" if isinstance(value, Mapping) else repr(value)
                 raise ValueError(
                     f"{field_name}: expected a list with one entry per branch (e.g. [4, 4] for two "
-                    f"branches), got {value!r}"
+                    f"branches), got {got}"
                 )
-        object.__setattr__(self, "num_blocks", tuple(self.num_blocks))
-        object.__setattr__(self, "num_channels", tuple(self.num_channels))
-        object.__setattr__(self, "block", str(self.block).upper())
+            # numpy integers (np.array([2, 2])) are whole numbers: stored as ints, so configs compare equal
+            object.__setattr__(self, field_name, tuple(_whole(v) for v in value))
+        for field_name in ("num_modules", "num_branches"):
+            object.__setattr__(self, field_name, _whole(getattr(self, field_name)))
+        if isinstance(self.block, str):  # None stays None, named as such by validate (not 'NONE')
+            object.__setattr__(self, "block", self.block.upper())
 
     @property
     def expansion(self) -> int:
@@ -73,14 +85,16 @@ class StageConfig:
 
         if self.block not in BLOCKS:
             raise bad("block", f"{self.block!r} is not a block; use one of {BLOCKS}")
+        yaml_bool = " (true/false in the YAML?)"
         if self.fuse_method not in FUSE_METHODS:
             # The official module stores FUSE_METHOD and never reads it: its fusion is always a sum.
             raise bad("fuse_method", f"{self.fuse_method!r} is not supported; use one of {FUSE_METHODS} (the official "
                                      "code stores FUSE_METHOD but always sums the branches)")
         for field_name in ("num_modules", "num_branches"):
             value = getattr(self, field_name)
-            if not isinstance(value, int) or value < 1:
-                raise bad(field_name, f"must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # a bool is an int to Python
+                raise bad(field_name, f"must be a positive integer, got {value!r}"
+                          + (yaml_bool if isinstance(value, bool) else ""))
         for field_name in ("num_blocks", "num_channels"):
             values = getattr(self, field_name)
             if len(values) != self.num_branches:
@@ -89,8 +103,21 @@ class StageConfig:
                     f"has {len(values)} entries {list(values)} but num_branches is "
                     f"{self.num_branches}; give one entry per branch",
                 )
-            if any(not isinstance(v, int) or v < 1 for v in values):
-                raise bad(field_name, f"entries must be positive integers, got {list(values)}")
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise bad(field_name, f"entries must be positive integers, got {list(values)}"
+                          + (yaml_bool if any(isinstance(v, bool) for v in values) else ""))
+        self._check_sizes(bad)
+
+    def _check_sizes(self, bad) -> None:
+        """Refuse sizes far beyond any HRNet (MAX_CHANNELS, MAX_REPEATS) before torch allocates them."""
+        if max(self.num_channels) > MAX_CHANNELS:
+            raise bad("num_channels", f"{max(self.num_channels)} channels is far more than any HRNet (W64's widest "
+                                      f"branch has 512): at most {MAX_CHANNELS}, since a 3x3 conv of that width "
+                                      "alone holds 151M weights (604 MB). A typo?")
+        for field_name, value in (("num_modules", self.num_modules), ("num_blocks", max(self.num_blocks))):
+            if value > MAX_REPEATS:
+                raise bad(field_name, f"{value} is far more than any HRNet (the published ones use at most 4): at "
+                                      f"most {MAX_REPEATS}. A typo?")
 
 
 @dataclass(frozen=True)
@@ -123,6 +150,7 @@ class HRNetConfig:
     ignored_fields: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
+        _check_head_options(self.head_options)
         if isinstance(self.head_options, Mapping):
             object.__setattr__(self, "head_options", tuple(sorted(self.head_options.items())))
         object.__setattr__(self, "head_options", tuple(tuple(item) for item in self.head_options))
@@ -193,6 +221,9 @@ class HRNetConfig:
             )
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"from_yaml takes the path of a YAML file (str or Path), got {type(path).__name__}")
+        if not os.fspath(path).strip():  # Path("") is ".": the message would name a folder never mentioned
+            raise FileNotFoundError(f"the config path is empty ({os.fspath(path)!r}): give the path of one "
+                                    "experiment .yaml file, e.g. 'assets/configs/seg_hrnet_w18_small_v1_shapes.yaml'")
         path = Path(path)
         if path.is_dir():
             found = sorted(p.name for p in path.glob("*.yaml"))[:3]
@@ -206,13 +237,51 @@ class HRNetConfig:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))  # not the system's code page (Windows)
         except yaml.YAMLError as error:
             raise ValueError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
-        except UnicodeDecodeError:  # a binary file: most likely a checkpoint given where its config was meant
-            raise ValueError(f"{path} is not a text YAML file (a binary file, such as a checkpoint): a checkpoint "
-                             "loads with hrnet_teach.weights.model_from_checkpoint(path)") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(_not_utf8(path, error)) from None
         try:
             return _config_from_document(cls, document, path.stem, source=str(path))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def _check_head_options(options: Any) -> None:
+    """A dict of create_model arguments (or the (name, value) pairs a config stores), refused otherwise:
+    replace(head_options=5) failed as "'int' object is not iterable"."""
+    if isinstance(options, Mapping):
+        pairs = list(options.items())
+    elif isinstance(options, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in options):
+        pairs = list(options)
+    else:
+        raise ValueError(f"head_options must be a dict of create_model arguments, e.g. {{'num_classes': 4}}; got "
+                         f"{options!r}")
+    bad = [name for name, _ in pairs if not isinstance(name, str)]
+    if bad:
+        raise ValueError(f"head_options: the names must be strings (create_model's argument names), got {bad[0]!r}")
+
+
+def _whole(value: Any) -> Any:
+    """A numpy or 0-d torch integer as a Python int; anything else (bools included) as it is, for validate to name."""
+    if isinstance(value, (bool, int)) or getattr(value, "ndim", 0) != 0:
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """A binary file (most likely a checkpoint given where its config was meant), or text in another
+    encoding (an editor that saved Latin-1 or cp1252: one accented letter in a comment is enough)."""
+    data = error.object
+    if b"\0" in data[:4096] or data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":  # zip (torch.save), pickle
+        return (f"{path} is not a text YAML file (a binary file, such as a checkpoint): a checkpoint loads with "
+                "hrnet_teach.weights.model_from_checkpoint(path)")
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    return (f"{path} is not UTF-8 text (byte 0x{data[error.start]:02x} at line {line}, column {column}): save it as "
+            "UTF-8, or read it yourself with the right encoding and pass yaml.safe_load(text) to "
+            "HRNetConfig.from_dict")
 
 
 def _computed_hint(names: list[str]) -> str:
@@ -256,11 +325,14 @@ def _config_from_document(cls, document: Any, name: str, source: str) -> HRNetCo
         )
     model_name = model.get("NAME")
     extra = model.get("EXTRA")
-    if model_name not in MODEL_NAMES and not _is_extra(extra):
+    known = isinstance(model_name, str) and model_name in MODEL_NAMES
+    if not known and not _is_extra(extra):
         raise ValueError(
             f"this is not an HRNet config (MODEL.NAME: {model_name}): its MODEL.EXTRA has no STAGE sections. "
             f"hrnet_teach reads the authors' HRNet files ({', '.join(MODEL_NAMES)})"
         )
+    if not known and "NAME" in model:
+        raise ValueError(_unknown_model_name(model_name))
     if not isinstance(extra, Mapping):
         raise ValueError(f"MODEL.EXTRA is {'missing' if extra is None else repr(extra)}; it must hold STAGE1..STAGE4")
     head, options, used = _head_from_document(document, model_name)
@@ -275,6 +347,20 @@ def _config_from_document(cls, document: Any, name: str, source: str) -> HRNetCo
         pretrained_layers=tuple(pretrained) if isinstance(pretrained, (list, tuple)) else ("*",),
         ignored_fields=_unused_fields(document, used),
     )
+
+
+def _unknown_model_name(model_name: Any) -> str:
+    """MODEL.NAME names the file's model: a typo (or an empty NAME:) read as "no head" dropped the file's
+    classes and ALIGN_CORNERS without a word, and the checkpoint's load then failed on the class count."""
+    names = ", ".join(MODEL_NAMES)
+    if model_name is None or not str(model_name).strip():
+        said = f"MODEL.NAME is empty: name the authors' model the file is for ({names})."
+    else:
+        close = difflib.get_close_matches(str(model_name).lower(), MODEL_NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        said = f"MODEL.NAME {model_name!r} is not one of the authors' HRNet models ({names}){hint}"
+    return (f"{said} It decides the head, and with it whether DATASET.NUM_CLASSES, MODEL.ALIGN_CORNERS ... apply. "
+            "For the backbone alone, leave the NAME line out")
 
 
 def _head_from_document(document: Mapping[str, Any], model_name: Any) -> tuple[Optional[str], dict, set]:

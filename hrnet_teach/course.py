@@ -4,6 +4,7 @@
     python -m hrnet_teach.course ~/hrnet         # the same, in a folder of your choice
     python -m hrnet_teach.course --print-command # copy, then print the JupyterLab command instead of running it
     python -m hrnet_teach.course --lang zh       # the Chinese lessons (notebooks/zh/) in ./my-hrnet-course-zh/
+    python -m hrnet_teach.course --no-browser --port 8890   # other options go to JupyterLab
     python -m hrnet_teach.course --clean notebooks/03_fuse_matrix.ipynb  # contributors: store a lesson clean
 
 The lessons in ``notebooks/`` are stored without outputs, and the tests check that they stay so.
@@ -12,10 +13,17 @@ the course opens a copy: d2l hands out its notebooks the same way. A lesson that
 the working copy is never overwritten (it may hold your answers); delete it to get a fresh one.
 The lessons find their photo and checkpoint through the package (``hrnet_teach.assets``), so
 they run from any folder.
+
+Options other than the course's own go to JupyterLab, read the way JupyterLab reads them: its
+flags (``--no-browser``, ``--debug``, ...) stand alone, every other option takes a value, as
+``--port=8890`` or ``--port 8890``. So the folder is the one word that is not an option's value;
+everything after ``--`` goes to JupyterLab as written.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
 import shlex
 import shutil
@@ -24,6 +32,22 @@ import sys
 from pathlib import Path
 
 DEFAULT_FOLDER = "my-hrnet-course"
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
+COURSE_OPTIONS = ("--lang", "--print-command", "--clean", "--help")
+# JupyterLab's options that take no value (its "flags" in `jupyter lab --help-all`). JupyterLab reads
+# any other option as one that takes a value (an unknown --foo bar only gets a warning), and so do we.
+LAB_FLAGS = frozenset({
+    "--debug", "--show-config", "--show-config-json", "--generate-config", "-y", "--y", "--allow-root",
+    "--no-browser", "--autoreload", "--script", "--no-script", "--core-mode", "--dev-mode", "--skip-dev-build",
+    "--watch", "--splice-source", "--expose-app-in-browser", "--extensions-in-dev-mode", "--collaborative",
+    "--custom-css", "--help-all", "--version"})
+LAB_VALUE_OPTIONS = frozenset({  # its options that take a value: never taken for a misspelt course option
+    "--log-level", "--config", "--ip", "--port", "--port-retries", "--keyfile", "--certfile", "--client-ca",
+    "--notebook-dir", "--browser", "--pylab", "--app-dir"})
+
+
+def default_folder(language: str = "en") -> str:
+    return DEFAULT_FOLDER if language == "en" else f"{DEFAULT_FOLDER}-{language}"
 
 
 def lessons_dir(language: str = "en") -> Path:
@@ -49,6 +73,7 @@ def make_working_copy(folder: str | os.PathLike, source: Path | None = None) -> 
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a folder: pick a folder for your working copy "
                                  "(a new one is made)")
+    _refuse_another_edition(folder, source)
     folder.mkdir(parents=True, exist_ok=True)
     copied, kept = [], []
     for lesson in sorted(source.glob("*.ipynb")):
@@ -59,6 +84,35 @@ def make_working_copy(folder: str | os.PathLike, source: Path | None = None) -> 
             shutil.copyfile(lesson, target)
             copied.append(lesson.name)
     return copied, kept
+
+
+def edition(notebook: Path) -> str | None:
+    """The language a lesson is in: the Chinese lessons say so in their metadata (which JupyterLab
+    keeps when it saves), the English ones say nothing. None for a file that cannot be read."""
+    try:
+        metadata = json.loads(Path(notebook).read_text(encoding="utf-8")).get("metadata", {})
+        return str((metadata.get("hrnet_teach") or {}).get("language", "en"))
+    except (OSError, ValueError, AttributeError):  # the learner's own broken file: not ours to judge here
+        return None
+
+
+def _refuse_another_edition(folder: Path, source: Path) -> None:
+    """The editions share file names, and a kept lesson is never overwritten: --lang zh into an English
+    copy would open the English lessons while saying it kept them, as if that were what was asked."""
+    others = {}  # (the kept lessons' language, the asked-for one) -> file names
+    for lesson in sorted(source.glob("*.ipynb")):
+        mine = edition(folder / lesson.name) if (folder / lesson.name).is_file() else None
+        wanted = edition(lesson)
+        if mine is not None and wanted is not None and mine != wanted:
+            others.setdefault((mine, wanted), []).append(lesson.name)
+    if others:
+        (have, wanted), names = next(iter(others.items()))
+        wanted_name = LANGUAGE_NAMES.get(wanted, wanted)
+        raise ValueError(
+            f"{folder}/ holds the {LANGUAGE_NAMES.get(have, have)} lessons ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}), and a lesson already there is never overwritten: you would get "
+            f"those, not the {wanted_name} ones. Use another folder for the {wanted_name} edition (the default is "
+            f"./{default_folder(wanted)}), or delete those files to replace them")
 
 
 def clean_notebook(path: str | os.PathLike) -> bool:
@@ -126,16 +180,69 @@ def shell_line(command: list[str]) -> str:
     return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
 
 
+def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the course's own arguments, JupyterLab's). JupyterLab's options are read as JupyterLab reads
+    them (see LAB_FLAGS), so the 8890 of --port 8890 stays the port and is not taken for the folder."""
+    ours, lab, i = [], [], 0
+    while i < len(argv):
+        token, i = argv[i], i + 1
+        if token == "--":  # the rest is JupyterLab's, as written
+            return ours, lab + list(argv[i:])
+        name = token.split("=", 1)[0]
+        if not _is_option(token) or _is_course_option(name):
+            ours.append(token)
+            continue
+        _refuse_a_misspelt_course_option(name)
+        lab.append(token)
+        if "=" in token or name in LAB_FLAGS:
+            continue
+        if i == len(argv) or _is_option(argv[i]):
+            raise ValueError(f"{name} takes a value for JupyterLab: write {name}=VALUE or {name} VALUE "
+                             "(e.g. --port 8890)")
+        lab.append(argv[i])
+        i += 1
+    return ours, lab
+
+
+def _is_option(token: str) -> bool:
+    try:  # -1 is a value (--port-retries -1), not an option
+        float(token)
+        return False
+    except ValueError:
+        return token.startswith("-")
+
+
+def _is_course_option(name: str) -> bool:
+    # argparse also takes an unambiguous prefix (--print for --print-command); -h is its help
+    return name == "-h" or (name.startswith("--") and len(name) > 2 and any(o.startswith(name) for o in COURSE_OPTIONS))
+
+
+def _refuse_a_misspelt_course_option(name: str) -> None:
+    """--lnag zh would go to JupyterLab, and zh become the folder: name the option instead."""
+    if name in LAB_FLAGS or name in LAB_VALUE_OPTIONS or "." in name:  # --ServerApp.token: JupyterLab's
+        return
+    close = difflib.get_close_matches(name, COURSE_OPTIONS, n=1, cutoff=0.7)
+    if close:
+        raise ValueError(f"unknown option {name}: did you mean {close[0]}? (the options JupyterLab takes, such as "
+                         "--no-browser or --port 8890, are passed on to it)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.course", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.course", description=__doc__.split("\n\n")[0],
+                                     epilog="Other options go to JupyterLab: --no-browser, --port 8890 (or "
+                                     "--port=8890); everything after -- goes to it as written.")
     parser.add_argument("folder", nargs="?", default=None,
-                        help=f"working copy (default ./{DEFAULT_FOLDER}, or ./{DEFAULT_FOLDER}-zh with --lang zh)")
+                        help=f"working copy (default ./{DEFAULT_FOLDER}, or ./{default_folder('zh')} with --lang zh)")
     parser.add_argument("--lang", choices=("en", "zh"), default="en", help="zh: the Chinese lessons (中文课程)")
     parser.add_argument("--print-command", action="store_true",
                         help="make the working copy, then print the JupyterLab command instead of running it")
     parser.add_argument("--clean", nargs="+", metavar="NOTEBOOK",
                         help="for contributors: strip outputs, counts and widget state from these notebooks, then stop")
-    args, extra = parser.parse_known_args(argv)  # anything else goes to JupyterLab (--no-browser, --port 8890)
+    try:
+        ours, extra = split_arguments(sys.argv[1:] if argv is None else list(argv))
+    except ValueError as error:
+        parser.error(str(error))
+    args = parser.parse_args(ours)
     try:  # a bad path gets its message and exit status 2, as argparse's own errors do, not a traceback
         if args.clean:
             for path in args.clean:
@@ -143,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in args.clean:
                 print(f"{path}: {'cleaned' if clean_notebook(path) else 'already clean'}")
             return 0
-        folder = Path(args.folder or (DEFAULT_FOLDER if args.lang == "en" else f"{DEFAULT_FOLDER}-{args.lang}"))
+        folder = Path(args.folder or default_folder(args.lang))
         copied, kept = make_working_copy(folder, lessons_dir(args.lang))
     except (OSError, ValueError) as error:
         parser.error(str(error))

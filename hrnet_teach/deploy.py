@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import itertools
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -34,7 +36,7 @@ from unittest import mock
 import torch
 from torch import nn
 
-from ._validate import flag, image_shape_hint, positive_int
+from ._validate import MAX_IMAGE_SIDE, check_image_side, flag, image_shape_hint, positive_int
 from .config import VARIANTS
 
 PathLike = Union[str, Path]
@@ -63,6 +65,10 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.Con
                          "normalises with each batch's own: it cannot be folded into a convolution")
     if conv.out_channels != bn.num_features:
         raise ValueError(f"cannot fold {bn} into {conv}: {bn.num_features} features vs {conv.out_channels} channels")
+    if bn.training:  # it normalises each batch with its own statistics: the running ones fold another function
+        raise RuntimeError(f"fold_conv_bn(): {bn} is in training mode, where it normalises each batch with the "
+                           "batch's own statistics, which no fixed convolution computes. Folding is for inference: "
+                           "call bn.eval() (or model.eval()) first")
     with torch.no_grad():
         scale = bn.running_var.add(bn.eps).rsqrt()  # 1 / sqrt(var + eps), per output channel
         if bn.weight is not None:  # affine=False: gamma = 1, beta = 0
@@ -269,6 +275,7 @@ def check_size(model: nn.Module, size: Sequence[int]) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise TypeError(f"size must be (height, width), e.g. (64, 64), got {size!r}") from None
     height, width = positive_int("size height", height), positive_int("size width", width)  # 64.5: refused, not cut
+    check_image_side(max(height, width), "size")  # example_input would allocate it
     multiple, minimum = size_rule(model)
     if height % multiple or width % multiple or min(height, width) < minimum:
         up = lambda n: max(minimum, -(-n // multiple) * multiple)  # noqa: E731
@@ -299,6 +306,8 @@ def export_min_side(model: nn.Module) -> int:
 
 def example_input(model: nn.Module, size: Optional[Sequence[int]] = None, batch: int = 2) -> torch.Tensor:
     """A random input the model can take (default: the smallest square a dynamic export takes, at least 64)."""
+    _require_module(model, "example_input()")
+    batch = positive_int("batch", batch)  # -1 or 2.5 would fail inside torch.randn
     if size is None:
         side = max(64, export_min_side(model))
         size = (side, side)
@@ -319,11 +328,11 @@ def dynamic_shapes(model: nn.Module, batch: bool = True) -> dict[str, dict[int, 
     if batch:
         dims[0] = Dim("batch", min=1, max=1024)
     if multiple == 1:
-        dims[2], dims[3] = Dim("height", min=minimum, max=8192), Dim("width", min=minimum, max=8192)
+        dims[2], dims[3] = Dim("height", min=minimum, max=MAX_IMAGE_SIDE), Dim("width", min=minimum, max=MAX_IMAGE_SIDE)
     else:
         low = minimum // multiple
-        dims[2] = multiple * Dim("height_div_32", min=low, max=8192 // multiple)
-        dims[3] = multiple * Dim("width_div_32", min=low, max=8192 // multiple)
+        dims[2] = multiple * Dim("height_div_32", min=low, max=MAX_IMAGE_SIDE // multiple)
+        dims[3] = multiple * Dim("width_div_32", min=low, max=MAX_IMAGE_SIDE // multiple)
     return {"x": dims}
 
 
@@ -372,10 +381,26 @@ def export_program(model: nn.Module, example: Optional[torch.Tensor] = None, dyn
     otherwise the program only runs at the example's shape. Run it with
     ``program.module()(x)``.
     """
+    _check_export_flags("export_program", dynamic=dynamic, fold=fold)
     copied, example = _export_copy(model, "export_program()", fold, example, dynamic)
     shapes = dynamic_shapes(copied) if dynamic else None
     with torch.no_grad():
         return torch.export.export(copied, (example,), dynamic_shapes=shapes)
+
+
+def _check_export_flags(what: str, **flags: Any) -> None:
+    """The exports' switches as bools: dynamic="no" is truthy (a dynamic export), dynamic=None falsy (a static
+    one), and either would run a long export of another kind than asked, without a word."""
+    for name, value in flags.items():
+        flag(f"{what}(): {name}", value, TypeError)
+
+
+def _refuse_meta_model(model: nn.Module, what: str) -> None:
+    """A meta-device model has shapes but no weights: the ONNX exporter runs for seconds on it, then fails
+    deep inside onnx_ir with a message that does not name the cause."""
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        raise ValueError(f"{what}: this model was built on the meta device: it has shapes but no weights to write "
+                         "into an ONNX file. Build it without the meta device (and load its weights) first")
 
 
 # ------------------------------------------------------------------ ONNX
@@ -490,6 +515,8 @@ def export_onnx(model: nn.Module, path: PathLike, dynamic: bool = True, opset: i
     for opsets 11-15 the TorchScript exporter is used.
     """
     _check_model_then_path(model, path, "export_onnx")
+    _check_export_flags("export_onnx", dynamic=dynamic, fold=fold)
+    _refuse_meta_model(_unwrap(model), "export_onnx()")
     if exporter == "dynamo" and isinstance(opset, int) and opset < DYNAMO_MIN_OPSET:
         exporter = "torchscript"
     opset = _check_opset(opset)
@@ -652,6 +679,9 @@ def _onnx_file(path: Any) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"No ONNX file at {path}: write one with hrnet_teach.deploy.export_onnx(model, "
                                 f"{str(path)!r}) first, or check the name")
+    if path.stat().st_size == 0:  # ONNX Runtime would say only "No graph was found in the protobuf"
+        raise ValueError(f"{path} is empty (0 bytes): the export that wrote it was interrupted or failed; export "
+                         f"it again with hrnet_teach.deploy.export_onnx(model, {str(path)!r})")
     return path
 
 
@@ -712,17 +742,55 @@ def _check_channels(x: torch.Tensor, channels: int) -> None:
 
 # ------------------------------------------------------------------ comparing
 def max_relative_difference(a: Any, b: Any) -> float:
-    """max |a - b| / max |a| over every output (tensors or numpy arrays, or lists of them)."""
+    """max |a - b| / max |a| over every output (tensors or numpy arrays, or lists of them).
+
+    A NaN or an infinity is never read as agreement: where one side has one and the other a number
+    the result is ``inf``, and where both have them in the same places (the model itself made them)
+    it is ``nan``; a RuntimeWarning says where. (Python's ``max(worst, nan)`` keeps ``worst``: one NaN
+    used to hide every other difference and read as 0.0, "identical".)
+    """
     a_list, b_list = _output_list(a), _output_list(b)
     if len(a_list) != len(b_list):
         raise ValueError(f"{len(a_list)} outputs vs {len(b_list)}")
-    worst = 0.0
-    for x, y in zip(a_list, b_list):
+    results = [0.0]
+    for index, (x, y) in enumerate(zip(a_list, b_list)):
         x, y = x.detach().float().cpu(), y.detach().float().cpu()
         if x.shape != y.shape:
             raise ValueError(f"output shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
-        worst = max(worst, ((x - y).abs().max() / x.abs().max().clamp_min(1e-12)).item())
-    return worst
+        finite_x, finite_y = torch.isfinite(x), torch.isfinite(y)
+        if not (finite_x.all() and finite_y.all()):
+            results.append(_non_finite_difference(x, y, finite_x, finite_y, index))
+        elif x.numel():
+            results.append(((x - y).abs().max() / x.abs().max().clamp_min(1e-12)).item())
+    if any(math.isnan(r) for r in results) and not any(math.isinf(r) for r in results):
+        return float("nan")  # by hand: max() would drop it
+    return max(results)
+
+
+def _non_finite_difference(x: torch.Tensor, y: torch.Tensor, finite_x: torch.Tensor, finite_y: torch.Tensor,
+                           index: int) -> float:
+    """inf where one side's NaN/inf meets the other's number (or another NaN/inf), else nan; with a warning
+    that says which side holds them, how many and where the first is."""
+    differ = (finite_x != finite_y) | (~finite_x & ~finite_y & ~((x == y) | (x.isnan() & y.isnan())))
+    if differ.any():
+        side, other = ("first", "second") if (~finite_x & finite_y).any() else ("second", "first")
+        bad = (~finite_x & finite_y) if side == "first" else (finite_x & ~finite_y)
+        against = "numbers"
+        if not bad.any():  # both non-finite, but not alike (NaN against inf, or inf against -inf)
+            bad, against = differ, "other non-finite values"
+        values = (x if side == "first" else y)[bad]
+        counts = [f"{n} {kind}" for n, kind in ((int(values.isnan().sum()), "NaN"), (int(values.isinf().sum()),
+                                                                                      "infinite")) if n]
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        warnings.warn(f"the {side} outputs hold {' and '.join(counts)} value(s) where the {other} have {against} "
+                      f"(output {index}, first at {where}): the two do not agree, so the difference is inf",
+                      RuntimeWarning, stacklevel=3)
+        return float("inf")
+    count = int((~finite_x).sum())
+    warnings.warn(f"both outputs hold the same {count} NaN/infinite value(s) in the same places (output {index}): "
+                  "the model itself made them (a NaN input, or diverged weights?), so the difference is nan",
+                  RuntimeWarning, stacklevel=3)
+    return float("nan")
 
 
 def _output_list(outputs: Any) -> list[torch.Tensor]:

@@ -173,5 +173,15 @@ def missing(language: str = "zh", only: str = "") -> list[tuple[str, str]]:
             if only in where and not (catalog.get(m) and catalog.get(m).string)]
 
 
-if os.environ.get("HRNET_TEACH_LANG"):  # e.g. HRNET_TEACH_LANG=zh for a whole session
-    set_language(os.environ["HRNET_TEACH_LANG"])
+def _language_from_environment() -> None:
+    """HRNET_TEACH_LANG=zh for a whole session. The value may have been set long ago, so a bad one is
+    named with its variable: the learner never called set_language."""
+    value = os.environ.get("HRNET_TEACH_LANG")
+    if not value:
+        return
+    if value not in LANGUAGES:
+        raise ValueError(f"HRNET_TEACH_LANG is {value!r}: choose one of {', '.join(LANGUAGES)} (or unset it)")
+    set_language(value)
+
+
+_language_from_environment()

@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from ._validate import image_shape_hint, image_size_hw, positive_int
+from ._validate import flag, image_shape_hint, image_size_hw, positive_int
 from .backbone import HRNet
 from .blocks import BasicBlock, Bottleneck
 from .config import HRNetConfig, get_config
@@ -100,6 +100,7 @@ def meta_model(model_or_variant: ModelLike, head: Optional[str] = None, multi_sc
     stage-4 module fuse into branch 0 only (as the pose model does).
     """
     config = as_config(model_or_variant)
+    multi_scale_output = flag("multi_scale_output", multi_scale_output)  # "no" is truthy: all four outputs
     if head is None and multi_scale_output:
         return meta_backbone(config)
     key = (config, head, multi_scale_output)

@@ -56,10 +56,14 @@ def create_model(
         return create_features(config, None if head == AUTO else head, features_only, feature_location, **kwargs)
     if head == AUTO:
         head = config.head or DEFAULT_HEAD
+    if head is not None and not isinstance(head, str):  # a list is unhashable: "not in HEADS" would fail on it
+        raise TypeError(f"head must be a name such as 'segmentation' (one of {', '.join(map(repr, HEADS))}), "
+                        f"got a {type(head).__name__}: {head!r}")
     if head not in HEADS:
         known = ", ".join(repr(h) for h in HEADS)
         raise ValueError(f"Unknown head {head!r}. Known heads: {known}")
     _check_head_arguments(head, kwargs)
+    _check_file_options(config)
     arguments = {**_file_arguments(HEADS[head], config), **kwargs}
     try:
         return HEADS[head](config, **arguments)
@@ -83,6 +87,18 @@ def _check_head_arguments(head: Optional[str], kwargs: dict[str, Any]) -> None:
             hint = "; the bare backbone has no head: choose one, e.g. head='segmentation'"
         raise TypeError(f"create_model(head={head!r}) takes no argument {name!r}{hint} (it takes: "
                         f"{', '.join(accepted)})")
+
+
+def _check_file_options(config: HRNetConfig) -> None:
+    """A config's head option that no head takes would be dropped in silence (``_file_arguments`` keeps the
+    ones the chosen head takes, so that an OCR file's key_channels may meet head='segmentation')."""
+    known = {name for cls in HEADS.values() for name in inspect.signature(cls.__init__).parameters} - {"self", "config"}
+    unknown = [name for name, _ in config.head_options if name not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"the config's head_options name {unknown[0]!r}, which no head takes{hint} (they take: "
+                         f"{', '.join(sorted(known))})")
 
 
 def _file_arguments(model_class: type[HRNet], config: HRNetConfig) -> dict[str, Any]:

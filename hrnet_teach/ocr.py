@@ -26,11 +26,14 @@ the ``norm_layer`` argument here, as in the rest of the package.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import positive_int
+from ._validate import flag, positive_int
 from .backbone import HRNet
 from .blocks import BN_MOMENTUM, NormLayer
 from .config import HRNetConfig
@@ -219,8 +222,11 @@ class HRNetOCR(HRNet):
         )
 
     def check_input(self, x: torch.Tensor) -> None:
-        """The backbone's checks, and two of the head's own, before torch's deep errors."""
+        """The backbone's checks, and three of the head's own, before torch's deep errors."""
         super().check_input(x)
+        if x.shape[0] == 0:  # SpatialGather's view(B, K, -1) cannot infer -1 from 0 elements
+            raise ValueError(f"HRNetOCR got an empty batch (0 images of {x.shape[-2]}x{x.shape[-1]}): there is "
+                             "nothing to segment; check the batch size and the slice that made it")
         block = self.ocr_distri_head.object_context_block
         quarter = (-(-x.shape[-2] // 4), -(-x.shape[-1] // 4))  # the 1/4 map the head works on
         if block.scale > 1 and min(quarter) < block.scale:
@@ -345,18 +351,52 @@ def ocr_loss(
     over every pixel, as the official trainer ends up doing).
     ``weight``: per-class weights (the official Cityscapes trainer passes its dataset's).
     """
+    balance_weights = _check_balance_weights(balance_weights)
     if not isinstance(outputs, (list, tuple)) or len(outputs) != len(balance_weights):
         count = len(outputs) if isinstance(outputs, (list, tuple)) else "a single tensor"
         raise ValueError(
             f"ocr_loss takes the model's list of outputs, one per balance weight {list(balance_weights)}; got {count}"
         )
     check_target(target, outputs[0])
+    _check_loss_options(outputs[0], ohem, align_corners, ohem_threshold, ohem_keep, weight)
     try:
         return _weighted_losses(outputs, target, balance_weights, ignore_index, align_corners, ohem, ohem_threshold,
                                 ohem_keep, weight)
     except IndexError:  # the CPU's "Target 7 is out of bounds"
         check_label_range(target[target != ignore_index], outputs[0].shape[1], ignore_index)
         raise
+
+
+def _check_balance_weights(balance_weights: object) -> tuple[float, ...]:
+    """One number per output, as the official LOSS.BALANCE_WEIGHTS ([0.4, 1]); None or strings failed
+    inside len() or torch's indexing."""
+    all_numbers = isinstance(balance_weights, (list, tuple)) and all(
+        isinstance(w, numbers.Real) and not isinstance(w, bool) and math.isfinite(w) for w in balance_weights)
+    if not all_numbers or not balance_weights:
+        raise ValueError(f"balance_weights must be numbers, one per output (the official [0.4, 1] for [aux, ocr]); "
+                         f"got {balance_weights!r}")
+    return tuple(balance_weights)
+
+
+def _check_loss_options(logits: object, ohem: object, align_corners: object, ohem_threshold: object,
+                        ohem_keep: object, weight: object) -> None:
+    """The loss's switches and numbers, before cross-entropy runs: "no" is a truthy string (OHEM on), a NaN
+    threshold made the loss NaN, a negative ohem_keep was taken, a wrong-length weight failed in torch."""
+    flag("ohem", ohem)
+    if align_corners is not None:
+        flag("align_corners", align_corners)
+    threshold_ok = isinstance(ohem_threshold, numbers.Real) and not isinstance(ohem_threshold, bool)
+    if not threshold_ok or not 0 <= ohem_threshold <= 1:  # NaN fails the comparison too
+        raise ValueError(f"ohem_threshold must be a probability in [0, 1] (the official 0.9), got {ohem_threshold!r}")
+    positive_int("ohem_keep", ohem_keep, minimum=0)
+    if weight is None or not isinstance(logits, torch.Tensor) or logits.dim() < 2:
+        return
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 1:
+        raise ValueError(f"weight must be a 1-D tensor of per-class weights, got {type(weight).__name__}"
+                         + (f" of shape {tuple(weight.shape)}" if isinstance(weight, torch.Tensor) else ""))
+    if weight.numel() != logits.shape[1]:
+        raise ValueError(f"weight has {weight.numel()} entries but the outputs have {logits.shape[1]} classes: "
+                         "give one weight per class")
 
 
 def _weighted_losses(outputs, target, balance_weights, ignore_index, align_corners, ohem, ohem_threshold, ohem_keep,

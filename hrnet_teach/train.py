@@ -26,6 +26,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import math
 import os
 import random
 import shlex
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ._validate import flag, positive_int
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config  # noqa: F401  (HRNetConfig, StageConfig: re-exported)
 from .data import DATASETS, IGNORE_INDEX, make_dataset
 from .distributed import (
@@ -107,6 +109,8 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     """
     _check_logits(logits)
     check_target(mask, logits, name="mask")
+    if align_corners is not None:  # "no" is truthy; torch would fail with a list of its overloads
+        flag("align_corners", align_corners)
     if logits.shape[-2:] != mask.shape[-2:]:
         logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=align_corners)
     try:
@@ -162,13 +166,31 @@ def final_logits(output: Any) -> torch.Tensor:
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``cm[t, p]`` counts pixels of true class t predicted as p; ignored pixels are left out."""
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)  # numpy arrays too
+    num_classes = positive_int("num_classes", num_classes)
     if pred.shape != target.shape:
         raise ValueError(_shape_mismatch(pred, target))
+    if pred.is_floating_point() or pred.is_complex():  # .long() would truncate them all to a class, silently
+        raise TypeError(f"pred holds {pred.dtype} values, not class indices: pass predicted classes, "
+                        "logits.argmax(1)")
     keep = target != IGNORE_INDEX
     labels = target[keep].long()
     check_label_range(labels, num_classes, IGNORE_INDEX)
-    index = labels * num_classes + pred[keep].long()
+    predicted = pred[keep].long()
+    _check_prediction_range(predicted, num_classes)
+    index = labels * num_classes + predicted
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _check_prediction_range(predicted: torch.Tensor, num_classes: int) -> None:
+    """Classes 0 .. num_classes - 1 at the labelled pixels (the ignored ones are never counted). A class
+    beyond them would not fail: ``target * num_classes + pred`` spills into the next row's cells."""
+    if predicted.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.stack([predicted.min(), predicted.max()]).tolist())  # one GPU sync
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"pred must hold class indices 0 to {num_classes - 1} (num_classes={num_classes}), got values "
+                         f"from {low} to {high}: is the model built for more classes than num_classes, or are "
+                         "these not the argmax of its logits?")
 
 
 def _shape_mismatch(pred: torch.Tensor, target: torch.Tensor) -> str:
@@ -237,6 +259,7 @@ def evaluate(
     process's own count, e.g. when only rank 0 evaluates).
     """
     _check_evaluate_args(model, loader_or_dataset)
+    batch_size = positive_int("batch_size", batch_size)
     core = unwrap(model)
     num_classes = num_classes_of(core)
     _refuse_meta(core)
@@ -246,17 +269,31 @@ def evaluate(
         loader = DataLoader(loader_or_dataset, batch_size=batch_size, shuffle=False)
     was_training = core.training
     core.eval()
+    try:
+        cm, seen = _confusion_over(core, loader, device, amp, num_classes)
+    finally:
+        core.train(was_training)
+    if reduce:  # every process takes part in both sums, also one whose share of the split is empty
+        all_reduce_sum(cm)
+        seen = int(all_reduce_sum(torch.tensor(seen, dtype=torch.long, device=device)).item())
+    if seen == 0:  # mIoU 0.0 would read as a model that gets everything wrong
+        raise ValueError("evaluate got an empty dataset (0 images): nothing to score; check the split or the filter "
+                         "that made it")
+    return scores(cm.cpu())
+
+
+def _confusion_over(core: nn.Module, loader, device: torch.device, amp: bool, num_classes: int) -> tuple[torch.Tensor, int]:
+    """(the confusion matrix summed over ``loader``, how many images it held)."""
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+    seen = 0
     for images, masks in loader:
         images, masks = images.to(device), masks.to(device)
         with _autocast(device, amp):
             logits = final_logits(core(_memory_format(images, core)))
         logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=resize_align_corners(core))
         cm += confusion_matrix(logits.argmax(1), masks, num_classes)
-    if reduce:
-        all_reduce_sum(cm)
-    core.train(was_training)
-    return scores(cm.cpu())
+        seen += len(images)
+    return cm, seen
 
 
 def _check_evaluate_args(model: object, data: object) -> None:
@@ -287,21 +324,76 @@ def _refuse_meta(model: nn.Module) -> None:
 
 # ------------------------------------------------------------------ devices
 def pick_device(device: Union[str, torch.device, None] = None) -> torch.device:
-    """``None``/``"auto"``: CUDA when there is a GPU, else Apple's MPS, else the CPU."""
+    """``None``/``"auto"``: CUDA when there is a GPU, else Apple's MPS, else the CPU.
+
+    A device named outright must be one this machine can run (see :func:`check_device`), so that
+    ``--device mps`` on Linux or ``cuda:1`` on a one-GPU machine fails here, in one line, and not
+    inside ``Module.to`` or after the first batch.
+    """
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        device = torch.device(device)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device {device!r} is not a device torch knows: use 'auto', 'cpu', 'cuda', 'cuda:1' "
                          "or 'mps'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but this torch sees no GPU; use --device cpu (or auto)")
-    return device
+    check_device(parsed, device)
+    return parsed
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def devices_here() -> str:
+    """The devices this machine can run, e.g. ``cpu, cuda:0, cuda:1``."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        found.append("mps")
+    return ", ".join(found)
+
+
+def check_device(device: torch.device, asked: object = None) -> None:
+    """A ValueError, naming the device (as ``asked``) and what this machine has, unless it can run here."""
+    asked = str(device) if asked is None else str(asked)
+    if device.type == "meta":
+        raise ValueError(f"device {asked!r} holds shapes only, no values: nothing can be trained, evaluated or "
+                         "timed there (build a model under `with torch.device('meta')` to check shapes); "
+                         "use --device cpu or auto (device='cpu' in Python)")
+    reason, instead = _why_not_usable(device)
+    if reason:
+        raise ValueError(f"device {asked!r} was asked for but {reason}; this machine has {devices_here()}: use "
+                         f"--device {instead} or auto (device={instead!r} in Python)")
+
+
+def _why_not_usable(device: torch.device) -> tuple[Optional[str], str]:
+    """(why ``device`` cannot run here, or None; the device to use instead)."""
+    if device.type == "cpu":
+        return None, "cpu"
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return "this torch sees no GPU", "cpu"
+        if device.index is not None and device.index >= count:
+            return f"this torch sees {count} GPU(s), numbered from cuda:0", "cuda:0"
+        return None, "cpu"
+    if device.type == "mps":
+        if _mps_available():
+            return None, "cpu"
+        return ("MPS is Apple's GPU (macOS on Apple silicon, with a torch built for it) and it is not available "
+                "here"), "cpu"
+    try:  # xpu, xla, ipu ...: ask torch; its own errors run to a page (every dispatch key) or name no flag
+        torch.empty(0, device=device)
+    except Exception as error:  # NotImplementedError, AssertionError, RuntimeError, ModuleNotFoundError
+        first = str(error).strip().splitlines()[0].split(". ")[0][:160] if str(error).strip() else type(error).__name__
+        return f"this torch cannot make a tensor there ({first})", "cpu"
+    return None, "cpu"
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -369,6 +461,8 @@ def train_one_epoch(
     net.train()
     total = sum_dtype(device)
     loss_sum, count = torch.zeros((), dtype=total, device=device), 0
+    # The first step whose loss is not finite, kept on the device: asking every step would wait for the GPU
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
     bar = _progress(loader, show, desc)
     core = unwrap(net)
     for step, (images, masks) in enumerate(bar):
@@ -384,11 +478,35 @@ def train_one_epoch(
         scaler.step(opt)
         scaler.update()
         loss_sum += loss.detach().to(total)
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
         count += 1
         if show and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.2g}")
     sums = all_reduce_sum(torch.stack([loss_sum, torch.tensor(float(count), dtype=total, device=device)]))
-    return (sums[0] / sums[1]).item()
+    mean = (sums[0] / sums[1]).item()
+    _refuse_divergence(mean, int(first_bad.item()), count, lr_at, core, desc)
+    return mean
+
+
+def _refuse_divergence(mean: float, first_bad: int, steps: int, lr_at: Callable[[int], float], model: nn.Module,
+                       desc: str) -> None:
+    """Stop a run whose loss or weights are no longer finite (a FloatingPointError): trained on, it would
+    save NaN weights and report the mIoU of a model that predicts class 0 everywhere. Every process sees
+    the same summed loss, so all stop together."""
+    where = f"{desc}: " if desc else ""
+    advice = ("Lower the learning rate and start again from fresh weights; if a lower rate does not help, check "
+              "the data for NaN or inf values")
+    if not math.isfinite(mean):
+        value = "nan" if math.isnan(mean) else "inf"
+        at = (f"at step {first_bad + 1} of {steps} (lr {lr_at(first_bad):.3g})" if first_bad >= 0
+              else "in another process")
+        raise FloatingPointError(f"{where}the loss became {value} {at}: the weights have diverged. {advice}")
+    params = list(model.named_parameters())
+    finite = torch.stack([p.detach().isfinite().all() for _, p in params]) if params else torch.ones(1, dtype=torch.bool)
+    if not bool(finite.all()):  # one wait for the GPU per epoch
+        name = params[int((~finite).nonzero()[0])][0]
+        raise FloatingPointError(f"{where}the weights hold NaN or inf values after the last step ({name} first), "
+                                 f"although every loss was finite: they have diverged. {advice}")
 
 
 # ------------------------------------------------------------------ save / load
@@ -657,11 +775,14 @@ def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict
     config, steps = run.config, len(run.train_loader)
     if isinstance(run.train_loader.sampler, torch.utils.data.DistributedSampler):
         run.train_loader.sampler.set_epoch(epoch)  # a different shuffle each epoch, the same on every rank
-    loss = train_one_epoch(
-        run.net, run.train_loader, run.opt, run.loss_fn, run.device,
-        lambda step: poly_lr(config.base_lr, epoch * steps + step, config.epochs * steps),
-        run.scaler, run.amp, f"epoch {epoch + 1}/{config.epochs}", run.show,
-    )
+    try:
+        loss = train_one_epoch(
+            run.net, run.train_loader, run.opt, run.loss_fn, run.device,
+            lambda step: poly_lr(config.base_lr, epoch * steps + step, config.epochs * steps),
+            run.scaler, run.amp, f"epoch {epoch + 1}/{config.epochs}", run.show,
+        )
+    except FloatingPointError as error:
+        raise FloatingPointError(f"{error}. {_after_divergence(run, epoch)}") from None
     if run.ctx.enabled:
         broadcast_buffers(run.model)  # plain BatchNorm: evaluate rank 0's running statistics everywhere
     result = evaluate(run.model, run.val_loader, run.device, amp=run.amp)
@@ -679,6 +800,19 @@ def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict
         _save_epoch(run, epoch + 1, metrics)
     barrier(run.ctx)  # nobody runs ahead of rank 0's writing
     return metrics
+
+
+def _after_divergence(run: _Run, epoch: int) -> str:
+    """What a diverged run's learner can change, and what its --out folder still holds."""
+    config = run.config
+    default = DEFAULT_LR[config.optimizer]
+    said = (f"This run's lr was {config.base_lr:g}" + (f"; the default for {config.optimizer} is {default:g}"
+                                                        if config.base_lr != default else ", the default") + " (--lr, lr=)")
+    if config.out is None:
+        return said + "."
+    if epoch == run.start_epoch:
+        return said + f"; this run saved nothing in {config.out}."
+    return said + f"; {Path(config.out) / CHECKPOINT_FILE} holds epoch {epoch}, the last whose loss was finite."
 
 
 def _save_epoch(run: _Run, epochs_done: int, metrics: dict[str, Any]) -> None:
@@ -842,7 +976,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     command = "python -m hrnet_teach.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return train(config_from_args(args, command))
-    except (ValueError, OSError) as error:  # bad flags, missing data: say it plainly
+    except (ValueError, OSError, FloatingPointError) as error:  # bad flags, missing data, a diverged run: say it plainly
         raise SystemExit(f"error: {error}") from None
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
-from ._validate import flag, positive_int
+from ._validate import check_image_side, flag, positive_int
 from .backbone import halves_exactly, round_up_to_32
 from .config import HRNetConfig, get_config
 from .data import DATASETS
@@ -47,6 +47,20 @@ def check_rate(name: str, value: Any, example: float) -> None:
                          f"got {value!r}")
 
 
+MAX_SEED = 2**32 - 1  # np.random.seed's limit (torch's is larger)
+
+
+def check_seed(value: Any) -> int:
+    """A seed numpy takes too: checked here, it fails before any data, naming the setting, not inside numpy."""
+    try:
+        seed = positive_int("seed", value, minimum=0)
+    except ValueError:
+        seed = None
+    if seed is None or seed > MAX_SEED:
+        raise ValueError(f"seed (--seed) must be a whole number from 0 to {MAX_SEED} (numpy's limit), got {value!r}")
+    return seed
+
+
 BOOL_FIELDS = ("amp", "fusion", "progress", "align_corners", "ohem")  # channels_last: also None (CUDA only)
 
 
@@ -56,7 +70,9 @@ def check_image_size(value: Any) -> int:
         sides = " or ".join(f"image_size={side}" for side in dict.fromkeys(int(v) for v in value))
         raise ValueError(f"train's image_size is one side of a square (the scenes are square), got {value!r}: "
                          f"pass one int, {sides}")
-    return positive_int("image_size", value)
+    side = positive_int("image_size", value)
+    check_image_side(side, "image_size")  # before the data: 100000 would fill memory in the first scene
+    return side
 
 
 def _is_int(value: Any) -> bool:
@@ -124,8 +140,7 @@ class TrainConfig:
             setattr(self, name, positive_int(name, getattr(self, name)))
         self.image_size = check_image_size(self.image_size)
         check_image_size_for_head(self.head, self.image_size)
-        seed = positive_int("seed", self.seed, minimum=0)
-        self.seed = seed
+        self.seed = check_seed(self.seed)
         check_rate("lr", self.lr, DEFAULT_LR[self.optimizer])
         check_rate("weight_decay", self.weight_decay, DEFAULT_WEIGHT_DECAY[self.optimizer])
         if self.workers is not None:

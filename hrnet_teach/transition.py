@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import BN_MOMENTUM, NormLayer
+from .blocks import BN_MOMENTUM, NormLayer, check_norm_layer
+from .module import check_branch_list
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int, norm_layer: NormLayer) -> nn.Sequential:
@@ -45,6 +46,7 @@ class Transition(nn.ModuleList):
             if isinstance(values, str) or not hasattr(values, "__len__") or len(values) == 0:
                 raise ValueError(f"{label} must be a list of channels, one per branch (e.g. [256] after stage 1, "
                                  f"[18, 36] into stage 2 of W18), got {values!r}")
+        check_norm_layer(norm_layer)
         self.pre_channels = tuple(pre_channels)
         self.cur_channels = tuple(cur_channels)
         for i, cout in enumerate(self.cur_channels):
@@ -63,6 +65,8 @@ class Transition(nn.ModuleList):
         )
 
     def forward(self, y_list: list[torch.Tensor]) -> list[torch.Tensor]:
+        # One input per branch of the stage before: with fewer, a new branch would be made from the wrong one.
+        check_branch_list(y_list, self.pre_channels, type(self).__name__, "pre_channels")
         x_list = []
         for i, op in enumerate(self):
             source = y_list[i] if i < len(y_list) else y_list[-1]

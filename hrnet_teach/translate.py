@@ -171,6 +171,18 @@ def update_catalogues(check: bool) -> int:
     return stale
 
 
+def _print_missing(parser: argparse.ArgumentParser, only: str) -> int:
+    """--missing: the .po entries to fill in; a filter that matches no file is said, not answered with silence
+    (which reads as "all translated")."""
+    entries = i18n.missing("zh", only)
+    if not entries and only and not any(only in where for where in i18n.marked_messages().values()):
+        parser.error(f"--missing {only!r} matches no file with marked messages: give part of a path, e.g. lesson03 "
+                     "or exercises/")
+    for message, where in entries:
+        print(po_entry(message, where))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hrnet_teach.translate", description=__doc__.split("\n")[0])
     parser.add_argument("lessons", nargs="*", help="lesson stems (default: every file in notebooks/zh/src)")
@@ -181,10 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                              "contains PATH_PART (e.g. lesson03)")
     args = parser.parse_args(argv)
     if args.missing is not None:
-        for message, where in i18n.missing("zh", args.missing):
-            print(po_entry(message, where))
-        return 0
-    if args.stub:
+        return _print_missing(parser, args.missing)
+    if args.stub is not None:  # --stub "" (an unset shell variable) must not fall through to the build, which writes
+        if not args.stub.strip():
+            parser.error(f"--stub {args.stub!r} names no lesson: the lessons are {', '.join(lessons())}")
         _check_lesson(parser, args.stub, needs_translation=False)
         sys.stdout.write(stub(args.stub))
         return 0

@@ -257,6 +257,9 @@ def checkpoint_file(source: Any) -> Path:
     (nothing, a folder, a URL) and what to pass."""
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"a checkpoint path must be a str or Path, got {type(source).__name__}")
+    if not os.fspath(source).strip():  # Path("") is ".", the current folder: the learner never named it
+        raise FileNotFoundError(f"the checkpoint path is empty ({os.fspath(source)!r}): give the file's path, e.g. "
+                                f"'assets/{SHAPES_CHECKPOINT}'")
     path = Path(source)
     if path.is_file():
         return path
@@ -381,8 +384,30 @@ def _looks_like_safetensors(start: bytes) -> bool:
 
 def _unreadable(path: Path, error: BaseException) -> ValueError:
     """The error for a file torch.load cannot read: another format named as such, else "corrupt or truncated"."""
-    other = _other_format(path)
+    other = _other_format(path) or _plain_pickle(path)
     return ValueError(other or _unreadable_message(path, _what_is_wrong(path), error))
+
+
+def _plain_pickle(path: Path) -> Optional[str]:
+    """What to say about a whole pickle written by pickle.dump (protocol 4 and 5 start with a FRAME, which
+    torch.load(weights_only=True) calls "Unsupported operand 149"), or None. pickletools only reads the
+    opcodes, running nothing: a pickle that reaches STOP at the file's end is complete, not truncated."""
+    import pickletools
+
+    with open(path, "rb") as file:
+        if file.read(1) != _PICKLE_MAGIC or _is_torch_save(path):
+            return None
+        file.seek(0)
+        try:
+            for opcode, _, _ in pickletools.genops(file):
+                last = opcode.name
+        except Exception:  # any parse error (a bad opcode, an early end): not a whole pickle
+            return None
+        if last != "STOP" or file.read(1):
+            return None
+    return (f"{path} is a complete Python pickle, not a torch.save file: torch.load(weights_only=True) refuses "
+            "its objects. If you trust it, load it with pickle (or torch.load(path, weights_only=False)) and pass "
+            "its state dict to load_weights")
 
 
 def _other_format(path: Path) -> Optional[str]:
@@ -509,6 +534,9 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
 # --------------------------------------------------------------- guessing
 def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
     """Which published variant (and head) a state dict was made for, from its widths."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"guess_variant takes a state dict (a mapping of names to tensors), got {type(state).__name__}"
+                        + ("; for a model, pass model.state_dict()" if isinstance(state, nn.Module) else ""))
     try:
         width = state["transition1.0.0.weight"].shape[0]  # C: the first branch of stage 2
     except KeyError:
@@ -570,6 +598,11 @@ def _group(keys: list[str], universe: list[str]) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------- loading
 def compare(model: nn.Module, state: Mapping[str, torch.Tensor]) -> LoadReport:
     """The report of loading ``state`` into ``model``, without changing the model."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"compare(model, state): model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(state, Mapping):
+        raise TypeError(f"compare(model, state): state must be a state dict (a mapping of names to tensors), got "
+                        f"{type(state).__name__}; for a file, read it first with weights.read_state_dict(path)[0]")
     model = _inner_model(model)
     own = model.state_dict()
     report = LoadReport(total=len(own), model_name=type(model).__name__)
@@ -748,6 +781,8 @@ def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False,
     ImageNet's: ``download=True`` on a machine with internet access).
     """
     get_config(variant)  # a misspelt variant is named now, not only once download=True is set
+    # download="no" is a non-empty string, so truthy: it would reach the network against the learner's wish
+    download, verbose = flag("download", download, TypeError), flag("verbose", verbose, TypeError)
     if download:
         try:
             return load_timm_imagenet(variant).eval(), "imagenet"
@@ -809,6 +844,9 @@ def _download(hub_id: str, cache_dir: Optional[str]) -> str:
     why = None
     if _offline_flag():
         why = "HF_HUB_OFFLINE is set"
+    elif not urlparse(endpoint).hostname:  # "not a url": urlparse finds no host, and the message said "None"
+        why = (f"HF_ENDPOINT is {endpoint!r}, which is not a URL (e.g. https://huggingface.co): fix or unset it"
+               if os.environ.get("HF_ENDPOINT") else f"the hub address {endpoint!r} is not a URL")
     elif not _reachable(endpoint):
         why = f"{urlparse(endpoint).hostname} cannot be reached from this machine"
     if why is None:

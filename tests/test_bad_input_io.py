@@ -366,3 +366,85 @@ def test_a_checkpoint_read_as_a_config_file_is_named(tmp_path):
     torch.save({"w": torch.zeros(3)}, path)
     with pytest.raises(ValueError, match=r"is not a text YAML file .*weights\.model_from_checkpoint\(path\)"):
         ht.HRNetConfig.from_yaml(path)
+
+
+# ------------------------------------------------------------------ input audit (findings 2, 7, 17, 21, 22, 29, 32)
+def test_max_relative_difference_never_reads_nan_or_inf_as_identical():
+    """Python's max(worst, nan) keeps worst: one NaN read as 0.0, "identical", and hid every other difference."""
+    torch.manual_seed(0)
+    y = torch.randn(1, 4, 16, 16)
+    z = y.clone()
+    z[0, 0, 0, 0] = float("nan")
+    z[0, 1] += 100
+    with pytest.warns(RuntimeWarning, match=r"the second outputs hold 1 NaN value\(s\) where the first have numbers "
+                                            r"\(output 0, first at \(0, 0, 0, 0\)\): the two do not agree"):
+        assert deploy.max_relative_difference(y, z) == float("inf")
+    with pytest.warns(RuntimeWarning, match=r"the first outputs hold 1 infinite value\(s\)"):
+        assert deploy.max_relative_difference(torch.where(z.isnan(), float("inf"), y), y) == float("inf")
+    with pytest.warns(RuntimeWarning, match=r"both outputs hold the same 1 NaN/infinite value\(s\) in the same places"):
+        assert np.isnan(deploy.max_relative_difference([y, z], [y, z.clone()]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert deploy.max_relative_difference(y, y) == 0.0  # finite outputs: as before, and no warning
+
+
+def test_export_switches_refuse_strings_and_none(tmp_path, small):
+    with pytest.raises(TypeError, match=r"export_onnx\(\): dynamic must be True or False, got 'no'.*dynamic=False"):
+        deploy.export_onnx(small, tmp_path / "x.onnx", dynamic="no")
+    with pytest.raises(TypeError, match=r"export_program\(\): fold must be True or False, got 'no'"):
+        deploy.export_program(small, fold="no")
+    with pytest.raises(TypeError, match=r"export_program\(\): dynamic must be True or False, got None"):
+        deploy.export_program(small, dynamic=None)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_onnx_of_a_meta_model_is_refused_at_once(tmp_path):
+    with torch.device("meta"):
+        meta = ht.create_model("w18_small_v1").eval()
+    with pytest.raises(ValueError, match=r"export_onnx\(\): this model was built on the meta device: it has shapes "
+                                         r"but no weights to write into an ONNX file"):
+        deploy.export_onnx(meta, tmp_path / "m.onnx")
+
+
+def test_an_empty_onnx_file_is_called_an_interrupted_export(tmp_path):
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.onnx is empty \(0 bytes\): the export that wrote it was interrupted"):
+        deploy.onnx_session(path)
+
+
+def test_example_input_checks_its_model_and_batch(small):
+    with pytest.raises(TypeError, match=r"example_input\(\) expects a torch.nn.Module.*got NoneType"):
+        deploy.example_input(None)
+    with pytest.raises(ValueError, match=r"batch must be a positive integer, got -1"):
+        deploy.example_input(small, batch=-1)
+    with pytest.raises(ValueError, match=r"batch must be a positive integer, got 2.5"):
+        deploy.example_input(small, batch=2.5)
+    with pytest.raises(ValueError, match=r"size 100000 is far larger than the course's images.*at most 8192"):
+        deploy.example_input(small, size=(100000, 64))
+    assert deploy.example_input(small, batch=3).shape == (3, 3, 64, 64)
+
+
+def test_fold_conv_bn_refuses_a_batchnorm_in_training_mode():
+    conv, bn = nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)
+    with pytest.raises(RuntimeError, match=r"fold_conv_bn\(\): .* is in training mode.*call bn.eval\(\)"):
+        deploy.fold_conv_bn(conv, bn)
+    assert deploy.fold_conv_bn(conv, bn.eval()).bias is not None
+
+
+def test_sample_photo_refuses_a_size_that_would_fill_memory():
+    with pytest.raises(ValueError, match=r"size 1000000 is far larger than the course's images.*about 12,000 GB.*"
+                                         r"at most 8192 pixels a side"):
+        assets.sample_photo((10**6, 10**6))
+
+
+def test_to_tensor_refuses_16_bit_and_nan_images_and_to_image_none():
+    with pytest.raises(ValueError, match=r"the image is uint16 \(values up to 60000\): to_tensor takes 0-255 pixels; "
+                                         r"convert it with \(a / 257\).astype\(np.uint8\)"):
+        assets.to_tensor(np.full((8, 8, 3), 60000, np.uint16))
+    with pytest.raises(ValueError, match=r"the image holds 192 NaN value\(s\)"):
+        assets.to_tensor(np.full((8, 8, 3), np.nan, np.float32))
+    with pytest.raises(TypeError, match=r"to_image takes a normalised image tensor .*got NoneType"):
+        assets.to_image(None)
+    assert assets.to_tensor(np.full((8, 8, 3), 200, np.uint8)).shape == (1, 3, 8, 8)

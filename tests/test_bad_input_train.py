@@ -319,3 +319,110 @@ def test_train_image_size_is_one_side(no_training, size, says):
         T.train(image_size=size)
     with pytest.raises(ValueError, match=r"image_size must be a positive integer, got \(64,\)"):  # as before
         TrainConfig(image_size=(64,))
+
+
+# ------------------------------------------------------------------ devices (audit s18, finding 3)
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as a CPU-only one, whatever it really has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(T, "_mps_available", lambda: False)
+
+
+@pytest.mark.parametrize("device, says", [
+    ("mps", r"device 'mps' was asked for but MPS is Apple's GPU \(macOS on Apple silicon, with a torch built for "
+            r"it\) and it is not available here; this machine has cpu: use --device cpu or auto"),
+    ("meta", r"device 'meta' holds shapes only, no values: nothing can be trained, evaluated or timed there"),
+    ("cuda:1", r"device 'cuda:1' was asked for but this torch sees no GPU; this machine has cpu: use --device cpu"),
+    ("xla", r"device 'xla' was asked for but this torch cannot make a tensor there \(.*\); this machine has cpu"),
+    ("ipu", r"device 'ipu' was asked for but this torch cannot make a tensor there"),
+])
+def test_a_device_this_machine_lacks_is_refused_naming_it_and_what_there_is(cpu_only, device, says):
+    with pytest.raises(ValueError, match=says) as caught:
+        T.pick_device(device)  # before: accepted, then torch's traceback in Module.to (meta: after the first batch)
+    assert "\n" not in str(caught.value) and "dispatch" not in str(caught.value)
+    assert T.pick_device("cpu") == torch.device("cpu") and T.pick_device("auto") == torch.device("cpu")
+
+
+def test_a_gpu_index_beyond_the_count_is_named_with_the_count(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"device 'cuda:1' was asked for but this torch sees 1 GPU\(s\), numbered from "
+                                         r"cuda:0; this machine has cpu, cuda:0: use --device cuda:0 or auto"):
+        T.pick_device("cuda:1")
+    assert T.pick_device("cuda:0") == torch.device("cuda", 0)  # there: accepted, as before
+
+
+def test_evaluate_on_a_device_that_is_not_there_names_it(cpu_only, model_and_scenes):
+    model, scenes = model_and_scenes
+    with pytest.raises(ValueError, match=r"device 'mps' was asked for but MPS is Apple's GPU"):
+        T.evaluate(model, scenes, device="mps")  # before: NotImplementedError, a page of dispatch keys
+
+
+# ------------------------------------------------------------------ confusion_matrix's predictions (finding 15)
+@pytest.mark.parametrize("pred, says", [
+    (torch.full((4,), 7), r"pred must hold class indices 0 to 3 \(num_classes=4\), got values from 7 to 7: is the "
+                          r"model built for more classes than num_classes"),
+    (torch.full((4,), -3), r"pred must hold class indices 0 to 3 \(num_classes=4\), got values from -3 to -3"),
+])
+def test_confusion_matrix_refuses_predictions_beyond_the_classes(pred, says):
+    target = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=says):
+        T.confusion_matrix(pred, target, 4)  # before: 7 counted as "class 1 predicted as 3"; -3: bincount's error
+
+
+def test_confusion_matrix_refuses_float_predictions_and_no_classes():
+    target = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(TypeError, match=r"pred holds torch.float32 values, not class indices: pass predicted "
+                                        r"classes, logits.argmax\(1\)"):
+        T.confusion_matrix(torch.rand(4), target, 4)  # before: truncated to class 0, accepted
+    with pytest.raises(ValueError, match=r"^num_classes must be a positive integer, got 0$"):
+        T.confusion_matrix(target, target, 0)  # before: "0 classes (0 to -1)"
+
+
+def test_confusion_matrix_ignores_any_prediction_at_an_ignored_pixel():
+    pred, target = torch.tensor([1, 200, -1]), torch.tensor([1, data.IGNORE_INDEX, data.IGNORE_INDEX])
+    assert T.confusion_matrix(pred, target, 2).tolist() == [[0, 0], [0, 1]]
+
+
+# ------------------------------------------------------------------ evaluate's data (finding 28)
+def test_evaluate_refuses_an_empty_dataset_and_batch_size_0(model_and_scenes):
+    model, scenes = model_and_scenes
+    for empty in ([], torch.utils.data.Subset(scenes, [])):
+        with pytest.raises(ValueError, match=r"evaluate got an empty dataset \(0 images\): nothing to score; check "
+                                             r"the split or the filter that made it"):
+            T.evaluate(model, empty)  # before: mIoU 0.0, as if the model got everything wrong
+    assert model.training, "evaluate left the model in eval mode after refusing"
+    with pytest.raises(ValueError, match=r"^batch_size must be a positive integer, got 0$"):
+        T.evaluate(model, scenes, batch_size=0)  # before: torch's sampler error
+
+
+# ------------------------------------------------------------------ a run that diverges (finding 16)
+def test_a_run_whose_loss_turns_nan_stops_and_saves_nothing(tmp_path):
+    def nan_at_the_first_step(output, mask):
+        return output.mean() * float("nan")
+
+    with pytest.raises(FloatingPointError, match=r"^epoch 1/1: the loss became nan at step 1 of 1 \(lr 0\.005\): the "
+                                                 r"weights have diverged\. Lower the learning rate .* check the data .*"
+                                                 r"This run's lr was 0\.005, the default \(--lr, lr=\); this run saved "
+                                                 r"nothing in "):
+        T.train(**TINY_RUN, criterion=nan_at_the_first_step, out=tmp_path)  # before: trained on and saved NaN weights
+    assert not (tmp_path / T.CHECKPOINT_FILE).exists() and not (tmp_path / T.METRICS_FILE).exists()
+
+
+def test_weights_that_turn_nan_under_a_finite_loss_stop_the_run_too(tmp_path):
+    def finite_loss_nan_gradient(output, mask):  # sqrt at 0: the loss is 0, its gradient 0 * inf = NaN
+        return torch.sqrt(output.sum() * 0)
+
+    with pytest.raises(FloatingPointError, match=r"^epoch 1/1: the weights hold NaN or inf values after the last step "
+                                                 r"\(.+ first\), although every loss was finite"):
+        T.train(**TINY_RUN, criterion=finite_loss_nan_gradient, optimizer="sgd")
+
+
+# ------------------------------------------------------------------ seed (finding 18)
+@pytest.mark.parametrize("seed", [2**32, 2**40, -1])
+def test_a_seed_numpy_cannot_take_is_refused_by_the_config(seed, no_training):
+    with pytest.raises(ValueError, match=rf"^seed \(--seed\) must be a whole number from 0 to 4294967295 \(numpy's "
+                                         rf"limit\), got {seed}$"):
+        T.train(seed=seed, **TINY_RUN)  # before (2**32 and more): numpy's "Seed must be between 0 and 2**32 - 1"
+    assert TrainConfig(seed=2**32 - 1).seed == 2**32 - 1

@@ -238,3 +238,62 @@ def test_strict_and_verbose_must_be_booleans(state):
         W.load_weights(_fresh(), state, strict="False")
     with pytest.raises(TypeError, match=r"verbose must be True or False, got 0"):
         W.load_weights(_fresh(), state, verbose=0)
+
+
+# ------------------------------------------------------------------ input audit (findings 6, 13, 27, 32, 33)
+@pytest.mark.parametrize("said", ["no", "False"])
+def test_pretrained_or_shipped_refuses_a_string_download_before_the_network(monkeypatch, said):
+    def no_network(*args, **kwargs):
+        raise AssertionError("download='no' must not reach for the hub")
+
+    monkeypatch.setattr(W, "_download", no_network)
+    monkeypatch.setattr(W, "_reachable", no_network)
+    with pytest.raises(TypeError, match=rf"download must be True or False, got '{said}' \(str\): any non-empty string "
+                                        r"counts as True; pass download=False"):
+        W.pretrained_or_shipped("w18_small_v1", download=said)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on protocol 4
+def test_a_whole_plain_pickle_is_not_called_truncated(tmp_path, small):
+    import pickle
+
+    path = tmp_path / "plain.pt"
+    with open(path, "wb") as file:
+        pickle.dump({"a": 1}, file, protocol=4)  # a FRAME: torch's weights_only reader says "Unsupported operand 149"
+    with pytest.raises(ValueError, match=r"plain.pt is a complete Python pickle, not a torch.save file") as info:
+        W.load_weights(small, path)
+    assert "truncated" not in str(info.value) and "again" not in str(info.value)
+    path.write_bytes(path.read_bytes()[:-3])  # cut short: still the corrupt-or-truncated message
+    with pytest.raises(ValueError, match=r"corrupt or truncated"):
+        W.load_weights(small, path)
+
+
+def test_an_empty_checkpoint_path_is_called_empty_not_the_current_folder(small):
+    with pytest.raises(FileNotFoundError, match=r"the checkpoint path is empty \(''\): give the file's path, e.g. "
+                                                r"'assets/checkpoints/shapes_w18_small_v1.pt'"):
+        W.load_weights(small, "")
+
+
+def test_compare_and_guess_variant_name_what_they_take(small, state):
+    with pytest.raises(TypeError, match=r"compare\(model, state\): model must be a torch.nn.Module, got NoneType"):
+        W.compare(None, state)
+    with pytest.raises(TypeError, match=r"compare\(model, state\): state must be a state dict .*got NoneType"):
+        W.compare(small, None)
+    with pytest.raises(TypeError, match=r"guess_variant takes a state dict .*got NoneType"):
+        W.guess_variant(None)
+    with pytest.raises(TypeError, match=r"for a model, pass model.state_dict\(\)"):
+        W.guess_variant(small)
+    assert W.compare(small, state).ok and W.guess_variant(state).startswith("w18_small_v1")
+
+
+def test_an_hf_endpoint_that_is_not_a_url_is_named(monkeypatch, tmp_path):
+    def no_probe(*args, **kwargs):
+        raise AssertionError("an address without a host cannot be probed")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "not a url")
+    monkeypatch.setattr(W, "_reachable", no_probe)
+    with pytest.raises(W.WeightsUnavailableError, match=r"HF_ENDPOINT is 'not a url', which is not a URL "
+                                                        r"\(e.g. https://huggingface.co\): fix or unset it") as info:
+        W.load_timm_imagenet("w18_small_v1", cache_dir=str(tmp_path))
+    assert "None" not in str(info.value)

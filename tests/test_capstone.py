@@ -478,3 +478,67 @@ def test_a_head_that_ignores_align_corners_is_caught_at_true():
     message = ex.head.check(ex._head_align_ignored).message
     assert message.startswith("With align_corners=True your head still upsamples as with False"), message
     assert "with align_corners=True too" in ex.head.check(ex.v2_head).message
+
+
+# ---- the input audit: a module in another dtype, a class without __init__, broken articles
+
+
+@pytest.mark.parametrize("exercise, answer, dtype", [
+    (ex.hr_module, lambda *args: ex.HighResolutionModule(*args).double(), "float64"),
+    (ex.stage, lambda *args: ex.make_stage(*args).half(), "float16"),
+    (ex.layer1, lambda *args: ex.make_layer(*args).double(), "float64"),
+    (ex.capstone_network, lambda *args: ex.MyHRNet(*args).double(), "float64"),
+])
+def test_a_module_built_in_another_dtype_is_told_its_dtype_not_its_channels(exercise, answer, dtype):
+    message = exercise.check(answer).message
+    assert f"weights are {dtype} (" in message and "the checkpoint's are float32" in message, message
+    assert "num_inchannels" not in message and "Stage 3" not in message, message
+
+
+def test_a_forward_that_casts_the_maps_is_told_the_dtype_not_the_channels():
+    message = ex.hr_module.check(ex._module_patched("forward", ex._module_in_float64)).message
+    assert "stage3.0.branches.0 was given float64 maps" in message, message
+    assert "num_inchannels" not in message, message
+
+
+class HighResolutionModule(nn.Module):  # the notebook's class before its __init__ is written
+    def forward(self, x):
+        return x
+
+
+class MyHRNet(nn.Module):
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.parametrize("exercise, answer, said", [
+    (ex.hr_module, HighResolutionModule, "`def __init__(self, num_branches, block, num_blocks, num_inchannels, "
+                                         "num_channels, multi_scale_output=True, align_corners=False)`"),
+    (ex.capstone_network, MyHRNet, "`def __init__(self, num_classes=4, align_corners=False)`"),
+    (ex.layer1, HighResolutionModule, "You passed a class, HighResolutionModule, with no `__init__` of its own; "
+                                      "make_layer is a function"),
+])
+def test_a_class_without_init_is_said_so_not_blamed_on_a_line_of_torch(exercise, answer, said):
+    message = exercise.check(answer).message
+    assert said in message, message
+    assert "line 494" not in message and "8 were given" not in message, message  # before: torch's module.py
+
+
+def test_a_torch_class_given_as_the_answer_names_torchs_file():
+    message = ex.hr_module.check(nn.Conv2d).message
+    assert "of torch/nn/modules/conv.py)" in message, message  # before: "(line 106 in __init__)", as if theirs
+
+
+@pytest.mark.parametrize("exercise, answer, said", [
+    (ex.capstone_network, lambda *a, **k: 1, "Your MyHRNet returned an int; it should return an nn.Module."),
+    (ex.layer1, lambda *a, **k: None, "Your make_layer returned None: did you forget `return`?"),
+    (ex.stage, lambda *a, **k: torch.ones(1), "Your make_stage returned a Tensor"),
+])
+def test_a_builder_that_returns_no_module_is_told_in_plain_english(exercise, answer, said):
+    message = exercise.check(answer).message  # before: "gave a int", "gave a NoneType"
+    assert message.startswith(said), message
+
+
+def test_a_module_whose_forward_returns_nothing_is_said_to_give_none():
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["a module's forward without return"][0]).message
+    assert "differs from the package's (None instead of a list of 2 tensors)" in message, message

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrnet_teach.exercises import lesson01, lesson02, lesson04, lesson06, lesson08, lesson10
+from hrnet_teach.exercises import lesson01, lesson02, lesson04, lesson05, lesson06, lesson07, lesson08, lesson10
 
 
 # ------------------------------------------------------------------ lesson 08: cpu_norm_layer
@@ -129,3 +129,51 @@ def test_transition_built_with_relu_not_inplace_still_passes():
     torch.manual_seed(0)
     result = lesson04.transition_op.check(make)
     assert result.passed, result.message
+
+
+@pytest.mark.parametrize("answer, said", [
+    (lambda pre, cur: 1, "Your function returns an int; return an nn.ModuleList"),  # before: "a int"
+    (lambda pre, cur: [None, ...], "Entry 1 is an ellipsis: each entry is None"),  # before: "a ellipsis"
+])
+def test_transition_answers_of_another_type_are_named_with_the_right_article(answer, said):
+    assert said in lesson04.transition_op.check(answer).message
+
+
+def test_transition_op_still_runs_the_learners_plain_module_list():
+    # run on the learner's nn.ModuleList, which has no pre_channels for Transition.forward's input checks
+    result = lesson04.transition_op.check(lesson04.make_transition)
+    assert result.passed, result.message
+
+
+# ------------------------------------------------------------------ lesson 05: transition_forward
+@pytest.mark.parametrize("change, said", [(lambda x: x.half(), "your output is float16"),
+                                          (lambda x: x * float("nan"), "values are NaN")])
+def test_transition_forward_in_float16_or_nan_is_not_blamed_on_the_indices(change, said):
+    reference = lesson05.transition_forward.reference
+    message = lesson05.transition_forward.check(lambda t, y: [change(x) for x in reference(t, y)]).message
+    assert said in message and "apply transition[i] to y_list[i]" not in message, message
+
+
+# ------------------------------------------------------------------ lesson 07
+def test_miou_nan_on_a_matrix_where_every_class_occurs_is_not_blamed_on_an_empty_class():
+    message = lesson07.miou_from_confusion.check(lambda cm: float("nan")).message
+    assert "although every class occurs in it" in message and "no label and no prediction" not in message
+    empty_class = lesson07.miou_from_confusion.check(functools.partial(lesson07._mean_ratio, absent="nan")).message
+    assert "a class in no label and no prediction gives 0/0" in empty_class  # only where the case has one
+
+
+def test_a_nan_number_says_where_a_nan_comes_from():
+    message = lesson07.segmentation_loss.check(lambda logits, mask: float("nan")).message
+    assert "you return nan" in message and "a 0/0, a log or sqrt" in message
+
+
+def test_a_0d_tensor_is_shown_with_its_value():
+    message = lesson07.norm_for.check(lambda d, n: torch.tensor(float("nan"))).message
+    assert "you return tensor(nan);" in message, message  # before: "you return tensor ;"
+
+
+# ------------------------------------------------------------------ lesson 08: dropped_keys
+@pytest.mark.parametrize("answer", ["", " ", [""], ["", "last_layer.0.weight"]])
+def test_an_empty_key_is_named_not_shown_as_nothing(answer):
+    message = lesson08.dropped_keys.check(answer).message
+    assert message.startswith("One of your keys is an empty string ('')"), message  # before: ": not among ..."

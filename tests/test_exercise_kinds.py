@@ -223,6 +223,37 @@ def test_an_answer_that_loops_forever_gets_the_time_limit_message():
         _base._seconds("soon", "HRNET_TEACH_TIME_LIMIT")
 
 
+@pytest.mark.parametrize("no_limit", [float("inf"), "inf", None, 1e300])
+def test_an_infinite_time_limit_means_no_limit_not_an_error_in_every_answer(no_limit):
+    # join(inf) raised OverflowError in the check's own thread, and every right answer "raised OverflowError"
+    before = _base.TIME_LIMIT_S
+    try:
+        _base.set_time_limit(no_limit)
+        result = _function_exercise().check(_double)
+        assert result.passed, result.message
+    finally:
+        _base.set_time_limit(before)
+    assert _base.call_learner(lambda a: a + 1, 1, limit=float("inf")) == 2
+    with pytest.raises(ValueError, match="above 0"):
+        _base.set_time_limit(float("nan"))
+
+
+def test_a_library_function_given_as_the_answer_names_the_library_file_not_a_bare_line():
+    # before: "(line 4636 in interpolate)", which reads as a line of the learner's own code
+    message = _function_exercise().check(F.interpolate).message
+    assert re.search(r"\(line \d+ in interpolate of torch/nn/functional\.py\)", message), message
+
+
+def _pair(x):
+    return (int(x.numel()), 2 * x)
+
+
+def test_a_none_entry_is_said_against_the_entry_with_its_article():
+    ex = FunctionExercise(fn_name="pair", reference=_pair, cases=[(torch.ones(2),)], question="?", **COMMON)
+    assert "the reference has an int there" in ex.check(lambda x: (None, 2 * x)).message  # before: "a int"
+    assert "the reference has a Tensor there" in ex.check(lambda x: (2, None)).message
+
+
 def test_call_learner_returns_values_and_raises_errors_in_the_caller():
     assert _base.call_learner(lambda a, b: a + b, 2, 3, limit=5) == 5
     assert not _base.call_learner(lambda: torch.ones(1, requires_grad=True) * 2, limit=5).requires_grad
@@ -259,6 +290,7 @@ def test_module_exercise_compares_keys_shapes_and_outputs():
     relu = ex.check(lambda cin, cout: nn.Sequential(*_conv_bn(cin, cout), nn.ReLU()))
     assert "largest difference" in relu.message and "ReLU" in relu.message
     assert "return an nn.Module" in ex.check(lambda cin, cout: "conv").message
+    assert "you return an int; return an nn.Module" in ex.check(lambda cin, cout: 1).message  # before: "a int"
     assert "should be None" not in ex.check(lambda cin, cout: None).message
 
 

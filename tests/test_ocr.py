@@ -293,3 +293,38 @@ def test_ohem_is_for_the_ocr_head_and_the_cli_takes_it():
         T.TrainConfig(head="segmentation", ohem=True)
     config = T.config_from_args(T.parse_args(["--head", "ocr", "--ohem"]))
     assert config.head == "ocr" and config.ohem is True
+
+
+# ------------------------------------------------------------------ input audit (findings 7, 31)
+@pytest.fixture()
+def loss_case():
+    torch.manual_seed(0)
+    return [torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)], torch.randint(0, 4, (2, 64, 64))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(ohem="no"), r"ohem must be True or False, got 'no' \(str\).*pass ohem=False"),
+    (dict(align_corners="no"), r"align_corners must be True or False, got 'no'"),
+    (dict(balance_weights=None), r"balance_weights must be numbers, one per output \(the official \[0.4, 1\] .*got None"),
+    (dict(balance_weights=("a", "b")), r"balance_weights must be numbers.*got \('a', 'b'\)"),
+    (dict(weight=torch.ones(3)), r"weight has 3 entries but the outputs have 4 classes: give one weight per class"),
+    (dict(ohem=True, ohem_keep=-5), r"ohem_keep must be a non-negative integer, got -5"),
+    (dict(ohem=True, ohem_threshold=float("nan")), r"ohem_threshold must be a probability in \[0, 1\].*got nan"),
+    (dict(ohem=True, ohem_threshold=1.5), r"ohem_threshold must be a probability in \[0, 1\]"),
+])
+def test_ocr_loss_options_are_checked_before_cross_entropy(loss_case, options, message):
+    from hrnet_teach.ocr import ocr_loss
+
+    outputs, target = loss_case
+    with pytest.raises(ValueError, match=message):
+        ocr_loss(outputs, target, **options)
+
+
+def test_ocr_loss_still_takes_the_official_options(loss_case):
+    from hrnet_teach.ocr import ocr_loss
+
+    outputs, target = loss_case
+    plain = ocr_loss(outputs, target)
+    assert torch.isfinite(plain)
+    assert torch.isfinite(ocr_loss(outputs, target, balance_weights=[np.float32(0.4), 1], ohem=True,
+                                   ohem_threshold=0.7, ohem_keep=0, weight=torch.ones(4)))

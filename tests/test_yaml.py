@@ -238,3 +238,46 @@ def test_numpy_num_classes_from_a_dict():
     document = yaml.safe_load(good_text())
     document["DATASET"]["NUM_CLASSES"] = np.int64(3)
     assert ht.HRNetConfig.from_dict(document).head_kwargs["num_classes"] == 3
+
+
+# ------------------------------------------------------------------ input audit (findings 5, 14, 27)
+SHIPPED_YAML = Path(__file__).parent.parent / "assets/configs/seg_hrnet_w18_small_v1_shapes.yaml"
+
+
+@pytest.mark.parametrize("name, said", [("seg_hrnett", r"MODEL\.NAME 'seg_hrnett' is not one of the authors' HRNet "
+                                                      r"models \(seg_hrnet, seg_hrnet_ocr, cls_hrnet, pose_hrnet\); "
+                                                      r"did you mean 'seg_hrnet'\?"),
+                                        ("Seg_HRNet_OCR", r"did you mean 'seg_hrnet_ocr'\?"),
+                                        ("", r"MODEL\.NAME is empty: name the authors' model the file is for")])
+def test_a_misspelt_or_empty_model_name_is_refused_with_the_known_names(tmp_path, name, said):
+    """It used to be read as "no head": the file's 4 classes and ALIGN_CORNERS false were dropped in silence."""
+    text = SHIPPED_YAML.read_text()
+    assert "NAME: seg_hrnet\n" in text
+    path = write(tmp_path, text.replace("NAME: seg_hrnet\n", f"NAME: {name}\n"), "typo.yaml")
+    with pytest.raises(ValueError, match=rf"typo\.yaml: .*{said}.*leave the NAME line out"):
+        ht.HRNetConfig.from_yaml(path)
+
+
+def test_a_file_without_model_name_still_reads_as_a_backbone(tmp_path):
+    path = write(tmp_path, SHIPPED_YAML.read_text().replace("  NAME: seg_hrnet\n", ""), "backbone.yaml")
+    cfg = ht.HRNetConfig.from_yaml(path)
+    assert cfg.head is None and cfg.stages == ht.HRNetConfig.from_yaml(SHIPPED_YAML).stages
+
+
+def test_a_latin1_yaml_is_called_not_utf8_not_binary(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(("# café\n" + SHIPPED_YAML.read_text()).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.yaml is not UTF-8 text \(byte 0xe9 at line 1, column 6\): save it "
+                                         r"as UTF-8.*HRNetConfig\.from_dict") as info:
+        ht.HRNetConfig.from_yaml(path)
+    assert "binary" not in str(info.value)
+    checkpoint = tmp_path / "model.yaml"
+    torch.save({"w": torch.zeros(2)}, checkpoint)
+    with pytest.raises(ValueError, match=r"model\.yaml is not a text YAML file \(a binary file, such as a checkpoint\)"):
+        ht.HRNetConfig.from_yaml(checkpoint)
+
+
+def test_an_empty_config_path_is_called_empty_not_the_current_folder():
+    with pytest.raises(FileNotFoundError, match=r"the config path is empty \(''\): give the path of one experiment "
+                                                r"\.yaml file"):
+        ht.HRNetConfig.from_yaml("")

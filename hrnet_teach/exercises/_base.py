@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import math
 import os
 import re
 import sys
@@ -32,8 +33,8 @@ from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
 
-# Seconds one call of the learner's code may take (a function answer, or a module it built).
-# Set HRNET_TEACH_TIME_LIMIT before the import, or call set_time_limit(); an exercise's own
+# Seconds one call of the learner's code may take (a function answer, or a module it built); inf for no
+# limit. Set HRNET_TEACH_TIME_LIMIT before the import, or call set_time_limit(); an exercise's own
 # ``time_limit`` wins over both.
 def _seconds(value, source: str) -> float:
     try:
@@ -49,10 +50,17 @@ def _seconds(value, source: str) -> float:
 TIME_LIMIT_S = _seconds(os.environ.get("HRNET_TEACH_TIME_LIMIT", "5"), "HRNET_TEACH_TIME_LIMIT")
 
 
-def set_time_limit(seconds: float) -> None:
-    """Change the default time limit of every exercise (seconds per call of your code)."""
+def set_time_limit(seconds: float | None) -> None:
+    """Change the default time limit of every exercise (seconds per call of your code); ``float("inf")``
+    or None for none (a looping answer then runs until the notebook's stop button interrupts it)."""
     global TIME_LIMIT_S
-    TIME_LIMIT_S = _seconds(seconds, _("the value given"))
+    TIME_LIMIT_S = math.inf if seconds is None else _seconds(seconds, _("the value given"))
+
+
+def _timeout(limit: float) -> float | None:
+    """``limit`` as ``Thread.join`` takes it: None (wait as long as it takes) for inf, or for a limit longer than
+    the platform can wait (``join(inf)`` raises OverflowError, in the check's thread, not the learner's)."""
+    return limit if limit <= threading.TIMEOUT_MAX else None
 
 
 def _columns(char: str) -> int:
@@ -230,7 +238,7 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
     _ANSWER_THREADS.add(thread)
     thread.start()
     try:
-        thread.join(limit)
+        thread.join(_timeout(limit))
     except KeyboardInterrupt:
         _stop(thread)
         raise
@@ -252,14 +260,31 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
     return outcome.get("value")
 
 
-def _library(filename: str) -> bool:
-    """Whether a traceback frame is in this package, torch, numpy or Python's own library, not in the learner's code."""
+def _library_roots() -> list[str]:
+    """The folders of this package, torch, numpy and Python's own library."""
     roots = [os.path.dirname(os.path.dirname(__file__)), os.path.dirname(torch.__file__),
              os.path.dirname(threading.__file__)]
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         roots.append(os.path.dirname(numpy.__file__))
-    return any(filename.startswith(root + os.sep) for root in roots)
+    return roots
+
+
+def _library(filename: str) -> bool:
+    """Whether a traceback frame is in this package, torch, numpy or Python's own library, not in the learner's code."""
+    return any(filename.startswith(root + os.sep) for root in _library_roots())
+
+
+def _library_file(filename: str) -> str | None:
+    """A file of torch, numpy or Python's library as its path in that library (torch/nn/modules/conv.py,
+    threading.py); None for this package's files and the learner's."""
+    package, *others = _library_roots()
+    # the longest root that holds it: torch's and numpy's lie inside Python's (site-packages)
+    root = max((r for r in others if filename.startswith(r + os.sep)), key=len, default=None)
+    if root is None or filename.startswith(package + os.sep):
+        return None
+    base = root if root == os.path.dirname(threading.__file__) else os.path.dirname(root)
+    return os.path.relpath(filename, base).replace(os.sep, "/")
 
 
 def learner_frames(error: BaseException) -> list[traceback.FrameSummary]:
@@ -287,7 +312,8 @@ def _through_call_site(error: BaseException) -> bool:
 
 def where_raised(error: BaseException) -> str:
     """'line N in name' of the learner's frame nearest to where ``error`` was raised (torch's and the
-    package's frames skipped: the line to fix is theirs); the innermost frame when none is theirs."""
+    package's frames skipped: the line to fix is theirs); the innermost frame when none is theirs, with its
+    file when that is torch's, numpy's or Python's (a torch class given as the answer)."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return _("no traceback")
@@ -295,6 +321,9 @@ def where_raised(error: BaseException) -> str:
     if not mine and isinstance(error, TypeError) and _at_call_site(error):
         return _("when the check called your function: keep the parameters of the notebook's `def` line")
     frame = (mine or frames)[-1]
+    library = None if mine else _library_file(frame.filename)
+    if library is not None:  # e.g. nn.Conv2d given as the answer: "line 106 in __init__" would read as theirs
+        return _("line {line} in {name} of {file}", line=frame.lineno, name=frame.name, file=library)
     return _("line {line} in {name}", line=frame.lineno, name=frame.name)
 
 

@@ -228,6 +228,8 @@ def _a_type(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, torch.Tensor) and value.dim() == 0:  # "tensor " with no sizes would show nothing
+        return short_repr(value)
     if isinstance(value, torch.Tensor):
         return "tensor " + "x".join(map(str, value.shape))
     if isinstance(value, nn.Module):
@@ -446,6 +448,9 @@ class FunctionExercise(Exercise):
                          "a float, or a tensor that holds a single value).", type=_a_type(got), returns=self.returns)
             if math.isnan(value) and math.isnan(_number(expected)):
                 return None
+            if math.isnan(value):  # where a NaN comes from, as for a tensor's
+                return _("you return nan; {against} gives {expected}: a 0/0, a log or sqrt of a negative number or "
+                         "0, or an overflow?", against=self.against, expected=format(_number(expected), ".6g"))
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
                 note = _precision_note(got, value, _number(expected))
                 if note is not None:
@@ -499,8 +504,8 @@ class FunctionExercise(Exercise):
                                             got=len(got), against=self.against, expected=len(expected)))
         for i, (g, e) in enumerate(zip(got, expected)):
             # a None entry is not a function that forgot `return`: say it of the entry
-            problem = (_("your entry is None; {against} has a {type} there.", against=self.against,
-                         type=type(e).__name__) if g is None and e is not None else self._compare_values(g, e))
+            problem = (_("your entry is None; {against} has {type} there.", against=self.against,
+                         type=_a_type(e)) if g is None and e is not None else self._compare_values(g, e))
             if problem is not None and i < len(self.entries):
                 return _("entry {i} ({name}): {problem}", i=i, name=text(self.entries[i]), problem=problem)
             if problem is not None:
@@ -619,7 +624,7 @@ class ModuleExercise(FunctionExercise):
             return _("you return a plain {type}. Return an nn.ModuleList: a list does not register its "
                      "layers, so they would have no parameters in the model and no state-dict keys.", type=type(got).__name__)
         if not isinstance(got, nn.Module):
-            return _("you return a {type}; return an nn.Module.", type=type(got).__name__)
+            return _("you return {type}; return an nn.Module.", type=_a_type(got))
         return (self._compare_keys(got, official) or self._compare_placement(got, official)
                 or self._compare_outputs(got, official, case))
 

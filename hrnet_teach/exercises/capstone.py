@@ -45,6 +45,7 @@ from ..i18n import N_, _
 from ..module import HighResolutionModule
 from ._answers import one_thread
 from ._base import Exercise, NotAttempted, Wrong, learner_frames, where_raised
+from ._kinds import _a_type, _tensors
 
 VARIANT = "w18_small_v1"
 SCENES = 2  # held-out scenes per check: enough to see a difference, quick on a CPU
@@ -236,11 +237,16 @@ def reference_run(odd: bool = False) -> Record:
 
 
 # ---------------------------------------------------------------- comparing values
+def _what_it_is(value: Any) -> str:
+    """"None" for None (a forward that ends without return), else the type with its article: "an int"."""
+    return "None" if value is None else _a_type(value)
+
+
 def difference(got, expected) -> tuple[bool, str, float]:
     """(equal, what differs, largest |difference|) for tensors or lists of tensors."""
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
-            return False, _("a {type} instead of a tensor", type=type(got).__name__), float("inf")
+            return False, _("{kind} instead of a tensor", kind=_what_it_is(got)), float("inf")
         if got.shape != expected.shape:
             return False, _("shape {got} instead of {expected}", got=tuple(got.shape),
                             expected=tuple(expected.shape)), float("inf")
@@ -248,7 +254,7 @@ def difference(got, expected) -> tuple[bool, str, float]:
         return diff <= ATOL + ATOL * expected.abs().max().item(), _("largest difference {diff}", diff=format(diff, ".3g")), diff
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
-            return False, _("a {type} instead of a list of {count} tensors", type=type(got).__name__,
+            return False, _("{kind} instead of a list of {count} tensors", kind=_what_it_is(got),
                             count=len(expected)), float("inf")
         if len(got) != len(expected):
             return False, _("{got} maps instead of {expected}", got=len(got), expected=len(expected)), float("inf")
@@ -846,6 +852,18 @@ def _raised_in_torch(error: BaseException) -> bool:
     return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(torch_dir)
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _input_dtype(record: Record, inside: str | None) -> str | None:
+    """The dtype of the float maps the module that raised was given, where it is not float32, the scenes' and the
+    checkpoint's (a forward that calls .double() or .half() on them): their layers then fail on the types."""
+    call = record.calls.get(inside) if inside is not None else None
+    dtypes = {t.dtype for t in _tensors(list(call.inputs)) if t.is_floating_point()} if call is not None else set()
+    return next((_dtype_name(d) for d in sorted(dtypes, key=str) if d != torch.float32), None)
+
+
 def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     """Where the learner's forward raised (the innermost watched module still running) and what that usually means."""
     error = record.error
@@ -853,6 +871,10 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     message = _("Stage 3 (outputs): your code raised {error} {where}: {text}.", error=type(error).__name__,
                 where=where, text=_error_text(error) + _line(error))
     module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
+    dtype = _input_dtype(record, inside)
+    if isinstance(error, RuntimeError) and dtype is not None:  # the types, not the shapes, do not fit
+        return message + _(" {name} was given {dtype} maps; the checkpoint's layers work in float32: leave out the "
+                           ".double(), .half() or .to(dtype) in your forward.", name=_label(inside, prefix), dtype=dtype)
     # Decided from the error's type, not its words: with no autograd and float tensors, a RuntimeError
     # in a forward is nearly always tensors whose shapes do not fit (a conv's channels, a sum, a cat).
     shapes = isinstance(error, RuntimeError)
@@ -1147,8 +1169,11 @@ def as_module(make: Callable[[], Any], what: str) -> nn.Module:
         raise Wrong(_("{what} gave a Python {type}; return an nn.Module (an nn.Sequential of the "
                       "modules) so its parameters are registered and appear in state_dict().",
                       what=what, type=type(module).__name__))
+    if module is None:
+        raise Wrong(_("Your {what} returned None: did you forget `return`? It should return an nn.Module.",
+                      what=what))
     if not isinstance(module, nn.Module):
-        raise Wrong(_("{what} gave a {type}; it should give an nn.Module.", what=what, type=type(module).__name__))
+        raise Wrong(_("Your {what} returned {type}; it should return an nn.Module.", what=what, type=_a_type(module)))
     return module
 
 
@@ -1243,6 +1268,7 @@ class CheckpointExercise(Exercise):
         if not callable(answer):
             raise Wrong(_("Pass your {what} itself (its name, no brackets); you gave {type} {answer}.",
                           what=self.what, type=type(answer).__name__, answer=repr(answer)))
+        self._has_init(answer)
 
         try:  # the stub's arguments must fit the answer's parameters
             inspect.signature(answer).bind(*self.args)
@@ -1255,11 +1281,34 @@ class CheckpointExercise(Exercise):
                            self.what)
         return self._on_cpu(module)
 
+    def _has_init(self, answer: Any) -> None:
+        """A class that leaves out __init__ gets nn.Module's, which takes no arguments (torch's TypeError, at a line
+        of torch's) and builds no layers (no keys at all): said as such, with the stub's parameters."""
+        if not (isinstance(answer, type) and issubclass(answer, nn.Module) and answer.__init__ is nn.Module.__init__):
+            return
+        if not isinstance(self.reference, type):  # a class where the notebook defines a function (make_layer)
+            raise Wrong(_("You passed a class, {name}, with no `__init__` of its own; {what} is a function: pass the "
+                          "one you wrote with `def {what}(...)`.", name=answer.__name__, what=self.what))
+        parameters = str(inspect.signature(self.reference))[1:-1]
+        raise Wrong(_("Your {what} has no `__init__` of its own, so nn.Module's runs: it takes no arguments and "
+                      "builds no layers. Keep the notebook's `def __init__(self, {parameters})` line and build the "
+                      "layers in it.", what=self.what, parameters=parameters))
+
     def _on_cpu(self, module: nn.Module) -> nn.Module:
-        """The check runs on the CPU, where the scenes and the package's model are (a meta module has no values)."""
+        """The check runs on the CPU, where the scenes and the package's model are (a meta module has no values),
+        and in the checkpoint's dtype: float64 weights would take its float32 tensors (converted), then fail on the
+        float32 scenes in torch's words about types, read as a slip of channels."""
         if any(t.is_meta for t in module.state_dict().values()):
             raise Wrong(_("Your {what} was built on the meta device: its tensors have shapes but no values, so the "
                           "checkpoint cannot be loaded into it. Build it without device='meta'.", what=self.what))
+        dtypes = {t.dtype for t in checkpoint()["model"].values() if t.is_floating_point()}
+        odd = next(((k, t.dtype) for k, t in module.state_dict().items() if t.is_floating_point()
+                    and t.dtype not in dtypes), None)
+        if odd is not None:
+            raise Wrong(_("Your {what}'s weights are {dtype} ({key}, for one); the checkpoint's are {expected}. "
+                          "Build the layers without dtype= (and no .double(), .half() or .to(...)).", what=self.what,
+                          dtype=_dtype_name(odd[1]), key=self.prefix + odd[0],
+                          expected=", ".join(sorted(_dtype_name(d) for d in dtypes))))
         return module.cpu()
 
     def inputs(self, odd: bool = False) -> tuple:

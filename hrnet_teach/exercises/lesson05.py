@@ -212,10 +212,12 @@ def _in_place(transition, y_list):  # a slip: the right outputs, written into th
 
 
 def _tensors_shaped_like(got, want) -> bool:
-    """Whether ``got`` is a list or tuple of tensors with ``want``'s shapes (anything else, a generator or numpy
-    arrays, gets the message about its type)."""
+    """Whether ``got`` is a list or tuple of tensors with ``want``'s shapes and dtypes, and no NaN where ``want`` has
+    numbers (anything else, a generator or numpy arrays, float16 maps or NaN, gets the message about what it is:
+    the order of the transition's entries is not to blame)."""
     return (isinstance(got, (list, tuple)) and all(isinstance(g, torch.Tensor) for g in got)
-            and [g.shape for g in got] == [w.shape for w in want])
+            and [(g.shape, g.dtype) for g in got] == [(w.shape, w.dtype) for w in want]
+            and not any(bool((g.isnan() & ~w.isnan()).any()) for g, w in zip(got, want)))
 
 
 def _appends_into_y(transition, y_list):  # a slip: new branches appended to y_list, which the next entry then reads

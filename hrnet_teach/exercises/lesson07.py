@@ -223,6 +223,11 @@ def _miou(cm):
     return (tp[present] / union[present]).mean().item()
 
 
+def _has_absent_class(cm) -> bool:
+    """Whether a class of ``cm`` is in no label and no prediction (its union is 0): only there is an IoU 0/0."""
+    return bool((cm.sum(0) + cm.sum(1) - cm.diag() == 0).any())
+
+
 def _mean_ratio(cm, of="union", absent="skip", keep="all"):
     """What a slip computes: the mean over the classes of tp / ``of`` ('union'; 'rows': the pixels labelled c;
     'cols': those predicted c; 'sum': rows + cols, tp counted twice; 'dice': (rows + cols) / 2, so 2 tp / (rows +
@@ -302,7 +307,12 @@ miou_from_confusion = FunctionExercise(
     where=lambda cm: _("{cm} (rows: true class, columns: predicted)", cm=cm.tolist()),
     mistakes=[
         Mistake("nan", N_("Your mIoU is nan: a class in no label and no prediction gives 0/0; average only over "
-                          "classes whose union is above 0."), when=lambda case, got, want: math.isnan(float(got))),
+                          "classes whose union is above 0."),
+                when=lambda case, got, want: math.isnan(float(got)) and _has_absent_class(*case.args)),
+        Mistake("nan_every_class_occurs", N_(
+                    "Your mIoU is nan on this matrix, although every class occurs in it (no union is 0): look for a "
+                    "0/0 or a nan in your own arithmetic."),
+                when=lambda case, got, want: math.isnan(float(got)) and not _has_absent_class(*case.args)),
         Mistake("pixel_accuracy", N_("That is pixel accuracy (correct pixels / all pixels), not mIoU: IoU is per "
                                      "class, then averaged."), like=lambda cm: (cm.diag().sum() / cm.sum()).item()),
         Mistake("recall", N_("You divided by the pixels labelled c only (that is per-class accuracy, or recall); IoU "
@@ -318,7 +328,9 @@ miou_from_confusion = FunctionExercise(
                "that occur."),
     hints=[N_("True positives are on the diagonal: `cm.diag()`. Pixels labelled c: row sums; predicted c: column sums."),
            N_("IoU_c = tp_c / (row_c + col_c - tp_c); skip classes whose denominator is 0, then average.")],
-    wrong_answers=[(partial(_mean_ratio, absent="nan"), "nan"), (lambda cm: None, "forget `return`")],
+    wrong_answers=[(partial(_mean_ratio, absent="nan"), "a class in no label and no prediction gives 0/0"),
+                   (lambda cm: None, "forget `return`"),
+                   (lambda cm: float("nan"), "although every class occurs in it")],
 )
 
 

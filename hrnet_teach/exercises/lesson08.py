@@ -50,6 +50,9 @@ dropped_keys = ValueExercise(
     rules=[(lambda got, want: len(got) > 1 and got <= KEPT, N_(
                "Those are keys the filter keeps (in the model, with the same shape); the question asks which it "
                "drops: the other checkpoint keys.")),
+           (lambda got, want: "" in got, N_(  # else ": not among the checkpoint's keys", naming nothing
+               "One of your keys is an empty string (''): write each key in full, as a string, e.g. "
+               "'last_layer.0.weight'.")),
            (lambda got, want: got - set(CHECKPOINT_SHAPES), lambda got, want: _(
                "{keys}: not among the checkpoint's keys; the filter only drops checkpoint keys.",
                keys=_listed(got - set(CHECKPOINT_SHAPES)))),
@@ -74,6 +77,7 @@ dropped_keys = ValueExercise(
                    ([LOSS_KEY], "the shape test drops each"), (["conv1.weight", *DROPPED], "Kept, not dropped"),
                    (["classifier.weight"], "not among the checkpoint's keys"), (["last_layer.0.weight"], "You missed"),
                    (7, "list of strings"), (DROPPED[:2], "lacks it or its shape differs"),
+                   ("", "One of your keys is an empty string"), ([*DROPPED, " "], "an empty string ('')"),
                    (sorted(KEPT), "keys the filter keeps")],
 )
 

@@ -211,6 +211,13 @@ def _find(net, target):
     return [m for m in net.modules() if type(m).__name__ == target]
 
 
+class _ModuleWithoutInit(nn.Module):
+    """A slip: the class with its forward written and no __init__ (nn.Module's takes no arguments)."""
+
+    def forward(self, x):
+        return x
+
+
 def _as_plain_list(module, attr):
     """``module.attr`` as a plain Python list (its rows too): the layers exist but are not registered."""
     layers = getattr(module, attr)
@@ -298,6 +305,9 @@ layer1 = CheckpointExercise(
         (_layer1_downsample_plain_list, "Use nn.Sequential(*layers)"),
         (_layer1_module_list, "make_layer builds layer1: return nn.Sequential(*layers)"),
         (_layer1_one_too_many, "has 2 blocks; the checkpoint's has 1"),
+        (lambda *args: None, "Your make_layer returned None: did you forget `return`?"),
+        (lambda *args: make_layer(*args).half(), "weights are float16"),
+        (_ModuleWithoutInit, "You passed a class, _ModuleWithoutInit, with no `__init__` of its own"),
         (_layer1_later_inplanes, "every block after the first is `block(planes * block.expansion, planes)`"),
     ],
     structures=_layer1_structures,
@@ -399,6 +409,10 @@ def _module_returns_tensor(module, x):
     return HighResolutionModule.forward(module, x)[0]
 
 
+def _module_in_float64(module, x):
+    return HighResolutionModule.forward(module, [t.double() for t in x])  # the maps, not the layers, in float64
+
+
 def _module_branches_module_lists(*args):
     module = HighResolutionModule(*args)
     module.branches = nn.ModuleList(nn.ModuleList(branch) for branch in module.branches)  # make_layer's slip
@@ -477,6 +491,9 @@ hr_module = CheckpointExercise(
         (_module_every_row, "only row 0 of fuse_layers is built"),
         (_module_patched("fuse", _module_fused_with(_term_align_ignored)),
          "your HighResolutionModule gives the same numbers as with False"),
+        (lambda *args: HighResolutionModule(*args).double(), "Your HighResolutionModule's weights are float64"),
+        (_module_patched("forward", _module_in_float64), "stage3.0.branches.0 was given float64 maps"),
+        (_ModuleWithoutInit, "has no `__init__` of its own"),
     ],
     structures=_module_structures,
     aligned=((*MODULE_ARGS[:6], True), N_("Keep it, self.align_corners = align_corners, and upsample with "
@@ -943,7 +960,7 @@ NETWORK_MISTAKES = {
     "a module returns a tensor": (_net_module_returning(lambda out: out[0]),
                                   "stage2.0 (HighResolutionModule) differs from the package's (a Tensor instead"),
     "a module's forward without return": (_net_module_returning(lambda out: None),
-                                          "stage2.0 (HighResolutionModule) differs from the package's (a NoneType"),
+                                          "stage2.0 (HighResolutionModule) differs from the package's (None instead"),
     # the names right, the structure not
     "layer1 of BasicBlocks": (_net_rebuilt(layer1=lambda: make_layer(BasicBlock, 64, 32, 1)),
                               "layer1.0 has no conv3 and bn3: it is a BasicBlock"),
@@ -981,7 +998,8 @@ capstone_network = NetworkExercise(
               "self.align_corners (False for the shipped checkpoint).")],
     solution_text=_solution(make_layer, make_fuse_op, HighResolutionModule, make_transition, transition_forward,
                             make_stage, v2_head, MyHRNet),
-    wrong_answers=[*NETWORK_MISTAKES.values(), (nn.Linear(3, 3), "none of the checkpoint's 435 keys")],
+    wrong_answers=[*NETWORK_MISTAKES.values(), (nn.Linear(3, 3), "none of the checkpoint's 435 keys"),
+                   (lambda: 1, "Your MyHRNet returned an int")],
 )
 
 EXERCISES = [layer1, hr_module, stage, head, capstone_network]

@@ -29,11 +29,21 @@ def figures():
     ]
 
 
+def _make_folder(parser: argparse.ArgumentParser, out: Path) -> None:
+    """--out made before any figure is drawn, or a usage error naming it (pathlib's is a traceback)."""
+    if out.is_file():
+        parser.error(f"--out {out} is a file: give a folder to write the figures into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {out}: cannot make the folder ({error.strerror or error})")
+
+
 def main(argv=None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ASSETS_DIR / "figures", help="folder to write into (default: assets/figures)")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    _make_folder(parser, args.out)
     written = []
     for name, draw in figures():
         fig = draw()
