@@ -280,10 +280,15 @@ class FeatureExplorer(widgets.VBox):
                                             image=_as_array(self.image))
         data = t[0].mean(0) if channel is None else t[0, channel]
         what = _("mean over channels") if channel is None else _("channel {channel}", channel=channel)
-        self.text = _("{stage}, branch {branch}: {shape} (C, H, W); {what}: min {min}, max {max}, mean {mean}",
-                      stage=self.stage.value, branch=self.branch.value, shape=tuple(t.shape[1:]), what=what,
+        values = dict(stage=self.stage.value, branch=self.branch.value, shape=tuple(t.shape[1:]), what=what,
                       min=format(data.min().item(), ".3g"), max=format(data.max().item(), ".3g"),
                       mean=format(data.mean().item(), ".3g"))
+        if self.stage.value.startswith("stage"):
+            self.text = _("{stage}, branch {branch}: {shape} (C, H, W); {what}: min {min}, max {max}, mean {mean}",
+                          **values)
+        else:  # stem and layer1 come before the branches (they start at stage 2), as the figure's title says
+            self.text = _("{stage} (before the branches, at 1/4): {shape} (C, H, W); {what}: min {min}, max {max}, "
+                          "mean {mean}", **values)
         _show(self.info, HTML(f"<code>{self.text}</code>"))
         _show(self.output, self.figure)
 

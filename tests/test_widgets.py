@@ -121,7 +121,7 @@ def test_feature_explorer_picks_maps():
     assert abs(maps[0].get_array() - data.numpy()).max() < 1e-6
     explorer.stage.value = "stem"
     assert explorer.branch.max == 0 and explorer.branch.value == 0 and explorer.channel.max == 63
-    assert "stem, branch 0: (64, 16, 16)" in explorer.text
+    assert "stem (before the branches, at 1/4): (64, 16, 16)" in explorer.text and "branch 0" not in explorer.text
 
 
 def test_feature_explorer_defaults_to_a_model_and_the_sample_photo():
