@@ -452,17 +452,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.deploy:
         return _deploy(args, _usable_device(parser, args.device), parser)
     if args.course:
-        folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
-        lessons = _lesson_prefixes(parser, args.lessons)
-        try:
-            results = run_course(folder, timeout=args.timeout, progress=progress, lessons=lessons)
-        except FileNotFoundError as error:
-            parser.error(str(error))
-        print(format_course(results))
-        if args.json:
-            Path(args.json).write_text(json.dumps({"course": results}, indent=1), encoding="utf-8")
-        return 0 if all(r["error"] is None for r in results) else 1
-
+        return _course(args, parser, progress)
     device = _usable_device(parser, args.device)
     on_cpu = torch.device(device).type == "cpu"
     try:
@@ -491,6 +481,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "python": platform.python_version(), "cpu_count": os.cpu_count()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1), encoding="utf-8")
     return 0
+
+
+def _course(args: argparse.Namespace, parser: argparse.ArgumentParser, progress: bool) -> int:
+    """--course: run the lessons and time them; 1 if any lesson failed."""
+    folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
+    lessons = _lesson_prefixes(parser, args.lessons)
+    try:
+        results = run_course(folder, timeout=args.timeout, progress=progress, lessons=lessons)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    print(format_course(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"course": results}, indent=1), encoding="utf-8")
+    return 0 if all(r["error"] is None for r in results) else 1
 
 
 def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str:
