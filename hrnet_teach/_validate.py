@@ -7,9 +7,10 @@ integer as readily as ``19``; all are whole numbers and are accepted. A float
 """
 from __future__ import annotations
 
+import itertools
 import math
 import operator
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -54,6 +55,18 @@ def positive_int(name: str, value: object, minimum: int = 1) -> int:
     if number < minimum:
         raise ValueError(f"{name} must be {wanted}, got {number}")
     return number
+
+
+def whole_or_same(value: object) -> Any:
+    """A numpy or 0-d torch integer as a Python int; anything else (bools included) as it is, for a later
+    check (``positive_int``, a config's ``validate``) to name. Normalises without refusing, so configs
+    built from ``np.array([2, 2])`` compare equal to ones built from ``[2, 2]``."""
+    if isinstance(value, (bool, int)) or getattr(value, "ndim", 0) != 0:
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
 
 
 # The largest image side the package takes (deploy.dynamic_shapes declares the same): the course's data are
@@ -118,3 +131,23 @@ def image_shape_hint(x) -> str:
     if x.dim() == 4 and x.shape[1] in (1, 4):
         return "convert the image to RGB (grey: x.expand(-1, 3, -1, -1); RGBA: x[:, :3])"
     return "give a batch of RGB images, channels first"
+
+
+def non_finite_summary(values: object) -> str:
+    """How many NaN and infinite values ``values`` (an array or a CPU tensor) holds: "3 NaN and 1 infinite",
+    "" for none. Messages about bad numbers say both counts: a NaN and an overflow have other causes."""
+    a = np.asarray(values)
+    counts = ((int(np.isnan(a).sum()), "NaN"), (int(np.isinf(a).sum()), "infinite"))
+    return " and ".join(f"{n} {kind}" for n, kind in counts if n)
+
+
+def refuse_meta(model: Any, why: str) -> None:
+    """A ValueError if ``model`` (an nn.Module) was built on the meta device, saying ``why`` that matters here.
+
+    Its tensors have shapes but no values: loading copies into it without effect, exporting and running fail
+    deep inside torch or the exporter with messages that do not name the cause. Buffers count too: BatchNorm's
+    running statistics are values the model needs as much as its weights."""
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        raise ValueError(f"{type(model).__name__} was built on the meta device (under `with torch.device('meta')`): "
+                         f"it has shapes but no weights, so {why}. Build it without the meta device, or call "
+                         "model.to_empty(device='cpu') and load its weights first")

@@ -27,9 +27,10 @@ from typing import Any, Optional
 
 import torch
 
-from .bench import _check_json_path
+from .bench import check_json_path
 from .data import CLASS_NAMES
-from .train import pick_device, train
+from .devices import pick_device
+from .train import train
 from .train_config import TrainConfig
 
 ARMS = {"fusion": True, "no_fusion": False}
@@ -131,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     if args.json:  # found unwritable at the end, it would lose every run's result to a traceback
-        _check_json_path(parser, args.json)
+        check_json_path(parser, args.json)
     started = time.perf_counter()
     try:
         result = run_ablation(range(args.seeds), arms=args.arms, **settings)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ._validate import image_shape_hint, image_size_hw
+from ._validate import image_shape_hint, image_size_hw, non_finite_summary
 
 _PACKAGE = Path(__file__).resolve().parent
 # The repository's assets/ (a clone, an editable install); else the copy a wheel carries
@@ -109,9 +109,7 @@ def _check_pixel_values(raw) -> None:
     if raw.size == 0:
         return
     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
-        counts = [f"{n} {kind}" for n, kind in ((int(np.isnan(raw).sum()), "NaN"), (int(np.isinf(raw).sum()),
-                                                                                  "infinite")) if n]
-        raise ValueError(f"the image holds {' and '.join(counts)} value(s): to_tensor takes 0-255 pixels; check "
+        raise ValueError(f"the image holds {non_finite_summary(raw)} value(s): to_tensor takes 0-255 pixels; check "
                          "what made the image")
     top = raw.max()
     if raw.dtype.kind in "iu" and raw.dtype.itemsize > 1 and top > 255:  # uint16, int32 ...

@@ -23,10 +23,11 @@ import inspect
 import torch
 from torch import nn
 
+from ._checks import is_tracing  # tests/test_deploy.py and older code import it from here
 from ._validate import flag, image_shape_hint
 from .blocks import BLOCKS, BN_MOMENTUM, NormLayer, check_norm_layer, make_layer
 from .config import HRNetConfig, StageConfig, get_config
-from .module import HighResolutionModule, is_tracing
+from .module import HighResolutionModule
 from .transition import Transition
 
 STEM_CHANNELS = 64
@@ -78,8 +79,8 @@ class HRNet(nn.Module):
         multi_scale_output: bool = True,
     ) -> None:
         super().__init__()
-        if align_corners is not None:  # a string would fail in every forward
-            flag("align_corners", align_corners)
+        # a string would fail in every forward; None is F.interpolate's default, as the official code allows
+        align_corners = flag("align_corners", align_corners, none_means="F.interpolate's default")
         # "no" is truthy: it would keep every output, as True does
         multi_scale_output = flag("multi_scale_output", multi_scale_output)
         check_norm_layer(norm_layer)  # before the stem calls it: what it must be, not Python's bare call error

@@ -40,6 +40,7 @@ import torch
 
 from .backbone import halves_exactly, round_up_to_32
 from .config import VARIANTS, get_config
+from .devices import pick_device
 
 HEAD_NAMES = ("segmentation", "ocr", "classification", "pose", "pyramid", "backbone")
 HEAD_KWARGS = {
@@ -128,6 +129,9 @@ def check_size_for_head(head: str, size: tuple[int, int]) -> None:
 
 
 def default_device() -> str:
+    """CUDA when there is a GPU, else the CPU; never Apple's MPS, unlike ``pick_device("auto")``, on purpose:
+    the timing waits for CUDA alone (``_sync``) and reads memory on CUDA and the CPU only, so an MPS default
+    would time kernel launches, not forward passes, and report no memory."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -370,7 +374,7 @@ def _at_least_one(text: str) -> int:
     return number
 
 
-def _check_json_path(parser: argparse.ArgumentParser, json_path: str) -> None:
+def check_json_path(parser: argparse.ArgumentParser, json_path: str) -> None:
     """--json: a file that can be written, checked (and its folder made) before the measuring, not after it."""
     path = Path(json_path)
     if path.is_dir():
@@ -448,7 +452,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _refuse_options_of_another_mode(parser, args)
     progress = not args.no_progress
     if args.json:
-        _check_json_path(parser, args.json)
+        check_json_path(parser, args.json)
     if args.deploy:
         return _deploy(args, _usable_device(parser, args.device), parser)
     if args.course:
@@ -498,9 +502,7 @@ def _course(args: argparse.Namespace, parser: argparse.ArgumentParser, progress:
 
 
 def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str:
-    """The training's device check (mps, meta, cuda:N, xla ... in one line, not torch's dispatcher dump)."""
-    from .train import pick_device
-
+    """The device check train uses (devices.pick_device): mps, meta, cuda:N, xla ... in one line, not torch's dispatcher dump."""
     device = asked or default_device()
     try:
         return str(pick_device(device))

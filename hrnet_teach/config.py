@@ -10,14 +10,13 @@ the convolutions of the four resolutions are C, 2C, 4C, and 8C, respectively").
 from __future__ import annotations
 
 import difflib
-import operator
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from ._validate import flag, positive_int
+from ._validate import flag, positive_int, whole_or_same
 
 BLOCKS = ("BASIC", "BOTTLENECK")
 FUSE_METHODS = ("SUM",)
@@ -62,9 +61,9 @@ class StageConfig:
                     f"branches), got {got}"
                 )
             # numpy integers (np.array([2, 2])) are whole numbers: stored as ints, so configs compare equal
-            object.__setattr__(self, field_name, tuple(_whole(v) for v in value))
+            object.__setattr__(self, field_name, tuple(whole_or_same(v) for v in value))
         for field_name in ("num_modules", "num_branches"):
-            object.__setattr__(self, field_name, _whole(getattr(self, field_name)))
+            object.__setattr__(self, field_name, whole_or_same(getattr(self, field_name)))
         if isinstance(self.block, str):  # None stays None, named as such by validate (not 'NONE')
             object.__setattr__(self, "block", self.block.upper())
 
@@ -92,7 +91,7 @@ class StageConfig:
                                      "code stores FUSE_METHOD but always sums the branches)")
         for field_name in ("num_modules", "num_branches"):
             value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:  # a bool is an int to Python
+            if not _is_positive_int(value):
                 raise bad(field_name, f"must be a positive integer, got {value!r}"
                           + (yaml_bool if isinstance(value, bool) else ""))
         for field_name in ("num_blocks", "num_channels"):
@@ -103,7 +102,7 @@ class StageConfig:
                     f"has {len(values)} entries {list(values)} but num_branches is "
                     f"{self.num_branches}; give one entry per branch",
                 )
-            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+            if not all(_is_positive_int(v) for v in values):
                 raise bad(field_name, f"entries must be positive integers, got {list(values)}"
                           + (yaml_bool if any(isinstance(v, bool) for v in values) else ""))
         self._check_sizes(bad)
@@ -260,14 +259,14 @@ def _check_head_options(options: Any) -> None:
         raise ValueError(f"head_options: the names must be strings (create_model's argument names), got {bad[0]!r}")
 
 
-def _whole(value: Any) -> Any:
-    """A numpy or 0-d torch integer as a Python int; anything else (bools included) as it is, for validate to name."""
-    if isinstance(value, (bool, int)) or getattr(value, "ndim", 0) != 0:
-        return value
+def _is_positive_int(value: object) -> bool:
+    """The package's one rule for whole numbers (_validate.positive_int: a bool, a float or an array is
+    not one); validate says it in the stage's own words, naming the field and the YAML's true/false."""
     try:
-        return operator.index(value)
-    except TypeError:
-        return value
+        positive_int("value", value)
+    except ValueError:
+        return False
+    return True
 
 
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:

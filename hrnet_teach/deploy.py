@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
-import itertools
 import math
 import os
 import warnings
@@ -36,7 +35,15 @@ from unittest import mock
 import torch
 from torch import nn
 
-from ._validate import MAX_IMAGE_SIDE, check_image_side, flag, image_shape_hint, positive_int
+from ._validate import (
+    MAX_IMAGE_SIDE,
+    flag,
+    image_shape_hint,
+    image_size_hw,
+    non_finite_summary,
+    positive_int,
+    refuse_meta,
+)
 from .config import VARIANTS
 
 PathLike = Union[str, Path]
@@ -270,12 +277,8 @@ def size_rule(model: nn.Module) -> tuple[int, int]:
 
 def check_size(model: nn.Module, size: Sequence[int]) -> tuple[int, int]:
     """``size`` as (height, width), or a clear error if the model cannot take it."""
-    try:
-        height, width = size
-    except (TypeError, ValueError):
-        raise TypeError(f"size must be (height, width), e.g. (64, 64), got {size!r}") from None
-    height, width = positive_int("size height", height), positive_int("size width", width)  # 64.5: refused, not cut
-    check_image_side(max(height, width), "size")  # example_input would allocate it
+    # a pair of positive ints (64.5: refused, not cut), each side at most MAX_IMAGE_SIDE (example_input allocates it)
+    height, width = image_size_hw(size, "size")
     multiple, minimum = size_rule(model)
     if height % multiple or width % multiple or min(height, width) < minimum:
         up = lambda n: max(minimum, -(-n // multiple) * multiple)  # noqa: E731
@@ -395,14 +398,6 @@ def _check_export_flags(what: str, **flags: Any) -> None:
         flag(f"{what}(): {name}", value, TypeError)
 
 
-def _refuse_meta_model(model: nn.Module, what: str) -> None:
-    """A meta-device model has shapes but no weights: the ONNX exporter runs for seconds on it, then fails
-    deep inside onnx_ir with a message that does not name the cause."""
-    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
-        raise ValueError(f"{what}: this model was built on the meta device: it has shapes but no weights to write "
-                         "into an ONNX file. Build it without the meta device (and load its weights) first")
-
-
 # ------------------------------------------------------------------ ONNX
 def check_writable(path: PathLike) -> Path:
     """``path`` as a Path, or a clear error before a long export if it cannot be written."""
@@ -516,7 +511,8 @@ def export_onnx(model: nn.Module, path: PathLike, dynamic: bool = True, opset: i
     """
     _check_model_then_path(model, path, "export_onnx")
     _check_export_flags("export_onnx", dynamic=dynamic, fold=fold)
-    _refuse_meta_model(_unwrap(model), "export_onnx()")
+    # the exporter would run for seconds on a meta model, then fail deep inside onnx_ir without naming the cause
+    refuse_meta(_unwrap(model), "export_onnx() has nothing to write into an ONNX file")
     if exporter == "dynamo" and isinstance(opset, int) and opset < DYNAMO_MIN_OPSET:
         exporter = "torchscript"
     opset = _check_opset(opset)
@@ -769,21 +765,15 @@ def max_relative_difference(a: Any, b: Any) -> float:
 
 def _non_finite_difference(x: torch.Tensor, y: torch.Tensor, finite_x: torch.Tensor, finite_y: torch.Tensor,
                            index: int) -> float:
-    """inf where one side's NaN/inf meets the other's number (or another NaN/inf), else nan; with a warning
-    that says which side holds them, how many and where the first is."""
-    differ = (finite_x != finite_y) | (~finite_x & ~finite_y & ~((x == y) | (x.isnan() & y.isnan())))
-    if differ.any():
-        side, other = ("first", "second") if (~finite_x & finite_y).any() else ("second", "first")
-        bad = (~finite_x & finite_y) if side == "first" else (finite_x & ~finite_y)
-        against = "numbers"
-        if not bad.any():  # both non-finite, but not alike (NaN against inf, or inf against -inf)
-            bad, against = differ, "other non-finite values"
-        values = (x if side == "first" else y)[bad]
-        counts = [f"{n} {kind}" for n, kind in ((int(values.isnan().sum()), "NaN"), (int(values.isinf().sum()),
-                                                                                      "infinite")) if n]
+    """inf where a NaN/inf on either side meets something else on the other, else (both alike: the model itself
+    made them) nan; with a warning that says what each side holds there, and where the first is."""
+    same = (x == y) | (x.isnan() & y.isnan())  # an inf equal to itself counts as the same
+    bad = ~same & ~(finite_x & finite_y)  # two different numbers are the relative difference's business
+    if bad.any():
         where = tuple(int(i) for i in bad.nonzero()[0])
-        warnings.warn(f"the {side} outputs hold {' and '.join(counts)} value(s) where the {other} have {against} "
-                      f"(output {index}, first at {where}): the two do not agree, so the difference is inf",
+        warnings.warn(f"output {index}: at {int(bad.sum())} place(s) a NaN or infinite value meets something else "
+                      f"(first at {where}): the first outputs hold {_what_is_there(x[bad])}, the second "
+                      f"{_what_is_there(y[bad])}; the two do not agree, so the difference is inf",
                       RuntimeWarning, stacklevel=3)
         return float("inf")
     count = int((~finite_x).sum())
@@ -791,6 +781,13 @@ def _non_finite_difference(x: torch.Tensor, y: torch.Tensor, finite_x: torch.Ten
                   "the model itself made them (a NaN input, or diverged weights?), so the difference is nan",
                   RuntimeWarning, stacklevel=3)
     return float("nan")
+
+
+def _what_is_there(values: torch.Tensor) -> str:
+    """What one side holds where the sides disagree: "1 number", "2 NaN", "1 number and 1 infinite"."""
+    numbers = int(values.isfinite().sum())
+    said = [f"{numbers} number{'s' * (numbers != 1)}" if numbers else "", non_finite_summary(values)]
+    return " and ".join(part for part in said if part)
 
 
 def _output_list(outputs: Any) -> list[torch.Tensor]:

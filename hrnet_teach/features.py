@@ -34,8 +34,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._checks import is_tracing
 from ._validate import flag
-from .backbone import STEM_CHANNELS, HRNet, is_tracing
+from .backbone import STEM_CHANNELS, HRNet
 from .blocks import Bottleneck, NormLayer, make_layer
 from .config import HRNetConfig
 from .heads import HEAD_CHANNELS, init_weights

@@ -682,6 +682,9 @@ def _check_input_shapes(module: nn.Module, shapes: list[tuple[int, ...]], takes_
     for a Conv2d or Linear (or a Sequential that starts with one), its input channels or features;
     said before the meta device's bare "Invalid channel dimensions"."""
     first = module[0] if isinstance(module, nn.Sequential) and len(module) else module  # a stage, layer1
+    # HighResolutionModule and Transition check the same list again in forward (check_branch_list), but in
+    # tensors' words ("takes a list of 2 tensors ... got 1"); shape_summary's caller passed sizes, so this
+    # says it in sizes, with a list of sizes to copy, before any meta run.
     if isinstance(first, (HighResolutionModule, Transition)):
         expected = first.in_channels if isinstance(first, HighResolutionModule) else first.pre_channels
         what = f"{type(first).__name__} takes a list of {len(expected)} branch(es) with {list(expected)} channels"

@@ -24,86 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_branch_list, is_tracing  # noqa: F401 (is_tracing: kept importable from here)
 from ._validate import flag, positive_int
 from .blocks import BN_MOMENTUM, Block, NormLayer, check_block, check_norm_layer, make_layer
 
 UPSAMPLE_MODES = ("bilinear", "nearest")
-
-
-def is_tracing(x: object = None) -> bool:
-    """True while a tracer runs ``forward`` instead of real data.
-
-    torch.fx passes a ``Proxy``; TorchScript tracing sets ``torch.jit.is_tracing()``;
-    torch.compile, torch.export and the ONNX exporter (built on torch.export) set
-    ``torch.compiler.is_compiling()``. The input checks are Python-side ``if``s on
-    shapes and dtypes: skipped here, they neither break a trace nor freeze its sizes.
-    """
-    if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return True
-    compiler = getattr(torch, "compiler", None)  # torch >= 2.3 has is_compiling here
-    check = getattr(compiler, "is_compiling", None)
-    return bool(check and check())
-
-
-def check_branch_list(x: object, channels: Sequence[int], who: str, field: str, fused: bool = False) -> None:
-    """A clear error unless ``x`` is a list of one tensor per branch, ``channels[b]`` channels each
-    (and, when the branches are ``fused``, each half the size of the one before).
-
-    ``forward`` loops with ``zip``, which stops at the shorter sequence: a list one branch short
-    (the likeliest slip when the list is built by hand, lessons 03 and 05) gave plausible tensors
-    made from the wrong branches, and an extra branch was dropped. The list's type and length are
-    checked on every call: plain Python facts, the same under every tracer, so they cost nothing
-    and add no guard. The tensors' batch and channels are shapes: checked in eager mode only.
-    """
-    if isinstance(x, torch.fx.Proxy):  # torch.fx tracing this module on its own: nothing to check
-        return
-    count = len(channels)
-    if not isinstance(x, (list, tuple)) or len(x) != count:
-        wanted = (f"{who} takes a list of {count} tensor{'s' * (count != 1)}, one per branch (finest first), "
-                  f"as it was built with {field} {tuple(channels)}")
-        if isinstance(x, torch.Tensor):
-            todo = "wrap it, [x]" if count == 1 else "pass one tensor per branch"
-            raise TypeError(f"{wanted}; got a single tensor of shape {tuple(x.shape)}: {todo}")
-        if not isinstance(x, (list, tuple)):
-            raise TypeError(f"{wanted}; got {type(x).__name__}")
-        raise ValueError(f"{wanted}; got {len(x)}")
-    if not is_tracing(x[0] if x else None):
-        _check_branch_tensors(x, channels, field)
-        if fused:
-            _check_branch_sizes(x)
-
-
-def _check_branch_sizes(x: Sequence[torch.Tensor]) -> None:
-    """Fusion adds branch j, brought to branch i's size, to branch i, and the stride-2 convs that bring a finer
-    branch down give ceil(side / 2): without this, torch's "The size of tensor a (16) must match ...".
-    (Nearest fusion also needs even sides; the model's check_input says so, and a list built by hand
-    that breaks only that still gets torch's error, as the official module gives it.)"""
-    for b in range(1, len(x)):
-        (height, width), (up_h, up_w) = x[b].shape[-2:], x[b - 1].shape[-2:]
-        want = (-(-up_h // 2), -(-up_w // 2))
-        if (height, width) != want:
-            raise ValueError(f"branch {b} is {height}x{width} but branch {b - 1} is {up_h}x{up_w}: each branch has "
-                             f"half the resolution of the one before (the stride-2 convs give {want[0]}x{want[1]} here)")
-
-
-def _check_branch_tensors(x: Sequence[object], channels: Sequence[int], field: str) -> None:
-    """Eager only: every branch a (B, C, H, W) tensor with its channels, and one batch for all
-    (a batch of 1 beside a batch of 2 would broadcast in the sums, with no error)."""
-    batch = None
-    for b, xb in enumerate(x):
-        if not isinstance(xb, torch.Tensor):
-            raise TypeError(f"branch {b} is a {type(xb).__name__}, not a tensor: give one (B, C, H, W) tensor per branch")
-        if xb.dim() != 4:
-            raise ValueError(f"branch {b} has shape {tuple(xb.shape)}: each branch is a (B, C, H, W) tensor")
-        size = xb.shape
-        if batch is None:
-            batch = size[0]
-        elif size[0] != batch:
-            raise ValueError(f"branch {b} has batch {size[0]} but branch 0 has batch {batch}: every branch holds "
-                             "the same images")
-        if size[1] != channels[b]:
-            raise ValueError(f"branch {b} has {size[1]} channels, this module was built for {channels[b]} "
-                             f"({field}[{b}])")
 
 
 class HighResolutionModule(nn.Module):
@@ -142,8 +67,7 @@ class HighResolutionModule(nn.Module):
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         # "no" is a non-empty string, so truthy: fusion and every output on, or a failure in each forward
         multi_scale_output, fusion = flag("multi_scale_output", multi_scale_output), flag("fusion", fusion)
-        if align_corners is not None:  # None: F.interpolate's own default, as HRNet allows
-            flag("align_corners", align_corners)
+        align_corners = flag("align_corners", align_corners, none_means="F.interpolate's default")
         check_norm_layer(norm_layer)
         self.num_branches = num_branches
         self.multi_scale_output = multi_scale_output
@@ -184,13 +108,24 @@ class HighResolutionModule(nn.Module):
     # ---------------------------------------------------------------- forward
     def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
         # Here, not only in HRNet.check_input: lessons call this module directly, with lists built by hand.
-        # (without fuse_layers the branches never meet: any sizes)
-        check_branch_list(x, self.in_channels, type(self).__name__, "num_inchannels", self.fuse_layers is not None)
+        check_branch_list(x, self.in_channels, type(self).__name__, "num_inchannels", self._sizes_because())
         # A new list: the official module writes the branch outputs back into x.
         x = [branch(xi) for branch, xi in zip(self.branches, x)]
         if self.fuse_layers is None:  # one branch, or fusion switched off
             return x if self.multi_scale_output else x[:1]
         return [self.relu(self.fuse(i, x)) for i in range(len(self.fuse_layers))]
+
+    def _sizes_because(self) -> str:
+        """What in fusion needs each branch half the size of the one before ("" where nothing does), for the
+        input check's message; ``{size}`` is the size it needs."""
+        rows = self.fuse_layers  # read once: a submodule lookup goes through nn.Module.__getattr__ (about 1 us)
+        if rows is None:  # the branches never meet: any sizes
+            return ""
+        if len(rows) > 1:  # rows i > 0 bring finer branches down with stride-2 convs
+            return "fusion's stride-2 convs give {size} here"
+        if self.upsample == "nearest":  # one row (multi_scale_output=False): branch j enlarged by 2**j
+            return "fusion's nearest upsampling enlarges each branch by a fixed factor of 2 per step: {size} here"
+        return ""  # one row, bilinear to branch 0's own size: any sizes add up
 
     def fuse(self, i: int, x: list[torch.Tensor]) -> torch.Tensor:
         """The sum over j of branch j brought to branch i (before the final ReLU)."""

@@ -290,7 +290,8 @@ def check_target(target: object, logits: torch.Tensor, name: str = "target") -> 
 
 def check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int = 255) -> None:
     """Labels (the ignored ones left out) are classes 0 .. num_classes - 1; else a ValueError that says so.
-    The losses call it only after cross-entropy failed: checking every batch first would sync the GPU."""
+    It reads the labels' min and max, which waits for the GPU: the losses call it only after cross-entropy
+    failed, and confusion_matrix only after its own one-read range check found a label out of range."""
     if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
         raise ValueError(
             f"the labels run from {int(labels.min())} to {int(labels.max())} (besides {ignore_index}, ignored), "
@@ -383,8 +384,7 @@ def _check_loss_options(logits: object, ohem: object, align_corners: object, ohe
     """The loss's switches and numbers, before cross-entropy runs: "no" is a truthy string (OHEM on), a NaN
     threshold made the loss NaN, a negative ohem_keep was taken, a wrong-length weight failed in torch."""
     flag("ohem", ohem)
-    if align_corners is not None:
-        flag("align_corners", align_corners)
+    flag("align_corners", align_corners, none_means="F.interpolate's default")
     threshold_ok = isinstance(ohem_threshold, numbers.Real) and not isinstance(ohem_threshold, bool)
     if not threshold_ok or not 0 <= ohem_threshold <= 1:  # NaN fails the comparison too
         raise ValueError(f"ohem_threshold must be a probability in [0, 1] (the official 0.9), got {ohem_threshold!r}")

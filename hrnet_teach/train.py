@@ -17,7 +17,7 @@ The pieces, top to bottom: the loss (:func:`loss_for` picks it from the model),
 the scores, :func:`evaluate`, :func:`train_one_epoch`, :func:`save` / :func:`load`,
 then :func:`train`, which joins them for the epochs of one :class:`TrainConfig`.
 The settings live in ``train_config.py``, the several-process set-up in
-``distributed.py``, and reading checkpoints back in ``weights.py``.
+``distributed.py``, the device check in ``devices.py``, and reading checkpoints back in ``weights.py``.
 """
 from __future__ import annotations
 
@@ -43,9 +43,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._validate import flag, positive_int
+from ._validate import flag, positive_int, refuse_meta
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config  # noqa: F401  (HRNetConfig, StageConfig: re-exported)
 from .data import DATASETS, IGNORE_INDEX, make_dataset
+from .devices import check_device, devices_here, pick_device  # noqa: F401  (check_device, devices_here: re-exported)
 from .distributed import (
     Distributed,
     all_reduce_sum,
@@ -109,8 +110,8 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: b
     """
     _check_logits(logits)
     check_target(mask, logits, name="mask")
-    if align_corners is not None:  # "no" is truthy; torch would fail with a list of its overloads
-        flag("align_corners", align_corners)
+    # "no" is truthy; torch would fail with a list of its overloads
+    flag("align_corners", align_corners, none_means="F.interpolate's default")
     if logits.shape[-2:] != mask.shape[-2:]:
         logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=align_corners)
     try:
@@ -173,20 +174,21 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
         raise TypeError(f"pred holds {pred.dtype} values, not class indices: pass predicted classes, "
                         "logits.argmax(1)")
     keep = target != IGNORE_INDEX
-    labels = target[keep].long()
-    check_label_range(labels, num_classes, IGNORE_INDEX)
-    predicted = pred[keep].long()
-    _check_prediction_range(predicted, num_classes)
+    labels, predicted = target[keep].long(), pred[keep].long()
+    _check_class_ranges(labels, predicted, num_classes)
     index = labels * num_classes + predicted
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def _check_prediction_range(predicted: torch.Tensor, num_classes: int) -> None:
-    """Classes 0 .. num_classes - 1 at the labelled pixels (the ignored ones are never counted). A class
-    beyond them would not fail: ``target * num_classes + pred`` spills into the next row's cells."""
-    if predicted.numel() == 0:
+def _check_class_ranges(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> None:
+    """Labels and predictions are classes 0 .. num_classes - 1 at the labelled pixels (the ignored ones are never
+    counted). A class beyond them would not fail: ``target * num_classes + pred`` spills into the next row's cells."""
+    if labels.numel() == 0:
         return
-    low, high = (int(v) for v in torch.stack([predicted.min(), predicted.max()]).tolist())  # one GPU sync
+    # one wait for the GPU for all four ends (every evaluation batch passes here)
+    lo_label, hi_label, low, high = torch.stack([labels.min(), labels.max(), predicted.min(), predicted.max()]).tolist()
+    if lo_label < 0 or hi_label >= num_classes:
+        check_label_range(labels, num_classes, IGNORE_INDEX)  # the losses' message for the same mistake
     if low < 0 or high >= num_classes:
         raise ValueError(f"pred must hold class indices 0 to {num_classes - 1} (num_classes={num_classes}), got values "
                          f"from {low} to {high}: is the model built for more classes than num_classes, or are "
@@ -262,7 +264,7 @@ def evaluate(
     batch_size = positive_int("batch_size", batch_size)
     core = unwrap(model)
     num_classes = num_classes_of(core)
-    _refuse_meta(core)
+    refuse_meta(core, "it cannot be evaluated on real data")
     device = next(core.parameters()).device if device is None else pick_device(device)
     loader = loader_or_dataset
     if isinstance(loader_or_dataset, Dataset):
@@ -312,90 +314,7 @@ def _check_evaluate_args(model: object, data: object) -> None:
                         f"({what}): pass the dataset (or a list of batches, [(images, masks)])")
 
 
-def _refuse_meta(model: nn.Module) -> None:
-    """A meta-device model has shapes but no weights: it would fail in torch, at the first op that needs values."""
-    if any(p.is_meta for p in model.parameters()):
-        raise ValueError(
-            f"This {type(model).__name__} was built on the meta device (under `with torch.device('meta')`): it has "
-            "shapes but no weights, so it cannot be evaluated on real data. Build it without the meta device, or "
-            "call model.to_empty(device='cpu') and load its weights first (hrnet_teach.weights.load_weights)."
-        )
-
-
-# ------------------------------------------------------------------ devices
-def pick_device(device: Union[str, torch.device, None] = None) -> torch.device:
-    """``None``/``"auto"``: CUDA when there is a GPU, else Apple's MPS, else the CPU.
-
-    A device named outright must be one this machine can run (see :func:`check_device`), so that
-    ``--device mps`` on Linux or ``cuda:1`` on a one-GPU machine fails here, in one line, and not
-    inside ``Module.to`` or after the first batch.
-    """
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r} is not a device torch knows: use 'auto', 'cpu', 'cuda', 'cuda:1' "
-                         "or 'mps'") from None
-    check_device(parsed, device)
-    return parsed
-
-
-def _mps_available() -> bool:
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
-def devices_here() -> str:
-    """The devices this machine can run, e.g. ``cpu, cuda:0, cuda:1``."""
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if _mps_available():
-        found.append("mps")
-    return ", ".join(found)
-
-
-def check_device(device: torch.device, asked: object = None) -> None:
-    """A ValueError, naming the device (as ``asked``) and what this machine has, unless it can run here."""
-    asked = str(device) if asked is None else str(asked)
-    if device.type == "meta":
-        raise ValueError(f"device {asked!r} holds shapes only, no values: nothing can be trained, evaluated or "
-                         "timed there (build a model under `with torch.device('meta')` to check shapes); "
-                         "use --device cpu or auto (device='cpu' in Python)")
-    reason, instead = _why_not_usable(device)
-    if reason:
-        raise ValueError(f"device {asked!r} was asked for but {reason}; this machine has {devices_here()}: use "
-                         f"--device {instead} or auto (device={instead!r} in Python)")
-
-
-def _why_not_usable(device: torch.device) -> tuple[Optional[str], str]:
-    """(why ``device`` cannot run here, or None; the device to use instead)."""
-    if device.type == "cpu":
-        return None, "cpu"
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            return "this torch sees no GPU", "cpu"
-        if device.index is not None and device.index >= count:
-            return f"this torch sees {count} GPU(s), numbered from cuda:0", "cuda:0"
-        return None, "cpu"
-    if device.type == "mps":
-        if _mps_available():
-            return None, "cpu"
-        return ("MPS is Apple's GPU (macOS on Apple silicon, with a torch built for it) and it is not available "
-                "here"), "cpu"
-    try:  # xpu, xla, ipu ...: ask torch; its own errors run to a page (every dispatch key) or name no flag
-        torch.empty(0, device=device)
-    except Exception as error:  # NotImplementedError, AssertionError, RuntimeError, ModuleNotFoundError
-        first = str(error).strip().splitlines()[0].split(". ")[0][:160] if str(error).strip() else type(error).__name__
-        return f"this torch cannot make a tensor there ({first})", "cpu"
-    return None, "cpu"
-
-
+# ------------------------------------------------------------------ mixed precision, memory layout
 def _autocast(device: torch.device, amp: bool):
     # Mixed precision only on CUDA: float16 matmuls there are fast and GradScaler keeps
     # small gradients from vanishing; on CPU autocast would only slow this model down.
@@ -439,6 +358,10 @@ def sum_dtype(device: Union[str, torch.device]) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
+# The advice that ends a diverged run's message when train_one_epoch runs on its own (train names the run's --lr)
+DIVERGED_ADVICE = "Lower the learning rate and start again."
+
+
 def train_one_epoch(
     net: nn.Module,
     loader: DataLoader,
@@ -450,19 +373,20 @@ def train_one_epoch(
     amp: bool = False,
     desc: str = "",
     show: bool = False,
+    fresh: bool = False,
+    advice: str = DIVERGED_ADVICE,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss over every process's batches.
 
     ``lr_at(step)``: the learning rate for this epoch's ``step`` (the poly schedule).
     ``net`` is the model or its DistributedDataParallel wrapper; ``scaler`` a GradScaler
-    (AMP on CUDA; None: plain float32 steps).
+    (AMP on CUDA; None: plain float32 steps). A loss or weight that is no longer finite
+    stops the run with a FloatingPointError: ``fresh`` (no update ran before this epoch)
+    lets it blame a bad first loss on the data, and ``advice`` ends it when the weights diverged.
     """
     scaler = _grad_scaler(False) if scaler is None else scaler
     net.train()
-    total = sum_dtype(device)
-    loss_sum, count = torch.zeros((), dtype=total, device=device), 0
-    # The first step whose loss is not finite, kept on the device: asking every step would wait for the GPU
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    losses = []  # each step's loss, left on the device: reading it every step would wait for the GPU
     bar = _progress(loader, show, desc)
     core = unwrap(net)
     for step, (images, masks) in enumerate(bar):
@@ -477,36 +401,71 @@ def train_one_epoch(
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        loss_sum += loss.detach().to(total)
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
-        count += 1
+        losses.append(loss.detach())
         if show and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.2g}")
-    sums = all_reduce_sum(torch.stack([loss_sum, torch.tensor(float(count), dtype=total, device=device)]))
-    mean = (sums[0] / sums[1]).item()
-    _refuse_divergence(mean, int(first_bad.item()), count, lr_at, core, desc)
-    return mean
-
-
-def _refuse_divergence(mean: float, first_bad: int, steps: int, lr_at: Callable[[int], float], model: nn.Module,
-                       desc: str) -> None:
-    """Stop a run whose loss or weights are no longer finite (a FloatingPointError): trained on, it would
-    save NaN weights and report the mIoU of a model that predicts class 0 everywhere. Every process sees
-    the same summed loss, so all stop together."""
+    mean, first_bad = _epoch_loss(losses, device)
+    problem, diverged = _why_not_finite(mean, first_bad, len(losses), lr_at, core, scaler.is_enabled(), fresh)
+    if problem is None:
+        return mean
+    if diverged:
+        problem = f"{problem} {advice}"
     where = f"{desc}: " if desc else ""
-    advice = ("Lower the learning rate and start again from fresh weights; if a lower rate does not help, check "
-              "the data for NaN or inf values")
-    if not math.isfinite(mean):
-        value = "nan" if math.isnan(mean) else "inf"
-        at = (f"at step {first_bad + 1} of {steps} (lr {lr_at(first_bad):.3g})" if first_bad >= 0
-              else "in another process")
-        raise FloatingPointError(f"{where}the loss became {value} {at}: the weights have diverged. {advice}")
+    raise FloatingPointError(where + problem)
+
+
+def _epoch_loss(losses: list[torch.Tensor], device: torch.device) -> tuple[float, int]:
+    """(the mean loss over every process's steps, this process's first step whose loss is not finite or -1),
+    read from the device together: one wait for the GPU per epoch."""
+    total = sum_dtype(device)
+    steps = torch.stack(losses).to(total) if losses else torch.zeros(0, dtype=total, device=device)
+    sums = all_reduce_sum(torch.stack([steps.sum(), torch.tensor(float(len(losses)), dtype=total, device=device)]))
+    # a True after the last step: argmax finds the first non-finite loss, or len(losses) when all are finite
+    bad = torch.cat([~steps.isfinite(), torch.ones(1, dtype=torch.bool, device=device)])
+    mean, first = torch.stack([sums[0] / sums[1], bad.to(total).argmax().to(total)]).tolist()
+    return mean, int(first) if first < len(losses) else -1
+
+
+def _why_not_finite(mean: float, first_bad: int, steps: int, lr_at: Callable[[int], float], model: nn.Module,
+                    amp: bool, fresh: bool) -> tuple[Optional[str], bool]:
+    """Why the epoch's loss or weights are not finite (None: all are), and whether the weights diverged, the
+    cause a lower learning rate cures. Trained on, the run would save NaN weights and score a model that
+    predicts class 0 everywhere. Every process sees the same summed loss, so all stop together."""
+    bad_weight = _first_non_finite_weight(model)
+    if math.isfinite(mean):
+        if bad_weight is None:
+            return None, False
+        return (f"the weights hold NaN or inf values after the last step ({bad_weight} first), although every "
+                "loss was finite: they have diverged.", True)
+    value = "nan" if math.isnan(mean) else "inf"
+    if fresh and first_bad == 0:  # no update has run: the weights are the initial ones
+        return _bad_first_batch(value, amp), False
+    at = f"at step {first_bad + 1} of {steps} (lr {lr_at(first_bad):.3g})" if first_bad >= 0 else "in another process"
+    if amp and bad_weight is None:  # GradScaler skips a step whose gradients are not finite: the weights are fine
+        return (f"the loss became {value} {at} under --amp while every weight stayed finite: the float16 forward "
+                "overflowed (GradScaler skipped that step). Run without --amp (amp=False).", False)
+    return f"the loss became {value} {at}: the weights have diverged.", True
+
+
+def _bad_first_batch(value: str, amp: bool) -> str:
+    """A loss that is not finite before any update: the initial weights made it, so the learning rate did not."""
+    if amp:
+        return (f"the loss was {value} on the first batch, before any update: the float16 forward (--amp) overflowed, "
+                "or the data or the loss function made it, not the learning rate. Run without --amp (amp=False) "
+                "to tell which.")
+    return (f"the loss was {value} on the first batch, before any update: the data or the loss function made it, "
+            "not the learning rate. Check that batch's images and masks for NaN or inf values, and the loss on them.")
+
+
+def _first_non_finite_weight(model: nn.Module) -> Optional[str]:
+    """The name of the first parameter that holds NaN or inf, or None: one wait for the GPU."""
     params = list(model.named_parameters())
-    finite = torch.stack([p.detach().isfinite().all() for _, p in params]) if params else torch.ones(1, dtype=torch.bool)
-    if not bool(finite.all()):  # one wait for the GPU per epoch
-        name = params[int((~finite).nonzero()[0])][0]
-        raise FloatingPointError(f"{where}the weights hold NaN or inf values after the last step ({name} first), "
-                                 f"although every loss was finite: they have diverged. {advice}")
+    if not params:
+        return None
+    finite = torch.stack([p.detach().isfinite().all() for _, p in params])
+    if bool(finite.all()):
+        return None
+    return params[int((~finite).nonzero()[0])][0]
 
 
 # ------------------------------------------------------------------ save / load
@@ -775,14 +734,12 @@ def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict
     config, steps = run.config, len(run.train_loader)
     if isinstance(run.train_loader.sampler, torch.utils.data.DistributedSampler):
         run.train_loader.sampler.set_epoch(epoch)  # a different shuffle each epoch, the same on every rank
-    try:
-        loss = train_one_epoch(
-            run.net, run.train_loader, run.opt, run.loss_fn, run.device,
-            lambda step: poly_lr(config.base_lr, epoch * steps + step, config.epochs * steps),
-            run.scaler, run.amp, f"epoch {epoch + 1}/{config.epochs}", run.show,
-        )
-    except FloatingPointError as error:
-        raise FloatingPointError(f"{error}. {_after_divergence(run, epoch)}") from None
+    loss = train_one_epoch(
+        run.net, run.train_loader, run.opt, run.loss_fn, run.device,
+        lambda step: poly_lr(config.base_lr, epoch * steps + step, config.epochs * steps),
+        run.scaler, run.amp, f"epoch {epoch + 1}/{config.epochs}", run.show,
+        fresh=epoch == 0, advice=_after_divergence(run, epoch),  # epoch 0 of a run: no update has run before it
+    )
     if run.ctx.enabled:
         broadcast_buffers(run.model)  # plain BatchNorm: evaluate rank 0's running statistics everywhere
     result = evaluate(run.model, run.val_loader, run.device, amp=run.amp)
@@ -803,16 +760,17 @@ def _epoch(run: _Run, epoch: int, started: float, elapsed_before: float) -> dict
 
 
 def _after_divergence(run: _Run, epoch: int) -> str:
-    """What a diverged run's learner can change, and what its --out folder still holds."""
+    """The sentence that ends a diverged run's message: the --lr to lower, and the checkpoint to resume from."""
     config = run.config
     default = DEFAULT_LR[config.optimizer]
-    said = (f"This run's lr was {config.base_lr:g}" + (f"; the default for {config.optimizer} is {default:g}"
-                                                        if config.base_lr != default else ", the default") + " (--lr, lr=)")
-    if config.out is None:
-        return said + "."
-    if epoch == run.start_epoch:
-        return said + f"; this run saved nothing in {config.out}."
-    return said + f"; {Path(config.out) / CHECKPOINT_FILE} holds epoch {epoch}, the last whose loss was finite."
+    if config.base_lr == default:
+        lower = f"Start again with an --lr below {default:g}, the default for {config.optimizer}"
+    else:
+        lower = f"Start again with an --lr below {config.base_lr:g} (the default for {config.optimizer} is {default:g})"
+    if config.out is None or epoch == run.start_epoch:  # this run has saved no epoch
+        return f"{lower}."
+    checkpoint = Path(config.out) / CHECKPOINT_FILE
+    return f"{lower}, or resume with it from {checkpoint}, which holds epoch {epoch}, the last with a finite loss."
 
 
 def _save_epoch(run: _Run, epochs_done: int, metrics: dict[str, Any]) -> None:

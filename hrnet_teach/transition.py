@@ -16,12 +16,13 @@ official ``_make_transition_layer`` gives each output branch ``i`` one of:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 import torch
 from torch import nn
 
+from ._checks import check_branch_list
 from .blocks import BN_MOMENTUM, NormLayer, check_norm_layer
-from .module import check_branch_list
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int, norm_layer: NormLayer) -> nn.Sequential:
@@ -67,8 +68,16 @@ class Transition(nn.ModuleList):
     def forward(self, y_list: list[torch.Tensor]) -> list[torch.Tensor]:
         # One input per branch of the stage before: with fewer, a new branch would be made from the wrong one.
         check_branch_list(y_list, self.pre_channels, type(self).__name__, "pre_channels")
-        x_list = []
-        for i, op in enumerate(self):
-            source = y_list[i] if i < len(y_list) else y_list[-1]
-            x_list.append(source if op is None else op(source))
-        return x_list
+        return run_transition(self, y_list)
+
+
+def run_transition(ops: Sequence[Optional[nn.Module]], y_list: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The loop the official network writes out after each stage: output branch i from ``y_list[i]`` where
+    branch i existed, else (a new branch) from ``y_list[-1]``, the lowest resolution; a None entry passes
+    its input as it is. A function of its own, so lesson 04 runs a learner's nn.ModuleList (which has no
+    ``pre_channels`` for the input check) through the package's own loop."""
+    x_list = []
+    for i, op in enumerate(ops):
+        source = y_list[i] if i < len(y_list) else y_list[-1]
+        x_list.append(source if op is None else op(source))
+    return x_list

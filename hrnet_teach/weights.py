@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import itertools
 import os
 import pickle
 import threading
@@ -40,7 +39,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ._validate import flag
+from ._validate import flag, refuse_meta
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "neck.")
@@ -405,9 +404,11 @@ def _plain_pickle(path: Path) -> Optional[str]:
             return None
         if last != "STOP" or file.read(1):
             return None
-    return (f"{path} is a complete Python pickle, not a torch.save file: torch.load(weights_only=True) refuses "
-            "its objects. If you trust it, load it with pickle (or torch.load(path, weights_only=False)) and pass "
-            "its state dict to load_weights")
+    # Its format is the reason, not its objects: torch.load reads only torch.save files, even with
+    # weights_only=False ("Invalid magic number; corrupt file?"), so the way out is pickle itself.
+    return (f"{path} is a complete Python pickle (written by pickle.dump), not a torch.save file, so torch.load "
+            f"cannot read it. If you trust the file: state = pickle.load(open({str(path)!r}, 'rb')), then "
+            "load_weights(model, state)")
 
 
 def _other_format(path: Path) -> Optional[str]:
@@ -658,7 +659,9 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     report.source, report.stripped, report.ignored = description, stripped, ignored
     if strict and not report.ok:
         raise WeightsMismatchError(report)
-    _refuse_meta(model)  # after the source's own problems and the key report, which hold on meta too
+    # After the source's own problems and the key report, which hold on meta too. load_state_dict copies into a
+    # meta model without error and without effect: the report would say every tensor loaded while none was.
+    refuse_meta(model, "nothing can be loaded into it")
     bad = {k for k, _, _ in report.mismatched}
     fitting = {k: v for k, v in state.items() if k not in bad and k not in report.unexpected}
     model.load_state_dict(fitting, strict=False)
@@ -666,16 +669,6 @@ def load_weights(model: nn.Module, source: Any, strict: bool = True, verbose: bo
     if verbose:
         print(report)
     return report
-
-
-def _refuse_meta(model: nn.Module) -> None:
-    """A model on the meta device has shapes but no storage: load_state_dict copies into it without
-    error and without effect, so a load would report every tensor loaded while nothing was."""
-    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
-        raise ValueError(
-            f"{type(model).__name__} was built on the meta device (shapes, no storage), so nothing can be loaded "
-            "into it: build it without torch.device('meta'), or call model.to_empty(device='cpu') first, then load"
-        )
 
 
 # ------------------------------------------- the trainer's checkpoints, the lessons' weights

@@ -313,6 +313,14 @@ def test_check_size_refuses_fractions_and_negative_sides(small, size, needle):
     assert deploy.check_size(small, torch.Size([63, 65])) == (63, 65)
 
 
+@pytest.mark.parametrize("size, needle", [(64, r"size must be \(height, width\), got 64"),
+                                          ((1, 3, 64, 64), r"that is a \(B, C, H, W\) shape; pass shape\[-2:\]"),
+                                          ((64, 100_000), r"size 100000 is far larger than the course's images")])
+def test_check_size_says_what_a_size_is_as_image_sizes_do_everywhere(small, size, needle):
+    with pytest.raises(ValueError, match=needle):  # _validate.image_size_hw's words, shared with the rest
+        deploy.check_size(small, size)
+
+
 def test_evaluate_on_a_device_that_is_not_there_says_so(small, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device 'cuda' was asked for but this torch sees no GPU"):
@@ -376,11 +384,15 @@ def test_max_relative_difference_never_reads_nan_or_inf_as_identical():
     z = y.clone()
     z[0, 0, 0, 0] = float("nan")
     z[0, 1] += 100
-    with pytest.warns(RuntimeWarning, match=r"the second outputs hold 1 NaN value\(s\) where the first have numbers "
-                                            r"\(output 0, first at \(0, 0, 0, 0\)\): the two do not agree"):
+    with pytest.warns(RuntimeWarning, match=r"output 0: at 1 place\(s\) a NaN or infinite value meets something "
+                                            r"else \(first at \(0, 0, 0, 0\)\): the first outputs hold 1 number, "
+                                            r"the second 1 NaN; the two do not agree"):
         assert deploy.max_relative_difference(y, z) == float("inf")
-    with pytest.warns(RuntimeWarning, match=r"the first outputs hold 1 infinite value\(s\)"):
+    with pytest.warns(RuntimeWarning, match=r"the first outputs hold 1 infinite, the second 1 number;"):
         assert deploy.max_relative_difference(torch.where(z.isnan(), float("inf"), y), y) == float("inf")
+    z_inf = torch.where(z.isnan(), float("-inf"), y)  # both non-finite, but not alike: still a disagreement
+    with pytest.warns(RuntimeWarning, match=r"output 1: .*the first outputs hold 1 NaN, the second 1 infinite;"):
+        assert deploy.max_relative_difference([y, z], [y, z_inf]) == float("inf")
     with pytest.warns(RuntimeWarning, match=r"both outputs hold the same 1 NaN/infinite value\(s\) in the same places"):
         assert np.isnan(deploy.max_relative_difference([y, z], [y, z.clone()]))
     with warnings.catch_warnings():
@@ -401,8 +413,8 @@ def test_export_switches_refuse_strings_and_none(tmp_path, small):
 def test_export_onnx_of_a_meta_model_is_refused_at_once(tmp_path):
     with torch.device("meta"):
         meta = ht.create_model("w18_small_v1").eval()
-    with pytest.raises(ValueError, match=r"export_onnx\(\): this model was built on the meta device: it has shapes "
-                                         r"but no weights to write into an ONNX file"):
+    with pytest.raises(ValueError, match=r"HRNetSegmentation was built on the meta device .*: it has shapes but no "
+                                         r"weights, so export_onnx\(\) has nothing to write into an ONNX file"):
         deploy.export_onnx(meta, tmp_path / "m.onnx")
 
 

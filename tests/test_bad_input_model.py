@@ -76,7 +76,7 @@ def test_a_yaml_file_name_is_not_a_variant():
 
 
 def test_align_corners_must_be_a_bool():
-    with pytest.raises(ValueError, match=r"align_corners must be True or False, got 'False'"):
+    with pytest.raises(ValueError, match=r"align_corners must be True, False or None \(F.interpolate's default\), got 'False'"):
         ht.create_model("w18_small_v1", align_corners="False")  # was accepted, then failed in F.interpolate
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import hrnet_teach as ht
-from hrnet_teach import data
+from hrnet_teach import data, devices
 from hrnet_teach import train as T
 from hrnet_teach.ocr import ocr_loss
 from hrnet_teach.train_config import TrainConfig
@@ -326,7 +326,7 @@ def test_train_image_size_is_one_side(no_training, size, says):
 def cpu_only(monkeypatch):
     """This machine as a CPU-only one, whatever it really has."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(T, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
 
 
 @pytest.mark.parametrize("device, says", [
@@ -397,17 +397,46 @@ def test_evaluate_refuses_an_empty_dataset_and_batch_size_0(model_and_scenes):
         T.evaluate(model, scenes, batch_size=0)  # before: torch's sampler error
 
 
-# ------------------------------------------------------------------ a run that diverges (finding 16)
-def test_a_run_whose_loss_turns_nan_stops_and_saves_nothing(tmp_path):
-    def nan_at_the_first_step(output, mask):
-        return output.mean() * float("nan")
+# ------------------------------------------------------------------ a run that diverges (finding 16; s18 review 2, 9, 18)
+def _nan_from_call(first_bad_call: int):
+    """A loss function whose calls from ``first_bad_call`` on (counted from 1) return NaN."""
+    calls = []
 
-    with pytest.raises(FloatingPointError, match=r"^epoch 1/1: the loss became nan at step 1 of 1 \(lr 0\.005\): the "
-                                                 r"weights have diverged\. Lower the learning rate .* check the data .*"
-                                                 r"This run's lr was 0\.005, the default \(--lr, lr=\); this run saved "
-                                                 r"nothing in "):
-        T.train(**TINY_RUN, criterion=nan_at_the_first_step, out=tmp_path)  # before: trained on and saved NaN weights
+    def loss(output, mask):
+        calls.append(1)
+        return output.mean() * (float("nan") if len(calls) >= first_bad_call else 1.0)
+
+    return loss
+
+
+def test_a_nan_loss_on_a_fresh_runs_first_batch_blames_the_data_not_the_learning_rate(tmp_path):
+    with pytest.raises(FloatingPointError) as caught:
+        T.train(**TINY_RUN, criterion=_nan_from_call(1), out=tmp_path)  # before: trained on and saved NaN weights
+    assert str(caught.value) == (  # before: "the weights have diverged. Lower the learning rate ..."
+        "epoch 1/1: the loss was nan on the first batch, before any update: the data or the loss function made it, "
+        "not the learning rate. Check that batch's images and masks for NaN or inf values, and the loss on them.")
     assert not (tmp_path / T.CHECKPOINT_FILE).exists() and not (tmp_path / T.METRICS_FILE).exists()
+
+
+def test_a_nan_loss_after_an_update_says_the_weights_diverged_in_two_sentences():
+    adamw = T.DEFAULT_LR["adamw"]
+    with pytest.raises(FloatingPointError) as caught:  # step 2 of the first epoch: one update has run
+        T.train(**{**TINY_RUN, "train_size": 4}, criterion=_nan_from_call(2))
+    assert re.fullmatch(rf"epoch 1/1: the loss became nan at step 2 of 2 \(lr \S+\): the weights have diverged\. "
+                        rf"Start again with an --lr below {adamw:g}, the default for adamw\.", str(caught.value))
+
+
+def test_a_nan_loss_at_the_first_step_of_a_later_epoch_names_the_checkpoint_still_finite(tmp_path):
+    sgd, lr = T.DEFAULT_LR["sgd"], T.DEFAULT_LR["sgd"] / 2
+    with pytest.raises(FloatingPointError) as caught:  # epoch 2's step 1 (not a fresh run: epoch 1 updated)
+        T.train(**{**TINY_RUN, "epochs": 2}, optimizer="sgd", lr=lr, criterion=_nan_from_call(2), out=tmp_path)
+    message = str(caught.value)
+    assert re.fullmatch(rf"epoch 2/2: the loss became nan at step 1 of 1 \(lr \S+\): the weights have diverged\. "
+                        rf"Start again with an --lr below {lr:g} \(the default for sgd is {sgd:g}\), or resume with it "
+                        rf"from {re.escape(str(tmp_path / T.CHECKPOINT_FILE))}, which holds epoch 1, the last with a "
+                        r"finite loss\.", message), message
+    assert message.count(". ") == 1, "more than two sentences"
+    assert T.read_checkpoint(tmp_path / T.CHECKPOINT_FILE)["epoch"] == 1
 
 
 def test_weights_that_turn_nan_under_a_finite_loss_stop_the_run_too(tmp_path):
@@ -417,6 +446,37 @@ def test_weights_that_turn_nan_under_a_finite_loss_stop_the_run_too(tmp_path):
     with pytest.raises(FloatingPointError, match=r"^epoch 1/1: the weights hold NaN or inf values after the last step "
                                                  r"\(.+ first\), although every loss was finite"):
         T.train(**TINY_RUN, criterion=finite_loss_nan_gradient, optimizer="sgd")
+
+
+def _one_epoch(loss_fn, steps=3, scaler=None, **kwargs) -> float:
+    """train_one_epoch on its own, as a learner's loop calls it: a 1x1 conv, plain SGD, ``steps`` batches."""
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 2, 1)
+    batches = [(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)) for _ in range(steps)]
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    return T.train_one_epoch(net, batches, opt, loss_fn, torch.device("cpu"), lambda step: 0.1, scaler, **kwargs)
+
+
+def test_under_amp_a_nan_loss_with_finite_weights_is_a_float16_overflow_not_a_divergence():
+    scaler = torch.amp.GradScaler("cpu")  # enabled, as under --amp on CUDA: it skips a step whose gradients are NaN
+    with pytest.raises(FloatingPointError) as caught:
+        _one_epoch(_nan_from_call(2), scaler=scaler, desc="epoch 3/6")
+    assert str(caught.value) == (  # before: "the weights have diverged. Lower the learning rate ..."
+        "epoch 3/6: the loss became nan at step 2 of 3 (lr 0.1) under --amp while every weight stayed finite: the "
+        "float16 forward overflowed (GradScaler skipped that step). Run without --amp (amp=False).")
+    with pytest.raises(FloatingPointError, match=r"^the loss was nan on the first batch, before any update: the "
+                                                 r"float16 forward \(--amp\) overflowed, or the data or the loss "
+                                                 r"function made it, not the learning rate\. Run without --amp"):
+        _one_epoch(_nan_from_call(1), scaler=torch.amp.GradScaler("cpu"), fresh=True)
+
+
+def test_on_its_own_train_one_epoch_still_calls_a_nan_loss_a_divergence():
+    """No scaler, and fresh left at False (train_one_epoch cannot know the weights are new): as before."""
+    for first_bad_call in (1, 2):
+        with pytest.raises(FloatingPointError) as caught:
+            _one_epoch(_nan_from_call(first_bad_call))
+        assert str(caught.value) == (f"the loss became nan at step {first_bad_call} of 3 (lr 0.1): the weights have "
+                                     f"diverged. {T.DIVERGED_ADVICE}")
 
 
 # ------------------------------------------------------------------ seed (finding 18)

@@ -46,7 +46,8 @@ def test_loading_into_a_meta_model_is_refused_not_reported_as_loaded(state):
     with torch.device("meta"):
         meta = ht.create_model("w18_small_v1", num_classes=NUM_CLASSES)
     for strict in (True, False):  # both used to say "OK: loaded 435 of 435 tensors" and load nothing
-        with pytest.raises(ValueError, match=r"built on the meta device \(shapes, no storage\).*to_empty"):
+        with pytest.raises(ValueError, match=r"built on the meta device .*shapes but no weights, so nothing can be "
+                                             r"loaded into it.*to_empty"):
             W.load_weights(meta, state, strict=strict, verbose=False)
         with pytest.raises(ValueError, match="meta device"):
             ht.load_weights(meta, state, strict=strict, verbose=False)
@@ -260,9 +261,30 @@ def test_a_whole_plain_pickle_is_not_called_truncated(tmp_path, small):
     path = tmp_path / "plain.pt"
     with open(path, "wb") as file:
         pickle.dump({"a": 1}, file, protocol=4)  # a FRAME: torch's weights_only reader says "Unsupported operand 149"
-    with pytest.raises(ValueError, match=r"plain.pt is a complete Python pickle, not a torch.save file") as info:
+    with pytest.raises(ValueError, match=r"plain.pt is a complete Python pickle \(written by pickle.dump\), not a "
+                                         r"torch.save file, so torch.load cannot read it") as info:
         W.load_weights(small, path)
     assert "truncated" not in str(info.value) and "again" not in str(info.value)
+    assert "weights_only=False" not in str(info.value)  # torch.load(path, weights_only=False): "Invalid magic number"
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_the_advice_for_a_plain_pickle_loads_it(tmp_path, small, state):
+    """The message's own two steps, run as it writes them, load a state dict that pickle.dump wrote."""
+    import pickle
+
+    path = tmp_path / "plain.pth"
+    with open(path, "wb") as file:
+        pickle.dump(state, file)
+    with pytest.raises(ValueError) as info:
+        W.load_weights(small, path)
+    advice = str(info.value).split("If you trust the file: ")[1]
+    first, second = advice.split(", then ")
+    assert first.startswith("state = ") and second == "load_weights(model, state)"
+    scope = {"pickle": pickle, "load_weights": W.load_weights, "model": _fresh()}
+    exec(first, scope)
+    report = eval(second, scope)
+    assert report.ok and _same_weights(scope["model"], state)
     path.write_bytes(path.read_bytes()[:-3])  # cut short: still the corrupt-or-truncated message
     with pytest.raises(ValueError, match=r"corrupt or truncated"):
         W.load_weights(small, path)

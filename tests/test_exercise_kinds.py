@@ -13,8 +13,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrnet_teach.exercises import _base, _view
-from hrnet_teach.exercises._answers import as_int, as_ints
-from hrnet_teach.exercises._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise
+from hrnet_teach.exercises._answers import a_type, as_int, as_ints, dtype_name
+from hrnet_teach.exercises._kinds import (
+    NAN_CAUSES,
+    Case,
+    ChoiceExercise,
+    FunctionExercise,
+    Mistake,
+    ModuleExercise,
+    ValueExercise,
+)
 
 EXERCISE_DIR = Path(__file__).resolve().parent.parent / "hrnet_teach" / "exercises"
 COMMON = dict(name="t", lesson="99", hints=["h"], solution_text="s")
@@ -223,7 +231,7 @@ def test_an_answer_that_loops_forever_gets_the_time_limit_message():
         _base._seconds("soon", "HRNET_TEACH_TIME_LIMIT")
 
 
-@pytest.mark.parametrize("no_limit", [float("inf"), "inf", None, 1e300])
+@pytest.mark.parametrize("no_limit", [float("inf"), "inf", 1e300])
 def test_an_infinite_time_limit_means_no_limit_not_an_error_in_every_answer(no_limit):
     # join(inf) raised OverflowError in the check's own thread, and every right answer "raised OverflowError"
     before = _base.TIME_LIMIT_S
@@ -236,6 +244,27 @@ def test_an_infinite_time_limit_means_no_limit_not_an_error_in_every_answer(no_l
     assert _base.call_learner(lambda a: a + 1, 1, limit=float("inf")) == 2
     with pytest.raises(ValueError, match="above 0"):
         _base.set_time_limit(float("nan"))
+
+
+def test_a_type_and_dtype_name_say_what_a_value_is_in_plain_words():
+    assert [a_type(v) for v in (None, 1, [], np.zeros(1))] == ["None", "an int", "a list", "an ndarray"]
+    assert [dtype_name(d) for d in (torch.float16, np.dtype("float32"))] == ["float16", "float32"]
+
+
+@pytest.mark.parametrize("reference, nan", [(lambda x: x.sum(), lambda x: torch.tensor(float("nan"))),
+                                            (_double, lambda x: x * float("nan"))], ids=["number", "tensor"])
+def test_both_nan_messages_give_the_same_causes_and_only_real_ones(reference, nan):
+    exercise = FunctionExercise(fn_name="f", reference=reference, cases=[(torch.arange(4.0),)], returns="a tensor",
+                                question="?", **COMMON)
+    message = exercise.check(nan).message
+    assert str(NAN_CAUSES) in message, message  # one text for both, to translate once
+    assert "overflow" not in message and "number or 0" not in message, message  # overflow gives inf, log(0) -inf
+
+
+def test_set_time_limit_refuses_none_which_means_the_default_elsewhere():
+    # an exercise's time_limit=None and call_learner(limit=None) mean "the default"; set_time_limit(None) meant none
+    with pytest.raises(ValueError, match="or inf for no limit; the value given is None"):
+        _base.set_time_limit(None)
 
 
 def test_a_library_function_given_as_the_answer_names_the_library_file_not_a_bare_line():

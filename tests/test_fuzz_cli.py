@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from hrnet_teach import ablation, bench, course, i18n, translate
+from hrnet_teach import ablation, bench, course, devices, i18n, translate
 from hrnet_teach import train as T
 
 TINY = ["--epochs", "1", "--train-size", "2", "--val-size", "2", "--batch-size", "2", "--image-size", "32",
@@ -118,7 +118,7 @@ def test_bench_refuses_empty_lists_and_a_timeout_below_one(argv, said, nothing_m
     ("xla", "device 'xla' was asked for but this torch cannot make a tensor there"),
 ])
 def test_bench_names_an_unavailable_device_in_one_line(device, said, nothing_measured, capsys, monkeypatch):
-    monkeypatch.setattr(T, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
     err = _usage_error(capsys, bench.main, ["--device", device])
     assert f"--device {device}: {said}" in err and "--device cpu or auto" in err
     assert "dispatch" not in err.lower() and len(err.strip().splitlines()[-1]) < 400  # not torch's page
@@ -166,7 +166,7 @@ def test_ablation_run_that_diverges_ends_in_one_line(monkeypatch):
 ])
 def test_train_cli_refuses_an_unavailable_device_before_any_data(device, said, monkeypatch):
     monkeypatch.setattr(T.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(T, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
     monkeypatch.setattr(T, "_loaders", lambda *a: pytest.fail("the datasets were built before the check"))
     with pytest.raises(SystemExit, match=f"error: {said}"):
         T.main([*TINY[:-2], "--device", device])
@@ -192,11 +192,12 @@ def test_train_cli_run_that_diverges_stops_and_saves_nothing(tmp_path):
     match = re.match(r"error: epoch (\d)/2: the (loss became nan at step \d of 2 \(lr \S+\)|weights hold NaN or inf)",
                      message)
     assert match, message
-    assert "Lower the learning rate" in message and "the default for sgd is 0.05 (--lr, lr=)" in message
+    assert f"Start again with an --lr below 1e+08 (the default for sgd is {T.DEFAULT_LR['sgd']:g})" in message
     if match.group(1) == "1":
-        assert "this run saved nothing" in message and not (out / T.CHECKPOINT_FILE).exists()
+        assert message.endswith(f"is {T.DEFAULT_LR['sgd']:g}).") and not (out / T.CHECKPOINT_FILE).exists()
     else:  # epoch 1 still had finite losses and weights: it is kept, and said so
-        assert f"{out / T.CHECKPOINT_FILE} holds epoch 1, the last whose loss was finite" in message
+        assert message.endswith(f"or resume with it from {out / T.CHECKPOINT_FILE}, which holds epoch 1, the last "
+                                "with a finite loss.")
         metrics = json.loads((out / T.METRICS_FILE).read_text())
         assert metrics["epoch"] == 1 and all(math.isfinite(v) for v in metrics["loss"])
 
@@ -247,7 +248,7 @@ def test_segmentation_loss_refuses_a_string_for_align_corners():
     from hrnet_teach.train import segmentation_loss
 
     logits, mask = torch.zeros(1, 4, 8, 8), torch.zeros(1, 32, 32, dtype=torch.long)
-    with pytest.raises(ValueError, match=r"align_corners must be True or False, got 'no'"):
+    with pytest.raises(ValueError, match=r"align_corners must be True, False or None \(F.interpolate's default\), got 'no'"):
         segmentation_loss(logits, mask, align_corners="no")
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import hrnet_teach as ht
+from hrnet_teach import _checks
 from hrnet_teach import inspect as hi
 
 
@@ -67,7 +68,7 @@ def test_branch_sizes_that_fusion_cannot_add_are_named(branches):
     a, _ = branches
     bilinear = ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16]).eval()
     with pytest.raises(ValueError, match=r"branch 1 is 16x16 but branch 0 is 16x16: each branch has half the "
-                                         r"resolution of the one before \(the stride-2 convs give 8x8 here\)"):
+                                         r"resolution of the one before \(fusion's stride-2 convs give 8x8 here\)"):
         bilinear([a, torch.randn(1, 16, 16, 16)])
     assert bilinear([torch.randn(1, 8, 9, 5), torch.randn(1, 16, 5, 3)])[1].shape == (1, 16, 5, 3)  # ceil: odd sides
     nearest = ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16], upsample="nearest").eval()
@@ -75,6 +76,33 @@ def test_branch_sizes_that_fusion_cannot_add_are_named(branches):
         nearest([a, torch.randn(1, 16, 4, 4)])
     unfused = ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16], fusion=False).eval()
     assert unfused([a, torch.randn(1, 16, 16, 16)])[1].shape == (1, 16, 16, 16)  # no fusion: any sizes
+
+
+@pytest.mark.parametrize("coarse", [(16, 16), (8, 8), (5, 11), (16, 32)])
+def test_a_one_row_bilinear_module_takes_any_coarser_sizes(branches, coarse):
+    """multi_scale_output=False keeps fuse row 0 alone: no stride-2 convs, and bilinear upsampling to branch 0's
+    own size, so any size of branch 1 adds up; the size check used to refuse all but 8x8, blaming convs it lacks."""
+    a, _ = branches
+    torch.manual_seed(2)
+    one_row = ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16], multi_scale_output=False).eval()
+    b = torch.randn(1, 16, *coarse)
+    with torch.no_grad():
+        out = one_row([a, b])
+        unchecked = one_row.relu(one_row.fuse(0, [br(x) for br, x in zip(one_row.branches, (a, b))]))
+    assert len(out) == 1 and torch.equal(out[0], unchecked) and out[0].shape == (1, 8, 16, 16)
+
+
+def test_a_one_row_nearest_module_names_its_upsampling_not_stride_2_convs(branches):
+    """One row with nearest fusion enlarges branch 1 by a fixed factor 2: that, not a stride-2 conv, needs 8x8."""
+    a, b = branches
+    one_row = ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16], multi_scale_output=False,
+                                      upsample="nearest").eval()
+    with pytest.raises(ValueError, match=r"branch 1 is 9x9 but branch 0 is 16x16: each branch has half the resolution "
+                                         r"of the one before \(fusion's nearest upsampling enlarges each branch by a "
+                                         r"fixed factor of 2 per step: 8x8 here\)") as info:
+        one_row([a, torch.randn(1, 16, 9, 9)])
+    assert "stride-2" not in str(info.value)
+    assert one_row([a, b])[0].shape == (1, 8, 16, 16)
 
 
 def test_transition_wants_one_input_per_branch_of_the_stage_before(branches):
@@ -96,14 +124,46 @@ def test_good_lists_give_what_the_unchecked_loop_gave(hrm, branches):
             assert all(torch.equal(y, e) for y, e in zip(hrm(given), expected))
 
 
+@pytest.fixture()
+def tensor_checks(monkeypatch):
+    """Every call of the eager-only tensor checks, counted (a spy that still runs them)."""
+    calls = []
+    real = _checks._check_branch_tensors
+    monkeypatch.setattr(_checks, "_check_branch_tensors", lambda *args: calls.append(1) or real(*args))
+    return calls
+
+
 @pytest.mark.filterwarnings("ignore")  # torch.jit.trace: deprecated, and lists at its output
-def test_the_checks_stay_out_of_fx_and_jit_traces(hrm, branches):
+def test_the_checks_stay_out_of_fx_and_jit_traces(hrm, branches, tensor_checks):
+    """A check that ran on a tracer's values would raise (fx's Proxies) or freeze their sizes into the trace."""
     a, b = branches
+    with torch.no_grad():
+        hrm([a, b])
+    assert tensor_checks, "the spy sees eager calls"
+    tensor_checks.clear()
     graph = torch.fx.symbolic_trace(ht.create_model("w18_small_v1", head=None).eval())  # lists of Proxies inside
-    assert not any("check_branch" in str(node.target) for node in graph.graph.nodes)
     traced = torch.jit.trace(hrm, ([a, b],), check_trace=False)
+    assert not tensor_checks, "ran under symbolic_trace or jit.trace"
     with torch.no_grad():
         assert all(torch.equal(y, e) for y, e in zip(traced([a, b]), hrm([a, b])))
+        assert len(graph(torch.randn(1, 3, 64, 64))) == 4
+
+
+def test_the_checks_compile_without_a_graph_break(hrm, branches, tensor_checks):
+    """torch.compile with fullgraph=True fails on any graph break: the length check is plain Python, and
+    the tensor checks are skipped while dynamo traces (is_tracing). The eager backend: no C++ compiler needed."""
+    a, b = branches
+    torch._dynamo.reset()
+    compiled = torch.compile(hrm, backend="eager", fullgraph=True)
+    transition = ht.Transition([8, 16], [8, 16, 32]).eval()
+    with torch.no_grad():
+        out = compiled([a, b])
+        moved = torch.compile(transition, backend="eager", fullgraph=True)([a, b])
+        assert not tensor_checks, "ran while dynamo traced"
+        expected = hrm([a, b])
+    assert all(torch.equal(y, e) for y, e in zip(out, expected))
+    assert [tuple(t.shape) for t in moved] == [(1, 8, 16, 16), (1, 16, 8, 8), (1, 32, 4, 4)]
+    torch._dynamo.reset()
 
 
 def test_random_branch_lists_either_run_right_or_raise_a_named_error():
@@ -127,8 +187,18 @@ def test_random_branch_lists_either_run_right_or_raise_a_named_error():
 # ------------------------------------------------------------------ finding 7: switches given a string
 @pytest.mark.parametrize("name", ["fusion", "align_corners", "multi_scale_output"])
 def test_module_switches_refuse_a_string(name):
-    with pytest.raises(ValueError, match=rf"{name} must be True or False, got 'no' \(str\).*pass {name}=False"):
+    allowed = r"True, False or None \(F.interpolate's default\)" if name == "align_corners" else "True or False"
+    with pytest.raises(ValueError, match=rf"{name} must be {allowed}, got 'no' \(str\).*pass {name}=False"):
         ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16], **{name: "no"})
+
+
+def test_align_corners_none_means_the_interpolate_default_everywhere():
+    """None is allowed (the official code passes config values through), and kept as None."""
+    assert ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [8, 16], [8, 16], align_corners=None).align_corners is None
+    with torch.device("meta"):
+        assert ht.HRNet("w18_small_v1", align_corners=None).stage2[0].align_corners is None
+    with pytest.raises(ValueError, match=r"align_corners must be True, False or None .*got 'no'.*align_corners=False"):
+        ht.HRNet("w18_small_v1", align_corners="no")
 
 
 def test_backbone_and_meta_model_refuse_multi_scale_output_as_a_string():
@@ -166,6 +236,18 @@ def test_stage_config_takes_numpy_integers_as_the_whole_numbers_they_are():
     stage.validate("stage2")
     assert stage == ht.StageConfig(1, 2, "BASIC", [2, 2], [16, 32])
     assert all(type(v) is int for v in (*stage.num_blocks, *stage.num_channels, stage.num_modules))
+
+
+def test_stage_config_counts_follow_the_package_s_one_whole_number_rule():
+    """_validate.positive_int's rule: 0-d torch integers pass as ints; floats, strings and zero do not."""
+    assert ht.StageConfig(torch.tensor(1), 2, "BASIC", [2, 2], [16, 32]).num_modules == 1
+    for stage, said in [(ht.StageConfig(2.0, 2, "BASIC", [2, 2], [16, 32]), r"num_modules: must be a positive "
+                                                                            r"integer, got 2.0$"),
+                        (ht.StageConfig(1, 2, "BASIC", [2, 0], [16, 32]), r"num_blocks: entries must be positive "
+                                                                          r"integers, got \[2, 0\]$"),
+                        (ht.StageConfig(1, 2, "BASIC", [2, 2], [16, "32"]), r"num_channels: entries .*'32'\]$")]:
+        with pytest.raises(ValueError, match=said):
+            stage.validate("stage2")
 
 
 def test_stage_config_refuses_bools_dicts_and_none_by_name():

@@ -304,7 +304,7 @@ def loss_case():
 
 @pytest.mark.parametrize("options, message", [
     (dict(ohem="no"), r"ohem must be True or False, got 'no' \(str\).*pass ohem=False"),
-    (dict(align_corners="no"), r"align_corners must be True or False, got 'no'"),
+    (dict(align_corners="no"), r"align_corners must be True, False or None \(F.interpolate's default\), got 'no'"),
     (dict(balance_weights=None), r"balance_weights must be numbers, one per output \(the official \[0.4, 1\] .*got None"),
     (dict(balance_weights=("a", "b")), r"balance_weights must be numbers.*got \('a', 'b'\)"),
     (dict(weight=torch.ones(3)), r"weight has 3 entries but the outputs have 4 classes: give one weight per class"),

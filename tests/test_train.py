@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hrnet_teach import train as T
 from hrnet_teach.data import IGNORE_INDEX, NUM_CLASSES, ShapesDataset
@@ -61,6 +62,70 @@ def test_confusion_matrix_and_scores_by_hand():
     # a class absent from labels and predictions does not pull the mean down
     s4 = T.scores(T.confusion_matrix(pred, target, 4))
     assert math.isclose(s4["miou"], s["miou"]) and s4["per_class_iou"][3] is None
+
+
+def test_confusion_matrix_reads_the_device_once_per_batch(monkeypatch):
+    """Labels and predictions are range-checked with one read (on a GPU each read waits for it); it was three."""
+    reads = []
+    for name in ("tolist", "item", "__int__", "__bool__", "__float__", "__index__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _original=original, _name=name:
+                            reads.append(_name) or _original(self, *a))
+    cm = T.confusion_matrix(torch.tensor([0, 1, 1, 3]), torch.tensor([0, 1, IGNORE_INDEX, 2]), 4)
+    monkeypatch.undo()
+    assert cm.sum() == 3 and reads == ["tolist"], reads
+
+
+class _CountOps(TorchDispatchMode):
+    """How many aten ops run inside the ``with`` block (each one a kernel on a GPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops_for(steps: int, through_train_one_epoch: bool) -> int:
+    torch.manual_seed(0)
+    net = nn.Conv2d(3, 2, 1)
+    batches = [(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)) for _ in range(steps)]
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = T.segmentation_loss
+    with _CountOps() as count:
+        if through_train_one_epoch:
+            T.train_one_epoch(net, batches, opt, loss, torch.device("cpu"), lambda step: 0.1)
+        else:  # the bare loop: forward, loss, backward, step
+            for images, masks in batches:
+                opt.zero_grad(set_to_none=True)
+                loss(net(images), masks).backward()
+                opt.step()
+    return count.ops
+
+
+def test_train_one_epoch_adds_no_kernels_per_step_to_watch_for_nan():
+    """The losses are kept and checked once an epoch (s18 review 18): the per-step check was about a dozen ops."""
+    bare = (_ops_for(3, False) - _ops_for(1, False)) / 2
+    trainer = (_ops_for(3, True) - _ops_for(1, True)) / 2
+    assert trainer - bare <= 1, (trainer, bare)  # 1: the loss.detach() it keeps
+
+
+def test_train_one_epoch_returns_the_mean_of_its_steps_losses():
+    torch.manual_seed(0)
+    net = nn.Conv2d(3, 2, 1)
+    batches = [(torch.randn(2, 3, 4, 4), torch.randint(0, 2, (2, 4, 4))) for _ in range(5)]
+    seen = []
+
+    def recorded(output, mask):
+        loss = T.segmentation_loss(output, mask)
+        seen.append(loss.item())
+        return loss
+
+    mean = T.train_one_epoch(net, batches, torch.optim.SGD(net.parameters(), lr=0.1), recorded, torch.device("cpu"),
+                             lambda step: 0.1)
+    assert len(seen) == 5 and mean == pytest.approx(math.fsum(seen) / 5, rel=1e-12, abs=0)
 
 
 def test_no_fusion_keeps_branches_and_head_but_drops_fuse_layers():
@@ -324,7 +389,7 @@ def test_train_config_checks_and_the_cli_maps_onto_it():
     config = T.config_from_args(T.parse_args(["--no-fusion", "--quiet", "--epochs", "3", "--threads", "1"]), "cmd")
     assert (config.fusion, config.progress, config.epochs, config.command) == (False, False, 3, "cmd")
     assert (config.base_lr, config.decay) == (T.DEFAULT_LR["adamw"], T.DEFAULT_WEIGHT_DECAY["adamw"])
-    assert T.TrainConfig(optimizer="sgd").base_lr == 0.05
+    assert T.TrainConfig(optimizer="sgd").base_lr == T.DEFAULT_LR["sgd"] != T.DEFAULT_LR["adamw"]
     with pytest.raises(TypeError, match="TrainConfig or keyword settings"):
         T.train("w18_small_v1")
 

@@ -44,6 +44,22 @@ def short_repr(value) -> str:
     return shown if len(shown) <= _REPR_CHARACTERS else shown[:_REPR_CHARACTERS].rstrip() + " ..."
 
 
+def a_type(value) -> str:
+    """What ``value`` is, for a message: "None" for None (a function that ends without return), else its type's
+    name with its English article ("an int", "a list"); in Chinese the name alone."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    # by sound, not spelling: "an ndarray" (en-dee-array), as numpy's own docs write it
+    vowel_sound = name[:1].lower() in "aeiou" or name.startswith("nd")
+    return _("an {type}", type=name) if vowel_sound else _("a {type}", type=name)
+
+
+def dtype_name(dtype) -> str:
+    """A torch or numpy dtype as a learner writes it: "float16", not "torch.float16"."""
+    return str(dtype).replace("torch.", "")
+
+
 def _not_a_tensor(answer, what: str, example: str, dims: int = 1) -> None:
     """Refuse a tensor or array of more than ``dims`` dimensions where numbers are asked (the feature map itself,
     not its shape): its values would be read, thousands of them."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import math
 import os
 import re
 import sys
@@ -33,28 +32,30 @@ from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
 
-# Seconds one call of the learner's code may take (a function answer, or a module it built); inf for no
-# limit. Set HRNET_TEACH_TIME_LIMIT before the import, or call set_time_limit(); an exercise's own
-# ``time_limit`` wins over both.
 def _seconds(value, source: str) -> float:
+    """``value`` as a time limit: seconds above 0, inf for none (None is refused: it means "the default" elsewhere)."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = 0.0
     if not seconds > 0:
-        raise ValueError(_("The time limit is a number of seconds above 0, e.g. 5; {source} is {value}.",
-                           source=source, value=repr(value)))
+        raise ValueError(_("The time limit is a number of seconds above 0, e.g. 5, or inf for no limit; {source} is "
+                           "{value}.", source=source, value=repr(value)))
     return seconds
 
 
+# Seconds one call of the learner's code may take (a function answer, or a module it built); inf for no
+# limit. Set HRNET_TEACH_TIME_LIMIT before the import, or call set_time_limit(); an exercise's own
+# ``time_limit`` wins over both.
 TIME_LIMIT_S = _seconds(os.environ.get("HRNET_TEACH_TIME_LIMIT", "5"), "HRNET_TEACH_TIME_LIMIT")
 
 
-def set_time_limit(seconds: float | None) -> None:
-    """Change the default time limit of every exercise (seconds per call of your code); ``float("inf")``
-    or None for none (a looping answer then runs until the notebook's stop button interrupts it)."""
+def set_time_limit(seconds: float) -> None:
+    """Change the default time limit of every exercise (seconds per call of your code); ``float("inf")`` for
+    none (a looping answer then runs until the notebook's stop button interrupts it). Not None: an exercise's
+    ``time_limit=None`` and ``call_learner(limit=None)`` mean this default."""
     global TIME_LIMIT_S
-    TIME_LIMIT_S = math.inf if seconds is None else _seconds(seconds, _("the value given"))
+    TIME_LIMIT_S = _seconds(seconds, _("the value given"))
 
 
 def _timeout(limit: float) -> float | None:
@@ -213,7 +214,8 @@ def _stop_answers_at_exit(budget: float = 3.0) -> None:
 def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "") -> Any:
     """``fn(*args)`` under a time limit (and without autograd), in a daemon thread.
 
-    After ``limit`` seconds the check stops waiting, stops the call if it can (a Python thread cannot
+    ``limit`` is in seconds (inf: no limit); None means the default, ``TIME_LIMIT_S``. After ``limit`` seconds
+    the check stops waiting, stops the call if it can (a Python thread cannot
     be killed, only interrupted between two Python instructions) and raises :class:`TimeLimit`.
     Exceptions from ``fn`` are raised here; one that would end the program (SystemExit from
     sys.exit(), KeyboardInterrupt) becomes a :class:`Wrong` instead: it is the answer's mistake, and
@@ -260,30 +262,34 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
     return outcome.get("value")
 
 
-def _library_roots() -> list[str]:
-    """The folders of this package, torch, numpy and Python's own library."""
-    roots = [os.path.dirname(os.path.dirname(__file__)), os.path.dirname(torch.__file__),
-             os.path.dirname(threading.__file__)]
+def _library_roots() -> dict[str, str]:
+    """The folders of this package ("package"), torch, numpy (once imported) and Python's own library ("stdlib")."""
+    roots = {"package": os.path.dirname(os.path.dirname(__file__)), "torch": os.path.dirname(torch.__file__),
+             "stdlib": os.path.dirname(threading.__file__)}
     numpy = sys.modules.get("numpy")
     if numpy is not None:
-        roots.append(os.path.dirname(numpy.__file__))
+        roots["numpy"] = os.path.dirname(numpy.__file__)
     return roots
 
 
 def _library(filename: str) -> bool:
     """Whether a traceback frame is in this package, torch, numpy or Python's own library, not in the learner's code."""
-    return any(filename.startswith(root + os.sep) for root in _library_roots())
+    return any(filename.startswith(root + os.sep) for root in _library_roots().values())
 
 
 def _library_file(filename: str) -> str | None:
     """A file of torch, numpy or Python's library as its path in that library (torch/nn/modules/conv.py,
     threading.py); None for this package's files and the learner's."""
-    package, *others = _library_roots()
-    # the longest root that holds it: torch's and numpy's lie inside Python's (site-packages)
-    root = max((r for r in others if filename.startswith(r + os.sep)), key=len, default=None)
-    if root is None or filename.startswith(package + os.sep):
+    roots = _library_roots()
+    if filename.startswith(roots.pop("package") + os.sep):
         return None
-    base = root if root == os.path.dirname(threading.__file__) else os.path.dirname(root)
+    holding = [(name, root) for name, root in roots.items() if filename.startswith(root + os.sep)]
+    if not holding:
+        return None
+    # the longest root that holds it: torch's and numpy's lie inside Python's (site-packages)
+    name, root = max(holding, key=lambda item: len(item[1]))
+    # Python's own files are named from its folder (threading.py); torch's and numpy's with their package's name
+    base = root if name == "stdlib" else os.path.dirname(root)
     return os.path.relpath(filename, base).replace(os.sep, "/")
 
 

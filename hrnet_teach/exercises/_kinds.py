@@ -36,7 +36,17 @@ import torch
 from torch import nn
 
 from ..i18n import N_, Text, _, text
-from ._answers import as_choice, as_function, choices_text, layer_summary, one_thread, random_bn, short_repr
+from ._answers import (
+    a_type,
+    as_choice,
+    as_function,
+    choices_text,
+    dtype_name,
+    layer_summary,
+    one_thread,
+    random_bn,
+    short_repr,
+)
 from ._base import CALL_SITES, CourseBug, Exercise, Wrong, where_raised
 
 Message = Any  # a str, or a function returning one
@@ -219,12 +229,6 @@ def _fill(message: str | Text, values: Mapping) -> str:
     return message.format(**values)
 
 
-def _a_type(value: Any) -> str:
-    """The type's name with its English article ("an int", "a list"); in Chinese the name alone."""
-    name = type(value).__name__
-    # by sound, not spelling: "an ndarray" (en-dee-array), as numpy's own docs write it
-    vowel_sound = name[:1].lower() in "aeiou" or name.startswith("nd")
-    return _("an {type}", type=name) if vowel_sound else _("a {type}", type=name)
 
 
 def _short(value: Any) -> str:
@@ -259,13 +263,20 @@ def _fresh(value: Any) -> Any:
     return value
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
+def tensors_in(value: Any) -> list[torch.Tensor]:
     """The tensors in a result: itself, or those in its (nested) lists and tuples."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
+        return [t for v in value for t in tensors_in(v)]
     return []
+
+
+
+
+# Where a NaN comes from, said after "your value is NaN": log(0) is -inf and sqrt(0) is 0, and an overflow gives
+# inf, none of them a NaN; inf - inf and 0 × inf, which such an inf meets next, are.
+NAN_CAUSES = N_("a 0/0, a log or sqrt of a negative number, inf - inf or 0 × inf?")
 
 
 def _meta_message() -> str:
@@ -397,10 +408,10 @@ class FunctionExercise(Exercise):
 
     def _explain(self, case: Case, got: Any, expected: Any) -> str:
         raised = isinstance(got, BaseException)
-        if any(t.device.type == "meta" for t in _tensors(got)):  # no values: no slip can be recognised in them
+        if any(t.device.type == "meta" for t in tensors_in(got)):  # no values: no slip can be recognised in them
             return _("On {where}: {problem}", where=case.where, problem=_meta_message())
-        theirs = {t.device for t in _tensors(expected)}  # none where the answer is a number: a tensor of one is read
-        if theirs and {t.device for t in _tensors(got)} - theirs:  # another device: said before any slip's guess
+        theirs = {t.device for t in tensors_in(expected)}  # none where the answer is a number: a tensor of one is read
+        if theirs and {t.device for t in tensors_in(got)} - theirs:  # another device: said before any slip's guess
             return _("On {where}: {problem}", where=case.where, problem=self.compare(got, expected, case))
         for mistake in self.mistakes:
             if self._matches(mistake, case, got, expected):
@@ -445,12 +456,12 @@ class FunctionExercise(Exercise):
             value = _number(got)
             if value is None:
                 return _("Your function returned {type}, not one number; it should return {returns} (one number: "
-                         "a float, or a tensor that holds a single value).", type=_a_type(got), returns=self.returns)
+                         "a float, or a tensor that holds a single value).", type=a_type(got), returns=self.returns)
             if math.isnan(value) and math.isnan(_number(expected)):
                 return None
             if math.isnan(value):  # where a NaN comes from, as for a tensor's
-                return _("you return nan; {against} gives {expected}: a 0/0, a log or sqrt of a negative number or "
-                         "0, or an overflow?", against=self.against, expected=format(_number(expected), ".6g"))
+                return _("you return nan; {against} gives {expected}: {causes}", against=self.against,
+                         expected=format(_number(expected), ".6g"), causes=text(NAN_CAUSES))
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
                 note = _precision_note(got, value, _number(expected))
                 if note is not None:
@@ -468,7 +479,7 @@ class FunctionExercise(Exercise):
     def _compare_tensors(self, got: Any, expected: torch.Tensor) -> str | None:
         if not isinstance(got, torch.Tensor):
             return _("You gave {type} where a tensor belongs; your function should return {returns}.",
-                     type=_a_type(got), returns=self.returns)
+                     type=a_type(got), returns=self.returns)
         if got.layout != torch.strided:  # a sparse tensor: most comparisons are not defined on it
             return _("your output is a {layout} tensor; return an ordinary (dense) one, as {against} does: leave out "
                      "the .to_sparse() (or call .to_dense()).", layout=str(got.layout).replace("torch.", ""),
@@ -485,19 +496,19 @@ class FunctionExercise(Exercise):
             return None
         nan = int((a.isnan() & ~b.isnan()).sum())
         if nan:
-            return _("{n} of your {total} values are NaN where {against} has numbers: a 0/0, a log or sqrt of a "
-                     "negative number or 0, or an overflow?", n=nan, total=a.numel(), against=self.against)
+            return _("{n} of your {total} values are NaN where {against} has numbers: {causes}", n=nan,
+                     total=a.numel(), against=self.against, causes=text(NAN_CAUSES))
         diff = format((a - b).abs().nan_to_num(nan=math.inf).max().item(), ".3g")
         if got.dtype != expected.dtype:
             return _("your values differ from {against}'s (largest difference {diff}); your output is {dtype}, "
                      "{against}'s {expected_dtype}.", against=self.against, diff=diff,
-                     dtype=str(got.dtype).replace("torch.", ""), expected_dtype=str(expected.dtype).replace("torch.", ""))
+                     dtype=dtype_name(got.dtype), expected_dtype=dtype_name(expected.dtype))
         return _("your values differ from {against}'s (largest difference {diff}).", against=self.against, diff=diff)
 
     def _compare_lists(self, got: Any, expected: Sequence) -> str | None:
         if not isinstance(got, (list, tuple)):
             return _("Your function returned {type}; it should return {returns}.",
-                     type=_a_type(got), returns=self.returns)
+                     type=a_type(got), returns=self.returns)
         if len(got) != len(expected):
             return (_("your list has 1 entry; {against} gives {expected}.", against=self.against, expected=len(expected))
                     if len(got) == 1 else _("your list has {got} entries; {against} gives {expected}.",
@@ -505,7 +516,7 @@ class FunctionExercise(Exercise):
         for i, (g, e) in enumerate(zip(got, expected)):
             # a None entry is not a function that forgot `return`: say it of the entry
             problem = (_("your entry is None; {against} has {type} there.", against=self.against,
-                         type=_a_type(e)) if g is None and e is not None else self._compare_values(g, e))
+                         type=a_type(e)) if g is None and e is not None else self._compare_values(g, e))
             if problem is not None and i < len(self.entries):
                 return _("entry {i} ({name}): {problem}", i=i, name=text(self.entries[i]), problem=problem)
             if problem is not None:
@@ -539,9 +550,9 @@ def _low_precision(value: Any) -> str | None:
     result rarely is."""
     dtype = getattr(value, "dtype", None)
     if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float64:
-        return str(dtype).replace("torch.", "")
+        return dtype_name(dtype)
     if isinstance(value, (np.generic, np.ndarray)) and dtype.kind == "f" and dtype.itemsize < 8:
-        return str(dtype)
+        return dtype_name(dtype)
     if isinstance(value, float) and math.isfinite(value) and value != 0:
         with np.errstate(over="ignore"):  # 1e6 is no float16: inf, and not equal
             return next((name for name in ("float16", "float32") if float(np.array(value, dtype=name)) == value), None)
@@ -624,7 +635,7 @@ class ModuleExercise(FunctionExercise):
             return _("you return a plain {type}. Return an nn.ModuleList: a list does not register its "
                      "layers, so they would have no parameters in the model and no state-dict keys.", type=type(got).__name__)
         if not isinstance(got, nn.Module):
-            return _("you return {type}; return an nn.Module.", type=_a_type(got))
+            return _("you return {type}; return an nn.Module.", type=a_type(got))
         return (self._compare_keys(got, official) or self._compare_placement(got, official)
                 or self._compare_outputs(got, official, case))
 
@@ -632,7 +643,7 @@ class ModuleExercise(FunctionExercise):
         """The weights' device and dtype: a module built on the meta device has no values to compare, and a
         float64 or cuda one cannot run on the official input."""
         def kinds(module):
-            return sorted({(t.device.type, str(t.dtype).replace("torch.", ""))
+            return sorted({(t.device.type, dtype_name(t.dtype))
                            for t in module.state_dict().values() if t.is_floating_point()})
         ours, theirs = kinds(got), kinds(official)
         if not ours or ours == theirs:

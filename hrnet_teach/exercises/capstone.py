@@ -43,9 +43,9 @@ from ..config import get_config
 from ..data import ShapesDataset
 from ..i18n import N_, _
 from ..module import HighResolutionModule
-from ._answers import one_thread
+from ._answers import a_type, dtype_name, one_thread
 from ._base import Exercise, NotAttempted, Wrong, learner_frames, where_raised
-from ._kinds import _a_type, _tensors
+from ._kinds import tensors_in
 
 VARIANT = "w18_small_v1"
 SCENES = 2  # held-out scenes per check: enough to see a difference, quick on a CPU
@@ -55,6 +55,7 @@ MAX_LISTED = 4
 # One more scene, checked after the held-out ones: at 40x40 the branches are 10, 5, 3 and 2 pixels (each
 # stride-2 step rounds up), so upsampling by a scale factor, exact at 64x64 (16, 8, 4, 2), gives wrong sizes.
 ODD_SIZE = 40
+CHECKPOINT_DTYPE = torch.float32  # checkpoint() gives its float tensors in it, as the scenes are
 
 # What the package's forward does just before a watched module (for "the input of X differs").
 BETWEEN = (
@@ -94,7 +95,8 @@ def checkpoint() -> dict[str, Any]:
     loader = _checkpoint_module()
     path = asset_path(getattr(loader, "SHAPES_CHECKPOINT", "checkpoints/shapes_w18_small_v1.pt"))
     data = dict(loader.read_checkpoint(path))
-    data["model"] = OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in data["model"].items())
+    data["model"] = OrderedDict((k, v.to(CHECKPOINT_DTYPE) if v.is_floating_point() else v)
+                                for k, v in data["model"].items())
     return data
 
 
@@ -237,16 +239,11 @@ def reference_run(odd: bool = False) -> Record:
 
 
 # ---------------------------------------------------------------- comparing values
-def _what_it_is(value: Any) -> str:
-    """"None" for None (a forward that ends without return), else the type with its article: "an int"."""
-    return "None" if value is None else _a_type(value)
-
-
 def difference(got, expected) -> tuple[bool, str, float]:
     """(equal, what differs, largest |difference|) for tensors or lists of tensors."""
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
-            return False, _("{kind} instead of a tensor", kind=_what_it_is(got)), float("inf")
+            return False, _("{kind} instead of a tensor", kind=a_type(got)), float("inf")
         if got.shape != expected.shape:
             return False, _("shape {got} instead of {expected}", got=tuple(got.shape),
                             expected=tuple(expected.shape)), float("inf")
@@ -254,7 +251,7 @@ def difference(got, expected) -> tuple[bool, str, float]:
         return diff <= ATOL + ATOL * expected.abs().max().item(), _("largest difference {diff}", diff=format(diff, ".3g")), diff
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
-            return False, _("{kind} instead of a list of {count} tensors", kind=_what_it_is(got),
+            return False, _("{kind} instead of a list of {count} tensors", kind=a_type(got),
                             count=len(expected)), float("inf")
         if len(got) != len(expected):
             return False, _("{got} maps instead of {expected}", got=len(got), expected=len(expected)), float("inf")
@@ -852,16 +849,12 @@ def _raised_in_torch(error: BaseException) -> bool:
     return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(torch_dir)
 
 
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def _input_dtype(record: Record, inside: str | None) -> str | None:
     """The dtype of the float maps the module that raised was given, where it is not float32, the scenes' and the
     checkpoint's (a forward that calls .double() or .half() on them): their layers then fail on the types."""
     call = record.calls.get(inside) if inside is not None else None
-    dtypes = {t.dtype for t in _tensors(list(call.inputs)) if t.is_floating_point()} if call is not None else set()
-    return next((_dtype_name(d) for d in sorted(dtypes, key=str) if d != torch.float32), None)
+    dtypes = {t.dtype for t in tensors_in(list(call.inputs)) if t.is_floating_point()} if call is not None else set()
+    return next((dtype_name(d) for d in sorted(dtypes, key=str) if d != CHECKPOINT_DTYPE), None)
 
 
 def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
@@ -1173,7 +1166,7 @@ def as_module(make: Callable[[], Any], what: str) -> nn.Module:
         raise Wrong(_("Your {what} returned None: did you forget `return`? It should return an nn.Module.",
                       what=what))
     if not isinstance(module, nn.Module):
-        raise Wrong(_("Your {what} returned {type}; it should return an nn.Module.", what=what, type=_a_type(module)))
+        raise Wrong(_("Your {what} returned {type}; it should return an nn.Module.", what=what, type=a_type(module)))
     return module
 
 
@@ -1264,11 +1257,11 @@ class CheckpointExercise(Exercise):
                 answer = copy.deepcopy(answer)
             except Exception:  # something in it cannot be copied: checked as it is
                 pass
-            return self._on_cpu(answer)
+            return self._checked_module(answer)
         if not callable(answer):
             raise Wrong(_("Pass your {what} itself (its name, no brackets); you gave {type} {answer}.",
                           what=self.what, type=type(answer).__name__, answer=repr(answer)))
-        self._has_init(answer)
+        self._refuse_class_without_init(answer)
 
         try:  # the stub's arguments must fit the answer's parameters
             inspect.signature(answer).bind(*self.args)
@@ -1279,9 +1272,9 @@ class CheckpointExercise(Exercise):
             pass
         module = as_module(lambda: self.call(answer, *self.args, where=_("building your {what}", what=self.what)),
                            self.what)
-        return self._on_cpu(module)
+        return self._checked_module(module)
 
-    def _has_init(self, answer: Any) -> None:
+    def _refuse_class_without_init(self, answer: Any) -> None:
         """A class that leaves out __init__ gets nn.Module's, which takes no arguments (torch's TypeError, at a line
         of torch's) and builds no layers (no keys at all): said as such, with the stub's parameters."""
         if not (isinstance(answer, type) and issubclass(answer, nn.Module) and answer.__init__ is nn.Module.__init__):
@@ -1294,22 +1287,24 @@ class CheckpointExercise(Exercise):
                       "builds no layers. Keep the notebook's `def __init__(self, {parameters})` line and build the "
                       "layers in it.", what=self.what, parameters=parameters))
 
-    def _on_cpu(self, module: nn.Module) -> nn.Module:
-        """The check runs on the CPU, where the scenes and the package's model are (a meta module has no values),
-        and in the checkpoint's dtype: float64 weights would take its float32 tensors (converted), then fail on the
-        float32 scenes in torch's words about types, read as a slip of channels."""
+    def _checked_module(self, module: nn.Module) -> nn.Module:
+        """The learner's module on the CPU, where the scenes and the package's model are, once it has values
+        (not the meta device's) in the checkpoint's dtype."""
         if any(t.is_meta for t in module.state_dict().values()):
             raise Wrong(_("Your {what} was built on the meta device: its tensors have shapes but no values, so the "
                           "checkpoint cannot be loaded into it. Build it without device='meta'.", what=self.what))
-        dtypes = {t.dtype for t in checkpoint()["model"].values() if t.is_floating_point()}
-        odd = next(((k, t.dtype) for k, t in module.state_dict().items() if t.is_floating_point()
-                    and t.dtype not in dtypes), None)
+        self._refuse_other_dtype(module)
+        return module.cpu()
+
+    def _refuse_other_dtype(self, module: nn.Module) -> None:
+        """Float64 weights would take the checkpoint's float32 tensors (converted), then fail on the float32
+        scenes in torch's words about types, read as a slip of channels: said here instead."""
+        odd = next(((k, t.dtype) for k, t in module.state_dict().items()
+                    if t.is_floating_point() and t.dtype != CHECKPOINT_DTYPE), None)
         if odd is not None:
             raise Wrong(_("Your {what}'s weights are {dtype} ({key}, for one); the checkpoint's are {expected}. "
                           "Build the layers without dtype= (and no .double(), .half() or .to(...)).", what=self.what,
-                          dtype=_dtype_name(odd[1]), key=self.prefix + odd[0],
-                          expected=", ".join(sorted(_dtype_name(d) for d in dtypes))))
-        return module.cpu()
+                          dtype=dtype_name(odd[1]), key=self.prefix + odd[0], expected=dtype_name(CHECKPOINT_DTYPE)))
 
     def inputs(self, odd: bool = False) -> tuple:
         base = self.prefix.rstrip(".")
@@ -1378,7 +1373,7 @@ class CheckpointExercise(Exercise):
 
     def _run_aligned(self, answer: Callable, args: tuple) -> Any:
         """The answer built with ``args``, the checkpoint's tensors loaded, run on the held-out scenes' inputs."""
-        mine = self._on_cpu(as_module(lambda: self.call(answer, *args, where=_(
+        mine = self._checked_module(as_module(lambda: self.call(answer, *args, where=_(
             "building your {what} with align_corners=True", what=self.what)), self.what))
         state = OrderedDict((k[len(self.prefix):], v) for k, v in checkpoint()["model"].items()
                             if k.startswith(self.prefix))

@@ -8,10 +8,10 @@ from torch import nn
 
 from ..config import get_config
 from ..i18n import N_, _
-from ..transition import Transition
-from ._answers import as_indices, as_int, as_strings, as_word, layer_summary
+from ..transition import Transition, run_transition
+from ._answers import a_type, as_indices, as_int, as_strings, as_word, layer_summary
 from ._base import Wrong
-from ._kinds import Mistake, ModuleExercise, ValueExercise, _a_type, fact_mistakes
+from ._kinds import Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
 
 def make_transition(pre_channels, cur_channels):
@@ -42,7 +42,7 @@ def _facts(pre, cur, i, op) -> SimpleNamespace:
     kind, n2 = "new" if i >= len(pre) else "pass" if pre[i] == cur[i] else "adapt", sum(c.stride[0] == 2 for c in convs)
     # flat: layers right inside the entry, where a new branch has one nn.Sequential per step
     flat = module and any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) for m in op.children())
-    return SimpleNamespace(i=i, kind=kind, op=op, type=_a_type(op), module=module, flat=flat,
+    return SimpleNamespace(i=i, kind=kind, op=op, type=a_type(op), module=module, flat=flat,
                            cin=pre[min(i, len(pre) - 1)], cout=cur[i], npre=len(pre), steps=i + 1 - len(pre),
                            convs=convs, n2=n2, other=len(convs) - n2, first_in=convs[0].in_channels if convs else None,
                            **_layer_counts(op))
@@ -79,7 +79,7 @@ _TRANSITION_MISTAKES = [
             when=lambda c, got, o: isinstance(got, nn.Module) and not isinstance(got, nn.ModuleList), always=True),
     Mistake("not_a_list", lambda c, got, o: _(
         "Your function returns {type}; return an nn.ModuleList with one entry per branch of the next stage (None, "
-        "or the layers for that branch).", type=_a_type(got)),
+        "or the layers for that branch).", type=a_type(got)),
             when=lambda c, got, o: got is not None and not isinstance(got, (nn.Module, list, tuple, BaseException))),
     Mistake("length", lambda c, got, o: _("The next stage has {n} branches, so the transition needs {n} entries (one "
                                           "per output branch); yours has {got}.", n=len(c.args[1]), got=len(got)),
@@ -157,13 +157,6 @@ def _from_branch_above(pre, cur):
     return nn.ModuleList(layers)
 
 
-def _run_transition(transition, y_list):
-    """What Transition.forward computes, for the learner's nn.ModuleList too (which has no pre_channels for the
-    package's input checks): existing branches from y_list[i], new ones from y_list[-1], a None entry passes."""
-    sources = [y_list[i] if i < len(y_list) else y_list[-1] for i in range(len(transition))]
-    return [x if op is None else op(x) for op, x in zip(transition, sources)]
-
-
 transition_op = ModuleExercise(
     name="transition_op", lesson="04", fn_name="make_transition",
     question=N_("Write `make_transition(pre_channels, cur_channels)`: an nn.ModuleList with one entry per branch of "
@@ -171,7 +164,7 @@ transition_op = ModuleExercise(
                 "lowest branch (new), as the official `_make_transition_layer`."),
     reference=make_transition, official=Transition, cases=TRANSITION_CASES, against=N_("the official module"),
     inputs=lambda pre, cur: tuple(torch.randn(1, c, 16 >> b, 16 >> b) for b, c in enumerate(pre)),
-    run=lambda t, *y_list: _run_transition(t, list(y_list)),
+    run=lambda t, *y_list: run_transition(t, list(y_list)),  # the learner's ModuleList has no pre_channels to check
     mistakes=[*_TRANSITION_MISTAKES, Mistake("branch_above", N_(
         "A new branch is built from the lowest branch of the previous stage, pre_channels[-1] (the official "
         "num_channels_pre_layer[-1]); pre_channels[i - 1] does not exist once a stage adds two branches."),

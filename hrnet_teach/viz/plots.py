@@ -218,10 +218,6 @@ def _stage_label(ax, x, branch, text, theme: Theme):
 
 
 # ------------------------------------------------------ resolution over depth
-def _convs(module) -> int:
-    return sum(isinstance(m, nn.Conv2d) for m in module.modules())
-
-
 def _main_convs(block) -> int:
     """A residual block's convs on its main path: 2 in a BasicBlock, 3 in a Bottleneck (the shortcut's conv is beside it)."""
     return sum(isinstance(m, nn.Conv2d) for m in block.children())
@@ -235,7 +231,8 @@ def _hrnet_depths(backbone) -> tuple[list[tuple[int, int, int]], list[tuple[int,
     None, branch 0 passes them. A fusion adds nothing: branch 0's own term in its sum is x[0] itself (the fuse
     convs sit on the other branches' paths), so fusions are marks at the depth where their module ends.
     """
-    parts = {"stem": _convs(backbone.conv1) + _convs(backbone.conv2), "layer1": sum(_main_convs(b) for b in backbone.layer1),
+    stem = len(hi.convs_of(backbone.conv1)) + len(hi.convs_of(backbone.conv2))
+    parts = {"stem": stem, "layer1": sum(_main_convs(b) for b in backbone.layer1),
              "transition": 0, "blocks": 0}
     depth = parts["stem"] + parts["layer1"]
     births, fusions = {0: parts["stem"]}, []
@@ -245,8 +242,8 @@ def _hrnet_depths(backbone) -> tuple[list[tuple[int, int, int]], list[tuple[int,
             births.setdefault(b, depth)
         adapt = getattr(backbone, f"transition{number}")[0]
         if adapt is not None:
-            parts["transition"] += _convs(adapt)
-            depth += _convs(adapt)
+            parts["transition"] += len(hi.convs_of(adapt))
+            depth += len(hi.convs_of(adapt))
         for hr in stage:
             convs = sum(_main_convs(block) for block in hr.branches[0])
             parts["blocks"] += convs
