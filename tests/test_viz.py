@@ -256,6 +256,103 @@ def test_transition_figure_shows_pass_adapt_and_new():
     assert overlaps(fig) == ([], [])
 
 
+# ------------------------------------------------------------- the new branch, paper against code
+@pytest.mark.parametrize("variant, stage, theme", [("w18", 4, "light"), ("w48", 4, "dark"), ("w48", 3, "light")])
+def test_new_branch_figure_reads_the_transition_and_the_fusion_from_the_model(variant, stage, theme):
+    with torch.device("meta"):
+        model = ht.create_model(variant, head=None)
+    before = getattr(model, f"stage{stage - 1}")
+    last = len(before) - 1
+    branches = before[-1].num_branches
+    new = branches  # the new branch's index: one past the last branch of the stage before
+    # from the checkpoint keys, not from inspect: the one new entry is transition{k}[new], a chain of stride-2 convs
+    key = f"transition{stage - 1}.{new}."
+    convs = [m for n, m in model.named_modules() if n.startswith(key[:-1] + ".") and isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 and convs[0].stride == (2, 2)
+    cin, cout = convs[0].in_channels, convs[0].out_channels
+    assert model.state_dict()[f"{key}0.0.weight"].shape == (cout, cin, 3, 3)
+    if variant == "w18":
+        assert (cin, cout) == (72, 144)
+    fig = viz.plot_new_branch(variant, stage, theme=theme)
+    text = all_text(fig)
+    assert f"transition{stage - 1}[{new}]\nconv3x3 s2\n{cin}→{cout}" in text
+    assert f"branch {new} · 1/{2 ** (new + 2)}\n{cout} ch" in text
+    for b in range(branches):  # both panels label each branch of the stage before with its resolution and channels
+        assert text.count(f"branch {b} · 1/{2 ** (b + 2)}\n{before[-1].out_channels[b]} ch") == 4  # before and after, twice
+    # (a) the paper: an arrow from every branch into the new one; (b) the code: every branch into the fusion of the
+    # stage's last module, into branch new - 1, then one arrow: the transition
+    assert sorted(gids(fig, "paper-into-")) == [f"paper-into-{new}-from-{b}" for b in range(branches)]
+    assert sorted(gids(fig, "code-fuse-")) == [f"code-fuse-{b}" for b in range(branches)]
+    assert gids(fig, "code-transition-") == [f"code-transition-{new}", f"code-transition-text-{new}"]
+    assert f"stage{stage - 1}[{last}] fusion\ninto branch {new - 1}" in text
+    paths = " + ".join(str(new - b) for b in range(branches))
+    assert f"{paths} = {sum(range(1, branches + 1))} stride-2 convs" in text and "adds one stride-2 conv" in text
+    assert fig._suptitle.get_text().endswith(f"new branch {new} (1/{2 ** (new + 2)}) comes from")
+    assert overlaps(fig) == ([], [])
+
+
+def test_new_branch_figure_without_fusion_and_for_stage_2():
+    fig = viz.plot_new_branch(ht.get_config("w18").replace(fusion=False))
+    assert gids(fig, "code-sum") == [] and gids(fig, "code-fuse-") == []
+    assert "y_list[-1] is\nbranch 2 alone" in all_text(fig) and overlaps(fig) == ([], [])
+    with pytest.raises(ValueError, match="stage=3 or stage=4"):
+        viz.plot_new_branch("w18", "stage2")
+
+
+# --------------------------------------------------------------------------- odd sizes
+def forward_sides(height, width):
+    """Each side after the stem's conv1 and at every stage-4 branch, from a forward of the whole backbone (on meta)."""
+    with torch.device("meta"):
+        model = ht.create_model("w18", head=None).eval()
+    seen = {}
+    model.conv1.register_forward_hook(lambda module, args, out: seen.update(conv1=tuple(out.shape[-2:])))
+    branches = model(torch.empty(1, 3, height, width, device="meta"))
+    return [[side, seen["conv1"][k], *(y.shape[-2 + k] for y in branches)] for k, side in enumerate((height, width))]
+
+
+def drawn_sides(ax):
+    return [int(t.get_text()) for t in sorted((t for t in ax.texts if (t.get_gid() or "").startswith("side-")),
+                                              key=lambda t: int(t.get_gid()[5:]))]
+
+
+@pytest.mark.parametrize("side", [250, 512, (250, 333)])
+def test_odd_sizes_draws_the_sides_a_forward_gives(side):
+    height, width = side if isinstance(side, tuple) else (side, side)
+    heights, widths = forward_sides(height, width)
+    fig = viz.plot_odd_sizes(side, theme="dark" if side == 512 else "light")
+    assert drawn_sides(fig.axes[0]) == heights and len(fig.axes) == (2 if isinstance(side, tuple) else 1)
+    if isinstance(side, tuple):
+        assert drawn_sides(fig.axes[1]) == widths
+    if side == 250:
+        assert heights == [250, 125, 63, 32, 16, 8]
+    for ax, sides in zip(fig.axes, (heights, widths)):
+        # a hatched padded cell on each odd side that is halved again, and ×2 checked against every branch above another
+        padded = sorted(int(g.split("-")[1]) for g in (p.get_gid() or "" for p in ax.patches) if g.startswith("padded-"))
+        assert padded == [k for k, n in enumerate(sides[:-1]) if n % 2]
+        checks = {t.get_gid(): t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("check-")}
+        for b in range(len(sides) - 3):
+            n, below = sides[b + 2], sides[b + 3]
+            verdict = "fits" if 2 * below == n else "misses"
+            assert checks[f"check-{b}-{verdict}"] == f"2 × {below} = {2 * below} {'=' if verdict == 'fits' else '≠'} {n} " + \
+                ("✓" if verdict == "fits" else "✗")
+    text = all_text(fig)
+    if side == 512:
+        assert "halves exactly" in fig._suptitle.get_text() and not fig.legends and "rounded up" not in text
+    else:
+        assert "2 × 32 = 64 ≠ 63 ✗" in text and "⌈125 / 2⌉ = 63, rounded up" in text and "misses" in fig._suptitle.get_text()
+    if side == (250, 333):
+        assert "2 × 11 = 22 ≠ 21 ✗" in text  # the width fails lower down, at 1/16
+    assert overlaps(fig) == ([], [])
+
+
+@pytest.mark.parametrize("side", [28, 29, 31, 32, 33, 63, 250, 253, 256])
+def test_odd_sizes_misses_exactly_where_fixed_factors_fail(side):
+    from hrnet_teach.backbone import halves_exactly
+
+    fig = viz.plot_odd_sizes(side)
+    assert bool(gids(fig, "check-") and any(g.endswith("-misses") for g in gids(fig, "check-"))) == (not halves_exactly(side))
+
+
 # ------------------------------------------------------------------------ features
 @pytest.fixture(scope="module")
 def features():

@@ -27,6 +27,8 @@ FIGURES = {
     "fuse": lambda: viz.plot_fuse_matrix("w18_small_v1", "stage3"),
     "transition": lambda: viz.plot_transition("w18_small_v1", "stage4"),
     "costs": lambda: viz.plot_costs("w18_small_v1", (256, 256)),
+    "new_branch": lambda: viz.plot_new_branch("w18"),
+    "odd_sizes": lambda: viz.plot_odd_sizes((250, 333)),
 }
 
 
@@ -102,7 +104,11 @@ def test_the_words_inside_the_figures_are_chinese_too(name, chinese):
     drawn = "\n".join(t.get_text() for t in fig.findobj(Text))
     expected = {"architecture": ["起始层", "图像", "阶段 2\n1 个模块"], "fuse": ["恒等", "上采样 ×2", "下采样 ×1/2", "输入 j=0", "输出 i=0", "① conv3x3"],
                 "transition": ["分支 0：", "None（直接通过）", "从分支 2 新建分支"], "resolution": ["起始层 2 +"],
-                "costs": ["融合（fuse_layers）"]}[name]
+                "costs": ["融合（fuse_layers）"],
+                "new_branch": ["(a) 论文中的图", "(b) 代码：先融合，再经过 transition3[3]", "stage3[3] 的融合\n汇入分支 2",
+                               "分支 3 · 1/32\n144 ch", "新分支只多用一个步长为 2 的卷积", "transition3[2] 都是 None"],
+                "odd_sizes": ["高（像素）", "宽（像素）", "起始层 conv1 · 1/2", "分支 0 · 1/4", "⌈125 / 2⌉ = 63，向上取整",
+                              "把下一个分支固定放大 ×2", "奇数边："]}[name]
     assert all(word in drawn for word in expected), [word for word in expected if word not in drawn]
 
 

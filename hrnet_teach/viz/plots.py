@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
@@ -58,7 +59,7 @@ def _box(ax, x, y, width, height, face, edge, text="", theme: Optional[Theme] = 
 
 def _arrow(ax, start, end, color, gid=None, width=1.4, style="-|>", **kw):
     arrow = FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=11, color=color, linewidth=width, gid=gid,
-                            shrinkA=0, shrinkB=0, **kw)
+                            **{"shrinkA": 0, "shrinkB": 0, **kw})
     ax.add_patch(arrow)
     return arrow
 
@@ -520,6 +521,216 @@ def plot_transition(model_or_variant: ModelLike = "w18", stage="stage3", image_s
                        transition=f"transition{number - 1}", passes=kinds.count("pass"), adapts=kinds.count("adapt"),
                        new=kinds.count("new"), size=_size_text(*hi.check_image_size(image_size))),
                      x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+# ------------------------------------------------------------- a new branch
+def _branch_text(b: int, channels: int) -> str:
+    return _("branch {b} · 1/{r}\n{channels} ch", b=b, r=2 ** (b + 2), channels=channels)
+
+
+def _along(start, end, t: float) -> tuple[float, float]:
+    return start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1])
+
+
+def _steps_text(steps: int) -> str:
+    return "conv3x3 s2" if steps == 1 else f"{steps}× conv3x3 s2"
+
+
+def plot_new_branch(model_or_variant: ModelLike = "w18", stage="stage4", theme="light") -> Figure:
+    """Where ``stage``'s new, lowest branch comes from: the paper's picture beside the code.
+
+    Left, as the paper draws it: every branch of the stage before feeds the new
+    resolution. Right, as the official code computes it: the stage before ends
+    with a fusion whose sum into its lowest branch (``y_list[-1]``) already holds
+    every branch; then one transition entry, a stride-2 3x3 conv, takes that one
+    map down (HRNet/HRNet-Object-Detection#3: the last fusion split into a fusion
+    and a transition). Branches, channels, the fusing module and the transition's
+    layers are read from the model.
+    """
+    # Longer than the package's ~50-line rule on purpose: two panels of one comparison, drawn side by side;
+    # split into helpers, one figure would be read by jumping between them.
+    backbone = hi.backbone_of(model_or_variant)
+    number = hi.stage_number(stage)
+    if number == 2:
+        raise ValueError("stage 2's new branch comes from layer1's one output, with no fusion before it: there is "
+                         "nothing to compare; use stage=3 or stage=4")
+    entries = hi.transitions(backbone, number)
+    new = [e for e in entries if e.kind == "new"]
+    if not new:
+        raise ValueError(f"transition{number - 1} creates no branch: stage{number} has as many branches as stage{number - 1}")
+    name, index, last = hi.hr_module(backbone, number - 1, -1)  # the module whose fusion makes y_list
+    matrix = hi.fuse_matrix_of(last, f"{name}[{index}]")
+    before, source = last.num_branches, new[0].source  # y_list[-1]: the lowest branch of the stage before
+    fused = matrix[source] if source < len(matrix) else []  # the terms summed into y_list[-1]
+    transition = f"transition{number - 1}"
+    with themed(theme) as th:
+        n = len(entries)
+        fig = new_figure(WIDTH, 1.75 + 0.8 * n, th, layout="constrained")
+        axes = fig.subplots(1, 2)
+        box_w, box_h, left, right, sigma = 2.5, 0.62, 0.0, 7.5, 4.3
+        for ax, panel in zip(axes, ("paper", "code")):
+            for b in range(before):
+                _box(ax, left, -b - box_h / 2, box_w, box_h, th.face, branch_color(th, b), _branch_text(b, last.out_channels[b]),
+                     th, gid=f"{panel}-before-{b}", fontsize=7.5)
+            for entry in entries:
+                b = entry.branch
+                born = entry.kind == "new"
+                _box(ax, right, -b - box_h / 2, box_w, box_h, to_rgba(branch_color(th, b), 0.3 if born else 0.1),
+                     branch_color(th, b), "", th, gid=f"{panel}-after-{b}").set_linewidth(2.2 if born else 1.0)
+                ax.text(right + box_w / 2, -b, _branch_text(b, entry.out_channels), ha="center", va="center", fontsize=7.5,
+                        fontweight="bold" if born else "normal")
+                if not born and not (panel == "code" and b == source and fused):  # the old branches go on
+                    _arrow(ax, (left + box_w, -b), (right, -b), th.muted, gid=f"{panel}-pass-{b}", width=1.0, linestyle="--")
+            ax.text(left + box_w / 2, 0.5, f"stage{number - 1}", ha="center", va="bottom", fontsize=8.5, fontweight="bold")
+            ax.text(right + box_w / 2, 0.5, f"stage{number}", ha="center", va="bottom", fontsize=8.5, fontweight="bold")
+            ax.set_xlim(-0.1, right + box_w + 0.1)
+            ax.set_ylim(-(n - 1) - 1.1, 0.85)
+            ax.axis("off")
+        # (a) the paper: an arrow from every branch of the stage before into each new branch
+        ax = axes[0]
+        for entry in new:
+            for b in range(before):
+                start, end = (left + box_w, -b), (right, -entry.branch)
+                _arrow(ax, start, end, branch_color(th, b), gid=f"paper-into-{entry.branch}-from-{b}", width=1.8)
+                ax.text(*_along(start, end, 0.2), f"↓×1/{2 ** (entry.branch - b)}", ha="center", va="center", fontsize=7.5,
+                        bbox=_label_bbox(th), zorder=6)
+        paths = [entry.branch - b for entry in new for b in range(before)]
+        ax.text(left, -(n - 1) - 0.55, _("as drawn: one path per branch,\n{counts} = {total} stride-2 convs",
+                                         counts=" + ".join(map(str, paths)), total=sum(paths)),
+                ha="left", va="top", fontsize=8, color=th.muted)
+        ax.set_title(_("(a) the paper's figure"), loc="left", fontsize=10)
+        # (b) the code: the last module fuses into branch `source`, then the transition takes y_list[-1] down
+        ax = axes[1]
+        origin = (left + box_w, -source)
+        if fused:
+            origin = (sigma, -source)
+            ax.text(sigma, -source, "Σ", ha="center", va="center", fontsize=11, gid="code-sum", zorder=6,
+                    bbox=dict(boxstyle="circle,pad=0.25", facecolor=th.face, edgecolor=th.fusion, linewidth=1.4))
+            for entry in fused:
+                j = entry.j
+                start = (left + box_w, -j)
+                _arrow(ax, start, origin, branch_color(th, j), gid=f"code-fuse-{j}", width=1.8, shrinkB=11)
+                if entry.kind == "downsample":
+                    ax.text(*_along(start, origin, 0.3), f"↓×1/{round(1 / entry.scale)}", ha="center", va="center", fontsize=7.5,
+                            bbox=_label_bbox(th), zorder=6)
+            _arrow(ax, origin, (right, -source), th.muted, gid=f"code-pass-{source}", width=1.0, linestyle="--", shrinkA=11)
+            ax.text(sigma - 0.45, -source - 0.3, _("{module} fusion\ninto branch {b}", module=f"{name}[{index}]", b=source),
+                    ha="center", va="top", fontsize=7.5, color=th.text, bbox=_label_bbox(th), zorder=6)
+            ax.text((sigma + right) / 2, -source + 0.06, "y_list[-1]", ha="center", va="bottom", fontsize=7.5, color=th.muted)
+        for entry in new:
+            end = (right, -entry.branch)
+            _arrow(ax, origin, end, branch_color(th, entry.branch), gid=f"code-transition-{entry.branch}", width=2.4,
+                   shrinkA=11 if fused else 0)
+            steps = len(hi.convs_of(getattr(backbone, transition)[entry.branch]))
+            ax.text(*_along(origin, end, 0.6), f"{entry.path}\n{_steps_text(steps)}\n{entry.in_channels}→{entry.out_channels}",
+                    ha="center", va="center", fontsize=7.5, bbox=_label_bbox(th), zorder=6, gid=f"code-transition-text-{entry.branch}")
+        convs = sum(len(hi.convs_of(getattr(backbone, transition)[e.branch])) for e in new)
+        if not fused:
+            note = _("no fusion (fusion=False): y_list[-1] is\nbranch {b} alone", b=source)
+        elif convs == 1:  # every published variant
+            note = _("y_list[-1] already sums every branch;\nthe new branch adds one stride-2 conv")
+        else:
+            note = _("y_list[-1] already sums every branch;\nthe new branches add {convs} stride-2 convs", convs=convs)
+        ax.text(left, -(n - 1) - 0.55, note, ha="left", va="top", fontsize=8, color=th.muted)
+        ax.set_title(_("(b) the code: fuse, then {path}", path=new[0].path), loc="left", fontsize=10)
+        old = [e for e in entries if e.kind != "new"]
+        passing = ", ".join(e.path for e in old)
+        fig.legend(handles=[Line2D([], [], color=th.muted, linestyle="--", linewidth=1.0)], loc="outside lower center", frameon=False,
+                   fontsize=8, labels=[_("the existing branches go on ({paths}: None)", paths=passing) if all(e.kind == "pass" for e in old)
+                                       else _("the existing branches go on ({paths})", paths=passing)])
+        fig.suptitle(_("{model}: where {stage}'s new branch {b} (1/{r}) comes from", model=_name(backbone), stage=f"stage{number}",
+                       b=new[0].branch, r=2 ** (new[0].branch + 2)), x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+# ---------------------------------------------------------------- odd sizes
+def _halving_sides(side: int, model_or_variant: ModelLike = "w18") -> list[int]:
+    """One image side through the model's halvings, as its layers compute it on the meta device:
+    ``[image, after the stem's conv1 (1/2), branch 0 (1/4), branch 1 (1/8), ...]``.
+    ``_halving_sides(250) == [250, 125, 63, 32, 16, 8]``: each stride-2 conv (padding 1) gives ceil(n / 2)."""
+    side = positive_int("side", side)
+    backbone = hi.backbone_of(model_or_variant)
+    half = hi.meta_call(backbone.conv1, torch.empty(1, 3, side, side, device="meta")).shape[-1]
+    branches = hi.stage_shapes(backbone.config, (side, side))[STAGES[-1]]
+    return [side, half] + [w for _c, _h, w in branches]
+
+
+_ODD_COLUMNS = (0.0, 1.65, 6.0, 8.3)  # x of: the row names, the bars, the halving, the x2 check
+
+
+def _odd_panel(ax, sides: list[int], longest: int, th: Theme, what: str, note: str = "") -> None:
+    """One side's rows: its bar, how the conv computed it, and the ×2 check against it from the branch below."""
+    name_x, bar_x, rule_x, check_x = _ODD_COLUMNS
+    labels = [_("image"), _("stem conv1 · 1/2")] + [_("branch {b} · 1/{r}", b=b, r=2 ** (b + 2)) for b in range(len(sides) - 2)]
+    bar_w, phantom = 3.5, 0.13  # the padded pixel is drawn wider than a pixel, or it could not be seen
+    for k, (n, label) in enumerate(zip(sides, labels)):
+        branch = k - 2  # rows 0 and 1: the image and the stem's first halving
+        ax.text(name_x, -k, label, ha="left", va="center", fontsize=8)
+        length = bar_w * n / longest  # one scale for both panels of an image
+        ax.add_patch(Rectangle((bar_x, -k - 0.28), length, 0.56, facecolor=branch_color(th, branch) if branch >= 0 else th.muted,
+                               edgecolor="none", alpha=0.85, gid=f"bar-{k}"))
+        end = bar_x + length
+        if n % 2 and k < len(sides) - 1:  # the next stride-2 conv's last window reaches into the padding
+            ax.add_patch(Rectangle((end, -k - 0.28), phantom, 0.56, facecolor=th.face, edgecolor=th.text, hatch="/////",
+                                   linewidth=0.8, gid=f"padded-{k}"))
+            end += phantom
+        ax.text(end + 0.08, -k, str(n), ha="left", va="center", fontsize=9, fontweight="bold", gid=f"side-{k}")
+        if k:
+            odd = sides[k - 1] % 2 == 1
+            ax.text(rule_x, -k, f"⌈{sides[k - 1]} / 2⌉ = {n}" + (_(", rounded up") if odd else ""), ha="left", va="center",
+                    fontsize=8, color=th.text if odd else th.muted, fontweight="bold" if odd else "normal", gid=f"rule-{k}")
+        if branch >= 0 and k + 1 < len(sides):  # branch + 1, enlarged by a fixed factor 2, against this branch
+            below = sides[k + 1]
+            fits = 2 * below == n
+            ax.text(check_x, -k, f"2 × {below} = {2 * below} {'=' if fits else '≠'} {n} {'✓' if fits else '✗'}", ha="left",
+                    va="center", fontsize=8, color=th.muted if fits else th.text, fontweight="normal" if fits else "bold",
+                    gid=f"check-{branch}-{'fits' if fits else 'misses'}",
+                    bbox=None if fits else dict(boxstyle="round,pad=0.3", facecolor="none", edgecolor=th.text, linewidth=1))
+    if note:
+        ax.text(check_x, -(len(sides) - 1), note, ha="left", va="center", fontsize=7.5, color=th.muted, linespacing=1.2)
+    for x, header in zip(_ODD_COLUMNS[1:], (_("{what} (pixels)", what=what), _("3x3 conv, stride 2, padding 1"),
+                                            _("fixed ×2 from the branch below"))):
+        ax.text(x, 0.55, header, ha="left", va="bottom", fontsize=8, color=th.muted)
+    ax.set_xlim(0, 10.5)
+    ax.set_ylim(-(len(sides) - 1) - 0.45, 1.0)
+    ax.axis("off")
+
+
+def plot_odd_sizes(side=250, model_or_variant: ModelLike = "w18", theme="light") -> Figure:
+    """An image side through HRNet's halvings (the stem's two, then one per new branch), to 1/32.
+
+    Each stride-2 3x3 conv with padding 1 gives ceil(n / 2): an odd side rounds up,
+    the conv's last window reaching into the padding (hatched). Then doubling a
+    branch, as a fixed ``scale_factor=2`` does, can miss the branch above by one pixel
+    (2 × 32 = 64 against 63 for a side of 250); seg_hrnet resizes to the exact size
+    instead. ``side``: one side, or ``(height, width)`` for a panel each. The sides
+    come from the model's own layers, run on the meta device.
+    """
+    pair = isinstance(side, (tuple, list))
+    height, width = hi.check_image_size(side if pair else (side, side))
+    if pair:
+        panels = [(_("height"), _halving_sides(height, model_or_variant)), (_("width"), _halving_sides(width, model_or_variant))]
+        what = _("{size} image", size=_size_text(height, width))
+    else:
+        panels = [(_("side"), _halving_sides(height, model_or_variant))]
+        what = _("{side}-pixel side", side=height)
+    misses = any(2 * sides[k + 1] != sides[k] for _w, sides in panels for k in range(2, len(sides) - 1))
+    with themed(theme) as th:
+        rows = len(panels[0][1])
+        fig = new_figure(WIDTH, 0.85 + (0.33 * rows + 0.45) * len(panels), th, layout="constrained")
+        axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+        for k, (ax, (name, sides)) in enumerate(zip(axes, panels)):
+            last = k == len(panels) - 1
+            note = _("seg_hrnet resizes to the exact\nsize instead: any side works") if last else ""
+            _odd_panel(ax, sides, max(height, width), th, name, note)
+        fig.suptitle(_("A {what} through the halvings: odd sides round up, so a fixed ×2 misses", what=what) if misses else
+                     _("A {what} through the halvings: every side halves exactly, so ×2 gives it back", what=what),
+                     x=0.01, ha="left", fontweight="bold")
+        key = Patch(facecolor=th.face, edgecolor=th.text, hatch="/////", linewidth=0.8)
+        if any(n % 2 for _w, sides in panels for n in sides[:-1]):  # the key to the hatched cells, where there are some
+            fig.legend([key], [_("odd side: the next conv's last window takes one pixel of padding (drawn wider than a pixel)")],
+                       loc="outside lower center", frameon=False, fontsize=8)
     return fig
 
 
