@@ -270,3 +270,20 @@ def test_ocr_head_is_drawn_from_its_modules(model, cat, mid, classes):
 def test_ocr_head_edges_do_not_run_through_nodes():
     graph = graphs.module_graph(hi.meta_model("w18", head="ocr"))
     assert _too_close(graph, clearance_pt=4) == []
+
+
+@pytest.mark.parametrize("target", ["w18_small_v1", "module", "transition"])
+def test_without_dot_a_graph_shows_its_parts_in_words_not_its_dot_source(monkeypatch, target):
+    """A learner without Graphviz gets what to install and the parts the graph would draw, each line short enough
+    for a notebook's output: not the DOT source's HTML tables (hundreds of characters a line)."""
+    model = hi.meta_model("w18_small_v1")
+    module = {"w18_small_v1": model, "module": model.stage3[0], "transition": model.transition1}[target]
+    graph = graphs.module_graph(module, depth=1)
+    monkeypatch.setattr(graphs, "has_dot", lambda: False)
+    text = graph._repr_mimebundle_()["text/plain"]
+    assert "apt-get install graphviz" in " ".join(text.split()) and "<TABLE" not in text and "digraph" not in text
+    assert max(len(line) for line in text.splitlines()) <= 110
+    parts = text.split("\n\n", 1)[1].splitlines()[1:]
+    assert parts[0] == f"- {graph.outline[0]}"  # the title first
+    nodes = set(re.findall(r"^\s*(n\d+) \[", graph.source, flags=re.M))  # every node the graph defines
+    assert len([p for p in parts if p.startswith("- ")]) == len(graph.outline) == len(nodes) + 1

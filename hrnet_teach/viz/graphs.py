@@ -22,7 +22,9 @@ always drawn layer by layer.
 from __future__ import annotations
 
 import html
+import re
 import shutil
+import textwrap
 from typing import Optional
 
 import graphviz
@@ -74,10 +76,27 @@ class ModuleGraph(graphviz.Digraph):
     """A Digraph that shows itself in a notebook drawn when ``dot`` exists, and as
     its DOT source with what to install when it does not."""
 
+    outline: list[str] = []  # module_graph fills it: each node's text, in the order drawn
+
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         if has_dot():
             return super()._repr_mimebundle_(include, exclude, **kwargs)
-        return {"text/plain": INSTALL_DOT + "\n\n" + self.source}
+        # Without dot, the parts in words: the DOT source is a wall of HTML tables and attributes
+        return {"text/plain": textwrap.fill(_(INSTALL_DOT), 100) + "\n\n" + outline_text(self)}
+
+
+def outline_text(graph: ModuleGraph) -> str:
+    """The graph's title and its parts, one per line, wrapped to fit a notebook's output."""
+    lines = [_("The graph's parts, in the order drawn:")] + [
+        textwrap.fill(part, 100, initial_indent="- ", subsequent_indent="  ") for part in graph.outline]
+    return "\n".join(lines)
+
+
+def _plain(label: str) -> str:
+    """An HTML-like table label as words: cells joined by ' | ', line breaks as spaces."""
+    text = re.sub(r"<BR/>", " ", label)
+    text = re.sub(r"</TD>\s*<TD[^>]*>", " | ", text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
 def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="light") -> ModuleGraph:
@@ -126,6 +145,7 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
         else:
             default = _("{name}, depth {depth}", name=type(module).__name__, depth=depth)
     graph.attr(label=html.escape(title if title is not None else default))
+    graph.outline = [title if title is not None else default, *builder.outline]
     return graph
 
 
@@ -232,6 +252,7 @@ class _Builder:
         self.theme = theme
         self.count = 0
         self.edges: set[tuple[str, str]] = set()
+        self.outline: list[str] = []  # each node's text, for the words shown without dot
 
     def tint(self, branch: int) -> str:
         return self.theme.tints[branch % len(self.theme.tints)]
@@ -244,6 +265,7 @@ class _Builder:
         self.count += 1
         name = f"n{self.count}"
         g.node(name, label=f"<{label}>" if html_label else label, **attrs)
+        self.outline.append(_plain(label) if html_label else " ".join(label.split()))
         return name
 
     def edge(self, g, a: str, b: str, **attrs) -> None:
