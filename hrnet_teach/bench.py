@@ -129,9 +129,9 @@ def check_size_for_head(head: str, size: tuple[int, int]) -> None:
 
 
 def default_device() -> str:
-    """CUDA when there is a GPU, else the CPU; never Apple's MPS, unlike ``pick_device("auto")``, on purpose:
-    the timing waits for CUDA alone (``_sync``) and reads memory on CUDA and the CPU only, so an MPS default
-    would time kernel launches, not forward passes, and report no memory."""
+    """CUDA when there is a GPU, else the CPU; not Apple's MPS, unlike ``pick_device("auto")``, on purpose:
+    bench reads memory on CUDA and the CPU only. ``--device mps`` is timed correctly (``_sync`` waits for
+    it) but reports no memory."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -159,8 +159,11 @@ def count(variant: str, head: str, size: tuple[int, int]) -> tuple[int, float]:
 
 # ------------------------------------------------------------------ timing
 def _sync(device: torch.device) -> None:
+    """Wait for the GPU: its kernels run after the Python call returns, so a timer would count launches only."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _rss_mib() -> Optional[float]:
@@ -275,6 +278,8 @@ def describe_device(device: str, threads: Optional[int] = None) -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
         return f"CUDA {torch.cuda.get_device_name(dev)}"
+    if dev.type == "mps":
+        return f"Apple MPS ({platform.machine()})"
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

@@ -200,3 +200,16 @@ def test_an_option_of_another_mode_is_refused_not_ignored(capsys, argv, named):
     with pytest.raises(SystemExit):
         bench.main(argv)
     assert named in capsys.readouterr().err
+
+
+def test_timing_waits_for_an_mps_gpu_too(monkeypatch):
+    """Kernels on Apple's GPU run after the call returns, as on CUDA: without a wait, bench would time launches."""
+    from hrnet_teach import bench
+
+    waited = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append("mps"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append("cuda"))
+    bench._sync(torch.device("mps"))
+    bench._sync(torch.device("cpu"))
+    assert waited == ["mps"]
+    assert bench.describe_device("mps").startswith("Apple MPS")
