@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import textwrap
 
 from .. import i18n
 
@@ -23,7 +24,7 @@ CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanY
              "Songti SC", "Heiti SC", "Heiti TC", "STHeiti", "Arial Unicode MS")
 _CJK_FILES = ("notosanscjk", "sourcehansans", "notosanssc", "wqy", "wenquanyi", "msyh", "simhei", "pingfang",
               "hiragino", "stheiti", "songti", "arialunicode")
-NO_FONT_NOTE = ("hrnet_teach: no Chinese font found, so figures keep their English titles. Debian/Ubuntu: install "
+NO_FONT_NOTE = i18n.N_("hrnet_teach: no Chinese font found, so figures keep their English titles. Debian/Ubuntu: install "
                 "fonts-noto-cjk; Windows (Microsoft YaHei) and macOS (Hiragino Sans GB) have one built in. Then "
                 "restart the kernel.")
 _noted = False
@@ -68,7 +69,10 @@ def chinese() -> bool:
         return True
     if not _noted:
         _noted = True
-        print(NO_FONT_NOTE, file=sys.stderr)
+        # In the lesson's language (the notebook shows Chinese fine; only matplotlib lacks the glyphs), wrapped to
+        # fit the output area: a Chinese character is two columns wide
+        print(textwrap.fill(str(NO_FONT_NOTE), 55 if i18n.get_language() == "zh" else 100,
+                            break_on_hyphens=False), file=sys.stderr)
     return False
 
 
