@@ -287,3 +287,31 @@ def test_without_dot_a_graph_shows_its_parts_in_words_not_its_dot_source(monkeyp
     assert parts[0] == f"- {graph.outline[0]}"  # the title first
     nodes = set(re.findall(r"^\s*(n\d+) \[", graph.source, flags=re.M))  # every node the graph defines
     assert len([p for p in parts if p.startswith("- ")]) == len(graph.outline) == len(nodes) + 1
+
+
+# ------------------------------------------------------------------ head only
+@pytest.mark.parametrize("head", ["segmentation", "ocr", "pyramid", "classification", "pose"])
+def test_head_only_draws_the_backbone_as_one_row_and_the_head_whole(head):
+    model = hi.meta_model("w32", head=head)
+    whole, short = graphs.module_graph(model), graphs.module_graph(model, head_only=True)
+    parts = short.outline[1:]  # each node's text, the title left out
+    assert not any(re.match(r"(stem|layer1|transition|stage)", part) for part in parts)
+    rows = [part for part in parts if part.startswith("backbone: stem, layer1")]
+    assert len(rows) == 1
+    for b, channels in enumerate(model.out_channels):  # one cell per branch, with its channels and resolution
+        assert f"{channels} ch · 1/{4 * 2 ** b}" in rows[0]
+    row = re.search(r"^\s*(n\d+) \[label=<<TABLE.*backbone: stem", short.source, flags=re.M).group(1)
+    ports = set(re.findall(rf"^\s*{row}:p(\d+):s ->", short.source, flags=re.M))
+    assert ports == ({"0"} if head == "pose" else {"0", "1", "2", "3"})  # the pose backbone hands over 1/4 only
+    backbone = r"(image|stem|layer1|transition|stage)"
+    head_parts = [part for part in whole.outline[1:] if not re.match(backbone, part)]
+    assert head_parts and head_parts == [part for part in parts if not re.match(r"(image|backbone)", part)]
+    assert len(short.source) < len(whole.source) / 2
+
+
+def test_head_only_is_refused_for_a_part_and_must_be_a_bool():
+    model = hi.meta_model("w18")
+    with pytest.raises(ValueError, match="whole model's head"):
+        graphs.module_graph(model.stage3[0], head_only=True)
+    with pytest.raises(TypeError, match="True or False"):
+        graphs.module_graph(model, head_only="yes")

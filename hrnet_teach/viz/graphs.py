@@ -99,15 +99,24 @@ def _plain(label: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
-def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="light") -> ModuleGraph:
+def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="light", head_only: bool = False) -> ModuleGraph:
     """A graphviz graph of ``module`` (a model, a stage's module, a transition, a block,
-    or a variant name / config for the bare backbone) down to ``depth``."""
+    or a variant name / config for the bare backbone) down to ``depth``.
+
+    ``head_only=True`` (a whole model only) draws the backbone as one row of its branch
+    outputs and the head in full: the head is what differs between the models.
+    """
     if isinstance(module, (str, hi.HRNetConfig)):
         module = hi.meta_model(module)
     if not isinstance(module, nn.Module):
         raise TypeError(f"module_graph needs a torch module (or a variant name), got {type(module).__name__}")
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive integer (1 = the module's direct parts), got {depth!r}")
+    if not isinstance(head_only, bool):
+        raise TypeError(f"head_only is True or False, got {head_only!r}")
+    if head_only and not isinstance(module, HRNet):
+        raise ValueError(f"head_only=True draws a whole model's head; a {type(module).__name__} has none "
+                         "(pass the model, e.g. ht.create_model('w18', head='pyramid'))")
     th = get_theme(theme)
     graph = ModuleGraph(name=type(module).__name__)
     graph.attr(bgcolor=th.face, fontname=FONT, fontcolor=th.text, labelloc="t", labeljust="l", fontsize="16",
@@ -119,9 +128,13 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
     builder = _Builder(graph, th)
     if isinstance(module, HRNet):
         graph.attr(rankdir="TB")
-        builder.hrnet(module, depth)
         name = model_name(module) + ("" if type(module) is HRNet else f" ({type(module).__name__})")
-        default = _("{name}, depth {depth}", name=name, depth=depth)
+        if head_only:
+            builder.head(graph, module, builder.backbone_outputs(module))
+            default = _("{name}: the head, after the backbone", name=name)
+        else:
+            builder.hrnet(module, depth)
+            default = _("{name}, depth {depth}", name=name, depth=depth)
     elif isinstance(module, HighResolutionModule):
         # Room for the fusion edges to fan out between the columns and to bend in between the
         # entries; dot's router is touchy: these keep every edge ≥ 10 pt off other nodes, W18 to W48.
@@ -317,6 +330,17 @@ class _Builder:
                         node = self.table(c, f"{name}[{index}]\n{fuse}", cells)
                         outs = self.lanes(g, outs, node, hr)  # edges in the root: one inside the cluster would pull the transition in
         self.head(g, model, outs)
+
+    def backbone_outputs(self, model: HRNet) -> list[str]:
+        """The whole backbone as one node, a cell per branch it hands the head; the cells' ports."""
+        g, last = self.graph, getattr(model, hi.STAGES[-1])[-1]
+        image = self.node(g, "image  3 ch", shape="ellipse")
+        one_out = last.fuse_layers is not None and len(last.fuse_layers) < last.num_branches  # the pose backbone
+        cells = [(b, f"{c} ch · 1/{2 ** (b + 2)}" + ("\nonly fused into 1/4" if one_out and b else ""))
+                 for b, c in enumerate(last.out_channels)]
+        node = self.table(g, "backbone: stem, layer1,\nstages 2-4", cells)
+        self.edge(g, image, node)
+        return self.lanes(g, [], node, last)
 
     def lanes(self, g, inputs: list[str], node: str, last: HighResolutionModule) -> list[str]:
         """Connect each branch into its cell of ``node``; return the ports the branches leave by."""
