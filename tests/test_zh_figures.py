@@ -2,6 +2,8 @@
 or English titles, with one note, when no such font is installed."""
 import io
 import re
+import subprocess
+import sys
 import warnings
 
 import matplotlib
@@ -189,3 +191,73 @@ def test_the_cost_figure_names_its_head_in_chinese(chinese):
         assert "segmentation head" in title(fig)
     else:
         assert "分割预测头" in title(fig) and "segmentation" not in title(fig), title(fig)
+
+
+
+class FakeFonts:
+    """Stands in for language.cjk_font: no font until apt has installed one."""
+
+    def __init__(self):
+        self.installed = False
+
+    def __call__(self):
+        return "WenQuanYi Micro Hei" if self.installed else None
+
+    def cache_clear(self):
+        pass
+
+
+def scripted_apt(fonts: FakeFonts, codes: list[int]):
+    """subprocess.run for apt-get: the n-th call exits with codes[n]; an install that exits 0 installs the font.
+    Also returns the list of apt-get's subcommands, as called."""
+    calls = []
+
+    def run(command, **kwargs):
+        assert command[0] == "apt-get" and kwargs["env"]["DEBIAN_FRONTEND"] == "noninteractive"
+        code = codes[len(calls)]
+        calls.append(command[1])
+        fonts.installed |= command[1] == "install" and code == 0
+        return subprocess.CompletedProcess(command, code)
+    return run, calls
+
+
+@pytest.mark.parametrize("codes, expected_calls", [
+    ([0], ["install"]),
+    ([100, 0, 0], ["install", "update", "install"]),  # a fresh machine without apt's package lists
+    ([100, 0, 100], ["install", "update", "install"]),
+    ([100, 100], ["install", "update"]),  # no network
+])
+def test_on_colab_the_first_chinese_figure_installs_a_font(chinese, monkeypatch, capsys, codes, expected_calls):
+    fonts = FakeFonts()
+    run, calls = scripted_apt(fonts, codes)
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setattr(language, "cjk_font", fonts)
+    monkeypatch.setattr(language, "_noted", False)
+    monkeypatch.setattr(language.subprocess, "run", run)
+    works = codes[-1] == 0
+    assert language.chinese() is works
+    assert calls == expected_calls
+    err = capsys.readouterr().err
+    assert "fonts-wqy-microhei" in err and ("没有找到中文字体" in err) is not works  # the note only when it failed
+    language.chinese()
+    assert calls == expected_calls  # tried once, not at every figure
+
+
+def test_off_colab_nothing_is_installed(chinese, monkeypatch, capsys):
+    fonts = FakeFonts()
+    run, calls = scripted_apt(fonts, [0])
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(language, "cjk_font", fonts)
+    monkeypatch.setattr(language, "_noted", False)
+    monkeypatch.setattr(language.subprocess, "run", run)
+    assert language.chinese() is False and calls == []
+    assert "没有找到中文字体" in capsys.readouterr().err
+
+
+def test_a_missing_apt_or_a_hang_is_a_failed_install_not_a_crash(chinese, monkeypatch):
+    def run(command, **kwargs):
+        if command[1] == "update":
+            raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+        raise FileNotFoundError(command[0])
+    monkeypatch.setattr(language, "cjk_font", FakeFonts())
+    assert language.install_colab_font(run) is False

@@ -6,11 +6,14 @@ extractor as the exercises, translated in ``hrnet_teach.po``). With the Chinese 
 ``_()`` gives the Chinese text and :func:`font_family` adds the font after DejaVu Sans, so Latin
 letters look as in English figures and only the Chinese ones come from the CJK font. Without
 such a font the figure keeps its English words (a note says so, once): matplotlib would draw
-every missing glyph as an empty box.
+every missing glyph as an empty box. Colab has no CJK font, so there the first Chinese figure
+installs a small one (:func:`install_colab_font`).
 """
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -28,6 +31,9 @@ NO_FONT_NOTE = i18n.N_("hrnet_teach: no Chinese font found, so figures keep thei
                 "fonts-noto-cjk; Windows (Microsoft YaHei) and macOS (Hiragino Sans GB) have one built in. Then "
                 "restart the kernel.")
 _noted = False
+# On Colab (which has no CJK font) the Chinese lessons install this one: WenQuanYi Micro Hei, a 1.6 MB download from
+# Debian, against about 60 MB for fonts-noto-cjk.
+COLAB_FONT_PACKAGE = "fonts-wqy-microhei"
 
 
 def _installed() -> set[str]:
@@ -61,7 +67,8 @@ def cjk_font() -> str | None:
 
 def chinese() -> bool:
     """Whether figures speak Chinese now: the language is zh and a CJK font is there.
-    The first time zh is asked for without a font, one line says so."""
+    The first time zh is asked for without a font, Colab installs one (:func:`install_colab_font`);
+    anywhere else, or when that fails, one note says what to install."""
     global _noted
     if i18n.get_language() != "zh":
         return False
@@ -69,11 +76,38 @@ def chinese() -> bool:
         return True
     if not _noted:
         _noted = True
+        if "google.colab" in sys.modules and install_colab_font():
+            return True
         # In the lesson's language (the notebook shows Chinese fine; only matplotlib lacks the glyphs), wrapped to
         # fit the output area: a Chinese character is two columns wide
         print(textwrap.fill(str(NO_FONT_NOTE), 55 if i18n.get_language() == "zh" else 100,
                             break_on_hyphens=False), file=sys.stderr)
     return False
+
+
+def install_colab_font(run=None) -> bool:
+    """Install :data:`COLAB_FONT_PACKAGE` with apt, saying so; whether a CJK font is usable after.
+
+    Only :func:`chinese` calls it, and only on Colab, the first time a Chinese lesson draws a figure:
+    there the learner already works online, as root, on a machine that is thrown away after. apt's
+    package lists may be missing on a fresh machine, so a failed install updates them and tries again.
+    """
+    print(textwrap.fill(i18n._("Installing a Chinese font for the figures ({package}, a 1.6 MB download; on Colab "
+                               "only) ...", package=COLAB_FONT_PACKAGE), 55 if i18n.get_language() == "zh" else 100,
+                        break_on_hyphens=False), file=sys.stderr)
+    run = run or subprocess.run  # read now, so that a test can stand in for it
+    install = ["apt-get", "install", "-y", "-qq", COLAB_FONT_PACKAGE]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def ok(command: list[str]) -> bool:
+        try:
+            return run(command, capture_output=True, env=env, timeout=300).returncode == 0
+        except (OSError, subprocess.SubprocessError):  # no apt-get, or it hung without network
+            return False
+
+    installed = ok(install) or (ok(["apt-get", "update", "-qq"]) and ok(install))
+    cjk_font.cache_clear()  # it may have cached None: search the font folders again
+    return installed and cjk_font() is not None
 
 
 def _(message: str, **values) -> str:
