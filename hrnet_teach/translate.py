@@ -3,14 +3,22 @@ files: ``python -m hrnet_teach.translate``.
 
 One source of truth for code: ``notebooks/zh/NN_topic.ipynb`` is made from
 ``notebooks/NN_topic.ipynb`` and ``notebooks/zh/src/NN_topic.yaml``. Code cells are copied
-verbatim; one code cell is added after the setup cell to select Chinese messages; every
-markdown cell is replaced by its translation.
+verbatim, except the words of the figures a lesson draws itself (below); one code cell is added
+after the setup cell to select Chinese messages and a font for Chinese figure text; every markdown
+cell is replaced by its translation.
 
 A translation file maps an English cell id to ``en_sha`` (the first 12 hex digits of the
 SHA-256 of the English cell's source when it was translated) and ``zh`` (the Chinese
 markdown). The ids (``c000`` ...) alone would not notice an English edit, so a changed English
 cell makes its translation *stale* and the build fails, naming the cell, until a translator
 updates ``zh`` and ``en_sha`` (``--stub`` prints the current hashes).
+
+A code cell that draws a figure of its own may have an entry too: ``en_sha`` of the English
+code and ``figure_words``, a list of [English, Chinese] pairs of source text, each English one a
+string literal as written in the cell (quotes and f-string fields included), e.g.
+``["\"training loss\"", "\"训练损失\""]``. Only those literals change, so the Chinese code cell runs
+the same code; the build fails when the English cell changed, a literal is not in it, or the
+result does not parse.
 
 The exercises' messages (feedback, hints, solutions) are translated in
 ``hrnet_teach/locale/zh/LC_MESSAGES/*.po``, one file per lesson, and compiled into the one
@@ -24,8 +32,10 @@ The exercises' messages (feedback, hints, solutions) are translated in
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -39,8 +49,9 @@ EN_DIR = ROOT / "notebooks"
 ZH_DIR = EN_DIR / "zh"
 SRC_DIR = ZH_DIR / "src"
 LANGUAGE_CELL_ID = "zh-language"
-LANGUAGE_CELL = ('from hrnet_teach import i18n\n\n'
-                 'i18n.set_language("zh")  # 练习的反馈、提示、参考答案，以及本包图表的标题和图例改用中文')
+LANGUAGE_CELL = ('from hrnet_teach import i18n, viz\n\n'
+                 'i18n.set_language("zh")  # 练习的反馈、提示、参考答案，以及本包图表的标题和图例改用中文\n'
+                 'viz.use_chinese_font()  # 本课代码自己画的图也用中文字体显示中文（在 Colab 上先装一种字体）')
 
 
 class TranslationError(ValueError):
@@ -55,18 +66,61 @@ def load_translations(stem: str) -> dict[str, dict]:
     path = SRC_DIR / f"{stem}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for cell_id, entry in data.items():
-        if not isinstance(entry, dict) or not {"en_sha", "zh"} <= entry.keys():
-            raise TranslationError(f"{path.name}: entry {cell_id!r} needs 'en_sha' and 'zh' keys.")
+        if not isinstance(entry, dict) or "en_sha" not in entry or not ("zh" in entry) ^ ("figure_words" in entry):
+            raise TranslationError(f"{path.name}: entry {cell_id!r} needs 'en_sha' and either 'zh' (a markdown cell) "
+                                   "or 'figure_words' (a code cell).")
+        words = entry.get("figure_words", [])
+        if not isinstance(words, list) or not all(
+                isinstance(pair, list) and len(pair) == 2 and all(isinstance(w, str) for w in pair) for pair in words):
+            raise TranslationError(f"{path.name}: {cell_id}'s figure_words is a list of [English, Chinese] pairs of "
+                                   "source text, e.g. ['\"loss\"', '\"损失\"'].")
     return data
 
 
+def with_figure_words(source: str, words: list[list[str]]) -> str:
+    """A code cell's source with each English literal of ``words`` replaced by its Chinese."""
+    for english, chinese in words:
+        source = source.replace(english, chinese)
+    return source
+
+
+def _as_python(source: str) -> str:
+    """A cell's source as Python: IPython's %magics and !commands become calls (when IPython is there)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        return source
+    return TransformerManager().transform_cell(source)
+
+
+def _code_problem(cell: nbformat.NotebookNode, entry: dict) -> str | None:
+    """What is wrong with a code cell's figure words, or None."""
+    if entry["en_sha"] != source_hash(cell.source):
+        return f"{cell.id}: stale figure words (English code changed; en_sha {entry['en_sha']} -> {source_hash(cell.source)})"
+    missing = [english for english, _zh in entry["figure_words"] if english not in cell.source]
+    if missing:
+        return f"{cell.id}: figure word {missing[0]} is not in the English code"
+    try:
+        ast.parse(_as_python(with_figure_words(cell.source, entry["figure_words"])))
+    except SyntaxError as error:
+        return f"{cell.id}: with its figure words the code does not parse ({error.msg}, line {error.lineno})"
+    return None
+
+
 def problems(english: nbformat.NotebookNode, translations: dict[str, dict]) -> list[str]:
-    """Every markdown cell without a current translation, as 'cell id: what is wrong'."""
+    """Every markdown cell without a current translation, and every code cell whose figure words do not apply,
+    as 'cell id: what is wrong'."""
     found = []
     for cell in english.cells:
+        entry = translations.get(cell.id)
+        if cell.cell_type == "code" and entry is not None:
+            problem = _code_problem(cell, entry) if "figure_words" in entry else f"{cell.id}: a code cell has no 'zh'"
+            found += [problem] if problem else []
         if cell.cell_type != "markdown":
             continue
-        entry = translations.get(cell.id)
+        if entry is not None and "zh" not in entry:
+            found.append(f"{cell.id}: a markdown cell has no figure words")
+            continue
         if entry is None or not str(entry["zh"]).strip():
             found.append(f"{cell.id}: no translation")
         elif entry["en_sha"] != source_hash(cell.source):
@@ -87,6 +141,8 @@ def build(stem: str) -> nbformat.NotebookNode:
     for cell in chinese.cells:
         if cell.cell_type == "markdown":
             cell.source = str(translations[cell.id]["zh"]).rstrip("\n")
+        elif cell.id in translations:
+            cell.source = with_figure_words(cell.source, translations[cell.id]["figure_words"])
         cells.append(cell)
         if cell.cell_type == "code" and not setup_seen:  # the setup cell is the first code cell
             setup_seen = True
@@ -115,6 +171,10 @@ def stub(stem: str) -> str:
     old = load_translations(stem) if path.exists() else {}
     lines = [f"# notebooks/{stem}.ipynb in Chinese: English cell id -> en_sha (of the English) and zh."]
     for cell in english.cells:
+        if cell.cell_type == "code" and "figure_words" in old.get(cell.id, {}):
+            lines += ["", f"# code cell {cell.id}: the words of its figure", f"{cell.id}:",
+                      f"  en_sha: '{source_hash(cell.source)}'", "  figure_words:"]
+            lines += [f"  - {json.dumps(pair, ensure_ascii=False)}" for pair in old[cell.id]["figure_words"]]
         if cell.cell_type != "markdown":
             continue
         zh = str(old.get(cell.id, {}).get("zh", "")).rstrip("\n")

@@ -180,6 +180,12 @@ def times(tmp_path_factory):
               f"; total {sum(measured.values()):.1f}; saved to {path}")
 
 
+def _has_cjk_font() -> bool:
+    from hrnet_teach.viz.language import cjk_font
+
+    return cjk_font() is not None
+
+
 def _not_yet(path: Path) -> str:
     """What an unsolved exercise shows, in the notebook's language."""
     if path.parent.name != "zh":
@@ -230,6 +236,9 @@ def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
         long = [line for line in _shown_lines(cell) if len(line) > MAX_LINE]
         assert not long, (f"{path.name} cell {index} prints a line of {len(long[0])} characters (at most {MAX_LINE} fit "
                           f"a 1000 px pane; wrap it, e.g. textwrap.fill): {long[0][:120]!r}")
+        if path.parent.name == "zh" and _has_cjk_font():  # Chinese figure words need their glyphs
+            missing = [o.get("text", "") for o in cell.outputs if "missing from" in o.get("text", "")]
+            assert not missing, f"{path.name} cell {index} draws Chinese without its glyphs: {missing[0][:200]!r}"
         if UNSOLVED.search(cell.source):  # an exercise cell as stored: it must run, unsolved
             not_yet = _not_yet(path)
             assert not_yet in text, f"{path.name} cell {index}: an unsolved exercise cell should show {not_yet!r}, got {text[:200]!r}"

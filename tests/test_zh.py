@@ -1,4 +1,5 @@
 """The Chinese edition: generated notebooks current and faithful, the message catalogue complete."""
+import ast
 import re
 import string
 
@@ -27,12 +28,63 @@ def test_generated_notebook_is_current(stem):
 def test_code_cells_equal_english_and_markdown_translated(stem):
     english = nbformat.read(translate.EN_DIR / f"{stem}.ipynb", as_version=4)
     chinese = nbformat.read(translate.ZH_DIR / f"{stem}.ipynb", as_version=4)
+    translations = translate.load_translations(stem)
     code = [c.source for c in chinese.cells if c.cell_type == "code" and c.id != translate.LANGUAGE_CELL_ID]
-    assert code == [c.source for c in english.cells if c.cell_type == "code"]
-    assert not translate.problems(english, translate.load_translations(stem))
+    words = {c.id: translations.get(c.id, {}).get("figure_words", []) for c in english.cells}
+    assert code == [translate.with_figure_words(c.source, words[c.id]) for c in english.cells if c.cell_type == "code"]
+    for before, after in zip([c.source for c in english.cells if c.cell_type == "code"], code):
+        assert _without_text(before) == _without_text(after), "figure words may change only the text of string literals"
+    assert not translate.problems(english, translations)
     for cell in chinese.cells:
         if cell.cell_type == "markdown":
             assert re.search(r"[\u4e00-\u9fff]", cell.source), f"{cell.id} has no Chinese"
+
+
+def _without_text(source: str) -> str:
+    """The code's syntax tree with the text of its string literals left out (an f-string keeps its fields, in order)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    tree = ast.parse(TransformerManager().transform_cell(source))  # the setup cell's %pip and ! lines as calls
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            node.values = [v for v in node.values if isinstance(v, ast.FormattedValue)]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            node.value = ""
+    return ast.dump(tree)
+
+
+def test_some_lesson_figures_speak_chinese():
+    """The figures lessons draw in their own code cells have their words in Chinese (figure_words)."""
+    drawn = {stem: [cid for cid, entry in translate.load_translations(stem).items() if "figure_words" in entry]
+             for stem in STEMS}
+    assert sum(map(len, drawn.values())) >= 10, drawn
+
+
+@pytest.mark.parametrize("change, complaint", [
+    (lambda cell, words: cell.update(source=cell.source + "\n# changed"), "stale figure words"),
+    (lambda cell, words: words.append(['"no such words"', '"没有"']), "is not in the English code"),
+    (lambda cell, words: words.insert(0, [words[0][0], words[0][1][:-1]]), "does not parse"),  # a lost quote
+])
+def test_figure_words_that_no_longer_apply_fail_the_build(change, complaint):
+    stem, cell_id = next((s, cid) for s in STEMS for cid, e in translate.load_translations(s).items()
+                         if "figure_words" in e)
+    english = nbformat.read(translate.EN_DIR / f"{stem}.ipynb", as_version=4)
+    translations = translate.load_translations(stem)
+    cell = next(c for c in english.cells if c.id == cell_id)
+    words = translations[cell_id]["figure_words"]
+    assert not translate.problems(english, translations)
+    change(cell, words)
+    assert any(complaint in p for p in translate.problems(english, translations)), translate.problems(english, translations)
+
+
+def test_a_figure_words_entry_is_checked_when_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(translate, "SRC_DIR", tmp_path)
+    (tmp_path / "x.yaml").write_text("c1:\n  en_sha: 'abc'\n  figure_words: ['\"loss\"']\n", encoding="utf-8")
+    with pytest.raises(translate.TranslationError, match="list of \\[English, Chinese\\] pairs"):
+        translate.load_translations("x")
+    (tmp_path / "x.yaml").write_text("c1:\n  en_sha: 'abc'\n  zh: 'x'\n  figure_words: []\n", encoding="utf-8")
+    with pytest.raises(translate.TranslationError, match="either 'zh'"):
+        translate.load_translations("x")
 
 
 def test_stale_translation_is_detected():

@@ -261,3 +261,30 @@ def test_a_missing_apt_or_a_hang_is_a_failed_install_not_a_crash(chinese, monkey
         raise FileNotFoundError(command[0])
     monkeypatch.setattr(language, "cjk_font", FakeFonts())
     assert language.install_colab_font(run) is False
+
+
+def test_use_chinese_font_lets_a_lessons_own_figure_draw_chinese(chinese, monkeypatch):
+    """The Chinese lessons' code cells draw with matplotlib's defaults: use_chinese_font puts the CJK font in them."""
+    monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])
+    font = language.cjk_font()
+    if font is None:
+        pytest.skip("no CJK font installed (CI installs fonts-noto-cjk)")
+    assert viz.use_chinese_font() is True and matplotlib.rcParams["font.family"] == ["DejaVu Sans", font]
+    from matplotlib.figure import Figure as Plain
+
+    fig = Plain()
+    fig.subplots().set_title("训练损失")
+    draw_strict(fig)  # a missing glyph fails
+
+
+def test_use_chinese_font_leaves_matplotlib_alone_in_english_or_without_a_font(monkeypatch):
+    monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])
+    assert viz.use_chinese_font() is False  # English
+    i18n.set_language("zh")
+    try:
+        monkeypatch.setattr(language, "cjk_font", lambda: None)
+        monkeypatch.setattr(language, "_noted", True)
+        assert viz.use_chinese_font() is False
+    finally:
+        i18n.set_language("en")
+    assert matplotlib.rcParams["font.family"] == ["sans-serif"]

@@ -1026,7 +1026,10 @@ def show_segmentation(answer, index: int = 0):
 
     from ..assets import to_image
     from ..data import colorize
-    from ..viz import class_legend
+    from ..viz import (
+        class_legend,
+        language,  # a figure's words: Chinese only where a CJK font can draw them
+    )
 
     result = capstone_network.check(answer)
     if not result.passed:
@@ -1042,10 +1045,10 @@ def show_segmentation(answer, index: int = 0):
         mine = F.interpolate(net(images[index:index + 1]), size=size, mode="bilinear",
                              align_corners=capstone.checkpoint_align_corners()).argmax(1)[0]
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
-    for ax, picture, title in zip(axes, (to_image(images[index]), colorize(masks[index]), colorize(mine)),
-                                  ("held-out scene", "true mask", "your HRNet's segmentation")):
+    titles = (language._("held-out scene"), language._("true mask"), language._("your HRNet's segmentation"))
+    for ax, picture, title in zip(axes, (to_image(images[index]), colorize(masks[index]), colorize(mine)), titles):
         ax.imshow(picture)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=9, family=language.font_family())
         ax.axis("off")
     fig.tight_layout()
     class_legend(fig, fontsize=8)

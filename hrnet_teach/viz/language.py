@@ -6,8 +6,8 @@ extractor as the exercises, translated in ``hrnet_teach.po``). With the Chinese 
 ``_()`` gives the Chinese text and :func:`font_family` adds the font after DejaVu Sans, so Latin
 letters look as in English figures and only the Chinese ones come from the CJK font. Without
 such a font the figure keeps its English words (a note says so, once): matplotlib would draw
-every missing glyph as an empty box. Colab has no CJK font, so there the first Chinese figure
-installs a small one (:func:`install_colab_font`).
+every missing glyph as an empty box. Colab has no CJK font, so there the Chinese lessons install
+a small one (:func:`install_colab_font`) when their language cell calls :func:`use_chinese_font`.
 """
 from __future__ import annotations
 
@@ -88,8 +88,9 @@ def chinese() -> bool:
 def install_colab_font(run=None) -> bool:
     """Install :data:`COLAB_FONT_PACKAGE` with apt, saying so; whether a CJK font is usable after.
 
-    Only :func:`chinese` calls it, and only on Colab, the first time a Chinese lesson draws a figure:
-    there the learner already works online, as root, on a machine that is thrown away after. apt's
+    Only :func:`chinese` calls it, and only on Colab, the first time a font is needed in Chinese (the
+    Chinese lessons' language cell calls :func:`use_chinese_font`): there the learner already works
+    online, as root, on a machine that is thrown away after. apt's
     package lists may be missing on a fresh machine, so a failed install updates them and tries again.
     """
     print(textwrap.fill(i18n._("Installing a Chinese font for the figures ({package}, a 1.6 MB download; on Colab "
@@ -116,6 +117,19 @@ def _(message: str, **values) -> str:
     if chinese():
         return i18n._(message, **values)
     return message.format(**values) if values else message
+
+
+def use_chinese_font() -> bool:
+    """For the figures a Chinese lesson draws itself (its code cells use matplotlib's defaults): put the CJK
+    font after DejaVu Sans in matplotlib's ``font.family``, so that their Chinese words get glyphs. The
+    Chinese lessons call it right after ``set_language("zh")``; on Colab that is when a font is installed.
+    Whether it could: without a CJK font the defaults stay (one note says what to install)."""
+    if not chinese():
+        return False
+    import matplotlib
+
+    matplotlib.rcParams["font.family"] = font_family()
+    return True
 
 
 def font_family() -> list[str]:
