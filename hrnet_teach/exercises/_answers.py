@@ -313,7 +313,9 @@ def layer_summary(module: nn.Module) -> list[str]:
         if isinstance(m, nn.Conv2d):
             k, s = m.kernel_size[0], m.stride[0]
             bias = ", bias" if m.bias is not None else ""
-            lines.append(f"Conv2d {m.in_channels}->{m.out_channels} {k}x{k} stride {s}{bias}")
+            # HRNet pads every conv by k // 2; another padding is named, or two summaries could read alike
+            pad = "" if m.padding == (k // 2, k // 2) else f" padding {m.padding}"
+            lines.append(f"Conv2d {m.in_channels}->{m.out_channels} {k}x{k} stride {s}{pad}{bias}")
         elif isinstance(m, nn.BatchNorm2d):
             lines.append(f"BatchNorm2d {m.num_features}")
         else:

@@ -125,6 +125,7 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
     layers = layer_summary(op) if isinstance(op, nn.Module) else []
     used = _("1 stride-2 conv") if n2 == 1 else _("{n} stride-2 convs", n=n2)
     return SimpleNamespace(i=i, j=j, ci=ch[i], cj=ch[j], d=i - j, op=op, convs=convs, n2=n2, used=used,
+                           pad=convs[0].padding if convs else (0, 0),
                            s=max((c.stride[0] for c in convs), default=0), layers=layers,
                            summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
 
@@ -167,6 +168,9 @@ _FUSE_MISTAKES = [_SWAPPED, *fact_mistakes(_fuse_facts, [  # checked in this ord
     ("not_1x1", lambda f: f.j > f.i and [(c.kernel_size, c.stride) for c in f.convs] != [((1, 1), (1, 1))], N_(
         "Branch {j} is coarser than branch {i}, so nothing is downsampled: the coarser-to-finer case is a single 1x1 "
         "conv (stride 1) + BN from {cj} to {ci} channels; yours has {summary}.")),
+    ("padded_1x1", lambda f: f.j > f.i and f.convs[0].padding != (0, 0), N_(
+        "The 1x1 conv takes no padding (padding=0, the default): a padding of {pad} adds a border of zeros, so the map "
+        "grows beyond branch {j}'s size before it is enlarged to branch {i}'s.")),
     ("big_stride", lambda f: f.j < f.i and f.s > 2, N_(
         "A conv with stride {s} skips rows and columns; the official chain has i - j = {d} convs of stride 2 (3x3, "
         "padding 1), each with its BN, and a ReLU on every step but the last.")),
@@ -248,6 +252,8 @@ fuse_op = ModuleExercise(
          "You used 2 stride-2 convs; going from branch 0 to branch 1 needs 1"),
         (lambda i, j, ch: make_fuse_op(i, j, [ch[j]] * len(ch)), "Your operation returns 96 channels; branch 0 expects 48"),
         (_slip(lambda op, i, j, ch: nn.Sequential(*op, nn.Upsample(scale_factor=2 ** (j - i))), False), "F.interpolate"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(nn.Conv2d(ch[j], ch[i], 1, padding=1, bias=False), op[1]), False),
+         "The 1x1 conv takes no padding"),
         (lambda i, j, ch: nn.Identity() if i == j else make_fuse_op(i, j, ch), "should be None"),
         (_slip(lambda op, i, j, ch: nn.Sequential(*[m for step in op for m in step]), True), "nested differently"),
         (_slip(_switch_early, True), "intermediate steps keep branch 0's 48 channels"),
