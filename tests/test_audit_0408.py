@@ -100,3 +100,14 @@ def test_a_torch_rate_of_a_negative_base_is_not_called_complex():
     """A tensor to the power 0.9 is NaN, not complex: the NaN is said as it is."""
     message = _message(lesson07.poly_lr, lambda b, s, m: b * ((1 - torch.tensor(float(s))) / m) ** 0.9)
     assert "complex" not in message
+
+
+def test_dropped_keys_accepts_the_other_last_layer_tensors_a_real_checkpoint_holds():
+    """A real upscale=2 checkpoint also holds last_layer.0.bias and last_layer.1's bias and running statistics (334
+    channels against 270): naming them is right, not 'not among the checkpoint's keys' (solvability audit)."""
+    from hrnet_teach.exercises import lesson08
+
+    assert lesson08.dropped_keys.check([*lesson08.DROPPED, *lesson08.ALSO_DROPPED]).passed
+    assert lesson08.dropped_keys.check(sorted(lesson08.ALSO_DROPPED)).passed is False
+    message = lesson08.dropped_keys.check([*lesson08.DROPPED, "last_layer.2.bias"]).message
+    assert "last_layer.2.bias: not among the checkpoint's keys" in message
