@@ -27,9 +27,10 @@ CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanY
              "Songti SC", "Heiti SC", "Heiti TC", "STHeiti", "Arial Unicode MS")
 _CJK_FILES = ("notosanscjk", "sourcehansans", "notosanssc", "wqy", "wenquanyi", "msyh", "simhei", "pingfang",
               "hiragino", "stheiti", "songti", "arialunicode")
-NO_FONT_NOTE = i18n.N_("hrnet_teach: no Chinese font found, so figures keep their English titles. Debian/Ubuntu: install "
-                "fonts-noto-cjk; Windows (Microsoft YaHei) and macOS (Hiragino Sans GB) have one built in. Then "
-                "restart the kernel.")
+NO_FONT_NOTE = i18n.N_("hrnet_teach: no Chinese font found, so the package's figures keep their English titles (a "
+                       "lesson's own figures show boxes for the Chinese). Debian/Ubuntu: install "
+                       "fonts-noto-cjk; Windows (Microsoft YaHei) and macOS (Hiragino Sans GB) have one built in. Then "
+                       "restart the kernel.")
 _noted = False
 # On Colab (which has no CJK font) the Chinese lessons install this one: WenQuanYi Micro Hei, a 1.6 MB download from
 # Debian, against about 60 MB for fonts-noto-cjk.
