@@ -35,6 +35,7 @@ import argparse
 import ast
 import copy
 import hashlib
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -51,7 +52,7 @@ SRC_DIR = ZH_DIR / "src"
 LANGUAGE_CELL_ID = "zh-language"
 LANGUAGE_CELL = ('from hrnet_teach import i18n, viz\n\n'
                  'i18n.set_language("zh")  # 练习的反馈、提示、参考答案，以及本包图表的标题和图例改用中文\n'
-                 'viz.use_chinese_font()  # 本课代码自己画的图也用中文字体显示中文（在 Colab 上先装一种字体）')
+                 'viz.use_chinese_font();  # 本课代码自己画的图也用中文字体显示中文（在 Colab 上先装一种字体）')
 
 
 class TranslationError(ValueError):
@@ -77,31 +78,47 @@ def load_translations(stem: str) -> dict[str, dict]:
     return data
 
 
+def _literal_spans(source: str) -> list[tuple[int, int]]:
+    """Where each string literal of ``source`` is, as character offsets, in order (an f-string as a whole)."""
+    tree = ast.parse(source)
+    inside = {id(n) for f in ast.walk(tree) if isinstance(f, ast.JoinedStr) for n in ast.walk(f) if n is not f}
+    lines = source.splitlines(keepends=True)
+    starts = [0, *itertools.accumulate(map(len, lines))]
+
+    def offset(lineno: int, col: int) -> int:  # ast counts columns in UTF-8 bytes
+        return starts[lineno - 1] + len(lines[lineno - 1].encode("utf-8")[:col].decode("utf-8"))
+    literals = [n for n in ast.walk(tree) if id(n) not in inside and (
+        isinstance(n, ast.JoinedStr) or (isinstance(n, ast.Constant) and isinstance(n.value, str)))]
+    return sorted((offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset)) for n in literals)
+
+
 def with_figure_words(source: str, words: list[list[str]]) -> str:
-    """A code cell's source with each English literal of ``words`` replaced by its Chinese."""
-    for english, chinese in words:
-        source = source.replace(english, chinese)
-    return source
-
-
-def _as_python(source: str) -> str:
-    """A cell's source as Python: IPython's %magics and !commands become calls (when IPython is there)."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:
+    """A code cell's source with each string literal that is the English of a pair of ``words`` replaced by its
+    Chinese. By position, literal by literal: the same text elsewhere (a key, a comment) is left alone."""
+    if not words:
         return source
-    return TransformerManager().transform_cell(source)
+    chinese, parts, last = dict(words), [], 0
+    for start, end in _literal_spans(source):
+        if source[start:end] in chinese:
+            parts += [source[last:start], chinese[source[start:end]]]
+            last = end
+    return "".join(parts) + source[last:]
 
 
 def _code_problem(cell: nbformat.NotebookNode, entry: dict) -> str | None:
     """What is wrong with a code cell's figure words, or None."""
     if entry["en_sha"] != source_hash(cell.source):
         return f"{cell.id}: stale figure words (English code changed; en_sha {entry['en_sha']} -> {source_hash(cell.source)})"
-    missing = [english for english, _zh in entry["figure_words"] if english not in cell.source]
-    if missing:
-        return f"{cell.id}: figure word {missing[0]} is not in the English code"
     try:
-        ast.parse(_as_python(with_figure_words(cell.source, entry["figure_words"])))
+        literals = [cell.source[a:b] for a, b in _literal_spans(cell.source)]
+    except SyntaxError:
+        return f"{cell.id}: figure words need a cell of plain Python (no %magics or !commands)"
+    for english, _zh in entry["figure_words"]:
+        if literals.count(english) != 1:  # one literal, so that the Chinese goes where the English was meant
+            where = "is not a string literal of" if english not in literals else "is more than one literal in"
+            return f"{cell.id}: figure word {english} {where} the English code"
+    try:
+        ast.parse(with_figure_words(cell.source, entry["figure_words"]))
     except SyntaxError as error:
         return f"{cell.id}: with its figure words the code does not parse ({error.msg}, line {error.lineno})"
     return None
@@ -114,12 +131,13 @@ def problems(english: nbformat.NotebookNode, translations: dict[str, dict]) -> l
     for cell in english.cells:
         entry = translations.get(cell.id)
         if cell.cell_type == "code" and entry is not None:
-            problem = _code_problem(cell, entry) if "figure_words" in entry else f"{cell.id}: a code cell has no 'zh'"
+            problem = (_code_problem(cell, entry) if "figure_words" in entry
+                       else f"{cell.id}: a code cell's entry takes figure_words, not zh")
             found += [problem] if problem else []
         if cell.cell_type != "markdown":
             continue
         if entry is not None and "zh" not in entry:
-            found.append(f"{cell.id}: a markdown cell has no figure words")
+            found.append(f"{cell.id}: a markdown cell's entry takes zh, not figure_words")
             continue
         if entry is None or not str(entry["zh"]).strip():
             found.append(f"{cell.id}: no translation")

@@ -459,3 +459,29 @@ def test_swapped_fuse_indices_are_named_also_where_they_do_not_raise():
     assert isinstance(swapped(module, xs, 0), torch.Tensor)  # it runs here
     assert ex.check(swapped).message.startswith("fuse_layers[i][j] takes input j to output i")
     assert ex.check(lesson03.fuse_by_hand).passed
+
+
+def test_a_layer_summary_names_an_unusual_padding_and_reads_valid_and_same_as_numbers():
+    from hrnet_teach.exercises._answers import layer_summary
+
+    usual = layer_summary(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)))
+    assert usual == ["Conv2d 4->4 3x3 stride 1, bias", "Conv2d 4->4 1x1 stride 1, bias"]
+    padded = layer_summary(nn.Sequential(nn.Conv2d(4, 4, 1, padding=1, bias=False)))
+    assert padded == ["Conv2d 4->4 1x1 stride 1 padding (1, 1)"]  # else it reads as the official 1x1 conv
+    named = layer_summary(nn.Sequential(nn.Conv2d(4, 4, 3, padding="same"), nn.Conv2d(4, 4, 1, padding="valid")))
+    assert named == usual  # the same convs, the padding given by name
+
+
+def test_fuse_op_tells_a_padded_1x1_conv_and_not_a_valid_one():
+    from hrnet_teach.exercises import lesson03
+
+    def padded(pad, bias=False):
+        def build(i, j, ch):
+            op = lesson03.make_fuse_op(i, j, ch)
+            if op is not None and j > i:
+                op[0] = nn.Conv2d(ch[j], ch[i], 1, padding=pad, bias=bias)
+            return op
+        return build
+    assert "The 1x1 conv takes no padding" in lesson03.fuse_op.check(padded(2)).message
+    message = lesson03.fuse_op.check(padded("valid", bias=True)).message
+    assert "padding" not in message.split(".")[0] and "bias=False" in message

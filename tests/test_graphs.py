@@ -315,3 +315,8 @@ def test_head_only_is_refused_for_a_part_and_must_be_a_bool():
         graphs.module_graph(model.stage3[0], head_only=True)
     with pytest.raises(TypeError, match="True or False"):
         graphs.module_graph(model, head_only="yes")
+    for bare in ("w18", model):  # a variant name draws the bare backbone too
+        with pytest.raises(ValueError, match="the bare backbone has none"):
+            graphs.module_graph(bare, head_only=True)
+    with pytest.raises(ValueError, match="depth does not apply"):
+        graphs.module_graph(hi.meta_model("w18", head="pyramid"), depth=3, head_only=True)

@@ -62,8 +62,9 @@ def test_some_lesson_figures_speak_chinese():
 
 @pytest.mark.parametrize("change, complaint", [
     (lambda cell, words: cell.update(source=cell.source + "\n# changed"), "stale figure words"),
-    (lambda cell, words: words.append(['"no such words"', '"没有"']), "is not in the English code"),
-    (lambda cell, words: words.insert(0, [words[0][0], words[0][1][:-1]]), "does not parse"),  # a lost quote
+    (lambda cell, words: words.append(['"no such words"', '"没有"']), "is not a string literal of the English code"),
+    (lambda cell, words: cell.update(source=cell.source + f"\nsame = {words[0][0]}"), "stale figure words"),
+    (lambda cell, words: words.__setitem__(0, [words[0][0], words[0][1][:-1]]), "does not parse"),  # a lost quote
 ])
 def test_figure_words_that_no_longer_apply_fail_the_build(change, complaint):
     stem, cell_id = next((s, cid) for s in STEMS for cid, e in translate.load_translations(s).items()
@@ -75,6 +76,21 @@ def test_figure_words_that_no_longer_apply_fail_the_build(change, complaint):
     assert not translate.problems(english, translations)
     change(cell, words)
     assert any(complaint in p for p in translate.problems(english, translations)), translate.problems(english, translations)
+
+
+def test_figure_words_replace_one_literal_by_position_and_nothing_else():
+    source = 'key = scene["image"]  # "image"\nax.set_title("image")\nax.set_xlabel(f"size {h} é")\n'
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = "c1"
+    one = {"en_sha": translate.source_hash(source), "figure_words": [['f"size {h} é"', 'f"尺寸 {h}"']]}
+    assert translate._code_problem(cell, one) is None
+    assert translate.with_figure_words(source, one["figure_words"]) == source.replace('f"size {h} é"', 'f"尺寸 {h}"')
+    twice = {"en_sha": translate.source_hash(source), "figure_words": [['"image"', '"图像"']]}  # a key and a title
+    assert "more than one literal" in translate._code_problem(cell, twice)
+    magic = nbformat.v4.new_code_cell('%pip install x\nplt.title("image")')
+    magic.id = "c2"
+    entry = {"en_sha": translate.source_hash(magic.source), "figure_words": [['"image"', '"图像"']]}
+    assert "plain Python" in translate._code_problem(magic, entry)
 
 
 def test_a_figure_words_entry_is_checked_when_read(tmp_path, monkeypatch):

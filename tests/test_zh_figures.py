@@ -1,9 +1,11 @@
 """Figures in the Chinese lessons: Chinese titles drawn with a CJK font (no missing-glyph boxes),
 or English titles, with one note, when no such font is installed."""
 import io
+import os
 import re
-import subprocess
 import sys
+import time
+import unicodedata
 import warnings
 
 import matplotlib
@@ -134,7 +136,7 @@ def test_without_a_cjk_font_titles_stay_english_with_one_note(chinese, monkeypat
     err = capsys.readouterr().err
     # one note, not one per figure, in the lesson's language (the notebook can show it), wrapped to fit the output
     assert err.count("没有找到中文字体") == 1 and "fonts-noto-cjk" in err
-    assert max(len(line) for line in err.splitlines()) <= 55
+    assert max(columns(line) for line in err.splitlines()) <= 100
 
 
 def test_the_font_search_finds_fonts_installed_after_matplotlib_cached_its_list(monkeypatch):
@@ -143,16 +145,14 @@ def test_the_font_search_finds_fonts_installed_after_matplotlib_cached_its_list(
         pytest.skip("fonts-noto-cjk is not installed")
     # matplotlib 3.9.4 (the last for Python 3.9) lists only the first face of fonts-noto-cjk's .ttc
     # collection, JP; 3.11 lists every face, SC among them (both measured): the search finds the same
-    want = "Noto Sans CJK SC" if any(f.name == "Noto Sans CJK SC" for f in font_manager.fontManager.ttflist) \
-        else "Noto Sans CJK JP"
     manager = font_manager.FontManager.__new__(font_manager.FontManager)
     manager.__dict__.update(font_manager.fontManager.__dict__)
     manager.ttflist = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name]  # as a stale cache
     monkeypatch.setattr(font_manager, "fontManager", manager)
     language.cjk_font.cache_clear()
     try:
-        assert language.cjk_font() == want
-    finally:
+        assert language.cjk_font() in {"Noto Sans CJK SC", "Noto Sans CJK JP"}  # which face is listed first
+    finally:                                                                   # depends on the cache and version
         language.cjk_font.cache_clear()
 
 
@@ -194,6 +194,24 @@ def test_the_cost_figure_names_its_head_in_chinese(chinese):
 
 
 
+def columns(line: str) -> int:
+    """Display width: a Chinese character takes two columns."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+@pytest.mark.parametrize("language_code", ["en", "zh"])
+def test_messages_wrap_at_words_and_between_chinese_characters(language_code):
+    i18n.set_language(language_code)
+    try:
+        note = str(language.NO_FONT_NOTE)
+        lines = language.wrap(note, 60)
+    finally:
+        i18n.set_language("en")
+    assert len(lines) > 1 and all(columns(line) <= 60 for line in lines)
+    assert any("fonts-noto-cjk" in line for line in lines)  # a package name is never cut
+    assert "".join(lines).replace(" ", "") == note.replace(" ", "")  # nothing lost
+
+
 class FakeFonts:
     """Stands in for language.cjk_font: no font until apt has installed one."""
 
@@ -207,18 +225,19 @@ class FakeFonts:
         pass
 
 
-def scripted_apt(fonts: FakeFonts, codes: list[int]):
-    """subprocess.run for apt-get: the n-th call exits with codes[n]; an install that exits 0 installs the font.
-    Also returns the list of apt-get's subcommands, as called."""
+def scripted_apt(fonts, codes: list[int]):
+    """language._apt's stand-in: the n-th call exits with codes[n]; an install that exits 0 installs the font (sets
+    ``fonts.installed``). Also returns the list of apt-get's subcommands, as called."""
     calls = []
 
-    def run(command, **kwargs):
-        assert command[0] == "apt-get" and kwargs["env"]["DEBIAN_FRONTEND"] == "noninteractive"
+    def apt(args, seconds):
+        assert seconds > 0
         code = codes[len(calls)]
-        calls.append(command[1])
-        fonts.installed |= command[1] == "install" and code == 0
-        return subprocess.CompletedProcess(command, code)
-    return run, calls
+        calls.append(args[0])
+        if args[0] == "install" and code == 0:
+            fonts.installed = True
+        return code, "" if code == 0 else "E: Unable to locate package fonts-wqy-microhei"
+    return apt, calls
 
 
 @pytest.mark.parametrize("codes, expected_calls", [
@@ -226,41 +245,101 @@ def scripted_apt(fonts: FakeFonts, codes: list[int]):
     ([100, 0, 0], ["install", "update", "install"]),  # a fresh machine without apt's package lists
     ([100, 0, 100], ["install", "update", "install"]),
     ([100, 100], ["install", "update"]),  # no network
+    ([124], ["install"]),  # out of time: no update after it
 ])
 def test_on_colab_the_first_chinese_figure_installs_a_font(chinese, monkeypatch, capsys, codes, expected_calls):
     fonts = FakeFonts()
-    run, calls = scripted_apt(fonts, codes)
+    apt, calls = scripted_apt(fonts, codes)
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     monkeypatch.setattr(language, "cjk_font", fonts)
     monkeypatch.setattr(language, "_noted", False)
-    monkeypatch.setattr(language.subprocess, "run", run)
+    monkeypatch.setattr(language, "_apt", apt)
     works = codes[-1] == 0
     assert language.chinese() is works
     assert calls == expected_calls
     err = capsys.readouterr().err
     assert "fonts-wqy-microhei" in err and ("没有找到中文字体" in err) is not works  # the note only when it failed
+    assert ("字体没能装上：E: Unable to locate package" in err) is not works  # apt's own reason, said
+    assert ("更新 apt 的软件包列表" in err) is ("update" in calls)
     language.chinese()
     assert calls == expected_calls  # tried once, not at every figure
 
 
+def test_after_a_real_install_the_font_cache_is_searched_again(chinese, monkeypatch):
+    """The real cjk_font, which cached None before the install: the install must make it search the folders again
+    (a stale cache would install the font and still draw English)."""
+    cjk = [p for p in font_manager.findSystemFonts() if "cjk" in p.lower() or "wqy" in p.lower()]
+    if not cjk:
+        pytest.skip("no CJK font file installed (CI installs fonts-noto-cjk)")
+    manager = font_manager.FontManager.__new__(font_manager.FontManager)
+    manager.__dict__.update(font_manager.fontManager.__dict__)
+    manager.ttflist = [f for f in font_manager.fontManager.ttflist if f.fname not in cjk]  # as before the install
+    monkeypatch.setattr(font_manager, "fontManager", manager)
+    installed = []
+    real_search = font_manager.findSystemFonts
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: real_search(*a, **k) if installed else [])
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setattr(language, "_noted", False)
+    language.cjk_font.cache_clear()
+    try:
+        assert language.cjk_font() is None  # cached: no font yet
+        monkeypatch.setattr(language, "_apt", lambda args, seconds: (installed.append(args[0]) or 0, ""))
+        assert language.chinese() is True and language.cjk_font() is not None
+    finally:
+        language.cjk_font.cache_clear()
+
+
 def test_off_colab_nothing_is_installed(chinese, monkeypatch, capsys):
     fonts = FakeFonts()
-    run, calls = scripted_apt(fonts, [0])
+    apt, calls = scripted_apt(fonts, [0])
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     monkeypatch.setattr(language, "cjk_font", fonts)
     monkeypatch.setattr(language, "_noted", False)
-    monkeypatch.setattr(language.subprocess, "run", run)
+    monkeypatch.setattr(language, "_apt", apt)
     assert language.chinese() is False and calls == []
     assert "没有找到中文字体" in capsys.readouterr().err
 
 
-def test_a_missing_apt_or_a_hang_is_a_failed_install_not_a_crash(chinese, monkeypatch):
-    def run(command, **kwargs):
-        if command[1] == "update":
-            raise subprocess.TimeoutExpired(command, kwargs["timeout"])
-        raise FileNotFoundError(command[0])
-    monkeypatch.setattr(language, "cjk_font", FakeFonts())
-    assert language.install_colab_font(run) is False
+def _fake_apt_get(tmp_path, monkeypatch, script: str):
+    """An apt-get on the PATH that runs ``script`` (a shell script's body)."""
+    program = tmp_path / "apt-get"
+    program.write_text("#!/bin/sh\n" + script, encoding="utf-8")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_apt_reports_its_last_line_and_a_missing_apt(tmp_path, monkeypatch):
+    _fake_apt_get(tmp_path, monkeypatch, 'echo "Reading package lists..."\necho "E: Could not get lock" >&2\nexit 100\n')
+    assert language._apt(["install", "-y", "x"], 10) == (100, "E: Could not get lock")
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert language._apt(["install"], 10)[0] == 127
+
+
+def test_apt_past_its_time_is_killed_with_its_children(tmp_path, monkeypatch):
+    marker = tmp_path / "child-still-running"
+    # a child that would outlive a plain kill of apt-get, as dpkg would
+    _fake_apt_get(tmp_path, monkeypatch, f'(sleep 3; touch "{marker}") &\nsleep 30\n')
+    started = time.monotonic()
+    status, last = language._apt(["install"], 1)
+    assert status == 124 and "more than 1 s" in last and time.monotonic() - started < 20
+    time.sleep(3.5)
+    assert not marker.exists()
+
+
+def test_without_a_font_the_missing_glyphs_are_said_once_not_warned_per_figure(chinese, monkeypatch, capsys):
+    """A Chinese lesson's own figure on a machine without a CJK font: its Chinese shows as boxes, and the note says
+    why once, instead of two long warnings per character under every figure."""
+    monkeypatch.setattr(language, "cjk_font", lambda: None)
+    monkeypatch.setattr(language, "_noted", False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert viz.use_chinese_font() is False
+        fig = Figure()
+        fig.subplots().set_title("训练损失")
+        fig.savefig(io.BytesIO(), format="png")
+    assert not [w for w in caught if "missing from" in str(w.message)]
+    assert "没有找到中文字体" in capsys.readouterr().err
 
 
 def test_use_chinese_font_lets_a_lessons_own_figure_draw_chinese(chinese, monkeypatch):

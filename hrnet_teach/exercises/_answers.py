@@ -304,6 +304,15 @@ def as_function(fn, name: str) -> None:
                       "you gave a value of type {type}.", name=name, type=type(fn).__name__))
 
 
+def conv_padding(conv: nn.Conv2d) -> tuple[int, ...]:
+    """A conv's padding in numbers: padding="valid" is none, "same" keeps the size (k // 2 for an odd kernel)."""
+    if conv.padding == "valid":
+        return (0,) * len(conv.kernel_size)
+    if conv.padding == "same":
+        return tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation))
+    return tuple(conv.padding)
+
+
 def layer_summary(module: nn.Module) -> list[str]:
     """The leaf layers of ``module`` in order, one short line each (to compare a built module with the official one)."""
     lines = []
@@ -314,7 +323,7 @@ def layer_summary(module: nn.Module) -> list[str]:
             k, s = m.kernel_size[0], m.stride[0]
             bias = ", bias" if m.bias is not None else ""
             # HRNet pads every conv by k // 2; another padding is named, or two summaries could read alike
-            pad = "" if m.padding == (k // 2, k // 2) else f" padding {m.padding}"
+            pad = "" if conv_padding(m) == (k // 2, k // 2) else f" padding {m.padding}"
             lines.append(f"Conv2d {m.in_channels}->{m.out_channels} {k}x{k} stride {s}{pad}{bias}")
         elif isinstance(m, nn.BatchNorm2d):
             lines.append(f"BatchNorm2d {m.num_features}")

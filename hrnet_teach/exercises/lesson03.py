@@ -15,7 +15,7 @@ from torch import nn
 from ..blocks import BasicBlock
 from ..i18n import N_, _
 from ..module import HighResolutionModule
-from ._answers import as_int, as_ints, as_tuples, layer_summary, random_bn
+from ._answers import as_int, as_ints, as_tuples, conv_padding, layer_summary, random_bn
 from ._base import Wrong
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ModuleExercise, ValueExercise, fact_mistakes
 
@@ -125,7 +125,7 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
     layers = layer_summary(op) if isinstance(op, nn.Module) else []
     used = _("1 stride-2 conv") if n2 == 1 else _("{n} stride-2 convs", n=n2)
     return SimpleNamespace(i=i, j=j, ci=ch[i], cj=ch[j], d=i - j, op=op, convs=convs, n2=n2, used=used,
-                           pad=convs[0].padding if convs else (0, 0),
+                           pad=conv_padding(convs[0]) if convs else (0, 0),
                            s=max((c.stride[0] for c in convs), default=0), layers=layers,
                            summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
 
@@ -168,7 +168,7 @@ _FUSE_MISTAKES = [_SWAPPED, *fact_mistakes(_fuse_facts, [  # checked in this ord
     ("not_1x1", lambda f: f.j > f.i and [(c.kernel_size, c.stride) for c in f.convs] != [((1, 1), (1, 1))], N_(
         "Branch {j} is coarser than branch {i}, so nothing is downsampled: the coarser-to-finer case is a single 1x1 "
         "conv (stride 1) + BN from {cj} to {ci} channels; yours has {summary}.")),
-    ("padded_1x1", lambda f: f.j > f.i and f.convs[0].padding != (0, 0), N_(
+    ("padded_1x1", lambda f: f.j > f.i and f.pad != (0, 0), N_(
         "The 1x1 conv takes no padding (padding=0, the default): a padding of {pad} adds a border of zeros, so the map "
         "grows beyond branch {j}'s size before it is enlarged to branch {i}'s.")),
     ("big_stride", lambda f: f.j < f.i and f.s > 2, N_(
@@ -177,7 +177,7 @@ _FUSE_MISTAKES = [_SWAPPED, *fact_mistakes(_fuse_facts, [  # checked in this ord
     ("steps", lambda f: f.j < f.i and f.n2 != f.d,
      N_("You used {used}; going from branch {j} to branch {i} needs {d} (one per halving).")),
     ("channels", lambda f: f.out != f.ci, N_("Your operation returns {out} channels; branch {i} expects {ci}.")),
-    ("padding", lambda f: any(c.kernel_size == (3, 3) and c.padding != (1, 1) for c in f.convs),
+    ("padding", lambda f: any(c.kernel_size == (3, 3) and conv_padding(c) != (1, 1) for c in f.convs),
      N_("Each 3x3 stride-2 conv needs padding=1, so a side n becomes ceil(n / 2).")),
     ("bias", lambda f: any(c.bias is not None for c in f.convs),
      N_("The convs take bias=False; the BatchNorm right after each one has its own shift.")),

@@ -65,7 +65,7 @@ class HighResolutionModule(nn.Module):
     def __init__(self, num_branches, block, num_blocks, num_inchannels, num_channels,
                  multi_scale_output=True, align_corners=False):
         super().__init__()
-        self.align_corners = align_corners
+        self.num_branches, self.align_corners = num_branches, align_corners
         self.branches = nn.ModuleList(
             make_layer(block, num_inchannels[b], num_channels[b], num_blocks[b]) for b in range(num_branches)
         )
@@ -456,7 +456,7 @@ def _module_patched(attr, fn):
 hr_module = CheckpointExercise(
     name="hr_module", lesson="11", prefix="stage3.0.", args=MODULE_ARGS, what="HighResolutionModule",
     question=N_("Write `class HighResolutionModule(nn.Module)` with `__init__(self, num_branches, block, num_blocks, "
-                "num_inchannels, num_channels, multi_scale_output=True, align_corners=False)`: `self.branches` "
+                "num_inchannels, num_channels, multi_scale_output=True, align_corners=False)`: `self.num_branches`, `self.branches` "
                 "(make_layer per branch), `self.fuse_layers` (make_fuse_op, lesson 03), `self.relu`, and forward(x) "
                 "(a list of maps -> a list of fused maps). The check builds stage3.0 of W18-small-v1 and loads the "
                 "checkpoint's stage3.0 into it; then it builds the module with multi_scale_output=False (fuse_layers "

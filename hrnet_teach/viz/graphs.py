@@ -114,9 +114,13 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
         raise ValueError(f"depth must be a positive integer (1 = the module's direct parts), got {depth!r}")
     if not isinstance(head_only, bool):
         raise TypeError(f"head_only is True or False, got {head_only!r}")
-    if head_only and not isinstance(module, HRNet):
-        raise ValueError(f"head_only=True draws a whole model's head; a {type(module).__name__} has none "
-                         "(pass the model, e.g. ht.create_model('w18', head='pyramid'))")
+    if head_only and (not isinstance(module, HRNet) or type(module) is HRNet):
+        what = "the bare backbone" if type(module) is HRNet else f"a {type(module).__name__}"
+        raise ValueError(f"head_only=True draws a whole model's head; {what} has none "
+                         "(pass a model with a head, e.g. ht.create_model('w18', head='pyramid'))")
+    if head_only and depth != 1:
+        raise ValueError(f"head_only=True draws the backbone as one row and the head whole, so depth does not "
+                         f"apply: leave it out (got depth={depth})")
     th = get_theme(theme)
     graph = ModuleGraph(name=type(module).__name__)
     graph.attr(bgcolor=th.face, fontname=FONT, fontcolor=th.text, labelloc="t", labeljust="l", fontsize="16",

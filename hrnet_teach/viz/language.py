@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import signal
 import subprocess
 import sys
-import textwrap
+import time
+import unicodedata
+import warnings
 
 from .. import i18n
 
@@ -33,7 +37,7 @@ NO_FONT_NOTE = i18n.N_("hrnet_teach: no Chinese font found, so the package's fig
                        "restart the kernel.")
 _noted = False
 # On Colab (which has no CJK font) the Chinese lessons install this one: WenQuanYi Micro Hei, a 1.6 MB download from
-# Debian, against about 60 MB for fonts-noto-cjk.
+# the Debian/Ubuntu archive, against about 60 MB for fonts-noto-cjk.
 COLAB_FONT_PACKAGE = "fonts-wqy-microhei"
 
 
@@ -76,40 +80,77 @@ def chinese() -> bool:
     if cjk_font() is not None:
         return True
     if not _noted:
-        _noted = True
         if "google.colab" in sys.modules and install_colab_font():
             return True
-        # In the lesson's language (the notebook shows Chinese fine; only matplotlib lacks the glyphs), wrapped to
-        # fit the output area: a Chinese character is two columns wide
-        print(textwrap.fill(str(NO_FONT_NOTE), 55 if i18n.get_language() == "zh" else 100,
-                            break_on_hyphens=False), file=sys.stderr)
+        _noted = True  # after the attempt: an install interrupted by the learner is tried again
+        _say(str(NO_FONT_NOTE))
+        # matplotlib would warn about every missing glyph, twice, under each figure the lesson draws itself (its
+        # Chinese words show as boxes): the note has said why, once
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
     return False
 
 
-def install_colab_font(run=None) -> bool:
+def _say(text: str) -> None:
+    """A message for the learner, wrapped to fit the output area."""
+    print("\n".join(wrap(text)), file=sys.stderr)
+
+
+def wrap(text: str, columns: int = 100) -> list[str]:
+    """``text`` in lines of at most ``columns`` columns, a Chinese character counted as two. Chinese breaks
+    between any two characters, but a Latin word, number or path (``fonts-noto-cjk``) stays whole."""
+    lines, line, used = [], "", 0
+    for token in re.findall(r"[A-Za-z0-9_.\-/=()']+|\s+|.", text):
+        width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in token)
+        if used + width > columns and line.strip():
+            lines.append(line.rstrip())
+            line, used = "", 0
+        if line or not token.isspace():  # no space at the start of a line
+            line, used = line + token, used + width
+    return [*lines, line.rstrip()] if line.strip() else lines
+
+
+def _apt(args: list[str], seconds: float) -> tuple[int, str]:
+    """Run apt-get: its exit status and last line of output. Killed with its children (dpkg) after ``seconds``;
+    it waits up to 30 s for a lock another apt holds."""
+    command = ["apt-get", "-o", "DPkg::Lock::Timeout=30", *args]
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, start_new_session=True)
+    except OSError as error:  # no apt-get here
+        return 127, str(error)
+    try:
+        output, _err = process.communicate(timeout=max(seconds, 1))
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return 124, f"apt-get {args[0]} took more than {seconds:.0f} s"
+    lines = [line for line in output.splitlines() if line.strip()]
+    return process.returncode, lines[-1] if lines else ""
+
+
+def install_colab_font(apt=None, seconds: float = 150) -> bool:
     """Install :data:`COLAB_FONT_PACKAGE` with apt, saying so; whether a CJK font is usable after.
 
     Only :func:`chinese` calls it, and only on Colab, the first time a font is needed in Chinese (the
     Chinese lessons' language cell calls :func:`use_chinese_font`): there the learner already works
-    online, as root, on a machine that is thrown away after. apt's
-    package lists may be missing on a fresh machine, so a failed install updates them and tries again.
+    online, as root, on a machine that is thrown away after. apt's package lists may be missing on a
+    fresh machine, so a failed install updates them and tries again; all of it within ``seconds``.
     """
-    print(textwrap.fill(i18n._("Installing a Chinese font for the figures ({package}, a 1.6 MB download; on Colab "
-                               "only) ...", package=COLAB_FONT_PACKAGE), 55 if i18n.get_language() == "zh" else 100,
-                        break_on_hyphens=False), file=sys.stderr)
-    run = run or subprocess.run  # read now, so that a test can stand in for it
-    install = ["apt-get", "install", "-y", "-qq", COLAB_FONT_PACKAGE]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-
-    def ok(command: list[str]) -> bool:
-        try:
-            return run(command, capture_output=True, env=env, timeout=300).returncode == 0
-        except (OSError, subprocess.SubprocessError):  # no apt-get, or it hung without network
-            return False
-
-    installed = ok(install) or (ok(["apt-get", "update", "-qq"]) and ok(install))
+    apt, deadline = apt or _apt, time.monotonic() + seconds  # apt read now, so that a test can stand in for it
+    _say(i18n._("Installing a Chinese font for the figures ({package}, a 1.6 MB download; on Colab only) ...",
+                package=COLAB_FONT_PACKAGE))
+    install = ["install", "-y", "-qq", COLAB_FONT_PACKAGE]
+    status, last = apt(install, deadline - time.monotonic())
+    if status != 0 and status != 124:
+        _say(i18n._("Updating apt's package lists first (up to a minute) ..."))
+        status, last = apt(["update", "-qq"], deadline - time.monotonic())
+        if status == 0:
+            status, last = apt(install, deadline - time.monotonic())
+    if status != 0:
+        _say(i18n._("The font could not be installed: {reason}", reason=last or f"apt-get exited with {status}"))
+        return False
     cjk_font.cache_clear()  # it may have cached None: search the font folders again
-    return installed and cjk_font() is not None
+    return cjk_font() is not None
 
 
 def _(message: str, **values) -> str:
