@@ -367,3 +367,22 @@ def test_use_chinese_font_leaves_matplotlib_alone_in_english_or_without_a_font(m
     finally:
         i18n.set_language("en")
     assert matplotlib.rcParams["font.family"] == ["sans-serif"]
+
+
+@pytest.mark.parametrize("target", ["w18", "module", "transition", "ocr", "classification", "pyramid", "pose"])
+def test_module_graph_nodes_speak_chinese_and_keep_code_names(chinese, target):
+    """Every node that has English words has them in Chinese when figures speak Chinese; code names stay."""
+    from hrnet_teach import inspect as hi
+    from hrnet_teach.viz import graphs
+
+    if language.cjk_font() is None:
+        pytest.skip("no CJK font installed (CI installs fonts-noto-cjk)")
+    model = hi.meta_model("w18") if target in ("w18", "module", "transition") else hi.meta_model("w18", head=target)
+    part = {"module": model.stage3[0], "transition": model.transition2}.get(target, model)
+    graph = graphs.module_graph(part, head_only=target not in ("w18", "module", "transition"))
+    english = re.compile(r"\b(?:image|pass|adapt|new from|new branch|identity|then|each|modules?|no fusion|fuse all|"
+                         r"backbone|logits|heatmaps|global|scores|upsample all|average pools|maps|head:|soft|pixel "
+                         r"representations|no weights|relation|context y_i|classes|regions|fused into)\b")
+    leftovers = [part for part in graph.outline if english.search(part)]
+    assert not leftovers, leftovers
+    assert any(re.search(r"conv\dx\d|fuse_layers|BasicBlock|Bottleneck", part) for part in graph.outline)  # code names

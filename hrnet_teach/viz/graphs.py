@@ -211,18 +211,19 @@ def _relation_text(block: nn.Module, classes: int) -> tuple[str, int]:
     """The object context block's node label (the pixel-region relation and the context it
     gives, channels read from its convs) and the context's channels."""
     query, context = hi.convs_of(block.f_pixel), hi.convs_of(block.f_up)[-1].out_channels
-    pool = f"max-pool ×1/{block.scale} first, " if block.scale > 1 else ""
+    pool = _("max-pool ×1/{scale} first, ", scale=block.scale) if block.scale > 1 else ""
     return (f"ocr_distri_head.object_context_block: {type(block).__name__}\n"
             f"query f_pixel(x_i), key f_object(f_k): {query[0].in_channels}→{query[-1].out_channels} ch\n"
-            f"{pool}relation w_ik: softmax over the {classes} regions (HW × {classes})\n"
-            f"context y_i = f_up(Σ_k w_ik f_down(f_k)): {query[-1].out_channels}→{context} ch"), context
+            + pool + _("relation w_ik: softmax over the {k} regions (HW × {k})", k=classes) + "\n"
+            + _("context y_i = f_up(Σ_k w_ik f_down(f_k)): {c_in}→{c_out} ch", c_in=query[-1].out_channels,
+                c_out=context)), context
 
 
 def _fuse_label(entry: hi.FuseEntry, upsample: str) -> str:
     """``fuse_layers[i][j]`` and its layers, one line each (the upsampling in words)."""
     lines = [line.replace(" stride 2", " s2") for line in entry.layers]
     if entry.kind == "upsample":
-        lines[-1] = f"then ↑×{int(entry.scale)} ({upsample})"
+        lines[-1] = _("then ↑×{n} ({mode})", n=int(entry.scale), mode=upsample)
     return f"fuse_layers[{entry.i}][{entry.j}]\n" + "\n".join(lines)
 
 
@@ -300,7 +301,7 @@ class _Builder:
     # ------------------------------------------------------------ the network
     def hrnet(self, model: HRNet, depth: int) -> None:
         g = self.graph
-        x = self.node(g, "image  3 ch", shape="ellipse")
+        x = self.node(g, _("image  3 ch"), shape="ellipse")
         if depth >= 3:
             for name in hi.STEM_ORDER:
                 x = self.chain(g, x, self.node(g, f"{name}: {_leaf_text(getattr(model, name))}"))
@@ -317,8 +318,10 @@ class _Builder:
             if depth == 1:
                 cells = [(b, f"{_seq_text(stage[0].branches[b])}\n{stage[0].out_channels[b]} ch · 1/{2 ** (b + 2)}")
                          for b in range(stage[0].num_branches)]
-                each = "blocks, then fuse" if stage[0].fuse_layers is not None else "blocks, no fusion"
-                node = self.table(g, f"{name}: {len(stage)} module{'s' if len(stage) > 1 else ''}\neach: {each}", cells)
+                modules = _("{name}: 1 module", name=name) if len(stage) == 1 else _("{name}: {n} modules", name=name,
+                                                                                          n=len(stage))
+                each = _("each: blocks, then fuse") if stage[0].fuse_layers is not None else _("each: blocks, no fusion")
+                node = self.table(g, f"{modules}\n{each}", cells)
                 outs = self.lanes(g, outs, node, stage[-1])
             else:
                 with g.subgraph(name=f"cluster_{name}") as c:
@@ -326,11 +329,11 @@ class _Builder:
                     for index, hr in enumerate(stage):
                         cells = [(b, f"{_seq_text(hr.branches[b])}\n{hr.out_channels[b]} ch") for b in range(hr.num_branches)]
                         if hr.fuse_layers is None:
-                            fuse = "no fusion"
+                            fuse = _("no fusion")
                         elif len(hr.fuse_layers) < hr.num_branches:
-                            fuse = "fuse all into y[0]"
+                            fuse = _("fuse all into y[0]")
                         else:
-                            fuse = f"fuse {hr.num_branches}×{hr.num_branches}"
+                            fuse = _("fuse {n}×{n}", n=hr.num_branches)
                         node = self.table(c, f"{name}[{index}]\n{fuse}", cells)
                         outs = self.lanes(g, outs, node, hr)  # edges in the root: one inside the cluster would pull the transition in
         self.head(g, model, outs)
@@ -338,11 +341,11 @@ class _Builder:
     def backbone_outputs(self, model: HRNet) -> list[str]:
         """The whole backbone as one node, a cell per branch it hands the head; the cells' ports."""
         g, last = self.graph, getattr(model, hi.STAGES[-1])[-1]
-        image = self.node(g, "image  3 ch", shape="ellipse")
+        image = self.node(g, _("image  3 ch"), shape="ellipse")
         one_out = last.fuse_layers is not None and len(last.fuse_layers) < last.num_branches  # the pose backbone
-        cells = [(b, f"{c} ch · 1/{2 ** (b + 2)}" + ("\nonly fused into 1/4" if one_out and b else ""))
+        cells = [(b, f"{c} ch · 1/{2 ** (b + 2)}" + ("\n" + _("only fused into 1/4") if one_out and b else ""))
                  for b, c in enumerate(last.out_channels)]
-        node = self.table(g, "backbone: stem, layer1,\nstages 2-4", cells)
+        node = self.table(g, _("backbone: stem, layer1,\nstages 2-4"), cells)
         self.edge(g, image, node)
         return self.lanes(g, [], node, last)
 
@@ -359,12 +362,13 @@ class _Builder:
         cells = []
         for e in entries:
             if e.kind == "pass":
-                cells.append((e.branch, f"pass\n{e.out_channels} ch"))
+                cells.append((e.branch, _("pass") + f"\n{e.out_channels} ch"))
             elif e.kind == "adapt":
-                cells.append((e.branch, f"adapt: conv3x3\n{e.in_channels}→{e.out_channels}"))
+                cells.append((e.branch, _("adapt: conv3x3") + f"\n{e.in_channels}→{e.out_channels}"))
             else:
                 steps = len(e.layers)
-                cells.append((e.branch, f"new from {e.source}:\n{'' if steps == 1 else f'{steps} × '}conv3x3 s2\n{e.in_channels}→{e.out_channels}"))
+                cells.append((e.branch, _("new from {source}:", source=e.source)
+                              + f"\n{'' if steps == 1 else f'{steps} × '}conv3x3 s2\n{e.in_channels}→{e.out_channels}"))
         node = self.table(g, name, cells)
         for e in entries:
             self.edge(g, inputs[e.source], f"{node}:p{e.branch}:n", **({"style": "dashed"} if e.kind == "new" else {}))
@@ -376,35 +380,36 @@ class _Builder:
             self.ocr_head(g, model, self.concat(g, model, outs))
         elif "last_layer" in children:  # HRNetV2, segmentation
             y = self.any(g, model.last_layer, 1, self.concat(g, model, outs), "last_layer")
-            self.chain(g, y, self.node(g, "logits, 1/4", shape="ellipse"))
+            self.chain(g, y, self.node(g, _("logits, 1/4"), shape="ellipse"))
         elif "final_layer" in children and "classifier" not in children:  # HRNetV1, pose
             y = self.chain(g, outs[0], self.node(g, f"final_layer: {_leaf_text(model.final_layer)}"))
-            self.chain(g, y, self.node(g, "heatmaps, 1/4", shape="ellipse"))
+            self.chain(g, y, self.node(g, _("heatmaps, 1/4"), shape="ellipse"))
         elif "classifier" in children:
             cells = [(b, _seq_text(m)) for b, m in enumerate(model.incre_modules)]
             incre = self.table(g, "incre_modules", cells)
             for b, o in enumerate(outs):
                 self.edge(g, o, f"{incre}:p{b}:n")
-            down = self.node(g, "downsamp_modules: conv3x3 s2 carries the running sum\n" + " → ".join(
+            down = self.node(g, _("downsamp_modules: conv3x3 s2 carries the running sum") + "\n" + " → ".join(
                 str(hi.convs_of(m)[0].out_channels) for m in model.downsamp_modules))
             for b in range(len(outs)):
                 self.edge(g, f"{incre}:p{b}:s", down)
             y = self.chain(g, down, self.node(g, f"final_layer: {_leaf_text(hi.convs_of(model.final_layer)[0])}, BN, ReLU"))
-            y = self.chain(g, y, self.node(g, "global average pool"))
+            y = self.chain(g, y, self.node(g, _("global average pool")))
             y = self.chain(g, y, self.node(g, f"classifier: {_leaf_text(model.classifier)}"))
-            self.chain(g, y, self.node(g, "class scores", shape="ellipse"))
+            self.chain(g, y, self.node(g, _("class scores"), shape="ellipse"))
         elif "reduction_conv" in children:  # HRNetV2p
-            cat = self.node(g, f"upsample all to 1/4, concat ({sum(model.out_channels)} ch)")
+            cat = self.node(g, _("upsample all to 1/4, concat ({n} ch)", n=sum(model.out_channels)))
             for o in outs:
                 self.edge(g, o, cat)
             y = self.chain(g, cat, self.node(g, f"reduction_conv: {_leaf_text(hi.convs_of(model.reduction_conv)[0])}"))
-            y = self.chain(g, y, self.node(g, f"average pools: {len(model.fpn_conv)} levels"))
+            y = self.chain(g, y, self.node(g, _("average pools: {n} levels", n=len(model.fpn_conv))))
             y = self.chain(g, y, self.node(g, f"fpn_conv: {len(model.fpn_conv)} × {_leaf_text(model.fpn_conv[0])}"))
-            self.chain(g, y, self.node(g, f"{len(model.fpn_conv)} maps, 1/4 … 1/{4 * 2 ** (len(model.fpn_conv) - 1)}", shape="ellipse"))
+            self.chain(g, y, self.node(g, _("{n} maps, 1/4 … 1/{last}", n=len(model.fpn_conv),
+                                              last=4 * 2 ** (len(model.fpn_conv) - 1)), shape="ellipse"))
         else:
             extra = [n for n in children if n not in (*hi.STEM, "layer1") and not n.startswith(("transition", "stage"))]
             if extra:
-                y = self.node(g, f"head: {', '.join(extra)}")
+                y = self.node(g, _("head: {parts}", parts=", ".join(extra)))
                 for o in outs:
                     self.edge(g, o, y)
             else:
@@ -413,7 +418,8 @@ class _Builder:
 
     def concat(self, g, model: HRNet, outs: list[str]) -> str:
         """HRNetV2's concatenation of every branch at 1/4, the input of the segmentation and OCR heads."""
-        cat = self.node(g, f"upsample all to 1/4, concat\n{' + '.join(map(str, model.out_channels))} = {sum(model.out_channels)} ch")
+        cat = self.node(g, _("upsample all to 1/4, concat") + f"\n{' + '.join(map(str, model.out_channels))} = "
+                           f"{sum(model.out_channels)} ch")
         for o in outs:
             self.edge(g, o, cat)
         return cat
@@ -429,26 +435,28 @@ class _Builder:
         """
         distri, regions = model.ocr_distri_head, {"color": self.theme.branches[4], "fontcolor": self.theme.branches[4]}
         classes, mid = hi.convs_of(model.aux_head)[-1].out_channels, hi.convs_of(model.conv3x3_ocr)[-1].out_channels
-        aux = self.node(g, f"aux_head: K = {classes} soft object regions\n" + "\n".join(_layer_lines(model.aux_head)))
-        pixels = self.node(g, "conv3x3_ocr: pixel representations x_i\n" + "\n".join(_layer_lines(model.conv3x3_ocr)))
+        aux = self.node(g, "\n".join([_("aux_head: K = {k} soft object regions", k=classes), *_layer_lines(model.aux_head)]))
+        pixels = self.node(g, "\n".join([_("conv3x3_ocr: pixel representations x_i"), *_layer_lines(model.conv3x3_ocr)]))
         self.ordered(g, [aux, pixels])
         self.edge(g, cat, aux)
         self.edge(g, cat, pixels)
-        gather = self.node(g, f"ocr_gather_head: {type(model.ocr_gather_head).__name__}, no weights\nsoftmax of each "
-                              f"region over the pixels, weighted\nsum of the pixels: f_k, {classes} regions × {mid} ch")
-        self.edge(g, aux, gather, label=f" {classes} maps", **regions)
+        gather = self.node(g, _("ocr_gather_head: {name}, no weights\nsoftmax of each region over the pixels, weighted\n"
+                                "sum of the pixels: f_k, {k} regions × {c} ch", name=type(model.ocr_gather_head).__name__,
+                                k=classes, c=mid))
+        self.edge(g, aux, gather, label=" " + _("{k} maps", k=classes), **regions)
         self.edge(g, pixels, gather, label=f" {mid} ch")
         text, context = _relation_text(distri.object_context_block, classes)
         relation = self.node(g, text)
         self.edge(g, gather, relation, label=f" f_k: {classes} × {mid}", **regions)
         self.edge(g, pixels, relation, label=" x_i")
-        both = self.node(g, f"concat [context, pixels]\n{context} + {mid} = {context + mid} ch")
+        both = self.node(g, _("concat [context, pixels]") + f"\n{context} + {mid} = {context + mid} ch")
         self.edge(g, relation, both, label=f" y_i: {context} ch")
         self.edge(g, pixels, both, label=" x_i")
         y = self.chain(g, both, self.node(g, "ocr_distri_head.conv_bn_dropout\n" + "\n".join(_layer_lines(distri.conv_bn_dropout))))
         y = self.chain(g, y, self.node(g, f"cls_head: {_leaf_text(model.cls_head)}"))
-        out_aux = self.node(g, f"output[0]: out_aux\n{classes} soft regions, 1/4", shape="ellipse")
-        out = self.node(g, f"output[1]: out\n{hi.convs_of(model.cls_head)[-1].out_channels} classes, 1/4", shape="ellipse")
+        out_aux = self.node(g, "output[0]: out_aux\n" + _("{k} soft regions, 1/4", k=classes), shape="ellipse")
+        out = self.node(g, "output[1]: out\n" + _("{k} classes, 1/4", k=hi.convs_of(model.cls_head)[-1].out_channels),
+                        shape="ellipse")
         self.edge(g, aux, out_aux, **regions)
         self.edge(g, y, out)
         self.ordered(g, [out_aux, out])
@@ -496,7 +504,8 @@ class _Builder:
             sums.append(self.node(g, f"Σ, ReLU\ny[{i}]", shape="circle", margin="0.02", style="filled", fillcolor=self.tint(i)))
             for j, entry in enumerate(row):
                 if entry.kind == "identity":
-                    op = self.node(g, f"identity [{i}][{i}]", shape="plain", fontcolor=self.theme.muted, fontsize="10")
+                    op = self.node(g, _("identity") + f" [{i}][{i}]", shape="plain", fontcolor=self.theme.muted,
+                                   fontsize="10")
                 else:  # filled in the colour of the sum it feeds; the edges carry input j's colour
                     op = self.node(g, labels[i, j], fillcolor=self.tint(i), fontsize="11", width=width)
                 # The identity edge is heavy: branch i, its identity entry and y[i] stay in one straight
@@ -526,7 +535,7 @@ class _Builder:
             if e.kind == "pass":
                 outs.append(inputs[e.branch])
                 continue
-            what = "adapt channels" if e.kind == "adapt" else f"new branch from {e.source}"
+            what = _("adapt channels") if e.kind == "adapt" else _("new branch from {source}", source=e.source)
             fill = self.tint(e.branch)
             if depth >= 2:
                 y = inputs[e.source]
@@ -591,5 +600,5 @@ class _Builder:
                                                            fillcolor=self.theme.identity, group=column))
                 self.edge(c, short, add, style="dashed")
             else:  # weight 0: the shortcut must not pull the main column sideways
-                self.edge(c, x, add, style="dashed", label="identity", weight="0")
+                self.edge(c, x, add, style="dashed", label=_("identity"), weight="0")
             return self.chain(c, add, self.node(c, "relu: ReLU", group=MAIN))
