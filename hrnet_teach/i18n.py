@@ -31,6 +31,9 @@ import contextlib
 import gettext
 import io
 import os
+import re
+import textwrap
+import unicodedata
 from pathlib import Path
 
 DOMAIN = "hrnet_teach"
@@ -56,6 +59,38 @@ def set_language(language: str) -> None:
 
 def get_language() -> str:
     return _language
+
+def columns(text: str) -> int:
+    """How many columns ``text`` takes on screen: a Chinese character (or full-width sign) takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` columns, each of its lines wrapped on its own. English breaks at
+    spaces, never inside a word or at its hyphens (``fonts-noto-cjk``, ``align_corners``); Chinese has no spaces
+    and its characters take two columns each, so a line with any breaks between characters, never inside an
+    English word or a `code` span."""
+    return "\n".join(_wrap_line(line, width) for line in text.split("\n"))
+
+
+def _wrap_line(line: str, width: int) -> str:
+    if columns(line) == len(line):
+        return textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) or line
+    tokens = re.findall(r"`[^`]*`|[A-Za-z0-9_.,:;!?()\[\]{}'\"/+*=<>-]+|\s|.", line)
+    lines, current, used = [], "", 0
+    for token in tokens:
+        size = columns(token)
+        # Chinese punctuation never starts a line (it may overhang by one character instead).
+        if used + size > width and current.strip() and token not in "，。：；）、！？":
+            # ... and an opening bracket or quote never ends one: it moves down with what it opens.
+            opening = current[-1] if current[-1] in "（“" and current[:-1].strip() else ""
+            lines.append(current[:len(current) - len(opening)].rstrip())
+            current = opening + ("" if token.isspace() else token)
+            used = columns(current)
+            continue
+        current, used = current + token, used + size
+    return "\n".join([*lines, current.rstrip()])
+
 
 
 def _(message: str, **values) -> str:

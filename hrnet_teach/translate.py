@@ -3,7 +3,7 @@ files: ``python -m hrnet_teach.translate``.
 
 One source of truth for code: ``notebooks/zh/NN_topic.ipynb`` is made from
 ``notebooks/NN_topic.ipynb`` and ``notebooks/zh/src/NN_topic.yaml``. Code cells are copied
-verbatim, except the words of the figures a lesson draws itself (below); one code cell is added
+verbatim, except the words a lesson's code shows itself (below); one code cell is added
 after the setup cell to select Chinese messages and a font for Chinese figure text; every markdown
 cell is replaced by its translation.
 
@@ -13,12 +13,12 @@ markdown). The ids (``c000`` ...) alone would not notice an English edit, so a c
 cell makes its translation *stale* and the build fails, naming the cell, until a translator
 updates ``zh`` and ``en_sha`` (``--stub`` prints the current hashes).
 
-A code cell that draws a figure of its own may have an entry too: ``en_sha`` of the English
-code and ``figure_words``, a list of [English, Chinese] pairs of source text, each English one a
-string literal as written in the cell (quotes and f-string fields included), e.g.
-``["\"training loss\"", "\"训练损失\""]``. Only those literals change, so the Chinese code cell runs
-the same code; the build fails when the English cell changed, a literal is not in it, or the
-result does not parse.
+A code cell that shows words of its own (a figure's title and labels, a line it prints) may
+have an entry too: ``en_sha`` of the English code and ``words``, a list of [English, Chinese]
+pairs of source text, each English one a string literal as written in the cell (quotes and
+f-string fields included), e.g. ``["\"training loss\"", "\"训练损失\""]``. Only those literals
+change, so the Chinese code cell runs the same code; the build fails when the English cell
+changed, a literal is not in it, or the result does not parse.
 
 The exercises' messages (feedback, hints, solutions) are translated in
 ``hrnet_teach/locale/zh/LC_MESSAGES/*.po``, one file per lesson, and compiled into the one
@@ -37,6 +37,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -67,20 +68,20 @@ def load_translations(stem: str) -> dict[str, dict]:
     path = SRC_DIR / f"{stem}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for cell_id, entry in data.items():
-        if not isinstance(entry, dict) or "en_sha" not in entry or not ("zh" in entry) ^ ("figure_words" in entry):
+        if not isinstance(entry, dict) or "en_sha" not in entry or not ("zh" in entry) ^ ("words" in entry):
             raise TranslationError(f"{path.name}: entry {cell_id!r} needs 'en_sha' and either 'zh' (a markdown cell) "
-                                   "or 'figure_words' (a code cell).")
-        words = entry.get("figure_words", [])
+                                   "or 'words' (a code cell).")
+        words = entry.get("words", [])
         if not isinstance(words, list) or not all(
                 isinstance(pair, list) and len(pair) == 2 and all(isinstance(w, str) for w in pair) for pair in words):
-            raise TranslationError(f"{path.name}: {cell_id}'s figure_words is a list of [English, Chinese] pairs of "
+            raise TranslationError(f"{path.name}: {cell_id}'s words is a list of [English, Chinese] pairs of "
                                    "source text, e.g. ['\"loss\"', '\"损失\"'].")
     return data
 
 
 def _literal_spans(source: str) -> list[tuple[int, int]]:
     """Where each string literal of ``source`` is, as character offsets, in order (an f-string as a whole)."""
-    tree = ast.parse(source)
+    tree = ast.parse(_as_python(source))
     inside = {id(n) for f in ast.walk(tree) if isinstance(f, ast.JoinedStr) for n in ast.walk(f) if n is not f}
     lines = source.splitlines(keepends=True)
     starts = [0, *itertools.accumulate(map(len, lines))]
@@ -92,7 +93,7 @@ def _literal_spans(source: str) -> list[tuple[int, int]]:
     return sorted((offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset)) for n in literals)
 
 
-def with_figure_words(source: str, words: list[list[str]]) -> str:
+def with_words(source: str, words: list[list[str]]) -> str:
     """A code cell's source with each string literal that is the English of a pair of ``words`` replaced by its
     Chinese. By position, literal by literal: the same text elsewhere (a key, a comment) is left alone."""
     if not words:
@@ -105,39 +106,84 @@ def with_figure_words(source: str, words: list[list[str]]) -> str:
     return "".join(parts) + source[last:]
 
 
+# Two or more English words in a row: a sentence or a label, as opposed to a code name (fuse_layers), a unit or a
+# word beside a number; names that stay English in Chinese text too are left out.
+_PROSE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,})+")
+KEPT_ENGLISH = ("ONNX Runtime",)
+
+
+def _as_python(source: str) -> str:
+    """``source`` with each line of IPython syntax (``%matplotlib inline``, ``!pip ...``) made a statement of the
+    same length, ``0#...`` (a comment alone would leave an ``if`` without a body): the rest parses as Python,
+    and its string literals keep their places."""
+    lines = source.split("\n")
+    for k, line in enumerate(lines):
+        body = line.lstrip()
+        if body.startswith(("%", "!")):
+            lines[k] = line[:len(line) - len(body)] + ("0#" + body[2:] if len(body) > 1 else "0")
+    return "\n".join(lines)
+
+
+def printed_english(source: str) -> list[str]:
+    """The string literals (as written) that a ``print`` call of this code shows and that hold English prose: two
+    or more English words in a row, outside f-string fields and `code` spans. A Chinese lesson gives each its
+    ``words``."""
+    python = _as_python(source)
+    tree = ast.parse(python)
+    found = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
+            continue
+        inside = {id(n) for f in ast.walk(call) if isinstance(f, ast.JoinedStr) for n in ast.walk(f) if n is not f}
+        for node in ast.walk(call):
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(v.value if isinstance(v, ast.Constant) else "0" for v in node.values)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in inside:
+                text = node.value
+            else:
+                continue
+            text = re.sub(r"`[^`]*`", "0", text)
+            for name in KEPT_ENGLISH:
+                text = text.replace(name, "0")
+            literal = ast.get_source_segment(python, node)
+            if _PROSE.search(text) and literal not in found:
+                found.append(literal)
+    return found
+
+
 def _code_problem(cell: nbformat.NotebookNode, entry: dict) -> str | None:
-    """What is wrong with a code cell's figure words, or None."""
+    """What is wrong with a code cell's words, or None."""
     if entry["en_sha"] != source_hash(cell.source):
-        return f"{cell.id}: stale figure words (English code changed; en_sha {entry['en_sha']} -> {source_hash(cell.source)})"
+        return f"{cell.id}: stale words (English code changed; en_sha {entry['en_sha']} -> {source_hash(cell.source)})"
     try:
         literals = [cell.source[a:b] for a, b in _literal_spans(cell.source)]
     except SyntaxError:
-        return f"{cell.id}: figure words need a cell of plain Python (no %magics or !commands)"
-    for english, _zh in entry["figure_words"]:
+        return f"{cell.id}: translated words need a cell that parses as Python (apart from %magic and !command lines)"
+    for english, _zh in entry["words"]:
         if literals.count(english) != 1:  # one literal, so that the Chinese goes where the English was meant
             where = "is not a string literal of" if english not in literals else "is more than one literal in"
-            return f"{cell.id}: figure word {english} {where} the English code"
+            return f"{cell.id}: word {english} {where} the English code"
     try:
-        ast.parse(with_figure_words(cell.source, entry["figure_words"]))
+        ast.parse(_as_python(with_words(cell.source, entry["words"])))
     except SyntaxError as error:
-        return f"{cell.id}: with its figure words the code does not parse ({error.msg}, line {error.lineno})"
+        return f"{cell.id}: with its words the code does not parse ({error.msg}, line {error.lineno})"
     return None
 
 
 def problems(english: nbformat.NotebookNode, translations: dict[str, dict]) -> list[str]:
-    """Every markdown cell without a current translation, and every code cell whose figure words do not apply,
+    """Every markdown cell without a current translation, and every code cell whose words do not apply,
     as 'cell id: what is wrong'."""
     found = []
     for cell in english.cells:
         entry = translations.get(cell.id)
         if cell.cell_type == "code" and entry is not None:
-            problem = (_code_problem(cell, entry) if "figure_words" in entry
-                       else f"{cell.id}: a code cell's entry takes figure_words, not zh")
+            problem = (_code_problem(cell, entry) if "words" in entry
+                       else f"{cell.id}: a code cell's entry takes words, not zh")
             found += [problem] if problem else []
         if cell.cell_type != "markdown":
             continue
         if entry is not None and "zh" not in entry:
-            found.append(f"{cell.id}: a markdown cell's entry takes zh, not figure_words")
+            found.append(f"{cell.id}: a markdown cell's entry takes zh, not words")
             continue
         if entry is None or not str(entry["zh"]).strip():
             found.append(f"{cell.id}: no translation")
@@ -160,7 +206,7 @@ def build(stem: str) -> nbformat.NotebookNode:
         if cell.cell_type == "markdown":
             cell.source = str(translations[cell.id]["zh"]).rstrip("\n")
         elif cell.id in translations:
-            cell.source = with_figure_words(cell.source, translations[cell.id]["figure_words"])
+            cell.source = with_words(cell.source, translations[cell.id]["words"])
         cells.append(cell)
         if cell.cell_type == "code" and not setup_seen:  # the setup cell is the first code cell
             setup_seen = True
@@ -189,16 +235,26 @@ def stub(stem: str) -> str:
     old = load_translations(stem) if path.exists() else {}
     lines = [f"# notebooks/{stem}.ipynb in Chinese: English cell id -> en_sha (of the English) and zh."]
     for cell in english.cells:
-        if cell.cell_type == "code" and "figure_words" in old.get(cell.id, {}):
-            lines += ["", f"# code cell {cell.id}: the words of its figure", f"{cell.id}:",
-                      f"  en_sha: '{source_hash(cell.source)}'", "  figure_words:"]
-            lines += [f"  - {json.dumps(pair, ensure_ascii=False)}" for pair in old[cell.id]["figure_words"]]
+        if cell.cell_type == "code":
+            lines += _code_stub(cell, old.get(cell.id, {}))
         if cell.cell_type != "markdown":
             continue
         zh = str(old.get(cell.id, {}).get("zh", "")).rstrip("\n")
         lines += ["", "# " + cell.source.replace("\n", "\n# "), f"{cell.id}:", f"  en_sha: '{source_hash(cell.source)}'"]
         lines += ["  zh: |-"] + ["    " + line if line else "" for line in zh.split("\n")] if zh else ["  zh: ''"]
     return "\n".join(lines) + "\n"
+
+
+def _code_stub(cell: nbformat.NotebookNode, old: dict) -> list[str]:
+    """A code cell's entry: its words kept, and each literal it prints in English added as [English, English],
+    for the translator to replace the second with the Chinese."""
+    pairs = list(old.get("words", []))
+    pairs += [[literal, literal] for literal in printed_english(cell.source) if literal not in dict(pairs)]
+    if not pairs:
+        return []
+    return (["", f"# code cell {cell.id}: the words it shows (each pair: the English literal, then its Chinese)",
+             f"{cell.id}:", f"  en_sha: '{source_hash(cell.source)}'", "  words:"]
+            + [f"  - {json.dumps(pair, ensure_ascii=False)}" for pair in pairs])
 
 
 def lessons() -> list[str]:

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from hrnet_teach import colab
+from hrnet_teach.i18n import columns
 from hrnet_teach.runner import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,9 +235,10 @@ def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
         assert not errors, f"{path.name} cell {index} raised {errors[0].get('ename')}"
         text = _cell_text(cell)
         assert len(text) <= MAX_CELL_OUTPUT, f"{path.name} cell {index} prints {len(text)} characters; keep outputs small"
-        long = [line for line in _shown_lines(cell) if len(line) > MAX_LINE]
-        assert not long, (f"{path.name} cell {index} prints a line of {len(long[0])} characters (at most {MAX_LINE} fit "
-                          f"a 1000 px pane; wrap it, e.g. textwrap.fill): {long[0][:120]!r}")
+        # in columns: a Chinese character is as wide as two Latin ones
+        long = [line for line in _shown_lines(cell) if columns(line) > MAX_LINE]
+        assert not long, (f"{path.name} cell {index} prints a line of {columns(long[0])} columns (at most {MAX_LINE} "
+                          f"fit a 1000 px pane; wrap it, e.g. i18n.wrap): {long[0][:120]!r}")
         if path.parent.name == "zh" and _has_cjk_font():  # Chinese figure words need their glyphs
             missing = [o.get("text", "") for o in cell.outputs if GLYPH_MISSING.search(o.get("text", ""))]
             assert not missing, f"{path.name} cell {index} draws Chinese without its glyphs: {missing[0][:200]!r}"

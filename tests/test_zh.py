@@ -30,10 +30,10 @@ def test_code_cells_equal_english_and_markdown_translated(stem):
     chinese = nbformat.read(translate.ZH_DIR / f"{stem}.ipynb", as_version=4)
     translations = translate.load_translations(stem)
     code = [c.source for c in chinese.cells if c.cell_type == "code" and c.id != translate.LANGUAGE_CELL_ID]
-    words = {c.id: translations.get(c.id, {}).get("figure_words", []) for c in english.cells}
-    assert code == [translate.with_figure_words(c.source, words[c.id]) for c in english.cells if c.cell_type == "code"]
+    words = {c.id: translations.get(c.id, {}).get("words", []) for c in english.cells}
+    assert code == [translate.with_words(c.source, words[c.id]) for c in english.cells if c.cell_type == "code"]
     for before, after in zip([c.source for c in english.cells if c.cell_type == "code"], code):
-        assert _without_text(before) == _without_text(after), "figure words may change only the text of string literals"
+        assert _without_text(before) == _without_text(after), "translated words may change only the text of string literals"
     assert not translate.problems(english, translations)
     for cell in chinese.cells:
         if cell.cell_type == "markdown":
@@ -54,51 +54,82 @@ def _without_text(source: str) -> str:
 
 
 def test_some_lesson_figures_speak_chinese():
-    """The figures lessons draw in their own code cells have their words in Chinese (figure_words)."""
-    drawn = {stem: [cid for cid, entry in translate.load_translations(stem).items() if "figure_words" in entry]
+    """The figures lessons draw in their own code cells have their words in Chinese (a code cell's words)."""
+    drawn = {stem: [cid for cid, entry in translate.load_translations(stem).items() if "words" in entry]
              for stem in STEMS}
     assert sum(map(len, drawn.values())) >= 10, drawn
 
 
+@pytest.mark.parametrize("stem", STEMS)
+def test_printed_lines_speak_chinese(stem):
+    """What a Chinese lesson's own code prints is Chinese: no print call shows English prose (code names, numbers
+    and `code` spans aside)."""
+    chinese = nbformat.read(translate.ZH_DIR / f"{stem}.ipynb", as_version=4)
+    left = {c.id: english for c in chinese.cells if c.cell_type == "code"
+            if (english := translate.printed_english(c.source))}
+    assert not left, (f"give these literals Chinese words in notebooks/zh/src/{stem}.yaml "
+                      f"(python -m hrnet_teach.translate --stub {stem} lists them): {left}")
+
+
+def test_the_english_lessons_print_english_that_the_check_finds():
+    """The check above can fail: it finds the English lessons' printed sentences and labels."""
+    found = {stem: sum(len(translate.printed_english(c.source)) for c in nbformat.read(
+        translate.EN_DIR / f"{stem}.ipynb", as_version=4).cells if c.cell_type == "code") for stem in STEMS}
+    assert sum(found.values()) >= 80 and found["03_fuse_matrix"] >= 10, found
+
+
+def test_printed_english_sees_prose_but_not_code_names():
+    source = ('%matplotlib inline\nprint(f"{name:12} fuse_layers {n:>9,}", "ONNX Runtime", "`seg(x)` ==", x.shape)\n'
+              'print(f"same as {what}:", "kept " "apart")\ntitle = "not printed here"\n')
+    assert translate.printed_english(source) == ['f"same as {what}:"', '"kept " "apart"']
+    stub = translate._code_stub(nbformat.v4.new_code_cell(source), {"words": [['f"same as {what}:"', 'f"与 {what} 相同："']]})
+    assert stub[-2:] == ['  - ["f\\"same as {what}:\\"", "f\\"与 {what} 相同：\\""]',
+                         '  - ["\\"kept \\" \\"apart\\"", "\\"kept \\" \\"apart\\""]'], stub
+
+
 @pytest.mark.parametrize("change, complaint", [
-    (lambda cell, words: cell.update(source=cell.source + "\n# changed"), "stale figure words"),
+    (lambda cell, words: cell.update(source=cell.source + "\n# changed"), "stale words"),
     (lambda cell, words: words.append(['"no such words"', '"没有"']), "is not a string literal of the English code"),
-    (lambda cell, words: cell.update(source=cell.source + f"\nsame = {words[0][0]}"), "stale figure words"),
+    (lambda cell, words: cell.update(source=cell.source + f"\nsame = {words[0][0]}"), "stale words"),
     (lambda cell, words: words.__setitem__(0, [words[0][0], words[0][1][:-1]]), "does not parse"),  # a lost quote
 ])
-def test_figure_words_that_no_longer_apply_fail_the_build(change, complaint):
+def test_words_that_no_longer_apply_fail_the_build(change, complaint):
     stem, cell_id = next((s, cid) for s in STEMS for cid, e in translate.load_translations(s).items()
-                         if "figure_words" in e)
+                         if "words" in e)
     english = nbformat.read(translate.EN_DIR / f"{stem}.ipynb", as_version=4)
     translations = translate.load_translations(stem)
     cell = next(c for c in english.cells if c.id == cell_id)
-    words = translations[cell_id]["figure_words"]
+    words = translations[cell_id]["words"]
     assert not translate.problems(english, translations)
     change(cell, words)
     assert any(complaint in p for p in translate.problems(english, translations)), translate.problems(english, translations)
 
 
-def test_figure_words_replace_one_literal_by_position_and_nothing_else():
+def test_words_replace_one_literal_by_position_and_nothing_else():
     source = 'key = scene["image"]  # "image"\nax.set_title("image")\nax.set_xlabel(f"size {h} é")\n'
     cell = nbformat.v4.new_code_cell(source)
     cell.id = "c1"
-    one = {"en_sha": translate.source_hash(source), "figure_words": [['f"size {h} é"', 'f"尺寸 {h}"']]}
+    one = {"en_sha": translate.source_hash(source), "words": [['f"size {h} é"', 'f"尺寸 {h}"']]}
     assert translate._code_problem(cell, one) is None
-    assert translate.with_figure_words(source, one["figure_words"]) == source.replace('f"size {h} é"', 'f"尺寸 {h}"')
-    twice = {"en_sha": translate.source_hash(source), "figure_words": [['"image"', '"图像"']]}  # a key and a title
+    assert translate.with_words(source, one["words"]) == source.replace('f"size {h} é"', 'f"尺寸 {h}"')
+    twice = {"en_sha": translate.source_hash(source), "words": [['"image"', '"图像"']]}  # a key and a title
     assert "more than one literal" in translate._code_problem(cell, twice)
-    magic = nbformat.v4.new_code_cell('%pip install x\nplt.title("image")')
-    magic.id = "c2"
-    entry = {"en_sha": translate.source_hash(magic.source), "figure_words": [['"image"', '"图像"']]}
-    assert "plain Python" in translate._code_problem(magic, entry)
+    magic = nbformat.v4.new_code_cell('%matplotlib inline\nif x:\n    !echo "image"\nplt.title("image")')
+    magic.id = "c2"  # IPython lines are left alone: the literal is the title's, not the one in the !command
+    entry = {"en_sha": translate.source_hash(magic.source), "words": [['"image"', '"图像"']]}
+    assert translate._code_problem(magic, entry) is None
+    assert translate.with_words(magic.source, entry["words"]) == magic.source.replace('title("image")', 'title("图像")')
+    broken = nbformat.v4.new_code_cell('plt.title("image"')
+    broken.id = "c3"
+    assert "parses as Python" in translate._code_problem(broken, {**entry, "en_sha": translate.source_hash(broken.source)})
 
 
-def test_a_figure_words_entry_is_checked_when_read(tmp_path, monkeypatch):
+def test_a_words_entry_is_checked_when_read(tmp_path, monkeypatch):
     monkeypatch.setattr(translate, "SRC_DIR", tmp_path)
-    (tmp_path / "x.yaml").write_text("c1:\n  en_sha: 'abc'\n  figure_words: ['\"loss\"']\n", encoding="utf-8")
+    (tmp_path / "x.yaml").write_text("c1:\n  en_sha: 'abc'\n  words: ['\"loss\"']\n", encoding="utf-8")
     with pytest.raises(translate.TranslationError, match="list of \\[English, Chinese\\] pairs"):
         translate.load_translations("x")
-    (tmp_path / "x.yaml").write_text("c1:\n  en_sha: 'abc'\n  zh: 'x'\n  figure_words: []\n", encoding="utf-8")
+    (tmp_path / "x.yaml").write_text("c1:\n  en_sha: 'abc'\n  zh: 'x'\n  words: []\n", encoding="utf-8")
     with pytest.raises(translate.TranslationError, match="either 'zh'"):
         translate.load_translations("x")
 
@@ -239,13 +270,13 @@ def test_exercise_speaks_chinese(ex):
 
 
 def test_chinese_questions_wrap_by_screen_columns():
-    from hrnet_teach.exercises._base import _columns, wrap
+    from hrnet_teach.i18n import columns, wrap
 
     text = "请给出第 4 阶段四个分支各自的 (C, H, W)，按分支 0 到分支 3 的顺序写成一个列表 `[(18, 64, 96), ...]`。" * 3
     lines = wrap(text, 40).split("\n")
     assert len(lines) > 3 and "".join(lines).replace(" ", "") == text.replace(" ", "")
     for line in lines:
-        assert sum(_columns(c) for c in line) <= 42 and not line.startswith(("，", "。"))
+        assert columns(line) <= 42 and not line.startswith(("，", "。"))
     assert "\n".join(lines).count("`[(18, 64, 96), ...]`") == 3  # a code span is never broken
     opened = "按形状，它会丢掉检查点（checkpoint）里的哪些键？" * 6
     assert not any(line.endswith("（") for line in wrap(opened, 40).split("\n"))  # a bracket goes down with its text

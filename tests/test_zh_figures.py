@@ -5,7 +5,6 @@ import os
 import re
 import sys
 import time
-import unicodedata
 import warnings
 
 import matplotlib
@@ -136,7 +135,7 @@ def test_without_a_cjk_font_titles_stay_english_with_one_note(chinese, monkeypat
     err = capsys.readouterr().err
     # one note, not one per figure, in the lesson's language (the notebook can show it), wrapped to fit the output
     assert err.count("没有找到中文字体") == 1 and "fonts-noto-cjk" in err
-    assert max(columns(line) for line in err.splitlines()) <= 100
+    assert max(i18n.columns(line) for line in err.splitlines()) <= 100
 
 
 def test_the_font_search_finds_fonts_installed_after_matplotlib_cached_its_list(monkeypatch):
@@ -194,20 +193,15 @@ def test_the_cost_figure_names_its_head_in_chinese(chinese):
 
 
 
-def columns(line: str) -> int:
-    """Display width: a Chinese character takes two columns."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
-
-
 @pytest.mark.parametrize("language_code", ["en", "zh"])
 def test_messages_wrap_at_words_and_between_chinese_characters(language_code):
     i18n.set_language(language_code)
     try:
         note = str(language.NO_FONT_NOTE)
-        lines = language.wrap(note, 60)
+        lines = i18n.wrap(note, 60).split("\n")
     finally:
         i18n.set_language("en")
-    assert len(lines) > 1 and all(columns(line) <= 60 for line in lines)
+    assert len(lines) > 1 and all(i18n.columns(line) <= 60 for line in lines)
     assert any("fonts-noto-cjk" in line for line in lines)  # a package name is never cut
     assert "".join(lines).replace(" ", "") == note.replace(" ", "")  # nothing lost
 

@@ -15,11 +15,9 @@ import ctypes
 import os
 import re
 import sys
-import textwrap
 import threading
 import time
 import traceback
-import unicodedata
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..i18n import Text, _, get_language, text
+from ..i18n import Text, _, get_language, text, wrap
 from . import _view
 
 BLANK = ...  # notebook cells start with ``answer = ...``
@@ -64,30 +62,6 @@ def _timeout(limit: float) -> float | None:
     return limit if limit <= threading.TIMEOUT_MAX else None
 
 
-def _columns(char: str) -> int:
-    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
-
-
-def wrap(line: str, width: int) -> str:
-    """``line`` in lines of at most ``width`` columns. English breaks at spaces (textwrap);
-    Chinese has no spaces and its characters take two columns each, so a line with any
-    breaks between characters, never inside an English word or a `code` span."""
-    if not any(_columns(c) == 2 for c in line):
-        return textwrap.fill(line, width)
-    tokens = re.findall(r"`[^`]*`|[A-Za-z0-9_.,:;!?()\[\]{}'\"/+*=<>-]+|\s|.", line)
-    lines, current, used = [], "", 0
-    for token in tokens:
-        size = sum(_columns(c) for c in token)
-        # Chinese punctuation never starts a line (it may overhang by one character instead).
-        if used + size > width and current.strip() and token not in "，。：；）、！？":
-            # ... and an opening bracket or quote never ends one: it moves down with what it opens.
-            opening = current[-1] if current[-1] in "（“" and current[:-1].strip() else ""
-            lines.append(current[:len(current) - len(opening)].rstrip())
-            current = opening + ("" if token.isspace() else token)
-            used = sum(_columns(c) for c in current)
-            continue
-        current, used = current + token, used + size
-    return "\n".join([*lines, current.rstrip()])
 
 
 def shown(value: Any) -> str:
@@ -394,7 +368,7 @@ class Exercise:
     def question(self) -> str:
         # Each line wrapped to 100 columns: notebooks print questions, and a narrow pane would
         # break them mid-word.
-        return "\n".join(wrap(line, 100) for line in shown(self._question).split("\n"))
+        return wrap(shown(self._question), 100)
 
     @property
     def hints(self) -> list[str]:

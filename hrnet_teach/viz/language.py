@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import unicodedata
 import warnings
 
 from .. import i18n
@@ -92,21 +90,7 @@ def chinese() -> bool:
 
 def _say(text: str) -> None:
     """A message for the learner, wrapped to fit the output area."""
-    print("\n".join(wrap(text)), file=sys.stderr)
-
-
-def wrap(text: str, columns: int = 100) -> list[str]:
-    """``text`` in lines of at most ``columns`` columns, a Chinese character counted as two. Chinese breaks
-    between any two characters, but a Latin word, number or path (``fonts-noto-cjk``) stays whole."""
-    lines, line, used = [], "", 0
-    for token in re.findall(r"[A-Za-z0-9_.\-/=()']+|\s+|.", text):
-        width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in token)
-        if used + width > columns and line.strip():
-            lines.append(line.rstrip())
-            line, used = "", 0
-        if line or not token.isspace():  # no space at the start of a line
-            line, used = line + token, used + width
-    return [*lines, line.rstrip()] if line.strip() else lines
+    print(i18n.wrap(text, 100), file=sys.stderr)
 
 
 def _apt(args: list[str], seconds: float) -> tuple[int, str]:
