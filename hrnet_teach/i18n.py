@@ -65,12 +65,15 @@ def columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def wrap(text: str, width: int) -> str:
-    """``text`` in lines of at most ``width`` columns, each of its lines wrapped on its own. English breaks at
-    spaces, never inside a word or at its hyphens (``fonts-noto-cjk``, ``align_corners``); Chinese has no spaces
-    and its characters take two columns each, so a line with any breaks between characters, never inside an
-    English word or a `code` span."""
-    return "\n".join(_wrap_line(line, width) for line in text.split("\n"))
+def wrap(text: str, width: int, initial_indent: str = "", subsequent_indent: str = "") -> str:
+    """``text`` in lines of at most ``width`` columns, each of its lines wrapped on its own, the first line
+    prefixed with ``initial_indent`` and the others with ``subsequent_indent`` (as in textwrap). English breaks
+    at spaces, never inside a word or at its hyphens (``fonts-noto-cjk``, ``align_corners``); Chinese has no
+    spaces and its characters take two columns each, so a line with any breaks between characters, never
+    inside an English word or a `code` span."""
+    room = width - max(columns(initial_indent), columns(subsequent_indent))
+    lines = [part for line in text.split("\n") for part in _wrap_line(line, room).split("\n")]
+    return "\n".join((subsequent_indent if k else initial_indent) + line for k, line in enumerate(lines))
 
 
 def _wrap_line(line: str, width: int) -> str:

@@ -25,7 +25,7 @@ from ._validate import flag, image_shape_hint, image_size_hw, positive_int
 from .backbone import HRNet
 from .blocks import BasicBlock, Bottleneck
 from .config import HRNetConfig, get_config
-from .i18n import _
+from .i18n import N_, _
 from .module import HighResolutionModule
 from .transition import Transition
 
@@ -342,8 +342,13 @@ class TransitionEntry:
     path: str = ""
 
     def __str__(self) -> str:
-        head = f"{self.path}: {self.kind} from branch {self.source}, {self.in_channels}→{self.out_channels} ch"
+        head = _("{path}: {kind} from branch {source}, {cin}→{cout} ch", path=self.path, kind=_KINDS[self.kind],
+                 source=self.source, cin=self.in_channels, cout=self.out_channels)
         return "\n".join([head] + [f"  {line}" for line in self.layers])
+
+
+# how a transition entry's kind reads in the course's language (the kind itself stays "pass", "adapt" or "new")
+_KINDS = {"pass": N_("pass"), "adapt": N_("adapt"), "new": N_("new")}
 
 
 def transitions(model_or_variant: ModelLike, stage="stage3") -> list[TransitionEntry]:

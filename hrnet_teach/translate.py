@@ -109,7 +109,7 @@ def with_words(source: str, words: list[list[str]]) -> str:
 # Two or more English words in a row: a sentence or a label, as opposed to a code name (fuse_layers), a unit or a
 # word beside a number; names that stay English in Chinese text too are left out.
 _PROSE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,})+")
-KEPT_ENGLISH = ("ONNX Runtime",)
+KEPT_ENGLISH = ("ONNX Runtime", "state dict")  # the glossary keeps "state dict" as a term
 
 
 def _as_python(source: str) -> str:

@@ -41,6 +41,7 @@ from torch import nn
 
 from ._validate import flag, refuse_meta
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
+from .i18n import N_, _
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "neck.")
 LOSS_PREFIX = "loss."  # the official segmentation trainer's FullModel.loss
@@ -491,7 +492,7 @@ def _require_mapping(obj: Any, path: Optional[Path] = None) -> Mapping[str, Any]
 def _unwrap(obj: Any, path: Optional[Path] = None) -> dict[str, torch.Tensor]:
     """Take the weights out of a training checkpoint ({"state_dict": ...} or {"model": ...})."""
     obj = _require_mapping(obj, path)
-    for _ in range(3):  # e.g. {"model": {"state_dict": ...}} at worst
+    for _level in range(3):  # e.g. {"model": {"state_dict": ...}} at worst
         if all(isinstance(v, torch.Tensor) for v in obj.values()):
             break
         inner = next((obj[k] for k in CHECKPOINT_ENTRIES if isinstance(obj.get(k), Mapping)), None)
@@ -759,7 +760,7 @@ def shapes_checkpoint_info() -> dict[str, Any]:
     return {k: checkpoint[k] for k in ("metrics", "args", "command") if k in checkpoint}
 
 
-_SHIPPED = "the shipped W18-small-v1 trained on shapes"
+_SHIPPED = N_("the shipped W18-small-v1 trained on shapes")
 
 
 def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False, verbose: bool = True) -> tuple[nn.Module, str]:
@@ -780,9 +781,10 @@ def pretrained_or_shipped(variant: str = "w18_small_v1", download: bool = False,
         try:
             return load_timm_imagenet(variant).eval(), "imagenet"
         except WeightsUnavailableError as error:
-            note = f"No ImageNet weights for {variant} ({error.reason or 'no network'}): using {_SHIPPED}."
+            note = _("No ImageNet weights for {variant} ({reason}): using {shipped}.", variant=variant,
+                     reason=error.reason or _("no network"), shipped=_SHIPPED)
     else:  # one line that fits a 1000 px notebook pane
-        note = f"Using {_SHIPPED}; download=True gets ImageNet weights (needs the network)."
+        note = _("Using {shipped}; download=True gets ImageNet weights (needs the network).", shipped=_SHIPPED)
     if verbose:
         print(note)
     return load_shapes_model(), "shapes"

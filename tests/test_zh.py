@@ -2,6 +2,7 @@
 import ast
 import re
 import string
+import textwrap
 
 import nbformat
 import pytest
@@ -282,6 +283,19 @@ def test_chinese_questions_wrap_by_screen_columns():
     assert not any(line.endswith("（") for line in wrap(opened, 40).split("\n"))  # a bracket goes down with its text
 
 
+def test_wrap_indents_like_textwrap_and_counts_columns():
+    from hrnet_teach.i18n import columns, wrap
+
+    english = "the module applies its ReLU after summing all the inputs of a branch, " * 3
+    assert wrap(english, 40, "- ", "  ") == textwrap.fill(english, 40, initial_indent="- ", subsequent_indent="  ",
+                                                          break_on_hyphens=False, break_long_words=False)
+    chinese = "第 2 步（形状）：所有键都在，但有 1 个张量形状不同：transition2.2.0.0.weight：检查点为 (64, 32, 3, 3)。" * 3
+    lines = wrap(chinese, 60, "  ", "    ").split("\n")
+    assert lines[0].startswith("  第") and all(line.startswith("    ") for line in lines[1:])
+    assert len(lines) > 3 and all(columns(line) <= 61 for line in lines)  # one overhanging Chinese stop at most
+    assert "".join(line.strip() for line in lines).replace(" ", "") == chinese.replace(" ", "")
+
+
 def test_no_message_is_an_f_string():
     """_(f"...") would look up the text with its values already in, which no catalogue has."""
     from pathlib import Path
@@ -292,3 +306,30 @@ def test_no_message_is_an_f_string():
             if re.search(r"\bN?_\(\s*f[\"']", line):
                 found.append(f"{path.name}:{number}")
     assert not found, f"f-string messages (use placeholders and keyword values): {found}"
+
+
+def test_transition_entries_read_in_the_lessons_language():
+    from hrnet_teach import inspect as hi
+
+    entries = hi.transitions("w18", "stage3")
+    assert str(entries[2]).splitlines()[0] == "transition2[2]: new from branch 1, 36→72 ch"
+    i18n.set_language("zh")
+    try:
+        lines = [str(e).splitlines()[0] for e in entries]
+    finally:
+        i18n.set_language("en")
+    assert lines == ["transition2[0]：直接通过，来自分支 0，18→18 ch", "transition2[1]：直接通过，来自分支 1，36→36 ch",
+                     "transition2[2]：新建分支，来自分支 1，36→72 ch"]
+    assert entries[2].kind == "new"  # the data keeps its English kind
+
+
+def test_the_weights_note_reads_in_the_lessons_language(capsys):
+    from hrnet_teach.weights import pretrained_or_shipped
+
+    i18n.set_language("zh")
+    try:
+        _model, source = pretrained_or_shipped()
+    finally:
+        i18n.set_language("en")
+    note = capsys.readouterr().out
+    assert source == "shapes" and "课程随附" in note and "download=True" in note and "Using" not in note

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-import textwrap
 import types
 
 import torch
@@ -20,7 +19,7 @@ from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck
 from ..config import get_config
-from ..i18n import N_, _
+from ..i18n import N_, _, wrap
 from . import capstone
 from ._kinds import Case, FunctionExercise, Mistake
 from .capstone import CheckpointExercise
@@ -1034,7 +1033,7 @@ def show_segmentation(answer, index: int = 0):
     result = capstone_network.check(answer)
     if not result.passed:
         print(_("Your network does not load and match yet, so there is nothing of yours to show. The check says:")
-              + "\n" + textwrap.fill(result.message, width=100, initial_indent="  ", subsequent_indent="  ")
+              + "\n" + wrap(result.message, 100, "  ", "  ")
               + "\n" + _("Fix that, run the check cell again, then this one."))
         return None
     net = capstone_network.build(answer).eval()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import textwrap
 from typing import Optional
 
 import graphviz
@@ -33,6 +32,7 @@ from torch import nn
 from .. import inspect as hi
 from ..backbone import HRNet
 from ..blocks import BasicBlock, Bottleneck
+from ..i18n import wrap
 from ..module import HighResolutionModule
 from ..transition import Transition
 from .language import _
@@ -82,13 +82,13 @@ class ModuleGraph(graphviz.Digraph):
         if has_dot():
             return super()._repr_mimebundle_(include, exclude, **kwargs)
         # Without dot, the parts in words: the DOT source is a wall of HTML tables and attributes
-        return {"text/plain": textwrap.fill(_(INSTALL_DOT), 100) + "\n\n" + outline_text(self)}
+        return {"text/plain": wrap(_(INSTALL_DOT), 100) + "\n\n" + outline_text(self)}
 
 
 def outline_text(graph: ModuleGraph) -> str:
     """The graph's title and its parts, one per line, wrapped to fit a notebook's output."""
     lines = [_("The graph's parts, in the order drawn:")] + [
-        textwrap.fill(part, 100, initial_indent="- ", subsequent_indent="  ") for part in graph.outline]
+        wrap(part, 100, "- ", "  ") for part in graph.outline]
     return "\n".join(lines)
 
 
