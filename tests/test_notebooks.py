@@ -270,10 +270,10 @@ class FakeShell:
         self.calls.append(("%" + name, line))
 
 
-def _setup_code() -> str:
+def _setup_code(source: str = colab.SETUP_CELL) -> str:
     from IPython.core.inputtransformer2 import TransformerManager
 
-    return TransformerManager().transform_cell(colab.SETUP_CELL)
+    return TransformerManager().transform_cell(source)
 
 
 @pytest.fixture
@@ -290,9 +290,9 @@ def clean_sys_path(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
 
 
-def _run_setup_cell(shell: FakeShell) -> dict:
+def _run_setup_cell(shell: FakeShell, source: str = colab.SETUP_CELL) -> dict:
     namespace = {"get_ipython": lambda: shell}
-    exec(compile(_setup_code(), "<setup cell>", "exec"), namespace)
+    exec(compile(_setup_code(source), "<setup cell>", "exec"), namespace)
     return namespace
 
 
@@ -363,6 +363,18 @@ def test_setup_cell_when_the_clone_fails_says_what_to_do(monkeypatch, no_network
     assert colab.REPO_URL in message and "python -m hrnet_teach.colab --wheel" in message
     assert "upload" in message and "run this cell again" in message
     assert [kind for kind, _ in shell.calls] == ["!"], f"only the clone was tried: {shell.calls}"
+
+
+@pytest.mark.parametrize("path", ZH_NOTEBOOKS, ids=[p.stem for p in ZH_NOTEBOOKS])
+def test_chinese_setup_cell_says_the_same_in_chinese(path, monkeypatch, no_network, clean_sys_path):
+    """The Chinese lessons' setup cell runs before the language cell, so its failure message is Chinese itself."""
+    shell = FakeShell(clone_works=False)
+    _fake_colab(monkeypatch, shell)
+    setup = next(c.source for c in _read(path).cells if c.cell_type == "code")
+    with pytest.raises(RuntimeError) as caught:
+        _run_setup_cell(shell, setup)
+    message = str(caught.value)
+    assert message.startswith("无法从") and colab.REPO_URL in message and "python -m hrnet_teach.colab --wheel" in message
 
 
 def test_setup_cell_installs_an_uploaded_wheel(monkeypatch, capsys, no_network, clean_sys_path):
