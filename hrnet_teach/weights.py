@@ -29,11 +29,12 @@ import dataclasses
 import html
 import os
 import pickle
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 from urllib.parse import urlparse
 
 import torch
@@ -41,7 +42,7 @@ from torch import nn
 
 from ._validate import flag, refuse_meta
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config
-from .i18n import N_, _
+from .i18n import N_, _, get_language
 
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "neck.")
 LOSS_PREFIX = "loss."  # the official segmentation trainer's FullModel.loss
@@ -58,6 +59,16 @@ _HEAD_PARTS = {
     "classifier": "classification (ImageNet)",
     "reduction_conv": "pyramid (HRFPN)",
 }
+# A guess reads "<variant>, <head> weights": one whole message per head, so that a translation can order the words.
+_GUESS_MESSAGES = {
+    "OCR (HRNet-OCR)": N_("{what}, OCR (HRNet-OCR) weights"),
+    "segmentation": N_("{what}, segmentation weights"),
+    "classification (ImageNet)": N_("{what}, classification (ImageNet) weights"),
+    "pyramid (HRFPN)": N_("{what}, pyramid (HRFPN) weights"),
+    "pose": N_("{what}, pose weights"),
+    "backbone only": N_("{what}, backbone only weights"),
+}
+_CUSTOM_HRNET = N_("a custom HRNet (C = {width}, {stage3} stage-3 and {stage4} stage-4 modules)")
 
 
 class WeightsMismatchError(ValueError):
@@ -103,44 +114,54 @@ class LoadReport:
     applied: bool = False  # whether the weights were copied into the model
     _missing_groups: list[tuple[str, int]] = field(default_factory=list, repr=False)
     _unexpected_groups: list[tuple[str, int]] = field(default_factory=list, repr=False)
+    _guess: Optional[_Guess] = field(default=None, repr=False)  # checkpoint_guess's parts, to show it translated
 
     @property
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
     # -------------------------------------------------------------- text
+    # The text is in the lessons' language (hrnet_teach.i18n): each message is whole, its values named.
     def title(self) -> str:
-        what = f"{self.model_name}" + (f" ({self.model_variant})" if self.model_variant else "")
-        verb = "loaded" if self.applied else "would load"
-        head = f"{verb} {self.loaded} of {self.total} tensors into {what} from {self.source}"
-        return f"OK: {head}: every key and shape matches." if self.ok else f"NOT A FULL MATCH: {head}."
+        what = (_("{name} ({variant})", name=self.model_name, variant=self.model_variant) if self.model_variant
+                else f"{self.model_name}")
+        values = dict(loaded=self.loaded, total=self.total, what=what, source=self.source)
+        head = (_("loaded {loaded} of {total} tensors into {what} from {source}", **values) if self.applied
+                else _("would load {loaded} of {total} tensors into {what} from {source}", **values))
+        return _tidy(_("OK: {head}: every key and shape matches.", head=head) if self.ok
+                     else _("NOT A FULL MATCH: {head}.", head=head))
 
     def notes(self) -> list[str]:
         """What was adjusted on the way (prefixes, absent counters, the trainer's loss)."""
         out = []
+        between = _(", ")  # between the items of a list
         if self.stripped:
-            out.append("prefixes removed: " + ", ".join(f"'{p}' ({n} keys)" for p, n in self.stripped.items()))
+            prefixes = [_("'{prefix}' ({n} keys)", prefix=p, n=n) for p, n in self.stripped.items()]
+            out.append(_("prefixes removed: {prefixes}", prefixes=between.join(prefixes)))
         if self.filled:
-            out.append(f"{self.filled} BatchNorm num_batches_tracked counters were absent (old or InPlaceABN "
-                       "checkpoint); BatchNorm keeps the model's own counters (0 in a freshly built model), which changes nothing "
-                       "in eval mode.")
+            out.append(_("{n} BatchNorm num_batches_tracked counters were absent (old or InPlaceABN checkpoint); "
+                         "BatchNorm keeps the model's own counters (0 in a freshly built model), which changes "
+                         "nothing in eval mode.", n=self.filled))
         if self.ignored:
-            entries = "entry" if len(self.ignored) == 1 else "entries"
-            out.append(f"ignored {len(self.ignored)} {entries} of the trainer's loss (not part of the network): "
-                       + ", ".join(self.ignored[:4]) + (" ..." if len(self.ignored) > 4 else ""))
+            keys = between.join(self.ignored[:4]) + (" ..." if len(self.ignored) > 4 else "")
+            out.append(_("ignored {n} entry of the trainer's loss (not part of the network): {keys}",
+                         n=len(self.ignored), keys=keys) if len(self.ignored) == 1 else
+                       _("ignored {n} entries of the trainer's loss (not part of the network): {keys}",
+                         n=len(self.ignored), keys=keys))
         classes = self._other_classes()
         if classes:
-            out.append(f"Only the last layer differs: the checkpoint predicts {classes[0]} classes, the model "
-                       f"{classes[1]}. Build the model with num_classes={classes[0]} to use it as it is, or load with "
-                       "strict=False to take everything else and keep a fresh last layer (fine-tuning).")
+            out.append(_("Only the last layer differs: the checkpoint predicts {checkpoint} classes, the model "
+                         "{model}. Build the model with num_classes={checkpoint} to use it as it is, or load with "
+                         "strict=False to take everything else and keep a fresh last layer (fine-tuning).",
+                         checkpoint=classes[0], model=classes[1]))
         folded = self._folded_side()
         if folded == "checkpoint":
-            out.append("The checkpoint has its BatchNorms folded into the convolutions (deploy.fast / "
-                       "fold_batchnorm): save and load the original model's state_dict, then call deploy.fast() "
-                       "on the loaded model.")
+            out.append(_("The checkpoint has its BatchNorms folded into the convolutions (deploy.fast / "
+                         "fold_batchnorm): save and load the original model's state_dict, then call deploy.fast() "
+                         "on the loaded model."))
         elif folded == "model":
-            out.append("The model has its BatchNorms folded into the convolutions (deploy.fast / fold_batchnorm): "
-                       "load the weights into the original model (before fast()), then call deploy.fast() on it.")
+            out.append(_("The model has its BatchNorms folded into the convolutions (deploy.fast / fold_batchnorm): "
+                         "load the weights into the original model (before fast()), then call deploy.fast() on it."))
         return out
 
     def _other_classes(self) -> Optional[tuple[int, int]]:
@@ -167,28 +188,31 @@ class LoadReport:
             out.append("  " + self.hint())
         out += ["  " + note for note in self.notes()]
         if self.mismatched:
-            out.append(f"  shape-mismatched ({len(self.mismatched)}): in both, but the checkpoint's shape differs; "
-                       "not loaded:")
-            for key, ckpt, mine in self.mismatched[:MAX_MISMATCHED_SHOWN]:
-                out.append(f"    {key}: checkpoint {_shape(ckpt)}, model {_shape(mine)}")
+            out.append("  " + _("shape-mismatched ({n}): in both, but the checkpoint's shape differs; not loaded:",
+                                n=len(self.mismatched)))
+            out += ["    " + _mismatch(key, ckpt, mine) for key, ckpt, mine in self.mismatched[:MAX_MISMATCHED_SHOWN]]
             if len(self.mismatched) > MAX_MISMATCHED_SHOWN:
-                out.append(f"    ... and {len(self.mismatched) - MAX_MISMATCHED_SHOWN} more (report.mismatched)")
+                out.append("    " + _("... and {n} more (report.mismatched)",
+                                      n=len(self.mismatched) - MAX_MISMATCHED_SHOWN))
         if self.unexpected:
-            out.append(f"  unexpected ({len(self.unexpected)}): in the checkpoint, not in the model; dropped:")
-            out += [f"    {name} ({n} tensor{'s' * (n != 1)})" for name, n in self._unexpected_groups]
+            out.append("  " + _("unexpected ({n}): in the checkpoint, not in the model; dropped:", n=len(self.unexpected)))
+            out += ["    " + _tensors(name, n) for name, n in self._unexpected_groups]
         if self.missing:
-            out.append(f"  missing ({len(self.missing)}): in the model, not in the checkpoint; "
-                       "left as initialised:")
-            out += [f"    {name} ({n} tensor{'s' * (n != 1)})" for name, n in self._missing_groups]
+            out.append("  " + _("missing ({n}): in the model, not in the checkpoint; left as initialised:",
+                                n=len(self.missing)))
+            out += ["    " + _tensors(name, n) for name, n in self._missing_groups]
         return out
 
     def hint(self) -> str:
         if self.ok or not self.checkpoint_guess:
             return ""
-        text = f"This checkpoint looks like {self.checkpoint_guess}"
+        guess = self.checkpoint_guess
+        if self._guess is not None and _guess_text(self._guess, _english) == guess:  # not replaced since: translate
+            guess = _guess_text(self._guess, _)
         if self.model_variant:
-            text += f"; the model is {self.model_variant}"
-        return text + "."
+            return _tidy(_("This checkpoint looks like {guess}; the model is {variant}.", guess=guess,
+                           variant=self.model_variant))
+        return _tidy(_("This checkpoint looks like {guess}.", guess=guess))
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -196,15 +220,16 @@ class LoadReport:
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.ok else "#b35900"
         rows = []
-        for label, count, items in (
-            ("shape-mismatched (not loaded)", len(self.mismatched),
-             [f"{k}: checkpoint {_shape(c)}, model {_shape(m)}" for k, c, m in self.mismatched]),
-            ("unexpected (dropped)", len(self.unexpected), [f"{n} ({c})" for n, c in self._unexpected_groups]),
-            ("missing (left as initialised)", len(self.missing), [f"{n} ({c})" for n, c in self._missing_groups]),
+        for label, items in (
+            (_("shape-mismatched (not loaded): {n}", n=len(self.mismatched)),
+             [_mismatch(k, c, m) for k, c, m in self.mismatched]),
+            (_("unexpected (dropped): {n}", n=len(self.unexpected)), [f"{n} ({c})" for n, c in self._unexpected_groups]),
+            (_("missing (left as initialised): {n}", n=len(self.missing)),
+             [f"{n} ({c})" for n, c in self._missing_groups]),
         ):
             if items:
                 body = "<br>".join(html.escape(i) for i in items)
-                rows.append(f"<tr><th style='text-align:left;vertical-align:top'>{label}: {count}</th>"
+                rows.append(f"<tr><th style='text-align:left;vertical-align:top'>{html.escape(label)}</th>"
                             f"<td style='text-align:left'><code>{body}</code></td></tr>")
         notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes())
         table = f"<table>{''.join(rows)}</table>" if rows else ""
@@ -219,6 +244,25 @@ class LoadReport:
 
 def _shape(shape) -> str:
     return str(tuple(shape))
+
+
+# A Chinese template keeps a space around each value; none is wanted where the value ends or starts in Chinese
+# ("HRNetSegmentation（w18） 的" -> "HRNetSegmentation（w18）的"). English text has no such characters.
+_BETWEEN_HANZI = re.compile(r"(?<=[\u4e00-\u9fff，。：；、）]) (?=[\u4e00-\u9fff（])")
+
+
+def _tidy(text: str) -> str:
+    return _BETWEEN_HANZI.sub("", text) if get_language() == "zh" else text
+
+
+def _mismatch(key: str, checkpoint: tuple[int, ...], model: tuple[int, ...]) -> str:
+    return _("{key}: checkpoint {checkpoint}, model {model}", key=key, checkpoint=_shape(checkpoint),
+             model=_shape(model))
+
+
+def _tensors(name: str, n: int) -> str:
+    """A group of keys and its size, ``"last_layer.* (9 tensors)"``."""
+    return _("{name} ({n} tensor)", name=name, n=n) if n == 1 else _("{name} ({n} tensors)", name=name, n=n)
 
 
 _BATCHNORM_ENTRIES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -539,6 +583,22 @@ def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
     if not isinstance(state, Mapping):
         raise TypeError(f"guess_variant takes a state dict (a mapping of names to tensors), got {type(state).__name__}"
                         + ("; for a model, pass model.state_dict()" if isinstance(state, nn.Module) else ""))
+    guess = _variant_guess(state)
+    return _guess_text(guess, _english) if guess else None
+
+
+class _Guess(NamedTuple):
+    """What :func:`guess_variant` found: a published variant's ``name`` (None for a custom HRNet, described
+    by its ``width`` and stage-3 / stage-4 module counts) and the ``head`` (an English name, _GUESS_MESSAGES' key)."""
+
+    name: Optional[str]
+    width: int
+    stage3: int
+    stage4: int
+    head: str
+
+
+def _variant_guess(state: Mapping[str, torch.Tensor]) -> Optional[_Guess]:
     try:
         width = state["transition1.0.0.weight"].shape[0]  # C: the first branch of stage 2
     except KeyError:
@@ -554,16 +614,25 @@ def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
         ):
             name = variant
             break
-    text = name or f"a custom HRNet (C = {width}, {stage3_modules} stage-3 and {stage4_modules} stage-4 modules)"
-    head = _guess_head(state)
-    return f"{text}, {head} weights" if head else text
+    return _Guess(name, width, stage3_modules, stage4_modules, _guess_head(state))
+
+
+def _english(message: str, **values: Any) -> str:
+    """A message's English text whatever the lessons' language: for data (guess_variant's answer)."""
+    return message.format(**values) if values else message
+
+
+def _guess_text(guess: _Guess, say) -> str:
+    """The guess in words, ``say`` being ``_`` (the lessons' language) or ``_english``."""
+    what = guess.name or say(_CUSTOM_HRNET.message, width=guess.width, stage3=guess.stage3, stage4=guess.stage4)
+    return say(_GUESS_MESSAGES[guess.head].message, what=what)
 
 
 def _count(state: Mapping[str, Any], prefix: str) -> int:
     return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
 
 
-def _guess_head(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+def _guess_head(state: Mapping[str, torch.Tensor]) -> str:
     for part, head in _HEAD_PARTS.items():
         if any(k.startswith(part + ".") for k in state):
             return head
@@ -627,7 +696,8 @@ def compare(model: nn.Module, state: Mapping[str, torch.Tensor]) -> LoadReport:
     report._missing_groups = _group(report.missing, list(own))
     report._unexpected_groups = _group(report.unexpected, list(state))
     if not report.ok:
-        report.checkpoint_guess = guess_variant(state)
+        report._guess = _variant_guess(state)
+        report.checkpoint_guess = _guess_text(report._guess, _english) if report._guess else None
     return report
 
 
