@@ -25,14 +25,24 @@ CLONE_DIR = "/content/hrnet-teach"
 CONTENT_DIR = "/content"  # where Colab's Files panel puts uploads
 WHEEL_GLOB = f"{CONTENT_DIR}/hrnet_teach-*.whl"
 
-NO_CLONE_HELP = (
-    f"Could not fetch the course from {REPO_URL} (is the address set and is there network?). "
-    "Offline route: on a computer with the repository run `python -m hrnet_teach.colab --wheel`, "
-    "upload the file it writes (dist/hrnet_teach-...whl) with Colab's Files panel (the folder icon), "
-    "then run this cell again."
-)
+# The setup cell runs before the package can be imported, so its one message is written into the cell itself,
+# in the lesson's language.
+NO_CLONE_HELP = {
+    "en": (f"Could not fetch the course from {REPO_URL} (is the address set and is there network?). "
+           "Offline route: on a computer with the repository run `python -m hrnet_teach.colab --wheel`, "
+           "upload the file it writes (dist/hrnet_teach-...whl) with Colab's Files panel (the folder icon), "
+           "then run this cell again."),
+    "zh": (f"无法从 {REPO_URL} 获取课程（地址设置对了吗？有网络吗？）。离线办法：在一台有本仓库的电脑上运行 "
+           "`python -m hrnet_teach.colab --wheel`，用 Colab 的“文件”面板（文件夹图标）上传它写出的文件"
+           "（dist/hrnet_teach-...whl），然后再次运行这个单元格。"),
+}
 
-SETUP_CELL = f'''# Setup: on Colab this fetches the course and picks the GPU; locally it does nothing slow.
+
+def setup_cell(language: str = "en") -> str:
+    """Every lesson's first code cell, in ``language``: its failure message, and ``setup(language="zh")`` in the
+    Chinese lessons, so that even the setup line speaks Chinese."""
+    call = "setup()" if language == "en" else f'setup(language="{language}")'
+    return f'''# Setup: on Colab this fetches the course and picks the GPU; locally it does nothing slow.
 import os, sys, glob
 if "google.colab" in sys.modules:
     wheels = sorted(glob.glob("{WHEEL_GLOB}"))  # the offline route: an uploaded wheel
@@ -44,12 +54,15 @@ if "google.colab" in sys.modules:
         if os.path.isdir("{CLONE_DIR}"):  # install what Colab lacks; its own Jupyter and ipywidgets stay
             %pip install -q -r {CLONE_DIR}/requirements-colab.txt
         else:
-            raise RuntimeError("{NO_CLONE_HELP}")
+            raise RuntimeError("{NO_CLONE_HELP[language]}")
     sys.path.insert(0, "{CLONE_DIR}")
 else:  # run from notebooks/ or notebooks/zh/ without installing
     sys.path[:0] = [os.path.abspath(up) for up in ("..", "../..") if os.path.isdir(os.path.join(up, "hrnet_teach"))][:1]
 from hrnet_teach.colab import setup
-device = setup()'''
+device = {call}'''
+
+
+SETUP_CELL = setup_cell()
 
 BADGE_START = "<!-- colab-badges: made by `python -m hrnet_teach.colab` from REPO_URL; do not edit -->"
 BADGE_END = "<!-- /colab-badges -->"
@@ -90,21 +103,28 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def setup(verbose: bool = True):
-    """Pick the device (CUDA when there is one) and say what was found."""
+def setup(verbose: bool = True, language: str | None = None):
+    """Pick the device (CUDA when there is one) and say what was found. ``language``: the lessons' language,
+    selected at once ("zh" in the Chinese lessons' setup cell), so that these lines already speak it."""
     import torch
 
+    from . import i18n
+    from .i18n import _
+
+    if language is not None:
+        i18n.set_language(language)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if verbose:
-        where = "Colab" if in_colab() else "local"
         gpu = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""
-        print(f"hrnet_teach ready ({where}); torch {torch.__version__}; device: {device}{gpu}")
+        print(_("hrnet_teach ready ({where}); torch {version}; device: {device}", where=_("Colab") if in_colab()
+                else _("local"), version=torch.__version__, device=f"{device}{gpu}"))
         if in_colab() and device.type == "cpu":
-            print("No GPU: Runtime > Change runtime type > GPU, then run this cell again (the course also runs on CPU).")
+            print(_("No GPU: Runtime > Change runtime type > GPU, then run this cell again (the course also runs on "
+                    "CPU)."))
         mps = getattr(torch.backends, "mps", None)
         if device.type == "cpu" and mps is not None and mps.is_available():
-            print("Apple's GPU (MPS) is there but the lessons use the CPU: they are tested on CPU and CUDA only, "
-                  "and MPS has no float64, which the exercise checks compare in.")
+            print(_("Apple's GPU (MPS) is there but the lessons use the CPU: they are tested on CPU and CUDA only, "
+                    "and MPS has no float64, which the exercise checks compare in."))
     return device
 
 

@@ -60,31 +60,40 @@ def set_language(language: str) -> None:
 def get_language() -> str:
     return _language
 
+
 def columns(text: str) -> int:
     """How many columns ``text`` takes on screen: a Chinese character (or full-width sign) takes two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def wrap(text: str, width: int, initial_indent: str = "", subsequent_indent: str = "") -> str:
-    """``text`` in lines of at most ``width`` columns, each of its lines wrapped on its own, the first line
-    prefixed with ``initial_indent`` and the others with ``subsequent_indent`` (as in textwrap). English breaks
-    at spaces, never inside a word or at its hyphens (``fonts-noto-cjk``, ``align_corners``); Chinese has no
+    """``text`` in lines of ``width`` columns, each of its lines wrapped on its own, the first line prefixed with
+    ``initial_indent`` and the others with ``subsequent_indent`` (as textwrap.fill does). English breaks at
+    spaces, never inside a word or at its hyphens (``fonts-noto-cjk``, ``align_corners``); Chinese has no
     spaces and its characters take two columns each, so a line with any breaks between characters, never
-    inside an English word or a `code` span."""
-    room = width - max(columns(initial_indent), columns(subsequent_indent))
-    lines = [part for line in text.split("\n") for part in _wrap_line(line, room).split("\n")]
-    return "\n".join((subsequent_indent if k else initial_indent) + line for k, line in enumerate(lines))
+    inside an English word or a `code` span. A Chinese closing mark never starts a line: it may overhang."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        first = subsequent_indent if out else initial_indent
+        parts = _wrap_line(line, width - columns(first), width - columns(subsequent_indent))
+        out += [(first if k == 0 else subsequent_indent) + part if part else "" for k, part in enumerate(parts)]
+    return "\n".join(out)
 
 
-def _wrap_line(line: str, width: int) -> str:
-    if columns(line) == len(line):
-        return textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) or line
+def _wrap_line(line: str, first: int, rest: int) -> list[str]:
+    """One line in parts of ``first`` columns, then ``rest``."""
+    if columns(line) == len(line):  # no wide character: textwrap, with the first line's width made up by a pad
+        pad = "\0" * abs(rest - first)
+        wrapper = textwrap.TextWrapper(max(first, rest), initial_indent=pad if first < rest else "",
+                                       subsequent_indent=pad if first > rest else "", break_long_words=False,
+                                       break_on_hyphens=False)
+        return [part.lstrip("\0") for part in wrapper.wrap(line)] or [""]
     tokens = re.findall(r"`[^`]*`|[A-Za-z0-9_.,:;!?()\[\]{}'\"/+*=<>-]+|\s|.", line)
     lines, current, used = [], "", 0
     for token in tokens:
         size = columns(token)
-        # Chinese punctuation never starts a line (it may overhang by one character instead).
-        if used + size > width and current.strip() and token not in "，。：；）、！？":
+        # Chinese punctuation never starts a line (it overhangs instead) ...
+        if used + size > (rest if lines else first) and current.strip() and token not in "，。：；）、！？":
             # ... and an opening bracket or quote never ends one: it moves down with what it opens.
             opening = current[-1] if current[-1] in "（“" and current[:-1].strip() else ""
             lines.append(current[:len(current) - len(opening)].rstrip())
@@ -92,8 +101,7 @@ def _wrap_line(line: str, width: int) -> str:
             used = columns(current)
             continue
         current, used = current + token, used + size
-    return "\n".join([*lines, current.rstrip()])
-
+    return [*lines, current.rstrip()]
 
 
 def _(message: str, **values) -> str:

@@ -342,7 +342,7 @@ class TransitionEntry:
     path: str = ""
 
     def __str__(self) -> str:
-        head = _("{path}: {kind} from branch {source}, {cin}→{cout} ch", path=self.path, kind=_KINDS[self.kind],
+        head = _("{path}: {kind} from branch {source}, {cin}→{cout} ch", path=self.path, kind=_KINDS.get(self.kind, self.kind),
                  source=self.source, cin=self.in_channels, cout=self.out_channels)
         return "\n".join([head] + [f"  {line}" for line in self.layers])
 

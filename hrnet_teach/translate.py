@@ -3,7 +3,8 @@ files: ``python -m hrnet_teach.translate``.
 
 One source of truth for code: ``notebooks/zh/NN_topic.ipynb`` is made from
 ``notebooks/NN_topic.ipynb`` and ``notebooks/zh/src/NN_topic.yaml``. Code cells are copied
-verbatim, except the words a lesson's code shows itself (below); one code cell is added
+verbatim, except the words a lesson's code shows itself (below) and the setup cell
+(``colab.setup_cell("zh")``: its message in Chinese); one code cell is added
 after the setup cell to select Chinese messages and a font for Chinese figure text; every markdown
 cell is replaced by its translation.
 
@@ -44,7 +45,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from . import i18n
+from . import colab, i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 EN_DIR = ROOT / "notebooks"
@@ -79,18 +80,47 @@ def load_translations(stem: str) -> dict[str, dict]:
     return data
 
 
-def _literal_spans(source: str) -> list[tuple[int, int]]:
-    """Where each string literal of ``source`` is, as character offsets, in order (an f-string as a whole)."""
-    tree = ast.parse(_as_python(source))
+def _as_python(source: str) -> str:
+    """``source`` with each line IPython rewrites (``%matplotlib inline``, ``!pip ...``, ``x = !ls``, ``obj?``)
+    made a statement of the same length, ``0#...`` (a comment alone would leave an ``if`` without a body): the
+    rest parses as Python, and its string literals keep their places. IPython decides which lines those are, so
+    a ``%`` that continues an expression or sits inside a string is left alone. A cell IPython rewrites whole
+    (``%%bash``) is not Python: SyntaxError."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    lines = source.split("\n")
+    rewritten = TransformerManager().transform_cell(source)
+    rewritten = (rewritten if source.endswith("\n") else rewritten.removesuffix("\n")).split("\n")
+    if len(rewritten) != len(lines):
+        raise SyntaxError("a cell magic (%%...): the cell is not Python")
+    for k, (line, python) in enumerate(zip(lines, rewritten)):
+        if python != line:
+            body = line.lstrip()
+            lines[k] = line[:len(line) - len(body)] + ("0#" + body[2:] if len(body) > 1 else "0")
+    return "\n".join(lines)
+
+
+def _literals(tree: ast.AST) -> list[ast.AST]:
+    """The string literals under ``tree``, an f-string as a whole (its parts and fields are not literals of their
+    own: words replace whole literals)."""
     inside = {id(n) for f in ast.walk(tree) if isinstance(f, ast.JoinedStr) for n in ast.walk(f) if n is not f}
+    return [n for n in ast.walk(tree) if id(n) not in inside and (
+        isinstance(n, ast.JoinedStr) or (isinstance(n, ast.Constant) and isinstance(n.value, str)))]
+
+
+def _span(source: str):
+    """The character offsets (start, end) in ``source`` of a node parsed from it (or from its _as_python)."""
     lines = source.splitlines(keepends=True)
     starts = [0, *itertools.accumulate(map(len, lines))]
 
     def offset(lineno: int, col: int) -> int:  # ast counts columns in UTF-8 bytes
         return starts[lineno - 1] + len(lines[lineno - 1].encode("utf-8")[:col].decode("utf-8"))
-    literals = [n for n in ast.walk(tree) if id(n) not in inside and (
-        isinstance(n, ast.JoinedStr) or (isinstance(n, ast.Constant) and isinstance(n.value, str)))]
-    return sorted((offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset)) for n in literals)
+    return lambda node: (offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset))
+
+
+def _literal_spans(source: str) -> list[tuple[int, int]]:
+    """Where each string literal of ``source`` is, as character offsets, in order (an f-string as a whole)."""
+    return sorted(map(_span(source), _literals(ast.parse(_as_python(source)))))
 
 
 def with_words(source: str, words: list[list[str]]) -> str:
@@ -112,42 +142,27 @@ _PROSE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,})+")
 KEPT_ENGLISH = ("ONNX Runtime", "state dict")  # the glossary keeps "state dict" as a term
 
 
-def _as_python(source: str) -> str:
-    """``source`` with each line of IPython syntax (``%matplotlib inline``, ``!pip ...``) made a statement of the
-    same length, ``0#...`` (a comment alone would leave an ``if`` without a body): the rest parses as Python,
-    and its string literals keep their places."""
-    lines = source.split("\n")
-    for k, line in enumerate(lines):
-        body = line.lstrip()
-        if body.startswith(("%", "!")):
-            lines[k] = line[:len(line) - len(body)] + ("0#" + body[2:] if len(body) > 1 else "0")
-    return "\n".join(lines)
-
-
 def printed_english(source: str) -> list[str]:
-    """The string literals (as written) that a ``print`` call of this code shows and that hold English prose: two
+    """The string literals (as written) inside the ``print(...)`` calls of this code that hold English prose: two
     or more English words in a row, outside f-string fields and `code` spans. A Chinese lesson gives each its
-    ``words``."""
-    python = _as_python(source)
-    tree = ast.parse(python)
-    found = []
+    ``words``. Not seen: text a cell keeps in a variable and prints later, or writes by other means."""
+    try:
+        tree = ast.parse(_as_python(source))
+    except SyntaxError:  # a %%cell magic: no Python prints
+        return []
+    span, found = _span(source), []
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
             continue
-        inside = {id(n) for f in ast.walk(call) if isinstance(f, ast.JoinedStr) for n in ast.walk(f) if n is not f}
-        for node in ast.walk(call):
-            if isinstance(node, ast.JoinedStr):
-                text = "".join(v.value if isinstance(v, ast.Constant) else "0" for v in node.values)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in inside:
-                text = node.value
-            else:
-                continue
+        for node in _literals(call):
+            text = ("".join(v.value if isinstance(v, ast.Constant) else "0" for v in node.values)
+                    if isinstance(node, ast.JoinedStr) else node.value)
             text = re.sub(r"`[^`]*`", "0", text)
             for name in KEPT_ENGLISH:
                 text = text.replace(name, "0")
-            literal = ast.get_source_segment(python, node)
-            if _PROSE.search(text) and literal not in found:
-                found.append(literal)
+            start, end = span(node)
+            if _PROSE.search(text) and source[start:end] not in found:
+                found.append(source[start:end])
     return found
 
 
@@ -205,10 +220,12 @@ def build(stem: str) -> nbformat.NotebookNode:
     for cell in chinese.cells:
         if cell.cell_type == "markdown":
             cell.source = str(translations[cell.id]["zh"]).rstrip("\n")
+        elif not setup_seen:  # the setup cell is the first code cell: written by colab, in Chinese
+            cell.source = colab.setup_cell("zh")
         elif cell.id in translations:
             cell.source = with_words(cell.source, translations[cell.id]["words"])
         cells.append(cell)
-        if cell.cell_type == "code" and not setup_seen:  # the setup cell is the first code cell
+        if cell.cell_type == "code" and not setup_seen:
             setup_seen = True
             language = nbformat.v4.new_code_cell(LANGUAGE_CELL)
             language.id = LANGUAGE_CELL_ID

@@ -82,10 +82,11 @@ class WeightsMismatchError(ValueError):
 class WeightsUnavailableError(OSError):
     """Pretrained weights cannot be obtained here (offline, or the hub is unreachable).
 
-    ``reason``: why, in a few words ("HF_HUB_OFFLINE is set", "huggingface.co cannot be reached ...").
+    ``reason``: why, in a few words ("HF_HUB_OFFLINE is set", "huggingface.co cannot be reached ..."), in the
+    lessons' language when shown (the message itself is English, as the package's errors are).
     """
 
-    def __init__(self, message: str, reason: str = "") -> None:
+    def __init__(self, message: str, reason: Any = "") -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -96,7 +97,9 @@ class LoadReport:
     """What a load did: ``loaded`` tensors, and every key that did not fit.
 
     ``mismatched`` holds ``(key, checkpoint_shape, model_shape)``. ``ignored`` are
-    entries that are not part of any network (the trainer's loss weights).
+    entries that are not part of any network (the trainer's loss weights). Its text (str, the notebook
+    view, a WeightsMismatchError's message) is in the lessons' language; its fields, ``checkpoint_guess``
+    included, are data and stay English.
     """
 
     missing: list[str] = field(default_factory=list)
@@ -579,7 +582,8 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
 
 # --------------------------------------------------------------- guessing
 def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
-    """Which published variant (and head) a state dict was made for, from its widths."""
+    """Which published variant (and head) a state dict was made for, from its widths: in English, whatever the
+    lessons' language (it is data; LoadReport.hint shows it translated)."""
     if not isinstance(state, Mapping):
         raise TypeError(f"guess_variant takes a state dict (a mapping of names to tensors), got {type(state).__name__}"
                         + ("; for a model, pass model.state_dict()" if isinstance(state, nn.Module) else ""))
@@ -906,25 +910,27 @@ def _download(hub_id: str, cache_dir: Optional[str]) -> str:
     from huggingface_hub import hf_hub_download
 
     endpoint = _hub_endpoint()
-    why = None
+    why = None  # a Text: English in the error's message, the lessons' language in pretrained_or_shipped's note
     if _offline_flag():
-        why = "HF_HUB_OFFLINE is set"
+        why = N_("HF_HUB_OFFLINE is set")
     elif not urlparse(endpoint).hostname:  # "not a url": urlparse finds no host, and the message said "None"
-        why = (f"HF_ENDPOINT is {endpoint!r}, which is not a URL (e.g. https://huggingface.co): fix or unset it"
-               if os.environ.get("HF_ENDPOINT") else f"the hub address {endpoint!r} is not a URL")
+        why = (N_("HF_ENDPOINT is {endpoint}, which is not a URL (e.g. https://huggingface.co): fix or unset it",
+                  endpoint=repr(endpoint)) if os.environ.get("HF_ENDPOINT")
+               else N_("the hub address {endpoint} is not a URL", endpoint=repr(endpoint)))
     elif not _reachable(endpoint):
-        why = f"{urlparse(endpoint).hostname} cannot be reached from this machine"
+        why = N_("{host} cannot be reached from this machine", host=urlparse(endpoint).hostname)
     if why is None:
         try:
             return hf_hub_download(hub_id, "model.safetensors", cache_dir=cache_dir, endpoint=endpoint)
         except Exception as error:  # network errors, missing repo, ...: say what to do
-            why = f"the download failed ({type(error).__name__}: {error})"
+            why = N_("the download failed ({error})", error=f"{type(error).__name__}: {error}")
     try:  # offline: a copy downloaded earlier is fine
         return hf_hub_download(hub_id, "model.safetensors", cache_dir=cache_dir, local_files_only=True)
     except Exception:
         pass
     raise WeightsUnavailableError(
-        f"Cannot get timm's ImageNet weights {hub_id}: {why}, and there is no copy in the local "
+        f"Cannot get timm's ImageNet weights {hub_id}: {_english(why.message, **why.values)}, and there is no "
+        f"copy in the local "
         f"Hugging Face cache. Either run this on a machine with internet access (e.g. Google Colab), "
         f"or download model.safetensors from https://huggingface.co/{hub_id}/tree/main, copy it here "
         f"and load it with hrnet_teach.weights.load_weights(model, 'path/to/model.safetensors').",

@@ -103,11 +103,13 @@ def test_stored_clean(path):
                           stacklevel=1)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", RUNS, ids=RUN_IDS)
 def test_first_code_cell_is_the_setup_cell(path):
     cells = _code_cells(_read(path))
     assert cells, f"{path.name} has no code cell"
-    assert cells[0].source == colab.SETUP_CELL, f"{path.name}: run `python -m hrnet_teach.colab` to refresh its setup cell"
+    language = "zh" if path.parent.name == "zh" else "en"
+    assert cells[0].source == colab.setup_cell(language), (f"{path.name}: run `python -m hrnet_teach.colab` (then "
+                                                           "python -m hrnet_teach.translate) to refresh its setup cell")
 
 
 # `device` is the torch.device that setup() returns, and torch.device("cuda") == "cuda" is False:
@@ -375,6 +377,24 @@ def test_chinese_setup_cell_says_the_same_in_chinese(path, monkeypatch, no_netwo
         _run_setup_cell(shell, setup)
     message = str(caught.value)
     assert message.startswith("无法从") and colab.REPO_URL in message and "python -m hrnet_teach.colab --wheel" in message
+    assert [kind for kind, _ in shell.calls] == ["!"], f"only the clone was tried: {shell.calls}"
+
+
+def test_setup_speaks_the_language_it_is_given(monkeypatch, capsys):
+    """The Chinese setup cell calls setup(language="zh"): its own lines, and everything after, are Chinese."""
+    from hrnet_teach import i18n
+
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    try:
+        assert colab.setup(language="zh").type == "cpu" and i18n.get_language() == "zh"
+    finally:
+        i18n.set_language("en")
+    chinese = capsys.readouterr().out
+    assert chinese.startswith("hrnet_teach 已就绪（Colab）") and "代码执行程序" in chinese
+    colab.setup()
+    assert capsys.readouterr().out.startswith("hrnet_teach ready (Colab); torch ") and i18n.get_language() == "en"
+    assert 'setup(language="zh")' in colab.setup_cell("zh") and colab.setup_cell("en") == colab.SETUP_CELL
 
 
 def test_setup_cell_installs_an_uploaded_wheel(monkeypatch, capsys, no_network, clean_sys_path):

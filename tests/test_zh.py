@@ -7,7 +7,7 @@ import textwrap
 import nbformat
 import pytest
 
-from hrnet_teach import i18n, translate
+from hrnet_teach import colab, i18n, translate
 from hrnet_teach.exercises import all_exercises
 
 STEMS = translate.stems()
@@ -30,10 +30,12 @@ def test_code_cells_equal_english_and_markdown_translated(stem):
     english = nbformat.read(translate.EN_DIR / f"{stem}.ipynb", as_version=4)
     chinese = nbformat.read(translate.ZH_DIR / f"{stem}.ipynb", as_version=4)
     translations = translate.load_translations(stem)
-    code = [c.source for c in chinese.cells if c.cell_type == "code" and c.id != translate.LANGUAGE_CELL_ID]
-    words = {c.id: translations.get(c.id, {}).get("words", []) for c in english.cells}
-    assert code == [translate.with_words(c.source, words[c.id]) for c in english.cells if c.cell_type == "code"]
-    for before, after in zip([c.source for c in english.cells if c.cell_type == "code"], code):
+    setup, *code = [c.source for c in chinese.cells if c.cell_type == "code" and c.id != translate.LANGUAGE_CELL_ID]
+    assert setup == colab.setup_cell("zh")  # the setup cell: colab's, in Chinese
+    english_code = [c for c in english.cells if c.cell_type == "code"][1:]
+    words = {c.id: translations.get(c.id, {}).get("words", []) for c in english_code}
+    assert code == [translate.with_words(c.source, words[c.id]) for c in english_code]
+    for before, after in zip([c.source for c in english_code], code):
         assert _without_text(before) == _without_text(after), "translated words may change only the text of string literals"
     assert not translate.problems(english, translations)
     for cell in chinese.cells:
@@ -123,6 +125,22 @@ def test_words_replace_one_literal_by_position_and_nothing_else():
     broken = nbformat.v4.new_code_cell('plt.title("image"')
     broken.id = "c3"
     assert "parses as Python" in translate._code_problem(broken, {**entry, "en_sha": translate.source_hash(broken.source)})
+
+
+@pytest.mark.parametrize("source, printed", [
+    ('x = (a\n     % 7)\nprint("one two")', ['"one two"']),  # a % that continues an expression is Python
+    ('s = """\n!not a command\n%s items\n"""\nprint("""two words\n%d items""")', ['"""two words\n%d items"""']),
+    ('x = !ls\nobj?\nprint("hi there")', ['"hi there"']),  # IPython's other rewrites
+    ('%%bash\necho "not python"', []),  # a cell magic prints nothing of Python's
+])
+def test_ipython_lines_are_found_as_ipython_finds_them(source, printed):
+    assert translate.printed_english(source) == printed
+    if printed:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.id = "c4"
+        entry = {"en_sha": translate.source_hash(source), "words": [[printed[0], '"中文"']]}
+        assert translate._code_problem(cell, entry) is None
+        assert translate.with_words(source, entry["words"]) == source.replace(printed[0], '"中文"')
 
 
 def test_a_words_entry_is_checked_when_read(tmp_path, monkeypatch):
@@ -287,12 +305,17 @@ def test_wrap_indents_like_textwrap_and_counts_columns():
     from hrnet_teach.i18n import columns, wrap
 
     english = "the module applies its ReLU after summing all the inputs of a branch, " * 3
-    assert wrap(english, 40, "- ", "  ") == textwrap.fill(english, 40, initial_indent="- ", subsequent_indent="  ",
-                                                          break_on_hyphens=False, break_long_words=False)
+    for first, rest in [("- ", "  "), ("", " " * 8), (" " * 8, ""), ("", "")]:
+        assert wrap(english, 40, first, rest) == textwrap.fill(english, 40, initial_indent=first, subsequent_indent=rest,
+                                                               break_on_hyphens=False, break_long_words=False)
+    assert wrap("one\n\ntwo", 20, "> ", "  ") == "> one\n\n  two"  # an empty line stays empty
     chinese = "第 2 步（形状）：所有键都在，但有 1 个张量形状不同：transition2.2.0.0.weight：检查点为 (64, 32, 3, 3)。" * 3
-    lines = wrap(chinese, 60, "  ", "    ").split("\n")
-    assert lines[0].startswith("  第") and all(line.startswith("    ") for line in lines[1:])
-    assert len(lines) > 3 and all(columns(line) <= 61 for line in lines)  # one overhanging Chinese stop at most
+    for first, rest in [("  ", "    "), ("", " " * 10)]:
+        lines = wrap(chinese, 60, first, rest).split("\n")
+        assert lines[0].startswith(first + "第") and all(line.startswith(rest) for line in lines[1:])
+        # a closing mark overhangs by two columns at most
+        assert len(lines) > 3 and all(columns(line) <= 62 for line in lines)
+    assert columns(lines[0]) > 50  # the first line is filled to its own width, not the narrower one of the rest
     assert "".join(line.strip() for line in lines).replace(" ", "") == chinese.replace(" ", "")
 
 
@@ -333,3 +356,18 @@ def test_the_weights_note_reads_in_the_lessons_language(capsys):
         i18n.set_language("en")
     note = capsys.readouterr().out
     assert source == "shapes" and "课程随附" in note and "download=True" in note and "Using" not in note
+
+
+def test_the_offline_note_gives_its_reason_in_the_lessons_language(capsys, monkeypatch):
+    from hrnet_teach.weights import WeightsUnavailableError, load_timm_imagenet, pretrained_or_shipped
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    i18n.set_language("zh")
+    try:
+        pretrained_or_shipped(download=True)
+        with pytest.raises(WeightsUnavailableError) as caught:
+            load_timm_imagenet("w18_small_v1")
+    finally:
+        i18n.set_language("en")
+    assert capsys.readouterr().out.startswith("拿不到 w18_small_v1 的 ImageNet 权重（设置了 HF_HUB_OFFLINE）")
+    assert "HF_HUB_OFFLINE is set, and there is no copy" in str(caught.value)  # the error itself stays English

@@ -62,8 +62,6 @@ def _timeout(limit: float) -> float | None:
     return limit if limit <= threading.TIMEOUT_MAX else None
 
 
-
-
 def shown(value: Any) -> str:
     """What the learner sees of a question, hint or solution: a zero-argument function is
     called, a marked message (``N_``) translated into the current language."""
