@@ -129,10 +129,10 @@ class LoadReport:
         what = (_("{name} ({variant})", name=self.model_name, variant=self.model_variant) if self.model_variant
                 else f"{self.model_name}")
         values = dict(loaded=self.loaded, total=self.total, what=what, source=self.source)
-        head = (_("loaded {loaded} of {total} tensors into {what} from {source}", **values) if self.applied
-                else _("would load {loaded} of {total} tensors into {what} from {source}", **values))
-        return _tidy(_("OK: {head}: every key and shape matches.", head=head) if self.ok
-                     else _("NOT A FULL MATCH: {head}.", head=head))
+        head = (_joined("loaded {loaded} of {total} tensors into {what} from {source}", **values) if self.applied
+                else _joined("would load {loaded} of {total} tensors into {what} from {source}", **values))
+        return (_("OK: {head}: every key and shape matches.", head=head) if self.ok
+                else _("NOT A FULL MATCH: {head}.", head=head))
 
     def notes(self) -> list[str]:
         """What was adjusted on the way (prefixes, absent counters, the trainer's loss)."""
@@ -211,11 +211,11 @@ class LoadReport:
             return ""
         guess = self.checkpoint_guess
         if self._guess is not None and _guess_text(self._guess, _english) == guess:  # not replaced since: translate
-            guess = _guess_text(self._guess, _)
+            guess = _guess_text(self._guess, _joined)
         if self.model_variant:
-            return _tidy(_("This checkpoint looks like {guess}; the model is {variant}.", guess=guess,
-                           variant=self.model_variant))
-        return _tidy(_("This checkpoint looks like {guess}.", guess=guess))
+            return _joined("This checkpoint looks like {guess}; the model is {variant}.", guess=guess,
+                           variant=self.model_variant)
+        return _joined("This checkpoint looks like {guess}.", guess=guess)
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -249,13 +249,21 @@ def _shape(shape) -> str:
     return str(tuple(shape))
 
 
-# A Chinese template keeps a space around each value; none is wanted where the value ends or starts in Chinese
-# ("HRNetSegmentation（w18） 的" -> "HRNetSegmentation（w18）的"). English text has no such characters.
-_BETWEEN_HANZI = re.compile(r"(?<=[\u4e00-\u9fff，。：；、）]) (?=[\u4e00-\u9fff（])")
+# A Chinese template keeps a space around each value, as Chinese text does beside Latin words and numbers; where
+# the value itself ends or starts in Chinese ("HRNetSegmentation（w18）", "一个自定义的 HRNet"), that space goes.
+# The values are marked while the message is made, so that a space inside a value (a path) stays.
+_START, _END = "\x01", "\x02"
+_AFTER_VALUE = re.compile(r"(?<=[\u4e00-\u9fff）])\x02 (?=[\u4e00-\u9fff])")
+_BEFORE_VALUE = re.compile(r"(?<=[\u4e00-\u9fff]) \x01(?=[\u4e00-\u9fff（])")
 
 
-def _tidy(text: str) -> str:
-    return _BETWEEN_HANZI.sub("", text) if get_language() == "zh" else text
+def _joined(message: str, **values: Any) -> str:
+    """``_(message, **values)``, without the template's space where a value meets Chinese text in Chinese."""
+    if get_language() != "zh":
+        return _(message, **values)
+    text = _(message, **{k: f"{_START}{v}{_END}" for k, v in values.items()})
+    text = _BEFORE_VALUE.sub(_START, _AFTER_VALUE.sub(_END, text))
+    return text.replace(_START, "").replace(_END, "")
 
 
 def _mismatch(key: str, checkpoint: tuple[int, ...], model: tuple[int, ...]) -> str:

@@ -233,3 +233,20 @@ def test_plural_choices_are_kept_in_english_and_translated_each(seg_state):
 
 def test_every_report_message_has_chinese():
     assert not i18n.missing("zh", only="weights.py")
+
+
+def test_only_the_templates_spaces_beside_chinese_values_go():
+    """HRNetSegmentation（w18）的: the template's space after a value ending in Chinese goes; the space inside a
+    value (a path) stays."""
+    from hrnet_teach.weights import LoadReport
+
+    report = LoadReport(missing=["a"], loaded=3, total=5, model_name="HRNetSegmentation", model_variant="w18",
+                        source="/数据/我的 模型.pt", applied=True)
+    plain = LoadReport(missing=["a"], loaded=3, total=5, model_name="HRNetSegmentation", source="x.pt")
+    i18n.set_language("zh")
+    try:
+        titles = report.title(), plain.title()
+    finally:
+        i18n.set_language("en")
+    assert titles == ("未完全匹配：HRNetSegmentation（w18）的 5 个张量中，已从 /数据/我的 模型.pt 加载 3 个。",
+                      "未完全匹配：HRNetSegmentation 的 5 个张量中，可以从 x.pt 加载 3 个。")
