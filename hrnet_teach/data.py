@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 
 from ._validate import positive_int
 from .assets import imagenet_normalize
+from .i18n import N_
 
 IGNORE_INDEX = 255
 CLASS_NAMES = ("background", "small shape", "large shape", "thin line")
@@ -47,6 +48,16 @@ NUM_CLASSES = len(CLASS_NAMES)
 # A colour per class for pictures of masks (RGB in [0, 1]); ignored pixels are drawn white.
 CLASS_COLOURS = ((0.15, 0.15, 0.15), (0.20, 0.60, 1.00), (1.00, 0.55, 0.10), (0.95, 0.20, 0.60))
 IGNORE_COLOUR = (1.0, 1.0, 1.0)
+# What a lesson prints or draws for each class: the names above are data (metrics.json keys, code compares
+# them), the labels are text in the course's language.
+_CLASS_LABELS = {"background": N_("background"), "small shape": N_("small shape"), "large shape": N_("large shape"),
+                 "thin line": N_("thin line"), "pet": N_("pet")}
+
+
+def class_label(name: str) -> str:
+    """The class ``name`` (from ``CLASS_NAMES`` or ``PETS_CLASS_NAMES``) as the course's language writes it:
+    "thin line" in the English lessons, 细线 in the Chinese ones. Other names come back as given."""
+    return str(_CLASS_LABELS.get(name, name))
 
 SPLITS = {"train": 0, "val": 1, "test": 2}  # each split its own stream of scenes
 DATASETS = ("shapes", "pets")

@@ -66,6 +66,16 @@ def columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def ljust(text: str, width: int) -> str:
+    """``text`` and spaces up to ``width`` columns (``str.ljust`` counts characters, so Chinese text comes out wider)."""
+    return text + " " * (width - columns(text))
+
+
+def rjust(text: str, width: int) -> str:
+    """Spaces, then ``text``, up to ``width`` columns."""
+    return " " * (width - columns(text)) + text
+
+
 def wrap(text: str, width: int, initial_indent: str = "", subsequent_indent: str = "") -> str:
     """``text`` in lines of ``width`` columns, each of its lines wrapped on its own, the first line prefixed with
     ``initial_indent`` and the others with ``subsequent_indent`` (as textwrap.fill does). English breaks at

@@ -25,7 +25,8 @@ from ._validate import flag, image_shape_hint, image_size_hw, positive_int
 from .backbone import HRNet
 from .blocks import BasicBlock, Bottleneck
 from .config import HRNetConfig, get_config
-from .i18n import N_, _
+from .i18n import N_, _, ljust, rjust
+from .i18n import columns as columns_of
 from .module import HighResolutionModule
 from .transition import Transition
 
@@ -459,6 +460,10 @@ class CostRow:
     branch: Optional[int] = None  # for a stage's branches; None for fusion and the rest
     modules: tuple[str, ...] = ()  # the module paths counted in this row
 
+    def shown(self) -> dict:
+        """The row as a table prints it: the part named in the course's language (see :func:`part_label`)."""
+        return {**_row_dict(self), "part": part_label(self.part)}
+
 
 _COST_CACHE: dict[tuple, list[CostRow]] = {}
 
@@ -508,14 +513,29 @@ def _parts(model: HRNet) -> list[tuple[str, str, Optional[int], list[str]]]:
 
 # The OCR head's parts in the order they run (hrnet_teach.ocr): the gather has no
 # parameters but its matrix product costs multiply-adds; so does the attention's.
-OCR_PARTS = (
-    ("OCR soft object regions (aux_head)", ["aux_head"]),
-    ("OCR pixel representations (conv3x3_ocr)", ["conv3x3_ocr"]),
-    ("OCR region gather (ocr_gather_head)", ["ocr_gather_head"]),
-    ("OCR pixel-region attention (object_context_block)", ["ocr_distri_head.object_context_block"]),
-    ("OCR augmented representation (conv_bn_dropout)", ["ocr_distri_head.conv_bn_dropout"]),
-    ("OCR classifier (cls_head)", ["cls_head"]),
+_OCR_PARTS = (
+    (N_("OCR soft object regions (aux_head)"), ["aux_head"]),
+    (N_("OCR pixel representations (conv3x3_ocr)"), ["conv3x3_ocr"]),
+    (N_("OCR region gather (ocr_gather_head)"), ["ocr_gather_head"]),
+    (N_("OCR pixel-region attention (object_context_block)"), ["ocr_distri_head.object_context_block"]),
+    (N_("OCR augmented representation (conv_bn_dropout)"), ["ocr_distri_head.conv_bn_dropout"]),
+    (N_("OCR classifier (cls_head)"), ["cls_head"]),
 )
+OCR_PARTS = tuple((label.message, paths) for label, paths in _OCR_PARTS)  # the parts' names: English, as data
+
+
+def part_label(part: str) -> str:
+    """A part of :func:`cost_breakdown` as the course's language names it: ``CostRow.part`` stays English, since
+    code compares it (``r.part.endswith("fusion")``); tables and figures show this. Module names stay as they are."""
+    stage, _space, rest = part.partition(" ")
+    if stage.startswith("stage") and rest.startswith("branch "):
+        return _("{stage} branch {branch}", stage=stage, branch=rest[len("branch "):])
+    if stage.startswith("stage") and rest == "fusion":
+        return _("{stage} fusion", stage=stage)
+    if stage == "head" and rest.startswith("("):  # "head (last_layer)"
+        return _("head ({modules})", modules=rest[1:-1])
+    labels = {label.message: label for label, _paths in _OCR_PARTS} | {"other": N_("other")}
+    return str(labels.get(part, part))
 
 
 def _count_parts(model: HRNet, height: int, width: int) -> list[CostRow]:
@@ -837,17 +857,20 @@ class Table(list):
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
         columns = self.columns()
-        body = [[_cell(_row_dict(row).get(c)) for c in columns] for row in self]
+        # a row may say how it is shown (CostRow names its part in the course's language)
+        body = [[_cell((row.shown() if hasattr(row, "shown") else _row_dict(row)).get(c)) for c in columns] for row in self]
         return columns, body
 
     def to_text(self) -> str:
         columns, body = self._cells()
         if not columns:
             return "(empty table)"
-        widths = [max(len(c), *(len(r[k]) for r in body)) if body else len(c) for k, c in enumerate(columns)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+        # widths in screen columns: a Chinese character takes two
+        widths = [max(columns_of(c), *(columns_of(r[k]) for r in body)) if body else columns_of(c)
+                  for k, c in enumerate(columns)]
+        lines = ["  ".join(ljust(c, w) for c, w in zip(columns, widths))]
         lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths)) for r in body]
+        lines += ["  ".join(rjust(v, w) if _numeric(v) else ljust(v, w) for v, w in zip(r, widths)) for r in body]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -892,7 +915,7 @@ def _numeric(text: str) -> bool:
 
 
 __all__ = [
-    "as_config", "stage_shapes", "meta_model", "stage_number", "describe_layers",
+    "part_label", "as_config", "stage_shapes", "meta_model", "stage_number", "describe_layers",
     "FuseEntry", "fuse_matrix", "fuse_matrix_of", "fuse_shapes", "TransitionEntry", "transitions", "transitions_of",
     "capture_features", "CostRow", "cost_breakdown", "branch_table", "shape_summary", "Table",
 ]

@@ -122,3 +122,8 @@ def test_pets_offline_download_gives_a_clear_message(monkeypatch, tmp_path):
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="Unknown dataset 'cityscapes'"):
         data.make_dataset("cityscapes", "train", 10, 64)
+
+
+def test_class_label_is_the_name_in_english_and_any_name_it_does_not_know():
+    assert [data.class_label(n) for n in data.CLASS_NAMES] == list(data.CLASS_NAMES)
+    assert data.class_label("pet") == "pet" and data.class_label("zebra crossing") == "zebra crossing"

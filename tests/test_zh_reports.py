@@ -250,3 +250,54 @@ def test_only_the_templates_spaces_beside_chinese_values_go():
         i18n.set_language("en")
     assert titles == ("未完全匹配：HRNetSegmentation（w18）的 5 个张量中，已从 /数据/我的 模型.pt 加载 3 个。",
                       "未完全匹配：HRNetSegmentation 的 5 个张量中，可以从 x.pt 加载 3 个。")
+
+
+# ---------------------------------------------------------------- class names and cost parts
+def test_class_labels_follow_the_language_and_the_names_stay_data():
+    names = ht.data.CLASS_NAMES + ht.data.PETS_CLASS_NAMES
+    assert [ht.data.class_label(n) for n in names] == list(names)  # English: the names themselves
+    chinese = in_chinese(lambda: [ht.data.class_label(n) for n in names])
+    assert all(CJK.search(label) and not re.search("[A-Za-z]", label) for label in chinese), chinese
+    assert len(set(chinese)) == len(set(names))  # no two classes share a label
+    assert in_chinese(lambda: ht.data.class_label("cat")) == "cat"  # a name the course does not know stays as given
+    assert ht.data.CLASS_NAMES == ("background", "small shape", "large shape", "thin line")  # data, untranslated
+
+
+@pytest.mark.parametrize("head", ["ocr", "segmentation", "classification"])
+def test_cost_parts_are_named_in_chinese_and_keep_their_module_names(head):
+    rows = ht.inspect.cost_breakdown(SMALL, (64, 64), head=head)
+    assert [ht.inspect.part_label(r.part) for r in rows] == [r.part for r in rows]  # English: the part names
+    labels = in_chinese(lambda: [ht.inspect.part_label(r.part) for r in rows])
+    for row, label in zip(rows, labels):
+        words = re.sub(r"[\w.,]*[_\d][\w.,]*", "", label)  # module names (stage2, aux_head, last_layer) stay as written
+        assert not english_words(words) and not re.search(r"\b(branch|fusion|head|other)\b", words), (row.part, label)
+        # the module names are all still there, so a reader can find the part in the model
+        assert set(re.findall(r"[a-z]+\d+|[a-z]+_[a-z_\d]+", row.part)) <= set(re.findall(r"[a-z]+\d+|[a-z]+_[a-z_\d]+", label))
+    translated = [label for row, label in zip(rows, labels) if label != row.part]
+    assert len(translated) == sum(r.branch is not None or r.part.endswith("fusion") or r.group == "head" for r in rows)
+
+
+def test_a_chinese_cost_table_lines_up_in_screen_columns():
+    rows = ht.inspect.cost_breakdown(SMALL, (64, 64), head="ocr")
+    text = in_chinese(rows.to_text)
+    lines = text.splitlines()
+    assert CJK.search(text) and "OCR 像素表示（conv3x3_ocr）" in text
+    assert len({columns(line) for line in lines}) == 1  # every line as wide as the rule under the header
+    # the params column ends at the same screen column on every row
+    ends = {columns(line[:line.index(f"{r.params:,}") + len(f"{r.params:,}")]) for line, r in zip(lines[2:], rows)}
+    assert len(ends) == 1, ends
+    assert rows.to_text().startswith("part ") and "OCR pixel representations (conv3x3_ocr)" in rows.to_text()
+    assert "<td" in in_chinese(rows._repr_html_) and "分支" in in_chinese(rows._repr_html_)
+
+
+def test_the_cost_figure_names_its_parts_in_chinese():
+    import matplotlib.pyplot as plt
+
+    fig = in_chinese(lambda: ht.viz.plot_costs(SMALL, (64, 64), head="segmentation"))
+    try:
+        ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    finally:
+        plt.close(fig)
+    rows = ht.inspect.cost_breakdown(SMALL, (64, 64), head="segmentation")
+    assert ticks == in_chinese(lambda: [ht.inspect.part_label(r.part) for r in rows])
+    assert "stage2 分支 0" in ticks and "预测头（last_layer）" in ticks

@@ -9,15 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._validate import flag
-from ..data import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR
+from ..data import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR, class_label
 from .language import _, font_family
-
-
-def _class_label(name: str) -> str:
-    """A class name as the figure's language writes it (names not listed here stay as given)."""
-    shown = {"background": _("background"), "small shape": _("small shape"), "large shape": _("large shape"),
-             "thin line": _("thin line"), "pet": _("pet")}
-    return shown.get(name, name)
 
 
 def _under_the_axes(figure) -> float:
@@ -55,7 +48,7 @@ def class_legend(figure, names: Sequence[str] = CLASS_NAMES, ignored: bool = Tru
     if not 0 < len(names) <= len(CLASS_COLOURS):
         raise ValueError(f"class_legend draws 1 to {len(CLASS_COLOURS)} classes (colorize has that many colours), "
                          f"got {len(names)}: {names}")
-    handles = [Patch(facecolor=colour, edgecolor="grey", label=_class_label(name))
+    handles = [Patch(facecolor=colour, edgecolor="grey", label=class_label(name))
                for colour, name in zip(CLASS_COLOURS, names)]
     if flag("ignored", ignored, TypeError):  # the white outlines some masks have around their shapes
         handles.append(Patch(facecolor=IGNORE_COLOUR, edgecolor="grey", label=_("ignored (255)")))
