@@ -65,9 +65,18 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
 
 
+class _TextKeys(yaml.SafeLoader):
+    """YAML whose mapping keys are the text written: a cell id is a name, and 30641906 must not become a number."""
+
+
+_TextKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: {
+    key.value if isinstance(key, yaml.ScalarNode) else loader.construct_object(key): loader.construct_object(value, deep=True)
+    for key, value in node.value})
+
+
 def load_translations(stem: str) -> dict[str, dict]:
     path = SRC_DIR / f"{stem}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextKeys) or {}  # noqa: S506 (a SafeLoader)
     for cell_id, entry in data.items():
         if not isinstance(entry, dict) or "en_sha" not in entry or not ("zh" in entry) ^ ("words" in entry):
             raise TranslationError(f"{path.name}: entry {cell_id!r} needs 'en_sha' and either 'zh' (a markdown cell) "
@@ -143,18 +152,21 @@ KEPT_ENGLISH = ("ONNX Runtime", "state dict")  # the glossary keeps "state dict"
 
 
 def printed_english(source: str) -> list[str]:
-    """The string literals (as written) inside the ``print(...)`` calls of this code that hold English prose: two
-    or more English words in a row, outside f-string fields and `code` spans. A Chinese lesson gives each its
-    ``words``. Not seen: text a cell keeps in a variable and prints later, or writes by other means."""
+    """The string literals (as written) that this code's ``print(...)`` calls show and that hold English prose: two
+    or more English words in a row, outside f-string fields and `code` spans. A literal counts when it is inside
+    the call, or bound to a name the call prints (``heading = "..."``; ``for name, heading in slips.items()``
+    follows the dict's values, not its keys). A Chinese lesson gives each its ``words``. Not seen: text that
+    passes through other functions or objects (``table[name]``, ``obj.text``), or is written by other means."""
     try:
         tree = ast.parse(_as_python(source))
     except SyntaxError:  # a %%cell magic: no Python prints
         return []
-    span, found = _span(source), []
+    span, found, bound = _span(source), [], _bindings(tree)
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
             continue
-        for node in _literals(call):
+        shown = _literals(call) + [n for arg in call.args for n in _reaching(arg, (), bound, set())]
+        for node in sorted(shown, key=span):
             text = ("".join(v.value if isinstance(v, ast.Constant) else "0" for v in node.values)
                     if isinstance(node, ast.JoinedStr) else node.value)
             text = re.sub(r"`[^`]*`", "0", text)
@@ -164,6 +176,76 @@ def printed_english(source: str) -> list[str]:
             if _PROSE.search(text) and source[start:end] not in found:
                 found.append(source[start:end])
     return found
+
+
+def _bindings(tree: ast.AST) -> dict[str, list[tuple[ast.AST, tuple]]]:
+    """What each name of the cell is bound to: (expression, path), where the path says which part of the
+    expression the name holds: "each" for an item of an iterable, k for position k of a tuple."""
+    bound: dict[str, list] = {}
+
+    def bind(target, value, path):
+        if isinstance(target, ast.Name):
+            bound.setdefault(target.id, []).append((value, path))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for k, item in enumerate(target.elts):
+                bind(item, value, (*path, k))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                bind(target, node.value, ())
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            bind(node.target, node.value, ())
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            bind(node.target, node.iter, ("each",))
+    return bound
+
+
+def _reaching(node: ast.AST, path: tuple, bound: dict, seen: set) -> list[ast.AST]:
+    """The string literals whose text may reach the value at ``path`` inside ``node`` (see _bindings)."""
+    if isinstance(node, ast.Name):
+        if (node.id, path) in seen:
+            return []
+        seen.add((node.id, path))
+        return [n for value, p in bound.get(node.id, []) for n in _reaching(value, (*p, *path), bound, seen)]
+    if not path:  # the value itself: a literal, or what a sum, a choice or a call's arguments make of literals
+        if isinstance(node, (ast.Constant, ast.JoinedStr)):
+            fields = [v.value for v in getattr(node, "values", []) if isinstance(v, ast.FormattedValue)]
+            own = [node] if isinstance(node, ast.JoinedStr) or isinstance(node.value, str) else []
+            inside = {id(n) for n in ast.walk(node)}  # a literal in a field is part of this one: words replace it whole
+            return own + [n for v in fields for n in _reaching(v, (), bound, seen) if id(n) not in inside]
+        parts = {ast.BinOp: lambda: [node.left, node.right], ast.IfExp: lambda: [node.body, node.orelse],
+                 ast.Call: lambda: [*node.args, *([node.func.value] if isinstance(node.func, ast.Attribute) else [])]}
+        return [n for part in parts.get(type(node), list)() for n in _reaching(part, (), bound, seen)]
+    return [n for item, p in _parts_at(node, path, bound) for n in _reaching(item, p, bound, seen)]
+
+
+def _parts_at(node: ast.AST, path: tuple, bound: dict) -> list[tuple[ast.AST, tuple]]:
+    """Where the part ``path[0]`` ("each" item, or position k) of ``node`` comes from: (expression, the rest of the
+    path) pairs. zip, enumerate and a dict's items() take the position that follows "each" themselves."""
+    step, rest = path[0], path[1:]
+    if isinstance(step, int):
+        return [(node.elts[step], rest)] if isinstance(node, (ast.Tuple, ast.List)) and step < len(node.elts) else []
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [(item, rest) for item in node.elts]
+    if isinstance(node, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
+        return [(node.elt, rest)]
+    dicts = [node] if isinstance(node, ast.Dict) else []
+    if not dicts and not isinstance(node, ast.Call):
+        return []
+    k, after = (rest[0], rest[1:]) if rest and isinstance(rest[0], int) else (None, rest)
+    func = getattr(node, "func", None)
+    if isinstance(func, ast.Name) and func.id in ("zip", "enumerate") and node.args:
+        streams = node.args if func.id == "zip" else [None, node.args[0]]  # enumerate gives (index, item)
+        chosen = streams if k is None else streams[k:k + 1]
+        return [(stream, ("each", *after)) for stream in chosen if stream is not None]
+    if isinstance(func, ast.Attribute) and func.attr in ("items", "keys", "values"):
+        dicts = [v for v, p in bound.get(getattr(func.value, "id", ""), []) if isinstance(v, ast.Dict) and not p]
+        dicts += [func.value] if isinstance(func.value, ast.Dict) else []
+    kind = func.attr if isinstance(func, ast.Attribute) and dicts else "keys"  # iterating a dict gives its keys
+    if kind == "items":
+        sides = ("keys", "values") if k is None else ("keys", "values")[k:k + 1]
+        return [(item, after) for d in dicts for side in sides for item in getattr(d, side) if item is not None]
+    return [(item, rest) for d in dicts for item in getattr(d, kind) if item is not None]
 
 
 def _code_problem(cell: nbformat.NotebookNode, entry: dict) -> str | None:
@@ -188,7 +270,9 @@ def _code_problem(cell: nbformat.NotebookNode, entry: dict) -> str | None:
 def problems(english: nbformat.NotebookNode, translations: dict[str, dict]) -> list[str]:
     """Every markdown cell without a current translation, and every code cell whose words do not apply,
     as 'cell id: what is wrong'."""
-    found = []
+    ids = {cell.id for cell in english.cells}
+    found = [f"{cell_id}: no cell of the English lesson has this id (a cell deleted, or its id changed)"
+             for cell_id in translations if cell_id not in ids]
     for cell in english.cells:
         entry = translations.get(cell.id)
         if cell.cell_type == "code" and entry is not None:

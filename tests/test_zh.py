@@ -371,3 +371,38 @@ def test_the_offline_note_gives_its_reason_in_the_lessons_language(capsys, monke
         i18n.set_language("en")
     assert capsys.readouterr().out.startswith("拿不到 w18_small_v1 的 ImageNet 权重（设置了 HF_HUB_OFFLINE）")
     assert "HF_HUB_OFFLINE is set, and there is no copy" in str(caught.value)  # the error itself stays English
+
+
+def test_a_cell_id_of_digits_stays_a_name_and_an_entry_for_no_cell_fails_the_build(tmp_path, monkeypatch):
+    """Cell ids are hex: 30641906 (lesson 11 has it) would be a number to YAML, and its words were silently
+    never used; an entry whose id names no cell now fails the build."""
+    monkeypatch.setattr(translate, "SRC_DIR", tmp_path)
+    (tmp_path / "x.yaml").write_text("30641906:\n  en_sha: 'abc'\n  words: []\n0123:\n  en_sha: 'abc'\n  words: []\n",
+                                     encoding="utf-8")
+    entries = translate.load_translations("x")
+    assert list(entries) == ["30641906", "0123"]  # as written: not 30641906 the int, nor 83 (octal)
+    english = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    english.cells[0].id = "30641906"
+    entries["30641906"]["en_sha"] = translate.source_hash("x = 1")
+    assert translate.problems(english, entries) == [
+        "0123: no cell of the English lesson has this id (a cell deleted, or its id changed)"]
+
+
+@pytest.mark.parametrize("source, printed", [
+    # what a printed name holds: the dict's values for the second name of items(), its keys for the first
+    ('slips = {"key one": "Heading one:", "key two": "Heading two:"}\nfor name, heading in slips.items():\n'
+     '    print(heading + "\\n")', ['"Heading one:"', '"Heading two:"']),
+    ('slips = {"key one": "Heading one:"}\nfor name, heading in slips.items():\n    print(name)', ['"key one"']),
+    ('for k, label in enumerate(["first label", "second one"]):\n    print(f"{k}: {label}")',
+     ['"first label"', '"second one"']),
+    ('for k, label in enumerate(["first label"]):\n    print(k)', []),
+    ('for a, b in zip(["left side"], ["right side"]):\n    print(b)', ['"right side"']),
+    ('title = "the title here" if x else "other title here"\nprint(title)', ['"the title here"', '"other title here"']),
+    ('rows = [("row one", 1), ("row two", 2)]\nfor name, n in rows:\n    print(f"{name:12}{n}")', ['"row one"', '"row two"']),
+    ('x = "two words"\nx = x\nprint(x)', ['"two words"']),  # a name bound to itself ends
+    # what passes through a lookup or an attribute is not followed; a literal in an f-string field is the f-string's
+    ('m = table["some key"]\nx = obj.text\nprint(m, x)', []),
+    ('print(f"{\'head params\':>13}{n}")', []),
+])
+def test_printed_english_follows_names_to_their_literals(source, printed):
+    assert translate.printed_english(source) == printed
