@@ -127,3 +127,52 @@ def test_unknown_dataset_name():
 def test_class_label_is_the_name_in_english_and_any_name_it_does_not_know():
     assert [data.class_label(n) for n in data.CLASS_NAMES] == list(data.CLASS_NAMES)
     assert data.class_label("pet") == "pet" and data.class_label("zebra crossing") == "zebra crossing"
+
+
+class FakePets:
+    """torchvision's OxfordIIITPet as PetsDataset uses it: (RGB image, trimap) pairs of PIL images, trimap values
+    1 (pet), 2 (background), 3 (border). Each image is 160 x 120 (w x h) in 40 x 40 blocks: rows of blocks
+    give 1, 2, 3; the colour of block (r, c) is (20 r, 30 c, 10 index)."""
+
+    made = []
+
+    def __init__(self, root, split, target_types, download):
+        self.args = dict(root=root, split=split, target_types=target_types, download=download)
+        FakePets.made.append(self.args)
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        blocks = np.arange(3)[:, None].repeat(4, 1)  # 3 rows x 4 columns of blocks
+        trimap = np.kron(blocks + 1, np.ones((40, 40), dtype=np.uint8)).astype(np.uint8)
+        rgb = np.zeros((120, 160, 3), dtype=np.uint8)
+        for r in range(3):
+            for c in range(4):
+                rgb[40 * r:40 * r + 40, 40 * c:40 * c + 40] = (20 * r, 30 * c, 10 * index)
+        return Image.fromarray(rgb, "RGB"), Image.fromarray(trimap, "L")
+
+
+def test_pets_items_are_resized_normalised_and_the_border_is_ignored(monkeypatch, tmp_path):
+    """The loader's own path (torchvision is not installed here): splits, sizes, the trimap's three values and
+    the ImageNet normalisation, on a stand-in with torchvision's interface."""
+    monkeypatch.setattr(data, "_import_torchvision", lambda: FakePets)
+    FakePets.made.clear()
+    train = data.make_dataset("pets", "train", None, (24, 32), root=tmp_path)
+    val = data.PetsDataset("val", image_size=(24, 32), root=tmp_path, length=3)
+    assert [m["split"] for m in FakePets.made] == ["trainval", "test"]  # the official split names
+    assert FakePets.made[0] == dict(root=str(tmp_path), split="trainval", target_types="segmentation", download=False)
+    assert (len(train), len(val), train.num_classes, train.class_names) == (5, 3, 2, ("background", "pet"))
+    image, mask = train[4]
+    assert image.shape == (3, 24, 32) and image.dtype == torch.float32
+    assert mask.shape == (24, 32) and mask.dtype == torch.long
+    # 120 x 160 in blocks of 40 -> 24 x 32 in blocks of 8: the mask's block rows are pet, background, ignored
+    assert mask[0:8].eq(1).all() and mask[8:16].eq(0).all() and mask[16:24].eq(IGNORE_INDEX).all()
+    # inside each block (away from its edges, where bilinear resizing blends neighbours) the block's colour
+    rgb = np.array([[[20 * (y // 8), 30 * (x // 8), 40] for x in range(32)] for y in range(24)], dtype=np.float32) / 255
+    inner = torch.tensor([y % 8 in range(2, 6) for y in range(24)])[:, None] & torch.tensor([x % 8 in range(2, 6) for x in range(32)])
+    assert torch.allclose(image[:, inner], data.normalize(rgb)[:, inner], atol=1e-5)
+    with pytest.raises(IndexError, match="out of range for 3 images"):
+        val[3]
