@@ -66,17 +66,29 @@ def source_hash(source: str) -> str:
 
 
 class _TextKeys(yaml.SafeLoader):
-    """YAML whose mapping keys are the text written: a cell id is a name, and 30641906 must not become a number."""
+    """YAML whose mapping keys are the text written: a cell id is a name, and 30641906 must not become a number.
+    A key written twice is an error: YAML would keep the second entry and silently drop the first."""
 
 
-_TextKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: {
-    key.value if isinstance(key, yaml.ScalarNode) else loader.construct_object(key): loader.construct_object(value, deep=True)
-    for key, value in node.value})
+def _text_keyed(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    mapping: dict = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else loader.construct_object(key_node)
+        if key in mapping:
+            raise TranslationError(f"{key!r} is written twice (line {key_node.start_mark.line + 1}): keep one entry")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_TextKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _text_keyed)
 
 
 def load_translations(stem: str) -> dict[str, dict]:
     path = SRC_DIR / f"{stem}.yaml"
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextKeys) or {}  # noqa: S506 (a SafeLoader)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextKeys) or {}  # noqa: S506 (a SafeLoader)
+    except TranslationError as error:
+        raise TranslationError(f"{path.name}: {error}") from None
     for cell_id, entry in data.items():
         if not isinstance(entry, dict) or "en_sha" not in entry or not ("zh" in entry) ^ ("words" in entry):
             raise TranslationError(f"{path.name}: entry {cell_id!r} needs 'en_sha' and either 'zh' (a markdown cell) "
@@ -156,7 +168,8 @@ def printed_english(source: str) -> list[str]:
     or more English words in a row, outside f-string fields and `code` spans. A literal counts when it is inside
     the call, or bound to a name the call prints (``heading = "..."``; ``for name, heading in slips.items()``
     follows the dict's values, not its keys). A Chinese lesson gives each its ``words``. Not seen: text that
-    passes through other functions or objects (``table[name]``, ``obj.text``), or is written by other means."""
+    passes through other functions or objects (``table[name]``, ``obj.text``, ``.items()`` of a dict that is
+    itself an item of something), or is written by other means."""
     try:
         tree = ast.parse(_as_python(source))
     except SyntaxError:  # a %%cell magic: no Python prints
@@ -186,22 +199,30 @@ def _bindings(tree: ast.AST) -> dict[str, list[tuple[ast.AST, tuple]]]:
     def bind(target, value, path):
         if isinstance(target, ast.Name):
             bound.setdefault(target.id, []).append((value, path))
+        elif isinstance(target, ast.Starred):  # a, *rest = ...: rest holds some of the items
+            bind(target.value, value, (*path[:-1], "each"))
         elif isinstance(target, (ast.Tuple, ast.List)):
-            for k, item in enumerate(target.elts):
-                bind(item, value, (*path, k))
+            star = next((k for k, item in enumerate(target.elts) if isinstance(item, ast.Starred)), len(target.elts))
+            for k, item in enumerate(target.elts):  # after a star, positions count from the end
+                bind(item, value, (*path, k if k <= star else k - len(target.elts)))
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 bind(target, node.value, ())
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            bind(node.target, node.value, ())
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
+            bind(node.target, node.value, ())  # x += "more" adds a binding: x may hold either
         elif isinstance(node, (ast.For, ast.comprehension)):
             bind(node.target, node.iter, ("each",))
     return bound
 
 
+_DEEPEST, _NAMES_FOLLOWED = 8, 200  # far beyond any lesson's cell; bounds the recursion for any other
+
+
 def _reaching(node: ast.AST, path: tuple, bound: dict, seen: set) -> list[ast.AST]:
     """The string literals whose text may reach the value at ``path`` inside ``node`` (see _bindings)."""
+    if len(path) > _DEEPEST or len(seen) > _NAMES_FOLLOWED:  # for x in x makes the path grow each time round
+        return []
     if isinstance(node, ast.Name):
         if (node.id, path) in seen:
             return []
@@ -224,7 +245,8 @@ def _parts_at(node: ast.AST, path: tuple, bound: dict) -> list[tuple[ast.AST, tu
     path) pairs. zip, enumerate and a dict's items() take the position that follows "each" themselves."""
     step, rest = path[0], path[1:]
     if isinstance(step, int):
-        return [(node.elts[step], rest)] if isinstance(node, (ast.Tuple, ast.List)) and step < len(node.elts) else []
+        fits = isinstance(node, (ast.Tuple, ast.List)) and -len(node.elts) <= step < len(node.elts)
+        return [(node.elts[step], rest)] if fits else []
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         return [(item, rest) for item in node.elts]
     if isinstance(node, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):

@@ -386,6 +386,9 @@ def test_a_cell_id_of_digits_stays_a_name_and_an_entry_for_no_cell_fails_the_bui
     entries["30641906"]["en_sha"] = translate.source_hash("x = 1")
     assert translate.problems(english, entries) == [
         "0123: no cell of the English lesson has this id (a cell deleted, or its id changed)"]
+    (tmp_path / "x.yaml").write_text("abc:\n  en_sha: 'a'\n  words: []\nabc:\n  en_sha: 'b'\n  words: []\n", encoding="utf-8")
+    with pytest.raises(translate.TranslationError, match=r"x.yaml: 'abc' is written twice \(line 4\)"):
+        translate.load_translations("x")  # YAML alone would keep the second and drop the first without a word
 
 
 @pytest.mark.parametrize("source, printed", [
@@ -400,6 +403,13 @@ def test_a_cell_id_of_digits_stays_a_name_and_an_entry_for_no_cell_fails_the_bui
     ('title = "the title here" if x else "other title here"\nprint(title)', ['"the title here"', '"other title here"']),
     ('rows = [("row one", 1), ("row two", 2)]\nfor name, n in rows:\n    print(f"{name:12}{n}")', ['"row one"', '"row two"']),
     ('x = "two words"\nx = x\nprint(x)', ['"two words"']),  # a name bound to itself ends
+    ('x = "two words"\nfor x in x:\n    print(x)', ['"two words"']),  # and so does a name that loops through itself
+    ('x = "two words"\nout = x\nfor x in out:\n    print(x)', ['"two words"']),
+    ("x0 = 'a b'\n" + "".join(f"x{i} = x{i - 1}\n" for i in range(1, 900)) + "print(x899)", []),  # too far: no crash
+    ('a, *b, c = "one two", "three four", "five six", "seven eight"\nprint(c)', ['"seven eight"']),
+    ('first, *rest = ["alpha beta", "gamma delta"]\nprint(rest)', ['"alpha beta"', '"gamma delta"']),
+    ('msg = "first part"\nmsg += " second part"\nprint(msg)', ['"first part"', '" second part"']),
+    ('if (msg := "hello there world"):\n    print(msg)', ['"hello there world"']),
     # what passes through a lookup or an attribute is not followed; a literal in an f-string field is the f-string's
     ('m = table["some key"]\nx = obj.text\nprint(m, x)', []),
     ('print(f"{\'head params\':>13}{n}")', []),

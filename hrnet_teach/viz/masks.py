@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from .._validate import flag
 from ..data import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR, class_label
-from .language import _, font_family
+from .language import _, chinese, font_family
 
 
 def _under_the_axes(figure) -> float:
@@ -48,7 +48,8 @@ def class_legend(figure, names: Sequence[str] = CLASS_NAMES, ignored: bool = Tru
     if not 0 < len(names) <= len(CLASS_COLOURS):
         raise ValueError(f"class_legend draws 1 to {len(CLASS_COLOURS)} classes (colorize has that many colours), "
                          f"got {len(names)}: {names}")
-    handles = [Patch(facecolor=colour, edgecolor="grey", label=class_label(name))
+    # Chinese names only where the figure can draw them (no CJK font: the figure stays English, see viz.language)
+    handles = [Patch(facecolor=colour, edgecolor="grey", label=class_label(name) if chinese() else name)
                for colour, name in zip(CLASS_COLOURS, names)]
     if flag("ignored", ignored, TypeError):  # the white outlines some masks have around their shapes
         handles.append(Patch(facecolor=IGNORE_COLOUR, edgecolor="grey", label=_("ignored (255)")))

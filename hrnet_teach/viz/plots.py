@@ -23,7 +23,7 @@ from torch import nn
 from .. import inspect as hi
 from .._validate import positive_int
 from ..inspect import STAGES, ModelLike
-from .language import _
+from .language import _, chinese
 from .style import WIDTH, Theme, branch_color, new_figure, themed
 from .style import model_name as _name
 
@@ -923,7 +923,7 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
     with themed(theme) as th:
         fig = new_figure(WIDTH, 1.4 + 0.27 * len(rows), th, layout="constrained")
         ax_p, ax_m = fig.subplots(1, 2, sharey=True)
-        labels = [hi.part_label(r.part) for r in rows]
+        labels = [hi.part_label(r.part) if chinese() else r.part for r in rows]  # English where Chinese cannot be drawn
         ys = np.arange(len(rows))
         fusion = [r.branch is None and r.part.endswith("fusion") for r in rows]
         colors = [branch_color(th, r.branch) if r.branch is not None else (th.fusion if f else th.muted) for r, f in zip(rows, fusion)]
