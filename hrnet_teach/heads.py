@@ -177,7 +177,8 @@ class HRNetPyramid(HRNet):
         )
         init_weights(self, "kaiming")
         for conv in (self.reduction_conv[0], *self.fpn_conv):  # HRFPN.init_weights: kaiming_normal_(a=1), bias 0
-            nn.init.kaiming_normal_(conv.weight, a=1)
+            if not conv.weight.is_meta:  # as in init_weights: a meta tensor has no values to draw
+                nn.init.kaiming_normal_(conv.weight, a=1)
             nn.init.zeros_(conv.bias)
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -204,6 +205,8 @@ def init_weights(model: nn.Module, scheme: str) -> None:
     N(0, 0.001)) or ``"kaiming"`` (classification: He normal, fan-out); norms 1 and 0."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
+            if m.weight.is_meta:  # no values to draw (and normal_ on meta imports torch._dynamo, over a second)
+                continue
             if scheme == "normal":
                 nn.init.normal_(m.weight, std=0.001)
             else:

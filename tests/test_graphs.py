@@ -52,14 +52,16 @@ def _labelled_convs(transition: Transition) -> list[tuple[str, str]]:
             for where, text in (re.match(r"((?:\[\d+\])+) (.*)", label).groups() for label in labels if label.startswith("["))]
 
 
+# The models are built when the test runs (the lambdas), not at collection, where every xdist worker built them all.
 @pytest.mark.parametrize("transition", [
-    pytest.param(hi.meta_model("w18").transition1, id="w18.transition1"),
-    pytest.param(hi.meta_model("w48").transition3, id="w48.transition3"),
-    pytest.param(Transition([256], [18, 36, 72], norm_layer=nn.BatchNorm2d), id="two-step new branch"),
+    pytest.param(lambda: hi.meta_model("w18").transition1, id="w18.transition1"),
+    pytest.param(lambda: hi.meta_model("w48").transition3, id="w48.transition3"),
+    pytest.param(lambda: Transition([256], [18, 36, 72], norm_layer=nn.BatchNorm2d), id="two-step new branch"),
 ])
 def test_transition_labels_are_the_state_dict_nesting(transition):
     """Each node's ``[b]`` or ``[b][k]`` is the Sequential whose first child is that conv: its key is
     ``<path>.0.weight``, and the label's words are that conv's."""
+    transition = transition()
     keys = set(transition.state_dict())
     labelled = _labelled_convs(transition)
     convs = [(name, m) for name, m in transition.named_modules() if isinstance(m, nn.Conv2d)]
@@ -240,13 +242,15 @@ def _ocr_expectations(model) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("model, cat, mid, classes", [
-    pytest.param(hi.meta_model("w18", head="ocr"), 270, 512, 19, id="w18"),
-    pytest.param(hi.meta_model("w48", head="ocr"), 720, 512, 19, id="w48"),
+@pytest.mark.parametrize("model, cat, mid, classes", [  # built when the test runs, not at collection
+    pytest.param("w18", 270, 512, 19, id="w18"),
+    pytest.param("w48", 720, 512, 19, id="w48"),
     pytest.param(None, 240, 64, 7, id="w18_small_v1, 7 classes, 64 mid, 32 key"),
 ])
 def test_ocr_head_is_drawn_from_its_modules(model, cat, mid, classes):
-    if model is None:
+    if model is not None:
+        model = hi.meta_model(model, head="ocr")
+    else:
         with torch.device("meta"):
             model = HRNetOCR("w18_small_v1", num_classes=7, mid_channels=64, key_channels=32)
     assert (sum(model.out_channels), model.conv3x3_ocr[0].out_channels, model.cls_head.out_channels) == (cat, mid, classes)

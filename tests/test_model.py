@@ -66,7 +66,8 @@ def test_heads_shapes():
 
 
 def test_pose_last_module_fuses_into_one_branch():
-    pose = ht.create_model("w32", head="pose")
+    with torch.device("meta"):  # structure only: no weights needed
+        pose = ht.create_model("w32", head="pose")
     last, before = pose.stage4[-1], pose.stage4[-2]
     assert len(last.fuse_layers) == 1 and len(last.fuse_layers[0]) == 4
     assert len(before.fuse_layers) == 4
@@ -123,7 +124,8 @@ def test_module_forward_does_not_mutate_its_input():
 
 
 def test_fuse_layers_structure_w48():
-    model = ht.create_model("w48", head=None)
+    with torch.device("meta"):  # structure only: no weights needed
+        model = ht.create_model("w48", head=None)
     fuse = model.stage4[0].fuse_layers
     assert len(fuse) == 4 and all(len(row) == 4 for row in fuse)
     assert fuse[2][2] is None
@@ -138,7 +140,8 @@ def test_fuse_layers_structure_w48():
 
 
 def test_transitions_w48():
-    model = ht.create_model("w48", head=None)
+    with torch.device("meta"):  # structure only: no weights needed
+        model = ht.create_model("w48", head=None)
     t1 = model.transition1
     assert t1[0][0].stride == (1, 1) and (t1[0][0].in_channels, t1[0][0].out_channels) == (256, 48)
     assert t1[1][0][0].stride == (2, 2) and t1[1][0][0].out_channels == 96
@@ -147,7 +150,8 @@ def test_transitions_w48():
 
 
 def test_state_dict_key_samples():
-    keys = ht.create_model("w48", head="segmentation", num_classes=19).state_dict().keys()
+    with torch.device("meta"):  # keys only: a meta state_dict has the same keys, without 65M weights to draw
+        keys = ht.create_model("w48", head="segmentation", num_classes=19).state_dict().keys()
     for key in (
         "conv1.weight", "bn2.running_var", "layer1.0.downsample.0.weight",
         "transition1.0.0.weight", "transition1.1.0.0.weight", "transition2.2.0.0.weight",
@@ -155,7 +159,8 @@ def test_state_dict_key_samples():
         "stage4.2.fuse_layers.0.3.1.running_mean", "last_layer.0.bias", "last_layer.3.weight",
     ):
         assert key in keys, key
-    cls = ht.create_model("w18", head="classification").state_dict().keys()
+    with torch.device("meta"):
+        cls = ht.create_model("w18", head="classification").state_dict().keys()
     for key in ("incre_modules.3.0.downsample.0.weight", "downsamp_modules.2.0.bias", "final_layer.0.weight", "classifier.bias"):
         assert key in cls, key
 
