@@ -417,7 +417,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--course", action="store_true", help="run every notebook headless instead, and time each")
     p.add_argument("--deploy", action="store_true", help="eager vs fast() vs compile vs ONNX Runtime instead "
                    "(--variants/--head/--sizes pick one set of models; default: W18-small-v2 and W48 segmentation "
-                   "512x1024, W18 classification 224); --no-compile, --no-onnx skip those")
+                   "512x1024, W18 classification 224, which hold up to 3.2 GiB of memory at the W48 ONNX row); "
+                   "--no-compile, --no-onnx skip those")
     p.add_argument("--no-compile", action="store_true", help="--deploy: skip torch.compile (slow to compile on CPU)")
     p.add_argument("--no-onnx", action="store_true", help="--deploy: skip ONNX Runtime")
     p.add_argument("--notebooks", default=None, help="the folder --course runs (default: the course's notebooks/)")
