@@ -163,22 +163,36 @@ _PROSE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,})+")
 KEPT_ENGLISH = ("ONNX Runtime", "state dict")  # the glossary keeps "state dict" as a term
 
 
-def printed_english(source: str) -> list[str]:
-    """The string literals (as written) that this code's ``print(...)`` calls show and that hold English prose: two
-    or more English words in a row, outside f-string fields and `code` spans. A literal counts when it is inside
-    the call, or bound to a name the call prints (``heading = "..."``; ``for name, heading in slips.items()``
+# matplotlib's calls whose string arguments are drawn (ax.set_title, plt.xlabel, fig.suptitle, ax.set_xticks'
+# labels, ...); any call's label=, title=, xlabel= and ylabel= are drawn too (a legend entry, ax.set(title=...)).
+DRAWING_CALLS = frozenset({"set_title", "set_xlabel", "set_ylabel", "suptitle", "supxlabel", "supylabel", "title",
+                           "xlabel", "ylabel", "text", "figtext", "annotate", "set_xticks", "set_yticks",
+                           "set_xticklabels", "set_yticklabels", "legend"})
+_DRAWN_KEYWORDS = ("label", "title", "xlabel", "ylabel")  # ax.bar(..., label=...), ax.set(title=...)
+
+
+def shown_english(source: str) -> list[str]:
+    """The string literals (as written) that this code prints or draws and that hold English prose: two or more
+    English words in a row, outside f-string fields and `code` spans. Shown means inside a ``print(...)`` call,
+    or an argument of a figure's text call (:data:`DRAWING_CALLS`, any ``label=``, ``title=``, ...); a literal counts
+    when it is there or bound to a name used there (``heading = "..."``; ``for name, heading in slips.items()``
     follows the dict's values, not its keys). A Chinese lesson gives each its ``words``. Not seen: text that
     passes through other functions or objects (``table[name]``, ``obj.text``, ``.items()`` of a dict that is
-    itself an item of something), or is written by other means."""
+    itself an item of something), or is shown by other means."""
     try:
         tree = ast.parse(_as_python(source))
     except SyntaxError:  # a %%cell magic: no Python prints
         return []
     span, found, bound = _span(source), [], _bindings(tree)
     for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
+        if not isinstance(call, ast.Call):
             continue
-        shown = _literals(call) + [n for arg in call.args for n in _reaching(arg, (), bound, set())]
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        if name == "print":  # everything inside, down to the literals in the calls it prints the result of
+            shown = _literals(call) + [n for arg in call.args for n in _reaching(arg, (), bound, set())]
+        else:
+            args = [*(call.args if name in DRAWING_CALLS else []), *(k.value for k in call.keywords if k.arg in _DRAWN_KEYWORDS)]
+            shown = [n for arg in args for n in _literals(arg) + _reaching(arg, (), bound, set())]
         for node in sorted(shown, key=span):
             text = ("".join(v.value if isinstance(v, ast.Constant) else "0" for v in node.values)
                     if isinstance(node, ast.JoinedStr) else node.value)
@@ -372,7 +386,7 @@ def _code_stub(cell: nbformat.NotebookNode, old: dict) -> list[str]:
     """A code cell's entry: its words kept, and each literal it prints in English added as [English, English],
     for the translator to replace the second with the Chinese."""
     pairs = list(old.get("words", []))
-    pairs += [[literal, literal] for literal in printed_english(cell.source) if literal not in dict(pairs)]
+    pairs += [[literal, literal] for literal in shown_english(cell.source) if literal not in dict(pairs)]
     if not pairs:
         return []
     return (["", f"# code cell {cell.id}: the words it shows (each pair: the English literal, then its Chinese)",

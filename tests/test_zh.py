@@ -64,30 +64,43 @@ def test_some_lesson_figures_speak_chinese():
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_printed_lines_speak_chinese(stem):
-    """What a Chinese lesson's own code prints is Chinese: no print call shows English prose (code names, numbers
-    and `code` spans aside)."""
+def test_printed_lines_and_drawn_words_speak_chinese(stem):
+    """What a Chinese lesson's own code prints or draws is Chinese: no print call or figure text shows English
+    prose (code names, numbers and `code` spans aside)."""
     chinese = nbformat.read(translate.ZH_DIR / f"{stem}.ipynb", as_version=4)
     left = {c.id: english for c in chinese.cells if c.cell_type == "code"
-            if (english := translate.printed_english(c.source))}
+            if (english := translate.shown_english(c.source))}
     assert not left, (f"give these literals Chinese words in notebooks/zh/src/{stem}.yaml "
                       f"(python -m hrnet_teach.translate --stub {stem} lists them): {left}")
 
 
-def test_the_english_lessons_print_english_that_the_check_finds():
-    """The check above can fail: it finds the English lessons' printed sentences and labels."""
-    found = {stem: sum(len(translate.printed_english(c.source)) for c in nbformat.read(
+def test_the_english_lessons_show_english_that_the_check_finds():
+    """The check above can fail: it finds the English lessons' printed sentences and their figures' labels."""
+    found = {stem: sum(len(translate.shown_english(c.source)) for c in nbformat.read(
         translate.EN_DIR / f"{stem}.ipynb", as_version=4).cells if c.cell_type == "code") for stem in STEMS}
     assert sum(found.values()) >= 80 and found["03_fuse_matrix"] >= 10, found
 
 
-def test_printed_english_sees_prose_but_not_code_names():
+def test_shown_english_sees_prose_but_not_code_names():
     source = ('%matplotlib inline\nprint(f"{name:12} fuse_layers {n:>9,}", "ONNX Runtime", "`seg(x)` ==", x.shape)\n'
               'print(f"same as {what}:", "kept " "apart")\ntitle = "not printed here"\n')
-    assert translate.printed_english(source) == ['f"same as {what}:"', '"kept " "apart"']
+    assert translate.shown_english(source) == ['f"same as {what}:"', '"kept " "apart"']
     stub = translate._code_stub(nbformat.v4.new_code_cell(source), {"words": [['f"same as {what}:"', 'f"与 {what} 相同："']]})
     assert stub[-2:] == ['  - ["f\\"same as {what}:\\"", "f\\"与 {what} 相同：\\""]',
                          '  - ["\\"kept \\" \\"apart\\"", "\\"kept \\" \\"apart\\""]'], stub
+
+
+@pytest.mark.parametrize("source, shown", [
+    ('ax.set_title("the two words")\nplt.xlabel(f"size {h} in pixels")', ['"the two words"', 'f"size {h} in pixels"']),
+    ('ax.bar(x, y, label="one bar here", color="tab blue")\nfig.colorbar(im, label="weight of it")',
+     ['"one bar here"', '"weight of it"']),  # label= is drawn, color= is not
+    ('ax.set_xticks(range(2), ["first tick", "next tick"])\nax.set(title="set title", xlim=(0, 1))',
+     ['"first tick"', '"next tick"', '"set title"']),
+    ('name = "some drawn name"\nax.text(0, 0, name, ha="left center")', ['"some drawn name"']),
+    ('ax.legend(loc="upper center", fontsize=9)\nkey = scene["some key here"]', []),  # options and keys are not drawn
+])
+def test_shown_english_sees_what_figures_draw(source, shown):
+    assert translate.shown_english(source) == shown
 
 
 @pytest.mark.parametrize("change, complaint", [
@@ -134,7 +147,7 @@ def test_words_replace_one_literal_by_position_and_nothing_else():
     ('%%bash\necho "not python"', []),  # a cell magic prints nothing of Python's
 ])
 def test_ipython_lines_are_found_as_ipython_finds_them(source, printed):
-    assert translate.printed_english(source) == printed
+    assert translate.shown_english(source) == printed
     if printed:
         cell = nbformat.v4.new_code_cell(source)
         cell.id = "c4"
@@ -414,5 +427,5 @@ def test_a_cell_id_of_digits_stays_a_name_and_an_entry_for_no_cell_fails_the_bui
     ('m = table["some key"]\nx = obj.text\nprint(m, x)', []),
     ('print(f"{\'head params\':>13}{n}")', []),
 ])
-def test_printed_english_follows_names_to_their_literals(source, printed):
-    assert translate.printed_english(source) == printed
+def test_shown_english_follows_names_to_their_literals(source, printed):
+    assert translate.shown_english(source) == printed
