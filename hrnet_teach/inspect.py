@@ -391,13 +391,7 @@ def capture_features(model: nn.Module, image) -> dict[str, list[torch.Tensor]]:
     """
     if not isinstance(model, HRNet):
         raise TypeError(f"capture_features needs an hrnet_teach model (from create_model), got {type(model).__name__}")
-    x = _image_tensor(image)
-    parameter = next(model.parameters(), None)
-    if parameter is not None:
-        if parameter.device.type == "meta":
-            raise ValueError("this model is on the meta device and has no weights; build it on a real device to see features")
-        x = x.to(parameter.device, parameter.dtype)
-
+    x = _input_for(model, image)
     features: dict[str, list[torch.Tensor]] = {}
 
     def keep(key):
@@ -418,6 +412,17 @@ def capture_features(model: nn.Module, image) -> dict[str, list[torch.Tensor]]:
         for handle in handles:
             handle.remove()
     return {key: features[key] for key in FEATURE_KEYS}
+
+
+def _input_for(model: nn.Module, image) -> torch.Tensor:
+    """``image`` as a batch on the model's device, in its dtype."""
+    x = _image_tensor(image)
+    parameter = next(model.parameters(), None)
+    if parameter is not None:
+        if parameter.device.type == "meta":
+            raise ValueError("this model is on the meta device and has no weights; build it on a real device to see features")
+        x = x.to(parameter.device, parameter.dtype)
+    return x
 
 
 def _image_tensor(image) -> torch.Tensor:
@@ -446,6 +451,30 @@ def _image_tensor(image) -> torch.Tensor:
     elif isinstance(image, (str, os.PathLike)):
         how = "; open a file with PIL.Image.open(path).convert('RGB')"
     raise TypeError(f"image must be a tensor or a PIL image, got {type(image).__name__}{how}")
+
+
+def pixel_region_relation(model: nn.Module, image) -> torch.Tensor:
+    """HRNet-OCR's pixel-region relation for one image: w_ik, a K x h x w tensor (K regions, the h x w grid
+    the head attends over: 1/4 of the input, pooled when the block's scale > 1), each pixel's K weights
+    summing to 1. ``image`` as for :func:`capture_features`; the model runs once, in eval mode, without
+    gradients, and is left as it was. The weights are the block's own (``ObjectAttentionBlock.relation``
+    on the inputs a normal forward gives it), so they are the ones the prediction used."""
+    from .ocr import HRNetOCR
+
+    if not isinstance(model, HRNetOCR):
+        raise TypeError(f"pixel_region_relation needs an HRNet-OCR model (create_model(..., head='ocr')), got "
+                        f"{type(model).__name__}: only OCR's head relates pixels to object regions")
+    block, seen = model.ocr_distri_head.object_context_block, {}
+    handle = block.register_forward_pre_hook(lambda _module, inputs: seen.update(inputs=inputs))
+    try:
+        with _eval_mode(model), torch.no_grad():
+            model(_input_for(model, image))
+            pixels, proxy = seen["inputs"]
+            pixels = block.pool(pixels) if block.scale > 1 else pixels
+            weights = block.relation(pixels, proxy)[0]  # HW x K, for the first image
+    finally:
+        handle.remove()
+    return weights.T.reshape(-1, *pixels.shape[-2:]).cpu()  # K x h x w
 
 
 # -------------------------------------------------------------------- costs
@@ -916,7 +945,7 @@ def _numeric(text: str) -> bool:
 
 
 __all__ = [
-    "part_label", "as_config", "stage_shapes", "meta_model", "stage_number", "describe_layers",
+    "pixel_region_relation", "part_label", "as_config", "stage_shapes", "meta_model", "stage_number", "describe_layers",
     "FuseEntry", "fuse_matrix", "fuse_matrix_of", "fuse_shapes", "TransitionEntry", "transitions", "transitions_of",
     "capture_features", "CostRow", "cost_breakdown", "branch_table", "shape_summary", "Table",
 ]

@@ -120,18 +120,23 @@ class ObjectAttentionBlock(nn.Module):
         self.f_down = nn.Sequential(*conv1x1_bn_relu(in_channels, key_channels, norm_layer))  # delta: the value
         self.f_up = nn.Sequential(*conv1x1_bn_relu(key_channels, in_channels, norm_layer))  # rho: back to C
 
+    def relation(self, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
+        """The pixel-region relation w_ik: B x HW x K, for pixels x (B x C x H x W, already pooled when
+        scale > 1) and regions proxy (B x C x K x 1); each pixel's K weights sum to 1."""
+        batch_size = x.size(0)
+        query = self.f_pixel(x).view(batch_size, self.key_channels, -1).permute(0, 2, 1)  # B x HW x Ck
+        key = self.f_object(proxy).view(batch_size, self.key_channels, -1)  # B x Ck x K
+        sim_map = torch.matmul(query, key)  # B x HW x K: kappa(x_i, f_k)
+        sim_map = (self.key_channels**-0.5) * sim_map  # scaled as in dot-product attention
+        return F.softmax(sim_map, dim=-1)  # w_ik: each pixel's weights over the K regions sum to 1
+
     def forward(self, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
         """x: pixels, B x C x H x W; proxy: regions, B x C x K x 1 -> context, B x C x H x W."""
         batch_size, h, w = x.size(0), x.size(2), x.size(3)
         if self.scale > 1:
             x = self.pool(x)
-        query = self.f_pixel(x).view(batch_size, self.key_channels, -1).permute(0, 2, 1)  # B x HW x Ck
-        key = self.f_object(proxy).view(batch_size, self.key_channels, -1)  # B x Ck x K
+        sim_map = self.relation(x, proxy)  # B x HW x K
         value = self.f_down(proxy).view(batch_size, self.key_channels, -1).permute(0, 2, 1)  # B x K x Ck
-
-        sim_map = torch.matmul(query, key)  # B x HW x K: kappa(x_i, f_k)
-        sim_map = (self.key_channels**-0.5) * sim_map  # scaled as in dot-product attention
-        sim_map = F.softmax(sim_map, dim=-1)  # w_ik: each pixel's weights over the K regions sum to 1
 
         context = torch.matmul(sim_map, value)  # B x HW x Ck
         # x.size(2), x.size(3) rather than *x.shape[2:]: torch.fx cannot unpack a traced shape into a call

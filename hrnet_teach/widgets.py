@@ -328,4 +328,50 @@ def feature_explorer(model: Optional[nn.Module] = None, image=None) -> FeatureEx
     return FeatureExplorer(model, image)
 
 
-__all__ = ["architecture_explorer", "fuse_explorer", "feature_explorer", "ArchitectureExplorer", "FuseExplorer", "FeatureExplorer"]
+class PixelAttentionExplorer(widgets.VBox):
+    """Row and column of a pixel on HRNet-OCR's 1/4 grid → its weights over the K soft object regions.
+
+    The relation is computed once, when the explorer is built (:func:`inspect.pixel_region_relation`);
+    the boxes only pick a pixel, starting at the centre.
+    """
+
+    def __init__(self, model: nn.Module, image, names=None) -> None:
+        self.image = image
+        self.names = None if names is None else list(names)
+        self.weights = hi.pixel_region_relation(model, image)  # K x h x w
+        k, h, w = self.weights.shape
+        self.row = _index_box(_("row"), h // 2, 0, h - 1)
+        self.col = _index_box(_("column"), w // 2, 0, w - 1)
+        self.info = widgets.Output()
+        self.output = widgets.Output()
+        self.figure = None
+        self.text = ""
+        super().__init__([widgets.HBox([self.row, self.col]), self.info, self.output])
+        for control in (self.row, self.col):
+            control.observe(self.render, names="value")
+        self.render()
+
+    def render(self, _change=None) -> None:
+        row, col = self.row.value, self.col.value
+        self.figure = viz.plot_pixel_attention(self.weights, row, col, self.image, self.names)
+        names = self.names or [_("region {k}", k=k) for k in range(len(self.weights))]
+        weights = sorted(zip(self.weights[:, row, col].tolist(), names), reverse=True)  # the largest first
+        self.text = _("pixel ({row}, {col}) attends most to {name} ({weight}); then {rest}", row=row, col=col,
+                      name=weights[0][1], weight=format(weights[0][0], ".3f"),
+                      rest=_(", ").join(f"{n} {v:.3f}" for v, n in weights[1:]) or "-")
+        _show(self.info, HTML(f"<code>{html_escape(self.text)}</code>"))
+        _show(self.output, self.figure)
+
+
+def pixel_attention_explorer(model: nn.Module, image, names=None) -> PixelAttentionExplorer:
+    """An explorer of HRNet-OCR's pixel-region relation: pick a pixel of the 1/4 grid, see how its weights
+    spread over the K regions and which pixels share the region it attends to most.
+
+    ``model``: an HRNet-OCR model (``create_model(..., head="ocr")``); ``image``: a PIL image or a normalised
+    tensor; ``names``: a name per region (e.g. the class names).
+    """
+    return PixelAttentionExplorer(model, image, names)
+
+
+__all__ = ["architecture_explorer", "fuse_explorer", "feature_explorer", "pixel_attention_explorer",
+           "ArchitectureExplorer", "FuseExplorer", "FeatureExplorer", "PixelAttentionExplorer"]

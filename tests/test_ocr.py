@@ -328,3 +328,58 @@ def test_ocr_loss_still_takes_the_official_options(loss_case):
     assert torch.isfinite(plain)
     assert torch.isfinite(ocr_loss(outputs, target, balance_weights=[np.float32(0.4), 1], ohem=True,
                                    ohem_threshold=0.7, ohem_keep=0, weight=torch.ones(4)))
+
+
+# ---------------------------------------------------------------- the relation, as the explorer shows it
+def _small_ocr(scale=1):
+    torch.manual_seed(0)
+    return HRNetOCR("w18_small_v1", num_classes=3, mid_channels=32, key_channels=16, scale=scale)
+
+
+def test_pixel_region_relation_is_the_one_the_forward_uses():
+    """The K x h x w weights equal the paper's w_ik computed by hand from the head's own layers, sum to 1 per
+    pixel, and leave the model in the mode it had."""
+    model, image = _small_ocr(), torch.randn(3, 64, 96)
+    weights = ht.inspect.pixel_region_relation(model, image)
+    assert model.training and weights.shape == (3, 16, 24)
+    assert torch.allclose(weights.sum(0), torch.ones(16, 24), atol=1e-5)
+    model.eval()
+    block = model.ocr_distri_head.object_context_block
+    with torch.no_grad():
+        feats = ht.heads.concat_branches(model.forward_features(image[None]), model.align_corners)
+        pixels = model.conv3x3_ocr(feats)
+        proxy = model.ocr_gather_head(pixels, model.aux_head(feats))
+        query = block.f_pixel(pixels).flatten(2).transpose(1, 2)  # HW x Ck
+        key = block.f_object(proxy).flatten(2)  # Ck x K
+        by_hand = torch.softmax(query @ key / 16 ** 0.5, dim=-1)[0]  # HW x K
+    assert torch.allclose(weights, by_hand.T.reshape(3, 16, 24), atol=1e-6)
+    with pytest.raises(TypeError, match="needs an HRNet-OCR model.*head='ocr'"):
+        ht.inspect.pixel_region_relation(ht.create_model("w18_small_v1", head="segmentation"), image)
+
+
+def test_with_scale_2_the_relation_is_over_the_pooled_grid():
+    weights = ht.inspect.pixel_region_relation(_small_ocr(scale=2), torch.randn(3, 64, 96))
+    assert weights.shape == (3, 8, 12) and torch.allclose(weights.sum(0), torch.ones(8, 12), atol=1e-5)
+
+
+def test_the_pixel_attention_explorer_shows_the_picked_pixel():
+    import matplotlib.pyplot as plt
+
+    model, image = _small_ocr(), torch.randn(3, 64, 96)
+    explorer = ht.widgets.pixel_attention_explorer(model, image, ["sky", "road", "car"])
+    weights = explorer.weights
+    assert (explorer.row.value, explorer.col.value, explorer.row.max, explorer.col.max) == (8, 12, 15, 23)
+    explorer.row.value, explorer.col.value = 2, 20
+    bars = [p.get_height() for p in explorer.figure.axes[1].patches]
+    assert np.allclose(bars, weights[:, 2, 20].numpy())
+    top = int(weights[:, 2, 20].argmax())
+    assert explorer.text.startswith(f"pixel (2, 20) attends most to {['sky', 'road', 'car'][top]} "
+                                    f"({weights[top, 2, 20]:.3f}); then ")
+    assert explorer.figure.axes[2].get_title() == f"every pixel's weight for {['sky', 'road', 'car'][top]}"
+    with pytest.raises(ValueError, match=r"pixel \(16, 0\) is outside the 16x24 grid: row 0 to 15"):
+        ht.viz.plot_pixel_attention(weights, 16, 0)
+    with pytest.raises(ValueError, match="names has 2 entries for 3 regions"):
+        ht.viz.plot_pixel_attention(weights, 0, 0, names=["a", "b"])
+    with pytest.raises(TypeError, match="K x h x w tensor of inspect.pixel_region_relation"):
+        ht.viz.plot_pixel_attention(weights[0], 0, 0)
+    plt.close("all")

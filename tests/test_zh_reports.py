@@ -302,3 +302,18 @@ def test_the_cost_figure_names_its_parts_in_chinese():
     rows = ht.inspect.cost_breakdown(SMALL, (64, 64), head="segmentation")
     assert ticks == in_chinese(lambda: [ht.inspect.part_label(r.part) for r in rows])
     assert "stage2 分支 0" in ticks and "预测头（last_layer）" in ticks
+
+
+def test_the_pixel_attention_explorer_speaks_chinese():
+    from hrnet_teach.ocr import HRNetOCR
+
+    torch.manual_seed(0)
+    model = HRNetOCR("w18_small_v1", num_classes=3, mid_channels=32, key_channels=16)
+    explorer = in_chinese(lambda: ht.widgets.pixel_attention_explorer(model, torch.randn(3, 64, 64)))
+    assert explorer.text.startswith(f"像素（{explorer.row.value}, {explorer.col.value}）最关注区域 ")
+    assert not english_words(explorer.text)
+    from hrnet_teach.viz import language  # the figure is Chinese where a CJK font can draw it, else English
+
+    title = explorer.figure.axes[2].get_title()
+    assert ("每个像素对区域 " in title) if language.cjk_font() else title.startswith("every pixel's weight for region ")
+    assert (explorer.row.description, explorer.col.description) == ("行", "列")

@@ -17,6 +17,7 @@ from .plots import (
     plot_fuse_matrix,
     plot_new_branch,
     plot_odd_sizes,
+    plot_pixel_attention,
     plot_resolution_over_depth,
     plot_transition,
 )
@@ -26,6 +27,6 @@ enable_notebook_display()  # in a notebook, a cell ending in a figure shows it
 
 __all__ = [
     "plot_architecture", "plot_resolution_over_depth", "plot_fuse_matrix", "plot_transition", "plot_new_branch",
-    "plot_odd_sizes", "plot_feature_maps", "plot_costs", "module_graph", "has_dot", "render_svg", "DotUnavailableError",
+    "plot_odd_sizes", "plot_pixel_attention", "plot_feature_maps", "plot_costs", "module_graph", "has_dot", "render_svg", "DotUnavailableError",
     "THEMES", "Theme", "enable_notebook_display", "class_legend", "use_chinese_font",
 ]

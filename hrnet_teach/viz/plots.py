@@ -953,3 +953,49 @@ def plot_costs(model_or_variant: ModelLike = "w18", image_size=(512, 512), head:
         fig.suptitle(_("Where the parameters and the computation go: {what}", what=what), x=0.01, ha="left", fontweight="bold")
         _cost_legend(fig, rows, fusion, th)
     return fig
+
+
+def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, names: Optional[Sequence[str]] = None,
+                         theme="light") -> Figure:
+    """One pixel of HRNet-OCR's relation: where it is, its weights w_ik over the K regions, and the map of the
+    region it attends to most (every pixel's weight for that region).
+
+    ``weights``: K x h x w, from :func:`inspect.pixel_region_relation`; ``row``, ``col``: the pixel on that
+    h x w grid; ``image``: the input, drawn over the grid (a PIL image, an array or the model's input tensor);
+    ``names``: a name per region (the class names; default "region k")."""
+    if not (isinstance(weights, torch.Tensor) and weights.dim() == 3):
+        raise TypeError(f"weights must be the K x h x w tensor of inspect.pixel_region_relation, got "
+                        f"{type(weights).__name__}{' ' + str(tuple(weights.shape)) if isinstance(weights, torch.Tensor) else ''}")
+    k_count, h, w = weights.shape
+    if not (0 <= row < h and 0 <= col < w):
+        raise ValueError(f"pixel ({row}, {col}) is outside the {h}x{w} grid: row 0 to {h - 1}, column 0 to {w - 1}")
+    names = [_("region {k}", k=k) for k in range(k_count)] if names is None else [str(n) for n in names]
+    if len(names) != k_count:
+        raise ValueError(f"names has {len(names)} entries for {k_count} regions: give one per region")
+    pixel = weights[:, row, col].float()
+    top = int(pixel.argmax())
+    image = _display_image(image)
+    with themed(theme) as th:
+        fig = new_figure(WIDTH, 3.2, th, layout="constrained")
+        where, bars, region = fig.subplots(1, 3, width_ratios=(1, 1.3, 1))
+        if image is not None:
+            where.imshow(np.asarray(image), extent=(0, w, h, 0))
+        where.set_xlim(0, w)
+        where.set_ylim(h, 0)
+        for ax in (where, region):  # the pixel, as a ring the image shows through
+            ax.plot(col + 0.5, row + 0.5, "o", ms=11, mfc="none", mew=2.2, color="white")
+            ax.plot(col + 0.5, row + 0.5, "o", ms=11, mfc="none", mew=1.2, color="black")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        where.set_title(_("pixel (row {row}, column {col}) of {h}×{w}", row=row, col=col, h=h, w=w), fontsize=9)
+        colours = [th.muted] * k_count
+        colours[top] = branch_color(th, 0)
+        bars.bar(range(k_count), pixel.numpy(), color=colours)
+        bars.set_xticks(range(k_count), names, fontsize=8, rotation=30 if k_count > 4 else 0)
+        bars.set_ylim(0, 1)
+        bars.set_ylabel("w_ik")
+        bars.set_title(_("its weights over the {k} regions (they sum to 1)", k=k_count), fontsize=9)
+        image_map = region.imshow(weights[top].float().numpy(), cmap=th.cmap, vmin=0, vmax=1, extent=(0, w, h, 0))
+        region.set_title(_("every pixel's weight for {name}", name=names[top]), fontsize=9)
+        fig.colorbar(image_map, ax=region, shrink=0.8)
+    return fig
