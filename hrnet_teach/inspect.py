@@ -28,6 +28,7 @@ from .config import HRNetConfig, get_config
 from .i18n import N_, _, ljust, rjust
 from .i18n import columns as columns_of
 from .module import HighResolutionModule
+from .ocr import HRNetOCR
 from .transition import Transition
 
 ModelLike = Union[str, HRNetConfig, nn.Module]
@@ -455,15 +456,16 @@ def _image_tensor(image) -> torch.Tensor:
 
 def pixel_region_relation(model: nn.Module, image) -> torch.Tensor:
     """HRNet-OCR's pixel-region relation for one image: w_ik, a K x h x w tensor (K regions, the h x w grid
-    the head attends over: 1/4 of the input, pooled when the block's scale > 1), each pixel's K weights
-    summing to 1. ``image`` as for :func:`capture_features`; the model runs once, in eval mode, without
-    gradients, and is left as it was. The weights are the block's own (``ObjectAttentionBlock.relation``
-    on the inputs a normal forward gives it), so they are the ones the prediction used."""
-    from .ocr import HRNetOCR
-
+    the head attends over: 1/4 of the input, max-pooled by the block's scale when it is over 1), each pixel's K
+    weights summing to 1. ``image``: one image, as for :func:`capture_features`; the model runs once, in eval
+    mode, without gradients, and is left as it was. The weights are the block's own
+    (``ObjectAttentionBlock.relation`` on the inputs a normal forward gives it), so they are the ones the
+    prediction used."""
     if not isinstance(model, HRNetOCR):
         raise TypeError(f"pixel_region_relation needs an HRNet-OCR model (create_model(..., head='ocr')), got "
                         f"{type(model).__name__}: only OCR's head relates pixels to object regions")
+    if isinstance(image, torch.Tensor) and image.dim() == 4 and len(image) != 1:
+        raise ValueError(f"pixel_region_relation takes one image, got a batch of {len(image)}: pass image[k]")
     block, seen = model.ocr_distri_head.object_context_block, {}
     handle = block.register_forward_pre_hook(lambda _module, inputs: seen.update(inputs=inputs))
     try:

@@ -166,9 +166,12 @@ KEPT_ENGLISH = ("ONNX Runtime", "state dict")  # the glossary keeps "state dict"
 # matplotlib's calls whose string arguments are drawn (ax.set_title, plt.xlabel, fig.suptitle, ax.set_xticks'
 # labels, ...); any call's label=, title=, xlabel= and ylabel= are drawn too (a legend entry, ax.set(title=...)).
 DRAWING_CALLS = frozenset({"set_title", "set_xlabel", "set_ylabel", "suptitle", "supxlabel", "supylabel", "title",
-                           "xlabel", "ylabel", "text", "figtext", "annotate", "set_xticks", "set_yticks",
-                           "set_xticklabels", "set_yticklabels", "legend"})
-_DRAWN_KEYWORDS = ("label", "title", "xlabel", "ylabel")  # ax.bar(..., label=...), ax.set(title=...)
+                           "xlabel", "ylabel", "text", "figtext", "annotate", "set_xticks", "set_yticks", "xticks",
+                           "yticks", "set_xticklabels", "set_yticklabels", "legend", "set_label", "set_text",
+                           "bar_label"})
+# ax.bar(..., label=...), ax.set(title=...), legend(labels=[...]), ax.text(x, y, s=...); a label= of a call that
+# draws nothing is reported too (give it words, or name it otherwise)
+_DRAWN_KEYWORDS = ("label", "labels", "title", "xlabel", "ylabel", "xticklabels", "yticklabels", "s", "text", "t")
 
 
 def shown_english(source: str) -> list[str]:
@@ -192,7 +195,8 @@ def shown_english(source: str) -> list[str]:
             shown = _literals(call) + [n for arg in call.args for n in _reaching(arg, (), bound, set())]
         else:
             args = [*(call.args if name in DRAWING_CALLS else []), *(k.value for k in call.keywords if k.arg in _DRAWN_KEYWORDS)]
-            shown = [n for arg in args for n in _literals(arg) + _reaching(arg, (), bound, set())]
+            # a list of labels held in a name (ax.set_xticks(ticks, names)) is drawn item by item
+            shown = [n for arg in args for path in ((), ("each",)) for n in _literals(arg) + _reaching(arg, path, bound, set())]
         for node in sorted(shown, key=span):
             text = ("".join(v.value if isinstance(v, ast.Constant) else "0" for v in node.values)
                     if isinstance(node, ast.JoinedStr) else node.value)

@@ -329,7 +329,8 @@ def feature_explorer(model: Optional[nn.Module] = None, image=None) -> FeatureEx
 
 
 class PixelAttentionExplorer(widgets.VBox):
-    """Row and column of a pixel on HRNet-OCR's 1/4 grid → its weights over the K soft object regions.
+    """Row and column of a pixel on the grid HRNet-OCR's head attends over (1/4 of the input) → its weights
+    over the K soft object regions.
 
     The relation is computed once, when the explorer is built (:func:`inspect.pixel_region_relation`);
     the boxes only pick a pixel, starting at the centre.
@@ -355,10 +356,12 @@ class PixelAttentionExplorer(widgets.VBox):
         row, col = self.row.value, self.col.value
         self.figure = viz.plot_pixel_attention(self.weights, row, col, self.image, self.names)
         names = self.names or [_("region {k}", k=k) for k in range(len(self.weights))]
-        weights = sorted(zip(self.weights[:, row, col].tolist(), names), reverse=True)  # the largest first
+        pixel = self.weights[:, row, col]
+        # largest first; equal weights in region order, so the first is the figure's (argmax takes the first)
+        order = torch.argsort(pixel, descending=True, stable=True).tolist()
         self.text = _("pixel ({row}, {col}) attends most to {name} ({weight}); then {rest}", row=row, col=col,
-                      name=weights[0][1], weight=format(weights[0][0], ".3f"),
-                      rest=_(", ").join(f"{n} {v:.3f}" for v, n in weights[1:]) or "-")
+                      name=names[order[0]], weight=format(pixel[order[0]].item(), ".3f"),
+                      rest=_(", ").join(f"{names[k]} {pixel[k].item():.3f}" for k in order[1:]) or "-")
         _show(self.info, HTML(f"<code>{html_escape(self.text)}</code>"))
         _show(self.output, self.figure)
 

@@ -331,18 +331,30 @@ def test_ocr_loss_still_takes_the_official_options(loss_case):
 
 
 # ---------------------------------------------------------------- the relation, as the explorer shows it
-def _small_ocr(scale=1):
-    torch.manual_seed(0)
-    return HRNetOCR("w18_small_v1", num_classes=3, mid_channels=32, key_channels=16, scale=scale)
+def _trained_ocr(scale=1):
+    """The course's trained HRNet-OCR (W18-small-v1, 4 classes), and a scene it was trained on. A freshly built
+    model would not do: its regions are alike and its queries and keys tiny, so every w_ik is exactly 1/K, which
+    a wrong layout of the weights would not change. ``scale`` 2 builds the same weights with a pooled relation."""
+    from hrnet_teach.assets import asset_path
+    from hrnet_teach.data import ShapesDataset
+    from hrnet_teach.weights import model_from_checkpoint, read_checkpoint
+
+    model = model_from_checkpoint(read_checkpoint(asset_path("checkpoints/shapes_ocr_w18_small_v1.pt"))).train()
+    if scale != 1:
+        pooled = HRNetOCR("w18_small_v1", num_classes=4, scale=scale, align_corners=model.align_corners)
+        pooled.load_state_dict(model.state_dict())
+        model = pooled
+    image, _mask = ShapesDataset(1, image_size=64, seed=5, split="val")[0]
+    return model, image[:, :, :48]  # 64 x 48: not square, so rows and columns cannot be swapped unseen
 
 
 def test_pixel_region_relation_is_the_one_the_forward_uses():
     """The K x h x w weights equal the paper's w_ik computed by hand from the head's own layers, sum to 1 per
     pixel, and leave the model in the mode it had."""
-    model, image = _small_ocr(), torch.randn(3, 64, 96)
+    model, image = _trained_ocr()
     weights = ht.inspect.pixel_region_relation(model, image)
-    assert model.training and weights.shape == (3, 16, 24)
-    assert torch.allclose(weights.sum(0), torch.ones(16, 24), atol=1e-5)
+    assert model.training and weights.shape == (4, 16, 12)
+    assert torch.allclose(weights.sum(0), torch.ones(16, 12), atol=1e-5) and weights.std() > 0.05
     model.eval()
     block = model.ocr_distri_head.object_context_block
     with torch.no_grad():
@@ -351,35 +363,54 @@ def test_pixel_region_relation_is_the_one_the_forward_uses():
         proxy = model.ocr_gather_head(pixels, model.aux_head(feats))
         query = block.f_pixel(pixels).flatten(2).transpose(1, 2)  # HW x Ck
         key = block.f_object(proxy).flatten(2)  # Ck x K
-        by_hand = torch.softmax(query @ key / 16 ** 0.5, dim=-1)[0]  # HW x K
-    assert torch.allclose(weights, by_hand.T.reshape(3, 16, 24), atol=1e-6)
+        by_hand = torch.softmax(query @ key / 256 ** 0.5, dim=-1)[0]  # HW x K, key_channels 256
+    assert torch.allclose(weights, by_hand.T.reshape(4, 16, 12), atol=1e-6)
+    assert torch.allclose(weights[:, 2, 7], by_hand[2 * 12 + 7], atol=1e-6)  # pixel (2, 7) is row 2 * w + 7 of HW
+    with pytest.raises(ValueError, match="takes one image, got a batch of 2: pass image"):
+        ht.inspect.pixel_region_relation(model, torch.randn(2, 3, 64, 96))
     with pytest.raises(TypeError, match="needs an HRNet-OCR model.*head='ocr'"):
         ht.inspect.pixel_region_relation(ht.create_model("w18_small_v1", head="segmentation"), image)
 
 
 def test_with_scale_2_the_relation_is_over_the_pooled_grid():
-    weights = ht.inspect.pixel_region_relation(_small_ocr(scale=2), torch.randn(3, 64, 96))
-    assert weights.shape == (3, 8, 12) and torch.allclose(weights.sum(0), torch.ones(8, 12), atol=1e-5)
+    weights = ht.inspect.pixel_region_relation(*_trained_ocr(scale=2))
+    assert weights.shape == (4, 8, 6) and torch.allclose(weights.sum(0), torch.ones(8, 6), atol=1e-5)
+    assert weights.std() > 0.05
 
 
 def test_the_pixel_attention_explorer_shows_the_picked_pixel():
     import matplotlib.pyplot as plt
 
-    model, image = _small_ocr(), torch.randn(3, 64, 96)
-    explorer = ht.widgets.pixel_attention_explorer(model, image, ["sky", "road", "car"])
+    model, image = _trained_ocr()
+    names = ["ground", "small", "large", "line"]
+    explorer = ht.widgets.pixel_attention_explorer(model, image, names)
     weights = explorer.weights
-    assert (explorer.row.value, explorer.col.value, explorer.row.max, explorer.col.max) == (8, 12, 15, 23)
-    explorer.row.value, explorer.col.value = 2, 20
-    bars = [p.get_height() for p in explorer.figure.axes[1].patches]
-    assert np.allclose(bars, weights[:, 2, 20].numpy())
-    top = int(weights[:, 2, 20].argmax())
-    assert explorer.text.startswith(f"pixel (2, 20) attends most to {['sky', 'road', 'car'][top]} "
-                                    f"({weights[top, 2, 20]:.3f}); then ")
-    assert explorer.figure.axes[2].get_title() == f"every pixel's weight for {['sky', 'road', 'car'][top]}"
-    with pytest.raises(ValueError, match=r"pixel \(16, 0\) is outside the 16x24 grid: row 0 to 15"):
+    assert (explorer.row.value, explorer.col.value, explorer.row.max, explorer.col.max) == (8, 6, 15, 11)
+    for row, col in ((2, 10), (12, 3), (8, 6)):
+        explorer.row.value, explorer.col.value = row, col
+        bars = [p.get_height() for p in explorer.figure.axes[1].patches]
+        assert np.allclose(bars, weights[:, row, col].numpy())
+        top = int(weights[:, row, col].argmax())
+        assert explorer.text.startswith(f"pixel ({row}, {col}) attends most to {names[top]} ({weights[top, row, col]:.3f}); then ")
+        assert explorer.figure.axes[2].get_title() == f"every pixel's weight for {names[top]}"
+    with pytest.raises(ValueError, match=r"pixel \(16, 0\) is outside the 16x12 grid: row 0 to 15"):
         ht.viz.plot_pixel_attention(weights, 16, 0)
-    with pytest.raises(ValueError, match="names has 2 entries for 3 regions"):
-        ht.viz.plot_pixel_attention(weights, 0, 0, names=["a", "b"])
+    with pytest.raises(ValueError, match="names has 3 entries for 4 regions"):
+        ht.viz.plot_pixel_attention(weights, 0, 0, names=["a", "b", "c"])
     with pytest.raises(TypeError, match="K x h x w tensor of inspect.pixel_region_relation"):
         ht.viz.plot_pixel_attention(weights[0], 0, 0)
+    with pytest.raises(TypeError, match="row must be a whole number"):
+        ht.viz.plot_pixel_attention(weights, 2.5, 0)
+    with pytest.raises(TypeError, match="names must be a list of names"):
+        ht.viz.plot_pixel_attention(weights, 0, 0, names="abc")
     plt.close("all")
+
+
+def test_on_equal_weights_the_explorer_text_and_figure_name_the_same_region():
+    """An untrained head gives every region 1/K: the text and the map agree on the first (region order)."""
+    torch.manual_seed(0)
+    model = HRNetOCR("w18_small_v1", num_classes=3, mid_channels=32, key_channels=16)
+    explorer = ht.widgets.pixel_attention_explorer(model, torch.randn(3, 64, 64), ["road", "sky", "car"])
+    assert explorer.weights.std() < 1e-6  # equal, as said
+    assert "attends most to road " in explorer.text and explorer.text.endswith("then sky 0.333, car 0.333")
+    assert explorer.figure.axes[2].get_title() == "every pixel's weight for road"

@@ -79,6 +79,8 @@ def test_the_english_lessons_show_english_that_the_check_finds():
     found = {stem: sum(len(translate.shown_english(c.source)) for c in nbformat.read(
         translate.EN_DIR / f"{stem}.ipynb", as_version=4).cells if c.cell_type == "code") for stem in STEMS}
     assert sum(found.values()) >= 80 and found["03_fuse_matrix"] >= 10, found
+    drawn = nbformat.read(translate.EN_DIR / "07_training.ipynb", as_version=4).cells
+    assert '"V1 readout: IoU per class"' in translate.shown_english(next(c for c in drawn if c.id == "052b1a30").source)
 
 
 def test_shown_english_sees_prose_but_not_code_names():
@@ -98,6 +100,9 @@ def test_shown_english_sees_prose_but_not_code_names():
      ['"first tick"', '"next tick"', '"set title"']),
     ('name = "some drawn name"\nax.text(0, 0, name, ha="left center")', ['"some drawn name"']),
     ('ax.legend(loc="upper center", fontsize=9)\nkey = scene["some key here"]', []),  # options and keys are not drawn
+    ('words = ["first tick", "next tick"]\nax.set_xticks(range(2), words)', ['"first tick"', '"next tick"']),
+    ('cbar.set_label("the colour bar")\nax.legend(labels=["one label"])\nax.text(0, 1, s="said here")',
+     ['"the colour bar"', '"one label"', '"said here"']),
 ])
 def test_shown_english_sees_what_figures_draw(source, shown):
     assert translate.shown_english(source) == shown

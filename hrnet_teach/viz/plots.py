@@ -967,13 +967,16 @@ def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, 
         raise TypeError(f"weights must be the K x h x w tensor of inspect.pixel_region_relation, got "
                         f"{type(weights).__name__}{' ' + str(tuple(weights.shape)) if isinstance(weights, torch.Tensor) else ''}")
     k_count, h, w = weights.shape
+    row, col = (_whole_number(name, value) for name, value in (("row", row), ("col", col)))
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"pixel ({row}, {col}) is outside the {h}x{w} grid: row 0 to {h - 1}, column 0 to {w - 1}")
+    if isinstance(names, str):  # "abc" would name three regions a, b and c
+        raise TypeError(f"names must be a list of names, one per region, got the string {names!r}")
     names = [_("region {k}", k=k) for k in range(k_count)] if names is None else [str(n) for n in names]
     if len(names) != k_count:
         raise ValueError(f"names has {len(names)} entries for {k_count} regions: give one per region")
     pixel = weights[:, row, col].float()
-    top = int(pixel.argmax())
+    top = int(pixel.argmax())  # the first of equal weights, as widgets.PixelAttentionExplorer's text says
     image = _display_image(image)
     with themed(theme) as th:
         fig = new_figure(WIDTH, 3.2, th, layout="constrained")
@@ -991,7 +994,9 @@ def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, 
         colours = [th.muted] * k_count
         colours[top] = branch_color(th, 0)
         bars.bar(range(k_count), pixel.numpy(), color=colours)
-        bars.set_xticks(range(k_count), names, fontsize=8, rotation=30 if k_count > 4 else 0)
+        many = k_count > 6  # 19 Cityscapes classes: slanted names, each ending under its bar
+        bars.set_xticks(range(k_count), names, fontsize=8 if not many else 7, rotation=60 if many else 0,
+                        ha="right" if many else "center")
         bars.set_ylim(0, 1)
         bars.set_ylabel("w_ik")
         bars.set_title(_("its weights over the {k} regions (they sum to 1)", k=k_count), fontsize=9)
@@ -999,3 +1004,9 @@ def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, 
         region.set_title(_("every pixel's weight for {name}", name=names[top]), fontsize=9)
         fig.colorbar(image_map, ax=region, shrink=0.8)
     return fig
+
+
+def _whole_number(name: str, value) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be a whole number (a pixel index), got {value!r}")
+    return int(value)
