@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _lab import free_port, wait_for_server  # noqa: E402  (tests/_lab.py)
 
 from hrnet_teach import course
 
@@ -45,26 +44,6 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install 
 
 if not Path(CHROMIUM).exists():  # CI installs Debian's chromium; say clearly when it is missing
     pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the real-browser test needs it)", pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_server(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "api/status", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"JupyterLab did not answer at {url} within {timeout} s")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from hrnet_teach.runner import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lab import free_port, wait_for_server  # noqa: E402
 from test_notebooks import NOTEBOOKS, committed, stored_clean_problems  # noqa: E402
 
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -67,27 +67,16 @@ def test_command_line_adds_allow_root_only_for_root(monkeypatch, tmp_path, capsy
 
 def test_launcher_really_starts_jupyterlab(tmp_path):
     """The real command, as whoever runs the tests (root in containers and CI): it must not stop."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
     log = open(tmp_path / "lab.log", "w", encoding="utf-8")
     process = subprocess.Popen(
         [sys.executable, "-m", "hrnet_teach.course", str(tmp_path / "course"), "--no-browser", "--ip=127.0.0.1",
          f"--port={port}", "--ServerApp.token="], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline, answered = time.time() + 120, False
-        while time.time() < deadline and process.poll() is None and not answered:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=2) as response:
-                    listing = response.read().decode()
-                    answered = True
-            except OSError:
-                time.sleep(0.5)
-        text = (tmp_path / "lab.log").read_text()
-        assert answered, f"JupyterLab did not start (exit code {process.poll()}):\n{text[-2000:]}"
+        wait_for_server(f"http://127.0.0.1:{port}/", process, timeout=120, log=tmp_path / "lab.log")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=10) as response:
+            listing = response.read().decode()
         assert all(name in listing for name in LESSONS), "JupyterLab does not serve the working copy"
     finally:
         process.terminate()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _lab import free_port  # noqa: E402  (tests/_lab.py)
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -264,12 +265,6 @@ def test_batchnorm_stays_plain_on_gloo_and_syncs_on_nccl():
     assert isinstance(one_gpu[1], nn.SyncBatchNorm)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
@@ -280,7 +275,7 @@ def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
     from hrnet_teach.distributed import close_distributed, init_distributed
 
     variables = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                 "MASTER_PORT": str(_free_port())}
+                 "MASTER_PORT": str(free_port())}
     for name in [*variables, "TORCHELASTIC_RUN_ID"]:
         monkeypatch.delenv(name, raising=False)
     assert not init_distributed("cpu").enabled  # plain python: no torchrun variables
