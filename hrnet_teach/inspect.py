@@ -556,7 +556,7 @@ OCR_PARTS = tuple((label.message, paths) for label, paths in _OCR_PARTS)  # the 
 
 
 def part_label(part: str) -> str:
-    """A part of :func:`cost_breakdown` as the course's language names it: ``CostRow.part`` stays English, since
+    """A part (or group) of :func:`cost_breakdown` as the course's language names it: ``CostRow.part`` stays English, since
     code compares it (``r.part.endswith("fusion")``); tables and figures show this. Module names (layer1,
     transition2, stage3, aux_head) stay as they are."""
     stage, _space, rest = part.partition(" ")
@@ -566,7 +566,9 @@ def part_label(part: str) -> str:
         return _("{stage} fusion", stage=stage)
     if stage == "head" and rest.startswith("("):  # "head (last_layer)"
         return _("head ({modules})", modules=rest[1:-1])
-    labels = {label.message: label for label, _paths in _OCR_PARTS} | {"stem": N_("stem"), "other": N_("other")}
+    # and the groups of the rows (CostRow.group): stem, layer1, transitionN, stageN, head
+    labels = {label.message: label for label, _paths in _OCR_PARTS} | {"stem": N_("stem"), "head": N_("head"),
+                                                                         "other": N_("other")}
     return str(labels.get(part, part))
 
 

@@ -276,6 +276,9 @@ def test_cost_parts_are_named_in_chinese_and_keep_their_module_names(head):
     translated = [label for row, label in zip(rows, labels) if label != row.part]
     assert len(translated) == sum(r.branch is not None or r.part.endswith("fusion") or r.group in ("head", "stem") for r in rows)
     assert labels[0] == "起始层"  # the stem is no module name (conv1, bn1, ... are): the course's word for it
+    groups = list(dict.fromkeys(r.group for r in rows))  # lesson 05 sums the rows by group and names each
+    assert in_chinese(lambda: [ht.inspect.part_label(g) for g in groups]) == [
+        {"stem": "起始层", "head": "预测头"}.get(g, g) for g in groups]
 
 
 def test_a_chinese_cost_table_lines_up_in_screen_columns():
