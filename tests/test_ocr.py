@@ -376,6 +376,12 @@ def test_with_scale_2_the_relation_is_over_the_pooled_grid():
     weights = ht.inspect.pixel_region_relation(*_trained_ocr(scale=2))
     assert weights.shape == (4, 8, 6) and torch.allclose(weights.sum(0), torch.ones(8, 6), atol=1e-5)
     assert weights.std() > 0.05
+    # a side whose 1/4 map is odd (68 -> 17 -> pooled to 8): the image is drawn at its scale, 8 pixels a cell,
+    # so its last 4 rows, which no cell covers, fall outside the grid rather than stretching it
+    model, image = _trained_ocr(scale=2)
+    taller = torch.nn.functional.pad(image, (0, 0, 0, 4))
+    figure = ht.viz.plot_pixel_attention(ht.inspect.pixel_region_relation(model, taller), 0, 0, taller)
+    assert list(figure.axes[0].images[0].get_extent()) == [0, 6.0, 8.5, 0]
 
 
 def test_the_pixel_attention_explorer_shows_the_picked_pixel():

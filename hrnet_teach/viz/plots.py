@@ -981,8 +981,10 @@ def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, 
     with themed(theme) as th:
         fig = new_figure(WIDTH, 3.2, th, layout="constrained")
         where, bars, region = fig.subplots(1, 3, width_ratios=(1, 1.3, 1))
-        if image is not None:
-            where.imshow(np.asarray(image), extent=(0, w, h, 0))
+        if image is not None:  # at its true scale: a grid cell is 4 pixels of the input (4 * scale when pooled)
+            picture = np.asarray(image)
+            cell = 4 * max(1, round(picture.shape[0] / (4 * h)))
+            where.imshow(picture, extent=(0, picture.shape[1] / cell, picture.shape[0] / cell, 0))
         where.set_xlim(0, w)
         where.set_ylim(h, 0)
         for ax in (where, region):  # the pixel, as a ring the image shows through
