@@ -92,7 +92,7 @@ def _cells():
 
 def test_the_notebook_says_what_the_audit_asked():
     cells = _cells()
-    assert "### Exercise 2: the attention's shape on a 512×1024 training crop" in cells["49c31045"]
+    assert "### Exercise 2: the attention's shape on a 512×1024 training crop" in cells["ocrpick3"]  # after the pixel explorer
     assert "32,768 × 19" not in cells["957eb351"]  # the exercise's answer is not written under it
     assert "reverses the paper's order" in cells["957eb351"]
     assert "The paper's formula has no such factor" in cells["ceedb795"]
