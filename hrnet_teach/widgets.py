@@ -340,7 +340,7 @@ class PixelAttentionExplorer(widgets.VBox):
         self.image = image
         self.names = None if names is None else list(names)
         self.weights = hi.pixel_region_relation(model, image)  # K x h x w
-        k, h, w = self.weights.shape
+        _regions, h, w = self.weights.shape
         self.row = _index_box(_("row"), h // 2, 0, h - 1)
         self.col = _index_box(_("column"), w // 2, 0, w - 1)
         self.info = widgets.Output()
@@ -368,7 +368,7 @@ class PixelAttentionExplorer(widgets.VBox):
 
 def pixel_attention_explorer(model: nn.Module, image, names=None) -> PixelAttentionExplorer:
     """An explorer of HRNet-OCR's pixel-region relation: pick a pixel of the 1/4 grid, see how its weights
-    spread over the K regions and which pixels share the region it attends to most.
+    spread over the K regions, and every pixel's weight for the region it attends to most.
 
     ``model``: an HRNet-OCR model (``create_model(..., head="ocr")``); ``image``: a PIL image or a normalised
     tensor; ``names``: a name per region (e.g. the class names).
