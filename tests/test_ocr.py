@@ -405,7 +405,7 @@ def test_the_pixel_attention_explorer_shows_the_picked_pixel():
         ht.viz.plot_pixel_attention(weights, 0, 0, names=["a", "b", "c"])
     with pytest.raises(TypeError, match="K x h x w tensor of inspect.pixel_region_relation"):
         ht.viz.plot_pixel_attention(weights[0], 0, 0)
-    with pytest.raises(TypeError, match="row must be a whole number"):
+    with pytest.raises(ValueError, match=r"row must be a non-negative integer, got 2.5 \(float\)"):
         ht.viz.plot_pixel_attention(weights, 2.5, 0)
     with pytest.raises(TypeError, match="names must be a list of names"):
         ht.viz.plot_pixel_attention(weights, 0, 0, names="abc")

@@ -967,7 +967,7 @@ def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, 
         raise TypeError(f"weights must be the K x h x w tensor of inspect.pixel_region_relation, got "
                         f"{type(weights).__name__}{' ' + str(tuple(weights.shape)) if isinstance(weights, torch.Tensor) else ''}")
     k_count, h, w = weights.shape
-    row, col = (_whole_number(name, value) for name, value in (("row", row), ("col", col)))
+    row, col = positive_int("row", row, minimum=0), positive_int("col", col, minimum=0)
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"pixel ({row}, {col}) is outside the {h}x{w} grid: row 0 to {h - 1}, column 0 to {w - 1}")
     if isinstance(names, str):  # "abc" would name three regions a, b and c
@@ -1007,8 +1007,3 @@ def plot_pixel_attention(weights: torch.Tensor, row: int, col: int, image=None, 
         fig.colorbar(image_map, ax=region, shrink=0.8)
     return fig
 
-
-def _whole_number(name: str, value) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be a whole number (a pixel index), got {value!r}")
-    return int(value)
