@@ -291,24 +291,30 @@ missing_head_keys = ValueExercise(
 logsoftmax_loss = ChoiceExercise(
     name="logsoftmax_loss", lesson="06",
     question=N_("The last_layer of the learner's modified seg_hrnet.py ends with nn.LogSoftmax(dim=1); ours, like the "
-                "official code, returns logits. Which line computes the usual cross-entropy loss correctly and "
-                "without doing anything twice?"),
-    choices={"a": "nn.CrossEntropyLoss()(modified_output, target)", "b": "nn.NLLLoss()(modified_output, target)",
-             "c": "nn.NLLLoss()(our_logits, target)", "d": "nn.CrossEntropyLoss()(modified_output.exp(), target)"},
-    answer="b",
-    why={"a": N_("Close: the number comes out the same (log_softmax of log-probabilities changes nothing), but "
-                 "log_softmax runs twice; the loss meant for log-probabilities is NLLLoss."),
+                "official code, returns logits. Both answer at 1/4, and up(...) resizes them (bilinear) to the label's "
+                "size, as the official criterion does. Which line gives the official cross-entropy loss for the "
+                "modified file's model?"),
+    choices={"a": "nn.CrossEntropyLoss()(up(modified_output), target)", "b": "nn.NLLLoss()(up(modified_output), target)",
+             "c": "nn.NLLLoss()(up(our_logits), target)", "d": "nn.CrossEntropyLoss()(up(modified_output).exp(), target)"},
+    answer="a",
+    why={"b": N_("The textbook pairing, but it holds only at the label's size. The resize mixes neighbouring pixels' "
+                 "log-probabilities; wherever neighbours disagree their exponentials then sum to less than 1, and "
+                 "NLLLoss counts that shortfall as loss (the cell above measures how much)."),
          "c": N_("Our model (like the official one) returns raw logits; NLLLoss just takes -logit[target], which "
                  "is not a loss (it falls without bound as the logit grows)."),
          "d": N_("exp() turns log-probabilities into probabilities in [0, 1]; CrossEntropyLoss treats them as logits "
                  "and softmaxes again: a squashed loss with tiny gradients.")},
-    success=N_("b: the modified file's last_layer ends in LogSoftmax, so it outputs log-probabilities, and NLLLoss "
-               "takes -log p[target]: that is the cross-entropy. The official code outputs logits and uses "
-               "CrossEntropyLoss, which applies log_softmax itself."),
-    hints=[N_("CrossEntropyLoss(z, t) = NLLLoss(log_softmax(z), t): it expects logits."),
-           N_("What does the modified file's model output: logits, probabilities or log-probabilities?")],
-    solution_text=N_("`answer = 'b'`: LogSoftmax outputs log-probabilities; NLLLoss is the loss that takes them."),
-    wrong_answers=[("e", "one letter"), (2, "one letter")],
+    success=N_("a: CrossEntropyLoss takes a fresh log_softmax of the resized log-probabilities, and that equals the "
+               "official loss exactly: logits and log-probabilities differ at each pixel by one number shared by all "
+               "classes, and the resize keeps it shared. The second log_softmax is what makes it right; NLLLoss would "
+               "do only where no resize comes between the model and the loss."),
+    hints=[N_("CrossEntropyLoss(z, t) = NLLLoss(log_softmax(z), t): whatever its input is, it takes its log_softmax "
+              "first."),
+           N_("Are the resized log-probabilities still log-probabilities? Sum their exp() over the classes at a "
+              "pixel on a boundary (the cell above does).")],
+    solution_text=N_("`answer = 'a'`: after the resize only a fresh log_softmax gives log-probabilities again; "
+                     "CrossEntropyLoss applies it, and the result equals the official loss."),
+    wrong_answers=[("e", "one letter"), (2, "one letter"), ("b", "only at the label's size")],
 )
 
 EXERCISES = [v2_head, last_layer_channels, pose_fuse_rows, missing_head_keys, logsoftmax_loss]

@@ -191,9 +191,9 @@ segmentation_loss = FunctionExercise(
         like=partial(_bce_one_hot, ignored=ignored)) for name, ignored in [
             ("bce_one_hot", "clamp"), ("bce_one_hot_zero", "zero"), ("bce_one_hot_labelled", "drop")]] + [
         Mistake("nll_on_logits", N_(
-            "NLLLoss takes log-probabilities (lesson 06's pairing for a model that ends in LogSoftmax); the model "
-            "returns logits, so use F.cross_entropy, which applies log_softmax itself. NLLLoss on logits is just "
-            "-logit[target], averaged."),
+            "NLLLoss takes log-probabilities; the model returns logits, so use F.cross_entropy, which applies "
+            "log_softmax itself (after the resize it is the right loss even for a model that ends in LogSoftmax, "
+            "lesson 06). NLLLoss on logits is just -logit[target], averaged."),
             like=lambda lo, m: F.nll_loss(F.interpolate(lo, size=m.shape[-2:], mode="bilinear", align_corners=False),
                                           m, ignore_index=IGNORE_INDEX)),
         # the slip raises; an answer that raises the same error (type and text) on the same case is told this
