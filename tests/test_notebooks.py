@@ -210,6 +210,12 @@ def test_executes_in_a_fresh_kernel(path, times, monkeypatch, record_property):
     # The kernel inherits this environment: no network, the inline matplotlib backend.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    # Under `-n 2` two kernels run at once; each taking every core (torch's default) oversubscribes
+    # them, and OpenMP's waiting threads then slow small training steps many times over (lesson 07's
+    # pose training ran past the cell limit that way). Share the cores, as conftest does for workers.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        monkeypatch.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     nb = _read(path)
     client = make_client(nb, path.parent, timeout=CELL_TIMEOUT)  # see hrnet_teach/runner.py for why
     start = time.perf_counter()
