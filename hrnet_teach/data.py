@@ -1,4 +1,4 @@
-"""Data for training: generated scenes of shapes (offline) and Oxford-IIIT Pets (download on request).
+"""Data for training: generated scenes of shapes and of an arm (offline), Oxford-IIIT Pets (download on request).
 
 ``ShapesDataset`` draws each scene from its own random generator, seeded by
 ``(seed, split, index)``: item 417 is the same scene whoever asks for it, in
@@ -25,6 +25,9 @@ object's colour with what lies below, so it has no single right class. Those
 pixels, a band about one pixel wide around every object, get ``IGNORE_INDEX``
 (255), as in PASCAL VOC's void border and the Pets trimap's "border" class:
 the loss skips them and the metrics do not count them.
+
+``LimbScenes`` draws the same backgrounds and lines with one arm on top, its
+shoulder, elbow and wrist the keypoints of a small pose task (``keypoints.py``).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from torch.utils.data import Dataset
 from ._validate import positive_int
 from .assets import imagenet_normalize
 from .i18n import N_
+from .keypoints import gaussian_heatmaps
 
 IGNORE_INDEX = 255
 CLASS_NAMES = ("background", "small shape", "large shape", "thin line")
@@ -233,6 +237,17 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     return np.clip(image, 0.0, 1.0), canvas.mask
 
 
+def _scene_index(index: object, length: int) -> int:
+    """``index`` as a position in ``range(length)`` (negative ones count from the end), or a clear error."""
+    try:
+        index = operator.index(index)  # ints, numpy and 0-d torch integers
+    except TypeError:
+        raise TypeError(f"index must be a whole number, got {index!r} ({type(index).__name__})") from None
+    if not -length <= index < length:
+        raise IndexError(f"index {index} is out of range for a dataset of {length} scenes")
+    return index % length
+
+
 class ShapesDataset(Dataset):
     """Generated scenes of discs, squares and thin lines, labelled per pixel.
 
@@ -263,14 +278,7 @@ class ShapesDataset(Dataset):
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The scene at ``index`` before normalisation: (H x W x 3 floats in [0, 1], H x W uint8 mask)."""
-        try:
-            index = operator.index(index)  # ints, numpy and 0-d torch integers
-        except TypeError:
-            raise TypeError(f"index must be a whole number, got {index!r} ({type(index).__name__})") from None
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} is out of range for a dataset of {self.length} scenes")
-        index %= self.length
-        return render_scene(self._rng(index), *self.image_size)
+        return render_scene(self._rng(_scene_index(index, self.length)), *self.image_size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rgb, mask = self.render(index)
@@ -279,6 +287,96 @@ class ShapesDataset(Dataset):
     def __repr__(self) -> str:
         h, w = self.image_size
         return f"ShapesDataset(length={self.length}, image_size=({h}, {w}), seed={self.seed}, split={self.split!r})"
+
+
+# ---------------------------------------------------------------- an arm, for the pose head
+JOINT_NAMES = ("shoulder", "elbow", "wrist")
+_JOINT_LABELS = {"shoulder": N_("shoulder"), "elbow": N_("elbow"), "wrist": N_("wrist")}
+ARM_WIDTH = 0.1  # of the image side: thicker than the thin lines (0.055-0.07), which cross the scene as distractors
+SHOULDER_RADIUS = 0.09  # a disc wider than the arm marks the shoulder, so the two ends can be told apart
+BONE_LENGTH = (0.22, 0.32)
+JOINT_MARGIN = 2.5  # pixels: every joint stays this far inside the image, so each one has a whole target peak
+
+
+def joint_label(name: str) -> str:
+    """A joint of ``JOINT_NAMES`` as the course's language writes it."""
+    return str(_JOINT_LABELS.get(name, name))
+
+
+def _arm_joints(canvas: _Canvas) -> np.ndarray:
+    """Shoulder, elbow and wrist, J x 2 as (y, x), all at least JOINT_MARGIN inside the image."""
+    rng, side = canvas.rng, canvas.side
+    while True:  # most draws fit; a miss costs microseconds
+        shoulder = np.array(canvas.centre(0.15 * side))
+        turn = rng.uniform(0.5, 2.4) * rng.choice([-1, 1])  # the elbow bends, never straight nor folded back
+        first = rng.uniform(0, 2 * np.pi)
+        bones = rng.uniform(*BONE_LENGTH, size=2) * side
+        elbow = shoulder + bones[0] * np.array([np.sin(first), np.cos(first)])
+        wrist = elbow + bones[1] * np.array([np.sin(first + turn), np.cos(first + turn)])
+        joints = np.stack([shoulder, elbow, wrist])
+        limit = np.array([canvas.height, canvas.width]) - JOINT_MARGIN
+        if (joints >= JOINT_MARGIN).all() and (joints < limit).all():
+            return joints
+
+
+def _draw_arm(canvas: _Canvas) -> np.ndarray:
+    """One arm in one colour over the scene; its joints as J x 2 (x, y) pixel positions."""
+    shoulder, elbow, wrist = joints = _arm_joints(canvas)
+    width, y, x = ARM_WIDTH * canvas.side, canvas.y, canvas.x
+    distance = np.minimum.reduce([_segment(y, x, shoulder, elbow, width), _segment(y, x, elbow, wrist, width),
+                                  _disc(y, x, *shoulder, SHOULDER_RADIUS * canvas.side)])
+    canvas.draw((slice(None), slice(None)), distance, 0)
+    # (x, y), the official order, with pixel (i, j)'s centre at (j, i) as in COCO's annotations (the canvas puts
+    # pixel centres at +0.5)
+    return joints[:, ::-1] - 0.5
+
+
+class LimbScenes(Dataset):
+    """Generated scenes with one three-joint arm (``JOINT_NAMES``), for the pose head.
+
+    Items: ``(image, heatmaps, weights, joints)``: the normalised 3 x H x W image, the
+    J x H/4 x W/4 targets of ``keypoints.gaussian_heatmaps``, their J x 1 weights and the
+    J x 2 joints (x, y) in pixels. One to three thin lines cross each scene as distractors; the
+    arm is thicker, in one colour, with a disc on the shoulder. ``sigma`` is the targets' spread
+    in heatmap cells (1 at 64 x 64, whose maps are 16 x 16; the official configs use 2 on 64 x 48
+    maps). Deterministic in ``(seed, split, index)``, like ``ShapesDataset``.
+    """
+
+    joint_names = JOINT_NAMES
+
+    def __init__(self, length: int, image_size: Size = (64, 64), seed: int = 0, split: str = "train",
+                 sigma: float = 1.0) -> None:
+        self.length = positive_int("length", length)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+        self.seed, self.split, self.sigma = positive_int("seed", seed, minimum=0), split, sigma
+        self.image_size = _image_size(image_size)
+        if any(side % 4 or side < 32 for side in self.image_size):
+            raise ValueError(f"image_size must be multiples of 4 and at least 32 (the heatmaps are at 1/4), got "
+                             f"{self.image_size[0]}x{self.image_size[1]}")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The scene at ``index`` before normalisation: (H x W x 3 floats in [0, 1], J x 2 joints (x, y))."""
+        index = _scene_index(index, self.length)
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index, len(JOINT_NAMES)])
+        canvas = _Canvas(rng, *self.image_size)
+        _draw_lines(canvas)
+        joints = _draw_arm(canvas)
+        image = canvas.image + rng.normal(0.0, 0.03, size=canvas.image.shape).astype(np.float32)  # sensor noise
+        return np.clip(image, 0.0, 1.0), joints
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        rgb, joints = self.render(index)
+        h, w = self.image_size
+        heatmaps, weights = gaussian_heatmaps(joints, np.ones(len(joints)), (h, w), (h // 4, w // 4), self.sigma)
+        return normalize(rgb), heatmaps, weights, torch.from_numpy(joints.astype(np.float32))
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        return f"LimbScenes(length={self.length}, image_size=({h}, {w}), seed={self.seed}, split={self.split!r})"
 
 
 # ---------------------------------------------------------------- a real dataset (Colab)

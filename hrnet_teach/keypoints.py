@@ -1,0 +1,168 @@
+"""The pose task around HRNetV1: keypoints in, heatmaps out, and back.
+
+``pose_hrnet.py`` predicts one heatmap per joint at 1/4 of the input. Training
+and testing around it live in the official repository's ``lib/``
+(leoxiaobin/deep-high-resolution-net.pytorch), and each function below is one
+of them, computing the same numbers:
+
+- ``gaussian_heatmaps``: ``JointsDataset.generate_target`` (the training target:
+  an unnormalised Gaussian, peak 1, at the joint's heatmap cell);
+- ``JointsMSELoss``: ``core/loss.py`` (half the mean squared error, joints
+  weighted by visibility);
+- ``max_preds`` and ``decode``: ``core/inference.py``'s ``get_max_preds`` and
+  ``get_final_preds`` (the argmax, then a quarter-cell step towards the higher
+  neighbour), for an image that is the whole crop;
+- ``pck``: ``core/evaluate.py``'s ``accuracy`` (the PCK printed during
+  training).
+
+``data.LimbScenes`` makes a task to try them on without a download.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validate import image_size_hw
+
+SIGMA = 2.0  # the official COCO and MPII configs (DATASET... MODEL.SIGMA: 2), in heatmap cells
+PCK_THRESHOLD = 0.5  # official accuracy(): a joint counts when it is within 0.5 x (heatmap side / 10)
+
+
+def _as_joints(joints, what: str) -> np.ndarray:
+    array = np.asarray(joints.detach().cpu() if isinstance(joints, torch.Tensor) else joints, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] < 2:
+        raise ValueError(f"{what} is one row per joint, (x, y) in pixels (J x 2), got shape {array.shape}")
+    return array
+
+
+def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: Sequence[int],
+                      sigma: float = SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training target of J joints: J x h x w heatmaps and their J x 1 weights (official ``generate_target``).
+
+    ``joints``: J x 2, (x, y) in image pixels; ``visible``: J flags. ``image_size`` and
+    ``heatmap_size`` as (height, width). Each visible joint gets a Gaussian of peak 1 (not
+    normalised) cut to 3 sigma, centred on the cell ``int(x / stride + 0.5)``: rounded to a whole
+    cell, so the target cannot say where inside the cell the joint is. A joint whose window lies
+    wholly off the map gets weight 0; an invisible one weight 0 and an empty heatmap.
+    """
+    joints = _as_joints(joints, "joints")
+    visible = np.asarray(visible, dtype=np.float32).reshape(-1)
+    if visible.shape[0] != joints.shape[0]:
+        raise ValueError(f"visible has {visible.shape[0]} flags for {joints.shape[0]} joints: give one per joint")
+    (ih, iw), (hh, hw) = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
+    if not sigma > 0:
+        raise ValueError(f"sigma is the Gaussian's spread in heatmap cells and must be positive, got {sigma!r}")
+    target = np.zeros((len(joints), hh, hw), dtype=np.float32)
+    weight = visible[:, None].copy()
+    reach = sigma * 3  # the official tmp_size: the window reaches 3 sigma each way
+    size = 2 * reach + 1
+    g = np.arange(0, size, 1, np.float32)
+    g = np.exp(-((g[None, :] - size // 2) ** 2 + (g[:, None] - size // 2) ** 2) / (2 * sigma ** 2))
+    for j, (x, y) in enumerate(joints[:, :2]):
+        mu_x, mu_y = int(x / (iw / hw) + 0.5), int(y / (ih / hh) + 0.5)  # int() truncates, as the official code
+        left, top = int(mu_x - reach), int(mu_y - reach)
+        right, bottom = int(mu_x + reach + 1), int(mu_y + reach + 1)
+        if left >= hw or top >= hh or right < 0 or bottom < 0:
+            weight[j] = 0  # no part of the Gaussian lands on the map
+            continue
+        if weight[j] > 0.5:
+            target[j, max(0, top):min(bottom, hh), max(0, left):min(right, hw)] = \
+                g[max(0, -top):min(bottom, hh) - top, max(0, -left):min(right, hw) - left]
+    return torch.from_numpy(target), torch.from_numpy(weight)
+
+
+class JointsMSELoss(nn.Module):
+    """Half the mean squared error between predicted and target heatmaps (official ``core/loss.py``).
+
+    The official loop adds ``0.5 * MSE`` joint by joint and divides by the number of joints; one mean
+    over batch, joints and pixels is the same number. With ``use_target_weight`` (the official
+    configs' setting) both heatmaps of a joint are multiplied by its weight first, so a joint of
+    weight 0 adds nothing.
+    """
+
+    def __init__(self, use_target_weight: bool = True) -> None:
+        super().__init__()
+        self.use_target_weight = use_target_weight
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
+        if output.shape != target.shape or output.dim() != 4:
+            raise ValueError(f"output and target are both B x J x h x w heatmaps; got {tuple(output.shape)} and "
+                             f"{tuple(target.shape)}")
+        if self.use_target_weight:
+            weight = target_weight.reshape(output.shape[0], output.shape[1], 1, 1)
+            output, target = output * weight, target * weight
+        return 0.5 * (output - target).pow(2).mean()
+
+
+def max_preds(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each heatmap's highest cell (official ``get_max_preds``): (B x J x 2 coordinates (x, y), B x J x 1 peaks).
+
+    The first maximum wins ties (as numpy's argmax); a heatmap whose peak is not above 0 gives (0, 0).
+    """
+    if not isinstance(heatmaps, torch.Tensor) or heatmaps.dim() != 4:
+        raise ValueError("max_preds takes B x J x h x w heatmaps (a 4-d tensor); for one image use heatmaps[None]")
+    b, j, _, w = heatmaps.shape
+    peak, index = heatmaps.reshape(b, j, -1).max(dim=2)
+    coords = torch.stack([index % w, torch.div(index, w, rounding_mode="floor")], dim=2).to(torch.float32)
+    return coords * (peak > 0)[..., None], peak[..., None]
+
+
+def decode(heatmaps: torch.Tensor, image_size: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keypoints from heatmaps (official ``get_final_preds`` with ``POST_PROCESS: true``): B x J x 2, and the peaks.
+
+    The argmax cell, moved a quarter cell towards the higher of its two neighbours in x and in y:
+    the half-way guess between the cell and the next, since the true peak is seldom on a cell's
+    corner. As in the official code, cells in the outer two rings are left as they are
+    (``1 < px < w - 1``). With ``image_size`` (height, width), the result is in image pixels: the
+    official affine back-transform for a crop that is the whole image multiplies by the stride (it
+    takes the width's stride for both axes; every official config has the same stride on both).
+    """
+    coords, peaks = max_preds(heatmaps)
+    b, j, h, w = heatmaps.shape
+    px, py = (coords + 0.5).floor().long().unbind(-1)
+    inner = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+    flat = heatmaps.reshape(b, j, -1)
+
+    def at(dx, dy):
+        index = ((py + dy).clamp(0, h - 1) * w + (px + dx).clamp(0, w - 1))[..., None]
+        return flat.gather(2, index)[..., 0]
+
+    step = torch.stack([torch.sign(at(1, 0) - at(-1, 0)), torch.sign(at(0, 1) - at(0, -1))], dim=2)
+    coords = coords + 0.25 * step * inner[..., None]
+    if image_size is not None:
+        ih, iw = image_size_hw(image_size)
+        coords = coords * torch.tensor([iw / w, ih / h])
+    return coords, peaks
+
+
+def pck(output: torch.Tensor, target: torch.Tensor,
+        threshold: float = PCK_THRESHOLD) -> tuple[torch.Tensor, float, int]:
+    """The PCK the official training prints (``core/evaluate.py``'s ``accuracy``, Gaussian heatmaps).
+
+    Returns (per joint, the share of its predictions within ``threshold`` of the target; the mean
+    over the joints that count; how many count). Both positions are argmaxes (of the prediction
+    and of the target heatmap), in cells, divided by a tenth of the map's side. A joint whose
+    target lies at x <= 1 or y <= 1 is not counted: an empty target heatmap (weight 0) decodes to
+    (0, 0), and that test is how the official code leaves it out (a real joint in the outer two
+    cells is left out with it). A joint counted nowhere gets -1. The official ``accuracy`` takes a
+    ``thr`` too but never hands it on to ``dist_acc``, so the number it prints is always at 0.5.
+    """
+    if output.shape != target.shape:
+        raise ValueError(f"output and target must have the same B x J x h x w shape; got {tuple(output.shape)} and "
+                         f"{tuple(target.shape)}")
+    pred, _ = max_preds(output)
+    true, _ = max_preds(target)
+    h, w = output.shape[-2:]
+    # (h, w) against (x, y), as the official code (its maps are near square); float64 and each point
+    # divided before subtracting, as there, so that a distance right at the threshold falls the same way
+    norm = torch.tensor([h, w], dtype=torch.float64) / 10
+    dist = (pred.double() / norm - true.double() / norm).norm(dim=2)  # B x J
+    counted = (true[..., 0] > 1) & (true[..., 1] > 1)
+    hits = ((dist < threshold) & counted).sum(0).float()
+    n = counted.sum(0)
+    per_joint = torch.where(n > 0, hits / n.clamp(min=1), torch.tensor(-1.0))
+    valid = per_joint[n > 0]
+    return per_joint, float(valid.mean()) if len(valid) else 0.0, int(len(valid))
