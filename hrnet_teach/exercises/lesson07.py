@@ -1,5 +1,6 @@
 """Lesson 07, training: the poly learning rate, the loss that ignores pixels,
-mIoU from a confusion matrix, and which BatchNorm a run should use."""
+mIoU from a confusion matrix, which BatchNorm a run should use, and where a
+joint's target heatmap peaks."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,9 @@ from torch import nn
 
 from ..data import IGNORE_INDEX
 from ..i18n import N_, _
-from ._kinds import FunctionExercise, Mistake
+from ..keypoints import gaussian_heatmaps
+from ._answers import as_ints
+from ._kinds import FunctionExercise, Mistake, ValueExercise
 
 
 def _poly_lr(base_lr, step, max_steps):
@@ -382,4 +385,40 @@ norm_for = FunctionExercise(
                    (lambda d, n: partial(_norm_for(d, n), momentum=0.01), "not a class")],
 )
 
-EXERCISES = [poly_lr, segmentation_loss, miou_from_confusion, norm_for]
+JOINT, IMAGE, HEATMAP = (30.0, 13.9), 64, 16  # (x, y) in pixels; square sides
+
+
+def _peak_cell() -> tuple[int, int]:
+    """Where the package's target (official generate_target) puts the joint's peak, as (x, y)."""
+    target, _ = gaussian_heatmaps([JOINT], [1], (IMAGE, IMAGE), (HEATMAP, HEATMAP))
+    row, col = divmod(int(target[0].argmax()), HEATMAP)
+    return col, row
+
+
+heatmap_peak = ValueExercise(
+    name="heatmap_peak", lesson="07",
+    question=N_("A joint lies at (x, y) = ({x}, {y}) pixels of a {image} x {image} image, and the pose model's "
+                "heatmaps are {side} x {side}. At which cell (x, y) of its target heatmap is the peak (the value 1)?",
+                x=JOINT[0], y=JOINT[1], image=IMAGE, side=HEATMAP),
+    read=lambda a: as_ints(a, 2, N_("the cell (x, y)"), "(5, 9)"), reference=_peak_cell,
+    success=N_("(8, 3): the stride is 64 / 16 = 4, and the official generate_target takes int(x / 4 + 0.5), "
+               "int(8.0) = 8 and int(3.975) = 3. The peak sits on a whole cell, so the target cannot say that this "
+               "joint lies near the bottom edge of row 3; decoding's quarter-cell step wins back a little of that."),
+    mistakes={(7, 3): N_("That is int(x / 4) without the + 0.5: 30 / 4 = 7.5 is cut to 7, but generate_target adds "
+                         "0.5 first, int(x / stride + 0.5), which rounds to the nearest cell: 8."),
+              (8, 4): N_("13.9 / 4 = 3.475 is nearer 3 than 4: int(3.475 + 0.5) = int(3.975) = 3. The official code "
+                         "does not round up."),
+              (3, 8): N_("The answer is (x, y), the column first, as the official joints are written; you gave "
+                         "(row, column)."),
+              (30, 14): N_("Those are image pixels; the heatmap is 4 times smaller (stride 64 / 16 = 4): divide "
+                           "first."),
+              (120, 56): N_("The heatmap is smaller than the image, not larger: divide by the stride 4.")},
+    otherwise=N_("Divide each coordinate by the stride (64 / 16 = 4), add 0.5 and keep the whole part: "
+                 "int(x / 4 + 0.5), then the same for y."),
+    hints=[N_("The stride is the image size over the heatmap size: 64 / 16 = 4."),
+           N_("generate_target computes mu_x = int(x / stride + 0.5), and mu_y the same way.")],
+    solution_text=N_("`answer = (8, 3)`: int(30.0 / 4 + 0.5) = 8 and int(13.9 / 4 + 0.5) = int(3.975) = 3."),
+    wrong_answers=[((7.5, 3.475), "whole numbers"), (8, "two whole numbers"), ((3, 8), "the column first")],
+)
+
+EXERCISES = [poly_lr, segmentation_loss, miou_from_confusion, norm_for, heatmap_peak]
