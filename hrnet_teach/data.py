@@ -295,7 +295,9 @@ _JOINT_LABELS = {"shoulder": N_("shoulder"), "elbow": N_("elbow"), "wrist": N_("
 ARM_WIDTH = 0.1  # of the image side: thicker than the thin lines (0.055-0.07), which cross the scene as distractors
 SHOULDER_RADIUS = 0.09  # a disc wider than the arm marks the shoulder, so the two ends can be told apart
 BONE_LENGTH = (0.22, 0.32)
-JOINT_MARGIN = 2.5  # pixels: every joint stays this far inside the image, so each one has a whole target peak
+# pixels: every joint's target cell is then 2 to w - 2 (stride 4), so the official PCK counts it (it skips x <= 1)
+# and the decode refines it (1 < px < w - 1)
+JOINT_MARGIN = 6.5
 
 
 def joint_label(name: str) -> str:
@@ -338,8 +340,8 @@ class LimbScenes(Dataset):
     J x H/4 x W/4 targets of ``keypoints.gaussian_heatmaps``, their J x 1 weights and the
     J x 2 joints (x, y) in pixels. One to three thin lines cross each scene as distractors; the
     arm is thicker, in one colour, with a disc on the shoulder. ``sigma`` is the targets' spread
-    in heatmap cells (1 at 64 x 64, whose maps are 16 x 16; the official configs use 2 on 64 x 48
-    maps). Deterministic in ``(seed, split, index)``, like ``ShapesDataset``.
+    in heatmap cells (1 at 64 x 64, whose maps are 16 x 16; the official 256 x 192 COCO configs
+    use 2 on 64 x 48 maps, 384 x 288 uses 3 on 96 x 72). Deterministic in ``(seed, split, index)``, like ``ShapesDataset``.
     """
 
     joint_names = JOINT_NAMES

@@ -27,7 +27,7 @@ from torch import nn
 
 from ._validate import image_size_hw
 
-SIGMA = 2.0  # the official COCO and MPII configs (DATASET... MODEL.SIGMA: 2), in heatmap cells
+SIGMA = 2.0  # in heatmap cells: the official 256x192 COCO and the MPII configs (MODEL.SIGMA; 384x288 takes 3)
 PCK_THRESHOLD = 0.5  # official accuracy(): a joint counts when it is within 0.5 x (heatmap side / 10)
 
 
@@ -42,11 +42,14 @@ def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: 
                       sigma: float = SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
     """The training target of J joints: J x h x w heatmaps and their J x 1 weights (official ``generate_target``).
 
-    ``joints``: J x 2, (x, y) in image pixels; ``visible``: J flags. ``image_size`` and
-    ``heatmap_size`` as (height, width). Each visible joint gets a Gaussian of peak 1 (not
-    normalised) cut to 3 sigma, centred on the cell ``int(x / stride + 0.5)``: rounded to a whole
-    cell, so the target cannot say where inside the cell the joint is. A joint whose window lies
-    wholly off the map gets weight 0; an invisible one weight 0 and an empty heatmap.
+    ``joints``: J x 2, (x, y) in image pixels; ``visible``: J flags (the official
+    ``joints_vis``: 0 for a joint not annotated; COCO's occluded but annotated joints count as 1).
+    ``image_size`` and ``heatmap_size`` as (height, width). Each flagged joint gets a Gaussian of
+    peak 1 (not normalised) cut to 3 sigma, centred on the cell ``int(x / stride + 0.5)``: rounded
+    to a whole cell, so the target cannot say where inside the cell the joint is. A joint flagged 0
+    gets weight 0 and an empty heatmap, and so does one whose window lies wholly off the map, as the
+    official test has it: that test is one cell short on the left and top (``right < 0`` with
+    ``right`` exclusive), so a window ending exactly at the edge keeps weight 1 with an empty map.
     """
     joints = _as_joints(joints, "joints")
     visible = np.asarray(visible, dtype=np.float32).reshape(-1)
@@ -115,8 +118,9 @@ def decode(heatmaps: torch.Tensor, image_size: Sequence[int] | None = None) -> t
 
     The argmax cell, moved a quarter cell towards the higher of its two neighbours in x and in y:
     the half-way guess between the cell and the next, since the true peak is seldom on a cell's
-    corner. As in the official code, cells in the outer two rings are left as they are
-    (``1 < px < w - 1``). With ``image_size`` (height, width), the result is in image pixels: the
+    corner. As in the official code, a peak in the first two columns or rows or in the last one is
+    left as it is (``1 < px < w - 1``: one cell stricter on the left and top than the neighbours
+    need). With ``image_size`` (height, width), the result is in image pixels: the
     official affine back-transform for a crop that is the whole image multiplies by the stride (it
     takes the width's stride for both axes; every official config has the same stride on both).
     """
@@ -156,8 +160,9 @@ def pck(output: torch.Tensor, target: torch.Tensor,
     pred, _ = max_preds(output)
     true, _ = max_preds(target)
     h, w = output.shape[-2:]
-    # (h, w) against (x, y), as the official code (its maps are near square); float64 and each point
-    # divided before subtracting, as there, so that a distance right at the threshold falls the same way
+    # (h, w) against (x, y), as the official code: on its 64 x 48 maps x is divided by 6.4 and y by 4.8.
+    # float64 and each point divided before subtracting, as there, so that a distance right at the
+    # threshold falls the same way
     norm = torch.tensor([h, w], dtype=torch.float64) / 10
     dist = (pred.double() / norm - true.double() / norm).norm(dim=2)  # B x J
     counted = (true[..., 0] > 1) & (true[..., 1] > 1)

@@ -21,12 +21,14 @@ def _peak(target):
 
 # ---------------------------------------------------------------- gaussian_heatmaps
 @pytest.mark.parametrize("x, y, cell", [(30.0, 13.9, (8, 3)), (29.9, 14.0, (7, 4)), (1.9, 2.0, (0, 1)),
-                                        (-1.9, 0.0, (0, 0))])
+                                        (-1.9, 0.0, (0, 0)), (-3.0, 20.0, (0, 5))])
 def test_the_peak_is_at_int_of_joint_over_stride_plus_half(x, y, cell):
     target, weight = gaussian_heatmaps([[x, y]], [1], (64, 64), (16, 16), sigma=1.0)
     assert target.shape == (1, 16, 16) and weight.tolist() == [[1.0]]
-    assert _peak(target[0]) == cell  # -1.9 / 4 + 0.5 = 0.025 -> 0; int() truncates towards zero
-    assert target[0].max() == 1.0  # not normalised: peak 1
+    assert _peak(target[0]) == cell
+    # not normalised: peak 1. For x = -3.0, -3 / 4 + 0.5 = -0.25: int() truncates towards zero, to cell 0 and
+    # its full peak there; floor() would put the centre at -1, off the map, and leave only its edge on it
+    assert target[0].max() == 1.0
 
 
 @pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0])
@@ -57,6 +59,14 @@ def test_a_joint_whose_window_is_off_the_map_gets_weight_zero_and_one_partly_off
     assert target[0].abs().sum() == 0 and target[2].abs().sum() == 0
     assert _peak(target[1]) == (0, 8) and target[1, 8, 0] == 1.0
     assert target[1, 8, 3] == pytest.approx(math.exp(-4.5)) and target[1, 8, 4] == 0
+
+
+def test_a_window_ending_exactly_at_the_left_edge_keeps_weight_one_as_the_official_off_by_one_has_it():
+    # x = -20: cell int(-4.5) = -4, window -7 .. -4 + 3 + 1 = 0 (exclusive): wholly off the map, yet the official
+    # test is right < 0, so the weight stays 1 with an empty map; one cell further (x = -24) the weight is 0
+    target, weight = gaussian_heatmaps([[-20.0, 20.0], [-24.0, 20.0]], [1, 1], (64, 64), (16, 16), sigma=1.0)
+    assert weight.flatten().tolist() == [1.0, 0.0]
+    assert target.abs().sum() == 0
 
 
 def test_non_square_sizes_take_height_then_width():
@@ -107,7 +117,7 @@ def test_max_preds_reads_x_then_y_takes_the_first_of_ties_and_zeroes_non_positiv
         max_preds(torch.zeros(3, 5, 7))
 
 
-def test_decode_steps_a_quarter_cell_towards_the_higher_neighbour_inside_the_outer_rings():
+def test_decode_steps_a_quarter_cell_towards_the_higher_neighbour_away_from_the_edges():
     h = torch.zeros(1, 2, 16, 16)
     h[0, 0, 6, 9] = 1.0
     h[0, 0, 6, 10], h[0, 0, 6, 8] = 0.2, 0.6  # left higher: x - 0.25
@@ -118,6 +128,23 @@ def test_decode_steps_a_quarter_cell_towards_the_higher_neighbour_inside_the_out
     assert coords[0].tolist() == [[8.75, 6.25], [5.0, 1.0]]
     pixels, _ = decode(h, image_size=(64, 32))  # x times 32 / 16, y times 64 / 16
     assert pixels[0].tolist() == [[17.5, 25.0], [10.0, 4.0]]
+
+
+def test_decode_refines_the_second_last_column_but_not_the_last_and_not_between_equal_neighbours():
+    h = torch.zeros(1, 3, 16, 16)
+    h[0, 0, 8, 14], h[0, 0, 8, 15] = 1.0, 0.5  # px = w - 2: refined towards the right
+    h[0, 1, 8, 15], h[0, 1, 8, 14] = 1.0, 0.5  # px = w - 1: left as it is
+    h[0, 2, 8, 8] = 1.0
+    h[0, 2, 8, 7] = h[0, 2, 8, 9] = 0.5  # equal neighbours: no step (sign 0)
+    coords, _ = decode(h)
+    assert coords[0].tolist() == [[14.25, 8.0], [15.0, 8.0], [8.0, 8.0]]
+
+
+def test_a_peak_of_exactly_zero_is_not_found():
+    h = -torch.ones(1, 1, 8, 8)
+    h[0, 0, 5, 3] = 0.0  # the highest cell, but not above 0
+    coords, peaks = max_preds(h)
+    assert coords[0, 0].tolist() == [0.0, 0.0] and peaks.item() == 0.0
 
 
 # ---------------------------------------------------------------- pck
@@ -148,6 +175,17 @@ def test_pck_at_exactly_the_threshold_falls_as_the_official_float64_arithmetic_s
     assert per_joint.tolist() == [0.0, 1.0]
 
 
+def test_pck_on_a_non_square_map_divides_x_by_a_tenth_of_the_height_and_y_by_a_tenth_of_the_width():
+    # 64 x 48 (h x w), as the official 256 x 192 configs: norm = (6.4, 4.8) against (x, y). Three cells off in x:
+    # 3 / 6.4 = 0.47, a hit; three cells off in y: 3 / 4.8 = 0.625, a miss (the other way round, both would flip)
+    target, output = torch.zeros(1, 2, 64, 48), torch.zeros(1, 2, 64, 48)
+    target[0, 0, 30, 20] = target[0, 1, 30, 20] = 1.0
+    output[0, 0, 30, 23] = 1.0
+    output[0, 1, 33, 20] = 1.0
+    per_joint, _, _ = pck(output, target)
+    assert per_joint.tolist() == [1.0, 0.0]
+
+
 def test_pck_of_joints_counted_nowhere_is_minus_one_and_the_mean_skips_them():
     target = _one_peak(1, 2, 16, {(0, 0): (6, 6)})
     per_joint, mean, counted = pck(target.clone(), target)
@@ -167,6 +205,17 @@ def test_limb_scenes_are_deterministic_and_their_targets_peak_at_their_joints():
     for map_, (x, y) in zip(heatmaps, joints.tolist()):
         assert _peak(map_) == (int(x / 4 + 0.5), int(y / 4 + 0.5))
     assert not torch.equal(joints, LimbScenes(6, image_size=64, seed=3, split="val")[4][3])
+
+
+@pytest.mark.parametrize("size", [32, (32, 64), 64, (48, 36), 96])
+def test_every_limb_joint_is_counted_by_pck_and_refined_by_decode(size):
+    scenes = LimbScenes(60, image_size=size, seed=2)
+    for k in range(len(scenes)):
+        _, heatmaps, _, _ = scenes[k]
+        cells, _ = max_preds(heatmaps[None])
+        h, w = heatmaps.shape[-2:]
+        assert (cells[..., 0] >= 2).all() and (cells[..., 0] <= w - 2).all()  # PCK skips x <= 1; 1 < px < w - 1
+        assert (cells[..., 1] >= 2).all() and (cells[..., 1] <= h - 2).all()
 
 
 def test_limb_joints_stay_inside_the_image_and_the_arm_covers_them():
