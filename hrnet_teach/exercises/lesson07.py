@@ -385,7 +385,9 @@ norm_for = FunctionExercise(
                    (lambda d, n: partial(_norm_for(d, n), momentum=0.01), "not a class")],
 )
 
-JOINT, IMAGE, HEATMAP = (30.0, 13.9), 64, 16  # (x, y) in pixels; square sides
+# (x, y) in pixels; square sides. 26 / 4 = 6.5 lies exactly between two cells: the official + 0.5 sends it up,
+# where Python's round() (halves to even) and a plain int() both give 6
+JOINT, IMAGE, HEATMAP = (26.0, 13.9), 64, 16
 
 
 def _peak_cell() -> tuple[int, int]:
@@ -401,24 +403,30 @@ heatmap_peak = ValueExercise(
                 "heatmaps are {side} x {side}. At which cell (x, y) of its target heatmap is the peak (the value 1)?",
                 x=JOINT[0], y=JOINT[1], image=IMAGE, side=HEATMAP),
     read=lambda a: as_ints(a, 2, N_("the cell (x, y)"), "(5, 9)"), reference=_peak_cell,
-    success=N_("(8, 3): the stride is 64 / 16 = 4, and the official generate_target takes int(x / 4 + 0.5), "
-               "int(8.0) = 8 and int(3.975) = 3. The peak sits on a whole cell, so the target cannot say that this "
-               "joint lies near the bottom edge of row 3; decoding's quarter-cell step wins back a little of that."),
-    mistakes={(7, 3): N_("That is int(x / 4) without the + 0.5: 30 / 4 = 7.5 is cut to 7, but generate_target adds "
-                         "0.5 first, int(x / stride + 0.5), which rounds to the nearest cell: 8."),
-              (8, 4): N_("13.9 / 4 = 3.475 is nearer 3 than 4: int(3.475 + 0.5) = int(3.975) = 3. The official code "
-                         "does not round up."),
-              (3, 8): N_("The answer is (x, y), the column first, as the official joints are written; you gave "
+    success=N_("(7, 3): the stride is 64 / 16 = 4, and the official generate_target takes int(x / 4 + 0.5): "
+               "int(7.0) = 7 and int(3.975) = 3. A joint exactly between two cells (6.5) goes to the higher one. The "
+               "peak sits on a whole cell, so the target cannot say that this joint lies near the bottom edge of row "
+               "3; decoding's quarter-cell step wins back a little of that."),
+    mistakes={(6, 3): N_("26 / 4 = 6.5 lies exactly between cells 6 and 7. int(6.5) cuts it to 6, and Python's "
+                         "round(6.5) gives 6 too (it rounds halves to the even number); generate_target adds 0.5 "
+                         "before int(): int(6.5 + 0.5) = 7, so a half always goes up."),
+              (7, 4): N_("13.9 / 4 = 3.475 is nearer 3 than 4, and int(3.475 + 0.5) = int(3.975) = 3: the + 0.5 "
+                         "rounds to the nearest cell, it does not round every fraction up."),
+              (3, 7): N_("The answer is (x, y), the column first, as the official joints are written; you gave "
                          "(row, column)."),
-              (30, 14): N_("Those are image pixels; the heatmap is 4 times smaller (stride 64 / 16 = 4): divide "
+              (26, 14): N_("Those are image pixels; the heatmap is 4 times smaller (stride 64 / 16 = 4): divide "
                            "first."),
-              (120, 56): N_("The heatmap is smaller than the image, not larger: divide by the stride 4.")},
+              (104, 56): N_("The heatmap is smaller than the image, not larger: divide by the stride 4."),
+              (2, 1): N_("16 is the heatmap's size, not the stride: the stride is the image size over the heatmap "
+                         "size, 64 / 16 = 4.")},
     otherwise=N_("Divide each coordinate by the stride (64 / 16 = 4), add 0.5 and keep the whole part: "
                  "int(x / 4 + 0.5), then the same for y."),
     hints=[N_("The stride is the image size over the heatmap size: 64 / 16 = 4."),
            N_("generate_target computes mu_x = int(x / stride + 0.5), and mu_y the same way.")],
-    solution_text=N_("`answer = (8, 3)`: int(30.0 / 4 + 0.5) = 8 and int(13.9 / 4 + 0.5) = int(3.975) = 3."),
-    wrong_answers=[((7.5, 3.475), "whole numbers"), (8, "two whole numbers"), ((3, 8), "the column first")],
+    solution_text=N_("`answer = (7, 3)`: int(26.0 / 4 + 0.5) = int(7.0) = 7 and int(13.9 / 4 + 0.5) = int(3.975) = "
+                     "3."),
+    wrong_answers=[((6.5, 3.475), "whole numbers"), (7, "two whole numbers"), ((3, 7), "the column first"),
+                   ((6, 3), "rounds halves to the even"), ((2, 1), "not the stride")],
 )
 
 EXERCISES = [poly_lr, segmentation_loss, miou_from_confusion, norm_for, heatmap_peak]
