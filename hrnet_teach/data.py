@@ -32,6 +32,7 @@ shoulder, elbow and wrist the keypoints of a small pose task (``keypoints.py``).
 from __future__ import annotations
 
 import colorsys
+import numbers
 import operator
 from collections.abc import Sequence
 from pathlib import Path
@@ -341,7 +342,8 @@ class LimbScenes(Dataset):
     J x 2 joints (x, y) in pixels. One to three thin lines cross each scene as distractors; the
     arm is thicker, in one colour, with a disc on the shoulder. ``sigma`` is the targets' spread
     in heatmap cells (1 at 64 x 64, whose maps are 16 x 16; the official 256 x 192 COCO configs
-    use 2 on 64 x 48 maps, 384 x 288 uses 3 on 96 x 72). Deterministic in ``(seed, split, index)``, like ``ShapesDataset``.
+    use 2 on 64 x 48 maps, 384 x 288 uses 3 on 96 x 72). Deterministic in
+    ``(seed, split, index)``, like ``ShapesDataset``.
     """
 
     joint_names = JOINT_NAMES
@@ -351,7 +353,10 @@ class LimbScenes(Dataset):
         self.length = positive_int("length", length)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-        self.seed, self.split, self.sigma = positive_int("seed", seed, minimum=0), split, sigma
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
+            raise ValueError(f"sigma is the targets' spread in heatmap cells, a positive number (1.0 here, 2 in the "
+                             f"official COCO configs), got {sigma!r}")
+        self.seed, self.split, self.sigma = positive_int("seed", seed, minimum=0), split, float(sigma)
         self.image_size = _image_size(image_size)
         if any(side % 4 or side < 32 for side in self.image_size):
             raise ValueError(f"image_size must be multiples of 4 and at least 32 (the heatmaps are at 1/4), got "

@@ -232,7 +232,8 @@ def test_limb_joints_stay_inside_the_image_and_the_arm_covers_them():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"image_size": 30}, ValueError, "multiples of 4"), ({"image_size": 66}, ValueError, "multiples of 4"),
-    ({"split": "dev"}, ValueError, "split"), ({"length": 0}, ValueError, "length")])
+    ({"split": "dev"}, ValueError, "split"), ({"length": 0}, ValueError, "length"),
+    ({"sigma": 0}, ValueError, "sigma"), ({"sigma": "2"}, ValueError, "positive number")])
 def test_limb_scenes_refuse_bad_settings(kwargs, error, match):
     with pytest.raises(error, match=match):
         LimbScenes(**{"length": 2, **kwargs})
