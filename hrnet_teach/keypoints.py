@@ -77,6 +77,23 @@ def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: 
     return torch.from_numpy(target), torch.from_numpy(weight)
 
 
+def unrounded_heatmap(joint, image_size: Sequence[int], heatmap_size: Sequence[int],
+                      sigma: float = SIGMA) -> torch.Tensor:
+    """One joint's Gaussian centred where the joint is, not on a whole cell: h x w, peak at most 1.
+
+    Not an official function: what ``gaussian_heatmaps`` would give without rounding to
+    ``int(x / stride + 0.5)`` (and without the 3-sigma cut), to compare how the two decode. A
+    cell c stands for pixel c x stride, as ``decode`` reads it, so the centre is x / stride.
+    """
+    (x, y), = _as_joints([joint], "joint")[:, :2]
+    (ih, iw), (hh, hw) = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
+    if not sigma > 0:
+        raise ValueError(f"sigma is the Gaussian's spread in heatmap cells and must be positive, got {sigma!r}")
+    rows, cols = np.mgrid[0:hh, 0:hw]
+    square = (cols - x / (iw / hw)) ** 2 + (rows - y / (ih / hh)) ** 2
+    return torch.from_numpy(np.exp(-square / (2 * sigma ** 2)).astype(np.float32))
+
+
 class JointsMSELoss(nn.Module):
     """Half the mean squared error between predicted and target heatmaps (official ``core/loss.py``).
 

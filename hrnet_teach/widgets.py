@@ -19,8 +19,10 @@ from torch import nn
 
 from . import inspect as hi
 from . import viz
+from ._validate import image_size_hw
 from .config import VARIANTS, get_config
 from .i18n import _
+from .viz.heatmaps import heatmap_round_trip
 
 SIZES = {"512×512": (512, 512), "1024×2048 (Cityscapes)": (1024, 2048), "256×192 (pose)": (256, 192),
          "224×224 (ImageNet)": (224, 224), "480×480 (PASCAL-Context)": (480, 480),
@@ -376,5 +378,48 @@ def pixel_attention_explorer(model: nn.Module, image, names=None) -> PixelAttent
     return PixelAttentionExplorer(model, image, names)
 
 
-__all__ = ["architecture_explorer", "fuse_explorer", "feature_explorer", "pixel_attention_explorer",
-           "ArchitectureExplorer", "FuseExplorer", "FeatureExplorer", "PixelAttentionExplorer"]
+class HeatmapExplorer(widgets.VBox):
+    """A joint's position (x, y in pixels) and sigma → its training target and where decoding puts it back,
+    beside a Gaussian centred on the joint itself (:func:`viz.heatmaps.plot_heatmap_target`)."""
+
+    def __init__(self, x: float, y: float, sigma: float, image_size, heatmap_size) -> None:
+        self.image_size, self.heatmap_size = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
+        ih, iw = self.image_size
+        self.x = widgets.FloatSlider(value=x, min=0, max=iw - 1, step=0.1, description="x")
+        self.y = widgets.FloatSlider(value=y, min=0, max=ih - 1, step=0.1, description="y")
+        self.sigma = widgets.FloatSlider(value=sigma, min=0.5, max=3, step=0.5, description="sigma")
+        self.info = widgets.Output()
+        self.output = widgets.Output()
+        self.figure = None
+        self.text = ""
+        super().__init__([widgets.HBox([self.x, self.y, self.sigma]), self.info, self.output])
+        for control in (self.x, self.y, self.sigma):
+            control.observe(self.render, names="value")
+        self.render()
+
+    def render(self, _change=None) -> None:
+        x, y, sigma = self.x.value, self.y.value, self.sigma.value
+        trip = heatmap_round_trip(x, y, sigma, self.image_size, self.heatmap_size)
+        cell = trip["maps"][0].flatten().argmax().item()
+        (tx, ty), (ux, uy) = trip["found"].tolist()
+        self.text = _("joint ({x}, {y}) px → target peak at cell ({cx}, {cy}) → decoded ({tx}, {ty}), {d} px off; "
+                      "a Gaussian on the joint itself → ({ux}, {uy}), {e} px off",
+                      x=format(x, ".1f"), y=format(y, ".1f"), cx=cell % self.heatmap_size[1],
+                      cy=cell // self.heatmap_size[1], tx=format(tx, ".1f"), ty=format(ty, ".1f"),
+                      d=format(trip["off"][0].item(), ".1f"), ux=format(ux, ".2f"), uy=format(uy, ".2f"),
+                      e=format(trip["off"][1].item(), ".1f"))
+        self.figure = viz.plot_heatmap_target(x, y, sigma, self.image_size, self.heatmap_size)
+        _show(self.info, HTML(f"<code>{html_escape(self.text)}</code>"))
+        _show(self.output, self.figure)
+
+
+def heatmap_explorer(x: float = 37.3, y: float = 22.6, sigma: float = 1.0, image_size=(64, 64),
+                     heatmap_size=(16, 16)) -> HeatmapExplorer:
+    """An explorer of the pose target: slide a joint by tenths of a pixel and watch its target stay on a
+    whole cell (official ``generate_target``) while a Gaussian on the joint itself follows it, and where
+    ``keypoints.decode`` puts each back."""
+    return HeatmapExplorer(x, y, sigma, image_size, heatmap_size)
+
+
+__all__ = ["architecture_explorer", "fuse_explorer", "feature_explorer", "pixel_attention_explorer", "heatmap_explorer",
+           "ArchitectureExplorer", "FuseExplorer", "FeatureExplorer", "PixelAttentionExplorer", "HeatmapExplorer"]

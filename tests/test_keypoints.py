@@ -147,6 +147,22 @@ def test_a_peak_of_exactly_zero_is_not_found():
     assert coords[0, 0].tolist() == [0.0, 0.0] and peaks.item() == 0.0
 
 
+def test_a_target_decodes_up_to_half_a_cell_off_and_an_unrounded_gaussian_up_to_a_quarter():
+    # what lesson 07 says of the round trip: per axis, at most 2 px (half a cell) back from the official target
+    # (its Gaussian is symmetric about a whole cell: no quarter step), at most 1 px from a Gaussian on the joint
+    from hrnet_teach.keypoints import unrounded_heatmap
+    from hrnet_teach.viz.heatmaps import heatmap_round_trip
+
+    positions = torch.linspace(8.0, 56.0, 97)  # steps of half a pixel, from the edge of one cell to another
+    worst = torch.zeros(2)
+    for x in positions.tolist():
+        trip = heatmap_round_trip(x, 31.0, 1.0)
+        worst = torch.maximum(worst, (trip["found"][:, 0] - x).abs())
+    assert worst[0] == 2.0 and 0.9 < worst[1] <= 1.0 + 1e-5
+    u = unrounded_heatmap((26.3, 13.9), (64, 64), (16, 16), sigma=1.0)
+    assert u.shape == (16, 16) and u[3, 7] == pytest.approx(math.exp(-(0.425 ** 2 + 0.475 ** 2) / 2), rel=1e-5)
+
+
 # ---------------------------------------------------------------- pck
 def _one_peak(b, j, size, cells):
     h = torch.zeros(b, j, size, size)

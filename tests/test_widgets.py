@@ -130,6 +130,29 @@ def test_feature_explorer_defaults_to_a_model_and_the_sample_photo():
     assert explorer.features["stem"][0].shape[-2:] == (64, 64)
 
 
+def test_heatmap_explorer_follows_the_joint_and_its_target_stays_on_whole_cells():
+    explorer = widgets.heatmap_explorer(x=26.3, y=13.9, sigma=1.0)
+    # 26.3 / 4 = 6.575 -> target cell 7 -> 28 px; the unrounded Gaussian peaks at 7 with 6 the higher neighbour
+    # (0.575 cells away against 1.425): 6.75 cells = 27 px. y: 3.475 -> cell 3 -> 12 px; unrounded 3.25 -> 13 px
+    assert "cell (7, 3)" in explorer.text and "decoded (28.0, 12.0)" in explorer.text
+    assert "(27.00, 13.00)" in explorer.text
+    left, right = (ax.images[0].get_array() for ax in explorer.figure.axes[:2])
+    assert left.max() == 1.0 and divmod(int(left.argmax()), 16) == (3, 7)
+    explorer.x.value = 27.4  # 6.85: still cell 7, so the target does not move; the unrounded one does
+    assert "cell (7, 3)" in explorer.text and "decoded (28.0, 12.0)" in explorer.text
+    assert (explorer.figure.axes[0].images[0].get_array() == left).all()
+    assert not (explorer.figure.axes[1].images[0].get_array() == right).all()
+    explorer.sigma.value = 2.0
+    assert explorer.figure.axes[0].images[0].get_array()[3, 9] > left[3, 9]  # wider: two cells out is brighter
+
+
+def test_heatmap_explorer_refuses_a_joint_outside_the_image():
+    with pytest.raises(ValueError, match="inside the 64x64 image"):
+        ht.viz.plot_heatmap_target(64.5, 10.0)
+    with pytest.raises(ValueError, match="sigma"):
+        ht.viz.plot_heatmap_target(10.0, 10.0, sigma=0)
+
+
 def test_explorers_fill_their_outputs_in_a_kernel(tmp_path):
     """In a real kernel the explorers write into their Output widgets (what a browser shows)."""
     nbformat = pytest.importorskip("nbformat")

@@ -8,6 +8,7 @@ the mask colours of :func:`hrnet_teach.data.colorize` under a figure of your own
 ``use_chinese_font()`` lets a figure of your own show Chinese words (the Chinese lessons call it).
 """
 from .graphs import DotUnavailableError, has_dot, module_graph, render_svg
+from .heatmaps import plot_heatmap_target
 from .language import use_chinese_font
 from .masks import class_legend
 from .plots import (
@@ -27,6 +28,6 @@ enable_notebook_display()  # in a notebook, a cell ending in a figure shows it
 
 __all__ = [
     "plot_architecture", "plot_resolution_over_depth", "plot_fuse_matrix", "plot_transition", "plot_new_branch",
-    "plot_odd_sizes", "plot_pixel_attention", "plot_feature_maps", "plot_costs", "module_graph", "has_dot", "render_svg", "DotUnavailableError",
+    "plot_odd_sizes", "plot_pixel_attention", "plot_heatmap_target", "plot_feature_maps", "plot_costs", "module_graph", "has_dot", "render_svg", "DotUnavailableError",
     "THEMES", "Theme", "enable_notebook_display", "class_legend", "use_chinese_font",
 ]
