@@ -32,7 +32,6 @@ shoulder, elbow and wrist the keypoints of a small pose task (``keypoints.py``).
 from __future__ import annotations
 
 import colorsys
-import numbers
 import operator
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +44,7 @@ from torch.utils.data import Dataset
 from ._validate import positive_int
 from .assets import imagenet_normalize
 from .i18n import N_
-from .keypoints import gaussian_heatmaps
+from .keypoints import check_sigma, gaussian_heatmaps
 
 IGNORE_INDEX = 255
 CLASS_NAMES = ("background", "small shape", "large shape", "thin line")
@@ -353,10 +352,7 @@ class LimbScenes(Dataset):
         self.length = positive_int("length", length)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
-            raise ValueError(f"sigma is the targets' spread in heatmap cells, a positive number (1.0 here, 2 in the "
-                             f"official COCO configs), got {sigma!r}")
-        self.seed, self.split, self.sigma = positive_int("seed", seed, minimum=0), split, float(sigma)
+        self.seed, self.split, self.sigma = positive_int("seed", seed, minimum=0), split, check_sigma(sigma)
         self.image_size = _image_size(image_size)
         if any(side % 4 or side < 32 for side in self.image_size):
             raise ValueError(f"image_size must be multiples of 4 and at least 32 (the heatmaps are at 1/4), got "

@@ -19,6 +19,8 @@ of them, computing the same numbers:
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +31,14 @@ from ._validate import image_size_hw
 
 SIGMA = 2.0  # in heatmap cells: the official 256x192 COCO and the MPII configs (MODEL.SIGMA; 384x288 takes 3)
 PCK_THRESHOLD = 0.5  # official accuracy(): a joint counts when it is within 0.5 x (heatmap side / 10)
+
+
+def check_sigma(sigma) -> float:
+    """``sigma`` as a float, or an error that says what it is: the Gaussian's spread in heatmap cells."""
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 < sigma < math.inf:
+        raise ValueError(f"sigma is the Gaussian's spread in heatmap cells, a positive number (2 in the official "
+                         f"256x192 COCO configs), got {sigma!r}")
+    return float(sigma)
 
 
 def _as_joints(joints, what: str) -> np.ndarray:
@@ -56,8 +66,7 @@ def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: 
     if visible.shape[0] != joints.shape[0]:
         raise ValueError(f"visible has {visible.shape[0]} flags for {joints.shape[0]} joints: give one per joint")
     (ih, iw), (hh, hw) = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
-    if not sigma > 0:
-        raise ValueError(f"sigma is the Gaussian's spread in heatmap cells and must be positive, got {sigma!r}")
+    sigma = check_sigma(sigma)
     target = np.zeros((len(joints), hh, hw), dtype=np.float32)
     weight = visible[:, None].copy()
     reach = sigma * 3  # the official tmp_size: the window reaches 3 sigma each way
@@ -87,8 +96,7 @@ def unrounded_heatmap(joint, image_size: Sequence[int], heatmap_size: Sequence[i
     """
     (x, y), = _as_joints([joint], "joint")[:, :2]
     (ih, iw), (hh, hw) = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
-    if not sigma > 0:
-        raise ValueError(f"sigma is the Gaussian's spread in heatmap cells and must be positive, got {sigma!r}")
+    sigma = check_sigma(sigma)
     rows, cols = np.mgrid[0:hh, 0:hw]
     square = (cols - x / (iw / hw)) ** 2 + (rows - y / (ih / hh)) ** 2
     return torch.from_numpy(np.exp(-square / (2 * sigma ** 2)).astype(np.float32))

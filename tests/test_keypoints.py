@@ -80,8 +80,9 @@ def test_non_square_sizes_take_height_then_width():
 def test_bad_joints_are_refused_with_a_clear_message(joints, visible, match):
     with pytest.raises(ValueError, match=match):
         gaussian_heatmaps(joints, visible, (64, 64), (16, 16))
-    with pytest.raises(ValueError, match="sigma"):
-        gaussian_heatmaps([[1.0, 2.0]], [1], (64, 64), (16, 16), sigma=0)
+    for sigma in (0, float("nan"), "2", True):
+        with pytest.raises(ValueError, match="sigma is the Gaussian's spread in heatmap cells, a positive number"):
+            gaussian_heatmaps([[1.0, 2.0]], [1], (64, 64), (16, 16), sigma=sigma)
 
 
 # ---------------------------------------------------------------- JointsMSELoss
