@@ -60,6 +60,9 @@ def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: 
     gets weight 0 and an empty heatmap, and so does one whose window lies wholly off the map, as the
     official test has it: that test is one cell short on the left and top (``right < 0`` with
     ``right`` exclusive), so a window ending exactly at the edge keeps weight 1 with an empty map.
+    And when 3 sigma is not whole (sigma 1.5 or 2.5; the official configs take 2 or 3), a joint less
+    than 3 sigma from the left or top edge gets its peak one cell too far right or down: int() takes
+    a window start of -3.5 to -3, not -4, and the Gaussian is pasted from there.
     """
     joints = _as_joints(joints, "joints")
     visible = np.asarray(visible, dtype=np.float32).reshape(-1)

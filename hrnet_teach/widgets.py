@@ -380,14 +380,18 @@ def pixel_attention_explorer(model: nn.Module, image, names=None) -> PixelAttent
 
 class HeatmapExplorer(widgets.VBox):
     """A joint's position (x, y in pixels) and sigma → its training target and where decoding puts it back,
-    beside a Gaussian centred on the joint itself (:func:`viz.heatmaps.plot_heatmap_target`)."""
+    beside a Gaussian centred on the joint itself (:func:`viz.heatmaps.plot_heatmap_target`).
+
+    The joint stays more than 1.5 cells inside the map, where ``decode`` refines a peak (as LimbScenes keeps
+    its joints); sigma is 1, 2 or 3, a whole 3 sigma as in every official config (with 1.5 or 2.5 the official
+    window puts a peak near the left or top edge one cell off, see ``keypoints.gaussian_heatmaps``)."""
 
     def __init__(self, x: float, y: float, sigma: float, image_size, heatmap_size) -> None:
         self.image_size, self.heatmap_size = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
-        ih, iw = self.image_size
-        self.x = widgets.FloatSlider(value=x, min=0, max=iw - 1, step=0.1, description="x")
-        self.y = widgets.FloatSlider(value=y, min=0, max=ih - 1, step=0.1, description="y")
-        self.sigma = widgets.FloatSlider(value=sigma, min=0.5, max=3, step=0.5, description="sigma")
+        (ih, iw), (hh, hw) = self.image_size, self.heatmap_size
+        self.x = _inner_slider("x", x, iw / hw, hw)
+        self.y = _inner_slider("y", y, ih / hh, hh)
+        self.sigma = widgets.SelectionSlider(options=[1.0, 2.0, 3.0], value=float(sigma), description="sigma")
         self.info = widgets.Output()
         self.output = widgets.Output()
         self.figure = None
@@ -402,15 +406,24 @@ class HeatmapExplorer(widgets.VBox):
         trip = heatmap_round_trip(x, y, sigma, self.image_size, self.heatmap_size)
         cell = trip["maps"][0].flatten().argmax().item()
         (tx, ty), (ux, uy) = trip["found"].tolist()
-        self.text = _("joint ({x}, {y}) px → target peak at cell ({cx}, {cy}) → decoded ({tx}, {ty}), {d} px off; "
-                      "a Gaussian on the joint itself → ({ux}, {uy}), {e} px off",
-                      x=format(x, ".1f"), y=format(y, ".1f"), cx=cell % self.heatmap_size[1],
-                      cy=cell // self.heatmap_size[1], tx=format(tx, ".1f"), ty=format(ty, ".1f"),
-                      d=format(trip["off"][0].item(), ".1f"), ux=format(ux, ".2f"), uy=format(uy, ".2f"),
-                      e=format(trip["off"][1].item(), ".1f"))
+        (dx, dy), (ex, ey) = trip["off"].tolist()
+        self.text = _("joint ({x}, {y}) px → target peak at cell ({cx}, {cy}) → decoded ({tx}, {ty}), off by ({dx}, "
+                      "{dy}) px; a Gaussian on the joint itself → ({ux}, {uy}), off by ({ex}, {ey}) px",
+                      **{k: format(v, ".1f") for k, v in dict(x=x, y=y, tx=tx, ty=ty, dx=dx, dy=dy, ux=ux, uy=uy,
+                                                              ex=ex, ey=ey).items()},
+                      cx=cell % self.heatmap_size[1], cy=cell // self.heatmap_size[1])
         self.figure = viz.plot_heatmap_target(x, y, sigma, self.image_size, self.heatmap_size)
         _show(self.info, HTML(f"<code>{html_escape(self.text)}</code>"))
         _show(self.output, self.figure)
+
+
+def _inner_slider(name: str, value: float, stride: float, cells: int) -> widgets.FloatSlider:
+    """A position in pixels, more than 1.5 cells from either edge (where decode refines), by tenths of a pixel."""
+    low, high = round(1.5 * stride + 0.1, 1), round((cells - 1.5) * stride - 0.1, 1)
+    if not low <= value <= high:
+        raise ValueError(f"{name} = {value!r} is outside {low}..{high} px: keep the joint more than 1.5 heatmap cells "
+                         "from the edges, where decode refines its peak")
+    return widgets.FloatSlider(value=value, min=low, max=high, step=0.1, description=name)
 
 
 def heatmap_explorer(x: float = 37.3, y: float = 22.6, sigma: float = 1.0, image_size=(64, 64),

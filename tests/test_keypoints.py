@@ -69,6 +69,14 @@ def test_a_window_ending_exactly_at_the_left_edge_keeps_weight_one_as_the_offici
     assert target.abs().sum() == 0
 
 
+@pytest.mark.parametrize("sigma, x, cell", [(1.5, 16.0, 5), (1.5, 20.0, 5), (2.5, 28.0, 8), (2.0, 4.0, 1)])
+def test_with_three_sigma_not_whole_a_peak_near_the_left_edge_lands_one_cell_right_as_officially(sigma, x, cell):
+    # sigma 1.5: the window starts at int(4 - 4.5) = int(-0.5) = 0, not -1, so the centre is pasted at 5, not 4;
+    # from cell 5 on (start 0.5 -> 0) it is right. sigma 2.5 shifts cells below 7.5; sigma 2 (whole 6) never
+    target, _ = gaussian_heatmaps([[x, 30.0]], [1], (64, 64), (16, 16), sigma=sigma)
+    assert _peak(target[0])[0] == cell
+
+
 def test_non_square_sizes_take_height_then_width():
     target, _ = gaussian_heatmaps([[100.0, 30.0]], [1], (256, 192), (64, 48), sigma=2.0)
     assert target.shape == (1, 64, 48)
@@ -154,12 +162,12 @@ def test_a_target_decodes_up_to_half_a_cell_off_and_an_unrounded_gaussian_up_to_
     from hrnet_teach.keypoints import unrounded_heatmap
     from hrnet_teach.viz.heatmaps import heatmap_round_trip
 
-    positions = torch.linspace(8.0, 56.0, 97)  # steps of half a pixel, from the edge of one cell to another
-    worst = torch.zeros(2)
-    for x in positions.tolist():
-        trip = heatmap_round_trip(x, 31.0, 1.0)
-        worst = torch.maximum(worst, (trip["found"][:, 0] - x).abs())
-    assert worst[0] == 2.0 and 0.9 < worst[1] <= 1.0 + 1e-5
+    # over the heatmap explorer's range (more than 1.5 cells inside), by tenths of a pixel, for its three sigmas
+    for sigma in (1.0, 2.0, 3.0):
+        worst = torch.zeros(2, 2)
+        for x in (tenths / 10 for tenths in range(61, 580)):
+            worst = torch.maximum(worst, heatmap_round_trip(x, x, sigma)["off"])
+        assert (worst[0] == 2.0).all() and (worst[1] > 0.9).all() and (worst[1] <= 1.0 + 1e-5).all(), (sigma, worst)
     u = unrounded_heatmap((26.3, 13.9), (64, 64), (16, 16), sigma=1.0)
     assert u.shape == (16, 16) and u[3, 7] == pytest.approx(math.exp(-(0.425 ** 2 + 0.475 ** 2) / 2), rel=1e-5)
 

@@ -134,8 +134,8 @@ def test_heatmap_explorer_follows_the_joint_and_its_target_stays_on_whole_cells(
     explorer = widgets.heatmap_explorer(x=26.3, y=13.9, sigma=1.0)
     # 26.3 / 4 = 6.575 -> target cell 7 -> 28 px; the unrounded Gaussian peaks at 7 with 6 the higher neighbour
     # (0.575 cells away against 1.425): 6.75 cells = 27 px. y: 3.475 -> cell 3 -> 12 px; unrounded 3.25 -> 13 px
-    assert "cell (7, 3)" in explorer.text and "decoded (28.0, 12.0)" in explorer.text
-    assert "(27.00, 13.00)" in explorer.text
+    assert "cell (7, 3)" in explorer.text and "decoded (28.0, 12.0), off by (1.7, 1.9) px" in explorer.text
+    assert "(27.0, 13.0), off by (0.7, 0.9) px" in explorer.text
     left, right = (ax.images[0].get_array() for ax in explorer.figure.axes[:2])
     assert left.max() == 1.0 and divmod(int(left.argmax()), 16) == (3, 7)
     explorer.x.value = 27.4  # 6.85: still cell 7, so the target does not move; the unrounded one does
@@ -144,9 +144,13 @@ def test_heatmap_explorer_follows_the_joint_and_its_target_stays_on_whole_cells(
     assert not (explorer.figure.axes[1].images[0].get_array() == right).all()
     explorer.sigma.value = 2.0
     assert explorer.figure.axes[0].images[0].get_array()[3, 9] > left[3, 9]  # wider: two cells out is brighter
+    assert explorer.sigma.options == (1.0, 2.0, 3.0)  # a whole 3 sigma, as the official configs
+    assert (explorer.x.min, explorer.x.max) == (6.1, 57.9)  # more than 1.5 cells inside, where decode refines
 
 
 def test_heatmap_explorer_refuses_a_joint_outside_the_image():
+    with pytest.raises(ValueError, match="more than 1.5 heatmap cells from the edges"):
+        widgets.heatmap_explorer(x=3.0)
     with pytest.raises(ValueError, match="inside the 64x64 image"):
         ht.viz.plot_heatmap_target(64.5, 10.0)
     with pytest.raises(ValueError, match="sigma"):

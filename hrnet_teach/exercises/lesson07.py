@@ -406,7 +406,8 @@ heatmap_peak = ValueExercise(
     success=N_("(7, 3): the stride is 64 / 16 = 4, and the official generate_target takes int(x / 4 + 0.5): "
                "int(7.0) = 7 and int(3.975) = 3. A joint exactly between two cells (6.5) goes to the higher one. The "
                "peak sits on a whole cell, so the target cannot say that this joint lies near the bottom edge of row "
-               "3; decoding's quarter-cell step wins back a little of that."),
+               "3, and decoding cannot win that back from the target itself: its neighbours are equal, so there is "
+               "no quarter-cell step (the explorer below shows it)."),
     mistakes={(6, 3): N_("26 / 4 = 6.5 lies exactly between cells 6 and 7. int(6.5) cuts it to 6, and Python's "
                          "round(6.5) gives 6 too (it rounds halves to the even number); generate_target adds 0.5 "
                          "before int(): int(6.5 + 0.5) = 7, so a half always goes up."),

@@ -19,7 +19,8 @@ def heatmap_round_trip(x: float, y: float, sigma: float = SIGMA, image_size: Seq
     """A joint at (x, y) pixels there and back: its official target and an unrounded Gaussian, each decoded.
 
     Returns ``maps`` (2 x h x w: the target, the Gaussian on the joint itself), ``found`` (2 x 2: where
-    ``decode`` puts each, in pixels), ``off`` (2: their distances from the joint) and ``stride`` (x, y).
+    ``decode`` puts each, in pixels), ``off`` (2 x 2: how far each is from the joint in x and in y, in pixels)
+    and ``stride`` (x, y).
     """
     (ih, iw), (hh, hw) = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
     for name, value, side in (("x", x, iw), ("y", y, ih)):
@@ -29,7 +30,7 @@ def heatmap_round_trip(x: float, y: float, sigma: float = SIGMA, image_size: Seq
     maps = torch.stack([target[0], unrounded_heatmap((x, y), (ih, iw), (hh, hw), sigma)])
     found, _peaks = decode(maps[:, None], image_size=(ih, iw))
     found = found[:, 0]
-    off = (found - torch.tensor([x, y])).norm(dim=1)
+    off = (found - torch.tensor([x, y])).abs()
     return {"maps": maps, "found": found, "off": off, "stride": (iw / hw, ih / hh)}
 
 
@@ -40,8 +41,9 @@ def plot_heatmap_target(x: float, y: float, sigma: float = SIGMA, image_size: Se
     (white ring) and where ``decode`` puts it (black cross), drawn in heatmap cells."""
     trip = heatmap_round_trip(x, y, sigma, image_size, heatmap_size)
     (sx, sy), (hh, hw) = trip["stride"], trip["maps"].shape[-2:]
-    titles = [_("official target: decoded {d} px off", d=format(float(trip["off"][0]), ".1f")),
-              _("a Gaussian on the joint itself: {d} px off", d=format(float(trip["off"][1]), ".1f"))]
+    (dx, dy), (ex, ey) = trip["off"].tolist()
+    titles = [_("official target: off by ({dx}, {dy}) px", dx=format(dx, ".1f"), dy=format(dy, ".1f")),
+              _("a Gaussian on the joint itself: off by ({dx}, {dy}) px", dx=format(ex, ".1f"), dy=format(ey, ".1f"))]
     with themed(theme) as th:
         fig = new_figure(WIDTH * 0.75, 3.4, th, layout="constrained")
         for ax, heatmap, (fx, fy), title in zip(fig.subplots(1, 2), trip["maps"], trip["found"], titles):
