@@ -123,6 +123,9 @@ class JointsMSELoss(nn.Module):
             raise ValueError(f"output and target are both B x J x h x w heatmaps; got {tuple(output.shape)} and "
                              f"{tuple(target.shape)}")
         if self.use_target_weight:
+            if target_weight.numel() != output.shape[0] * output.shape[1]:
+                raise ValueError(f"target_weight is one weight per joint, B x J x 1 = {output.shape[0]} x "
+                                 f"{output.shape[1]} x 1; got shape {tuple(target_weight.shape)}")
             weight = target_weight.reshape(output.shape[0], output.shape[1], 1, 1)
             output, target = output * weight, target * weight
         return 0.5 * (output - target).pow(2).mean()

@@ -110,6 +110,8 @@ def test_the_loss_is_half_the_mse_joint_by_joint_with_weights():
 def test_the_loss_refuses_heatmaps_of_different_shapes():
     with pytest.raises(ValueError, match="same|B x J"):
         JointsMSELoss()(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 4), torch.ones(1, 3, 1))
+    with pytest.raises(ValueError, match="one weight per joint, B x J x 1 = 2 x 3 x 1; got shape \\(2, 2, 1\\)"):
+        JointsMSELoss()(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8), torch.ones(2, 2, 1))
 
 
 # ---------------------------------------------------------------- max_preds and decode
