@@ -72,7 +72,9 @@ class Transition(nn.ModuleList):
 
 
 def run_transition(ops: Sequence[Optional[nn.Module]], y_list: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """The loop the official network writes out after each stage: output branch i from ``y_list[i]`` where
+    """The loop the official network writes out after each stage (seg_hrnet.py on the HRNet-OCR and master git
+    branches; pytorch-v1.1, cls_hrnet.py and pose_hrnet.py feed every non-None entry ``y_list[-1]``, the same
+    for every published config, lesson 04): output branch i from ``y_list[i]`` where
     branch i existed, else (a new branch) from ``y_list[-1]``, the lowest resolution; a None entry passes
     its input as it is. A function of its own, so lesson 04 runs a learner's nn.ModuleList (which has no
     ``pre_channels`` for the input check) through the package's own loop."""

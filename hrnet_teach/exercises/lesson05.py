@@ -322,7 +322,7 @@ transition_forward = FunctionExercise(
               "A None entry passes its input through unchanged."),
            N_("Build a new list with append; never assign into y_list.")],
     solution_text=source_of(_reference, "transition_forward", N_(
-        "\nThe official forward (seg_hrnet.py) writes this loop out after stage 2 and after stage 3, with "
+        "\nThe official forward (seg_hrnet.py on the HRNet-OCR and master git branches) writes this loop out after stage 2 and after stage 3, with "
         "`if i < self.stage2_cfg['NUM_BRANCHES']` and `if i < self.stage3_cfg['NUM_BRANCHES']`; the loop before "
         "stage 2 reads the one map x instead of a list.")),
     wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself"),

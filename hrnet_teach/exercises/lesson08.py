@@ -182,9 +182,10 @@ cpu_norm_layer = ValueExercise(
     question=N_("You run the segmentation training on a machine without a GPU, with `torchrun --nproc_per_node=2` "
                 "(the gloo backend). Which class do you pass as `norm_layer` to create_model?"),
     read=_norm_name, reference=nn.BatchNorm2d,
-    success=N_("nn.BatchNorm2d: each process normalises with its own batch's statistics, which is all a CPU run "
-               "can do; DistributedDataParallel still averages the gradients. On several GPUs, convert afterwards "
-               "with nn.SyncBatchNorm.convert_sync_batchnorm(model): the state-dict keys stay the same."),
+    success=N_("nn.BatchNorm2d: each process normalises with its own batch's statistics, which is all PyTorch's "
+               "norm layers do on a CPU; DistributedDataParallel still averages the gradients. On several GPUs, "
+               "convert afterwards with nn.SyncBatchNorm.convert_sync_batchnorm(model): the state-dict keys stay the "
+               "same."),
     mistakes={"SyncBatchNorm": N_("Under torchrun a process group is running, and SyncBatchNorm in training then "
                                   "insists on a GPU: 'ValueError: SyncBatchNorm expected input tensor to be on GPU or "
                                   "XPU or privateuseone' (torch 2.13). That is what the HRNet-OCR branch's "
