@@ -276,7 +276,7 @@ def size_rule(model: nn.Module) -> tuple[int, int]:
 
 
 def check_size(model: nn.Module, size: Sequence[int]) -> tuple[int, int]:
-    """``size`` as (height, width), or a clear error if the model cannot take it."""
+    """``size`` as (height, width), or a clear error if an export of the model cannot take it."""
     # a pair of positive ints (64.5: refused, not cut), each side at most MAX_IMAGE_SIDE (example_input allocates it)
     height, width = image_size_hw(size, "size")
     multiple, minimum = size_rule(model)
@@ -284,8 +284,10 @@ def check_size(model: nn.Module, size: Sequence[int]) -> tuple[int, int]:
         up = lambda n: max(minimum, -(-n // multiple) * multiple)  # noqa: E731
         raise ValueError(
             f"size {height}x{width}: {_head_name(model)} fuses branches with nearest upsampling by fixed "
-            f"factors, so height and width must be multiples of {multiple} and at least {minimum}; "
-            f"e.g. {up(height)}x{up(width)}. (The segmentation head and head=None take any size.)"
+            f"factors, so for export height and width must be multiples of {multiple} and at least {minimum}; "
+            f"e.g. {up(height)}x{up(width)}. (Run eagerly, the model also takes the three sides just below a "
+            "multiple of 32, which one symbol times 32 cannot describe; the segmentation head and head=None take "
+            "any size.)"
         )
     return height, width
 

@@ -228,8 +228,12 @@ def test_size_rules_per_head():
 
 def test_size_the_head_cannot_take_gets_clear_error(tmp_path):
     pose = build("pose")
-    with pytest.raises(ValueError, match=r"size 100x100: HRNetPose .* multiples of 32 .* e\.g\. 128x128"):
+    with pytest.raises(ValueError, match=r"size 100x100: HRNetPose .* multiples of 32 .* e\.g\. 128x128") as caught:
         deploy.check_size(pose, (100, 100))
+    # the rule is the export's: the message says so, since the eager model runs at a side just below 32m
+    assert "for export" in str(caught.value) and "three sides just below a multiple of 32" in str(caught.value)
+    with torch.no_grad():
+        assert pose.eval()(torch.randn(1, 3, 95, 93)).shape[-2:] == (24, 24)
     with pytest.raises(ValueError, match="multiples of 32"):
         deploy.export_onnx(pose, tmp_path / "pose.onnx", example=torch.randn(2, 3, 96, 100))
     with pytest.raises(ValueError, match="at least 64.*dynamic=False"):
