@@ -1,7 +1,8 @@
 """Several processes (``torchrun``): joining the job, BatchNorm across processes, sharing the data.
 
-Run alone, every function here is a no-op: :func:`init_distributed` returns
-"rank 0 of 1" and the trainer runs exactly as it would without this file.
+Run alone, the trainer's calls into this file change nothing: :func:`init_distributed` returns
+"rank 0 of 1" and the trainer runs exactly as it would without this file (it calls
+:func:`broadcast_buffers`, which needs a process group, only under torchrun).
 With ``torchrun --nproc_per_node N`` (N = 1 too) every process trains a copy of the model
 on its own share of each epoch, ``DistributedDataParallel`` averages the
 gradients, metrics are summed across processes, and only rank 0 writes.

@@ -1,7 +1,8 @@
 """Training HRNetV2 for segmentation: one CPU, one GPU (AMP), or several (torchrun).
 
 The recipe follows the authors' segmentation trainer (HRNet-Semantic-Segmentation,
-``tools/train.py``): cross-entropy that skips ``IGNORE_INDEX`` on logits
+``tools/train.py``): cross-entropy (without the class weights of its Cityscapes loader) that skips
+``IGNORE_INDEX`` on logits
 upsampled to the mask's size, SGD (momentum 0.9, weight decay 5e-4 as in its Cityscapes files) with the
 "poly" learning rate ``lr * (1 - step / steps) ** 0.9``, and mIoU from a
 confusion matrix summed over the whole held-out split. SGD is ``--optimizer sgd``;
@@ -900,7 +901,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation; "
                    "ocr: HRNetV2 + OCR, loss 0.4 x aux + 1 x OCR as the official configs")
     p.add_argument("--ohem", action="store_true", help="with --head ocr: OHEM on the OCR output (official LOSS.USE_OHEM)")
-    p.add_argument("--align-corners", action="store_true", help="resize with align_corners=True, the official default.py's value "
+    p.add_argument("--align-corners", action="store_true", help="resize with align_corners=True, the HRNet-OCR branch's default.py value "
                    "(its HRNetV2-W48 Cityscapes files set False; see build_model)")
     p.add_argument("--train-size", type=int, default=2000, help="training scenes (pets: the first N images)")
     p.add_argument("--val-size", type=int, default=256, help="held-out scenes")

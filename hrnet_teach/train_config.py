@@ -188,8 +188,9 @@ def build_model(
     what fusion does when nothing else brings context to that branch.
 
     ``align_corners=False`` by default here, as the official HRNetV2-W48 Cityscapes
-    files set it (the package's models default to True, as the official
-    ``default.py`` and the HRNet-OCR files that leave it out). The 1/4 grid's
+    files set it on the HRNet-OCR branch (on master and pytorch-v1.1 they leave it out and
+    the code resizes with PyTorch's default, also False). The package's models default to
+    True, as HRNet-OCR's ``default.py`` and the HRNet-OCR files that leave it out. The 1/4 grid's
     cell k is centred on image pixel 4k (two stride-2 3x3 convs); resizing with
     align_corners=False puts it at 4k + 1.5 everywhere (a constant shift the
     convolutions learn to absorb), while align_corners=True stretches

@@ -35,8 +35,8 @@ def _exponential(case, got, want):
 
 poly_lr = FunctionExercise(
     name="poly_lr", lesson="07", fn_name="my_poly_lr",
-    question=N_("Write `my_poly_lr(base_lr, step, max_steps)`, the official trainer's learning rate at step `step` "
-                "(0-based) of `max_steps`, with power 0.9."),
+    question=N_("Write `my_poly_lr(base_lr, step, max_steps)`, the poly rate of the official "
+                "adjust_learning_rate for step `step` (0-based) of `max_steps`, with power 0.9."),
     # First a step that tells the slips apart: at step 0 any answer that returns 0 looks like a rate that grows
     # from 0, and at half-way that rate equals poly's. rtol 1e-4: a rate computed with float32 tensors is right too.
     reference=_poly_lr, cases=[(0.05, 120, 400), (0.01, 0, 1000), (0.01, 500, 1000), (0.01, 999, 1000), (2e-3, 7, 10)],
