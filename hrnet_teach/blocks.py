@@ -10,8 +10,8 @@ those names are state-dict keys, so they stay.
 
 ``norm_layer`` replaces the official code's module-level choice of norm layer
 (``SyncBatchNorm`` from ``bn_helper.py`` on the segmentation repository's
-``HRNet-OCR`` branch, ``InPlaceABNSync`` on ``master``, ``nn.BatchNorm2d`` in
-``cls_hrnet.py`` and ``pose_hrnet.py``): pass ``nn.SyncBatchNorm`` for multi-GPU
+``HRNet-OCR`` branch, ``InPlaceABNSync`` on ``master``, ``nn.BatchNorm2d`` on
+``pytorch-v1.1`` and in ``cls_hrnet.py`` and ``pose_hrnet.py``): pass ``nn.SyncBatchNorm`` for multi-GPU
 training; the default works anywhere.
 """
 from __future__ import annotations

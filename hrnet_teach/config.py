@@ -368,7 +368,7 @@ def _head_from_document(document: Mapping[str, Any], model_name: Any) -> tuple[O
     Each value is what the official code reads, with the official default when the file
     leaves it out (seg: DATASET.NUM_CLASSES 19; MODEL.ALIGN_CORNERS True, the HRNet-OCR branch's
     default.py: the master and pytorch-v1.1 files have no such field and their seg_hrnet.py
-    upsamples with PyTorch's default, False, which a file cannot tell, so lesson 03 says to pass
+    upsamples with PyTorch's default, False, which a file cannot tell, so lesson 08 (section 4.3) says to pass
     align_corners=False for those; MODEL.OCR.* 512/256; pose: MODEL.NUM_JOINTS 17).
     cls_hrnet.py hard-codes 1000 classes.
     """

@@ -34,7 +34,8 @@ UPSAMPLE_MODES = ("bilinear", "nearest")
 class HighResolutionModule(nn.Module):
     """Branches of residual blocks at ``num_branches`` resolutions, then fusion.
 
-    Args mirror the official constructor; ``upsample`` is how coarser branches are
+    Args mirror the official constructor's, less its sixth, ``fuse_method`` (stored there and never
+    read: the fusion is always a sum), so ``multi_scale_output`` is the sixth here; ``upsample`` is how coarser branches are
     enlarged before the sum: ``"bilinear"`` to the exact size of branch ``i``
     (segmentation code, any input size) or ``"nearest"`` by the scale factor
     ``2**(j-i)`` (classification and pose code: sides that halve exactly, such as multiples
@@ -65,6 +66,10 @@ class HighResolutionModule(nn.Module):
                 raise ValueError(f"num_branches ({num_branches}) differs from len({label}) ({len(values)}): {list(values)}")
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
+        if isinstance(multi_scale_output, str) and multi_scale_output.upper() in ("SUM", "CAT"):
+            raise ValueError(f"multi_scale_output got {multi_scale_output!r}, which looks like the official fuse_method "
+                            "argument: this constructor has none (the official code stores it and always sums). "
+                            "Leave it out, and pass multi_scale_output=True/False by keyword.")
         # "no" is a non-empty string, so truthy: fusion and every output on, or a failure in each forward
         multi_scale_output, fusion = flag("multi_scale_output", multi_scale_output), flag("fusion", fusion)
         align_corners = flag("align_corners", align_corners, none_means="F.interpolate's default")

@@ -211,6 +211,14 @@ def test_backbone_and_meta_model_refuse_multi_scale_output_as_a_string():
     assert len(hi.meta_model("w18_small_v1", multi_scale_output=False).stage4[-1].fuse_layers) == 1
 
 
+
+def test_a_call_copied_from_the_official_constructor_is_told_about_fuse_method():
+    """The official HighResolutionModule takes fuse_method sixth; here the sixth is multi_scale_output."""
+    with pytest.raises(ValueError, match=r"multi_scale_output got 'SUM'.*official fuse_method.*by keyword"):
+        ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [4, 8], [4, 8], "SUM")
+    with pytest.raises(ValueError, match=r"multi_scale_output got 'SUM'.*official fuse_method"):
+        ht.HighResolutionModule(2, ht.BasicBlock, [1, 1], [4, 8], [4, 8], "SUM", True)
+
 # ------------------------------------------------------------------ finding 24: norm_layer
 @pytest.mark.parametrize("norm_layer, said", [(None, "got None"), ("bn", "got 'bn'"),
                                               (nn.GroupNorm, "GroupNorm, which cannot be called as GroupNorm"),

@@ -91,8 +91,8 @@ branch_channels = ValueExercise(
     success=N_("8C = 8 x {C} = {n}: the channels double each time the resolution halves ({widths}).", **WIDTH),
     mistakes={WIDTHS[BRANCH - 1]: N_("{prev} is branch {before} (4C). Branches are counted from 0, as in the code: "
                                      "branch {b} is the fourth, at 1/32.", **WIDTH),
-              WIDTHS[0] * BRANCH: N_("The channels double from branch to branch (C, 2C, 4C, 8C); they do not grow by C "
-                                     "each time."),
+              WIDTHS[0] * BRANCH: N_("That is C x {b}, C times the branch index. The channels double from branch "
+                                     "to branch (C, 2C, 4C, 8C): branch b carries C x 2**b.", **WIDTH),
               WIDTHS[0]: N_("{C} is C, the width of branch 0; lower-resolution branches get more channels.", **WIDTH)},
     otherwise=lambda n, e: _("Not {got}: the name {variant} gives C = {C}; branch b carries C x 2**b channels.",
                              got=n, **WIDTH),

@@ -447,7 +447,7 @@ no_relu_reason = ChoiceExercise(
                  "where the result of the last step goes next."),
          "c": N_("BatchNorm shifts and scales; it does not clip. Its output has plenty of negative values (a cell "
                  "below counts them in a real term)."),
-         "d": N_("It is on purpose: the 1x1 conv + BN of the upsampling case has no ReLU either, and a ReLU has no "
+         "d": N_("Nothing points to a slip: the 1x1 conv + BN of the upsampling case has no ReLU either, and a ReLU has no "
                  "weights, so adding one would not change a single checkpoint key.")},
     success=N_("Each output is ReLU(sum of terms). A ReLU at the end of the chain would clip that term to zero or "
                "more before it meets the others, so a finer branch could only add, never subtract."),
@@ -455,7 +455,7 @@ no_relu_reason = ChoiceExercise(
               "self.relu applied?")],
     solution_text=N_("`answer = \"a\"`: the chain's output is one term of y, and forward applies the ReLU once, "
                      "after the sum: `x_fuse.append(self.relu(y))`."),
-    wrong_answers=[("b", "costs almost nothing"), ("c", "does not clip"), ("d", "on purpose"), ("e", "one letter")],
+    wrong_answers=[("b", "costs almost nothing"), ("c", "does not clip"), ("d", "Nothing points to a slip"), ("e", "one letter")],
 )
 
 
