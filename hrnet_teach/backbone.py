@@ -1,6 +1,6 @@
 """HRNet, the backbone: stem, layer1, then three multi-resolution stages.
 
-The paper (Wang et al., TPAMI 2020, Section III, numbered as in its arXiv version
+The paper (Wang et al., TPAMI 2020, Section 3, numbered as in its arXiv version
 1908.07919; Figure 2): "We input the image into a stem, which consists of two
 stride-2 3×3 convolutions decreasing the resolution to 1/4, and subsequently the
 main body that outputs the representation with the same resolution (1/4)."

@@ -2,7 +2,7 @@
 
 HRNet's stage 1 is four Bottleneck blocks of width 64, the block of ResNet-50's
 first stage (which has three); the branches of stages 2-4 are BasicBlocks (the
-paper, Wang et al., TPAMI 2020, Section III-D, numbered as in its arXiv version
+paper, Wang et al., TPAMI 2020, Section 3.4, numbered as in its arXiv version
 1908.07919: "Each branch in multi-resolution parallel convolution of the
 modularized block contains 4 residual units"). The
 official code and timm name the layers ``conv1``, ``bn1``, ... ``downsample``;

@@ -3,7 +3,7 @@
 The official code keeps these in YAML experiment files under ``MODEL.EXTRA``
 (``STAGE1`` .. ``STAGE4``). Here they are two frozen dataclasses, with the
 published variants generated from their width ``C``: the branches of stages 2-4
-carry C, 2C, 4C and 8C channels (the paper, Wang et al., TPAMI 2020, Section III-D,
+carry C, 2C, 4C and 8C channels (the paper, Wang et al., TPAMI 2020, Section 3.4,
 numbered as in its arXiv version 1908.07919: "The widths (numbers of channels) of
 the convolutions of the four resolutions are C, 2C, 4C, and 8C, respectively").
 """

@@ -6,7 +6,7 @@ level, so the backbone keys (``conv1`` ... ``stage4``) and the head keys
 the official checkpoints.
 
 The paper ("Deep High-Resolution Representation Learning for Visual Recognition",
-Section III-C as numbered in its arXiv version 1908.07919, Figure 4) names three ways to read out the four branches:
+Section 3.3 as numbered in its arXiv version 1908.07919, Figure 4) names three ways to read out the four branches:
 HRNetV1 keeps only the high-resolution branch (pose), HRNetV2 upsamples and
 concatenates all of them (segmentation), HRNetV2p builds a pyramid from that
 concatenation (detection). ImageNet classification adds a fourth.

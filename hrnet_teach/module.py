@@ -1,6 +1,6 @@
 """The HighResolutionModule: parallel branches, then fusion across resolutions.
 
-The paper (Wang et al., TPAMI 2020, Section III-B "Repeated Multi-Resolution
+The paper (Wang et al., TPAMI 2020, Section 3.2 "Repeated Multi-Resolution
 Fusions", numbered as in its arXiv version 1908.07919; Figure 3): "The goal of the
 fusion module is to exchange the information across multi-resolution
 representations." Each output branch ``i`` is the sum, over every input branch

@@ -1,6 +1,6 @@
 """Transitions: how a stage's branches become the next stage's, and how a branch is born.
 
-The paper (Wang et al., TPAMI 2020, Section III-A "Parallel Multi-Resolution
+The paper (Wang et al., TPAMI 2020, Section 3.1 "Parallel Multi-Resolution
 Convolutions", numbered as in its arXiv version 1908.07919): "We start from a
 high-resolution convolution stream as the first stage, gradually add high-to-low
 resolution streams one by one, forming new stages, and connect the

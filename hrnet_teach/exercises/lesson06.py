@@ -16,7 +16,7 @@ from ..inspect import meta_model
 from ._answers import as_ints, as_strings, random_weights, too_deep
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ValueExercise
 
-# (batch, height, width): a size divisible by 32, then sizes where fixed factors fail.
+# (batch, height, width): sizes divisible by 32, then sizes where fixed factors fail.
 HEAD_SIZES = [(1, 64, 64), (2, 64, 96), (1, 36, 52), (1, 40, 72)]
 
 
@@ -109,8 +109,8 @@ v2_head = FunctionExercise(
     question=N_("Write `v2_head(features, last_layer)`: the HRNetV2 segmentation head. `features` is the backbone's "
                 "list of four maps (finest first), `last_layer` the model's 1x1 conv-BN-ReLU-classifier. Return the "
                 "logits (B, classes, H/4, W/4), as HRNetSegmentation does. Resize with mode='bilinear', "
-                "align_corners=True, as that model is built here (the package's default; the official W48 Cityscapes "
-                "files set False: lesson 08, 4.3)."),
+                "align_corners=True, as that model is built here (the package's default; the HRNetV2-W48 Cityscapes "
+                "files of the official HRNet-OCR branch set False: lesson 08, 4.3)."),
     reference=_v2_head, cases=_head_cases, returns=N_("the logits tensor"), against="HRNetSegmentation",
     atol=1e-4, rtol=1e-4,
     mistakes=[Mistake(name, message, like=partial(_head, **change)) for name, change, message in _HEAD_SLIPS] + [
