@@ -92,19 +92,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hrnet_teach.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
-    p.add_argument("--variant", default="w18_small_v1")
+    p.add_argument("--variant", default="w18_small_v1", help="(default w18_small_v1)")
     p.add_argument("--head", default="segmentation", choices=("segmentation", "pose", "ocr"),
                    help="pose: read out branch 0 alone (HRNetV1), so only fusion brings it context; "
-                        "ocr: HRNetV2 + OCR (with --arms fusion: the V2-vs-OCR comparison)")
+                        "ocr: HRNetV2 + OCR (with --arms fusion: the OCR side of the V2-vs-OCR comparison, whose V2 side is a "
+                        "--head segmentation run)")
     p.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS), help="which arms to train")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=6, help="(default 6)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr", type=float, default=None, help="(default: the trainer's for the optimizer)")
     p.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"))
-    p.add_argument("--train-size", type=int, default=2000)
-    p.add_argument("--val-size", type=int, default=256)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--train-size", type=int, default=2000, help="(default 2000)")
+    p.add_argument("--val-size", type=int, default=256, help="(default 256)")
+    p.add_argument("--device", default="auto", help="(default auto: CUDA, then MPS, then the CPU)")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the runs and the summary here")

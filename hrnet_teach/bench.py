@@ -5,7 +5,7 @@ Per variant and input size: parameters, GFLOPs (the papers' unit: multiply-adds
 device), latency (median of ``--repeats`` forward passes after warm-up, eval
 mode, ``torch.no_grad``) and peak memory:
 
-- CUDA: ``torch.cuda.max_memory_allocated`` during the timed passes (weights,
+- CUDA: ``torch.cuda.max_memory_allocated`` during the warm-up and timed passes (weights,
   activations and workspace, as PyTorch's allocator sees them);
 - CPU: each row runs in a fresh Python process, and the table shows that
   process's peak resident memory (``ru_maxrss``, which includes PyTorch itself)
@@ -51,8 +51,9 @@ HEAD_KWARGS = {
     "pyramid": {},
     "backbone": {},
 }
-NEAREST_HEADS = ("classification", "pose", "pyramid", "backbone")  # fuse with fixed x2 steps: see halves_exactly
+NEAREST_HEADS = ("classification", "pose", "pyramid")  # fuse with fixed x2 steps (halves_exactly); the bare backbone is bilinear
 QUICK = {"variants": ("w18_small_v1", "w18_small_v2"), "sizes": ((224, 224),), "repeats": 5, "warmup": 2}
+COURSE_TIMEOUT = 1200  # seconds per cell for --course (lesson 07 trains; a slow machine needs minutes)
 MIB = 2**20
 
 
@@ -130,8 +131,8 @@ def check_size_for_head(head: str, size: tuple[int, int]) -> None:
 
 def default_device() -> str:
     """CUDA when there is a GPU, else the CPU; not Apple's MPS, unlike ``pick_device("auto")``, on purpose:
-    bench reads memory on CUDA and the CPU only. ``--device mps`` is timed correctly (``_sync`` waits for
-    it) but reports no memory."""
+    bench reads memory on CUDA and the CPU only. ``--device mps`` is timed correctly by the plain bench
+    (``_sync`` waits for it; ``--deploy``'s timing waits for CUDA only) but reports no memory."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -318,7 +319,7 @@ def notes(rows: Sequence[Row], repeats: int, warmup: int, threads: Optional[int]
 
 
 # ------------------------------------------------------------------ the course
-def run_course(notebook_dir: str | Path = "notebooks", timeout: int = 1200, progress: bool = True,
+def run_course(notebook_dir: str | Path = "notebooks", timeout: int = COURSE_TIMEOUT, progress: bool = True,
                lessons: Optional[Sequence[str]] = None) -> list[dict]:
     """Execute every ``*.ipynb`` in ``notebook_dir`` in a fresh python3 kernel (cwd: that folder),
     or only those whose names start with one of ``lessons`` (e.g. ``["00", "07"]``).
@@ -402,27 +403,29 @@ def check_json_path(parser: argparse.ArgumentParser, json_path: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hrnet_teach.bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m hrnet_teach.bench", description=__doc__.split("\n\n")[0].replace("``", "`"),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", default="all", help=f"comma-separated, or 'all' (default): {', '.join(VARIANTS)}")
-    p.add_argument("--sizes", default=None, help="HEIGHTxWIDTH, comma-separated (default 256x256 on CPU, 512x1024 on CUDA)")
+    p.add_argument("--sizes", default=None, help="HEIGHTxWIDTH, comma-separated (default 256x256 on CPU, 512x1024 on CUDA; --deploy: 512x1024)")
     p.add_argument("--head", default="segmentation", choices=HEAD_NAMES)
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 1; not with --deploy)")
-    p.add_argument("--repeats", type=_at_least_one, default=None, help="timed passes per row (default 5 on CPU, 20 on CUDA)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed passes first (default 2)")
+    p.add_argument("--repeats", type=_at_least_one, default=None, help="timed passes per row (default 5 on CPU, 20 on CUDA; --deploy: 5)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed passes first (default 2; not with --quick or --deploy)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
-    p.add_argument("--quick", action="store_true", help="two small variants, 224x224, 5 repeats: under a minute on a CPU")
+    p.add_argument("--quick", action="store_true", help="two small variants, 224x224, 5 repeats, 2 warm-up passes: under a minute on a CPU "
+                   "(not with --variants, --sizes or --warmup)")
     p.add_argument("--json", metavar="OUT", help="also write the rows (and how they were measured) to this JSON file")
     p.add_argument("--course", action="store_true", help="run every notebook headless instead, and time each")
     p.add_argument("--deploy", action="store_true", help="eager vs fast() vs compile vs ONNX Runtime instead "
-                   "(--variants/--head/--sizes pick one set of models; default: W18-small-v2 and W48 segmentation "
+                   "(--variants, --sizes and --head pick one set of models, --head only with one of the other two; default: W18-small-v2 and W48 segmentation "
                    "512x1024, W18 classification 224, which hold up to 3.2 GiB of memory at the W48 ONNX row); "
                    "--no-compile, --no-onnx skip those")
     p.add_argument("--no-compile", action="store_true", help="--deploy: skip torch.compile (slow to compile on CPU)")
     p.add_argument("--no-onnx", action="store_true", help="--deploy: skip ONNX Runtime")
     p.add_argument("--notebooks", default=None, help="the folder --course runs (default: the course's notebooks/)")
-    p.add_argument("--timeout", type=_at_least_one, default=1200, help="--course: seconds allowed per cell (at least 1)")
+    p.add_argument("--timeout", type=_at_least_one, default=None,
+                   help=f"--course: seconds allowed per cell (default {COURSE_TIMEOUT})")
     p.add_argument("--lessons", default=None,
                    help="--course: only the notebooks whose names start with these, comma-separated (e.g. 00,07,10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -432,7 +435,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _refuse_options_of_another_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """An option of --course or --deploy given without it would be ignored in silence: say so instead."""
-    for mode, options in (("course", {"lessons": "--lessons", "notebooks": "--notebooks"}),
+    for mode, options in (("course", {"lessons": "--lessons", "notebooks": "--notebooks", "timeout": "--timeout"}),
                           ("deploy", {"no_compile": "--no-compile", "no_onnx": "--no-onnx"})):
         given = [flag for name, flag in options.items() if getattr(args, name) not in (None, False)]
         if given and not getattr(args, mode):
@@ -467,12 +470,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     on_cpu = torch.device(device).type == "cpu"
     try:
         if args.quick:
+            _refuse_what_quick_fixes(parser, args)
             variants, sizes = list(QUICK["variants"]), list(QUICK["sizes"])
             repeats, warmup = args.repeats or QUICK["repeats"], QUICK["warmup"]
         else:
             variants = parse_variants(args.variants)
             sizes = parse_sizes(("256x256" if on_cpu else "512x1024") if args.sizes is None else args.sizes)
-            repeats, warmup = args.repeats or (5 if on_cpu else 20), args.warmup
+            repeats, warmup = args.repeats or (5 if on_cpu else 20), 2 if args.warmup is None else args.warmup
         batch_size = 1 if args.batch_size is None else args.batch_size  # None: not given (see _deploy)
         if batch_size < 1 or repeats < 1 or warmup < 0 or (args.threads is not None and args.threads < 1):
             raise ValueError("--batch-size, --repeats and --threads must be at least 1, --warmup at least 0")
@@ -498,7 +502,7 @@ def _course(args: argparse.Namespace, parser: argparse.ArgumentParser, progress:
     folder = args.notebooks or Path(__file__).resolve().parent.parent / "notebooks"
     lessons = _lesson_prefixes(parser, args.lessons)
     try:
-        results = run_course(folder, timeout=args.timeout, progress=progress, lessons=lessons)
+        results = run_course(folder, timeout=args.timeout or COURSE_TIMEOUT, progress=progress, lessons=lessons)
     except FileNotFoundError as error:
         parser.error(str(error))
     print(format_course(results))
@@ -516,12 +520,29 @@ def _usable_device(parser: argparse.ArgumentParser, asked: Optional[str]) -> str
         parser.error(f"--device {device}: {error}")
 
 
+def _refuse_what_quick_fixes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--quick picks its own variants, sizes and warm-up: the options that would be dropped in silence."""
+    given = [flag for flag, value in (("--variants", args.variants != "all"), ("--sizes", args.sizes is not None),
+                                      ("--warmup", args.warmup is not None)) if value]
+    if given:
+        parser.error(f"--quick picks its own variants, sizes and warm-up; {', '.join(given)} would be ignored: "
+                     "leave them out, or drop --quick")
+
+
 def _refuse_what_deploy_ignores(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """--deploy would drop these in silence (the plain bench refuses --threads 0 too)."""
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads} (leave it out for PyTorch's choice)")
     if args.batch_size is not None:
         parser.error("--deploy runs batch 1; --batch-size is not used: leave it out")
+    if args.warmup is not None:
+        parser.error("--deploy alternates the ways in rounds and takes the median; --warmup is not used: leave it out")
+    if args.head == "backbone":
+        parser.error("--deploy measures whole models; --head backbone is not one: pick segmentation, ocr, pose, "
+                     "pyramid or classification")
+    if args.head != "segmentation" and args.variants == "all" and args.sizes is None:
+        parser.error(f"--deploy --head {args.head} picks the head of the models --variants or --sizes name; add one, "
+                     "e.g. --variants w18")
 
 
 def _deploy(args, device: str, parser: argparse.ArgumentParser) -> int:
@@ -532,7 +553,7 @@ def _deploy(args, device: str, parser: argparse.ArgumentParser) -> int:
     if args.variants == "all" and args.sizes is None:
         models = list(deploy_bench.DEFAULT_MODELS)
     else:
-        head = "segmentation" if args.head == "backbone" else args.head
+        head = args.head
         try:
             sizes = parse_sizes("512x1024" if args.sizes is None else args.sizes)
             models = [(v, head, s) for v in parse_variants(args.variants) for s in sizes]

@@ -1,7 +1,7 @@
 """Setting up a notebook: on Colab, install the course and pick the GPU.
 
-The repository address lives here and only here. Every notebook's first code
-cell is :data:`SETUP_CELL` (a test checks they match), and the README's "Open in
+The repository address lives here and only here. Every English lesson's first code
+cell is :data:`SETUP_CELL`, every Chinese lesson's ``setup_cell("zh")`` (tests check they match), and the README's "Open in
 Colab" badges are made from it. After changing it, run
 
     python -m hrnet_teach.colab          # rewrite every notebook's first cell and the README's badges
@@ -191,11 +191,12 @@ def build_wheel(out: str = "dist", root: str | None = None) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hrnet_teach.colab", description="Rewrite every notebook's first cell (SETUP_CELL) and the "
-        "READMEs' Colab badges; run from the repository root.")
+        prog="python -m hrnet_teach.colab", description="Rewrite every English lesson's first cell (SETUP_CELL; the "
+        "Chinese lessons' comes from python -m hrnet_teach.translate) and the READMEs' Colab badges; run from the "
+        "repository root.")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 if a notebook's first cell or a README's badges are out of date")
+                        help="change nothing; exit 1 if an English lesson's first cell or a README's badges are out of date")
     action.add_argument("--wheel", action="store_true",
                         help="instead, build dist/hrnet_teach-*.whl with the lessons and assets (Colab's offline route)")
     return parser

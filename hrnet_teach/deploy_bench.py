@@ -7,7 +7,7 @@ Per model: the median latency of each way (timed in alternating rounds, so a
 busy machine slows them all alike), its ratio to eager, the compile or export
 time, the peak memory after that way ran (on the CPU the process's ru_maxrss, which
 only grows; on a GPU torch's peak allocation), and the largest relative difference of its outputs from eager
-(max |a - b| / max |a|). Weights are random (He-normal convs, random BatchNorm
+(max |a - b| / max |a|). Weights are random (LeCun-normal convs, randn / sqrt(fan_in); random BatchNorm
 statistics) so the outputs are not just the last bias.
 """
 from __future__ import annotations
@@ -201,3 +201,8 @@ def run(models: Sequence[tuple[str, str, tuple[int, int]]] = DEFAULT_MODELS, rep
         compile: bool = True, onnx: bool = True, threads: Optional[int] = None,
         device: Union[str, torch.device] = "cpu", amp: Optional[bool] = None) -> list[dict[str, Any]]:
     return [measure_model(v, h, s, repeats, compile, onnx, threads, device, amp) for v, h, s in models]
+
+
+if __name__ == "__main__":  # the measurement's command line is bench's
+    raise SystemExit("hrnet_teach.deploy_bench has no command line of its own: run python -m hrnet_teach.bench --deploy "
+                     "(--help lists its options)")

@@ -874,20 +874,25 @@ def _print(message: str) -> None:
 
 
 # ------------------------------------------------------------------ command line
+def _per_optimizer(defaults: dict) -> str:
+    """{'adamw': 0.005, 'sgd': 0.05} as "0.005 with adamw, 0.05 with sgd" for --help."""
+    return ", ".join(f"{value:g} with {name}" for name, value in defaults.items())
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m hrnet_teach.train",
         description="Train HRNetV2 segmentation on generated shapes (offline) or Oxford-IIIT Pets. "
         "Several processes: torchrun --nproc_per_node N -m hrnet_teach.train ...",
     )
-    p.add_argument("--variant", default="w18_small_v1", choices=VARIANTS)
+    p.add_argument("--variant", default="w18_small_v1", choices=VARIANTS, help="(default w18_small_v1)")
     p.add_argument("--dataset", default="shapes", choices=DATASETS, help="shapes: generated, no download; pets: downloads about 800 MB")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=16, help="per process")
-    p.add_argument("--image-size", type=int, default=64, help="square side in pixels")
-    p.add_argument("--lr", type=float, default=None, help=f"base learning rate (default {DEFAULT_LR})")
-    p.add_argument("--weight-decay", type=float, default=None, help=f"default {DEFAULT_WEIGHT_DECAY}")
-    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="sgd + poly lr is the official recipe")
+    p.add_argument("--epochs", type=int, default=6, help="(default 6)")
+    p.add_argument("--batch-size", type=int, default=16, help="per process (default 16)")
+    p.add_argument("--image-size", type=int, default=64, help="square side in pixels (default 64)")
+    p.add_argument("--lr", type=float, default=None, help="base learning rate (default " + _per_optimizer(DEFAULT_LR) + ")")
+    p.add_argument("--weight-decay", type=float, default=None, help="(default " + _per_optimizer(DEFAULT_WEIGHT_DECAY) + ")")
+    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="sgd + poly lr is the official recipe (default adamw)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -895,21 +900,24 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="folder for checkpoint.pt and metrics.json")
     p.add_argument("--resume", default=None, help="a checkpoint.pt to continue from, up to --epochs in all "
                    "(the same --epochs as the first run continues its schedule exactly; more extends it)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="(default 0)")
     p.add_argument("--no-fusion", action="store_true", help="ablation: branches exchange nothing (the head still concatenates)")
     p.add_argument("--head", default="segmentation", choices=TRAIN_HEADS,
                    help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation; "
                    "ocr: HRNetV2 + OCR, loss 0.4 x aux + 1 x OCR as the official configs")
     p.add_argument("--ohem", action="store_true", help="with --head ocr: OHEM on the OCR output (official LOSS.USE_OHEM)")
-    p.add_argument("--align-corners", action="store_true", help="resize with align_corners=True, the HRNet-OCR branch's default.py value "
+    p.add_argument("--align-corners", action="store_true", help="segmentation and ocr heads: resize with align_corners=True, the HRNet-OCR branch's default.py value "
                    "(its HRNetV2-W48 Cityscapes files set False; see build_model)")
-    p.add_argument("--train-size", type=int, default=2000, help="training scenes (pets: the first N images)")
-    p.add_argument("--val-size", type=int, default=256, help="held-out scenes")
+    p.add_argument("--train-size", type=int, default=2000,
+                   help="training scenes (default 2000; pets: the first N of the 3,680 trainval images)")
+    p.add_argument("--val-size", type=int, default=256,
+                   help="held-out scenes (default 256; pets: the first N of the 3,669 test images)")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 0 on CPU, 2 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--data-root", default="data", help="where --dataset pets is downloaded")
     p.add_argument("--export", default=None, help="also write a small float16 inference checkpoint here")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true",
+                   help="print nothing while training: no progress bars, no per-epoch lines (metrics.json keeps them)")
     return p.parse_args(argv)
 
 

@@ -135,6 +135,10 @@ class TrainConfig:
         check_choice("head", self.head, TRAIN_HEADS)
         if self.ohem and self.head != "ocr":
             raise ValueError(f"ohem applies to head 'ocr' (the official OCR configs' LOSS.USE_OHEM), not {self.head!r}")
+        if self.align_corners and self.head == "pose":  # it would be recorded in metrics.json yet change nothing
+            raise ValueError("align_corners applies to the heads that resize bilinearly (segmentation, ocr); head "
+                             "'pose' (the V1 readout) fuses by nearest and resizes its logits without corner "
+                             "alignment: leave align_corners out")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size", "train_size", "val_size"):
             setattr(self, name, positive_int(name, getattr(self, name)))

@@ -459,7 +459,8 @@ def _print_missing(parser: argparse.ArgumentParser, only: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.translate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hrnet_teach.translate",
+                                     description=__doc__.split("\n\n")[0].replace("``", "`"))
     parser.add_argument("lessons", nargs="*", help="lesson stems (default: every file in notebooks/zh/src)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
     parser.add_argument("--stub", metavar="STEM", help="print a translation file for STEM to fill in")

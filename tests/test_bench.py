@@ -107,7 +107,10 @@ def _measured_nothing(monkeypatch) -> dict:
 
 
 @pytest.mark.parametrize("argv, said", [(["--threads", "0"], "--threads must be at least 1, got 0"),
-                                        (["--batch-size", "2"], "--deploy runs batch 1; --batch-size is not used")])
+                                        (["--batch-size", "2"], "--deploy runs batch 1; --batch-size is not used"),
+                                        (["--warmup", "3"], "--warmup is not used"),
+                                        (["--head", "pose"], "--deploy --head pose picks the head of the models"),
+                                        (["--head", "backbone", "--variants", "w18"], "--head backbone is not one")])
 def test_bench_deploy_refuses_what_it_would_ignore(monkeypatch, capsys, argv, said):
     """Before: --deploy dropped --threads 0 and --batch-size in silence."""
     called = _measured_nothing(monkeypatch)
@@ -123,6 +126,34 @@ def test_the_batch_size_default_is_one_and_does_not_trouble_deploy(monkeypatch):
     assert "deploy" in called
     assert bench.main(["--variants", "w18_small_v1", "--sizes", "64", "--device", "cpu", "--no-progress"]) == 0
     assert called["run"][3] == 1  # run(variants, sizes, head, batch_size, ...)
+
+
+def test_deploy_head_picks_the_head_of_the_models_named(monkeypatch):
+    """Before: --deploy --head pose measured the default segmentation and classification models in silence."""
+    called = _measured_nothing(monkeypatch)
+    assert bench.main(["--deploy", "--head", "pose", "--variants", "w18_small_v1", "--device", "cpu"]) == 0
+    assert called["deploy"][0] == [("w18_small_v1", "pose", (512, 1024))]
+
+
+@pytest.mark.parametrize("extra", [["--variants", "w48"], ["--sizes", "512"], ["--warmup", "7"]])
+def test_quick_refuses_what_it_would_replace(monkeypatch, capsys, extra):
+    """Before: --quick dropped --variants, --sizes and --warmup in silence."""
+    called = _measured_nothing(monkeypatch)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--quick", "--device", "cpu", *extra])
+    assert stopped.value.code == 2 and f"{extra[0]} would be ignored" in capsys.readouterr().err
+    assert not called
+    assert bench.main(["--quick", "--device", "cpu", "--no-progress"]) == 0
+    assert called["run"][5] == bench.QUICK["warmup"]  # run(variants, sizes, head, batch_size, repeats, warmup, ...)
+
+
+def test_the_bare_backbone_takes_any_size_as_its_bilinear_fusion_does():
+    """Before: bench refused --head backbone --sizes 250x250 as if the backbone fused by nearest."""
+    bench.check_size_for_head("backbone", (250, 250))
+    with torch.device("meta"):
+        assert bench.build("w18_small_v1", "backbone").stage2[0].upsample == "bilinear"
+    with pytest.raises(ValueError, match="multiples of 32"):
+        bench.check_size_for_head("pose", (250, 250))
 
 
 def test_bad_arguments_are_explained(capsys):
@@ -195,7 +226,8 @@ def test_course_lessons_that_name_none_are_refused(tmp_path, capsys, lessons):
 @pytest.mark.parametrize("argv, named", [(["--lessons", "00"], "--lessons can only be used with --course"),
                                          (["--notebooks", "x"], "--notebooks can only be used with --course"),
                                          (["--no-onnx", "--quick"], "--no-onnx can only be used with --deploy"),
-                                         (["--course", "--no-compile"], "--no-compile can only be used with --deploy")])
+                                         (["--course", "--no-compile"], "--no-compile can only be used with --deploy"),
+                                         (["--timeout", "5"], "--timeout can only be used with --course")])
 def test_an_option_of_another_mode_is_refused_not_ignored(capsys, argv, named):
     with pytest.raises(SystemExit):
         bench.main(argv)

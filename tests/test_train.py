@@ -389,6 +389,14 @@ def test_train_config_checks_and_the_cli_maps_onto_it():
         T.train("w18_small_v1")
 
 
+def test_align_corners_is_refused_for_the_pose_readout_which_would_ignore_it():
+    """Before: --head pose --align-corners trained without it and wrote align_corners: True into metrics.json."""
+    assert T.TrainConfig(head="ocr", align_corners=True).align_corners
+    with pytest.raises(ValueError, match=r"head 'pose' \(the V1 readout\) fuses by nearest.*leave align_corners out"):
+        T.TrainConfig(head="pose", align_corners=True)
+    assert T.resize_align_corners(T.build_model("w18_small_v1", NUM_CLASSES, head="pose")) is False
+
+
 def test_the_loss_comes_from_the_model_unless_the_config_gives_one():
     seg = T.build_model("w18_small_v1", NUM_CLASSES, align_corners=True)
     loss = T.loss_for(seg)
