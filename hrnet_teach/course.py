@@ -8,7 +8,7 @@
     python -m hrnet_teach.course --clean notebooks/03_fuse_matrix.ipynb  # contributors: store a lesson clean
 
 The lessons in ``notebooks/`` are stored without outputs, and the tests check that they stay so.
-JupyterLab saves a notebook with its outputs (and autosaves it) as soon as you run a cell, so
+JupyterLab saves a notebook with its outputs (and autosaves it every two minutes) once you run a cell, so
 the course opens a copy: d2l hands out its notebooks the same way. A lesson that is already in
 the working copy is never overwritten (it may hold your answers); delete it to get a fresh one.
 The lessons find their photo and checkpoint through the package (``hrnet_teach.assets``), so

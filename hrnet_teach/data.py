@@ -36,6 +36,7 @@ import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
+from urllib.error import URLError
 
 import numpy as np
 import torch
@@ -390,6 +391,21 @@ class DatasetUnavailableError(OSError):
     """The dataset cannot be loaded here (no torchvision, no network, no local copy)."""
 
 
+def _pets_unavailable(error: BaseException, root: Path, download: bool) -> str:
+    """What went wrong fetching Oxford-IIIT Pet, and what to do: not there, offline, or a folder that takes no files."""
+    if isinstance(error, RuntimeError):  # torchvision: missing or corrupted files (also after a download's check)
+        if download:
+            return (f"Oxford-IIIT Pet in {root} is incomplete or corrupted ({error}): delete its oxford-iiit-pet "
+                    "folder there and run again to download it afresh, about 800 MB.")
+        return (f"Oxford-IIIT Pet is not in {root} ({error}). Pass download=True (the CLI does with --dataset pets) "
+                "to fetch it, about 800 MB.")
+    if isinstance(error, (URLError, TimeoutError, ConnectionError)):  # no network: URLError is an OSError too
+        return (f"Could not download Oxford-IIIT Pet ({error}). You seem to be offline: connect (e.g. on Colab), "
+                "or train offline with --dataset shapes.")
+    return (f"Could not write Oxford-IIIT Pet into {root} ({error}): check that the folder is writable and has "
+            "about 800 MB free, or pick another with --data-root.")
+
+
 def _import_torchvision():
     try:
         import torchvision  # noqa: F401  (imported only when the real dataset is asked for)
@@ -432,16 +448,8 @@ class PetsDataset(Dataset):
         tv_split = "trainval" if split == "train" else "test"
         try:
             self.base = OxfordIIITPet(str(root), split=tv_split, target_types="segmentation", download=download)
-        except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
-            raise DatasetUnavailableError(
-                f"Oxford-IIIT Pet is not in {Path(root).resolve()} ({error}). "
-                "Pass download=True (the CLI does with --dataset pets) to fetch it, about 800 MB."
-            ) from None
-        except OSError as error:  # no network: URLError is an OSError
-            raise DatasetUnavailableError(
-                f"Could not download Oxford-IIIT Pet ({error}). You seem to be offline: "
-                "connect (e.g. on Colab), or train offline with --dataset shapes."
-            ) from None
+        except (RuntimeError, OSError) as error:
+            raise DatasetUnavailableError(_pets_unavailable(error, Path(root).resolve(), download)) from None
         self.length = len(self.base) if length is None else min(length, len(self.base))
 
     def __len__(self) -> int:

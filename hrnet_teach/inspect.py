@@ -436,7 +436,8 @@ def _image_tensor(image) -> torch.Tensor:
                              f"{image_shape_hint(image)}")
         if not x.is_floating_point():  # raw pixels cast to float would be 0-255, not normalised values
             raise TypeError(f"image must hold normalised float values, got {str(x.dtype).removeprefix('torch.')}: "
-                            "raw pixels (0-255) must be converted first: hrnet_teach.assets.to_tensor(image)")
+                            "raw pixels (0-255) must be converted first: hrnet_teach.assets.to_tensor(image) takes an "
+                            "H x W x 3 array or PIL image (a 3 x H x W tensor: image.permute(1, 2, 0) first)")
         return x
     try:
         from PIL import Image

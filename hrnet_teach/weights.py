@@ -1,9 +1,10 @@
 """Loading checkpoints: the authors', timm's, and our own, with a report instead of silence.
 
-The official repositories load pretrained weights by keeping only the entries whose
-names exist in the model (``{k: v for k, v in pretrained.items() if k in model_dict}``):
-seg_hrnet.py and cls_hrnet.py log only what they load, pose_hrnet.py loads with
-strict=False and discards the report, and seg_hrnet_ocr.py prints the two sets of
+The official repositories load pretrained weights without a word about what is left out:
+seg_hrnet.py and cls_hrnet.py keep only the entries whose names exist in the model
+(``{k: v for k, v in pretrained.items() if k in model_dict}``) and log what they load (the
+pytorch-v1.1 branch's seg_hrnet.py not even that), pose_hrnet.py keeps the top-level modules
+listed in ``PRETRAINED_LAYERS`` and loads them with strict=False, discarding the report, and seg_hrnet_ocr.py prints the two sets of
 unmatched names as raw Python sets, so a checkpoint of the wrong variant or head can
 load "successfully" while leaving most of the network at its random initialisation.
 Here a load is strict by default and always produces a :class:`LoadReport`: every
@@ -15,7 +16,8 @@ Key names need no translation: this package uses the official names, and timm's
 Only wrappers are removed: ``model.`` (the official segmentation trainer saves its
 ``FullModel``, whose ``loss.*`` entries belong to the loss, not the network),
 ``module.`` (DataParallel / DistributedDataParallel), and ``backbone.`` / ``neck.``
-(mmdetection, where the authors' HRFPN lives).
+(the authors' mmdetection fork, HRNet-Object-Detection, where their HRFPN lives; upstream
+mmdetection wraps those convs in ConvModule, so its keys read ``reduction_conv.conv.*``).
 
 Also here, so that a lesson or widget never imports the trainer to get weights:
 reading ``hrnet_teach.train``'s checkpoints back (:func:`read_checkpoint`,

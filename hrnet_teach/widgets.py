@@ -25,7 +25,7 @@ from .i18n import _
 from .viz.heatmaps import heatmap_round_trip
 
 SIZES = {"512×512": (512, 512), "1024×2048 (Cityscapes)": (1024, 2048), "256×192 (pose)": (256, 192),
-         "224×224 (ImageNet)": (224, 224), "480×480 (PASCAL-Context)": (480, 480),
+         "224×224 (ImageNet)": (224, 224), "520×520 (PASCAL-Context)": (520, 520),
          "250×375 (odd sides, lesson 03)": (250, 375)}
 
 

@@ -119,6 +119,24 @@ def test_pets_offline_download_gives_a_clear_message(monkeypatch, tmp_path):
         data.PetsDataset("train", root=tmp_path, download=True)
 
 
+@pytest.mark.parametrize("error, download, said", [
+    (RuntimeError("Dataset not found or corrupted."), False, "not in .*Pass download=True"),
+    (RuntimeError("File not found or corrupted."), True, "incomplete or corrupted .*delete its oxford-iiit-pet folder"),
+    (PermissionError(13, "Permission denied"), True, "writable .*--data-root"),
+    (OSError(28, "No space left on device"), True, "800 MB free"),
+])
+def test_pets_failures_are_told_apart(monkeypatch, tmp_path, error, download, said):
+    """Before: any RuntimeError said 'Pass download=True' (also after a download), any OSError 'offline'."""
+    class FailingPets:
+        def __init__(self, root, split, target_types, download):
+            raise error
+
+    monkeypatch.setattr(data, "_import_torchvision", lambda: FailingPets)
+    with pytest.raises(data.DatasetUnavailableError, match=said) as caught:
+        data.PetsDataset("train", root=tmp_path, download=download)
+    assert "offline" not in str(caught.value)
+
+
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="Unknown dataset 'cityscapes'"):
         data.make_dataset("cityscapes", "train", 10, 64)

@@ -48,7 +48,7 @@ INSTALL_DOT = (
 FONT = "Helvetica,Arial,sans-serif"
 CELL_WIDTH = 160  # points: every branch cell at least this wide, so lanes line up
 # Largest drawing, in inches: graphviz scales a larger graph down to it (never up). 8.8 in is
-# 634 pt = 845 CSS px, the output area of a JupyterLab notebook in a 1000 px wide pane.
+# 634 pt = 845 CSS px, about the output area of a JupyterLab notebook in a 1000 px wide pane.
 MAX_SIZE = "8.8,100"
 # dot keeps the nodes of one group in a straight column: the main path of a block or a chain.
 MAIN = "main"

@@ -75,7 +75,7 @@ def _band(branch: int) -> float:
 
 
 def plot_architecture(model_or_variant: ModelLike = "w18", image_size=(512, 512), theme="light") -> Figure:
-    """The network as parallel streams (the paper's Figure 1, computed).
+    """The network as parallel streams (Figure 2 of the TPAMI paper, Figure 1 of the CVPR 2019 one; computed).
 
     One horizontal stream per branch at its resolution (1/4 at the top), from
     the transition that creates it to the end; one block per HighResolutionModule;

@@ -45,7 +45,7 @@ DARK = Theme(
 )
 THEMES = {"light": LIGHT, "dark": DARK}
 
-WIDTH = 9.5  # inches: about a notebook's width at 100 dpi
+WIDTH = 9.5  # inches: 950 px at 100 dpi, a little wider than the output area (~845 px in a 1000 px pane): scaled down
 
 
 def get_theme(theme: str | Theme) -> Theme:
