@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 DEFAULT_FOLDER = "my-hrnet-course"
@@ -227,8 +228,16 @@ def _refuse_a_misspelt_course_option(name: str) -> None:
                          "--no-browser or --port 8890, are passed on to it)")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but a folder name such as my-hrnet-course-zh is never broken at its hyphens."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hrnet_teach.course", description=__doc__.split("\n\n")[0],
+                                     formatter_class=_HelpFormatter,
                                      epilog="Other options go to JupyterLab: --no-browser, --port 8890 (or "
                                      "--port=8890); everything after -- goes to it as written.")
     parser.add_argument("folder", nargs="?", default=None,
