@@ -492,7 +492,7 @@ def test_a_head_that_ignores_align_corners_is_caught_at_true():
 ])
 def test_a_module_built_in_another_dtype_is_told_its_dtype_not_its_channels(exercise, answer, dtype):
     message = exercise.check(answer).message
-    assert f"weights are {dtype} (" in message and "the checkpoint's are float32" in message, message
+    assert f"weights are {dtype} (" in message and "loads the checkpoint's as float32 (stored as float16" in message, message
     assert "num_inchannels" not in message and "Stage 3" not in message, message
 
 
@@ -544,3 +544,127 @@ def test_a_builder_that_returns_no_module_is_told_in_plain_english(exercise, ans
 def test_a_module_whose_forward_returns_nothing_is_said_to_give_none():
     message = ex.capstone_network.check(ex.NETWORK_MISTAKES["a module's forward without return"][0]).message
     assert "differs from the package's (None instead of a list of 2 tensors)" in message, message
+
+
+# ------------------------------------------------------------------ from an audit of the checker's messages
+def _with_forward(forward):
+    import types
+
+    def make(num_classes=4, align_corners=False):
+        net = ex.MyHRNet(num_classes, align_corners)
+        net.forward = types.MethodType(forward, net)
+        return net
+    return make
+
+
+def _stem(net, x):
+    return net.relu(net.bn2(net.conv2(net.relu(net.bn1(net.conv1(x))))))
+
+
+def _rest(net, y):
+    y = net.stage3(ex.transition_forward(net.transition2, y))
+    y = net.stage4(ex.transition_forward(net.transition3, y))
+    return y
+
+
+def _skips_layer1(self, x):
+    return ex.v2_head(_rest(self, self.stage2(ex.transition_forward(self.transition1, [_stem(self, x)]))),
+                      self.last_layer, self.align_corners)
+
+
+def _skips_stage2(self, x):
+    return ex.v2_head(_rest(self, ex.transition_forward(self.transition1, [self.layer1(_stem(self, x))])),
+                      self.last_layer, self.align_corners)
+
+
+def _loops_over_blocks(self, x):
+    x = _stem(self, x)
+    for block in self.layer1:  # the same blocks, without calling the nn.Sequential itself
+        x = block(x)
+    y = ex.transition_forward(self.transition1, [x])
+    for module in self.stage2:
+        y = module(y)
+    return ex.v2_head(_rest(self, y), self.last_layer, self.align_corners)
+
+
+def _cats_along_batch(self, x):
+    y = _rest(self, self.stage2(ex.transition_forward(self.transition1, [self.layer1(_stem(self, x))])))
+    return ex._head_cat_dim0(y, self.last_layer, self.align_corners)
+
+
+def _always_downsample(block, inplanes, planes, num_blocks, stride=1):
+    out = planes * block.expansion
+    shortcut = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+    return nn.Sequential(block(inplanes, planes, stride, shortcut), *[block(out, planes) for _ in range(1, num_blocks)])
+
+
+def test_a_correct_network_that_loops_over_its_blocks_passes():
+    """Before: 'your forward never calls layer1' for `for block in self.layer1`, the same computation."""
+    result = ex.capstone_network.check(_with_forward(_loops_over_blocks))
+    assert result.passed, result.message
+
+
+def test_a_skipped_stage_is_named_with_what_comes_before_it():
+    """Before: the first branch inside it was named, after the finishing order's last module."""
+    message = ex.capstone_network.check(_with_forward(_skips_stage2)).message
+    assert "your forward never calls stage2; the package's calls it after transition1.1" in message, message
+
+
+def test_a_skipped_layer1_is_not_called_a_new_branch_slip():
+    message = ex.capstone_network.check(_with_forward(_skips_layer1)).message
+    assert "transition1[0] is not a new branch" in message and "layer1's output" in message, message
+    assert "A new branch is born" not in message
+
+
+def test_a_cat_along_the_batch_is_told_dim_1():
+    message = ex.capstone_network.check(_with_forward(_cats_along_batch)).message
+    assert "torch.cat(..., dim=1)" in message, message
+
+
+def test_a_downsample_on_every_first_block_is_make_layers_slip_not_make_stages():
+    message = ex.layer1.check(_always_downsample).message
+    assert "make_layer(BasicBlock, 16, 16, 2)" in message and "already has 16 channels" in message, message
+
+    class AlwaysDownsample(ex.HighResolutionModule):
+        def __init__(self, num_branches, block, num_blocks, num_inchannels, *args, **kwargs):
+            super().__init__(num_branches, block, num_blocks, num_inchannels, *args, **kwargs)
+            self.branches = nn.ModuleList(_always_downsample(block, num_inchannels[b], args[0][b], num_blocks[b])
+                                          for b in range(num_branches))
+
+    message = ex.hr_module.check(AlwaysDownsample).message
+    assert "already has 16 channels" in message and "make_stage(" not in message, message
+
+
+def test_a_stage_always_of_basic_blocks_is_told_about_the_config_it_was_given():
+    def basic_stage(stage, num_inchannels, align_corners=False):
+        modules, channels = [], list(num_inchannels)
+        for _ in range(stage.num_modules):
+            modules.append(ex.HighResolutionModule(stage.num_branches, ht.BasicBlock, stage.num_blocks, channels,
+                                                   stage.num_channels, True, align_corners))
+            channels = list(stage.num_channels)
+        return nn.Sequential(*modules)
+
+    message = ex.stage.check(basic_stage).message
+    assert "built from the same config, has a Bottleneck" in message and "build it with Bottleneck" not in message, message
+
+
+def test_a_module_with_too_few_branches_is_told_the_check_passes_num_branches():
+    class TwoOfThree(ex.HighResolutionModule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.branches = self.branches[:2]
+            self.fuse_layers = nn.ModuleList(nn.ModuleList(list(row)[:2]) for row in list(self.fuse_layers)[:2])
+
+    message = ex.hr_module.check(TwoOfThree).message
+    assert "the check passes num_branches=3" in message and "make_stage(" not in message, message
+
+
+def test_a_wrong_list_fed_to_a_stage_says_which_list():
+    def scaled_into_stage3(self, x):
+        y = self.stage2(ex.transition_forward(self.transition1, [self.layer1(_stem(self, x))]))
+        y = self.stage3([t * 1.5 for t in ex.transition_forward(self.transition2, y)])
+        y = self.stage4(ex.transition_forward(self.transition3, y))
+        return ex.v2_head(y, self.last_layer, self.align_corners)
+
+    message = ex.capstone_network.check(_with_forward(scaled_into_stage3)).message
+    assert "gets its entry of the list the stage is given, which transition_forward builds" in message, message

@@ -66,6 +66,10 @@ BETWEEN = (
     (r"stage\d(\.0)?", N_("the list transition_forward builds: `transition[i](y_list[i])`, y_list[i] itself where the "
                           "entry is None, `transition[i](y_list[-1])` for a new branch")),
     (r"stage\d\.\d+", N_("the previous module's list of outputs")),
+    (r"stage\d\.0\.branches\.\d+", N_("its entry of the list the stage is given, which transition_forward builds: "
+                                     "`transition[i](y_list[i])`, y_list[i] itself where the entry is None, "
+                                     "`transition[i](y_list[-1])` for a new branch")),
+    (r"stage\d\.\d+\.branches\.\d+", N_("its entry of the previous module's list of outputs")),
     (r"last_layer", N_("the V2 head's concatenation: every stage-4 branch upsampled to branch 0's size, then "
                        "torch.cat along dim 1")),
 )
@@ -448,12 +452,18 @@ def _config_of(name: str) -> str:
 
 
 def _block_causes(missing: list[str], unexpected: list[str], expected: dict, got: dict,
-                  prefix: str) -> tuple[list[str], set[str]]:
-    """A BasicBlock where the checkpoint has a Bottleneck (no conv3, bn3), or the other way round."""
+                  prefix: str, structure: bool = False) -> tuple[list[str], set[str]]:
+    """A BasicBlock where the checkpoint has a Bottleneck (no conv3, bn3), or the other way round. ``structure``:
+    ``expected`` is the package's module built from the config the check passed in, not the checkpoint."""
     for key in missing:
         block = key[:-len(".conv3.weight")] if key.endswith(".conv3.weight") else None
         if block is not None and f"{block}.conv1.weight" in got:
             explained = {k for k in missing if re.match(rf"{re.escape(block)}\.(conv3|bn3)\.", k)}
+            if structure:
+                return [_(" Your {name} has no conv3 and bn3: it is a BasicBlock (two 3x3 convs) where the "
+                          "package's module, built from the same config, has a Bottleneck (conv1 to conv3, lesson "
+                          "01): that config's block is 'BOTTLENECK'. Build the blocks with BLOCKS[stage.block], not "
+                          "always one kind.", name=prefix + block)], explained
             return [_(" Your {name} has no conv3 and bn3: it is a BasicBlock (two 3x3 convs) where the checkpoint "
                       "has a Bottleneck (conv1 to conv3, lesson 01). {config}.block is 'BOTTLENECK': build it with "
                       "Bottleneck.", name=prefix + block, config=_config_of(prefix + block))], explained
@@ -461,6 +471,11 @@ def _block_causes(missing: list[str], unexpected: list[str], expected: dict, got
         block = key[:-len(".conv3.weight")] if key.endswith(".conv3.weight") else None
         # only a block the checkpoint has too: a block it lacks altogether is one too many (_block_count_causes)
         if block is not None and f"{block}.conv1.weight" in expected:
+            if structure:
+                return [_(" Your {name} has a conv3 and a bn3: it is a Bottleneck where the package's module, built "
+                          "from the same config, has a BasicBlock (conv1 and conv2 only, lesson 01): that config's "
+                          "block is 'BASIC'. Build the blocks with BLOCKS[stage.block], not always one kind.",
+                          name=prefix + block)], set()
             return [_(" Your {name} has a conv3 and a bn3: it is a Bottleneck where the checkpoint has a BasicBlock "
                       "(conv1 and conv2 only, lesson 01). {config}.block is 'BASIC': build it with BasicBlock, "
                       "BLOCKS[{config}.block].", name=prefix + block, config=_config_of(prefix + block))], set()
@@ -501,19 +516,37 @@ def _block_count_causes(missing: list[str], expected: dict, got: dict, prefix: s
         field = ("cfg.stage1.num_blocks[0]" if layer == "layer1"
                  else f"cfg.stage{match.group(2)}.num_blocks[{match.group(3)}]")
         names = {"layer": layer, "have": _block_word(len(have[layer])), "want": len(indices), "field": field}
-        if structure:  # no checkpoint: the package's module built alike is the reference
+        if structure:  # no checkpoint: the package's module built alike (from another config) is the reference
             return [_(" Your {layer} has {have}; the package's has {want} ({field}): make_layer builds the first "
-                      "block, then `range(1, num_blocks)` more.", **names)], lacking
+                      "block, then `range(1, num_blocks)` more.", **{**names, "field": "num_blocks"})], lacking
         return [_(" Your {layer} has {have}; the checkpoint's has {want} ({field}): make_layer builds the first "
                   "block, then `range(1, num_blocks)` more.", **names)], lacking
     return [], set()
 
 
-def _inchannel_causes(unexpected: list[str], prefix: str) -> tuple[list[str], set[str]]:
+def _superfluous(got: dict, key: str) -> bool:
+    """Whether ``key`` is the conv of a downsample that keeps the channels (make_layer's slip, not the input's)."""
+    weight = got.get(key)
+    return weight is not None and weight.dim() == 4 and weight.shape[0] == weight.shape[1]
+
+
+def _extra_downsample_causes(unexpected: list[str], got: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """A downsample whose 1x1 conv keeps the channels: the block's input already had planes x expansion
+    channels, and make_layer added one anyway (the official _make_layer adds it only when the shape changes)."""
+    for key in unexpected:
+        if key.endswith(".downsample.0.weight") and _superfluous(got, key):
+            return [_(" Your {name} has a downsample that the official one lacks, although its input already has "
+                      "{channels} channels, planes x expansion: make_layer adds one only when stride != 1 or "
+                      "inplanes != planes * block.expansion (lesson 01).", name=prefix + key[:-len(".downsample.0.weight")],
+                      channels=got[key].shape[1])], set()
+    return [], set()
+
+
+def _inchannel_causes(unexpected: list[str], got: dict, prefix: str) -> tuple[list[str], set[str]]:
     """A downsample the checkpoint's branch lacks: that branch was built with other input channels."""
     for key in unexpected:
         match = re.match(r"(stage\d)\.(\d+)\.branches\.(\d+)\.0\.downsample\.", prefix + key)
-        if match is None:
+        if match is None or _superfluous(got, key.split(".downsample.")[0] + ".downsample.0.weight"):
             continue
         stage, module, b = match.group(1), int(match.group(2)), match.group(3)
         name = f"{stage}.{module}.branches.{b}.0"
@@ -571,6 +604,10 @@ def _branch_causes(missing: list[str], expected: dict, got: dict, prefix: str) -
         explained = {k for k in missing if k.startswith((module + "branches.", module + "fuse_layers."))}
         name = (prefix + module).rstrip(".")
         stage = name.split(".")[0]
+        if re.fullmatch(r"stage\d\.\d+", name) and not module:  # one module, built by the check itself
+            return [_(" Your {name} has {have} branches; the checkpoint's has {want}: the check passes "
+                      "num_branches={want}, so build one branch for each, `for b in range(num_branches)`.",
+                      name=name, have=_branch_count(got, module), want=_branch_count(expected, module))], explained
         return [_(" Your {name} has {have} branches; the checkpoint's has {want}: build {stage} from its own config, "
                   "make_stage(cfg.{stage}, ...) (cfg.{stage}.num_branches is {want}).",
                   name=name, have=_branch_count(got, module), want=_branch_count(expected, module), stage=stage)], explained
@@ -591,9 +628,10 @@ def _key_causes(learner: nn.Module | None, missing: list[str], unexpected: list[
     finders = [lambda left: _plain_list_causes(learner, left, prefix) if learner is not None else ([], set()),
                lambda left: _single_row_causes(left, got, prefix),
                lambda left: _conv_bias_causes(left, expected, got, prefix),
-               lambda left: _block_causes(left, unexpected, expected, got, prefix),
+               lambda left: _block_causes(left, unexpected, expected, got, prefix, structure),
                lambda left: _block_count_causes(left, expected, got, prefix, structure),
-               lambda left: _inchannel_causes(unexpected, prefix),
+               lambda left: _extra_downsample_causes(unexpected, got, prefix),
+               lambda left: _inchannel_causes(unexpected, got, prefix),
                lambda left: _transition_causes(learner, left, got, prefix),
                lambda left: _module_count_causes(left, unexpected, expected, got, prefix),
                lambda left: _branch_causes(left, expected, got, prefix),
@@ -775,7 +813,7 @@ def _extra_rows_causes(unexpected: list[str], expected: dict, prefix: str) -> tu
     if not extra or rows != {"0"}:
         return [], set()
     return [_(" With multi_scale_output=False only row 0 of fuse_layers is built (the pose network's last module "
-              "gives out branch 0 alone): your {key} is one row too many. Build num_branches rows if "
+              "gives out branch 0 alone): your {key} is a row too many, as is every row after 0. Build num_branches rows if "
               "multi_scale_output, else 1.", key=prefix + extra[0])], set()
 
 
@@ -881,15 +919,28 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
                      "resized with size=x[i].shape[-2:], a finer one (j < i) comes down to x[i]'s size through the "
                      "stride-2 steps of fuse_layers[i][j].")
     elif inside and re.fullmatch(r"transition\d\.\d+", prefix + inside) and shapes:
-        message += _(" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
-                           "not y_list[0] (lesson 05).")
+        message += _transition_input(prefix + inside, module)
     elif inside and ".branches." in prefix + inside and shapes:
         message += _(" Branch b's first block takes num_inchannels[b] channels: check what the transition "
                            "gives it.")
     elif shapes and not inside and len(branch_sizes) > 1:
-        message += _(" The stage-4 branches have different sizes, so torch.cat cannot join them as they are: "
-                           "upsample every branch to branch 0's size first, then concatenate (lesson 06).")
+        message += _(" The stage-4 branches have different sizes and channels: upsample every branch to branch 0's "
+                     "size first, then concatenate them along the channels, torch.cat(..., dim=1) (lesson 06).")
     return message
+
+
+def _transition_input(name: str, entry: nn.Module | None) -> str:
+    """What transitionK[n] takes: transitionK makes branch K, the new one, from y_list[-1]; an entry below K adapts
+    branch n of what came before (layer1's one map for transition1)."""
+    k, n = map(int, re.fullmatch(r"transition(\d)\.(\d+)", name).groups())
+    if n >= k:
+        return _(" A new branch is born from the last, lowest-resolution branch: its input is y_list[-1], "
+                 "not y_list[0] (lesson 05).")
+    convs = [m for m in entry.modules() if isinstance(m, nn.Conv2d)] if entry is not None else []
+    source = "layer1" if k == 1 else f"stage{k}"
+    return _(" transition{k}[{n}] is not a new branch: it adapts branch {n} of {source}'s output, so its input is "
+             "y_list[{n}] with {channels} channels. Check that your forward gives it {source}'s output (lesson 05).",
+             k=k, n=n, source=source, channels=convs[0].in_channels if convs else "?")
 
 
 def _has(module: nn.Module, name: str) -> bool:
@@ -968,7 +1019,8 @@ def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str
     return {
         _("your head upsamples with align_corners={yours}; the shipped checkpoint was trained with "
           "align_corners={trained} (checkpoint['align_corners']): lesson 06's v2_head used True, the "
-          "package's default (the official HRNetV2-W48 Cityscapes files say False; lesson 08, section 4.3), so "
+          "package's default (the HRNetV2-W48 Cityscapes files of the official HRNet-OCR git branch say False; "
+          "lesson 08, section 4.3), so "
           "pass align_corners in",
           yours=not align_corners, trained=checkpoint_align_corners()): concat(align=not align_corners),
         _("your head upsamples with mode='nearest'; HRNetV2 resizes bilinearly to branch 0's exact size"):
@@ -1029,7 +1081,8 @@ def _fusion_detail(name: str, record: Record, reference_module: HighResolutionMo
             if difference(mine, value)[0]:
                 return _(" Stage 4 (forward details): its branches match, but {slip}.", slip=message)
     return _(" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
-             "relu(sum over j of `fuse_layers[i][j](x[j])`, upsampled bilinearly to branch i's size when j > i).")
+             "relu(sum over j of `fuse_layers[i][j](x[j])`, upsampled bilinearly to branch i's size when j > i; "
+             "x[i] itself when j == i).")
 
 
 GEOMETRY = ("stride", "padding", "dilation", "padding_mode")  # what a conv's weights do not show
@@ -1073,6 +1126,10 @@ def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_modu
             # for a list, None) makes a later, innocent piece raise, and is the place to look.
             if record.error is not None and not (name in record.calls and record.calls[name].done):
                 break
+            if not _done(record, name):
+                if _through_children(name, names, record):  # `for block in self.layer1:` runs the same blocks
+                    continue
+                raise Wrong(_never_called(name, names, record, reference, ref_name, prefix))
             previous = names[index - 1] if index else None
             _compare_one(name, previous, record, reference.calls[ref_name[name]], learner, reference_module, prefix)
     except Wrong as wrong:
@@ -1083,6 +1140,41 @@ def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_modu
         message = _odd_failure(record, prefix, reference_module) if odd else _failure(record, prefix, reference_module)
         raise Wrong(message + _none_called(learner, record, prefix, inputs, call))
     return difference(record.calls[""].output, reference.calls[ref_name[""]].output)[2], record
+
+
+def _class_name(module: nn.Module) -> str:
+    """nn.ModuleList for torch's containers, the class's own name for one of the learner's."""
+    cls = type(module)
+    return f"nn.{cls.__name__}" if cls.__module__.startswith("torch.nn") else cls.__name__
+
+
+def _done(record: Record, name: str) -> bool:
+    return name in record.calls and record.calls[name].done
+
+
+def _through_children(name: str, names: list[str], record: Record) -> bool:
+    """Whether the forward ran every watched module inside ``name`` without calling ``name`` itself (a loop over
+    an nn.Sequential's blocks): the same computation, compared module by module through the children."""
+    inside = [n for n in names if name and n.startswith(name + ".")]
+    return bool(inside) and all(_done(record, n) for n in inside)
+
+
+def _never_called(name: str, names: list[str], record: Record, reference: Record, ref_name: dict[str, str],
+                  prefix: str) -> str:
+    """The outermost watched module holding ``name`` that the forward never called (a skipped stage is named, not
+    its first branch), and the module the package calls just before it."""
+    outer = min((n for n in names if n and name.startswith(n + ".") and not _done(record, n)), key=len, default=name)
+    full = ref_name[outer]
+    started = set(reference.entered[:reference.entered.index(full)])
+    # started before it and not one that holds it: finished before it started; the last of those to finish
+    finished = [n for n in reference.order if n in started and n and not full.startswith(n + ".")]
+    ours = {v: k for k, v in ref_name.items()}
+    before = finished[-1] if finished else None
+    if before is not None and before in ours:
+        return _("Stage 3 (outputs): your forward never calls {name}; the package's calls it after {previous}.",
+                 name=_label(outer, prefix), previous=_label(ours[before], prefix))
+    return _("Stage 3 (outputs): your forward never calls {name}; the package's calls it first.",
+             name=_label(outer, prefix))
 
 
 # Lists whose None entries a forward must not call, and what a None there means.
@@ -1122,13 +1214,8 @@ def _none_called(learner: nn.Module, record: Record, prefix: str, inputs: tuple,
 def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call, learner: nn.Module,
                  reference_module: nn.Module, prefix: str) -> None:
     """Stage 3 for one watched module: called, same input, same output; else Wrong, with stage 4's detail."""
-    label, mine = _label(name, prefix), record.calls.get(name)
+    label, mine = _label(name, prefix), record.calls[name]  # stage_outputs saw it called
     module = reference_module.get_submodule(name) if name else reference_module
-    if mine is None or not mine.done:
-        if previous is not None:
-            raise Wrong(_("Stage 3 (outputs): your forward never calls {name}; the package's calls it after {previous}.",
-                          name=label, previous=_label(previous, prefix)))
-        raise Wrong(_("Stage 3 (outputs): your forward never calls {name}; the package's calls it first.", name=label))
     if name:  # the module itself gets our inputs
         same, what, _diff = difference(_single(mine.inputs), _single(ref_call.inputs))
         if not same:
@@ -1222,10 +1309,10 @@ def check_module(learner: nn.Module, prefix: str, inputs: tuple, reference_modul
     if odd_inputs is not None:
         diff = max(diff, stage_outputs(learner, prefix, odd_inputs, reference_module, call, odd=True)[0])
     note = ""
-    mutated = sorted(n for n in record.mutated if n)
+    mutated = sorted((n for n in record.mutated if n), key=lambda n: (-n.count("."), n))  # the module, not its stage
     if mutated:
         note = _(" Note: {name} writes into the list it is given (as the official module does); "
-                       "harmless here, but lesson 08 shows where it bites.", name=prefix + mutated[0])
+                 "harmless here, but lesson 08 shows where it bites.", name=prefix + mutated[0])
     return _("{count} tensors load strictly; outputs equal the package's (largest difference {diff}).",
              count=len(expected), diff=format(diff, ".2g")) + note
 
@@ -1266,8 +1353,8 @@ class CheckpointExercise(Exercise):
         try:  # the stub's arguments must fit the answer's parameters
             inspect.signature(answer).bind(*self.args)
         except TypeError as error:
-            raise Wrong(_("The notebook's stub calls {what} with arguments your function does not take: {error}. "
-                          "Keep the stub's parameters.", what=self.what, error=error)) from None
+            raise Wrong(_("The check calls {what} with the stub's arguments, which your function does not take: "
+                          "{error}. Keep the stub's parameters.", what=self.what, error=error)) from None
         except ValueError:  # no signature to read (a builtin): let the call say
             pass
         module = as_module(lambda: self.call(answer, *self.args, where=_("building your {what}", what=self.what)),
@@ -1302,7 +1389,8 @@ class CheckpointExercise(Exercise):
         odd = next(((k, t.dtype) for k, t in module.state_dict().items()
                     if t.is_floating_point() and t.dtype != CHECKPOINT_DTYPE), None)
         if odd is not None:
-            raise Wrong(_("Your {what}'s weights are {dtype} ({key}, for one); the checkpoint's are {expected}. "
+            raise Wrong(_("Your {what}'s weights are {dtype} ({key}, for one); the check loads the checkpoint's as {expected} "
+                          "(stored as float16, cast on loading). "
                           "Build the layers without dtype= (and no .double(), .half() or .to(...)).", what=self.what,
                           dtype=dtype_name(odd[1]), key=self.prefix + odd[0], expected=dtype_name(CHECKPOINT_DTYPE)))
 
@@ -1394,11 +1482,11 @@ class CheckpointExercise(Exercise):
         """Which module of the learner's has no forward (an nn.ModuleList where make_layer should chain blocks)."""
         path = next((name for name, m in module.named_modules() if m is holder), None)
         if path is None:
-            return _("Running your {what} called a module that has no forward: an nn.{type}. An nn.ModuleList only "
+            return _("Running your {what} called a module that has no forward: {type}. An nn.ModuleList only "
                      "holds modules: loop over it, or use nn.Sequential to chain them.",
-                     what=self.what, type=type(holder).__name__)
-        return _("Running your {what} called {name}, an nn.{type}, which has no forward. An nn.ModuleList only "
+                     what=self.what, type=_class_name(holder))
+        return _("Running your {what} called {name} ({type}), which has no forward. An nn.ModuleList only "
                  "holds modules: loop over it, or use nn.Sequential to chain them.",
-                 what=self.what, name=_label(path, self.prefix), type=type(holder).__name__) + (
+                 what=self.what, name=_label(path, self.prefix), type=_class_name(holder)) + (
             _(" make_layer builds {name}: return nn.Sequential(*layers).", name=_label(path, self.prefix))
             if re.search(r"(^|\.)(branches\.\d+|layer1)$", _label(path, self.prefix)) else "")

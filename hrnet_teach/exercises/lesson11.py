@@ -277,9 +277,11 @@ def _layer1_structures():
 
     stage1 = get_config("w48").stage1
     args = (Bottleneck, 64, stage1.num_channels[0], stage1.num_blocks[0])
+    branch = (BasicBlock, 16, 16, 2)  # a branch of stage 2: the shape never changes, so no downsample
     with torch.device("meta"):
-        official = package_make_layer(*args)
-    return [(args, official, N_("W48's layer1, make_layer(Bottleneck, 64, 64, 4)"))]
+        official, plain = package_make_layer(*args), package_make_layer(*branch)
+    return [(args, official, N_("W48's layer1, make_layer(Bottleneck, 64, 64, 4)")),
+            (branch, plain, N_("a branch of W18-small-v1's stage 2, make_layer(BasicBlock, 16, 16, 2)"))]
 
 
 layer1 = CheckpointExercise(
@@ -287,8 +289,9 @@ layer1 = CheckpointExercise(
     question=N_("Write `make_layer(block, inplanes, planes, num_blocks, stride=1)` (lesson 01): num_blocks blocks in an "
                 "nn.Sequential; the first gets `downsample` = 1x1 conv + BN when the shape changes. The check builds "
                 "layer1 = make_layer(Bottleneck, 64, 32, 1) and loads the checkpoint's layer1 into it; that layer1 has "
-                "one block, so it also builds W48's layer1, make_layer(Bottleneck, 64, 64, 4), and compares its keys "
-                "and shapes with the package's."),
+                "one block, so it also builds W48's layer1, make_layer(Bottleneck, 64, 64, 4), and a branch of stage 2, "
+                "make_layer(BasicBlock, 16, 16, 2), which needs no downsample, and compares their keys and shapes with "
+                "the package's."),
     reference=make_layer,
     hints=[N_("block(inplanes, planes, stride, downsample) for the first block, block(planes * block.expansion, planes) "
               "for the others; all in one nn.Sequential."),
@@ -486,7 +489,7 @@ hr_module = CheckpointExercise(
         (_module_patched("fuse", _module_fused_with(_term_bicubic)), "mode='bicubic'"),
         (_module_patched("fuse", _module_fused_with(_term_added_in_place)), "added the terms into x[0] in place"),
         (_module_patched("forward", _module_returns_tensor), "forward returns a Python list with one fused map"),
-        (_module_branches_module_lists, "called stage3.0.branches.0, an nn.ModuleList"),
+        (_module_branches_module_lists, "called stage3.0.branches.0 (nn.ModuleList), which has no forward"),
         (_module_every_row, "only row 0 of fuse_layers is built"),
         (_module_patched("fuse", _module_fused_with(_term_align_ignored)),
          "your HighResolutionModule gives the same numbers as with False"),
