@@ -866,7 +866,7 @@ def _odd_failure(record: Record, prefix: str, reference_module: nn.Module) -> st
              "raised {error} {where}: {text}. There the branches are {sizes} pixels wide: each stride-2 step rounds "
              "up, so a coarser branch is not always half the finer one ({coarse} doubled is {doubled}, not {fine}). "
              "Upsample to the finer branch's exact size (size=x[i].shape[-2:]; in the head, "
-             "size=features[0].shape[-2:]), not by a scale factor.",
+             "size=features[0].shape[-2:]), not by a scale factor or a size written for one input.",
              trained=trained_image_size(), size=ODD_SIZE, error=type(error).__name__, where=_where(record, prefix)[1],
              text=_error_text(error) + _line(error), sizes=", ".join(map(str, sizes)), coarse=coarse,
              doubled=2 * coarse, fine=fine)
