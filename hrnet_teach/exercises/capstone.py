@@ -1124,7 +1124,7 @@ def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_modu
         for index, name in enumerate(names):
             # After an exception, the modules that finished first: one that returned something wrong (a tensor
             # for a list, None) makes a later, innocent piece raise, and is the place to look.
-            if record.error is not None and not (name in record.calls and record.calls[name].done):
+            if record.error is not None and not _done(record, name):
                 break
             if not _done(record, name):
                 if _through_children(name, names, record):  # `for block in self.layer1:` runs the same blocks
