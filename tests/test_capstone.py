@@ -668,3 +668,11 @@ def test_a_wrong_list_fed_to_a_stage_says_which_list():
 
     message = ex.capstone_network.check(_with_forward(scaled_into_stage3)).message
     assert "gets its entry of the list the stage is given, which transition_forward builds" in message, message
+
+
+def test_the_odd_scene_message_lists_the_checked_pieces_own_branches():
+    """Before: a 3-branch module was told stage 4's four sizes."""
+    message = ex.hr_module.check(ex._module_patched("fuse", ex._module_scale_factor)).message
+    assert "branches are 10, 5, 3 pixels wide" in message, message
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["head upsampled by a scale factor"][0]).message
+    assert "branches are 10, 5, 3, 2 pixels wide" in message, message

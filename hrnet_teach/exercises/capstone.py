@@ -843,14 +843,18 @@ def _where(record: Record, prefix: str) -> tuple[str | None, str]:
     return inside, _("before any watched module ran")
 
 
-def _odd_sizes() -> list[int]:
-    """The package's stage-4 branch sizes on the odd scene (square: one number each)."""
-    return [t.shape[-1] for t in reference_run(True).calls["stage4"].output]
+def _odd_sizes(prefix: str = "") -> list[int]:
+    """The package's branch sizes on the odd scene (square: one number each): the checked piece's own branches
+    where it gives out a list (a module, a stage), else stage 4's."""
+    output = reference_run(True).calls.get(prefix.rstrip(".")) if prefix else None
+    if output is None or not isinstance(output.output, list):
+        output = reference_run(True).calls["stage4"]
+    return [t.shape[-1] for t in output.output]
 
 
-def _odd_note() -> str:
+def _odd_note(prefix: str = "") -> str:
     return _(" This is on a {size}x{size} scene, whose branches are {sizes} pixels wide; on the {trained}x{trained} "
-             "scenes everything matches.", size=ODD_SIZE, sizes=", ".join(map(str, _odd_sizes())),
+             "scenes everything matches.", size=ODD_SIZE, sizes=", ".join(map(str, _odd_sizes(prefix))),
              trained=trained_image_size())
 
 
@@ -859,8 +863,8 @@ def _odd_failure(record: Record, prefix: str, reference_module: nn.Module) -> st
     that do not fit, see _failure) that is an upsampling by a factor where the sizes do not halve exactly."""
     error = record.error
     if not isinstance(error, RuntimeError):
-        return _failure(record, prefix, reference_module) + _odd_note()
-    sizes = _odd_sizes()
+        return _failure(record, prefix, reference_module) + _odd_note(prefix)
+    sizes = _odd_sizes(prefix)
     fine, coarse = next(((f, c) for f, c in zip(sizes, sizes[1:]) if 2 * c != f), (sizes[0], sizes[1]))
     return _("Stage 3 (outputs): your code works on the {trained}x{trained} scenes, but on a {size}x{size} scene it "
              "raised {error} {where}: {text}. There the branches are {sizes} pixels wide: each stride-2 step rounds "
@@ -1134,7 +1138,7 @@ def stage_outputs(learner: nn.Module, prefix: str, inputs: tuple, reference_modu
             _compare_one(name, previous, record, reference.calls[ref_name[name]], learner, reference_module, prefix)
     except Wrong as wrong:
         if odd:
-            raise Wrong(str(wrong) + _odd_note()) from None
+            raise Wrong(str(wrong) + _odd_note(prefix)) from None
         raise
     if record.error is not None:
         message = _odd_failure(record, prefix, reference_module) if odd else _failure(record, prefix, reference_module)
