@@ -624,6 +624,7 @@ def test_a_cat_along_the_batch_is_told_dim_1():
 def test_a_downsample_on_every_first_block_is_make_layers_slip_not_make_stages():
     message = ex.layer1.check(_always_downsample).message
     assert "make_layer(BasicBlock, 16, 16, 2)" in message and "already has 16 channels" in message, message
+    assert "Your stage2.0.branches.0.0 has a downsample" in message, message  # named as in a network
 
     class AlwaysDownsample(ex.HighResolutionModule):
         def __init__(self, num_branches, block, num_blocks, num_inchannels, *args, **kwargs):

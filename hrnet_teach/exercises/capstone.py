@@ -1432,12 +1432,13 @@ class CheckpointExercise(Exercise):
                 raise NotAttempted(_not_answered(error)) from None
 
     def compare_structures(self, answer: Callable) -> str:
-        """The answer built as in each of ``structures``: its keys and shapes must be the package's module's."""
+        """The answer built as in each of ``structures`` (args, the package's module, where in words, and optionally
+        the module's name in a network when it is not this exercise's): its keys and shapes must be the package's."""
         wheres = []
-        for args, official, where in self.structures():
+        for args, official, where, *named in self.structures():
             mine = as_module(lambda args=args, where=where: self.call(
                 answer, *args, where=_("building your {what} as {where}", what=self.what, where=where)), self.what)
-            compare_structure(mine, official, self.prefix, str(where))
+            compare_structure(mine, official, named[0] if named else self.prefix, str(where))
             wheres.append(str(where))
         return _(" Built as {wheres}, it has the package's keys and shapes too.", wheres=_and(wheres))
 

@@ -281,7 +281,8 @@ def _layer1_structures():
     with torch.device("meta"):
         official, plain = package_make_layer(*args), package_make_layer(*branch)
     return [(args, official, N_("W48's layer1, make_layer(Bottleneck, 64, 64, 4)")),
-            (branch, plain, N_("a branch of W18-small-v1's stage 2, make_layer(BasicBlock, 16, 16, 2)"))]
+            (branch, plain, N_("a branch of W18-small-v1's stage 2, make_layer(BasicBlock, 16, 16, 2)"),
+             "stage2.0.branches.0.")]
 
 
 layer1 = CheckpointExercise(
