@@ -99,13 +99,8 @@ def _plain(label: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
-def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="light", head_only: bool = False) -> ModuleGraph:
-    """A graphviz graph of ``module`` (a model, a stage's module, a transition, a block,
-    or a variant name / config for the bare backbone) down to ``depth``.
-
-    ``head_only=True`` (a whole model only) draws the backbone as one row of its branch
-    outputs and the head in full: the head is what differs between the models.
-    """
+def _graph_subject(module, depth, head_only) -> nn.Module:
+    """The module to draw (a variant name or config becomes its meta-device backbone), once the arguments are checked."""
     if isinstance(module, (str, hi.HRNetConfig)):
         module = hi.meta_model(module)
     if not isinstance(module, nn.Module):
@@ -121,6 +116,17 @@ def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="lig
     if head_only and depth != 1:
         raise ValueError(f"head_only=True draws the backbone as one row and the head whole, so depth does not "
                          f"apply: leave it out (got depth={depth})")
+    return module
+
+
+def module_graph(module, depth: int = 1, title: Optional[str] = None, theme="light", head_only: bool = False) -> ModuleGraph:
+    """A graphviz graph of ``module`` (a model, a stage's module, a transition, a block,
+    or a variant name / config for the bare backbone) down to ``depth``.
+
+    ``head_only=True`` (a whole model only) draws the backbone as one row of its branch
+    outputs and the head in full: the head is what differs between the models.
+    """
+    module = _graph_subject(module, depth, head_only)
     th = get_theme(theme)
     graph = ModuleGraph(name=type(module).__name__)
     graph.attr(bgcolor=th.face, fontname=FONT, fontcolor=th.text, labelloc="t", labeljust="l", fontsize="16",
