@@ -47,6 +47,10 @@ from ._validate import (
 from .config import VARIANTS
 
 PathLike = Union[str, Path]
+# onnxruntime-gpu beside the CPU wheel (which requirements-colab.txt installs) leaves the CUDA provider
+# unavailable, and a wheel built for another CUDA major version than torch's cannot load its libraries.
+ORT_GPU_ADVICE = ("for CUDA: pip uninstall -y onnxruntime && pip install onnxruntime-gpu, then restart Python "
+                  "(on Colab: the runtime); its CUDA major version must match torch's (torch.version.cuda)")
 DEFAULT_OPSET = 18  # the dynamo exporter's own opset, written without version conversion (torch.onnx.export's
 # default is 20 in torch 2.13, reached by converting up)
 MIN_OPSET = 11  # ONNX Resize has coordinate_transformation_mode ("align_corners", "half_pixel") from opset 11
@@ -618,8 +622,7 @@ def onnx_session(path: PathLike, providers: Optional[Sequence[str]] = None, thre
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError("ONNX Runtime is not installed: pip install onnxruntime "
-                          "(or onnxruntime-gpu for CUDA)") from None
+        raise ImportError(f"ONNX Runtime is not installed: pip install onnxruntime ({ORT_GPU_ADVICE})") from None
     providers = _check_providers(providers, ort.get_available_providers())
     threads = _check_threads(threads)
     path = _onnx_file(path)
@@ -628,13 +631,28 @@ def onnx_session(path: PathLike, providers: Optional[Sequence[str]] = None, thre
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # ONNX Runtime's own classes (InvalidProtobuf, ...), none of them exported
         if "Protobuf parsing failed" not in str(error):
             raise
         raise ValueError(f"{path} is not an ONNX model file (ONNX Runtime cannot parse it). A PyTorch checkpoint "
                          "(.pth, .pt) loads with hrnet_teach.weights.load_weights; an .onnx file comes from "
                          "hrnet_teach.deploy.export_onnx(model, path)") from None
+    _refuse_fallback(session, providers)
+    return session
+
+
+def _refuse_fallback(session: Any, providers: Sequence) -> None:
+    """ONNX Runtime falls back to the CPU with only a warning when a GPU provider it lists cannot start
+    (its CUDA or cuDNN libraries missing, or built for another CUDA): refuse, or a "CUDA" timing is the CPU's."""
+    names = [p[0] if isinstance(p, tuple) else p for p in providers]
+    wanted = [p for p in names if p != "CPUExecutionProvider"]
+    got = list(session.get_providers())
+    if wanted and got[:1] != wanted[:1]:
+        fell_to = got[0] if got else "no provider"
+        raise RuntimeError(f"ONNX Runtime could not start {wanted[0]} and fell back to {fell_to}: check that "
+                           "its CUDA and cuDNN libraries load (ONNX Runtime's warning above names the one missing); "
+                           f"{ORT_GPU_ADVICE}")
 
 
 def _check_threads(threads: Any) -> Optional[int]:
@@ -662,7 +680,7 @@ def _check_providers(providers: Any, available: Sequence[str]) -> list:
         raise TypeError(f"providers must be names such as 'CPUExecutionProvider', got {bad[0]!r}")
     missing = [p for p in names if p not in available]
     if missing:
-        gpu = "; for CUDA: pip install onnxruntime-gpu" if "CUDAExecutionProvider" in missing else ""
+        gpu = f"; {ORT_GPU_ADVICE}" if "CUDAExecutionProvider" in missing else ""
         raise ValueError(f"providers {missing} are not available in this onnxruntime (it has {list(available)}): "
                          f"choose from those, or leave providers out for the CPU{gpu}")
     return list(providers)

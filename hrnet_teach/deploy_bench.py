@@ -1,12 +1,13 @@
 """``python -m hrnet_teach.bench --deploy``: eager vs :func:`~hrnet_teach.deploy.fast` vs
 ``torch.compile`` vs ONNX Runtime, side by side, on this machine (CPU, or a GPU with
-``--device cuda``: then also ``fast`` under bfloat16 autocast, and ONNX Runtime's CUDA
-provider when onnxruntime-gpu is installed).
+``--device cuda``: then also ``fast`` under autocast, in bfloat16 on an Ampere-or-newer GPU and in
+float16 below, e.g. on a T4, and ONNX Runtime's CUDA provider when onnxruntime-gpu is installed).
 
 Per model: the median latency of each way (timed in alternating rounds, so a
 busy machine slows them all alike), its ratio to eager, the compile or export
-time, the peak memory after that way ran (on the CPU the process's ru_maxrss, which
-only grows; on a GPU torch's peak allocation), and the largest relative difference of its outputs from eager
+time, the peak memory while that way was set up and first run (on a GPU torch's peak allocation, reset
+before each model and each way; on the CPU the process's ru_maxrss, which only grows, so a later row
+also counts every earlier one), and the largest relative difference of its outputs from eager
 (max |a - b| / max |a|). Weights are random (LeCun-normal convs, randn / sqrt(fan_in); random BatchNorm
 statistics) so the outputs are not just the last bias.
 """
@@ -27,6 +28,9 @@ DEFAULT_MODELS = (("w18_small_v2", "segmentation", (512, 1024)), ("w48", "segmen
                   ("w18", "classification", (224, 224)))
 TARGETS = {("w18_small_v2", "segmentation", (512, 1024)): {"fast": 2.0, "onnxruntime": 2.0}}
 TARGET_RTOL = 1e-4
+# bfloat16 convolutions use cuDNN only from compute capability 8.0 (Ampere); below that (a T4: 7.5)
+# torch runs them on a slow fallback, so the AMP row is float16 there. TF32 also starts at 8.0.
+AMPERE = (8, 0)
 TF32_NOTE = ("cuDNN runs float32 convolutions in TF32 here (torch.backends.cudnn.allow_tf32, on by default), "
              "so eager and fast round differently (about 1e-3); with it off they agree as on the CPU")
 
@@ -42,6 +46,13 @@ def _random_weights(model: torch.nn.Module) -> torch.nn.Module:
                 m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
     return model.eval()
+
+
+def _reset_peak(device: torch.device) -> None:
+    """Start a new peak on a GPU (as bench.py does), so a row's peak is its own, not an earlier model's."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def _peak_mib(device: torch.device) -> Optional[float]:
@@ -61,12 +72,20 @@ def _onnx_providers(device: torch.device) -> tuple[Optional[list[str]], str]:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return None, "onnxruntime: no CUDA provider here (pip install onnxruntime-gpu), row skipped"
+        return None, f"onnxruntime: no CUDA provider here ({deploy.ORT_GPU_ADVICE}), row skipped"
     return ["CUDAExecutionProvider", "CPUExecutionProvider"], ""
 
 
-def _amp(way: Callable, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> Callable:
-    """``way`` under autocast (bfloat16: no GradScaler needed, and the range of float32)."""
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The AMP row's dtype: bfloat16 (the range of float32) on the CPU and on an Ampere-or-newer GPU;
+    float16 on an older GPU, which has no bfloat16 hardware. Inference needs no GradScaler either way."""
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < AMPERE:
+        return torch.float16
+    return torch.bfloat16
+
+
+def _amp(way: Callable, device: torch.device, dtype: torch.dtype) -> Callable:
+    """``way`` under autocast in ``dtype``."""
     def run(x):
         with torch.autocast(device.type, dtype=dtype):
             return way(x)
@@ -81,8 +100,9 @@ def _ways(model, x, device, compile, onnx, amp, threads):
     notes: list[str] = []
 
     def add(name, make):
-        # An optional way that fails here (torch.compile without a compiler, bfloat16 on an older GPU,
-        # an export error) becomes a note and a skipped row, not the end of the whole bench.
+        # An optional way that fails here (torch.compile without a compiler, an ONNX Runtime CUDA
+        # session that fell back to the CPU, an export error) becomes a note and a skipped row, not the end of the whole bench.
+        _reset_peak(device)
         start = time.perf_counter()
         try:
             way = make()
@@ -100,7 +120,8 @@ def _ways(model, x, device, compile, onnx, amp, threads):
     if compile:
         add("fast+compile", lambda: deploy.fast(model, compile=True, dynamic=False))
     if amp:
-        add("fast+bf16", lambda: _amp(ways["fast"], device))
+        dtype = amp_dtype(device)
+        add("fast+bf16" if dtype == torch.bfloat16 else "fast+fp16", lambda: _amp(ways["fast"], device, dtype))
     if onnx:
         providers, why = _onnx_providers(device)
         if providers is None:
@@ -116,8 +137,11 @@ def _ways(model, x, device, compile, onnx, amp, threads):
     return ways, setup, memory, notes
 
 
-def tf32_convolutions() -> bool:
-    """Whether cuDNN runs float32 convolutions in TF32 (on by default)."""
+def tf32_convolutions(device: Union[str, torch.device, None] = None) -> bool:
+    """Whether cuDNN runs float32 convolutions in TF32 on ``device`` (None: the current GPU): only an
+    Ampere-or-newer GPU has TF32, and only with torch's flag on (its default). A T4 never does."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability(device) < AMPERE:
+        return False
     try:
         return bool(torch.backends.cudnn.allow_tf32)
     except RuntimeError:  # newer torch refuses the old flag once its fp32_precision setting was used
@@ -144,8 +168,9 @@ def measure_model(variant: str, head: str, size: tuple[int, int], repeats: int =
                   amp: Optional[bool] = None) -> dict[str, Any]:
     """One model: every way's latency, ratio, setup time, peak memory and output difference.
 
-    ``amp`` (default: on CUDA) adds ``fast`` under bfloat16 autocast; its difference from
-    eager is bfloat16's (about 1e-2), so the 1e-4 target is for the float32 ways only.
+    ``amp`` (default: on CUDA) adds ``fast`` under autocast (:func:`amp_dtype`: its row is ``fast+bf16``
+    or ``fast+fp16``); its difference from eager is that dtype's (about 1e-2 for bfloat16, 1e-3 for
+    float16), so the 1e-4 target is for the float32 ways only.
     """
     from .models import create_model
 
@@ -153,6 +178,7 @@ def measure_model(variant: str, head: str, size: tuple[int, int], repeats: int =
         torch.set_num_threads(threads)
     device = torch.device(device)
     amp = device.type == "cuda" if amp is None else amp
+    _reset_peak(device)
     model = _random_weights(create_model(variant, head=head)).to(device)
     x = torch.randn(1, 3, *size).to(device)
     with torch.no_grad():
@@ -168,7 +194,7 @@ def measure_model(variant: str, head: str, size: tuple[int, int], repeats: int =
                 times[name].append((time.perf_counter() - start) * 1000)
         diffs = {name: deploy.max_relative_difference(reference, run(x)) for name, run in ways.items()}
     medians = {name: statistics.median(t) for name, t in times.items()}
-    if device.type == "cuda" and tf32_convolutions():
+    if device.type == "cuda" and tf32_convolutions(device):
         notes.append(TF32_NOTE)
     return {"variant": variant, "head": head, "size": list(size), "threads": torch.get_num_threads(),
             "device": str(device), "repeats": repeats, "notes": notes, "ways": {name: {
@@ -185,7 +211,7 @@ def format_results(results: Sequence[dict[str, Any]]) -> str:
             lines.append(f"{label:<34} {name:<13} {w['latency_ms']:>9.1f} {w['ratio']:>8.2f} {w['setup_s']:>8.1f} "
                          f"{w['peak_rss_mib'] or float('nan'):>9.0f} {w['max_rel_diff']:>12.1e}")
             label = ""
-        # the targets are the CPU's: on a GPU, TF32 convolutions alone put fast 1e-3 from eager
+        # the targets are the CPU's: on an Ampere-or-newer GPU, TF32 convolutions alone put fast 1e-3 from eager
         target = TARGETS.get((r["variant"], r["head"], tuple(r["size"]))) if r["device"] == "cpu" else None
         for name, ratio in (target or {}).items():
             if name in r["ways"]:

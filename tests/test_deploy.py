@@ -518,6 +518,94 @@ def test_deploy_bench_turns_a_failing_optional_way_into_a_note(monkeypatch):
     assert "note: fast+compile: failed here" in deploy_bench.format_results([result])
 
 
+class _FakeGPU:
+    """torch.cuda on a CPU-only machine, as deploy_bench sees it: a GPU of the given compute capability whose
+    peak-memory calls are logged, so a test can see the order of resets and reads."""
+
+    def __init__(self, monkeypatch, capability):
+        self.log = []
+        for name, fake in {"is_available": lambda: True, "get_device_capability": lambda device=None: capability,
+                           "synchronize": lambda device=None: None, "empty_cache": lambda: None,
+                           "is_bf16_supported": lambda including_emulation=True: capability >= (8, 0),
+                           "reset_peak_memory_stats": lambda device=None: self.log.append("reset"),
+                           "max_memory_allocated": self.read}.items():
+            monkeypatch.setattr(torch.cuda, name, fake)
+
+    def read(self, device=None):
+        self.log.append("read")
+        return 2**20 * len(self.log)
+
+
+@pytest.mark.parametrize("capability, amp", [((7, 5), "fast+fp16"), ((8, 0), "fast+bf16"), ((9, 0), "fast+bf16")])
+def test_deploy_bench_amp_row_is_float16_below_ampere_and_each_way_has_its_own_peak(monkeypatch, capability, amp):
+    """A T4 (7.5) has no bfloat16 hardware (its bf16 convolutions skip cuDNN): the AMP row is float16 there.
+    The GPU's peak is reset before each way, so a row's peak MiB is its own, not an earlier model's."""
+    from hrnet_teach import deploy_bench
+
+    gpu = _FakeGPU(monkeypatch, capability)
+    assert deploy_bench.amp_dtype(torch.device("cuda")) == (torch.float16 if amp == "fast+fp16" else torch.bfloat16)
+    assert deploy_bench.amp_dtype(torch.device("cpu")) == torch.bfloat16
+    model, x = build("segmentation"), torch.randn(1, 3, 64, 64)  # on the CPU: only the cuda bookkeeping is faked
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # autocast("cuda") on a CPU-only build: disabled, with a warning
+        ways, _, memory, notes = deploy_bench._ways(model, x, torch.device("cuda"), False, False, True, 1)
+    assert list(ways) == ["eager", "fast", amp] and notes == []
+    assert gpu.log == ["read"] + ["reset", "read"] * 2  # eager's peak is measure_model's, reset before the model
+    assert memory == {"eager": 1.0, "fast": 3.0, amp: 5.0}
+
+
+@pytest.mark.parametrize("available, capability, flag, expected", [
+    (False, None, True, False), (True, (7, 5), True, False), (True, (8, 6), True, True), (True, (8, 0), False, False)])
+def test_tf32_only_on_an_ampere_or_newer_gpu_with_the_flag_on(monkeypatch, available, capability, flag, expected):
+    """TF32 starts with Ampere (8.0): a T4 gets no TF32 note, whatever torch's flag (True by default) says."""
+    from hrnet_teach import deploy_bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", flag)
+    assert deploy_bench.tf32_convolutions("cuda") is expected
+
+
+class _FellBack:
+    """An ONNX Runtime session asked for CUDA that fell back to the CPU (its CUDA libraries did not load)."""
+
+    def __init__(self, path, options=None, providers=None):
+        import onnxruntime as ort
+
+        self.real = ort.capi.onnxruntime_inference_collection.InferenceSession(
+            path, options, providers=["CPUExecutionProvider"])
+
+    def get_providers(self):
+        return ["CPUExecutionProvider"]
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_onnx_session_refuses_a_cuda_session_that_fell_back_to_the_cpu(conv_files, monkeypatch):
+    """onnxruntime-gpu lists the CUDA provider even when its libraries cannot load; the session then runs
+    on the CPU with only a warning, and a "CUDA" timing would be the CPU's."""
+    import onnxruntime as ort
+
+    from hrnet_teach import deploy_bench
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", _FellBack)
+    with pytest.raises(RuntimeError, match=r"could not start CUDAExecutionProvider and fell back to "
+                                           r"CPUExecutionProvider: check.*CUDA.*pip uninstall -y onnxruntime && "
+                                           r"pip install onnxruntime-gpu.*restart.*torch.version.cuda"):
+        deploy.onnx_session(conv_files["fixed"], ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert deploy.onnx_session(conv_files["fixed"]).get_providers() == ["CPUExecutionProvider"]  # asked for the CPU
+
+    monkeypatch.setattr(deploy_bench, "_onnx_providers", lambda device: (["CUDAExecutionProvider"], ""))
+    result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=1, compile=False,
+                                        amp=False, threads=1)
+    assert list(result["ways"]) == ["eager", "fast"]
+    [note] = result["notes"]
+    assert note.startswith("onnxruntime: failed here (RuntimeError: ONNX Runtime could not start "
+                           "CUDAExecutionProvider and fell back to CPUExecutionProvider") and note.endswith("row skipped")
+
+
 def test_deploy_bench_targets_are_the_cpus():
     """The 2x/1e-4 targets were set on the CPU: a GPU row (TF32 alone puts fast 1e-3 from eager,
     measured on an H200) gets no target line, a CPU row does."""
@@ -537,8 +625,9 @@ def test_deploy_bench_on_cuda():
 
     result = deploy_bench.measure_model("w18_small_v1", "segmentation", (64, 64), repeats=2, compile=False,
                                         device="cuda")
-    assert result["device"].startswith("cuda") and "fast+bf16" in result["ways"]
-    assert (deploy_bench.TF32_NOTE in result["notes"]) == deploy_bench.tf32_convolutions()
+    amp = "fast+bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fast+fp16"  # a T4 (7.5): float16
+    assert result["device"].startswith("cuda") and amp in result["ways"], result["notes"]
+    assert (deploy_bench.TF32_NOTE in result["notes"]) == deploy_bench.tf32_convolutions("cuda")
     assert result["ways"]["fast"]["max_rel_diff"] < 1e-2  # TF32 convolutions (on by default): 2e-3 measured on an H200
 
 
@@ -589,10 +678,10 @@ def test_gpu_check_writes_where_it_says_not_to_an_exported_out(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
 @pytest.mark.parametrize("head", ["segmentation", "classification"])
-def test_fast_on_cuda_matches_eager(head):
+def test_fast_on_cuda_matches_eager(head, monkeypatch):
     model = build(head).cuda()
     x = torch.randn(1, 3, 64, 64, device="cuda")
-    torch.backends.cudnn.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # restored after: later GPU tests keep TF32
     assert deploy.max_relative_difference(eager(model, x), eager(deploy.fast(model), x)) < RTOL
 
 
