@@ -471,9 +471,11 @@ def _first_non_finite_weight(model: nn.Module) -> Optional[str]:
 
 # ------------------------------------------------------------------ save / load
 def checkpoint_of(model: nn.Module, opt, scaler, epoch: int, config: TrainConfig, metrics: dict, settings: dict) -> dict[str, Any]:
-    """What ``checkpoint.pt`` holds: plain tensors and data, so ``weights_only=True`` reads it back."""
+    """What ``checkpoint.pt`` holds: plain tensors and data, so ``weights_only=True`` reads it back.
+    The weights are CPU copies: a GPU run's checkpoint must load with a plain torch.load on a machine
+    without CUDA (the optimizer state may stay on the GPU: a resume moves it to the parameters' device)."""
     return {
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
         "epoch": epoch, "config": config_to_dict(model.config), "num_classes": num_classes_of(model),
         "align_corners": config.align_corners, "head": config.head, "metrics": metrics, "args": settings,
         "command": config.command,
@@ -575,11 +577,11 @@ def export_checkpoint(
     Loading casts them back to the model's float32, so it still loads strictly.
     With ``held_out``, the copy is scored on it, on the CPU, and the score is
     stored in its metrics as ``shipped_miou`` / ``shipped_pixel_acc`` (what the
-    tests hold it to). Returns the copy's metrics.
+    tests hold it to). Returns the copy's metrics. The weights are stored on the CPU, wherever they were
+    trained, so a plain torch.load reads the file on a machine without CUDA.
     """
-    state = {
-        k: (v.half() if half and v.is_floating_point() else v).clone() for k, v in checkpoint["model"].items()
-    }
+    state = {k: v.detach().to("cpu", torch.float16 if half and v.is_floating_point() else v.dtype, copy=True)
+             for k, v in checkpoint["model"].items()}
     small = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scaler", "model")}
     small["model"] = state
     small["storage_dtype"] = "float16" if half else "float32"
@@ -641,23 +643,22 @@ def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
     if ctx.enabled and ctx.is_main:
         barrier(ctx)
     workers = (2 if device.type == "cuda" else 0) if config.workers is None else config.workers
-    sampler = None
+    # pinned batches let the non_blocking copies to the GPU overlap with its work (unpinned, they wait)
+    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
     if ctx.enabled:
         sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed)
-        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=True, num_workers=workers,
-                                  persistent_workers=workers > 0)
+        train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=True, **common)
     else:
         generator = torch.Generator().manual_seed(config.seed)
-        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                                  generator=generator, persistent_workers=workers > 0)
+        train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, generator=generator,
+                                  **common)
     if len(train_loader) == 0:
         raise ValueError(
             f"train_size {config.train_size} is smaller than one batch ({config.batch_size} x {ctx.world_size} processes): "
             "raise --train-size or lower --batch-size"
         )
     # persistent workers: where workers are spawned (Windows, macOS) a fresh set each epoch costs seconds
-    val_loader = DataLoader(shard(val_set, ctx), batch_size=max(config.batch_size, 32), num_workers=workers,
-                            persistent_workers=workers > 0)
+    val_loader = DataLoader(shard(val_set, ctx), batch_size=max(config.batch_size, 32), **common)
     return train_loader, val_loader, val_set
 
 
@@ -831,6 +832,7 @@ def train(config: Optional[TrainConfig] = None, /, **settings: Any) -> dict[str,
     """
     config = _as_train_config(config, settings)
     ctx = init_distributed(None if config.device is None else str(config.device))
+    benchmark = torch.backends.cudnn.benchmark  # _run_device turns it on for CUDA: a notebook's later cells keep theirs
     try:
         run = _start(config, ctx)
         started = time.perf_counter()
@@ -842,6 +844,7 @@ def train(config: Optional[TrainConfig] = None, /, **settings: Any) -> dict[str,
             _report_rank(run, metrics)
         return metrics
     finally:
+        torch.backends.cudnn.benchmark = benchmark
         close_distributed(ctx)
 
 

@@ -494,3 +494,63 @@ def test_the_loss_sum_avoids_float64_on_apples_mps():
 
     assert T.sum_dtype("mps") == torch.float32
     assert T.sum_dtype("cpu") == T.sum_dtype(torch.device("cuda", 0)) == torch.float64
+
+
+# ------------------------------------------------------------------ on a GPU, seen from the CPU
+class _OnGPU(torch.Tensor):
+    """A CPU tensor that says it is on cuda:0 until .cpu() or .to("cpu") gives a plain one: shows, without a
+    GPU, whether the checkpoint code moves the weights to the CPU (a CUDA tensor in the file needs CUDA to load)."""
+
+    @property
+    def device(self):
+        return torch.device("cuda", 0)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = super().__torch_function__(func, types, args, kwargs)
+        name = getattr(func, "__name__", "")
+        targets = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, (str, torch.device))]
+        to_cpu = name == "cpu" or (name == "to" and any(torch.device(a).type == "cpu" for a in targets))
+        return out.as_subclass(torch.Tensor) if to_cpu and isinstance(out, torch.Tensor) else out
+
+
+def test_a_gpu_runs_checkpoint_and_export_hold_cpu_tensors(tmp_path, monkeypatch):
+    """A Colab-trained checkpoint.pt or --export file must load with a plain torch.load on a laptop without CUDA."""
+    from hrnet_teach.models import create_model
+
+    model = create_model("w18_small_v1", head="segmentation", num_classes=NUM_CLASSES)
+    on_gpu = {k: v.detach().as_subclass(_OnGPU) for k, v in model.state_dict().items()}
+    assert all(v.device.type == "cuda" for v in on_gpu.values())  # the stand-in works
+    monkeypatch.setattr(model, "state_dict", lambda: on_gpu)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    checkpoint = T.checkpoint_of(model, opt, T._grad_scaler(False), 1, T.TrainConfig(), {}, {})
+    assert all(type(v) is torch.Tensor and v.device.type == "cpu" for v in checkpoint["model"].values())
+    T.export_checkpoint(dict(checkpoint, model=on_gpu), tmp_path / "export.pt")
+    state = torch.load(tmp_path / "export.pt", weights_only=True)["model"]
+    assert all(type(v) is torch.Tensor and v.device.type == "cpu" for v in state.values())
+    assert {v.dtype for k, v in state.items() if on_gpu[k].is_floating_point()} == {torch.float16}
+
+
+def test_train_restores_cudnn_benchmark_and_pins_memory_for_cuda(tmp_path, monkeypatch):
+    """train() turns cudnn.benchmark on for a CUDA run; a notebook's later cells (lesson 07's pose run) get their
+    own setting back. A CUDA run's loaders pin their batches, so the non_blocking copies overlap with the GPU."""
+    from hrnet_teach.distributed import Distributed
+
+    real = T._run_device
+    calls = []
+
+    def run_device(config, ctx):  # as on CUDA: benchmark on
+        calls.append(1)
+        torch.backends.cudnn.benchmark = True
+        return real(config, ctx)
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(T, "_run_device", run_device)
+    T.train(epochs=1, train_size=16, val_size=8, batch_size=8, image_size=32, device="cpu", progress=False,
+            out=tmp_path)
+    assert calls and torch.backends.cudnn.benchmark is False
+    config = T.TrainConfig(train_size=16, val_size=8, batch_size=8, image_size=32, workers=0)
+    for device, pinned in (("cuda", True), ("cpu", False)):
+        train_loader, val_loader, _ = T._loaders(config, Distributed(), torch.device(device))
+        assert train_loader.pin_memory is pinned and val_loader.pin_memory is pinned
