@@ -46,13 +46,15 @@ def init_distributed(device: Optional[str]) -> Distributed:
     Under ``torchrun --nproc_per_node 1`` it joins a group of one, so that a single GPU runs
     the path several take (NCCL, DDP, SyncBatchNorm layers) and ``scripts/gpu_check.sh`` can
     check it; with one process SyncBatchNorm computes as BatchNorm2d (torch skips the exchange).
+    Each process takes the GPU of its ``LOCAL_RANK``, so a device with an index (``cuda:0``) is refused
+    unless it is that GPU: choose the GPUs with ``CUDA_VISIBLE_DEVICES`` and pass ``--device cuda``.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     by_torchrun = "TORCHELASTIC_RUN_ID" in os.environ  # set by torchrun alone, for one process too
     if world_size <= 1 and not by_torchrun:
         return Distributed()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in (None, "auto", "cuda")
+    use_cuda = _uses_cuda(device, world_size, local_rank)
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda and not dist.is_nccl_available():  # Windows' torch builds have no NCCL
         raise ValueError("torchrun with GPUs needs NCCL, and this torch build has none (Windows builds never do): "
@@ -64,6 +66,24 @@ def init_distributed(device: Optional[str]) -> Distributed:
         dist.init_process_group(backend=backend)
         started = True
     return Distributed(rank, world_size, local_rank, dist.get_backend(), started)
+
+
+def _uses_cuda(device: Optional[str], world_size: int, local_rank: int) -> bool:
+    """Whether this torchrun process runs on a GPU (its type, not the string: "cuda:0" is CUDA too, for NCCL
+    and SyncBatchNorm). An index other than LOCAL_RANK is refused: every process would share that one GPU."""
+    if device in (None, "auto"):
+        return torch.cuda.is_available()
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError):  # pick_device refuses it next, with the devices torch knows
+        return False
+    if wanted.type != "cuda":
+        return False
+    if wanted.index is not None and (world_size > 1 or wanted.index != local_rank):
+        raise ValueError(f"--device {device} under torchrun: each process takes the GPU of its LOCAL_RANK "
+                         f"(this one: cuda:{local_rank}), so one index would put them all on GPU {wanted.index}. "
+                         "Pass --device cuda, and choose the GPUs with CUDA_VISIBLE_DEVICES=...")
+    return torch.cuda.is_available()
 
 
 def close_distributed(ctx: Distributed) -> None:

@@ -554,3 +554,35 @@ def test_train_restores_cudnn_benchmark_and_pins_memory_for_cuda(tmp_path, monke
     for device, pinned in (("cuda", True), ("cpu", False)):
         train_loader, val_loader, _ = T._loaders(config, Distributed(), torch.device(device))
         assert train_loader.pin_memory is pinned and val_loader.pin_memory is pinned
+
+
+@pytest.mark.parametrize("device, world_size, local_rank, expected", [
+    ("cuda", 2, 1, "nccl"), ("cuda:0", 1, 0, "nccl"), ("cuda:1", 2, 1, "refused"), ("cuda:0", 2, 0, "refused"),
+    ("cuda:1", 1, 0, "refused"), ("cpu", 2, 0, "gloo"), (None, 2, 0, "nccl")])
+def test_torchrun_backend_follows_the_device_type_and_an_index_is_refused(monkeypatch, device, world_size,
+                                                                        local_rank, expected):
+    """--device cuda:0 under torchrun chose gloo before (a string match): no NCCL or SyncBatchNorm, and every
+    rank on GPU 0. Each process takes the GPU of its LOCAL_RANK, so an index other than that is refused."""
+    import torch.distributed as dist
+
+    from hrnet_teach import distributed
+
+    for name, value in {"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
+                        "TORCHELASTIC_RUN_ID": "test"}.items():
+        monkeypatch.setenv(name, value)
+    joined = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: joined.append(f"cuda:{index}"))
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: joined.append(backend))
+    monkeypatch.setattr(dist, "get_backend", lambda: joined[-1])
+    if expected == "refused":
+        with pytest.raises(ValueError, match=rf"--device {device} under torchrun: each process takes the GPU of "
+                                             rf"its LOCAL_RANK \(this one: cuda:{local_rank}\).*--device cuda.*"
+                                             "CUDA_VISIBLE_DEVICES"):
+            distributed.init_distributed(device)
+        assert joined == []
+    else:
+        assert distributed.init_distributed(device).backend == expected
+        assert joined == ([f"cuda:{local_rank}"] if expected == "nccl" else []) + [expected]
