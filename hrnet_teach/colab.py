@@ -114,6 +114,8 @@ def setup(verbose: bool = True, language: str | None = None):
     if language is not None:
         i18n.set_language(language)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        _warm_up(device)
     if verbose:
         gpu = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""
         print(_("hrnet_teach ready ({where}); torch {version}; device: {device}", where=_("Colab") if in_colab()
@@ -126,6 +128,15 @@ def setup(verbose: bool = True, language: str | None = None):
             print(_("Apple's GPU (MPS) is there but the lessons use the CPU: they are tested on CPU and CUDA only, "
                     "and MPS has no float64, which the exercise checks compare in."))
     return device
+
+
+def _warm_up(device) -> None:
+    """One tiny convolution: CUDA's context and cuDNN load at the first real op (seconds on a T4), here rather
+    than inside an exercise check's 5 s limit, when an answer is the first to use the GPU."""
+    import torch
+
+    torch.nn.functional.conv2d(torch.zeros(1, 1, 8, 8, device=device), torch.zeros(1, 1, 3, 3, device=device))
+    torch.cuda.synchronize(device)
 
 
 def rewrite_notebooks(folder: str = "notebooks", write: bool = True) -> list[str]:

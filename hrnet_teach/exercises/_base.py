@@ -183,6 +183,21 @@ def _stop_answers_at_exit(budget: float = 3.0) -> None:
             _stop(thread, wait=max(0.0, end - time.monotonic()))
 
 
+def _out_of_time(limit: str, on: str, stopped: bool, cuda_ready: bool) -> str:
+    """The TimeLimit message. When CUDA started during the call (it was not yet in use), loading CUDA and cuDNN
+    (seconds, once per session) may be why, not a loop: the learner is told to run the check again."""
+    if stopped:
+        message = _("Your function did not return within {limit} s{on}: does it loop forever or wait "
+                    "(time.sleep, input())? The check stopped it.", limit=limit, on=on)
+    else:
+        message = _("Your function did not return within {limit} s{on}: does it loop forever or wait "
+                    "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
+                    "(restart the kernel if the notebook slows down).", limit=limit, on=on)
+    if not cuda_ready and torch.cuda.is_initialized():
+        message += _(" It was the session's first CUDA call, which loads CUDA and cuDNN: run the check again.")
+    return message
+
+
 def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "") -> Any:
     """``fn(*args)`` under a time limit (and without autograd), in a daemon thread.
 
@@ -196,6 +211,7 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
     """
     limit = TIME_LIMIT_S if limit is None else limit
     outcome: dict[str, Any] = {}
+    cuda_ready = torch.cuda.is_initialized()  # a call that starts CUDA pays for loading it: said if it runs out of time
 
     def run():
         try:
@@ -218,12 +234,7 @@ def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "
         raise
     on = _(" on {where}", where=where) if where else ""
     if thread.is_alive():
-        if _stop(thread):
-            raise TimeLimit(_("Your function did not return within {limit} s{on}: does it loop forever or wait "
-                              "(time.sleep, input())? The check stopped it.", limit=format(limit, "g"), on=on))
-        raise TimeLimit(_("Your function did not return within {limit} s{on}: does it loop forever or wait "
-                          "(time.sleep, input())? The check stopped waiting; the call still runs in the background "
-                          "(restart the kernel if the notebook slows down).", limit=format(limit, "g"), on=on))
+        raise TimeLimit(_out_of_time(format(limit, "g"), on, _stop(thread), cuda_ready))
     error = outcome.get("error")
     if error is not None and not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt ...
         raise Wrong(_("Your function raised {error_type}{on} ({where}): that exception ends the whole program "
