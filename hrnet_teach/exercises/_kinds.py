@@ -614,6 +614,22 @@ def _unsolved(error: NotImplementedError, fn: Callable) -> bool:
     return not error.args or (tb is not None and tb.tb_frame.f_code is code)
 
 
+def _cpu_copy_if_only_on_gpu(got: nn.Module, official: nn.Module) -> nn.Module:
+    """A module that differs from the official one only in sitting on a GPU (a Colab learner's habitual
+    .to(device)) is checked as a CPU copy, as the capstone checks its modules; the learner's own stays where it
+    is. Another dtype, or the meta device, is left for _compare_placement to refuse."""
+    pairs = [(g, o) for g, o in zip(got.state_dict().values(), official.state_dict().values())
+             if g.is_floating_point()]
+    if not any(g.device.type == "cuda" for g, _o in pairs):
+        return got
+    if any(g.device.type not in ("cuda", "cpu") or g.dtype != o.dtype for g, o in pairs):
+        return got
+    try:
+        return copy.deepcopy(got).cpu()
+    except Exception:  # something in it cannot be copied: refused as it is, by _compare_placement
+        return got
+
+
 class ModuleExercise(FunctionExercise):
     """The answer builds a module: ``official(*args)`` is the package's module for the same
     arguments. Compared in order: None or not, a list against an nn.ModuleList, state-dict
@@ -636,12 +652,15 @@ class ModuleExercise(FunctionExercise):
                      "layers, so they would have no parameters in the model and no state-dict keys.", type=type(got).__name__)
         if not isinstance(got, nn.Module):
             return _("you return {type}; return an nn.Module.", type=a_type(got))
-        return (self._compare_keys(got, official) or self._compare_placement(got, official)
-                or self._compare_outputs(got, official, case))
+        problem = self._compare_keys(got, official)
+        if problem is not None:
+            return problem
+        got = _cpu_copy_if_only_on_gpu(got, official)
+        return self._compare_placement(got, official) or self._compare_outputs(got, official, case)
 
     def _compare_placement(self, got: nn.Module, official: nn.Module) -> str | None:
         """The weights' device and dtype: a module built on the meta device has no values to compare, and a
-        float64 or cuda one cannot run on the official input."""
+        float64 one cannot run on the official input (one only on a GPU was copied to the CPU before this)."""
         def kinds(module):
             return sorted({(t.device.type, dtype_name(t.dtype))
                            for t in module.state_dict().values() if t.is_floating_point()})
