@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# The GPU run of hrnet-teach: everything that needs CUDA, in one go, on a CUDA machine.
-#   1. the deploy bench on the GPU (eager, fast, compile, fast under bf16 autocast,
-#      ONNX Runtime's CUDA provider if onnxruntime-gpu is installed), then the variant bench
-#   course  every English lesson, then the Chinese lessons that take a GPU path (00, 07, 10: the
-#           other Chinese lessons run the same code cells; GPU_CHECK_ZH=all runs them all), with the
-#           GPU selected (bench --course)
+# The GPU run of hrnet-teach: everything that needs CUDA, in one go, on a CUDA machine (about 5 minutes
+# on an H100 or H200). First it checks that every module it needs imports (it installs nothing), and its
+# first line records the GPU: compute capability, cuDNN, bfloat16 hardware, CPU count.
+#   1. the deploy bench on the GPU (eager, fast, fast under autocast: bf16 from Ampere on, fp16 below,
+#      ONNX Runtime's CUDA provider if onnxruntime-gpu is installed), torch.compile on W18-small-v2
+#      alone (it takes half a minute a model), then the variant bench
+#   1. a learner's answers on the GPU, through every exercise check (scripts/gpu_exercises_check.py)
+#   course  the English lessons with a GPU code path (00, 07, 10: the others run the same CPU code on
+#           a GPU machine), with the GPU selected (bench --course); the Chinese ones only with
+#           GPU_CHECK_ZH=gpu (the same three) or all
 #   2. the CUDA-marked tests (pytest -m cuda)
-#   3. one training epoch with --amp, then with --amp --channels-last
+#   3. one training epoch with --amp (and --export), then with --amp --channels-last; the checkpoint
+#      and export load with a plain torch.load with CUDA hidden, as on a machine without a GPU
 #   4. torchrun with one process (NCCL, DDP, SyncBatchNorm layers)
-#   5. the fast test suite with CUDA visible (pytest -m "not slow and not browser")
+#   5. the fast test suite with CUDA visible (pytest -m "not slow and not browser and not cuda":
+#      step 2 ran the cuda ones)
 # The timed benches run first, alone on the machine; then the course runs in the background
-# beside steps 2-5, which check results, not speed.
+# beside steps 2-5, which check results, not speed (so the course's own GPU timings, in course.log,
+# are not clean: quote the bench's).
 # A failing step does not stop the others: each has a time limit (seconds, below; scale them all
 # with GPU_CHECK_SCALE=2 on a slower GPU), the summary at the end lists every step, and the exit
 # status is 1 when any step failed. Logs and JSON results go to OUT_DIR (at most 8 files), and
@@ -19,7 +26,7 @@
 # Without CUDA it refuses and exits 2.
 set -uo pipefail
 SCALE="${GPU_CHECK_SCALE:-1}"
-ZH="${GPU_CHECK_ZH:-gpu}"
+ZH="${GPU_CHECK_ZH:-none}"
 if ! [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || ! [[ "$ZH" =~ ^(gpu|all|none)$ ]]; then
     echo "gpu_check.sh: GPU_CHECK_SCALE must be a whole number from 1 (got '$SCALE') and GPU_CHECK_ZH" \
          "gpu, all or none (got '$ZH')" >&2
@@ -38,13 +45,37 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     echo "on a CPU the normal test command covers everything else: python -m pytest" >&2
     exit 2
 fi
+# Every module a step imports, and pytest's timeout plugin (step 5's --timeout): without one a step
+# would fail as if the GPU had, so refuse at once, in one line (the lent machines have no network).
+missing="$("$PY" - <<'PY' 2>/dev/null
+import importlib.util
+needed = {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "nbclient": "nbclient", "nbformat": "nbformat",
+          "ipykernel": "ipykernel", "onnx": "onnx", "onnxscript": "onnxscript", "onnxruntime": "onnxruntime",
+          "tqdm": "tqdm", "matplotlib": "matplotlib", "yaml": "pyyaml", "safetensors": "safetensors",
+          "torchinfo": "torchinfo", "PIL": "pillow", "huggingface_hub": "huggingface_hub",
+          "ipywidgets": "ipywidgets", "graphviz": "graphviz"}
+gone = [pip for name, pip in needed.items() if importlib.util.find_spec(name) is None]
+print(" ".join(gone))
+PY
+)"
+if [ -n "$missing" ]; then
+    echo "gpu_check.sh: missing: $missing (pip install $missing)" >&2
+    exit 2
+fi
 mkdir -p "$out_dir"
 WORK="$(mktemp -d)"   # checkpoints: not results, and too many files for OUT
 trap 'rm -rf "$WORK"' EXIT
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 : > "$out_dir/summary.txt"; : > "$out_dir/steps.log"; : > "$out_dir/course.log"   # a rerun starts them afresh
-"$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda)" \
-    | tee -a "$out_dir/summary.txt"
+"$PY" -c "import sys, torch
+c = torch.cuda
+try:
+    bf16 = c.is_bf16_supported(including_emulation=False)
+except TypeError:  # a torch older than the argument
+    bf16 = c.get_device_capability(0) >= (8, 0)
+print('GPU:', c.get_device_name(0), '| capability', '%d.%d' % c.get_device_capability(0), '| torch', torch.__version__,
+      '| CUDA', torch.version.cuda, '| cuDNN', torch.backends.cudnn.version(), '| bf16 hardware', bf16,
+      '| nproc', sys.argv[1])" "$(nproc)" | tee -a "$out_dir/summary.txt"
 
 # step NAME LIMIT_S COMMAND...: runs COMMAND under a time limit, its output into steps.log,
 # and one line into summary.txt: ok / FAILED (exit status) / TIMED OUT, and the seconds it took.
@@ -76,6 +107,8 @@ course() {  # English, then Chinese (see ZH): one JSON each, and one line each i
             [ "$ZH" = none ] && continue
             folder=notebooks/zh
             [ "$ZH" = gpu ] && lessons=(--lessons 00,07,10)
+        else
+            lessons=(--lessons 00,07,10)
         fi
         started=$SECONDS
         timeout --kill-after=10 "$limit" "$PY" -m hrnet_teach.bench --course --notebooks "$folder" "${lessons[@]}" \
@@ -87,15 +120,26 @@ course() {  # English, then Chinese (see ZH): one JSON each, and one line each i
 }
 
 failed=0
-SHOW=1 step "1. bench --deploy on cuda" 240 "$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 \
-    --json "$out_dir/deploy.json" || failed=1
+SHOW=1 step "1. bench --deploy on cuda" 150 "$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 \
+    --no-compile --json "$out_dir/deploy.json" || failed=1
+SHOW=1 step "1. ... torch.compile, W18-small-v2" 150 "$PY" -m hrnet_teach.bench --deploy --device cuda --repeats 20 \
+    --variants w18_small_v2 --json "$out_dir/deploy_compile.json" || failed=1
 SHOW=1 step "1. bench on cuda, 512x1024" 120 "$PY" -m hrnet_teach.bench --device cuda --variants w18_small_v2,w48 \
     --sizes 512x1024 --json "$out_dir/bench.json" || failed=1
+# alone on the GPU too: it times each check against the 5 s limit, the session's first CUDA call included
+step "1. learner answers on cuda" 180 "$PY" scripts/gpu_exercises_check.py || failed=1
 
 course & course_pid=$!
 step "2. pytest -m cuda" 120 "$PY" -m pytest -m cuda -q -p no:cacheprovider || failed=1
 step "3. train --amp" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp --no-channels-last \
-    --quiet --out "$WORK/train_amp" || failed=1
+    --quiet --out "$WORK/train_amp" --export "$WORK/train_amp/export.pt" || failed=1
+# a Colab-trained file read on a laptop without CUDA: plain torch.load, no map_location
+step "3. ... both load without CUDA" 60 env CUDA_VISIBLE_DEVICES= "$PY" -c "import sys, torch
+assert not torch.cuda.is_available(), 'CUDA still visible'
+for path in sys.argv[1:]:
+    state = torch.load(path, weights_only=True)['model']
+    assert all(t.device.type == 'cpu' for t in state.values()), path" \
+    "$WORK/train_amp/checkpoint.pt" "$WORK/train_amp/export.pt" || failed=1
 step "3. train --amp --channels-last" 120 "$PY" -m hrnet_teach.train --epochs 1 --device cuda --amp \
     --channels-last --quiet --out "$WORK/train_amp_nhwc" || failed=1
 # torchrun with one process joins a group of one: NCCL, DDP and SyncBatchNorm layers, as on several
@@ -105,7 +149,8 @@ step "4. torchrun NCCL SyncBatchNorm" 180 "$PY" -m torch.distributed.run --stand
 step "4. ... and it ran on NCCL" 5 grep -q '"backend": "nccl"' "$WORK/ddp/metrics.json" || failed=1
 # Less the checks of the source itself that need the dev tools (ruff, the catalogue's babel):
 # they say nothing about the GPU.
-step "5. pytest -m 'not slow', CUDA seen" 300 "$PY" -m pytest -m "not slow and not browser" -q -p no:cacheprovider \
+step "5. pytest -m 'not slow', CUDA seen" 300 "$PY" -m pytest -m "not slow and not browser and not cuda" -q \
+    -p no:cacheprovider \
     --timeout 120 --ignore tests/test_lint.py \
     -k "not (mo_is_current or every_message_translated or every_marked_message)" || failed=1
 for run in train_amp train_amp_nhwc ddp; do  # each run's score and epoch time, for the record

@@ -97,3 +97,93 @@ def test_a_module_answer_only_on_the_gpu_is_checked_as_a_cpu_copy_other_dtypes_s
     finally:
         del _ConvOnGPU._apply
     assert "float32 on meta" in ex.check(lambda n: nn.Conv2d(n, n, 1, device="meta")).message
+
+
+def _gpu_exercises_check():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "gpu_exercises_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_exercises_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_exercises_check_refuses_without_cuda(monkeypatch, capsys):
+    script = _gpu_exercises_check()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert script.main([]) == 2
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+
+
+def test_gpu_exercises_check_builds_its_answers_and_passes_them_on_the_cpu(capsys):
+    """--device cpu: the same answers (moved to the CPU, so every one passes): the sweep's own code, tested."""
+    script = _gpu_exercises_check()
+    assert script.main(["--device", "cpu", "--lessons", "3,10,11"]) == 0
+    out = capsys.readouterr().out
+    assert "03/fuse_op" in out and "10/fold_conv_bn" in out and "11/layer1" in out and "02/" not in out
+    assert "cpu inside" in out and "default device" in out and out.rstrip().endswith("0 surprises")
+
+
+def test_gpu_exercises_check_counts_a_broken_check_or_an_unnamed_failure_as_a_surprise():
+    from types import SimpleNamespace
+
+    script = _gpu_exercises_check()
+    cuda = torch.device("cuda")
+
+    def result(passed, message):
+        return SimpleNamespace(passed=passed, message=message)
+
+    assert script.verdict(result(True, "Right."), True, cuda)
+    assert script.verdict(result(False, "your output is on cuda:0; keep it on the inputs' device"), False, cuda)
+    assert not script.verdict(result(False, "your output is on cuda:0"), True, cuda)  # a module answer must pass
+    assert not script.verdict(result(False, "The check failed (the course's bug)"), False, cuda)
+    assert not script.verdict(result(False, "Your function did not return within 5 s"), False, cuda)
+    assert not script.verdict(result(False, "the numbers differ"), False, cuda)
+    built = script.answer(torch.nn.Linear, torch.device("meta"), False)(2, 3)  # a class answer: built on the device
+    assert built.weight.is_meta and script.answer(torch.nn.Linear, "cpu", False).__name__ == "Linear"
+
+
+def _run_gpu_check(tmp_path, python_body, env=None):
+    """scripts/gpu_check.sh with PYTHON= a stand-in script (a CUDA python, as far as the script can tell)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/bash\nREAL={sys.executable}\nLOG={tmp_path / 'calls.log'}\n{python_body}\n")
+    fake.chmod(0o755)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"
+    return subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHON": str(fake), **(env or {})})
+
+
+def test_gpu_check_names_every_missing_module_in_one_line_before_anything_runs(tmp_path):
+    """Without pytest-timeout, step 5 used to fail at once ('unrecognized arguments: --timeout'), as if the GPU had."""
+    hide = ("import importlib.util as u, sys; real = u.find_spec; "
+            "u.find_spec = lambda n, *a: None if n in ('pytest_timeout', 'onnxscript') else real(n, *a); "
+            "exec(sys.stdin.read())")
+    done = _run_gpu_check(tmp_path, f'[ "$1" = - ] && exec "$REAL" -c "{hide}"\nexit 0')
+    assert done.returncode == 2
+    assert done.stderr == ("gpu_check.sh: missing: pytest-timeout onnxscript "
+                           "(pip install pytest-timeout onnxscript)\n"), done.stderr
+    assert not (tmp_path / "out" / "summary.txt").exists()  # no step ran
+
+
+def test_gpu_check_runs_the_gpu_lessons_the_sweep_and_a_cpu_load_and_not_the_cuda_tests_twice(tmp_path):
+    """What each step runs, recorded by a stand-in python that passes them all at once."""
+    done = _run_gpu_check(tmp_path, 'printf "%s\\n" "$*" >> "$LOG"\n'
+                                    '[ "${CUDA_VISIBLE_DEVICES-unset}" = "" ] && echo "CUDA hidden: $1 $2" >> "$LOG"\n'
+                                    '[ "$1" = - ] && cat > /dev/null\nexit 0')
+    assert "1. learner answers on cuda" in done.stdout  # the steps ran (some "fail": nothing was written)
+    calls = (tmp_path / "calls.log").read_text()
+    assert "--course --notebooks notebooks --lessons 00,07,10" in calls and "notebooks/zh" not in calls
+    assert "scripts/gpu_exercises_check.py" in calls and "--deploy --device cuda --repeats 20 --no-compile" in calls
+    assert "-m not slow and not browser and not cuda" in calls and "-m pytest -m cuda" in calls
+    assert "CUDA hidden: -c import sys, torch\nassert not torch.cuda.is_available()" in calls
+    assert "torch.load(path, weights_only=True)" in calls and calls.count("CUDA hidden") == 1
+    _run_gpu_check(tmp_path, '[ "$1" = - ] && cat > /dev/null\nprintf "%s\\n" "$*" >> "$LOG"\nexit 0',
+                   env={"GPU_CHECK_ZH": "gpu"})
+    assert "--notebooks notebooks/zh --lessons 00,07,10" in (tmp_path / "calls.log").read_text()
