@@ -289,6 +289,16 @@ def _english_then_chinese(read):
         i18n.set_language("en")
 
 
+
+def test_capstone_lists_names_with_the_chinese_separator():
+    """A list of names inside a Chinese sentence is joined by 、, not by an English comma."""
+    from hrnet_teach.exercises import capstone
+
+    names = ["self.transition1", "self.transition2", "self.transition3"]
+    english, chinese = _english_then_chinese(lambda: capstone._and(names))
+    assert english == "self.transition1, self.transition2 and self.transition3"
+    assert chinese.startswith("self.transition1、self.transition2") and ", " not in chinese
+
 @pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
 def test_exercise_speaks_chinese(ex):
     """The question, every hint, the solution and every catalogued wrong answer's message read

@@ -223,8 +223,8 @@ def test_the_strict_refusal_speaks_the_language_it_was_raised_in(seg_state):
 def test_plural_choices_are_kept_in_english_and_translated_each(seg_state):
     one, many = _module_prefixes_and_loss(seg_state), _many_loss_entries(seg_state)
     assert "ignored 1 entry of the trainer's loss" in str(one) and "ignored 6 entries of" in str(many)
-    assert "忽略了训练器损失的 1 项" in in_chinese(lambda: str(one))
-    assert "忽略了训练器损失的 6 项" in in_chinese(lambda: str(many))
+    assert "忽略了训练器中损失函数的 1 个条目" in in_chinese(lambda: str(one))
+    assert "忽略了训练器中损失函数的 6 个条目" in in_chinese(lambda: str(many))
     assert "'module.'（435 个键）" in in_chinese(lambda: str(one))
     single = _one_unexpected_tensor(seg_state)
     assert "    extra.* (1 tensor)" in str(single).splitlines()

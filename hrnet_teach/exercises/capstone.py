@@ -370,7 +370,7 @@ CALLED = re.compile(r"downsample|layer\d|last_layer|stage\d")
 
 
 def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else _("{first} and {last}", first=", ".join(names[:-1]), last=names[-1])
+    return names[0] if len(names) == 1 else _("{first} and {last}", first=_(", ").join(names[:-1]), last=names[-1])
 
 
 def _plain_list_sentence(module: str, kind: str, attrs: list[str], type_name: str) -> list[str]:
