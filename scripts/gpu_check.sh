@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The GPU run of hrnet-teach: everything that needs CUDA, in one go, on a CUDA machine (about 5 minutes
-# on an H100 or H200). First it checks that every module it needs imports (it installs nothing), and its
+# The GPU run of hrnet-teach: everything that needs CUDA, in one go, on a CUDA machine (cut to fit one
+# 8-minute call; not yet timed in this form). First it checks that every module it needs imports (it installs nothing), and its
 # first line records the GPU: compute capability, cuDNN, bfloat16 hardware, CPU count.
 #   1. the deploy bench on the GPU (eager, fast, fast under autocast: bf16 from Ampere on, fp16 below,
 #      ONNX Runtime's CUDA provider if onnxruntime-gpu is installed), torch.compile on W18-small-v2
 #      alone (it takes half a minute a model), then the variant bench
-#   1. a learner's answers on the GPU, through every exercise check (scripts/gpu_exercises_check.py)
+#   1b. a learner's answers on the GPU, through every exercise check (scripts/gpu_exercises_check.py)
 #   course  the English lessons with a GPU code path (00, 07, 10: the others run the same CPU code on
 #           a GPU machine), with the GPU selected (bench --course); the Chinese ones only with
 #           GPU_CHECK_ZH=gpu (the same three) or all
