@@ -31,6 +31,10 @@ TARGET_RTOL = 1e-4
 # bfloat16 convolutions use cuDNN only from compute capability 8.0 (Ampere); below that (a T4: 7.5)
 # torch runs them on a slow fallback, so the AMP row is float16 there. TF32 also starts at 8.0.
 AMPERE = (8, 0)
+# run_onnx hands ONNX Runtime numpy arrays, so on a GPU each call also copies the input in and the outputs
+# out through host memory; eager's input is already on the GPU. (ONNX Runtime's io_binding would avoid it.)
+ORT_COPIES_NOTE = ("onnxruntime on CUDA: each call copies the input to the GPU and the outputs back through host "
+                   "memory (run_onnx goes through numpy), which eager does not: part of this row is those copies")
 TF32_NOTE = ("cuDNN runs float32 convolutions in TF32 here (torch.backends.cudnn.allow_tf32, on by default), "
              "so eager and fast round differently (about 1e-3); with it off they agree as on the CPU")
 
@@ -66,14 +70,15 @@ def _peak_mib(device: torch.device) -> Optional[float]:
 
 
 def _onnx_providers(device: torch.device) -> tuple[Optional[list[str]], str]:
-    """ONNX Runtime's providers for ``device``, or None and why not (a GPU without onnxruntime-gpu)."""
+    """ONNX Runtime's providers for ``device`` and a note for the row; None and why not (a GPU without
+    onnxruntime-gpu)."""
     if device.type != "cuda":
         return ["CPUExecutionProvider"], ""
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return None, f"onnxruntime: no CUDA provider here ({deploy.ORT_GPU_ADVICE}), row skipped"
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"], ""
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"], ORT_COPIES_NOTE
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:
@@ -124,9 +129,9 @@ def _ways(model, x, device, compile, onnx, amp, threads):
         add("fast+bf16" if dtype == torch.bfloat16 else "fast+fp16", lambda: _amp(ways["fast"], device, dtype))
     if onnx:
         providers, why = _onnx_providers(device)
-        if providers is None:
+        if why:
             notes.append(why)
-        else:
+        if providers is not None:
             def make_session():
                 folder = Path(tempfile.mkdtemp(prefix="hrnet_deploy_"))
                 path = deploy.export_onnx(model, folder / "model.onnx", dynamic=False, exporter="torchscript",

@@ -606,6 +606,18 @@ def test_onnx_session_refuses_a_cuda_session_that_fell_back_to_the_cpu(conv_file
                            "CUDAExecutionProvider and fell back to CPUExecutionProvider") and note.endswith("row skipped")
 
 
+
+def test_the_onnx_row_on_cuda_says_its_time_includes_host_copies(monkeypatch):
+    """run_onnx goes through numpy: on a GPU the ONNX Runtime row also copies in and out, and says so."""
+    import onnxruntime as ort
+
+    from hrnet_teach import deploy_bench
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    providers, note = deploy_bench._onnx_providers(torch.device("cuda"))
+    assert providers[0] == "CUDAExecutionProvider" and "host memory" in note and "numpy" in note
+    assert deploy_bench._onnx_providers(torch.device("cpu")) == (["CPUExecutionProvider"], "")
+
 def test_deploy_bench_targets_are_the_cpus():
     """The 2x/1e-4 targets were set on the CPU: a GPU row (TF32 alone puts fast 1e-3 from eager,
     measured on an H200) gets no target line, a CPU row does."""
