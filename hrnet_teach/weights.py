@@ -883,25 +883,31 @@ def timm_hub_id(variant: str) -> str:
     return f"timm/{_TIMM_NAMES.get(name, 'hrnet_' + name)}.ms_in1k"
 
 
-def load_timm_imagenet(variant: str, model: Optional[nn.Module] = None, cache_dir: Optional[str] = None) -> nn.Module:
+def load_timm_imagenet(variant: str, model: Optional[nn.Module] = None, cache_dir: Optional[str] = None,
+                       strict: Optional[bool] = None) -> nn.Module:
     """timm's ImageNet-1k weights for ``variant``, loaded into ``model`` (default: a new
     1000-class classification model).
 
-    A classification model is loaded strictly. Any other head (segmentation, pose,
-    pyramid, backbone) takes the backbone part: the load is non-strict and its
-    report, listing every dropped and missing key, is printed. Downloads
+    ``strict=None`` (the default): a classification model is loaded strictly. Any other head
+    (segmentation, pose, pyramid, backbone) takes the backbone part: the load is non-strict and its
+    report, listing every dropped and missing key, is printed. ``strict=False`` also fine-tunes a
+    classifier with another ``num_classes``: every tensor but the 1000-class ``classifier`` loads.
+    ``strict=True`` refuses any mismatch, whatever the head. Downloads
     ``model.safetensors`` with ``huggingface_hub``; offline, uses the local cache or
     raises :class:`WeightsUnavailableError` at once, saying what to do.
     """
     from .heads import HRNetClassification
     from .models import create_model
 
+    # None means "decide by the head"; the load report's advice "load with strict=False" must work here too
+    strict = flag("strict", strict, TypeError, none_means="strict for a classification model only")
     hub_id = timm_hub_id(variant)
     if model is None:
         model = create_model(variant, head="classification", num_classes=1000)
     _check_same_variant(model, variant)
     path = _download(hub_id, cache_dir)
-    strict = isinstance(model, HRNetClassification)
+    if strict is None:
+        strict = isinstance(model, HRNetClassification)
     load_weights(model, path, strict=strict, verbose=True)
     return model
 

@@ -313,6 +313,24 @@ def test_offline_uses_the_local_cache(tmp_path, monkeypatch, cls_state, capsys):
         load_timm_imagenet("w18", model=fresh(), cache_dir=str(tmp_path))
 
 
+def test_timm_classifier_with_other_classes_loads_with_strict_false(tmp_path, monkeypatch, cls_state, capsys):
+    """The report says "load with strict=False" for a 10-class classifier: load_timm_imagenet must take it."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _fake_hub_cache(tmp_path, timm_hub_id(SMALL), cls_state)
+    with pytest.raises(WeightsMismatchError, match="load with strict=False"):
+        load_timm_imagenet(SMALL, model=fresh(num_classes=10), cache_dir=str(tmp_path))
+    ten = fresh(num_classes=10)
+    before = ten.classifier.weight.clone()
+    assert load_timm_imagenet(SMALL, model=ten, cache_dir=str(tmp_path), strict=False) is ten
+    assert "classifier.weight: checkpoint (1000, 2048), model (10, 2048)" in capsys.readouterr().out
+    assert_loaded(ten, {k: v for k, v in cls_state.items() if not k.startswith("classifier.")})
+    assert torch.equal(ten.classifier.weight, before)  # the fresh last layer is kept
+    with pytest.raises(WeightsMismatchError):  # strict=True holds for a backbone-only head too
+        load_timm_imagenet(SMALL, model=fresh("segmentation"), cache_dir=str(tmp_path), strict=True)
+    with pytest.raises(TypeError, match="strict must be True, False or None"):
+        load_timm_imagenet(SMALL, model=fresh(), cache_dir=str(tmp_path), strict="no")
+
+
 # ------------------------------------------------------------------ broken files (issue 12)
 def _good_file(tmp_path, cls_state) -> bytes:
     torch.save(cls_state, tmp_path / "good.pth")
