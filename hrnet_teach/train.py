@@ -61,7 +61,7 @@ from .distributed import (
     wrap_model,
 )
 from .heads import HRNetPose, HRNetSegmentation
-from .ocr import HRNetOCR, check_label_range, check_target, ocr_loss
+from .ocr import HRNetOCR, check_label_range, check_target, ocr_loss, ohem_cross_entropy
 from .train_config import (  # noqa: F401  (re-exported: the lessons call T.build_model, T.OPTIMIZERS ...)
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
@@ -102,20 +102,27 @@ def poly_lr(base_lr: float, step: int, max_steps: int, power: float = POLY_POWER
     return base_lr * (1 - min(step, max_steps) / max_steps) ** power
 
 
-def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: bool = True) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, align_corners: bool = True,
+                      ohem: bool = False) -> torch.Tensor:
     """Cross-entropy over the pixels that have a label.
 
     The model predicts at 1/4 of the image size; the logits are upsampled
     (bilinear, as the official ``CrossEntropy`` does) to the mask's size, and
     pixels marked ``IGNORE_INDEX`` add nothing to the loss or to its average.
+    ``ohem=True``: :func:`hrnet_teach.ocr.ohem_cross_entropy` instead, the official
+    ``OhemCrossEntropy`` that ``LOSS.USE_OHEM`` picks for a single-output model (the
+    plain HRNetV2-W48 ``*_ohem_*`` Cityscapes, ADE20K and COCO-Stuff files).
     """
     _check_logits(logits)
     check_target(mask, logits, name="mask")
     # "no" is truthy; torch would fail with a list of its overloads
     flag("align_corners", align_corners, none_means="F.interpolate's default")
+    ohem = flag("ohem", ohem)
     if logits.shape[-2:] != mask.shape[-2:]:
         logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=align_corners)
     try:
+        if ohem:  # the official thresholds (0.9, OHEMKEEP 131072); logits already at the mask's size
+            return ohem_cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
         return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
     except IndexError:  # the CPU's "Target 7 is out of bounds"; checking every batch first would sync the GPU
         check_label_range(mask[mask != IGNORE_INDEX], logits.shape[1], IGNORE_INDEX)
@@ -144,13 +151,12 @@ def loss_for(model: nn.Module, ohem: bool = False) -> Criterion:
     logits map: :func:`segmentation_loss`, resized as the model itself resizes.
     A head whose forward returns several outputs (HRNet-OCR: ``[aux, ocr]``)
     adds its own branch here; ``TrainConfig.criterion`` overrides this for one run.
-    ``ohem``: OHEM on the OCR output (the official ``LOSS.USE_OHEM``); OCR only.
+    ``ohem``: the official ``LOSS.USE_OHEM``, which ``tools/train.py`` honours for any model:
+    OHEM on the single output of HRNetV2, on the last output (the OCR term) of HRNet-OCR.
     """
     if isinstance(unwrap(model), HRNetOCR):  # [aux, ocr], weighted 0.4 and 1 as the official configs
         return functools.partial(ocr_loss, ignore_index=IGNORE_INDEX, align_corners=unwrap(model).align_corners, ohem=ohem)
-    if ohem:
-        raise ValueError("ohem applies to the OCR head (--head ocr), whose official configs use it")
-    return functools.partial(segmentation_loss, align_corners=resize_align_corners(unwrap(model)))
+    return functools.partial(segmentation_loss, align_corners=resize_align_corners(unwrap(model)), ohem=ohem)
 
 
 def resize_align_corners(model: nn.Module) -> bool:
@@ -908,7 +914,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--head", default="segmentation", choices=TRAIN_HEADS,
                    help="segmentation: HRNetV2 (all branches); pose: the HRNetV1 readout (branch 0 only), for the ablation; "
                    "ocr: HRNetV2 + OCR, loss 0.4 x aux + 1 x OCR as the official configs")
-    p.add_argument("--ohem", action="store_true", help="with --head ocr: OHEM on the OCR output (official LOSS.USE_OHEM)")
+    p.add_argument("--ohem", action="store_true", help="OHEM cross-entropy, the official LOSS.USE_OHEM: on the "
+                   "segmentation output, or with --head ocr on the OCR output (not --head pose)")
     p.add_argument("--align-corners", action="store_true", help="segmentation and ocr heads: resize with align_corners=True, the HRNet-OCR branch's default.py value "
                    "(its HRNetV2-W48 Cityscapes files set False; see build_model)")
     p.add_argument("--train-size", type=int, default=2000,

@@ -286,11 +286,12 @@ def test_ocr_trains_on_cpu_and_reloads_as_what_it_was(tmp_path):
     assert math.isclose(T.evaluate(reloaded, val)["miou"], metrics["final_miou"], abs_tol=1e-6)
 
 
-def test_ohem_is_for_the_ocr_head_and_the_cli_takes_it():
+def test_ohem_is_for_the_segmentation_heads_and_the_cli_takes_it():
     from hrnet_teach import train as T
 
-    with pytest.raises(ValueError, match="ohem applies to head 'ocr'"):
-        T.TrainConfig(head="segmentation", ohem=True)
+    with pytest.raises(ValueError, match="ohem applies to heads 'segmentation' and 'ocr'"):
+        T.TrainConfig(head="pose", ohem=True)
+    assert T.TrainConfig(head="segmentation", ohem=True).ohem is True  # the official HRNetV2 *_ohem_* files
     config = T.config_from_args(T.parse_args(["--head", "ocr", "--ohem"]))
     assert config.head == "ocr" and config.ohem is True
 

@@ -400,8 +400,9 @@ def test_align_corners_is_refused_for_the_pose_readout_which_would_ignore_it():
 def test_the_loss_comes_from_the_model_unless_the_config_gives_one():
     seg = T.build_model("w18_small_v1", NUM_CLASSES, align_corners=True)
     loss = T.loss_for(seg)
-    assert loss.func is T.segmentation_loss and loss.keywords == {"align_corners": True}
-    assert T.loss_for(T.build_model("w18_small_v1", NUM_CLASSES, head="pose")).keywords == {"align_corners": False}
+    assert loss.func is T.segmentation_loss and loss.keywords == {"align_corners": True, "ohem": False}
+    pose = T.build_model("w18_small_v1", NUM_CLASSES, head="pose")
+    assert T.loss_for(pose).keywords == {"align_corners": False, "ohem": False}
     calls = []
 
     def criterion(output, mask):  # a head with its own loss plugs in like this
@@ -586,3 +587,53 @@ def test_torchrun_backend_follows_the_device_type_and_an_index_is_refused(monkey
     else:
         assert distributed.init_distributed(device).backend == expected
         assert joined == ([f"cuda:{local_rank}"] if expected == "nccl" else []) + [expected]
+
+
+# ------------------------------------------------------------------ OHEM on the segmentation head
+def _ohem_case():
+    """512 x 512 pixels of class 0 (more than the official OHEMKEEP, 131072): a quarter hard (p = 0.27), half
+    medium (p = 0.73), a quarter easy (p = 0.99). The kept-pixel cut is max(p at index 131072, 0.9) = 0.9."""
+    logits = torch.zeros(1, 2, 512, 512)
+    logits[:, 1, :128] = 1.0  # hard: the wrong class leads
+    logits[:, 0, 128:384] = 1.0  # medium
+    logits[:, 0, 384:] = 5.0  # easy
+    return logits, torch.zeros(1, 512, 512, dtype=torch.long)
+
+
+def test_ohem_on_the_segmentation_output_drops_the_easy_pixels():
+    logits, mask = _ohem_case()
+    hard, medium, easy = (math.log1p(math.exp(z)) for z in (1.0, -1.0, -5.0))  # cross-entropy of each kind
+    ohem = T.segmentation_loss(logits, mask, align_corners=False, ohem=True)
+    plain = T.segmentation_loss(logits, mask, align_corners=False)
+    assert math.isclose(ohem.item(), (hard + 2 * medium) / 3, rel_tol=1e-5)  # the easy quarter is left out
+    assert math.isclose(plain.item(), (hard + 2 * medium + easy) / 4, rel_tol=1e-5)
+    small = logits[..., ::4, ::4]  # the model's 1/4 output: resized to the mask first, as without OHEM
+    from hrnet_teach.ocr import ohem_cross_entropy
+    torch.testing.assert_close(T.segmentation_loss(small, mask, align_corners=False, ohem=True),
+                               ohem_cross_entropy(small, mask, align_corners=False))
+
+
+def test_ohem_trains_the_segmentation_head_with_the_ohem_loss(tmp_path, monkeypatch):
+    from hrnet_teach import ocr
+
+    calls = []
+
+    def spy(logits, *args, **kwargs):
+        calls.append(tuple(logits.shape))
+        return ocr.ohem_cross_entropy(logits, *args, **kwargs)
+
+    monkeypatch.setattr(T, "ohem_cross_entropy", spy)
+    metrics = T.train(head="segmentation", ohem=True, epochs=1, train_size=8, val_size=4, batch_size=4,
+                      image_size=32, device="cpu", progress=False, out=tmp_path)
+    assert calls == [(4, NUM_CLASSES, 32, 32)] * 2  # both steps, on the logits resized to the masks
+    assert math.isfinite(metrics["loss"][0]) and metrics["settings"]["ohem"] is True
+    assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["ohem"] is True
+    config = T.config_from_args(T.parse_args(["--ohem"]))
+    assert config.head == "segmentation" and config.ohem is True
+
+
+def test_ohem_is_refused_for_the_pose_readout_with_the_reason():
+    with pytest.raises(ValueError, match=r"not 'pose': the V1 readout is trained here only for the fusion ablation"):
+        T.TrainConfig(head="pose", ohem=True)
+    with pytest.raises(SystemExit, match="official pose code has no OhemCrossEntropy"):
+        T.main(["--head", "pose", "--ohem", "--quiet"])
