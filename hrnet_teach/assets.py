@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ._validate import image_shape_hint, image_size_hw, non_finite_summary
+from ._validate import flag, image_shape_hint, image_size_hw, non_finite_summary
 
 _PACKAGE = Path(__file__).resolve().parent
 # The repository's assets/ (a clone, an editable install); else the copy a wheel carries
@@ -83,9 +83,16 @@ def sample_photo(size: tuple[int, int] | None = (256, 256)):
     return image
 
 
-def to_tensor(image) -> torch.Tensor:
-    """A PIL image (or H x W x 3 uint8 array) -> a 1 x 3 x H x W float tensor, ImageNet-normalised."""
+def to_tensor(image, bgr: bool = False) -> torch.Tensor:
+    """A PIL image (or H x W x 3 uint8 array) -> a 1 x 3 x H x W float tensor, ImageNet-normalised.
+
+    The checkpoints expect RGB, /255, minus IMAGENET_MEAN, divided by IMAGENET_STD (the official
+    ``input_transform``). ``bgr=True``: the array is in OpenCV's order (``cv2.imread``), so its channels are
+    reversed to RGB first, as the official loader does.
+    """
     import numpy as np
+
+    bgr = flag("bgr", bgr, TypeError)  # a truthy "no" would swap red and blue without a word
 
     if isinstance(image, (str, Path)):
         raise TypeError(f"to_tensor takes an image, not a file name ({str(image)!r}): open it first, "
@@ -98,6 +105,8 @@ def to_tensor(image) -> torch.Tensor:
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {array.shape}; {_rgb_hint(image, array.shape)}")
     _check_pixel_values(raw)
+    if bgr:  # copy: torch.from_numpy takes no negative strides
+        array = np.ascontiguousarray(array[..., ::-1])
     return imagenet_normalize(torch.from_numpy(array).permute(2, 0, 1)).unsqueeze(0)
 
 
