@@ -15,12 +15,12 @@ from hrnet_teach.exercises import lesson11 as ex
 
 # The six slips the issue names, and the stage whose message must catch each.
 ISSUE_SLIPS = {
-    "no ReLU after the fuse sum": "Stage 4",
-    "fuse_layers built [j][i]": "Stage 1",
-    "new branch built from branch 0": "Stage 2",
-    "head concatenates before upsampling": "Stage 3",
-    "align_corners flipped": "Stage 4",
-    "new branch with the wrong channels": "Stage 2",
+    "no ReLU after the fuse sum": "Step 4",
+    "fuse_layers built [j][i]": "Step 1",
+    "new branch built from branch 0": "Step 2",
+    "head concatenates before upsampling": "Step 3",
+    "align_corners flipped": "Step 4",
+    "new branch with the wrong channels": "Step 2",
 }
 
 
@@ -79,7 +79,7 @@ def test_keys_grouped_by_module_with_counts():
     net = ex.MyHRNet()
     net.stage3[0].fuse_layers[0][1] = None  # one fuse op left out: 6 tensors (conv weight, BN's five)
     message = ex.capstone_network.check(net).message
-    assert message.startswith("Stage 1 (key names): 6 keys of the checkpoint missing from yours")
+    assert message.startswith("Step 1 (key names): 6 keys of the checkpoint missing from yours")
     assert "stage3.0.fuse_layers: 6 keys missing (e.g. stage3.0.fuse_layers.0.1.0.weight)" in message
 
 
@@ -90,7 +90,7 @@ def test_stages_come_in_debugging_order():
         net.conv1 = nn.Conv2d(3, 64, 3, 2, 1)  # with a bias: an unexpected key
         return net
 
-    assert ex.capstone_network.check(both).message.startswith("Stage 1 (key names)")
+    assert ex.capstone_network.check(both).message.startswith("Step 1 (key names)")
 
 
 def test_first_differing_module_is_named_with_the_size_of_the_difference():
@@ -224,7 +224,7 @@ def test_piece_checks_use_the_same_stages():
     message = ex.stage.check(ex._stage_module_list).message
     assert "nn.ModuleList" in message and "nn.Sequential" in message
     message = ex.layer1.check(ex._layer1_no_downsample).message
-    assert message.startswith("Stage 1 (key names)") and "layer1.0.downsample: 6 keys missing" in message
+    assert message.startswith("Step 1 (key names)") and "layer1.0.downsample: 6 keys missing" in message
 
 
 class _SlowNet(ex.MyHRNet):
@@ -260,7 +260,7 @@ class _ModuleWithPlainLists(nn.Module):
 
 def test_a_plain_list_is_named_not_the_attribute_names():
     message = ex.hr_module.check(_ModuleWithPlainLists).message
-    assert message.startswith("Stage 1 (key names): 42 keys of the checkpoint missing"), message
+    assert message.startswith("Step 1 (key names): 42 keys of the checkpoint missing"), message
     assert "self.fuse_layers of stage3.0 is a plain Python list" in message and "nn.ModuleList" in message
     assert "names must give the official state-dict keys" not in message  # the names are right
 
@@ -315,7 +315,7 @@ def test_odd_scene_branch_sizes_do_not_halve_exactly():
 ], ids=["module", "network's modules", "network's head"])
 def test_a_scale_factor_is_caught_on_the_odd_scene_with_a_clear_message(check, build):
     message = check.check(build).message
-    assert message.startswith("Stage 3 (outputs): your code works on the 64x64 scenes, but on a 40x40 scene"), message
+    assert message.startswith("Step 3 (outputs): your code works on the 64x64 scenes, but on a 40x40 scene"), message
     assert "3 doubled is 6, not 5" in message and "not by a scale factor" in message
 
 
@@ -339,10 +339,12 @@ def test_head_slips_get_their_message(answer, fragment):
 
 # ---------------------------------------------------------------- from a learner's read-through (37 wrong answers)
 @pytest.mark.parametrize("slip", ["layer1 of BasicBlocks", "stage2 given layer1's channels",
-                                  "transition2's arguments swapped", "stage4 built from cfg.stage3"])
+                                  "transition2's arguments swapped", "stage4 built from cfg.stage3",
+                                  "stage3 built from cfg.stage4", "transition2 built from layer1's channels",
+                                  "last_layer named head", "the stem as a module"])
 def test_right_names_wrong_structure_say_why_not_names(slip):
     message = ex.capstone_network.check(ex.NETWORK_MISTAKES[slip][0]).message
-    assert message.startswith("Stage 1 (key names)") and "names must give" not in message, message
+    assert message.startswith("Step 1 (key names)") and "names must give" not in message, message
 
 
 def test_a_module_that_returns_the_wrong_thing_is_named_not_the_piece_that_raised_after_it():
@@ -493,7 +495,7 @@ def test_a_head_that_ignores_align_corners_is_caught_at_true():
 def test_a_module_built_in_another_dtype_is_told_its_dtype_not_its_channels(exercise, answer, dtype):
     message = exercise.check(answer).message
     assert f"weights are {dtype} (" in message and "loads the checkpoint's as float32 (stored as float16" in message, message
-    assert "num_inchannels" not in message and "Stage 3" not in message, message
+    assert "num_inchannels" not in message and "Step 3" not in message, message
 
 
 def test_a_forward_that_casts_the_maps_is_told_the_dtype_not_the_channels():

@@ -602,15 +602,41 @@ def _branch_causes(missing: list[str], expected: dict, got: dict, prefix: str) -
         if not any(k.startswith(module + "branches.") for k in got):  # no such module at all: not a branch count
             continue
         explained = {k for k in missing if k.startswith((module + "branches.", module + "fuse_layers."))}
-        name = (prefix + module).rstrip(".")
-        stage = name.split(".")[0]
-        if re.fullmatch(r"stage\d\.\d+", name) and not module:  # one module, built by the check itself
-            return [_(" Your {name} has {have} branches; the checkpoint's has {want}: the check passes "
-                      "num_branches={want}, so build one branch for each, `for b in range(num_branches)`.",
-                      name=name, have=_branch_count(got, module), want=_branch_count(expected, module))], explained
-        return [_(" Your {name} has {have} branches; the checkpoint's has {want}: build {stage} from its own config, "
-                  "make_stage(cfg.{stage}, ...) (cfg.{stage}.num_branches is {want}).",
-                  name=name, have=_branch_count(got, module), want=_branch_count(expected, module), stage=stage)], explained
+        return [_branch_message((prefix + module).rstrip("."), module, expected, got)], explained
+    return [], set()
+
+
+def _branch_message(name: str, module: str, expected: dict, got: dict) -> str:
+    """A module built with another number of branches than the checkpoint's."""
+    stage = name.split(".")[0]
+    if re.fullmatch(r"stage\d\.\d+", name) and not module:  # one module, built by the check itself
+        return _(" Your {name} has {have} branches; the checkpoint's has {want}: the check passes "
+                 "num_branches={want}, so build one branch for each, `for b in range(num_branches)`.",
+                 name=name, have=_branch_count(got, module), want=_branch_count(expected, module))
+    return _(" Your {name} has {have} branches; the checkpoint's has {want}: build {stage} from its own config, "
+             "make_stage(cfg.{stage}, ...) (cfg.{stage}.num_branches is {want}).",
+             name=name, have=_branch_count(got, module), want=_branch_count(expected, module), stage=stage)
+
+
+def _extra_entry_causes(unexpected: list[str], expected: dict, prefix: str) -> tuple[list[str], set[str]]:
+    """Keys of yours under right names where the checkpoint has none: a module with more branches than the
+    checkpoint's, or layers in a transition entry that is None there. (The unexpected keys they explain.)"""
+    for key in unexpected:
+        entry = re.match(r"transition(\d)\.(\d+)\.", prefix + key)
+        if entry and not any((prefix + k).startswith(entry.group(0)) for k in expected):
+            k = int(entry.group(1))
+            explained = {u for u in unexpected if (prefix + u).startswith(f"transition{k}.")}
+            return [_(" The checkpoint's transition{k}.{n} is None (that branch keeps its channels and passes), but "
+                      "yours holds layers: your transition{k} was built from other channels than stage{k} gives out. "
+                      "transition{k} = make_transition(list(cfg.stage{k}.out_channels), "
+                      "list(cfg.stage{next}.num_channels)).", k=k, n=entry.group(2), next=k + 1)], explained
+        branch = re.match(r"((?:.*\.)?)branches\.(\d+)\.", key)
+        if (branch and any(k.startswith(branch.group(1) + "branches.") for k in expected)
+                and not any(k.startswith(branch.group(0)) for k in expected)):
+            module = branch.group(1)
+            explained = {u for u in unexpected if u.startswith((module + "branches.", module + "fuse_layers."))}
+            got = {u: None for u in unexpected if u.startswith(module + "branches.")} | dict.fromkeys(expected)
+            return [_branch_message((prefix + module).rstrip("."), module, expected, got)], explained
     return [], set()
 
 
@@ -635,6 +661,7 @@ def _key_causes(learner: nn.Module | None, missing: list[str], unexpected: list[
                lambda left: _transition_causes(learner, left, got, prefix),
                lambda left: _module_count_causes(left, unexpected, expected, got, prefix),
                lambda left: _branch_causes(left, expected, got, prefix),
+               lambda left: _extra_entry_causes(unexpected, expected, prefix),
                lambda left: _extra_rows_causes(unexpected, expected, prefix)]
     for finder in finders:
         sentences, keys = finder([k for k in missing if k not in explained])
@@ -651,14 +678,14 @@ def stage_keys(got: dict, expected: dict, prefix: str = "", learner: nn.Module |
     causes, explained = _key_causes(learner, missing, unexpected, expected, got, prefix)
     if len(missing) == len(expected) and not causes:
         yours = (", ".join(list(got)[:3]) + (", ..." if len(got) > 3 else "")) if got else _("none")
-        raise Wrong(_("Stage 1 (key names): none of the checkpoint's {count} keys is in your module's state_dict() "
+        raise Wrong(_("Step 1 (key names): none of the checkpoint's {count} keys is in your module's state_dict() "
                       "(yours: {yours}). Name the attributes as the official code does; `ex.checkpoint_outline()` "
                       "lists them.", count=len(expected), yours=yours))
     diagnosis = _key_diagnosis([k for k in missing if k not in explained], unexpected, expected, got, prefix)
-    raise Wrong(_("Stage 1 (key names): {counts}: {listed}.", counts=_key_counts(missing, unexpected),
+    raise Wrong(_("Step 1 (key names): {counts}: {listed}.", counts=_key_counts(missing, unexpected),
                   listed=_listed(missing, unexpected, prefix))
-                + "".join(causes) + diagnosis + _names_advice(missing, unexpected, expected, prefix,
-                                                              bool(causes or diagnosis)))
+                + "".join(causes) + diagnosis + _names_advice(missing, [k for k in unexpected if k not in explained],
+                                                              expected, prefix, bool(causes or diagnosis)))
 
 
 def _key_counts(missing: list[str], unexpected: list[str]) -> str:
@@ -686,14 +713,36 @@ def _names_advice(missing: list[str], unexpected: list[str], expected: dict, pre
         return _group_name(prefix + key) not in official and not (match and match.group(1) in layers)
 
     if any(stray(k) for k in unexpected):
-        return _(" Your module and attribute names must give the official state-dict keys.")
+        return _renamed(missing, unexpected, prefix) or _(" Your module and attribute names must give the official "
+                                                           "state-dict keys.")
     if explained:
         return ""
     return _(" Your names are the official ones, so what differs is what you build: the modules listed lack "
              "layers the checkpoint has, or hold layers it lacks. Compare them with the official code.")
 
 
-# ---------------------------------------------------------------- stage 2: shapes
+def _renamed(missing: list[str], unexpected: list[str], prefix: str) -> str:
+    """Which name replaces which: a module of yours holding exactly a missing module's keys, or a stem of its own."""
+    def tails(keys: list[str]) -> dict[str, set[str]]:
+        groups: dict[str, set[str]] = {}
+        for key in keys:
+            group = _group_name(prefix + key)
+            groups.setdefault(group, set()).add((prefix + key)[len(group):])
+        return groups
+
+    official = tails(missing)
+    for name, keys in tails(unexpected).items():
+        match = next((group for group, wanted in official.items() if wanted == keys), None)
+        if match is not None:
+            return _(" Your {name} holds what the checkpoint calls {official}: name it as the official code does.",
+                     name=name, official=match)
+    if "stem" in tails(unexpected) and {"conv1", "bn1", "conv2", "bn2"} & set(official):
+        return _(" The stem has no module of its own: conv1, bn1, conv2 and bn2 are attributes of the network "
+                 "itself (section 1), not parts of a stem module.")
+    return ""
+
+
+# ---------------------------------------------------------------- step 2: shapes
 @cache
 def _pre_channels() -> dict[str, tuple[int, ...]]:
     """The branches' channels before each transition of the checkpoint's network."""
@@ -748,9 +797,9 @@ def stage_shapes(got: dict, expected: dict, prefix: str = "") -> None:
     more = _(" (and {count} more)", count=len(wrong) - MAX_LISTED) if len(wrong) > MAX_LISTED else ""
     key, want, have = wrong[0]
     if len(wrong) == 1:
-        message = _("Stage 2 (shapes): every key is there, but 1 tensor has another shape: {listed}.", listed=listed)
+        message = _("Step 2 (shapes): every key is there, but 1 tensor has another shape: {listed}.", listed=listed)
     else:
-        message = _("Stage 2 (shapes): every key is there, but {count} tensors have another shape: {listed}{more}.",
+        message = _("Step 2 (shapes): every key is there, but {count} tensors have another shape: {listed}{more}.",
                     count=len(wrong), listed=listed, more=more)
     raise Wrong(message + _shape_diagnosis(prefix + key, want, have))
 
@@ -777,7 +826,7 @@ def compare_structure(mine: nn.Module, official: nn.Module, prefix: str, where: 
     unexpected = [k for k in got if k not in expected]
     if missing or unexpected:
         causes, explained = _key_causes(mine, missing, unexpected, expected, got, prefix, structure=True)
-        raise Wrong(_("Stage 1 (key names), for {where}: built with no checkpoint and compared with the package's "
+        raise Wrong(_("Step 1 (key names), for {where}: built with no checkpoint and compared with the package's "
                       "module built alike: {listed}.", where=where, listed=_listed(missing, unexpected, prefix))
                     + "".join(causes) + _names_advice(missing, unexpected, expected, prefix, bool(causes)))
     wrong = [(prefix + k, tuple(expected[k].shape), tuple(got[k].shape)) for k in expected
@@ -785,7 +834,7 @@ def compare_structure(mine: nn.Module, official: nn.Module, prefix: str, where: 
     if wrong:
         listed = _("; ").join(_("{key}: the package's {want}, yours {have}", key=k, want=want, have=have)
                               for k, want, have in wrong[:MAX_LISTED])
-        raise Wrong(_("Stage 2 (shapes), for {where}: built with no checkpoint and compared with the package's "
+        raise Wrong(_("Step 2 (shapes), for {where}: built with no checkpoint and compared with the package's "
                       "module built alike: {listed}.", where=where, listed=listed) + _later_block_diagnosis(*wrong[0]))
 
 
@@ -866,7 +915,7 @@ def _odd_failure(record: Record, prefix: str, reference_module: nn.Module) -> st
         return _failure(record, prefix, reference_module) + _odd_note(prefix)
     sizes = _odd_sizes(prefix)
     fine, coarse = next(((f, c) for f, c in zip(sizes, sizes[1:]) if 2 * c != f), (sizes[0], sizes[1]))
-    return _("Stage 3 (outputs): your code works on the {trained}x{trained} scenes, but on a {size}x{size} scene it "
+    return _("Step 3 (outputs): your code works on the {trained}x{trained} scenes, but on a {size}x{size} scene it "
              "raised {error} {where}: {text}. There the branches are {sizes} pixels wide: each stride-2 step rounds "
              "up, so a coarser branch is not always half the finer one ({coarse} doubled is {doubled}, not {fine}). "
              "Upsample to the finer branch's exact size (size=x[i].shape[-2:]; in the head, "
@@ -903,7 +952,7 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     """Where the learner's forward raised (the innermost watched module still running) and what that usually means."""
     error = record.error
     inside, where = _where(record, prefix)
-    message = _("Stage 3 (outputs): your code raised {error} {where}: {text}.", error=type(error).__name__,
+    message = _("Step 3 (outputs): your code raised {error} {where}: {text}.", error=type(error).__name__,
                 where=where, text=_error_text(error) + _line(error))
     module = reference_module.get_submodule(inside) if inside is not None and _has(reference_module, inside) else None
     dtype = _input_dtype(record, inside)
@@ -1036,7 +1085,7 @@ def head_variants(features: list[torch.Tensor], align_corners: bool) -> dict[str
 
 def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_module: nn.Module,
             previous: str | None, prefix: str) -> str:
-    """Stage 4: at the first difference, which slip explains it."""
+    """Step 4: at the first difference, which slip explains it."""
     align = checkpoint_align_corners()
     if side == "output" and isinstance(reference_module, HighResolutionModule):
         return _fusion_detail(name, record, reference_module)
@@ -1048,8 +1097,8 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
             with torch.no_grad():
                 for message, value in head_variants(list(features), align).items():
                     if difference(mine, value)[0]:
-                        return _(" Stage 4 (forward details): stage 4 matches, but {slip}.", slip=message)
-        return _(" Stage 4 (forward details): stage 4 matches, so look at the head: the package's last_layer gets "
+                        return _(" Step 4 (forward details): stage 4 matches, but {slip}.", slip=message)
+        return _(" Step 4 (forward details): stage 4 matches, so look at the head: the package's last_layer gets "
                  "{before}.", before=between("last_layer"))
     if side == "input":
         before = between(prefix + name)
@@ -1071,11 +1120,11 @@ def _detail(name: str, side: str, learner: nn.Module, record: Record, reference_
 
 
 def _fusion_detail(name: str, record: Record, reference_module: HighResolutionModule) -> str:
-    """Stage 4 at a HighResolutionModule whose branches match: what it returns, or which fusion slip."""
+    """Step 4 at a HighResolutionModule whose branches match: what it returns, or which fusion slip."""
     mine = record.calls[name].output
     rows = len(reference_module.fuse_layers)
     if not isinstance(mine, (list, tuple)) or len(mine) != rows:
-        return _(" Stage 4 (forward details): forward returns a Python list with one fused map per row of "
+        return _(" Step 4 (forward details): forward returns a Python list with one fused map per row of "
                  "fuse_layers ({rows} here): out = [self.relu(sum of row i's terms) for i in "
                  "range(len(self.fuse_layers))], then return out.", rows=rows)
     branches = [record.calls[f"{name}.branches.{b}" if name else f"branches.{b}"].output
@@ -1083,8 +1132,8 @@ def _fusion_detail(name: str, record: Record, reference_module: HighResolutionMo
     with torch.no_grad():
         for message, value in fuse_variants(reference_module, branches, checkpoint_align_corners()):
             if difference(mine, value)[0]:
-                return _(" Stage 4 (forward details): its branches match, but {slip}.", slip=message)
-    return _(" Stage 4 (forward details): its branches match, so the fusion differs: output i is "
+                return _(" Step 4 (forward details): its branches match, but {slip}.", slip=message)
+    return _(" Step 4 (forward details): its branches match, so the fusion differs: output i is "
              "relu(sum over j of `fuse_layers[i][j](x[j])`, upsampled bilinearly to branch i's size when j > i; "
              "x[i] itself when j == i).")
 
@@ -1175,9 +1224,9 @@ def _never_called(name: str, names: list[str], record: Record, reference: Record
     ours = {v: k for k, v in ref_name.items()}
     before = finished[-1] if finished else None
     if before is not None and before in ours:
-        return _("Stage 3 (outputs): your forward never calls {name}; the package's calls it after {previous}.",
+        return _("Step 3 (outputs): your forward never calls {name}; the package's calls it after {previous}.",
                  name=_label(outer, prefix), previous=_label(ours[before], prefix))
-    return _("Stage 3 (outputs): your forward never calls {name}; the package's calls it first.",
+    return _("Step 3 (outputs): your forward never calls {name}; the package's calls it first.",
              name=_label(outer, prefix))
 
 
@@ -1217,22 +1266,22 @@ def _none_called(learner: nn.Module, record: Record, prefix: str, inputs: tuple,
 
 def _compare_one(name: str, previous: str | None, record: Record, ref_call: Call, learner: nn.Module,
                  reference_module: nn.Module, prefix: str) -> None:
-    """Stage 3 for one watched module: called, same input, same output; else Wrong, with stage 4's detail."""
+    """Step 3 for one watched module: called, same input, same output; else Wrong, with step 4's detail."""
     label, mine = _label(name, prefix), record.calls[name]  # stage_outputs saw it called
     module = reference_module.get_submodule(name) if name else reference_module
     if name:  # the module itself gets our inputs
         same, what, _diff = difference(_single(mine.inputs), _single(ref_call.inputs))
         if not same:
-            raise Wrong(_("Stage 3 (outputs): {name} gets another input than in the package's model ({what}).",
+            raise Wrong(_("Step 3 (outputs): {name} gets another input than in the package's model ({what}).",
                           name=label, what=what)
                         + _detail(name, "input", learner, record, module, previous, prefix))
     same, what, diff = difference(mine.output, ref_call.output)
     if not same:
         kind = _(" ({kind})", kind=_kind(module)) if name or prefix else ""
         if diff == float("inf"):
-            message = _("Stage 3 (outputs): {name} differs from the package's ({what}).", name=label + kind, what=what)
+            message = _("Step 3 (outputs): {name} differs from the package's ({what}).", name=label + kind, what=what)
         else:
-            message = _("Stage 3 (outputs): {name} gives other numbers than the package's ({what}).",
+            message = _("Step 3 (outputs): {name} gives other numbers than the package's ({what}).",
                         name=label + kind, what=what)
         raise Wrong(message + _detail(name, "output", learner, record, module, previous, prefix))
 

@@ -911,6 +911,24 @@ def _logsoftmax_head(features, last_layer, align_corners):
     return torch.log_softmax(v2_head(features, last_layer, align_corners), dim=1)
 
 
+def _net_renamed(old: str, new: str):
+    """MyHRNet whose module ``old`` is stored under the name ``new`` (the forward is not reached)."""
+    def make():
+        net = MyHRNet()
+        setattr(net, new, getattr(net, old))
+        delattr(net, old)
+        return net
+    return make
+
+
+def _net_stem_module():
+    """MyHRNet with the stem's four layers in a module of their own, as `model.stem(x)` (lesson 03) suggests."""
+    net = MyHRNet()
+    net.stem = nn.Sequential(net.conv1, net.bn1, net.conv2, net.bn2)
+    del net.conv1, net.bn1, net.conv2, net.bn2
+    return net
+
+
 class _NetStagesAtFalse(MyHRNet):
     """align_corners kept for the head, not passed to make_stage: every module upsamples with False."""
 
@@ -973,6 +991,12 @@ NETWORK_MISTAKES = {
         _CFG.stage3.num_channels, _CFG.stage2.num_channels)), "Your transition2 has 2 entries; the checkpoint's has 3"),
     "stage4 built from cfg.stage3": (_net_rebuilt(stage4=lambda: make_stage(_CFG.stage3, _CFG.stage4.num_channels)),
                                      "Your stage4.0 has 3 branches; the checkpoint's has 4"),
+    "stage3 built from cfg.stage4": (_net_rebuilt(stage3=lambda: make_stage(_CFG.stage4, _CFG.stage4.num_channels)),
+                                     "Your stage3.0 has 4 branches; the checkpoint's has 3"),
+    "transition2 built from layer1's channels": (_net_rebuilt(transition2=lambda: make_transition(
+        [128], _CFG.stage3.num_channels)), "The checkpoint's transition2.0 is None"),
+    "last_layer named head": (_net_renamed("last_layer", "head"), "Your head holds what the checkpoint calls last_layer"),
+    "the stem as a module": (_net_stem_module, "The stem has no module of its own"),
     "conv1 without padding": (_net_rebuilt(conv1=lambda: nn.Conv2d(3, 64, 3, 2, bias=False)),
                               "yours has padding=(0, 0), the official one padding=(1, 1)"),
     "every transition a plain list": (_net_transitions_plain_lists, "self.transition1, self.transition2 and "
