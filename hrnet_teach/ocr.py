@@ -321,6 +321,10 @@ def ohem_cross_entropy(
     probability for their true class is below ``max(threshold, p_k)``, where p_k is
     the sorted probability at index ``min_kept`` (the (min_kept + 1)-th smallest), so the
     ``min_kept`` hardest pixels count (barring ties) when there are more than that.
+    With ``min_kept`` or fewer labelled pixels (the official 131072 is more than a 16 x 64 x 64 batch has)
+    the cut is max(largest probability, threshold): every pixel counts but those at the largest.
+    The trainer uses it for ``ohem=True`` on either head: the official ``LOSS.USE_OHEM`` picks
+    ``OhemCrossEntropy`` for plain HRNetV2 too (``seg_hrnet_w48_*_ohem_*`` files).
     """
     check_target(target, logits)
     logits = _resized(logits, target, align_corners)
