@@ -679,3 +679,10 @@ def test_the_odd_scene_message_lists_the_checked_pieces_own_branches():
     assert "branches are 10, 5, 3 pixels wide" in message, message
     message = ex.capstone_network.check(ex.NETWORK_MISTAKES["head upsampled by a scale factor"][0]).message
     assert "branches are 10, 5, 3, 2 pixels wide" in message, message
+
+
+def test_align_corners_not_passed_on_names_the_modules_that_kept_false():
+    """"Somewhere the setting is not passed on" now says where: the modules that still hold False."""
+    message = ex.capstone_network.check(ex.NETWORK_MISTAKES["align_corners not passed to the stages"][0]).message
+    assert "somewhere the setting is not passed on. Your stage2.0, stage3.0 and stage4.0 still hold " \
+           "align_corners=False." in message, message

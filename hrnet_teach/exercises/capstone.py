@@ -721,6 +721,16 @@ def _names_advice(missing: list[str], unexpected: list[str], expected: dict, pre
              "layers the checkpoint has, or hold layers it lacks. Compare them with the official code.")
 
 
+def _still_false(module: nn.Module, prefix: str) -> str:
+    """The modules of a network built with align_corners=True that still hold False: where it was not passed on."""
+    names = [(prefix + name).rstrip(".") for name, m in module.named_modules()
+             if isinstance(getattr(m, "fuse_layers", None), nn.ModuleList) and getattr(m, "align_corners", None) is False]
+    if not names:
+        return ""
+    shown = names[:3] + (["..."] if len(names) > 3 else [])
+    return _("Your {names} still hold align_corners=False. ", names=_and(shown))
+
+
 def _renamed(missing: list[str], unexpected: list[str], prefix: str) -> str:
     """Which name replaces which: a module of yours holding exactly a missing module's keys, or a stem of its own."""
     def tails(keys: list[str]) -> dict[str, set[str]]:
@@ -1299,9 +1309,12 @@ def as_module(make: Callable[[], Any], what: str) -> nn.Module:
     except NotImplementedError as error:
         raise NotAttempted(_not_answered(error)) from None
     if isinstance(module, (list, tuple)):
+        official = (_(" The official _make_stage also returns the last widths (lesson 05); here return the "
+                      "nn.Sequential alone: MyHRNet reads the widths from cfg.")
+                    if what == "make_stage" and module and isinstance(module[0], nn.Module) else "")
         raise Wrong(_("{what} gave a Python {type}; return an nn.Module (an nn.Sequential of the "
                       "modules) so its parameters are registered and appear in state_dict().",
-                      what=what, type=type(module).__name__))
+                      what=what, type=type(module).__name__) + official)
     if module is None:
         raise Wrong(_("Your {what} returned None: did you forget `return`? It should return an nn.Module.",
                       what=what))
@@ -1501,7 +1514,7 @@ class CheckpointExercise(Exercise):
             return ""
         except ValueError:  # no signature to read: let the call say
             pass
-        got, base = self._run_aligned(answer, args), self.prefix.rstrip(".")
+        (got, mine), base = self._run_aligned(answer, args), self.prefix.rstrip(".")
         same, differs, _diff = difference(got, aligned_reference(base))
         if same:
             return _(" Built with align_corners=True, it upsamples as the package's does then too.")
@@ -1511,7 +1524,7 @@ class CheckpointExercise(Exercise):
                           "F.interpolate. {hint}", what=self.what, hint=str(hint)))
         raise Wrong(_("Built with align_corners=True, your {what} gives other numbers than the package's module "
                       "built alike ({what_differs}): somewhere the setting is not passed on. {hint}",
-                      what=self.what, what_differs=differs, hint=str(hint)))
+                      what=self.what, what_differs=differs, hint=_still_false(mine, self.prefix) + str(hint)))
 
     def _run_aligned(self, answer: Callable, args: tuple) -> Any:
         """The answer built with ``args``, the checkpoint's tensors loaded, run on the held-out scenes' inputs."""
@@ -1530,7 +1543,7 @@ class CheckpointExercise(Exercise):
         if record.error is not None:
             raise Wrong(_("Built with align_corners=True, your {what} raised {error}: {text}.", what=self.what,
                           error=type(record.error).__name__, text=_error_text(record.error) + _line(record.error)))
-        return got
+        return got, mine
 
     def _without_forward_message(self, module: nn.Module, holder: nn.Module) -> str:
         """Which module of the learner's has no forward (an nn.ModuleList where make_layer should chain blocks)."""
@@ -1543,4 +1556,7 @@ class CheckpointExercise(Exercise):
                  "holds modules: loop over it, or use nn.Sequential to chain them.",
                  what=self.what, name=_label(path, self.prefix), type=_class_name(holder)) + (
             _(" make_layer builds {name}: return nn.Sequential(*layers).", name=_label(path, self.prefix))
-            if re.search(r"(^|\.)(branches\.\d+|layer1)$", _label(path, self.prefix)) else "")
+            if re.search(r"(^|\.)(branches\.\d+|layer1)$", _label(path, self.prefix)) else
+            _(" A transition is run entry by entry: y = transition_forward(self.{name}, y) (lesson 05).",
+              name=_label(path, self.prefix))
+            if re.fullmatch(r"transition\d", _label(path, self.prefix)) else "")

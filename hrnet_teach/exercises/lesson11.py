@@ -514,6 +514,11 @@ def _stage_plain_list(stage, num_inchannels, align_corners=False):
     return list(make_stage(stage, num_inchannels, align_corners))
 
 
+def _stage_with_widths(stage, num_inchannels, align_corners=False):
+    """As the official _make_stage (lesson 05): the stage and the last widths."""
+    return make_stage(stage, num_inchannels, align_corners), list(stage.num_channels)
+
+
 def _stage_one_module(stage, num_inchannels, align_corners=False):
     block = BLOCKS[stage.block]
     return nn.Sequential(HighResolutionModule(stage.num_branches, block, stage.num_blocks, num_inchannels,
@@ -562,6 +567,7 @@ stage = CheckpointExercise(
     wrong_answers=[
         (_stage_module_list, "use nn.Sequential"),
         (_stage_plain_list, "Python list"),
+        (_stage_with_widths, "The official _make_stage also returns the last widths"),
         (_stage_one_module, "its config's num_modules is 3"),
         (_stage_inchannels_kept, "Module 1 takes what module 0 gives out"),
         (_stage_align_dropped, "your make_stage gives the same numbers as with False"),
@@ -903,6 +909,10 @@ def _transition_calls_none(transition, y_list):
     return [op(y_list[i] if i < len(y_list) else y_list[-1]) for i, op in enumerate(transition)]  # None too
 
 
+def _transition_called(transition, y_list):
+    return transition(y_list)  # an nn.ModuleList has no forward
+
+
 def _head_align_true(features, last_layer, align_corners):
     return v2_head(features, last_layer, True)  # the head only: the modules keep False
 
@@ -951,6 +961,8 @@ NETWORK_MISTAKES = {
     "new branch built from branch 0": (_net_new_branch_from_first, "born from the last, lowest-resolution branch"),
     "new branch fed from branch 0": (_patched(MyHRNet, net=("forward", _net_forward_with(_transition_from_first))),
                                      "not y_list[0]"),
+    "a transition called as a module": (_patched(MyHRNet, net=("forward", _net_forward_with(_transition_called))),
+                                        "y = transition_forward(self.transition1, y)"),
     "a None transition entry called": (_patched(MyHRNet, net=("forward", _net_forward_with(_transition_calls_none))),
                                        "A None entry of a transition passes y_list[i] through unchanged"),
     "new branch with the wrong channels": (_net_new_branch_channels, "must carry 64 channels"),
