@@ -38,6 +38,15 @@ def _sizes(**sizes: object) -> tuple[int, ...]:
     return tuple(positive_int(name, value) for name, value in sizes.items())
 
 
+def _block_sizes(kind: str, inplanes: object, planes: object, stride: object) -> tuple[int, ...]:
+    """A block's sizes; a module given third is a shortcut passed in the stride's place, said so."""
+    if isinstance(stride, nn.Module):
+        raise ValueError(f"stride must be a positive integer, got a {type(stride).__name__}: a block is built as "
+                         f"{kind}(inplanes, planes, stride=1, downsample=None), so pass the shortcut by name, "
+                         "downsample=...")
+    return _sizes(inplanes=inplanes, planes=planes, stride=stride)
+
+
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding 1: keeps the size at stride 1, halves it (rounding up) at stride 2."""
     in_planes, out_planes, stride = _sizes(in_planes=in_planes, out_planes=out_planes, stride=stride)
@@ -61,7 +70,7 @@ class BasicBlock(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
-        inplanes, planes, stride = _sizes(inplanes=inplanes, planes=planes, stride=stride)
+        inplanes, planes, stride = _block_sizes(type(self).__name__, inplanes, planes, stride)
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = norm_layer(planes, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
@@ -95,7 +104,7 @@ class Bottleneck(nn.Module):
         norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
-        inplanes, planes, stride = _sizes(inplanes=inplanes, planes=planes, stride=stride)
+        inplanes, planes, stride = _block_sizes(type(self).__name__, inplanes, planes, stride)
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = norm_layer(planes, momentum=BN_MOMENTUM)
         self.conv2 = conv3x3(planes, planes, stride)

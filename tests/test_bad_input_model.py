@@ -282,3 +282,12 @@ def test_a_float_picture_of_0_to_255_is_refused_not_drawn_white(features):
     with pytest.raises(ValueError, match=r"float array with values up to 200, .* in \[0, 1\]: .* image / 255"):
         viz.plot_feature_maps(features, image=picture)
     assert isinstance(viz.plot_feature_maps(features, image=picture / 255), Figure)
+
+
+@pytest.mark.parametrize("block", [ht.BasicBlock, ht.Bottleneck])
+def test_a_shortcut_passed_in_the_strides_place_names_the_signature(block):
+    """block(inplanes, planes, downsample) puts the shortcut where the stride goes (a learner's first guess)."""
+    shortcut = torch.nn.Sequential(torch.nn.Conv2d(64, 256, 1, bias=False), torch.nn.BatchNorm2d(256))
+    with pytest.raises(ValueError, match=rf"got a Sequential: a block is built as {block.__name__}\(inplanes, planes, "
+                                         r"stride=1, downsample=None\), so pass the shortcut by name"):
+        block(64, 64, shortcut)
