@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .assets import IMAGENET_MEAN, IMAGENET_STD
+
 # ImageNet statistics, as the official BaseDataset's defaults (RGB order: input_transform flips cv2's BGR)
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 STRIDE_RATE = 2 / 3  # base_dataset.py: stride_h = np.int(self.crop_size[0] * 2.0 / 3.0)
 
 Size = Union[int, Sequence[int]]
