@@ -10,6 +10,11 @@ sys.modules.setdefault("rfc3987_syntax", None)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Docker's Python images set PYTHONDONTWRITEBYTECODE (this machine's does): pytest then parses and
+# rewrites the asserts of every test file again in each xdist worker, about 2.8 s of each worker's
+# start in the fast loop. Their bytecode goes to __pycache__/, which git ignores.
+sys.dont_write_bytecode = False
+
 import pytest  # noqa: E402
 
 
