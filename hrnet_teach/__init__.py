@@ -44,7 +44,7 @@ if _old_torch_warning(torch.__version__):  # a learner who kept an old torch hea
 __version__ = "0.1.0"
 
 _LAZY = ("assets", "weights", "viz", "widgets", "data", "train", "train_config", "distributed", "ablation", "bench",
-         "exercises", "colab", "deploy", "inference", "i18n")
+         "exercises", "colab", "deploy", "inference", "pose_inference", "i18n")
 
 
 def __getattr__(name):
