@@ -559,7 +559,10 @@ def _check_same_model(checkpoint: dict[str, Any], config: TrainConfig) -> None:
     old = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
     saved = {"variant": args.get("variant", old.get("name")), "head": args.get("head", checkpoint.get("head")),
              "fusion": args.get("fusion", old.get("fusion")), "dataset": args.get("dataset")}  # dataset: the classes
-    mine = {"variant": config.model_config.name, "head": config.head, "fusion": config.fusion, "dataset": config.dataset}
+    mine = {"variant": config.model_config.name, "head": config.head, "fusion": config.fusion, "dataset": config.dataset_name}
+    if config.own_data is not None or saved["dataset"] not in (None, *DATASETS):  # data of one's own: no --dataset
+        _check_same_data(checkpoint, config, saved.pop("dataset"))
+        del mine["dataset"]
     differ = [name for name, value in saved.items() if value is not None and value != mine[name]]
     if not differ:
         return
@@ -567,6 +570,24 @@ def _check_same_model(checkpoint: dict[str, Any], config: TrainConfig) -> None:
     raise ValueError(f"{config.resume} was trained with {' '.join(trained)}; this run uses "
                      f"{' '.join(_flag(name, mine[name]) for name in differ)}: resume with the same flags "
                      f"({' '.join(_flag(name, saved[name]) for name in differ)}), or drop --resume")
+
+
+def _check_same_data(checkpoint: dict[str, Any], config: TrainConfig, saved: Optional[str]) -> None:
+    """A run on data of one's own, or from a checkpoint of such a run: the same dataset (by its class name) and the
+    same number of classes, or say what each was."""
+    classes = checkpoint.get("num_classes")
+    if (saved is None or saved == config.dataset_name) and (classes is None or classes == config.dataset_classes):
+        return
+    raise ValueError(f"{config.resume} was trained on {_data_text(saved, classes)}; this run trains on "
+                     f"{_data_text(config.dataset_name, config.dataset_classes)}: a run resumes on the data it was "
+                     "trained on, whose classes its head predicts. Resume with that dataset, or drop --resume "
+                     "(resume=None) to train anew")
+
+
+def _data_text(name: Optional[str], classes: Optional[int]) -> str:
+    """``--dataset shapes (4 classes)`` or ``your FolderSeg (3 classes)``."""
+    text = "a dataset it does not name" if name is None else f"--dataset {name}" if name in DATASETS else f"your {name}"
+    return text if classes is None else f"{text} ({classes} classes)"
 
 
 def load_model_weights(model: nn.Module, source: Union[PathLike, dict], strict: bool = True) -> nn.Module:
@@ -639,15 +660,23 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
-    """(train loader, val loader, val set): every process builds the same datasets and a
-    DistributedSampler splits the work; a real dataset is downloaded by rank 0 alone."""
+def _datasets(config: TrainConfig, ctx: Distributed) -> tuple[Dataset, Dataset]:
+    """(train set, val set): the learner's own, or the named ones, which every process builds alike
+    (a real dataset is downloaded by rank 0 alone)."""
+    if config.own_data is not None:
+        return config.own_data.train, config.own_data.val
     if ctx.enabled and not ctx.is_main:
         barrier(ctx)  # wait while rank 0 downloads
     train_set = make_dataset(config.dataset, "train", config.train_size, config.image_size, seed=config.seed, root=config.data_root, download=True)
     val_set = make_dataset(config.dataset, "val", config.val_size, config.image_size, seed=config.seed, root=config.data_root, download=True)
     if ctx.enabled and ctx.is_main:
         barrier(ctx)
+    return train_set, val_set
+
+
+def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
+    """(train loader, val loader, val set): a DistributedSampler splits the work between processes."""
+    train_set, val_set = _datasets(config, ctx)
     workers = (2 if device.type == "cuda" else 0) if config.workers is None else config.workers
     # pinned batches let the non_blocking copies to the GPU overlap with its work (unpinned, they wait)
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
@@ -659,13 +688,20 @@ def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
         train_loader = DataLoader(train_set, config.batch_size, shuffle=True, drop_last=True, generator=generator,
                                   **common)
     if len(train_loader) == 0:
-        raise ValueError(
-            f"train_size {config.train_size} is smaller than one batch ({config.batch_size} x {ctx.world_size} processes): "
-            "raise --train-size or lower --batch-size"
-        )
+        raise ValueError(_smaller_than_a_batch(config, ctx, len(train_set)))
     # persistent workers: where workers are spawned (Windows, macOS) a fresh set each epoch costs seconds
     val_loader = DataLoader(shard(val_set, ctx), batch_size=max(config.batch_size, 32), **common)
     return train_loader, val_loader, val_set
+
+
+def _smaller_than_a_batch(config: TrainConfig, ctx: Distributed, length: int) -> str:
+    """A training split too small for one batch (an incomplete last batch is dropped): what to change."""
+    batch = f"one batch ({config.batch_size} x {ctx.world_size} processes)"
+    if config.own_data is None:
+        return f"train_size {config.train_size} is smaller than {batch}: raise --train-size or lower --batch-size"
+    most = -(-length // ctx.world_size)  # what one process's share of the epoch holds
+    return (f"your training set holds {length} items, fewer than {batch}, and an incomplete batch is dropped: "
+            f"lower batch_size to {most} or less, or add items")
 
 
 def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -718,7 +754,7 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     device, amp = _run_device(config, ctx)
     _seed_everything(config.seed)
     train_loader, val_loader, val_set = _loaders(config, ctx, device)
-    model = build_model(config.variant, train_loader.dataset.num_classes, config.fusion, config.align_corners, config.head).to(device)
+    model = build_model(config.variant, config.dataset_classes, config.fusion, config.align_corners, config.head).to(device)
     if config.use_channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(config.optimizer, model, config.base_lr, config.decay)
@@ -793,8 +829,10 @@ def _save_epoch(run: _Run, epochs_done: int, metrics: dict[str, Any]) -> None:
 
 
 # Keywords a learner reaches for that are not TrainConfig's fields, and why (the CLI's names among them)
+OWN_DATA = "a dataset of your own goes in dataset=(train_set, val_set), both splits together"
 NOT_SETTINGS = {
-    "num_classes": "the dataset sets the classes: choose it with dataset=...",
+    **dict.fromkeys(("train_set", "val_set", "train_data", "val_data", "train_dataset", "val_dataset", "datasets"),
+                    OWN_DATA),
     "model": "train builds its model from variant, head and fusion; to train a model of your own, loop over "
              "train_one_epoch and evaluate",
     "no_fusion": "the command line's --no-fusion is fusion=False",
@@ -811,7 +849,7 @@ def _check_settings(settings: dict[str, Any]) -> None:
         return
     key = unknown[0]
     why = f" ({NOT_SETTINGS[key]})" if key in NOT_SETTINGS else ""
-    close = difflib.get_close_matches(key, fields, n=2)
+    close = [] if why else difflib.get_close_matches(key, fields, n=2)  # train_set: not train_size
     guess = f"; did you mean {' or '.join(close)}?" if close else "."
     raise TypeError(f"TrainConfig has no field {key!r}{why}{guess} Its fields are: {', '.join(fields)}")
 
@@ -829,7 +867,8 @@ def train(config: Optional[TrainConfig] = None, /, **settings: Any) -> dict[str,
     """Train an HRNetV2 segmentation model; returns the metrics (also written to ``out/metrics.json``).
 
     ``train(TrainConfig(...))``, ``train(epochs=2, ...)`` (the fields of :class:`TrainConfig`)
-    or both (the keywords replace the config's fields). The metrics: per-epoch
+    or both (the keywords replace the config's fields). ``dataset=(train_set, val_set)`` trains
+    on two Datasets of your own (items ``(image, mask)``), in the same loop. The metrics: per-epoch
     lists ``loss`` (training, mean over the epoch), ``miou`` and ``pixel_acc``
     (held-out split), ``elapsed_s`` and ``lr``; ``final_miou``, ``final_pixel_acc``,
     ``per_class_iou`` after the last epoch; and the settings. ``out/checkpoint.pt``

@@ -302,7 +302,7 @@ def test_evaluate_refuses_a_meta_model_as_the_model_itself_would():
 
 
 # ------------------------------------------------------------------ train's keywords
-@pytest.mark.parametrize("key, says", [("num_classes", r"\(the dataset sets the classes"),
+@pytest.mark.parametrize("key, says", [("train_set", r"\(a dataset of your own goes in dataset=\(train_set, val_set\)"),
                                        ("model", r"\(train builds its model from variant, head and fusion"),
                                        ("num_epochs", r"; did you mean epochs\?")])
 def test_train_names_an_unknown_keyword_and_the_fields(no_training, key, says):
