@@ -305,8 +305,9 @@ def test_a_keyword_for_the_splits_is_pointed_at_dataset(key):
 
 def test_a_tensor_dataset_split_by_fractions_is_taken_as_it_is(no_model):
     """TensorDataset, as the two-tensors message advises, and random_split's fractions."""
-    images, masks = torch.zeros(5, 3, 32, 32), torch.zeros(5, 32, 32, dtype=torch.long)
+    images, masks = torch.zeros(5, 3, 32, 48), torch.zeros(5, 32, 48, dtype=torch.long)
     train_set, val_set = random_split(TensorDataset(images, masks), [0.6, 0.4])
     config = TrainConfig(dataset=(train_set, val_set), num_classes=2)
-    assert (config.dataset_name, config.dataset_classes, config.own_data.image_hw) == ("Subset(TensorDataset)", 2, (32, 32))
-    assert config.settings(torch.device("cpu"), False, 1, None)["train_size"] == 3
+    assert (config.dataset_name, config.dataset_classes, config.own_data.image_hw) == ("Subset(TensorDataset)", 2, (32, 48))
+    settings = config.settings(torch.device("cpu"), False, 1, None)
+    assert (settings["train_size"], settings["val_size"], settings["image_size"]) == (3, 2, [32, 48])  # not square
