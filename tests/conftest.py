@@ -89,6 +89,13 @@ SLOW_TESTS = (
     # checks each of them: test_capstone.py runs every NETWORK_MISTAKES slip (its stage and its message) and
     # the answer returning an int; test_checker_robustness.py's nn.Identity() takes the no-keys path.
     ("test_exercises.py", "typical_mistakes_get_their_message[11-capstone_network]"),
+    # 2.3-3.3 s each with the machine slow (pytest --durations=0, 2026-12-07): three start another Python,
+    # which imports torch again; the fourth renders lessons 01-05's catalogued wrong answers in Chinese, as
+    # test_zh.py's speaks_chinese does for every lesson (also full suite only)
+    ("test_checker_robustness.py", "stopped_before_python_shuts_down"),
+    ("test_gpu_paths.py", "gpu_exercises_check_builds"),
+    ("test_versions.py", "old_torch_warns_once"),
+    ("test_checker_audit_0105.py", "new_messages_speak_chinese"),
 )
 
 
