@@ -464,3 +464,20 @@ def test_bad_heatmaps_centres_and_sizes_are_refused_clearly():
         P.get_affine_transform([0, 0], [1, 1], 0, (192.5, 256))
     with pytest.raises(ValueError, match="one person's joints"):
         P.transform_preds(np.zeros((2, 17, 2)), [0, 0], [1, 1], (48, 64))
+
+
+# ---------------------------------------------------------------- on a GPU (scripts/gpu_check.sh, step 2)
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
+def test_predict_keypoints_with_the_model_on_the_gpu_gives_what_the_cpu_gives():
+    torch.manual_seed(0)
+    model = ht.create_model("w18_small_v1", head="pose", num_joints=17).eval()
+    batch = torch.randn(2, 3, 64, 64)
+    on_cpu = P.flip_test(model, batch)
+    on_gpu = P.flip_test(model.cuda(), batch.cuda())  # TF32 convolutions from Ampere on: not bit for bit
+    assert on_gpu.device.type == "cuda" and torch.allclose(on_gpu.cpu(), on_cpu, rtol=1e-2, atol=1e-3)
+    photo = np.asarray(ht.assets.sample_photo((120, 100)))
+    preds, maxvals = P.predict_keypoints(model, photo, [(10, 5, 60, 90)], image_size=(64, 64))  # crops go to the GPU
+    assert isinstance(preds, np.ndarray) and preds.shape == (1, 17, 2) and np.isfinite(preds).all()
+    _, cpu_maxvals = P.predict_keypoints(model.cpu(), photo, [(10, 5, 60, 90)], image_size=(64, 64))
+    assert maxvals == pytest.approx(cpu_maxvals, rel=1e-2, abs=1e-3)

@@ -311,3 +311,15 @@ def test_a_tensor_dataset_split_by_fractions_is_taken_as_it_is(no_model):
     assert (config.dataset_name, config.dataset_classes, config.own_data.image_hw) == ("Subset(TensorDataset)", 2, (32, 48))
     settings = config.settings(torch.device("cpu"), False, 1, None)
     assert (settings["train_size"], settings["val_size"], settings["image_size"]) == (3, 2, [32, 48])  # not square
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run scripts/gpu_check.sh there)")
+def test_own_dataset_trains_on_the_gpu_with_amp_and_its_checkpoint_loads_on_the_cpu(tmp_path):
+    metrics = T.train(dataset=(Squares(8), Squares(4, seed=1)), out=tmp_path, amp=True,
+                      **{**RUN, "device": "cuda", "batch_size": 4})
+    assert metrics["settings"]["device"].startswith("cuda") and math.isfinite(metrics["loss"][0])
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # the weights as CPU tensors
+    assert all(t.device.type == "cpu" for t in checkpoint["model"].values() if isinstance(t, torch.Tensor))
+    model = T.model_from_checkpoint(T.read_checkpoint(tmp_path / "checkpoint.pt"))
+    assert math.isclose(T.evaluate(model, Squares(4, seed=1), "cpu")["miou"], metrics["final_miou"], abs_tol=0.02)  # AMP scored it
