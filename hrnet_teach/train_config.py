@@ -10,7 +10,9 @@ Kept apart from the loop (``train.py``) so that loading a trained checkpoint
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -23,6 +25,7 @@ from .backbone import halves_exactly, round_up_to_32
 from .config import HRNetConfig, get_config
 from .data import DATASETS, IGNORE_INDEX, PetsDataset, ShapesDataset
 from .models import create_model
+from .weights import checkpoint_file, timm_hub_id
 
 OPTIMIZERS = ("adamw", "sgd")
 TRAIN_HEADS = ("segmentation", "pose", "ocr")
@@ -92,6 +95,45 @@ def check_image_size_for_head(head: str, image_size: int) -> None:
         raise ValueError(f"--head {head} needs an --image-size (image_size) that halves exactly down to 1/32, such as "
                          f"a multiple of 32, got {image_size}: use e.g. {' or '.join(map(str, near))}, or --head "
                          "segmentation, which takes any size")
+
+
+# ------------------------------------------------------------------ the weights a run starts from
+IMAGENET = "imagenet"  # pretrained=: timm's ImageNet-1k weights of the variant
+PRETRAINED_TAKES = (f"pretrained takes {IMAGENET!r} (timm's ImageNet weights of the variant, as the authors' "
+                    "MODEL.PRETRAINED), the path of a checkpoint file (.pth, .pt, .safetensors), or None (no "
+                    "--pretrained) for random weights")
+
+
+def check_pretrained(value: Any, variant: Any) -> Optional[PathLike]:
+    """``pretrained`` as given, once it is None, ``"imagenet"`` (for a variant timm has weights of) or an existing
+    file; else a ValueError, FileNotFoundError or IsADirectoryError that says what to pass. Nothing is read here:
+    a checkpoint can be large, and the trainer reads it once, before the data."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        hint = f": for ImageNet's weights pass pretrained={IMAGENET!r}" if value is True else ""
+        raise ValueError(f"{PRETRAINED_TAKES}; got {value!r} ({type(value).__name__}){hint}")
+    if value == IMAGENET:
+        timm_hub_id(variant)  # a custom HRNetConfig has no published weights: said now, not after the data
+        return value
+    text = os.fspath(value)
+    if isinstance(value, str) and not Path(text).exists() and not Path(text).suffix and os.sep not in text \
+            and "/" not in text:  # a word, not a path: "ImageNet", "timm", "coco"
+        close = difflib.get_close_matches(text.lower(), [IMAGENET], n=1, cutoff=0.6)
+        guess = f" Did you mean {IMAGENET!r}?" if close else ""
+        raise ValueError(f"{PRETRAINED_TAKES}; got {value!r}, which is neither {IMAGENET!r} nor a file here.{guess}")
+    try:
+        checkpoint_file(value)  # the weights module's messages: no such file (and where it looked), a folder
+    except OSError as error:
+        raise type(error)(f"pretrained={text!r}: {error}") from None
+    return value
+
+
+def pretrained_name(value: Optional[PathLike]) -> Optional[str]:
+    """What metrics.json records: None, ``"imagenet"``, or the file's name (a path would name this machine's folders)."""
+    if value is None or value == IMAGENET:
+        return value
+    return Path(value).name
 
 
 # ------------------------------------------------------------------ a dataset of the learner's own
@@ -349,6 +391,12 @@ class TrainConfig:
     ``num_classes`` attribute or ``num_classes``, and their lengths and image size take the place
     of ``train_size``, ``val_size`` and ``image_size``. A few items of each split are checked here,
     before any model.
+
+    ``pretrained``: the weights the run starts from. None (random, as the runs of lesson 07), ``"imagenet"``
+    (timm's ImageNet-1k weights of the variant, downloaded once into the Hugging Face cache), or the path of a
+    checkpoint file such as the authors' ``hrnetv2_w48_imagenet_pretrained.pth``. As the official
+    ``init_weights``, every tensor whose name the model has is loaded (and here whose shape fits too) and the
+    rest is left out, but the trainer says what, and refuses a file that lacks part of the backbone.
     """
 
     variant: str = "w18_small_v1"
@@ -378,6 +426,7 @@ class TrainConfig:
     command: Optional[str] = None  # the command line that started the run, stored in the checkpoint
     criterion: Optional[Criterion] = None
     num_classes: Optional[int] = None  # a dataset of your own without a num_classes attribute; None: the dataset's
+    pretrained: Optional[PathLike] = None  # None: random weights; "imagenet": timm's; or a checkpoint file's path
 
     def __post_init__(self) -> None:
         for name in BOOL_FIELDS:
@@ -404,6 +453,7 @@ class TrainConfig:
         if splits is None:  # a dataset of one's own: its images' size, checked with the data
             check_image_size_for_head(self.head, self.image_size)
         self.seed = check_seed(self.seed)
+        self.pretrained = check_pretrained(self.pretrained, self.variant)
         check_rate("lr", self.lr, DEFAULT_LR[self.optimizer])
         check_rate("weight_decay", self.weight_decay, DEFAULT_WEIGHT_DECAY[self.optimizer])
         if self.workers is not None:
@@ -462,7 +512,7 @@ class TrainConfig:
             "fusion": self.fusion, "align_corners": self.align_corners, "head": self.head, "ohem": self.ohem,
             "train_size": self._recorded("train_size"), "val_size": self._recorded("val_size"),
             "device": str(device), "world_size": world_size, "backend": backend,
-            "channels_last": self.use_channels_last(device),
+            "channels_last": self.use_channels_last(device), "pretrained": pretrained_name(self.pretrained),
         }
 
     def _recorded(self, name: str) -> Any:

@@ -901,11 +901,11 @@ def load_timm_imagenet(variant: str, model: Optional[nn.Module] = None, cache_di
 
     # None means "decide by the head"; the load report's advice "load with strict=False" must work here too
     strict = flag("strict", strict, TypeError, none_means="strict for a classification model only")
-    hub_id = timm_hub_id(variant)
+    timm_hub_id(variant)  # an unpublished variant is named before a 1000-class model is built
     if model is None:
         model = create_model(variant, head="classification", num_classes=1000)
     _check_same_variant(model, variant)
-    path = _download(hub_id, cache_dir)
+    path = imagenet_weights_file(variant, cache_dir)
     if strict is None:
         strict = isinstance(model, HRNetClassification)
     load_weights(model, path, strict=strict, verbose=True)
@@ -922,7 +922,17 @@ def _check_same_variant(model: nn.Module, variant: str) -> None:
                          f"create_model({wanted.name!r}, ...) or ask for its own variant's weights")
 
 
-def _download(hub_id: str, cache_dir: Optional[str]) -> str:
+LOAD_IT = "load it with hrnet_teach.weights.load_weights(model, 'path/to/model.safetensors')"
+
+
+def imagenet_weights_file(variant: str, cache_dir: Optional[str] = None, then: str = LOAD_IT) -> str:
+    """The local path of timm's ImageNet weights for ``variant`` (``model.safetensors``), downloaded into the
+    Hugging Face cache if need be. Offline without a cached copy: :class:`WeightsUnavailableError` at once,
+    whose advice ends with ``then`` (what to do with a copy fetched by hand; the trainer names its flag)."""
+    return _download(timm_hub_id(variant), cache_dir, then)
+
+
+def _download(hub_id: str, cache_dir: Optional[str], then: str = LOAD_IT) -> str:
     from huggingface_hub import hf_hub_download
 
     endpoint = _hub_endpoint()
@@ -949,7 +959,7 @@ def _download(hub_id: str, cache_dir: Optional[str]) -> str:
         f"copy in the local "
         f"Hugging Face cache. Either run this on a machine with internet access (e.g. Google Colab), "
         f"or download model.safetensors from https://huggingface.co/{hub_id}/tree/main, copy it here "
-        f"and load it with hrnet_teach.weights.load_weights(model, 'path/to/model.safetensors').",
+        f"and {then}.",
         reason=why,
     )
 
