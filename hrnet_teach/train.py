@@ -17,13 +17,13 @@ Run it::
 The pieces, top to bottom: the loss (:func:`loss_for` picks it from the model),
 the scores, :func:`evaluate`, :func:`train_one_epoch`, :func:`save` / :func:`load`,
 then :func:`train`, which joins them for the epochs of one :class:`TrainConfig`.
-The settings live in ``train_config.py``, the several-process set-up in
-``distributed.py``, the device check in ``devices.py``, and reading checkpoints back in ``weights.py``.
+The settings live in ``train_config.py`` (a learner's own data is checked in ``own_data.py``), the
+weights a run starts from in ``pretrained.py``, the several-process set-up in ``distributed.py``, the
+device check in ``devices.py``, and reading checkpoints back in ``weights.py``.
 """
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import difflib
 import functools
@@ -33,7 +33,6 @@ import os
 import random
 import shlex
 import sys
-import textwrap
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -47,7 +46,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ._validate import flag, positive_int, refuse_meta
-from .backbone import HRNet
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config  # noqa: F401  (HRNetConfig, StageConfig: re-exported)
 from .data import DATASETS, IGNORE_INDEX, make_dataset
 from .devices import check_device, devices_here, pick_device  # noqa: F401  (check_device, devices_here: re-exported)
@@ -65,34 +63,34 @@ from .distributed import (
 )
 from .heads import HRNetPose, HRNetSegmentation
 from .ocr import HRNetOCR, check_label_range, check_target, ocr_loss, ohem_cross_entropy
+from .pretrained import (
+    Pretrained,
+    check_same_start,
+    pretrained_line,
+    pretrained_weights,
+    resumed_line,
+    saved_pretrained,
+)
 from .train_config import (  # noqa: F401  (re-exported: the lessons call T.build_model, T.OPTIMIZERS ...)
     DEFAULT_LR,
     DEFAULT_WEIGHT_DECAY,
-    IMAGENET,
     OPTIMIZERS,
     TRAIN_HEADS,
     Criterion,
     PathLike,
     TrainConfig,
     build_model,
-    pretrained_name,
 )
 from .weights import (  # noqa: F401  (re-exported: where they lived before they moved to weights.py)
     SHAPES_CHECKPOINT,
-    LoadReport,
-    WeightsUnavailableError,
-    compare,
     config_from_dict,
     config_to_dict,
-    imagenet_weights_file,
     load_shapes_model,
     load_weights,
     model_from_checkpoint,
     pretrained_or_shipped,
     read_checkpoint,
-    read_state_dict,
     shapes_checkpoint_info,
-    strip_prefixes,
 )
 
 POLY_POWER = 0.9
@@ -550,7 +548,7 @@ def _resume_checkpoint(config: TrainConfig) -> Optional[dict[str, Any]]:
     checkpoint = read_checkpoint(config.resume)
     _check_resumable(checkpoint, config.resume, None)
     _check_same_model(checkpoint, config)
-    _check_same_start(checkpoint, config)
+    check_same_start(checkpoint, config)
     done = int(checkpoint["epoch"])
     if done >= config.epochs:
         raise ValueError(f"{config.resume} already did {done} epoch(s); --epochs counts all epochs, so pass --epochs "
@@ -722,127 +720,6 @@ def _make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-# ------------------------------------------------------------------ the weights a run starts from
-# The end of the offline message for pretrained="imagenet": what to do with a copy fetched by hand
-USE_IT = ("pass its path to train, pretrained='path/to/model.safetensors' (--pretrained path/to/model.safetensors); "
-          "an ImageNet .pth of the authors' loads the same way")
-
-
-@dataclasses.dataclass
-class _Pretrained:
-    """The weights a run starts from, read before the data: the tensors, and the words its line names them by."""
-
-    state: dict[str, torch.Tensor]
-    what: str
-
-
-def _pretrained_weights(config: TrainConfig, ctx: Distributed, device: torch.device) -> Optional[_Pretrained]:
-    """``config.pretrained`` read and checked against the model before any data: offline without a cached copy,
-    an unreadable file or one that lacks part of the backbone stop the run before a dataset is built or downloaded."""
-    if config.pretrained is None:
-        return None
-    if config.pretrained == IMAGENET:
-        path = _imagenet_file(config.variant, ctx, device)
-        what = f"timm's ImageNet weights ({Path(path).name})"
-    else:
-        path = config.pretrained
-        what = Path(path).name
-    state, _, _ = strip_prefixes(read_state_dict(path)[0])  # 'module.', 'model.' ...; the trainer's loss entries
-    _check_backbone(state, config)
-    return _Pretrained(state, what)
-
-
-def _imagenet_file(variant: str, ctx: Distributed, device: torch.device) -> str:
-    """timm's file in the Hugging Face cache. Under torchrun rank 0 alone downloads, then the others read the cache;
-    the sum of the failures is also their barrier, so none waits for a file that will not come."""
-    path, error = None, None
-    if ctx.is_main:
-        try:
-            path = imagenet_weights_file(variant, then=USE_IT)
-        except WeightsUnavailableError as caught:
-            error = caught
-    if ctx.enabled:
-        here = device if ctx.backend == "nccl" else torch.device("cpu")  # NCCL sums on the GPU, gloo on the CPU
-        failed = all_reduce_sum(torch.tensor([float(error is not None)], device=here)).item()
-        if failed and not ctx.is_main:
-            raise WeightsUnavailableError("rank 0 could not get timm's ImageNet weights; its message says why")
-        if not ctx.is_main:
-            path = imagenet_weights_file(variant, then=USE_IT)
-    if error is not None:
-        raise error
-    return path
-
-
-def _check_backbone(state: dict[str, torch.Tensor], config: TrainConfig) -> None:
-    """Every backbone tensor of the run's model is in ``state`` with its shape, or a ValueError: the official
-    ``init_weights`` would load the few names that match and train the rest from random, without a word."""
-    with torch.device("meta"):  # shapes without weights: instant, and the random generator is left alone
-        model = build_model(config.variant, config.dataset_classes, config.fusion, config.align_corners, config.head)
-        backbone = set(HRNet(model.config).state_dict())
-    report = compare(model, state)
-    short = [key for key in report.missing if key in backbone]
-    short += [key for key, _, _ in report.mismatched if key in backbone]
-    if not short:
-        return
-    shown = pretrained_name(config.pretrained)
-    hint = f" {report.hint()}" if report.hint() else ""
-    raise ValueError(f"pretrained={shown!r} does not fit the backbone of {config.model_config.name}: {len(short)} of "
-                     f"its {len(backbone & set(model.state_dict()))} tensors are not in the file or have another "
-                     f"shape ({_parts(short)}), and would start random.{hint} Pass weights of "
-                     f"{config.model_config.name} (pretrained='imagenet' gets timm's), or train the variant the "
-                     "file was made for")
-
-
-def _parts(keys: list[str]) -> str:
-    """Keys summarised by their top-level module, with counts: ``incre_modules (120), classifier (2)``."""
-    counts = collections.Counter(key.split(".", 1)[0] for key in keys)
-    return ", ".join(f"{name} ({n})" for name, n in counts.items())
-
-
-def _pretrained_line(report: LoadReport, what: str, head: str) -> str:
-    """What a pretrained start loaded and what it left out, as the load report says it, in a few words."""
-    other_shape = [key for key, _, _ in report.mismatched]
-    whole = "whole model" if not (report.missing or other_shape) else "backbone"
-    line = f"pretrained: loaded {report.loaded} of the model's {report.total} tensors from {what}, the {whole}"
-    if report.unexpected:
-        line += f"; left out {len(report.unexpected)} not in this model: {_parts(report.unexpected)}"
-    if other_shape:
-        line += f"; left out {len(other_shape)} of another shape: {_parts(other_shape)}"
-    if report.missing or other_shape:
-        line += f"; the {head} head starts random: {_parts(report.missing + other_shape)}"
-    # a few lines of a notebook pane's width rather than one that runs off it
-    return textwrap.fill(line + ".", 100, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
-
-
-def _saved_pretrained(checkpoint: dict[str, Any]) -> Optional[str]:
-    """What a checkpoint's run started from; a checkpoint older than the setting started from random weights."""
-    return (checkpoint.get("args") or {}).get("pretrained")
-
-
-def _start_text(name: Optional[str]) -> str:
-    if name is None:
-        return "random weights (no --pretrained)"
-    return f"timm's ImageNet weights (--pretrained {IMAGENET})" if name == IMAGENET else f"{name} (--pretrained {name})"
-
-
-def _resumed_line(resume: PathLike, epoch: int, started_from: Optional[str]) -> str:
-    line = f"resumed from {resume} after epoch {epoch}"
-    if started_from is None:
-        return line
-    return f"{line}: its weights, which started from {_start_text(started_from)}, continue; none are loaded again"
-
-
-def _check_same_start(checkpoint: dict[str, Any], config: TrainConfig) -> None:
-    """A resumed run continues from its checkpoint's weights and loads no others: another ``pretrained`` would be
-    recorded in metrics.json while doing nothing. Leaving it out, or passing the same, resumes."""
-    saved, mine = _saved_pretrained(checkpoint), pretrained_name(config.pretrained)
-    if mine is None or mine == saved:
-        return
-    raise ValueError(f"{config.resume} was started from {_start_text(saved)}; this run passes --pretrained {mine}: "
-                     "a resumed run continues from the checkpoint's weights and loads no others. Leave pretrained "
-                     f"out to resume, or drop --resume (resume=None) to start anew from {mine}")
-
-
 def _check_outputs(config: TrainConfig) -> None:
     """Refuse, before any training, an --out that is a file, an --export that is a folder, and either
     under a file (``afile/m.pt``): found at the end, that would throw the whole run away."""
@@ -886,7 +763,7 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     checkpoint = _resume_checkpoint(config)
     device, amp = _run_device(config, ctx)
     # a resumed run continues from its checkpoint's weights: the pretrained ones are neither fetched nor loaded
-    pretrained = _pretrained_weights(config, ctx, device) if checkpoint is None else None
+    pretrained = pretrained_weights(config, ctx, device) if checkpoint is None else None
     _seed_everything(config.seed)
     train_loader, val_loader, val_set = _loaders(config, ctx, device)
     model = _model(config, device, pretrained, config.progress and ctx.is_main)
@@ -897,9 +774,9 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
                config.criterion or loss_for(model, config.ohem), settings)
     if checkpoint is not None:
         run.start_epoch, run.history = _restore(checkpoint, config.resume, model, opt, scaler if amp else None)
-        settings["pretrained"] = _saved_pretrained(checkpoint)  # what the weights descend from, not this call's
+        settings["pretrained"] = saved_pretrained(checkpoint)  # what the weights descend from, not this call's
         if run.show:
-            print(_resumed_line(config.resume, run.start_epoch, settings["pretrained"]))
+            print(resumed_line(config.resume, run.start_epoch, settings["pretrained"]))
     run.model = prepare_batchnorm(model, ctx)
     run.net = wrap_model(run.model, ctx, device)
     if config.out is not None and ctx.is_main:
@@ -907,13 +784,13 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     return run
 
 
-def _model(config: TrainConfig, device: torch.device, pretrained: Optional[_Pretrained], show: bool) -> nn.Module:
+def _model(config: TrainConfig, device: torch.device, pretrained: Optional[Pretrained], show: bool) -> nn.Module:
     """The run's model on its device: random weights, then ``pretrained``'s where they fit (said in one line)."""
     model = build_model(config.variant, config.dataset_classes, config.fusion, config.align_corners, config.head)
     if pretrained is not None:
         report = load_weights(model, pretrained.state, strict=False, verbose=False)
         if show:
-            print(_pretrained_line(report, pretrained.what, config.head))
+            print(pretrained_line(report, pretrained.what, config.head))
     model = model.to(device)
     if config.use_channels_last(device):
         model = model.to(memory_format=torch.channels_last)
