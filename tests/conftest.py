@@ -96,6 +96,20 @@ SLOW_TESTS = (
     ("test_gpu_paths.py", "gpu_exercises_check_builds"),
     ("test_versions.py", "old_torch_warns_once"),
     ("test_checker_audit_0105.py", "new_messages_speak_chinese"),
+    # 0.6-1.2 s each in the fast loop (pytest -m "not slow" -n 2 --durations=0, 2026-12-07 21:12 UTC), each with a
+    # cheaper sibling that stays: the same check on a smaller network, head or figure, or the same path once
+    ("test_viz.py", "resolution_over_depth_compares_three_networks"),  # fits_a_short_network stays
+    ("test_viz.py", "n_by_n_labelled_cells[w18-stage3"),  # [w18-stage2-2] stays
+    ("test_viz.py", "draws_the_sides_a_forward_gives[side2]"),  # [250] and [512] stay
+    ("test_model.py", "fixed_factor_fusion_takes_exactly_the_sides_the_official_code_takes[classification]"),
+    ("test_train_pretrained.py", "head_stays_random[ocr]"),  # [segmentation] and [pose] stay
+    ("test_weights.py", "timm_classifier_with_other_classes"),  # offline_uses_the_local_cache stays
+    ("test_checker_robustness.py", "does_not_reach_the_checker[11-capstone_network]"),  # the other 16 stay
+    ("test_checker_robustness.py", "drops_objects_with_a_finaliser"),  # ten loops; loops_forever_is_stopped stays
+    ("test_fuzz_model.py", "compile_without_a_graph_break"),  # torch.compile (compile_traces is slow too)
+    ("test_deploy.py", "symbolic_trace_and_jit_trace_match_eager"),  # two traces of a network
+    ("test_deploy.py", "bench_deploy_small_prints_every_way"),  # times every way, ONNX included
+    ("test_bad_input_io.py", "opset_newer_than_the_exporter"),  # an ONNX export for one refusal
 )
 
 
