@@ -33,8 +33,8 @@ def pytest_configure(config):
 # Markers by where a test lives, so `pytest -m "not slow"` is the fast inner loop and the
 # full suite (the README's test command) still runs everything.
 #   notebook: executes lessons in a kernel; browser: drives JupyterLab in Chromium;
-#   slow: anything that takes more than a few seconds on a 2-core CPU (both of the above,
-#   plus the tests listed below, measured with `pytest --durations=0`).
+#   slow: both of the above, plus the tests listed below: those over a few seconds, sweeps over every
+#   variant, and some over 0.6 s whose cheaper sibling stays (measured with `pytest --durations=0`).
 NOTEBOOK_FILES = {"test_notebooks.py", "test_widgets_kernel.py"}
 BROWSER_FILES = {"test_browser.py"}
 SLOW_TESTS = (
