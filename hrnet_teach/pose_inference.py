@@ -34,6 +34,8 @@ from torch import nn
 
 from ._validate import flag, image_size_hw
 from .assets import IMAGENET_MEAN, IMAGENET_STD
+from .backbone import HRNet
+from .heads import HRNetPose
 from .keypoints import decode, max_preds
 
 PIXEL_STD = 200  # coco.py: self.pixel_std = 200, the unit of scale (a box 200 pixels tall has scale 1)
@@ -337,9 +339,19 @@ def _check_model(model: object) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"predict_keypoints(model, image, boxes): model must be a torch.nn.Module, e.g. "
                         f"ht.create_model('w32', head='pose'), got {type(model).__name__}")
+    _check_pose_head(model)
     if model.training or any(m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise RuntimeError("the model is in training mode, where BatchNorm normalises the crops with their own "
                            "statistics: call model.eval() first, as the official validate does")
+
+
+def _check_pose_head(model: nn.Module) -> None:
+    """The package's other networks also return B x C x h x w maps (segmentation logits, the backbone's last
+    branch), which would decode as keypoints without a word; a model of another library is taken as it is."""
+    if isinstance(model, HRNet) and not isinstance(model, HRNetPose):
+        raise TypeError(f"predict_keypoints needs a pose model, and this is the package's {type(model).__name__}: "
+                        f"its output would decode as keypoints that mean nothing. Build one with "
+                        f"ht.create_model(variant, head='pose') (num_joints=17 for COCO) and load pose weights")
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -443,6 +443,12 @@ def test_bad_boxes_models_and_flip_pairs_are_refused_clearly():
     classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 10)).eval()
     with pytest.raises(TypeError, match=r"returned shape \(1, 10\).*head='pose'"):
         P.predict_keypoints(classifier, photo, (0, 0, 10, 10), image_size=(32, 32))
+    with torch.device("meta"):  # refused before any forward: the package's other heads decode as nonsense
+        others = [ht.HRNet("w18_small_v1"), *(ht.create_model("w18_small_v1", head=head)
+                                               for head in ("segmentation", "classification", "ocr"))]
+    for other in others:
+        with pytest.raises(TypeError, match=f"needs a pose model.*package's {type(other).__name__}.*head='pose'"):
+            P.predict_keypoints(other.eval(), photo, (0, 0, 10, 10), image_size=(32, 32))
     with pytest.raises(ValueError, match=r"names joint 1 but the model's heatmaps hold 1 joint \(0 to 0\).*flip_pairs=\(\)"):
         P.predict_keypoints(_model(), photo, (0, 0, 10, 10), image_size=(32, 32))  # COCO's pairs, one heatmap
     with pytest.raises(ValueError, match="in two pairs"):
