@@ -38,6 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .assets import IMAGENET_MEAN, IMAGENET_STD
+from .backbone import HRNet
+from .heads import HRNetPose, HRNetSegmentation
+from .ocr import HRNetOCR
 
 # ImageNet statistics, as the official BaseDataset's defaults (RGB order: input_transform flips cv2's BGR)
 MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
@@ -252,6 +255,14 @@ def _check_model(model: object) -> None:
         raise TypeError(f"multi_scale_inference(model, image): model must be a torch.nn.Module, e.g. "
                         f"ht.create_model('w18_small_v1', head='segmentation'), got {type(model).__name__}")
     core = _unwrap(model)
+    # The package's other networks return maps too (a pose model's heatmaps, the backbone's or the pyramid's last
+    # branch), whose argmax would pass for a label map; a model of another library is taken as it is.
+    if isinstance(core, HRNet) and not isinstance(core, (HRNetSegmentation, HRNetOCR)):
+        raise TypeError(f"multi_scale_inference needs a segmentation model, and this is the package's "
+                        f"{type(core).__name__}: its maps are not class scores. Build one with "
+                        f"ht.create_model(variant, head='segmentation') or head='ocr'"
+                        + (" (keypoints: hrnet_teach.pose_inference.predict_keypoints)"
+                           if isinstance(core, HRNetPose) else ""))
     if core.training or any(m.training for m in core.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise RuntimeError("the model is in training mode, where BatchNorm normalises each window with its own "
                            "statistics: call model.eval() first, as the official testval does")

@@ -231,3 +231,11 @@ def test_bad_models_are_refused():
     classifier = ht.create_model("w18_small_v1", head="classification", num_classes=3).eval()
     with pytest.raises(TypeError, match="head='segmentation'"):
         multi_scale_inference(classifier, torch.zeros(1, 3, 64, 64))
+    # the package's networks whose maps would pass for class scores are refused before any forward
+    with torch.device("meta"):
+        maps = [ht.HRNet("w18_small_v1"), *(ht.create_model("w18_small_v1", head=h) for h in ("pose", "pyramid"))]
+    for model in maps:
+        with pytest.raises(TypeError, match=f"needs a segmentation model.*package's {type(model).__name__}: its maps"):
+            predict(model.eval(), torch.zeros(1, 3, 64, 64))
+    with pytest.raises(TypeError, match="keypoints: hrnet_teach.pose_inference.predict_keypoints"):
+        predict(maps[1], torch.zeros(1, 3, 64, 64))
