@@ -250,7 +250,7 @@ def _fresh(value: Any, modules: bool = True) -> Any:
     a list, or a module's weights and BatchNorm statistics) harms no other call, nor a later check.
     ``modules=False`` shares the modules: for the course's own slips, which leave them as they are
     (tests/test_exercise_kinds.py runs each on each case to hold them to it), since a deepcopy per slip
-    and case was most of a check's time (0.1 s of fuse_sum's 0.12 s per wrong answer)."""
+    and case was most of a check's time (fuse_sum's 19 catalogued wrong answers: 1.10 s, 0.28 s without)."""
     if isinstance(value, torch.Tensor):
         return value.clone()
     if isinstance(value, nn.Module):
