@@ -313,14 +313,47 @@ def test_module_exercise_compares_keys_shapes_and_outputs():
     assert "nested differently" in nested.message
     shapes = ex.check(lambda cin, cout: _conv_bn(cin, 2 * cout))
     assert "state dict differs" in shapes.message and "(8, 3, 3, 3)" in shapes.message
-    # same keys and shapes, other maths: no padding changes the output's shape, a ReLU its values
-    unpadded = ex.check(lambda cin, cout: nn.Sequential(nn.Conv2d(cin, cout, 3, bias=False), nn.BatchNorm2d(cout)))
-    assert "output differs" in unpadded.message and "shape (1, 4, 3, 3)" in unpadded.message
+    # same keys, shapes and settings, other maths: a pooling changes the output's shape, a ReLU its values
+    pooled = ex.check(lambda cin, cout: nn.Sequential(*_conv_bn(cin, cout), nn.MaxPool2d(2)))
+    assert "output differs" in pooled.message and "shape (1, 4, 2, 2)" in pooled.message
     relu = ex.check(lambda cin, cout: nn.Sequential(*_conv_bn(cin, cout), nn.ReLU()))
     assert "largest difference" in relu.message and "ReLU" in relu.message
     assert "return an nn.Module" in ex.check(lambda cin, cout: "conv").message
     assert "you return an int; return an nn.Module" in ex.check(lambda cin, cout: 1).message  # before: "a int"
     assert "should be None" not in ex.check(lambda cin, cout: None).message
+
+
+def _settings(conv: dict | None = None, bn: dict | None = None):
+    return lambda cin, cout: nn.Sequential(nn.Conv2d(cin, cout, 3, **{"padding": 1, "bias": False, **(conv or {})}),
+                                           nn.BatchNorm2d(cout, **(bn or {})))
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (_settings(conv={"padding": 0}), "your Conv2d 0 has padding=(0, 0); the official one has padding=(1, 1)"),
+    (_settings(conv={"dilation": 2, "padding": 2}), "has dilation=(2, 2)"),
+    (_settings(bn={"eps": 1e-3}), "your BatchNorm2d 1 has eps=0.001; the official one has eps=1e-05"),
+    (_settings(bn={"affine": False}), "has affine=False"),
+    (_settings(bn={"momentum": 0.99}), "Keras's convention"),
+])  # (the layers in another order: lesson 03's fuse_op catalogue, whose official steps have a ReLU to move)
+def test_module_exercise_names_a_setting_that_keys_and_shapes_do_not_show(answer, fragment):
+    assert fragment in _module_exercise().check(answer).message
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.01])
+def test_module_exercise_takes_either_of_the_authors_batchnorm_momenta(momentum):
+    assert _module_exercise().check(_settings(bn={"momentum": momentum})).passed
+
+
+def test_module_exercise_refuses_one_layer_object_used_twice():
+    """`[step] * 2` keeps every key and shape, and the output matches once the weights are loaded into it, but the
+    two places share one set of weights: said before any mistake (whose facts would count the layer once)."""
+    ex = ModuleExercise(fn_name="make", reference=lambda n: nn.Sequential(*_conv_bn(n, n), *_conv_bn(n, n)),
+                        official=lambda n: nn.Sequential(*_conv_bn(n, n), *_conv_bn(n, n)), cases=[(3,)],
+                        inputs=lambda n: (torch.randn(1, n, 5, 5),), question="?", **COMMON)
+    assert ex.check(ex.reference).passed
+    conv, bn = _conv_bn(3, 3)
+    shared = ex.check(lambda n: nn.Sequential(conv, bn, conv, bn))
+    assert not shared.passed and "your layers 0 and 2 are one object" in shared.message
 
 
 def test_module_exercise_on_lists_and_none():
@@ -550,3 +583,47 @@ def test_a_slip_that_changes_its_module_is_caught_by_that_check():
     with torch.no_grad():
         ex._invoke(slip, next(iter(ex.cases())), copy_modules=False)
     assert not _same_state(before, _module_state((block, torch.ones(1))))
+
+
+def _scaled_sum(block, xs, s):  # a reference that leaves what it is given as it was
+    return block(xs[0] + xs[1]) * s
+
+
+def _writer(write):
+    """The reference's result, after ``write(block, xs)`` wrote into what the function was given."""
+    def answer(block, xs, s):
+        out = _scaled_sum(block, xs, s)
+        write(block, xs)
+        return out
+    return answer
+
+
+def _scaled_sum_exercise():
+    g = torch.Generator().manual_seed(3)
+    block = nn.Sequential(nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2)).eval()
+    return FunctionExercise(fn_name="scaled_sum", reference=_scaled_sum, question="?",
+                            cases=[(block, [torch.randn(1, 2, 3, 3, generator=g) for _ in range(2)], 2.0)], **COMMON)
+
+
+@pytest.mark.parametrize("write, named", [
+    (lambda block, xs: xs[1].mul_(2), "changed xs[1] in place"),
+    (lambda block, xs: xs.append(xs[0]), "changed the length of xs in place"),
+    (lambda block, xs: block[0].weight.data.zero_(), "changed block.0.weight in place"),
+    (lambda block, xs: block[1].running_mean.fill_(1.0), "changed block.1.running_mean in place"),
+    (lambda block, xs: block.train(), "changed the mode of block (train() or eval()) in place"),
+])
+def test_a_right_result_from_a_function_that_wrote_into_its_arguments_is_refused(write, named):
+    """The check gives the answer copies, so the values it compares are unharmed; but in the notebook the function
+    gets the caller's objects. What it wrote into is named (the reference, which writes nothing, passes)."""
+    ex = _scaled_sum_exercise()
+    assert ex.check(_scaled_sum).passed
+    result = ex.check(_writer(write))
+    assert not result.passed and "gives the right result" in result.message and named in result.message
+
+
+def test_a_function_that_reads_its_arguments_and_builds_new_ones_passes():
+    def rebuilt(block, xs, s):  # new list, new tensors; the block only called
+        xs = [x.clone() for x in xs]
+        xs[0] += xs[1]
+        return block(xs[0]) * s
+    assert _scaled_sum_exercise().check(rebuilt).passed

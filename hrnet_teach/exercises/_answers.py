@@ -265,6 +265,19 @@ def as_strings(answer, what: str, example: str) -> list[str]:
     return [a.strip() for a in answer]
 
 
+def as_top_level_names(answer, example: str) -> frozenset[str]:
+    """The top-level part names of a state dict from a list of strings ('last_layer', also 'last_layer.*' and
+    'last_layer.'). A dotted path ('aux_head.0.weight', 'ocr_distri_head.object_context_block') is refused with
+    the part it lies in: reading it as its first name would pass an answer the learner did not mean."""
+    names = {a.removesuffix(".*").removesuffix(".") for a in as_strings(answer, N_("the names"), example)} - {""}
+    dotted = sorted(a for a in names if "." in a)
+    if dotted:
+        raise Wrong(_("{name} is a path inside {top}: the question asks for top-level parts, the first name of each "
+                      "key ({top}), as a list such as {example}.", name=dotted[0], top=dotted[0].split(".")[0],
+                      example=example))
+    return frozenset(names)
+
+
 def too_deep(names, keys) -> str | None:
     """For the first of ``names`` that is an inner part of the state-dict ``keys`` (f_pixel, in
     ocr_distri_head.object_context_block.f_pixel.0.weight), not a top-level one: where it is. None if none is."""

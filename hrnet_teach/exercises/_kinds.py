@@ -268,6 +268,47 @@ def _fresh(value: Any, modules: bool = True) -> Any:
     return value
 
 
+def _same_tensor(a: torch.Tensor, b: Any) -> bool:
+    """Same shape, dtype and values (NaN where NaN was); a tensor on the meta device has only its shape."""
+    if not isinstance(b, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.device.type == "meta" or b.device.type == "meta":
+        return True
+    a, b = a.detach().cpu(), b.detach().cpu()
+    if a.is_floating_point() or a.is_complex():
+        return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    return torch.equal(a, b)
+
+
+def changed_in_place(before: Any, after: Any, name: str) -> str | None:
+    """What of ``after``, the copy of an argument that the learner's function was given, no longer equals
+    ``before``, the case's own ("xs[2]", "bn.running_mean", "the mode of block"); None where nothing does. A
+    module is compared by its state dict (weights and BatchNorm statistics) and its training flags, a list by
+    its length and items."""
+    if isinstance(before, torch.Tensor):
+        return None if _same_tensor(before, after) else name
+    if isinstance(before, nn.Module):
+        if after is before or not isinstance(after, nn.Module):  # shared: a module that deepcopy refused
+            return None
+        ours, theirs = before.state_dict(), after.state_dict()
+        key = next((k for k in ours if not _same_tensor(ours[k], theirs.get(k))), None)
+        if key is not None or ours.keys() != theirs.keys():
+            return f"{name}.{key}" if key is not None else _("the parts of {name}", name=name)
+        if [m.training for m in before.modules()] != [m.training for m in after.modules()]:
+            return _("the mode of {name} (train() or eval())", name=name)
+        return None
+    if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)):
+        if len(before) != len(after):
+            return _("the length of {name}", name=name)
+        return next((c for k, (x, y) in enumerate(zip(before, after))
+                     if (c := changed_in_place(x, y, f"{name}[{k}]"))), None)
+    if isinstance(before, dict) and isinstance(after, dict):
+        if before.keys() != after.keys():
+            return _("the keys of {name}", name=name)
+        return next((c for k in before if (c := changed_in_place(before[k], after[k], f"{name}[{k!r}]"))), None)
+    return None
+
+
 def tensors_in(value: Any) -> list[torch.Tensor]:
     """The tensors in a result: itself, or those in its (nested) lists and tuples."""
     if isinstance(value, torch.Tensor):
@@ -302,8 +343,16 @@ def _number(value: Any) -> float | None:
 
 
 def _first_line(error: BaseException) -> str:
+    """The error's type and first line, a long line cut (see _cut) but for a short "(got ...)" at its end: where
+    torch lists what it takes and then what it got, that end is what names the slip (mode='Bilinear')."""
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {_cut(text[0].rstrip('.'), 160)}" if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    line = text[0].rstrip(".")
+    quoted, end = _cut(line, 160), re.search(r"\((?:got|but got) [^()]{1,40}\)$", line)
+    if quoted != line and end and end.group() not in quoted:
+        quoted += " " + end.group()
+    return f"{type(error).__name__}: {quoted}"
 
 
 def _cut(line: str, limit: int) -> str:
@@ -362,6 +411,8 @@ class FunctionExercise(Exercise):
 
     def _invoke(self, fn: Callable, case: Case, copy_modules: bool = True) -> Any:
         args = _fresh(case.args, copy_modules)
+        if copy_modules:  # the learner's call: what it was given, compared with the case's own after it returns
+            case.given = args
         return self.call_fn(fn, *args) if self.call_fn else fn(*args)
 
     def _run(self, fn: Callable, case: Case) -> Any:
@@ -389,11 +440,26 @@ class FunctionExercise(Exercise):
                 got = self._run(fn, case)
                 same = not isinstance(got, BaseException) and self.compare(got, expected, case) is None
                 if same and not any(m.always and self._matches(m, case, got, expected) for m in self.mistakes):
+                    self._refuse_changed_arguments(case)
                     count += 1
                     continue
                 raise Wrong(self._reordered(fn) or self._explain(case, got, expected))
         return _say(self.success, count) or _("Your {fn_name} matches {against} on all {count} cases.",
                                                fn_name=self.fn_name, against=self.against, count=count)
+
+    def _refuse_changed_arguments(self, case: Case) -> None:
+        """A right result from a function that wrote into what it was given (a tensor, a module's weights or
+        statistics, a list): the check gave it copies, but in the notebook it gets the caller's own objects."""
+        names = _positional_names(self.reference) or []
+        for k, (before, after) in enumerate(zip(case.args, getattr(case, "given", case.args))):
+            change = changed_in_place(before, after, names[k] if k < len(names) else f"#{k + 1}")
+            if change is not None:
+                raise Wrong(_(
+                    "Your {fn_name} gives the right result, but it changed {what} in place (on {where}). In the "
+                    "notebook it gets the caller's own objects, which the next cell (and, in training, autograd) "
+                    "still uses: compute new tensors (`a = a * s` or `a.mul(s)`, not `a.mul_(s)`, `a *= s` or "
+                    "`a.data = ...`), and build a new list rather than writing into the one given.",
+                    fn_name=self.fn_name, what=change, where=case.where))
 
     def _reordered(self, fn: Callable) -> str | None:
         """For a failing answer whose parameters are the reference's names in another order (`def f(b, a)` for the
@@ -635,6 +701,53 @@ def _cpu_copy_if_only_on_gpu(got: nn.Module, official: nn.Module) -> nn.Module:
         return got
 
 
+def _shared_layers(module: nn.Module) -> str | None:
+    """Two state-dict names of one tensor: a layer object used twice (`[step] * n`, or one module appended in a
+    loop). Its keys and shapes are all there, but the two places share their weights."""
+    names: dict[int, str] = {}
+    for name, tensor in [*module.named_parameters(remove_duplicate=False),
+                         *module.named_buffers(remove_duplicate=False)]:
+        if id(tensor) in names:
+            first, second = names[id(tensor)].rpartition(".")[0], name.rpartition(".")[0]
+            return _("your layers {first} and {second} are one object, used twice (as `[step] * n`, or appending "
+                     "one module in a loop, makes): they share their weights, where the official module has a layer "
+                     "of its own in each place. Build a new layer for each.", first=first, second=second)
+        names[id(tensor)] = name
+    return None
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
+# what each kind of layer is built with, beyond the shapes the state dict shows
+_SETTINGS = {nn.Conv2d: ("kernel_size", "stride", "dilation", "padding", "groups", "padding_mode"),  # a padding follows its dilation
+             _NORMS: ("eps", "affine", "track_running_stats")}
+
+
+def _compare_settings(got: nn.Module, official: nn.Module) -> str | None:
+    """The first setting of a conv or norm layer that differs from the official layer in the same place (the
+    layers of the two paired in order, where both have the same kinds): eps, affine, dilation and the like, which
+    keys and shapes do not show or show only as a puzzle. BatchNorm's momentum may be either of the authors'
+    (0.1 or 0.01); Keras's convention (0.99) is named."""
+    def layers(module):
+        return [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.Conv2d, *_NORMS))]
+    ours, theirs = layers(got), layers(official)
+    if [isinstance(m, nn.Conv2d) for _, m in ours] != [isinstance(m, nn.Conv2d) for _, m in theirs]:
+        return None  # other layers: the keys say it
+    for (name, mine), (_n, their) in zip(ours, theirs):
+        for setting in _SETTINGS[nn.Conv2d if isinstance(their, nn.Conv2d) else _NORMS]:
+            a, b = getattr(mine, setting, None), getattr(their, setting, None)
+            if a != b:
+                return _("your {layer} {name} has {setting}={value}; the official one has {setting}={official}.",
+                         layer=type(mine).__name__, name=name or "(the module itself)", setting=setting,
+                         value=a, official=b)
+        momentum = getattr(mine, "momentum", 0.1)
+        if isinstance(their, nn.modules.batchnorm._NormBase) and momentum not in (their.momentum, 0.1, 0.01):
+            return _("your {layer} {name} has momentum={value}. In PyTorch momentum is the weight of the new batch in "
+                     "the running statistics (the official code uses {official}); 0.99 or 0.9 is Keras's convention, "
+                     "where it is the weight of the old average.", layer=type(mine).__name__, name=name,
+                     value=momentum, official=their.momentum)
+    return None
+
+
 class ModuleExercise(FunctionExercise):
     """The answer builds a module: ``official(*args)`` is the package's module for the same
     arguments. Compared in order: None or not, a list against an nn.ModuleList, state-dict
@@ -657,11 +770,17 @@ class ModuleExercise(FunctionExercise):
                      "layers, so they would have no parameters in the model and no state-dict keys.", type=type(got).__name__)
         if not isinstance(got, nn.Module):
             return _("you return {type}; return an nn.Module.", type=a_type(got))
-        problem = self._compare_keys(got, official)
+        problem = _shared_layers(got) or _compare_settings(got, official) or self._compare_keys(got, official)
         if problem is not None:
             return problem
         got = _cpu_copy_if_only_on_gpu(got, official)
         return self._compare_placement(got, official) or self._compare_outputs(got, official, case)
+
+    def _explain(self, case: Case, got: Any, expected: Any) -> str:
+        shared = _shared_layers(got) if isinstance(got, nn.Module) else None  # said before any mistake: the facts a
+        if shared is not None:  # mistake reads (modules(), counts of convs) see a shared layer once
+            return _("On {where}: {problem}", where=case.where, problem=shared)
+        return super()._explain(case, got, expected)
 
     def _compare_placement(self, got: nn.Module, official: nn.Module) -> str | None:
         """The weights' device and dtype: a module built on the meta device has no values to compare, and a
@@ -687,6 +806,10 @@ class ModuleExercise(FunctionExercise):
             return None
         # from the first key named otherwise: the first four keys are often the same (entry 0 is right)
         n = next((i for i, ((k, _s), (k2, _s2)) in enumerate(zip(ours, theirs)) if k != k2), None)
+        layers, official_layers = layer_summary(got), layer_summary(official)
+        if layers != official_layers and sorted(layers) == sorted(official_layers):
+            return _("your layers are the official ones, in another order: yours are {layers}; the official: "
+                     "{official_layers}.", layers=", ".join(layers), official_layers=", ".join(official_layers))
         if n is not None and sorted(s for _, s in ours) == sorted(s for _, s in theirs):
             return _("the layers are right but nested differently, so official checkpoints would not load: your key "
                      "{ours} is {theirs} in the official module. {nesting}", ours=ours[n][0], theirs=theirs[n][0],

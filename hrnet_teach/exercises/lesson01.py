@@ -13,6 +13,8 @@ from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
 STEM_INPUT = B, _C, H, W = (2, 3, 224, 320)
 _STEM_RULES = [  # (test on the answer s, message): the first that holds names the slip
+    (lambda s, e: s == STEM_INPUT, N_("That is the input's shape: the stem changes both the channels (3 -> 64, "
+                                      "conv1) and the size (two stride-2 convs: 1/4).")),
     (lambda s, e: sorted(s) == sorted(e) and s[:2] != e[:2],  # the right numbers, channels or batch moved
      N_("Your numbers are right but in another order: a PyTorch shape is (B, C, H, W), channels before height and "
         "width.")),
@@ -55,7 +57,7 @@ stem_shape = ValueExercise(
                    ((64, 56, 80), "has 3 numbers"), (torch.Size([2, 64, 224, 320]), "shrinks"),
                    ((2, 48, 56, 80), "48 channels"), ((2, 64, 56, 81), "is off"),
                    ((2, 56, 80, 64), "channels before height"), (torch.zeros(2, 64, 56, 80), "not a shape"),
-                   ({2, 64, 56, 80}, "A set has no order")],
+                   ({2, 64, 56, 80}, "A set has no order"), (STEM_INPUT, "the input's shape")],
 )
 
 
@@ -181,6 +183,16 @@ _BLOCK_SLIPS = [  # (name, message, the slip's forward), checked in this order
                              "(`x if block.downsample is None else block.downsample(x)`)."),
      lambda b, x: torch.relu(_parts(b, x)[0] + b.downsample(x))),
     *[("pre_activation", _PRE_ACTIVATION, like) for like in _PRE_ACTIVATION_SLIPS],
+    ("shadowed_x", N_("Your shortcut is the main path's own output: x was overwritten (x = block.conv1(x) ...) "
+                      "before it was added. Keep the input in its own variable first (residual = x, or name the main "
+                      "path out), then add that residual."),
+     lambda b, x: torch.relu(2 * _parts(b, x)[0])),
+    ("shortcut_before_bn2", N_("Add the shortcut after bn2: the main path ends with bn2(conv2(...)), then "
+                               "relu(out + residual)."),
+     lambda b, x: torch.relu(b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x)))) + _parts(b, x)[1]))),
+    ("relu_on_shortcut", N_("No ReLU on the shortcut: it is x (or block.downsample(x), a conv and a BN) added as it "
+                            "is; the one ReLU comes after the sum."),
+     lambda b, x: torch.relu(_parts(b, x)[0] + torch.relu(_parts(b, x)[1]))),
     ("multiplied", N_("The shortcut is added, not multiplied: relu(out + residual)."),
      lambda b, x: torch.relu(_parts(b, x)[0] * _parts(b, x)[1])),
     ("downsample_first", N_("The downsample is for the shortcut only: the main path starts with conv1 on the "
@@ -260,12 +272,16 @@ layer1_downsample = ValueExercise(
               (1, 2, 3): N_("Those are the blocks without a downsample; the question asks which blocks have one."),
               (1,): N_("Blocks are numbered from 0, as Python indexes them: the first block, the one that turns 64 "
                        "channels into 256, is block 0. (If you meant 'one block', give its index in a list: [0].)")},
-    rules=[(lambda got, e: any(not 0 <= i <= 3 for i in got), N_("layer1 of w48 has 4 blocks, numbered 0 to 3."))],
+    rules=[(lambda got, e: any(not 0 <= i <= 3 for i in got), N_("layer1 of w48 has 4 blocks, numbered 0 to 3.")),
+           (lambda got, e: set(got) - {0}, lambda got, e: _(
+               "Block {b} takes 256 channels (block {prev}'s output) and gives 256, at the same size: its shortcut is "
+               "x itself, with no downsample.", b=min(set(got) - {0}), prev=min(set(got) - {0}) - 1))],
     otherwise=N_("The downsample is there only where the input's channels (or size) differ from the output's."),
     hints=[N_("A block needs a downsample when its input and output shapes differ: stride != 1 or inplanes != planes * 4."),
            N_("Block 0 takes 64 channels. What do blocks 1, 2, 3 take?")],
     solution_text=N_("`answer = [0]`: only the first block changes 64 channels into 256."),
-    wrong_answers=[([4], "numbered 0 to 3"), ([2], "only where"), (1, "numbered from 0"),
+    wrong_answers=[([4], "numbered 0 to 3"), ([2], "Block 2 takes 256 channels (block 1's output)"),
+                   (1, "numbered from 0"), ([0, 3], "Block 3 takes 256"),
                    ("0", "list of block indices"),
                    ([True, False, False, False], "True/False flags"), ([0.5], "list of block indices")],
 )

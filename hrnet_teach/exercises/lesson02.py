@@ -93,7 +93,9 @@ branch_channels = ValueExercise(
                                      "branch {b} is the fourth, at 1/32.", **WIDTH),
               WIDTHS[0] * BRANCH: N_("That is C x {b}, C times the branch index. The channels double from branch "
                                      "to branch (C, 2C, 4C, 8C): branch b carries C x 2**b.", **WIDTH),
-              WIDTHS[0]: N_("{C} is C, the width of branch 0; lower-resolution branches get more channels.", **WIDTH)},
+              WIDTHS[0]: N_("{C} is C, the width of branch 0; lower-resolution branches get more channels.", **WIDTH),
+              WIDTHS[0] * 2 ** (BRANCH + 1): N_("That is C x 2**{b1}, one doubling too many: branches are counted from "
+                                                "0, so branch {b} carries C x 2**{b}.", b1=BRANCH + 1, **WIDTH)},
     otherwise=lambda n, e: _("Not {got}: the name {variant} gives C = {C}; branch b carries C x 2**b channels.",
                              got=n, **WIDTH),
     hints=[N_("The number in the name is C, the width of branch 0."), N_("Branch b carries C x 2**b channels.")],

@@ -174,9 +174,15 @@ _FUSE_MISTAKES = [_SWAPPED, *fact_mistakes(_fuse_facts, [  # checked in this ord
     ("big_stride", lambda f: f.j < f.i and f.s > 2, N_(
         "A conv with stride {s} skips rows and columns; the official chain has i - j = {d} convs of stride 2 (3x3, "
         "padding 1), each with its BN, and a ReLU on every step but the last.")),
+    ("stride_1", lambda f: f.j < f.i and f.convs and f.s == 1, N_(
+        "Your convs keep stride 1, so nothing is downsampled: going from branch {j} to branch {i} takes {d} convs of "
+        "stride 2 (3x3, padding 1), one per halving.")),
     ("steps", lambda f: f.j < f.i and f.n2 != f.d,
      N_("You used {used}; going from branch {j} to branch {i} needs {d} (one per halving).")),
     ("channels", lambda f: f.out != f.ci, N_("Your operation returns {out} channels; branch {i} expects {ci}.")),
+    ("dilation", lambda f: any(c.dilation != (1, 1) for c in f.convs), N_(
+        "The official convs have no dilation (dilation=1, the default): a 3x3 conv that looks at every pixel of its "
+        "3x3 window.")),
     ("padding", lambda f: any(c.kernel_size == (3, 3) and conv_padding(c) != (1, 1) for c in f.convs),
      N_("Each 3x3 stride-2 conv needs padding=1, so a side n becomes ceil(n / 2).")),
     ("bias", lambda f: any(c.bias is not None for c in f.convs),
@@ -219,6 +225,18 @@ def _switch_early(op, i, j, ch):
 
 def _one_strided_conv(op, i, j, ch):  # one conv of stride 2 ** (i - j) instead of the chain
     return nn.Sequential(nn.Sequential(nn.Conv2d(ch[j], ch[i], 3, 2 ** (i - j), 1, bias=False), nn.BatchNorm2d(ch[i])))
+
+
+def _shared_steps(op, i, j, ch):  # [step] * n: the first intermediate step used for every intermediate one
+    return op if i - j < 3 else nn.Sequential(*[op[0]] * (i - j - 1), op[-1])
+
+
+def _reset(op, kind, **settings):  # every layer of ``kind`` with other settings (momentum, eps, dilation ...)
+    for layer in op.modules():
+        if isinstance(layer, kind):
+            for name, value in settings.items():
+                setattr(layer, name, value)
+    return op
 
 
 def _raises_off_diagonal(i, j, channels):  # an unfinished answer: its error is said as it is, with no fact about an op
@@ -271,6 +289,13 @@ fuse_op = ModuleExercise(
         (lambda i, j, ch: make_fuse_op(j, i, ch), "you built fuse_layers[1][0]"),
         (_raises_off_diagonal, "raised ValueError: not written yet ("),
         (_slip(_one_strided_conv, True), "A conv with stride 4 skips rows and columns; the official chain has i - j"),
+        (_slip(_shared_steps, True), "your layers 0.0 and 1.0 are one object"),
+        (_slip(lambda op, i, j, ch: _reset(op, nn.Conv2d, stride=(1, 1)), True), "Your convs keep stride 1"),
+        (_slip(lambda op, i, j, ch: _reset(op, nn.BatchNorm2d, momentum=0.99), False), "Keras's convention"),
+        (_slip(lambda op, i, j, ch: _reset(op, nn.BatchNorm2d, eps=1e-3), False), "has eps=0.001"),
+        (_slip(lambda op, i, j, ch: _reset(op, nn.Conv2d, dilation=(2, 2), padding=(2, 2)), True), "no dilation"),
+        (_slip(lambda op, i, j, ch: nn.Sequential(*[nn.Sequential(step[0], step[2], step[1]) if len(step) == 3
+                                                    else step for step in op]), True), "in another order"),
     ],
 )
 
@@ -290,29 +315,36 @@ def fuse_by_hand(module, xs, i):
 
 def _variant_sum(module, xs, i, *, mode="bilinear", align=None, relu=True, skip_self=False, upsample=True,
                  scale=False, swap=False, call_self=False, relu_terms=False, keep=None, mean=False, size_from=None,
-                 down=True):
+                 down=True, first_twice=False, relu_partial=False, full_size=False):
     """What a typical slip computes instead of fuse_by_hand (with the defaults, the same). The terms are made
     and added one by one, as a learner's loop does, so a slip that raises raises what that loop would.
     ``keep(j, i, n)``: which terms the slip's loop reaches; ``mean``: the sum divided by their number;
     ``size_from``: the branch whose size the enlarging aims at (default i); ``down=False``: finer branches
-    added as they are, without their stride-2 chain."""
+    added as they are, without their stride-2 chain, ``down="resize"``: resized to branch i's size instead;
+    ``first_twice``: the j = 0 term added again (the official start, then a loop from 0); ``relu_partial``: a ReLU
+    after each addition; ``full_size``: ``size=xs[i].shape``, batch and channels included."""
     aligned = mode in ("bilinear", "bicubic")  # the modes that take align_corners
     bilinear = {"align_corners": module.align_corners if align is None else align} if aligned else {}
 
     def term(j, xj):
         if j == i and not call_self:  # call_self: fuse_layers[i][i] (None) called like the others
             t = 0 if skip_self else xj
+        elif j < i and down == "resize":
+            t = F.interpolate(xj, size=xs[i].shape[-2:], mode=mode, **bilinear)
         elif j < i and not down:
             t = xj
         else:
             t = (module.fuse_layers[j][i] if swap else module.fuse_layers[i][j])(xj)
         if j > i and upsample:
             target = xs[i if size_from is None else size_from]
-            size = {"scale_factor": 2 ** (j - i)} if scale else {"size": target.shape[-2:]}
+            size = {"scale_factor": 2 ** (j - i)} if scale else {"size": target.shape if full_size else target.shape[-2:]}
             t = F.interpolate(t, mode=mode, **size, **bilinear)
         return torch.relu(t) if relu_terms else t
 
-    y = sum(term(j, xj) for j, xj in enumerate(xs) if keep is None or keep(j, i, len(xs)))
+    terms = [term(0, xs[0])] if first_twice else []
+    y = 0
+    for t in terms + [term(j, xj) for j, xj in enumerate(xs) if keep is None or keep(j, i, len(xs))]:
+        y = torch.relu(y + t) if relu_partial else y + t
     y = y / len(xs) if mean else y
     return torch.relu(y) if relu else y
 
@@ -365,6 +397,18 @@ _SUM_SLIPS = [  # (name, message, what the slip changes in _variant_sum), checke
                         "shape."), {"size_from": 0}),
     ("finer_raw", N_("A finer branch (j < i) must go through fuse_layers[i][j], its stride-2 convs, before it is "
                      "added: only then does it have branch i's size and channels."), {"down": False}),
+    ("finer_resized", N_("A finer branch (j < i) goes through fuse_layers[i][j], its stride-2 convs, not "
+                         "F.interpolate: the convs change its channels to branch i's too, which a resize cannot."),
+     {"down": "resize"}),
+    ("skip_finer", N_("Every j in range(len(xs)) contributes one term, the finer branches (j < i) too: through "
+                      "fuse_layers[i][j], the stride-2 convs."), {"keep": lambda j, i, n: j >= i}),
+    ("first_twice", N_("The j = 0 term is counted twice: the official forward starts y with it (`y = x[0] if i == 0 "
+                       "else self.fuse_layers[i][0](x[0])`) and then loops from j = 1; your loop starts at 0 again."),
+     {"first_twice": True}),
+    ("relu_partial", N_("One ReLU, after the whole sum: yours clips each partial sum as it goes, so a later negative "
+                        "term meets a sum already clipped to zero or more."), {"relu_partial": True}),
+    ("full_size", N_("size= takes the spatial size only, (height, width): xs[i].shape[-2:], not xs[i].shape or "
+                     "xs[i].size(), which include the batch and the channels."), {"full_size": True}),
 ]
 
 
@@ -382,6 +426,23 @@ def _call_sum(fn, module, xs, i):
     return got
 
 
+def _other_output(case, got) -> int | None:
+    """The other output k (of this case's module and xs) that the answer returned in place of output i."""
+    module, xs, i = case.args
+    return next((k for k in range(len(xs)) if k != i and isinstance(got, torch.Tensor)
+                 and got.shape == xs[k].shape and torch.allclose(got, fuse_by_hand(module, xs, k), atol=1e-5)), None)
+
+
+def _switched_to_training(case) -> bool:
+    given = getattr(case, "given", case.args)[0]  # the copy of the module the answer was called with
+    return any(m.training for m in given.modules()) and not any(m.training for m in case.args[0].modules())
+
+
+def _in_train_mode(module, xs, i):  # a slip: module.train() first, then the right sum
+    module.train()
+    return fuse_by_hand(module, xs, i)
+
+
 def _adds_into_xs(module, xs, i):  # a slip: the right sum, added up in the caller's xs[i]
     y = xs[i]
     y += _variant_sum(module, xs, i, relu=False, skip_self=True)  # the other terms, into xs[i] itself
@@ -397,6 +458,15 @@ fuse_sum = FunctionExercise(
     against=N_("the module"),
     mistakes=[
         *(Mistake(name, message, like=functools.partial(_variant_sum, **slip)) for name, message, slip in _SUM_SLIPS),
+        Mistake("other_output", lambda case, got, want: _(
+                "On output {i} you returned output {k}: does your function use the i it was given (a notebook "
+                "variable named i, or a loop variable, would give another output)?", i=case.args[2],
+                k=_other_output(case, got)), when=lambda case, got, want: _other_output(case, got) is not None,
+                fragment="does your function use the i it was given"),
+        Mistake("train_mode", N_("Your function switched the module to training mode (module.train()): BatchNorm then "
+                                 "normalises with the batch's own statistics, so the numbers change. Leave its mode as "
+                                 "it is."), when=lambda case, got, want: _switched_to_training(case),
+                fragment="switched the module to training mode"),
         Mistake("calls_module", N_("module(xs) runs the module's branches again, but xs are already their outputs: "
                                    "build the sum yourself from `module.fuse_layers[i][j](xs[j])`."),
                 like=lambda module, xs, i: module(xs)[i]),
@@ -413,7 +483,8 @@ fuse_sum = FunctionExercise(
     wrong_answers=[(functools.partial(_variant_sum, align=False), "align_corners=module.align_corners"),
                    (lambda module, xs, i: [fuse_by_hand(module, xs, k) for k in range(len(xs))],
                     "You gave a list where a tensor belongs"),
-                   (_adds_into_xs, "changed xs[0] in place")],
+                   (_adds_into_xs, "changed xs[0] in place"), (_in_train_mode, "switched the module to training"),
+                   (lambda module, xs, i: fuse_by_hand(module, xs, (i + 1) % len(xs)), "you returned output 1")],
 )
 
 k_line = ChoiceExercise(
@@ -504,11 +575,13 @@ nearest_size = ValueExercise(
                h=2 * B1[0], w=2 * B1[1], b0=B0),
     mistakes={B0: N_("That is what `size=x[i].shape[-2:]` (the segmentation code) gives. scale_factor=2 simply "
                      "doubles: {h} x 2 = {twice}.", h=B1[0], twice=2 * B1[0]),
-              (2 * B1[1], 2 * B1[0]): N_("Height and width are swapped.")},
-    otherwise=N_("scale_factor=2 doubles each side: {h} and {w}.", h=B1[0], w=B1[1]),
+              (2 * B1[1], 2 * B1[0]): N_("Height and width are swapped."),
+              B1: N_("That is branch 1's own size, before the resize; scale_factor=2 doubles each side: {h} x 2 and "
+                     "{w} x 2.", h=B1[0], w=B1[1])},
+    otherwise=N_("scale_factor=2 doubles each side of branch 1's {h} x {w}.", h=B1[0], w=B1[1]),
     hints=[N_("A scale factor multiplies the size; it does not look at any other tensor.")],
     solution_text=N_("`answer = (64, 94)`: 32 x 2 = 64 rows, one more than branch 0's 63, so the sum fails."),
-    wrong_answers=[((64, 96), "doubles each side"), (64, "two whole numbers")],
+    wrong_answers=[((64, 96), "doubles each side"), (64, "two whole numbers"), (B1, "branch 1's own size")],
 )
 
 EXERCISES = [none_entries, fuse_steps, k_line, no_relu_reason, fuse_op, fuse_sum, multi_scale_rows, nearest_size]

@@ -13,7 +13,7 @@ from ..config import get_config
 from ..heads import HRNetSegmentation
 from ..i18n import N_, _
 from ..inspect import meta_model
-from ._answers import as_ints, as_strings, random_weights, too_deep
+from ._answers import as_ints, as_top_level_names, random_weights, too_deep
 from ._kinds import Case, ChoiceExercise, FunctionExercise, Mistake, ValueExercise
 
 # (batch, height, width): sizes divisible by 32, then sizes where fixed factors fail.
@@ -248,12 +248,6 @@ def _inner_part(got, want) -> str | None:
     return too_deep(got - want, _keys("segmentation"))
 
 
-def _read_names(answer) -> frozenset[str]:
-    """Top-level names from a list of strings ('last_layer.*' and 'last_layer.' allowed)."""
-    names = as_strings(answer, N_("the names"), "['conv1', 'layer1']")
-    return frozenset({a.removesuffix(".*").removesuffix(".").split(".")[0] for a in names} - {""})
-
-
 def _named(names) -> str:
     return ", ".join(sorted(names))
 
@@ -263,7 +257,8 @@ missing_head_keys = ValueExercise(
     question=N_("You load a classification (ImageNet) checkpoint into a segmentation model of the same variant. "
                 "Which top-level parts of the segmentation model get no weights from it? Answer a list of names "
                 "such as ['conv1']."),
-    read=_read_names, reference=lambda: sorted(_parts("segmentation") - _parts("classification")),
+    read=partial(as_top_level_names, example="['conv1', 'layer1']"),
+    reference=lambda: sorted(_parts("segmentation") - _parts("classification")),
     success=N_("Only last_layer: the backbone keys (conv1 ... stage4) are the same in both models, so an ImageNet "
                "checkpoint fills them all; last_layer starts from its initialisation. The checkpoint's "
                "incre_modules, downsamp_modules, final_layer and classifier are unexpected keys, left unused."),
@@ -285,7 +280,8 @@ missing_head_keys = ValueExercise(
     wrong_answers=[(["last_layer", "classifier"], "unexpected keys"), (["incre_modules"], "not missing ones"),
                    (["stage4", "last_layer"], "same keys in every head"), ([], "which?"),
                    (["head"], "no top-level part"), (42, "list of strings"),
-                   (["last_layer", "fuse_layers"], "fuse_layers is inside stage2")],
+                   (["last_layer", "fuse_layers"], "fuse_layers is inside stage2"),
+                   (["last_layer.0.weight"], "last_layer.0.weight is a path inside last_layer")],
 )
 
 logsoftmax_loss = ChoiceExercise(

@@ -9,7 +9,7 @@ import torch
 from ..i18n import N_, _
 from ..inspect import meta_model
 from ..ocr import MID_CHANNELS
-from ._answers import as_ints, as_strings, too_deep
+from ._answers import as_ints, as_top_level_names, too_deep
 from ._kinds import Case, FunctionExercise, Mistake, ValueExercise
 
 
@@ -65,6 +65,27 @@ def _attention_scaled(feats, regions):
     return _pooled(feats, regions, weights=lambda flat: (flat / feats.shape[1] ** 0.5).softmax(2))
 
 
+def _swapped_roles(feats, regions):
+    """A slip: the weights a softmax of feats over the pixels, the values taken from regions (B x C x K)."""
+    return feats.flatten(2).softmax(2) @ regions.flatten(2).transpose(1, 2)
+
+
+def _pixel_order_mismatch(feats, regions):
+    """A slip: regions flattened column by column (W x H), feats row by row, so weight and pixel do not meet."""
+    return _pooled(feats, regions.transpose(2, 3))
+
+
+def _whole_batch(feats, regions):
+    """A slip: the batch flattened into the pixels, one set of K representations for all the images."""
+    k, c = regions.shape[1], feats.shape[1]
+    weights = regions.transpose(0, 1).flatten(1).softmax(1)  # K x (B * HW)
+    return (weights @ feats.transpose(0, 1).flatten(1).T).expand(feats.shape[0], k, c)
+
+
+def _transposed(case, got, want) -> bool:
+    return got.shape == want.transpose(1, 2).shape and got.shape != want.shape
+
+
 _POOLING_SLIPS = [  # (name, what the slip computes, its message)
     ("reshape_not_transpose", partial(_pooled, pixels=lambda f: f.reshape(f.shape[0], -1, f.shape[1])), N_(
         "You reshaped feats to B x HW x C: reshape keeps the memory order of B x C x HW and only regroups it, so "
@@ -83,6 +104,21 @@ _POOLING_SLIPS = [  # (name, what the slip computes, its message)
     ("sigmoid", partial(_pooled, weights=lambda flat: flat.sigmoid()), N_(
         "Use a softmax over the pixels, not a sigmoid: a sigmoid weighs each pixel on its own, so the weights do not "
         "sum to 1.")),
+    ("sum_normalised", partial(_pooled, weights=lambda flat: flat / flat.sum(2, keepdim=True)), N_(
+        "You divided the logits by their sum: the weights are a softmax over the pixels (exp first, then normalised, "
+        "torch.softmax(..., dim=2)). Logits can be negative and their sum near zero, so plain division gives "
+        "negative or huge weights.")),
+    ("joint_softmax", partial(_pooled, weights=lambda flat: flat.flatten(1).softmax(1).reshape(flat.shape)), N_(
+        "Your softmax runs over all K x HW values at once, so the weights of all regions together sum to 1. Each "
+        "region needs its own softmax over its pixels: dim=2 of B x K x HW.")),
+    ("pixel_order", _pixel_order_mismatch, N_(
+        "You flattened regions and feats in different pixel orders (one row by row, the other column by column, "
+        "e.g. after a transpose(2, 3)), so each weight meets another pixel's features. Flatten both the same way: "
+        ".flatten(2) on each.")),
+    ("whole_batch", _whole_batch, N_(
+        "You pooled the pixels of all images of the batch together, so every image gets the same K "
+        "representations. Keep the batch axis: each image's weights come from its own maps, (B x K x HW) @ "
+        "(B x HW x C).")),
     ("scaled_softmax", _attention_scaled, N_(
         "You divided the logits by sqrt(C) before the softmax, as dot-product attention does. The region pooling has "
         "no such scale: SpatialGather_Module takes softmax(scale * regions) over the pixels with scale = 1. The "
@@ -125,6 +161,13 @@ def _plain_mean(feats, regions):
     return feats.reshape(b, c, -1).mean(2)[:, None, :].expand(b, regions.shape[1], c)
 
 
+def _inplace_softmax(feats, regions):
+    """A slip: the right pooling, its softmax computed in place in a view of the caller's regions."""
+    flat = regions.flatten(2)  # a view: writing into it writes into regions
+    flat.sub_(flat.amax(2, keepdim=True)).exp_()
+    return flat.div_(flat.sum(2, keepdim=True)) @ feats.flatten(2).transpose(1, 2)
+
+
 _PROBABILITIES_FIRST = N_(
     "You turned the regions into per-pixel class probabilities (a softmax over the K classes) before weighing the "
     "pixels. OCR takes one softmax, over the pixels of map k's logits (SpatialGather_Module: "
@@ -149,11 +192,21 @@ region_pooling = FunctionExercise(
                 like=_no_softmax, fragment="raw logits"),
         Mistake("plain_mean", N_("Every region got the plain mean of all pixels: the weights must come from the "
                 "region's own map (softmax over its pixels)."), like=_plain_mean, fragment="plain mean"),
+        Mistake("swapped_roles", N_(
+                "Your weights are a softmax of feats, and the values they average come from regions: the other way "
+                "round. The weights come from regions (B x K x HW, a softmax over the pixels), the values from feats "
+                "(B x HW x C)."), like=_swapped_roles, fragment="the other way round"),
         Mistake("transposed", lambda case, got, want: _(
                 "Your output is {got}, the transpose of B x K x C {want}: put the regions first, "
                 "(B x K x HW) @ (B x HW x C).", got=tuple(got.shape), want=tuple(want.shape)),
-                when=lambda case, got, want: got.shape == want.transpose(1, 2).shape and got.shape != want.shape,
+                when=lambda case, got, want: _transposed(case, got, want) and torch.allclose(
+                    got.transpose(1, 2), want, atol=1e-5, rtol=1e-4),
                 fragment="the transpose"),
+        Mistake("transposed_and_wrong", lambda case, got, want: _(
+                "Your output is {got}, B x C x K: the regions come first, B x K x C {want}. Transposing it will not "
+                "be enough: its values differ too. The weights are softmax(regions) over the pixels (B x K x HW); "
+                "multiply them by the pixels' features, B x HW x C.", got=tuple(got.shape), want=tuple(want.shape)),
+                when=_transposed, fragment="will not be enough"),
         Mistake("official_layout", lambda case, got, want: _(
                 "Your output is {got}, B x C x K x 1: that is the official layout after its permute (for its 1x1 "
                 "convs); return B x K x C {want}, as the question asks.", got=tuple(got.shape), want=tuple(want.shape)),
@@ -177,6 +230,8 @@ region_pooling = FunctionExercise(
            N_("torch.softmax(regions_flat, dim=2) gives each region weights that sum to 1 over the pixels; then "
               "weights @ pixels is B x K x C.")],
     wrong_answers=[(lambda f, r: _region_pooling(f, r).transpose(1, 2), "the transpose"),
+                   (lambda f, r: _no_softmax(f, r).transpose(1, 2), "will not be enough"),
+                   (_inplace_softmax, "changed regions in place"),
                    (lambda f, r: _region_pooling(f, r)[..., None], "shape"),
                    (_official_layout, "the official layout after its permute"),
                    (_untransposed, "the pixels must be the rows")],
@@ -223,8 +278,18 @@ attention_shape = ValueExercise(
               (1, _Q, 256): N_("256 is KEY_CHANNELS, the channels the query and key are projected to; they are "
                                "summed over in query @ key. What remains is pixels x regions."),
               (1, _Q, _Q): N_("That is a pixel-pixel self-attention (non-local). OCR relates each pixel to the K "
-                              "regions only.")},
-    rules=[(lambda got, want: got[0] != want[0], N_("One image: the batch is 1.")),
+                              "regions only."),
+              (ATT_CLASSES, ATT_SIZE[0] // 4, ATT_SIZE[1] // 4): N_(
+                  "That is K maps of the 1/4 map's size, the layout of the soft object regions (without their batch "
+                  "axis). The relation has the batch first and flattens the pixels into one axis: B x HW x K.")},
+    rules=[(lambda got, want: got[0] != want[0] and got[1:] == want[1:], N_("One image: the batch is 1.")),
+           (lambda got, want: got[1:] == (ATT_SIZE[0] // 4, ATT_SIZE[1] // 4), N_(
+               "({h}, {w}) is the 1/4 map as a grid. The relation flattens its pixels into one axis of {q} rows, "
+               "and has one column per region: B x HW x K.", h=ATT_SIZE[0] // 4, w=ATT_SIZE[1] // 4,
+               q=format(_Q, ","))),
+           (lambda got, want: got[2] == ATT_CLASSES + 1, N_(
+               "K is the {classes} classes: one soft region per class, and no extra one for a background "
+               "(Cityscapes' unlabelled pixels are marked 255, which is no class at all).", classes=ATT_CLASSES)),
            (lambda got, want: got[2] == MID_CHANNELS, N_(
                "{mid} is the width of the OCR features (MID_CHANNELS), not an axis of the relation: the last axis is "
                "the K = {classes} regions.", mid=MID_CHANNELS, classes=ATT_CLASSES)),
@@ -245,7 +310,10 @@ attention_shape = ValueExercise(
                    ((1, _Q, MID_CHANNELS), "MID_CHANNELS"),
                    ((1, _Q, ATT_CLASSES - 1), "no background class"),
                    ((1, 4 * _Q, ATT_CLASSES), "the 1/4 map of a 1024x2048 image"),
-                   ((1, _Q, _SHAPES_CLASSES), "so K = 19 regions"), ((1, _Q // 4, ATT_CLASSES), "the 1/8 map")],
+                   ((1, _Q, _SHAPES_CLASSES), "so K = 19 regions"), ((1, _Q // 4, ATT_CLASSES), "the 1/8 map"),
+                   ((ATT_CLASSES, ATT_SIZE[0] // 4, ATT_SIZE[1] // 4), "the layout of the soft object regions"),
+                   ((1, ATT_SIZE[0] // 4, ATT_SIZE[1] // 4), "the 1/4 map as a grid"),
+                   ((1, _Q, ATT_CLASSES + 1), "no extra one for a background")],
 )
 
 
@@ -253,12 +321,6 @@ attention_shape = ValueExercise(
 @functools.cache
 def _parts(head: str | None) -> frozenset[str]:
     return frozenset(k.split(".")[0] for k in meta_model("w18", head=head).state_dict())
-
-
-def _read_names(answer) -> frozenset[str]:
-    names = {a.removesuffix(".*").removesuffix(".").split(".")[0]
-             for a in as_strings(answer, N_("the names"), "['aux_head']")}
-    return frozenset(names - {""})
 
 
 @functools.cache
@@ -300,7 +362,8 @@ ocr_new_keys = ValueExercise(
     name="ocr_new_keys", lesson="09",
     question=N_("Which top-level parts of an HRNet-OCR state dict are not in an HRNetV2 (segmentation) state dict "
                 "of the same variant? Answer a list of names such as ['conv1']."),
-    read=_read_names, reference=lambda: sorted(_parts("ocr") - _parts("segmentation")),
+    read=partial(as_top_level_names, example="['aux_head']"),
+    reference=lambda: sorted(_parts("ocr") - _parts("segmentation")),
     success=N_("aux_head, cls_head, conv3x3_ocr and ocr_distri_head: matched by key names (as load_weights does), a "
                "V2 checkpoint fills only the backbone of an OCR model. aux_head holds the same layers as V2's "
                "last_layer under another name: the official seg_hrnet_ocr.py init_weights renames last_layer to "
@@ -319,7 +382,9 @@ ocr_new_keys = ValueExercise(
                    (["cls_head", "conv3x3_ocr", "ocr_distri_head"], "under a new name"),
                    (["aux_head", "cls_head", "conv3x3_ocr"], "you named 3 of them"), (["head"], "no top-level part"),
                    (7, "list of strings"), (["aux_head", "cls_head", "conv3x3_ocr", "object_context_block"],
-                                            "object_context_block is inside ocr_distri_head")],
+                                            "object_context_block is inside ocr_distri_head"),
+                   (["aux_head", "cls_head", "conv3x3_ocr", "ocr_distri_head.object_context_block"],
+                    "ocr_distri_head.object_context_block is a path inside ocr_distri_head")],
 )
 
 EXERCISES = [region_pooling, attention_shape, ocr_new_keys]

@@ -69,6 +69,18 @@ def _bias_none(conv, bn):
     return weight, None if conv.bias is None else bias
 
 
+def _zero_bias_when_none(conv, bn):
+    """A slip: "take b = 0" read as "the folded bias is 0" for a conv without a bias."""
+    weight, bias = _fold(conv, bn)
+    return weight, torch.zeros_like(bias) if conv.bias is None else bias
+
+
+def _folded_in_place(conv, bn):
+    """A slip: the right fold, written into the caller's conv.weight."""
+    weight, bias = _fold(conv, bn)
+    return conv.weight.copy_(weight), bias
+
+
 def _unchanged(conv, bn):
     return conv.weight, conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
 
@@ -144,6 +156,9 @@ _FOLD_SLIPS = [  # (name, message, what the slip computes, the fragment a test l
      _slip(scale=lambda bn: bn.weight / (torch.sqrt(bn.running_var) + bn.eps)), "eps inside"),
     ("var_not_std", N_("You divided by the variance: the scale is gamma / sqrt(var + eps), a standard deviation."),
      _slip(scale=lambda bn: bn.weight / (bn.running_var + bn.eps)), "standard deviation"),
+    ("inverse_scale", N_("Your scale is upside down: s = gamma / sqrt(var + eps), not sqrt(var + eps) / gamma. "
+                         "BatchNorm divides by the standard deviation and multiplies by gamma."),
+     _slip(scale=lambda bn: torch.sqrt(bn.running_var + bn.eps) / bn.weight), "upside down"),
     ("no_gamma", N_("You left out gamma (bn.weight): the scale is s = gamma / sqrt(var + eps)."),
      _slip(scale=lambda bn: 1 / torch.sqrt(bn.running_var + bn.eps)), "left out gamma"),
     ("bias_none", N_("Return a bias tensor even when conv.bias is None: the folded conv's bias is "
@@ -154,6 +169,11 @@ _FOLD_SLIPS = [  # (name, message, what the slip computes, the fragment a test l
      _slip(shift=lambda b, bn, s: (b + bn.running_mean) * s + bn.bias), "subtracts it"),
     ("no_beta", N_("You left out beta (bn.bias): the bias is (b - mean) * s + beta."),
      _slip(shift=lambda b, bn, s: (b - bn.running_mean) * s), "left out beta"),
+    ("beta_scaled", N_("You scaled beta too: BatchNorm adds beta after the scaling, so the bias is "
+                       "(b - mean) * s + beta, not (b - mean + beta) * s."),
+     _slip(shift=lambda b, bn, s: (b - bn.running_mean + bn.bias) * s), "adds beta after the scaling"),
+    ("zero_bias", N_("With no conv bias, b = 0, but the folded bias is not 0: the BatchNorm still shifts each "
+                     "channel, so it is (0 - mean) * s + beta."), _zero_bias_when_none, "the folded bias is not 0"),
     ("bias_unscaled", N_("Your bias is (b - mean) + beta: the shift (b - mean) is scaled too, (b - mean) * s + beta."),
      _slip(shift=lambda b, bn, s: b - bn.running_mean + bn.bias), "scaled too"),
     # the bias-free formula with b tacked on: right when conv.bias is None, wrong for the head's biased conv
@@ -184,7 +204,8 @@ fold_conv_bn = FunctionExercise(
               "bias: (b - mean) * s + beta.")],
     wrong_answers=[(_unchanged, "unchanged"), (_no_eps, "bn.eps itself"),
                    (lambda conv, bn: _fold(conv, bn)[::-1], "entry 0 (the weight)"),
-                   (_bias_taken_as_given, "conv.bias is None, as in every conv of HRNet's backbone")],
+                   (_bias_taken_as_given, "conv.bias is None, as in every conv of HRNet's backbone"),
+                   (_folded_in_place, "changed conv.weight in place")],
 )
 
 
