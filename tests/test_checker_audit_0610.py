@@ -63,7 +63,7 @@ def test_a_poly_rate_computed_in_float32_passes(answer):
 
 def test_a_rate_that_is_always_zero_is_not_called_growing():
     message = lesson07.poly_lr.check(lambda base_lr, step, max_steps: 0.0).message
-    assert "grows" not in message and "you return 0" in message
+    assert "grows" not in message and "At step 0 your rate is 0, not base_lr" in message
 
 
 def test_parameters_in_another_order_are_named():

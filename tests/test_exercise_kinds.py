@@ -627,3 +627,45 @@ def test_a_function_that_reads_its_arguments_and_builds_new_ones_passes():
         xs[0] += xs[1]
         return block(xs[0]) * s
     assert _scaled_sum_exercise().check(rebuilt).passed
+
+
+def _twice_conv(conv, x):  # a forward: conv, then twice the result
+    return 2 * conv(x)
+
+
+def _forward_exercise(trains: bool):
+    g = torch.Generator().manual_seed(5)
+    conv = nn.Conv2d(2, 3, 1)
+    return FunctionExercise(fn_name="double", reference=_twice_conv, question="?", trains=trains,
+                            cases=[(conv, torch.randn(1, 2, 4, 4, generator=g))], **COMMON)
+
+
+def _under_no_grad(conv, x):
+    with torch.no_grad():
+        return 2 * conv(x)
+
+
+@pytest.mark.parametrize("answer", [_under_no_grad, lambda conv, x: (2 * conv(x)).detach()])
+def test_a_forward_that_training_runs_must_keep_its_gradient(answer):
+    """With trains=True the answer runs with autograd on, on inputs that require a gradient (as in training):
+    right numbers without a gradient (no_grad, detach) are refused, and said so; without it they pass."""
+    assert _forward_exercise(True).check(_twice_conv).passed
+    refused = _forward_exercise(True).check(answer)
+    assert not refused.passed and "output carries no gradient" in refused.message
+    assert _forward_exercise(False).check(answer).passed
+
+
+def test_numpy_in_a_forward_that_training_runs_is_told_from_the_answers_line():
+    message = _forward_exercise(True).check(lambda conv, x: torch.from_numpy(2 * conv(x).numpy())).message
+    assert "Keep the tensors as tensors" in message
+
+
+def test_a_list_of_numbers_written_into_gets_the_advice_for_lists():
+    ex = FunctionExercise(fn_name="widths", reference=lambda channels: [2 * c for c in channels], question="?",
+                          solution_text="s", cases=[([1, 2],)], **{k: v for k, v in COMMON.items() if k != "solution_text"})
+
+    def doubled_in_place(channels):
+        channels[:] = [2 * c for c in channels]
+        return list(channels)
+    message = ex.check(doubled_in_place).message
+    assert "changed channels[0] in place" in message and "Leave the caller's list as it was" in message

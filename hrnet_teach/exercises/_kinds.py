@@ -27,6 +27,7 @@ import math
 import os
 import re
 import textwrap
+import traceback
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
@@ -306,7 +307,35 @@ def changed_in_place(before: Any, after: Any, name: str) -> str | None:
         if before.keys() != after.keys():
             return _("the keys of {name}", name=name)
         return next((c for k in before if (c := changed_in_place(before[k], after[k], f"{name}[{k!r}]"))), None)
+    if isinstance(before, (int, float, str)) and before == before and before != after:  # an item of a list (nan: not)
+        return name
     return None
+
+
+def _numpy_on_a_tensor_with_grad(error: BaseException) -> bool:
+    """Whether ``error`` was raised by a line (the innermost outside torch) that calls .numpy(): on a tensor that
+    requires a gradient, torch refuses it. Read from the answer's own line, not from torch's wording."""
+    root = os.path.dirname(torch.__file__) + os.sep
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(root)]
+    return isinstance(error, RuntimeError) and bool(frames) and ".numpy(" in (frames[-1].line or "")
+
+
+def _requiring_grad(value: Any) -> Any:
+    """``value`` with each floating tensor made one that requires a gradient, as in training; not a leaf (a clone
+    of one), so an answer that writes into it in place is told so by the values, not stopped by autograd."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().requires_grad_().clone() if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_requiring_grad(v) for v in value)
+    return value
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_detached(v) for v in value)
+    return value
 
 
 def tensors_in(value: Any) -> list[torch.Tensor]:
@@ -375,7 +404,7 @@ class FunctionExercise(Exercise):
                  mistakes: Sequence[Mistake] = (), expected: Callable | None = None, success: Message = "",
                  returns: str = N_("the result"), against: str = N_("the reference"), call: Callable | None = None,
                  where: Callable[..., str] | None = None, atol: float = 1e-5, rtol: float = 1e-5,
-                 entries: Sequence[Message] = (), **common):
+                 entries: Sequence[Message] = (), trains: bool = False, **common):
         if "solution_text" not in common and getattr(reference, "__name__", "") == "<lambda>":
             raise ValueError(f"{common.get('name')}: the solution shown is the reference's code; a lambda's is the "
                              "line around it. Write the reference with def, or give solution_text")
@@ -385,6 +414,7 @@ class FunctionExercise(Exercise):
         self.expected_fn, self.returns, self.against = expected or reference, returns, against
         self.call_fn, self.where_fn, self.atol, self.rtol = call, where, atol, rtol
         self.entries = list(entries)  # what each entry of a returned tuple is, for the messages ("the bias")
+        self.trains = trains  # a forward that training runs: its output must carry a gradient (see _invoke)
         if call is not None:  # where the answer is called (see where_raised)
             CALL_SITES.add((os.path.abspath(call.__code__.co_filename), call.__code__.co_name))
 
@@ -413,7 +443,17 @@ class FunctionExercise(Exercise):
         args = _fresh(case.args, copy_modules)
         if copy_modules:  # the learner's call: what it was given, compared with the case's own after it returns
             case.given = args
-        return self.call_fn(fn, *args) if self.call_fn else fn(*args)
+        if not (copy_modules and self.trains):
+            return self.call_fn(fn, *args) if self.call_fn else fn(*args)
+        with torch.enable_grad():  # as training runs it (the check itself runs without autograd)
+            case.given = args = _requiring_grad(args)
+            got = self.call_fn(fn, *args) if self.call_fn else fn(*args)
+        if any(t.is_floating_point() and not t.requires_grad for t in tensors_in(got)):
+            raise Wrong(_("Your {fn_name}'s output carries no gradient: training's backward() would have nothing to "
+                          "follow back to the inputs and weights. Leave torch.no_grad(), .detach(), .item() and numpy "
+                          "out of a forward (the lesson's cells use torch.no_grad() only to look at values).",
+                          fn_name=self.fn_name))
+        return _detached(got)
 
     def _run(self, fn: Callable, case: Case) -> Any:
         """The learner's result on ``case``, or the exception it raised (Wrong and a
@@ -453,6 +493,13 @@ class FunctionExercise(Exercise):
         names = _positional_names(self.reference) or []
         for k, (before, after) in enumerate(zip(case.args, getattr(case, "given", case.args))):
             change = changed_in_place(before, after, names[k] if k < len(names) else f"#{k + 1}")
+            if change is not None and not isinstance(before, (torch.Tensor, nn.Module)) and not any(
+                    isinstance(v, (torch.Tensor, nn.Module)) for v in before):  # a list of numbers or names
+                raise Wrong(_(
+                    "Your {fn_name} gives the right result, but it changed {what} in place (on {where}). Leave the "
+                    "caller's list as it was: build a new one (list(old), a list comprehension) rather than writing "
+                    "into it (old[:] = ..., old.append(...), old[i] = ...).", fn_name=self.fn_name, what=change,
+                    where=case.where))
             if change is not None:
                 raise Wrong(_(
                     "Your {fn_name} gives the right result, but it changed {what} in place (on {where}). In the "
@@ -484,6 +531,10 @@ class FunctionExercise(Exercise):
         theirs = {t.device for t in tensors_in(expected)}  # none where the answer is a number: a tensor of one is read
         if theirs and {t.device for t in tensors_in(got)} - theirs:  # another device: said before any slip's guess
             return _("On {where}: {problem}", where=case.where, problem=self.compare(got, expected, case))
+        if raised and self.trains and _numpy_on_a_tensor_with_grad(got):
+            return _("On {where} your function raised {error}. Keep the tensors as tensors: a forward returns tensors "
+                     "(numpy has no gradient, and the check runs your code as training does, with autograd on, which "
+                     "is why .numpy() refused).", where=case.where, error=_first_line(got))
         for mistake in self.mistakes:
             if self._matches(mistake, case, got, expected):
                 message = _say(mistake.message, case, got, expected)
@@ -534,7 +585,10 @@ class FunctionExercise(Exercise):
                 return _("you return nan; {against} gives {expected}: {causes}", against=self.against,
                          expected=format(_number(expected), ".6g"), causes=text(NAN_CAUSES))
             if not math.isclose(value, _number(expected), rel_tol=self.rtol, abs_tol=self.atol):
-                note = _precision_note(got, value, _number(expected))
+                # a reference computed in float32 itself: the tolerance already takes float32's rounding, so a
+                # number outside it differs by more than precision (a loss with label_smoothing)
+                same_precision = _low_precision(expected) is not None and _low_precision(expected) == _low_precision(got)
+                note = None if same_precision else _precision_note(got, value, _number(expected))
                 if note is not None:
                     return note
                 got, expected = format(value, ".6g"), format(_number(expected), ".6g")

@@ -224,7 +224,7 @@ basic_block_forward = FunctionExercise(
                 "`block.relu`, `block.conv2`, `block.bn2` and `block.downsample` (None or a 1x1 conv + BN)."),
     # the class's forward, not block(x): _call_block refuses an answer that calls the block itself
     reference=_reference_forward, expected=lambda block, x: BasicBlock.forward(block, x), cases=_block_cases,
-    call=_call_block, returns=N_("the output tensor"), against="ht.BasicBlock",
+    call=_call_block, returns=N_("the output tensor"), against="ht.BasicBlock", trains=True,
     mistakes=[*(Mistake(name, message, like=like) for name, message, like in _BLOCK_SLIPS),
               Mistake("numbers", _RECIPE, when=lambda case, got, want: _same_kind(got, want))],  # no slip explains it
     success=lambda n: _("Your forward matches ht.BasicBlock on {n} blocks (with and without a downsample, stride 1 and "

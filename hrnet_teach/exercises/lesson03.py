@@ -454,7 +454,8 @@ fuse_sum = FunctionExercise(
     question=N_("Write `fuse_by_hand(module, xs, i)`: output branch i of a HighResolutionModule, given `xs`, the "
                 "outputs of its branches. Use `module.fuse_layers[i][j]` and `F.interpolate` (bilinear to branch i's "
                 "size, align_corners=module.align_corners)."),
-    reference=fuse_by_hand, cases=_fuse_cases, call=_call_sum, returns=N_("the one tensor of output branch i"),
+    reference=fuse_by_hand, cases=_fuse_cases, call=_call_sum, trains=True,
+    returns=N_("the one tensor of output branch i"),
     against=N_("the module"),
     mistakes=[
         *(Mistake(name, message, like=functools.partial(_variant_sum, **slip)) for name, message, slip in _SUM_SLIPS),

@@ -267,7 +267,8 @@ transition_forward = FunctionExercise(
                 "after each stage. `transition` is a plain nn.ModuleList with one entry per output branch (None, or "
                 "layers to apply); `y_list` is the previous stage's outputs. Return the new list (do not change "
                 "y_list)."),
-    reference=_reference, cases=_transition_cases, call=_call, returns=N_("a list with one tensor per branch"),
+    reference=_reference, cases=_transition_cases, call=_call, trains=True,
+    returns=N_("a list with one tensor per branch"),
     against="ht.Transition",
     mistakes=[
         Mistake("calls_module", N_("A plain nn.ModuleList cannot be called like a layer: loop over its entries "
@@ -326,7 +327,7 @@ transition_forward = FunctionExercise(
         "`if i < self.stage2_cfg['NUM_BRANCHES']` and `if i < self.stage3_cfg['NUM_BRANCHES']`; the loop before "
         "stage 2 reads the one map x instead of a list.")),
     wrong_answers=[(_in_place, "changed the list"), ("y_list", "Pass your function itself"),
-                   (_as_generator, "returned a generator"), (_as_numpy, "ndarray where a tensor belongs"),
+                   (_as_generator, "returned a generator"), (_as_numpy, "Keep the tensors as tensors"),
                    (lambda t, y: [torch.relu(x) for x in _reference(t, y)], "shapes are right but the numbers differ"),
                    (_appends_into_y, "changed the list"),
                    (lambda t, y: [None if op is None else op(y[min(i, len(y) - 1)]) for i, op in enumerate(t)],

@@ -44,14 +44,14 @@ def _v2_head(features, last_layer):
 
 
 def _head(features, last_layer, *, scale=False, order=1, dim=1, classify=True, join=None, first=0, wh=False,
-          **resize):
+          maps_kept=None, full=False, **resize):
     """What a slip computes: other resizing, a scale factor, the size as (width, height), the branches' order, the
     cat's dim (or ``join`` instead of the cat), branch 0 left out (``first=1``), no last_layer."""
     resize = {"mode": "bilinear", "align_corners": True, **resize}
-    size = features[0].shape[-2:][::-1] if wh else features[0].shape[-2:]
+    size = features[0].shape if full else features[0].shape[-2:][::-1] if wh else features[0].shape[-2:]
     up = [F.interpolate(f, **({"scale_factor": 2 ** b} if scale else {"size": size}), **resize)
           for b, f in enumerate(features[1:], start=1)]
-    maps = ([features[0]] + up)[first:][::order]
+    maps = ([features[0]] + up)[first:maps_kept][::order]
     concat = join(maps) if join else torch.cat(maps, dim=dim)
     return last_layer(concat) if classify else concat
 
@@ -99,6 +99,18 @@ _HEAD_SLIPS = [  # (name, what the slip changes in _head, its message)
     ("width_height", {"wh": True}, N_(
         "You gave F.interpolate the size as (width, height); it takes (height, width), the order "
         "features[0].shape[-2:] gives.")),
+    ("branch0_only", {"maps_kept": 1}, N_(
+        "last_layer takes the four maps concatenated (C + 2C + 4C + 8C channels) and is applied once; it got branch "
+        "0 alone, what the pose head reads. Concatenate first, torch.cat(..., dim=1), then apply last_layer.")),
+    ("three_branches", {"maps_kept": 3}, N_(
+        "You left out branch 3: your concatenation has C + 2C + 4C channels, and last_layer expects C + 2C + 4C + "
+        "8C. Resize and concatenate all four maps.")),
+    ("stack", {"join": partial(torch.stack, dim=1)}, N_(
+        "torch.stack puts the maps along a new axis and needs them all the same shape; concatenate the channels "
+        "instead: torch.cat(maps, dim=1).")),
+    ("full_shape", {"full": True}, N_(
+        "size= takes (height, width) only: use features[0].shape[-2:], not the whole shape with its batch and "
+        "channels.")),
     ("no_branch0", {"first": 1}, N_(
         "You left out branch 0: last_layer expects C + 2C + 4C + 8C channels, and your concatenation has only "
         "2C + 4C + 8C. Put features[0] first, as it is, then the three upsampled maps.")),
@@ -111,7 +123,7 @@ v2_head = FunctionExercise(
                 "logits (B, classes, H/4, W/4), as HRNetSegmentation does. Resize with mode='bilinear', "
                 "align_corners=True, as that model is built here (the package's default; the HRNetV2-W48 Cityscapes "
                 "files of the official HRNet-OCR branch set False: lesson 08, 4.3)."),
-    reference=_v2_head, cases=_head_cases, returns=N_("the logits tensor"), against="HRNetSegmentation",
+    reference=_v2_head, cases=_head_cases, returns=N_("the logits tensor"), against="HRNetSegmentation", trains=True,
     atol=1e-4, rtol=1e-4,
     mistakes=[Mistake(name, message, like=partial(_head, **change)) for name, change, message in _HEAD_SLIPS] + [
         Mistake("no_last_layer", lambda case, got, want: _(

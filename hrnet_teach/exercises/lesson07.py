@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +15,7 @@ from ..data import IGNORE_INDEX
 from ..i18n import N_, _
 from ..keypoints import gaussian_heatmaps
 from ._answers import as_ints
+from ._base import Wrong
 from ._kinds import FunctionExercise, Mistake, ValueExercise
 
 
@@ -30,7 +32,13 @@ def _exponential(case, got, want):
     d = max(1, max_steps // 100)  # a few steps apart: poly's ratio drifts visibly, gamma ** (3 d) does not underflow
     rates = [float(poly_lr.call(case.answer, base_lr, k * d, max_steps, where=case.where)) for k in range(4)]
     ratios = [later / earlier for earlier, later in zip(rates, rates[1:])]
-    return 0 < ratios[0] < 1 and all(math.isclose(r, ratios[0], rel_tol=1e-5) for r in ratios)
+    return (math.isclose(rates[0], base_lr, rel_tol=1e-6) and 0 < ratios[0] < 1  # base_lr * gamma ** 0 is base_lr
+            and all(math.isclose(r, ratios[0], rel_tol=1e-5) for r in ratios))
+
+
+def _rate_at_start(case) -> float:
+    base_lr, _step, max_steps = case.args
+    return float(poly_lr.call(case.answer, base_lr, 0, max_steps, where=case.where))
 
 
 poly_lr = FunctionExercise(
@@ -83,6 +91,15 @@ poly_lr = FunctionExercise(
             "and never reaches 0. The official schedule is poly, base_lr * (1 - step / max_steps) ** 0.9: it falls "
             "slowly at first (halfway, still {half} of base_lr) and reaches 0 at max_steps.",
             half=format(0.5 ** 0.9, ".3f")), when=_exponential),
+        Mistake("start", lambda case, got, want: _(
+            "At step 0 your rate is {start}, not base_lr = {base}: poly starts at base_lr. Check the brackets and "
+            "what multiplies what: base_lr * (1 - step / max_steps) ** 0.9, the power on the bracket alone.",
+            start=format(_rate_at_start(case), ".6g"), base=case.args[0]),
+            when=lambda case, got, want: not math.isclose(_rate_at_start(case), case.args[0], rel_tol=1e-4)),
+        Mistake("above_base_lr", lambda case, got, want: _(
+            "Your rate {got} is above base_lr = {base}: poly falls from base_lr to 0, so the power is +0.9 and the "
+            "fraction of training left, 1 - step / max_steps, is at most 1.", got=format(float(got), ".6g"),
+            base=case.args[0]), when=lambda case, got, want: float(got) > case.args[0]),
     ],
     success=N_("Your schedule matches the official one: halfway through, the rate is still {half} of base_lr "
                "(above linear decay), and it reaches 0 at max_steps.", half=format(0.5 ** 0.9, ".3f")),
@@ -92,17 +109,42 @@ poly_lr = FunctionExercise(
                    (lambda base_lr, step, max_steps: base_lr * 0.9 ** step, "exponential decay"),
                    (lambda base_lr, step, max_steps: base_lr * ((1 - step) / max_steps) ** 0.9,
                     "(1 - step) / max_steps is negative"),
-                   (lambda base_lr, step, max_steps: base_lr * (1 - step // max_steps) ** 0.9, "integer division")],
+                   (lambda base_lr, step, max_steps: base_lr * (1 - step // max_steps) ** 0.9, "integer division"),
+                   (lambda base_lr, step, max_steps: base_lr * max_steps - step / max_steps ** 0.9, "At step 0 your rate is 20"),
+                   (lambda base_lr, step, max_steps: (base_lr * (1 - step / max_steps)) ** 0.9, "the power on the bracket alone"),
+                   (lambda base_lr, step, max_steps: base_lr * (1 - step / max_steps) ** -0.9, "is above base_lr")],
 )
 
 
 def _loss_cases():
     generator = torch.Generator().manual_seed(7)
-    for batch, classes, (h, w) in ((2, 4, (8, 8)), (1, 3, (6, 10)), (3, 5, (4, 4))):
-        logits = torch.randn(batch, classes, h, w, generator=generator) * 2
-        mask = torch.randint(0, classes, (batch, 4 * h, 4 * w), generator=generator)
+    # (batch, classes, mask size): the last one's sides are no multiples of 4 (a 250 x 333 image gives 63 x 84
+    # logits, and x 4 overshoots), so only a resize to the mask's own size fits it
+    for batch, classes, (h, w) in ((2, 4, (32, 32)), (1, 3, (24, 40)), (3, 5, (16, 16)), (1, 3, (30, 41))):
+        logits = torch.randn(batch, classes, -(-h // 4), -(-w // 4), generator=generator) * 2
+        mask = torch.randint(0, classes, (batch, h, w), generator=generator)
         mask[torch.rand(mask.shape, generator=generator) < 0.3] = IGNORE_INDEX
         yield logits, mask
+
+
+def _call_loss(fn, logits, mask):
+    """The answer with autograd on, as the trainer calls it: a loss must be a tensor that leads back to the logits,
+    or loss.backward() has nothing to train (.item(), a detach, torch.no_grad() or numpy cut that path)."""
+    logits = logits.detach().requires_grad_()
+    with torch.enable_grad():
+        loss = fn(logits, mask)
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        return loss.detach()
+    if isinstance(loss, torch.Tensor) or _plain_number(loss):
+        raise Wrong(_("Your loss is {kind}, with no path back to the logits: the trainer calls loss.backward(), so "
+                      "return the tensor cross_entropy gives, as it is (no .item(), float(), .detach(), numpy, and "
+                      "no torch.no_grad() around the resize or the loss).",
+                      kind=_("a tensor without a gradient") if isinstance(loss, torch.Tensor) else _("a plain number")))
+    return loss
+
+
+def _plain_number(value) -> bool:
+    return isinstance(value, (int, float, np.generic, np.ndarray)) and not isinstance(value, bool)
 
 
 def _seg_loss(logits, mask):
@@ -132,6 +174,8 @@ def _loss(logits, mask, *, mode="bilinear", align=False, ignore=True, background
     labelled = mask != IGNORE_INDEX
     if reduction == "per_image":
         return torch.stack([p.sum() / n.sum() for p, n in zip(per_pixel, labelled)]).mean()
+    if reduction == "images":
+        return per_pixel.sum() / len(mask)
     return per_pixel.sum() / labelled.sum() if reduction == "labelled" else getattr(per_pixel, reduction)()
 
 
@@ -152,7 +196,7 @@ segmentation_loss = FunctionExercise(
     question=N_("Write `seg_loss(logits, mask)`: `logits` B x C x H/4 x W/4 from the model, `mask` B x H x W of class "
                 "indices with 255 on pixels to ignore. Return the trainer's loss: the logits resized bilinearly "
                 "(align_corners=False) to the mask's size, then cross-entropy over the labelled pixels."),
-    reference=_seg_loss, cases=_loss_cases, returns=N_("the loss"), against=N_("the trainer's loss"),
+    reference=_seg_loss, cases=_loss_cases, call=_call_loss, returns=N_("the loss"), against=N_("the trainer's loss"),
     rtol=1e-4, atol=1e-6,
     mistakes=[Mistake(name, message, like=partial(_loss, **change)) for name, change, message in [
         ("no_upsample", {"mode": None}, N_(
@@ -183,6 +227,9 @@ segmentation_loss = FunctionExercise(
         *[(f"dim{d}", {"dim": d}, N_(
             "Your log-probabilities are normalised over another axis than the classes: for B x C x H x W logits, "
             "log_softmax(..., dim=1), as cross_entropy does.")) for d in (0, 2, 3)],
+        ("per_batch_image", {"reduction": "images"}, N_(
+            "You divided the summed loss by the number of images; cross_entropy averages over the labelled pixels "
+            "(reduction='mean').")),
         ("per_image", {"reduction": "per_image"}, N_(
             "You averaged each image's loss, then the images, so every image weighs the same. cross_entropy "
             "averages over all the labelled pixels of the batch at once, so there an image with more labelled "
@@ -200,6 +247,22 @@ segmentation_loss = FunctionExercise(
             like=lambda lo, m: F.nll_loss(F.interpolate(lo, size=m.shape[-2:], mode="bilinear", align_corners=False),
                                           m, ignore_index=IGNORE_INDEX)),
         # the slip raises; an answer that raises the same error (type and text) on the same case is told this
+        Mistake("scale_factor", N_(
+            "Enlarge to the mask's exact size, size=mask.shape[-2:]: a scale factor of 4 overshoots when the image's "
+            "sides are no multiples of 4 (a 250 x 333 image gives 63 x 84 logits, and x 4 is 252 x 336)."),
+            like=lambda lo, m: F.cross_entropy(F.interpolate(lo, scale_factor=4, mode="bilinear", align_corners=False),
+                                               m, ignore_index=IGNORE_INDEX)),
+        Mistake("swapped", N_("The logits go first and the mask second: F.cross_entropy(logits, mask, "
+                              "ignore_index=255)."),
+            like=lambda lo, m: F.cross_entropy(m, F.interpolate(lo, size=m.shape[-2:], mode="bilinear",
+                                                                align_corners=False), ignore_index=IGNORE_INDEX)),
+        Mistake("size_wh", N_("size is (height, width), as mask.shape[-2:] gives it; you passed (width, height)."),
+            like=lambda lo, m: F.cross_entropy(F.interpolate(lo, size=m.shape[-2:][::-1], mode="bilinear",
+                                                             align_corners=False), m, ignore_index=IGNORE_INDEX)),
+        Mistake("mask_channel", N_("The mask stays B x H x W, class indices with no channel axis: cross_entropy "
+                                   "takes B x C x H x W logits and a B x H x W mask (no unsqueeze(1))."),
+            like=lambda lo, m: F.cross_entropy(F.interpolate(lo, size=m.shape[-2:], mode="bilinear",
+                                                             align_corners=False), m[:, None], ignore_index=IGNORE_INDEX)),
         Mistake("size_with_batch", N_(
             "`size` takes (height, width) only: mask.shape is B x H x W, so use size=mask.shape[-2:]."),
             like=lambda lo, m: F.cross_entropy(F.interpolate(lo, size=m.shape, mode="bilinear", align_corners=False),
@@ -207,7 +270,9 @@ segmentation_loss = FunctionExercise(
     success=N_("Your loss matches the trainer's on three batches, ignored pixels and all."),
     hints=[N_("`F.interpolate(logits, size=mask.shape[-2:], mode='bilinear', align_corners=False)` first."),
            N_("`F.cross_entropy(..., ignore_index=255)` leaves those pixels out of the sum and of the count.")],
-    wrong_answers=[(lambda logits, mask: "0.7", "returned a str")],
+    wrong_answers=[(lambda logits, mask: "0.7", "returned a str"),
+                   (lambda logits, mask: _seg_loss(logits, mask).item(), "Your loss is a plain number"),
+                   (lambda logits, mask: _seg_loss(logits.detach(), mask), "Your loss is a tensor without a gradient")],
 )
 
 MIOU_CASES = [
@@ -347,7 +412,7 @@ norm_for = FunctionExercise(
     name="norm_for", lesson="07", fn_name="norm_for",
     question=N_("Write `norm_for(device_type, world_size)`: the normalisation class (nn.BatchNorm2d or "
                 "nn.SyncBatchNorm) a run with `world_size` processes on `device_type` ('cpu' or 'cuda') should use."),
-    reference=_norm_for, cases=[("cpu", 1), ("cpu", 2), ("cuda", 1), ("cuda", 4), ("cuda", 8), ("cpu", 4)],
+    reference=_norm_for, cases=[("cpu", 1), ("cpu", 2), ("cuda", 1), ("cuda", 4), ("cuda", 8), ("cpu", 4), ("cuda", 2)],
     returns=N_("nn.BatchNorm2d or nn.SyncBatchNorm (the class)"),
     mistakes=[  # slips of (device_type d, world_size n); the right class elsewhere
         Mistake("instance", lambda case, got, want: _(
@@ -371,8 +436,10 @@ norm_for = FunctionExercise(
             "take the same path as several GPUs; in a group of one those layers compute exactly what BatchNorm2d "
             "does.)"), like=lambda d, n: nn.SyncBatchNorm if d == "cuda" else _norm_for(d, n)),
         Mistake("plain_on_gpus", lambda case, got, want: _(
-            "With {n} GPU processes plain BatchNorm2d normalises each GPU's few images on their own; SyncBatchNorm "
-            "pools the statistics of the whole batch, as the official trainer does.", n=case.args[1]),
+            "For norm_for({d!r}, {n}) you returned nn.BatchNorm2d. With {n} GPU processes plain BatchNorm2d normalises "
+            "each GPU's few images on their own; SyncBatchNorm pools the statistics of the whole batch, as the "
+            "official trainer does. (device_type is the string 'cuda': compare it with a string, not with "
+            "torch.device('cuda').)", d=case.args[0], n=case.args[1]),
             like=lambda d, n: nn.BatchNorm2d),
     ],
     success=N_("Right: SyncBatchNorm exactly when several GPU processes share a batch (NCCL); "
@@ -382,7 +449,8 @@ norm_for = FunctionExercise(
     wrong_answers=[(lambda d, n: nn.SyncBatchNorm, "does not work for CPU processes"), (lambda d, n: nn.BatchNorm2d, "pools the statistics"),
                    (lambda d, n: nn.BatchNorm2d(8), "return the class itself"),
                    (lambda d, n: "BatchNorm2d", "the string"),
-                   (lambda d, n: partial(_norm_for(d, n), momentum=0.01), "not a class")],
+                   (lambda d, n: partial(_norm_for(d, n), momentum=0.01), "not a class"),
+                   (lambda d, n: nn.SyncBatchNorm if d == "cuda" and n > 2 else nn.BatchNorm2d, "With 2 GPU processes")],
 )
 
 # (x, y) in pixels; square sides. 26 / 4 = 6.5 lies exactly between two cells: the official + 0.5 sends it up,

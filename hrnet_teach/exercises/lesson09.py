@@ -180,7 +180,8 @@ region_pooling = FunctionExercise(
                 "B x K x C: for each region k, the average of the pixel features, weighted by a softmax over the "
                 "pixels of region k's map. Aim for one batched matmul and no loop over k (a loop gives the same "
                 "values, and passes)."),
-    reference=_region_pooling, cases=_pooling_cases, returns=N_("the B x K x C region representations"),
+    reference=_region_pooling, cases=_pooling_cases, trains=True,
+    returns=N_("the B x K x C region representations"),
     against=N_("the reference pooling"),
     mistakes=[
         Mistake("softmax_over_classes", N_("Your softmax runs over the K classes at each pixel (dim=1 of the maps): "

@@ -698,7 +698,8 @@ head = FunctionExercise(
                 "in): every branch bilinearly resized to branch 0's size, concatenated along the channels, then "
                 "last_layer. The check runs it on the package's stage-4 maps with the checkpoint's last_layer and "
                 "align_corners, then once with align_corners=True."),
-    reference=v2_head, cases=_head_cases, returns=N_("the logits tensor"), against=N_("the package's model"),
+    reference=v2_head, cases=_head_cases, trains=True, returns=N_("the logits tensor"),
+    against=N_("the package's model"),
     mistakes=[  # the first that matches is said: align_ignored before align_corners, which would misread it
         Mistake("align_ignored", N_("With align_corners=True your head still upsamples as with False, the checkpoint's "
                                     "setting and F.interpolate's default: the argument never reaches F.interpolate. "
