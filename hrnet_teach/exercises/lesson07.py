@@ -267,7 +267,8 @@ segmentation_loss = FunctionExercise(
             "`size` takes (height, width) only: mask.shape is B x H x W, so use size=mask.shape[-2:]."),
             like=lambda lo, m: F.cross_entropy(F.interpolate(lo, size=m.shape, mode="bilinear", align_corners=False),
                                                m, ignore_index=IGNORE_INDEX))],
-    success=N_("Your loss matches the trainer's on three batches, ignored pixels and all."),
+    success=N_("Your loss matches the trainer's on four batches, ignored pixels and all, one of them a mask whose sides "
+               "are no multiples of 4."),
     hints=[N_("`F.interpolate(logits, size=mask.shape[-2:], mode='bilinear', align_corners=False)` first."),
            N_("`F.cross_entropy(..., ignore_index=255)` leaves those pixels out of the sum and of the count.")],
     wrong_answers=[(lambda logits, mask: "0.7", "returned a str"),
