@@ -103,7 +103,7 @@ def test_an_answer_returning_a_numpy_float_passes(exercise, numpy_type):
 def test_a_numpy_answer_that_is_wrong_is_still_wrong_and_a_numpy_bool_is_no_number():
     reference = lesson07.poly_lr.reference
     wrong = lesson07.poly_lr.check(lambda *args: np.float32(reference(*args) * 2))
-    assert not wrong.passed and "you return" in wrong.message
+    assert not wrong.passed and "your rate is 0.1, not base_lr = 0.05" in wrong.message  # read as the number it is
     boolean = lesson07.poly_lr.check(lambda *args: np.bool_(True))
     assert not boolean.passed and "bool" in boolean.message
 

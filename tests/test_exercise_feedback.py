@@ -163,7 +163,8 @@ def test_miou_nan_on_a_matrix_where_every_class_occurs_is_not_blamed_on_an_empty
 
 
 def test_a_nan_number_says_where_a_nan_comes_from():
-    message = lesson07.segmentation_loss.check(lambda logits, mask: float("nan")).message
+    # a tensor on the logits' graph (a plain float is refused first: the loss must stay a tensor for backward())
+    message = lesson07.segmentation_loss.check(lambda logits, mask: logits.sum() * float("nan")).message
     assert "you return nan" in message and "a 0/0, a log or sqrt" in message
 
 
