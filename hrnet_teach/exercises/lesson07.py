@@ -38,7 +38,15 @@ def _exponential(case, got, want):
 
 def _rate_at_start(case) -> float:
     base_lr, _step, max_steps = case.args
-    return float(poly_lr.call(case.answer, base_lr, 0, max_steps, where=case.where))
+    return _as_rate(poly_lr.call(case.answer, base_lr, 0, max_steps, where=case.where))
+
+
+def _as_rate(value) -> float:
+    """A returned rate as a float; a bool (numpy's too) or anything else that is no number raises, so a mistake
+    that reads rates does not apply to it (the comparison then says what it is)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number, torch.Tensor)):
+        raise TypeError(f"no rate: {type(value).__name__}")
+    return float(value)
 
 
 poly_lr = FunctionExercise(
@@ -98,8 +106,8 @@ poly_lr = FunctionExercise(
             when=lambda case, got, want: not math.isclose(_rate_at_start(case), case.args[0], rel_tol=1e-4)),
         Mistake("above_base_lr", lambda case, got, want: _(
             "Your rate {got} is above base_lr = {base}: poly falls from base_lr to 0, so the power is +0.9 and the "
-            "fraction of training left, 1 - step / max_steps, is at most 1.", got=format(float(got), ".6g"),
-            base=case.args[0]), when=lambda case, got, want: float(got) > case.args[0]),
+            "fraction of training left, 1 - step / max_steps, is at most 1.", got=format(_as_rate(got), ".6g"),
+            base=case.args[0]), when=lambda case, got, want: _as_rate(got) > case.args[0]),
     ],
     success=N_("Your schedule matches the official one: halfway through, the rate is still {half} of base_lr "
                "(above linear decay), and it reaches 0 at max_steps.", half=format(0.5 ** 0.9, ".3f")),
