@@ -493,20 +493,20 @@ class FunctionExercise(Exercise):
         names = _positional_names(self.reference) or []
         for k, (before, after) in enumerate(zip(case.args, getattr(case, "given", case.args))):
             change = changed_in_place(before, after, names[k] if k < len(names) else f"#{k + 1}")
-            if change is not None and not isinstance(before, (torch.Tensor, nn.Module)) and not any(
-                    isinstance(v, (torch.Tensor, nn.Module)) for v in before):  # a list of numbers or names
+            if change is None:
+                continue
+            if not isinstance(before, nn.Module) and not tensors_in(before):  # a list of numbers or names
                 raise Wrong(_(
                     "Your {fn_name} gives the right result, but it changed {what} in place (on {where}). Leave the "
                     "caller's list as it was: build a new one (list(old), a list comprehension) rather than writing "
                     "into it (old[:] = ..., old.append(...), old[i] = ...).", fn_name=self.fn_name, what=change,
                     where=case.where))
-            if change is not None:
-                raise Wrong(_(
-                    "Your {fn_name} gives the right result, but it changed {what} in place (on {where}). In the "
-                    "notebook it gets the caller's own objects, which the next cell (and, in training, autograd) "
-                    "still uses: compute new tensors (`a = a * s` or `a.mul(s)`, not `a.mul_(s)`, `a *= s` or "
-                    "`a.data = ...`), and build a new list rather than writing into the one given.",
-                    fn_name=self.fn_name, what=change, where=case.where))
+            raise Wrong(_(
+                "Your {fn_name} gives the right result, but it changed {what} in place (on {where}). In the "
+                "notebook it gets the caller's own objects, which the next cell (and, in training, autograd) "
+                "still uses: compute new tensors (`a = a * s` or `a.mul(s)`, not `a.mul_(s)`, `a *= s` or "
+                "`a.data = ...`), and build a new list rather than writing into the one given.",
+                fn_name=self.fn_name, what=change, where=case.where))
 
     def _reordered(self, fn: Callable) -> str | None:
         """For a failing answer whose parameters are the reference's names in another order (`def f(b, a)` for the
@@ -771,8 +771,9 @@ def _shared_layers(module: nn.Module) -> str | None:
 
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
-# what each kind of layer is built with, beyond the shapes the state dict shows
-_SETTINGS = {nn.Conv2d: ("kernel_size", "stride", "dilation", "padding", "groups", "padding_mode"),  # a padding follows its dilation
+# what each kind of layer is built with, beyond the shapes the state dict shows (dilation before padding: a padding
+# that follows its dilation is no slip of its own)
+_SETTINGS = {nn.Conv2d: ("kernel_size", "stride", "dilation", "padding", "groups", "padding_mode"),
              _NORMS: ("eps", "affine", "track_running_stats")}
 
 
