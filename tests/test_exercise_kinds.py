@@ -323,7 +323,7 @@ def test_module_exercise_compares_keys_shapes_and_outputs():
     assert "should be None" not in ex.check(lambda cin, cout: None).message
 
 
-def _settings(conv: dict | None = None, bn: dict | None = None):
+def _settings(conv=None, bn=None):  # the Conv2d and BatchNorm2d arguments that differ
     return lambda cin, cout: nn.Sequential(nn.Conv2d(cin, cout, 3, **{"padding": 1, "bias": False, **(conv or {})}),
                                            nn.BatchNorm2d(cout, **(bn or {})))
 

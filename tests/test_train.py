@@ -110,7 +110,8 @@ def test_train_one_epoch_adds_no_kernels_per_step_to_watch_for_nan():
     """The losses are kept and checked once an epoch (s18 review 18): the per-step check was about a dozen ops."""
     bare = (_ops_for(3, False) - _ops_for(1, False)) / 2
     trainer = (_ops_for(3, True) - _ops_for(1, True)) / 2
-    assert trainer - bare <= 1, (trainer, bare)  # 1: the loss.detach() it keeps
+    # the loss.detach() it keeps: one aten.detach a step on torch 2.13, two on torch 2.7 (the floor), nothing else
+    assert trainer - bare <= 2, (trainer, bare)
 
 
 def test_train_one_epoch_returns_the_mean_of_its_steps_losses():

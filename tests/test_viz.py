@@ -230,7 +230,9 @@ def test_fuse_grid_has_n_by_n_labelled_cells(variant, stage, n):
             assert abs((head.y0 - body.y1) - (body.y0 - count.y1)) < 12
     tallest = max(by_gid[f"fuse-text-{i}-{j}"].height for i in range(n) for j in range(n))
     cell = fig.axes[0].transData.transform([(0, 0), (0, 1)])
-    assert tallest > 0.3 * abs(cell[1][1] - cell[0][1])
+    # w18 stage3's tallest body is 0.34 of its cell with matplotlib 3.11.2 and 0.26 with 3.9.4 (the floor, README),
+    # whose line boxes are lower for the same 8 pt text; a mostly empty cell is far below either
+    assert tallest > 0.25 * abs(cell[1][1] - cell[0][1])
 
 
 def test_fuse_grid_one_row_and_no_fusion():

@@ -198,6 +198,15 @@ def _out_of_time(limit: str, on: str, stopped: bool, cuda_ready: bool) -> str:
     return message
 
 
+def _default_device_type() -> str:
+    """torch.get_default_device().type. torch 2.7 (the floor, README) raises AttributeError there once a
+    `with torch.device(...)` block has ended in the thread (it leaves None as the context): then it is the CPU."""
+    try:
+        return torch.get_default_device().type
+    except AttributeError:
+        return "cpu"
+
+
 def call_learner(fn: Callable, *args, limit: float | None = None, where: str = "") -> Any:
     """``fn(*args)`` under a time limit (and without autograd), in a daemon thread.
 
@@ -418,7 +427,7 @@ class Exercise:
             # notebook set (torch.set_default_device('cuda') on a GPU runtime would put them on the GPU, where
             # their CPU generators raise); the learner's code runs in its own thread, on the CPU already.
             # Only then: the device context intercepts every torch call (about a quarter slower checks).
-            on_cpu = torch.get_default_device().type == "cpu"
+            on_cpu = _default_device_type() == "cpu"
             with contextlib.nullcontext() if on_cpu else torch.device("cpu"):
                 message = self._check(answer)
         except NotAttempted as blank:
