@@ -352,3 +352,13 @@ def test_one_flag_check_for_every_switch_of_the_package():
         with pytest.raises((ValueError, TypeError),
                            match=r"must be True(, False or None \([^)]*\)| or False), got '\w+' \(str\): any non-empty"):
             call()
+
+
+def test_a_check_works_where_torch_cannot_tell_its_default_device(monkeypatch):
+    """torch 2.7, the floor the README gives, raises AttributeError from get_default_device() once a
+    `with torch.device(...)` block has ended in the thread (it leaves None behind); every check asked it first and
+    said 'the check failed'. There the default is the CPU."""
+    def forgotten():
+        raise AttributeError("'NoneType' object has no attribute 'device'")
+    monkeypatch.setattr(torch, "get_default_device", forgotten)
+    assert lesson07.poly_lr.check(lesson07.poly_lr.reference).passed
