@@ -278,4 +278,6 @@ def test_two_processes_offline_both_stop_at_once(tmp_path):
                              str(script)], capture_output=True, text=True, env=env, timeout=120)
     said = result.stdout + result.stderr
     assert result.returncode != 0 and "HF_HUB_OFFLINE is set" in said, said[-3000:]
-    assert "rank 0 could not get timm's ImageNet weights; its message says why" in said, said[-3000:]
+    # rank 1 says so too; torch 2.7's launcher (the floor, README) may end it first, as soon as rank 0 has failed
+    rank1_said = "rank 0 could not get timm's ImageNet weights; its message says why" in said
+    assert rank1_said or "closing signal SIGTERM" in said, said[-3000:]
