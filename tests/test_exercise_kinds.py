@@ -669,3 +669,15 @@ def test_a_list_of_numbers_written_into_gets_the_advice_for_lists():
         return list(channels)
     message = ex.check(doubled_in_place).message
     assert "changed channels[0] in place" in message and "Leave the caller's list as it was" in message
+
+
+def test_a_write_into_an_argument_that_leaves_its_values_is_seen_by_the_version_counter():
+    """relu_() on features that are already non-negative changes no value, but it is a write into the caller's
+    tensor (and training's backward would refuse it): torch's version counter shows it where values cannot."""
+    def positive_sum(xs):
+        return xs[0] + xs[1]
+    ex = FunctionExercise(fn_name="positive_sum", reference=positive_sum, question="?",
+                          cases=[([torch.rand(2, 3), torch.rand(2, 3)],)], **COMMON)
+    assert ex.check(positive_sum).passed
+    result = ex.check(lambda xs: xs[0].relu_() + xs[1])
+    assert not result.passed and "changed xs[0] in place" in result.message

@@ -312,6 +312,21 @@ def changed_in_place(before: Any, after: Any, name: str) -> str | None:
     return None
 
 
+def _versions(args: Any) -> dict[int, int]:
+    """The version counter of each tensor an answer is given: torch bumps it at every in-place write."""
+    return {id(t): t._version for t in tensors_in(list(args))}
+
+
+def _written(value: Any, versions: dict[int, int], name: str) -> str | None:
+    """Where an answer wrote into a tensor it was given that still holds the same values (a relu_() on what is
+    already non-negative): the values cannot show it, the version counter does, and so would autograd in training."""
+    if isinstance(value, torch.Tensor):
+        return name if id(value) in versions and value._version != versions[id(value)] else None
+    if isinstance(value, (list, tuple)):
+        return next((w for k, v in enumerate(value) if (w := _written(v, versions, f"{name}[{k}]"))), None)
+    return None
+
+
 def _numpy_on_a_tensor_with_grad(error: BaseException) -> bool:
     """Whether ``error`` was raised by a line (the innermost outside torch) that calls .numpy(): on a tensor that
     requires a gradient, torch refuses it. Read from the answer's own line, not from torch's wording."""
@@ -442,11 +457,12 @@ class FunctionExercise(Exercise):
     def _invoke(self, fn: Callable, case: Case, copy_modules: bool = True) -> Any:
         args = _fresh(case.args, copy_modules)
         if copy_modules:  # the learner's call: what it was given, compared with the case's own after it returns
-            case.given = args
+            case.given, case.versions = args, _versions(args)
         if not (copy_modules and self.trains):
             return self.call_fn(fn, *args) if self.call_fn else fn(*args)
         with torch.enable_grad():  # as training runs it (the check itself runs without autograd)
             case.given = args = _requiring_grad(args)
+            case.versions = _versions(args)
             got = self.call_fn(fn, *args) if self.call_fn else fn(*args)
         if any(t.is_floating_point() and not t.requires_grad for t in tensors_in(got)):
             raise Wrong(_("Your {fn_name}'s output carries no gradient: training's backward() would have nothing to "
@@ -492,7 +508,8 @@ class FunctionExercise(Exercise):
         statistics, a list): the check gave it copies, but in the notebook it gets the caller's own objects."""
         names = _positional_names(self.reference) or []
         for k, (before, after) in enumerate(zip(case.args, getattr(case, "given", case.args))):
-            change = changed_in_place(before, after, names[k] if k < len(names) else f"#{k + 1}")
+            name = names[k] if k < len(names) else f"#{k + 1}"
+            change = changed_in_place(before, after, name) or _written(after, getattr(case, "versions", {}), name)
             if change is None:
                 continue
             if not isinstance(before, nn.Module) and not tensors_in(before):  # a list of numbers or names

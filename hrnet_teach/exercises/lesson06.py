@@ -150,6 +150,9 @@ v2_head = FunctionExercise(
               "double back to it), mode='bilinear', align_corners=True, as the segmentation model is built."),
            N_("Finally apply last_layer to the concatenation.")],
     wrong_answers=[(nn.Identity(), "Pass your function itself"),
+                   # the stage outputs are already non-negative: relu_() changes no value, yet writes into them
+                   (lambda features, last_layer: _v2_head([features[0].relu_(), *features[1:]], last_layer),
+                    "changed features[0] in place"),
                    (_branch0_last, "in the order 1, 2, 3, 0")],
 )
 
