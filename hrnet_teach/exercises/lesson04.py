@@ -219,6 +219,9 @@ def _read_kinds(answer) -> list[str]:
     if isinstance(answer, str):
         raise Wrong(_("Give a list of words, one per entry, each 'pass', 'adapt' or 'new'; you gave {answer}.",
                       answer=repr(answer)))
+    if isinstance(answer, (dict, set, frozenset)):  # the words by entry: a dict's keys would be read, a set has no order
+        raise Wrong(_("Give a list of words in the order of the entries (entry 0 first), e.g. ['pass', 'new'], not a "
+                      "{type}.", type=type(answer).__name__))
     return [as_word(a, ("pass", "adapt", "new"), N_("a kind")) for a in as_strings(answer, N_("one word per entry"), "['pass', 'new']")]
 
 
@@ -242,7 +245,8 @@ transition1_kinds = ValueExercise(
     solution_text=N_("`answer = ['adapt', 'new']`: 256 -> 18 at 1/4, and 256 -> 36 at 1/8."),
     wrong_answers=[(["pass", "new"], "256 channels"), (["adapt", "adapt"], "it is new"),
                    (["new", "new"], "only changes the channels"), (["adapt"], "2 branches"), ("adapt new", "list of words"),
-                   (["adapt", "old"], "'old' is not one of 'pass', 'adapt', 'new'")],
+                   (["adapt", "old"], "'old' is not one of 'pass', 'adapt', 'new'"),
+                   ({"0": "adapt", "1": "new"}, "in the order of the entries"), ({"adapt", "new"}, "not a set")],
 )
 
 _W48 = get_config("w48")
