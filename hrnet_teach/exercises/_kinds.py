@@ -429,7 +429,7 @@ class FunctionExercise(Exercise):
         self.expected_fn, self.returns, self.against = expected or reference, returns, against
         self.call_fn, self.where_fn, self.atol, self.rtol = call, where, atol, rtol
         self.entries = list(entries)  # what each entry of a returned tuple is, for the messages ("the bias")
-        self.trains = trains  # a forward that training runs: its output must carry a gradient (see _invoke)
+        self.trains = trains  # a forward or loss that training runs: its output must carry a gradient (see _invoke)
         if call is not None:  # where the answer is called (see where_raised)
             CALL_SITES.add((os.path.abspath(call.__code__.co_filename), call.__code__.co_name))
 
@@ -464,11 +464,13 @@ class FunctionExercise(Exercise):
             case.given = args = _requiring_grad(args)
             case.versions = _versions(args)
             got = self.call_fn(fn, *args) if self.call_fn else fn(*args)
-        if any(t.is_floating_point() and not t.requires_grad for t in tensors_in(got)):
+        # a number (.item(), float()) or a floating tensor without a gradient: backward() cannot start from it
+        if _number(got) is not None and not isinstance(got, torch.Tensor) or any(
+                t.is_floating_point() and not t.requires_grad for t in tensors_in(got)):
             raise Wrong(_("Your {fn_name}'s output carries no gradient: training's backward() would have nothing to "
-                          "follow back to the inputs and weights. Leave torch.no_grad(), .detach(), .item() and numpy "
-                          "out of a forward (the lesson's cells use torch.no_grad() only to look at values).",
-                          fn_name=self.fn_name))
+                          "follow back to the inputs and weights. Leave torch.no_grad(), .detach(), .item(), float() "
+                          "and numpy out of what training runs (the lesson's cells use torch.no_grad() only to look at "
+                          "values).", fn_name=self.fn_name))
         return _detached(got)
 
     def _run(self, fn: Callable, case: Case) -> Any:

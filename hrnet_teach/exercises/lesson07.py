@@ -15,7 +15,6 @@ from ..data import IGNORE_INDEX
 from ..i18n import N_, _
 from ..keypoints import gaussian_heatmaps
 from ._answers import as_ints
-from ._base import Wrong
 from ._kinds import FunctionExercise, Mistake, ValueExercise
 
 
@@ -135,26 +134,6 @@ def _loss_cases():
         yield logits, mask
 
 
-def _call_loss(fn, logits, mask):
-    """The answer with autograd on, as the trainer calls it: a loss must be a tensor that leads back to the logits,
-    or loss.backward() has nothing to train (.item(), a detach, torch.no_grad() or numpy cut that path)."""
-    logits = logits.detach().requires_grad_()
-    with torch.enable_grad():
-        loss = fn(logits, mask)
-    if isinstance(loss, torch.Tensor) and loss.requires_grad:
-        return loss.detach()
-    if isinstance(loss, torch.Tensor) or _plain_number(loss):
-        raise Wrong(_("Your loss is {kind}, with no path back to the logits: the trainer calls loss.backward(), so "
-                      "return the tensor cross_entropy gives, as it is (no .item(), float(), .detach(), numpy, and "
-                      "no torch.no_grad() around the resize or the loss).",
-                      kind=_("a tensor without a gradient") if isinstance(loss, torch.Tensor) else _("a plain number")))
-    return loss
-
-
-def _plain_number(value) -> bool:
-    return isinstance(value, (int, float, np.generic, np.ndarray)) and not isinstance(value, bool)
-
-
 def _seg_loss(logits, mask):
     logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=False)
     return F.cross_entropy(logits, mask, ignore_index=255)
@@ -204,7 +183,7 @@ segmentation_loss = FunctionExercise(
     question=N_("Write `seg_loss(logits, mask)`: `logits` B x C x H/4 x W/4 from the model, `mask` B x H x W of class "
                 "indices with 255 on pixels to ignore. Return the trainer's loss: the logits resized bilinearly "
                 "(align_corners=False) to the mask's size, then cross-entropy over the labelled pixels."),
-    reference=_seg_loss, cases=_loss_cases, call=_call_loss, returns=N_("the loss"), against=N_("the trainer's loss"),
+    reference=_seg_loss, cases=_loss_cases, trains=True, returns=N_("the loss"), against=N_("the trainer's loss"),
     rtol=1e-4, atol=1e-6,
     mistakes=[Mistake(name, message, like=partial(_loss, **change)) for name, change, message in [
         ("no_upsample", {"mode": None}, N_(
@@ -280,8 +259,8 @@ segmentation_loss = FunctionExercise(
     hints=[N_("`F.interpolate(logits, size=mask.shape[-2:], mode='bilinear', align_corners=False)` first."),
            N_("`F.cross_entropy(..., ignore_index=255)` leaves those pixels out of the sum and of the count.")],
     wrong_answers=[(lambda logits, mask: "0.7", "returned a str"),
-                   (lambda logits, mask: _seg_loss(logits, mask).item(), "Your loss is a plain number"),
-                   (lambda logits, mask: _seg_loss(logits.detach(), mask), "Your loss is a tensor without a gradient")],
+                   (lambda logits, mask: _seg_loss(logits, mask).item(), "output carries no gradient"),
+                   (lambda logits, mask: _seg_loss(logits.detach(), mask), "output carries no gradient")],
 )
 
 MIOU_CASES = [
