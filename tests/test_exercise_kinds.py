@@ -383,6 +383,23 @@ def test_results_are_plain_data_and_the_view_draws_them(capsys):
     assert "IPython" not in checking and "<div" not in checking  # drawing lives in _view only
 
 
+def test_a_code_solution_renders_as_a_code_block_in_a_notebook(monkeypatch):
+    """Jupyter renders the solution's Markdown: the fence must open a line, or the code becomes one inline
+    span with its indentation gone (as it was when the title stood on the fence's line)."""
+    import IPython
+    import IPython.display
+    import mistune  # the Markdown renderer of nbconvert, which JupyterLab brings
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
+    ex = FunctionExercise(fn_name="double", reference=_double, cases=[(1,)], name="t", lesson="99", question="?")
+    ex.solution()
+    page = mistune.html(shown[0])
+    assert page.startswith("<p><strong>Solution:</strong></p>"), page
+    assert '<pre><code class="language-python">def double(x):\n    return 2 * x' in page, page
+
+
 @pytest.mark.parametrize("path", sorted(EXERCISE_DIR.glob("*.py")), ids=lambda p: p.name)
 def test_no_exercise_file_reads_torch_error_text(path):
     """Feedback comes from shapes, keys and values; torch's wording changes between versions."""

@@ -316,6 +316,14 @@ def test_exercise_speaks_chinese(ex):
         assert CJK.search(zh), f"{ex.lesson}/{ex.name}: {answer!r} gets an English message in Chinese: {en[:100]!r}"
 
 
+@pytest.mark.parametrize("ex", EXERCISES, ids=IDS)
+def test_a_right_answer_is_not_called_right_twice_in_chinese(ex):
+    """The box says 正确 already: a success message that opens with 正确 or 答对了 doubles it (a learner saw
+    '正确：正确：18x63x94, ...')."""
+    _english, chinese = _english_then_chinese(lambda: ex.check(ex.reference).message)
+    assert not re.match(r"(正确|答对|对了|没错)", chinese), f"{ex.lesson}/{ex.name}: {chinese[:60]!r}"
+
+
 def test_chinese_questions_wrap_by_screen_columns():
     from hrnet_teach.i18n import columns, wrap
 

@@ -38,14 +38,17 @@ def result_text(passed: bool, message: str) -> str:
 
 def show(title: str, text: str) -> Shown:
     """Display ``title text`` as Markdown in a notebook, or print it elsewhere."""
+    # A code fence opens a block only at the start of a line: after "**Solution:** " on the same line,
+    # Markdown reads the code as one inline span and the indentation is lost. So the code starts below the title.
+    between = "\n\n" if text.startswith("```") else " "
     try:
         from IPython import get_ipython
         from IPython.display import Markdown, display
 
         if get_ipython() is not None:
-            display(Markdown(f"**{title}** {text}"))
+            display(Markdown(f"**{title}**{between}{text}"))
             return Shown(text)
     except ImportError:
         pass
-    print(f"{title} {text}")
+    print(f"{title}{between}{text}")
     return Shown(text)

@@ -58,7 +58,7 @@ odd_branch_shapes = ValueExercise(
                 "branches, as a list from branch 0 to branch 3.", H=H, W=W),
     read=_read_shapes,
     reference=SHAPES,
-    success=N_("Right: {shapes}. Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round "
+    success=N_("{shapes}. Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round "
                "up.", shapes=", ".join(f"{c}x{h}x{w}" for c, h, w in SHAPES)),
     mistakes={tuple(FLOOR): N_("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) "
                                "+ 1 = ceil(n / 2): {odd} -> {up}, not {down}.", odd=ODD, up=-(-ODD // 2), down=ODD // 2)},

@@ -380,7 +380,7 @@ miou_from_confusion = FunctionExercise(
                                   "two agree.)"),
                 like=partial(_mean_ratio, absent="zero")),
     ] + [Mistake(name, message, like=like) for name, like, message in _MIOU_SLIPS],
-    success=N_("Right: IoU per class from the diagonal and the row and column sums, averaged over the classes "
+    success=N_("IoU per class from the diagonal and the row and column sums, averaged over the classes "
                "that occur."),
     hints=[N_("True positives are on the diagonal: `cm.diag()`. Pixels labelled c: row sums; predicted c: column sums."),
            N_("IoU_c = tp_c / (row_c + col_c - tp_c); skip classes whose denominator is 0, then average.")],
@@ -430,7 +430,7 @@ norm_for = FunctionExercise(
             "torch.device('cuda').)", d=case.args[0], n=case.args[1]),
             like=lambda d, n: nn.BatchNorm2d),
     ],
-    success=N_("Right: SyncBatchNorm exactly when several GPU processes share a batch (NCCL); "
+    success=N_("SyncBatchNorm exactly when several GPU processes share a batch (NCCL); "
                "BatchNorm2d otherwise. The state-dict keys are the same either way."),
     hints=[N_("SyncBatchNorm exchanges statistics between processes with GPU collectives (NCCL)."),
            N_("It helps only when there are several processes, and it synchronises only on GPUs.")],

@@ -48,7 +48,7 @@ dropped_keys = ValueExercise(
                 "`ex.CHECKPOINT_SHAPES`, which of those checkpoint keys does it drop? Answer a list of keys."),
     read=lambda a: frozenset(as_strings(a, N_("the keys"), "['conv1.weight']")), reference=DROPPED,
     same=lambda got, want: got - ALSO_DROPPED == want,
-    success=N_("Right: the three reshaped last_layer tensors and loss.criterion.weight vanish without a word, while "
+    success=N_("The three reshaped last_layer tensors and loss.criterion.weight vanish without a word, while "
                "last_layer.3.bias (19,) fits and loads: a classifier half loaded, and nothing tells you. (In the whole "
                "checkpoint last_layer.0.bias and last_layer.1's bias and running statistics go the same way.) "
                "hrnet_teach.weights.load_weights lists each of them."),
