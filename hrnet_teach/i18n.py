@@ -156,6 +156,25 @@ def N_(message: str, **values) -> Text:
     return Text(message, values)
 
 
+class _Joined(Text):
+    """Items listed in the language shown: "a, b" in English, "a、b" in Chinese (see ``joined``)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        super().__init__(", ", {})
+        self.items = [str(item) for item in items]
+
+    def __str__(self) -> str:
+        return _(", ").join(self.items)
+
+
+def joined(items) -> Text:
+    """``items`` as one list in a sentence, separated as the shown language separates them; usable in an
+    ``N_`` declared at import, since it is joined when shown."""
+    return _Joined(items)
+
+
 def text(value) -> str:
     """A message ready to show: a :class:`Text` translated now, anything else as it is."""
     return str(value) if isinstance(value, Text) else value

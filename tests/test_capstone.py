@@ -103,8 +103,8 @@ def test_official_in_place_branch_loop_passes_with_a_note():
     """The official forward writes the branch outputs into the caller's list: harmless, so it passes, noted."""
     import types
 
-    def make():
-        net = ex.MyHRNet()
+    def make(num_classes=4, align_corners=False):
+        net = ex.MyHRNet(num_classes, align_corners)
         for module in net.modules():
             if isinstance(module, ex.HighResolutionModule):
                 module.forward = types.MethodType(ex._module_official_in_place, module)
@@ -424,11 +424,28 @@ def test_an_exception_inside_a_module_says_the_learners_line():
     assert "raised ValueError inside stage3.0" in message and f"(line {line} in forward)" in message, message
 
 
-def test_checking_an_instance_leaves_it_as_it_was():
+def test_checking_an_instance_leaves_it_as_it_was_and_asks_for_the_class():
+    """An instance is checked against the checkpoint (on a copy), but it cannot be built with align_corners=True,
+    the check the notebook promises: a learner saw a network that ignored the setting pass as an instance."""
     net = ex.MyHRNet()
     before = net.conv1.weight.clone()
-    assert ex.capstone_network.check(net).passed
+    result = ex.capstone_network.check(net)
+    assert not result.passed and "matches the checkpoint's, but it is one module, built once" in result.message
+    assert "with align_corners=True" in result.message and "Pass MyHRNet itself" in result.message
     assert torch.equal(net.conv1.weight, before) and net.training
+    assert ex.capstone_network.check(ex.MyHRNet).passed
+
+
+def test_a_network_without_the_align_corners_parameter_is_told_not_skipped():
+    result = ex.capstone_network.check(ex._NetWithoutAlignCorners)
+    assert not result.passed, result.message
+    assert "with align_corners=True, as MyHRNet(4, True), and yours does not take that" in result.message
+
+
+def test_a_built_stage_names_every_way_the_check_builds_it():
+    message = ex.stage.check(ex.make_stage(ex._CFG.stage3, [16, 32, 64])).message
+    assert "built once" in message and "with align_corners=True" in message, message
+    assert "as " in message.split("builds your make_stage")[1], message
 
 
 # ---- the audit of lessons 09-11: a block too many, the blocks after the first, align_corners ignored

@@ -229,12 +229,15 @@ def as_numbers(answer, names: tuple[str, ...], example: str) -> tuple[float, ...
 
 def as_word(answer, words: Sequence[str], what: str, aliases: Mapping[str, str] | None = None) -> str:
     """One of ``words`` (case, spaces and underscores ignored; ``aliases`` map other spellings)."""
-    listed = ", ".join(repr(w) for w in words)
+    listed = _(", ").join(repr(w) for w in words)
     if not isinstance(answer, str):
         raise Wrong(_("Answer with {what}: one of {listed}; you gave {type} {answer}.",
                       what=what, listed=listed, type=type(answer).__name__, answer=short_repr(answer)))
     key = answer.strip().lower().replace(" ", "").replace("_", "")
     key = (aliases or {}).get(key, key)
+    if key not in words and re.search(r"[\u4e00-\u9fff]", answer):  # the lesson's Chinese word for a code name
+        raise Wrong(_("{answer} is the lesson's word for it; the check reads the names the code uses: one of {listed}.",
+                      answer=short_repr(answer), listed=listed))
     if key not in words:
         raise Wrong(_("{answer} is not one of {listed}.", answer=short_repr(answer), listed=listed))
     return key
@@ -291,7 +294,7 @@ def too_deep(names, keys) -> str | None:
 
 def as_choice(answer, choices: Mapping[str, str]) -> str:
     """The letter of a multiple-choice answer: 'b', 'B', ' b ', '(b)', 'b.' and "'b'" all give 'b'."""
-    letters = ", ".join(choices)
+    letters = _(", ").join(choices)
     if not isinstance(answer, str):
         raise Wrong(_("Answer with one letter as a string, one of {letters}; you gave {type} {answer}.",
                       letters=letters, type=type(answer).__name__, answer=short_repr(answer)))
@@ -334,10 +337,11 @@ def layer_summary(module: nn.Module) -> list[str]:
             continue
         if isinstance(m, nn.Conv2d):
             k, s = m.kernel_size[0], m.stride[0]
-            bias = ", bias" if m.bias is not None else ""
+            bias = _(", bias") if m.bias is not None else ""
             # HRNet pads every conv by k // 2; another padding is named, or two summaries could read alike
-            pad = "" if conv_padding(m) == (k // 2, k // 2) else f" padding {m.padding}"
-            lines.append(f"Conv2d {m.in_channels}->{m.out_channels} {k}x{k} stride {s}{pad}{bias}")
+            pad = "" if conv_padding(m) == (k // 2, k // 2) else _(" padding {padding}", padding=m.padding)
+            lines.append(_("Conv2d {cin}->{cout} {k}x{k} stride {s}{pad}{bias}", cin=m.in_channels,
+                           cout=m.out_channels, k=k, s=s, pad=pad, bias=bias))
         elif isinstance(m, nn.BatchNorm2d):
             lines.append(f"BatchNorm2d {m.num_features}")
         else:

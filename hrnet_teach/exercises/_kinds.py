@@ -883,7 +883,7 @@ class ModuleExercise(FunctionExercise):
         layers, official_layers = layer_summary(got), layer_summary(official)
         if layers != official_layers and sorted(layers) == sorted(official_layers):
             return _("your layers are the official ones, in another order: yours are {layers}; the official: "
-                     "{official_layers}.", layers=", ".join(layers), official_layers=", ".join(official_layers))
+                     "{official_layers}.", layers=_(", ").join(layers), official_layers=_(", ").join(official_layers))
         if n is not None and sorted(s for _, s in ours) == sorted(s for _, s in theirs):
             return _("the layers are right but nested differently, so official checkpoints would not load: your key "
                      "{ours} is {theirs} in the official module. {nesting}", ours=ours[n][0], theirs=theirs[n][0],

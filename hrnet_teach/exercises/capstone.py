@@ -369,6 +369,13 @@ def _has_module(value: Any) -> bool:
 CALLED = re.compile(r"downsample|layer\d|last_layer|stage\d")
 
 
+def _arg_text(value: Any) -> str:
+    """An argument as the notebook writes it: a stage's config as cfg.stageN (its repr is a page long)."""
+    cfg = get_config(VARIANT)
+    stage = next((name for name in ("stage2", "stage3", "stage4") if getattr(cfg, name) == value), None)
+    return f"cfg.{stage}" if stage else repr(value)
+
+
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else _("{first} and {last}", first=_(", ").join(names[:-1]), last=names[-1])
 
@@ -677,7 +684,7 @@ def stage_keys(got: dict, expected: dict, prefix: str = "", learner: nn.Module |
         return
     causes, explained = _key_causes(learner, missing, unexpected, expected, got, prefix)
     if len(missing) == len(expected) and not causes:
-        yours = (", ".join(list(got)[:3]) + (", ..." if len(got) > 3 else "")) if got else _("none")
+        yours = (_(", ").join(list(got)[:3]) + (", ..." if len(got) > 3 else "")) if got else _("none")
         raise Wrong(_("Step 1 (key names): none of the checkpoint's {count} keys is in your module's state_dict() "
                       "(yours: {yours}). Name the attributes as the official code does; `ex.checkpoint_outline()` "
                       "lists them.", count=len(expected), yours=yours))
@@ -913,7 +920,7 @@ def _odd_sizes(prefix: str = "") -> list[int]:
 
 def _odd_note(prefix: str = "") -> str:
     return _(" This is on a {size}x{size} scene, whose branches are {sizes} pixels wide; on the {trained}x{trained} "
-             "scenes everything matches.", size=ODD_SIZE, sizes=", ".join(map(str, _odd_sizes(prefix))),
+             "scenes everything matches.", size=ODD_SIZE, sizes=_(", ").join(map(str, _odd_sizes(prefix))),
              trained=trained_image_size())
 
 
@@ -931,7 +938,7 @@ def _odd_failure(record: Record, prefix: str, reference_module: nn.Module) -> st
              "Upsample to the finer branch's exact size (size=x[i].shape[-2:]; in the head, "
              "size=features[0].shape[-2:]), not by a scale factor or a size written for one input.",
              trained=trained_image_size(), size=ODD_SIZE, error=type(error).__name__, where=_where(record, prefix)[1],
-             text=_error_text(error) + _line(error), sizes=", ".join(map(str, sizes)), coarse=coarse,
+             text=_error_text(error) + _line(error), sizes=_(", ").join(map(str, sizes)), coarse=coarse,
              doubled=2 * coarse, fine=fine)
 
 
@@ -1486,12 +1493,23 @@ class CheckpointExercise(Exercise):
                 if callable(answer) and not isinstance(answer, nn.Module):  # a builder: built again, otherwise
                     result += self.compare_structures(answer) if self.structures else ""
                     result += self.compare_aligned(answer) if self.aligned else ""
+                elif self.structures or self.aligned:  # a module built once cannot be built again: not passed
+                    raise Wrong(self._built_once_message())
                 return result
             except NotImplementedError as error:
                 holder = _without_forward(error)
                 if holder is not None:
                     raise Wrong(self._without_forward_message(module, holder)) from None
                 raise NotAttempted(_not_answered(error)) from None
+
+    def _built_once_message(self) -> str:
+        """A built module that matches, where the check also builds the answer in other ways: what was not seen."""
+        ways = [_("as {where}", where=where) for _args, _official, where, *_named in self.structures()] \
+            if self.structures else []
+        ways += [_("with align_corners=True")] if self.aligned else []
+        return _("The module you passed matches the checkpoint's, but it is one module, built once: the check also "
+                 "builds your {what} {ways}, which a built module cannot show. Pass {what} itself (its name, no "
+                 "brackets).", what=self.what, ways=_and(ways))
 
     def compare_structures(self, answer: Callable) -> str:
         """The answer built as in each of ``structures`` (args, the package's module, where in words, and optionally
@@ -1508,10 +1526,13 @@ class CheckpointExercise(Exercise):
         """The answer built with align_corners=True and the checkpoint's tensors: its output must be the
         package's module's, switched to True, on the same inputs."""
         args, hint = self.aligned
-        try:  # a builder that takes no align_corners (a lambda: MyHRNet()) cannot be set to True
+        try:  # a builder that takes no align_corners (a lambda: MyHRNet()) cannot be set to True: said, not skipped
             inspect.signature(answer).bind(*args)
-        except TypeError:
-            return ""
+        except TypeError as error:
+            raise Wrong(_("Last, the check builds your {what} with align_corners=True, as {call}, and yours does not "
+                          "take that ({error}). Keep the notebook's parameters, align_corners among them, and pass "
+                          "{what} itself.", what=self.what, error=error,
+                          call=f"{self.what}({', '.join(map(_arg_text, args))})")) from None
         except ValueError:  # no signature to read: let the call say
             pass
         (got, mine), base = self._run_aligned(answer, args), self.prefix.rstrip(".")

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..config import get_config
-from ..i18n import N_, _
+from ..i18n import N_, _, joined
 from ._answers import as_int, as_tuples
 from ._base import Wrong
 from ._kinds import ChoiceExercise, ValueExercise
@@ -59,7 +59,7 @@ odd_branch_shapes = ValueExercise(
     read=_read_shapes,
     reference=SHAPES,
     success=N_("{shapes}. Each stride-2 conv with padding 1 turns a side n into ceil(n / 2), so odd sides round "
-               "up.", shapes=", ".join(f"{c}x{h}x{w}" for c, h, w in SHAPES)),
+               "up.", shapes=joined(f"{c}x{h}x{w}" for c, h, w in SHAPES)),
     mistakes={tuple(FLOOR): N_("You rounded down. A 3x3 conv with stride 2 and padding 1 gives floor((n + 2 - 3) / 2) "
                                "+ 1 = ceil(n / 2): {odd} -> {up}, not {down}.", odd=ODD, up=-(-ODD // 2), down=ODD // 2)},
     explain=_explain_odd_shapes,
@@ -81,7 +81,7 @@ odd_branch_shapes = ValueExercise(
 VARIANT, BRANCH = "w40", 3
 WIDTHS = get_config(VARIANT).stage4.num_channels
 WIDTH = dict(variant=VARIANT, b=BRANCH, n=WIDTHS[BRANCH], C=WIDTHS[0], prev=WIDTHS[BRANCH - 1], before=BRANCH - 1,
-             widths=", ".join(map(str, WIDTHS)))
+             widths=joined(WIDTHS))
 
 branch_channels = ValueExercise(
     name="branch_channels", lesson="02",

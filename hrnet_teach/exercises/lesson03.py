@@ -127,7 +127,7 @@ def _facts(i, j, ch, op) -> SimpleNamespace:
     return SimpleNamespace(i=i, j=j, ci=ch[i], cj=ch[j], d=i - j, op=op, convs=convs, n2=n2, used=used,
                            pad=conv_padding(convs[0]) if convs else (0, 0),
                            s=max((c.stride[0] for c in convs), default=0), layers=layers,
-                           summary=", ".join(layers), out=convs[-1].out_channels if convs else 0)
+                           summary=_(", ").join(layers), out=convs[-1].out_channels if convs else 0)
 
 
 def _keys(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
@@ -256,7 +256,7 @@ fuse_op = ModuleExercise(
     mistakes=_FUSE_MISTAKES,
     nesting=N_("Make each stride-2 step its own nn.Sequential(conv, BN[, ReLU]) inside an outer nn.Sequential."),
     success=lambda n: _("All {n} entries match the official fuse_layers (layers, state-dict keys and output shapes) "
-                        "for branch widths {widths}.", n=n, widths=", ".join(map(str, FUSE_CHANNELS))),
+                        "for branch widths {widths}.", n=n, widths=_(", ").join(map(str, FUSE_CHANNELS))),
     hints=[N_("Three cases: j == i -> None; j > i -> nn.Sequential(1x1 conv channels[j] -> channels[i], BN); "
               "j < i -> i - j stride-2 steps."),
            N_("Each stride-2 step is its own nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), "

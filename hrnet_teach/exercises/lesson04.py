@@ -44,8 +44,15 @@ def _facts(pre, cur, i, op) -> SimpleNamespace:
     flat = module and any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) for m in op.children())
     return SimpleNamespace(i=i, kind=kind, op=op, type=a_type(op), module=module, flat=flat,
                            cin=pre[min(i, len(pre) - 1)], cout=cur[i], npre=len(pre), steps=i + 1 - len(pre),
-                           convs=convs, n2=n2, other=len(convs) - n2, first_in=convs[0].in_channels if convs else None,
-                           **_layer_counts(op))
+                           convs=convs, n2=n2, first_in=convs[0].in_channels if convs else None,
+                           has=_conv_count(n2, len(convs) - n2), **_layer_counts(op))
+
+
+def _conv_count(n2: int, other: int) -> str:
+    """'1 stride-2 conv', and the other convs only when there are any."""
+    if other == 0:
+        return _("{n2} stride-2 conv(s)", n2=n2)
+    return _("{n2} stride-2 and {other} other conv(s)", n2=n2, other=other)
 
 
 def _entry_facts(case, got) -> list[SimpleNamespace]:
@@ -109,7 +116,7 @@ _TRANSITION_MISTAKES = [
             "your first conv takes {first_in}.")),
         ("new_steps", lambda f: f.kind == "new" and not f.n2 == len(f.convs) == f.steps, N_(
             "Branch {i} is {steps} halving(s) below the previous lowest branch, so it needs {steps} stride-2 conv(s); "
-            "yours has {n2} stride-2 and {other} other conv(s).")),
+            "yours has {has}.")),
         ("new_channels", lambda f: f.kind == "new" and any(c.out_channels != f.cin for c in f.convs[:-1]),
          N_("Entry {i}: the intermediate stride-2 steps keep {cin} channels; only the last switches to {cout}.")),
         ("new_flat", lambda f: f.kind == "new" and f.flat, N_(

@@ -57,7 +57,7 @@ def _part_params() -> dict[str, str]:
     counts = {part: _params(getattr(meta_backbone("w48"), part)) for part in _PARTS}
     share = counts["stage4"] / _params(meta_backbone("w48"))
     return {**{p: f"{n / 1e6:.1f}M" for p, n in counts.items()}, "share": f"{share:.0%}",
-            "table": ", ".join(f"{p} {n / 1e6:.1f}M" for p, n in counts.items())}
+            "table": _(", ").join(f"{p} {n / 1e6:.1f}M" for p, n in counts.items())}
 
 
 _ALIASES = {"stage1": "layer1", "1": "layer1", "2": "stage2", "3": "stage3", "4": "stage4"}

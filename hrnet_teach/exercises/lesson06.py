@@ -30,7 +30,7 @@ def _head_cases() -> list[Case]:
     for index, (batch, height, width) in enumerate(HEAD_SIZES):
         x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(10 + index))
         features = model.forward_features(x)
-        sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
+        sizes = _(", ").join("x".join(map(str, f.shape[-2:])) for f in features)
         where = N_("a {height}x{width} input (branches {sizes})", height=height, width=width, sizes=sizes)
         cases.append(Case(features, model.last_layer, expected=model(x), where=where))
     return cases
@@ -140,7 +140,7 @@ v2_head = FunctionExercise(
         Mistake("branch_order", lambda case, got, want: _(
             "Your concatenation has the branches in the order {order}; last_layer's weights expect 0, 1, 2, 3 "
             "(branch 0 first, with C channels, then 2C, 4C, 8C).",
-            order=", ".join(map(str, _branch_order(case, got, want)))),
+            order=_(", ").join(map(str, _branch_order(case, got, want)))),
             when=lambda case, got, want: _branch_order(case, got, want) is not None)],
     success=lambda n: _("Your head matches HRNetSegmentation on {n} inputs, including sizes that are not multiples "
                         "of 32 (resizing to branch 0's exact size is what makes any size work).", n=n),
@@ -264,7 +264,7 @@ def _inner_part(got, want) -> str | None:
 
 
 def _named(names) -> str:
-    return ", ".join(sorted(names))
+    return _(", ").join(sorted(names))
 
 
 missing_head_keys = ValueExercise(

@@ -37,7 +37,7 @@ ALSO_DROPPED = frozenset(f"last_layer.{k}" for k in ("0.bias", "1.bias", "1.runn
 
 
 def _listed(keys) -> str:
-    return ", ".join(sorted(keys))
+    return _(", ").join(sorted(keys))
 
 
 dropped_keys = ValueExercise(
@@ -173,7 +173,7 @@ def _not_this_norm(name: str, want) -> str:
     if close:
         return _("torch.nn has no class named {name}; did you mean {close}? Give the class itself (written like "
                  "nn.Conv2d, without brackets) or its exact name as a string.", name=short_repr(name),
-                 close=", ".join(sorted(_NN_CLASSES[c] for c in close)))
+                 close=_(", ").join(sorted(_NN_CLASSES[c] for c in close)))
     return _("torch.nn has no class named {name}; give the class itself (written like nn.Conv2d, without brackets) "
              "or its exact name as a string.", name=short_repr(name))
 

@@ -351,7 +351,7 @@ _OCR_RULES = [
      N_("ocr_gather_head has no parameters (a softmax and a matmul), so it has no keys in the state dict.")),
     (lambda got, want: got & _v2_only(),
      lambda got, want: _("{names}: that is V2's head, which the OCR model does not have.",
-                         names=", ".join(sorted(got & _v2_only())))),
+                         names=_(", ").join(sorted(got & _v2_only())))),
     (lambda got, want: got & _parts(None),
      N_("The backbone (conv1 ... stage4) has the same keys in both models.")),
     (_inner_part, _inner_part),  # the message, or None: test and message at once
@@ -374,7 +374,7 @@ ocr_new_keys = ValueExercise(
     rules=_OCR_RULES,
     otherwise=lambda got, want: _("The OCR model has no top-level part named {names}; compare "
                                   "`{{k.split('.')[0] for k in model.state_dict()}}` of the two models.",
-                                  names=", ".join(map(repr, sorted(got - want)))),
+                                  names=_(", ").join(map(repr, sorted(got - want)))),
     hints=[N_("The backbone keys are the same in every head; look at what follows stage4."),
            N_("A module without parameters or buffers has no key.")],
     solution_text="`answer = ['aux_head', 'cls_head', 'conv3x3_ocr', 'ocr_distri_head']`",

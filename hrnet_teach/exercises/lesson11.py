@@ -310,6 +310,8 @@ layer1 = CheckpointExercise(
         (_layer1_one_too_many, "has 2 blocks; the checkpoint's has 1"),
         (lambda *args: None, "Your make_layer returned None: did you forget `return`?"),
         (lambda *args: make_layer(*args).half(), "weights are float16"),
+        # built once (make_layer called, not passed): right at W18-small-v1's layer1, never built as W48's
+        (make_layer(Bottleneck, 64, 32, 1), "it is one module, built once"),
         (_ModuleWithoutInit, "You passed a class, _ModuleWithoutInit, with no `__init__` of its own"),
         (_layer1_later_inplanes, "every block after the first is `block(planes * block.expansion, planes)`"),
     ],
@@ -586,7 +588,7 @@ def _head_cases():
     for odd in (False, True):
         reference = capstone.reference_run(odd)
         features = list(reference.calls["stage4"].output)
-        sizes = ", ".join("x".join(map(str, f.shape[-2:])) for f in features)
+        sizes = _(", ").join("x".join(map(str, f.shape[-2:])) for f in features)
         where = (N_("the package's stage-4 maps of one {size}x{size} scene ({sizes}: not each half of the one before)",
                     size=capstone.ODD_SIZE, sizes=sizes) if odd else
                  N_("the package's stage-4 maps of {scenes} held-out scenes ({sizes})", scenes=capstone.SCENES,
@@ -736,11 +738,11 @@ head = FunctionExercise(
             "Your head fits the maps of the {trained}x{trained} scenes only: on these ({sizes}) a size or scale "
             "factor written for one input size misses. Resize to this input's branch-0 size, "
             "size=features[0].shape[-2:].", trained=capstone.trained_image_size(),
-            sizes=", ".join("x".join(map(str, f.shape[-2:])) for f in case.args[0])), when=_head_other_size),
+            sizes=_(", ").join("x".join(map(str, f.shape[-2:])) for f in case.args[0])), when=_head_other_size),
         Mistake("order", lambda case, got, want: _(
             "You concatenated the branches in the order {order}; last_layer's weights expect branch 0 first, then "
             "1, 2, 3: torch.cat([branch 0, upsampled branch 1, 2, 3], dim=1).",
-            order=", ".join(map(str, _head_order(case, got)))), when=lambda case, got, want: _head_order(case, got)),
+            order=_(", ").join(map(str, _head_order(case, got)))), when=lambda case, got, want: _head_order(case, got)),
     ],
     success=lambda n: _("Your head gives the package's logits on {scenes} held-out scenes and on a {size}x{size} "
                         "one, from the checkpoint's last_layer and its align_corners, and with align_corners=True "
@@ -948,6 +950,13 @@ class _NetStagesAtFalse(MyHRNet):
         self.align_corners = align_corners
 
 
+class _NetWithoutAlignCorners(MyHRNet):
+    """The stub's align_corners parameter left out: right at the checkpoint's False, and never tried at True."""
+
+    def __init__(self, num_classes=4):
+        super().__init__(num_classes, False)
+
+
 # name: (the wrong network, a fragment of the message it must get): the slips of assembling HRNet
 NETWORK_MISTAKES = {
     "no ReLU after the fuse sum": (_patched(MyHRNet, HighResolutionModule=("forward", _net_no_relu_after_sum)),
@@ -1039,7 +1048,8 @@ capstone_network = NetworkExercise(
     solution_text=_solution(make_layer, make_fuse_op, HighResolutionModule, make_transition, transition_forward,
                             make_stage, v2_head, MyHRNet),
     wrong_answers=[*NETWORK_MISTAKES.values(), (nn.Linear(3, 3), "none of the checkpoint's 435 keys"),
-                   (lambda: 1, "Your MyHRNet returned an int")],
+                   (lambda: 1, "Your MyHRNet returned an int"),
+                   (_NetWithoutAlignCorners, "as MyHRNet(4, True), and yours does not take that")],
 )
 
 EXERCISES = [layer1, hr_module, stage, head, capstone_network]
