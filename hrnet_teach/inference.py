@@ -60,6 +60,7 @@ def inference(model: nn.Module, image: torch.Tensor, flip: bool = False, output_
     mirrored back and the two averaged, and ``exp()`` of the result is returned (``softmax=True``:
     the softmax of each pass, averaged).
     """
+    _check_model(model, "inference")  # in train mode BatchNorm would also overwrite its statistics, under no_grad
     align = _align_corners(model)
 
     def logits(x):
@@ -250,15 +251,15 @@ def _check_args(model, image, scales, crop_size, base_size, stride_rate):
     return crop, base_size, scales
 
 
-def _check_model(model: object) -> None:
+def _check_model(model: object, who: str = "multi_scale_inference") -> None:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"multi_scale_inference(model, image): model must be a torch.nn.Module, e.g. "
+        raise TypeError(f"{who}(model, image): model must be a torch.nn.Module, e.g. "
                         f"ht.create_model('w18_small_v1', head='segmentation'), got {type(model).__name__}")
     core = _unwrap(model)
     # The package's other networks return maps too (a pose model's heatmaps, the backbone's or the pyramid's last
     # branch), whose argmax would pass for a label map; a model of another library is taken as it is.
     if isinstance(core, HRNet) and not isinstance(core, (HRNetSegmentation, HRNetOCR)):
-        raise TypeError(f"multi_scale_inference needs a segmentation model, and this is the package's "
+        raise TypeError(f"{who} needs a segmentation model, and this is the package's "
                         f"{type(core).__name__}: its maps are not class scores. Build one with "
                         f"ht.create_model(variant, head='segmentation') or head='ocr'"
                         + (" (keypoints: hrnet_teach.pose_inference.predict_keypoints)"

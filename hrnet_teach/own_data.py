@@ -192,8 +192,9 @@ def _mask_problem(mask: Any, image: torch.Tensor, num_classes: int) -> Optional[
     return None
 
 
-def _item_size(var: str, split: Any, index: int, num_classes: int) -> tuple[int, int]:
-    """The (height, width) of ``split[index]``, checked: an (image, mask) pair as train's loss and model take it."""
+def _item_size(var: str, split: Any, index: int, num_classes: int) -> tuple[tuple[int, int], set[int]]:
+    """The (height, width) of ``split[index]`` and its mask's labels, checked: an (image, mask) pair as train's loss
+    and model take it."""
     item, where = split[index], f"{var}[{index}]"
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         what = f"a {type(item).__name__}" + (f" of {len(item)}" if isinstance(item, (tuple, list)) else "")
@@ -207,14 +208,27 @@ def _item_size(var: str, split: Any, index: int, num_classes: int) -> tuple[int,
         problem, part = _mask_problem(mask, image, num_classes), "mask"
     if problem is not None:
         raise ValueError(f"{where}'s {part} {problem}")
-    return int(image.shape[-2]), int(image.shape[-1])
+    return (int(image.shape[-2]), int(image.shape[-1])), set(mask.unique().tolist())
+
+
+def _refuse_binary_255(var: str, labels: dict[int, set[int]]) -> None:
+    """Masks saved as black and white (0 and 255): 255 is the ignored label, so the foreground would never be
+    trained or scored, and the mIoU of class 0 alone reads 1.0. Said when every item read holds only 0 and 255."""
+    if all(found <= {0, IGNORE_INDEX} for found in labels.values()) and any(IGNORE_INDEX in f for f in labels.values()):
+        read = ", ".join(f"{var}[{index}]" for index in labels)
+        raise ValueError(f"the masks of {read} hold only 0 and {IGNORE_INDEX}, and {IGNORE_INDEX} is the ignored label "
+                         f"(data.IGNORE_INDEX): no pixel would train or score a class other than 0, and the mIoU "
+                         f"would read 1.0. A black-and-white mask saved as 0/255 needs mask // 255 (or "
+                         f"(mask > 0).long()) in __getitem__; if {IGNORE_INDEX} does mark unlabelled pixels, some "
+                         "of these items must show the other classes too")
 
 
 def _split_size(var: str, split: Any, num_classes: int, head: str) -> tuple[int, int]:
     """The image size of one split, from the items :func:`_sample` picks: all one size, one the head takes."""
-    sizes = {index: _item_size(var, split, index, num_classes) for index in _sample(len(split))}
-    (first, size), *others = sizes.items()
-    for index, other in others:
+    items = {index: _item_size(var, split, index, num_classes) for index in _sample(len(split))}
+    _refuse_binary_255(var, {index: labels for index, (_size, labels) in items.items()})
+    (first, (size, _labels)), *others = items.items()
+    for index, (other, _labels) in others:
         if other != size:
             raise ValueError(f"{var}[{first}]'s image is {size[0]} x {size[1]} but {var}[{index}]'s {other[0]} x "
                              f"{other[1]}: a DataLoader stacks a batch's images into one tensor, so a split's images "

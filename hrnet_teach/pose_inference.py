@@ -236,6 +236,7 @@ def flip_test(model: nn.Module, input: torch.Tensor, flip_pairs: Sequence[Sequen
     ``TEST.SHIFT_HEATMAP``) and averaged with the first. A model returning a list gives its last
     output, as there.
     """
+    _check_model(model, "flip_test", "model, input")  # in train mode BatchNorm would overwrite its statistics too
     output = _heatmaps_of(model, input)
     pairs = _check_flip_pairs(flip_pairs, output.shape[1], "the model's heatmaps")
     output_flipped = flip_back(_heatmaps_of(model, input.flip(3)), pairs)
@@ -335,21 +336,21 @@ def _heatmaps_of(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return output.float()
 
 
-def _check_model(model: object) -> None:
+def _check_model(model: object, who: str = "predict_keypoints", call: str = "model, image, boxes") -> None:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"predict_keypoints(model, image, boxes): model must be a torch.nn.Module, e.g. "
+        raise TypeError(f"{who}({call}): model must be a torch.nn.Module, e.g. "
                         f"ht.create_model('w32', head='pose'), got {type(model).__name__}")
-    _check_pose_head(model)
+    _check_pose_head(model, who)
     if model.training or any(m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise RuntimeError("the model is in training mode, where BatchNorm normalises the crops with their own "
                            "statistics: call model.eval() first, as the official validate does")
 
 
-def _check_pose_head(model: nn.Module) -> None:
+def _check_pose_head(model: nn.Module, who: str) -> None:
     """The package's other networks also return B x C x h x w maps (segmentation logits, the backbone's last
     branch), which would decode as keypoints without a word; a model of another library is taken as it is."""
     if isinstance(model, HRNet) and not isinstance(model, HRNetPose):
-        raise TypeError(f"predict_keypoints needs a pose model, and this is the package's {type(model).__name__}: "
+        raise TypeError(f"{who} needs a pose model, and this is the package's {type(model).__name__}: "
                         f"its output would decode as keypoints that mean nothing. Build one with "
                         f"ht.create_model(variant, head='pose') (num_joints=17 for COCO) and load pose weights")
 

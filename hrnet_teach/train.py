@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ._validate import flag, positive_int, refuse_meta
 from .config import VARIANTS, HRNetConfig, StageConfig, get_config  # noqa: F401  (HRNetConfig, StageConfig: re-exported)
@@ -684,12 +684,27 @@ def _datasets(config: TrainConfig, ctx: Distributed) -> tuple[Dataset, Dataset]:
     return train_set, val_set
 
 
+def _collate(batch: list) -> Any:
+    """torch's default_collate, after a look at the images' sizes: check_own_data reads only a split's first, middle
+    and last items, and torch's own words for a stray size ('stack expects each tensor to be equal size') name
+    neither the cause nor the fix."""
+    shapes = [tuple(item[0].shape) for item in batch if isinstance(item, (tuple, list)) and item
+              and isinstance(item[0], torch.Tensor)]
+    if len(set(shapes)) > 1:
+        shown = " and ".join(" x ".join(map(str, shape)) for shape in dict.fromkeys(shapes))
+        raise ValueError(f"one batch holds images of {shown}: a DataLoader stacks a batch's images into one tensor, so "
+                         "every item of a split must have one size (the check before training reads only the first, "
+                         "middle and last items); resize them in your dataset's __getitem__")
+    return default_collate(batch)
+
+
 def _loaders(config: TrainConfig, ctx: Distributed, device: torch.device):
     """(train loader, val loader, val set): a DistributedSampler splits the work between processes."""
     train_set, val_set = _datasets(config, ctx)
     workers = (2 if device.type == "cuda" else 0) if config.workers is None else config.workers
     # pinned batches let the non_blocking copies to the GPU overlap with its work (unpinned, they wait)
-    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+                  collate_fn=_collate)
     if ctx.enabled:
         sampler = torch.utils.data.DistributedSampler(train_set, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed)
         train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=True, **common)

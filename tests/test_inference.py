@@ -223,6 +223,20 @@ def test_bad_input_is_refused_with_what_to_do(kwargs, image, error, words):
     assert words in str(caught.value)
 
 
+def test_one_window_refuses_a_model_in_training_mode_and_leaves_its_statistics():
+    """inference() is public too: in train mode BatchNorm would normalise with the window's own statistics and,
+    under no_grad, overwrite its running ones (a learner's model changed by predicting)."""
+    model = tiny().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"the model is in training mode.*call model\.eval\(\) first"):
+        inference(model, torch.randn(1, 3, 32, 32))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.device("meta"):
+        pose = ht.create_model("w18_small_v1", head="pose")
+    with pytest.raises(TypeError, match=r"^inference needs a segmentation model.*HRNetPose"):
+        inference(pose.eval(), torch.zeros(1, 3, 64, 64))
+
+
 def test_bad_models_are_refused():
     with pytest.raises(RuntimeError, match=r"model\.eval\(\)"):
         multi_scale_inference(tiny().train(), torch.zeros(1, 3, 32, 32))

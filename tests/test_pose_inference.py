@@ -430,6 +430,22 @@ def test_a_bad_photo_is_refused_with_what_to_pass(image, error, match):
         P.predict_keypoints(_model(), image, (0, 0, 10, 10), flip_pairs=(), image_size=(32, 32))
 
 
+def test_flip_test_refuses_a_model_in_training_mode_and_another_head():
+    """flip_test is public: in train mode the heatmaps would use each batch's statistics and BatchNorm's running ones
+    would be overwritten under no_grad; a segmentation model's class scores would pass for heatmaps."""
+    model = ht.create_model("w18_small_v1", head="pose", num_joints=17)  # train mode, as built
+    before = model.bn1.running_mean.clone()
+    with pytest.raises(RuntimeError, match=r"the model is in training mode.*call model\.eval\(\) first"):
+        P.flip_test(model, torch.randn(2, 3, 64, 64))
+    assert torch.equal(model.bn1.running_mean, before)
+    with torch.device("meta"):
+        segmentation = ht.create_model("w18_small_v1", head="segmentation")
+    with pytest.raises(TypeError, match=r"^flip_test needs a pose model.*HRNetSegmentation"):
+        P.flip_test(segmentation.eval(), torch.zeros(1, 3, 64, 64))
+    with pytest.raises(TypeError, match=r"^flip_test\(model, input\): model must be a torch\.nn\.Module"):
+        P.flip_test("w18", torch.zeros(1, 3, 64, 64))
+
+
 def test_bad_boxes_models_and_flip_pairs_are_refused_clearly():
     photo = np.zeros((40, 50, 3), np.uint8)
     with pytest.raises(ValueError, match="wholly outside the 50 x 40 photo"):

@@ -207,6 +207,12 @@ def _grey_image():
     return torch.zeros(32, 32)
 
 
+def _black_and_white() -> torch.Tensor:
+    mask = torch.zeros(32, 32, dtype=torch.long)
+    mask[8:24, 8:24] = data.IGNORE_INDEX
+    return mask
+
+
 BAD = {
     # the pair itself
     "one dataset": (dict(dataset=Squares(2)), r"dataset takes a name, 'shapes' or 'pets', or the two splits of your "
@@ -255,6 +261,11 @@ BAD = {
                        r"val_set\[0\]'s mask holds labels 3 \(besides 255, ignored\), but there are 3 classes \(0 "
                        r"to 2\): every label must be below num_classes, or 255 \(data\.IGNORE_INDEX\) where a pixel "
                        r"has no label\. Map them in __getitem__ .*or set num_classes"),
+    # a learner's binary masks saved as PNG black and white: 255 is the ignored label (mIoU 1.0, nothing learnt)
+    "masks of 0 and 255": (dict(dataset=(Items([_pair(mask=_black_and_white())] * 3, 3), Squares(2))),
+                           r"the masks of train_set\[0\], train_set\[1\], train_set\[2\] hold only 0 and 255, and "
+                           r"255 is the ignored label .*the mIoU would read 1\.0\. A black-and-white mask saved as "
+                           r"0/255 needs mask // 255"),
     "label -1": (dict(dataset=(Items([_pair(mask=torch.full((32, 32), -1))]), Squares(2))),
                  r"train_set\[0\]'s mask holds labels -1 "),
     "float mask": (dict(dataset=(Items([_pair(mask=torch.zeros(32, 32))]), Squares(2))),
@@ -288,6 +299,15 @@ def test_a_bad_dataset_is_named_before_any_model(no_model, case):
     settings, says = BAD[case]
     with pytest.raises(ValueError, match=says):
         T.train(**{**RUN, **settings})
+
+
+def test_an_item_of_another_size_that_the_check_did_not_read_is_named_at_its_batch(tmp_path):
+    """The check reads items 0, 2 and 4 of five; item 1 is 40 x 40: the batch that meets it says so in words."""
+    items = [_pair(mask=torch.full((32, 32), 1)) for _ in range(5)]
+    items[1] = _pair(torch.zeros(3, 40, 40), torch.zeros(40, 40, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"one batch holds images of 3 x (32 x 32 and 3 x 40 x 40|40 x 40 and 3 x 32 x "
+                                         r"32): a DataLoader stacks .* resize them in your dataset's __getitem__"):
+        T.train(dataset=(Items(items, 2), Items(items[:1], 2)), out=tmp_path, **{**RUN, "batch_size": 5})
 
 
 def test_fewer_items_than_a_batch_says_so_before_the_model(no_model):

@@ -324,6 +324,16 @@ def test_a_right_answer_is_not_called_right_twice_in_chinese(ex):
     assert not re.match(r"(正确|答对|对了|没错)", chinese), f"{ex.lesson}/{ex.name}: {chinese[:60]!r}"
 
 
+def test_lists_in_messages_take_the_chinese_separator():
+    """Lists inside a sentence are joined with 、 in Chinese, also in a message declared at import (joined)."""
+    from hrnet_teach.exercises import lesson02
+
+    english, chinese = _english_then_chinese(lambda: lesson02.odd_branch_shapes.check(lesson02.SHAPES).message)
+    assert english.startswith("18x63x94, 36x32x47, ") and chinese.startswith("18x63x94、36x32x47、"), chinese
+    english, chinese = _english_then_chinese(lambda: lesson02.stride2_rule.check("e").message)
+    assert "a, b, c, d" in english and "a、b、c、d" in chinese, chinese
+
+
 def test_chinese_questions_wrap_by_screen_columns():
     from hrnet_teach.i18n import columns, wrap
 

@@ -252,7 +252,7 @@ transition1_kinds = ValueExercise(
     solution_text=N_("`answer = ['adapt', 'new']`: 256 -> 18 at 1/4, and 256 -> 36 at 1/8."),
     wrong_answers=[(["pass", "new"], "256 channels"), (["adapt", "adapt"], "it is new"),
                    (["new", "new"], "only changes the channels"), (["adapt"], "2 branches"), ("adapt new", "list of words"),
-                   (["adapt", "old"], "'old' is not one of 'pass', 'adapt', 'new'"),
+                   (["调整", "新建"], "the names the code uses"), (["adapt", "old"], "'old' is not one of 'pass', 'adapt', 'new'"),
                    ({"0": "adapt", "1": "new"}, "in the order of the entries"), ({"adapt", "new"}, "not a set")],
 )
 

@@ -93,7 +93,7 @@ stage_most_params = ValueExercise(
               "Which stage has the 8C branch?")],
     solution_text=N_("`answer = 'stage4'`: about 47.6M of the backbone's 65M parameters, because of its 8C "
                      "branch (384 channels in w48)."),
-    wrong_answers=[("stage2", "compare all four"), ("stage5", "is not one of"), (3.5, "stage name"),
+    wrong_answers=[("stage2", "compare all four"), ("stage5", "is not one of"), ("第 4 阶段", "the lesson's word for it"), (3.5, "stage name"),
                    (3.0, "stage3 has more modules"), ("layer1.", "small beside the stages")],
 )
 
