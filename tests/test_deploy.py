@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import warnings
 
 import pytest
@@ -232,6 +233,8 @@ def test_size_the_head_cannot_take_gets_clear_error(tmp_path):
         deploy.check_size(pose, (100, 100))
     # the rule is the export's: the message says so, since the eager model runs at a side just below 32m
     assert "for export" in str(caught.value) and "three sides just below a multiple of 32" in str(caught.value)
+    # lesson 10 prints this beside its text on the dynamic export's 64: both minimums are said
+    assert "at least 32 (64 for a dynamic export, see export_min_side)" in str(caught.value)
     with torch.no_grad():
         assert pose.eval()(torch.randn(1, 3, 95, 93)).shape[-2:] == (24, 24)
     with pytest.raises(ValueError, match="multiples of 32"):
@@ -241,6 +244,33 @@ def test_size_the_head_cannot_take_gets_clear_error(tmp_path):
     with pytest.raises(ValueError, match="batch of at least 2"):
         deploy.export_program(pose, example=torch.randn(1, 3, 64, 64))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_program_of_another_model_fold_or_dynamic_is_refused(seg, tmp_path):
+    """export_onnx(program=...) translates the program it is given: one of another model wrote a pose network under
+    a segmentation file's metadata, and a static one a fixed-size file whose metadata said dynamic."""
+    static = deploy.export_program(seg, dynamic=False)
+    cases = [
+        (dict(program=deploy.export_program(build("pose"), dynamic=False), dynamic=False), "exported from another model"),
+        (dict(program=deploy.export_program(seg, fold=False, dynamic=False), dynamic=False), "or with another fold="),
+        (dict(program=static), "dynamic=True, but the program was exported with dynamic=False: its sizes are fixed"),
+        (dict(program=static, dynamic=False, exporter="torchscript"), "translated by the dynamo exporter only"),
+        (dict(program="program.pt2"), "program must be what deploy.export_program(model) returns, got str"),
+    ]
+    for settings, says in cases:
+        with pytest.raises((ValueError, TypeError), match=re.escape(says)):
+            deploy.export_onnx(seg, tmp_path / "seg.onnx", **settings)
+        assert not (tmp_path / "seg.onnx").exists()
+    assert deploy._file_opset(deploy.export_onnx(seg, tmp_path / "seg.onnx", program=static, dynamic=False)) == 18
+
+
+def test_a_meta_model_is_refused_before_its_program_is_traced():
+    with torch.device("meta"):
+        model = ht.create_model("w18_small_v1", num_classes=4).eval()
+    with pytest.raises(ValueError, match=r"built on the meta device.*export_program\(\) would trace weights that hold "
+                                         r"no numbers"):
+        deploy.export_program(model, dynamic=False)
 
 
 # ------------------------------------------------------------------ export: every head
@@ -306,13 +336,33 @@ def test_opset_too_old_gets_clear_error_before_exporting(seg, tmp_path):
 
 @pytest.mark.slow
 def test_oldest_opset_exports_align_corners_true(seg, tmp_path):
-    """Opset 11 through the TorchScript exporter (the dynamo one stops at 16), dynamic sizes."""
+    """Opset 11 through the TorchScript exporter (the dynamo one stops at 15), dynamic sizes."""
     assert seg.align_corners is True
     path = deploy.export_onnx(seg, tmp_path / "seg11.onnx", opset=11)
     assert deploy._file_opset(path) == 11
     for size in sizes("segmentation"):
         x = torch.randn(1, 3, *size)
         assert deploy.max_relative_difference(eager(seg, x), deploy.run_onnx(path, x)) < RTOL
+
+
+@pytest.mark.slow
+def test_the_dynamo_exporter_reaches_opset_15_and_torchscript_takes_14(seg, tmp_path, monkeypatch):
+    """Where DYNAMO_MIN_OPSET comes from: asked for 15, the dynamo exporter converts HRNet's file down to 15; asked for
+    14, onnx's converter has no adapter for its Shape ops and the file stays at 18, so export_onnx takes TorchScript."""
+    used = []
+    export = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: used.append(k["dynamo"]) or export(*a, **k))
+    assert deploy.DYNAMO_MIN_OPSET == 15
+    path = deploy.export_onnx(seg, tmp_path / "seg15.onnx", opset=15)
+    assert used == [True] and deploy._file_opset(path) == 15
+    x = torch.randn(1, 3, *sizes("segmentation")[0])
+    assert deploy.max_relative_difference(eager(seg, x), deploy.run_onnx(path, x)) < RTOL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = deploy.export_program(seg)
+        torch.onnx.export(program, (x,), str(tmp_path / "seg14.onnx"), opset_version=14, dynamo=True,
+                          dynamic_shapes=deploy.dynamic_shapes(seg), external_data=False)
+    assert deploy._file_opset(tmp_path / "seg14.onnx") == 18  # not converted: the floor is 15
 
 
 def test_training_mode_export_is_refused(tmp_path):
