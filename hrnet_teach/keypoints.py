@@ -68,6 +68,10 @@ def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: 
     visible = np.asarray(visible, dtype=np.float32).reshape(-1)
     if visible.shape[0] != joints.shape[0]:
         raise ValueError(f"visible has {visible.shape[0]} flags for {joints.shape[0]} joints: give one per joint")
+    if not np.isin(visible, (0, 1)).all():  # COCO's v = 2 would weigh a joint twice in the loss
+        raise ValueError(f"visible holds {sorted(set(visible.tolist()) - {0.0, 1.0})[:3]}: the flags are 0 or 1. "
+                         "COCO's v (0 not labelled, 1 labelled but hidden, 2 visible) is clipped by the official "
+                         "loader, min(v, 1): pass np.minimum(v, 1)")
     (ih, iw), (hh, hw) = image_size_hw(image_size), image_size_hw(heatmap_size, "heatmap_size")
     sigma = check_sigma(sigma)
     target = np.zeros((len(joints), hh, hw), dtype=np.float32)

@@ -197,16 +197,21 @@ def flip_back(output_flipped: torch.Tensor | np.ndarray, matched_parts: Sequence
 
 
 def shift_heatmap(heatmaps: torch.Tensor) -> torch.Tensor:
-    """``TEST.SHIFT_HEATMAP``: every column moved one cell right (``out[..., 1:] = out[..., :-1]``), a copy.
+    """``TEST.SHIFT_HEATMAP``: every column moved one cell right (``out[..., 1:] = out[..., :-1]``), a copy
+    (numpy in, numpy out, as ``flip_back``).
 
     Why: heatmap cell c stands for input pixel 4c, and mirroring moves input pixel x to W - 1 - x,
     but cell c to w - 1 - c, i.e. pixel W - 4 - 4c. So the mirrored-back maps sit 3 input pixels
     (3/4 of a cell) left of the truth; one whole cell right leaves them 1/4 cell right. Column 0 keeps
     its own values (the official code copies, it does not pad).
     """
-    shifted = heatmaps.clone()
-    shifted[..., 1:] = heatmaps[..., :-1]
-    return shifted
+    maps = torch.from_numpy(np.ascontiguousarray(heatmaps)) if isinstance(heatmaps, np.ndarray) else heatmaps
+    if not isinstance(maps, torch.Tensor) or maps.dim() < 1:
+        raise TypeError(f"shift_heatmap takes heatmaps as a tensor or numpy array (... x h x w), got "
+                        f"{type(heatmaps).__name__}")
+    shifted = maps.clone()
+    shifted[..., 1:] = maps[..., :-1]
+    return shifted.numpy() if isinstance(heatmaps, np.ndarray) else shifted
 
 
 def fliplr_joints(joints: ArrayLike, joints_vis: ArrayLike, width: int,
@@ -274,7 +279,8 @@ def get_final_preds(batch_heatmaps: torch.Tensor | np.ndarray, center: ArrayLike
     ``maxvals`` is the network's confidence per joint: the COCO evaluation averages those above
     ``TEST.IN_VIS_THRE`` (0.2 in the COCO configs) and multiplies the box's score by that.
     """
-    heatmaps = _check_heatmaps(batch_heatmaps, "get_final_preds").float()
+    # a model's output taken outside torch.no_grad(), or on the GPU: read as numbers on the CPU, as validate does
+    heatmaps = _check_heatmaps(batch_heatmaps, "get_final_preds").detach().cpu().float()
     batch, _, heatmap_height, heatmap_width = heatmaps.shape
     center = _per_crop(center, batch, "center")
     scale = _per_crop(scale, batch, "scale")

@@ -168,6 +168,30 @@ def loss_for(model: nn.Module, ohem: bool = False) -> Criterion:
     return functools.partial(segmentation_loss, align_corners=resize_align_corners(unwrap(model)), ohem=ohem)
 
 
+def _own_criterion(criterion: Criterion, head: str) -> Criterion:
+    """A learner's loss, called as the package's: what it is given said when it fails, or returns no scalar (torch
+    said only 'size mismatch' or 'must be Tensor, not list', from inside cross_entropy)."""
+    given = ("[aux, ocr], two logits maps at 1/4 of the image's size" if head == "ocr" else
+             "the logits, B x C x H/4 x W/4 (a quarter of the image's size)")
+
+    def loss(output, masks):
+        try:
+            value = criterion(output, masks)
+        except (RuntimeError, TypeError, ValueError, IndexError, AttributeError) as error:
+            raise ValueError(f"your criterion raised {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+                             f"It is called as criterion(output, mask) with the model's output, {given}, and the "
+                             "mask at the image's full size, B x H x W (255: ignored): enlarge the logits first, "
+                             "as hrnet_teach.train.segmentation_loss does") from error
+        if not (isinstance(value, torch.Tensor) and value.numel() == 1 and value.requires_grad):
+            raise ValueError(f"your criterion returned {type(value).__name__}"
+                             + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
+                             + ": it must return one number as a tensor on the output's graph, the loss that "
+                             "backward() differentiates (a per-pixel loss: take its mean)")
+        return value
+
+    return loss
+
+
 def resize_align_corners(model: nn.Module) -> bool:
     """How to enlarge this model's logits to the mask: as its own bilinear fusion does
     (HRNetSegmentation), or without corner alignment (the V1 readout, which fuses by nearest)."""
@@ -786,7 +810,8 @@ def _start(config: TrainConfig, ctx: Distributed) -> _Run:
     scaler = _grad_scaler(amp)
     settings = config.settings(device, amp, ctx.world_size, ctx.backend)
     run = _Run(config, ctx, device, amp, train_loader, val_loader, val_set, model, model, opt, scaler,
-               config.criterion or loss_for(model, config.ohem), settings)
+               _own_criterion(config.criterion, config.head) if config.criterion else loss_for(model, config.ohem),
+               settings)
     if checkpoint is not None:
         run.start_epoch, run.history = _restore(checkpoint, config.resume, model, opt, scaler if amp else None)
         settings["pretrained"] = saved_pretrained(checkpoint)  # what the weights descend from, not this call's

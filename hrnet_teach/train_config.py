@@ -36,6 +36,18 @@ PathLike = Union[str, Path]
 Criterion = Callable[[Any, torch.Tensor], torch.Tensor]  # (model output, mask) -> scalar loss
 
 
+def check_criterion(criterion: Any) -> None:
+    """A loss given in place of the head's: a function or a module instance, called as criterion(output, mask)."""
+    if criterion is None:
+        return
+    if isinstance(criterion, type):
+        raise TypeError(f"criterion is the class {criterion.__name__}; pass an instance, {criterion.__name__}(...), "
+                        "or a function criterion(output, mask) -> loss")
+    if not callable(criterion):
+        raise TypeError(f"criterion must be a function criterion(output, mask) -> loss (or a loss module instance), "
+                        f"got {type(criterion).__name__} {criterion!r:.60}: leave it out for the head's own loss")
+
+
 def check_choice(name: str, value: Any, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
@@ -216,6 +228,7 @@ class TrainConfig:
         check_rate("weight_decay", self.weight_decay, DEFAULT_WEIGHT_DECAY[self.optimizer])
         if self.workers is not None:
             self.workers = positive_int("workers", self.workers, minimum=0)
+        check_criterion(self.criterion)
         self._own = None if splits is None else self._check_own_data(*splits)
         if splits is None and self.num_classes is not None:
             self._check_named_classes()

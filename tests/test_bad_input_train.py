@@ -486,3 +486,31 @@ def test_a_seed_numpy_cannot_take_is_refused_by_the_config(seed, no_training):
                                          rf"limit\), got {seed}$"):
         T.train(seed=seed, **TINY_RUN)  # before (2**32 and more): numpy's "Seed must be between 0 and 2**32 - 1"
     assert TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
+
+
+# ------------------------------------------------------------------ a loss of one's own (bad-input audit, 2026-12-08)
+@pytest.mark.parametrize("criterion, says", [
+    (torch.nn.CrossEntropyLoss, r"criterion is the class CrossEntropyLoss; pass an instance, CrossEntropyLoss\(\.\.\.\)"),
+    ("ce", r"criterion must be a function criterion\(output, mask\) -> loss .*got str 'ce'"),
+])
+def test_a_criterion_that_cannot_be_called_is_refused_before_any_data(criterion, says, monkeypatch):
+    monkeypatch.setattr(T, "_loaders", lambda *a, **k: pytest.fail("the data was made before the check"))
+    with pytest.raises(TypeError, match=says):
+        T.train(**TINY_RUN, criterion=criterion)
+
+
+def test_a_criterion_that_fails_on_the_logits_says_what_it_is_given():
+    """CrossEntropyLoss on the quarter-size logits: torch said only 'size mismatch (got input: [2, 4, 8, 8] , target:
+    [2, 32, 32])' from inside cross_entropy."""
+    with pytest.raises(ValueError, match=r"^your criterion raised (RuntimeError|ValueError): .*called as "
+                                         r"criterion\(output, mask\) with the model's output, the logits, B x C x H/4 "
+                                         r"x W/4 .* the mask at the image's full size, B x H x W \(255: ignored\): "
+                                         r"enlarge the logits first") as caught:
+        T.train(**TINY_RUN, criterion=torch.nn.CrossEntropyLoss(ignore_index=255))
+    assert isinstance(caught.value.__cause__, (RuntimeError, ValueError))  # torch's own error stays in the chain
+    with pytest.raises(ValueError, match=r"your criterion returned Tensor of shape \(2, 32, 32\): it must return one "
+                                         r"number"):
+        T.train(**TINY_RUN, criterion=lambda out, mask: torch.nn.functional.cross_entropy(
+            torch.nn.functional.interpolate(out, size=mask.shape[-2:]), mask, ignore_index=255, reduction="none"))
+    with pytest.raises(ValueError, match=r"your criterion returned float"):
+        T.train(**TINY_RUN, criterion=lambda out, mask: 1.0)

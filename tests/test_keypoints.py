@@ -46,6 +46,14 @@ def test_the_gaussian_has_its_values_and_stops_at_three_sigma(sigma):
     assert t[cy, end] == 0 and t[cy, first - 1] == 0
 
 
+def test_cocos_visible_flag_2_is_refused_not_weighed_twice():
+    """The official loader clips COCO's v to min(v, 1) before generate_target; a 2 here doubled a joint's loss."""
+    with pytest.raises(ValueError, match=r"visible holds \[2\.0\]: the flags are 0 or 1.*np\.minimum\(v, 1\)"):
+        gaussian_heatmaps([[20.0, 20.0], [40.0, 40.0]], [2, 0], (64, 64), (16, 16))
+    _target, weight = gaussian_heatmaps([[20.0, 20.0], [40.0, 40.0]], np.minimum([2, 0], 1), (64, 64), (16, 16))
+    assert weight.flatten().tolist() == [1.0, 0.0]
+
+
 def test_an_invisible_joint_has_an_empty_map_and_weight_zero():
     target, weight = gaussian_heatmaps([[20.0, 20.0], [40.0, 40.0]], [1, 0], (64, 64), (16, 16))
     assert weight.flatten().tolist() == [1.0, 0.0]

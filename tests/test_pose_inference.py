@@ -503,3 +503,18 @@ def test_predict_keypoints_with_the_model_on_the_gpu_gives_what_the_cpu_gives():
     assert isinstance(preds, np.ndarray) and preds.shape == (1, 17, 2) and np.isfinite(preds).all()
     _, cpu_maxvals = P.predict_keypoints(model.cpu(), photo, [(10, 5, 60, 90)], image_size=(64, 64))
     assert maxvals == pytest.approx(cpu_maxvals, rel=1e-2, abs=1e-3)
+
+
+def test_shift_heatmap_takes_numpy_as_flip_back_does_and_final_preds_take_a_graph_output():
+    """Numpy in, numpy out for both halves of the flip; and heatmaps straight from model(x), outside no_grad,
+    are read as numbers (torch said "Can't call numpy() on Tensor that requires grad")."""
+    maps = torch.rand(2, 3, 8, 6)
+    shifted = P.shift_heatmap(maps.numpy())
+    assert isinstance(shifted, np.ndarray) and np.array_equal(shifted, P.shift_heatmap(maps).numpy())
+    with pytest.raises(TypeError, match=r"shift_heatmap takes heatmaps as a tensor or numpy array"):
+        P.shift_heatmap(maps.tolist())
+    center, scale = np.array([[20.0, 30.0]] * 2), np.array([[1.0, 1.0]] * 2)
+    graph = maps.clone().requires_grad_(True) * 1.0
+    preds, maxvals = P.get_final_preds(graph, center, scale)
+    expected = P.get_final_preds(maps, center, scale)
+    assert np.array_equal(preds, expected[0]) and np.array_equal(maxvals, expected[1])
