@@ -334,6 +334,18 @@ def test_lists_in_messages_take_the_chinese_separator():
     assert "a, b, c, d" in english and "a、b、c、d" in chinese, chinese
 
 
+def test_a_choice_typed_with_a_chinese_keyboard_is_read():
+    """A Chinese input method types full-width letters and brackets: 'ｂ' and '（ｂ）' are b."""
+    from hrnet_teach.exercises import ChoiceExercise
+
+    choices = [ex for ex in EXERCISES if isinstance(ex, ChoiceExercise)]
+    assert len(choices) >= 4
+    for ex in choices:
+        wide = chr(ord(ex.reference) - ord("a") + ord("ａ"))
+        for answer in (wide, f"（{wide}）"):
+            assert ex.check(answer).passed, (ex.name, answer, ex.check(answer).message)
+
+
 def test_chinese_questions_wrap_by_screen_columns():
     from hrnet_teach.i18n import columns, wrap
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import reprlib
+import unicodedata
 from collections.abc import Iterator, KeysView, Mapping, Sequence, ValuesView
 
 import numpy as np
@@ -298,7 +299,8 @@ def as_choice(answer, choices: Mapping[str, str]) -> str:
     if not isinstance(answer, str):
         raise Wrong(_("Answer with one letter as a string, one of {letters}; you gave {type} {answer}.",
                       letters=letters, type=type(answer).__name__, answer=short_repr(answer)))
-    letter = answer.strip().strip("()[].,:;'\" ").lower()  # '(b)', 'b.', "'b'" and 'b,' all say b
+    # a Chinese keyboard's full-width 'ｂ' and '（ｂ）' are the same letter once NFKC-normalised
+    letter = unicodedata.normalize("NFKC", answer).strip().strip("()[].,:;'\" ").lower()  # '(b)', 'b.', "'b'" say b
     if letter not in choices:
         raise Wrong(_("Answer with one letter, one of {letters}; you gave {answer}.", letters=letters,
                       answer=short_repr(answer)))

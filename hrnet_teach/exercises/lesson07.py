@@ -426,8 +426,8 @@ norm_for = FunctionExercise(
         Mistake("plain_on_gpus", lambda case, got, want: _(
             "For norm_for({d!r}, {n}) you returned nn.BatchNorm2d. With {n} GPU processes plain BatchNorm2d normalises "
             "each GPU's few images on their own; SyncBatchNorm pools the statistics of the whole batch, as the "
-            "official trainer does. (device_type is the string 'cuda': compare it with a string, not with "
-            "torch.device('cuda').)", d=case.args[0], n=case.args[1]),
+            "official trainer does. (device_type is the string 'cuda', as torch names the device type: not 'gpu', "
+            "and not torch.device('cuda'), which equals no string.)", d=case.args[0], n=case.args[1]),
             like=lambda d, n: nn.BatchNorm2d),
     ],
     success=N_("SyncBatchNorm exactly when several GPU processes share a batch (NCCL); "
@@ -438,7 +438,8 @@ norm_for = FunctionExercise(
                    (lambda d, n: nn.BatchNorm2d(8), "return the class itself"),
                    (lambda d, n: "BatchNorm2d", "the string"),
                    (lambda d, n: partial(_norm_for(d, n), momentum=0.01), "not a class"),
-                   (lambda d, n: nn.SyncBatchNorm if d == "cuda" and n > 2 else nn.BatchNorm2d, "With 2 GPU processes")],
+                   (lambda d, n: nn.SyncBatchNorm if d == "cuda" and n > 2 else nn.BatchNorm2d, "With 2 GPU processes"),
+                   (lambda d, n: nn.SyncBatchNorm if d == "gpu" and n > 1 else nn.BatchNorm2d, "not 'gpu'")],
 )
 
 # (x, y) in pixels; square sides. 26 / 4 = 6.5 lies exactly between two cells: the official + 0.5 sends it up,

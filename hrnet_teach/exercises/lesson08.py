@@ -36,6 +36,11 @@ KEPT = frozenset(CHECKPOINT_SHAPES) - frozenset(DROPPED)
 ALSO_DROPPED = frozenset(f"last_layer.{k}" for k in ("0.bias", "1.bias", "1.running_mean", "1.running_var"))
 
 
+def _part_names(got) -> set[str]:
+    """The answers that name a part of the checkpoint (last_layer, loss) where the question wants its keys."""
+    return {name for name in got - set(CHECKPOINT_SHAPES) if any(k.startswith(name + ".") for k in CHECKPOINT_SHAPES)}
+
+
 def _listed(keys) -> str:
     return _(", ").join(sorted(keys))
 
@@ -58,6 +63,9 @@ dropped_keys = ValueExercise(
            (lambda got, want: "" in got, N_(  # else ": not among the checkpoint's keys", naming nothing
                "One of your keys is an empty string (''): write each key in full, as a string, e.g. "
                "'last_layer.0.weight'.")),
+           (lambda got, want: _part_names(got), lambda got, want: _(  # lesson 06 asked for parts; this asks keys
+               "{names}: the name of a part, not a key. Write each key in full, as in the tables' left column, "
+               "e.g. 'last_layer.0.weight'.", names=_listed(_part_names(got)))),
            (lambda got, want: got - set(CHECKPOINT_SHAPES) - ALSO_DROPPED, lambda got, want: _(
                "{keys}: not among the checkpoint's keys; the filter only drops checkpoint keys.",
                keys=_listed(got - set(CHECKPOINT_SHAPES) - ALSO_DROPPED))),
@@ -85,7 +93,8 @@ dropped_keys = ValueExercise(
                    (7, "list of strings"), (DROPPED[:2], "lacks it or its shape differs"),
                    ("", "One of your keys is an empty string"), ([*DROPPED, " "], "an empty string ('')"),
                    (sorted(KEPT), "keys the filter keeps"),
-                   ([*sorted(ALSO_DROPPED), *DROPPED[:3]], "You missed loss.criterion.weight")],
+                   ([*sorted(ALSO_DROPPED), *DROPPED[:3]], "You missed loss.criterion.weight"),
+                   (["last_layer", "loss"], "last_layer, loss: the name of a part, not a key")],
 )
 
 
