@@ -326,9 +326,19 @@ def ohem_cross_entropy(
     The trainer uses it for ``ohem=True`` on either head: the official ``LOSS.USE_OHEM`` picks
     ``OhemCrossEntropy`` for plain HRNetV2 too (``seg_hrnet_w48_*_ohem_*`` files).
     """
+    if isinstance(logits, (list, tuple)):
+        raise TypeError(f"ohem_cross_entropy takes one logits tensor, got a {type(logits).__name__} of {len(logits)}: "
+                        "for HRNet-OCR's [aux, ocr] use ocr_loss(outputs, target, ohem=True)")
     check_target(target, logits)
+    _check_loss_options(logits, False, align_corners, threshold, min_kept, weight, ("threshold", "min_kept"))
+    weight = _as_float_weight(weight, logits)
     logits = _resized(logits, target, align_corners)
-    pixel_losses = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="none").view(-1)
+    try:
+        pixel_losses = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
+                                       reduction="none").view(-1)
+    except IndexError:  # the CPU's "Target 7 is out of bounds"
+        check_label_range(target[target != ignore_index], logits.shape[1], ignore_index)
+        raise
     labelled = target.reshape(-1) != ignore_index
     safe_target = target.clone()
     safe_target[safe_target == ignore_index] = 0
@@ -369,6 +379,7 @@ def ocr_loss(
         )
     check_target(target, outputs[0])
     _check_loss_options(outputs[0], ohem, align_corners, ohem_threshold, ohem_keep, weight)
+    weight = _as_float_weight(weight, outputs[0])
     try:
         return _weighted_losses(outputs, target, balance_weights, ignore_index, align_corners, ohem, ohem_threshold,
                                 ohem_keep, weight)
@@ -389,15 +400,16 @@ def _check_balance_weights(balance_weights: object) -> tuple[float, ...]:
 
 
 def _check_loss_options(logits: object, ohem: object, align_corners: object, ohem_threshold: object,
-                        ohem_keep: object, weight: object) -> None:
+                        ohem_keep: object, weight: object, names: tuple[str, str] = ("ohem_threshold", "ohem_keep")
+                        ) -> None:
     """The loss's switches and numbers, before cross-entropy runs: "no" is a truthy string (OHEM on), a NaN
     threshold made the loss NaN, a negative ohem_keep was taken, a wrong-length weight failed in torch."""
     flag("ohem", ohem)
     flag("align_corners", align_corners, none_means="F.interpolate's default")
     threshold_ok = isinstance(ohem_threshold, numbers.Real) and not isinstance(ohem_threshold, bool)
     if not threshold_ok or not 0 <= ohem_threshold <= 1:  # NaN fails the comparison too
-        raise ValueError(f"ohem_threshold must be a probability in [0, 1] (the official 0.9), got {ohem_threshold!r}")
-    positive_int("ohem_keep", ohem_keep, minimum=0)
+        raise ValueError(f"{names[0]} must be a probability in [0, 1] (the official 0.9), got {ohem_threshold!r}")
+    positive_int(names[1], ohem_keep, minimum=0)
     if weight is None or not isinstance(logits, torch.Tensor) or logits.dim() < 2:
         return
     if not isinstance(weight, torch.Tensor) or weight.dim() != 1:
@@ -406,6 +418,12 @@ def _check_loss_options(logits: object, ohem: object, align_corners: object, ohe
     if weight.numel() != logits.shape[1]:
         raise ValueError(f"weight has {weight.numel()} entries but the outputs have {logits.shape[1]} classes: "
                          "give one weight per class")
+
+
+def _as_float_weight(weight: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
+    """Class weights in the logits' dtype and device: torch.from_numpy of numpy's float64 weights, or whole numbers,
+    failed in cross_entropy with 'expected scalar type Float but found Double'."""
+    return None if weight is None else weight.to(device=logits.device, dtype=logits.dtype)
 
 
 def _weighted_losses(outputs, target, balance_weights, ignore_index, align_corners, ohem, ohem_threshold, ohem_keep,

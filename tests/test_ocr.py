@@ -421,3 +421,34 @@ def test_on_equal_weights_the_explorer_text_and_figure_name_the_same_region():
     assert explorer.weights.std() < 1e-6  # equal, as said
     assert "attends most to road " in explorer.text and explorer.text.endswith("then sky 0.333, car 0.333")
     assert explorer.figure.axes[2].get_title() == "every pixel's weight for road"
+
+
+def test_ohem_cross_entropy_called_directly_checks_what_ocr_loss_checks():
+    """The bad-input audit called it alone: labels out of range gave 'Target 5 is out of bounds', align_corners='no'
+    torch's overload list, a list of logits "'list' object has no attribute 'shape'", threshold=5 was taken."""
+    from hrnet_teach.ocr import ohem_cross_entropy
+
+    logits, target = torch.randn(1, 3, 4, 4), torch.zeros(1, 8, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"the labels run from 5 to 5 .* there are 3 classes"):
+        ohem_cross_entropy(logits, torch.full((1, 8, 8), 5))
+    with pytest.raises((TypeError, ValueError), match=r"align_corners"):
+        ohem_cross_entropy(logits, target, align_corners="no")
+    with pytest.raises(TypeError, match=r"takes one logits tensor, got a list of 2: .*ocr_loss\(outputs, target, ohem=True\)"):
+        ohem_cross_entropy([logits, logits], target)
+    with pytest.raises(ValueError, match=r"^threshold must be a probability in \[0, 1\]"):
+        ohem_cross_entropy(logits, target, threshold=5)
+    with pytest.raises(ValueError, match=r"min_kept"):
+        ohem_cross_entropy(logits, target, min_kept=-1)
+
+
+def test_class_weights_from_numpy_float64_are_taken_as_the_logits_dtype():
+    """torch.from_numpy(np.array([...])) is float64: cross_entropy said 'expected scalar type Float but found Double'."""
+    import numpy as np
+
+    from hrnet_teach.ocr import ocr_loss, ohem_cross_entropy
+
+    logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 8, 8))
+    weight64 = torch.from_numpy(np.array([1.0, 2.0, 0.5]))
+    expected = ocr_loss([logits, logits], target, weight=weight64.float())
+    assert torch.equal(ocr_loss([logits, logits], target, weight=weight64), expected)
+    assert torch.isfinite(ohem_cross_entropy(logits, target, weight=weight64))
