@@ -30,13 +30,16 @@ official code resizes the image with ``cv2.resize``, whose bilinear samples pixe
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import flag
 from .assets import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import HRNet
 from .heads import HRNetPose, HRNetSegmentation
@@ -61,11 +64,12 @@ def inference(model: nn.Module, image: torch.Tensor, flip: bool = False, output_
     the softmax of each pass, averaged).
     """
     _check_model(model, "inference")  # in train mode BatchNorm would also overwrite its statistics, under no_grad
+    flip, softmax = flag("flip", flip), flag("softmax", softmax)
     align = _align_corners(model)
 
     def logits(x):
         out = model(x)
-        out = out[output_index] if isinstance(out, (list, tuple)) else out
+        out = _one_output(out, output_index) if isinstance(out, (list, tuple)) else out
         _check_output(out, x)
         return F.interpolate(out.float(), size=x.shape[-2:], mode="bilinear", align_corners=align)
 
@@ -113,6 +117,7 @@ def sliding_window(model: nn.Module, image: torch.Tensor, crop_size: tuple[int, 
                    **kw) -> torch.Tensor:
     """One scale of ``BaseDataset.multi_scale_inference``: scores at ``image``'s size, averaged over
     overlapping windows of ``crop_size`` (padded to it when they run past the border)."""
+    crop_size = _pair("crop_size", crop_size)  # public: an int was "'int' object is not iterable"
     height, width = image.shape[-2:]
     pad_value = _pad_value(image) if pad_value is None else pad_value
     if max(height, width) <= min(crop_size):  # the whole image in one padded window
@@ -177,6 +182,12 @@ def multi_scale_inference(model: nn.Module, image: torch.Tensor, scales: Sequenc
     scales <= 1). ``mean``/``std`` only set the padding value (black). Scores are summed over scales.
     """
     crop, base_size, scales = _check_args(model, image, scales, crop_size, base_size, stride_rate)
+    flip, softmax = flag("flip", flip), flag("softmax", softmax)  # "no" is a true string
+    _check_output_index(output_index)
+    if flag("cityscapes", cityscapes) and crop is None:  # else silently one pass per scale, no windows
+        raise ValueError("cityscapes=True changes how the windows are cut (stride = crop, no padding), and there are "
+                         "no windows without crop_size: give crop_size (the official Cityscapes files: (1024, 2048)), "
+                         "or leave cityscapes out")
     core = _unwrap(model)
     kw = dict(output_index=output_index, softmax=softmax)
     height, width = image.shape[-2:]
@@ -238,7 +249,7 @@ def _check_args(model, image, scales, crop_size, base_size, stride_rate):
     crop = None if crop_size is None else _pair("crop_size", crop_size)
     if base_size is None:
         base_size = max(image.shape[-2:])
-    elif isinstance(base_size, bool) or not isinstance(base_size, int) or base_size < 1:
+    elif isinstance(base_size, bool) or not isinstance(base_size, numbers.Integral) or base_size < 1:
         raise ValueError(f"base_size must be a positive int (TEST.BASE_SIZE: the long side at scale 1.0, e.g. "
                          f"2048 for Cityscapes), or None for the image's own long side; got {base_size!r}")
     if isinstance(stride_rate, bool) or not isinstance(stride_rate, (int, float)) or not 0 < stride_rate <= 1:
@@ -248,7 +259,7 @@ def _check_args(model, image, scales, crop_size, base_size, stride_rate):
         if min(scaled_size(*image.shape[-2:], base_size, scale)) < 1:
             raise ValueError(f"scale {scale} resizes the {tuple(image.shape[-2:])} image (base_size {base_size}) "
                              "to nothing: use a larger scale")
-    return crop, base_size, scales
+    return crop, int(base_size), scales
 
 
 def _check_model(model: object, who: str = "multi_scale_inference") -> None:
@@ -279,28 +290,51 @@ def _check_image(image: object) -> None:
     if not image.is_floating_point():
         raise TypeError(f"image must be a float tensor normalised with the ImageNet mean and std, got {image.dtype}: "
                         "use hrnet_teach.assets.to_tensor(pil_image)")
+    largest = float(image.abs().max()) if image.numel() and image.device.type != "meta" else 0.0
+    if largest > 10:  # ImageNet-normalised pixels lie within about -2.2 to 2.7; 0-255 values were taken silently
+        raise ValueError(f"image holds values up to {largest:g}: pixels of 0-255, not normalised. The model takes "
+                         "them normalised with the ImageNet mean and std: hrnet_teach.assets.to_tensor(pil_image), "
+                         "or hrnet_teach.assets.imagenet_normalize(pixels / 255)")
     if image.shape[0] != 1:
         raise ValueError(f"image holds {image.shape[0]} images; the official multi_scale_inference takes one "
                          "(assert batch == 1), since each image is resized on its own: loop over them, e.g. "
                          "torch.cat([multi_scale_inference(model, x[i:i + 1]) for i in range(len(x))])")
 
 
+def _one_output(outputs: Sequence[torch.Tensor], output_index: object) -> torch.Tensor:
+    """``outputs[output_index]`` (TEST.OUTPUT_INDEX), or what the model's outputs are when that is no index."""
+    _check_output_index(output_index)
+    if not -len(outputs) <= output_index < len(outputs):
+        raise ValueError(f"output_index={output_index}, but the model returns {len(outputs)} outputs (HRNet-OCR: "
+                         f"[aux, ocr]): use 0 to {len(outputs) - 1}, or -1 for the last, as TEST.OUTPUT_INDEX")
+    return outputs[output_index]
+
+
+def _check_output_index(output_index: object) -> None:
+    if isinstance(output_index, bool) or not isinstance(output_index, numbers.Integral):
+        raise TypeError(f"output_index must be an int, the position in the model's list of outputs (-1: the last, "
+                        f"HRNet-OCR's OCR logits), got {output_index!r}")
+
+
 def _check_scales(scales: object) -> tuple[float, ...]:
-    if isinstance(scales, (int, float)) and not isinstance(scales, bool):
+    if isinstance(scales, numbers.Real) and not isinstance(scales, bool):
         scales = (scales,)
+    if isinstance(scales, (np.ndarray, torch.Tensor)) and scales.ndim == 1:  # np.arange(0.5, 2.0, 0.25), say
+        scales = scales.tolist()
     if not isinstance(scales, Sequence) or isinstance(scales, str) or len(scales) == 0:
         raise ValueError(f"scales must be a non-empty list of positive numbers (TEST.SCALE_LIST, e.g. [0.75, 1.0, "
                          f"1.25]), got {scales!r}")
-    bad = [s for s in scales if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0]
+    bad = [s for s in scales if isinstance(s, bool) or not isinstance(s, numbers.Real) or not s > 0]
     if bad:
         raise ValueError(f"scales must be positive numbers (1.0 = base_size), got {bad[0]!r} in {list(scales)}")
     return tuple(float(s) for s in scales)
 
 
 def _pair(name: str, value: object) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else value
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    pair = pair.tolist() if isinstance(pair, (np.ndarray, torch.Tensor)) else pair  # numpy's ints count, as elsewhere
     ok = isinstance(pair, Sequence) and len(pair) == 2
-    if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
+    if not ok or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in pair):
         raise ValueError(f"{name} must be a positive int or a (height, width) pair of them (the official "
                          f"crop_size is TEST.IMAGE_SIZE reversed: [2048, 1024] -> (1024, 2048)), got {value!r}")
-    return tuple(pair)
+    return int(pair[0]), int(pair[1])

@@ -253,3 +253,38 @@ def test_bad_models_are_refused():
             predict(model.eval(), torch.zeros(1, 3, 64, 64))
     with pytest.raises(TypeError, match="keypoints: hrnet_teach.pose_inference.predict_keypoints"):
         predict(maps[1], torch.zeros(1, 3, 64, 64))
+
+
+def test_options_a_learner_plausibly_passes_are_read_or_refused_in_words():
+    """From the bad-input audit: numpy's ints and arrays were refused as 'not a positive int', output_index=5 was a bare
+    'list index out of range', cityscapes=True without crop_size was ignored, 'no' switched flip on, 0-255 pixels were
+    scored, and sliding_window(crop_size=32) said "'int' object is not iterable"."""
+    import numpy as np
+
+    model, image = tiny(), torch.randn(1, 3, 40, 48)
+    same = multi_scale_inference(model, image, scales=[0.75, 1.0], crop_size=(32, 32), base_size=48)
+    assert torch.equal(multi_scale_inference(model, image, scales=np.array([0.75, 1.0]), crop_size=np.int64(32),
+                                             base_size=np.int64(48)), same)
+    for settings, error, says in [
+        (dict(cityscapes=True), ValueError, r"no windows without crop_size"),
+        (dict(flip="no"), (TypeError, ValueError), r"flip"),
+        (dict(output_index="ocr"), TypeError, r"output_index must be an int"),
+    ]:
+        with pytest.raises(error, match=says):
+            multi_scale_inference(model, image, **settings)
+    with pytest.raises(ValueError, match=r"image holds values up to 2\d\d: pixels of 0-255, not normalised"):
+        multi_scale_inference(model, torch.rand(1, 3, 40, 48) * 255)
+    assert sliding_window(model, image, 32, False).shape == (1, 3, 40, 48)
+
+
+def test_an_output_index_past_the_models_outputs_names_how_many_there_are():
+    class TwoOutputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = tiny()
+
+        def forward(self, x):
+            return [self.net(x), self.net(x)]
+
+    with pytest.raises(ValueError, match=r"output_index=5, but the model returns 2 outputs .*use 0 to 1, or -1"):
+        multi_scale_inference(TwoOutputs().eval(), torch.randn(1, 3, 32, 32), output_index=5)
