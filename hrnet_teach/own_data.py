@@ -161,6 +161,11 @@ def _image_problem(image: Any) -> Optional[str]:
                 "hrnet_teach.assets.to_tensor(pil_image)[0] divides by 255, subtracts the mean, divides by the std")
     if image.dtype != torch.float32:  # numpy's float64, say: the convolutions would refuse it at the first batch
         return f"holds {image.dtype} values: the model's weights are float32; return image.float()"
+    largest = float(image.abs().max()) if image.numel() else 0.0
+    if largest > 10:  # ImageNet-normalised pixels lie within about -2.2 to 2.7: these trained, on other numbers
+        return (f"holds values up to {largest:g}: pixels of 0-255 as floats, not normalised. The model takes them "
+                "normalised as ImageNet's: hrnet_teach.assets.to_tensor(pil_image)[0], or "
+                "hrnet_teach.assets.imagenet_normalize(pixels / 255)")
     return None
 
 

@@ -251,6 +251,8 @@ BAD = {
                     r"train_set\[0\]'s image holds torch\.uint8 values: the model takes floats normalised"),
     "float64 image": (dict(dataset=(Items([_pair(image=torch.zeros(3, 32, 32, dtype=torch.float64))]), Squares(2))),
                       r"image holds torch\.float64 values: the model's weights are float32; return image\.float\(\)"),
+    "0-255 floats": (dict(dataset=(Items([_pair(image=torch.full((3, 32, 32), 200.0))]), Squares(2))),
+                     r"train_set\[0\]'s image holds values up to 200: pixels of 0-255 as floats, not normalised"),
     "grey image": (dict(dataset=(Items([_pair(image=_grey_image())]), Squares(2))),
                    r"image has shape \(32, 32\), one grey H x W plane: HRNet takes RGB, 3 x H x W; .*convert\('RGB'\)"),
     "a batch": (dict(dataset=(Items([_pair(image=torch.zeros(1, 3, 32, 32))]), Squares(2))),
