@@ -270,6 +270,7 @@ def size_rule(model: nn.Module) -> tuple[int, int]:
     2, 4, 8, so sides must be multiples of 32; the pyramid also pools the 1/4 map
     by up to ``2**(num_outs-1)``.
     """
+    _require_module(model, "size_rule()")  # a variant's name had every attribute missing: (1, 1) without a word
     model = _unwrap(model)
     multiple = NEAREST_MULTIPLE if getattr(model, "upsample", "bilinear") == "nearest" else 1
     minimum = multiple
@@ -758,8 +759,9 @@ def run_onnx(session: Any, x: torch.Tensor) -> Union[torch.Tensor, list[torch.Te
     if "hrnet_teach.size_multiple" in meta:
         multiple, minimum = int(meta["hrnet_teach.size_multiple"]), int(meta["hrnet_teach.size_minimum"])
         if shape[-2] % multiple or shape[-1] % multiple or min(shape[-2:]) < minimum:
+            rule = f"multiples of {multiple} and at least {minimum}" if multiple > 1 else f"at least {minimum}"
             raise ValueError(f"input {shape[-2]}x{shape[-1]}: this file ({meta.get('hrnet_teach.model')}) takes "
-                             f"sides that are multiples of {multiple} and at least {minimum}")
+                             f"sides that are {rule}")
     if len(fixed) == len(shape) and any(isinstance(f, int) and f != s for f, s in zip(fixed, shape)):
         raise ValueError(f"input {shape}: this file was exported for the fixed shape {tuple(fixed)}; "
                          "export it with dynamic=True to run other sizes")

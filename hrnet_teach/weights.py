@@ -571,6 +571,9 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.T
 
     Returns (state, {prefix: count}, ignored keys).
     """
+    if not isinstance(state, Mapping):  # a path, say: "'str' object has no attribute 'items'"
+        raise TypeError(f"strip_prefixes takes a state dict (key -> tensor), got {type(state).__name__}; for a file, "
+                        "use hrnet_teach.weights.load_weights(model, path) or read_state_dict(path)")
     out, stripped, ignored = {}, {}, []
     for key, value in state.items():
         name = key
@@ -879,7 +882,8 @@ def timm_hub_id(variant: str) -> str:
     """The Hugging Face hub id of timm's ImageNet weights, e.g. ``timm/hrnet_w18_small.ms_in1k``."""
     name = get_config(variant).name
     if name not in VARIANTS:
-        raise ValueError(f"timm has weights for the published variants only ({', '.join(VARIANTS)}), got {variant!r}")
+        given = repr(variant) if isinstance(variant, str) else f"a config named {name!r}"  # a config's repr is a page
+        raise ValueError(f"timm has weights for the published variants only ({', '.join(VARIANTS)}), got {given}")
     return f"timm/{_TIMM_NAMES.get(name, 'hrnet_' + name)}.ms_in1k"
 
 

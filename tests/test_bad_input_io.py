@@ -460,3 +460,8 @@ def test_to_tensor_refuses_16_bit_and_nan_images_and_to_image_none():
     with pytest.raises(TypeError, match=r"to_image takes a normalised image tensor .*got NoneType"):
         assets.to_image(None)
     assert assets.to_tensor(np.full((8, 8, 3), 200, np.uint8)).shape == (1, 3, 8, 8)
+
+
+def test_size_rule_of_a_variant_name_is_refused_not_answered_one_by_one():
+    with pytest.raises(TypeError, match=r"size_rule\(\) expects a torch\.nn\.Module, got the variant name 'w18'"):
+        deploy.size_rule("w18")

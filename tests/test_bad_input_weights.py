@@ -7,6 +7,7 @@ a config that is not a dict. The files are made here, in tmp_path; the model is 
 """
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 
 import numpy as np
@@ -319,3 +320,15 @@ def test_an_hf_endpoint_that_is_not_a_url_is_named(monkeypatch, tmp_path):
                                                         r"\(e.g. https://huggingface.co\): fix or unset it") as info:
         W.load_timm_imagenet("w18_small_v1", cache_dir=str(tmp_path))
     assert "None" not in str(info.value)
+
+
+def test_a_path_given_to_strip_prefixes_and_a_custom_config_given_to_timm_are_said_briefly():
+    from hrnet_teach import weights
+    from hrnet_teach.config import get_config
+
+    with pytest.raises(TypeError, match=r"strip_prefixes takes a state dict .*got str; for a file, use"):
+        weights.strip_prefixes("checkpoint.pth")
+    custom = dataclasses.replace(get_config("w18"), name="my_w18")
+    with pytest.raises(ValueError, match=r"published variants only .*got a config named 'my_w18'$") as caught:
+        weights.timm_hub_id(custom)
+    assert "StageConfig" not in str(caught.value)  # the whole config's repr was printed
