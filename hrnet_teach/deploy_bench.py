@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Union
 import torch
 
 from . import deploy
+from ._validate import flag, image_size_hw, positive_int, whole_or_same
+from .devices import pick_device
 
 DEFAULT_MODELS = (("w18_small_v2", "segmentation", (512, 1024)), ("w48", "segmentation", (512, 1024)),
                   ("w18", "classification", (224, 224)))
@@ -168,20 +170,57 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_model(variant: str, head: str, size: tuple[int, int], repeats: int = 5, compile: bool = True,
-                  onnx: bool = True, threads: Optional[int] = None, device: Union[str, torch.device] = "cpu",
-                  amp: Optional[bool] = None) -> dict[str, Any]:
-    """One model: every way's latency, ratio, setup time, peak memory and output difference.
+def _checked_model(variant: str, head: Optional[str], size: Union[int, tuple[int, int]]) -> tuple[int, int]:
+    """``size`` as (height, width), once ``variant`` and ``head`` are known and that model takes the size.
 
-    ``amp`` (default: on CUDA) adds ``fast`` under autocast (:func:`amp_dtype`: its row is ``fast+bf16``
-    or ``fast+fp16``); its difference from eager is that dtype's (about 1e-2 for bfloat16, 1e-3 for
-    float16), so the 1e-4 target is for the float32 ways only.
+    An int is a square side, as ``--sizes 512`` is 512x512. The model is built on the meta device (shapes
+    only, a fraction of a second), so a pose or classification head's multiple-of-32 rule is checked
+    before any weights or timing.
     """
     from .models import create_model
 
+    size = whole_or_same(size)  # np.int64(512) too
+    square = isinstance(size, int) and not isinstance(size, bool)
+    height_width = image_size_hw((size, size) if square else size, "size")
+    with torch.device("meta"):
+        model = create_model(variant, head=head)
+    return deploy.check_size(model, height_width)  # measure_model exports ONNX at this fixed size
+
+
+def _checked_options(repeats, compile, onnx, threads, device, amp) -> tuple:
+    """measure_model's other arguments, checked as the CLI checks its flags: ``compile="no"`` is a
+    non-empty string, so truthy; ``repeats=0`` leaves nothing to take a median of; ``device="cuda"``
+    without a GPU would fail inside torch's memory statistics (devices.pick_device says so in one line)."""
+    return (positive_int("repeats", repeats), flag("compile", compile), flag("onnx", onnx), _checked_threads(threads),
+            pick_device(device), flag("amp", amp, none_means="on when the device is CUDA"))
+
+
+def _checked_threads(threads: object) -> Optional[int]:
+    """None (PyTorch's choice) or a positive int: 0 used to mean PyTorch's choice in silence, and the CLI
+    refuses --threads 0 too."""
+    if threads is None:
+        return None
+    try:
+        return positive_int("threads", threads)
+    except ValueError as error:
+        raise ValueError(f"{error}; leave it out (None) for PyTorch's choice") from None
+
+
+def measure_model(variant: str, head: str, size: Union[int, tuple[int, int]], repeats: int = 5,
+                  compile: bool = True, onnx: bool = True, threads: Optional[int] = None,
+                  device: Union[str, torch.device] = "cpu", amp: Optional[bool] = None) -> dict[str, Any]:
+    """One model: every way's latency, ratio, setup time, peak memory and output difference.
+
+    ``size`` is (height, width), or one int for a square. ``amp`` (default: on CUDA) adds ``fast`` under
+    autocast (:func:`amp_dtype`: its row is ``fast+bf16`` or ``fast+fp16``); its difference from eager is
+    that dtype's (about 1e-2 for bfloat16, 1e-3 for float16), so the 1e-4 target is for the float32 ways only.
+    """
+    from .models import create_model
+
+    size = _checked_model(variant, head, size)
+    repeats, compile, onnx, threads, device, amp = _checked_options(repeats, compile, onnx, threads, device, amp)
     if threads:
         torch.set_num_threads(threads)
-    device = torch.device(device)
     amp = device.type == "cuda" if amp is None else amp
     _reset_peak(device)
     model = _random_weights(create_model(variant, head=head)).to(device)
@@ -228,9 +267,49 @@ def format_results(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run(models: Sequence[tuple[str, str, tuple[int, int]]] = DEFAULT_MODELS, repeats: int = 5,
+RUN_EXAMPLE = "[('w18_small_v1', 'segmentation', (512, 1024))]"
+
+
+def _checked_models(models) -> list[tuple[str, str, tuple[int, int]]]:
+    """run's ``models`` as (variant, head, (height, width)) triples, every one checked before the first is
+    measured: a full run takes minutes, and a typo in its last entry should not cost them."""
+    if isinstance(models, (str, bytes)) or _looks_like_one_triple(models):
+        raise ValueError(f"run takes a list of (variant, head, (height, width)) triples, got {models!r}: wrap it "
+                         f"in a list, [{models!r}], or call measure_model for one model")
+    try:
+        entries = list(models)
+    except TypeError:
+        raise ValueError(f"run takes a list of (variant, head, (height, width)) triples, e.g. {RUN_EXAMPLE}; "
+                         f"got {models!r}") from None
+    if not entries:  # an empty table would look like a run that measured nothing
+        raise ValueError(f"run got no models: give e.g. {RUN_EXAMPLE}, or leave models out for DEFAULT_MODELS")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, (tuple, list)) or len(entry) != 3:
+            raise ValueError(f"run takes a list of (variant, head, (height, width)) triples, but entry {i} is "
+                             f"{entry!r}: write it as e.g. {_triple_like(entry)}")
+    return [(v, h, _checked_model(v, h, s)) for v, h, s in entries]
+
+
+def _looks_like_one_triple(value: object) -> bool:
+    """``("w18", "segmentation", (512, 1024))`` passed as ``models`` itself (``["w18", "w32", "w48"]`` is not)."""
+    return (isinstance(value, (tuple, list)) and len(value) == 3 and isinstance(value[0], str)
+            and not isinstance(value[2], str))
+
+
+def _triple_like(entry: object) -> str:
+    """A triple as run takes it, with the variant the entry named, if it named one."""
+    variant = entry if isinstance(entry, str) else "w18_small_v1"
+    if isinstance(entry, (tuple, list)) and entry and isinstance(entry[0], str):
+        variant = entry[0]
+    return f"({variant!r}, 'segmentation', (512, 1024))"
+
+
+def run(models: Sequence[tuple[str, str, Union[int, tuple[int, int]]]] = DEFAULT_MODELS, repeats: int = 5,
         compile: bool = True, onnx: bool = True, threads: Optional[int] = None,
         device: Union[str, torch.device] = "cpu", amp: Optional[bool] = None) -> list[dict[str, Any]]:
+    """:func:`measure_model` for each (variant, head, size) in ``models``; every argument is checked first."""
+    models = _checked_models(models)
+    _checked_options(repeats, compile, onnx, threads, device, amp)
     return [measure_model(v, h, s, repeats, compile, onnx, threads, device, amp) for v, h, s in models]
 
 
