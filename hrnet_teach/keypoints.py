@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import image_size_hw
+from ._validate import flag, image_size_hw
 
 SIGMA = 2.0  # in heatmap cells: the official 256x192 COCO and the MPII configs (MODEL.SIGMA; 384x288 takes 3)
 PCK_THRESHOLD = 0.5  # official accuracy(): a joint counts when it is within 0.5 x (heatmap side / 10)
@@ -41,11 +41,50 @@ def check_sigma(sigma) -> float:
     return float(sigma)
 
 
+def _number(name: str, value, meaning: str, positive: bool = False):
+    """``value`` unchanged if it is a finite real number (above 0 with ``positive``); else a ValueError saying
+    what ``name`` is (``meaning``). A quoted number ("0.5") is told to lose its quotes."""
+    number = value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+    if (isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real) or not math.isfinite(number)
+            or positive and number <= 0):
+        hint = ""
+        if isinstance(value, str):
+            try:
+                hint = f": write {name}={float(value):g}, a number, not a string"
+            except ValueError:
+                pass
+        raise ValueError(f"{name} is {meaning}, a{' positive' if positive else ''} finite number; got {value!r}{hint}")
+    return value
+
+
 def _as_joints(joints, what: str) -> np.ndarray:
     array = np.asarray(joints.detach().cpu() if isinstance(joints, torch.Tensor) else joints, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] < 2:
         raise ValueError(f"{what} is one row per joint, (x, y) in pixels (J x 2), got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array[:, :2]).all(axis=1))
+    if len(bad):  # int(NaN / stride) fails in the official generate_target too, whatever the joint's flag
+        j = int(bad[0])
+        raise ValueError(f"{what}: joint {j} is at {tuple(array[j, :2].tolist())}, a position must be finite pixels. "
+                         "A joint that is not annotated takes any finite place, e.g. (0, 0) as COCO stores it, "
+                         "with its visible flag 0")
     return array
+
+
+def _check_heatmaps(heatmaps, who: str) -> None:
+    """B x J x h x w heatmaps with at least one cell of one joint of one crop, or a ValueError that says so."""
+    if not isinstance(heatmaps, torch.Tensor) or heatmaps.dim() != 4:
+        raise ValueError(f"{who} takes B x J x h x w heatmaps (a 4-d tensor); for one image use heatmaps[None]")
+    _refuse_empty(heatmaps.shape, who)
+
+
+def _refuse_empty(shape, who: str) -> None:
+    """A ValueError for heatmaps with no crop, joint, row or column: there is no peak to find (the official
+    get_max_preds fails on them too, in numpy's reshape)."""
+    empty = [part for part, n in zip(("crops (B)", "joints (J)", "rows (h)", "columns (w)"), shape) if n == 0]
+    if empty:
+        raise ValueError(f"{who} got heatmaps of shape {tuple(shape)}, with no {' and no '.join(empty)}: there is no "
+                         "peak to decode. Each of B x J x h x w must be at least 1; when no person was found "
+                         "(no boxes), skip the call")
 
 
 def gaussian_heatmaps(joints, visible, image_size: Sequence[int], heatmap_size: Sequence[int],
@@ -120,9 +159,18 @@ class JointsMSELoss(nn.Module):
 
     def __init__(self, use_target_weight: bool = True) -> None:
         super().__init__()
-        self.use_target_weight = use_target_weight
+        self.use_target_weight = flag("use_target_weight", use_target_weight, TypeError)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
+        for name, value in (("output", output), ("target", target)):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"JointsMSELoss takes {name} as a torch tensor of B x J x h x w heatmaps, got "
+                                f"{type(value).__name__}" + (": convert it, torch.from_numpy(a)"
+                                                             if isinstance(value, np.ndarray) else ""))
+        if self.use_target_weight and not isinstance(target_weight, torch.Tensor):
+            raise TypeError(f"target_weight is a tensor, one weight per joint (B x J x 1: gaussian_heatmaps' weights, "
+                            f"stacked), got {type(target_weight).__name__}: make one with torch.tensor(...), or to "
+                            "weigh every joint alike build JointsMSELoss(use_target_weight=False)")
         if output.shape != target.shape or output.dim() != 4:
             raise ValueError(f"output and target are both B x J x h x w heatmaps; got {tuple(output.shape)} and "
                              f"{tuple(target.shape)}")
@@ -140,8 +188,7 @@ def max_preds(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     The first maximum wins ties (as numpy's argmax); a heatmap whose peak is not above 0 gives (0, 0).
     """
-    if not isinstance(heatmaps, torch.Tensor) or heatmaps.dim() != 4:
-        raise ValueError("max_preds takes B x J x h x w heatmaps (a 4-d tensor); for one image use heatmaps[None]")
+    _check_heatmaps(heatmaps, "max_preds")
     b, j, _, w = heatmaps.shape
     peak, index = heatmaps.reshape(b, j, -1).max(dim=2)
     coords = torch.stack([index % w, torch.div(index, w, rounding_mode="floor")], dim=2).to(torch.float32)
@@ -159,6 +206,7 @@ def decode(heatmaps: torch.Tensor, image_size: Sequence[int] | None = None) -> t
     official affine back-transform for a crop that is the whole image multiplies by the stride (it
     takes the width's stride for both axes; every official config has the same stride on both).
     """
+    _check_heatmaps(heatmaps, "decode")
     coords, peaks = max_preds(heatmaps)
     b, j, h, w = heatmaps.shape
     px, py = (coords + 0.5).floor().long().unbind(-1)
@@ -189,6 +237,8 @@ def pck(output: torch.Tensor, target: torch.Tensor,
     cells is left out with it). A joint counted nowhere gets -1. The official ``accuracy`` takes a
     ``thr`` too but never hands it on to ``dist_acc``, so the number it prints is always at 0.5.
     """
+    threshold = _number("threshold", threshold, "the distance limit in tenths of the heatmap's side "
+                        f"(officially {PCK_THRESHOLD})", positive=True)
     if output.shape != target.shape:
         raise ValueError(f"output and target must have the same B x J x h x w shape; got {tuple(output.shape)} and "
                          f"{tuple(target.shape)}")

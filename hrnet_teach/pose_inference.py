@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import flag, image_size_hw
+from ._validate import flag, image_size_hw, refuse_meta
 from .assets import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import HRNet
 from .heads import HRNetPose
-from .keypoints import decode, max_preds
+from .keypoints import _number, _refuse_empty, decode, max_preds
 
 PIXEL_STD = 200  # coco.py: self.pixel_std = 200, the unit of scale (a box 200 pixels tall has scale 1)
 BOX_ENLARGE = 1.25  # coco.py: scale = scale * 1.25, a margin around the detector's tight box
@@ -69,6 +69,9 @@ def box2cs(box: ArrayLike, image_size: Sequence[int] = IMAGE_SIZE, pixel_std: fl
     """
     x, y, w, h = _check_box(box)
     height, width = image_size_hw(image_size)
+    pixel_std = _number("pixel_std", pixel_std, f"the unit of scale in pixels ({PIXEL_STD} officially)", positive=True)
+    enlarge = _number("enlarge", enlarge, f"the margin around the box, a factor ({BOX_ENLARGE} officially, 1 for none)",
+                      positive=True)
     aspect_ratio = width * 1.0 / height
     center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
     if w > aspect_ratio * h:
@@ -108,6 +111,10 @@ def get_affine_transform(center: ArrayLike, scale: ArrayLike, rot: float, output
     """
     center, scale = _check_center_scale(center, scale)
     out_w, out_h = _check_output_size(output_size)
+    rot = _number("rot", rot, "the rotation in degrees (0 for none)")
+    # the official code passes inv=1 (transform_preds): 0 and 1 are taken as well as bools
+    inv = bool(inv) if isinstance(inv, (int, np.integer)) and not isinstance(inv, bool) and inv in (0, 1) \
+        else flag("inv", inv, TypeError)
     scale_tmp = scale * 200.0  # 200 = pixel_std: scale is in units of 200 pixels
     src_w = scale_tmp[0]
     rot_rad = np.pi * rot / 180
@@ -158,7 +165,7 @@ def warp_affine(image: ArrayLike, trans: np.ndarray, output_size: Sequence[int])
     """
     array = _check_photo(image, "warp_affine", allow_float=True)
     out_w, out_h = _check_output_size(output_size)
-    back = np.linalg.inv(np.vstack([np.asarray(trans, dtype=np.float64), [0.0, 0.0, 1.0]]))[:2]  # crop -> photo
+    back = _invert_affine(trans)  # crop -> photo
     u, v = np.meshgrid(np.arange(out_w, dtype=np.float64), np.arange(out_h, dtype=np.float64))
     x = back[0, 0] * u + back[0, 1] * v + back[0, 2]
     y = back[1, 0] * u + back[1, 1] * v + back[1, 2]
@@ -222,7 +229,15 @@ def fliplr_joints(joints: ArrayLike, joints_vis: ArrayLike, width: int,
     each pair swap rows; returns ``(joints * joints_vis, joints_vis)`` as the official code, copies.
     """
     joints = np.array(joints, dtype=np.float64)
-    joints_vis = np.array(joints_vis, dtype=np.float64).reshape(len(joints), -1)  # J x 1, or J x 3 as official
+    if joints.ndim != 2 or joints.shape[1] < 2:
+        raise ValueError(f"fliplr_joints takes joints as one row per joint, (x, y) or the official (x, y, 0) in "
+                         f"pixels (J x 2 or J x 3), got shape {joints.shape}")
+    joints_vis = np.array(joints_vis, dtype=np.float64)
+    if joints_vis.ndim not in (1, 2) or len(joints_vis) != len(joints):
+        raise ValueError(f"joints_vis is one flag per joint, {len(joints)} here (J, J x 1, or J x 3 as the official "
+                         f"joints_vis), got shape {joints_vis.shape}: give each joint of joints its flag")
+    joints_vis = joints_vis if joints_vis.ndim == 2 else joints_vis[:, None]  # J x 1, or J x 3 as official
+    width = _number("width", width, "the photo's width in pixels", positive=True)
     pairs = _check_flip_pairs(matched_parts, len(joints))
     joints[:, 0] = width - joints[:, 0] - 1
     for left, right in pairs:
@@ -242,6 +257,7 @@ def flip_test(model: nn.Module, input: torch.Tensor, flip_pairs: Sequence[Sequen
     output, as there.
     """
     _check_model(model, "flip_test", "model, input")  # in train mode BatchNorm would overwrite its statistics too
+    shift = flag("shift", shift, TypeError)
     output = _heatmaps_of(model, input)
     pairs = _check_flip_pairs(flip_pairs, output.shape[1], "the model's heatmaps")
     output_flipped = flip_back(_heatmaps_of(model, input.flip(3)), pairs)
@@ -281,6 +297,8 @@ def get_final_preds(batch_heatmaps: torch.Tensor | np.ndarray, center: ArrayLike
     """
     # a model's output taken outside torch.no_grad(), or on the GPU: read as numbers on the CPU, as validate does
     heatmaps = _check_heatmaps(batch_heatmaps, "get_final_preds").detach().cpu().float()
+    _refuse_empty(heatmaps.shape, "get_final_preds")
+    post_process = flag("post_process", post_process, TypeError)
     batch, _, heatmap_height, heatmap_width = heatmaps.shape
     center = _per_crop(center, batch, "center")
     scale = _per_crop(scale, batch, "scale")
@@ -312,6 +330,7 @@ def predict_keypoints(model: nn.Module, image, boxes: ArrayLike, flip: bool = Tr
     _check_model(model)
     flip, shift, post_process = (flag(name, value, TypeError) for name, value in
                                  (("flip", flip), ("shift", shift), ("post_process", post_process)))
+    _check_statistics(mean, std)
     photo = _check_photo(image, "predict_keypoints")
     boxes = _check_boxes(boxes, photo.shape[:2])
     height, width = image_size_hw(image_size)
@@ -347,6 +366,7 @@ def _check_model(model: object, who: str = "predict_keypoints", call: str = "mod
         raise TypeError(f"{who}({call}): model must be a torch.nn.Module, e.g. "
                         f"ht.create_model('w32', head='pose'), got {type(model).__name__}")
     _check_pose_head(model, who)
+    refuse_meta(model, "it cannot compute heatmaps")
     if model.training or any(m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise RuntimeError("the model is in training mode, where BatchNorm normalises the crops with their own "
                            "statistics: call model.eval() first, as the official validate does")
@@ -388,6 +408,52 @@ def _check_photo(image, who: str, allow_float: bool = False) -> np.ndarray:
         raise TypeError(f"{who} takes the photo's 0-255 pixels as uint8 (what PIL and cv2.imread give), got "
                         f"{array.dtype}: for values in [0, 1] use (a * 255).round().astype(np.uint8)")
     return array
+
+
+def _check_statistics(mean, std) -> None:
+    """Normalize's ``mean`` and ``std``: one number per RGB channel (or one for all), finite, ``std`` positive, and
+    on the [0, 1] scale that ToTensor gives the crop (statistics of 0-255 pixels would pass without a word)."""
+    arrays = {}
+    for name, value, default in (("mean", mean, IMAGENET_MEAN), ("std", std, IMAGENET_STD)):
+        try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError
+            array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value,
+                               dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.size not in (1, 3) or not np.isfinite(array).all():
+            raise ValueError(f"{name} is three finite numbers, one per RGB channel (or one for all three), e.g. "
+                             f"ImageNet's {name}={default} (the default), got {value!r}")
+        arrays[name] = array
+    if (arrays["std"] <= 0).any():
+        raise ValueError(f"std divides each channel, so it must be positive, got std={std!r}: ImageNet's is "
+                         f"std={IMAGENET_STD} (the default)")
+    if arrays["mean"].max() > 1 or arrays["std"].max() > 1:
+        raise ValueError(f"mean={mean!r} and std={std!r} are statistics of 0-255 pixels, but the photo is scaled to "
+                         f"[0, 1] first (ToTensor divides by 255), as the official code does: divide them by 255, "
+                         f"or pass ImageNet's mean={IMAGENET_MEAN}, std={IMAGENET_STD} (the defaults)")
+
+
+def _invert_affine(trans) -> np.ndarray:
+    """The 2 x 3 map back from crop to photo pixels for ``warp_affine``, or an error that says what ``trans`` is."""
+    try:
+        matrix = np.asarray(trans.detach().cpu() if isinstance(trans, torch.Tensor) else trans, dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.shape != (2, 3):
+        got = type(trans).__name__ if matrix is None else f"shape {matrix.shape}"
+        raise ValueError(f"warp_affine's trans is the 2 x 3 matrix get_affine_transform returns (cv2.warpAffine's M), "
+                         f"got {got}" + ("; for a 3 x 3 one whose last row is (0, 0, 1) pass trans[:2]"
+                                         if matrix is not None and matrix.shape == (3, 3) else ""))
+    try:
+        if not np.isfinite(matrix).all():
+            raise np.linalg.LinAlgError
+        return np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    except np.linalg.LinAlgError:
+        raise ValueError(f"warp_affine's trans {matrix.tolist()} has a NaN or infinite value or flattens the photo "
+                         "onto a line (it has no inverse): make it with get_affine_transform(center, scale, rot, "
+                         "output_size)") from None
 
 
 def _check_box(box: ArrayLike) -> tuple[float, float, float, float]:
