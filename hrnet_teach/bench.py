@@ -478,8 +478,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sizes = parse_sizes(("256x256" if on_cpu else "512x1024") if args.sizes is None else args.sizes)
             repeats, warmup = args.repeats or (5 if on_cpu else 20), 2 if args.warmup is None else args.warmup
         batch_size = 1 if args.batch_size is None else args.batch_size  # None: not given (see _deploy)
-        if batch_size < 1 or repeats < 1 or warmup < 0 or (args.threads is not None and args.threads < 1):
-            raise ValueError("--batch-size, --repeats and --threads must be at least 1, --warmup at least 0")
+        bad = [f"{flag} must be at least {least}, got {value}" for flag, value, least in (
+            ("--batch-size", batch_size, 1), ("--repeats", repeats, 1), ("--warmup", warmup, 0),
+            ("--threads", args.threads, 1)) if value is not None and value < least]
+        if bad:  # only the flags that are wrong: all four named at once read as if each were
+            raise ValueError("; ".join(bad))
         for size in sizes:
             check_size_for_head(args.head, size)
     except ValueError as error:

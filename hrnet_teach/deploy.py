@@ -104,6 +104,7 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     nothing else reads.
     """
     _require_module(model, "conv_bn_pairs()")
+    model = _unwrap(model)  # DataParallel's forward scatters over GPUs, which torch.fx cannot trace: its network's names
     graph = torch.fx.symbolic_trace(model).graph
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
@@ -129,6 +130,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     method of the model (its input checks), stay as they were.
     """
     _require_module(model, "fold_batchnorm()")
+    model = _unwrap(model)  # the network inside DataParallel, folded in place: the wrapper holds the same modules
     _refuse_training(model, "fold_batchnorm()")
     pairs = conv_bn_pairs(model)
     for conv_name, bn_name in pairs:

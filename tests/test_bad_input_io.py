@@ -465,3 +465,25 @@ def test_to_tensor_refuses_16_bit_and_nan_images_and_to_image_none():
 def test_size_rule_of_a_variant_name_is_refused_not_answered_one_by_one():
     with pytest.raises(TypeError, match=r"size_rule\(\) expects a torch\.nn\.Module, got the variant name 'w18'"):
         deploy.size_rule("w18")
+
+
+def test_bench_names_only_the_flag_that_is_wrong(capsys):
+    """--threads -1 was answered '--batch-size, --repeats and --threads must be at least 1, --warmup at least 0'."""
+    with pytest.raises(SystemExit):
+        bench.main(["--threads", "-1"])
+    error = capsys.readouterr().err
+    assert "--threads must be at least 1, got -1" in error and "--batch-size" not in error.split("error:")[-1]
+
+
+def test_batchnorm_folds_inside_data_parallel():
+    """torch.fx cannot trace DataParallel's scatter (a TraceError); the network inside it is folded, in place."""
+    model = ht.create_model("w18_small_v1", num_classes=4).eval()
+    wrapped = torch.nn.DataParallel(model)
+    pairs = deploy.conv_bn_pairs(wrapped)
+    assert pairs == deploy.conv_bn_pairs(model) and pairs
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        assert deploy.fold_batchnorm(wrapped) == len(pairs)
+        assert deploy.max_relative_difference(before, model(x)) < 1e-4
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
