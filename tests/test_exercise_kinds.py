@@ -398,6 +398,9 @@ def test_a_code_solution_renders_as_a_code_block_in_a_notebook(monkeypatch):
     page = mistune.html(shown[0])
     assert page.startswith("<p><strong>Solution:</strong></p>"), page
     assert '<pre><code class="language-python">def double(x):\n    return 2 * x' in page, page
+    # a Chinese title ends with a full-width colon: no space after it, and the bold still closes
+    _view.show("提示（第 1 条，共 2 条）：", "看 `conv1`。")
+    assert mistune.html(shown[-1]).strip() == "<p><strong>提示（第 1 条，共 2 条）</strong>：看 <code>conv1</code>。</p>"
 
 
 @pytest.mark.parametrize("path", sorted(EXERCISE_DIR.glob("*.py")), ids=lambda p: p.name)

@@ -41,12 +41,17 @@ def show(title: str, text: str) -> Shown:
     # A code fence opens a block only at the start of a line: after "**Solution:** " on the same line,
     # Markdown reads the code as one inline span and the indentation is lost. So the code starts below the title.
     between = "\n\n" if text.startswith("```") else " "
+    markdown = f"**{title}**{between}{text}"
+    if title.endswith("：") and between == " ":
+        # Chinese puts no space after a full-width colon; but "**提示：**文字" would not close the bold (Markdown
+        # closes ** after punctuation only before a space or punctuation), so the colon goes outside it
+        between, markdown = "", f"**{title[:-1]}**：{text}"
     try:
         from IPython import get_ipython
         from IPython.display import Markdown, display
 
         if get_ipython() is not None:
-            display(Markdown(f"**{title}**{between}{text}"))
+            display(Markdown(markdown))
             return Shown(text)
     except ImportError:
         pass
