@@ -996,7 +996,24 @@ def _failure(record: Record, prefix: str, reference_module: nn.Module) -> str:
     elif shapes and not inside and len(branch_sizes) > 1:
         message += _(" The stage-4 branches have different sizes and channels: upsample every branch to branch 0's "
                      "size first, then concatenate them along the channels, torch.cat(..., dim=1) (lesson 06).")
+    elif isinstance(error, AttributeError) and module is not None and _kept_attribute(error, module):
+        # an attribute the forward reads and the official __init__ keeps (Python 3.10+ names it on the error)
+        message += _(" The official {type} keeps self.{name}, set in __init__ (self.{name} = {name}); keep it in "
+                     "yours, where the forward can read it.", type=type(module).__name__,
+                     name=_kept_attribute(error, module))
     return message
+
+
+def _kept_attribute(error: AttributeError, module: nn.Module) -> str | None:
+    """The attribute the learner's forward missed, when the official module keeps it as a plain value (an int,
+    a bool, a list): Python 3.10+ names it on the error; 3.9's only in its words, "has no attribute 'x'"."""
+    name = getattr(error, "name", None)
+    if name is None:
+        found = re.search(r"has no attribute '(\w+)'", str(error))
+        name = found.group(1) if found else None
+    kept = isinstance(name, str) and not name.startswith("_") and hasattr(module, name) and not isinstance(
+        getattr(module, name), (nn.Module, type(None)))
+    return name if kept else None
 
 
 def _transition_input(name: str, entry: nn.Module | None) -> str:

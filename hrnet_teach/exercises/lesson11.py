@@ -481,6 +481,7 @@ hr_module = CheckpointExercise(
         (_module_patched("fuse", _module_nearest), "mode='nearest'"),
         (lambda *args: _transpose_fuse(HighResolutionModule(*args)), "transposed"),
         (lambda *args: HighResolutionModule(*args[:-1], align_corners=True), "align_corners=True"),
+        (lambda *args: _ModuleWithoutNumBranches(*args), "keeps self.num_branches, set in __init__"),
         (lambda *args: _as_plain_list(HighResolutionModule(*args), "fuse_layers"),
          "self.fuse_layers of stage3.0 is a plain Python list"),
         (lambda *args: _as_plain_list(HighResolutionModule(*args), "branches"),
@@ -948,6 +949,18 @@ class _NetStagesAtFalse(MyHRNet):
     def __init__(self, num_classes=4, align_corners=False):
         super().__init__(num_classes, False)
         self.align_corners = align_corners
+
+
+class _ModuleWithoutNumBranches(HighResolutionModule):
+    """A forward that loops over self.num_branches, which its __init__ never kept."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.num_branches
+
+    def forward(self, x):
+        x = [self.branches[b](x[b]) for b in range(self.num_branches)]
+        return [self.relu(self.fuse(x, i)) for i in range(len(self.fuse_layers))]
 
 
 class _NetWithoutAlignCorners(MyHRNet):
