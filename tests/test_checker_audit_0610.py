@@ -32,7 +32,7 @@ def test_names_given_as_numpy_dict_keys_a_generator_a_dict_or_one_string_pass(ex
 def test_a_wrong_list_given_as_one_string_gets_the_message_of_the_list():
     message = lesson06.missing_head_keys.check("last_layer, classifier").message
     assert message == lesson06.missing_head_keys.check(["last_layer", "classifier"]).message
-    assert "classifier: those are in the classification checkpoint" in message
+    assert "classifier: in the classification checkpoint but not in the segmentation model" in message
 
 
 def test_other_collections_are_still_refused_by_type():

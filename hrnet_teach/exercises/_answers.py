@@ -111,7 +111,9 @@ def _whole(value):
 
 
 def _quoted_numbers(answer) -> bool:
-    """Whether ``answer`` is numbers typed inside quotes: '480', '(64, 96)'."""
+    """Whether ``answer`` is numbers typed inside quotes: '480', '(64, 96)', or a tuple of them, ('720', '784')."""
+    if isinstance(answer, (tuple, list)) and answer and all(isinstance(v, str) for v in answer):
+        return all(_quoted_numbers(v) for v in answer)
     return isinstance(answer, str) and bool(re.fullmatch(r"[\s\d.,()\[\]+-]*\d[\s\d.,()\[\]+-]*", answer))
 
 

@@ -190,7 +190,7 @@ last_layer_channels = ValueExercise(
            N_("The modified file, with upscale > 1: "
               "`last_inp_channels = int(np.sum(pre_stage_channels) + config.stem_width)`.")],
     solution_text=N_("`answer = (720, 784)`: 48 + 96 + 192 + 384 = 720, plus the 64 channels of x_stem = 784."),
-    wrong_answers=[((720, 1440), "not its channels"), ((720, 720), "x_stem"), ((384, 448), "branch 3 alone"),
+    wrong_answers=[(("720", "784"), "without quotes"), ((720, 1440), "not its channels"), ((720, 720), "x_stem"), ((384, 448), "branch 3 alone"),
                    ((768, 832), "C, 2C, 4C and 8C"), ((720, 976), "before conv2 and layer1"), (720, "Give two whole numbers"),
                    ((720.5, 784), "whole number"), ((700, 784), "you gave 700"), ((720, 800), "Not 800"),
                    ((MODIFIED, OFFICIAL), "swapped")],
@@ -278,8 +278,8 @@ missing_head_keys = ValueExercise(
                "checkpoint fills them all; last_layer starts from its initialisation. The checkpoint's "
                "incre_modules, downsamp_modules, final_layer and classifier are unexpected keys, left unused."),
     rules=[(lambda got, want: got & _unexpected(), lambda got, want: _(
-               "{names}: those are in the classification checkpoint but not in the segmentation model; they are "
-               "unexpected keys (left over), not missing ones.", names=_named(got & _unexpected()))),
+               "{names}: in the classification checkpoint but not in the segmentation model, so unexpected keys "
+               "(left over), not missing ones.", names=_named(got & _unexpected()))),
            (lambda got, want: got & _parts("classification"), lambda got, want: _(
                "{names}: the backbone has the same keys in every head; the checkpoint fills it.",
                names=_named(got & _parts("classification")))),
