@@ -292,7 +292,7 @@ def _check_image(image: object) -> None:
                         "use hrnet_teach.assets.to_tensor(pil_image)")
     largest = float(image.abs().max()) if image.numel() and image.device.type != "meta" else 0.0
     if largest > 10:  # ImageNet-normalised pixels lie within about -2.2 to 2.7; 0-255 values were taken silently
-        raise ValueError(f"image holds values up to {largest:g}: pixels of 0-255, not normalised. The model takes "
+        raise ValueError(f"image holds values up to {largest:.0f}: pixels of 0-255, not normalised. The model takes "
                          "them normalised with the ImageNet mean and std: hrnet_teach.assets.to_tensor(pil_image), "
                          "or hrnet_teach.assets.imagenet_normalize(pixels / 255)")
     if image.shape[0] != 1:

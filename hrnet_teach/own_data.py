@@ -163,7 +163,7 @@ def _image_problem(image: Any) -> Optional[str]:
         return f"holds {image.dtype} values: the model's weights are float32; return image.float()"
     largest = float(image.abs().max()) if image.numel() else 0.0
     if largest > 10:  # ImageNet-normalised pixels lie within about -2.2 to 2.7: these trained, on other numbers
-        return (f"holds values up to {largest:g}: pixels of 0-255 as floats, not normalised. The model takes them "
+        return (f"holds values up to {largest:.0f}: pixels of 0-255 as floats, not normalised. The model takes them "
                 "normalised as ImageNet's: hrnet_teach.assets.to_tensor(pil_image)[0], or "
                 "hrnet_teach.assets.imagenet_normalize(pixels / 255)")
     return None
