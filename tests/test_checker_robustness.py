@@ -302,7 +302,7 @@ def test_numpy_and_tensor_numbers_read_as_python_numbers():
 
 @pytest.mark.parametrize("answer, fragment", [
     ("480", "without quotes"), ("(64, 96)", "without quotes"), ([[64, 96]], "one flat tuple"),
-    (["64", "96"], "you gave ['64', '96']"), ((1, (2, 3)), "one flat tuple")])
+    (["64", "96"], "without quotes; you gave the text ['64', '96']"), ((1, (2, 3)), "one flat tuple")])
 def test_shape_answers_typed_another_way_get_told_how(answer, fragment):
     with pytest.raises(_base.Wrong, match=re.escape(fragment)):
         as_ints(answer, 2, "a size", "(1, 2)")

@@ -154,7 +154,7 @@ branch_cost_ratio = ValueExercise(
     solution_text=N_("`answer = (64, 1)`: weights grow with 8 x 8 = 64, positions shrink by 64, so the arithmetic "
                      "is the same in every branch (about 63.7 with the BatchNorm parameters counted)."),
     wrong_answers=[((8, 1), "channels squared"), ((64, 64), "fewer positions"), ((1, 64), "swapped"),
-                   ((64, 1 / 64), "costs 64 times more"), (64, "Give two numbers"), (("64", "1"), "as a number"),
+                   ((64, 1 / 64), "costs 64 times more"), (64, "Give two numbers"), (("64", "1"), "without quotes"), (("64", None), "as a number"),
                    ((1, 1), "do not depend on the resolution"), ((30, 1), "parameter ratio is not 30"),
                    ((64, 3), "MAC ratio is not 3"), ((1 / 64, 1), "Your parameter ratio is branch 0 / branch 3")],
 )
