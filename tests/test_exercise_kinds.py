@@ -383,6 +383,16 @@ def test_results_are_plain_data_and_the_view_draws_them(capsys):
     assert "IPython" not in checking and "<div" not in checking  # drawing lives in _view only
 
 
+def test_the_next_hint_comes_with_those_already_shown(capsys):
+    """A learner runs the hint cell again: hint 2 used to replace hint 1 on the screen; now both show."""
+    ex = ValueExercise(read=int, reference=1, name="t", lesson="99", question="?", hints=["first", "second"])
+    assert ex.hint() == "first" and capsys.readouterr().out.count("Hint (hint") == 1
+    assert ex.hint() == "second"
+    out = capsys.readouterr().out
+    assert out.index("Hint (hint 1 of 2): first") < out.index("Hint (hint 2 of 2): second")
+    assert ex.hint(1) == "first" and "second" not in capsys.readouterr().out  # a number shows that hint alone
+
+
 def test_a_code_solution_renders_as_a_code_block_in_a_notebook(monkeypatch):
     """Jupyter renders the solution's Markdown: the fence must open a line, or the code becomes one inline
     span with its indentation gone (as it was when the title stood on the fence's line)."""

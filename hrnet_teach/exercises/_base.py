@@ -475,10 +475,19 @@ class Exercise:
         return level
 
     def hint(self, level: int | None = None) -> _view.Shown:
-        """Show the next hint (or hint number ``level``, from 1)."""
+        """Show the next hint, after those already shown (or only hint number ``level``, from 1).
+
+        The hints so far come again with the next one: a cell whose ``hint()`` is run a second time would
+        otherwise replace hint 1 on the screen by hint 2."""
         if not self.hints:
             return _view.show(_("Hint:"), _("No hint for this one; try `solution()`."))
+        first = 1 if level is None else None
         level = self._hint_level(level)
+        for earlier in range(first or level, level):
+            self._show_hint(earlier)
+        return self._show_hint(level)
+
+    def _show_hint(self, level: int) -> _view.Shown:
         title = (_("Hint (hint {level} of {count}):", level=level, count=len(self.hints))
                  if len(self.hints) > 1 else _("Hint:"))
         return _view.show(title, self.hints[level - 1])
